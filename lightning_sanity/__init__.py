@@ -1,0 +1,54 @@
+"""lightning_sanity: Lightning callbacks that catch the silent bugs of neural-network training.
+
+Example::
+
+    import lightning as L
+    import lightning_sanity
+
+    trainer = L.Trainer(callbacks=lightning_sanity.default_callbacks())
+    trainer.fit(model, datamodule)
+    report = lightning_sanity.load_report(trainer.log_dir)
+
+Names are imported on first use, so ``import lightning_sanity`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "default_callbacks": "lightning_sanity.suite",
+    "available_options": "lightning_sanity.suite",
+    "load_report": "lightning_sanity.report",
+    "SanitySummary": "lightning_sanity.callbacks.summary",
+    "SanityCallback": "lightning_sanity.callbacks.base",
+    "Finding": "lightning_sanity.findings",
+    "Severity": "lightning_sanity.findings",
+    "CHECKS": "lightning_sanity.findings",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lightning_sanity' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:
+    from lightning_sanity.callbacks.base import SanityCallback
+    from lightning_sanity.callbacks.summary import SanitySummary
+    from lightning_sanity.findings import CHECKS, Finding, Severity
+    from lightning_sanity.report import load_report
+    from lightning_sanity.suite import available_options, default_callbacks

@@ -1,0 +1,88 @@
+"""Getting at a batch's inputs and targets, whatever shape the user's dataloader gives.
+
+Recognised: a tensor (input only); a tuple or list ``(x, y, ...)``; a dict with an input key (``x``, ``input``,
+``inputs``, ``image``, ``images``, ``input_ids``, ``features``) and a target key (``y``, ``label``, ``labels``,
+``target``, ``targets``). Anything else needs the user's ``get_input`` / ``get_target`` functions, and the
+checks that need them are skipped with a reason.
+
+Example::
+
+    >>> import torch
+    >>> x, y = split_batch({"image": torch.zeros(2, 3), "label": torch.tensor([0, 1])})
+    >>> tuple(x.shape), y.tolist()
+    ((2, 3), [0, 1])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Callable, Optional
+
+import torch
+
+INPUT_KEYS = ("x", "input", "inputs", "image", "images", "input_ids", "features", "data")
+TARGET_KEYS = ("y", "label", "labels", "target", "targets")
+
+BatchFn = Optional[Callable[[Any], Any]]
+
+
+def split_batch(batch: Any, get_input: BatchFn = None, get_target: BatchFn = None) -> tuple[Any, Any]:
+    """``(input, target)`` of a batch; either is None when it cannot be found."""
+    x = get_input(batch) if get_input is not None else _default_input(batch)
+    y = get_target(batch) if get_target is not None else _default_target(batch)
+    return x, y
+
+
+def _default_input(batch: Any) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch
+    if isinstance(batch, Mapping):
+        return next((batch[k] for k in INPUT_KEYS if k in batch), None)
+    if isinstance(batch, Sequence) and not isinstance(batch, str) and len(batch) >= 1:
+        return batch[0]
+    return None
+
+
+def _default_target(batch: Any) -> Any:
+    if isinstance(batch, Mapping):
+        return next((batch[k] for k in TARGET_KEYS if k in batch), None)
+    if isinstance(batch, Sequence) and not isinstance(batch, str) and len(batch) >= 2:
+        return batch[1]
+    return None
+
+
+def batch_size(batch: Any) -> Optional[int]:
+    """The leading dimension of the first tensor found in ``batch``, or None."""
+    tensor = first_tensor(batch)
+    return int(tensor.shape[0]) if tensor is not None and tensor.dim() > 0 else None
+
+
+def first_tensor(batch: Any) -> Optional[torch.Tensor]:
+    if isinstance(batch, torch.Tensor):
+        return batch
+    if isinstance(batch, Mapping):
+        batch = list(batch.values())
+    if isinstance(batch, Sequence) and not isinstance(batch, str):
+        for item in batch:
+            found = first_tensor(item)
+            if found is not None:
+                return found
+    return None
+
+
+def slice_batch(batch: Any, index: Any) -> Any:
+    """The same batch structure holding only the samples at ``index`` of every tensor with a batch dimension."""
+    size = batch_size(batch)
+
+    def cut(item: Any) -> Any:
+        if isinstance(item, torch.Tensor):
+            return item[index] if item.dim() > 0 and item.shape[0] == size else item
+        if isinstance(item, Mapping):
+            return type(item)({k: cut(v) for k, v in item.items()}) if not hasattr(item, "_fields") else item
+        if isinstance(item, tuple) and hasattr(item, "_fields"):
+            return type(item)(*(cut(v) for v in item))
+        if isinstance(item, (list, tuple)):
+            return type(item)(cut(v) for v in item)
+        return item
+
+    return cut(batch)

@@ -1,0 +1,1 @@
+"""Thin Lightning glue, one module per callback: when to measure, where to report."""

@@ -1,0 +1,129 @@
+r"""
+Sanity summary
+^^^^^^^^^^^^^^
+
+Render the findings of every check of the suite once, at the end of fit or at the crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+from typing import Any, Optional
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn
+from typing_extensions import override
+
+from lightning_sanity import tensorboard
+from lightning_sanity._compat import gather_objects
+from lightning_sanity.callbacks.base import SanityCallback
+from lightning_sanity.findings import collector_for, release_collector, validate_check_names
+from lightning_sanity.report import build_report, print_report, render_markdown, write_report
+
+log = logging.getLogger(__name__)
+
+
+class SanitySummary(Callback):
+    r"""Write the sanity summary at the end of fit, also when fit ends by an exception or Ctrl+C.
+
+    On global rank 0 it writes ``<trainer.log_dir>/sanity/summary.json`` and ``summary.md``, prints the table to
+    the terminal, and puts the markdown on TensorBoard's text dashboard (tag ``sanity/summary``) when a
+    TensorBoard logger is attached. Under DDP the findings of every rank are gathered first (on a normal end).
+
+    Put it after the check callbacks; :func:`lightning_sanity.default_callbacks` does.
+
+    Args:
+        print_summary: print the summary table to the terminal.
+        ignore: check names to silence. Their findings stay in the report, as ``info`` with
+            ``data["silenced"]`` set to the original severity, and never fail the run.
+
+    Raises:
+        ValueError: ``ignore`` holds a name that is not one of the contract's check names.
+
+    Example::
+
+        >>> from lightning import Trainer
+        >>> from lightning_sanity import SanitySummary
+        >>> trainer = Trainer(callbacks=[SanitySummary(ignore=["lr-schedule"])], logger=False)
+    """
+
+    def __init__(self, print_summary: bool = True, ignore: Iterable[str] = ()) -> None:
+        if not isinstance(print_summary, bool):
+            raise ValueError(f"`print_summary` must be True or False, got {print_summary!r}.")
+        self.print_summary = print_summary
+        self.ignore = validate_check_names(ignore, "ignore")
+        #: check names switched off through ``default_callbacks(disable=...)``, shown as skipped.
+        self.switched_off: tuple[str, ...] = ()
+        self.last_report: Optional[dict[str, Any]] = None
+        self._log_dir: Optional[str] = None
+        self._done = True
+
+    @override
+    def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
+        if stage != "fit":
+            return
+        # `trainer.log_dir` is a collective under DDP: read it here, where every rank is, not at a crash.
+        self._log_dir = trainer.log_dir
+        self._done = False
+        collector_for(trainer).set_ignore(self.ignore)
+
+    @override
+    def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        tensorboard.write_layout(trainer)
+
+    @override
+    def teardown(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
+        if stage == "fit":
+            self._finish(trainer, pl_module, ended=None, gather=True)
+
+    @override
+    def on_exception(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", exception: BaseException) -> None:
+        ended = "Ctrl+C (KeyboardInterrupt)" if isinstance(exception, KeyboardInterrupt) else repr(exception)
+        # No collective here: the other ranks may not be in this hook.
+        self._finish(trainer, pl_module, ended=ended, gather=False)
+
+    def _finish(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", ended: Optional[str], gather: bool) -> None:
+        if self._done:
+            return
+        self._done = True
+        try:
+            collector = collector_for(trainer)
+            for check in self.switched_off:
+                collector.skip(check, "switched off by the user")
+            for callback in trainer.callbacks:
+                if isinstance(callback, SanityCallback):
+                    collector.enable(*callback.active_checks)
+                    for check in callback.disabled:
+                        collector.skip(check, "switched off by the user")
+                    try:
+                        callback.conclude(trainer, pl_module)
+                    except Exception as err:  # a check must never lose the user's run
+                        log.warning("lightning_sanity: %s could not conclude: %r", type(callback).__name__, err)
+            if gather:
+                for other in gather_objects(collector)[1:]:
+                    collector.merge(other)
+            if not trainer.is_global_zero:
+                return
+            self.last_report = report = build_report(collector)
+            self._publish(trainer, report, ended)
+        except Exception as err:  # nothing the suite does may lose the user's run
+            rank_zero_warn(f"lightning_sanity could not write its summary: {err!r}")
+        finally:
+            release_collector(trainer)
+
+    def _publish(self, trainer: "pl.Trainer", report: dict[str, Any], ended: Optional[str]) -> None:
+        if self.print_summary:
+            print_report(report, ended)
+        try:
+            folder = write_report(report, self._log_dir or trainer.default_root_dir, ended)
+            if self.print_summary:
+                print(f"Sanity summary written to {folder}", file=sys.stdout)
+        except OSError as err:
+            rank_zero_warn(f"lightning_sanity could not write the summary to {self._log_dir!r}: {err}. Training results are unaffected.")
+        markdown = render_markdown(report, ended)
+        for writer in tensorboard.writers(trainer):
+            writer.add_text(tensorboard.SUMMARY_TAG, markdown, global_step=trainer.global_step)
+            writer.flush()

@@ -1,0 +1,76 @@
+"""``default_callbacks``: every check of the suite, configured from one flat set of options."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable
+from typing import Any
+
+from lightning.pytorch.callbacks import Callback
+
+from lightning_sanity.callbacks.base import SanityCallback
+from lightning_sanity.callbacks.summary import SanitySummary
+from lightning_sanity.findings import validate_check_names
+
+
+def _check_callback_classes() -> list[type[SanityCallback]]:
+    """The suite's check callbacks, in the order they run (the summary comes last)."""
+    return []
+
+
+def _options_of(cls: type) -> dict[str, inspect.Parameter]:
+    return {
+        name: p
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+        if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    }
+
+
+def available_options() -> dict[str, tuple[str, Any]]:
+    """Every option ``default_callbacks`` takes: ``{name: (callback class name, default)}``."""
+    out: dict[str, tuple[str, Any]] = {"disable": ("default_callbacks", ()), "ignore": ("SanitySummary", ())}
+    for cls in [*_check_callback_classes(), SanitySummary]:
+        for name, p in _options_of(cls).items():
+            out.setdefault(name, (cls.__name__, p.default))
+    return out
+
+
+def default_callbacks(*, disable: Iterable[str] = (), **options: Any) -> list[Callback]:
+    """Every check of the suite with sensible defaults, plus the summary, as a list for ``Trainer(callbacks=...)``.
+
+    Args:
+        disable: check names not to run at all; the summary shows them as skipped.
+        **options: options of the individual callbacks, passed to whichever callback takes them
+            (``ignore=[...]`` silences checks; see ``docs/configuration.md`` for every option and its default).
+
+    Raises:
+        ValueError: an unknown option or check name; the message lists the valid ones.
+
+    Example::
+
+        >>> import lightning as L
+        >>> import lightning_sanity
+        >>> trainer = L.Trainer(callbacks=lightning_sanity.default_callbacks(ignore=["lr-schedule"]), logger=False)
+    """
+    disabled = set(validate_check_names(disable, "disable"))
+    valid = available_options()
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"`default_callbacks` got unknown option(s) {unknown}; valid options are: {', '.join(sorted(valid))}."
+        )
+    callbacks: list[Callback] = []
+    for cls in [*_check_callback_classes(), SanitySummary]:
+        mine = {k: v for k, v in options.items() if k in _options_of(cls)}
+        callback = cls(**mine)
+        if isinstance(callback, SanityCallback):
+            owned = disabled & set(callback.checks)
+            if owned == set(callback.checks):
+                # Nothing left to run: keep it out of the Trainer, but let the summary say it was switched off.
+                continue
+            callback.disable(*owned)
+        callbacks.append(callback)
+    summary = callbacks[-1]
+    assert isinstance(summary, SanitySummary)
+    summary.switched_off = tuple(sorted(disabled))
+    return callbacks
