@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Iterable
 from typing import Any
@@ -13,9 +14,33 @@ from lightning_sanity.callbacks.summary import SanitySummary
 from lightning_sanity.findings import validate_check_names
 
 
+# The suite's check callbacks, in the order they run; the summary always comes last.
+_SUITE: tuple[tuple[str, str], ...] = (
+    ("lightning_sanity.callbacks.train_mode", "TrainModeMonitor"),
+    ("lightning_sanity.callbacks.loss_inspector", "LossInspector"),
+    ("lightning_sanity.callbacks.data_checks", "DataChecks"),
+    ("lightning_sanity.callbacks.model_checks", "ModelChecks"),
+    ("lightning_sanity.callbacks.norms", "NormMonitor"),
+    ("lightning_sanity.callbacks.activations", "ActivationMonitor"),
+    ("lightning_sanity.callbacks.nonfinite", "NonFiniteSentinel"),
+    ("lightning_sanity.callbacks.batchnorm", "BatchNormMonitor"),
+    ("lightning_sanity.callbacks.predictions", "PredictionDynamics"),
+    ("lightning_sanity.callbacks.loss_dynamics", "LossDynamics"),
+)
+
+
 def _check_callback_classes() -> list[type[SanityCallback]]:
     """The suite's check callbacks, in the order they run (the summary comes last)."""
-    return []
+    classes = []
+    for module_name, class_name in _SUITE:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name == module_name:  # not written yet
+                continue
+            raise
+        classes.append(getattr(module, class_name))
+    return classes
 
 
 def _options_of(cls: type) -> dict[str, inspect.Parameter]:
