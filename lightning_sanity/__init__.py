@@ -23,6 +23,9 @@ _EXPORTS = {
     "default_callbacks": "lightning_sanity.suite",
     "available_options": "lightning_sanity.suite",
     "load_report": "lightning_sanity.report",
+    "overfit_one_batch": "lightning_sanity.recipes",
+    "input_independent_baseline": "lightning_sanity.recipes",
+    "RecipeVerdict": "lightning_sanity.recipes",
     "SanitySummary": "lightning_sanity.callbacks.summary",
     "SanityCallback": "lightning_sanity.callbacks.base",
     "Finding": "lightning_sanity.findings",
@@ -50,5 +53,6 @@ if TYPE_CHECKING:
     from lightning_sanity.callbacks.base import SanityCallback
     from lightning_sanity.callbacks.summary import SanitySummary
     from lightning_sanity.findings import CHECKS, Finding, Severity
+    from lightning_sanity.recipes import RecipeVerdict, input_independent_baseline, overfit_one_batch
     from lightning_sanity.report import load_report
     from lightning_sanity.suite import available_options, default_callbacks
