@@ -1,0 +1,149 @@
+r"""
+Train mode
+^^^^^^^^^^
+
+Watch, at every training batch, that the modules whose behaviour depends on train/eval mode (BatchNorm, Dropout)
+are in train mode, and that BatchNorm never trains on a batch of one sample.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+from typing_extensions import override
+
+from lightning_sanity.batch import BatchFn, batch_size, split_batch
+from lightning_sanity.callbacks.base import SanityCallback
+from lightning_sanity.checks.modes import is_batchnorm, mode_dependent_modules, split_by_frozen, summarize_names
+from lightning_sanity.findings import Severity
+
+
+class TrainModeMonitor(SanityCallback):
+    r"""Check the train/eval mode of BatchNorm and Dropout modules at the start of every training batch.
+
+    - A BatchNorm or Dropout (``p > 0``) in eval mode during training is a ``train-mode`` warning naming the
+      modules, counted once per batch it happens on (typically a stray ``model.eval()`` or a
+      ``self.net.eval()`` in ``on_train_epoch_start``): BatchNorm then normalises with stale running statistics
+      and Dropout stops regularising.
+    - The same in a part of the model whose parameters are all frozen (``requires_grad=False``, e.g. a
+      pretrained backbone kept in eval mode while fine-tuning a head) is a deliberate choice: ``info`` only.
+    - A batch of one sample while a BatchNorm is in train mode is a warning: its batch statistics are those of a
+      single sample (for 2-D inputs PyTorch raises "Expected more than 1 value per channel"; the finding is
+      recorded before the step runs, so it reaches the summary anyway). The usual cause is a last batch of one
+      (dataset size modulo batch size); ``drop_last=True`` fixes it.
+
+    Cost: the list of BatchNorm/Dropout modules is built once at ``on_train_start``; each batch then reads
+    their ``training`` flags (plain attribute reads, no tensor work), and the batch size only while a BatchNorm is
+    in train mode. No TensorBoard tags.
+
+    Args:
+        get_input: function ``batch -> model input`` used to read the batch size when the batch is not a tensor,
+            an ``(x, y, ...)`` tuple or a dict with a common input key.
+
+    Raises:
+        ValueError: ``get_input`` is not callable.
+
+    Example::
+
+        >>> from lightning import Trainer
+        >>> from lightning_sanity.callbacks.train_mode import TrainModeMonitor
+        >>> trainer = Trainer(callbacks=[TrainModeMonitor()], logger=False)
+    """
+
+    checks = ("train-mode",)
+
+    def __init__(self, get_input: BatchFn = None) -> None:
+        if get_input is not None and not callable(get_input):
+            raise ValueError(f"`get_input` must be a function batch -> input or None, got {get_input!r}.")
+        self.get_input = get_input
+        self._modules: list[tuple[str, Any]] = []
+        self._batchnorms: list[tuple[str, Any]] = []
+        # (eval-mode module indices, epoch) -> (frozen names, trainable names): judged once per state and epoch.
+        self._judged: dict[tuple, tuple[list[str], list[str]]] = {}
+        self._eval_batches = 0
+
+    @override
+    def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self._modules = mode_dependent_modules(pl_module)
+        self._batchnorms = [(n, m) for n, m in self._modules if is_batchnorm(m)]
+        self._judged = {}
+        self._eval_batches = 0
+        n_bn = len(self._batchnorms)
+        self.detail(trainer, "train-mode", f"{n_bn} BatchNorm and {len(self._modules) - n_bn} Dropout module(s) watched")
+
+    @override
+    def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int) -> None:
+        if not self._modules:
+            return
+        try:
+            in_eval = tuple(i for i, (_, m) in enumerate(self._modules) if not m.training)
+            if in_eval:
+                self._report_eval(trainer, pl_module, in_eval, batch_idx)
+            if any(m.training for _, m in self._batchnorms):
+                self._check_batch_of_one(trainer, batch, batch_idx)
+        except Exception as err:  # a check must never lose the user's run
+            self.skip(trainer, "train-mode", f"could not read the modules' modes: {err!r}")
+            self._modules = []
+
+    def _report_eval(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", in_eval: tuple, batch_idx: int) -> None:
+        state = (in_eval, trainer.current_epoch)
+        if state not in self._judged:
+            # requires_grad can change between epochs (unfreezing), so the judgement is redone per epoch.
+            names = [self._modules[i][0] for i in in_eval]
+            self._judged[state] = split_by_frozen(pl_module, names)
+        frozen, trainable = self._judged[state]
+        total = len(self._modules)
+        if trainable:
+            self._eval_batches += 1
+            chosen = set(trainable)
+            kinds = _kinds([m for n, m in self._modules if n in chosen])
+            self.report(
+                trainer, "train-mode", Severity.WARNING,
+                f"{len(trainable)} of {total} {kinds} module(s) with trainable parameters were in eval mode during "
+                f"training: {summarize_names(trainable)}.",
+                "Find the `.eval()` call that runs during training (e.g. in `on_train_epoch_start`, a `train()` "
+                "override or a helper) and remove it, or call `.train()` after it; if keeping these modules in eval "
+                "mode is deliberate, freeze their parameters with `requires_grad_(False)` too.",
+                where=trainable[0], batch_idx=batch_idx, key="eval-during-training",
+                data={"modules": trainable[:50], "module_count": len(trainable), "watched": total},
+            )
+            self.detail(trainer, "train-mode", f"{len(trainable)} trainable module(s) in eval mode on "
+                                               f"{self._eval_batches} batch(es)")
+        if frozen:
+            chosen = set(frozen)
+            self.report(
+                trainer, "train-mode", Severity.INFO,
+                f"{len(frozen)} {_kinds([m for n, m in self._modules if n in chosen])} module(s) in frozen parts "
+                f"of the model are kept in eval mode during training: {summarize_names(frozen)}.",
+                "Nothing to do if these modules belong to a frozen pretrained part on purpose.",
+                where=frozen[0], batch_idx=batch_idx, key="eval-frozen",
+                data={"modules": frozen[:50], "module_count": len(frozen), "watched": total},
+            )
+
+    def _check_batch_of_one(self, trainer: "pl.Trainer", batch: Any, batch_idx: int) -> None:
+        try:
+            x, _ = split_batch(batch, self.get_input, None)
+        except Exception:
+            x = None
+        size = batch_size(x if x is not None else batch)
+        if size != 1:
+            return
+        training = [n for n, m in self._batchnorms if m.training]
+        self.report(
+            trainer, "train-mode", Severity.WARNING,
+            f"A training batch of 1 sample goes through {len(training)} BatchNorm module(s) in train mode "
+            f"({summarize_names(training, 3)}): the batch statistics of one sample normalise it away and corrupt the "
+            "running statistics.",
+            "Use `drop_last=True` in the training DataLoader (a last batch of one comes from the dataset size modulo "
+            "the batch size), a larger batch size, or GroupNorm/LayerNorm instead of BatchNorm.",
+            where=training[0], batch_idx=batch_idx, key="batch-of-one",
+            data={"batch_size": 1, "batchnorm_modules": training[:50]},
+        )
+
+
+def _kinds(modules: list[Any]) -> str:
+    bn = sum(1 for m in modules if is_batchnorm(m))
+    if bn == len(modules):
+        return "BatchNorm"
+    return "Dropout" if bn == 0 else "BatchNorm/Dropout"

@@ -1,0 +1,87 @@
+"""Train/eval modes of the modules whose behaviour depends on them: BatchNorm and Dropout.
+
+Pure functions over an ``nn.Module``; :class:`lightning_sanity.callbacks.train_mode.TrainModeMonitor` decides when
+to call them. A module "depends on its mode" when ``train()``/``eval()`` changes what it computes: BatchNorm
+(batch statistics and running-statistics updates versus running statistics) and Dropout with ``p > 0``.
+
+Example::
+
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Dropout(0.0), nn.Dropout(0.5))
+    >>> [name for name, _ in mode_dependent_modules(net)]
+    ['1', '3']
+    >>> _ = net[1].eval()
+    >>> eval_mode_modules(mode_dependent_modules(net))
+    ['1']
+    >>> split_by_frozen(net, ['1'])
+    ([], ['1'])
+    >>> _ = net[1].requires_grad_(False)
+    >>> split_by_frozen(net, ['1'])
+    (['1'], [])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+_DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
+
+
+def is_batchnorm(module: nn.Module) -> bool:
+    """BatchNorm of any dimension, SyncBatchNorm included."""
+    return isinstance(module, _BatchNorm)
+
+
+def mode_dependent_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``(name, module)`` of every BatchNorm and every Dropout with ``p > 0`` in ``model``, in definition order.
+
+    A Dropout with ``p == 0`` computes the identity in both modes, so its mode cannot matter.
+    """
+    out = []
+    for name, module in model.named_modules():
+        if is_batchnorm(module) or (isinstance(module, _DROPOUTS) and float(getattr(module, "p", 0.0)) > 0.0):
+            out.append((name, module))
+    return out
+
+
+def eval_mode_modules(modules: Sequence[tuple[str, nn.Module]]) -> list[str]:
+    """Names of the modules of ``modules`` that are in eval mode (``training`` is False)."""
+    return [name for name, module in modules if not module.training]
+
+
+def _owner_parameters(model: nn.Module, name: str) -> list[nn.Parameter]:
+    """The parameters that decide whether module ``name`` belongs to a frozen part of ``model``.
+
+    A module's own parameters when it has any (an affine BatchNorm); otherwise those of its nearest ancestor
+    that has parameters (a Dropout inside a pretrained block belongs to that block).
+    """
+    parts = name.split(".") if name else []
+    for depth in range(len(parts), -1, -1):
+        prefix = ".".join(parts[:depth])
+        module = model.get_submodule(prefix) if prefix else model
+        params = list(module.parameters())
+        if params:
+            return params
+    return []
+
+
+def is_frozen(model: nn.Module, name: str) -> bool:
+    """True when module ``name`` of ``model`` sits in a part whose parameters are all frozen (``requires_grad`` off)."""
+    params = _owner_parameters(model, name)
+    return bool(params) and not any(p.requires_grad for p in params)
+
+
+def split_by_frozen(model: nn.Module, names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``(frozen, trainable)``: ``names`` split by :func:`is_frozen`."""
+    frozen = [n for n in names if is_frozen(model, n)]
+    return frozen, [n for n in names if n not in frozen]
+
+
+def summarize_names(names: Sequence[str], limit: int = 5) -> str:
+    """``"a, b, c and 4 more"``: a short list of module names for a message (the root module shows as ``<root>``)."""
+    shown = [f"`{n or '<root>'}`" for n in names[:limit]]
+    rest = len(names) - len(shown)
+    return ", ".join(shown) + (f" and {rest} more" if rest > 0 else "")
