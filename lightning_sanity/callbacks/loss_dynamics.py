@@ -1,0 +1,328 @@
+r"""
+Loss and learning-rate dynamics
+^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+
+Judge the training loss history (``loss-trend``) and each param group's learning rate (``lr-schedule``) against
+the planned length of the run, once, at the end of fit or at the crash.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import lightning.pytorch as pl
+import torch
+from typing_extensions import override
+
+from lightning_sanity.callbacks.base import SanityCallback
+from lightning_sanity.checks.dynamics import LrHistory, Verdict, judge_loss_trend, loss_kind_is
+
+#: losses kept on the device between reads: one host transfer per this many batches (and at epoch ends).
+_DEVICE_CHUNK = 256
+#: host history length; beyond it neighbouring values are averaged in pairs (the trend survives, memory stays flat).
+_HOST_CAP = 4096
+#: with no planned length (infinite or iterable data), judge only after this many batches.
+_UNPLANNED_MIN_BATCHES = 500
+
+
+def planned_batches(trainer: "pl.Trainer") -> Optional[int]:
+    """Training batches the run plans to see (``estimated_stepping_batches`` x accumulation), or None if unknown."""
+    try:
+        steps = trainer.estimated_stepping_batches
+    except Exception:  # misconfigured or unknowable length: judge without a plan
+        return None
+    if not isinstance(steps, (int, float)) or not math.isfinite(steps) or steps <= 0:
+        return None
+    accumulate = trainer.accumulate_grad_batches if trainer.lightning_module.automatic_optimization else 1
+    return int(steps) * max(int(accumulate), 1)
+
+
+def batches_before_fit(trainer: "pl.Trainer") -> int:
+    """Batches already behind the run when this fit starts (a resumed run), from public counters."""
+    if trainer.lightning_module.automatic_optimization:
+        return int(trainer.global_step) * max(int(trainer.accumulate_grad_batches), 1)
+    batches = trainer.num_training_batches
+    return int(trainer.current_epoch * batches) if isinstance(batches, int) else 0
+
+
+def seen_words(seen: int, planned: Optional[int], ended_normally: bool) -> str:
+    """How much of the planned training the judgement saw, in words for a finding.
+
+    >>> seen_words(50, 200, False)
+    '25% of the planned training seen (50 of 200 batches)'
+    >>> seen_words(40, 1000, True)
+    'the run ended after 40 of 1000 planned batches (4%)'
+    """
+    if planned is None:
+        return f"{seen} batches seen, planned length unknown"
+    if ended_normally and seen < planned:
+        return f"the run ended after {seen} of {planned} planned batches ({seen / planned:.0%})"
+    return f"{min(seen / planned, 1.0):.0%} of the planned training seen ({seen} of {planned} batches)"
+
+
+class LossDynamics(SanityCallback):
+    r"""Judge the training loss and the learning-rate schedule over the whole run.
+
+    **loss-trend** reads the loss Lightning hands to ``on_train_batch_end`` (multiplied back by
+    ``accumulate_grad_batches``; with manual optimization whatever ``training_step`` returned, skipped if it
+    returned nothing). Losses stay on the device and reach the host in chunks of 256 batches. At the end of fit
+    (or the crash) the history is judged: rising steadily, negative for a loss that cannot be, flat from the
+    start, oscillating strongly, or never clearly below the input-independent baseline that the
+    ``initial-loss`` check computes (``facts["baseline_loss"]``). Nothing is judged before
+    ``loss_trend_min_progress`` of the planned training was seen (a run that ends normally counts as complete).
+
+    **lr-schedule** reads ``trainer.optimizers[i].param_groups[j]["lr"]`` (host floats) at every batch start and
+    warns when a group's rate falls below ``lr_collapse_ratio`` x the largest rate it had, before
+    ``lr_collapse_before`` of the planned training, and stays there. Warmup from 0, cosine and linear decay to
+    the end, one-cycle and warm restarts stay silent.
+
+    Only global rank 0 judges; this callback writes no TensorBoard charts.
+
+    Args:
+        loss_trend_min_progress: fraction of the planned training (0-1) that must be seen before the loss is
+            judged at a crash.
+        lr_collapse_ratio: a learning rate below this fraction of the group's peak counts as collapsed.
+        lr_collapse_before: a collapse that starts before this fraction of the planned training is reported.
+
+    Raises:
+        ValueError: an argument outside (0, 1].
+
+    Example::
+
+        >>> from lightning import Trainer
+        >>> from lightning_sanity.callbacks.loss_dynamics import LossDynamics
+        >>> trainer = Trainer(callbacks=[LossDynamics(lr_collapse_ratio=1e-3)], logger=False)
+    """
+
+    checks = ("loss-trend", "lr-schedule")
+
+    def __init__(
+        self,
+        loss_trend_min_progress: float = 0.25,
+        lr_collapse_ratio: float = 1e-2,
+        lr_collapse_before: float = 0.5,
+    ) -> None:
+        for name, value in (("loss_trend_min_progress", loss_trend_min_progress),
+                            ("lr_collapse_ratio", lr_collapse_ratio), ("lr_collapse_before", lr_collapse_before)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+                raise ValueError(f"`{name}` must be a number in (0, 1], got {value!r}.")
+        self.loss_trend_min_progress = float(loss_trend_min_progress)
+        self.lr_collapse_ratio = float(lr_collapse_ratio)
+        self.lr_collapse_before = float(lr_collapse_before)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._buffer: Optional[torch.Tensor] = None
+        self._fill = 0
+        self._losses: list[float] = []  # host history, each the mean of `_block` batches
+        self._block = 1
+        self._partial: list[float] = []
+        self._nonfinite = 0
+        self._finite = 0
+        self._seen = 0
+        self._before = 0
+        self._planned: Optional[int] = None
+        self._no_loss_reason: Optional[str] = None
+        self._lr: dict[tuple[int, int], LrHistory] = {}
+        self._lr_unreadable: Optional[str] = None
+        self._ended_normally = False
+        self._broken: dict[str, str] = {}
+
+    # ------------------------------------------------------------------------------------------------ hooks
+
+    @override
+    def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
+        if stage == "fit":
+            self._reset()
+
+    @override
+    def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        try:
+            self._planned = planned_batches(trainer)
+            self._before = batches_before_fit(trainer)
+        except Exception as err:  # never lose the run over a counter
+            self._planned, self._before = None, 0
+            self._broken.setdefault("loss-trend", f"could not read the planned length: {err!r}")
+
+    @override
+    def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any,
+                             batch_idx: int) -> None:
+        # Step-interval schedulers have already moved by on_train_batch_end: read the rate this step uses here.
+        if not self.is_enabled("lr-schedule") or self._lr_unreadable:
+            return
+        try:
+            progress = self._progress()
+            for i, optimizer in enumerate(trainer.optimizers):
+                for j, group in enumerate(optimizer.param_groups):
+                    lr = group.get("lr")
+                    if isinstance(lr, torch.Tensor):
+                        if lr.device.type != "cpu":  # reading it would sync with the device every step
+                            self._lr_unreadable = "the learning rate is a device tensor (reading it would sync)"
+                            return
+                        lr = float(lr)
+                    if not isinstance(lr, (int, float)):
+                        continue
+                    history = self._lr.get((i, j))
+                    if history is None:
+                        where = f"param group {j} of optimizer {i} ({type(optimizer).__name__})"
+                        history = self._lr[(i, j)] = LrHistory(where, ratio=self.lr_collapse_ratio)
+                    history.update(float(lr), step=trainer.global_step, progress=progress)
+        except Exception as err:  # never lose the run over a diagnostic
+            self._lr_unreadable = f"could not read the learning rates: {err!r}"
+
+    @override
+    def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        self._seen += 1
+        if not self.is_enabled("loss-trend"):
+            return
+        try:
+            loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                if self._no_loss_reason is None:
+                    self._no_loss_reason = "training_step returned no scalar loss to follow"
+                return
+            loss = loss.detach().reshape(()).float()
+            if pl_module.automatic_optimization:
+                # Lightning divides the returned loss by the accumulation factor before this hook.
+                loss = loss * trainer.accumulate_grad_batches
+            if self._buffer is None or self._buffer.device != loss.device:
+                self._flush()
+                self._buffer = torch.empty(_DEVICE_CHUNK, device=loss.device)
+            self._buffer[self._fill] = loss  # a device-side copy: no host sync
+            self._fill += 1
+            if self._fill == _DEVICE_CHUNK:
+                self._flush()
+        except Exception as err:  # never lose the run over a diagnostic
+            self._broken.setdefault("loss-trend", f"could not read the loss: {err!r}")
+
+    @override
+    def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self._flush()
+
+    @override
+    def on_fit_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        # Not called when fit raised: this is how the judgement knows the whole run was seen.
+        self._ended_normally = True
+
+    # ------------------------------------------------------------------------------------------------ history
+
+    def _flush(self) -> None:
+        """Move the losses waiting on the device to the host history (one transfer)."""
+        if self._buffer is None or self._fill == 0:
+            return
+        values = self._buffer[: self._fill].tolist()
+        self._fill = 0
+        for value in values:
+            if not math.isfinite(value):
+                self._nonfinite += 1
+                continue
+            self._finite += 1
+            self._partial.append(value)
+            if len(self._partial) >= self._block:
+                self._losses.append(sum(self._partial) / len(self._partial))
+                self._partial = []
+        if len(self._losses) > _HOST_CAP:
+            pairs = self._losses
+            self._losses = [(pairs[k] + pairs[k + 1]) / 2 for k in range(0, len(pairs) - 1, 2)]
+            self._block *= 2
+
+    def _progress(self) -> Optional[float]:
+        if self._planned is None:
+            return None
+        return (self._before + self._seen) / self._planned
+
+    def _seen_words(self) -> str:
+        return seen_words(self._before + self._seen, self._planned, self._ended_normally)
+
+    # ------------------------------------------------------------------------------------------------ judgement
+
+    @override
+    def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self._flush()
+        if not trainer.is_global_zero:
+            return
+        if self.is_enabled("loss-trend"):
+            self._conclude_loss(trainer, pl_module)
+        if self.is_enabled("lr-schedule"):
+            self._conclude_lr(trainer)
+
+    def _conclude_loss(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if "loss-trend" in self._broken:
+            self.skip(trainer, "loss-trend", self._broken["loss-trend"])
+            return
+        if not pl_module.automatic_optimization and len(trainer.optimizers) > 1:
+            # Adversarial or multi-objective training: the returned loss is not one objective to minimise.
+            self.skip(trainer, "loss-trend", "manual optimization with several optimizers: no single loss to judge")
+            return
+        values = self._losses + ([sum(self._partial) / len(self._partial)] if self._partial else [])
+        if not values:
+            self.skip(trainer, "loss-trend", self._no_loss_reason or "no training loss was seen")
+            return
+        total = self._finite + self._nonfinite
+        if self._nonfinite > 0.1 * total:
+            self.skip(trainer, "loss-trend",
+                      f"{self._nonfinite} of {total} losses were non-finite; see the non-finite check")
+            return
+        progress = self._progress()
+        if progress is None and self._seen < _UNPLANNED_MIN_BATCHES and not self._ended_normally:
+            self.skip(trainer, "loss-trend", f"too little to judge: {self._seen} batches seen, planned length unknown")
+            return
+        facts = self.collector(trainer).facts
+        baseline = _baseline(facts)
+        # A run that ended on its own (max_epochs, max_steps, early stopping) was seen whole.
+        judged_progress = 1.0 if self._ended_normally else progress
+        verdict, reason = judge_loss_trend(
+            values,
+            progress=judged_progress,
+            seen=self._seen_words(),
+            baseline=baseline,
+            nonnegative=loss_kind_is(facts.get("loss_kind"), "nonnegative"),
+            min_progress=self.loss_trend_min_progress,
+        )
+        if reason is not None:
+            self.skip(trainer, "loss-trend", reason)
+            return
+        head, tail = values[0], values[-1]
+        if verdict is not None:
+            head, tail = verdict.data["head_median"], verdict.data["tail_median"]
+            self._report(trainer, "loss-trend", verdict)
+        text = f"loss {head:.3g} -> {tail:.3g}" + (f", baseline {baseline:.3g}" if baseline is not None else "")
+        self.detail(trainer, "loss-trend", f"{text}; {self._seen_words()}")
+
+    def _conclude_lr(self, trainer: "pl.Trainer") -> None:
+        if self._lr_unreadable:
+            self.skip(trainer, "lr-schedule", self._lr_unreadable)
+            return
+        if not self._lr:
+            self.skip(trainer, "lr-schedule", "no learning rate was seen")
+            return
+        if self._planned is None:
+            self.skip(trainer, "lr-schedule", "planned length unknown: cannot tell early from late")
+            return
+        lowest = min(self._lr.values(), key=lambda h: (h.last or 0.0) / h.max_lr if h.max_lr > 0 else 1.0)
+        for (i, j), history in self._lr.items():
+            verdict = history.judge(seen=self._seen_words(), before=self.lr_collapse_before)
+            if verdict is not None:
+                self._report(trainer, "lr-schedule", verdict, where=f"optimizers[{i}].param_groups[{j}]")
+        if lowest.max_lr > 0 and lowest.last is not None:
+            self.detail(trainer, "lr-schedule", f"lowest lr at the end: {lowest.last / lowest.max_lr:.2g}x its peak")
+
+    def _report(self, trainer: "pl.Trainer", check: str, verdict: Verdict, where: Optional[str] = None) -> None:
+        self.report(trainer, check, "warning", verdict.message, verdict.advice, where=where,
+                    data={"pattern": verdict.kind, **verdict.data}, at_step=False, key=verdict.kind)
+
+
+def _baseline(facts: dict[str, Any]) -> Optional[float]:
+    """The best input-independent loss from the initial-loss check, else ln(C) for a cross-entropy over C classes
+    (an upper bound of the label-prior entropy, so the judgement only gets more lenient)."""
+    value = facts.get("baseline_loss")
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = float(value)
+    if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
+        return float(value)
+    classes = facts.get("num_classes")
+    if loss_kind_is(facts.get("loss_kind"), "cross_entropy") and isinstance(classes, int) and classes > 1:
+        return math.log(classes)
+    return None

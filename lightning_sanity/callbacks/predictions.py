@@ -1,0 +1,666 @@
+r"""
+Prediction dynamics
+^^^^^^^^^^^^^^^^^^^
+
+Follow the model's predictions on one fixed batch through training: charts in TensorBoard, a history file, and
+the ``prediction-jitter``, ``constant-output`` (during training) and ``train-mode`` (stochastic in eval mode)
+judgements.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Optional
+
+import lightning.pytorch as pl
+import torch
+from lightning.fabric.utilities.apply_func import move_data_to_device
+from lightning.pytorch.utilities.seed import isolate_rng
+from lightning_utilities.core.apply_func import apply_to_collection
+from typing_extensions import override
+
+from lightning_sanity import tensorboard
+from lightning_sanity.batch import batch_size, first_tensor, slice_batch, split_batch
+from lightning_sanity.callbacks.base import SanityCallback
+from lightning_sanity.callbacks.loss_dynamics import batches_before_fit, planned_batches, seen_words
+from lightning_sanity.checks.dynamics import (
+    as_sequence,
+    fixed_batch_metrics,
+    flip_fraction,
+    history_image,
+    is_constant_across_samples,
+    judge_jitter,
+    mean_abs_change,
+    output_kind,
+    outputs_agree,
+    predicted_classes,
+    probabilities,
+    probability_image,
+    scatter_image,
+    true_class_probability,
+    usable_targets,
+)
+from lightning_sanity.report import SANITY_DIR
+
+log = logging.getLogger(__name__)
+
+HISTORY_FILE = "predictions.npz"
+#: snapshots planned over a run when ``predictions_every_n_steps`` is left to choose (plus one per epoch end).
+_SNAPSHOTS_PER_RUN = 50
+_MIN_EVERY, _UNPLANNED_EVERY = 5, 200
+#: the samples x snapshots image is rewritten at every snapshot up to this many, then at epoch ends only.
+_TIME_IMAGE_EVERY_SNAPSHOT = 64
+_TIME_IMAGE_MAX_COLUMNS = 1024
+#: fewer predictions than this make flip fractions too coarse to judge (1 sample flips 0 % or 100 %).
+_MIN_JITTER_PREDICTIONS = 16
+_OUTPUT_KEYS = ("logits", "output", "outputs", "pred", "preds", "prediction", "predictions", "y_hat")
+
+
+class _Unusable(Exception):
+    """The fixed batch cannot be evaluated or read; the message is the reason shown in the summary."""
+
+
+class PredictionDynamics(SanityCallback):
+    r"""Evaluate a fixed batch at every epoch end and every N steps, chart how its predictions move, and judge them.
+
+    The fixed batch is chosen once, without extra passes over the user's loaders and without touching the
+    global RNG: ``predictions_batch`` when given, else the first batch of the sanity-check validation run, else
+    the first training batch. It is cut to ``predictions_batch_size`` samples, kept on the CPU and moved to the
+    model's device for each snapshot. A snapshot calls ``pl_module(input)`` (or ``predictions_forward``) in eval
+    mode under ``no_grad`` and inside ``isolate_rng()``, then restores every module's own ``training`` flag;
+    BatchNorm statistics are not touched.
+
+    Outputs are read as classification (``(B, C)`` logits, softmax), binary (``(B,)``/``(B, 1)`` with 0/1 targets
+    and a binary loss, sigmoid), regression (other ``(B,)``/``(B, K)`` outputs) or sequences (``(B, T, C)``, or
+    ``(B, C, *S)`` with ``(B, *S)`` targets; per-token figures, targets below 0 ignored).
+
+    Checks:
+
+    - ``prediction-jitter`` (warning): late in the run the fixed batch's predictions still change class between
+      snapshots for a median 30 % or more of the samples (regression: move by half a target standard deviation),
+      and did not settle compared with earlier; judged at the end of fit.
+    - ``constant-output`` (warning): at a snapshot after training started, every sample of the fixed batch gets
+      the same output although the inputs differ. ``where`` names the first module whose output stops depending
+      on its input.
+    - ``train-mode`` (warning): two evaluations of the fixed batch with the same weights in eval mode disagree,
+      so something random runs in eval mode (functional dropout left at ``training=True``, noise or augmentation
+      in ``forward``). ``where`` names the first module whose output differed while its input did not.
+    - ``non-finite`` (error, reported, not owned): the fixed-batch predictions hold NaN or Inf.
+
+    TensorBoard (global rank 0, every TensorBoard logger; the step is ``trainer.global_step``):
+
+    - ``sanity/predictions/probabilities`` image: samples (rows) x classes (columns), the current class
+      probabilities (viridis: dark = 0, yellow = 1). Binary: samples x labels. Sequences: samples x tokens, each
+      token's probability of its target token.
+    - ``sanity/predictions/true_class_over_time`` image: samples (rows) x snapshots (columns), each sample's
+      probability of its true class (sequences: mean over tokens), widening by one column per snapshot.
+    - ``sanity/predictions/prediction_vs_target`` image (regression): 64 x 64 scatter of prediction (up) against
+      target (right), the grey diagonal is a perfect fit.
+    - ``sanity/predictions/outputs`` histogram: the raw outputs (logits or values).
+    - ``sanity/predictions/true_class_probability`` histogram (classification, binary, sequence) or
+      ``sanity/predictions/residuals`` histogram (regression).
+    - scalars ``sanity/predictions/loss`` (cross-entropy of the probabilities, binary cross-entropy, or MSE) and
+      ``sanity/predictions/accuracy`` (torchmetrics; per token for sequences) on the fixed batch;
+      ``sanity/predictions/mean_change`` (classification: mean total-variation distance between the probability
+      vectors of consecutive snapshots; regression: mean absolute change in output units) and
+      ``sanity/predictions/flip_fraction`` (share of predictions whose class changed since the last snapshot).
+      The scalars go to every logger (CSV too); custom-scalars charts group them.
+
+    History: ``<log_dir>/sanity/predictions.npz`` (global rank 0, rewritten at each epoch end and at the end)
+    with ``step``, ``epoch``, ``loss``, ``accuracy``, ``mean_change``, ``flip_fraction`` (one value per snapshot),
+    ``true_class_probability`` and ``predicted_class`` (snapshots x samples), ``prediction`` (regression:
+    snapshots x samples x outputs), ``target``, ``probabilities`` (last snapshot), ``kind`` and ``source``.
+
+    Args:
+        predictions_batch: a batch (in the structure of the training batches) to follow instead of the default.
+        predictions_batch_size: most samples of the fixed batch to keep (1-4096).
+        predictions_every_n_steps: snapshot every N optimizer steps besides each epoch end; ``None`` picks about
+            50 snapshots over the planned run (at least every 5 steps), ``0`` snapshots at epoch ends only.
+        predictions_forward: ``(pl_module, batch) -> output`` for models whose forward needs more than the input.
+        get_input: ``batch -> input`` when the input cannot be found in the batch (see ``lightning_sanity.batch``).
+        get_target: ``batch -> target`` likewise.
+
+    Raises:
+        ValueError: an argument of the wrong type or out of range.
+
+    Cost: per snapshot two forward passes of the fixed batch (the second checks eval determinism until it
+    fails), one host transfer, and the TensorBoard writes; nothing on the other steps.
+
+    Example::
+
+        >>> from lightning import Trainer
+        >>> from lightning_sanity.callbacks.predictions import PredictionDynamics
+        >>> trainer = Trainer(callbacks=[PredictionDynamics(predictions_every_n_steps=100)], logger=False)
+    """
+
+    checks = ("prediction-jitter", "constant-output", "train-mode")
+
+    def __init__(
+        self,
+        predictions_batch: Any = None,
+        predictions_batch_size: int = 64,
+        predictions_every_n_steps: Optional[int] = None,
+        predictions_forward: Optional[Callable[[Any, Any], Any]] = None,
+        get_input: Optional[Callable[[Any], Any]] = None,
+        get_target: Optional[Callable[[Any], Any]] = None,
+    ) -> None:
+        if predictions_batch is not None and first_tensor(predictions_batch) is None:
+            raise ValueError(
+                f"`predictions_batch` must be a batch holding at least one tensor, got {type(predictions_batch).__name__}."
+            )
+        if isinstance(predictions_batch_size, bool) or not isinstance(predictions_batch_size, int) or not (
+            1 <= predictions_batch_size <= 4096
+        ):
+            raise ValueError(f"`predictions_batch_size` must be an int in [1, 4096], got {predictions_batch_size!r}.")
+        if predictions_every_n_steps is not None and (
+            isinstance(predictions_every_n_steps, bool)
+            or not isinstance(predictions_every_n_steps, int)
+            or predictions_every_n_steps < 0
+        ):
+            raise ValueError(
+                "`predictions_every_n_steps` must be None (automatic), 0 (epoch ends only) or a positive int, "
+                f"got {predictions_every_n_steps!r}."
+            )
+        for name, fn in (("predictions_forward", predictions_forward), ("get_input", get_input),
+                         ("get_target", get_target)):
+            if fn is not None and not callable(fn):
+                raise ValueError(f"`{name}` must be a callable or None, got {fn!r}.")
+        self.predictions_batch = predictions_batch
+        self.predictions_batch_size = predictions_batch_size
+        self.predictions_every_n_steps = predictions_every_n_steps
+        self.predictions_forward = predictions_forward
+        self.get_input = get_input
+        self.get_target = get_target
+        self._reset()
+
+    def _reset(self) -> None:
+        self._batch: Any = None
+        self._source = ""
+        self._stopped: Optional[str] = None
+        self._every = 0
+        self._log_dir: Optional[str] = None
+        self._planned: Optional[int] = None
+        self._before = 0
+        self._seen = 0
+        self._ended_normally = False
+        self._last_step: Optional[int] = None
+        self._kind: Optional[str] = None
+        self._targets: Optional[torch.Tensor] = None
+        self._target_scale: Optional[float] = None
+        self._prev_probs: Optional[torch.Tensor] = None
+        self._prev_classes: Optional[torch.Tensor] = None
+        self._last_probs: Optional[torch.Tensor] = None
+        self._history: dict[str, list] = {k: [] for k in (
+            "step", "epoch", "loss", "accuracy", "mean_change", "flip_fraction", "jitter",
+            "true_class_probability", "predicted_class", "prediction")}
+        self._reported: set[str] = set()
+        self._constant_where: Optional[str] = None
+
+    # ------------------------------------------------------------------------------------------------ hooks
+
+    @override
+    def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
+        if stage != "fit":
+            return
+        self._reset()
+        # `trainer.log_dir` is a collective under DDP: read it here, where every rank is.
+        self._log_dir = trainer.log_dir
+
+    @override
+    def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        tensorboard.add_layout_chart(trainer, "sanity: predictions", "fixed-batch loss and accuracy",
+                                     r"sanity/predictions/(loss|accuracy)$")
+        tensorboard.add_layout_chart(trainer, "sanity: predictions", "change since the last snapshot",
+                                     r"sanity/predictions/(mean_change|flip_fraction)$")
+
+    @override
+    def on_validation_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any,
+                                  batch_idx: int, dataloader_idx: int = 0) -> None:
+        # The sanity check's first validation batch: held out, usually unshuffled, and already delivered.
+        if trainer.sanity_checking and self._batch is None and self.predictions_batch is None and dataloader_idx == 0:
+            self._capture(batch, "validation")
+
+    @override
+    def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        try:
+            self._planned = planned_batches(trainer)
+            self._before = batches_before_fit(trainer)
+            self._every = self._cadence(trainer)
+        except Exception as err:  # never lose the run over a counter
+            self._planned, self._before, self._every = None, 0, _UNPLANNED_EVERY
+            log.debug("lightning_sanity: could not read the planned length: %r", err)
+        if self.predictions_batch is not None:
+            self._capture(self.predictions_batch, "user")
+        if self._batch is not None:
+            self._snapshot(trainer, pl_module, epoch_end=False)
+
+    @override
+    def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any,
+                             batch_idx: int) -> None:
+        if self._batch is None and self._stopped is None:
+            self._capture(batch, "training")
+            self._snapshot(trainer, pl_module, epoch_end=False)
+
+    @override
+    def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        self._seen += 1
+        step = trainer.global_step
+        if self._every and step > 0 and step % self._every == 0 and step != self._last_step:
+            self._snapshot(trainer, pl_module, epoch_end=False)
+
+    @override
+    def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if trainer.global_step != self._last_step:
+            self._snapshot(trainer, pl_module, epoch_end=True)
+        self._save_history(trainer)
+
+    @override
+    def on_fit_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self._ended_normally = True
+
+    # ------------------------------------------------------------------------------------------------ fixed batch
+
+    def _cadence(self, trainer: "pl.Trainer") -> int:
+        if self.predictions_every_n_steps is not None:
+            return self.predictions_every_n_steps
+        steps = trainer.estimated_stepping_batches
+        if not isinstance(steps, (int, float)) or not math.isfinite(steps) or steps <= 0:
+            return _UNPLANNED_EVERY
+        return max(_MIN_EVERY, math.ceil(steps / _SNAPSHOTS_PER_RUN))
+
+    def _capture(self, batch: Any, source: str) -> None:
+        try:
+            size = batch_size(batch)
+            if size is None:
+                raise _Unusable("the batch holds no tensor with a batch dimension")
+            if size > self.predictions_batch_size:
+                batch = slice_batch(batch, slice(0, self.predictions_batch_size))
+            # Own CPU copy: no device memory held, and nothing the user does to the batch later reaches it.
+            self._batch = apply_to_collection(batch, torch.Tensor, lambda t: t.detach().to("cpu", copy=True))
+            self._source = source
+        except Exception as err:
+            self._stop(f"could not keep a fixed batch: {err}")
+
+    def _stop(self, reason: str) -> None:
+        # Only prediction-jitter is this callback's alone: constant-output and train-mode are shared with other
+        # callbacks, whose results a skip here must not hide.
+        if self._stopped is None:
+            self._stopped = reason
+            log.debug("lightning_sanity: prediction dynamics stopped: %s", reason)
+
+    # ------------------------------------------------------------------------------------------------ snapshots
+
+    def _forward(self, pl_module: "pl.LightningModule", batch: Any, x: Any) -> torch.Tensor:
+        try:
+            result = self.predictions_forward(pl_module, batch) if self.predictions_forward else pl_module(x)
+        except Exception as err:
+            hint = "pass `predictions_forward=` (or `get_input=`) for a model whose forward needs more than the input"
+            raise _Unusable(f"calling the model on the fixed batch failed ({type(err).__name__}: {err}); {hint}") from err
+        out = _output_tensor(result)
+        if out is None:
+            raise _Unusable(f"the model returned {type(result).__name__}, with no tensor to follow")
+        return out
+
+    def _snapshot(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", epoch_end: bool) -> None:
+        if self._batch is None or self._stopped is not None:
+            return
+        self._last_step = trainer.global_step
+        try:
+            self._take_snapshot(trainer, pl_module, epoch_end)
+        except _Unusable as err:
+            self._stop(str(err))
+        except Exception as err:  # a check must never lose the user's run
+            self._stop(f"the fixed-batch snapshot failed: {err!r}")
+
+    def _take_snapshot(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", epoch_end: bool) -> None:
+        batch = move_data_to_device(self._batch, pl_module.device)
+        x, y = split_batch(batch, self.get_input, self.get_target)
+        if x is None and self.predictions_forward is None:
+            raise _Unusable("no input found in the batch; pass `get_input=` (or `predictions_forward=`)")
+        check_determinism = self.is_enabled("train-mode") and "train-mode" not in self._reported
+        # isolate_rng: a stochastic model must not draw from the run's generators (zero observer effect).
+        with isolate_rng(), torch.no_grad(), _eval_mode(pl_module):
+            out = self._forward(pl_module, batch, x)
+            again = self._forward(pl_module, batch, x) if check_determinism else None
+        step, started = trainer.global_step, trainer.global_step > 0
+        if not bool(torch.isfinite(out).all()):
+            self._report_nonfinite(trainer, out)
+            return
+        if again is not None and not outputs_agree(out, again):
+            self._report_stochastic(trainer, pl_module, batch, x, out, again)
+        if started and self.is_enabled("constant-output"):
+            self._judge_constant(trainer, pl_module, batch, x, out)
+
+        y = y if isinstance(y, torch.Tensor) else None
+        out = _align_to_target(out, y)
+        loss_kind = self.collector(trainer).facts.get("loss_kind")
+        kind = output_kind(out, y, loss_kind)
+        if kind is None:
+            raise _Unusable(f"an output of shape {tuple(out.shape)} is not read as classification, regression or "
+                            "a sequence")
+        if kind == "sequence":
+            out = as_sequence(out, y)
+        probs = probabilities(out, kind, loss_kind)
+        if kind != self._kind:  # first snapshot, or the loss kind became known and changed the reading
+            self._start_history(kind, probs, y)
+        targets = self._targets.to(probs.device) if self._targets is not None else None
+        self._record(trainer, kind, out, probs, targets, step, epoch_end)
+
+    def _start_history(self, kind: str, probs: torch.Tensor, y: Optional[torch.Tensor]) -> None:
+        self._kind = kind
+        self._prev_probs = self._prev_classes = None
+        for values in self._history.values():
+            values.clear()
+        targets = usable_targets(y, kind, probs)
+        self._targets = targets.cpu() if targets is not None else None
+        self._target_scale = None
+        if kind == "regression":
+            spread = (targets if targets is not None else probs).float().std()
+            self._target_scale = float(spread) if torch.isfinite(spread) and float(spread) > 0 else None
+
+    def _record(self, trainer: "pl.Trainer", kind: str, out: torch.Tensor, probs: torch.Tensor,
+                targets: Optional[torch.Tensor], step: int, epoch_end: bool) -> None:
+        classes = predicted_classes(probs, kind)
+        figures: dict[str, torch.Tensor] = {}
+        if targets is not None:
+            figures.update(fixed_batch_metrics(probs, targets, kind))
+        if self._prev_probs is not None and self._prev_probs.shape == probs.shape:
+            figures["mean_change"] = mean_abs_change(self._prev_probs, probs, kind)
+            if classes is not None and self._prev_classes is not None:
+                mask = (targets >= 0) if kind == "sequence" and targets is not None else None
+                figures["flip_fraction"] = flip_fraction(self._prev_classes, classes, mask)
+        p_true = true_class_probability(probs, targets, kind) if targets is not None and kind != "regression" else None
+        # One host transfer for every figure of this snapshot.
+        names = list(figures)
+        values = torch.stack([figures[n].float().reshape(()) for n in names]).tolist() if names else []
+        scalars = dict(zip(names, values))
+        probs_cpu = probs.cpu()
+        history = self._history
+        history["step"].append(step)
+        history["epoch"].append(trainer.current_epoch)
+        for name in ("loss", "accuracy", "mean_change", "flip_fraction"):
+            history[name].append(scalars.get(name, float("nan")))
+        if kind == "regression":
+            change = scalars.get("mean_change")
+            jitter = change / self._target_scale if change is not None and self._target_scale else None
+            history["prediction"].append(probs_cpu[:, :16].clone())
+        else:
+            jitter = scalars.get("flip_fraction")
+            if p_true is not None:
+                history["true_class_probability"].append(p_true.cpu())
+            if kind != "sequence":
+                history["predicted_class"].append(classes.reshape(classes.shape[0], -1)[:, 0].cpu())
+        history["jitter"].append(jitter)
+        self._prev_probs, self._prev_classes = probs, classes
+        self._last_probs = probs_cpu
+        self._write_charts(trainer, kind, out, probs_cpu, targets, p_true, scalars, step, epoch_end)
+
+    # ------------------------------------------------------------------------------------------------ TensorBoard
+
+    def _write_charts(self, trainer: "pl.Trainer", kind: str, out: torch.Tensor, probs: torch.Tensor,
+                      targets: Optional[torch.Tensor], p_true: Optional[torch.Tensor], scalars: dict[str, float],
+                      step: int, epoch_end: bool) -> None:
+        tensorboard.log_scalars(trainer, {tensorboard.tag("predictions", k): v for k, v in scalars.items()
+                                          if math.isfinite(v)}, step=step)
+        writers = tensorboard.writers(trainer)
+        if not writers:
+            return
+        t_cpu = targets.cpu() if targets is not None else None
+        images: dict[str, torch.Tensor] = {}
+        histograms: dict[str, torch.Tensor] = {"outputs": out.detach().float().cpu().flatten()}
+        if kind in ("classification", "binary"):
+            images["probabilities"] = probability_image(probs)
+        elif kind == "sequence" and t_cpu is not None:
+            token_p = probs.gather(-1, t_cpu.clamp_min(0)[..., None])[..., 0].masked_fill(t_cpu < 0, float("nan"))
+            images["probabilities"] = probability_image(token_p)
+        if p_true is not None:
+            histograms["true_class_probability"] = p_true.cpu()
+            columns = self._history["true_class_probability"]
+            if len(columns) <= _TIME_IMAGE_EVERY_SNAPSHOT or epoch_end:
+                if len(columns) > _TIME_IMAGE_MAX_COLUMNS:
+                    pick = torch.linspace(0, len(columns) - 1, _TIME_IMAGE_MAX_COLUMNS).round().long().tolist()
+                    columns = [columns[i] for i in pick]
+                images["true_class_over_time"] = history_image(columns)
+        if kind == "regression" and t_cpu is not None:
+            images["prediction_vs_target"] = scatter_image(probs, t_cpu)
+            histograms["residuals"] = (probs - t_cpu).flatten()
+        for writer in writers:
+            for name, image in images.items():
+                writer.add_image(tensorboard.tag("predictions", name), image, global_step=step, dataformats="CHW")
+            for name, values in histograms.items():
+                values = values[torch.isfinite(values)]
+                if values.numel():
+                    writer.add_histogram(tensorboard.tag("predictions", name), values, global_step=step)
+
+    # ------------------------------------------------------------------------------------------------ findings
+
+    def _report_nonfinite(self, trainer: "pl.Trainer", out: torch.Tensor) -> None:
+        if "non-finite" in self._reported or not trainer.is_global_zero:
+            return
+        self._reported.add("non-finite")
+        bad = int((~torch.isfinite(out)).sum())
+        self.report(
+            trainer, "non-finite", "error",
+            f"The model's predictions on the fixed batch hold {bad} non-finite values (NaN/Inf) out of "
+            f"{out.numel()} at step {trainer.global_step}: the weights or the forward pass have gone non-finite.",
+            "Look at the non-finite check's findings for the first step and module that went non-finite; lower the "
+            "learning rate, add gradient clipping, or guard divisions and logs in forward.",
+            where="fixed-batch predictions", data={"non_finite": bad, "values": out.numel()}, key="fixed-batch",
+        )
+
+    def _report_stochastic(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, x: Any,
+                           out: torch.Tensor, again: torch.Tensor) -> None:
+        self._reported.add("train-mode")
+        if not trainer.is_global_zero:
+            return
+        diff = float((out.float() - again.float()).abs().max()) if out.shape == again.shape else float("nan")
+        culprit = self._diagnose(trainer, pl_module, batch, x, mode="stochastic")
+        place = f"first in `{culprit}`" if culprit else f"in {type(pl_module).__name__}.forward itself"
+        self.report(
+            trainer, "train-mode", "warning",
+            f"Two evaluations of the same batch in eval mode with the same weights disagree (largest difference "
+            f"{diff:.3g}), {place}: something random still runs in eval mode, so validation and inference are noisy.",
+            "Use `nn.Dropout` modules or pass `training=self.training` to `F.dropout`; keep noise and augmentation "
+            "out of `forward` or behind `if self.training:`.",
+            where=culprit, data={"max_abs_difference": diff, "module": culprit}, key="eval-determinism",
+        )
+
+    def _judge_constant(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, x: Any,
+                        out: torch.Tensor) -> None:
+        inputs = x if isinstance(x, torch.Tensor) else first_tensor(x)
+        if not is_constant_across_samples(out):
+            return
+        if not isinstance(inputs, torch.Tensor) or is_constant_across_samples(inputs, rtol=0.0, atol=0.0):
+            return  # identical inputs: an identical output says nothing
+        if not trainer.is_global_zero:
+            return
+        if "constant-output" not in self._reported:
+            self._constant_where = self._diagnose(trainer, pl_module, batch, x, mode="constant")
+            self._reported.add("constant-output")
+        culprit = self._constant_where
+        place = f"from `{culprit}` on" if culprit else "somewhere in the model"
+        self.report(
+            trainer, "constant-output", "warning",
+            f"After {trainer.global_step} training steps the model gives the same output for all {out.shape[0]} "
+            f"different samples of the fixed batch: its output no longer depends on its input ({place}).",
+            "Look for a layer that zeroes or overwrites its input (dead ReLUs after a too-high learning rate, a gate "
+            "stuck at 0, returning an initial state instead of the computed one), and lower the learning rate if "
+            "the collapse followed a loss spike.",
+            where=culprit, data={"samples": int(out.shape[0]), "module": culprit}, key="during-training",
+        )
+
+    def _diagnose(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, x: Any,
+                  mode: str) -> Optional[str]:
+        """Name the first module (by when its forward finished) that causes the symptom, with forward hooks."""
+        if trainer.world_size > 1:
+            # Extra forwards on rank 0 alone could hang a sharded model (FSDP gathers weights in forward).
+            return None
+        try:
+            samples = batch_size(batch)
+            with isolate_rng(), torch.no_grad(), _eval_mode(pl_module):
+                first = _trace(pl_module, lambda: self._forward(pl_module, batch, x), samples)
+                second = _trace(pl_module, lambda: self._forward(pl_module, batch, x), samples) if mode == "stochastic" else None
+        except Exception as err:  # diagnosis is a bonus
+            log.debug("lightning_sanity: module diagnosis failed: %r", err)
+            return None
+        for i, (name, inp, outp) in enumerate(first):
+            if mode == "constant":
+                if inp is not None and not inp["constant"] and outp is not None and outp["constant"]:
+                    return name or None
+            elif second is not None and i < len(second) and second[i][0] == name:
+                same_in = inp is None or second[i][1] is None or torch.equal(inp["print"], second[i][1]["print"])
+                differs = outp is not None and second[i][2] is not None and not outputs_agree(
+                    outp["print"], second[i][2]["print"])
+                if same_in and differs:
+                    return name or None
+        return None
+
+    # ------------------------------------------------------------------------------------------------ end of fit
+
+    @override
+    def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self._save_history(trainer)
+        if not trainer.is_global_zero or not self.is_enabled("prediction-jitter"):
+            return
+        if self._stopped is not None:
+            self.skip(trainer, "prediction-jitter", self._stopped)
+            return
+        if self._batch is None:
+            self.skip(trainer, "prediction-jitter", "no batch was seen to follow")
+            return
+        seen = self._before + self._seen
+        progress = None if self._planned is None else seen / self._planned
+        words = seen_words(seen, self._planned, self._ended_normally)
+        measure = "change" if self._kind == "regression" else "flips"
+        changes = self._history["jitter"][1:]
+        if self._last_probs is None:
+            self.skip(trainer, "prediction-jitter", "no snapshot of the fixed batch was taken")
+            return
+        units = self._last_probs.shape[0] * (self._last_probs.shape[1] if self._kind == "sequence" else 1)
+        if units < _MIN_JITTER_PREDICTIONS:
+            self.skip(trainer, "prediction-jitter", f"the fixed batch holds {units} predictions, too few to judge "
+                      f"jitter (needs {_MIN_JITTER_PREDICTIONS}); pass a larger `predictions_batch`")
+            return
+        if self._kind == "regression" and self._target_scale is None:
+            self.skip(trainer, "prediction-jitter", "regression targets without spread: no scale to judge changes")
+            return
+        verdict = judge_jitter(changes, measure=measure, progress=1.0 if self._ended_normally else progress,
+                               seen=words)
+        snapshots = len(self._history["step"])
+        figures = [c for c in changes[len(changes) // 2:] if c is not None]
+        late = sorted(figures)[len(figures) // 2] if figures else None
+        unit = "" if measure == "flips" else " sd"
+        text = f"{snapshots} snapshots of {batch_size(self._batch)} {self._source} samples ({self._kind})"
+        if late is not None:
+            text += f"; late median {'flips' if measure == 'flips' else 'change'} {late:.2g}{unit}"
+        self.detail(trainer, "prediction-jitter", text)
+        if verdict is not None:
+            self.report(trainer, "prediction-jitter", "warning", verdict.message, verdict.advice,
+                        data={"pattern": verdict.kind, **verdict.data}, at_step=False, key=verdict.kind)
+
+    def _save_history(self, trainer: "pl.Trainer") -> None:
+        if not trainer.is_global_zero or not self._history["step"] or self._log_dir is None:
+            return
+        try:
+            import numpy as np
+
+            h = self._history
+            arrays: dict[str, Any] = {
+                "step": np.asarray(h["step"], dtype=np.int64),
+                "epoch": np.asarray(h["epoch"], dtype=np.int64),
+                "kind": np.asarray(self._kind or ""),
+                "source": np.asarray(self._source),
+            }
+            for name in ("loss", "accuracy", "mean_change", "flip_fraction"):
+                arrays[name] = np.asarray(h[name], dtype=np.float32)
+            for name in ("true_class_probability", "predicted_class", "prediction"):
+                if h[name]:
+                    arrays[name] = torch.stack(h[name]).numpy()
+            if self._targets is not None:
+                arrays["target"] = self._targets.numpy()
+            if self._last_probs is not None and self._kind != "regression":
+                arrays["probabilities"] = self._last_probs.numpy()
+            folder = os.path.join(self._log_dir, SANITY_DIR)
+            os.makedirs(folder, exist_ok=True)
+            np.savez(os.path.join(folder, HISTORY_FILE), **arrays)
+        except Exception as err:  # the history is a convenience; training goes on
+            log.warning("lightning_sanity: could not save the prediction history: %r", err)
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+
+
+@contextmanager
+def _eval_mode(module: torch.nn.Module) -> Iterator[None]:
+    """Eval mode for the whole model, then each module's own ``training`` flag back as it was."""
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
+def _output_tensor(result: Any) -> Optional[torch.Tensor]:
+    """The tensor to follow in a forward's result: itself, ``.logits``, a known dict key, or the first tensor."""
+    if isinstance(result, torch.Tensor):
+        return result
+    logits = getattr(result, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return logits
+    if isinstance(result, Mapping):
+        for key in _OUTPUT_KEYS:
+            if isinstance(result.get(key), torch.Tensor):
+                return result[key]
+    if isinstance(result, (Mapping, Sequence)) and not isinstance(result, str):
+        return first_tensor(result)
+    return None
+
+
+def _align_to_target(out: torch.Tensor, y: Optional[torch.Tensor]) -> torch.Tensor:
+    """Undo a flattened (B*T, C) output against (B, T) targets, as language models often return."""
+    if (y is not None and out.dim() == 2 and y.dim() == 2 and out.shape[0] != y.shape[0]
+            and out.shape[0] == y.numel()):
+        return out.reshape(y.shape[0], y.shape[1], out.shape[1])
+    return out
+
+
+def _trace(pl_module: torch.nn.Module, call: Callable[[], Any], samples: Optional[int]) -> list[tuple]:
+    """Run ``call`` with hooks on every module; per module call, in the order the calls finished:
+    ``(name, input summary, output summary)``, each summary ``{"print": fingerprint, "constant": bool}`` or None."""
+    names = {m: n for n, m in pl_module.named_modules()}
+    pending: dict[int, list] = {}
+    done: list[tuple] = []
+
+    def summary(value: Any) -> Optional[dict[str, Any]]:
+        t = value if isinstance(value, torch.Tensor) else first_tensor(value)
+        if not isinstance(t, torch.Tensor) or not t.is_floating_point() or t.numel() == 0:
+            return None
+        d = t.detach().double()
+        constant = samples is not None and t.dim() > 0 and t.shape[0] == samples and is_constant_across_samples(t)
+        return {"print": torch.stack([d.sum(), (d * d).sum(), d.abs().sum()]), "constant": constant}
+
+    def pre(module: torch.nn.Module, args: Any) -> None:
+        pending.setdefault(id(module), []).append(summary(args))
+
+    def post(module: torch.nn.Module, args: Any, output: Any) -> None:
+        stack = pending.get(id(module))
+        inp = stack.pop() if stack else None
+        done.append((names.get(module, ""), inp, summary(output)))
+
+    handles = []
+    try:
+        for module in names:
+            handles.append(module.register_forward_pre_hook(pre))
+            handles.append(module.register_forward_hook(post))
+        call()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return done

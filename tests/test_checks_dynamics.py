@@ -1,0 +1,235 @@
+"""The pure functions of lightning_sanity.checks.dynamics, on tensors and lists, without a Trainer."""
+
+import math
+import random
+
+import pytest
+import torch
+
+from lightning_sanity.checks import dynamics as D
+
+
+def _noisy(values, scale, seed=0):
+    rng = random.Random(seed)
+    return [v * (1 + rng.uniform(-scale, scale)) for v in values]
+
+
+# --------------------------------------------------------------------------- reading outputs
+
+
+@pytest.mark.parametrize(
+    "shape, target, loss_kind, expected",
+    [
+        ((8, 10), torch.zeros(8, dtype=torch.long), None, "classification"),
+        ((8,), torch.rand(8), None, "regression"),
+        ((8, 1), torch.tensor([0.0, 1.0] * 4), None, "regression"),  # 0/1 targets, loss unknown
+        ((8, 1), torch.tensor([0.0, 1.0] * 4), "bce_with_logits", "binary"),
+        ((8, 3), torch.rand(8, 3), "mse", "regression"),
+        ((8, 5), torch.rand(8, 5).round(), "binary_cross_entropy", "binary"),
+        ((8, 6, 20), torch.zeros(8, 6, dtype=torch.long), "cross_entropy", "sequence"),
+        ((8, 6, 1), torch.rand(8, 6, 1), None, "regression"),
+        ((8, 4, 5, 5), torch.zeros(8, 5, 5, dtype=torch.long), None, "sequence"),
+    ],
+)
+def test_output_kind(shape, target, loss_kind, expected):
+    assert D.output_kind(torch.zeros(shape), target, loss_kind) == expected
+
+
+def test_output_kind_rejects_integer_outputs():
+    assert D.output_kind(torch.zeros(4, 3, dtype=torch.long), None) is None
+
+
+def test_probabilities_softmax_logits_and_keep_probabilities():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 0.0]])
+    probs = D.probabilities(logits, "classification")
+    assert torch.allclose(probs.sum(-1), torch.ones(2))
+    assert torch.equal(D.probabilities(probs, "classification"), probs)
+    # log-probabilities (the demo Transformer's output) give the same probabilities as the logits
+    assert torch.allclose(D.probabilities(logits.log_softmax(-1), "classification"), probs)
+    assert torch.allclose(D.probabilities(torch.zeros(3), "binary", "bce_with_logits"), torch.full((3, 1), 0.5))
+
+
+def test_usable_targets_refuse_out_of_range_labels():
+    probs = torch.full((3, 4), 0.25)
+    assert D.usable_targets(torch.tensor([0, 1, 3]), "classification", probs) is not None
+    assert D.usable_targets(torch.tensor([0, 1, 4]), "classification", probs) is None
+    assert D.usable_targets(None, "classification", probs) is None
+
+
+def test_sequence_true_class_probability_ignores_padding():
+    probs = torch.tensor([[[0.9, 0.1], [0.2, 0.8]]])
+    target = torch.tensor([[0, -100]])
+    assert D.true_class_probability(probs, target, "sequence").tolist() == pytest.approx([0.9])
+    metrics = D.fixed_batch_metrics(probs, target, "sequence")
+    assert metrics["accuracy"].item() == 1.0
+    assert metrics["loss"].item() == pytest.approx(-math.log(0.9), rel=1e-5)
+
+
+def test_fixed_batch_metrics_classification():
+    probs = torch.tensor([[0.5, 0.5], [0.9, 0.1]])
+    m = D.fixed_batch_metrics(probs, torch.tensor([1, 0]), "classification")
+    assert m["loss"].item() == pytest.approx(-(math.log(0.5) + math.log(0.9)) / 2, rel=1e-5)
+    assert m["accuracy"].item() == pytest.approx(0.5)  # argmax of a tie is class 0
+
+
+# --------------------------------------------------------------------------- change, constancy, agreement
+
+
+def test_mean_change_is_total_variation_for_probabilities():
+    a = torch.tensor([[1.0, 0.0]])
+    b = torch.tensor([[0.0, 1.0]])
+    assert D.mean_abs_change(a, b, "classification").item() == 1.0
+    assert D.mean_abs_change(torch.tensor([[1.0], [3.0]]), torch.tensor([[2.0], [1.0]]), "regression").item() == 1.5
+
+
+def test_flip_fraction_with_mask():
+    prev, cur = torch.tensor([[0, 1, 2]]), torch.tensor([[1, 1, 0]])
+    assert D.flip_fraction(prev, cur, mask=torch.tensor([[True, True, False]])).item() == 0.5
+
+
+def test_constant_across_samples():
+    assert D.is_constant_across_samples(torch.ones(5, 3) * 7)
+    out = torch.ones(5, 3) * 1000
+    out[2, 1] += 1e-3  # 1e-6 relative: float noise, still constant
+    assert D.is_constant_across_samples(out)
+    out[2, 1] += 1.0
+    assert not D.is_constant_across_samples(out)
+    assert not D.is_constant_across_samples(torch.ones(1, 3))  # one sample says nothing
+    half = torch.ones(4, 2, dtype=torch.bfloat16)
+    assert D.is_constant_across_samples(half)
+
+
+def test_outputs_agree():
+    a = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
+    assert D.outputs_agree(a, a.clone())
+    assert not D.outputs_agree(a, a * 1.01)
+    nan = a.clone()
+    nan[0, 0] = float("nan")
+    assert D.outputs_agree(nan, nan.clone())
+    assert not D.outputs_agree(nan, a)
+
+
+# --------------------------------------------------------------------------- judgements
+
+
+def test_jitter_settling_run_is_silent_and_oscillation_fires():
+    healthy = [0.9, 0.6, 0.4, 0.3, 0.2, 0.12, 0.1, 0.05, 0.08, 0.03, 0.02, 0.04]
+    assert D.judge_jitter(healthy, measure="flips", progress=1.0, seen="all") is None
+    bouncing = [0.9, 0.7, 0.5, 0.6, 0.8, 0.4, 0.7, 0.6, 0.5, 0.9, 0.6, 0.7]
+    verdict = D.judge_jitter(bouncing, measure="flips", progress=1.0, seen="all of it")
+    assert verdict.kind == "jitter" and verdict.data["late_median"] >= 0.3
+    assert "3-10x" in verdict.advice and "all of it" in verdict.message
+
+
+def test_jitter_is_not_judged_early_or_on_few_snapshots():
+    bouncing = [0.7] * 12
+    assert D.judge_jitter(bouncing, measure="flips", progress=0.3, seen="") is None
+    assert D.judge_jitter([0.7] * 5, measure="flips", progress=1.0, seen="") is None
+
+
+def test_jitter_moderate_flips_of_a_hard_task_are_silent():
+    # A hard task keeps 10-25 % of samples near the boundary; below the 30 % threshold.
+    hard = [0.5, 0.4, 0.3, 0.25, 0.2, 0.22, 0.18, 0.25, 0.2, 0.15, 0.22, 0.2]
+    assert D.judge_jitter(hard, measure="flips", progress=1.0, seen="") is None
+
+
+def test_loss_trend_healthy_shapes_are_silent():
+    n = 200
+    decay = [0.1 + 2.2 * math.exp(-i / 20) for i in range(n)]
+    assert D.judge_loss_trend(decay, progress=1.0, seen="", baseline=2.3) == (None, None)
+    # plateau at a good value late in the run
+    plateau = [max(0.3, 2.3 - 0.05 * i) for i in range(n)]
+    assert D.judge_loss_trend(_noisy(plateau, 0.2), progress=1.0, seen="", baseline=2.3) == (None, None)
+    # heavy dropout: noisy, still coming down
+    assert D.judge_loss_trend(_noisy(decay, 0.6), progress=1.0, seen="", baseline=2.3) == (None, None)
+    # fine-tuning: starts low and stays low, far below the baseline
+    fine = _noisy([0.08 - 0.00005 * i for i in range(n)], 0.3)
+    assert D.judge_loss_trend(fine, progress=1.0, seen="", baseline=2.3) == (None, None)
+    # still falling steadily, slowly: learning, not stuck
+    slow = _noisy([2.3 - 0.0008 * i for i in range(n)], 0.01)
+    assert D.judge_loss_trend(slow, progress=1.0, seen="", baseline=2.3) == (None, None)
+    # a Gaussian NLL that goes negative and settles
+    nll = [1.4 - 3.0 * (1 - math.exp(-i / 30)) for i in range(n)]
+    assert D.judge_loss_trend(nll, progress=1.0, seen="") == (None, None)
+
+
+def test_loss_trend_patterns():
+    n = 100
+    rising, _ = D.judge_loss_trend([2.3 * (1 + i / 20) for i in range(n)], progress=1.0, seen="")
+    assert rising.kind == "rising"
+    negative, _ = D.judge_loss_trend([2.3 - i for i in range(n)], progress=1.0, seen="", nonnegative=True)
+    assert negative.kind == "negative"
+    unbounded, _ = D.judge_loss_trend([2.3 - i ** 1.5 for i in range(n)], progress=1.0, seen="")
+    assert unbounded.kind == "negative"
+    flat, _ = D.judge_loss_trend(_noisy([2.3] * n, 0.02), progress=1.0, seen="", baseline=2.3)
+    assert flat.kind == "flat"
+    constant, _ = D.judge_loss_trend([0.0] * n, progress=1.0, seen="")
+    assert constant.kind == "flat" and "exactly constant" in constant.message
+    stuck = _noisy([2.0 + 0.3 * math.exp(-i / 5) for i in range(n)], 0.01)  # dips, then sits at the baseline
+    baseline, _ = D.judge_loss_trend(stuck, progress=1.0, seen="", baseline=2.1)
+    assert baseline.kind == "baseline"
+    rng = random.Random(0)
+    bouncing = [2.3] * 10 + [rng.choice([0.8, 1.2, 4.0, 6.0]) for _ in range(n)]
+    oscillating, _ = D.judge_loss_trend(bouncing, progress=1.0, seen="")
+    assert oscillating.kind == "oscillating" and "3-10x" in oscillating.advice
+
+
+def test_loss_trend_waits_for_enough_of_the_run():
+    verdict, reason = D.judge_loss_trend([2.3 + i for i in range(10)], progress=1.0, seen="")
+    assert verdict is None and "too little" in reason
+    verdict, reason = D.judge_loss_trend([2.3 + i for i in range(50)], progress=0.1, seen="10% seen")
+    assert verdict is None and "10% seen" in reason
+    # The baseline judgement needs a fair share of the plan: 28 % is not enough.
+    stuck = _noisy([2.3] * 10 + [2.25] * 40, 0.01)
+    verdict, _ = D.judge_loss_trend(stuck, progress=0.28, seen="", baseline=2.3)
+    assert verdict is None or verdict.kind == "flat"
+
+
+@pytest.mark.parametrize(
+    "schedule, fires",
+    [
+        ([0.1 * 0.01 ** (s // 10) for s in range(100)], True),  # StepLR 100x every tenth of the run
+        ([0.05 * (1 + math.cos(math.pi * s / 100)) for s in range(100)], False),  # cosine to 0 at the end
+        ([0.1 * min(s / 20, (100 - s) / 80) for s in range(100)], False),  # warmup from 0, linear decay
+        ([0.05 * (1 + math.cos(math.pi * (s % 25) / 25)) for s in range(100)], False),  # warm restarts
+        ([0.1 * 0.9 ** s for s in range(100)], True),  # exponential decay sized for a longer run
+    ],
+)
+def test_lr_history(schedule, fires):
+    history = D.LrHistory("param group 0 of optimizer 0 (SGD)")
+    for step, lr in enumerate(schedule):
+        history.update(lr, step=step, progress=step / len(schedule))
+    verdict = history.judge(seen="")
+    assert (verdict is not None) == fires
+    if fires:
+        assert verdict.data["collapsed_at_fraction"] < 0.5 and "param group 0" in verdict.message
+
+
+def test_rank_correlation():
+    assert D.rank_correlation([3.0, 1.0, 2.0]) == pytest.approx(-0.5)
+
+
+# --------------------------------------------------------------------------- images
+
+
+def test_colormap_ends_and_nan():
+    img = D.colormap(torch.tensor([[0.0, 1.0, float("nan")]]))
+    assert img.shape == (3, 1, 3)
+    assert img[:, 0, 0].sum() < 0.7 < img[:, 0, 1].sum()  # dark violet .. bright yellow
+    assert img[:, 0, 2].sum() == 0
+
+
+def test_probability_and_history_images():
+    probs = torch.eye(4)
+    img = D.probability_image(probs)
+    assert img.shape == (3, 4, 4)
+    assert torch.equal(img[:, 0, 0], img[:, 1, 1]) and img[:, 0, 0].sum() > img[:, 0, 1].sum()
+    assert D.history_image([torch.zeros(5), torch.ones(5)]).shape == (3, 5, 2)
+
+
+def test_scatter_image_puts_a_perfect_fit_on_the_diagonal():
+    x = torch.linspace(-1, 1, 32)
+    img = D.scatter_image(x, x, size=32)
+    bright = img.sum(0) > 1.2
+    rows, cols = torch.nonzero(bright, as_tuple=True)
+    assert len(rows) >= 16 and torch.all(rows + cols == 31)

@@ -1,0 +1,174 @@
+"""loss-trend and lr-schedule on real Trainer runs: each bug fires, healthy runs of several kinds stay silent."""
+
+import math
+
+import lightning as L
+import pytest
+import torch
+from _models_dynamics import (
+    FactsFromInitialLoss,
+    GradientAscent,
+    NegatedLoss,
+    Regressor,
+    RowLSTM,
+    Scheduled,
+    TinyLM,
+    ZeroWeightedLoss,
+    cnn,
+    counting_tokens,
+    diabetes_loaders,
+)
+from helpers import Classifier, CrashingClassifier, digits, fit, loader, read_report, serious
+from torch import nn
+
+from lightning_sanity.callbacks.loss_dynamics import LossDynamics
+from lightning_sanity.callbacks.summary import SanitySummary
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny models on a shared 2-core machine: one intra-op thread is many times faster than contending for two.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _run(model, tmp_path, train=None, val=None, facts=True, max_epochs=3, **kwargs):
+    L.seed_everything(0)
+    callbacks = [FactsFromInitialLoss()] if facts is True else ([facts] if facts else [])
+    callbacks += [LossDynamics(), SanitySummary(print_summary=False)]
+    trainer = fit(model, tmp_path, train, val, callbacks=callbacks, max_epochs=max_epochs, **kwargs)
+    return read_report(trainer.log_dir)
+
+
+def _only(report, check):
+    found = serious(report, check)
+    assert len(found) == 1, report["findings"]
+    return found[0]
+
+
+def _check(report, name):
+    return next(c for c in report["checks"] if c["name"] == name)
+
+
+# --------------------------------------------------------------------------- loss-trend fires
+
+
+def test_negated_loss_is_reported(tmp_path):
+    report = _run(NegatedLoss(lr=1e-2), tmp_path)
+    finding = _only(report, "loss-trend")
+    assert finding["severity"] == "warning" and finding["where"] is None
+    assert finding["data"]["pattern"] == "negative"
+    assert "100% of the planned training seen" in finding["message"]
+
+
+def test_gradient_ascent_is_reported_as_rising(tmp_path):
+    report = _run(GradientAscent(lr=0.05), tmp_path)
+    finding = _only(report, "loss-trend")
+    assert finding["data"]["pattern"] == "rising"
+    assert finding["data"]["tail_median"] > 2 * finding["data"]["head_median"]
+
+
+def test_shuffled_labels_never_beat_the_baseline(tmp_path):
+    x, y = digits()
+    y = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(1))]
+    report = _run(Classifier(lr=1e-2), tmp_path, loader(x[:1437], y[:1437]), loader(x[1437:], y[1437:], shuffle=False))
+    finding = _only(report, "loss-trend")
+    assert finding["data"]["pattern"] in ("baseline", "flat")
+    assert finding["data"]["tail_median"] > 0.95 * math.log(10)
+    assert "baseline" in finding["message"]
+
+
+def test_zero_weighted_loss_is_flat(tmp_path):
+    report = _run(ZeroWeightedLoss(), tmp_path, facts=None)
+    finding = _only(report, "loss-trend")
+    assert finding["data"]["pattern"] == "flat" and "exactly constant" in finding["message"]
+
+
+def test_crash_early_in_the_run_is_not_judged(tmp_path):
+    model = CrashingClassifier(RuntimeError("boom"), at_step=8, loss_fn=lambda o, y: -nn.functional.cross_entropy(o, y))
+    with pytest.raises(RuntimeError):
+        _run(model, tmp_path, max_epochs=5)
+    report = read_report(tmp_path / "logs" / "version_0")
+    assert not serious(report, "loss-trend")
+    assert _check(report, "loss-trend")["status"] == "skipped"
+    assert "too little" in _check(report, "loss-trend")["detail"]
+
+
+def test_gradient_accumulation_reads_the_whole_loss(tmp_path):
+    report = _run(Classifier(lr=1e-2), tmp_path, accumulate_grad_batches=2)
+    detail = _check(report, "loss-trend")["detail"]
+    # The head median is the real initial cross-entropy (about ln 10), not half of it.
+    assert detail.startswith("loss 2.") and not serious(report)
+
+
+# --------------------------------------------------------------------------- lr-schedule
+
+
+def test_step_lr_decaying_100x_per_epoch_is_reported(tmp_path):
+    report = _run(Scheduled("step100", lr=0.05), tmp_path, max_epochs=4)
+    finding = _only(report, "lr-schedule")
+    assert finding["severity"] == "warning"
+    assert finding["where"] == "optimizers[0].param_groups[0]"
+    assert finding["data"]["collapsed_at_fraction"] < 0.5
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "warmup"])
+def test_schedules_that_decay_as_planned_are_silent(tmp_path, schedule):
+    report = _run(Scheduled(schedule, lr=0.05), tmp_path)
+    assert not serious(report), report["findings"]
+    assert _check(report, "lr-schedule")["status"] == "pass"
+
+
+# --------------------------------------------------------------------------- healthy runs stay silent
+
+
+@pytest.mark.parametrize("net", ["mlp", "cnn", "lstm", "dropout"])
+def test_healthy_classifiers_are_silent(tmp_path, net):
+    nets = {
+        "mlp": None,
+        "cnn": cnn(),
+        "lstm": RowLSTM(),
+        # heavy dropout: a noisy loss that still comes down
+        "dropout": nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Dropout(0.7), nn.Linear(128, 10)),
+    }
+    report = _run(Classifier(net=nets[net], lr=3e-3), tmp_path)
+    assert not serious(report), report["findings"]
+    assert _check(report, "loss-trend")["status"] == "pass"
+
+
+def test_healthy_regression_is_silent(tmp_path):
+    train, val = diabetes_loaders()
+    report = _run(Regressor(), tmp_path, train, val, facts=FactsFromInitialLoss("mse", 0, baseline_loss=1.0),
+                  max_epochs=8)
+    assert not serious(report), report["findings"]
+
+
+def test_healthy_transformer_is_silent(tmp_path):
+    x, y = counting_tokens()
+    report = _run(TinyLM(), tmp_path, loader(x[:448], y[:448], 32), loader(x[448:], y[448:], 32, shuffle=False),
+                  facts=FactsFromInitialLoss("nll", 16), max_epochs=2)
+    assert not serious(report), report["findings"]
+
+
+def test_fine_tuning_that_starts_low_is_silent(tmp_path):
+    # A converged model fine-tuned further: low and nearly flat from the start, far below the baseline.
+    L.seed_everything(0)
+    model = Classifier(lr=1e-2)
+    fit(model, tmp_path / "pretrain", callbacks=[], max_epochs=6)
+    model.lr = 1e-4
+    report = _run(model, tmp_path / "finetune", max_epochs=2)
+    assert not serious(report), report["findings"]
+
+
+def test_arguments_are_validated():
+    with pytest.raises(ValueError, match="lr_collapse_ratio"):
+        LossDynamics(lr_collapse_ratio=0)
+    with pytest.raises(ValueError, match="loss_trend_min_progress"):
+        LossDynamics(loss_trend_min_progress=1.5)
+
+
+def test_negated_loss_is_reported_without_knowing_the_loss_function(tmp_path):
+    report = _run(NegatedLoss(lr=1e-2), tmp_path, facts=None)
+    assert _only(report, "loss-trend")["data"]["pattern"] == "negative"
