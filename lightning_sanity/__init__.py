@@ -23,6 +23,8 @@ _EXPORTS = {
     "default_callbacks": "lightning_sanity.suite",
     "available_options": "lightning_sanity.suite",
     "load_report": "lightning_sanity.report",
+    "replay": "lightning_sanity.replays",
+    "ReplayResult": "lightning_sanity.replays",
     "overfit_one_batch": "lightning_sanity.recipes",
     "input_independent_baseline": "lightning_sanity.recipes",
     "RecipeVerdict": "lightning_sanity.recipes",
@@ -54,5 +56,6 @@ if TYPE_CHECKING:
     from lightning_sanity.callbacks.summary import SanitySummary
     from lightning_sanity.findings import CHECKS, Finding, Severity
     from lightning_sanity.recipes import RecipeVerdict, input_independent_baseline, overfit_one_batch
+    from lightning_sanity.replays import ReplayResult, replay
     from lightning_sanity.report import load_report
     from lightning_sanity.suite import available_options, default_callbacks

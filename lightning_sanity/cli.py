@@ -69,17 +69,18 @@ def _import_object(spec: str, what: str) -> Any:
     return obj
 
 
-def _build_model(spec: str) -> Any:
+def _build_model(spec: str, hparams: Optional[dict[str, Any]] = None) -> Any:
     cls = _import_object(spec, "the model")
     import lightning.pytorch as pl  # after the user's module: a wrong path fails without this slow import
 
     if not callable(cls):
         raise UsageError(f"{spec!r} is not a class; pass MODULE:CLASS of a LightningModule.")
     try:
-        model = cls()
+        model = cls(**(hparams or {}))
     except TypeError as err:
+        given = f"the saved hyperparameters {sorted(hparams)}" if hparams else "no arguments"
         raise UsageError(
-            f"could not build {spec!r} with no arguments ({err}); give every __init__ argument a default, or point "
+            f"could not build {spec!r} with {given} ({err}); give every __init__ argument a default, or point "
             "at a small factory function that returns the configured model."
         ) from None
     except Exception as err:
@@ -134,15 +135,16 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     if not bundle.is_file():
         raise UsageError(f"replay bundle {str(bundle)!r} does not exist; pass the path named in the non-finite "
                          "finding's `replay` field, relative to the run's log dir.")
+    from lightning_sanity.replays import load_bundle, replay
+
     try:
-        from lightning_sanity.replay import replay
-    except ModuleNotFoundError as err:
-        if err.name == "lightning_sanity.replay":
-            raise UsageError("this version of lightning_sanity has no replay support yet.") from None
-        raise
-    model = _build_model(args.model)
+        # The model is rebuilt with the hyperparameters it was trained with, when it saved them.
+        hparams = load_bundle(bundle, trusted=args.trusted).get("hparams")
+    except (FileNotFoundError, ValueError) as err:
+        raise UsageError(str(err)) from None
+    model = _build_model(args.model, hparams)
     try:
-        result = replay(bundle, model)
+        result = replay(bundle, model, trusted=args.trusted)
     except (FileNotFoundError, ValueError) as err:
         raise UsageError(str(err)) from None
     except Exception as err:
@@ -220,7 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and say which module and op first went non-finite.")
     p.add_argument("bundle", metavar="BUNDLE")
     p.add_argument("--model", required=True, metavar="MODULE:CLASS",
-                   help="the LightningModule class, built with no arguments")
+                   help="the LightningModule class, built with the bundle's saved hyperparameters or none")
+    p.add_argument("--trusted", action="store_true",
+                   help="allow a bundle whose batch holds custom classes to be unpickled (only bundles you made)")
     p.set_defaults(func=_cmd_replay)
 
     for name, func, helptext, steps in (

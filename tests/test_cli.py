@@ -47,6 +47,16 @@ USER_MODULE = textwrap.dedent(
             return self.net(x * 0)
 
 
+    class NanNet(Net):
+        """The loss goes NaN at global step 5: log of a negative number in the last layer's output."""
+
+        def forward(self, x):
+            out = self.net(x)
+            if self.trainer is not None and self.global_step == 5 and self.training:
+                out = torch.log(out - out.max() - 1.0)
+            return out
+
+
     class NeedsArgs(Net):
         def __init__(self, width):
             super().__init__()
@@ -147,3 +157,16 @@ def test_baseline_subcommand_fails_a_blind_model(user_dir, tmp_path):
     assert {f["check"] for f in report["findings"]} >= {"loss-trend", "constant-output"}
     strict = cli("report", str(tmp_path), "--fail-on", "warn", cwd=user_dir)
     assert strict.returncode == 1
+
+
+def test_replay_subcommand_names_the_module_of_a_real_nan(user_dir, tmp_path, monkeypatch):
+    import importlib
+
+    monkeypatch.syspath_prepend(str(user_dir))
+    models = importlib.import_module("my_models")
+    trainer = fit(models.NanNet(), tmp_path, models.make_loader(), None, max_epochs=2,
+                  callbacks=lightning_sanity.default_callbacks(print_summary=False))
+    (finding,) = [f for f in read_report(trainer.log_dir)["findings"] if f["check"] == "non-finite"]
+    out = cli("replay", str(Path(trainer.log_dir) / finding["replay"]), "--model", "my_models:NanNet", cwd=user_dir)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "reproduced" in out.stdout.lower() and "net" in out.stdout

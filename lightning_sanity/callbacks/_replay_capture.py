@@ -1,0 +1,196 @@
+"""What the ``non-finite`` and ``batchnorm-variance`` checks share within one training step.
+
+- :class:`StepCapture`: at the start of every training batch, a *reference* to the batch (no copy), the RNG states
+  (a few kilobytes, read without drawing) and a device-side copy of every BatchNorm layer's running statistics
+  (a few floats per channel, one fused copy). A replay bundle needs them only when something goes wrong, but by
+  then the RNGs and running statistics have moved on.
+- Step alarms: a check that computed a device-side verdict during the step hands it over with
+  :func:`raise_step_alarm`; the ``non-finite`` sentinel reads it back together with its own flag in the one host
+  sync of the step (:func:`resolve_step_alarms`), and the check picks up its answer with
+  :func:`step_alarm_result`. Without the sentinel, :func:`resolve_step_alarms` is called by the check itself.
+- :func:`save_step_bundle`: writes the replay bundle of the current step, once per step, never raising.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import weakref
+from typing import Any, Optional
+
+import torch
+from torch import Tensor, nn
+
+from lightning_sanity.checks.batchnorm import batchnorm_layers
+from lightning_sanity.findings import global_seed
+from lightning_sanity.replays import bundle_relpath, capture_rng_states, make_bundle, write_bundle
+
+log = logging.getLogger(__name__)
+
+_CAPTURES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_ALARMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _initialized(t: Optional[Tensor]) -> bool:
+    return t is not None and not isinstance(t, nn.parameter.UninitializedBuffer)
+
+
+class StepCapture:
+    """The state of the current training step that a replay bundle needs (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.key: Optional[tuple] = None
+        self.batch: Any = None
+        self.batch_idx: int = 0
+        self.epoch: int = 0
+        self.global_step: int = 0
+        self.rng: Optional[dict[str, Any]] = None
+        self.bn_names: list[str] = []
+        self._bn_model: Optional[nn.Module] = None
+        self._bn_layers: list[tuple[str, nn.Module]] = []
+        self._bn_sources: list[Tensor] = []
+        self._bn_copies: list[Tensor] = []
+        #: bundles written in this fit, by global step -> relative path
+        self.written: dict[int, str] = {}
+
+    def capture(self, trainer: Any, pl_module: nn.Module, batch: Any, batch_idx: int) -> None:
+        key = (id(trainer), trainer.current_epoch, batch_idx, trainer.global_step)
+        if key == self.key:
+            return
+        self.key = key
+        self.batch, self.batch_idx = batch, batch_idx
+        self.epoch, self.global_step = trainer.current_epoch, trainer.global_step
+        self.rng = capture_rng_states()
+        self._snapshot_batchnorm(pl_module)
+
+    def _snapshot_batchnorm(self, pl_module: nn.Module) -> None:
+        if self._bn_model is not pl_module:  # walking every module each step would cost more than the copy
+            self._bn_model, self._bn_layers = pl_module, batchnorm_layers(pl_module)
+        names, sources = [], []
+        for name, m in self._bn_layers:
+            prefix = f"{name}." if name else ""
+            for buffer in ("running_mean", "running_var", "num_batches_tracked"):
+                t = getattr(m, buffer, None)
+                if _initialized(t):
+                    names.append(prefix + buffer)
+                    sources.append(t)
+        if not sources:
+            self.bn_names, self._bn_sources, self._bn_copies = [], [], []
+            return
+        same = len(sources) == len(self._bn_sources) and all(a is b for a, b in zip(sources, self._bn_sources))
+        with torch.no_grad():
+            if same:
+                torch._foreach_copy_(self._bn_copies, sources)
+            else:
+                self._bn_copies = [t.detach().clone() for t in sources]
+        self.bn_names, self._bn_sources = names, sources
+
+    def batchnorm_state(self) -> dict[str, Tensor]:
+        """BatchNorm running statistics as they were at the start of the step, by ``state_dict`` key."""
+        return dict(zip(self.bn_names, self._bn_copies))
+
+    def release(self) -> None:
+        """Drop the batch reference (end of fit), so nothing outlives the run."""
+        self.batch, self.key, self.rng = None, None, None
+
+    def reset(self) -> None:
+        """Start of a fit: forget the previous fit's step and bundles."""
+        self.release()
+        self.written.clear()
+        self._bn_model, self._bn_layers = None, []
+
+
+def capture_for(trainer: Any) -> StepCapture:
+    """The one :class:`StepCapture` of ``trainer``, created on first use."""
+    capture = _CAPTURES.get(trainer)
+    if capture is None:
+        capture = _CAPTURES[trainer] = StepCapture()
+    return capture
+
+
+def save_step_bundle(
+    trainer: Any,
+    pl_module: nn.Module,
+    log_dir: Optional[str],
+    *,
+    check: str,
+    where: Optional[str],
+    kind: Optional[str],
+    global_step: Optional[int] = None,
+    extra: Optional[dict[str, Any]] = None,
+) -> Optional[str]:
+    """Write the current step's replay bundle (once per step) and return its path relative to ``log_dir``.
+
+    Returns None, after a log line, when it cannot be written: a failure here must not lose the user's run.
+    """
+    capture = capture_for(trainer)
+    step = capture.global_step if global_step is None else global_step
+    if step in capture.written:
+        return capture.written[step]
+    if capture.rng is None or log_dir is None:
+        return None
+    rel = bundle_relpath(step)
+    try:
+        bundle = make_bundle(
+            trainer, pl_module, capture.batch, capture.batch_idx, capture.rng, check=check, where=where, kind=kind,
+            seed=global_seed(), rank=trainer.global_rank, epoch=capture.epoch, global_step=step,
+            model_state=capture.batchnorm_state(), extra=extra,
+        )
+        write_bundle(os.path.join(log_dir, rel), bundle)
+    except Exception as err:  # never lose the run for a bundle
+        log.warning("lightning_sanity: could not write the replay bundle %s: %r", rel, err)
+        return None
+    capture.written[step] = rel
+    return rel
+
+
+# --------------------------------------------------------------------------- step alarms
+
+
+def _alarms(trainer: Any) -> dict[str, dict[str, Any]]:
+    state = _ALARMS.get(trainer)
+    if state is None:
+        state = _ALARMS[trainer] = {"pending": {}, "results": {}}
+    return state
+
+
+def raise_step_alarm(trainer: Any, name: str, flag: Tensor) -> None:
+    """Hand over a 0-dim bool device tensor (True = something to look at) to be read in the step's host sync."""
+    state = _alarms(trainer)
+    state["pending"][name] = flag
+    state["results"].pop(name, None)
+
+
+def step_alarm_result(trainer: Any, name: str) -> Optional[bool]:
+    """The alarm's value once read (and forget it), or None while it is still pending or was never raised."""
+    return _alarms(trainer)["results"].pop(name, None)
+
+
+def alarm_pending(trainer: Any, name: str) -> bool:
+    return name in _alarms(trainer)["pending"]
+
+
+def resolve_step_alarms(trainer: Any, own: Optional[Tensor] = None) -> Optional[bool]:
+    """Read ``own`` (a 0-dim bool device tensor, or None) and every pending alarm in ONE host transfer.
+
+    Returns ``own``'s value (None when ``own`` is None); the alarms' values go to :func:`step_alarm_result`.
+    """
+    state = _alarms(trainer)
+    pending = state["pending"]
+    flags = ([own] if own is not None else []) + list(pending.values())
+    if not flags:
+        return None
+    device = flags[0].device
+    values = torch.stack([f.reshape(()).to(device, torch.bool) for f in flags]).tolist()
+    if own is not None:
+        mine, values = bool(values[0]), values[1:]
+    else:
+        mine = None
+    for name, value in zip(list(pending), values):
+        state["results"][name] = bool(value)
+    pending.clear()
+    return mine
+
+
+def forget_alarms(trainer: Any) -> None:
+    _ALARMS.pop(trainer, None)

@@ -1,0 +1,363 @@
+r"""
+BatchNorm variance monitor
+^^^^^^^^^^^^^^^^^^^^^^^^^^
+
+Watch every BatchNorm layer's running variance for blow-ups, bad-luck batches and collapse.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Optional
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor, nn
+from typing_extensions import override
+
+from lightning_sanity import tensorboard
+from lightning_sanity.callbacks._replay_capture import (
+    alarm_pending,
+    capture_for,
+    raise_step_alarm,
+    resolve_step_alarms,
+    save_step_bundle,
+    step_alarm_result,
+)
+from lightning_sanity.callbacks.base import SanityCallback
+from lightning_sanity.checks import batchnorm as bn
+from lightning_sanity.findings import Severity
+
+log = logging.getLogger(__name__)
+
+CHECK = "batchnorm-variance"
+_ALARM = CHECK
+#: At most this many bundles per fit from this check: the first occurrences are the ones worth replaying.
+MAX_BUNDLES = 3
+
+_ADVICE_BATCH = (
+    "Open the replay bundle's batch (`lightning_sanity.replays.load_bundle(path)['batch']`) and look for outliers, "
+    "unscaled or corrupt samples; normalize or clip the inputs, shuffle so that similar samples do not come "
+    "together, use larger batches, or lower this layer's BatchNorm momentum so one batch moves the estimate less."
+)
+_ADVICE_WINDOW = (
+    "Activations before this layer are growing fast: lower the learning rate, add weight decay or gradient "
+    "clipping, and look at the weight-growth and exploding-gradient checks for the same steps."
+)
+_ADVICE_COLLAPSE = (
+    "The layer's input has become nearly constant: look for dead ReLUs before it (dead-activations), weights "
+    "decayed to zero, or an input that no longer varies; evaluation with these statistics divides by about "
+    "sqrt(eps) and amplifies noise."
+)
+_ADVICE_NONFINITE = (
+    "Replay the bundle to find the batch and module that produced it; a batch with Inf or huge values, or an "
+    "fp16 overflow before this layer, are the usual causes."
+)
+
+
+class _LayerState:
+    """Device tensors describing every tracked BatchNorm layer, built once the lazy layers are materialized."""
+
+    def __init__(self, layers: list[tuple[str, nn.Module]], device: torch.device) -> None:
+        self.names = [n for n, _ in layers]
+        self.modules = [m for _, m in layers]
+        self.numels = torch.tensor([float(m.running_var.numel()) for m in self.modules], device=device)
+        self.segments = bn.layer_segments([m.running_var.numel() for m in self.modules], device)
+        self.momentum = torch.tensor(
+            [float("nan") if m.momentum is None else float(m.momentum) for m in self.modules], device=device
+        )
+        self.warmup = torch.tensor([float(bn.warmup_steps(m.momentum)) for m in self.modules], device=device)
+        self.eps = torch.tensor([float(m.eps) for m in self.modules], device=device)
+        size = len(self.modules)
+        self.ring = torch.full((bn.WINDOW, size), float("nan"), device=device)
+        self.peak = torch.zeros(size, device=device)
+        self.armed = torch.ones(size, dtype=torch.bool, device=device)
+        self.calls = 0
+
+    def summaries(self, running_vars: list[Tensor]) -> tuple[Tensor, Tensor]:
+        return bn.variance_summaries(running_vars, self.numels, self.segments)
+
+
+class BatchNormMonitor(SanityCallback):
+    r"""Watch the running variance of every BatchNorm layer (1d/2d/3d, SyncBatchNorm, lazy variants).
+
+    Each step, for every layer that keeps running statistics, it reduces the running variance to its channel mean
+    and max (two fused reductions for all layers, on the device), before and after the step's forward pass. The
+    batch's own variance follows exactly from the running-variance update (``running = (1 - m) running + m batch``),
+    so no forward hook and no extra pass over the activations is needed. The verdict stays on the device and is
+    read in the ``non-finite`` sentinel's one host sync of the step (or in this callback's own, when the
+    sentinel is absent). A layer is judged only after its warm-up (the initial 1.0 weighs less than 1% of the
+    estimate: 44 steps at momentum 0.1), and it fires when:
+
+    - the running variance (channel mean) grows 100x or more within one step (``jump``), or 1000x or more within
+      25 steps (``window``);
+    - the batch's channel-mean variance is 100x or more the running estimate before it (``batch``: a bad-luck batch);
+    - the channel-mean running variance collapses 1000x below its peak and under 100x the layer's ``eps``
+      (``collapse``);
+    - the running statistics become NaN or Inf (``non-finite``: an error).
+
+    Ratios are taken against at least 10x the layer's ``eps``, so channels whose input is constant (zero variance,
+    as for the blank border pixels of digit images) never produce huge ratios from tiny numbers. The finding names
+    the layer, epoch, batch and seed, and the step is saved in a replay bundle (the first three times).
+
+    TensorBoard tags, written at logging steps (``global_step % log_every_n_steps == 0``), one line per layer named
+    as in ``named_modules()``:
+
+    - ``sanity/bn_running_var_mean/<layer>``: channel mean of the running variance.
+    - ``sanity/bn_running_var_max/<layer>``: channel max of the running variance.
+    - ``sanity/bn_batch_ratio/<layer>``: the batch's channel-mean variance over the running estimate before it.
+
+    Args:
+        batchnorm_scalars: write the TensorBoard scalars above (one host sync per logging step).
+
+    Raises:
+        ValueError: ``batchnorm_scalars`` is not a bool.
+
+    Example::
+
+        >>> from lightning import Trainer
+        >>> from lightning_sanity.callbacks.batchnorm import BatchNormMonitor
+        >>> trainer = Trainer(callbacks=[BatchNormMonitor(batchnorm_scalars=False)], logger=False)
+    """
+
+    checks = (CHECK,)
+
+    def __init__(self, batchnorm_scalars: bool = True) -> None:
+        if not isinstance(batchnorm_scalars, bool):
+            raise ValueError(f"`batchnorm_scalars` must be True or False, got {batchnorm_scalars!r}.")
+        self.batchnorm_scalars = batchnorm_scalars
+        self._log_dir: Optional[str] = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._state: Optional[_LayerState] = None
+        self._layers: list[tuple[str, nn.Module]] = []
+        self._verdict: Optional[dict[str, Tensor]] = None
+        self._figures: Optional[dict[str, Tensor]] = None
+        self._done_this_batch = False
+        self._handled_this_batch = False
+        self._broken = False
+        self._bundles = 0
+        self._steps_judged = 0
+        self._last_logged_step = -1
+        self._fired_layers: set[str] = set()
+
+    # ------------------------------------------------------------------ hooks
+
+    @override
+    def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
+        if stage != "fit":
+            return
+        self._log_dir = trainer.log_dir  # a collective under DDP: read where every rank is
+        self._reset()
+        self._layers = bn.batchnorm_layers(pl_module)
+        if not self._layers:
+            self.skip(trainer, CHECK, "no BatchNorm layer with running statistics in the model")
+
+    @override
+    def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if self._layers and self.batchnorm_scalars:
+            for title, quantity in (("running variance, channel mean", "bn_running_var_mean"),
+                                    ("running variance, channel max", "bn_running_var_max"),
+                                    ("batch variance / running variance", "bn_batch_ratio")):
+                tensorboard.add_layout_chart(trainer, CHECK, title, tensorboard.tag(quantity, ".*"))
+
+    @override
+    def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int) -> None:
+        self._done_this_batch = False
+        self._handled_this_batch = False
+        if not self._active:
+            return
+        try:
+            capture_for(trainer).capture(trainer, pl_module, batch, batch_idx)
+        except Exception as err:
+            self._failed(trainer, err)
+
+    @override
+    def on_before_backward(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", loss: Tensor) -> None:
+        # The forward pass has updated the running statistics: judge now, so that the verdict can ride on the
+        # non-finite sentinel's sync in on_before_optimizer_step.
+        if self._active and not self._done_this_batch:
+            self._judge(trainer)
+
+    @override
+    def on_before_optimizer_step(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", optimizer: Any) -> None:
+        if not self._active or self._handled_this_batch:
+            return
+        # The weights have not been updated yet: the best moment for a bundle.
+        if step_alarm_result(trainer, _ALARM):
+            self._handled_this_batch = True
+            self._handle(trainer, pl_module)
+
+    @override
+    def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any, batch_idx: int) -> None:
+        if not self._active:
+            return
+        try:
+            if not self._done_this_batch:
+                self._judge(trainer)  # no backward ran in this batch
+            if not self._handled_this_batch:
+                fired = step_alarm_result(trainer, _ALARM)
+                if fired is None and alarm_pending(trainer, _ALARM):
+                    resolve_step_alarms(trainer)  # nobody read it this step: this callback's own sync
+                    fired = step_alarm_result(trainer, _ALARM)
+                if fired:
+                    self._handled_this_batch = True
+                    self._handle(trainer, pl_module)
+            self._log(trainer)
+        except Exception as err:
+            self._failed(trainer, err)
+
+    @override
+    def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if self._layers:
+            self.detail(trainer, CHECK, f"{len(self._layers)} BatchNorm layers, {self._steps_judged} steps judged")
+
+    # ------------------------------------------------------------------ the check
+
+    @property
+    def _active(self) -> bool:
+        return bool(self._layers) and not self._broken
+
+    def _failed(self, trainer: "pl.Trainer", err: BaseException) -> None:
+        log.warning("lightning_sanity: the batchnorm-variance check failed and is switched off: %r", err)
+        self.skip(trainer, CHECK, f"internal error: {err!r}")
+        self._broken = True
+
+    def _ensure_state(self) -> Optional[_LayerState]:
+        if self._state is None:
+            if any(isinstance(m.running_var, nn.parameter.UninitializedBuffer) for _, m in self._layers):
+                return None  # lazy layers not materialized yet (first forward)
+            self._state = _LayerState(self._layers, self._layers[0][1].running_var.device)
+        return self._state
+
+    def _judge(self, trainer: "pl.Trainer") -> None:
+        self._done_this_batch = True
+        try:
+            state = self._ensure_state()
+            capture = capture_for(trainer)
+            before = capture.batchnorm_state()
+            if state is None or not before:
+                return
+            prefixes = [f"{n}." if n else "" for n in state.names]
+            vars_before = [before.get(p + "running_var") for p in prefixes]
+            tracked_before = [before.get(p + "num_batches_tracked") for p in prefixes]
+            if any(t is None for t in vars_before + tracked_before):
+                return  # a layer materialized during this step: judge from the next one
+            with torch.no_grad():
+                mean_before, max_before = state.summaries(vars_before)
+                mean_after, max_after = state.summaries([m.running_var for m in state.modules])
+                tracked_after = torch.stack([m.num_batches_tracked for m in state.modules]).to(mean_after.dtype)
+                delta = tracked_after - torch.stack(tracked_before).to(mean_after.dtype)
+                if state.calls == 0:
+                    state.ring[:] = mean_after
+                slot = state.calls % bn.WINDOW
+                window_ref = state.ring[slot].clone()
+                out = bn.judge(mean_before, max_before, mean_after, max_after, window_ref, state.peak,
+                               state.momentum, tracked_after, delta, state.warmup, state.eps)
+                updated = delta >= 1
+                state.ring[slot] = torch.where(updated, mean_after, window_ref)
+                warm = updated & (tracked_after >= state.warmup)
+                state.peak = torch.where(warm & torch.isfinite(mean_after), torch.maximum(state.peak, mean_after),
+                                         state.peak)
+                # Collapse and non-finite statistics persist: fire once per layer.
+                lasting = out["fired_collapse"] | out["fired_nonfinite"]
+                alarm = out["alarm"] & (state.armed | ~lasting)
+                state.armed = state.armed & ~lasting
+                state.calls += 1
+            self._steps_judged += 1
+            self._verdict = {**out, "alarm": alarm}
+            self._figures = {"mean_before": mean_before, "mean_after": mean_after, "max_after": max_after,
+                             "window_ref": window_ref, "peak": state.peak}
+            raise_step_alarm(trainer, _ALARM, alarm.any())
+        except Exception as err:
+            self._failed(trainer, err)
+
+    def _handle(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        verdict, figures, state = self._verdict, self._figures, self._state
+        if verdict is None or figures is None or state is None:
+            return
+        host = {k: v.tolist() for k, v in {**verdict, **figures}.items()}
+        capture = capture_for(trainer)
+        replay = None
+        for i, name in enumerate(state.names):
+            if not host["alarm"][i]:
+                continue
+            kind = next(k for k in ("nonfinite", "jump", "window", "batch", "collapse") if host[f"fired_{k}"][i])
+            if replay is None and self._bundles < MAX_BUNDLES:
+                replay = save_step_bundle(trainer, pl_module, self._log_dir, check=CHECK, where=name, kind=kind,
+                                          extra={"criterion": kind})
+                self._bundles += replay is not None
+            self._report(trainer, name, kind, i, host, capture, replay)
+            if kind in ("jump", "window", "batch"):
+                # Start the window afresh at the new level, so one blow-up is reported once.
+                state.ring[:, i] = verdict["jump"].new_tensor(host["mean_after"][i])
+
+    def _report(self, trainer: "pl.Trainer", name: str, kind: str, i: int, host: dict[str, list], capture: Any,
+                replay: Optional[str]) -> None:
+        module = self._state.modules[i]
+        when = f"at epoch {capture.epoch}, batch {capture.batch_idx} (global step {capture.global_step})"
+        before, after = host["mean_before"][i], host["mean_after"][i]
+        ratio, jump = host["batch_ratio"][i], host["jump"][i]
+        data: dict[str, Any] = {
+            "criterion": kind,
+            "running_var_before": _num(before),
+            "running_var_after": _num(after),
+            "running_var_max": _num(host["max_after"][i]),
+            "batch_ratio": _num(ratio),
+            "jump": _num(jump),
+            "momentum": module.momentum,
+            "eps": module.eps,
+            "rank": int(trainer.global_rank),
+        }
+        severity = Severity.WARNING
+        if kind == "nonfinite":
+            severity = Severity.ERROR
+            message = (f"The running variance of BatchNorm layer `{name}` became non-finite ({after}) {when}; "
+                       "evaluation with these statistics gives NaN or zero outputs.")
+            advice = _ADVICE_NONFINITE
+        elif kind in ("jump", "batch"):
+            data["threshold"] = bn.JUMP_STEP if kind == "jump" else bn.BATCH_RATIO
+            message = (f"Batch {capture.batch_idx} of epoch {capture.epoch} (global step {capture.global_step}) had "
+                       f"{ratio:.3g}x the variance that BatchNorm layer `{name}` had estimated, and its running "
+                       f"variance went from {before:.3g} to {after:.3g} (x{jump:.3g}) in that one step (channel means).")
+            advice = _ADVICE_BATCH
+        elif kind == "window":
+            ref = host["window_ref"][i]
+            data.update(threshold=bn.JUMP_WINDOW, window=bn.WINDOW, window_ratio=_num(host["window_jump"][i]),
+                        running_var_window_start=_num(ref))
+            message = (f"The running variance of BatchNorm layer `{name}` grew {host['window_jump'][i]:.3g}x within "
+                       f"{bn.WINDOW} steps, from {ref:.3g} to {after:.3g} (channel means), up to {when}.")
+            advice = _ADVICE_WINDOW
+        else:
+            peak = host["peak"][i]
+            data.update(peak=_num(peak), threshold=bn.COLLAPSE_DROP)
+            message = (f"The running variance of BatchNorm layer `{name}` collapsed to {after:.3g} (channel mean), "
+                       f"{peak / max(after, 1e-38):.3g}x below its peak of {peak:.3g} and under 100x its eps "
+                       f"({module.eps:g}), {when}.")
+            advice = _ADVICE_COLLAPSE
+        self.report(trainer, CHECK, severity, message, advice, where=name, data=data, batch_idx=capture.batch_idx,
+                    global_step=capture.global_step, replay=replay, key=kind)
+
+    def _log(self, trainer: "pl.Trainer") -> None:
+        step = trainer.global_step
+        if (not self.batchnorm_scalars or self._verdict is None or self._figures is None or step == self._last_logged_step
+                or step % max(1, trainer.log_every_n_steps) != 0 or not trainer.is_global_zero or not trainer.loggers):
+            return
+        self._last_logged_step = step
+        names = self._state.names
+        stacked = torch.stack([self._figures["mean_after"], self._figures["max_after"], self._verdict["batch_ratio"]])
+        means, maxes, ratios = stacked.tolist()  # one host sync per logging step
+        metrics: dict[str, float] = {}
+        for name, mean, peak, ratio in zip(names, means, maxes, ratios):
+            label = name or "model"
+            metrics[tensorboard.tag("bn_running_var_mean", label)] = mean
+            metrics[tensorboard.tag("bn_running_var_max", label)] = peak
+            if math.isfinite(ratio):
+                metrics[tensorboard.tag("bn_batch_ratio", label)] = ratio
+        tensorboard.log_scalars(trainer, metrics, step)
+
+
+def _num(value: float) -> Any:
+    return value if math.isfinite(value) else str(value)

@@ -1,0 +1,195 @@
+"""The BatchNorm variance tests: running variance blow-up, a batch far out of line, collapse toward zero.
+
+Everything works on per-layer summaries: for each BatchNorm layer, the mean and the max over channels of its
+running variance, taken before and after one training step. Two fused reductions give those for all layers at
+once, so the per-step cost does not grow with the number of channels.
+
+The batch's own variance comes for free from the running-statistics update. In train mode a BatchNorm layer does
+``running_var <- (1 - m) * running_var + m * batch_var`` (``m`` the momentum, ``1 / num_batches_tracked`` when the
+momentum is None), so the channel mean of the batch variance is
+``(mean_after - (1 - m) * mean_before) / m``: exact when the layer ran one forward in the step, no hook needed.
+
+Example::
+
+    >>> import torch
+    >>> before = torch.tensor([1.0, 1.0]); after = torch.tensor([0.9 + 0.1 * 5000.0, 1.05])
+    >>> [round(v, 3) for v in batch_variance_mean(before, after, torch.tensor([0.1, 0.1])).tolist()]
+    [5000.0, 1.5]
+    >>> warmup_steps(0.1), warmup_steps(0.01), warmup_steps(None)
+    (44, 459, 10)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Optional
+
+import torch
+from torch import Tensor, nn
+
+#: Running variance (channel mean of a layer) growing this many times within ONE step. A healthy batch
+#: moves the running variance by a factor (1 - m) + m * ratio; with the default momentum 0.1, x100 needs a batch
+#: whose variance is about 1000 times the running estimate: a broken batch or diverging weights, never noise.
+JUMP_STEP = 100.0
+#: ... or this many times over the last WINDOW steps: orders of magnitude in a few dozen steps is divergence.
+#: Healthy training changes pre-BatchNorm activation scales by small factors over hundreds of steps.
+JUMP_WINDOW = 1000.0
+WINDOW = 25
+#: A batch whose channel-mean variance is this many times the running estimate before it (a bad-luck batch).
+#: Sampling noise of a batch variance is a factor of a few even at batch size 2 once averaged over channels; a
+#: sample with an outlier 100 standard deviations out lifts one channel of 64 only about 5 times on average.
+BATCH_RATIO = 100.0
+#: Collapse: the layer's channel-mean running variance fell this many times below its peak since warm-up AND
+#: below ``COLLAPSE_EPS_FACTOR * eps``, where ``eps`` (added to the variance before the square root) starts to
+#: dominate: the layer then no longer normalizes by the data's scale and amplifies noise.
+COLLAPSE_DROP = 1000.0
+COLLAPSE_EPS_FACTOR = 100.0
+#: Below ``FLOOR_EPS_FACTOR * eps`` a variance is noise level for BatchNorm; ratios are taken against at least it,
+#: so constant features (zero-variance channels, such as the always-blank border pixels of digit images) never
+#: produce huge ratios from tiny numbers.
+FLOOR_EPS_FACTOR = 10.0
+#: The initial running variance (1.0) must weigh less than this in the running estimate before anything is judged.
+WARMUP_RESIDUAL = 0.01
+
+
+def batchnorm_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Every BatchNorm layer (1d/2d/3d, SyncBatchNorm, lazy variants) that keeps running statistics, by name."""
+    return [
+        (name, m) for name, m in model.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    ]
+
+
+def warmup_steps(momentum: Optional[float], residual: float = WARMUP_RESIDUAL) -> int:
+    """Forward passes after which the initial running variance weighs less than ``residual`` in the estimate.
+
+    With momentum ``m`` the initial value keeps weight ``(1 - m) ** k`` after ``k`` batches. With ``None``
+    (cumulative average) the first batch replaces it entirely; 10 batches then give a usable average.
+    """
+    if momentum is None:
+        return 10
+    if momentum <= 0.0:
+        return 2**31 - 1  # the running statistics never move: nothing to judge
+    if momentum >= 1.0:
+        return 1
+    return int(math.ceil(math.log(residual) / math.log(1.0 - momentum)))
+
+
+def variance_summaries(running_vars: Sequence[Tensor], numels: Tensor,
+                       segments: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+    """``(mean, max)`` over channels of each layer's running variance, as two ``[L]`` float32 tensors.
+
+    A handful of kernels for all layers together (concatenate, segment sum, segment max), none per layer, no host
+    sync. The mean comes from a sum, so a NaN or Inf anywhere in a layer shows up in its mean on every backend.
+    ``segments`` (the layer index of every concatenated channel) can be passed in to save rebuilding it.
+
+    Example::
+
+        >>> mean, peak = variance_summaries([torch.tensor([1.0, 3.0]), torch.tensor([4.0])], torch.tensor([2.0, 1.0]))
+        >>> mean.tolist(), peak.tolist()
+        ([2.0, 4.0], [3.0, 4.0])
+    """
+    with torch.no_grad():
+        flat = torch.cat([t.reshape(-1) for t in running_vars]).float()
+        numels = numels.to(flat.device)
+        if segments is None:
+            segments = layer_segments([t.numel() for t in running_vars], flat.device)
+        total = torch.zeros(len(running_vars), device=flat.device).index_add_(0, segments, flat)
+        peak = torch.full((len(running_vars),), float("-inf"), device=flat.device)
+        peak = peak.scatter_reduce_(0, segments, flat, "amax")
+    return total / numels, peak
+
+
+def layer_segments(sizes: Sequence[int], device: Any = None) -> Tensor:
+    """The layer index of every channel once the layers' per-channel tensors are concatenated."""
+    return torch.repeat_interleave(torch.arange(len(sizes), device=device),
+                                   torch.tensor(list(sizes), device=device), output_size=int(sum(sizes)))
+
+
+def effective_momentum(momentum: Tensor, tracked_after: Tensor) -> Tensor:
+    """Per-layer update weight of the last batch: the momentum, or ``1 / num_batches_tracked`` where it is NaN (None)."""
+    cumulative = 1.0 / tracked_after.clamp(min=1).to(momentum.dtype)
+    return torch.where(torch.isnan(momentum), cumulative, momentum)
+
+
+def batch_variance_mean(mean_before: Tensor, mean_after: Tensor, momentum: Tensor) -> Tensor:
+    """Channel mean of the batch's (unbiased) variance, recovered from one running-variance update."""
+    m = momentum.clamp(min=1e-12)
+    return (mean_after - (1.0 - m) * mean_before) / m
+
+
+def judge(
+    mean_before: Tensor,
+    max_before: Tensor,
+    mean_after: Tensor,
+    max_after: Tensor,
+    window_ref: Tensor,
+    peak: Tensor,
+    momentum: Tensor,
+    steps_tracked: Tensor,
+    steps_this_step: Tensor,
+    warmup: Tensor,
+    eps: Tensor,
+) -> dict[str, Tensor]:
+    """Per-layer verdicts and figures for one step, all as ``[L]`` tensors on the device (no host sync).
+
+    Args:
+        mean_before, max_before: channel mean / max of the running variance at the start of the step (the max is
+            only reported, not judged).
+        mean_after, max_after: the same after the step's forward pass(es).
+        window_ref: ``mean_after`` of ``WINDOW`` steps ago (or the oldest value kept).
+        peak: the largest ``mean_after`` seen since warm-up (updated by the caller from ``mean_after``).
+        momentum: each layer's momentum, NaN where it is None (cumulative average).
+        steps_tracked: ``num_batches_tracked`` after the step.
+        steps_this_step: how many forward passes updated the statistics during the step (0 in eval mode).
+        warmup: each layer's :func:`warmup_steps`.
+        eps: each layer's ``eps``.
+
+    Returns:
+        ``jump``, ``window_jump``, ``batch_ratio`` (figures) and the bool verdicts ``fired_jump``,
+        ``fired_window``, ``fired_batch``, ``fired_collapse``, ``fired_nonfinite`` and ``alarm`` (any of them).
+
+    Example::
+
+        >>> t = lambda v: torch.tensor([float(v)])
+        >>> out = judge(t(1), t(2), t(0.9 + 0.1 * 1e6), t(1e5), t(1), t(1), t(0.1), t(100), t(1), t(44), t(1e-5))
+        >>> bool(out["fired_jump"]), bool(out["fired_batch"]), bool(out["fired_collapse"])
+        (True, True, False)
+        >>> out = judge(t(1), t(2), t(1.1), t(2.2), t(1), t(1.2), t(0.1), t(100), t(1), t(44), t(1e-5))
+        >>> bool(out["alarm"])
+        False
+    """
+    floor = eps * FLOOR_EPS_FACTOR
+    updated = steps_this_step >= 1
+    warm = updated & (steps_tracked >= warmup)
+    warm_window = updated & (steps_tracked >= warmup + WINDOW)
+    # Channel means only: the max over channels of a small batch's variances is noisy (with momentum near 1 and
+    # batches of two it can move 100x on its own), and a single channel that really blows up lifts the mean too.
+    jump = mean_after / torch.maximum(mean_before, floor)
+    window_jump = mean_after / torch.maximum(window_ref, floor)
+    m = effective_momentum(momentum, steps_tracked)
+    batch_mean = batch_variance_mean(mean_before, mean_after, m)
+    batch_ratio = batch_mean / torch.maximum(mean_before, floor)
+    finite = torch.isfinite(mean_after) & torch.isfinite(mean_before)
+    fired_nonfinite = updated & ~torch.isfinite(mean_after) & torch.isfinite(mean_before)
+    fired_jump = warm & finite & (jump >= JUMP_STEP)
+    fired_window = warm_window & finite & (window_jump >= JUMP_WINDOW)
+    # The batch variance is exact only when the layer ran exactly one forward pass in the step.
+    fired_batch = warm & finite & (steps_this_step == 1) & (batch_ratio >= BATCH_RATIO)
+    fired_collapse = (
+        warm & finite & (mean_after * COLLAPSE_DROP <= peak) & (mean_after <= eps * COLLAPSE_EPS_FACTOR)
+    )
+    alarm = fired_nonfinite | fired_jump | fired_window | fired_batch | fired_collapse
+    return {
+        "jump": jump,
+        "window_jump": window_jump,
+        "batch_ratio": batch_ratio,
+        "batch_variance": batch_mean,
+        "fired_jump": fired_jump,
+        "fired_window": fired_window,
+        "fired_batch": fired_batch,
+        "fired_collapse": fired_collapse,
+        "fired_nonfinite": fired_nonfinite,
+        "alarm": alarm,
+    }

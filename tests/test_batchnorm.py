@@ -1,0 +1,150 @@
+"""batchnorm-variance: a BatchNorm layer's running variance blowing up, a bad-luck batch, a collapse."""
+
+import lightning as L
+import pytest
+import torch
+from _models_nonfinite import BadBatchLoader, BNClassifier
+from helpers import digits_loaders, events, read_report, serious, trainer
+from torch import nn
+
+import lightning_sanity
+from lightning_sanity import SanitySummary
+from lightning_sanity.callbacks.batchnorm import BatchNormMonitor
+from lightning_sanity.callbacks.nonfinite import NonFiniteSentinel
+from lightning_sanity.checks import batchnorm as bn
+
+# --------------------------------------------------------------------------- pure functions
+
+
+def _t(*values):
+    return torch.tensor([float(v) for v in values])
+
+
+def _judge(before, after, *, max_before=None, max_after=None, window_ref=None, peak=None, tracked=100, delta=1,
+           momentum=0.1, eps=1e-5):
+    n = len(before)
+    return bn.judge(
+        _t(*before), _t(*(max_before or before)), _t(*after), _t(*(max_after or after)),
+        _t(*(window_ref or before)), _t(*(peak or before)), _t(*[momentum] * n), _t(*[tracked] * n),
+        _t(*[delta] * n), _t(*[bn.warmup_steps(momentum)] * n), _t(*[eps] * n),
+    )
+
+
+def test_warmup_steps_follow_the_momentum():
+    assert bn.warmup_steps(0.1) == 44  # 0.9 ** 44 < 1% of the initial 1.0 left
+    assert 0.9**44 < 0.01 <= 0.9**43
+    assert bn.warmup_steps(0.5) == 7 and bn.warmup_steps(None) == 10 and bn.warmup_steps(1.0) == 1
+    assert bn.warmup_steps(0.0) > 10**9
+
+
+def test_batch_variance_is_recovered_from_the_running_update():
+    layer = nn.BatchNorm1d(4, momentum=0.1).train()
+    x = torch.randn(64, 4) * torch.tensor([1.0, 2.0, 3.0, 0.5])
+    before = layer.running_var.mean().reshape(1)
+    layer(x)
+    recovered = bn.batch_variance_mean(before, layer.running_var.mean().reshape(1), _t(0.1))
+    assert torch.allclose(recovered, x.var(0, unbiased=True).mean().reshape(1), rtol=1e-5)
+    # momentum=None: the update weight is 1 / num_batches_tracked
+    assert bn.effective_momentum(_t(float("nan"), 0.1), _t(4, 4)).tolist() == pytest.approx([0.25, 0.1])
+
+
+def test_each_criterion_fires_on_its_own_symptom():
+    healthy = _judge([1.0, 0.5], [1.05, 0.48])
+    assert not healthy["alarm"].any()
+    bad_batch = _judge([1.0], [0.9 + 0.1 * 5000.0])  # batch variance 5000x the estimate
+    assert bad_batch["fired_batch"].all() and bad_batch["fired_jump"].all()
+    assert bad_batch["batch_ratio"].item() == pytest.approx(5000.0)
+    modest_batch = _judge([1.0], [0.9 + 0.1 * 150.0])  # 150x: a bad batch, the estimate only x15.9
+    assert modest_batch["fired_batch"].all() and not modest_batch["fired_jump"].any()
+    window = _judge([10.0], [12.0], window_ref=[0.005], tracked=200)
+    assert window["fired_window"].all() and not window["fired_jump"].any()
+    collapse = _judge([2e-4], [1e-4], peak=[0.5])
+    assert collapse["fired_collapse"].all()
+    nonfinite = _judge([1.0], [float("inf")])
+    assert nonfinite["fired_nonfinite"].all() and not nonfinite["fired_jump"].any()
+
+
+def test_no_verdict_during_warm_up_or_without_an_update():
+    assert not _judge([1.0], [500.0], tracked=10)["alarm"].any()  # the estimate is still leaving its initial 1.0
+    assert not _judge([1.0], [500.0], delta=0)["alarm"].any()  # eval mode: the statistics did not move
+
+
+def test_constant_channels_do_not_make_huge_ratios():
+    # A channel whose input never varies has variance ~0; one sample touching it must not look like a blow-up.
+    out = _judge([1e-9], [0.9e-9 + 0.1 * 1e-4])
+    assert out["batch_ratio"].item() < 10 and not out["alarm"].any()
+
+
+def test_argument_validation():
+    with pytest.raises(ValueError, match="batchnorm_scalars.*'yes'"):
+        BatchNormMonitor(batchnorm_scalars="yes")
+
+
+# --------------------------------------------------------------------------- real runs
+
+
+def _fit(tmp_path, model, train, **kwargs):
+    L.seed_everything(0, workers=True)
+    callbacks = [NonFiniteSentinel(), BatchNormMonitor(), SanitySummary(print_summary=False)]
+    settings = dict(max_epochs=3, limit_val_batches=0)
+    settings.update(kwargs)
+    t = trainer(tmp_path, callbacks, **settings)
+    t.fit(model, train)
+    return t, read_report(t.log_dir)
+
+
+def test_bad_luck_batch_blows_up_the_running_variance(tmp_path):
+    model = BNClassifier("mlp")
+    data = BadBatchLoader(digits_loaders()[0], at=(3, 5), factor=1000.0)
+    t, report = _fit(tmp_path, model, data, max_epochs=4, limit_train_batches=16)
+    (finding,) = serious(report, "batchnorm-variance")
+    assert finding["severity"] == "warning" and finding["where"] == "net.1"
+    assert (finding["epoch"], finding["batch_idx"], finding["global_step"], finding["seed"]) == (3, 5, 53, 0)
+    assert finding["data"]["batch_ratio"] > 1e5 and finding["data"]["jump"] > 1e4
+    assert not serious(report, "non-finite")  # BatchNorm kept the loss finite: this is not a NaN
+    assert finding["replay"] == "sanity/replay/step_53.pt"
+
+    result = lightning_sanity.replay(f"{t.log_dir}/{finding['replay']}", BNClassifier("mlp"))
+    assert result.reproduced and result.batchnorm["layer"] == "net.1" and result.batchnorm["batch_ratio"] > 1e5
+    assert result.module is None  # nothing went non-finite
+    # The bundle holds the step exactly as it ran: the replayed loss is the training loss, bit for bit.
+    assert result.loss == model.seen[(3, 5)]
+
+    tags = events(t.log_dir).Tags()["scalars"]
+    for quantity in ("bn_running_var_mean", "bn_running_var_max", "bn_batch_ratio"):
+        assert f"sanity/{quantity}/net.1" in tags
+
+
+def test_running_variance_collapse(tmp_path):
+    # From epoch 1 on the inputs are all zero: the layer sees a constant and its running variance decays to 0.
+    data = BadBatchLoader(digits_loaders()[0], at=(1, 0), factor=0.0, onwards=True)
+    _, report = _fit(tmp_path, BNClassifier("mlp", momentum=0.5), data, max_epochs=2, limit_train_batches=20)
+    (finding,) = serious(report, "batchnorm-variance")
+    assert finding["where"] == "net.1" and finding["data"]["criterion"] == "collapse" and finding["epoch"] == 1
+
+
+@pytest.mark.parametrize(("arch", "optimizer"), [("mlp", "sgd"), ("raw", "adam"), ("cnn", "sgd"), ("cnn", "adam"),
+                                                  ("lazy", "adam")])
+def test_healthy_batchnorm_networks_are_silent(tmp_path, arch, optimizer):
+    # "raw" normalizes the raw digit pixels: several border pixels never vary (zero-variance channels).
+    lr = 1e-2 if optimizer == "adam" else 5e-2
+    t, report = _fit(tmp_path, BNClassifier(arch, optimizer, lr=lr), digits_loaders()[0], max_epochs=3,
+                     limit_train_batches=20)
+    assert t.global_step > bn.warmup_steps(0.1) + 10  # long enough to be judged
+    assert not [f for f in report["findings"] if f["check"] in ("batchnorm-variance", "non-finite")]
+    detail = {c["name"]: c["detail"] for c in report["checks"]}["batchnorm-variance"]
+    assert "BatchNorm layers" in detail
+
+
+def test_cumulative_average_batchnorm_is_silent(tmp_path):
+    _, report = _fit(tmp_path, BNClassifier("mlp", momentum=None), digits_loaders()[0], max_epochs=2,
+                     limit_train_batches=12)
+    assert not [f for f in report["findings"] if f["check"] == "batchnorm-variance"]
+
+
+def test_model_without_batchnorm_is_skipped_with_a_reason(tmp_path):
+    from _models_nonfinite import SequenceClassifier
+
+    _, report = _fit(tmp_path, SequenceClassifier(), digits_loaders()[0], max_epochs=1, limit_train_batches=2)
+    check = {c["name"]: c for c in report["checks"]}["batchnorm-variance"]
+    assert check["status"] == "skipped" and "no BatchNorm" in check["detail"]
