@@ -359,8 +359,8 @@ def test_invalid_arguments_are_rejected():
         ModelChecks(flow_samples=0)
     with pytest.raises(ValueError, match="get_input"):
         ModelChecks(get_input="x")
-    with pytest.raises(ValueError, match="flow_call"):
-        ModelChecks(flow_call=3)
+    with pytest.raises(ValueError, match="forward_fn"):
+        ModelChecks(forward_fn=3)
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is unavailable")

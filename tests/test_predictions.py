@@ -153,7 +153,7 @@ def test_forward_that_needs_more_than_the_input_is_skipped_with_the_reason(tmp_p
     model = _OfflineTransformer(vocab_size=16)
     trainer, report = _run(model, tmp_path, loader(x[:128], y[:128], 32), None, max_epochs=1)
     check = _check(report, "prediction-jitter")
-    assert check["status"] == "skipped" and "predictions_forward" in check["detail"]
+    assert check["status"] == "skipped" and "forward_fn" in check["detail"]
     assert not serious(report)
 
 
@@ -241,5 +241,5 @@ def test_arguments_are_validated():
         PredictionDynamics(predictions_every_n_steps=-1)
     with pytest.raises(ValueError, match="predictions_batch"):
         PredictionDynamics(predictions_batch=["no tensor"])
-    with pytest.raises(ValueError, match="predictions_forward"):
-        PredictionDynamics(predictions_forward="forward")
+    with pytest.raises(ValueError, match="forward_fn"):
+        PredictionDynamics(forward_fn="forward")

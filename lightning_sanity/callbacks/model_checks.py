@@ -75,12 +75,12 @@ class ModelChecks(SanityCallback):
             dict with a common input key.
         flow_samples: how many sample indices of the batch ``batch-mixing`` tests (spread over the batch,
             first and last included); each costs one backward pass.
-        flow_call: function ``(pl_module, x) -> output`` that runs the model on input ``x``, for a model that
+        forward_fn: function ``(pl_module, x) -> output`` that runs the model on input ``x``, for a model that
             needs more than ``pl_module(x)``; ``x`` is the input with its float tensors replaced by copies that
             require grad.
 
     Raises:
-        ValueError: ``get_input`` or ``flow_call`` is not callable, or ``flow_samples`` is not an int in 1..64.
+        ValueError: ``get_input`` or ``forward_fn`` is not callable, or ``flow_samples`` is not an int in 1..64.
 
     Example::
 
@@ -95,17 +95,17 @@ class ModelChecks(SanityCallback):
         self,
         get_input: BatchFn = None,
         flow_samples: int = 3,
-        flow_call: Optional[Callable[[Any, Any], Any]] = None,
+        forward_fn: Optional[Callable[[Any, Any], Any]] = None,
     ) -> None:
         if get_input is not None and not callable(get_input):
             raise ValueError(f"`get_input` must be a function batch -> input or None, got {get_input!r}.")
-        if flow_call is not None and not callable(flow_call):
-            raise ValueError(f"`flow_call` must be a function (pl_module, x) -> output or None, got {flow_call!r}.")
+        if forward_fn is not None and not callable(forward_fn):
+            raise ValueError(f"`forward_fn` must be a function (pl_module, x) -> output or None, got {forward_fn!r}.")
         if isinstance(flow_samples, bool) or not isinstance(flow_samples, int) or not 1 <= flow_samples <= 64:
             raise ValueError(f"`flow_samples` must be an int from 1 to 64, got {flow_samples!r}.")
         self.get_input = get_input
         self.flow_samples = flow_samples
-        self.flow_call = flow_call
+        self.forward_fn = forward_fn
         self._pending = False
         self._attempts = 0
 
@@ -251,11 +251,11 @@ class ModelChecks(SanityCallback):
     def _resolve_call(self, pl_module: "pl.LightningModule", x: Any, batch: Any) -> list[tuple]:
         """Ways to call the model, to try in order: ``(call, how, args, kwargs)`` with ``call`` a function
         ``(args, kwargs) -> output`` and ``args``/``kwargs`` taken from the batch."""
-        if self.flow_call is not None:
-            user = self.flow_call
-            return [((lambda a, k: user(pl_module, *a)), "flow_call(pl_module, x)", (x,), {})]
+        if self.forward_fn is not None:
+            user = self.forward_fn
+            return [((lambda a, k: user(pl_module, *a)), "forward_fn(pl_module, x)", (x,), {})]
         if type(pl_module).forward is pl.LightningModule.forward:
-            raise _Skip(f"{type(pl_module).__name__} defines no `forward`; pass `flow_call=` to say how to run it")
+            raise _Skip(f"{type(pl_module).__name__} defines no `forward`; pass `forward_fn=` to say how to run it")
         candidates: list[tuple[str, tuple, dict]] = [("pl_module(x)", (x,), {})]
         if isinstance(x, Mapping):
             candidates.append(("pl_module(**x)", (), dict(x)))
@@ -275,7 +275,7 @@ class ModelChecks(SanityCallback):
             fitting.append(((lambda a, k: pl_module(*a, **k)), how, args, kwargs))
         if not fitting:
             raise _Skip(f"`{type(pl_module).__name__}.forward{signature}` accepts neither the batch's input alone nor "
-                        "the batch's parts; pass `flow_call=`")
+                        "the batch's parts; pass `forward_fn=`")
         return fitting
 
     def _judge_constant(self, trainer: "pl.Trainer", run: "_FlowRun") -> None:

@@ -70,7 +70,7 @@ class PredictionDynamics(SanityCallback):
     The fixed batch is chosen once, without extra passes over the user's loaders and without touching the
     global RNG: ``predictions_batch`` when given, else the first batch of the sanity-check validation run, else
     the first training batch. It is cut to ``predictions_batch_size`` samples, kept on the CPU and moved to the
-    model's device for each snapshot. A snapshot calls ``pl_module(input)`` (or ``predictions_forward``) in eval
+    model's device for each snapshot. A snapshot calls ``pl_module(input)`` (or ``forward_fn(pl_module, input)``) in eval
     mode under ``no_grad`` and inside ``isolate_rng()``, then restores every module's own ``training`` flag;
     BatchNorm statistics are not touched.
 
@@ -120,7 +120,8 @@ class PredictionDynamics(SanityCallback):
         predictions_batch_size: most samples of the fixed batch to keep (1-4096).
         predictions_every_n_steps: snapshot every N optimizer steps besides each epoch end; ``None`` picks about
             50 snapshots over the planned run (at least every 5 steps), ``0`` snapshots at epoch ends only.
-        predictions_forward: ``(pl_module, batch) -> output`` for models whose forward needs more than the input.
+        forward_fn: ``(pl_module, x) -> output``, how to run the model on the input ``x`` (what ``get_input``
+            returns), for models whose forward needs more than the input. Shared with :class:`ModelChecks`.
         get_input: ``batch -> input`` when the input cannot be found in the batch (see ``lightning_sanity.batch``).
         get_target: ``batch -> target`` likewise.
 
@@ -144,7 +145,7 @@ class PredictionDynamics(SanityCallback):
         predictions_batch: Any = None,
         predictions_batch_size: int = 64,
         predictions_every_n_steps: Optional[int] = None,
-        predictions_forward: Optional[Callable[[Any, Any], Any]] = None,
+        forward_fn: Optional[Callable[[Any, Any], Any]] = None,
         get_input: Optional[Callable[[Any], Any]] = None,
         get_target: Optional[Callable[[Any], Any]] = None,
     ) -> None:
@@ -165,14 +166,14 @@ class PredictionDynamics(SanityCallback):
                 "`predictions_every_n_steps` must be None (automatic), 0 (epoch ends only) or a positive int, "
                 f"got {predictions_every_n_steps!r}."
             )
-        for name, fn in (("predictions_forward", predictions_forward), ("get_input", get_input),
+        for name, fn in (("forward_fn", forward_fn), ("get_input", get_input),
                          ("get_target", get_target)):
             if fn is not None and not callable(fn):
                 raise ValueError(f"`{name}` must be a callable or None, got {fn!r}.")
         self.predictions_batch = predictions_batch
         self.predictions_batch_size = predictions_batch_size
         self.predictions_every_n_steps = predictions_every_n_steps
-        self.predictions_forward = predictions_forward
+        self.forward_fn = forward_fn
         self.get_input = get_input
         self.get_target = get_target
         self._reset()
@@ -297,9 +298,9 @@ class PredictionDynamics(SanityCallback):
 
     def _forward(self, pl_module: "pl.LightningModule", batch: Any, x: Any) -> torch.Tensor:
         try:
-            result = self.predictions_forward(pl_module, batch) if self.predictions_forward else pl_module(x)
+            result = self.forward_fn(pl_module, x) if self.forward_fn else pl_module(x)
         except Exception as err:
-            hint = "pass `predictions_forward=` (or `get_input=`) for a model whose forward needs more than the input"
+            hint = "pass `forward_fn=` (and `get_input=`) for a model whose forward needs more than the input"
             raise _Unusable(f"calling the model on the fixed batch failed ({type(err).__name__}: {err}); {hint}") from err
         out = _output_tensor(result)
         if out is None:
@@ -320,8 +321,8 @@ class PredictionDynamics(SanityCallback):
     def _take_snapshot(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", epoch_end: bool) -> None:
         batch = move_data_to_device(self._batch, pl_module.device)
         x, y = split_batch(batch, self.get_input, self.get_target)
-        if x is None and self.predictions_forward is None:
-            raise _Unusable("no input found in the batch; pass `get_input=` (or `predictions_forward=`)")
+        if x is None:
+            raise _Unusable("no input found in the batch; pass `get_input=`")
         check_determinism = self.is_enabled("train-mode") and "train-mode" not in self._reported
         # isolate_rng: a stochastic model must not draw from the run's generators (zero observer effect).
         with isolate_rng(), torch.no_grad(), _eval_mode(pl_module):
