@@ -1,0 +1,199 @@
+"""Overhead of the sanity suite per training step, on CPU, against bare Lightning and common alternatives.
+
+Usage::
+
+    python benchmarks/overhead.py            # a few minutes on an idle 2-core CPU
+    python benchmarks/overhead.py --steps 60 --repeats 3
+
+Two models on synthetic data: a CNN with BatchNorm (3x32x32 images, batch 32) and a small Transformer
+(Lightning's demo ``Transformer``, vocabulary 256, sequences of 32 tokens, batch 16). For each model the
+configurations below run in turn, ``--repeats`` times, interleaved (bare, suite, ..., bare, suite, ...) so that
+a change of machine load hits them all alike. Each run times every training step (from one
+``on_train_batch_start`` to the next) and drops the first steps as warm-up; its figure is the lower quartile of
+the rest, and the table shows the best of the repeats and its ratio to bare Lightning. Lower quartile and best
+of repeats rather than medians: on a shared machine other processes only ever add time.
+
+Configurations:
+
+- ``bare``: Lightning with a TensorBoard logger, ``log_every_n_steps=50``.
+- ``suite``: ``lightning_sanity.default_callbacks()`` at its default cadence (everything the suite has).
+- ``norms/step``: ``NormMonitor`` reading, logging and judging every step (``norms_log_every_n_steps=1``):
+  per-layer gradient norms, weight norms and update ratios, ``log_every_n_steps=1``.
+- ``grad_norm/step``: Lightning's documented recipe, ``self.log_dict(grad_norm(self, 2))`` in
+  ``on_before_optimizer_step``, ``log_every_n_steps=1`` (per-parameter gradient norms only).
+- ``hist/step``: a TensorBoard histogram of every parameter and every gradient every step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+import warnings
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import grad_norm
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+warnings.filterwarnings("ignore")
+logging.getLogger("lightning").setLevel(logging.ERROR)
+logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+logging.getLogger("lightning.fabric").setLevel(logging.ERROR)
+
+
+# --------------------------------------------------------------------------- models
+
+
+class CNN(L.LightningModule):
+    def __init__(self, recipe: bool = False) -> None:
+        super().__init__()
+        self.recipe = recipe
+        blocks: list[nn.Module] = []
+        channels = 3
+        for width in (16, 32, 64):
+            blocks += [nn.Conv2d(channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2)]
+            channels = width
+        self.net = nn.Sequential(*blocks, nn.Flatten(), nn.Linear(64 * 4 * 4, 128), nn.ReLU(), nn.Linear(128, 10))
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = nn.functional.cross_entropy(self.net(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.recipe:
+            self.log_dict(grad_norm(self, norm_type=2))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.01, momentum=0.9)
+
+    @staticmethod
+    def data(steps: int) -> DataLoader:
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(steps * 32, 3, 32, 32, generator=gen)
+        y = torch.randint(0, 10, (steps * 32,), generator=gen)
+        return DataLoader(TensorDataset(x, y), batch_size=32)
+
+
+class SmallTransformer(L.LightningModule):
+    def __init__(self, recipe: bool = False) -> None:
+        super().__init__()
+        from lightning.pytorch.demos import Transformer
+
+        self.recipe = recipe
+        self.model = Transformer(vocab_size=256, ninp=64, nhead=4, nhid=128, nlayers=2, dropout=0.1)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = nn.functional.nll_loss(self.model(x, y), y.reshape(-1))
+        self.log("train_loss", loss)
+        return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.recipe:
+            self.log_dict(grad_norm(self, norm_type=2))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+    @staticmethod
+    def data(steps: int) -> DataLoader:
+        gen = torch.Generator().manual_seed(0)
+        seq = torch.randint(0, 256, (steps * 16, 33), generator=gen)
+        return DataLoader(TensorDataset(seq[:, :-1], seq[:, 1:]), batch_size=16)
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+class StepTimer(L.Callback):
+    """Wall time from one training batch start to the next: the whole step, every callback included."""
+
+    def __init__(self) -> None:
+        self.starts: list[float] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.starts.append(time.perf_counter())
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.starts.append(time.perf_counter())
+
+    def typical(self, warmup: int) -> float:
+        """The lower quartile of the step times after warm-up: robust to other processes taking the CPU."""
+        gaps = sorted([b - a for a, b in zip(self.starts, self.starts[1:])][warmup:])
+        return gaps[len(gaps) // 4]
+
+
+class Histograms(L.Callback):
+    """A histogram of every parameter and every gradient, every step (what people often do by hand)."""
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        writer = trainer.logger.experiment
+        for name, p in pl_module.named_parameters():
+            writer.add_histogram(f"weights/{name}", p.detach(), trainer.global_step)
+            if p.grad is not None:
+                writer.add_histogram(f"grads/{name}", p.grad, trainer.global_step)
+
+
+def configurations() -> dict[str, tuple[list, int, bool]]:
+    """name -> (callbacks factory output, log_every_n_steps, use the grad_norm recipe)."""
+    import lightning_sanity
+    from lightning_sanity.callbacks.norms import NormMonitor
+
+    return {
+        "bare": (lambda: [], 50, False),
+        "suite": (lambda: lightning_sanity.default_callbacks(print_summary=False), 50, False),
+        "norms/step": (lambda: [NormMonitor(norms_log_every_n_steps=1)], 1, False),
+        "grad_norm/step": (lambda: [], 1, True),
+        "hist/step": (lambda: [Histograms()], 50, False),
+    }
+
+
+def run_once(model_cls: type, callbacks: list, log_every: int, recipe: bool, steps: int, warmup: int, root: str) -> float:
+    L.seed_everything(0, verbose=False)
+    timer = StepTimer()
+    trainer = L.Trainer(
+        max_steps=steps, max_epochs=1, accelerator="cpu", devices=1, callbacks=[*callbacks, timer],
+        logger=TensorBoardLogger(root, name="bench"), log_every_n_steps=log_every, enable_progress_bar=False,
+        enable_model_summary=False, enable_checkpointing=False, limit_val_batches=0, num_sanity_val_steps=0,
+    )
+    trainer.fit(model_cls(recipe=recipe), model_cls.data(steps))
+    return timer.typical(warmup)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    configs = configurations()
+    results: dict[str, dict[str, list[float]]] = {}
+    with tempfile.TemporaryDirectory() as root:
+        for model_cls in (CNN, SmallTransformer):
+            times = results.setdefault(model_cls.__name__, {name: [] for name in configs})
+            for _ in range(args.repeats):
+                for name, (make, log_every, recipe) in configs.items():
+                    times[name].append(run_once(model_cls, make(), log_every, recipe, args.steps, args.warmup, root))
+                    print(f"{model_cls.__name__:>16} {name:>15}: {1000 * times[name][-1]:7.1f} ms/step", flush=True)
+    print(f"\nTime per training step (lower quartile of each run, best of {args.repeats} interleaved repeats), CPU "
+          f"({torch.get_num_threads()} threads), {args.steps} steps per run; ratio to bare Lightning.\n")
+    print("| configuration | " + " | ".join(f"{m} ms/step | {m} ratio" for m in results) + " |")
+    print("|---|" + "---:|---:|" * len(results))
+    for name in configs:
+        cells = []
+        for model in results:
+            t = min(results[model][name])
+            bare = min(results[model]["bare"])
+            cells += [f"{1000 * t:.1f}", f"{t / bare:.3f}x"]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,834 @@
+r"""
+Norm monitor
+^^^^^^^^^^^^
+
+Per-layer gradient norms, weight norms and update-to-weight ratios, logged to TensorBoard and judged for
+dead, vanishing and exploding gradients, unbounded weight growth and learning rates far off the mark.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from typing import Any, Optional
+
+import lightning.pytorch as pl
+import torch
+from torch.optim import Optimizer
+from typing_extensions import override
+
+from lightning_sanity import tensorboard
+from lightning_sanity.callbacks.base import SanityCallback
+from lightning_sanity.checks import norms as N
+from lightning_sanity.findings import Severity
+
+log = logging.getLogger(__name__)
+
+#: The update ratio is also measured on each of the first steps: a learning rate that is far too high shows
+#: (and may diverge) long before the first logging step.
+_EARLY_UPDATE_STEPS = 10
+#: At most this many optimizer steps are buffered on the device; a longer logging interval flushes early.
+_BUFFER_STEPS = 1024
+#: Steps of history kept on the host for the end-of-run judgements; older steps are thinned out beyond this.
+_HISTORY_STEPS = 2048
+#: Cadence used for judging when the Trainer logs nothing (``log_every_n_steps=0``).
+_FALLBACK_EVERY = 50
+#: Strategies whose parameters are shards: per-layer sums of squares must be added across ranks.
+_SHARDED_STRATEGIES = ("FSDPStrategy", "DeepSpeedStrategy", "ModelParallelStrategy")
+
+
+@dataclasses.dataclass
+class _Pattern:
+    """Which parameters of an optimizer had a gradient in a step, and the index tensors that go with it."""
+
+    present: Optional[list[int]]  # positions in the optimizer's parameter list; None: all of them
+    index: torch.Tensor  # layer of each gradient, then L + layer of each weight
+    update_index: torch.Tensor  # 2L + layer of each parameter with a gradient
+    trainable: torch.Tensor  # bool [L], host
+    has_grad: torch.Tensor  # bool [L], host
+
+
+class _OptimizerView:
+    """The parameters of one optimizer that belong to the model, with their layers, built once and cached."""
+
+    def __init__(self, optimizer: Optimizer, layers: N.LayerMap, device: torch.device) -> None:
+        self.signature = _signature(optimizer)
+        self.params: list[torch.Tensor] = []
+        self.layer: list[int] = []
+        self.group: list[int] = []
+        for g, group in enumerate(optimizer.param_groups):
+            for p in group["params"]:
+                layer = layers.param_layer.get(id(p))
+                if layer is not None:  # parameters outside the model are optimizer-coverage's business
+                    self.params.append(p)
+                    self.layer.append(layer)
+                    self.group.append(g)
+        self.num_layers = len(layers)
+        self.device = device
+        self.patterns: dict[tuple[int, ...], _Pattern] = {}
+
+    def pattern(self, missing: tuple[int, ...]) -> _Pattern:
+        found = self.patterns.get(missing)
+        if found is None:
+            if len(self.patterns) > 64:  # a pattern that changes every step: keep the cache bounded
+                self.patterns.clear()
+            found = self.patterns[missing] = self._build(missing)
+        return found
+
+    def _build(self, missing: tuple[int, ...]) -> _Pattern:
+        L = self.num_layers
+        skip = set(missing)
+        present = [i for i in range(len(self.params)) if i not in skip]
+        grad_layers = [self.layer[i] for i in present]
+        trainable = torch.zeros(L, dtype=torch.bool)
+        has_grad = torch.zeros(L, dtype=torch.bool)
+        for i, p in enumerate(self.params):
+            if p.requires_grad:
+                trainable[self.layer[i]] = True
+        for layer in grad_layers:
+            has_grad[layer] = True
+        return _Pattern(
+            present=None if not missing else present,
+            index=_to_device(grad_layers + [L + layer for layer in self.layer], self.device),
+            update_index=_to_device([2 * L + layer for layer in grad_layers], self.device),
+            trainable=trainable,
+            has_grad=has_grad,
+        )
+
+
+def _to_device(values: list[int], device: torch.device) -> torch.Tensor:
+    """An index tensor on ``device`` without a host-device synchronisation (pinned memory, non-blocking copy)."""
+    tensor = torch.tensor(values, dtype=torch.long)
+    if device.type == "cpu":
+        return tensor
+    if device.type == "cuda":
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
+
+
+def _signature(optimizer: Optimizer) -> tuple[int, ...]:
+    return tuple(len(g["params"]) for g in optimizer.param_groups)
+
+
+@dataclasses.dataclass
+class _Row:
+    """Host-side facts about one buffered optimizer step (known without reading the device)."""
+
+    step: int
+    epoch: int
+    batch_idx: int
+    patterns: list[_Pattern]
+    update_valid: Optional[torch.Tensor] = None  # bool [L] when the update was measured in this step
+
+
+class NormMonitor(SanityCallback):
+    r"""Track per-layer gradient norms, weight norms and update ratios; judge them at the end of fit.
+
+    A *layer* is a module that owns parameters directly (``nn.Linear``, ``nn.Conv2d``, ``nn.LayerNorm``, ...);
+    its norm is the L2 norm over all its parameters together. Gradients are read in
+    ``on_before_optimizer_step``, where Lightning guarantees finished gradients: accumulated over
+    ``accumulate_grad_batches``, unscaled by AMP, and **before gradient clipping**. Weight norms are read at the
+    same point (the weights before the step). The update ratio ``||w_after - w_before|| / ||w_before||`` is
+    measured on logging steps and on the first 10 steps, from a copy of the stepped parameters taken just
+    before the step and freed right after it (no permanent copy of the model). Several optimizers and manual
+    optimization work alike.
+
+    Cost: per optimizer step, one fused ``torch._foreach_norm`` over gradients and weights and one
+    ``index_add_`` into a buffer on the device; the buffer is read (one host-device transfer) every
+    ``norms_log_every_n_steps`` steps only. Non-logging steps never wait for the device.
+
+    Checks (judged at the end of fit, spikes as they are read):
+
+    - ``dead-gradient``: a trainable layer whose gradient is None, or exactly zero, on every step.
+    - ``vanishing-gradient``: a layer's gradient vanishingly small against its weights and against the
+      layers with the largest gradients, sustained.
+    - ``exploding-gradient``: the global gradient norm jumps by 3 orders of magnitude against its running
+      median, or grows by 2 orders of magnitude and keeps rising.
+    - ``weight-growth``: a layer's weight norm multiplied by more than 10 and still rising.
+    - ``update-ratio``: ``||dw||/||w||`` of a weight layer at or above 1 (learning rate far too high) or at or
+      below 1e-7 with non-zero gradients (not learning), sustained.
+
+    TensorBoard tags (scalars, on global rank 0, at every logging step; ``<layer>`` is the module name as in
+    ``named_modules()``, or its group, see ``norms_max_tags``):
+
+    - ``sanity/grad_norm/<layer>``: L2 norm of the layer's gradient (pre-clip); ``sanity/grad_norm/global``:
+      over all gradients.
+    - ``sanity/weight_norm/<layer>``: L2 norm of the layer's parameters; ``sanity/weight_norm/global``.
+    - ``sanity/update_ratio/<layer>``: ``||dw|| / ||w||`` of the layer for the step.
+    - ``sanity/grad_hist/<layer>``, ``sanity/weight_hist/<layer>``: histograms, only when
+      ``norms_histogram_every_n_steps`` is set.
+
+    A custom-scalars chart per quantity ("CUSTOM SCALARS" tab, category ``sanity: norms``) draws a line per
+    layer. The scalars also go to every other logger (CSV, ...).
+
+    Under DDP gradients are already all-reduced when they are read, so only global rank 0 measures and logs.
+    Under sharded strategies (FSDP, DeepSpeed, ModelParallel) every rank measures its shards and the per-layer
+    sums of squares are all-reduced at each read; "no gradient" cannot be told from "not this rank's shard"
+    there, so only all-zero gradients count as dead.
+
+    Args:
+        norms_log_every_n_steps: read, log and judge every this many optimizer steps; None follows the
+            Trainer's ``log_every_n_steps``. 0 logs nothing (judgements still run, reading every 50 steps).
+        norms_group_depth: group layers by their first ``depth`` module-name parts for logging
+            (``encoder.layers.3``); judgements stay per layer.
+        norms_group_regex: group layers for logging by this regular expression (its first group, or the whole
+            match, names the group; names that do not match stay their own group).
+        norms_max_tags: at most this many layers per quantity are logged; a model with more is grouped
+            automatically at the deepest module depth that fits (judgements stay per layer).
+        norms_update_ratio: measure update ratios (needs a transient copy of the stepped parameters on
+            measuring steps; switch off when memory is tight).
+        norms_histogram_every_n_steps: write gradient and weight histograms per layer every this many steps
+            (0: never, the default; histograms cost a copy of every parameter and gradient).
+
+    Raises:
+        ValueError: an argument is out of range; the message names it, the value and what is allowed.
+
+    Example::
+
+        >>> from lightning import Trainer
+        >>> from lightning_sanity.callbacks.norms import NormMonitor
+        >>> trainer = Trainer(callbacks=[NormMonitor(norms_group_depth=2)], logger=False)
+    """
+
+    checks = ("dead-gradient", "vanishing-gradient", "exploding-gradient", "weight-growth", "update-ratio")
+
+    def __init__(
+        self,
+        norms_log_every_n_steps: Optional[int] = None,
+        norms_group_depth: Optional[int] = None,
+        norms_group_regex: Optional[str] = None,
+        norms_max_tags: int = 64,
+        norms_update_ratio: bool = True,
+        norms_histogram_every_n_steps: int = 0,
+    ) -> None:
+        _check_int("norms_log_every_n_steps", norms_log_every_n_steps, minimum=0, optional=True)
+        _check_int("norms_group_depth", norms_group_depth, minimum=1, optional=True)
+        _check_int("norms_max_tags", norms_max_tags, minimum=1)
+        _check_int("norms_histogram_every_n_steps", norms_histogram_every_n_steps, minimum=0)
+        if norms_group_regex is not None:
+            import re
+
+            if not isinstance(norms_group_regex, str):
+                raise ValueError(f"`norms_group_regex` must be a regular expression string or None, got {norms_group_regex!r}.")
+            try:
+                re.compile(norms_group_regex)
+            except re.error as err:
+                raise ValueError(f"`norms_group_regex` got {norms_group_regex!r}, which is not a valid regular expression: {err}.") from None
+        if not isinstance(norms_update_ratio, bool):
+            raise ValueError(f"`norms_update_ratio` must be True or False, got {norms_update_ratio!r}.")
+        self.log_every_n_steps = norms_log_every_n_steps
+        self.group_depth = norms_group_depth
+        self.group_regex = norms_group_regex
+        self.max_tags = norms_max_tags
+        self.update_ratio = norms_update_ratio
+        self.histogram_every_n_steps = norms_histogram_every_n_steps
+        self._reset()
+
+    # ------------------------------------------------------------------ state
+
+    def _reset(self) -> None:
+        self.layers: Optional[N.LayerMap] = None
+        self._active = False
+        self._sharded = False
+        self._crashed = False
+        self._every = _FALLBACK_EVERY
+        self._log = False
+        self._views: dict[int, _OptimizerView] = {}
+        self._buf: Optional[torch.Tensor] = None
+        self._row = 0
+        self._rows: list[_Row] = []
+        self._stepped = 0  # batches in which an optimizer stepped
+        self._batch_patterns: list[_Pattern] = []
+        self._batch_step: Optional[int] = None
+        self._batch_seen: set[int] = set()
+        self._measure_update = False
+        self._update_valid: Optional[torch.Tensor] = None
+        self._copies: list[tuple[int, list[torch.Tensor], _Pattern, list[torch.Tensor]]] = []
+        self._spare: dict[int, tuple[_Pattern, list[torch.Tensor]]] = {}
+        # host history, one row per step (thinned beyond _HISTORY_STEPS)
+        self._hist_grad: list[torch.Tensor] = []
+        self._hist_weight: list[torch.Tensor] = []
+        self._hist_trainable: list[torch.Tensor] = []
+        self._hist_present: list[torch.Tensor] = []
+        self._hist_meta: list[tuple[int, int, int]] = []
+        self._upd_sq: list[torch.Tensor] = []
+        self._upd_weight: list[torch.Tensor] = []
+        self._upd_valid: list[torch.Tensor] = []
+        self._upd_meta: list[tuple[int, int, int]] = []
+        self._global_recent = torch.zeros(0, dtype=torch.float64)
+        self._global_max = -math.inf
+        self._counts: Optional[N.GradientCounts] = None
+        self._first_meta: Optional[tuple[int, int, int]] = None
+        self._probe_targets: list[str] = []
+        self._probe_handles: list[Any] = []
+        self._probe_ran: dict[str, bool] = {}
+        self._probed = False
+        self._reported: set[tuple] = set()
+
+    # ------------------------------------------------------------------ hooks
+
+    @override
+    def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self._reset()
+        self._sharded = type(trainer.strategy).__name__ in _SHARDED_STRATEGIES
+        self._active = bool(self.active_checks) and (trainer.is_global_zero or self._sharded)
+        if not self._active:
+            return
+        try:
+            self.layers = N.layer_map(pl_module, self.group_depth, self.group_regex, self.max_tags)
+            if not len(self.layers):
+                self._active = False
+                for check in self.active_checks:
+                    self.skip(trainer, check, "the model has no parameters")
+                return
+            every = self.log_every_n_steps if self.log_every_n_steps is not None else trainer.log_every_n_steps
+            self._log = every > 0
+            self._every = every if every > 0 else _FALLBACK_EVERY
+            self._counts = N.GradientCounts.empty(len(self.layers))
+            for quantity, title in (
+                ("grad_norm", "gradient L2 norm per layer (pre-clip)"),
+                ("weight_norm", "weight L2 norm per layer"),
+                ("update_ratio", "update ratio ||dw||/||w|| per layer"),
+            ):
+                tensorboard.add_layout_chart(trainer, "sanity: norms", title, tensorboard.tag(quantity, ".*"))
+        except Exception as err:  # a check must never lose the user's run
+            self._fail(trainer, err)
+
+    @override
+    def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int) -> None:
+        if not self._active:
+            return
+        self._batch_patterns = []
+        self._batch_step = None
+        self._batch_seen = set()
+        self._update_valid = None
+        self._measure_update = self.update_ratio and (
+            self._stepped < _EARLY_UPDATE_STEPS or (self._stepped + 1) % self._every == 0
+        )
+        if self._probe_targets and not self._probed:
+            self._arm_probe(pl_module)
+
+    @override
+    def on_before_optimizer_step(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", optimizer: Optimizer) -> None:
+        if not self._active:
+            return
+        try:
+            with torch.no_grad():
+                self._record(trainer, optimizer)
+        except Exception as err:
+            self._fail(trainer, err)
+
+    @override
+    def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any, batch_idx: int) -> None:
+        self._disarm_probe()
+        if not self._active or self._batch_step is None:
+            return  # an accumulation micro-batch, or no optimizer stepped
+        try:
+            with torch.no_grad():
+                self._finish_updates()
+            row = _Row(self._batch_step, trainer.current_epoch, batch_idx, self._batch_patterns, self._update_valid)
+            self._rows.append(row)
+            self._row += 1
+            self._stepped += 1
+            if self._stepped == 1:
+                self._plan_probe(row)
+            if self._stepped % self._every == 0 or self._row >= self._buf.shape[0]:
+                self._flush(trainer, log=self._log and self._stepped % self._every == 0)
+        except Exception as err:
+            self._fail(trainer, err)
+
+    @override
+    def on_exception(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", exception: BaseException) -> None:
+        # Runs before the summary's on_exception (callbacks are called in order): no collectives after a crash.
+        self._crashed = True
+        self._disarm_probe()
+        self._copies.clear()
+        self._spare.clear()
+
+    @override
+    def teardown(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
+        self._disarm_probe()
+        self._copies.clear()
+        self._spare.clear()
+
+    # ------------------------------------------------------------------ measuring
+
+    def _view(self, optimizer: Optimizer, device: torch.device) -> _OptimizerView:
+        view = self._views.get(id(optimizer))
+        if view is None or view.signature != _signature(optimizer):
+            view = self._views[id(optimizer)] = _OptimizerView(optimizer, self.layers, device)
+        return view
+
+    def _record(self, trainer: "pl.Trainer", optimizer: Optimizer) -> None:
+        if id(optimizer) in self._batch_seen:
+            return  # manual optimization stepping the same optimizer twice in a batch: the first step counts
+        self._batch_seen.add(id(optimizer))
+        if self._buf is None:
+            first = next((p for g in optimizer.param_groups for p in g["params"]), None)
+            if first is None:
+                return
+            L = len(self.layers)
+            self._buf = torch.zeros(min(self._every, _BUFFER_STEPS), 3 * L, dtype=torch.float32, device=first.device)
+        view = self._view(optimizer, self._buf.device)
+        params = view.params
+        if not params:
+            return
+        grads = [p.grad for p in params]
+        if all(g is not None for g in grads) and all(p.requires_grad for p in params):
+            pattern = view.pattern(())
+            present_grads = grads
+        else:
+            missing = tuple(i for i, (p, g) in enumerate(zip(params, grads)) if g is None or not p.requires_grad)
+            pattern = view.pattern(missing)
+            present_grads = [grads[i] for i in pattern.present]
+        if self._batch_step is None:
+            self._batch_step = trainer.global_step
+        self._batch_patterns.append(pattern)
+        N.layer_sum_of_squares(present_grads + params, pattern.index, 3 * len(self.layers), out=self._buf[self._row])
+        if self.histogram_every_n_steps and self._stepped % self.histogram_every_n_steps == 0:
+            self._histograms(trainer, view, pattern, grads)
+        if self._measure_update and present_grads:
+            stepped = params if pattern.present is None else [params[i] for i in pattern.present]
+            spare = self._spare.pop(id(optimizer), None)
+            if spare is not None and spare[0] is pattern:
+                torch._foreach_copy_(spare[1], stepped)
+                before = spare[1]
+            else:
+                before = torch._foreach_mul(stepped, 1.0)
+            self._copies.append((id(optimizer), stepped, pattern, before))
+            valid = self._update_valid if self._update_valid is not None else torch.zeros(len(self.layers), dtype=torch.bool)
+            self._update_valid = valid | self._lr_positive_layers(optimizer, view, pattern)
+
+    def _lr_positive_layers(self, optimizer: Optimizer, view: _OptimizerView, pattern: _Pattern) -> torch.Tensor:
+        """Layers with a gradient whose parameters sit in a parameter group with a non-zero learning rate."""
+        frozen_groups = {
+            g for g, group in enumerate(optimizer.param_groups)
+            # a tensor learning rate (capturable optimizers) would need a device read: assume it is non-zero
+            if not isinstance(group.get("lr"), torch.Tensor) and group.get("lr") == 0
+        }
+        if not frozen_groups:
+            return pattern.has_grad
+        valid = torch.zeros(len(self.layers), dtype=torch.bool)
+        present = range(len(view.params)) if pattern.present is None else pattern.present
+        for i in present:
+            if view.group[i] not in frozen_groups:
+                valid[view.layer[i]] = True
+        return valid
+
+    def _finish_updates(self) -> None:
+        """``||w_after - w_before||^2`` per layer into the buffer's third block, then free the copies.
+
+        On CPU, when the next step measures again (every step at ``norms_log_every_n_steps=1``, and the first
+        steps), the copy's memory is reused by it instead of allocated afresh: fresh CPU allocations of this
+        size cost page faults. It is freed as soon as a step does not measure; on accelerators (caching
+        allocators) it is always freed at once.
+        """
+        reuse = self._buf.device.type == "cpu" and self.update_ratio and (
+            self._stepped + 1 < _EARLY_UPDATE_STEPS or (self._stepped + 2) % self._every == 0
+        )
+        for key, params, pattern, before in self._copies:
+            torch._foreach_sub_(before, params)
+            N.layer_sum_of_squares(before, pattern.update_index, 3 * len(self.layers), out=self._buf[self._row])
+            if reuse:
+                self._spare[key] = (pattern, before)
+        self._copies.clear()
+        if not reuse:
+            self._spare.clear()
+
+    def _histograms(self, trainer: "pl.Trainer", view: _OptimizerView, pattern: _Pattern, grads: list) -> None:
+        writers = tensorboard.writers(trainer)
+        if not writers:
+            return
+        layers = self.layers
+        by_group: dict[int, tuple[list, list]] = {}
+        for p, g, layer in zip(view.params, grads, view.layer):
+            weights, gradients = by_group.setdefault(layers.group_of[layer], ([], []))
+            weights.append(p.detach().flatten().float())
+            if g is not None and not g.is_sparse:
+                gradients.append(g.flatten().float())
+        for group, (weights, gradients) in by_group.items():
+            name = layers.groups[group]
+            for writer in writers:
+                writer.add_histogram(tensorboard.tag("weight_hist", name), torch.cat(weights).cpu(), trainer.global_step)
+                if gradients:
+                    writer.add_histogram(tensorboard.tag("grad_hist", name), torch.cat(gradients).cpu(), trainer.global_step)
+
+    # ------------------------------------------------------------------ reading the buffer
+
+    def _flush(self, trainer: "pl.Trainer", log: bool) -> None:
+        rows = self._row
+        if rows == 0 or self._buf is None:
+            return
+        device_rows = self._buf[:rows]
+        if self._sharded:
+            torch.distributed.all_reduce(device_rows)  # sums of squares of the shards add up to the whole
+        data = device_rows.to("cpu", torch.float64)  # the one host-device transfer of this logging step
+        device_rows.zero_()
+        self._row = 0
+        meta, self._rows = self._rows, []
+        if not trainer.is_global_zero:
+            return
+        L = len(self.layers)
+        grad_sq, weight_sq, update_sq = data[:, :L], data[:, L:2 * L], data[:, 2 * L:]
+        trainable = torch.stack([_any(r.patterns, "trainable", L) for r in meta])
+        present = torch.stack([_any(r.patterns, "has_grad", L) for r in meta])
+        if self._sharded:
+            present = trainable.clone()  # "no gradient" may just be another rank's shard
+        self._counts.update(trainable, present, grad_sq)
+        if self._first_meta is None:
+            self._first_meta = (meta[0].step, meta[0].epoch, meta[0].batch_idx)
+        for i, r in enumerate(meta):
+            self._judge_spike(trainer, grad_sq, i, r)
+            if r.update_valid is not None:
+                self._upd_sq.append(update_sq[i])
+                self._upd_weight.append(weight_sq[i])
+                self._upd_valid.append(r.update_valid & (grad_sq[i] > 0))
+                self._upd_meta.append((r.step, r.epoch, r.batch_idx))
+        self._hist_grad.append(grad_sq)
+        self._hist_weight.append(weight_sq)
+        self._hist_trainable.append(trainable)
+        self._hist_present.append(present)
+        self._hist_meta.extend((r.step, r.epoch, r.batch_idx) for r in meta)
+        self._thin_history()
+        if log:
+            self._log_last(trainer, grad_sq[-1], weight_sq[-1], update_sq[-1], present[-1], meta[-1])
+
+    def _thin_history(self) -> None:
+        if sum(t.shape[0] for t in self._hist_grad) <= _HISTORY_STEPS:
+            return
+        for name in ("_hist_grad", "_hist_weight", "_hist_trainable", "_hist_present"):
+            setattr(self, name, [torch.cat(getattr(self, name))[::2]])
+        self._hist_meta = self._hist_meta[::2]
+        if len(self._upd_meta) > _HISTORY_STEPS:
+            for name in ("_upd_sq", "_upd_weight", "_upd_valid", "_upd_meta"):
+                setattr(self, name, getattr(self, name)[::2])
+
+    def _log_last(self, trainer, grad_sq, weight_sq, update_sq, present, row: _Row) -> None:
+        layers = self.layers
+        G = len(layers.groups)
+        metrics: dict[str, float] = {
+            tensorboard.tag("grad_norm", "global"): math.sqrt(grad_sq.sum().item()),
+            tensorboard.tag("weight_norm", "global"): math.sqrt(weight_sq.sum().item()),
+        }
+        group_grad = N.group_sum(grad_sq, layers.group_of, G).sqrt().tolist()
+        group_weight_sq = N.group_sum(weight_sq, layers.group_of, G)
+        group_present = N.group_sum(present.double(), layers.group_of, G).tolist()
+        for g, name in enumerate(layers.groups):
+            metrics[tensorboard.tag("weight_norm", name)] = math.sqrt(group_weight_sq[g].item())
+            if group_present[g] > 0:
+                metrics[tensorboard.tag("grad_norm", name)] = group_grad[g]
+        if row.update_valid is not None:
+            measured = row.update_valid.double()
+            upd = N.group_sum(update_sq * measured, layers.group_of, G)
+            base = N.group_sum(weight_sq * measured, layers.group_of, G)
+            for g, name in enumerate(layers.groups):
+                if base[g] > 0:
+                    metrics[tensorboard.tag("update_ratio", name)] = math.sqrt(upd[g].item() / base[g].item())
+        tensorboard.log_scalars(trainer, metrics, step=row.step)
+
+    # ------------------------------------------------------------------ probe for layers without gradients
+
+    def _plan_probe(self, row: _Row) -> None:
+        """After the first step: layers that are trainable but got no gradient are watched for one batch."""
+        L = len(self.layers)
+        missing = _any(row.patterns, "trainable", L) & ~_any(row.patterns, "has_grad", L)
+        self._probe_targets = [self.layers.names[i] for i in missing.nonzero().flatten().tolist()]
+
+    def _arm_probe(self, pl_module: "pl.LightningModule") -> None:
+        modules = dict(pl_module.named_modules())
+        for name in self._probe_targets:
+            module = modules.get("" if name == N.ROOT else name)
+            if module is None:
+                continue
+
+            def hook(_module, _args, _output, name=name) -> None:
+                # Only notes that the module ran, and whether autograd was recording: no observer effect.
+                self._probe_ran[name] = self._probe_ran.get(name, False) or torch.is_grad_enabled()
+
+            self._probe_handles.append(module.register_forward_hook(hook))
+        self._probed = True
+
+    def _disarm_probe(self) -> None:
+        for handle in self._probe_handles:
+            handle.remove()
+        self._probe_handles = []
+
+    # ------------------------------------------------------------------ judgements
+
+    def _judge_spike(self, trainer: "pl.Trainer", grad_sq: torch.Tensor, i: int, row: _Row) -> None:
+        value = math.sqrt(grad_sq[i].sum().item())
+        if "exploding-gradient" in self.active_checks and ("exploding-gradient", "spike") not in self._reported:
+            factor = N.gradient_spike(self._global_recent, value)
+            if factor is not None and value >= N.SPIKE_OVER_MAX * self._global_max:
+                median = value / factor
+                layer, layer_value = self._spiking_layer(grad_sq, i)
+                self._reported.add(("exploding-gradient", "spike"))
+                self._report(
+                    trainer, "exploding-gradient", Severity.WARNING,
+                    f"The global gradient norm jumped to {value:.3g}, {factor:.3g}x its running median of "
+                    f"{median:.3g}; the largest part is in `{layer}` (gradient norm {layer_value:.3g}).",
+                    "Lower the learning rate or add warm-up, clip gradients (Trainer(gradient_clip_val=1.0)), check "
+                    "the initialisation scale and the loss for divisions by small numbers, and add normalisation "
+                    "layers or weight decay.",
+                    where=layer, meta=(row.step, row.epoch, row.batch_idx),
+                    data={"kind": "spike", "grad_norm": value, "running_median": median, "factor": factor,
+                          "layer_grad_norm": layer_value},
+                )
+        if math.isfinite(value):
+            self._global_recent = torch.cat([self._global_recent[-199:], torch.tensor([value], dtype=torch.float64)])
+            self._global_max = max(self._global_max, value)
+
+    def _spiking_layer(self, grad_sq: torch.Tensor, i: int) -> tuple[str, float]:
+        norms = grad_sq[i].sqrt()
+        norms = torch.where(torch.isfinite(norms), norms, torch.zeros_like(norms))
+        layer = int(norms.argmax())
+        return self.layers.names[layer], norms[layer].item()
+
+    @override
+    def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if not self._active or self.layers is None:
+            return
+        self._disarm_probe()
+        self._copies.clear()
+        self._spare.clear()
+        if not (self._sharded and self._crashed):  # after a crash other ranks may not reach a collective
+            self._flush(trainer, log=False)
+        if not trainer.is_global_zero or not self._hist_grad:
+            for check in self.active_checks:
+                if trainer.is_global_zero:
+                    self.skip(trainer, check, "no optimizer step was taken")
+            return
+        grad_sq = torch.cat(self._hist_grad)
+        weight_sq = torch.cat(self._hist_weight)
+        present = torch.cat(self._hist_present)
+        steps = int(self._counts.observed.max())
+        self._conclude_dead(trainer, steps)
+        vanishing = self._conclude_vanishing(trainer, grad_sq, weight_sq, present)
+        self._conclude_growth(trainer, grad_sq)
+        self._conclude_weights(trainer, weight_sq)
+        self._conclude_updates(trainer, exclude=vanishing)
+        global_norms = grad_sq.sum(1).sqrt()
+        self.detail(trainer, "exploding-gradient",
+                    f"global grad norm median {N.median_finite(global_norms):.3g}, max {_finite_max(global_norms):.3g}")
+        self.detail(trainer, "dead-gradient", f"{len(self.layers)} layers over {steps} steps")
+
+    def _conclude_dead(self, trainer: "pl.Trainer", steps: int) -> None:
+        if "dead-gradient" not in self.active_checks:
+            return
+        names, counts = self.layers.names, self._counts
+        dead = N.dead_layers(counts)
+        if self._sharded:
+            dead["missing"] = []
+        observed = [i for i in range(len(names)) if counts.observed[i] >= N.MIN_STEPS]
+        cut_off = [i for i in dead["missing"] if self._probe_ran.get(names[i])]
+        no_grad_mode = [i for i in dead["missing"] if names[i] in self._probe_ran and not self._probe_ran[names[i]]]
+        unused = [i for i in dead["missing"] if names[i] not in self._probe_ran]
+        broken = set(cut_off) | set(dead["zero"]) | set(dead["died"])
+        everything = bool(observed) and broken >= set(observed)
+        meta = self._first_meta
+        if everything:
+            kinds = sorted({k for k, v in dead.items() if v and k != "missing"} | ({"missing"} if cut_off else set()))
+            self._report(
+                trainer, "dead-gradient", Severity.ERROR,
+                f"Every trainable layer ({len(observed)}) got a zero or missing gradient on every step over "
+                f"{steps} steps: nothing in the model is learning.",
+                "Check the loss: a weight of 0 on the loss, a loss computed from detached tensors or from "
+                "non-differentiable ops (round, argmax, comparisons, .item()), or an all-zero initialisation.",
+                where=None, meta=meta, data={"layers": [names[i] for i in observed], "kinds": kinds, "steps": steps},
+            )
+            return
+        if cut_off:
+            self._report_layers(
+                trainer, cut_off, Severity.WARNING, meta,
+                "ran in the forward pass but never received a gradient (grad is None) over {steps} steps: "
+                "{its} output does not reach the loss through differentiable ops",
+                "Look for .detach(), .item(), .numpy(), torch.no_grad() or integer ops such as argmax between "
+                "these layers and the loss; if they are meant to stay fixed, set requires_grad_(False).",
+                steps, kind="missing")
+        if dead["zero"]:
+            self._report_layers(
+                trainer, dead["zero"], Severity.WARNING, meta,
+                "got an exactly zero gradient on every step over {steps} steps",
+                "Look for ops with zero derivative between these layers and the loss (torch.round, floor, sign, "
+                "clamp that is always active), a loss term multiplied by 0, an all-zero initialisation, or "
+                "ReLUs after them that are always off (see dead-activations).",
+                steps, kind="zero")
+        if dead["died"]:
+            self._report_layers(
+                trainer, dead["died"], Severity.WARNING, meta,
+                "learned at first, then got zero or missing gradients on every step of the last part of the run",
+                "Units may have died after a large update: lower the learning rate, use LeakyReLU/GELU, and "
+                "check dead-activations.", steps, kind="died")
+        if no_grad_mode:
+            self._report_layers(
+                trainer, no_grad_mode, Severity.INFO, meta,
+                "{are} trainable and in the optimizer but runs only under torch.no_grad() in training",
+                "If it is meant to stay fixed, set requires_grad_(False) and leave it out of the optimizer "
+                "(weight decay still changes it otherwise).", steps, kind="no_grad")
+        if unused:
+            self._report_layers(
+                trainer, unused, Severity.INFO, meta,
+                "{are} trainable and in the optimizer but {were} never called in training_step, so no gradient ever reaches {them}",
+                "If it is used only in validation or not at all, freeze it or leave it out of the optimizer.",
+                steps, kind="unused")
+
+    def _report_layers(self, trainer, layers: list[int], severity, meta, what: str, advice: str, steps: int, kind: str) -> None:
+        names = [self.layers.names[i] for i in layers]
+        if len(names) == 1:
+            subject, what = f"Layer `{names[0]}`", what.replace("{are}", "is").replace("{were}", "was").replace("{them}", "it").replace("{its}", "its")
+        else:
+            subject = f"{len(names)} layers ({N.short_list(names)})"
+            what = what.replace("{are}", "are").replace("{were}", "were").replace("{them}", "them").replace("{its}", "their").replace("runs", "run")
+        self._report(
+            trainer, "dead-gradient", severity, f"{subject} {what.format(steps=steps)}.", advice,
+            where=N.common_module(names) if len(names) > 1 else names[0], meta=meta,
+            data={"layers": names, "kind": kind, "steps": steps},
+        )
+
+    def _conclude_vanishing(self, trainer, grad_sq, weight_sq, present) -> set[int]:
+        if "vanishing-gradient" not in self.active_checks:
+            return set()
+        eligible = torch.tensor([k == "matrix" for k in self.layers.kinds])
+        found = N.vanishing_layers(grad_sq, weight_sq, self.layers.numels, eligible, present)
+        if not found:
+            return set()
+        names = [self.layers.names[i] for i, _, _ in found]
+        gap = max(g for _, g, _ in found)
+        rms = max(r for _, _, r in found)
+        rel = N.relative_gradients(grad_sq, weight_sq)
+        ref_layer = int(torch.nan_to_num(rel, nan=-1.0).median(dim=0).values.argmax())
+        self._report(
+            trainer, "vanishing-gradient", Severity.WARNING,
+            f"Gradients vanish in {len(names)} layer(s) ({N.short_list(names)}): RMS gradient at most {rms:.2g} "
+            f"and ||grad||/||weight|| at most {gap:.2g} times that of `{self.layers.names[ref_layer]}`, on most steps.",
+            "Use ReLU/GELU instead of sigmoid/tanh in hidden layers, He/Kaiming or Xavier initialisation, "
+            "normalisation layers (BatchNorm/LayerNorm) or residual connections, and normalised inputs.",
+            where=N.common_module(names) if len(names) > 1 else names[0], meta=self._first_meta,
+            data={"layers": names, "relative_gap": gap, "rms_grad": rms, "reference_layer": self.layers.names[ref_layer]},
+        )
+        return {i for i, _, _ in found}
+
+    def _conclude_growth(self, trainer, grad_sq) -> None:
+        if "exploding-gradient" not in self.active_checks or ("exploding-gradient", "spike") in self._reported:
+            return
+        norms = grad_sq.sum(1).sqrt()
+        factor = N.sustained_growth(norms)
+        if factor is None:
+            return
+        last = N.median_finite(norms[-max(4, norms.shape[0] // 8):])
+        per_layer = grad_sq.sqrt()
+        growth = per_layer[-1] / per_layer[: max(1, per_layer.shape[0] // 8)].median(dim=0).values
+        layer = int(torch.nan_to_num(growth, nan=0.0, posinf=0.0).argmax())
+        self._report(
+            trainer, "exploding-gradient", Severity.WARNING,
+            f"The global gradient norm grew {factor:.3g}x over the run to about {last:.3g} and is still rising; "
+            f"`{self.layers.names[layer]}` grew the most.",
+            "Lower the learning rate, clip gradients (Trainer(gradient_clip_val=1.0)), add weight decay or "
+            "normalisation layers, and check the initialisation scale.",
+            where=self.layers.names[layer], meta=self._hist_meta[-1],
+            data={"kind": "growth", "factor": factor, "grad_norm": last},
+        )
+
+    def _conclude_weights(self, trainer, weight_sq) -> None:
+        if "weight-growth" not in self.active_checks:
+            return
+        found = N.growing_layers(weight_sq, self.layers.numels)
+        if not found:
+            return
+        found.sort(key=lambda item: -item[1])
+        names = [self.layers.names[i] for i, _ in found]
+        layer, factor = found[0]
+        first = math.sqrt(weight_sq[0, layer].item())
+        last = math.sqrt(weight_sq[-1, layer].item())
+        self._report(
+            trainer, "weight-growth", Severity.WARNING,
+            f"Weight norms keep growing in {len(names)} layer(s) ({N.short_list(names)}): `{names[0]}` went from "
+            f"{first:.3g} to {last:.3g} ({factor:.3g}x) and is still rising.",
+            "Add or increase weight decay (AdamW), lower the learning rate, check that the loss cannot be lowered "
+            "by scaling weights up (an unbounded term), and consider normalisation layers.",
+            where=N.common_module(names) if len(names) > 1 else names[0], meta=self._hist_meta[-1],
+            data={"layers": names, "factor": factor, "first_norm": first, "last_norm": last},
+        )
+
+    def _conclude_updates(self, trainer, exclude: set[int]) -> None:
+        if "update-ratio" not in self.active_checks:
+            return
+        if not self._upd_sq:
+            if self.update_ratio:
+                self.skip(trainer, "update-ratio", "no update was measured")
+            else:
+                self.skip(trainer, "update-ratio", "switched off (norms_update_ratio=False)")
+            return
+        upd, weight, valid = torch.stack(self._upd_sq), torch.stack(self._upd_weight), torch.stack(self._upd_valid)
+        valid &= torch.tensor([k == "matrix" for k in self.layers.kinds]).unsqueeze(0)
+        verdicts = N.update_ratio_verdicts(upd, weight, valid)
+        ratios = (upd.sqrt() / weight.sqrt())[valid]
+        if ratios.numel():
+            self.detail(trainer, "update-ratio",
+                        f"median ||dw||/||w|| {N.median_finite(ratios):.2g} over {upd.shape[0]} measurements")
+        for kind, found in verdicts.items():
+            # Layers whose gradients vanish do not move either; vanishing-gradient names the cause.
+            found = [(i, r) for i, r in found if i not in exclude]
+            if not found:
+                continue
+            names = [self.layers.names[i] for i, _ in found]
+            ratio = max(r for _, r in found) if kind == "too_large" else min(r for _, r in found)
+            if kind == "too_large":
+                message = (f"Updates as large as the weights themselves in {len(names)} layer(s) "
+                           f"({N.short_list(names)}): ||dw||/||w|| reached {ratio:.3g} on several steps "
+                           "(healthy: about 1e-3).")
+                advice = ("Lower the learning rate by 10-100x (try a learning-rate finder), add warm-up, and clip "
+                          "gradients; check that the loss is averaged, not summed, over a large batch.")
+            else:
+                message = (f"The weights practically do not move in {len(names)} layer(s) ({N.short_list(names)}): "
+                           f"median ||dw||/||w|| is {ratio:.3g} although gradients are non-zero (healthy: about 1e-3).")
+                advice = ("Raise the learning rate (it may be off by orders of magnitude, e.g. 1e-10 instead of "
+                          "1e-3), and check the scheduler and any parameter group with a tiny learning rate.")
+            rows = [i for i in range(len(self._upd_meta)) if valid[i].any()]
+            self._report(
+                trainer, "update-ratio", Severity.WARNING, message, advice,
+                where=N.common_module(names) if len(names) > 1 else names[0],
+                meta=self._upd_meta[rows[0]] if rows else self._first_meta,
+                data={"kind": kind, "layers": names, "ratio": ratio, "measurements": upd.shape[0]},
+            )
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _report(self, trainer, check, severity, message, advice, where, meta, data) -> None:
+        step, epoch, batch_idx = meta if meta is not None else (None, None, None)
+        finding = self.report(trainer, check, severity, message, advice, where=where, data=data,
+                              batch_idx=batch_idx, global_step=step, key=f"{check}:{data.get('kind', '')}")
+        if epoch is not None and finding.global_step == step:
+            finding.epoch = epoch
+
+    def _fail(self, trainer: "pl.Trainer", err: BaseException) -> None:
+        self._active = False
+        self._disarm_probe()
+        self._copies.clear()
+        self._spare.clear()
+        log.warning("lightning_sanity: NormMonitor stopped after an internal error: %r", err)
+        for check in self.active_checks:
+            self.skip(trainer, check, f"internal error: {err!r}")
+
+
+def _any(patterns: list[_Pattern], field: str, num_layers: int) -> torch.Tensor:
+    out = torch.zeros(num_layers, dtype=torch.bool)
+    for pattern in patterns:
+        out |= getattr(pattern, field)
+    return out
+
+
+def _finite_max(values: torch.Tensor) -> float:
+    finite = values[torch.isfinite(values)]
+    return finite.max().item() if finite.numel() else math.nan
+
+
+def _check_int(name: str, value: Any, minimum: int, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        allowed = f"an integer >= {minimum}" + (" or None" if optional else "")
+        raise ValueError(f"`{name}` must be {allowed}, got {value!r}.")
+
+
