@@ -118,7 +118,8 @@ class PredictionDynamics(SanityCallback):
     Args:
         predictions_batch: a batch (in the structure of the training batches) to follow instead of the default.
         predictions_batch_size: most samples of the fixed batch to keep (1-4096).
-        predictions_every_n_steps: snapshot every N optimizer steps besides each epoch end; ``None`` picks about
+        predictions_every_n_steps: snapshot every N optimizer steps besides each epoch end; ``None`` picks a
+            multiple of the Trainer's ``log_every_n_steps`` (snapshots then ride on logging steps) giving about
             50 snapshots over the planned run (at least every 5 steps), ``0`` snapshots at epoch ends only.
         forward_fn: ``(pl_module, x) -> output``, how to run the model on the input ``x`` (what ``get_input``
             returns), for models whose forward needs more than the input. Shared with :class:`ModelChecks`.
@@ -271,8 +272,13 @@ class PredictionDynamics(SanityCallback):
             return self.predictions_every_n_steps
         steps = trainer.estimated_stepping_batches
         if not isinstance(steps, (int, float)) or not math.isfinite(steps) or steps <= 0:
-            return _UNPLANNED_EVERY
-        return max(_MIN_EVERY, math.ceil(steps / _SNAPSHOTS_PER_RUN))
+            every = _UNPLANNED_EVERY
+        else:
+            every = max(_MIN_EVERY, math.ceil(steps / _SNAPSHOTS_PER_RUN))
+        # A snapshot reads its results on the host: put it on a logging step, which syncs anyway, so the steps in
+        # between stay free of host-device syncs.
+        log_every = max(1, int(getattr(trainer, "log_every_n_steps", 1) or 1))
+        return math.ceil(every / log_every) * log_every
 
     def _capture(self, batch: Any, source: str) -> None:
         try:
