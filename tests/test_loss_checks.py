@@ -126,6 +126,13 @@ def test_loss_multiplied_by_zero_fires(tmp_path):
     assert "exactly 0" in finding["message"]
 
 
+def test_negated_loss_fires_at_the_first_step(tmp_path):
+    report = _run(tmp_path, Classifier(loss_fn=lambda o, y: -F.cross_entropy(o, y)))
+    (finding,) = _mine(report)
+    assert (finding["check"], finding["severity"], finding["global_step"]) == ("initial-loss", "error", 0)
+    assert "negation of its cross_entropy term" in finding["message"] and finding["where"] == "net.2"
+
+
 def test_loss_detached_from_the_model_fires_before_backward_raises(tmp_path):
     model = Classifier(loss_fn=lambda o, y: F.cross_entropy(o.detach(), y))
     report = _run(tmp_path, model, raises=RuntimeError)

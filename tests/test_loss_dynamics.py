@@ -58,7 +58,7 @@ def _check(report, name):
 def test_negated_loss_is_reported(tmp_path):
     report = _run(NegatedLoss(lr=1e-2), tmp_path)
     finding = _only(report, "loss-trend")
-    assert finding["severity"] == "warning" and finding["where"] is None
+    assert finding["severity"] == "error" and finding["where"] is None
     assert finding["data"]["pattern"] == "negative"
     assert "100% of the planned training seen" in finding["message"]
 

@@ -310,7 +310,9 @@ class LossDynamics(SanityCallback):
             self.detail(trainer, "lr-schedule", f"lowest lr at the end: {lowest.last / lowest.max_lr:.2g}x its peak")
 
     def _report(self, trainer: "pl.Trainer", check: str, verdict: Verdict, where: Optional[str] = None) -> None:
-        self.report(trainer, check, "warning", verdict.message, verdict.advice, where=where,
+        # A loss that cannot be negative going below zero is a flipped sign: training is certainly broken.
+        severity = "error" if verdict.kind == "negative" else "warning"
+        self.report(trainer, check, severity, verdict.message, verdict.advice, where=where,
                     data={"pattern": verdict.kind, **verdict.data}, at_step=False, key=verdict.kind)
 
 

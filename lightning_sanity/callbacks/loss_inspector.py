@@ -352,6 +352,17 @@ class LossInspector(SanityCallback):
                 data={"initial_loss": 0.0, **({"term": terms[0].observed} if terms else {})})
             return
 
+        if (total is not None and main is not None and main.reduced is not None and main.reduced > 0
+                and math.isclose(-total, main.reduced, rel_tol=0.05)):
+            # Every recognised loss is >= 0: returning its negation is gradient ascent, training is broken.
+            self.report(
+                trainer, "initial-loss", Severity.ERROR,
+                f"The training loss is {total:.4g}, the negation of its {_NAMES[main.call.kind]} term "
+                f"({main.reduced:.4g}): the optimizer will make the model worse, not better.",
+                "Return the loss itself from training_step, not its negation (look for a stray minus sign); to "
+                "maximise a score, minimise its negative only when the score is not already a loss.",
+                where=main.module, data={"initial_loss": total, "term": main.reduced})
+            return
         if self.expected_loss is not None:
             self._judge_expected(trainer, total if total is not None else (main.reduced if main else None))
             return
