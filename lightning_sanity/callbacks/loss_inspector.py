@@ -362,6 +362,7 @@ class LossInspector(SanityCallback):
                 "Return the loss itself from training_step, not its negation (look for a stray minus sign); to "
                 "maximise a score, minimise its negative only when the score is not already a loss.",
                 where=main.module, data={"initial_loss": total, "term": main.reduced})
+            self.detail(trainer, "initial-loss", f"training loss {total:.4g} = -({_NAMES[main.call.kind]} {main.reduced:.4g})")
             return
         if self.expected_loss is not None:
             self._judge_expected(trainer, total if total is not None else (main.reduced if main else None))
