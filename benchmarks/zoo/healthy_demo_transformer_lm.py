@@ -1,0 +1,63 @@
+"""Healthy: Lightning's demo `Transformer` trained as a next-token language model on synthetic token streams
+(noisy repetitions of a few fixed motifs, seeded torch.Generator), NLL on log-probabilities, SGD like the demo."""
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.demos import Transformer
+from torch.utils.data import DataLoader, Dataset
+
+import lightning_sanity
+
+EXPECT = None
+VOCAB, SEQ = 64, 32
+
+
+class MotifStream(Dataset):
+    def __init__(self, n, seed):
+        g = torch.Generator().manual_seed(seed)
+        motifs = torch.randint(0, VOCAB, (6, 8), generator=g)
+        picks = torch.randint(0, 6, (n, SEQ // 8 + 1), generator=g)
+        stream = motifs[picks].reshape(n, -1)
+        noise = torch.rand(stream.shape, generator=g) < 0.05
+        stream = torch.where(noise, torch.randint(0, VOCAB, stream.shape, generator=g), stream)
+        self.data = stream[:, : SEQ + 1]
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        return self.data[i, :-1], self.data[i, 1:]
+
+
+class LanguageModel(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.model = Transformer(vocab_size=VOCAB, ninp=64, nhead=2, nhid=128, nlayers=2, dropout=0.1)
+
+    def training_step(self, batch, batch_idx):
+        inputs, target = batch
+        output = self.model(inputs, target)
+        loss = F.nll_loss(output, target.view(-1))
+        self.log("train_loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        inputs, target = batch
+        self.log("val_loss", F.nll_loss(self.model(inputs, target), target.view(-1)))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.model.parameters(), lr=0.1)
+
+
+def main():
+    L.seed_everything(42)
+    trainer = L.Trainer(max_epochs=3, accelerator="cpu", enable_progress_bar=False, enable_model_summary=False,
+                        gradient_clip_val=0.25, callbacks=lightning_sanity.default_callbacks())
+    trainer.fit(LanguageModel(), DataLoader(MotifStream(384, 0), batch_size=32, shuffle=True),
+                DataLoader(MotifStream(64, 1), batch_size=32))
+    print(f"LOG_DIR={trainer.log_dir}")
+
+
+if __name__ == "__main__":
+    main()
