@@ -29,6 +29,16 @@ _EXPORTS = {
     "input_independent_baseline": "lightning_sanity.recipes",
     "RecipeVerdict": "lightning_sanity.recipes",
     "SanitySummary": "lightning_sanity.callbacks.summary",
+    "TrainModeMonitor": "lightning_sanity.callbacks.train_mode",
+    "LossInspector": "lightning_sanity.callbacks.loss_inspector",
+    "DataChecks": "lightning_sanity.callbacks.data_checks",
+    "ModelChecks": "lightning_sanity.callbacks.model_checks",
+    "NormMonitor": "lightning_sanity.callbacks.norms",
+    "ActivationMonitor": "lightning_sanity.callbacks.activations",
+    "NonFiniteSentinel": "lightning_sanity.callbacks.nonfinite",
+    "BatchNormMonitor": "lightning_sanity.callbacks.batchnorm",
+    "PredictionDynamics": "lightning_sanity.callbacks.predictions",
+    "LossDynamics": "lightning_sanity.callbacks.loss_dynamics",
     "SanityCallback": "lightning_sanity.callbacks.base",
     "Finding": "lightning_sanity.findings",
     "Severity": "lightning_sanity.findings",
@@ -52,6 +62,16 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from lightning_sanity.callbacks.activations import ActivationMonitor
+    from lightning_sanity.callbacks.batchnorm import BatchNormMonitor
+    from lightning_sanity.callbacks.data_checks import DataChecks
+    from lightning_sanity.callbacks.loss_dynamics import LossDynamics
+    from lightning_sanity.callbacks.loss_inspector import LossInspector
+    from lightning_sanity.callbacks.model_checks import ModelChecks
+    from lightning_sanity.callbacks.nonfinite import NonFiniteSentinel
+    from lightning_sanity.callbacks.norms import NormMonitor
+    from lightning_sanity.callbacks.predictions import PredictionDynamics
+    from lightning_sanity.callbacks.train_mode import TrainModeMonitor
     from lightning_sanity.callbacks.base import SanityCallback
     from lightning_sanity.callbacks.summary import SanitySummary
     from lightning_sanity.findings import CHECKS, Finding, Severity

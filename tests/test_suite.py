@@ -47,3 +47,10 @@ def test_disabled_check_is_shown_as_switched_off(tmp_path):
     assert report["findings"] == []
     status = {c["name"]: c for c in report["checks"]}["loss-trend"]
     assert status == {"name": "loss-trend", "status": "skipped", "detail": "switched off by the user"}
+
+
+def test_every_suite_callback_is_exported_at_top_level():
+    names = {type(c).__name__ for c in lightning_sanity.default_callbacks()}
+    assert len(names) == 11
+    for name in names:
+        assert getattr(lightning_sanity, name).__name__ == name
