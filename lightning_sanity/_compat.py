@@ -6,6 +6,7 @@ Everything here has a public-API fallback, so a Lightning release that moves an 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Optional
 
 import torch
@@ -30,3 +31,23 @@ def gather_objects(obj: Any) -> list[Any]:
     out: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(out, obj)
     return out
+
+
+def optimizers_of(configured: Any) -> list[torch.optim.Optimizer]:
+    """The optimizers in any return form of ``configure_optimizers`` (schedulers are left out).
+
+    Example::
+
+        >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        >>> optimizers_of({"optimizer": opt, "lr_scheduler": None}) == optimizers_of(([opt], [])) == [opt]
+        True
+    """
+    if isinstance(configured, torch.optim.Optimizer):
+        return [configured]
+    if isinstance(configured, Mapping):
+        return optimizers_of(configured.get("optimizer"))
+    if isinstance(configured, (list, tuple)):
+        if len(configured) == 2 and isinstance(configured[0], (list, tuple)):
+            return optimizers_of(list(configured[0]))  # ([optimizers], [schedulers])
+        return [opt for item in configured for opt in optimizers_of(item)]
+    return []

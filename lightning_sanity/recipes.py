@@ -36,6 +36,7 @@ from lightning.pytorch.utilities import CombinedLoader, move_data_to_device
 from lightning.pytorch.utilities.seed import isolate_rng
 from torch import nn
 
+from lightning_sanity._compat import optimizers_of
 from lightning_sanity.batch import BatchFn, slice_batch, split_batch
 from lightning_sanity.batch import batch_size as _batch_size_of
 from lightning_sanity.checks.curves import (
@@ -340,27 +341,23 @@ def _copy_model(model: pl.LightningModule) -> pl.LightningModule:
     return clone
 
 
-def _parse_optimizers(conf: Any) -> list[torch.optim.Optimizer]:
-    """The optimizers of any ``configure_optimizers`` return form (schedulers are left out)."""
-    if conf is None:
-        return []
     if isinstance(conf, torch.optim.Optimizer):
         return [conf]
     if isinstance(conf, Mapping):
-        return _parse_optimizers(conf.get("optimizer"))
+        return optimizers_of(conf.get("optimizer"))
     if isinstance(conf, (list, tuple)):
         if len(conf) == 2 and isinstance(conf[0], (list, tuple)):
-            return _parse_optimizers(list(conf[0]))  # ([optimizers], [schedulers])
-        return [opt for item in conf for opt in _parse_optimizers(item)]
+            return optimizers_of(list(conf[0]))  # ([optimizers], [schedulers])
+        return [opt for item in conf for opt in optimizers_of(item)]
     return []
 
 
 def _optimizers(clone: pl.LightningModule, factory: Optional[OptimizerFactory]) -> list[torch.optim.Optimizer]:
     if factory is not None:
-        optimizers = _parse_optimizers(factory(clone.parameters()))
+        optimizers = optimizers_of(factory(clone.parameters()))
     else:
         try:
-            optimizers = _parse_optimizers(clone.configure_optimizers())
+            optimizers = optimizers_of(clone.configure_optimizers())
         except RuntimeError as err:
             if "not attached to a `Trainer`" not in str(err):
                 raise

@@ -48,6 +48,7 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 from typing_extensions import override
 
+from lightning_sanity._compat import optimizers_of
 from lightning_sanity.checks import batchnorm as bn_math
 from lightning_sanity.checks.numerics import anomaly_op, count_nonfinite, is_finite, tensors_in
 
@@ -476,21 +477,6 @@ class _NullOptimizer:
         pass
 
 
-def _optimizers_of(configured: Any) -> list:
-    if isinstance(configured, torch.optim.Optimizer):
-        return [configured]
-    if isinstance(configured, Mapping):
-        return _optimizers_of(configured.get("optimizer"))
-    if isinstance(configured, (list, tuple)):
-        if len(configured) == 2 and isinstance(configured[0], (list, tuple)):
-            return _optimizers_of(configured[0])
-        out: list = []
-        for item in configured:
-            out += _optimizers_of(item)
-        return out
-    return []
-
-
 _AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 _TRUE_DTYPES = {"16-true": torch.float16, "bf16-true": torch.bfloat16, "64-true": torch.float64, "64": torch.float64}
 
@@ -608,7 +594,7 @@ def _prepare(bundle: Mapping[str, Any], model: nn.Module, device: torch.device) 
 
 def _manual_optimizers(bundle: Mapping[str, Any], model: nn.Module, result: ReplayResult) -> list:
     try:
-        optimizers = _optimizers_of(model.configure_optimizers())
+        optimizers = optimizers_of(model.configure_optimizers())
         states = bundle.get("optimizer_states") or []
         if len(states) == len(optimizers):
             for opt, state in zip(optimizers, states):
