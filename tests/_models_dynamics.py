@@ -197,3 +197,33 @@ def counting_tokens(n: int = 512, length: int = 12, vocab: int = 16, seed: int =
     start = torch.randint(0, vocab, (n, 1), generator=g)
     seq = (start + torch.arange(length + 1)) % vocab
     return seq[:, :-1], seq[:, 1:]
+
+
+class SamplingBlock(nn.Module):
+    """A VAE-style reparameterised layer that samples in training and evaluation alike (no dropout)."""
+
+    def __init__(self, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.mu, self.logvar = nn.Linear(n_in, n_out), nn.Linear(n_in, n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mu, logvar = self.mu(x), self.logvar(x)
+        return F.relu(mu + torch.randn_like(mu) * torch.exp(0.5 * logvar))
+
+
+class Autoencoder(L.LightningModule):
+    """An MLP autoencoder on bare pixel batches (no target): 64 -> 16 -> 64, MSE reconstruction."""
+
+    def __init__(self, lr: float = 3e-3) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 64))
+        self.lr = lr
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        return F.mse_loss(self(batch), batch)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.lr)

@@ -29,10 +29,28 @@ def _noisy(values, scale, seed=0):
         ((8, 6, 20), torch.zeros(8, 6, dtype=torch.long), "cross_entropy", "sequence"),
         ((8, 6, 1), torch.rand(8, 6, 1), None, "regression"),
         ((8, 4, 5, 5), torch.zeros(8, 5, 5, dtype=torch.long), None, "sequence"),
+        # no class evidence (an autoencoder's bare batch, BCE on pixels): regression-like, never argmax classes
+        ((8, 64), None, None, "regression"),
+        ((8, 64), None, "binary_cross_entropy", "regression"),
+        ((8, 10), None, "cross_entropy", "classification"),
+        ((8, 10), torch.full((8,), 12), None, "regression"),  # integer targets beyond the output's width
+        ((8, 1, 8, 8), None, "mse", "regression"),
+        ((8, 6, 20), None, "cross_entropy", "sequence"),
     ],
 )
 def test_output_kind(shape, target, loss_kind, expected):
     assert D.output_kind(torch.zeros(shape), target, loss_kind) == expected
+
+
+@pytest.mark.parametrize("planned, log_every, expected", [
+    (120, 50, 5),  # aligned would give 2 snapshots: too few to judge jitter
+    (230, 10, 10),  # 23 aligned snapshots: ride on logging steps
+    (2000, 50, 50),
+    (None, 50, 200),
+    (float("inf"), 1, 200),
+])
+def test_snapshot_every(planned, log_every, expected):
+    assert D.snapshot_every(planned, log_every) == expected
 
 
 def test_output_kind_rejects_integer_outputs():
@@ -172,6 +190,27 @@ def test_loss_trend_patterns():
     bouncing = [2.3] * 10 + [rng.choice([0.8, 1.2, 4.0, 6.0]) for _ in range(n)]
     oscillating, _ = D.judge_loss_trend(bouncing, progress=1.0, seen="")
     assert oscillating.kind == "oscillating" and "3-10x" in oscillating.advice
+
+
+def test_loss_trend_a_short_slow_run_still_coming_down_is_not_stuck_at_the_baseline():
+    # Two cautious epochs (Adam 1e-4, class weights): 2.31 -> 2.23 in noisy batches, near ln 10 at the end, but the
+    # whole run ranks strongly downward: learning, only slowly.
+    slow = _noisy([2.31 - 0.08 * i / 81 for i in range(82)], 0.03, seed=3)
+    verdict, _ = D.judge_loss_trend(slow, progress=1.0, seen="", baseline=math.log(10))
+    assert verdict is None
+    # Shuffled labels memorised slowly: the same steady drift, but ending only ~1 % below the baseline.
+    memorising = _noisy([2.31] * 10 + [2.30 - 0.035 * i / 90 for i in range(90)], 0.02, seed=3)
+    verdict, _ = D.judge_loss_trend(memorising, progress=1.0, seen="", baseline=math.log(10))
+    assert verdict.kind in ("flat", "baseline")
+
+
+def test_loss_trend_baseline_message_claims_unused_inputs_only_when_stuck():
+    stuck = _noisy([2.0 + 0.3 * math.exp(-i / 5) for i in range(100)], 0.01)
+    verdict, _ = D.judge_loss_trend(stuck, progress=1.0, seen="", baseline=2.1)
+    assert verdict.kind == "baseline" and "not using its inputs" in verdict.message
+    verdict, _ = D.judge_loss_trend(stuck, progress=None, seen="", baseline=2.1)
+    assert verdict.kind == "baseline" and "not using its inputs" not in verdict.message
+    assert "may only be slow" in verdict.message
 
 
 def test_loss_trend_waits_for_enough_of_the_run():

@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 import torch
 from _models_dynamics import (
+    Autoencoder,
     DropoutBlock,
     FactsFromInitialLoss,
     GateClosesAfterStart,
     Regressor,
     RowLSTM,
+    SamplingBlock,
     TinyLM,
     cnn,
     counting_tokens,
@@ -179,6 +181,33 @@ def test_functional_dropout_in_eval_is_train_mode(tmp_path):
     finding = _only(report, "train-mode")
     assert finding["severity"] == "warning" and finding["where"] == "net.0"
     assert finding["data"]["max_abs_difference"] > 0
+
+
+def test_sampling_in_eval_is_only_info(tmp_path):
+    # A VAE-style layer samples with randn_like in eval mode on purpose: worth knowing, not a warning.
+    net = nn.Sequential(SamplingBlock(64, 32), nn.Linear(32, 10))
+    _, report = _run(Classifier(net=net), tmp_path, max_epochs=1)
+    assert not serious(report, "train-mode"), report["findings"]
+    infos = [f for f in report["findings"] if f["check"] == "train-mode"]
+    assert len(infos) == 1 and infos[0]["severity"] == "info" and infos[0]["where"] == "net.0"
+    assert infos[0]["data"]["source"] == "sampling"
+
+
+def test_autoencoder_without_targets_is_not_read_as_classes(tmp_path):
+    # Bare pixel batches and 64 reconstructed pixels: no class evidence, so no flips and no jitter judgement.
+    x, _ = digits(640)
+    train = torch.utils.data.DataLoader(x, batch_size=32, shuffle=True)
+    _, report = _run(Autoencoder(lr=3e-2), tmp_path, train, None, max_epochs=4, limit_val_batches=0)
+    assert not serious(report), report["findings"]
+    check = _check(report, "prediction-jitter")
+    assert check["status"] == "skipped" and "no targets" in check["detail"]
+
+
+def test_short_run_snapshots_off_the_logging_steps(tmp_path):
+    # 120 planned steps logging every 50: aligned snapshots would be 2, too few to judge; every 5 steps instead.
+    trainer, _ = _run(Classifier(), tmp_path, *digits_loaders(n=640), max_epochs=15, log_every_n_steps=50)
+    steps = np.load(f"{trainer.log_dir}/sanity/predictions.npz")["step"].tolist()
+    assert trainer.global_step == 120 and len(steps) >= 24 and 5 in steps and 10 in steps, steps
 
 
 def test_stochastic_model_run_is_not_changed_by_the_snapshots(tmp_path):

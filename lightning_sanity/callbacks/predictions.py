@@ -41,6 +41,7 @@ from lightning_sanity.checks.dynamics import (
     probabilities,
     probability_image,
     scatter_image,
+    snapshot_every,
     true_class_probability,
     usable_targets,
 )
@@ -49,9 +50,7 @@ from lightning_sanity.report import SANITY_DIR
 log = logging.getLogger(__name__)
 
 HISTORY_FILE = "predictions.npz"
-#: snapshots planned over a run when ``predictions_every_n_steps`` is left to choose (plus one per epoch end).
-_SNAPSHOTS_PER_RUN = 50
-_MIN_EVERY, _UNPLANNED_EVERY = 5, 200
+_UNPLANNED_EVERY = 200
 #: the samples x snapshots image is rewritten at every snapshot up to this many, then at epoch ends only.
 _TIME_IMAGE_EVERY_SNAPSHOT = 64
 _TIME_IMAGE_MAX_COLUMNS = 1024
@@ -74,9 +73,10 @@ class PredictionDynamics(SanityCallback):
     mode under ``no_grad`` and inside ``isolate_rng()``, then restores every module's own ``training`` flag;
     BatchNorm statistics are not touched.
 
-    Outputs are read as classification (``(B, C)`` logits, softmax), binary (``(B,)``/``(B, 1)`` with 0/1 targets
-    and a binary loss, sigmoid), regression (other ``(B,)``/``(B, K)`` outputs) or sequences (``(B, T, C)``, or
-    ``(B, C, *S)`` with ``(B, *S)`` targets; per-token figures, targets below 0 ignored).
+    Outputs are read as classification (``(B, C)`` logits, softmax; only with class-index targets in range or a
+    cross-entropy loss), binary (``(B,)``/``(B, 1)`` with 0/1 targets and a binary loss, sigmoid), regression
+    (any other output, e.g. an autoencoder's reconstruction of a target-less batch) or sequences (``(B, T, C)``, or
+    ``(B, C, *S)`` with ``(B, *S)`` integer targets; per-token figures, targets below 0 ignored).
 
     Checks:
 
@@ -86,9 +86,10 @@ class PredictionDynamics(SanityCallback):
     - ``constant-output`` (warning): at a snapshot after training started, every sample of the fixed batch gets
       the same output although the inputs differ. ``where`` names the first module whose output stops depending
       on its input.
-    - ``train-mode`` (warning): two evaluations of the fixed batch with the same weights in eval mode disagree,
-      so something random runs in eval mode (functional dropout left at ``training=True``, noise or augmentation
-      in ``forward``). ``where`` names the first module whose output differed while its input did not.
+    - ``train-mode`` (warning): two evaluations of the fixed batch with the same weights in eval mode disagree
+      and a dropout op runs with ``training=True`` (functional dropout left at its default, a dropout module
+      forced to train). ``where`` names the first module whose output differed while its input did not. When
+      the randomness is sampling instead (``randn_like``, ``bernoulli``, ...: a VAE, a diffusion model), info.
     - ``non-finite`` (error, reported, not owned): the fixed-batch predictions hold NaN or Inf.
 
     TensorBoard (global rank 0, every TensorBoard logger; the step is ``trainer.global_step``):
@@ -120,7 +121,8 @@ class PredictionDynamics(SanityCallback):
         predictions_batch_size: most samples of the fixed batch to keep (1-4096).
         predictions_every_n_steps: snapshot every N optimizer steps besides each epoch end; ``None`` picks a
             multiple of the Trainer's ``log_every_n_steps`` (snapshots then ride on logging steps) giving about
-            50 snapshots over the planned run (at least every 5 steps), ``0`` snapshots at epoch ends only.
+            50 snapshots over the planned run (at least every 5 steps), unless that leaves fewer than 20 (a short
+            run: then every ``max(5, ceil(planned / 50))`` steps), ``0`` snapshots at epoch ends only.
         forward_fn: ``(pl_module, x) -> output``, how to run the model on the input ``x`` (what ``get_input``
             returns), for models whose forward needs more than the input. Shared with :class:`ModelChecks`.
         get_input: ``batch -> input`` when the input cannot be found in the batch (see ``lightning_sanity.batch``).
@@ -130,7 +132,8 @@ class PredictionDynamics(SanityCallback):
         ValueError: an argument of the wrong type or out of range.
 
     Cost: per snapshot two forward passes of the fixed batch (the second checks eval determinism until it
-    fails), one host transfer, and the TensorBoard writes; nothing on the other steps.
+    fails; once it fails, a few more to name the module and the source), one host transfer, and the TensorBoard
+    writes; nothing on the other steps.
 
     Example::
 
@@ -271,14 +274,8 @@ class PredictionDynamics(SanityCallback):
         if self.predictions_every_n_steps is not None:
             return self.predictions_every_n_steps
         steps = trainer.estimated_stepping_batches
-        if not isinstance(steps, (int, float)) or not math.isfinite(steps) or steps <= 0:
-            every = _UNPLANNED_EVERY
-        else:
-            every = max(_MIN_EVERY, math.ceil(steps / _SNAPSHOTS_PER_RUN))
-        # A snapshot reads its results on the host: put it on a logging step, which syncs anyway, so the steps in
-        # between stay free of host-device syncs.
         log_every = max(1, int(getattr(trainer, "log_every_n_steps", 1) or 1))
-        return math.ceil(every / log_every) * log_every
+        return snapshot_every(steps, log_every)
 
     def _capture(self, batch: Any, source: str) -> None:
         try:
@@ -366,8 +363,10 @@ class PredictionDynamics(SanityCallback):
         targets = usable_targets(y, kind, probs)
         self._targets = targets.cpu() if targets is not None else None
         self._target_scale = None
-        if kind == "regression":
-            spread = (targets if targets is not None else probs).float().std()
+        if kind == "regression" and targets is not None:
+            # Only the targets give a scale: the outputs' own spread at the first snapshot (an untrained model's
+            # near-constant outputs) would turn ordinary learning into "jitter".
+            spread = targets.float().std()
             self._target_scale = float(spread) if torch.isfinite(spread) and float(spread) > 0 else None
 
     def _record(self, trainer: "pl.Trainer", kind: str, out: torch.Tensor, probs: torch.Tensor,
@@ -468,14 +467,43 @@ class PredictionDynamics(SanityCallback):
         diff = float((out.float() - again.float()).abs().max()) if out.shape == again.shape else float("nan")
         culprit = self._diagnose(trainer, pl_module, batch, x, mode="stochastic")
         place = f"first in `{culprit}`" if culprit else f"in {type(pl_module).__name__}.forward itself"
+        dropout = self._dropout_in_eval(trainer, pl_module, batch, x)
+        if dropout is not None and not dropout:
+            # Randomness other than dropout (randn, rand, bernoulli, ...): a VAE's reparameterisation or a
+            # diffusion model's noise samples in eval mode on purpose, so this is only worth knowing.
+            self.report(
+                trainer, "train-mode", "info",
+                f"Two evaluations of the same batch in eval mode with the same weights disagree (largest difference "
+                f"{diff:.3g}), {place}, and no dropout runs in training mode: the model samples in eval mode.",
+                "If that is intended (a VAE's reparameterisation, a diffusion model's noise) there is nothing to do; "
+                "otherwise put the sampling behind `if self.training:` or use the mean in evaluation.",
+                where=culprit, data={"max_abs_difference": diff, "module": culprit, "source": "sampling"},
+                key="eval-sampling",
+            )
+            return
         self.report(
             trainer, "train-mode", "warning",
             f"Two evaluations of the same batch in eval mode with the same weights disagree (largest difference "
             f"{diff:.3g}), {place}: something random still runs in eval mode, so validation and inference are noisy.",
             "Use `nn.Dropout` modules or pass `training=self.training` to `F.dropout`; keep noise and augmentation "
             "out of `forward` or behind `if self.training:`.",
-            where=culprit, data={"max_abs_difference": diff, "module": culprit}, key="eval-determinism",
+            where=culprit, data={"max_abs_difference": diff, "module": culprit, "source": "dropout"},
+            key="eval-determinism",
         )
+
+    def _dropout_in_eval(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any,
+                         x: Any) -> Optional[bool]:
+        """Whether a dropout op runs in training mode during an eval-mode forward; None when it cannot be told."""
+        if trainer.world_size > 1:
+            return None  # no extra forward on one rank alone (see `_diagnose`)
+        try:
+            watch = _DropoutWatch()
+            with isolate_rng(), torch.no_grad(), _eval_mode(pl_module), watch:
+                self._forward(pl_module, batch, x)
+            return watch.seen
+        except Exception as err:  # telling the source apart is a bonus: keep the warning
+            log.debug("lightning_sanity: could not watch for dropout: %r", err)
+            return None
 
     def _judge_constant(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, x: Any,
                         out: torch.Tensor) -> None:
@@ -553,6 +581,11 @@ class PredictionDynamics(SanityCallback):
             self.skip(trainer, "prediction-jitter", f"the fixed batch holds {units} predictions, too few to judge "
                       f"jitter (needs {_MIN_JITTER_PREDICTIONS}); pass a larger `predictions_batch`")
             return
+        if self._kind == "regression" and self._targets is None:
+            self.skip(trainer, "prediction-jitter", "the fixed batch has no targets matching the output (an "
+                      "autoencoder, or a target the batch reader did not find; pass `get_target=`) and the loss is "
+                      "not a classification loss: no class flips or target scale to judge changes by")
+            return
         if self._kind == "regression" and self._target_scale is None:
             self.skip(trainer, "prediction-jitter", "regression targets without spread: no scale to judge changes")
             return
@@ -612,6 +645,33 @@ def _eval_mode(module: torch.nn.Module) -> Iterator[None]:
     finally:
         for m, mode in modes:
             m.training = mode
+
+
+#: dropout ops (``torch.nn.functional`` and ``torch``) and the default of their training flag.
+_DROPOUT_OPS = {
+    "dropout": True, "dropout1d": True, "dropout2d": True, "dropout3d": True, "feature_dropout": True,
+    "alpha_dropout": False, "feature_alpha_dropout": False,
+}
+
+
+class _DropoutWatch(torch.overrides.TorchFunctionMode):
+    """Observes (never changes) the torch functions called, noting a dropout op called with training on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = False
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "").rstrip("_")
+        if name in _DROPOUT_OPS and not self.seen:
+            if "training" in kwargs or "train" in kwargs:
+                training = kwargs.get("training", kwargs.get("train"))
+            else:
+                training = args[2] if len(args) > 2 else _DROPOUT_OPS[name]
+            p = kwargs.get("p", args[1] if len(args) > 1 else 0.5)
+            self.seen = bool(training) and not (isinstance(p, (int, float)) and p == 0)
+        return func(*args, **kwargs)
 
 
 def _output_tensor(result: Any) -> Optional[torch.Tensor]:
