@@ -19,7 +19,7 @@ from lightning_sanity.findings import collector_for
 
 def my_callbacks(**options: Any) -> list:
     """The two callbacks under test and the summary (other families stay out of these runs)."""
-    loss_opts = {k: v for k, v in options.items() if k in ("expected_loss",)}
+    loss_opts = {k: v for k, v in options.items() if k in ("expected_loss", "get_input", "get_target")}
     data_opts = {k: v for k, v in options.items() if k in ("get_input", "get_target", "data_batches")}
     return [LossInspector(**loss_opts), DataChecks(**data_opts), SanitySummary(print_summary=False)]
 

@@ -185,6 +185,59 @@ def test_heavy_imbalance_with_a_default_init_fires_with_the_bias(tmp_path):
     assert "net.2.bias" in finding["advice"]
 
 
+class DigitsGAN(L.LightningModule):
+    """A small GAN with manual optimization: the batch holds (images, digit labels), the losses compare the
+    discriminator's logits with ones and zeros made in the step, never with the labels."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.generator = nn.Sequential(nn.Linear(8, 32), nn.LeakyReLU(0.2), nn.Linear(32, 64), nn.Sigmoid())
+        self.discriminator = nn.Sequential(nn.Linear(64, 32), nn.LeakyReLU(0.2), nn.Linear(32, 1))
+
+    def training_step(self, batch, batch_idx):
+        real, _ = batch
+        opt_g, opt_d = self.optimizers()
+        z = torch.randn(real.shape[0], 8)
+        d_real, d_fake = self.discriminator(real), self.discriminator(self.generator(z).detach())
+        d_loss = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+                  + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))) / 2
+        opt_d.zero_grad()
+        self.manual_backward(d_loss)
+        opt_d.step()
+        d_gen = self.discriminator(self.generator(z))
+        g_loss = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+        opt_g.zero_grad()
+        self.manual_backward(g_loss)
+        opt_g.step()
+
+    def configure_optimizers(self):
+        return [torch.optim.Adam(self.generator.parameters(), 2e-4), torch.optim.Adam(self.discriminator.parameters(), 2e-4)]
+
+
+def test_gan_losses_against_ones_and_zeros_leave_the_unused_digit_labels_alone(tmp_path):
+    # The first recognised loss is a binary cross-entropy against `torch.ones_like(...)`; the batch's labels are
+    # digits 0..9 the GAN never uses: no "binary targets must lie in [0, 1]" error.
+    x, y = digits(512)
+    report = _run(tmp_path, DigitsGAN(), loader(x, y))
+    assert _mine(report) == []
+    # The same GAN on dummy all-zero labels: constant, but unused, so only worth knowing.
+    report = _run(tmp_path / "zeros", DigitsGAN(), loader(x, torch.zeros_like(y)))
+    assert _mine(report) == []
+    assert [f["severity"] for f in report["findings"] if f["check"] == "label-distribution"] == ["info"]
+
+
+def test_binary_targets_out_of_range_in_the_batch_still_fire(tmp_path):
+    # The loss compares with the batch's labels (cast and reshaped): -1/+1 targets are certainly wrong.
+    x, y = breast_cancer()
+    model = Classifier(in_features=30, classes=1,
+                       loss_fn=lambda o, t: F.binary_cross_entropy_with_logits(o, t.float().unsqueeze(-1)))
+    report = _run(tmp_path, model, loader(x, y * 2 - 1))
+    labels = [f for f in _mine(report) if f["check"] == "label-distribution"]
+    assert [(f["severity"], f["where"]) for f in labels] == [("error", "batch[1]")]
+    assert "[0, 1]" in labels[0]["message"]
+
+
 def test_labels_beyond_the_output_width_fire_even_when_the_step_raises(tmp_path):
     x, y = digits(512)
     report = _run(tmp_path, Classifier(classes=9), loader(x, y), raises=IndexError)

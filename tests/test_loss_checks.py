@@ -159,6 +159,33 @@ def test_expected_loss_is_validated():
         LossInspector(expected_loss=float("nan"))
     with pytest.raises(ValueError, match="expected_loss"):
         LossInspector(expected_loss="2.3")
+    with pytest.raises(ValueError, match="get_target"):
+        LossInspector(get_target="y")
+
+
+def test_the_facts_say_whether_the_loss_compares_with_the_batch_target(tmp_path):
+    x, y = digits(512)
+    probe = FactsProbe()
+    # Dict batches: the target is found by key and given to the loss as it is.
+    data = DataLoader(DictDataset(x, y), batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(0))
+    _run(tmp_path / "dict", DictClassifier(), data, probe=probe)
+    assert probe.facts["loss_target_is_batch_target"] is True
+    probe = FactsProbe()
+    # A target the step makes itself (one-hot here): not the batch's labels.
+    onehot = Classifier(loss_fn=lambda o, t: F.binary_cross_entropy_with_logits(o, F.one_hot(t, 10).float()))
+    assert _mine(_run(tmp_path / "onehot", onehot, loader(x, y), probe=probe)) == []
+    assert probe.facts["loss_kind"] == "binary_cross_entropy" and probe.facts["loss_target_is_batch_target"] is False
+
+
+def test_class_weighted_cross_entropy_hands_over_ln_c_as_the_baseline(tmp_path):
+    # One batch's weighted label frequencies are too noisy for the best constant: the upper bound ln C goes on.
+    x, y = digits(512)
+    weights = torch.linspace(0.2, 5.0, 10)
+    probe = FactsProbe()
+    report = _run(tmp_path, Classifier(loss_fn=lambda o, t: F.cross_entropy(o, t, weight=weights)), loader(x, y),
+                  probe=probe)
+    assert _mine(report) == []
+    assert probe.facts["baseline_loss"] == pytest.approx(math.log(10), rel=1e-3)
 
 
 # --------------------------------------------------------------------------- loss-input fires

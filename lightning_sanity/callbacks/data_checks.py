@@ -345,8 +345,17 @@ class DataChecks(SanityCallback):
                     where=name, at_step=False, data=figures, key="constant-features")
         self.detail(trainer, "input-scale", "; ".join(details))
 
+    @staticmethod
+    def _label_facts(facts: dict[str, Any]) -> dict[str, Any]:
+        """The loss inspector's figures, when its loss call compares with the batch's target; else nothing.
+
+        A loss against a target the step made itself (a GAN's ``torch.ones_like(...)``, one-hot or shifted targets)
+        says nothing about the batch's labels: then they are judged from the data alone.
+        """
+        return facts if facts.get("loss_target_is_batch_target") is True else {}
+
     def _label_kind(self, facts: dict[str, Any], labels: torch.Tensor) -> str:
-        kind = facts.get("loss_kind")
+        kind = self._label_facts(facts).get("loss_kind")
         if kind == "cross_entropy":
             return "class" if not self._float_labels else "soft"
         if kind == "binary_cross_entropy":
@@ -362,7 +371,11 @@ class DataChecks(SanityCallback):
     def _judge_labels(self, trainer: "pl.Trainer") -> None:
         if not self._labels and not self._label_range:
             return
-        facts = self.collector(trainer).facts
+        all_facts = self.collector(trainer).facts
+        # A recognised loss that compares with something else: the batch's labels may be unused (a GAN's digit
+        # labels), so what they look like is only worth knowing.
+        unused = "loss_kind" in all_facts and all_facts.get("loss_target_is_batch_target") is not True
+        facts = self._label_facts(all_facts)
         where = self._target_field
         all_labels = torch.cat(self._labels) if self._labels else torch.zeros(0, dtype=torch.float64)
         kind = self._label_kind(facts, all_labels)
@@ -380,9 +393,10 @@ class DataChecks(SanityCallback):
 
         if batches >= 2 and lo == hi and (samples >= 16 or self._label_range):
             self.report(
-                trainer, "label-distribution", Severity.ERROR,
+                trainer, "label-distribution", Severity.INFO if unused else Severity.ERROR,
                 f"Every target in the first {batches} batches equals {lo:.6g}: nothing to learn "
-                "(or the data are sorted by label and not shuffled).",
+                "(or the data are sorted by label and not shuffled)"
+                + ("; the recognised loss compares with another target, so they may be unused." if unused else "."),
                 "Check how the labels are read (a constant, a wrong column) and shuffle the training data "
                 "(`DataLoader(..., shuffle=True)`).",
                 where=where, at_step=False, data=summary)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import lightning.pytorch as pl
 import torch
@@ -19,6 +19,7 @@ from lightning.pytorch.utilities.types import STEP_OUTPUT
 from typing_extensions import override
 
 from lightning_sanity.callbacks._step_watch import StepWatch, weight_owners
+from lightning_sanity.batch import split_batch
 from lightning_sanity.callbacks.base import SanityCallback
 from lightning_sanity.checks import losses as L
 from lightning_sanity.findings import Severity
@@ -41,7 +42,8 @@ class _Observation:
     call: L.LossCall
     module: Optional[str]
     depends_on_model: bool
-    activation: Optional[str] = None  # a squashing activation applied to the prediction (sigmoid, tanh, softmax)
+    activation: Optional[str] = None
+    target_is_batch: bool = False  # the call's target is the batch's target (same tensor, or same values)  # a squashing activation applied to the prediction (sigmoid, tanh, softmax)
     observed: Optional[float] = None  # per element, comparable with the expectation
     reduced: Optional[float] = None  # the call's own (reduced) output
     expectation: Optional[L.LossExpectation] = None
@@ -67,6 +69,8 @@ class LossInspector(SanityCallback):
 
     Figures handed to other checks through the collector's ``facts``: ``initial_loss``, ``baseline_loss`` (on the
     training loss's scale, when the training loss is the recognised call), ``uniform_loss``, ``loss_kind``,
+    ``loss_target_is_batch_target`` (whether that call's target is the batch's target, or something the step made,
+    such as a GAN's ``torch.ones_like(...)``: the label checks trust the loss kind only when it is),
     ``num_classes``, ``ignore_index``, ``label_prior``, ``init_matches_prior``, ``output_module``.
 
     Writes no TensorBoard tags.
@@ -75,9 +79,14 @@ class LossInspector(SanityCallback):
         expected_loss: the loss you expect before any update, for a loss the inspector cannot recognise (or to
             override its expectation); the check fires when the first loss is more than twice or less than half
             of it. ``None`` (default): work it out from the recognised loss call.
+        get_input: ``batch -> input``, when the batch format is not recognised (see
+            :func:`lightning_sanity.batch.split_batch`).
+        get_target: ``batch -> target tensor``, likewise; used to tell whether a loss call compares with the
+            batch's target.
 
     Raises:
-        ValueError: ``expected_loss`` is not a positive finite number.
+        ValueError: ``expected_loss`` is not a positive finite number, or ``get_input`` / ``get_target`` is not
+            callable.
 
     Example::
 
@@ -92,7 +101,16 @@ class LossInspector(SanityCallback):
 
     checks = ("initial-loss", "loss-input")
 
-    def __init__(self, expected_loss: Optional[float] = None) -> None:
+    def __init__(
+        self,
+        expected_loss: Optional[float] = None,
+        get_input: Optional[Callable[[Any], Any]] = None,
+        get_target: Optional[Callable[[Any], Any]] = None,
+    ) -> None:
+        for arg, fn in (("get_input", get_input), ("get_target", get_target)):
+            if fn is not None and not callable(fn):
+                raise ValueError(f"`{arg}` must be a callable `batch -> tensor` or None, got {fn!r}.")
+        self.get_input, self.get_target = get_input, get_target
         if expected_loss is not None:
             if isinstance(expected_loss, bool) or not isinstance(expected_loss, (int, float)) or not (
                 math.isfinite(expected_loss) and expected_loss > 0
@@ -110,6 +128,7 @@ class LossInspector(SanityCallback):
         self._skip_reason: Optional[str] = None
         self._loss_requires_grad = True
         self._trainer: Optional["pl.Trainer"] = None
+        self._batch_target: Any = None
 
     # ------------------------------------------------------------------ hooks
 
@@ -129,7 +148,13 @@ class LossInspector(SanityCallback):
         self._stage = "watching"
         self._trainer = trainer
         try:
+            self._batch_target = split_batch(batch, self.get_input, self.get_target)[1]
+        except Exception:  # an unreadable batch only means no call is known to use the batch's target
+            self._batch_target = None
+        try:
             self._watch = StepWatch(before=self._before_call, after=self._after_call, weights=weight_owners(pl_module))
+            # Views and casts of the batch's target carry this tag to the loss call (`y.float().unsqueeze(1)`).
+            self._watch.tags.set(self._batch_target, {"batch_target": True})
             self._watch.start()
         except Exception as err:  # nothing may lose the user's run
             self._stage = "done"
@@ -198,11 +223,16 @@ class LossInspector(SanityCallback):
         if call is None:
             return
         tag = self._watch.tags.get(call.input) if self._watch is not None else None
-        obs = _Observation(call, (tag or {}).get("module"), bool(call.input.requires_grad), (tag or {}).get("activation"))
+        obs = _Observation(call, (tag or {}).get("module"), bool(call.input.requires_grad), (tag or {}).get("activation"),
+                           target_is_batch=bool(((self._watch.tags.get(call.target) if self._watch is not None else None)
+                                                  or {}).get("batch_target"))
+                           or L.same_target(call.target, self._batch_target))
         self._pending.append(obs)
         facts = self.collector(self._trainer).facts
-        if obs.depends_on_model and "loss_kind" not in facts:
-            # Handed on now, not after the step: the data checks need them even when this call raises.
+        if obs.depends_on_model and ("loss_kind" not in facts
+                                     or (obs.target_is_batch and not facts.get("loss_target_is_batch_target"))):
+            # Handed on now, not after the step: the data checks need them even when this call raises. A later
+            # call that compares with the batch's target describes the labels better than one that does not.
             self._hand_over_kind(facts, obs)
         self._check_input(obs, tag or {})
 
@@ -451,19 +481,28 @@ class LossInspector(SanityCallback):
 
     def _hand_over(self, facts: dict, main: _Observation, grad_obs: list[_Observation], total: Optional[float]) -> None:
         call, e = main.call, main.expectation
-        self._hand_over_kind(facts, main)
+        # The labels' figures come from the call that compares with the batch's target, when there is one.
+        labels = next((o for o in grad_obs if o.target_is_batch), main)
+        self._hand_over_kind(facts, labels)
+        if labels.expectation is not None and labels.expectation.prior is not None:
+            facts["label_prior"] = labels.expectation.prior
+            if labels.mean_prediction is not None:
+                facts["init_matches_prior"] = L.init_matches_prior(labels.expectation.prior, labels.mean_prediction,
+                                                                   binary=labels.call.kind in L.BINARY)
         if e is None:
             return
-        if e.prior is not None:
-            facts["label_prior"] = e.prior
-            if main.mean_prediction is not None:
-                facts["init_matches_prior"] = L.init_matches_prior(e.prior, main.mean_prediction,
-                                                                   binary=call.kind in L.BINARY)
         scale = self._loss_scale(main, grad_obs, total)
         if scale is None:
             return
         baseline = e.baseline
-        if call.kind in L.CLASSIFICATION and e.prior is not None:
+        if call.kind in L.CLASSIFICATION and L.has_class_weights(call):
+            # With class weights, one batch's weighted label frequencies are far too noisy to estimate the best
+            # constant: a rare class weighted 10x is in a batch of 32 or not, and moves the estimate by 0.2-0.3
+            # nats either way (balancing weights on digits: 2.07 on one batch for a true ln 10 = 2.30). Hand over
+            # the uniform prediction's loss instead, ln C, which bounds the weighted best constant from above, so
+            # the loss-trend check can only get more lenient.
+            baseline = e.uniform
+        elif call.kind in L.CLASSIFICATION and e.prior is not None:
             # One batch's label frequencies under-estimate the data set's entropy by about (K - 1) / 2N nats.
             seen = sum(1 for p in e.prior if p > 0)
             baseline += (seen - 1) / (2 * max(e.count, 1))
@@ -473,10 +512,14 @@ class LossInspector(SanityCallback):
     @staticmethod
     def _hand_over_kind(facts: dict, obs: _Observation) -> None:
         facts["loss_kind"] = L.KIND_FAMILY[obs.call.kind]
+        facts["loss_target_is_batch_target"] = bool(obs.target_is_batch)
         facts["output_module"] = obs.module
         if obs.call.kind in L.CLASSIFICATION:
             facts["num_classes"] = L.num_classes(obs.call)
             facts["ignore_index"] = obs.call.ignore_index
+        else:  # a class count handed over by an earlier call would not describe this one
+            facts.pop("num_classes", None)
+            facts.pop("ignore_index", None)
 
     @staticmethod
     def _loss_scale(main: _Observation, grad_obs: list[_Observation], total: Optional[float]) -> Optional[float]:

@@ -173,6 +173,51 @@ def looks_like_log_probabilities(rows: torch.Tensor, tol: float = 1e-3) -> bool:
     return bool((torch.logsumexp(rows, -1).abs() <= tol * max(1.0, math.log(rows.shape[-1]))).all())
 
 
+def same_target(target: Any, batch_target: Any) -> bool:
+    """Whether a loss call's target is the batch's target: the same tensor, or the same values in another shape or
+    dtype (``y.float().unsqueeze(1)``, ``y.view(-1)``). A target the step made itself (a GAN's
+    ``torch.ones_like(d_out)``, a one-hot encoding, the shifted tokens of a language model) is not. Equal values
+    count only when they are not all the same: a constant target (``zeros_like``) says nothing of where it came
+    from, even when the batch's labels happen to be that constant too.
+
+    >>> y = torch.tensor([0, 3, 1])
+    >>> same_target(y.float().unsqueeze(1), y), same_target(torch.ones(3), y), same_target(y, None)
+    (True, False, False)
+    >>> zeros = torch.zeros(3)
+    >>> same_target(zeros, zeros), same_target(torch.zeros(3, 1), zeros)
+    (True, False)
+    """
+    if not isinstance(target, torch.Tensor) or not isinstance(batch_target, torch.Tensor):
+        return False
+    if target is batch_target:
+        return True
+    if target.numel() != batch_target.numel() or target.numel() == 0:
+        return False
+    try:
+        a = target.detach().reshape(-1).float()
+        b = batch_target.detach().reshape(-1).to(a.device).float()
+        if bool((b == b[0]).all()):
+            return False
+        # bfloat16 keeps about 3 significant digits: a cast target still counts as the batch's.
+        return bool(torch.allclose(a, b, rtol=1e-2, atol=1e-6))
+    except Exception:  # complex, sparse or otherwise incomparable tensors
+        return False
+
+
+def has_class_weights(call: LossCall) -> bool:
+    """Whether a classification loss weighs its classes unequally (``weight=`` with differing values).
+
+    >>> call = LossCall("cross_entropy", torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), torch.tensor([1., 2., 1.]))
+    >>> has_class_weights(call), has_class_weights(dataclasses.replace(call, weight=torch.ones(3)))
+    (True, False)
+    """
+    w = call.weight
+    if w is None or w.numel() < 2:
+        return False
+    w = w.detach().reshape(-1)
+    return not bool((w == w[0]).all())
+
+
 def class_index_problem(target: torch.Tensor, classes: int, ignore_index: int = -100) -> Optional[dict[str, Any]]:
     """Figures about class indices outside ``[0, classes)`` (``ignore_index`` excepted), or None when all fit."""
     t = target.detach().reshape(-1)
