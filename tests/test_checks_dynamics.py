@@ -272,3 +272,13 @@ def test_scatter_image_puts_a_perfect_fit_on_the_diagonal():
     bright = img.sum(0) > 1.2
     rows, cols = torch.nonzero(bright, as_tuple=True)
     assert len(rows) >= 16 and torch.all(rows + cols == 31)
+
+
+def test_loss_bouncing_back_above_the_baseline_is_oscillating():
+    from lightning_sanity.checks.dynamics import judge_loss_trend
+
+    calm = [2.3 * 0.9 ** i + 0.05 for i in range(30)] + [0.3 + 0.1 * (i % 3) for i in range(40)]
+    assert judge_loss_trend(calm, progress=1.0, seen="all", baseline=2.2) == (None, None)
+    bouncing = calm[:30] + [0.6 + (1.8 if i % 6 == 0 else 0.2 * (i % 3)) for i in range(40)]
+    verdict, _ = judge_loss_trend(bouncing, progress=1.0, seen="all", baseline=2.2)
+    assert verdict.kind == "oscillating" and verdict.data["late_above_baseline"] >= 4

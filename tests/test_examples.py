@@ -34,6 +34,7 @@ def test_quickstart_healthy_run_passes(tmp_path, capsys):
         ("detached-encoder", "dead-gradient", 1),
         ("unnormalized-inputs", "input-scale", 1),
         ("eval-mode", "train-mode", 1),
+        ("lr-too-high", "loss-trend", 3),
         ("batchnorm-bad-batch", "batchnorm-variance", 2),
     ],
 )

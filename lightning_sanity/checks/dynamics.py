@@ -470,6 +470,11 @@ def _block_trend(values: Sequence[float], blocks: int) -> float:
     return rank_correlation(means)
 
 
+#: "Bouncing above the baseline": late median below this fraction of the baseline, and at least this share of the
+#: late values above the baseline itself.
+BOUNCE_MEDIAN_BELOW, BOUNCE_SHARE = 0.65, 0.1
+
+
 def judge_loss_trend(
     losses: Sequence[float],
     *,
@@ -556,7 +561,8 @@ def judge_loss_trend(
     constant = max(values) - min(values) <= 1e-7 * scale + 1e-12
     # A loss still falling steadily at the end is learning, only slowly (a small learning rate, a short run):
     # the verdicts below are for a loss that has stopped at the baseline, as with shuffled labels.
-    still_falling = trend_late < -STILL_FALLING_CORRELATION
+    # Only a loss that has come down overall can be "slow": one that ends above where it started is not learning.
+    still_falling = trend_late < -STILL_FALLING_CORRELATION and tail < head
     learning = still_falling or (
         baseline is not None and tail < (1 - LEARNING_BELOW_BASELINE) * baseline
         and _block_trend(values, LEARNING_BLOCKS) <= -LEARNING_CORRELATION)
@@ -594,6 +600,25 @@ def judge_loss_trend(
                 f"starting level {head:.4g} (up to {max(late):.4g}) and its median {late_median:.4g} did not come "
                 f"down; {seen}.",
                 "Lower the learning rate by 3-10x; add gradient clipping or warmup if the spikes come with large "
+                "gradients.",
+                data,
+            ), None
+
+    # Oscillation around a level well below the baseline: once the model beats the best constant prediction by a
+    # wide margin, a healthy run's batches stay below that constant; repeated jumps back above it mean updates
+    # so large that each one undoes what was learned (a learning rate too high, short of diverging).
+    if baseline is not None and baseline > 0 and len(late) >= 10:
+        late_median = _median(late)
+        above = sum(v > baseline for v in late)
+        if late_median < BOUNCE_MEDIAN_BELOW * baseline and above >= max(4, BOUNCE_SHARE * len(late)):
+            data.update({"late_above_baseline": above, "late_values": len(late), "late_median": round(late_median, 6),
+                         "late_max": round(max(late), 6)})
+            return Verdict(
+                "oscillating",
+                f"The training loss keeps jumping back above the input-independent baseline {baseline:.4g}: {above} of "
+                f"the last {len(late)} values (up to {max(late):.4g}), although its median {late_median:.4g} is well "
+                f"below it, so the updates keep undoing what was learned; {seen}.",
+                "Lower the learning rate by 3-10x; add warmup or gradient clipping if the jumps come with large "
                 "gradients.",
                 data,
             ), None
