@@ -21,12 +21,12 @@ def _t(*values):
 
 
 def _judge(before, after, *, max_before=None, max_after=None, window_ref=None, peak=None, tracked=100, delta=1,
-           momentum=0.1, eps=1e-5):
+           momentum=0.1, eps=1e-5, reference=None, count=None):
     n = len(before)
     return bn.judge(
         _t(*before), _t(*(max_before or before)), _t(*after), _t(*(max_after or after)),
         _t(*(window_ref or before)), _t(*(peak or before)), _t(*[momentum] * n), _t(*[tracked] * n),
-        _t(*[delta] * n), _t(*[bn.warmup_steps(momentum)] * n), _t(*[eps] * n),
+        _t(*[delta] * n), _t(*[bn.warmup_steps(momentum)] * n), _t(*[eps] * n), reference, count,
     )
 
 
@@ -67,6 +67,22 @@ def test_each_criterion_fires_on_its_own_symptom():
 def test_no_verdict_during_warm_up_or_without_an_update():
     assert not _judge([1.0], [500.0], tracked=10)["alarm"].any()  # the estimate is still leaving its initial 1.0
     assert not _judge([1.0], [500.0], delta=0)["alarm"].any()  # eval mode: the statistics did not move
+
+
+def test_during_warm_up_a_batch_is_judged_against_earlier_batches():
+    history = _t(0.9, 1.1, 5000.0, 1.0, 1.0, 0.95, float("nan")).reshape(7, 1)  # an earlier bad batch among healthy ones
+    reference, count = bn.batch_reference(history)
+    assert reference.item() == pytest.approx(1.075) and count.item() == 6  # upper quartile: the 5000 is ignored
+    # Step 10 at momentum 0.1: the running estimate is still mostly its initial 1.0 (whatever the data's scale).
+    bad = _judge([1.0], [0.9 + 0.1 * 2000.0], tracked=10, reference=reference, count=count)
+    assert bad["fired_batch_early"].all() and bad["fired_batch"].all() and not bad["fired_jump"].any()
+    assert bad["reference_ratio"].item() == pytest.approx(2000.0 / 1.075, rel=1e-4)
+    # A healthy batch a few times the reference, too few batches known, or a reference at noise level: silent.
+    assert not _judge([1.0], [0.9 + 0.1 * 8.0], tracked=10, reference=reference, count=count)["alarm"].any()
+    assert not _judge([1.0], [0.9 + 0.1 * 2000.0], tracked=10, reference=reference, count=_t(4))["alarm"].any()
+    assert not _judge([1.0], [0.9 + 0.1 * 2000.0], tracked=10, reference=_t(1e-7), count=count)["alarm"].any()
+    # After warm-up the running estimate is the reference again (the quantile is not consulted).
+    assert not _judge([1.0], [0.9 + 0.1 * 50.0], tracked=100, reference=_t(0.01), count=count)["alarm"].any()
 
 
 def test_constant_channels_do_not_make_huge_ratios():
@@ -113,6 +129,20 @@ def test_bad_luck_batch_blows_up_the_running_variance(tmp_path):
     tags = events(t.log_dir).Tags()["scalars"]
     for quantity in ("bn_running_var_mean", "bn_running_var_max", "bn_batch_ratio"):
         assert f"sanity/{quantity}/net.1" in tags
+
+
+def test_bad_batch_during_warm_up_is_named(tmp_path):
+    # Global steps 5 and 25, long before the 44-step warm-up of momentum 0.1: judged against earlier batches.
+    data = BadBatchLoader(digits_loaders()[0], at=(0, 5), factor=1000.0)
+    data2 = BadBatchLoader(data, at=(1, 5), factor=1000.0)
+    _, report = _fit(tmp_path, BNClassifier("cnn"), data2, max_epochs=2, limit_train_batches=20)
+    findings = serious(report, "batchnorm-variance")
+    assert findings and all(f["severity"] == "warning" and f["data"]["criterion"] == "batch" for f in findings)
+    first = min(findings, key=lambda f: f["global_step"])
+    assert (first["epoch"], first["batch_idx"], first["global_step"]) == (0, 5, 5)
+    assert first["where"] == bn.batchnorm_layers(BNClassifier("cnn"))[0][0]
+    assert first["data"]["reference_ratio"] > 1e4 and first["data"]["reference_batches"] == bn.REFERENCE_BATCHES
+    assert {(f["epoch"], f["batch_idx"]) for f in findings} <= {(0, 5), (1, 5)}
 
 
 def test_running_variance_collapse(tmp_path):

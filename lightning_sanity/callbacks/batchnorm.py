@@ -71,6 +71,8 @@ class _LayerState:
         self.eps = torch.tensor([float(m.eps) for m in self.modules], device=device)
         size = len(self.modules)
         self.ring = torch.full((bn.WINDOW, size), float("nan"), device=device)
+        # Recovered batch variances of the last steps (NaN: no exact value), for the warm-up reference quantile.
+        self.batches = torch.full((bn.REFERENCE_BATCHES, size), float("nan"), device=device)
         self.peak = torch.zeros(size, device=device)
         self.armed = torch.ones(size, dtype=torch.bool, device=device)
         self.calls = 0
@@ -254,9 +256,16 @@ class BatchNormMonitor(SanityCallback):
                     state.ring[:] = mean_after
                 slot = state.calls % bn.WINDOW
                 window_ref = state.ring[slot].clone()
+                reference, reference_count = bn.batch_reference(state.batches)
                 out = bn.judge(mean_before, max_before, mean_after, max_after, window_ref, state.peak,
-                               state.momentum, tracked_after, delta, state.warmup, state.eps)
+                               state.momentum, tracked_after, delta, state.warmup, state.eps,
+                               reference, reference_count)
                 updated = delta >= 1
+                exact = (delta == 1) & torch.isfinite(out["batch_variance"])
+                # Every exact batch goes in, a bad one too: the quantile shrugs it off, and a lasting change of
+                # scale becomes the new reference instead of firing forever.
+                row = state.calls % bn.REFERENCE_BATCHES
+                state.batches[row] = torch.where(exact, out["batch_variance"], state.batches[row])
                 state.ring[slot] = torch.where(updated, mean_after, window_ref)
                 warm = updated & (tracked_after >= state.warmup)
                 state.peak = torch.where(warm & torch.isfinite(mean_after), torch.maximum(state.peak, mean_after),
@@ -269,7 +278,7 @@ class BatchNormMonitor(SanityCallback):
             self._steps_judged += 1
             self._verdict = {**out, "alarm": alarm}
             self._figures = {"mean_before": mean_before, "mean_after": mean_after, "max_after": max_after,
-                             "window_ref": window_ref, "peak": state.peak}
+                             "window_ref": window_ref, "peak": state.peak, "reference": reference}
             raise_step_alarm(trainer, _ALARM, alarm.any())
         except Exception as err:
             self._failed(trainer, err)
@@ -286,8 +295,12 @@ class BatchNormMonitor(SanityCallback):
                 continue
             kind = next(k for k in ("nonfinite", "jump", "window", "batch", "collapse") if host[f"fired_{k}"][i])
             if replay is None and self._bundles < MAX_BUNDLES:
+                extra: dict[str, Any] = {"criterion": kind}
+                if kind == "batch" and host["fired_batch_early"][i]:
+                    # Judged against the upper quartile of earlier batches, which the bundle cannot rebuild on its own.
+                    extra["reference_variance"] = _num(host["reference"][i])
                 replay = save_step_bundle(trainer, pl_module, self._log_dir, check=CHECK, where=name, kind=kind,
-                                          extra={"criterion": kind})
+                                          extra=extra)
                 self._bundles += replay is not None
             self._report(trainer, name, kind, i, host, capture, replay)
             if kind in ("jump", "window", "batch"):
@@ -317,6 +330,18 @@ class BatchNormMonitor(SanityCallback):
             message = (f"The running variance of BatchNorm layer `{name}` became non-finite ({after}) {when}; "
                        "evaluation with these statistics gives NaN or zero outputs.")
             advice = _ADVICE_NONFINITE
+        elif kind == "batch" and host["fired_batch_early"][i]:
+            reference, variance = host["reference"][i], host["batch_variance"][i]
+            ratio = host["reference_ratio"][i]
+            data.update(criterion="batch", threshold=bn.BATCH_RATIO, batch_variance=_num(variance),
+                        reference_variance=_num(reference), reference_ratio=_num(ratio),
+                        reference_batches=bn.REFERENCE_BATCHES, batch_ratio=_num(ratio))
+            message = (f"Batch {capture.batch_idx} of epoch {capture.epoch} (global step {capture.global_step}) had "
+                       f"{ratio:.3g}x the variance of the batches before it at BatchNorm layer `{name}` ({variance:.3g} "
+                       f"against an upper quartile of {reference:.3g} over the last {bn.REFERENCE_BATCHES} steps, "
+                       "channel means), "
+                       f"and its running variance went from {before:.3g} to {after:.3g} in that one step.")
+            advice = _ADVICE_BATCH
         elif kind in ("jump", "batch"):
             data["threshold"] = bn.JUMP_STEP if kind == "jump" else bn.BATCH_RATIO
             message = (f"Batch {capture.batch_idx} of epoch {capture.epoch} (global step {capture.global_step}) had "

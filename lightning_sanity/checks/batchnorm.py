@@ -40,6 +40,17 @@ WINDOW = 25
 #: Sampling noise of a batch variance is a factor of a few even at batch size 2 once averaged over channels; a
 #: sample with an outlier 100 standard deviations out lifts one channel of 64 only about 5 times on average.
 BATCH_RATIO = 100.0
+#: During warm-up the running estimate still carries much of its initial 1.0, whatever the data's scale, so a
+#: batch is compared instead with the UPPER QUARTILE of the batch variances recovered over the last
+#: ``REFERENCE_BATCHES`` steps, once at least ``REFERENCE_MIN`` are known. A quantile ignores earlier bad batches
+#: (up to 3 of 15), and with the same 100x factor healthy spread stays far below: the channel mean of a batch
+#: variance varies by a factor of a few between batches even at batch size 8 (chi-square with 7 degrees of freedom
+#: per channel, then averaged), and mixup or dropout only shrink that spread. The upper quartile rather than the
+#: median, and 5 batches rather than 3: in simulation, one channel at batch size 2 crossed 100x the median of 3-15
+#: earlier batches in 3% of 44-step warm-ups, and never its upper quartile of 5-15.
+REFERENCE_BATCHES = 15
+REFERENCE_MIN = 5
+REFERENCE_QUANTILE = 0.75
 #: Collapse: the layer's channel-mean running variance fell this many times below its peak since warm-up AND
 #: below ``COLLAPSE_EPS_FACTOR * eps``, where ``eps`` (added to the variance before the square root) starts to
 #: dominate: the layer then no longer normalizes by the data's scale and amplifies noise.
@@ -119,6 +130,20 @@ def batch_variance_mean(mean_before: Tensor, mean_after: Tensor, momentum: Tenso
     return (mean_after - (1.0 - m) * mean_before) / m
 
 
+def batch_reference(history: Tensor) -> tuple[Tensor, Tensor]:
+    """``(upper quartile, count)`` per layer of the batch variances kept in ``history`` (``[N, L]``, NaN = none).
+
+    Example::
+
+        >>> history = torch.tensor([[1.0, float("nan")], [5000.0, 2.0], [1.0, float("nan")], [1.0, float("nan")],
+        ...                         [1.0, float("nan")]])
+        >>> reference, count = batch_reference(history)
+        >>> reference.tolist(), count.tolist()
+        ([1.0, 2.0], [5, 1])
+    """
+    return torch.nanquantile(history, REFERENCE_QUANTILE, dim=0), (~torch.isnan(history)).sum(dim=0)
+
+
 def judge(
     mean_before: Tensor,
     max_before: Tensor,
@@ -131,6 +156,8 @@ def judge(
     steps_this_step: Tensor,
     warmup: Tensor,
     eps: Tensor,
+    reference: Optional[Tensor] = None,
+    reference_count: Optional[Tensor] = None,
 ) -> dict[str, Tensor]:
     """Per-layer verdicts and figures for one step, all as ``[L]`` tensors on the device (no host sync).
 
@@ -145,10 +172,14 @@ def judge(
         steps_this_step: how many forward passes updated the statistics during the step (0 in eval mode).
         warmup: each layer's :func:`warmup_steps`.
         eps: each layer's ``eps``.
+        reference, reference_count: :func:`batch_reference` of the batch variances of the previous steps; during
+            warm-up the batch is judged against this quantile instead of the running estimate (omitted: not judged).
 
     Returns:
-        ``jump``, ``window_jump``, ``batch_ratio`` (figures) and the bool verdicts ``fired_jump``,
-        ``fired_window``, ``fired_batch``, ``fired_collapse``, ``fired_nonfinite`` and ``alarm`` (any of them).
+        ``jump``, ``window_jump``, ``batch_ratio`` (against the running estimate), ``batch_variance``,
+        ``reference_ratio`` (against the quantile reference) (figures) and the bool verdicts ``fired_jump``,
+        ``fired_window``, ``fired_batch`` (``fired_batch_early`` for its warm-up form), ``fired_collapse``,
+        ``fired_nonfinite`` and ``alarm`` (any of them).
 
     Example::
 
@@ -176,7 +207,16 @@ def judge(
     fired_jump = warm & finite & (jump >= JUMP_STEP)
     fired_window = warm_window & finite & (window_jump >= JUMP_WINDOW)
     # The batch variance is exact only when the layer ran exactly one forward pass in the step.
-    fired_batch = warm & finite & (steps_this_step == 1) & (batch_ratio >= BATCH_RATIO)
+    exact = finite & (steps_this_step == 1)
+    fired_batch_late = warm & exact & (batch_ratio >= BATCH_RATIO)
+    if reference is None or reference_count is None:
+        reference, reference_count = torch.full_like(mean_after, float("nan")), torch.zeros_like(mean_after)
+    # A reference at noise level (a layer whose input starts at zero, as after a zero-initialized projection) is
+    # no reference: growth from nothing is not a bad batch.
+    known = (reference_count >= REFERENCE_MIN) & torch.isfinite(reference) & (reference > floor)
+    reference_ratio = batch_mean / torch.maximum(reference, floor)
+    fired_batch_early = updated & ~warm & exact & known & (reference_ratio >= BATCH_RATIO)
+    fired_batch = fired_batch_late | fired_batch_early
     fired_collapse = (
         warm & finite & (mean_after * COLLAPSE_DROP <= peak) & (mean_after <= eps * COLLAPSE_EPS_FACTOR)
     )
@@ -186,9 +226,11 @@ def judge(
         "window_jump": window_jump,
         "batch_ratio": batch_ratio,
         "batch_variance": batch_mean,
+        "reference_ratio": reference_ratio,
         "fired_jump": fired_jump,
         "fired_window": fired_window,
         "fired_batch": fired_batch,
+        "fired_batch_early": fired_batch_early,
         "fired_collapse": fired_collapse,
         "fired_nonfinite": fired_nonfinite,
         "alarm": alarm,
