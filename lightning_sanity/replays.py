@@ -509,18 +509,27 @@ def _batchnorm_before(model: nn.Module) -> Optional[dict[str, Any]]:
     return {"layers": layers, "numels": numels, "mean": mean.cpu(), "max": peak.cpu(), "tracked": tracked}
 
 
-def _batchnorm_verdict(before: Optional[dict[str, Any]], target: Optional[str]) -> Optional[dict[str, Any]]:
+def _batchnorm_verdict(
+    before: Optional[dict[str, Any]], target: Optional[str], extra: Optional[dict[str, Any]] = None,
+) -> Optional[dict[str, Any]]:
     if before is None:
         return None
     layers = before["layers"]
+    names = [n for n, _ in layers]
+    # A finding made during warm-up judged the batch against the recent batches' variances: replay the same test.
+    reference = reference_count = None
+    if extra and extra.get("reference_variance") is not None and target in names:
+        reference = torch.full((len(layers),), float("nan"))
+        reference[names.index(target)] = float(extra["reference_variance"])
+        reference_count = torch.full((len(layers),), float(bn_math.REFERENCE_BATCHES))
     mean, peak = bn_math.variance_summaries([m.running_var for _, m in layers], before["numels"])
     tracked = torch.stack([m.num_batches_tracked.detach().cpu() for _, m in layers])
     momentum = torch.tensor([float("nan") if m.momentum is None else float(m.momentum) for _, m in layers])
     warmup = torch.tensor([float(bn_math.warmup_steps(m.momentum)) for _, m in layers])
     eps = torch.tensor([float(m.eps) for _, m in layers])
     out = bn_math.judge(before["mean"], before["max"], mean.cpu(), peak.cpu(), before["mean"], before["mean"],
-                        momentum, tracked.float(), (tracked - before["tracked"]).float(), warmup, eps)
-    names = [n for n, _ in layers]
+                        momentum, tracked.float(), (tracked - before["tracked"]).float(), warmup, eps,
+                        reference, reference_count)
     index = names.index(target) if target in names else int(torch.argmax(torch.nan_to_num(out["batch_ratio"], 0.0)))
     fired = bool(out["fired_jump"][index] | out["fired_batch"][index] | out["fired_nonfinite"][index])
     return {"layer": names[index], "batch_ratio": float(out["batch_ratio"][index]), "jump": float(out["jump"][index]),
@@ -677,7 +686,7 @@ def _run(bundle: Mapping[str, Any], model: nn.Module, device: torch.device, resu
     nonfinite = bool(loss_bad or result.module or calls.first or result.op or result.nonfinite_gradients
                      or result.nonfinite_weights)
     if bundle.get("check") == "batchnorm-variance":
-        result.batchnorm = _batchnorm_verdict(bn_before, bundle.get("where"))
+        result.batchnorm = _batchnorm_verdict(bn_before, bundle.get("where"), bundle.get("extra"))
         result.reproduced = bool(result.batchnorm and result.batchnorm["fired"]) or nonfinite
     else:
         result.reproduced = nonfinite

@@ -135,7 +135,7 @@ def test_bad_batch_during_warm_up_is_named(tmp_path):
     # Global steps 5 and 25, long before the 44-step warm-up of momentum 0.1: judged against earlier batches.
     data = BadBatchLoader(digits_loaders()[0], at=(0, 5), factor=1000.0)
     data2 = BadBatchLoader(data, at=(1, 5), factor=1000.0)
-    _, report = _fit(tmp_path, BNClassifier("cnn"), data2, max_epochs=2, limit_train_batches=20)
+    t, report = _fit(tmp_path, BNClassifier("cnn"), data2, max_epochs=2, limit_train_batches=20)
     findings = serious(report, "batchnorm-variance")
     assert findings and all(f["severity"] == "warning" and f["data"]["criterion"] == "batch" for f in findings)
     first = min(findings, key=lambda f: f["global_step"])
@@ -143,6 +143,9 @@ def test_bad_batch_during_warm_up_is_named(tmp_path):
     assert first["where"] == bn.batchnorm_layers(BNClassifier("cnn"))[0][0]
     assert first["data"]["reference_ratio"] > 1e4 and first["data"]["reference_batches"] == bn.REFERENCE_BATCHES
     assert {(f["epoch"], f["batch_idx"]) for f in findings} <= {(0, 5), (1, 5)}
+    # The replay judges the bundle's batch against the same reference, and finds it again.
+    result = lightning_sanity.replay(f"{t.log_dir}/{first['replay']}", BNClassifier("cnn"))
+    assert result.reproduced and result.batchnorm["layer"] == first["where"]
 
 
 def test_running_variance_collapse(tmp_path):
