@@ -48,3 +48,19 @@ def test_replay_nan_example(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "epoch: 2" in out and "batch_idx: 4" in out
     assert "same batch as in the bundle: True" in out
+
+
+@pytest.mark.parametrize("bug, status", [(None, "pass"), ("nan-on-rank-1", "fail")])
+def test_ddp_example_two_processes(tmp_path, bug, status):
+    import subprocess
+
+    args = [sys.executable, str(EXAMPLES / "ddp.py"), "--epochs", "1", "--root", str(tmp_path)]
+    out = subprocess.run(args + (["--bug", bug] if bug else []), capture_output=True, text=True, timeout=300,
+                         cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert f"status {status}" in out.stdout
+    (summary,) = list(tmp_path.rglob("summary.json"))
+    report = read_report(summary)
+    if bug:
+        (finding,) = [f for f in serious(report) if f["check"] == "non-finite"]
+        assert finding["data"]["rank"] == 1 and finding["global_step"] == 10
