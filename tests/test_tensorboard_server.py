@@ -68,6 +68,12 @@ def test_tensorboard_serves_every_kind_of_sanity_tag(served_run):
     assert run in _get(port, "/data/runs")
     assert "sanity/summary/text_summary" in _sanity_tags(port, "text", run)
     scalars = _sanity_tags(port, "scalars", run)
-    assert scalars, "no sanity/ scalars served"
+    for expected in ("sanity/grad_norm/global", "sanity/weight_norm/net.0", "sanity/update_ratio/net.0",
+                     "sanity/bn_batch_ratio/net.1", "sanity/predictions/accuracy"):
+        assert expected in scalars, (expected, sorted(scalars))
+    images = _sanity_tags(port, "images", run)
+    assert {"sanity/predictions/probabilities", "sanity/predictions/true_class_over_time"} <= images, images
+    assert "sanity/predictions/outputs" in _sanity_tags(port, "histograms", run)
     layout = _get(port, "/data/plugin/custom_scalars/layout")
-    assert layout.get("category"), "no custom-scalars layout served"
+    titles = {chart["title"] for category in layout.get("category", []) for chart in category["chart"]}
+    assert {"gradient L2 norm per layer (pre-clip)", "weight L2 norm per layer"} <= titles, titles
