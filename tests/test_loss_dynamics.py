@@ -21,6 +21,7 @@ from _models_dynamics import (
 from helpers import Classifier, CrashingClassifier, digits, fit, loader, read_report, serious
 from torch import nn
 
+from lightning_sanity.callbacks.loss_inspector import LossInspector
 from lightning_sanity.callbacks.loss_dynamics import LossDynamics
 from lightning_sanity.callbacks.summary import SanitySummary
 
@@ -36,7 +37,8 @@ def _one_thread():
 
 def _run(model, tmp_path, train=None, val=None, facts=True, max_epochs=3, **kwargs):
     L.seed_everything(0)
-    callbacks = [FactsFromInitialLoss()] if facts is True else ([facts] if facts else [])
+    # By default the real initial-loss check hands loss-trend its baseline, as in default_callbacks().
+    callbacks = [LossInspector()] if facts is True else ([facts] if facts else [])
     callbacks += [LossDynamics(), SanitySummary(print_summary=False)]
     trainer = fit(model, tmp_path, train, val, callbacks=callbacks, max_epochs=max_epochs, **kwargs)
     return read_report(trainer.log_dir)
