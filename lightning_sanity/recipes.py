@@ -341,17 +341,6 @@ def _copy_model(model: pl.LightningModule) -> pl.LightningModule:
     return clone
 
 
-    if isinstance(conf, torch.optim.Optimizer):
-        return [conf]
-    if isinstance(conf, Mapping):
-        return optimizers_of(conf.get("optimizer"))
-    if isinstance(conf, (list, tuple)):
-        if len(conf) == 2 and isinstance(conf[0], (list, tuple)):
-            return optimizers_of(list(conf[0]))  # ([optimizers], [schedulers])
-        return [opt for item in conf for opt in optimizers_of(item)]
-    return []
-
-
 def _optimizers(clone: pl.LightningModule, factory: Optional[OptimizerFactory]) -> list[torch.optim.Optimizer]:
     if factory is not None:
         optimizers = optimizers_of(factory(clone.parameters()))
