@@ -136,22 +136,25 @@ class StepWatch(TorchFunctionMode):
         return self
 
     def stop(self) -> None:
-        """Remove this mode from the stack, wherever it sits; a no-op when it is not there."""
+        """Remove this mode from the stack, wherever it sits; a no-op when it is not there. Never raises."""
         if not self.active:
             return
         self.active = False
         self.tags.clear()
-        stack = torch.overrides._get_current_function_mode_stack()
-        if not any(m is self for m in stack):
-            return
-        above = []
-        while True:  # pop the modes pushed above this one, then put them back in order
-            top = torch._C._pop_torch_function_stack()
-            if top is self:
-                break
-            above.append(top)
-        for mode in reversed(above):
-            torch._C._push_on_torch_function_stack(mode)
+        try:
+            stack = torch.overrides._get_current_function_mode_stack()
+            if not any(m is self for m in stack):
+                return
+            above = []
+            while True:  # pop the modes pushed above this one, then put them back in order
+                top = torch._C._pop_torch_function_stack()
+                if top is self:
+                    break
+                above.append(top)
+            for mode in reversed(above):
+                torch._C._push_on_torch_function_stack(mode)
+        except Exception as err:  # pragma: no cover - defensive: never into the user's step
+            log.warning("lightning_sanity: could not remove the first-step watcher: %r", err)
 
 
 def weight_owners(module: torch.nn.Module) -> dict[int, str]:

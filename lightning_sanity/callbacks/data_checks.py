@@ -164,10 +164,7 @@ class DataChecks(SanityCallback):
     def _stop_watch(self) -> None:
         watch, self._watch = self._watch, None
         if watch is not None:
-            try:
-                watch.stop()
-            except Exception as err:  # pragma: no cover - defensive
-                log.warning("lightning_sanity: could not remove the input watcher: %r", err)
+            watch.stop()
 
     # ------------------------------------------------------------------ collecting
 

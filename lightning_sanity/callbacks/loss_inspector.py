@@ -209,10 +209,7 @@ class LossInspector(SanityCallback):
     def _stop(self) -> None:
         watch, self._watch = self._watch, None
         if watch is not None:
-            try:
-                watch.stop()
-            except Exception as err:  # pragma: no cover - defensive
-                log.warning("lightning_sanity: could not remove the first-step watcher: %r", err)
+            watch.stop()
 
     # ------------------------------------------------------------------ inside the first step
 
