@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> None:
     if trainer.is_global_zero:
         report = lightning_sanity.load_report(log_dir)
         print(f"rank 0 wrote {os.path.join(log_dir, 'sanity', 'summary.json')}: status {report['status']}")
+    # Close the gloo group ourselves: one left to interpreter shutdown can abort the process at exit.
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

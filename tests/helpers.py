@@ -13,6 +13,8 @@ from typing import Any, Callable, Optional
 import lightning as L
 import torch
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -145,7 +147,32 @@ def trainer(tmp_path: Path, callbacks: Optional[list] = None, logger: Any = "ten
         default_root_dir=tmp_path,
     )
     settings.update(kwargs)
+    if settings.get("strategy") == "ddp_spawn":
+        settings["strategy"] = SpawnDDP()
     return L.Trainer(callbacks=callbacks or [], logger=logger, **settings)
+
+
+class SpawnDDP(DDPStrategy):
+    """``strategy="ddp_spawn"`` whose workers close their gloo process group before they exit.
+
+    A worker that leaves its process group to interpreter shutdown can abort ("terminate called without an active
+    exception") while the other rank still talks to it; CI saw this once in a few hundred runs.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(start_method="spawn")
+
+    def _configure_launcher(self) -> None:
+        self._launcher = _ClosingLauncher(self, start_method="spawn")
+
+
+class _ClosingLauncher(_MultiProcessingLauncher):
+    def _wrapping_function(self, *args: Any, **kwargs: Any) -> None:
+        super()._wrapping_function(*args, **kwargs)
+        if torch.distributed.is_initialized():
+            # Every rank has left fit here; the barrier keeps one rank from closing while the other still reads.
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
 
 
 def fit(
