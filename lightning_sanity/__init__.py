@@ -22,6 +22,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "default_callbacks": "lightning_sanity.suite",
     "available_options": "lightning_sanity.suite",
+    "available_thresholds": "lightning_sanity.suite",
     "load_report": "lightning_sanity.report",
     "replay": "lightning_sanity.replays",
     "ReplayResult": "lightning_sanity.replays",
@@ -40,6 +41,7 @@ _EXPORTS = {
     "PredictionDynamics": "lightning_sanity.callbacks.predictions",
     "LossDynamics": "lightning_sanity.callbacks.loss_dynamics",
     "SanityCallback": "lightning_sanity.callbacks.base",
+    "Threshold": "lightning_sanity.callbacks.base",
     "Finding": "lightning_sanity.findings",
     "Severity": "lightning_sanity.findings",
     "CHECKS": "lightning_sanity.findings",
@@ -72,10 +74,10 @@ if TYPE_CHECKING:
     from lightning_sanity.callbacks.norms import NormMonitor
     from lightning_sanity.callbacks.predictions import PredictionDynamics
     from lightning_sanity.callbacks.train_mode import TrainModeMonitor
-    from lightning_sanity.callbacks.base import SanityCallback
+    from lightning_sanity.callbacks.base import SanityCallback, Threshold
     from lightning_sanity.callbacks.summary import SanitySummary
     from lightning_sanity.findings import CHECKS, Finding, Severity
     from lightning_sanity.recipes import RecipeVerdict, input_independent_baseline, overfit_one_batch
     from lightning_sanity.replays import ReplayResult, replay
     from lightning_sanity.report import load_report
-    from lightning_sanity.suite import available_options, default_callbacks
+    from lightning_sanity.suite import available_options, available_thresholds, default_callbacks

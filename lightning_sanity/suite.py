@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Optional
 
 from lightning.pytorch.callbacks import Callback
 
-from lightning_sanity.callbacks.base import SanityCallback
+from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.callbacks.summary import SanitySummary
 from lightning_sanity.findings import validate_check_names
 
@@ -44,18 +44,39 @@ def _options_of(cls: type) -> dict[str, inspect.Parameter]:
 
 def available_options() -> dict[str, tuple[str, Any]]:
     """Every option ``default_callbacks`` takes: ``{name: (callback class name, default)}``."""
-    out: dict[str, tuple[str, Any]] = {"disable": ("default_callbacks", ()), "ignore": ("SanitySummary", ())}
+    out: dict[str, tuple[str, Any]] = {"disable": ("default_callbacks", ()), "ignore": ("SanitySummary", ()),
+                                       "thresholds": ("default_callbacks", None)}
     for cls in [*_check_callback_classes(), SanitySummary]:
         for name, p in _options_of(cls).items():
             out.setdefault(name, (cls.__name__, p.default))
     return out
 
 
-def default_callbacks(*, disable: Iterable[str] = (), **options: Any) -> list[Callback]:
+def available_thresholds() -> dict[str, dict[str, Threshold]]:
+    """Every tunable threshold of the suite: ``{check name: {threshold name: Threshold(default, meaning, ...)}}``.
+
+    Example::
+
+        >>> import lightning_sanity
+        >>> lightning_sanity.available_thresholds()["exploding-gradient"]["spike"].default
+        1000.0
+    """
+    out: dict[str, dict[str, Threshold]] = {}
+    for cls in _check_callback_classes():
+        for check, specs in cls.threshold_specs.items():
+            out[check] = dict(specs)
+    return out
+
+
+def default_callbacks(
+    *, disable: Iterable[str] = (), thresholds: Optional[Mapping[str, Mapping[str, float]]] = None, **options: Any
+) -> list[Callback]:
     """Every check of the suite with sensible defaults, plus the summary, as a list for ``Trainer(callbacks=...)``.
 
     Args:
         disable: check names not to run at all; the summary shows them as skipped.
+        thresholds: ``{check name: {threshold name: value}}`` to tune checks; :func:`available_thresholds` lists
+            every one with its default and meaning.
         **options: options of the individual callbacks, passed to whichever callback takes them
             (``ignore=[...]`` silences checks; see ``docs/configuration.md`` for every option and its default).
 
@@ -66,9 +87,18 @@ def default_callbacks(*, disable: Iterable[str] = (), **options: Any) -> list[Ca
 
         >>> import lightning as L
         >>> import lightning_sanity
-        >>> trainer = L.Trainer(callbacks=lightning_sanity.default_callbacks(ignore=["lr-schedule"]), logger=False)
+        >>> callbacks = lightning_sanity.default_callbacks(ignore=["lr-schedule"],
+        ...                                                thresholds={"exploding-gradient": {"spike": 1e3}})
+        >>> trainer = L.Trainer(callbacks=callbacks, logger=False)
     """
     disabled = set(validate_check_names(disable, "disable"))
+    thresholds = dict(thresholds or {})
+    validate_check_names(thresholds, "thresholds")
+    tunable = available_thresholds()
+    untunable = [c for c in thresholds if c not in tunable]
+    if untunable:
+        raise ValueError(f"`thresholds` got {untunable}, which have no thresholds to tune; checks with thresholds "
+                         f"are: {', '.join(tunable)}.")
     valid = available_options()
     unknown = sorted(set(options) - set(valid))
     if unknown:
@@ -85,6 +115,7 @@ def default_callbacks(*, disable: Iterable[str] = (), **options: Any) -> list[Ca
                 # Nothing left to run: keep it out of the Trainer, but let the summary say it was switched off.
                 continue
             callback.disable(*owned)
+            callback.set_thresholds({c: v for c, v in thresholds.items() if c in callback.checks})
         callbacks.append(callback)
     summary = callbacks[-1]
     assert isinstance(summary, SanitySummary)

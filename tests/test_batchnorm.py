@@ -91,6 +91,29 @@ def test_constant_channels_do_not_make_huge_ratios():
     assert out["batch_ratio"].item() < 10 and not out["alarm"].any()
 
 
+def test_the_screen_flags_every_step_the_full_verdict_flags():
+    # After warm-up the monitor runs the cheap screen and the full verdict only on flagged steps: the screen
+    # must be a superset. Random steps across many orders of magnitude, NaN and Inf included.
+    gen = torch.Generator().manual_seed(0)
+    n, momentum, eps = 4096, 0.1, 1e-5
+    scale = lambda: 10 ** (torch.rand(n, generator=gen) * 12 - 8)  # noqa: E731
+    before, after, window_ref, peak = scale(), scale(), scale(), scale()
+    after[::97], after[::89], before[::83] = float("nan"), float("inf"), float("nan")
+    armed = torch.rand(n, generator=gen) > 0.2
+    const = lambda v: torch.full((n,), float(v))  # noqa: E731
+    verdict = bn.judge(before, before, after, after, window_ref, peak, const(momentum), const(1000), const(1),
+                       const(bn.warmup_steps(momentum)), const(eps))
+    alarm = verdict["alarm"] & (armed | ~(verdict["fired_collapse"] | verdict["fired_nonfinite"]))
+    assert 100 < int(alarm.sum()) < n - 100  # both kinds of steps are in the sample
+    for i in torch.nonzero(alarm).flatten().tolist():
+        one = lambda t: t[i:i + 1]  # noqa: E731
+        assert bn.screen(one(before), one(after), one(window_ref), one(peak), one(armed), one(const(10 * eps)),
+                         one(const(1 / momentum)), one(const((1 - momentum) / momentum)), one(const(100 * eps)))
+    # and it stays quiet on a healthy step
+    args = (_t(1.0), _t(1.02), _t(0.9), _t(1.1), torch.tensor([True]), _t(1e-4), _t(10), _t(9), _t(1e-3))
+    assert not bn.screen(*args)
+
+
 def test_argument_validation():
     with pytest.raises(ValueError, match="batchnorm_scalars.*'yes'"):
         BatchNormMonitor(batchnorm_scalars="yes")
@@ -131,6 +154,18 @@ def test_bad_luck_batch_blows_up_the_running_variance(tmp_path):
         assert f"sanity/{quantity}/net.1" in tags
 
 
+def test_bad_luck_batch_long_after_warm_up_is_caught_by_the_screen(tmp_path):
+    # Global step 95: the monitor runs its cheap screen by then (from step 69 at momentum 0.1).
+    data = BadBatchLoader(digits_loaders()[0], at=(4, 15), factor=1000.0)
+    t, report = _fit(tmp_path, BNClassifier("cnn"), data, max_epochs=5, limit_train_batches=20)
+    (finding,) = serious(report, "batchnorm-variance")
+    assert (finding["epoch"], finding["batch_idx"], finding["global_step"]) == (4, 15, 95)
+    assert finding["data"]["criterion"] in ("jump", "batch") and finding["data"]["batch_ratio"] > 1e3
+    assert finding["replay"] == "sanity/replay/step_95.pt"
+    result = lightning_sanity.replay(f"{t.log_dir}/{finding['replay']}", BNClassifier("cnn"))
+    assert result.reproduced and result.batchnorm["layer"] == finding["where"]
+
+
 def test_bad_batch_during_warm_up_is_named(tmp_path):
     # Global steps 5 and 25, long before the 44-step warm-up of momentum 0.1: judged against earlier batches.
     data = BadBatchLoader(digits_loaders()[0], at=(0, 5), factor=1000.0)
@@ -161,9 +196,9 @@ def test_running_variance_collapse(tmp_path):
 def test_healthy_batchnorm_networks_are_silent(tmp_path, arch, optimizer):
     # "raw" normalizes the raw digit pixels: several border pixels never vary (zero-variance channels).
     lr = 1e-2 if optimizer == "adam" else 5e-2
-    t, report = _fit(tmp_path, BNClassifier(arch, optimizer, lr=lr), digits_loaders()[0], max_epochs=3,
-                     limit_train_batches=20)
-    assert t.global_step > bn.warmup_steps(0.1) + 10  # long enough to be judged
+    t, report = _fit(tmp_path, BNClassifier(arch, optimizer, lr=lr), digits_loaders()[0], max_epochs=4,
+                     limit_train_batches=22)
+    assert t.global_step > bn.warmup_steps(0.1) + bn.WINDOW  # long enough to be judged, and screened
     assert not [f for f in report["findings"] if f["check"] in ("batchnorm-variance", "non-finite")]
     detail = {c["name"]: c["detail"] for c in report["checks"]}["batchnorm-variance"]
     assert "BatchNorm layers" in detail

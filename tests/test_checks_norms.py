@@ -174,3 +174,27 @@ def test_values_per_unit_and_sustained():
     assert A.values_per_unit(torch.zeros(4, 8, 5, 5)) == 100
     assert A.values_per_unit(torch.zeros(4, 6, 16)) == 24
     assert A.sustained([0.95, 0.91], 0.9) and not A.sustained([0.95], 0.9)
+
+
+def test_gradient_counts_of_a_block_equal_those_of_its_steps_one_by_one():
+    gen = torch.Generator().manual_seed(0)
+    steps, layers = 40, 6
+    trainable = torch.rand(steps, layers, generator=gen) > 0.1
+    present = torch.rand(steps, layers, generator=gen) > 0.3
+    grad_sq = torch.where(torch.rand(steps, layers, generator=gen) > 0.6, torch.rand(steps, layers, generator=gen), 0.0)
+    grad_sq[5, 2] = float("nan")
+    block, single = N.GradientCounts.empty(layers), N.GradientCounts.empty(layers)
+    block.update(trainable[:17], present[:17], grad_sq[:17])
+    block.update(trainable[17:], present[17:], grad_sq[17:])
+    for i in range(steps):
+        single.update(trainable[i:i + 1], present[i:i + 1], grad_sq[i:i + 1])
+    # reference: the rule written out step by step
+    tail = torch.zeros(layers, dtype=torch.long)
+    for t, p, g in zip(trainable, present, grad_sq):
+        alive = t & p & (g != 0)
+        tail = torch.where(alive, torch.zeros_like(tail), tail + ((t & ~p) | (t & p & (g == 0))).long())
+    for counts in (block, single):
+        assert counts.zero_tail.tolist() == tail.tolist()
+        assert counts.observed.tolist() == trainable.long().sum(0).tolist()
+        assert counts.missing.tolist() == (trainable & ~present).long().sum(0).tolist()
+        assert counts.zero.tolist() == (trainable & present & (grad_sq == 0)).long().sum(0).tolist()

@@ -12,6 +12,7 @@ from lightning.pytorch.plugins import MixedPrecision
 
 import lightning_sanity
 from lightning_sanity import SanitySummary
+from lightning_sanity.callbacks import _replay_capture
 from lightning_sanity.callbacks.batchnorm import BatchNormMonitor
 from lightning_sanity.callbacks.nonfinite import NonFiniteSentinel, NonFiniteStop
 from lightning_sanity.checks.numerics import anomaly_op, finite_flag, first_nonfinite, nonfinite_names, owner_module
@@ -107,6 +108,26 @@ def test_nan_gradient_with_finite_loss_names_the_layer_and_the_op(tmp_path):
     result = lightning_sanity.replay(f"{t.log_dir}/{finding['replay']}", Injected("sqrt", at=(1, 3)))
     assert result.reproduced and result.module is None and result.op == "SqrtBackward0"
     assert math.isfinite(result.loss) and result.nonfinite_gradients[0].startswith("net.0.")
+
+
+def test_nan_gradient_is_caught_from_the_norms_the_norm_monitor_shares(tmp_path, monkeypatch):
+    # With the norm monitor in front, the sentinel takes its flag from the monitor's norms of the same step.
+    from lightning_sanity.callbacks import nonfinite
+    from lightning_sanity.callbacks.norms import NormMonitor
+
+    taken = []
+
+    def spy(*args):
+        total = _replay_capture.shared_norm_total(*args)
+        taken.append(total is not None)
+        return total
+
+    monkeypatch.setattr(nonfinite, "shared_norm_total", spy)
+    callbacks = [NormMonitor(), NonFiniteSentinel(), SanitySummary(print_summary=False)]
+    _, report = _fit(tmp_path, Injected("sqrt", at=(1, 3)), callbacks=callbacks)
+    (finding,) = serious(report, "non-finite")
+    assert finding["data"]["kind"] == "gradient" and (finding["epoch"], finding["batch_idx"]) == (1, 3)
+    assert len(taken) >= 8 and all(taken)
 
 
 def test_nan_made_by_the_loss_code_outside_any_module(tmp_path):

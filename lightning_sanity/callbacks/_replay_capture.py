@@ -9,6 +9,9 @@
   sync of the step (:func:`resolve_step_alarms`), and the check picks up its answer with
   :func:`step_alarm_result`. Without the sentinel, :func:`resolve_step_alarms` is called by the check itself.
 - :func:`save_step_bundle`: writes the replay bundle of the current step, once per step, never raising.
+- Shared norms: the norms monitor already reduces every gradient and weight of an optimizer to per-tensor norms;
+  it hands their sum over with :func:`share_norm_total`, and the ``non-finite`` sentinel takes it
+  (:func:`shared_norm_total`) instead of reading all of them a second time.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ log = logging.getLogger(__name__)
 
 _CAPTURES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _ALARMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_NORMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _initialized(t: Optional[Tensor]) -> bool:
@@ -48,8 +52,9 @@ class StepCapture:
         self.bn_names: list[str] = []
         self._bn_model: Optional[nn.Module] = None
         self._bn_layers: list[tuple[str, nn.Module]] = []
-        self._bn_sources: list[Tensor] = []
-        self._bn_copies: list[Tensor] = []
+        #: the live BatchNorm buffers (``bn_names`` order) and their copies as they were at the start of the step
+        self.bn_sources: list[Tensor] = []
+        self.bn_copies: list[Tensor] = []
         #: bundles written in this fit, by global step -> relative path
         self.written: dict[int, str] = {}
 
@@ -75,19 +80,19 @@ class StepCapture:
                     names.append(prefix + buffer)
                     sources.append(t)
         if not sources:
-            self.bn_names, self._bn_sources, self._bn_copies = [], [], []
+            self.bn_names, self.bn_sources, self.bn_copies = [], [], []
             return
-        same = len(sources) == len(self._bn_sources) and all(a is b for a, b in zip(sources, self._bn_sources))
+        same = len(sources) == len(self.bn_sources) and all(a is b for a, b in zip(sources, self.bn_sources))
         with torch.no_grad():
             if same:
-                torch._foreach_copy_(self._bn_copies, sources)
+                torch._foreach_copy_(self.bn_copies, sources)
             else:
-                self._bn_copies = [t.detach().clone() for t in sources]
-        self.bn_names, self._bn_sources = names, sources
+                self.bn_copies = [t.detach().clone() for t in sources]
+        self.bn_names, self.bn_sources = names, sources
 
     def batchnorm_state(self) -> dict[str, Tensor]:
         """BatchNorm running statistics as they were at the start of the step, by ``state_dict`` key."""
-        return dict(zip(self.bn_names, self._bn_copies))
+        return dict(zip(self.bn_names, self.bn_copies))
 
     def release(self) -> None:
         """Drop the batch reference (end of fit), so nothing outlives the run."""
@@ -194,3 +199,25 @@ def resolve_step_alarms(trainer: Any, own: Optional[Tensor] = None) -> Optional[
 
 def forget_alarms(trainer: Any) -> None:
     _ALARMS.pop(trainer, None)
+
+
+# --------------------------------------------------------------------------- shared norms
+
+
+def share_norm_total(trainer: Any, optimizer: Any, params: list[Tensor], total: Tensor) -> None:
+    """Hand over the sum of the L2 norms of all of ``params``' gradients and values, for this step only.
+
+    ``params`` must be every parameter of ``optimizer``, in ``param_groups`` order, each with a gradient.
+    """
+    _NORMS[trainer] = (trainer.global_step, id(optimizer), len(params), params[0] if params else None, total)
+
+
+def shared_norm_total(trainer: Any, optimizer: Any, params: list[Tensor]) -> Optional[Tensor]:
+    """The total handed over for exactly these ``params`` of ``optimizer`` at this step, else None."""
+    shared = _NORMS.pop(trainer, None)
+    if shared is None or not params:
+        return None
+    step, key, count, first, total = shared
+    if step != trainer.global_step or key != id(optimizer) or count != len(params) or first is not params[0]:
+        return None
+    return total

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from collections.abc import Mapping
 from typing import Any, ClassVar, Optional
 
 import lightning.pytorch as pl
@@ -12,6 +15,29 @@ from lightning_sanity._compat import current_batch_idx
 from lightning_sanity.findings import Finding, FindingCollector, Severity, collector_for
 
 
+@dataclasses.dataclass(frozen=True)
+class Threshold:
+    """A figure of a check that users may tune with ``thresholds=``: its default, meaning and valid range.
+
+    Example::
+
+        >>> Threshold(1e3, "a step's gradient norm over its running median").validate("spike", 1e4)
+        10000.0
+    """
+
+    default: float
+    meaning: str
+    minimum: float = 0.0  # exclusive: every threshold of the suite is a positive figure
+    maximum: float = math.inf  # inclusive
+
+    def validate(self, name: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"threshold `{name}` must be a finite number, got {value!r}.")
+        if not self.minimum < value <= self.maximum:
+            raise ValueError(f"threshold `{name}` must be in ({self.minimum:g}, {self.maximum:g}], got {value!r}.")
+        return float(value)
+
+
 class SanityCallback(Callback):
     """A Lightning callback that owns some of the contract's checks and reports findings for them.
 
@@ -20,8 +46,50 @@ class SanityCallback(Callback):
     """
 
     checks: ClassVar[tuple[str, ...]] = ()
+    #: ``{check: {name: Threshold}}``: the figures of this callback's checks that users may tune.
+    threshold_specs: ClassVar[Mapping[str, Mapping[str, Threshold]]] = {}
     #: checks of this callback switched off by the user: not computed, shown as skipped.
     disabled: frozenset[str] = frozenset()
+    #: thresholds set by the user, ``{(check, name): value}``; the rest keep their defaults.
+    _thresholds: Mapping[tuple[str, str], float] = {}
+
+    def set_thresholds(self, thresholds: Mapping[str, Mapping[str, float]]) -> "SanityCallback":
+        """Tune this callback's checks: ``{check name: {threshold name: value}}``; returns the callback.
+
+        Raises:
+            ValueError: a check this callback does not run, a threshold its check does not have, or a value out
+                of range; the message lists the valid ones.
+
+        Example::
+
+            >>> from lightning_sanity import NormMonitor
+            >>> monitor = NormMonitor().set_thresholds({"exploding-gradient": {"spike": 1e4}})
+            >>> monitor.threshold("exploding-gradient", "spike")
+            10000.0
+        """
+        if not isinstance(thresholds, Mapping):
+            raise ValueError(f"`thresholds` must be a dict {{check name: {{threshold name: value}}}}, got {thresholds!r}.")
+        chosen = dict(self._thresholds)
+        for check, values in thresholds.items():
+            specs = self.threshold_specs.get(check)
+            if specs is None:
+                tunable = [c for c in self.checks if self.threshold_specs.get(c)]
+                raise ValueError(f"`thresholds` got check {check!r}, which {type(self).__name__} has no thresholds "
+                                 f"for; it has thresholds for: {', '.join(tunable) or 'none'}.")
+            if not isinstance(values, Mapping):
+                raise ValueError(f"`thresholds[{check!r}]` must be a dict {{threshold name: value}}, got {values!r}.")
+            for name, value in values.items():
+                if name not in specs:
+                    raise ValueError(f"`thresholds[{check!r}]` got unknown threshold {name!r}; "
+                                     f"{check} has: {', '.join(specs)}.")
+                chosen[(check, name)] = specs[name].validate(f"{check}.{name}", value)
+        self._thresholds = chosen
+        return self
+
+    def threshold(self, check: str, name: str) -> float:
+        """The value in force of one of this callback's thresholds (the user's, else the default)."""
+        value = self._thresholds.get((check, name))
+        return self.threshold_specs[check][name].default if value is None else value
 
     def disable(self, *checks: str) -> "SanityCallback":
         """Switch off some of this callback's checks; returns the callback."""

@@ -25,7 +25,7 @@ from lightning_sanity.callbacks._replay_capture import (
     save_step_bundle,
     step_alarm_result,
 )
-from lightning_sanity.callbacks.base import SanityCallback
+from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks import batchnorm as bn
 from lightning_sanity.findings import Severity
 
@@ -62,13 +62,25 @@ class _LayerState:
     def __init__(self, layers: list[tuple[str, nn.Module]], device: torch.device) -> None:
         self.names = [n for n, _ in layers]
         self.modules = [m for _, m in layers]
+        prefixes = [f"{n}." if n else "" for n in self.names]
+        #: the StepCapture names of the layers' buffers, in capture order
+        self.buffer_names = [p + b for p in prefixes for b in ("running_mean", "running_var", "num_batches_tracked")]
         self.numels = torch.tensor([float(m.running_var.numel()) for m in self.modules], device=device)
-        self.segments = bn.layer_segments([m.running_var.numel() for m in self.modules], device)
-        self.momentum = torch.tensor(
-            [float("nan") if m.momentum is None else float(m.momentum) for m in self.modules], device=device
-        )
-        self.warmup = torch.tensor([float(bn.warmup_steps(m.momentum)) for m in self.modules], device=device)
+        momenta = [m.momentum for m in self.modules]
+        self.momentum = torch.tensor([float("nan") if m is None else float(m) for m in momenta], device=device)
+        self.warmup = torch.tensor([float(bn.warmup_steps(m)) for m in momenta], device=device)
         self.eps = torch.tensor([float(m.eps) for m in self.modules], device=device)
+        self.floor = self.eps * bn.FLOOR_EPS_FACTOR
+        self.collapse_level = self.eps * bn.COLLAPSE_EPS_FACTOR
+        # The cheap screen needs a fixed momentum (None makes it 1 / num_batches_tracked, which only the device
+        # knows); it takes over once every layer is past warm-up and a first window, when the warm-up form of
+        # the bad-batch test no longer applies.
+        fixed = [m for m in momenta if m is not None and 0.0 < m < 1.0]
+        self.screened_from: Optional[int] = None
+        if len(fixed) == len(momenta):
+            self.screened_from = max(bn.warmup_steps(m) for m in momenta) + bn.WINDOW
+            m = self.momentum.clamp(min=1e-12)
+            self.inv_momentum, self.keep_over_momentum = 1.0 / m, (1.0 - m) / m
         size = len(self.modules)
         self.ring = torch.full((bn.WINDOW, size), float("nan"), device=device)
         # Recovered batch variances of the last steps (NaN: no exact value), for the warm-up reference quantile.
@@ -77,8 +89,22 @@ class _LayerState:
         self.armed = torch.ones(size, dtype=torch.bool, device=device)
         self.calls = 0
 
-    def summaries(self, running_vars: list[Tensor]) -> tuple[Tensor, Tensor]:
-        return bn.variance_summaries(running_vars, self.numels, self.segments)
+
+class _Step:
+    """What one step's verdict needs, kept from the forward pass until the optimizer step."""
+
+    def __init__(self, state: _LayerState, before: list[Tensor], live: list[Tensor]) -> None:
+        L = len(state.modules)
+        self.before, self.live = before, live
+        sums = torch._foreach_norm(before[1::3] + live[1::3], 1, dtype=torch.float32)  # variances are >= 0
+        self.mean_before, self.mean_after = (torch.stack(sums).view(2, L) / state.numels).unbind(0)
+        self.slot = state.calls % bn.WINDOW
+        self.first = state.calls == 0
+        self.calls = state.calls
+        self.window_ref = state.ring[self.slot].clone()
+        self.peak = state.peak
+        self.armed = state.armed
+        self.judged = False
 
 
 class BatchNormMonitor(SanityCallback):
@@ -124,6 +150,12 @@ class BatchNormMonitor(SanityCallback):
     """
 
     checks = (CHECK,)
+    threshold_specs = {CHECK: {
+        "jump": Threshold(bn.JUMP_STEP, "growth of a layer's running variance (channel mean) within one step"),
+        "window": Threshold(bn.JUMP_WINDOW, f"growth of the running variance within {bn.WINDOW} steps"),
+        "batch_ratio": Threshold(bn.BATCH_RATIO, "a batch's variance over the running estimate before it"),
+        "collapse": Threshold(bn.COLLAPSE_DROP, "fall of the running variance below its peak (and under 100x eps)"),
+    }}
 
     def __init__(self, batchnorm_scalars: bool = True) -> None:
         if not isinstance(batchnorm_scalars, bool):
@@ -137,6 +169,7 @@ class BatchNormMonitor(SanityCallback):
         self._layers: list[tuple[str, nn.Module]] = []
         self._verdict: Optional[dict[str, Tensor]] = None
         self._figures: Optional[dict[str, Tensor]] = None
+        self._step: Optional[_Step] = None
         self._done_this_batch = False
         self._handled_this_batch = False
         self._broken = False
@@ -188,9 +221,12 @@ class BatchNormMonitor(SanityCallback):
         if not self._active or self._handled_this_batch:
             return
         # The weights have not been updated yet: the best moment for a bundle.
-        if step_alarm_result(trainer, _ALARM):
-            self._handled_this_batch = True
-            self._handle(trainer, pl_module)
+        try:
+            if step_alarm_result(trainer, _ALARM) and self._confirmed():
+                self._handled_this_batch = True
+                self._handle(trainer, pl_module)
+        except Exception as err:
+            self._failed(trainer, err)
 
     @override
     def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -204,10 +240,11 @@ class BatchNormMonitor(SanityCallback):
                 if fired is None and alarm_pending(trainer, _ALARM):
                     resolve_step_alarms(trainer)  # nobody read it this step: this callback's own sync
                     fired = step_alarm_result(trainer, _ALARM)
-                if fired:
+                if fired and self._confirmed():
                     self._handled_this_batch = True
                     self._handle(trainer, pl_module)
             self._log(trainer)
+            self._step = None  # holds references to this step's tensors
         except Exception as err:
             self._failed(trainer, err)
 
@@ -235,53 +272,81 @@ class BatchNormMonitor(SanityCallback):
         return self._state
 
     def _judge(self, trainer: "pl.Trainer") -> None:
+        """Right after the forward pass: the full verdict during warm-up, afterwards the cheap screen only."""
         self._done_this_batch = True
+        self._step = None
         try:
             state = self._ensure_state()
             capture = capture_for(trainer)
-            before = capture.batchnorm_state()
-            if state is None or not before:
-                return
-            prefixes = [f"{n}." if n else "" for n in state.names]
-            vars_before = [before.get(p + "running_var") for p in prefixes]
-            tracked_before = [before.get(p + "num_batches_tracked") for p in prefixes]
-            if any(t is None for t in vars_before + tracked_before):
+            if state is None or capture.bn_names != state.buffer_names:
                 return  # a layer materialized during this step: judge from the next one
             with torch.no_grad():
-                mean_before, max_before = state.summaries(vars_before)
-                mean_after, max_after = state.summaries([m.running_var for m in state.modules])
-                tracked_after = torch.stack([m.num_batches_tracked for m in state.modules]).to(mean_after.dtype)
-                delta = tracked_after - torch.stack(tracked_before).to(mean_after.dtype)
-                if state.calls == 0:
-                    state.ring[:] = mean_after
-                slot = state.calls % bn.WINDOW
-                window_ref = state.ring[slot].clone()
-                reference, reference_count = bn.batch_reference(state.batches)
-                out = bn.judge(mean_before, max_before, mean_after, max_after, window_ref, state.peak,
-                               state.momentum, tracked_after, delta, state.warmup, state.eps,
-                               reference, reference_count)
-                updated = delta >= 1
-                exact = (delta == 1) & torch.isfinite(out["batch_variance"])
-                # Every exact batch goes in, a bad one too: the quantile shrugs it off, and a lasting change of
-                # scale becomes the new reference instead of firing forever.
-                row = state.calls % bn.REFERENCE_BATCHES
-                state.batches[row] = torch.where(exact, out["batch_variance"], state.batches[row])
-                state.ring[slot] = torch.where(updated, mean_after, window_ref)
-                warm = updated & (tracked_after >= state.warmup)
-                state.peak = torch.where(warm & torch.isfinite(mean_after), torch.maximum(state.peak, mean_after),
-                                         state.peak)
-                # Collapse and non-finite statistics persist: fire once per layer.
-                lasting = out["fired_collapse"] | out["fired_nonfinite"]
-                alarm = out["alarm"] & (state.armed | ~lasting)
-                state.armed = state.armed & ~lasting
+                step = self._step = _Step(state, capture.bn_copies, capture.bn_sources)
+                if state.screened_from is not None and state.calls >= state.screened_from:
+                    flag = bn.screen(step.mean_before, step.mean_after, step.window_ref, step.peak, step.armed,
+                                     state.floor, state.inv_momentum, state.keep_over_momentum,
+                                     state.collapse_level, **self._limits())
+                    # The state moves on as the full verdict would move it when it stays silent; on the rare
+                    # flagged step, _verdict recomputes it exactly from the values kept in `step`.
+                    state.ring[step.slot] = step.mean_after
+                    state.peak = torch.fmax(state.peak, step.mean_after)
+                else:
+                    flag = self._verdict_of(step)
                 state.calls += 1
             self._steps_judged += 1
-            self._verdict = {**out, "alarm": alarm}
-            self._figures = {"mean_before": mean_before, "mean_after": mean_after, "max_after": max_after,
-                             "window_ref": window_ref, "peak": state.peak, "reference": reference}
-            raise_step_alarm(trainer, _ALARM, alarm.any())
+            raise_step_alarm(trainer, _ALARM, flag)
         except Exception as err:
             self._failed(trainer, err)
+
+    def _limits(self) -> dict[str, float]:
+        return {"jump_step": self.threshold(CHECK, "jump"), "jump_window": self.threshold(CHECK, "window"),
+                "batch_ratio_limit": self.threshold(CHECK, "batch_ratio"),
+                "collapse_drop": self.threshold(CHECK, "collapse")}
+
+    def _verdict_of(self, step: _Step) -> Tensor:
+        """The full verdict of ``step`` (device tensors, no sync); updates the state exactly; returns the alarm."""
+        state = self._state
+        step.judged = True
+        L = len(state.modules)
+        tracked = torch.stack(step.before[2::3] + step.live[2::3]).view(2, L).to(step.mean_after.dtype)
+        tracked_after, delta = tracked[1], tracked[1] - tracked[0]
+        if step.first:
+            state.ring[:] = step.mean_after
+            step.window_ref = step.mean_after.clone()
+        maxima = torch.stack(_maxima(step.before[1::3] + step.live[1::3])).view(2, L).float()
+        max_before, max_after = maxima[0], maxima[1]
+        reference, reference_count = bn.batch_reference(state.batches)
+        out = bn.judge(step.mean_before, max_before, step.mean_after, max_after, step.window_ref, step.peak,
+                       state.momentum, tracked_after, delta, state.warmup, state.eps, reference, reference_count,
+                       **self._limits())
+        updated = delta >= 1
+        exact = (delta == 1) & torch.isfinite(out["batch_variance"])
+        # Every exact batch goes in, a bad one too: the quantile shrugs it off, and a lasting change of
+        # scale becomes the new reference instead of firing forever.
+        row = step.calls % bn.REFERENCE_BATCHES
+        state.batches[row] = torch.where(exact, out["batch_variance"], state.batches[row])
+        state.ring[step.slot] = torch.where(updated, step.mean_after, step.window_ref)
+        warm = updated & (tracked_after >= state.warmup)
+        state.peak = torch.where(warm & torch.isfinite(step.mean_after), torch.maximum(step.peak, step.mean_after),
+                                 step.peak)
+        # Collapse and non-finite statistics persist: fire once per layer.
+        lasting = out["fired_collapse"] | out["fired_nonfinite"]
+        alarm = out["alarm"] & (step.armed | ~lasting)
+        state.armed = step.armed & ~lasting
+        self._verdict = {**out, "alarm": alarm}
+        self._figures = {"mean_before": step.mean_before, "mean_after": step.mean_after, "max_after": max_after,
+                         "window_ref": step.window_ref, "peak": state.peak, "reference": reference}
+        return alarm.any()
+
+    def _confirmed(self) -> bool:
+        """After the screen flagged this step: the full verdict (a host read: something already looks wrong)."""
+        step = self._step
+        if step is None or self._state is None:
+            return False
+        if not step.judged:
+            with torch.no_grad():
+                self._verdict_of(step)
+        return self._verdict is not None and bool(self._verdict["alarm"].any())
 
     def _handle(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         verdict, figures, state = self._verdict, self._figures, self._state
@@ -333,7 +398,7 @@ class BatchNormMonitor(SanityCallback):
         elif kind == "batch" and host["fired_batch_early"][i]:
             reference, variance = host["reference"][i], host["batch_variance"][i]
             ratio = host["reference_ratio"][i]
-            data.update(criterion="batch", threshold=bn.BATCH_RATIO, batch_variance=_num(variance),
+            data.update(criterion="batch", threshold=self.threshold(CHECK, "batch_ratio"), batch_variance=_num(variance),
                         reference_variance=_num(reference), reference_ratio=_num(ratio),
                         reference_batches=bn.REFERENCE_BATCHES, batch_ratio=_num(ratio))
             message = (f"Batch {capture.batch_idx} of epoch {capture.epoch} (global step {capture.global_step}) had "
@@ -343,21 +408,21 @@ class BatchNormMonitor(SanityCallback):
                        f"and its running variance went from {before:.3g} to {after:.3g} in that one step.")
             advice = _ADVICE_BATCH
         elif kind in ("jump", "batch"):
-            data["threshold"] = bn.JUMP_STEP if kind == "jump" else bn.BATCH_RATIO
+            data["threshold"] = self.threshold(CHECK, "jump" if kind == "jump" else "batch_ratio")
             message = (f"Batch {capture.batch_idx} of epoch {capture.epoch} (global step {capture.global_step}) had "
                        f"{ratio:.3g}x the variance that BatchNorm layer `{name}` had estimated, and its running "
                        f"variance went from {before:.3g} to {after:.3g} (x{jump:.3g}) in that one step (channel means).")
             advice = _ADVICE_BATCH
         elif kind == "window":
             ref = host["window_ref"][i]
-            data.update(threshold=bn.JUMP_WINDOW, window=bn.WINDOW, window_ratio=_num(host["window_jump"][i]),
+            data.update(threshold=self.threshold(CHECK, "window"), window=bn.WINDOW, window_ratio=_num(host["window_jump"][i]),
                         running_var_window_start=_num(ref))
             message = (f"The running variance of BatchNorm layer `{name}` grew {host['window_jump'][i]:.3g}x within "
                        f"{bn.WINDOW} steps, from {ref:.3g} to {after:.3g} (channel means), up to {when}.")
             advice = _ADVICE_WINDOW
         else:
             peak = host["peak"][i]
-            data.update(peak=_num(peak), threshold=bn.COLLAPSE_DROP)
+            data.update(peak=_num(peak), threshold=self.threshold(CHECK, "collapse"))
             message = (f"The running variance of BatchNorm layer `{name}` collapsed to {after:.3g} (channel mean), "
                        f"{peak / max(after, 1e-38):.3g}x below its peak of {peak:.3g} and under 100x its eps "
                        f"({module.eps:g}), {when}.")
@@ -367,8 +432,13 @@ class BatchNormMonitor(SanityCallback):
 
     def _log(self, trainer: "pl.Trainer") -> None:
         step = trainer.global_step
-        if (not self.batchnorm_scalars or self._verdict is None or self._figures is None or step == self._last_logged_step
+        if (not self.batchnorm_scalars or step == self._last_logged_step
                 or step % max(1, trainer.log_every_n_steps) != 0 or not trainer.is_global_zero or not trainer.loggers):
+            return
+        if self._step is not None and not self._step.judged:
+            with torch.no_grad():
+                self._verdict_of(self._step)  # the screen stayed silent, so the verdict is too: figures only
+        if self._verdict is None or self._figures is None:
             return
         self._last_logged_step = step
         names = self._state.names
@@ -382,6 +452,13 @@ class BatchNormMonitor(SanityCallback):
             if math.isfinite(ratio):
                 metrics[tensorboard.tag("bn_batch_ratio", label)] = ratio
         tensorboard.log_scalars(trainer, metrics, step)
+
+
+def _maxima(tensors: list[Tensor]) -> list[Tensor]:
+    try:
+        return list(torch._foreach_max(tensors))
+    except (AttributeError, RuntimeError, NotImplementedError):  # torch without _foreach_max
+        return [t.max() for t in tensors]
 
 
 def _num(value: float) -> Any:

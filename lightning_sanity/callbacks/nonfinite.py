@@ -23,6 +23,7 @@ from lightning_sanity.callbacks._replay_capture import (
     forget_alarms,
     resolve_step_alarms,
     save_step_bundle,
+    shared_norm_total,
 )
 from lightning_sanity.callbacks.base import SanityCallback
 from lightning_sanity.checks.numerics import count_nonfinite, finite_flag, is_finite, owner_module
@@ -253,7 +254,9 @@ class NonFiniteSentinel(SanityCallback):
         bad_local = False
         if not self._broken:
             try:
-                flag = finite_flag([p.grad for p in params] + weights, *losses)
+                # The norms monitor may have read these gradients and weights already in this step.
+                shared = shared_norm_total(trainer, optimizer, params) if optimizer is not None else None
+                flag = finite_flag([p.grad for p in params] + weights, *losses, total=shared)
                 # The one host sync of the step, shared with the other checks' device-side alarms.
                 finite = resolve_step_alarms(trainer, flag)
                 bad_local = finite is False

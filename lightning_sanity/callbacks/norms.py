@@ -19,7 +19,8 @@ from torch.optim import Optimizer
 from typing_extensions import override
 
 from lightning_sanity import tensorboard
-from lightning_sanity.callbacks.base import SanityCallback
+from lightning_sanity.callbacks._replay_capture import share_norm_total
+from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks import norms as N
 from lightning_sanity.findings import Severity
 
@@ -54,6 +55,7 @@ class _OptimizerView:
 
     def __init__(self, optimizer: Optimizer, layers: N.LayerMap, device: torch.device) -> None:
         self.signature = _signature(optimizer)
+        self.optimizer_params = sum(self.signature)
         self.params: list[torch.Tensor] = []
         self.layer: list[int] = []
         self.group: list[int] = []
@@ -192,6 +194,24 @@ class NormMonitor(SanityCallback):
     """
 
     checks = ("dead-gradient", "vanishing-gradient", "exploding-gradient", "weight-growth", "update-ratio")
+    threshold_specs = {
+        "vanishing-gradient": {
+            "rms": Threshold(N.VANISHING_RMS, "RMS gradient element of a layer below which it may be vanishing"),
+            "relative": Threshold(N.VANISHING_RELATIVE, "a layer's ||g||/||w|| below this times the largest layer's",
+                                  maximum=1.0),
+        },
+        "exploding-gradient": {
+            "spike": Threshold(N.SPIKE_FACTOR, "a step's global gradient norm over its running median"),
+            "growth": Threshold(N.GROWTH_FACTOR, "sustained growth of the global gradient norm over the run"),
+        },
+        "weight-growth": {
+            "factor": Threshold(N.WEIGHT_GROWTH_FACTOR, "growth of a layer's weight norm since the first step"),
+        },
+        "update-ratio": {
+            "too_large": Threshold(N.UPDATE_TOO_LARGE, "||dw||/||w|| of a step at or above which updates are too large"),
+            "too_small": Threshold(N.UPDATE_TOO_SMALL, "||dw||/||w|| at or below which a layer is not learning"),
+        },
+    }
 
     def __init__(
         self,
@@ -385,7 +405,10 @@ class NormMonitor(SanityCallback):
         if self._batch_step is None:
             self._batch_step = trainer.global_step
         self._batch_patterns.append(pattern)
-        N.layer_sum_of_squares(present_grads + params, pattern.index, 3 * len(self.layers), out=self._buf[self._row])
+        norms = N.tensor_norms(present_grads + params)
+        self._buf[self._row].index_add_(0, pattern.index, norms.square())
+        if pattern.present is None and len(params) == view.optimizer_params:
+            share_norm_total(trainer, optimizer, params, norms.sum())  # the non-finite sentinel's flag reuses it
         if self.histogram_every_n_steps and self._stepped % self.histogram_every_n_steps == 0:
             self._histograms(trainer, view, pattern, grads)
         if self._measure_update and present_grads:
@@ -478,8 +501,8 @@ class NormMonitor(SanityCallback):
         self._counts.update(trainable, present, grad_sq)
         if self._first_meta is None:
             self._first_meta = (meta[0].step, meta[0].epoch, meta[0].batch_idx)
+        self._judge_spikes(trainer, grad_sq, meta)
         for i, r in enumerate(meta):
-            self._judge_spike(trainer, grad_sq, i, r)
             if r.update_valid is not None:
                 self._upd_sq.append(update_sq[i])
                 self._upd_weight.append(weight_sq[i])
@@ -556,28 +579,41 @@ class NormMonitor(SanityCallback):
 
     # ------------------------------------------------------------------ judgements
 
-    def _judge_spike(self, trainer: "pl.Trainer", grad_sq: torch.Tensor, i: int, row: _Row) -> None:
-        value = math.sqrt(grad_sq[i].sum().item())
-        if "exploding-gradient" in self.active_checks and ("exploding-gradient", "spike") not in self._reported:
-            factor = N.gradient_spike(self._global_recent, value)
-            if factor is not None and value >= N.SPIKE_OVER_MAX * self._global_max:
-                median = value / factor
-                layer, layer_value = self._spiking_layer(grad_sq, i)
-                self._reported.add(("exploding-gradient", "spike"))
-                self._report(
-                    trainer, "exploding-gradient", Severity.WARNING,
-                    f"The global gradient norm jumped to {value:.3g}, {factor:.3g}x its running median of "
-                    f"{median:.3g}; the largest part is in `{layer}` (gradient norm {layer_value:.3g}).",
-                    "Lower the learning rate or add warm-up, clip gradients (Trainer(gradient_clip_val=1.0)), check "
-                    "the initialisation scale and the loss for divisions by small numbers, and add normalisation "
-                    "layers or weight decay.",
-                    where=layer, meta=(row.step, row.epoch, row.batch_idx),
-                    data={"kind": "spike", "grad_norm": value, "running_median": median, "factor": factor,
-                          "layer_grad_norm": layer_value},
-                )
-        if math.isfinite(value):
-            self._global_recent = torch.cat([self._global_recent[-199:], torch.tensor([value], dtype=torch.float64)])
+    def _judge_spikes(self, trainer: "pl.Trainer", grad_sq: torch.Tensor, meta: list[_Row]) -> None:
+        """The global gradient norm of each buffered step against the running history before it."""
+        values = grad_sq.sum(dim=1).sqrt().tolist()
+        watching = "exploding-gradient" in self.active_checks and ("exploding-gradient", "spike") not in self._reported
+        recent = self._global_recent.tolist()
+        for i, value in enumerate(values):
+            if not math.isfinite(value):
+                continue
+            # Only a value 10x above everything before it can be a spike: the median is needed for those alone.
+            if watching and len(recent) >= N.SPIKE_WARMUP and value >= N.SPIKE_OVER_MAX * self._global_max:
+                factor = N.gradient_spike(torch.tensor(recent[-200:], dtype=torch.float64), value,
+                                          factor=self.threshold("exploding-gradient", "spike"))
+                if factor is not None:
+                    watching = False
+                    self._report_spike(trainer, grad_sq, i, meta[i], value, factor)
+            recent.append(value)
             self._global_max = max(self._global_max, value)
+        self._global_recent = torch.tensor(recent[-200:], dtype=torch.float64)
+
+    def _report_spike(self, trainer: "pl.Trainer", grad_sq: torch.Tensor, i: int, row: _Row, value: float,
+                      factor: float) -> None:
+        median = value / factor
+        layer, layer_value = self._spiking_layer(grad_sq, i)
+        self._reported.add(("exploding-gradient", "spike"))
+        self._report(
+            trainer, "exploding-gradient", Severity.WARNING,
+            f"The global gradient norm jumped to {value:.3g}, {factor:.3g}x its running median of "
+            f"{median:.3g}; the largest part is in `{layer}` (gradient norm {layer_value:.3g}).",
+            "Lower the learning rate or add warm-up, clip gradients (Trainer(gradient_clip_val=1.0)), check "
+            "the initialisation scale and the loss for divisions by small numbers, and add normalisation "
+            "layers or weight decay.",
+            where=layer, meta=(row.step, row.epoch, row.batch_idx),
+            data={"kind": "spike", "grad_norm": value, "running_median": median, "factor": factor,
+                  "layer_grad_norm": layer_value},
+        )
 
     def _spiking_layer(self, grad_sq: torch.Tensor, i: int) -> tuple[str, float]:
         norms = grad_sq[i].sqrt()
@@ -690,7 +726,9 @@ class NormMonitor(SanityCallback):
         if "vanishing-gradient" not in self.active_checks:
             return set()
         eligible = torch.tensor([k == "matrix" for k in self.layers.kinds])
-        found = N.vanishing_layers(grad_sq, weight_sq, self.layers.numels, eligible, present)
+        found = N.vanishing_layers(grad_sq, weight_sq, self.layers.numels, eligible, present,
+                                   rms_limit=self.threshold("vanishing-gradient", "rms"),
+                                   relative_limit=self.threshold("vanishing-gradient", "relative"))
         if not found:
             return set()
         names = [self.layers.names[i] for i, _, _ in found]
@@ -713,7 +751,7 @@ class NormMonitor(SanityCallback):
         if "exploding-gradient" not in self.active_checks or ("exploding-gradient", "spike") in self._reported:
             return
         norms = grad_sq.sum(1).sqrt()
-        factor = N.sustained_growth(norms)
+        factor = N.sustained_growth(norms, factor=self.threshold("exploding-gradient", "growth"))
         if factor is None:
             return
         last = N.median_finite(norms[-max(4, norms.shape[0] // 8):])
@@ -733,7 +771,7 @@ class NormMonitor(SanityCallback):
     def _conclude_weights(self, trainer, weight_sq) -> None:
         if "weight-growth" not in self.active_checks:
             return
-        found = N.growing_layers(weight_sq, self.layers.numels)
+        found = N.growing_layers(weight_sq, self.layers.numels, factor=self.threshold("weight-growth", "factor"))
         if not found:
             return
         found.sort(key=lambda item: -item[1])
@@ -762,7 +800,8 @@ class NormMonitor(SanityCallback):
             return
         upd, weight, valid = torch.stack(self._upd_sq), torch.stack(self._upd_weight), torch.stack(self._upd_valid)
         valid &= torch.tensor([k == "matrix" for k in self.layers.kinds]).unsqueeze(0)
-        verdicts = N.update_ratio_verdicts(upd, weight, valid)
+        verdicts = N.update_ratio_verdicts(upd, weight, valid, too_large=self.threshold("update-ratio", "too_large"),
+                                           too_small=self.threshold("update-ratio", "too_small"))
         ratios = (upd.sqrt() / weight.sqrt())[valid]
         if ratios.numel():
             self.detail(trainer, "update-ratio",
@@ -813,6 +852,8 @@ class NormMonitor(SanityCallback):
 
 
 def _any(patterns: list[_Pattern], field: str, num_layers: int) -> torch.Tensor:
+    if len(patterns) == 1:
+        return getattr(patterns[0], field)  # the usual case: one optimizer; callers only read it
     out = torch.zeros(num_layers, dtype=torch.bool)
     for pattern in patterns:
         out |= getattr(pattern, field)

@@ -144,6 +144,48 @@ def batch_reference(history: Tensor) -> tuple[Tensor, Tensor]:
     return torch.nanquantile(history, REFERENCE_QUANTILE, dim=0), (~torch.isnan(history)).sum(dim=0)
 
 
+def screen(
+    mean_before: Tensor,
+    mean_after: Tensor,
+    window_ref: Tensor,
+    peak: Tensor,
+    armed: Tensor,
+    floor: Tensor,
+    inv_momentum: Tensor,
+    keep_over_momentum: Tensor,
+    collapse_level: Tensor,
+    *,
+    jump_step: float = JUMP_STEP,
+    jump_window: float = JUMP_WINDOW,
+    batch_ratio_limit: float = BATCH_RATIO,
+    collapse_drop: float = COLLAPSE_DROP,
+) -> Tensor:
+    """0-dim bool: might :func:`judge` fire on this step? A cheap superset of its alarm for warmed-up layers.
+
+    The same ratios as :func:`judge` without its bookkeeping masks (warm-up, exact update, finiteness), so it
+    never misses a step the full verdict would flag; a NaN or Inf anywhere makes it True. About twenty small
+    kernels instead of the verdict's seventy: the monitor runs :func:`judge` only on the rare steps it flags.
+    ``inv_momentum`` and ``keep_over_momentum`` are ``1 / m`` and ``(1 - m) / m`` (fixed momentum only),
+    ``collapse_level`` is ``eps * COLLAPSE_EPS_FACTOR``.
+
+    Example::
+
+        >>> t = lambda *v: torch.tensor([float(x) for x in v])
+        >>> args = dict(armed=torch.tensor([True]), floor=t(1e-4), inv_momentum=t(10), keep_over_momentum=t(9),
+        ...             collapse_level=t(1e-3))
+        >>> bool(screen(t(1.0), t(1.05), t(1.0), t(1.2), **args)), bool(screen(t(1.0), t(16.0), t(1.0), t(1.2), **args))
+        (False, True)
+    """
+    denom = torch.maximum(mean_before, floor)
+    jump = mean_after / denom
+    batch_ratio = (mean_after * inv_momentum - mean_before * keep_over_momentum) / denom
+    window_jump = mean_after / torch.maximum(window_ref, floor)
+    collapse = (mean_after * collapse_drop <= peak) & (mean_after <= collapse_level) & armed
+    # Comparisons written as "quiet" so that a NaN (every comparison False) counts as a possible alarm.
+    quiet = (jump < jump_step) & (batch_ratio < batch_ratio_limit) & (window_jump < jump_window) & ~collapse
+    return ~quiet.all()
+
+
 def judge(
     mean_before: Tensor,
     max_before: Tensor,
@@ -158,6 +200,11 @@ def judge(
     eps: Tensor,
     reference: Optional[Tensor] = None,
     reference_count: Optional[Tensor] = None,
+    *,
+    jump_step: float = JUMP_STEP,
+    jump_window: float = JUMP_WINDOW,
+    batch_ratio_limit: float = BATCH_RATIO,
+    collapse_drop: float = COLLAPSE_DROP,
 ) -> dict[str, Tensor]:
     """Per-layer verdicts and figures for one step, all as ``[L]`` tensors on the device (no host sync).
 
@@ -172,6 +219,7 @@ def judge(
         steps_this_step: how many forward passes updated the statistics during the step (0 in eval mode).
         warmup: each layer's :func:`warmup_steps`.
         eps: each layer's ``eps``.
+        jump_step, jump_window, batch_ratio_limit, collapse_drop: the thresholds (the module's constants by default).
         reference, reference_count: :func:`batch_reference` of the batch variances of the previous steps; during
             warm-up the batch is judged against this quantile instead of the running estimate (omitted: not judged).
 
@@ -204,21 +252,21 @@ def judge(
     batch_ratio = batch_mean / torch.maximum(mean_before, floor)
     finite = torch.isfinite(mean_after) & torch.isfinite(mean_before)
     fired_nonfinite = updated & ~torch.isfinite(mean_after) & torch.isfinite(mean_before)
-    fired_jump = warm & finite & (jump >= JUMP_STEP)
-    fired_window = warm_window & finite & (window_jump >= JUMP_WINDOW)
+    fired_jump = warm & finite & (jump >= jump_step)
+    fired_window = warm_window & finite & (window_jump >= jump_window)
     # The batch variance is exact only when the layer ran exactly one forward pass in the step.
     exact = finite & (steps_this_step == 1)
-    fired_batch_late = warm & exact & (batch_ratio >= BATCH_RATIO)
+    fired_batch_late = warm & exact & (batch_ratio >= batch_ratio_limit)
     if reference is None or reference_count is None:
         reference, reference_count = torch.full_like(mean_after, float("nan")), torch.zeros_like(mean_after)
     # A reference at noise level (a layer whose input starts at zero, as after a zero-initialized projection) is
     # no reference: growth from nothing is not a bad batch.
     known = (reference_count >= REFERENCE_MIN) & torch.isfinite(reference) & (reference > floor)
     reference_ratio = batch_mean / torch.maximum(reference, floor)
-    fired_batch_early = updated & ~warm & exact & known & (reference_ratio >= BATCH_RATIO)
+    fired_batch_early = updated & ~warm & exact & known & (reference_ratio >= batch_ratio_limit)
     fired_batch = fired_batch_late | fired_batch_early
     fired_collapse = (
-        warm & finite & (mean_after * COLLAPSE_DROP <= peak) & (mean_after <= eps * COLLAPSE_EPS_FACTOR)
+        warm & finite & (mean_after * collapse_drop <= peak) & (mean_after <= eps * COLLAPSE_EPS_FACTOR)
     )
     alarm = fired_nonfinite | fired_jump | fired_window | fired_batch | fired_collapse
     return {

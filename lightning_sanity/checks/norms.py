@@ -290,15 +290,20 @@ class GradientCounts:
         >>> c.observed.tolist(), c.missing.tolist(), c.zero.tolist(), c.zero_tail.tolist()
         ([1, 1], [0, 1], [1, 0], [1, 1])
         """
-        for t, p, g in zip(trainable, present, grad_sq):
-            missing = t & ~p
-            zero = t & p & (g == 0)
-            self.observed += t.long()
-            self.missing += missing.long()
-            self.zero += zero.long()
-            # A non-finite gradient is not a dead one; only a finite, non-zero norm resets the tail.
-            alive = t & p & (g != 0)
-            self.zero_tail = torch.where(alive, torch.zeros_like(self.zero_tail), self.zero_tail + (missing | zero).long())
+        if trainable.shape[0] == 0:
+            return
+        missing = trainable & ~present
+        zero = trainable & present & (grad_sq == 0)
+        # A non-finite gradient is not a dead one; only a finite, non-zero norm resets the tail.
+        alive = trainable & present & (grad_sq != 0)
+        self.observed += trainable.long().sum(0)
+        self.missing += missing.long().sum(0)
+        self.zero += zero.long().sum(0)
+        dead = (missing | zero).long()
+        row = torch.arange(trainable.shape[0]).unsqueeze(1)
+        last_alive = torch.where(alive, row, torch.full_like(row, -1)).amax(dim=0)
+        since_alive = (dead * (row > last_alive)).sum(0)
+        self.zero_tail = torch.where(last_alive >= 0, since_alive, self.zero_tail + since_alive)
 
 
 def dead_layers(counts: GradientCounts, min_steps: int = MIN_STEPS) -> dict[str, list[int]]:
@@ -346,6 +351,9 @@ def vanishing_layers(
     eligible: torch.Tensor,
     present: Optional[torch.Tensor] = None,
     min_steps: int = MIN_STEPS,
+    *,
+    rms_limit: float = VANISHING_RMS,
+    relative_limit: float = VANISHING_RELATIVE,
 ) -> list[tuple[int, float, float]]:
     """Layers whose gradients vanish: ``(layer, median relative gap, median RMS gradient)`` for each.
 
@@ -368,7 +376,7 @@ def vanishing_layers(
         mask &= present
     reference = torch.where(mask, rel, torch.full_like(rel, -math.inf)).amax(dim=1, keepdim=True)
     rms = grad_sq.sqrt() / torch.tensor(list(numels), dtype=grad_sq.dtype).clamp(min=1).sqrt()
-    vanishing = mask & (rms < VANISHING_RMS) & (rel < VANISHING_RELATIVE * reference)
+    vanishing = mask & (rms < rms_limit) & (rel < relative_limit * reference)
     steps = mask.sum(0)
     hits = vanishing.sum(0)
     out = []
@@ -382,7 +390,8 @@ def vanishing_layers(
 # --------------------------------------------------------------------------- exploding-gradient
 
 
-def gradient_spike(history: torch.Tensor, value: float, window: int = 200) -> Optional[float]:
+def gradient_spike(history: torch.Tensor, value: float, window: int = 200, *,
+                   factor: float = SPIKE_FACTOR) -> Optional[float]:
     """How many times ``value`` exceeds the running median of ``history`` when that is a spike, else None.
 
     A spike is at least :data:`SPIKE_FACTOR` times the median of the last ``window`` finite values AND
@@ -400,12 +409,13 @@ def gradient_spike(history: torch.Tensor, value: float, window: int = 200) -> Op
     median = finite[-window:].median().item()
     if median <= 0:
         return None
-    if value >= SPIKE_FACTOR * median and value >= SPIKE_OVER_MAX * finite.max().item():
+    if value >= factor * median and value >= SPIKE_OVER_MAX * finite.max().item():
         return value / median
     return None
 
 
-def sustained_growth(norms: torch.Tensor, windows: int = 8, min_window: int = 4) -> Optional[float]:
+def sustained_growth(norms: torch.Tensor, windows: int = 8, min_window: int = 4, *,
+                     factor: float = GROWTH_FACTOR) -> Optional[float]:
     """The factor by which the norm grew, when it grew by orders of magnitude and is still rising; else None.
 
     The history is cut into ``windows`` windows (each at least ``min_window`` steps); growth means the last
@@ -426,7 +436,7 @@ def sustained_growth(norms: torch.Tensor, windows: int = 8, min_window: int = 4)
     last, lowest, first = medians[-1].item(), medians[:-1].min().item(), medians[0].item()
     if lowest <= 0 or first <= 0:
         return None
-    if last >= GROWTH_FACTOR * lowest and last >= SPIKE_OVER_MAX * first and last > medians[-2].item():
+    if last >= factor * lowest and last >= SPIKE_OVER_MAX * first and last > medians[-2].item():
         return last / lowest
     return None
 
@@ -434,7 +444,8 @@ def sustained_growth(norms: torch.Tensor, windows: int = 8, min_window: int = 4)
 # --------------------------------------------------------------------------- weight-growth
 
 
-def growing_layers(weight_sq: torch.Tensor, numels: Sequence[int], min_steps: int = MIN_STEPS * 2) -> list[tuple[int, float]]:
+def growing_layers(weight_sq: torch.Tensor, numels: Sequence[int], min_steps: int = MIN_STEPS * 2, *,
+                   factor: float = WEIGHT_GROWTH_FACTOR) -> list[tuple[int, float]]:
     """Layers whose weight norm grows without bound: ``(layer, growth factor since the first step)`` for each.
 
     Growth means the latest weight norm is more than :data:`WEIGHT_GROWTH_FACTOR` times the first one and
@@ -451,7 +462,7 @@ def growing_layers(weight_sq: torch.Tensor, numels: Sequence[int], min_steps: in
     first, last, quarter = norms[0], norms[-1], norms[(3 * rows) // 4 - 1]
     start_rms = first / torch.tensor(list(numels), dtype=norms.dtype).clamp(min=1).sqrt()
     ok = torch.isfinite(last) & torch.isfinite(quarter) & (start_rms >= WEIGHT_MIN_START_RMS)
-    grew = ok & (last > WEIGHT_GROWTH_FACTOR * first) & (last >= WEIGHT_STILL_RISING * quarter)
+    grew = ok & (last > factor * first) & (last >= WEIGHT_STILL_RISING * quarter)
     return [(layer, (last[layer] / first[layer]).item()) for layer in grew.nonzero().flatten().tolist()]
 
 
@@ -463,6 +474,9 @@ def update_ratio_verdicts(
     weight_sq: torch.Tensor,
     valid: torch.Tensor,
     min_measurements: int = UPDATE_MIN_MEASUREMENTS,
+    *,
+    too_large: float = UPDATE_TOO_LARGE,
+    too_small: float = UPDATE_TOO_SMALL,
 ) -> dict[str, list[tuple[int, float]]]:
     """Layers whose update-to-weight ratio ``||dw||/||w||`` is far outside the healthy range, by kind.
 
@@ -486,8 +500,8 @@ def update_ratio_verdicts(
     ratio = update_sq.sqrt() / weight_sq.sqrt()
     ok = valid & torch.isfinite(ratio) & (weight_sq > 0)
     counts = ok.sum(0)
-    large = ((ok & (ratio >= UPDATE_TOO_LARGE)).sum(0) >= UPDATE_LARGE_REPEATS).nonzero().flatten().tolist()
-    small = (counts >= min_measurements) & ((ok & (ratio <= UPDATE_TOO_SMALL)).sum(0) >= SUSTAINED_FRACTION * counts)
+    large = ((ok & (ratio >= too_large)).sum(0) >= UPDATE_LARGE_REPEATS).nonzero().flatten().tolist()
+    small = (counts >= min_measurements) & ((ok & (ratio <= too_small)).sum(0) >= SUSTAINED_FRACTION * counts)
     return {
         "too_large": [(layer, _round(ratio[ok[:, layer], layer].max().item())) for layer in large],
         "too_small": [(layer, _round(ratio[ok[:, layer], layer].median().item())) for layer in small.nonzero().flatten().tolist()],

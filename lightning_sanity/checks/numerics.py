@@ -62,12 +62,14 @@ def norm_total(tensors: Sequence[Optional[Tensor]]) -> Optional[Tensor]:
             return torch.stack([n.to(device) for n in norms]).sum()
 
 
-def finite_flag(tensors: Sequence[Optional[Tensor]], *scalars: Optional[Tensor]) -> Optional[Tensor]:
+def finite_flag(tensors: Sequence[Optional[Tensor]], *scalars: Optional[Tensor],
+                total: Optional[Tensor] = None) -> Optional[Tensor]:
     """0-dim bool tensor, True when every value of ``tensors`` and of the extra ``scalars`` (losses) is finite.
 
-    Stays on the device: one fused reduction, no host sync. None when there is nothing to check.
+    Stays on the device: one fused reduction, no host sync. None when there is nothing to check. ``total``, a
+    :func:`norm_total` of ``tensors`` computed elsewhere in the step, saves reading them again.
     """
-    parts = [norm_total(tensors)] if tensors else []
+    parts = [total if total is not None else norm_total(tensors)] if tensors else []
     for s in scalars:
         if s is not None and (s.is_floating_point() or s.is_complex()):
             parts.append(s.detach().float().abs().sum())
