@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import os
 import sys
 import traceback
@@ -143,12 +144,22 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as err:
         raise UsageError(str(err)) from None
     model = _build_model(args.model, hparams)
+    # The replay's stages (loading, the step, the backward under anomaly detection) as progress lines on stderr.
+    stages = logging.StreamHandler(sys.stderr)
+    stages.setFormatter(logging.Formatter("%(message)s"))
+    replay_log = logging.getLogger("lightning_sanity.replays")
+    level = replay_log.level
+    replay_log.addHandler(stages)
+    replay_log.setLevel(logging.INFO)
     try:
         result = replay(bundle, model, trusted=args.trusted)
     except (FileNotFoundError, ValueError) as err:
         raise UsageError(str(err)) from None
     except Exception as err:
         raise UserCodeError("replaying the bundle raised") from err
+    finally:
+        replay_log.removeHandler(stages)
+        replay_log.setLevel(level)
     print(str(result))
     return EXIT_OK if getattr(result, "reproduced", False) else EXIT_NEGATIVE
 

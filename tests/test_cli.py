@@ -170,3 +170,5 @@ def test_replay_subcommand_names_the_module_of_a_real_nan(user_dir, tmp_path, mo
     out = cli("replay", str(Path(trainer.log_dir) / finding["replay"]), "--model", "my_models:NanNet", cwd=user_dir)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "reproduced" in out.stdout.lower() and "net" in out.stdout
+    # progress: the replay's stages as they run, on stderr
+    assert "replay: loading" in out.stderr and "running backward with anomaly detection" in out.stderr

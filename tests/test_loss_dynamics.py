@@ -165,10 +165,12 @@ def test_fine_tuning_that_starts_low_is_silent(tmp_path):
 
 
 def test_arguments_are_validated():
-    with pytest.raises(ValueError, match="lr_collapse_ratio"):
-        LossDynamics(lr_collapse_ratio=0)
+    with pytest.raises(ValueError, match="collapse_ratio"):
+        LossDynamics().set_thresholds({"lr-schedule": {"collapse_ratio": 0}})
     with pytest.raises(ValueError, match="loss_trend_min_progress"):
         LossDynamics(loss_trend_min_progress=1.5)
+    with pytest.raises(TypeError):
+        LossDynamics(lr_collapse_ratio=1e-3)  # a threshold now: `thresholds={"lr-schedule": {...}}`
 
 
 def test_negated_loss_is_reported_without_knowing_the_loss_function(tmp_path):

@@ -17,7 +17,7 @@ from torch import nn
 from typing_extensions import override
 
 from lightning_sanity import tensorboard
-from lightning_sanity.callbacks.base import SanityCallback
+from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks import activations as A
 from lightning_sanity.findings import Severity
 
@@ -50,6 +50,11 @@ class ActivationMonitor(SanityCallback):
 
     A custom-scalars chart for each (category ``sanity: activations``).
 
+    Thresholds (``thresholds={"dead-activations": {...}}`` or :meth:`set_thresholds`): ``dead_fraction`` and
+    ``saturated_fraction`` (the share of a layer's units dead, or of its outputs saturated, on two measurements in a
+    row that fires), ``tanh_limit`` and ``sigmoid_margin`` (what counts as saturated: ``|tanh| > tanh_limit``, a
+    sigmoid within ``sigmoid_margin`` of 0 or 1; these also change the logged ``saturated_fraction``).
+
     Args:
         activations_every_n_steps: measure every this many training batches; None follows the Trainer's
             ``log_every_n_steps`` (50 when that is 0).
@@ -65,6 +70,19 @@ class ActivationMonitor(SanityCallback):
     """
 
     checks = ("dead-activations",)
+    threshold_specs = {
+        "dead-activations": {
+            "dead_fraction": Threshold(
+                A.DEAD_FRACTION, "share of a layer's units never positive over a batch, on two measurements in a "
+                "row, that fires", maximum=1.0),
+            "saturated_fraction": Threshold(
+                A.SATURATED_FRACTION, "share of a tanh/sigmoid layer's outputs saturated, on two measurements in a "
+                "row, that fires", maximum=1.0),
+            "tanh_limit": Threshold(A.TANH_LIMIT, "a tanh output beyond +-this is saturated", maximum=1.0),
+            "sigmoid_margin": Threshold(
+                A.SIGMOID_MARGIN, "a sigmoid output within this of 0 or 1 is saturated", maximum=0.5),
+        },
+    }
 
     def __init__(self, activations_every_n_steps: Optional[int] = None) -> None:
         if activations_every_n_steps is not None and (
@@ -77,6 +95,7 @@ class ActivationMonitor(SanityCallback):
 
     def _reset(self) -> None:
         self._active = False
+        self._limits: dict[str, float] = {}  # what counts as saturated, read from the thresholds at fit start
         self._every = _FALLBACK_EVERY
         self._targets: list[tuple[str, nn.Module, str]] = []
         self._layers: list[nn.Module] = []
@@ -111,6 +130,8 @@ class ActivationMonitor(SanityCallback):
             if not self._targets:
                 self.skip(trainer, "dead-activations", "no activation modules (nn.ReLU, nn.Tanh, ...) in the model")
                 return
+            self._limits = {"tanh_limit": self.threshold("dead-activations", "tanh_limit"),
+                            "sigmoid_margin": self.threshold("dead-activations", "sigmoid_margin")}
             every = self.every_n_steps or trainer.log_every_n_steps or _FALLBACK_EVERY
             self._every = every
             self._active = True
@@ -200,7 +221,8 @@ class ActivationMonitor(SanityCallback):
                 return
             key = name if call == 0 else f"{name}#{call + 1}"
             with torch.no_grad():
-                fraction = A.dead_unit_fraction(output) if kind == "relu" else A.saturated_fraction(output, kind)
+                fraction = (A.dead_unit_fraction(output) if kind == "relu"
+                            else A.saturated_fraction(output, kind, **self._limits))
             self._current.append((key, kind, order, fraction))
 
         return hook
@@ -236,7 +258,7 @@ class ActivationMonitor(SanityCallback):
 
     def _judge(self, trainer: "pl.Trainer", key: str, kind: str, meta: tuple[int, int, int]) -> None:
         history = self._history[key]
-        threshold = A.DEAD_FRACTION if kind == "relu" else A.SATURATED_FRACTION
+        threshold = self.threshold("dead-activations", "dead_fraction" if kind == "relu" else "saturated_fraction")
         if key in self._reported or not A.sustained(history, threshold):
             return
         self._reported.add(key)
@@ -249,7 +271,8 @@ class ActivationMonitor(SanityCallback):
                       "ReLUs), lower the learning rate (a large update can kill units for good), normalise the "
                       "inputs or add BatchNorm before the activation, or use LeakyReLU/GELU.")
         else:
-            limit = "|tanh| > 0.99" if kind == "tanh" else "sigmoid < 0.01 or > 0.99"
+            limit = (f"|tanh| > {self._limits['tanh_limit']:g}" if kind == "tanh" else
+                     f"sigmoid < {self._limits['sigmoid_margin']:g} or > {1 - self._limits['sigmoid_margin']:g}")
             message = (f"{history[-1]:.0%} of the outputs of `{key}` are saturated ({limit}) on the last 2 "
                        f"measurements: its gradient is nearly zero there.")
             advice = ("Normalise the inputs (zero mean, unit variance), scale down the initialisation of the "
@@ -257,7 +280,8 @@ class ActivationMonitor(SanityCallback):
         finding = self.report(
             trainer, "dead-activations", Severity.WARNING, message, advice, where=where,
             data={"kind": "dead" if kind == "relu" else "saturated", "activation": kind,
-                  "fraction": history[-1], "history": [round(v, 4) for v in history[-4:]], "call": key},
+                  "fraction": history[-1], "history": [round(v, 4) for v in history[-4:]], "call": key,
+                  "threshold": threshold},
             batch_idx=batch_idx, global_step=step, key=f"{key}:{kind}",
         )
         if finding.global_step == step:

@@ -19,7 +19,7 @@ from typing_extensions import override
 
 from lightning_sanity.batch import INPUT_KEYS, TARGET_KEYS, split_batch
 from lightning_sanity.callbacks._step_watch import META_OPS, SHAPE_OPS, StepWatch, function_name
-from lightning_sanity.callbacks.base import SanityCallback
+from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks import data as D
 from lightning_sanity.findings import Severity
 
@@ -58,6 +58,11 @@ class DataChecks(SanityCallback):
 
     Writes no TensorBoard tags.
 
+    Thresholds (``thresholds={...}`` or :meth:`set_thresholds`): ``input-scale``: ``rms_large`` and
+    ``feature_rms_large`` (far from unit scale: the input's RMS, or one feature's, above these), ``max_small`` (tiny
+    inputs: the largest magnitude below this); ``label-distribution``: ``imbalance_ratio`` (heavy imbalance: the most
+    frequent class at least this many times the least frequent one).
+
     Args:
         get_input: ``batch -> input`` (tensor, or a dict / list of tensors), when the batch format is not
             recognised.
@@ -79,6 +84,20 @@ class DataChecks(SanityCallback):
     """
 
     checks = ("input-scale", "label-distribution")
+    threshold_specs = {
+        "input-scale": {
+            "rms_large": Threshold(D.LARGE_RMS, "an input whose RMS is above this is far from unit scale"),
+            "feature_rms_large": Threshold(
+                D.LARGE_FEATURE_RMS, "an input with one feature whose RMS is above this is far from unit scale"),
+            "max_small": Threshold(
+                D.SMALL_MAX, "an input whose largest magnitude is below this is tiny (scaled twice?)"),
+        },
+        "label-distribution": {
+            "imbalance_ratio": Threshold(
+                D.IMBALANCE_RATIO, "labels are heavily imbalanced when the most frequent class is at least this many "
+                "times the least frequent one", minimum=1.0),
+        },
+    }
 
     def __init__(
         self,
@@ -311,12 +330,14 @@ class DataChecks(SanityCallback):
                     "instead of stacked) and the collate function.",
                     where=name, at_step=False, data=figures)
                 continue
-            verdict = D.scale_verdict(s)
+            limits = {n: self.threshold("input-scale", n) for n in ("rms_large", "feature_rms_large", "max_small")}
+            verdict = D.scale_verdict(s, **limits)
             first = self._first_use.get(name)
             if verdict == "large":
                 rescaled = first in _NORMALISING_OPS
                 feature_text = (f", one feature reaching an RMS of {s.max_feature_rms:.3g}"
-                                if s.max_feature_rms is not None and s.max_feature_rms > D.LARGE_FEATURE_RMS else "")
+                                if s.max_feature_rms is not None and s.max_feature_rms > limits["feature_rms_large"]
+                                else "")
                 self.report(
                     trainer, "input-scale", Severity.INFO if rescaled else Severity.WARNING,
                     f"The input `{name}` is far from unit scale: RMS {s.rms:.3g}, mean {s.mean:.3g}, std {s.std:.3g}, "
@@ -443,7 +464,8 @@ class DataChecks(SanityCallback):
                 where=where, at_step=False, data={**summary, "classes_per_batch": classes_per_batch,
                                                   "cramers_v": round(v, 3)})
         self._judge_duplicates(trainer, where, samples)
-        if D.heavy_imbalance(counts) and (kind == "binary" or width <= 100):
+        if (D.heavy_imbalance(counts, self.threshold("label-distribution", "imbalance_ratio"))
+                and (kind == "binary" or width <= 100)):
             self._report_imbalance(trainer, facts, kind, counts, where, summary)
 
     def _judge_duplicates(self, trainer: "pl.Trainer", where: Optional[str], samples: int) -> None:

@@ -15,7 +15,8 @@ import lightning.pytorch as pl
 import torch
 from typing_extensions import override
 
-from lightning_sanity.callbacks.base import SanityCallback
+from lightning_sanity.callbacks.base import SanityCallback, Threshold
+from lightning_sanity.checks import dynamics
 from lightning_sanity.checks.dynamics import LrHistory, Verdict, judge_loss_trend, loss_kind_is
 
 #: losses kept on the device between reads: one host transfer per this many batches (and at epoch ends).
@@ -73,43 +74,62 @@ class LossDynamics(SanityCallback):
     ``loss_trend_min_progress`` of the planned training was seen (a run that ends normally counts as complete).
 
     **lr-schedule** reads ``trainer.optimizers[i].param_groups[j]["lr"]`` (host floats) at every batch start and
-    warns when a group's rate falls below ``lr_collapse_ratio`` x the largest rate it had, before
-    ``lr_collapse_before`` of the planned training, and stays there. Warmup from 0, cosine and linear decay to
+    warns when a group's rate falls below ``collapse_ratio`` x the largest rate it had, before
+    ``collapse_before`` of the planned training, and stays there. Warmup from 0, cosine and linear decay to
     the end, one-cycle and warm restarts stay silent.
 
     Only global rank 0 judges; this callback writes no TensorBoard charts.
 
+    Thresholds (``thresholds={...}`` or :meth:`set_thresholds`): ``loss-trend``: ``rise_factor`` (rising: the end
+    at least this many times the start), ``flat_margin`` (flat: the end within this fraction of the start),
+    ``baseline_margin`` (the end must get this fraction below the input-independent baseline to beat it);
+    ``lr-schedule``: ``collapse_ratio`` (a rate below this fraction of its peak has collapsed) and
+    ``collapse_before`` (a collapse that starts before this fraction of the planned training is reported).
+
     Args:
         loss_trend_min_progress: fraction of the planned training (0-1) that must be seen before the loss is
-            judged at a crash.
-        lr_collapse_ratio: a learning rate below this fraction of the group's peak counts as collapsed.
-        lr_collapse_before: a collapse that starts before this fraction of the planned training is reported.
+            judged at a crash: when there is enough to judge, not what is judged bad, so an option, not a
+            threshold.
 
     Raises:
-        ValueError: an argument outside (0, 1].
+        ValueError: ``loss_trend_min_progress`` outside (0, 1].
 
     Example::
 
         >>> from lightning import Trainer
         >>> from lightning_sanity.callbacks.loss_dynamics import LossDynamics
-        >>> trainer = Trainer(callbacks=[LossDynamics(lr_collapse_ratio=1e-3)], logger=False)
+        >>> dynamics = LossDynamics().set_thresholds({"lr-schedule": {"collapse_ratio": 1e-3}})
+        >>> trainer = Trainer(callbacks=[dynamics], logger=False)
     """
 
     checks = ("loss-trend", "lr-schedule")
+    threshold_specs = {
+        "loss-trend": {
+            "rise_factor": Threshold(
+                dynamics.RISE_FACTOR, "a steadily rising loss fires when its end is at least this many times its "
+                "start", minimum=1.0),
+            "flat_margin": Threshold(
+                dynamics.FLAT_MARGIN, "a loss whose end is within this fraction of its start (at or above the "
+                "baseline) is flat", maximum=1.0),
+            "baseline_margin": Threshold(
+                dynamics.BASELINE_MARGIN, "the loss must end at least this fraction below the input-independent "
+                "baseline to count as beating it", maximum=1.0),
+        },
+        "lr-schedule": {
+            "collapse_ratio": Threshold(
+                dynamics.LR_COLLAPSE_RATIO, "a learning rate below this fraction of its group's peak has collapsed",
+                maximum=1.0),
+            "collapse_before": Threshold(
+                dynamics.LR_COLLAPSE_BEFORE, "a collapse that starts before this fraction of the planned training "
+                "is reported", maximum=1.0),
+        },
+    }
 
-    def __init__(
-        self,
-        loss_trend_min_progress: float = 0.25,
-        lr_collapse_ratio: float = 1e-2,
-        lr_collapse_before: float = 0.5,
-    ) -> None:
-        for name, value in (("loss_trend_min_progress", loss_trend_min_progress),
-                            ("lr_collapse_ratio", lr_collapse_ratio), ("lr_collapse_before", lr_collapse_before)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-                raise ValueError(f"`{name}` must be a number in (0, 1], got {value!r}.")
+    def __init__(self, loss_trend_min_progress: float = 0.25) -> None:
+        value = loss_trend_min_progress
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+            raise ValueError(f"`loss_trend_min_progress` must be a number in (0, 1], got {value!r}.")
         self.loss_trend_min_progress = float(loss_trend_min_progress)
-        self.lr_collapse_ratio = float(lr_collapse_ratio)
-        self.lr_collapse_before = float(lr_collapse_before)
         self._reset()
 
     def _reset(self) -> None:
@@ -166,7 +186,8 @@ class LossDynamics(SanityCallback):
                     history = self._lr.get((i, j))
                     if history is None:
                         where = f"param group {j} of optimizer {i} ({type(optimizer).__name__})"
-                        history = self._lr[(i, j)] = LrHistory(where, ratio=self.lr_collapse_ratio)
+                        history = self._lr[(i, j)] = LrHistory(
+                            where, ratio=self.threshold("lr-schedule", "collapse_ratio"))
                     history.update(float(lr), step=trainer.global_step, progress=progress)
         except Exception as err:  # never lose the run over a diagnostic
             self._lr_unreadable = f"could not read the learning rates: {err!r}"
@@ -280,6 +301,7 @@ class LossDynamics(SanityCallback):
             baseline=baseline,
             nonnegative=loss_kind_is(facts.get("loss_kind"), "nonnegative"),
             min_progress=self.loss_trend_min_progress,
+            **{name: self.threshold("loss-trend", name) for name in ("rise_factor", "flat_margin", "baseline_margin")},
         )
         if reason is not None:
             self.skip(trainer, "loss-trend", reason)
@@ -303,7 +325,7 @@ class LossDynamics(SanityCallback):
             return
         lowest = min(self._lr.values(), key=lambda h: (h.last or 0.0) / h.max_lr if h.max_lr > 0 else 1.0)
         for (i, j), history in self._lr.items():
-            verdict = history.judge(seen=self._seen_words(), before=self.lr_collapse_before)
+            verdict = history.judge(seen=self._seen_words(), before=self.threshold("lr-schedule", "collapse_before"))
             if verdict is not None:
                 self._report(trainer, "lr-schedule", verdict, where=f"optimizers[{i}].param_groups[{j}]")
         if lowest.max_lr > 0 and lowest.last is not None:

@@ -20,7 +20,7 @@ from typing_extensions import override
 
 from lightning_sanity.callbacks._step_watch import StepWatch, weight_owners
 from lightning_sanity.batch import split_batch
-from lightning_sanity.callbacks.base import SanityCallback
+from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks import losses as L
 from lightning_sanity.findings import Severity
 
@@ -75,10 +75,16 @@ class LossInspector(SanityCallback):
 
     Writes no TensorBoard tags.
 
+    Thresholds (``thresholds={"initial-loss": {...}}`` or :meth:`set_thresholds`): ``classification_factor`` and
+    ``classification_margin`` (an overconfident start: the loss above both this many times and this many nats over
+    the uniform prediction's loss), ``mse_factor`` and ``linear_factor`` (an offset start: MSE, or L1 / Huber, above
+    this many times the best constant prediction's loss), ``expected_factor`` (with ``expected_loss``: how many
+    times above or below it). ``loss-input`` has none: its symptoms are exact.
+
     Args:
         expected_loss: the loss you expect before any update, for a loss the inspector cannot recognise (or to
-            override its expectation); the check fires when the first loss is more than twice or less than half
-            of it. ``None`` (default): work it out from the recognised loss call.
+            override its expectation); the check fires when the first loss is more than ``expected_factor``
+            (default 2) times above or below it. ``None`` (default): work it out from the recognised loss call.
         get_input: ``batch -> input``, when the batch format is not recognised (see
             :func:`lightning_sanity.batch.split_batch`).
         get_target: ``batch -> target tensor``, likewise; used to tell whether a loss call compares with the
@@ -100,6 +106,24 @@ class LossInspector(SanityCallback):
     """
 
     checks = ("initial-loss", "loss-input")
+    threshold_specs = {
+        "initial-loss": {
+            "classification_factor": Threshold(
+                L.CLASSIFICATION_FACTOR, "cross-entropy at init fires above this many times the uniform prediction's "
+                "loss (ln C) ...", minimum=1.0),
+            "classification_margin": Threshold(
+                L.CLASSIFICATION_MARGIN, "... and at least this many nats above it"),
+            "mse_factor": Threshold(
+                L.MSE_FACTOR, "MSE at init fires above this many times the best constant prediction's loss",
+                minimum=1.0),
+            "linear_factor": Threshold(
+                L.LINEAR_FACTOR, "L1 / Huber at init fires above this many times the best constant prediction's loss",
+                minimum=1.0),
+            "expected_factor": Threshold(
+                L.EXPECTED_FACTOR, "with `expected_loss`: fires when the first loss is more than this many times "
+                "above or below it", minimum=1.0),
+        },
+    }
 
     def __init__(
         self,
@@ -419,19 +443,23 @@ class LossInspector(SanityCallback):
             return
         self.detail(trainer, "initial-loss", f"loss {observed:.4g} at init; expected {expected:.4g}")
         ratio = observed / expected
-        if ratio > 2.0 or ratio < 0.5:
+        factor = self.threshold("initial-loss", "expected_factor")
+        if L.outside_expected(observed, expected, factor):
             self.report(
                 trainer, "initial-loss", Severity.WARNING,
                 f"The loss before any update is {observed:.4g}, {ratio:.3g} times the expected {expected:.4g}.",
                 "Check the last layer's initialisation (scale of its weights, its bias) and the loss itself; if the "
                 "expectation is wrong, update `expected_loss`.",
-                data={"initial_loss": observed, "expected_loss": expected, "ratio": ratio})
+                data={"initial_loss": observed, "expected_loss": expected, "ratio": ratio, "factor": factor})
 
     def _judge_observation(self, trainer: "pl.Trainer", obs: _Observation) -> None:
         e, call = obs.expectation, obs.call
         if e is None or obs.observed is None:
             return
-        verdict = L.initial_loss_verdict(call.kind, obs.observed, e)
+        verdict = L.initial_loss_verdict(
+            call.kind, obs.observed, e,
+            **{name: self.threshold("initial-loss", name)
+               for name in ("classification_factor", "classification_margin", "mse_factor", "linear_factor")})
         if verdict == "offset" and obs.activation is not None:
             # A squashed output (sigmoid / tanh, e.g. an autoencoder's reconstruction) starts mid-range by design;
             # its offset from the targets is bounded and no bias advice applies.

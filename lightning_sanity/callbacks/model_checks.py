@@ -23,7 +23,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from typing_extensions import override
 
 from lightning_sanity.batch import BatchFn, batch_size, split_batch
-from lightning_sanity.callbacks.base import SanityCallback
+from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks import flow
 from lightning_sanity.checks.modes import summarize_names
 from lightning_sanity.findings import Severity
@@ -70,6 +70,11 @@ class ModelChecks(SanityCallback):
     flattened ``(B*T, C)`` output) on the first batch, plus one more forward and backward only when a flow check
     fires, to locate the module. Nothing after that. No TensorBoard tags.
 
+    Thresholds (``thresholds={"batch-mixing": {...}}`` or :meth:`set_thresholds`): ``leak_fraction``, the share of
+    a sample's input gradient that may land on other samples (default ``1e-4``, round-off only: raise it to accept a
+    deliberate small cross-sample dependence). ``optimizer-coverage`` and ``constant-output`` have none: they
+    compare by identity and by exact equality up to float round-off.
+
     Args:
         get_input: function ``batch -> model input`` when the batch is not a tensor, an ``(x, y, ...)`` tuple or a
             dict with a common input key.
@@ -90,6 +95,13 @@ class ModelChecks(SanityCallback):
     """
 
     checks = ("optimizer-coverage", "constant-output", "batch-mixing")
+    threshold_specs = {
+        "batch-mixing": {
+            "leak_fraction": Threshold(
+                flow.LEAK_TOLERANCE, "share of a sample's input gradient that may land on other samples before "
+                "batch-mixing fires", maximum=1.0),
+        },
+    }
 
     def __init__(
         self,
@@ -227,7 +239,8 @@ class ModelChecks(SanityCallback):
             for k, call in enumerate(calls):
                 # A signature that binds may still reject the input (a dict where a tensor is expected): try the
                 # next way of calling before giving up, and give up with the first way's error.
-                run = _FlowRun(pl_module, call, size, self.flow_samples)
+                run = _FlowRun(pl_module, call, size, self.flow_samples,
+                               self.threshold("batch-mixing", "leak_fraction"))
                 try:
                     run.forward()
                     break
@@ -334,7 +347,7 @@ class ModelChecks(SanityCallback):
         result = run.mixing()
         self.detail(trainer, check, f"largest cross-sample gradient share {result['leak']:.2g} over "
                                     f"{len(result['samples'])} sample(s)")
-        if result["leak"] <= flow.LEAK_TOLERANCE:
+        if not flow.is_mixing(result["leak"], run.tolerance):
             return
         if run.pairwise:
             raise _SkipOne(check, "the output is a (batch, batch) matrix, which compares samples by design")
@@ -446,8 +459,10 @@ class _FlowRun:
     followed to the ``nn.Embedding`` modules, whose outputs are turned into leaves by a forward hook.
     """
 
-    def __init__(self, model: nn.Module, call: tuple, size: int, samples: int) -> None:
+    def __init__(self, model: nn.Module, call: tuple, size: int, samples: int,
+                 tolerance: float = flow.LEAK_TOLERANCE) -> None:
         self.model = model
+        self.tolerance = tolerance  # batch-mixing's leak_fraction threshold
         self.fn, self.how, self.args, self.kwargs = call
         self.size = size
         self.samples = samples
@@ -611,7 +626,7 @@ class _FlowRun:
                     leak = flow.leak_fraction(g, dim, i)
                     if leak > worst["leak"]:
                         worst.update(leak=leak, sample=i, others=flow.leaking_samples(g, dim, i))
-            if worst["leak"] <= flow.LEAK_TOLERANCE:
+            if not flow.is_mixing(worst["leak"], self.tolerance):
                 return worst
             results.append(worst)
         return results[0]
@@ -630,7 +645,7 @@ class _FlowRun:
         flags: list[Optional[bool]] = [None] * len(recorder.values)
         for (k, t), g in zip(captured, grads):
             if g is not None:
-                flags[k] = flow.leak_fraction(g, flow.batch_dim(t, self.size), index) > flow.LEAK_TOLERANCE
+                flags[k] = flow.is_mixing(flow.leak_fraction(g, flow.batch_dim(t, self.size), index), self.tolerance)
         return recorder.transition(flags)
 
 

@@ -197,7 +197,7 @@ class NormMonitor(SanityCallback):
     threshold_specs = {
         "vanishing-gradient": {
             "rms": Threshold(N.VANISHING_RMS, "RMS gradient element of a layer below which it may be vanishing"),
-            "relative": Threshold(N.VANISHING_RELATIVE, "a layer's ||g||/||w|| below this times the largest layer's",
+            "relative": Threshold(N.VANISHING_RELATIVE, "a layer's gradient-to-weight norm ratio below this times the largest layer's",
                                   maximum=1.0),
         },
         "exploding-gradient": {
@@ -208,8 +208,8 @@ class NormMonitor(SanityCallback):
             "factor": Threshold(N.WEIGHT_GROWTH_FACTOR, "growth of a layer's weight norm since the first step"),
         },
         "update-ratio": {
-            "too_large": Threshold(N.UPDATE_TOO_LARGE, "||dw||/||w|| of a step at or above which updates are too large"),
-            "too_small": Threshold(N.UPDATE_TOO_SMALL, "||dw||/||w|| at or below which a layer is not learning"),
+            "too_large": Threshold(N.UPDATE_TOO_LARGE, "update-to-weight norm ratio of a step at or above which updates are too large"),
+            "too_small": Threshold(N.UPDATE_TOO_SMALL, "update-to-weight norm ratio at or below which a layer is not learning"),
         },
     }
 

@@ -25,9 +25,11 @@ from typing_extensions import override
 
 from lightning_sanity import tensorboard
 from lightning_sanity.batch import batch_size, first_tensor, slice_batch, split_batch
-from lightning_sanity.callbacks.base import SanityCallback
+from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.callbacks.loss_dynamics import batches_before_fit, planned_batches, seen_words
 from lightning_sanity.checks.dynamics import (
+    JITTER_CHANGE_THRESHOLD,
+    JITTER_FLIP_THRESHOLD,
     as_sequence,
     fixed_batch_metrics,
     flip_fraction,
@@ -82,7 +84,9 @@ class PredictionDynamics(SanityCallback):
 
     - ``prediction-jitter`` (warning): late in the run the fixed batch's predictions still change class between
       snapshots for a median 30 % or more of the samples (regression: move by half a target standard deviation),
-      and did not settle compared with earlier; judged at the end of fit.
+      and did not settle compared with earlier; judged at the end of fit. Thresholds
+      (``thresholds={"prediction-jitter": {...}}`` or :meth:`set_thresholds`): ``flip_fraction`` (0.3) and
+      ``change_sd`` (0.5). ``constant-output`` and ``train-mode`` have none.
     - ``constant-output`` (warning): at a snapshot after training started, every sample of the fixed batch gets
       the same output although the inputs differ. ``where`` names the first module whose output stops depending
       on its input.
@@ -143,6 +147,16 @@ class PredictionDynamics(SanityCallback):
     """
 
     checks = ("prediction-jitter", "constant-output", "train-mode")
+    threshold_specs = {
+        "prediction-jitter": {
+            "flip_fraction": Threshold(
+                JITTER_FLIP_THRESHOLD, "late median share of the fixed batch's predictions changing class between "
+                "snapshots that fires", maximum=1.0),
+            "change_sd": Threshold(
+                JITTER_CHANGE_THRESHOLD, "regression: late median change of the predictions between snapshots, in "
+                "target standard deviations, that fires"),
+        },
+    }
 
     def __init__(
         self,
@@ -589,8 +603,9 @@ class PredictionDynamics(SanityCallback):
         if self._kind == "regression" and self._target_scale is None:
             self.skip(trainer, "prediction-jitter", "regression targets without spread: no scale to judge changes")
             return
+        threshold = self.threshold("prediction-jitter", "flip_fraction" if measure == "flips" else "change_sd")
         verdict = judge_jitter(changes, measure=measure, progress=1.0 if self._ended_normally else progress,
-                               seen=words)
+                               seen=words, threshold=threshold)
         snapshots = len(self._history["step"])
         figures = [c for c in changes[len(changes) // 2:] if c is not None]
         late = sorted(figures)[len(figures) // 2] if figures else None

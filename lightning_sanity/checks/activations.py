@@ -90,13 +90,21 @@ def dead_unit_fraction(output: torch.Tensor) -> torch.Tensor:
     return (peak <= 0).float().mean()
 
 
-def saturated_fraction(output: torch.Tensor, kind: str) -> torch.Tensor:
-    """Fraction of ``output``'s values at a tanh's or sigmoid's flat ends (a 0-d float tensor)."""
+def saturated_fraction(
+    output: torch.Tensor, kind: str, *, tanh_limit: float = TANH_LIMIT, sigmoid_margin: float = SIGMOID_MARGIN
+) -> torch.Tensor:
+    """Fraction of ``output``'s values at a tanh's or sigmoid's flat ends (a 0-d float tensor): ``|x| > tanh_limit``
+    for a tanh, within ``sigmoid_margin`` of 0 or 1 for a sigmoid.
+
+    >>> out = torch.tanh(torch.tensor([3.0, -3.0, 0.1, 0.2]))  # |tanh(3)| = 0.995
+    >>> saturated_fraction(out, "tanh").item(), saturated_fraction(out, "tanh", tanh_limit=0.999).item()
+    (0.5, 0.0)
+    """
     x = output.detach()
     if kind == "tanh":
-        hit = x.abs() > TANH_LIMIT
+        hit = x.abs() > tanh_limit
     elif kind == "sigmoid":
-        hit = (x < SIGMOID_MARGIN) | (x > 1 - SIGMOID_MARGIN)
+        hit = (x < sigmoid_margin) | (x > 1 - sigmoid_margin)
     else:
         raise ValueError(f"`kind` must be 'tanh' or 'sigmoid', got {kind!r}.")
     return hit.float().mean()

@@ -162,14 +162,29 @@ def summarise_batch(x: torch.Tensor) -> dict[str, torch.Tensor]:
     return out
 
 
-def scale_verdict(stats: InputStats) -> Optional[str]:
-    """``"large"``, ``"small"`` or None for a field's scale (float inputs only; see the thresholds above)."""
+def scale_verdict(
+    stats: InputStats,
+    *,
+    rms_large: float = LARGE_RMS,
+    feature_rms_large: float = LARGE_FEATURE_RMS,
+    max_small: float = SMALL_MAX,
+) -> Optional[str]:
+    """``"large"``, ``"small"`` or None for a field's scale (float inputs only; see the thresholds above).
+
+    ``"large"``: an RMS above ``rms_large`` or one feature's RMS above ``feature_rms_large``; ``"small"``: a largest
+    magnitude below ``max_small``.
+
+    >>> stats = InputStats()
+    >>> stats.add(torch.full((4, 2), 8.0))
+    >>> scale_verdict(stats), scale_verdict(stats, rms_large=5.0)
+    (None, 'large')
+    """
     if stats.finite_values == 0:
         return None
     feature_rms = stats.max_feature_rms
-    if stats.rms > LARGE_RMS or (feature_rms is not None and feature_rms > LARGE_FEATURE_RMS):
+    if stats.rms > rms_large or (feature_rms is not None and feature_rms > feature_rms_large):
         return "large"
-    if 0 < stats.abs_max < SMALL_MAX:
+    if 0 < stats.abs_max < max_small:
         return "small"
     return None
 
@@ -199,8 +214,14 @@ IMBALANCE_RATIO = 10.0
 IMBALANCE_MIN_MAJORITY = 20
 
 
-def heavy_imbalance(counts: torch.Tensor) -> bool:
-    return imbalance_ratio(counts) >= IMBALANCE_RATIO and int(counts.max()) >= IMBALANCE_MIN_MAJORITY
+def heavy_imbalance(counts: torch.Tensor, ratio: float = IMBALANCE_RATIO) -> bool:
+    """Most over least frequent class at least ``ratio``, with at least :data:`IMBALANCE_MIN_MAJORITY` samples of the
+    most frequent one.
+
+    >>> heavy_imbalance(torch.tensor([60, 10])), heavy_imbalance(torch.tensor([60, 10]), ratio=5.0)
+    (False, True)
+    """
+    return imbalance_ratio(counts) >= ratio and int(counts.max()) >= IMBALANCE_MIN_MAJORITY
 
 
 def batch_label_association(per_batch: torch.Tensor) -> tuple[float, float, int]:

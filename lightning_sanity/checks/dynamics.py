@@ -484,6 +484,9 @@ def judge_loss_trend(
     nonnegative: bool = False,
     min_progress: float = 0.25,
     baseline_min_progress: float = 0.3,
+    rise_factor: float = RISE_FACTOR,
+    flat_margin: float = FLAT_MARGIN,
+    baseline_margin: float = BASELINE_MARGIN,
 ) -> tuple[Optional[Verdict], Optional[str]]:
     """Judge a training-loss history: rising, negative and falling without bound, flat from the start,
     oscillating strongly, or never clearly below the input-independent baseline.
@@ -496,6 +499,9 @@ def judge_loss_trend(
         nonnegative: the loss function can never go below zero (cross-entropy, MSE, ...).
         min_progress: judge nothing before this fraction of the planned training.
         baseline_min_progress: judge "never beats the baseline" only after this fraction.
+        rise_factor: "rising" needs the tail median at least this many times the head median.
+        flat_margin: "flat from the start" needs the tail median within this fraction of the head median.
+        baseline_margin: the tail must get this fraction below the baseline to count as beating it.
 
     Returns:
         ``(verdict, None)`` when something is wrong, ``(None, None)`` when healthy, ``(None, reason)`` when there
@@ -506,6 +512,11 @@ def judge_loss_trend(
     'rising'
     >>> judge_loss_trend([2.3 * 0.9 ** i for i in range(40)], progress=1.0, seen="all", baseline=2.3)
     (None, None)
+    >>> slow_rise = [2.3 + 0.02 * i for i in range(40)]  # the tail is 1.3x the head
+    >>> judge_loss_trend(slow_rise, progress=1.0, seen="all")
+    (None, None)
+    >>> judge_loss_trend(slow_rise, progress=1.0, seen="all", rise_factor=1.2)[0].kind
+    'rising'
     """
     values = [float(v) for v in losses if v is not None and math.isfinite(v)]
     n = len(values)
@@ -546,7 +557,7 @@ def judge_loss_trend(
 
     trend = rank_correlation(values)
     data["rank_correlation"] = round(trend, 3)
-    if head > 0 and tail >= RISE_FACTOR * head and trend >= RISE_CORRELATION:
+    if head > 0 and tail >= rise_factor * head and trend >= RISE_CORRELATION:
         return Verdict(
             "rising",
             f"The training loss rose steadily from {head:.4g} to {tail:.4g} ({tail / head:.1f}x): the optimizer is "
@@ -557,7 +568,7 @@ def judge_loss_trend(
         ), None
 
     scale = max(abs(head), 1e-12)
-    flat = abs(head - tail) <= FLAT_MARGIN * scale
+    flat = abs(head - tail) <= flat_margin * scale
     constant = max(values) - min(values) <= 1e-7 * scale + 1e-12
     # A loss still falling steadily at the end is learning, only slowly (a small learning rate, a short run):
     # the verdicts below are for a loss that has stopped at the baseline, as with shuffled labels.
@@ -567,7 +578,7 @@ def judge_loss_trend(
         baseline is not None and tail < (1 - LEARNING_BELOW_BASELINE) * baseline
         and _block_trend(values, LEARNING_BLOCKS) <= -LEARNING_CORRELATION)
     data["late_rank_correlation"] = round(trend_late, 3)
-    near_baseline = (baseline is not None and baseline > 0 and tail > (1 - BASELINE_MARGIN) * baseline
+    near_baseline = (baseline is not None and baseline > 0 and tail > (1 - baseline_margin) * baseline
                      and not learning)
     if constant or (flat and near_baseline):
         if constant:

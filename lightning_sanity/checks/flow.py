@@ -271,6 +271,15 @@ def leak_fraction(grad: torch.Tensor, batch_dim: int, index: int) -> float:
     return others / total if total > 0 else 0.0
 
 
+def is_mixing(leak: float, tolerance: float = LEAK_TOLERANCE) -> bool:
+    """Whether a :func:`leak_fraction` is above ``tolerance``: the samples are mixed.
+
+    >>> is_mixing(0.5), is_mixing(1e-6), is_mixing(0.5, tolerance=0.9)
+    (True, False, False)
+    """
+    return leak > tolerance
+
+
 def leaking_samples(grad: torch.Tensor, batch_dim: int, index: int, limit: int = 5) -> list[int]:
     """The other samples ``grad`` reaches most, strongest first."""
     g = grad.detach().abs().float().movedim(batch_dim, 0).reshape(grad.shape[batch_dim], -1).sum(dim=1)

@@ -463,22 +463,45 @@ CLASSIFICATION_MARGIN = 2.0
 MSE_FACTOR = 3.0
 #: L1 and Huber grow linearly with the offset: a factor 2 corresponds to about the same offset as MSE's factor 3.
 LINEAR_FACTOR = 2.0
+#: With ``expected_loss`` given (a custom loss), the first loss may be up to this factor above or below it: the
+#: user's expectation is a rough figure, and a 2x miss is what a badly scaled last layer or bias produces.
+EXPECTED_FACTOR = 2.0
 #: Up to this many outputs, each output's own best constant is the reference (a bias per target); past it
 #: (reconstructed images, sequences) one constant shared by all outputs is: a "mean image" is no initialisation
 #: anyone expects.
 PER_OUTPUT_REFERENCE_MAX = 16
 
 
-def initial_loss_verdict(kind: str, observed: float, expectation: LossExpectation) -> Optional[str]:
-    """``"overconfident"`` or ``"offset"`` when the loss at init is far above what the task predicts, else None."""
+def initial_loss_verdict(
+    kind: str,
+    observed: float,
+    expectation: LossExpectation,
+    *,
+    classification_factor: float = CLASSIFICATION_FACTOR,
+    classification_margin: float = CLASSIFICATION_MARGIN,
+    mse_factor: float = MSE_FACTOR,
+    linear_factor: float = LINEAR_FACTOR,
+) -> Optional[str]:
+    """``"overconfident"`` or ``"offset"`` when the loss at init is far above what the task predicts, else None.
+
+    Classification (and binary) losses fire above both ``classification_factor`` times and ``classification_margin``
+    nats over the uniform prediction's loss; MSE above ``mse_factor`` times, L1 / Huber above ``linear_factor``
+    times the best constant prediction's loss (defaults: the module's constants).
+
+    >>> e = LossExpectation(uniform=math.log(10), baseline=2.2, best_bias=[])
+    >>> initial_loss_verdict("cross_entropy", 4.5, e) is None
+    True
+    >>> initial_loss_verdict("cross_entropy", 4.5, e, classification_factor=1.5)
+    'overconfident'
+    """
     if not math.isfinite(observed):
         return None  # the non-finite check owns NaN / Inf losses
     if kind in CLASSIFICATION or kind in BINARY:
         uniform = expectation.uniform
-        if observed > max(CLASSIFICATION_FACTOR * uniform, uniform + CLASSIFICATION_MARGIN):
+        if observed > max(classification_factor * uniform, uniform + classification_margin):
             return "overconfident"
         return None
-    factor = MSE_FACTOR if kind == "mse" else LINEAR_FACTOR
+    factor = mse_factor if kind == "mse" else linear_factor
     baseline = expectation.baseline
     if expectation.outputs > PER_OUTPUT_REFERENCE_MAX and expectation.shared_baseline is not None:
         baseline = expectation.shared_baseline
@@ -488,6 +511,16 @@ def initial_loss_verdict(kind: str, observed: float, expectation: LossExpectatio
     if observed > factor * baseline:
         return "offset"
     return None
+
+
+def outside_expected(observed: float, expected: float, factor: float = EXPECTED_FACTOR) -> bool:
+    """Whether the loss at init is more than ``factor`` times above or below the user's ``expected_loss``.
+
+    >>> outside_expected(5.0, 2.3), outside_expected(3.0, 2.3), outside_expected(1.0, 2.3)
+    (True, False, True)
+    """
+    ratio = observed / expected
+    return ratio > factor or ratio < 1.0 / factor
 
 
 def regression_cause(call: LossCall) -> dict[str, float]:
