@@ -4,10 +4,10 @@
   (a few kilobytes, read without drawing) and a device-side copy of every BatchNorm layer's running statistics
   (a few floats per channel, one fused copy). A replay bundle needs them only when something goes wrong, but by
   then the RNGs and running statistics have moved on.
-- Step alarms: a check that computed a device-side verdict during the step hands it over with
-  :func:`raise_step_alarm`; the ``non-finite`` sentinel reads it back together with its own flag in the one host
-  sync of the step (:func:`resolve_step_alarms`), and the check picks up its answer with
-  :func:`step_alarm_result`. Without the sentinel, :func:`resolve_step_alarms` is called by the check itself.
+- Step reads: a check that needs a few device figures on the host during the step hands them over with
+  :func:`request_values`; the ``non-finite`` sentinel reads them together with its own flag in the one host
+  sync of the step (:func:`resolve_step_alarms`), and the check picks them up with :func:`step_values`.
+  Without the sentinel, :func:`resolve_step_alarms` is called by the check itself.
 - :func:`save_step_bundle`: writes the replay bundle of the current step, once per step, never raising.
 - Shared norms: the norms monitor already reduces every gradient and weight of an optimizer to per-tensor norms;
   it hands their sum over with :func:`share_norm_total`, and the ``non-finite`` sentinel takes it
@@ -149,7 +149,7 @@ def save_step_bundle(
     return rel
 
 
-# --------------------------------------------------------------------------- step alarms
+# --------------------------------------------------------------------------- step reads
 
 
 def _alarms(trainer: Any) -> dict[str, dict[str, Any]]:
@@ -159,40 +159,41 @@ def _alarms(trainer: Any) -> dict[str, dict[str, Any]]:
     return state
 
 
-def raise_step_alarm(trainer: Any, name: str, flag: Tensor) -> None:
-    """Hand over a 0-dim bool device tensor (True = something to look at) to be read in the step's host sync."""
+def request_values(trainer: Any, name: str, tensors: list[Tensor]) -> None:
+    """Hand over device tensors (any shape, numeric or bool) to be read in the step's one host sync."""
     state = _alarms(trainer)
-    state["pending"][name] = flag
+    state["pending"][name] = tensors
     state["results"].pop(name, None)
 
 
-def step_alarm_result(trainer: Any, name: str) -> Optional[bool]:
-    """The alarm's value once read (and forget it), or None while it is still pending or was never raised."""
+def step_values(trainer: Any, name: str) -> Optional[list[float]]:
+    """The requested tensors' values, flattened and concatenated, once read (and forget them); else None."""
     return _alarms(trainer)["results"].pop(name, None)
 
 
-def alarm_pending(trainer: Any, name: str) -> bool:
+def values_pending(trainer: Any, name: str) -> bool:
     return name in _alarms(trainer)["pending"]
 
 
 def resolve_step_alarms(trainer: Any, own: Optional[Tensor] = None) -> Optional[bool]:
-    """Read ``own`` (a 0-dim bool device tensor, or None) and every pending alarm in ONE host transfer.
+    """Read ``own`` (a 0-dim bool device tensor, or None) and every pending request in ONE host transfer.
 
-    Returns ``own``'s value (None when ``own`` is None); the alarms' values go to :func:`step_alarm_result`.
+    Returns ``own``'s value (None when ``own`` is None); the requests' values go to :func:`step_values`.
     """
     state = _alarms(trainer)
     pending = state["pending"]
-    flags = ([own] if own is not None else []) + list(pending.values())
-    if not flags:
+    parts = ([own] if own is not None else []) + [t for tensors in pending.values() for t in tensors]
+    if not parts:
         return None
-    device = flags[0].device
-    values = torch.stack([f.reshape(()).to(device, torch.bool) for f in flags]).tolist()
+    device = parts[0].device
+    # float32 holds every figure read here (means, counts below 2**24) and exists on every backend.
+    values = torch.cat([p.reshape(-1).to(device, torch.float32) for p in parts]).tolist()
+    mine = None
     if own is not None:
         mine, values = bool(values[0]), values[1:]
-    else:
-        mine = None
-    for name, value in zip(list(pending), values):
-        state["results"][name] = bool(value)
+    for name, tensors in list(pending.items()):
+        size = sum(t.numel() for t in tensors)
+        state["results"][name], values = values[:size], values[size:]
     pending.clear()
     return mine
 

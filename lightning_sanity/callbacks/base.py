@@ -38,12 +38,32 @@ class Threshold:
         return float(value)
 
 
+#: Hooks Lightning calls on every batch. It skips a hook attribute that is not callable, so a check that does not
+#: use one sets it to None (see ``__init_subclass__``) instead of paying a dispatch for a no-op on every step.
+_BATCH_HOOKS = (
+    "on_train_batch_start", "on_train_batch_end", "on_before_backward", "on_after_backward",
+    "on_before_optimizer_step", "on_before_zero_grad", "on_validation_batch_start", "on_validation_batch_end",
+    "on_test_batch_start", "on_test_batch_end", "on_predict_batch_start", "on_predict_batch_end",
+)
+
+
+def skip_unused_batch_hooks(cls: type) -> None:
+    """Set the per-batch hooks that ``cls`` inherits unchanged from ``Callback`` to None (Lightning skips them)."""
+    for hook in _BATCH_HOOKS:
+        if getattr(cls, hook, None) is getattr(Callback, hook):
+            setattr(cls, hook, None)
+
+
 class SanityCallback(Callback):
     """A Lightning callback that owns some of the contract's checks and reports findings for them.
 
     Subclasses list the check names they own in ``checks`` and call :meth:`report`; the summary callback
     calls :meth:`conclude` on each of them before it renders, on a normal end and at a crash alike.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        skip_unused_batch_hooks(cls)
 
     checks: ClassVar[tuple[str, ...]] = ()
     #: ``{check: {name: Threshold}}``: the figures of this callback's checks that users may tune.

@@ -18,12 +18,12 @@ from typing_extensions import override
 
 from lightning_sanity import tensorboard
 from lightning_sanity.callbacks._replay_capture import (
-    alarm_pending,
     capture_for,
-    raise_step_alarm,
+    request_values,
     resolve_step_alarms,
     save_step_bundle,
-    step_alarm_result,
+    step_values,
+    values_pending,
 )
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks import batchnorm as bn
@@ -57,54 +57,63 @@ _ADVICE_NONFINITE = (
 
 
 class _LayerState:
-    """Device tensors describing every tracked BatchNorm layer, built once the lazy layers are materialized."""
+    """Per-layer constants and the judging state, on the host: the figures arrive there with the step's one sync.
 
-    def __init__(self, layers: list[tuple[str, nn.Module]], device: torch.device) -> None:
+    Plain lists of floats, one value per layer: on vectors this short Python arithmetic is cheaper than any tensor
+    library; the full verdict, on the rare steps that need it, turns them into tensors.
+    """
+
+    def __init__(self, layers: list[tuple[str, nn.Module]]) -> None:
         self.names = [n for n, _ in layers]
         self.modules = [m for _, m in layers]
         prefixes = [f"{n}." if n else "" for n in self.names]
         #: the StepCapture names of the layers' buffers, in capture order
         self.buffer_names = [p + b for p in prefixes for b in ("running_mean", "running_var", "num_batches_tracked")]
-        self.numels = torch.tensor([float(m.running_var.numel()) for m in self.modules], device=device)
         momenta = [m.momentum for m in self.modules]
-        self.momentum = torch.tensor([float("nan") if m is None else float(m) for m in momenta], device=device)
-        self.warmup = torch.tensor([float(bn.warmup_steps(m)) for m in momenta], device=device)
-        self.eps = torch.tensor([float(m.eps) for m in self.modules], device=device)
-        self.floor = self.eps * bn.FLOOR_EPS_FACTOR
-        self.collapse_level = self.eps * bn.COLLAPSE_EPS_FACTOR
-        # The cheap screen needs a fixed momentum (None makes it 1 / num_batches_tracked, which only the device
-        # knows); it takes over once every layer is past warm-up and a first window, when the warm-up form of
-        # the bad-batch test no longer applies.
-        fixed = [m for m in momenta if m is not None and 0.0 < m < 1.0]
-        self.screened_from: Optional[int] = None
-        if len(fixed) == len(momenta):
-            self.screened_from = max(bn.warmup_steps(m) for m in momenta) + bn.WINDOW
-            m = self.momentum.clamp(min=1e-12)
-            self.inv_momentum, self.keep_over_momentum = 1.0 / m, (1.0 - m) / m
+        self.numels = [float(m.running_var.numel()) for m in self.modules]
+        self.momentum = [math.nan if m is None else float(m) for m in momenta]
+        self.warmup = [float(bn.warmup_steps(m)) for m in momenta]
+        self.eps = [float(m.eps) for m in self.modules]
+        self.floor = [e * bn.FLOOR_EPS_FACTOR for e in self.eps]
+        self.collapse_level = [e * bn.COLLAPSE_EPS_FACTOR for e in self.eps]
+        # The cheap screen takes over once every layer is past its warm-up and a first window: from then on the
+        # warm-up form of the bad-batch test (against earlier batches) no longer applies.
+        self.screened_from = int(max(self.warmup)) + bn.WINDOW
         size = len(self.modules)
-        self.ring = torch.full((bn.WINDOW, size), float("nan"), device=device)
+        self.ring = [[math.nan] * size for _ in range(bn.WINDOW)]
         # Recovered batch variances of the last steps (NaN: no exact value), for the warm-up reference quantile.
-        self.batches = torch.full((bn.REFERENCE_BATCHES, size), float("nan"), device=device)
-        self.peak = torch.zeros(size, device=device)
-        self.armed = torch.ones(size, dtype=torch.bool, device=device)
+        self.batches = [[math.nan] * size for _ in range(bn.REFERENCE_BATCHES)]
+        self.peak = [0.0] * size
+        self.armed = [True] * size
         self.calls = 0
 
 
 class _Step:
-    """What one step's verdict needs, kept from the forward pass until the optimizer step."""
+    """One step's figures, read on the host: channel means of the running variance and the update counts."""
 
-    def __init__(self, state: _LayerState, before: list[Tensor], live: list[Tensor]) -> None:
-        L = len(state.modules)
-        self.before, self.live = before, live
-        sums = torch._foreach_norm(before[1::3] + live[1::3], 1, dtype=torch.float32)  # variances are >= 0
-        self.mean_before, self.mean_after = (torch.stack(sums).view(2, L) / state.numels).unbind(0)
-        self.slot = state.calls % bn.WINDOW
-        self.first = state.calls == 0
-        self.calls = state.calls
-        self.window_ref = state.ring[self.slot].clone()
-        self.peak = state.peak
-        self.armed = state.armed
-        self.judged = False
+    def __init__(self, state: _LayerState, values: list[float], before: list[Tensor], live: list[Tensor]) -> None:
+        L = len(state.numels)
+        numels = state.numels
+        self.mean_before = [v / n for v, n in zip(values[:L], numels)]
+        self.mean_after = [v / n for v, n in zip(values[L:2 * L], numels)]
+        self.tracked_after = values[3 * L:4 * L]
+        self.delta = [a - b for a, b in zip(self.tracked_after, values[2 * L:3 * L])]
+        # None (cumulative average) weighs the last batch 1 / num_batches_tracked
+        self.momentum = [1.0 / max(t, 1.0) if m != m else m for m, t in zip(state.momentum, self.tracked_after)]
+        self.before, self.live = before, live  # the device tensors, for the maxima of a finding or a chart
+
+    def batch_ratio(self, state: _LayerState) -> list[float]:
+        out = []
+        for a, b, m, f in zip(self.mean_after, self.mean_before, self.momentum, state.floor):
+            try:
+                out.append((a - (1.0 - m) * b) / m / max(b, f))
+            except ZeroDivisionError:
+                out.append(math.nan)
+        return out
+
+    def max_after(self) -> list[float]:
+        """Channel max of every layer's running variance (a device read: findings and charts only)."""
+        return torch.stack(_maxima(self.live[1::3])).float().tolist()
 
 
 class BatchNormMonitor(SanityCallback):
@@ -167,11 +176,11 @@ class BatchNormMonitor(SanityCallback):
     def _reset(self) -> None:
         self._state: Optional[_LayerState] = None
         self._layers: list[tuple[str, nn.Module]] = []
-        self._verdict: Optional[dict[str, Tensor]] = None
-        self._figures: Optional[dict[str, Tensor]] = None
+        self._verdict: Optional[dict[str, list]] = None
+        self._figures: Optional[dict[str, list]] = None
+        self._tensors: tuple[list[Tensor], list[Tensor]] = ([], [])
         self._step: Optional[_Step] = None
-        self._done_this_batch = False
-        self._handled_this_batch = False
+        self._requested = False
         self._broken = False
         self._bundles = 0
         self._steps_judged = 0
@@ -200,8 +209,8 @@ class BatchNormMonitor(SanityCallback):
 
     @override
     def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int) -> None:
-        self._done_this_batch = False
-        self._handled_this_batch = False
+        self._requested = False
+        self._step = None
         if not self._active:
             return
         try:
@@ -211,42 +220,35 @@ class BatchNormMonitor(SanityCallback):
 
     @override
     def on_before_backward(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", loss: Tensor) -> None:
-        # The forward pass has updated the running statistics: judge now, so that the verdict can ride on the
+        # The forward pass has updated the running statistics: ask for the figures now, so that they ride on the
         # non-finite sentinel's sync in on_before_optimizer_step.
-        if self._active and not self._done_this_batch:
-            self._judge(trainer)
+        if self._active and not self._requested:
+            self._request(trainer)
 
     @override
     def on_before_optimizer_step(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", optimizer: Any) -> None:
-        if not self._active or self._handled_this_batch:
-            return
         # The weights have not been updated yet: the best moment for a bundle.
-        try:
-            if step_alarm_result(trainer, _ALARM) and self._confirmed():
-                self._handled_this_batch = True
-                self._handle(trainer, pl_module)
-        except Exception as err:
-            self._failed(trainer, err)
+        if self._active and self._step is None:
+            self._decide(trainer, pl_module, step_values(trainer, _ALARM))
 
     @override
     def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any, batch_idx: int) -> None:
         if not self._active:
             return
         try:
-            if not self._done_this_batch:
-                self._judge(trainer)  # no backward ran in this batch
-            if not self._handled_this_batch:
-                fired = step_alarm_result(trainer, _ALARM)
-                if fired is None and alarm_pending(trainer, _ALARM):
-                    resolve_step_alarms(trainer)  # nobody read it this step: this callback's own sync
-                    fired = step_alarm_result(trainer, _ALARM)
-                if fired and self._confirmed():
-                    self._handled_this_batch = True
-                    self._handle(trainer, pl_module)
+            if not self._requested:
+                self._request(trainer)  # no backward ran in this batch
+            if self._step is None:
+                values = step_values(trainer, _ALARM)
+                if values is None and values_pending(trainer, _ALARM):
+                    resolve_step_alarms(trainer)  # nobody read them this step: this callback's own sync
+                    values = step_values(trainer, _ALARM)
+                self._decide(trainer, pl_module, values)
             self._log(trainer)
-            self._step = None  # holds references to this step's tensors
         except Exception as err:
             self._failed(trainer, err)
+        finally:
+            self._step = None  # holds references to this step's tensors
 
     @override
     def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
@@ -268,33 +270,50 @@ class BatchNormMonitor(SanityCallback):
         if self._state is None:
             if any(isinstance(m.running_var, nn.parameter.UninitializedBuffer) for _, m in self._layers):
                 return None  # lazy layers not materialized yet (first forward)
-            self._state = _LayerState(self._layers, self._layers[0][1].running_var.device)
+            self._state = _LayerState(self._layers)
         return self._state
 
-    def _judge(self, trainer: "pl.Trainer") -> None:
-        """Right after the forward pass: the full verdict during warm-up, afterwards the cheap screen only."""
-        self._done_this_batch = True
-        self._step = None
+    def _request(self, trainer: "pl.Trainer") -> None:
+        """Right after the forward pass: reduce the running variances before and after it, on the device."""
+        self._requested = True
         try:
             state = self._ensure_state()
             capture = capture_for(trainer)
             if state is None or capture.bn_names != state.buffer_names:
                 return  # a layer materialized during this step: judge from the next one
+            before, live = capture.bn_copies, capture.bn_sources
             with torch.no_grad():
-                step = self._step = _Step(state, capture.bn_copies, capture.bn_sources)
-                if state.screened_from is not None and state.calls >= state.screened_from:
-                    flag = bn.screen(step.mean_before, step.mean_after, step.window_ref, step.peak, step.armed,
-                                     state.floor, state.inv_momentum, state.keep_over_momentum,
-                                     state.collapse_level, **self._limits())
-                    # The state moves on as the full verdict would move it when it stays silent; on the rare
-                    # flagged step, _verdict recomputes it exactly from the values kept in `step`.
-                    state.ring[step.slot] = step.mean_after
-                    state.peak = torch.fmax(state.peak, step.mean_after)
-                else:
-                    flag = self._verdict_of(step)
-                state.calls += 1
+                sums = torch._foreach_norm(before[1::3] + live[1::3], 1, dtype=torch.float32)  # variances are >= 0
+                request_values(trainer, _ALARM, [torch.stack(sums), torch.stack(before[2::3] + live[2::3])])
+            self._tensors = (before, live)
+        except Exception as err:
+            self._failed(trainer, err)
+
+    def _decide(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", values: Optional[list[float]]) -> None:
+        """Judge the step from its figures on the host: the screen after warm-up, the full verdict when it flags."""
+        state = self._state
+        if values is None or state is None or self._broken:
+            return
+        try:
+            step = self._step = _Step(state, values, *self._tensors)
             self._steps_judged += 1
-            raise_step_alarm(trainer, _ALARM, flag)
+            limits = self._limits()
+            slot = state.calls % bn.WINDOW
+            if state.calls == 0:
+                state.ring = [list(step.mean_after) for _ in state.ring]
+            if state.calls >= state.screened_from and not bn.screen(
+                step.mean_before, step.mean_after, state.ring[slot], state.peak, state.armed, state.floor,
+                step.momentum, state.collapse_level, **limits,
+            ):
+                # Quiet (every value finite): move on as the full verdict would when it stays silent.
+                state.ring[slot] = step.mean_after
+                state.peak = [a if a > p else p for a, p in zip(step.mean_after, state.peak)]
+                state.calls += 1
+                return
+            alarm = self._verdict_of(step, slot, limits)
+            state.calls += 1
+            if alarm:
+                self._handle(trainer, pl_module)
         except Exception as err:
             self._failed(trainer, err)
 
@@ -303,56 +322,41 @@ class BatchNormMonitor(SanityCallback):
                 "batch_ratio_limit": self.threshold(CHECK, "batch_ratio"),
                 "collapse_drop": self.threshold(CHECK, "collapse")}
 
-    def _verdict_of(self, step: _Step) -> Tensor:
-        """The full verdict of ``step`` (device tensors, no sync); updates the state exactly; returns the alarm."""
+    def _verdict_of(self, step: _Step, slot: int, limits: dict[str, float]) -> bool:
+        """The full verdict of ``step`` (CPU tensors); updates the state exactly; True when a layer fires."""
         state = self._state
-        step.judged = True
-        L = len(state.modules)
-        tracked = torch.stack(step.before[2::3] + step.live[2::3]).view(2, L).to(step.mean_after.dtype)
-        tracked_after, delta = tracked[1], tracked[1] - tracked[0]
-        if step.first:
-            state.ring[:] = step.mean_after
-            step.window_ref = step.mean_after.clone()
-        maxima = torch.stack(_maxima(step.before[1::3] + step.live[1::3])).view(2, L).float()
-        max_before, max_after = maxima[0], maxima[1]
-        reference, reference_count = bn.batch_reference(state.batches)
-        out = bn.judge(step.mean_before, max_before, step.mean_after, max_after, step.window_ref, step.peak,
-                       state.momentum, tracked_after, delta, state.warmup, state.eps, reference, reference_count,
-                       **self._limits())
+        t = lambda values: torch.tensor(values, dtype=torch.float64)  # noqa: E731
+        mean_after, window_ref, peak = t(step.mean_after), t(state.ring[slot]), t(state.peak)
+        tracked_after, delta, warmup = t(step.tracked_after), t(step.delta), t(state.warmup)
+        reference, reference_count = bn.batch_reference(t(state.batches))
+        out = bn.judge(t(step.mean_before), t(step.mean_before), mean_after, mean_after, window_ref, peak,
+                       t(state.momentum), tracked_after, delta, warmup, t(state.eps), reference, reference_count,
+                       **limits)
         updated = delta >= 1
         exact = (delta == 1) & torch.isfinite(out["batch_variance"])
         # Every exact batch goes in, a bad one too: the quantile shrugs it off, and a lasting change of
         # scale becomes the new reference instead of firing forever.
-        row = step.calls % bn.REFERENCE_BATCHES
-        state.batches[row] = torch.where(exact, out["batch_variance"], state.batches[row])
-        state.ring[step.slot] = torch.where(updated, step.mean_after, step.window_ref)
-        warm = updated & (tracked_after >= state.warmup)
-        state.peak = torch.where(warm & torch.isfinite(step.mean_after), torch.maximum(step.peak, step.mean_after),
-                                 step.peak)
+        row = state.calls % bn.REFERENCE_BATCHES
+        state.batches[row] = torch.where(exact, out["batch_variance"], t(state.batches[row])).tolist()
+        state.ring[slot] = torch.where(updated, mean_after, window_ref).tolist()
+        warm = updated & (tracked_after >= warmup) & torch.isfinite(mean_after)
+        state.peak = torch.where(warm, torch.maximum(peak, mean_after), peak).tolist()
         # Collapse and non-finite statistics persist: fire once per layer.
         lasting = out["fired_collapse"] | out["fired_nonfinite"]
-        alarm = out["alarm"] & (step.armed | ~lasting)
-        state.armed = step.armed & ~lasting
-        self._verdict = {**out, "alarm": alarm}
-        self._figures = {"mean_before": step.mean_before, "mean_after": step.mean_after, "max_after": max_after,
-                         "window_ref": step.window_ref, "peak": state.peak, "reference": reference}
-        return alarm.any()
-
-    def _confirmed(self) -> bool:
-        """After the screen flagged this step: the full verdict (a host read: something already looks wrong)."""
-        step = self._step
-        if step is None or self._state is None:
-            return False
-        if not step.judged:
-            with torch.no_grad():
-                self._verdict_of(step)
-        return self._verdict is not None and bool(self._verdict["alarm"].any())
+        armed = torch.tensor(state.armed)
+        alarm = out["alarm"] & (armed | ~lasting)
+        state.armed = (armed & ~lasting).tolist()
+        self._verdict = {**{k: v.tolist() for k, v in out.items()}, "alarm": alarm.tolist()}
+        self._figures = {"mean_before": step.mean_before, "mean_after": step.mean_after,
+                         "window_ref": window_ref.tolist(), "peak": list(state.peak), "reference": reference.tolist()}
+        return bool(alarm.any())
 
     def _handle(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         verdict, figures, state = self._verdict, self._figures, self._state
         if verdict is None or figures is None or state is None:
             return
-        host = {k: v.tolist() for k, v in {**verdict, **figures}.items()}
+        host = {**verdict, **figures}
+        host["max_after"] = self._step.max_after() if self._step is not None else [math.nan] * len(state.names)
         capture = capture_for(trainer)
         replay = None
         for i, name in enumerate(state.names):
@@ -370,7 +374,8 @@ class BatchNormMonitor(SanityCallback):
             self._report(trainer, name, kind, i, host, capture, replay)
             if kind in ("jump", "window", "batch"):
                 # Start the window afresh at the new level, so one blow-up is reported once.
-                state.ring[:, i] = verdict["jump"].new_tensor(host["mean_after"][i])
+                for row in state.ring:
+                    row[i] = host["mean_after"][i]
 
     def _report(self, trainer: "pl.Trainer", name: str, kind: str, i: int, host: dict[str, list], capture: Any,
                 replay: Optional[str]) -> None:
@@ -431,27 +436,22 @@ class BatchNormMonitor(SanityCallback):
                     global_step=capture.global_step, replay=replay, key=kind)
 
     def _log(self, trainer: "pl.Trainer") -> None:
-        step = trainer.global_step
-        if (not self.batchnorm_scalars or step == self._last_logged_step
-                or step % max(1, trainer.log_every_n_steps) != 0 or not trainer.is_global_zero or not trainer.loggers):
+        step, state = self._step, self._state
+        logging_step = trainer.global_step
+        if (not self.batchnorm_scalars or step is None or state is None or logging_step == self._last_logged_step
+                or logging_step % max(1, trainer.log_every_n_steps) != 0 or not trainer.is_global_zero
+                or not trainer.loggers):
             return
-        if self._step is not None and not self._step.judged:
-            with torch.no_grad():
-                self._verdict_of(self._step)  # the screen stayed silent, so the verdict is too: figures only
-        if self._verdict is None or self._figures is None:
-            return
-        self._last_logged_step = step
-        names = self._state.names
-        stacked = torch.stack([self._figures["mean_after"], self._figures["max_after"], self._verdict["batch_ratio"]])
-        means, maxes, ratios = stacked.tolist()  # one host sync per logging step
+        self._last_logged_step = logging_step
+        maxes = step.max_after()  # one host read per logging step
         metrics: dict[str, float] = {}
-        for name, mean, peak, ratio in zip(names, means, maxes, ratios):
+        for name, mean, peak, ratio in zip(state.names, step.mean_after, maxes, step.batch_ratio(state)):
             label = name or "model"
             metrics[tensorboard.tag("bn_running_var_mean", label)] = mean
             metrics[tensorboard.tag("bn_running_var_max", label)] = peak
             if math.isfinite(ratio):
                 metrics[tensorboard.tag("bn_batch_ratio", label)] = ratio
-        tensorboard.log_scalars(trainer, metrics, step)
+        tensorboard.log_scalars(trainer, metrics, logging_step)
 
 
 def _maxima(tensors: list[Tensor]) -> list[Tensor]:

@@ -204,8 +204,8 @@ class LossDynamics(SanityCallback):
                 if self._no_loss_reason is None:
                     self._no_loss_reason = "training_step returned no scalar loss to follow"
                 return
-            loss = loss.detach().reshape(()).float()
-            if pl_module.automatic_optimization:
+            loss = loss.detach().reshape(())
+            if pl_module.automatic_optimization and trainer.accumulate_grad_batches != 1:
                 # Lightning divides the returned loss by the accumulation factor before this hook.
                 loss = loss * trainer.accumulate_grad_batches
             if self._buffer is None or self._buffer.device != loss.device:

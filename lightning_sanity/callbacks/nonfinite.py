@@ -256,7 +256,10 @@ class NonFiniteSentinel(SanityCallback):
             try:
                 # The norms monitor may have read these gradients and weights already in this step.
                 shared = shared_norm_total(trainer, optimizer, params) if optimizer is not None else None
-                flag = finite_flag([p.grad for p in params] + weights, *losses, total=shared)
+                if shared is not None and len(losses) == 1 and losses[0].dim() == 0 and losses[0].is_floating_point():
+                    flag = torch.isfinite(shared + losses[0])  # the usual step: one loss, norms already taken
+                else:
+                    flag = finite_flag([p.grad for p in params] + weights, *losses, total=shared)
                 # The one host sync of the step, shared with the other checks' device-side alarms.
                 finite = resolve_step_alarms(trainer, flag)
                 bad_local = finite is False

@@ -68,6 +68,8 @@ class _OptimizerView:
                     self.group.append(g)
         self.num_layers = len(layers)
         self.device = device
+        # Gradients share their parameter's dtype: all float32 means no conversion in the fused norm.
+        self.widen = any(p.dtype != torch.float32 for p in self.params)
         self.patterns: dict[tuple[int, ...], _Pattern] = {}
 
     def pattern(self, missing: tuple[int, ...]) -> _Pattern:
@@ -405,7 +407,7 @@ class NormMonitor(SanityCallback):
         if self._batch_step is None:
             self._batch_step = trainer.global_step
         self._batch_patterns.append(pattern)
-        norms = N.tensor_norms(present_grads + params)
+        norms = N.tensor_norms(present_grads + params, widen=view.widen)
         self._buf[self._row].index_add_(0, pattern.index, norms.square())
         if pattern.present is None and len(params) == view.optimizer_params:
             share_norm_total(trainer, optimizer, params, norms.sum())  # the non-finite sentinel's flag reuses it

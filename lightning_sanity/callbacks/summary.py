@@ -19,7 +19,7 @@ from typing_extensions import override
 
 from lightning_sanity import tensorboard
 from lightning_sanity._compat import gather_objects
-from lightning_sanity.callbacks.base import SanityCallback
+from lightning_sanity.callbacks.base import SanityCallback, skip_unused_batch_hooks
 from lightning_sanity.findings import collector_for, release_collector, validate_check_names
 from lightning_sanity.report import build_report, print_report, render_markdown, write_report
 
@@ -127,3 +127,6 @@ class SanitySummary(Callback):
         for writer in tensorboard.writers(trainer):
             writer.add_text(tensorboard.SUMMARY_TAG, markdown, global_step=trainer.global_step)
             writer.flush()
+
+
+skip_unused_batch_hooks(SanitySummary)

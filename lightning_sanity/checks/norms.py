@@ -213,10 +213,16 @@ def layer_map(
 # --------------------------------------------------------------------------- fused norms
 
 
-def tensor_norms(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-    """L2 norm of each tensor as one float32 vector, with one fused kernel per device and dtype."""
+def tensor_norms(tensors: Sequence[torch.Tensor], widen: bool = True) -> torch.Tensor:
+    """L2 norm of each tensor as one float32 vector, with one fused kernel per device and dtype.
+
+    ``widen=False`` when every tensor is float32 already: the reduction then skips its dtype conversion path.
+    """
     try:
-        norms = torch._foreach_norm(list(tensors), 2, dtype=torch.float32)
+        if widen:
+            norms = torch._foreach_norm(list(tensors), 2, dtype=torch.float32)
+        else:
+            norms = torch._foreach_norm(list(tensors), 2)
     except (RuntimeError, NotImplementedError, TypeError):
         # Sparse gradients (nn.Embedding(sparse=True)) and exotic tensor types: slow path, per tensor.
         norms = [_one_norm(t) for t in tensors]

@@ -72,13 +72,16 @@ def finite_flag(tensors: Sequence[Optional[Tensor]], *scalars: Optional[Tensor],
     parts = [total if total is not None else norm_total(tensors)] if tensors else []
     for s in scalars:
         if s is not None and (s.is_floating_point() or s.is_complex()):
-            parts.append(s.detach().float().abs().sum())
+            # A plain sum keeps a NaN or Inf (Inf - Inf is NaN); a finite overflow is confirmed tensor by tensor.
+            parts.append(s.detach() if s.dim() == 0 else s.detach().sum())
     parts = [p for p in parts if p is not None]
     if not parts:
         return None
-    device = parts[0].device
-    total = parts[0] if len(parts) == 1 else torch.stack([p.to(device, torch.float32) for p in parts]).sum()
-    return torch.isfinite(total)
+    total = parts[0]
+    with torch.no_grad():
+        for p in parts[1:]:
+            total = total + p.to(total.device, torch.float32)
+        return torch.isfinite(total)
 
 
 def is_finite(tensor: Optional[Tensor]) -> bool:
