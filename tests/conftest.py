@@ -1,5 +1,3 @@
-import os
-
 import pytest
 
 
@@ -8,6 +6,17 @@ def _no_global_seed(monkeypatch):
     # Each test decides whether a global seed is set; none leaks in from an earlier test.
     monkeypatch.delenv("PL_GLOBAL_SEED", raising=False)
     yield
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models on a shared 2-core machine: one intra-op thread is many times faster than contending for two."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def pytest_configure(config):

@@ -28,13 +28,7 @@ from lightning_sanity.callbacks.predictions import PredictionDynamics
 from lightning_sanity.callbacks.summary import SanitySummary
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models on a shared 2-core machine: one intra-op thread is many times faster than contending for two.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _run(model, tmp_path, train=None, val=None, max_epochs=3, facts=None, **options):

@@ -1,7 +1,6 @@
 """The summary callback on real Trainer runs: the three ways fit can end, and every logger set-up."""
 
 import os
-import warnings
 
 import lightning as L
 import pytest

@@ -25,13 +25,7 @@ from lightning_sanity.checks import dynamics, flow
 from lightning_sanity.checks import losses as LO
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models: one intra-op thread is faster than contending for the machine's cores.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _only_these(*checks: str) -> list[str]:
