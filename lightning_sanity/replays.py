@@ -504,9 +504,9 @@ def _batchnorm_before(model: nn.Module) -> Optional[dict[str, Any]]:
     if not layers:
         return None
     numels = torch.tensor([float(m.running_var.numel()) for _, m in layers])
-    mean, peak = bn_math.variance_summaries([m.running_var for _, m in layers], numels)
+    mean, _ = bn_math.variance_summaries([m.running_var for _, m in layers], numels)
     tracked = torch.stack([m.num_batches_tracked.detach().cpu() for _, m in layers])
-    return {"layers": layers, "numels": numels, "mean": mean.cpu(), "max": peak.cpu(), "tracked": tracked}
+    return {"layers": layers, "numels": numels, "mean": mean.cpu(), "tracked": tracked}
 
 
 def _batchnorm_verdict(
@@ -522,12 +522,12 @@ def _batchnorm_verdict(
         reference = torch.full((len(layers),), float("nan"))
         reference[names.index(target)] = float(extra["reference_variance"])
         reference_count = torch.full((len(layers),), float(bn_math.REFERENCE_BATCHES))
-    mean, peak = bn_math.variance_summaries([m.running_var for _, m in layers], before["numels"])
+    mean, _ = bn_math.variance_summaries([m.running_var for _, m in layers], before["numels"])
     tracked = torch.stack([m.num_batches_tracked.detach().cpu() for _, m in layers])
     momentum = torch.tensor([float("nan") if m.momentum is None else float(m.momentum) for _, m in layers])
     warmup = torch.tensor([float(bn_math.warmup_steps(m.momentum)) for _, m in layers])
     eps = torch.tensor([float(m.eps) for _, m in layers])
-    out = bn_math.judge(before["mean"], before["max"], mean.cpu(), peak.cpu(), before["mean"], before["mean"],
+    out = bn_math.judge(before["mean"], mean.cpu(), before["mean"], before["mean"],
                         momentum, tracked.float(), (tracked - before["tracked"]).float(), warmup, eps,
                         reference, reference_count)
     index = names.index(target) if target in names else int(torch.argmax(torch.nan_to_num(out["batch_ratio"], 0.0)))

@@ -20,12 +20,11 @@ def _t(*values):
     return torch.tensor([float(v) for v in values])
 
 
-def _judge(before, after, *, max_before=None, max_after=None, window_ref=None, peak=None, tracked=100, delta=1,
-           momentum=0.1, eps=1e-5, reference=None, count=None):
+def _judge(before, after, *, window_ref=None, peak=None, tracked=100, delta=1, momentum=0.1, eps=1e-5,
+           reference=None, count=None):
     n = len(before)
     return bn.judge(
-        _t(*before), _t(*(max_before or before)), _t(*after), _t(*(max_after or after)),
-        _t(*(window_ref or before)), _t(*(peak or before)), _t(*[momentum] * n), _t(*[tracked] * n),
+        _t(*before), _t(*after), _t(*(window_ref or before)), _t(*(peak or before)), _t(*[momentum] * n), _t(*[tracked] * n),
         _t(*[delta] * n), _t(*[bn.warmup_steps(momentum)] * n), _t(*[eps] * n), reference, count,
     )
 
@@ -102,7 +101,7 @@ def test_the_screen_flags_every_step_the_full_verdict_flags(momentum):
     after[::97], after[::89], before[::83] = float("nan"), float("inf"), float("nan")
     armed = torch.rand(n, generator=gen) > 0.2
     const = lambda v: torch.full((n,), float(v))  # noqa: E731
-    verdict = bn.judge(before, before, after, after, window_ref, peak, const(momentum), const(1000), const(1),
+    verdict = bn.judge(before, after, window_ref, peak, const(momentum), const(1000), const(1),
                        const(bn.warmup_steps(momentum)), const(eps))
     alarm = verdict["alarm"] & (armed | ~(verdict["fired_collapse"] | verdict["fired_nonfinite"]))
     assert 100 < int(alarm.sum()) < n - 100  # both kinds of steps are in the sample

@@ -6,8 +6,8 @@
   then the RNGs and running statistics have moved on.
 - Step reads: a check that needs a few device figures on the host during the step hands them over with
   :func:`request_values`; the ``non-finite`` sentinel reads them together with its own flag in the one host
-  sync of the step (:func:`resolve_step_alarms`), and the check picks them up with :func:`step_values`.
-  Without the sentinel, :func:`resolve_step_alarms` is called by the check itself.
+  sync of the step (:func:`resolve_step_reads`), and the check picks them up with :func:`step_values`.
+  Without the sentinel, :func:`resolve_step_reads` is called by the check itself.
 - :func:`save_step_bundle`: writes the replay bundle of the current step, once per step, never raising.
 - Shared norms: the norms monitor already reduces every gradient and weight of an optimizer to per-tensor norms;
   it hands their sum over with :func:`share_norm_total`, and the ``non-finite`` sentinel takes it
@@ -31,7 +31,7 @@ from lightning_sanity.replays import bundle_relpath, capture_rng_states, make_bu
 log = logging.getLogger(__name__)
 
 _CAPTURES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_ALARMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_READS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _NORMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -152,35 +152,35 @@ def save_step_bundle(
 # --------------------------------------------------------------------------- step reads
 
 
-def _alarms(trainer: Any) -> dict[str, dict[str, Any]]:
-    state = _ALARMS.get(trainer)
+def _reads(trainer: Any) -> dict[str, dict[str, Any]]:
+    state = _READS.get(trainer)
     if state is None:
-        state = _ALARMS[trainer] = {"pending": {}, "results": {}}
+        state = _READS[trainer] = {"pending": {}, "results": {}}
     return state
 
 
 def request_values(trainer: Any, name: str, tensors: list[Tensor]) -> None:
     """Hand over device tensors (any shape, numeric or bool) to be read in the step's one host sync."""
-    state = _alarms(trainer)
+    state = _reads(trainer)
     state["pending"][name] = tensors
     state["results"].pop(name, None)
 
 
 def step_values(trainer: Any, name: str) -> Optional[list[float]]:
     """The requested tensors' values, flattened and concatenated, once read (and forget them); else None."""
-    return _alarms(trainer)["results"].pop(name, None)
+    return _reads(trainer)["results"].pop(name, None)
 
 
 def values_pending(trainer: Any, name: str) -> bool:
-    return name in _alarms(trainer)["pending"]
+    return name in _reads(trainer)["pending"]
 
 
-def resolve_step_alarms(trainer: Any, own: Optional[Tensor] = None) -> Optional[bool]:
+def resolve_step_reads(trainer: Any, own: Optional[Tensor] = None) -> Optional[bool]:
     """Read ``own`` (a 0-dim bool device tensor, or None) and every pending request in ONE host transfer.
 
     Returns ``own``'s value (None when ``own`` is None); the requests' values go to :func:`step_values`.
     """
-    state = _alarms(trainer)
+    state = _reads(trainer)
     pending = state["pending"]
     parts = ([own] if own is not None else []) + [t for tensors in pending.values() for t in tensors]
     if not parts:
@@ -198,8 +198,8 @@ def resolve_step_alarms(trainer: Any, own: Optional[Tensor] = None) -> Optional[
     return mine
 
 
-def forget_alarms(trainer: Any) -> None:
-    _ALARMS.pop(trainer, None)
+def forget_step_reads(trainer: Any) -> None:
+    _READS.pop(trainer, None)
 
 
 # --------------------------------------------------------------------------- shared norms

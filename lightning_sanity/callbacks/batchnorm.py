@@ -20,7 +20,7 @@ from lightning_sanity import tensorboard
 from lightning_sanity.callbacks._replay_capture import (
     capture_for,
     request_values,
-    resolve_step_alarms,
+    resolve_step_reads,
     save_step_bundle,
     step_values,
     values_pending,
@@ -32,7 +32,7 @@ from lightning_sanity.findings import Severity
 log = logging.getLogger(__name__)
 
 CHECK = "batchnorm-variance"
-_ALARM = CHECK
+_REQUEST = CHECK
 #: At most this many bundles per fit from this check: the first occurrences are the ones worth replaying.
 MAX_BUNDLES = 3
 
@@ -98,15 +98,15 @@ class _Step:
         self.mean_after = [v / n for v, n in zip(values[L:2 * L], numels)]
         self.tracked_after = values[3 * L:4 * L]
         self.delta = [a - b for a, b in zip(self.tracked_after, values[2 * L:3 * L])]
-        # None (cumulative average) weighs the last batch 1 / num_batches_tracked
+        # bn.effective_momentum in floats: None (cumulative average) weighs the last batch 1 / num_batches_tracked
         self.momentum = [1.0 / max(t, 1.0) if m != m else m for m, t in zip(state.momentum, self.tracked_after)]
         self.before, self.live = before, live  # the device tensors, for the maxima of a finding or a chart
 
     def batch_ratio(self, state: _LayerState) -> list[float]:
         out = []
-        for a, b, m, f in zip(self.mean_after, self.mean_before, self.momentum, state.floor):
+        for b, a, m, f in zip(self.mean_before, self.mean_after, self.momentum, state.floor):
             try:
-                out.append((a - (1.0 - m) * b) / m / max(b, f))
+                out.append(bn.batch_ratio(b, a, m, f))
             except ZeroDivisionError:
                 out.append(math.nan)
         return out
@@ -229,7 +229,7 @@ class BatchNormMonitor(SanityCallback):
     def on_before_optimizer_step(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", optimizer: Any) -> None:
         # The weights have not been updated yet: the best moment for a bundle.
         if self._active and self._step is None:
-            self._decide(trainer, pl_module, step_values(trainer, _ALARM))
+            self._decide(trainer, pl_module, step_values(trainer, _REQUEST))
 
     @override
     def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -239,10 +239,10 @@ class BatchNormMonitor(SanityCallback):
             if not self._requested:
                 self._request(trainer)  # no backward ran in this batch
             if self._step is None:
-                values = step_values(trainer, _ALARM)
-                if values is None and values_pending(trainer, _ALARM):
-                    resolve_step_alarms(trainer)  # nobody read them this step: this callback's own sync
-                    values = step_values(trainer, _ALARM)
+                values = step_values(trainer, _REQUEST)
+                if values is None and values_pending(trainer, _REQUEST):
+                    resolve_step_reads(trainer)  # nobody read them this step: this callback's own sync
+                    values = step_values(trainer, _REQUEST)
                 self._decide(trainer, pl_module, values)
             self._log(trainer)
         except Exception as err:
@@ -284,7 +284,7 @@ class BatchNormMonitor(SanityCallback):
             before, live = capture.bn_copies, capture.bn_sources
             with torch.no_grad():
                 sums = torch._foreach_norm(before[1::3] + live[1::3], 1, dtype=torch.float32)  # variances are >= 0
-                request_values(trainer, _ALARM, [torch.stack(sums), torch.stack(before[2::3] + live[2::3])])
+                request_values(trainer, _REQUEST, [torch.stack(sums), torch.stack(before[2::3] + live[2::3])])
             self._tensors = (before, live)
         except Exception as err:
             self._failed(trainer, err)
@@ -329,7 +329,7 @@ class BatchNormMonitor(SanityCallback):
         mean_after, window_ref, peak = t(step.mean_after), t(state.ring[slot]), t(state.peak)
         tracked_after, delta, warmup = t(step.tracked_after), t(step.delta), t(state.warmup)
         reference, reference_count = bn.batch_reference(t(state.batches))
-        out = bn.judge(t(step.mean_before), t(step.mean_before), mean_after, mean_after, window_ref, peak,
+        out = bn.judge(t(step.mean_before), mean_after, window_ref, peak,
                        t(state.momentum), tracked_after, delta, warmup, t(state.eps), reference, reference_count,
                        **limits)
         updated = delta >= 1

@@ -13,15 +13,14 @@ import math
 from typing import Any, Optional
 
 import lightning.pytorch as pl
-import torch
 from torch import Tensor
 from typing_extensions import override
 
 from lightning_sanity._compat import gather_objects
 from lightning_sanity.callbacks._replay_capture import (
     capture_for,
-    forget_alarms,
-    resolve_step_alarms,
+    forget_step_reads,
+    resolve_step_reads,
     save_step_bundle,
     shared_norm_total,
 )
@@ -60,8 +59,8 @@ def _number(value: Optional[float]) -> Any:
 class NonFiniteSentinel(SanityCallback):
     r"""Watch the loss, the gradients and the weights for NaN or Inf, at the cost of one host sync per step.
 
-    Every training step folds three things into one fused reduction (``torch._foreach_norm`` with ``ord=1`` over
-    all gradients and weights, plus the loss) and reads the result back once: the loss of the step (and of every
+    Every training step folds three things into one fused reduction (``torch._foreach_norm`` over all gradients
+    and weights, taken from the norm monitor when it runs, plus the loss) and reads the result back once: the loss of the step (and of every
     micro-batch under gradient accumulation), the gradients as the optimizer is about to use them (unscaled under
     AMP, before clipping), and the weights as the previous update left them. Only when that flag is up does it look
     tensor by tensor to find what went non-finite first: weights (broken by the previous update), else the loss,
@@ -133,7 +132,7 @@ class NonFiniteSentinel(SanityCallback):
         self._log_dir = trainer.log_dir
         self._reset()
         capture_for(trainer).reset()
-        forget_alarms(trainer)
+        forget_step_reads(trainer)
 
     @override
     def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
@@ -256,12 +255,10 @@ class NonFiniteSentinel(SanityCallback):
             try:
                 # The norms monitor may have read these gradients and weights already in this step.
                 shared = shared_norm_total(trainer, optimizer, params) if optimizer is not None else None
-                if shared is not None and len(losses) == 1 and losses[0].dim() == 0 and losses[0].is_floating_point():
-                    flag = torch.isfinite(shared + losses[0])  # the usual step: one loss, norms already taken
-                else:
-                    flag = finite_flag([p.grad for p in params] + weights, *losses, total=shared)
+                tensors = [] if shared is not None else [p.grad for p in params] + weights
+                flag = finite_flag(tensors, *losses, total=shared)
                 # The one host sync of the step, shared with the other checks' device-side alarms.
-                finite = resolve_step_alarms(trainer, flag)
+                finite = resolve_step_reads(trainer, flag)
                 bad_local = finite is False
                 self._steps_checked += 1
             except Exception as err:

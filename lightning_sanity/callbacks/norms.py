@@ -278,7 +278,7 @@ class NormMonitor(SanityCallback):
         self._upd_weight: list[torch.Tensor] = []
         self._upd_valid: list[torch.Tensor] = []
         self._upd_meta: list[tuple[int, int, int]] = []
-        self._global_recent = torch.zeros(0, dtype=torch.float64)
+        self._global_recent: list[float] = []  # the last 200 finite global gradient norms
         self._global_max = -math.inf
         self._counts: Optional[N.GradientCounts] = None
         self._first_meta: Optional[tuple[int, int, int]] = None
@@ -585,7 +585,7 @@ class NormMonitor(SanityCallback):
         """The global gradient norm of each buffered step against the running history before it."""
         values = grad_sq.sum(dim=1).sqrt().tolist()
         watching = "exploding-gradient" in self.active_checks and ("exploding-gradient", "spike") not in self._reported
-        recent = self._global_recent.tolist()
+        recent = self._global_recent
         for i, value in enumerate(values):
             if not math.isfinite(value):
                 continue
@@ -598,7 +598,7 @@ class NormMonitor(SanityCallback):
                     self._report_spike(trainer, grad_sq, i, meta[i], value, factor)
             recent.append(value)
             self._global_max = max(self._global_max, value)
-        self._global_recent = torch.tensor(recent[-200:], dtype=torch.float64)
+        self._global_recent = recent[-200:]
 
     def _report_spike(self, trainer: "pl.Trainer", grad_sq: torch.Tensor, i: int, row: _Row, value: float,
                       factor: float) -> None:

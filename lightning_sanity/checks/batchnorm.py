@@ -144,6 +144,17 @@ def batch_reference(history: Tensor) -> tuple[Tensor, Tensor]:
     return torch.nanquantile(history, REFERENCE_QUANTILE, dim=0), (~torch.isnan(history)).sum(dim=0)
 
 
+def batch_ratio(mean_before: float, mean_after: float, momentum: float, floor: float) -> float:
+    """:func:`batch_variance_mean` over the running estimate before it (at least ``floor``), for one layer in floats.
+
+    Raises ``ZeroDivisionError`` for a momentum or floor of 0.
+
+    >>> round(batch_ratio(1.0, 0.9 + 0.1 * 5000.0, 0.1, 1e-4), 6)
+    5000.0
+    """
+    return (mean_after - (1.0 - momentum) * mean_before) / momentum / (mean_before if mean_before > floor else floor)
+
+
 def screen(
     mean_before: Sequence[float],
     mean_after: Sequence[float],
@@ -179,7 +190,7 @@ def screen(
             d = b if b > f else f  # NaN falls through to the floor here, and stays in `a` and `b` below
             # Written as "quiet" so that a NaN (every comparison False) counts as a possible alarm.
             quiet = (a / d < jump_step and a / (w if w > f else f) < jump_window
-                     and (a - (1.0 - m) * b) / m / d < batch_ratio_limit and b == b)
+                     and batch_ratio(b, a, m, f) < batch_ratio_limit and b == b)
             if not quiet or (live and a <= min(p / collapse_drop, c)):
                 return True
     except ZeroDivisionError:  # eps or momentum of 0: let the full verdict decide
@@ -189,9 +200,7 @@ def screen(
 
 def judge(
     mean_before: Tensor,
-    max_before: Tensor,
     mean_after: Tensor,
-    max_after: Tensor,
     window_ref: Tensor,
     peak: Tensor,
     momentum: Tensor,
@@ -210,9 +219,8 @@ def judge(
     """Per-layer verdicts and figures for one step, all as ``[L]`` tensors on the device (no host sync).
 
     Args:
-        mean_before, max_before: channel mean / max of the running variance at the start of the step (the max is
-            only reported, not judged).
-        mean_after, max_after: the same after the step's forward pass(es).
+        mean_before: channel mean of the running variance at the start of the step.
+        mean_after: the same after the step's forward pass(es).
         window_ref: ``mean_after`` of ``WINDOW`` steps ago (or the oldest value kept).
         peak: the largest ``mean_after`` seen since warm-up (updated by the caller from ``mean_after``).
         momentum: each layer's momentum, NaN where it is None (cumulative average).
@@ -233,10 +241,10 @@ def judge(
     Example::
 
         >>> t = lambda v: torch.tensor([float(v)])
-        >>> out = judge(t(1), t(2), t(0.9 + 0.1 * 1e6), t(1e5), t(1), t(1), t(0.1), t(100), t(1), t(44), t(1e-5))
+        >>> out = judge(t(1), t(0.9 + 0.1 * 1e6), t(1), t(1), t(0.1), t(100), t(1), t(44), t(1e-5))
         >>> bool(out["fired_jump"]), bool(out["fired_batch"]), bool(out["fired_collapse"])
         (True, True, False)
-        >>> out = judge(t(1), t(2), t(1.1), t(2.2), t(1), t(1.2), t(0.1), t(100), t(1), t(44), t(1e-5))
+        >>> out = judge(t(1), t(1.1), t(1), t(1.2), t(0.1), t(100), t(1), t(44), t(1e-5))
         >>> bool(out["alarm"])
         False
     """

@@ -67,9 +67,9 @@ def finite_flag(tensors: Sequence[Optional[Tensor]], *scalars: Optional[Tensor],
     """0-dim bool tensor, True when every value of ``tensors`` and of the extra ``scalars`` (losses) is finite.
 
     Stays on the device: one fused reduction, no host sync. None when there is nothing to check. ``total``, a
-    :func:`norm_total` of ``tensors`` computed elsewhere in the step, saves reading them again.
+    :func:`norm_total` computed elsewhere in the step, stands for ``tensors`` and saves reading them again.
     """
-    parts = [total if total is not None else norm_total(tensors)] if tensors else []
+    parts = [total] if total is not None else [norm_total(tensors)] if tensors else []
     for s in scalars:
         if s is not None and (s.is_floating_point() or s.is_complex()):
             # A plain sum keeps a NaN or Inf (Inf - Inf is NaN); a finite overflow is confirmed tensor by tensor.
