@@ -75,15 +75,64 @@ def bundle_relpath(global_step: int) -> str:
 # --------------------------------------------------------------------------- RNG states
 
 
+class _NumpyState:
+    """``np.random.get_state()``, reused while numpy's global generator has not moved since the last full read.
+
+    Most training steps draw nothing from numpy, and ``get_state`` builds a 624-word array every time. The legacy
+    global generator is an MT19937 whose whole state is 2,500 bytes at a fixed address: comparing them costs well
+    under a microsecond. A cached Gaussian (``has_gauss``) can be used up without moving those bytes, so the last
+    read is reused only when it had none cached (caching a new one needs a draw). The shortcut checks itself
+    against a full read once per generator and falls back to ``get_state`` on anything unexpected.
+    """
+
+    _BYTES = 624 * 4 + 4  # uint32 key[624], int pos
+
+    def __init__(self) -> None:
+        self._generator: Any = None
+        self._address: Optional[int] = None
+        self._raw: Optional[bytes] = None
+        self._state: Any = None
+        self._fast = True
+
+    def get(self) -> Any:
+        if not self._fast:
+            return np.random.get_state()
+        try:
+            import ctypes
+
+            generator = np.random.mtrand._rand._bit_generator
+            if generator is not self._generator:
+                self._generator, self._raw, self._state = generator, None, None
+                self._address = generator.ctypes.state_address if type(generator).__name__ == "MT19937" else None
+            if self._address is None:
+                return np.random.get_state()
+            raw = ctypes.string_at(self._address, self._BYTES)
+            if raw == self._raw and not self._state[3]:
+                return self._state
+            state = np.random.get_state()
+            if self._raw is None and (raw[:-4] != np.asarray(state[1], dtype=np.uint32).tobytes()
+                                      or int.from_bytes(raw[-4:], "little", signed=True) != state[2]):
+                self._fast = False  # not the layout this relies on
+                return state
+            self._raw, self._state = raw, state
+            return state
+        except Exception:
+            self._fast = False
+            return np.random.get_state()
+
+
+_NUMPY_STATE = _NumpyState()
+
+
 def capture_rng_states() -> dict[str, Any]:
     """The global RNG states, cheaply and without consuming them (``get_state`` draws nothing).
 
     Raw objects as the libraries return them; :func:`write_bundle` turns them into plain containers.
     """
     cuda = None
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
+    if torch.cuda.is_initialized():  # only once CUDA is in use (which implies it is available)
         cuda = torch.cuda.get_rng_state_all()
-    return {"torch": torch.get_rng_state(), "cuda": cuda, "numpy": np.random.get_state(), "python": random.getstate()}
+    return {"torch": torch.get_rng_state(), "cuda": cuda, "numpy": _NUMPY_STATE.get(), "python": random.getstate()}
 
 
 def _portable_rng(states: Mapping[str, Any]) -> dict[str, Any]:

@@ -154,3 +154,23 @@ def test_bundles_that_need_full_unpickling_and_bad_paths(tmp_path):
         lightning_sanity.replay(path, Injected("sqrt", at=(99, 0)), trusted=True)
     with pytest.raises(ValueError, match="batch_idx=-1"):
         FastForward(0, -1)
+
+
+def test_numpy_state_is_reused_only_while_the_generator_has_not_moved():
+    # Draws of every kind between reads, reseeding, set_state, and a Gaussian cached by one step and used up by
+    # the next (the generator's bytes do not move then): every read must equal a full get_state.
+    reader = replay_module._NumpyState()
+    saved = np.random.get_state()
+    try:
+        np.random.seed(3)
+        actions = [lambda: None, np.random.rand, np.random.normal, lambda: np.random.normal(size=3),
+                   lambda: np.random.seed(7), lambda: np.random.set_state(np.random.get_state()),
+                   np.random.standard_normal]
+        schedule = [(i * 5) % len(actions) for i in range(700)] + [6] * 50  # then one Gaussian per step
+        for i, action in enumerate(schedule):
+            actions[action]()
+            got, want = reader.get(), np.random.get_state()
+            assert got[0] == want[0] and np.array_equal(got[1], want[1]) and got[2:] == want[2:], i
+        assert reader._fast  # the shortcut was checked against a full read and kept
+    finally:
+        np.random.set_state(saved)

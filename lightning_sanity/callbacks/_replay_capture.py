@@ -9,7 +9,7 @@
   sync of the step (:func:`resolve_step_reads`), and the check picks them up with :func:`step_values`.
   Without the sentinel, :func:`resolve_step_reads` is called by the check itself.
 - :func:`save_step_bundle`: writes the replay bundle of the current step, once per step, never raising.
-- Shared norms: the norms monitor already reduces every gradient and weight of an optimizer to per-tensor norms;
+- Shared norms: the norms monitor already reduces every gradient of an optimizer to per-tensor norms;
   it hands their sum over with :func:`share_norm_total`, and the ``non-finite`` sentinel takes it
   (:func:`shared_norm_total`) instead of reading all of them a second time.
 """
@@ -19,7 +19,8 @@ from __future__ import annotations
 import logging
 import os
 import weakref
-from typing import Any, Optional
+from collections.abc import Sequence
+from typing import Any, Callable, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -57,11 +58,15 @@ class StepCapture:
         self.bn_copies: list[Tensor] = []
         #: bundles written in this fit, by global step -> relative path
         self.written: dict[int, str] = {}
+        self._holders: set[int] = set()
 
-    def capture(self, trainer: Any, pl_module: nn.Module, batch: Any, batch_idx: int) -> None:
+    def capture(self, trainer: Any, pl_module: nn.Module, batch: Any, batch_idx: int, holder: Any) -> None:
+        """Capture the step (once, whoever asks first); ``holder`` keeps the batch until it calls :meth:`done`."""
         key = (id(trainer), trainer.current_epoch, batch_idx, trainer.global_step)
+        self._holders.add(id(holder))
         if key == self.key:
             return
+        self._holders = {id(holder)}
         self.key = key
         self.batch, self.batch_idx = batch, batch_idx
         self.epoch, self.global_step = trainer.current_epoch, trainer.global_step
@@ -90,6 +95,16 @@ class StepCapture:
                 self.bn_copies = [t.detach().clone() for t in sources]
         self.bn_names, self.bn_sources = names, sources
 
+    def done(self, holder: Any) -> None:
+        """``holder`` will write no bundle for this step: the last one to say so lets go of the batch.
+
+        Called from ``on_train_batch_end``, while Lightning's loop still holds the batch, so that freeing it stays
+        Lightning's business instead of landing in the next step's capture (its memory is released sooner, too).
+        """
+        self._holders.discard(id(holder))
+        if not self._holders:
+            self.batch = None
+
     def batchnorm_state(self) -> dict[str, Tensor]:
         """BatchNorm running statistics as they were at the start of the step, by ``state_dict`` key."""
         return dict(zip(self.bn_names, self.bn_copies))
@@ -97,6 +112,7 @@ class StepCapture:
     def release(self) -> None:
         """Drop the batch reference (end of fit), so nothing outlives the run."""
         self.batch, self.key, self.rng = None, None, None
+        self._holders = set()
 
     def reset(self) -> None:
         """Start of a fit: forget the previous fit's step and bundles."""
@@ -159,8 +175,12 @@ def _reads(trainer: Any) -> dict[str, dict[str, Any]]:
     return state
 
 
-def request_values(trainer: Any, name: str, tensors: list[Tensor]) -> None:
-    """Hand over device tensors (any shape, numeric or bool) to be read in the step's one host sync."""
+def request_values(trainer: Any, name: str, tensors: Union[list[Tensor], Callable[[], Optional[list[Tensor]]]]) -> None:
+    """Hand over device tensors (any shape, numeric or bool) to be read in the step's one host sync.
+
+    ``tensors`` may be a function that makes them (or returns None: nothing to read) when the read happens: the
+    figures are then computed next to the reader's own, where the same kernels have just run.
+    """
     state = _reads(trainer)
     state["pending"][name] = tensors
     state["results"].pop(name, None)
@@ -175,22 +195,32 @@ def values_pending(trainer: Any, name: str) -> bool:
     return name in _reads(trainer)["pending"]
 
 
-def resolve_step_reads(trainer: Any, own: Optional[Tensor] = None) -> Optional[bool]:
-    """Read ``own`` (a 0-dim bool device tensor, or None) and every pending request in ONE host transfer.
+def resolve_step_reads(trainer: Any, own: Sequence[Tensor] = ()) -> list[float]:
+    """Read ``own`` (device tensors, any shape) and every pending request in ONE host transfer.
 
-    Returns ``own``'s value (None when ``own`` is None); the requests' values go to :func:`step_values`.
+    Returns ``own``'s values, flattened and concatenated; the requests' values go to :func:`step_values`.
     """
     state = _reads(trainer)
     pending = state["pending"]
-    parts = ([own] if own is not None else []) + [t for tensors in pending.values() for t in tensors]
+    for name, tensors in list(pending.items()):
+        if callable(tensors):
+            try:
+                tensors = tensors()
+            except Exception as err:  # the requester's failure must not take the reader down
+                log.warning("lightning_sanity: the step figures %r could not be computed: %r", name, err)
+                tensors = None
+            if tensors is None:
+                del pending[name]
+            else:
+                pending[name] = tensors
+    parts = list(own) + [t for tensors in pending.values() for t in tensors]
     if not parts:
-        return None
+        return []
     device = parts[0].device
     # float32 holds every figure read here (means, counts below 2**24) and exists on every backend.
     values = torch.cat([p.reshape(-1).to(device, torch.float32) for p in parts]).tolist()
-    mine = None
-    if own is not None:
-        mine, values = bool(values[0]), values[1:]
+    size = sum(t.numel() for t in own)
+    mine, values = values[:size], values[size:]
     for name, tensors in list(pending.items()):
         size = sum(t.numel() for t in tensors)
         state["results"][name], values = values[:size], values[size:]
@@ -206,7 +236,7 @@ def forget_step_reads(trainer: Any) -> None:
 
 
 def share_norm_total(trainer: Any, optimizer: Any, params: list[Tensor], total: Tensor) -> None:
-    """Hand over the sum of the L2 norms of all of ``params``' gradients and values, for this step only.
+    """Hand over the sum of the L2 norms of all of ``params``' gradients, for this step only.
 
     ``params`` must be every parameter of ``optimizer``, in ``param_groups`` order, each with a gradient.
     """

@@ -7,6 +7,7 @@ Watch every BatchNorm layer's running variance for blow-ups, bad-luck batches an
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from typing import Any, Optional
@@ -180,7 +181,6 @@ class BatchNormMonitor(SanityCallback):
         self._figures: Optional[dict[str, list]] = None
         self._tensors: tuple[list[Tensor], list[Tensor]] = ([], [])
         self._step: Optional[_Step] = None
-        self._requested = False
         self._broken = False
         self._bundles = 0
         self._steps_judged = 0
@@ -209,21 +209,16 @@ class BatchNormMonitor(SanityCallback):
 
     @override
     def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int) -> None:
-        self._requested = False
         self._step = None
         if not self._active:
             return
         try:
-            capture_for(trainer).capture(trainer, pl_module, batch, batch_idx)
+            capture_for(trainer).capture(trainer, pl_module, batch, batch_idx, holder=self)
+            # Reduced when the non-finite sentinel reads its flag (the forward pass has run by then) and read
+            # in the same host sync.
+            request_values(trainer, _REQUEST, functools.partial(self._device_figures, trainer))
         except Exception as err:
             self._failed(trainer, err)
-
-    @override
-    def on_before_backward(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", loss: Tensor) -> None:
-        # The forward pass has updated the running statistics: ask for the figures now, so that they ride on the
-        # non-finite sentinel's sync in on_before_optimizer_step.
-        if self._active and not self._requested:
-            self._request(trainer)
 
     @override
     def on_before_optimizer_step(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", optimizer: Any) -> None:
@@ -234,10 +229,9 @@ class BatchNormMonitor(SanityCallback):
     @override
     def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any, batch_idx: int) -> None:
         if not self._active:
+            capture_for(trainer).done(self)
             return
         try:
-            if not self._requested:
-                self._request(trainer)  # no backward ran in this batch
             if self._step is None:
                 values = step_values(trainer, _REQUEST)
                 if values is None and values_pending(trainer, _REQUEST):
@@ -249,6 +243,7 @@ class BatchNormMonitor(SanityCallback):
             self._failed(trainer, err)
         finally:
             self._step = None  # holds references to this step's tensors
+            capture_for(trainer).done(self)
 
     @override
     def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
@@ -273,21 +268,22 @@ class BatchNormMonitor(SanityCallback):
             self._state = _LayerState(self._layers)
         return self._state
 
-    def _request(self, trainer: "pl.Trainer") -> None:
-        """Right after the forward pass: reduce the running variances before and after it, on the device."""
-        self._requested = True
+    def _device_figures(self, trainer: "pl.Trainer") -> Optional[list[Tensor]]:
+        """After the forward pass: the running variances before and after it, reduced on the device."""
         try:
             state = self._ensure_state()
             capture = capture_for(trainer)
-            if state is None or capture.bn_names != state.buffer_names:
-                return  # a layer materialized during this step: judge from the next one
+            if self._broken or state is None or capture.bn_names != state.buffer_names:
+                return None  # a layer materialized during this step: judge from the next one
             before, live = capture.bn_copies, capture.bn_sources
             with torch.no_grad():
                 sums = torch._foreach_norm(before[1::3] + live[1::3], 1, dtype=torch.float32)  # variances are >= 0
-                request_values(trainer, _REQUEST, [torch.stack(sums), torch.stack(before[2::3] + live[2::3])])
+                figures = [torch.stack(sums), torch.stack(before[2::3] + live[2::3])]
             self._tensors = (before, live)
+            return figures
         except Exception as err:
             self._failed(trainer, err)
+            return None
 
     def _decide(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", values: Optional[list[float]]) -> None:
         """Judge the step from its figures on the host: the screen after warm-up, the full verdict when it flags."""

@@ -25,7 +25,7 @@ from lightning_sanity.callbacks._replay_capture import (
     shared_norm_total,
 )
 from lightning_sanity.callbacks.base import SanityCallback
-from lightning_sanity.checks.numerics import count_nonfinite, finite_flag, is_finite, owner_module
+from lightning_sanity.checks.numerics import count_nonfinite, finite_flag, flag_parts, is_finite, owner_module
 from lightning_sanity.findings import Severity
 
 log = logging.getLogger(__name__)
@@ -59,12 +59,14 @@ def _number(value: Optional[float]) -> Any:
 class NonFiniteSentinel(SanityCallback):
     r"""Watch the loss, the gradients and the weights for NaN or Inf, at the cost of one host sync per step.
 
-    Every training step folds three things into one fused reduction (``torch._foreach_norm`` over all gradients
-    and weights, taken from the norm monitor when it runs, plus the loss) and reads the result back once: the loss of the step (and of every
-    micro-batch under gradient accumulation), the gradients as the optimizer is about to use them (unscaled under
-    AMP, before clipping), and the weights as the previous update left them. Only when that flag is up does it look
-    tensor by tensor to find what went non-finite first: weights (broken by the previous update), else the loss,
-    else the gradient of the module nearest the output in backward order.
+    Every training step folds two things into one fused reduction (``torch._foreach_norm`` over all gradients,
+    taken from the norm monitor when it runs) and reads it back, with the loss, in the step's one host sync: the
+    loss of the step (and of every micro-batch under gradient accumulation) and the gradients as the optimizer is
+    about to use them (unscaled under AMP, before clipping). The weights are not read every step: the forward pass
+    has just used them, so weights that an update broke show in the next step's loss. The weights are read once
+    more after the last update of training. Only when the flag is up does it look tensor by tensor to find what
+    went non-finite first: weights (broken by the previous update), else the loss, else the gradient of the module
+    nearest the output in backward order.
 
     On detection it writes a replay bundle to ``<log_dir>/sanity/replay/step_<global_step>.pt`` (see
     :mod:`lightning_sanity.replays`) and reports a ``non-finite`` finding with the epoch, batch, global step, seed,
@@ -149,7 +151,7 @@ class NonFiniteSentinel(SanityCallback):
                 "min_steps not reached). See the sanity summary; pass `on_nonfinite='skip'` or 'warn' to go on anyway."
             )
         try:
-            capture_for(trainer).capture(trainer, pl_module, batch, batch_idx)
+            capture_for(trainer).capture(trainer, pl_module, batch, batch_idx, holder=self)
         except Exception as err:  # a failure here must not lose the run
             log.warning("lightning_sanity: non-finite could not capture the step: %r", err)
         self._losses = []
@@ -165,19 +167,23 @@ class NonFiniteSentinel(SanityCallback):
     def on_before_optimizer_step(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", optimizer: Any) -> None:
         self._stepped = True
         params: list[Tensor] = []
-        weights: list[Tensor] = []
         try:
             params = self._params_of(optimizer, pl_module)
-            # Only the weights the optimizer moves: frozen ones cannot change, and a frozen parameter may hold -inf
-            # on purpose (a mask); if it mattered, the loss would show it.
-            weights = params
         except Exception as err:
             self._failed(trainer, err)
         losses, self._losses = self._losses, []
-        self._check(trainer, pl_module, params, weights, losses, optimizer)
+        # Only the weights the optimizer moves are diagnosed: frozen ones cannot change, and a frozen parameter
+        # may hold -inf on purpose (a mask); if it mattered, the loss would show it.
+        self._check(trainer, pl_module, params, params, losses, optimizer)
 
     @override
     def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any, batch_idx: int) -> None:
+        try:
+            self._batch_end(trainer, pl_module, outputs)
+        finally:
+            capture_for(trainer).done(self)
+
+    def _batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any) -> None:
         if self._stepped:
             return
         # No optimizer step in this batch (accumulation, manual optimization, a skipped step): the loss still counts.
@@ -249,17 +255,16 @@ class NonFiniteSentinel(SanityCallback):
         losses: list[Tensor],
         optimizer: Any,
     ) -> None:
-        """``params``: whose gradients to look at; ``weights``: whose values; ``losses``: the step's losses."""
+        """``params``: whose gradients to look at; ``weights``: whose values to diagnose; ``losses``: the step's."""
         bad_local = False
         if not self._broken:
             try:
-                # The norms monitor may have read these gradients and weights already in this step.
+                # The norms monitor may have read these gradients already in this step.
                 shared = shared_norm_total(trainer, optimizer, params) if optimizer is not None else None
-                tensors = [] if shared is not None else [p.grad for p in params] + weights
-                flag = finite_flag(tensors, *losses, total=shared)
-                # The one host sync of the step, shared with the other checks' device-side alarms.
-                finite = resolve_step_reads(trainer, flag)
-                bad_local = finite is False
+                grads = [] if shared is not None else [p.grad for p in params]
+                # The one host sync of the step, shared with the other checks' device-side figures.
+                values = resolve_step_reads(trainer, flag_parts(grads, *losses, total=shared))
+                bad_local = not all(map(math.isfinite, values))
                 self._steps_checked += 1
             except Exception as err:
                 self._failed(trainer, err)

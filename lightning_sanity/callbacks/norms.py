@@ -44,14 +44,19 @@ class _Pattern:
     """Which parameters of an optimizer had a gradient in a step, and the index tensors that go with it."""
 
     present: Optional[list[int]]  # positions in the optimizer's parameter list; None: all of them
-    index: torch.Tensor  # layer of each gradient, then L + layer of each weight
+    present_index: Optional[torch.Tensor]  # the same positions on the device (None: all of them)
     update_index: torch.Tensor  # 2L + layer of each parameter with a gradient
     trainable: torch.Tensor  # bool [L], host
     has_grad: torch.Tensor  # bool [L], host
+    owned: torch.Tensor  # bool [L], host: layers with a parameter in this optimizer (whose weights it reads)
 
 
 class _OptimizerView:
-    """The parameters of one optimizer that belong to the model, with their layers, built once and cached."""
+    """The parameters of one optimizer that belong to the model, with their layers, built once and cached.
+
+    ``grad_norms`` holds the gradient norm of each parameter, one row per buffered step, until the monitor's
+    read folds them into per-layer sums of squares: on the hot path a step only writes its row.
+    """
 
     def __init__(self, optimizer: Optimizer, layers: N.LayerMap, device: torch.device) -> None:
         self.signature = _signature(optimizer)
@@ -71,6 +76,23 @@ class _OptimizerView:
         # Gradients share their parameter's dtype: all float32 means no conversion in the fused norm.
         self.widen = any(p.dtype != torch.float32 for p in self.params)
         self.patterns: dict[tuple[int, ...], _Pattern] = {}
+        L = self.num_layers
+        self.layer_index = _to_device(self.layer, device)
+        self.weight_index = _to_device([L + layer for layer in self.layer], device)
+        self.owned = torch.zeros(L, dtype=torch.bool)
+        self.owned[self.layer] = True
+        self.grad_norms: Optional[torch.Tensor] = None
+
+    def grad_norm_row(self, row: int, rows: int) -> torch.Tensor:
+        if self.grad_norms is None or self.grad_norms.shape[0] != rows:
+            self.grad_norms = torch.zeros(rows, len(self.params), dtype=torch.float32, device=self.device)
+        return self.grad_norms[row]
+
+    def fold(self, buf: torch.Tensor) -> None:
+        """Add the buffered gradient norms, squared, into ``buf``'s per-layer block, and clear them."""
+        if self.grad_norms is not None and self.params:
+            buf[: self.grad_norms.shape[0], : self.num_layers].index_add_(1, self.layer_index, self.grad_norms.square())
+            self.grad_norms.zero_()
 
     def pattern(self, missing: tuple[int, ...]) -> _Pattern:
         found = self.patterns.get(missing)
@@ -94,10 +116,11 @@ class _OptimizerView:
             has_grad[layer] = True
         return _Pattern(
             present=None if not missing else present,
-            index=_to_device(grad_layers + [L + layer for layer in self.layer], self.device),
+            present_index=None if not missing else _to_device(present, self.device),
             update_index=_to_device([2 * L + layer for layer in grad_layers], self.device),
             trainable=trainable,
             has_grad=has_grad,
+            owned=self.owned,
         )
 
 
@@ -124,6 +147,7 @@ class _Row:
     batch_idx: int
     patterns: list[_Pattern]
     update_valid: Optional[torch.Tensor] = None  # bool [L] when the update was measured in this step
+    weighed: Optional[torch.Tensor] = None  # bool [L]: layers whose weight norms were read in this step
 
 
 class NormMonitor(SanityCallback):
@@ -133,13 +157,14 @@ class NormMonitor(SanityCallback):
     its norm is the L2 norm over all its parameters together. Gradients are read in
     ``on_before_optimizer_step``, where Lightning guarantees finished gradients: accumulated over
     ``accumulate_grad_batches``, unscaled by AMP, and **before gradient clipping**. Weight norms are read at the
-    same point (the weights before the step). The update ratio ``||w_after - w_before|| / ||w_before||`` is
+    same point (the weights before the step) on logging steps and on the first 10 steps; weights move slowly,
+    so the judgements carry the latest reading over the steps in between. The update ratio ``||w_after - w_before|| / ||w_before||`` is
     measured on logging steps and on the first 10 steps, from a copy of the stepped parameters taken just
     before the step and freed right after it (no permanent copy of the model). Several optimizers and manual
     optimization work alike.
 
-    Cost: per optimizer step, one fused ``torch._foreach_norm`` over gradients and weights and one
-    ``index_add_`` into a buffer on the device; the buffer is read (one host-device transfer) every
+    Cost: per optimizer step, one fused ``torch._foreach_norm`` over the gradients, written into a row of a
+    buffer on the device; the buffer is reduced per layer and read (one host-device transfer) every
     ``norms_log_every_n_steps`` steps only. Non-logging steps never wait for the device.
 
     Checks (judged at the end of fit, spikes as they are read):
@@ -264,7 +289,9 @@ class NormMonitor(SanityCallback):
         self._batch_patterns: list[_Pattern] = []
         self._batch_step: Optional[int] = None
         self._batch_seen: set[int] = set()
+        self._measure_weights = False
         self._measure_update = False
+        self._last_weight_sq: Optional[torch.Tensor] = None
         self._update_valid: Optional[torch.Tensor] = None
         self._copies: list[tuple[int, list[torch.Tensor], _Pattern, list[torch.Tensor]]] = []
         self._spare: dict[int, tuple[_Pattern, list[torch.Tensor]]] = {}
@@ -325,9 +352,8 @@ class NormMonitor(SanityCallback):
         self._batch_step = None
         self._batch_seen = set()
         self._update_valid = None
-        self._measure_update = self.update_ratio and (
-            self._stepped < _EARLY_UPDATE_STEPS or (self._stepped + 1) % self._every == 0
-        )
+        self._measure_weights = self._stepped < _EARLY_UPDATE_STEPS or (self._stepped + 1) % self._every == 0
+        self._measure_update = self.update_ratio and self._measure_weights
         if self._probe_targets and not self._probed:
             self._arm_probe(pl_module)
 
@@ -349,7 +375,9 @@ class NormMonitor(SanityCallback):
         try:
             with torch.no_grad():
                 self._finish_updates()
-            row = _Row(self._batch_step, trainer.current_epoch, batch_idx, self._batch_patterns, self._update_valid)
+            weighed = _any(self._batch_patterns, "owned", len(self.layers)) if self._measure_weights else None
+            row = _Row(self._batch_step, trainer.current_epoch, batch_idx, self._batch_patterns, self._update_valid,
+                       weighed)
             self._rows.append(row)
             self._row += 1
             self._stepped += 1
@@ -379,6 +407,8 @@ class NormMonitor(SanityCallback):
     def _view(self, optimizer: Optimizer, device: torch.device) -> _OptimizerView:
         view = self._views.get(id(optimizer))
         if view is None or view.signature != _signature(optimizer):
+            if view is not None:
+                view.fold(self._buf)  # its buffered steps, before its layout changes
             view = self._views[id(optimizer)] = _OptimizerView(optimizer, self.layers, device)
         return view
 
@@ -407,10 +437,16 @@ class NormMonitor(SanityCallback):
         if self._batch_step is None:
             self._batch_step = trainer.global_step
         self._batch_patterns.append(pattern)
-        norms = N.tensor_norms(present_grads + params, widen=view.widen)
-        self._buf[self._row].index_add_(0, pattern.index, norms.square())
-        if pattern.present is None and len(params) == view.optimizer_params:
-            share_norm_total(trainer, optimizer, params, norms.sum())  # the non-finite sentinel's flag reuses it
+        row = view.grad_norm_row(self._row, self._buf.shape[0])
+        if pattern.present is None:
+            norms = N.tensor_norms(grads, widen=view.widen, out=row)
+            if len(params) == view.optimizer_params:
+                share_norm_total(trainer, optimizer, params, norms.sum())  # the non-finite sentinel's flag reuses it
+        elif present_grads:
+            row.index_copy_(0, pattern.present_index, N.tensor_norms(present_grads, widen=view.widen))
+        if self._measure_weights:
+            # Weights move slowly: read on logging steps (and the first steps), carried forward in between.
+            self._buf[self._row].index_add_(0, view.weight_index, N.tensor_norms(params, widen=view.widen).square())
         if self.histogram_every_n_steps and self._stepped % self.histogram_every_n_steps == 0:
             self._histograms(trainer, view, pattern, grads)
         if self._measure_update and present_grads:
@@ -485,6 +521,8 @@ class NormMonitor(SanityCallback):
         rows = self._row
         if rows == 0 or self._buf is None:
             return
+        for view in self._views.values():
+            view.fold(self._buf)
         device_rows = self._buf[:rows]
         if self._sharded:
             torch.distributed.all_reduce(device_rows)  # sums of squares of the shards add up to the whole
@@ -496,6 +534,7 @@ class NormMonitor(SanityCallback):
             return
         L = len(self.layers)
         grad_sq, weight_sq, update_sq = data[:, :L], data[:, L:2 * L], data[:, 2 * L:]
+        self._carry_weights(weight_sq, meta)
         trainable = torch.stack([_any(r.patterns, "trainable", L) for r in meta])
         present = torch.stack([_any(r.patterns, "has_grad", L) for r in meta])
         if self._sharded:
@@ -518,6 +557,15 @@ class NormMonitor(SanityCallback):
         self._thin_history()
         if log:
             self._log_last(trainer, grad_sq[-1], weight_sq[-1], update_sq[-1], present[-1], meta[-1])
+
+    def _carry_weights(self, weight_sq: torch.Tensor, meta: list[_Row]) -> None:
+        """Fill the rows (and layers) whose weights were not read with the latest reading, in place."""
+        last = self._last_weight_sq if self._last_weight_sq is not None else torch.zeros(weight_sq.shape[1], dtype=weight_sq.dtype)
+        for i, r in enumerate(meta):
+            if r.weighed is not None:
+                last = torch.where(r.weighed, weight_sq[i], last)
+            weight_sq[i] = last
+        self._last_weight_sq = last
 
     def _thin_history(self) -> None:
         if sum(t.shape[0] for t in self._hist_grad) <= _HISTORY_STEPS:

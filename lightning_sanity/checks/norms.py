@@ -213,10 +213,11 @@ def layer_map(
 # --------------------------------------------------------------------------- fused norms
 
 
-def tensor_norms(tensors: Sequence[torch.Tensor], widen: bool = True) -> torch.Tensor:
+def tensor_norms(tensors: Sequence[torch.Tensor], widen: bool = True, out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """L2 norm of each tensor as one float32 vector, with one fused kernel per device and dtype.
 
     ``widen=False`` when every tensor is float32 already: the reduction then skips its dtype conversion path.
+    ``out``: a float32 vector to write the norms into (a row of a buffer) instead of a new tensor.
     """
     try:
         if widen:
@@ -226,8 +227,8 @@ def tensor_norms(tensors: Sequence[torch.Tensor], widen: bool = True) -> torch.T
     except (RuntimeError, NotImplementedError, TypeError):
         # Sparse gradients (nn.Embedding(sparse=True)) and exotic tensor types: slow path, per tensor.
         norms = [_one_norm(t) for t in tensors]
-    device = norms[0].device
-    return torch.stack([n if n.device == device else n.to(device) for n in norms])
+    device = norms[0].device if out is None else out.device
+    return torch.stack([n if n.device == device else n.to(device) for n in norms], out=out)
 
 
 def _one_norm(t: torch.Tensor) -> torch.Tensor:

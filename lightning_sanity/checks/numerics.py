@@ -62,19 +62,33 @@ def norm_total(tensors: Sequence[Optional[Tensor]]) -> Optional[Tensor]:
             return torch.stack([n.to(device) for n in norms]).sum()
 
 
-def finite_flag(tensors: Sequence[Optional[Tensor]], *scalars: Optional[Tensor],
-                total: Optional[Tensor] = None) -> Optional[Tensor]:
-    """0-dim bool tensor, True when every value of ``tensors`` and of the extra ``scalars`` (losses) is finite.
+def flag_parts(tensors: Sequence[Optional[Tensor]], *scalars: Optional[Tensor],
+               total: Optional[Tensor] = None) -> list[Tensor]:
+    """Few device tensors whose values are all finite exactly when every value of ``tensors`` and ``scalars`` is.
 
-    Stays on the device: one fused reduction, no host sync. None when there is nothing to check. ``total``, a
-    :func:`norm_total` computed elsewhere in the step, stands for ``tensors`` and saves reading them again.
+    Nothing is reduced further or read: a caller that reads other figures in the same host transfer tests these
+    with :func:`math.isfinite` on the host, which saves the reduction and the comparison on the device. ``total``,
+    a :func:`norm_total` computed elsewhere in the step, stands for ``tensors`` and saves reading them again.
     """
     parts = [total] if total is not None else [norm_total(tensors)] if tensors else []
     for s in scalars:
         if s is not None and (s.is_floating_point() or s.is_complex()):
+            s = s.detach()
+            if s.is_complex():
+                s = torch.view_as_real(s)
             # A plain sum keeps a NaN or Inf (Inf - Inf is NaN); a finite overflow is confirmed tensor by tensor.
-            parts.append(s.detach() if s.dim() == 0 else s.detach().sum())
-    parts = [p for p in parts if p is not None]
+            parts.append(s if s.dim() == 0 else s.sum())
+    return [p for p in parts if p is not None]
+
+
+def finite_flag(tensors: Sequence[Optional[Tensor]], *scalars: Optional[Tensor],
+                total: Optional[Tensor] = None) -> Optional[Tensor]:
+    """0-dim bool tensor, True when every value of ``tensors`` and of the extra ``scalars`` (losses) is finite.
+
+    Stays on the device: one fused reduction, no host sync. None when there is nothing to check. ``total`` as in
+    :func:`flag_parts`.
+    """
+    parts = flag_parts(tensors, *scalars, total=total)
     if not parts:
         return None
     total = parts[0]
