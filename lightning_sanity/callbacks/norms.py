@@ -82,11 +82,13 @@ class _OptimizerView:
         self.owned = torch.zeros(L, dtype=torch.bool)
         self.owned[self.layer] = True
         self.grad_norms: Optional[torch.Tensor] = None
+        self._rows: tuple[torch.Tensor, ...] = ()
 
     def grad_norm_row(self, row: int, rows: int) -> torch.Tensor:
         if self.grad_norms is None or self.grad_norms.shape[0] != rows:
             self.grad_norms = torch.zeros(rows, len(self.params), dtype=torch.float32, device=self.device)
-        return self.grad_norms[row]
+            self._rows = self.grad_norms.unbind(0)  # views made once: indexing is a tensor op of its own
+        return self._rows[row]
 
     def fold(self, buf: torch.Tensor) -> None:
         """Add the buffered gradient norms, squared, into ``buf``'s per-layer block, and clear them."""
