@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import logging
 import os
@@ -98,8 +99,6 @@ class _NumpyState:
         if not self._fast:
             return np.random.get_state()
         try:
-            import ctypes
-
             generator = np.random.mtrand._rand._bit_generator
             if generator is not self._generator:
                 self._generator, self._raw, self._state = generator, None, None

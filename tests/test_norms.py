@@ -191,6 +191,32 @@ def test_histograms_when_asked(tmp_path):
     assert {"sanity/grad_hist/net.0", "sanity/weight_hist/net.2"} <= histograms
 
 
+class _WeightWitness(L.Callback):
+    """The squared weight norm of each Linear layer in every optimizer step, before the update."""
+
+    def __init__(self):
+        self.rows = []
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        self.rows.append([sum(float(p.detach().square().sum()) for p in m.parameters())
+                          for m in pl_module.modules() if isinstance(m, nn.Linear)])
+
+
+def test_weight_norms_are_read_on_measuring_steps_and_carried_between(tmp_path):
+    witness, monitor = _WeightWitness(), NormMonitor(norms_log_every_n_steps=4)
+    L.seed_everything(0)
+    fit(Classifier(), tmp_path, callbacks=[witness, monitor], max_epochs=2)
+    held = torch.cat(monitor._hist_weight)  # layers in module order: net.0, net.2
+    steps = len(held)  # the flushed steps (without the summary, the last partial window is never judged)
+    truth = torch.tensor(witness.rows[:steps], dtype=torch.float64)
+    assert held.shape == truth.shape == (steps, 2) and steps > 40
+    measured = [i for i in range(steps) if i < 10 or (i + 1) % 4 == 0]  # the first 10 steps, then logging steps
+    for i in range(steps):
+        source = i if i in measured else max(j for j in measured if j < i)
+        assert torch.allclose(held[i], truth[source], rtol=1e-5), (i, source)
+    assert not torch.allclose(truth[12], truth[11], rtol=1e-5)  # weights did move: carrying is visible
+
+
 def test_no_update_copy_when_switched_off(tmp_path):
     report, _, _ = _run(Classifier(lr=10.0, optimizer="sgd"), tmp_path, monitor=NormMonitor(norms_update_ratio=False),
                         limit_train_batches=8)
