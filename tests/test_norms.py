@@ -217,6 +217,18 @@ def test_weight_norms_are_read_on_measuring_steps_and_carried_between(tmp_path):
     assert not torch.allclose(truth[12], truth[11], rtol=1e-5)  # weights did move: carrying is visible
 
 
+def test_weights_are_read_once_more_at_the_end_of_fit(tmp_path):
+    monitor = NormMonitor(norms_log_every_n_steps=50)
+    L.seed_everything(0)
+    model = Classifier()
+    fit(model, tmp_path, callbacks=[monitor, SanitySummary(print_summary=False)], max_epochs=1, limit_train_batches=18)
+    held = torch.cat(monitor._hist_weight)
+    final = torch.tensor([sum(float(p.detach().square().sum()) for p in m.parameters()) for m in (model.net[0], model.net[2])],
+                         dtype=torch.float64)
+    assert len(held) == 18 and torch.allclose(held[-1], final, rtol=1e-5)  # not the reading of step 9, carried
+    assert not torch.allclose(held[-2], final, rtol=1e-5)
+
+
 def test_no_update_copy_when_switched_off(tmp_path):
     report, _, _ = _run(Classifier(lr=10.0, optimizer="sgd"), tmp_path, monitor=NormMonitor(norms_update_ratio=False),
                         limit_train_batches=8)

@@ -560,6 +560,22 @@ class NormMonitor(SanityCallback):
         if log:
             self._log_last(trainer, grad_sq[-1], weight_sq[-1], update_sq[-1], present[-1], meta[-1])
 
+    def _weigh_last_row(self) -> None:
+        """End of fit: read the weights once more for the last buffered step, so the judgements see them as they
+        ended instead of carried from the last logging step (they include the last update: close enough)."""
+        if not self._rows or self._rows[-1].weighed is not None or self._buf is None:
+            return
+        L = len(self.layers)
+        weighed = torch.zeros(L, dtype=torch.bool)
+        with torch.no_grad():
+            row = self._buf[self._row - 1]
+            row[L:2 * L] = 0
+            for view in self._views.values():
+                if view.params:
+                    row.index_add_(0, view.weight_index, N.tensor_norms(view.params, widen=view.widen).square())
+                    weighed |= view.owned
+        self._rows[-1].weighed = weighed
+
     def _carry_weights(self, weight_sq: torch.Tensor, meta: list[_Row]) -> None:
         """Fill the rows (and layers) whose weights were not read with the latest reading, in place."""
         last = self._last_weight_sq if self._last_weight_sq is not None else torch.zeros(weight_sq.shape[1], dtype=weight_sq.dtype)
@@ -681,6 +697,7 @@ class NormMonitor(SanityCallback):
         self._copies.clear()
         self._spare.clear()
         if not (self._sharded and self._crashed):  # after a crash other ranks may not reach a collective
+            self._weigh_last_row()
             self._flush(trainer, log=False)
         if not trainer.is_global_zero or not self._hist_grad:
             for check in self.active_checks:
