@@ -227,8 +227,11 @@ def tensor_norms(tensors: Sequence[torch.Tensor], widen: bool = True, out: Optio
     except (RuntimeError, NotImplementedError, TypeError):
         # Sparse gradients (nn.Embedding(sparse=True)) and exotic tensor types: slow path, per tensor.
         norms = [_one_norm(t) for t in tensors]
-    device = norms[0].device if out is None else out.device
-    return torch.stack([n if n.device == device else n.to(device) for n in norms], out=out)
+    try:
+        return torch.stack(norms, out=out)
+    except RuntimeError:  # tensors on several devices (model parallel): gather the few scalars on one
+        device = norms[0].device if out is None else out.device
+        return torch.stack([n.to(device) for n in norms], out=out)
 
 
 def _one_norm(t: torch.Tensor) -> torch.Tensor:
