@@ -191,6 +191,11 @@ def test_histograms_when_asked(tmp_path):
     assert {"sanity/grad_hist/net.0", "sanity/weight_hist/net.2"} <= histograms
 
 
+def _linear_weight_sq(model):
+    """The squared weight norm (all parameters) of each Linear layer, in module order."""
+    return [sum(float(p.detach().square().sum()) for p in m.parameters()) for m in model.modules() if isinstance(m, nn.Linear)]
+
+
 class _WeightWitness(L.Callback):
     """The squared weight norm of each Linear layer in every optimizer step, before the update."""
 
@@ -198,8 +203,7 @@ class _WeightWitness(L.Callback):
         self.rows = []
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
-        self.rows.append([sum(float(p.detach().square().sum()) for p in m.parameters())
-                          for m in pl_module.modules() if isinstance(m, nn.Linear)])
+        self.rows.append(_linear_weight_sq(pl_module))
 
 
 def test_weight_norms_are_read_on_measuring_steps_and_carried_between(tmp_path):
@@ -223,8 +227,7 @@ def test_weights_are_read_once_more_at_the_end_of_fit(tmp_path):
     model = Classifier()
     fit(model, tmp_path, callbacks=[monitor, SanitySummary(print_summary=False)], max_epochs=1, limit_train_batches=18)
     held = torch.cat(monitor._hist_weight)
-    final = torch.tensor([sum(float(p.detach().square().sum()) for p in m.parameters()) for m in (model.net[0], model.net[2])],
-                         dtype=torch.float64)
+    final = torch.tensor(_linear_weight_sq(model), dtype=torch.float64)  # net.0, net.2
     assert len(held) == 18 and torch.allclose(held[-1], final, rtol=1e-5)  # not the reading of step 9, carried
     assert not torch.allclose(held[-2], final, rtol=1e-5)
 

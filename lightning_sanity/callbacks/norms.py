@@ -90,6 +90,10 @@ class _OptimizerView:
             self._rows = self.grad_norms.unbind(0)  # views made once: indexing is a tensor op of its own
         return self._rows[row]
 
+    def add_weight_norms(self, row: torch.Tensor) -> None:
+        """Add the squared weight norms of this optimizer's parameters into ``row``'s per-layer weight block."""
+        row.index_add_(0, self.weight_index, N.tensor_norms(self.params, widen=self.widen).square())
+
     def fold(self, buf: torch.Tensor) -> None:
         """Add the buffered gradient norms, squared, into ``buf``'s per-layer block, and clear them."""
         if self.grad_norms is not None and self.params:
@@ -160,10 +164,10 @@ class NormMonitor(SanityCallback):
     ``on_before_optimizer_step``, where Lightning guarantees finished gradients: accumulated over
     ``accumulate_grad_batches``, unscaled by AMP, and **before gradient clipping**. Weight norms are read at the
     same point (the weights before the step) on logging steps and on the first 10 steps; weights move slowly,
-    so the judgements carry the latest reading over the steps in between. The update ratio ``||w_after - w_before|| / ||w_before||`` is
-    measured on logging steps and on the first 10 steps, from a copy of the stepped parameters taken just
-    before the step and freed right after it (no permanent copy of the model). Several optimizers and manual
-    optimization work alike.
+    so the judgements carry the latest reading over the steps in between, and the weights are read once more at
+    the end of fit. The update ratio ``||w_after - w_before|| / ||w_before||`` is measured on the same steps, from
+    a copy of the stepped parameters taken just before the step and freed right after it (no permanent copy of
+    the model). Several optimizers and manual optimization work alike.
 
     Cost: per optimizer step, one fused ``torch._foreach_norm`` over the gradients, written into a row of a
     buffer on the device; the buffer is reduced per layer and read (one host-device transfer) every
@@ -448,7 +452,7 @@ class NormMonitor(SanityCallback):
             row.index_copy_(0, pattern.present_index, N.tensor_norms(present_grads, widen=view.widen))
         if self._measure_weights:
             # Weights move slowly: read on logging steps (and the first steps), carried forward in between.
-            self._buf[self._row].index_add_(0, view.weight_index, N.tensor_norms(params, widen=view.widen).square())
+            view.add_weight_norms(self._buf[self._row])
         if self.histogram_every_n_steps and self._stepped % self.histogram_every_n_steps == 0:
             self._histograms(trainer, view, pattern, grads)
         if self._measure_update and present_grads:
@@ -572,7 +576,7 @@ class NormMonitor(SanityCallback):
             row[L:2 * L] = 0
             for view in self._views.values():
                 if view.params:
-                    row.index_add_(0, view.weight_index, N.tensor_norms(view.params, widen=view.widen).square())
+                    view.add_weight_norms(row)
                     weighed |= view.owned
         self._rows[-1].weighed = weighed
 
