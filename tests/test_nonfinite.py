@@ -118,11 +118,11 @@ def test_nan_gradient_is_caught_from_the_norms_the_norm_monitor_shares(tmp_path,
     taken = []
 
     def spy(*args):
-        total = _replay_capture.shared_norm_total(*args)
-        taken.append(total is not None)
-        return total
+        norms = _replay_capture.shared_grad_norms(*args)
+        taken.append(norms is not None)
+        return norms
 
-    monkeypatch.setattr(nonfinite, "shared_norm_total", spy)
+    monkeypatch.setattr(nonfinite, "shared_grad_norms", spy)
     callbacks = [NormMonitor(), NonFiniteSentinel(), SanitySummary(print_summary=False)]
     _, report = _fit(tmp_path, Injected("sqrt", at=(1, 3)), callbacks=callbacks)
     (finding,) = serious(report, "non-finite")

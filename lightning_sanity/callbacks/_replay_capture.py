@@ -10,13 +10,14 @@
   Without the sentinel, :func:`resolve_step_reads` is called by the check itself.
 - :func:`save_step_bundle`: writes the replay bundle of the current step, once per step, never raising.
 - Shared norms: the norms monitor already reduces every gradient of an optimizer to per-tensor norms;
-  it hands their sum over with :func:`share_norm_total`, and the ``non-finite`` sentinel takes it
-  (:func:`shared_norm_total`) instead of reading all of them a second time.
+  it hands them over with :func:`share_grad_norms`, and the ``non-finite`` sentinel reads them
+  (:func:`shared_grad_norms`) instead of reducing all the gradients a second time.
 """
 
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import weakref
 from collections.abc import Sequence
@@ -30,6 +31,8 @@ from lightning_sanity.findings import global_seed
 from lightning_sanity.replays import bundle_relpath, capture_rng_states, make_bundle, write_bundle
 
 log = logging.getLogger(__name__)
+
+_BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 _CAPTURES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _READS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -52,7 +55,9 @@ class StepCapture:
         self.rng: Optional[dict[str, Any]] = None
         self.bn_names: list[str] = []
         self._bn_model: Optional[nn.Module] = None
-        self._bn_layers: list[tuple[str, nn.Module]] = []
+        self._bn_slots: list[str] = []  # state_dict keys of every BatchNorm buffer, initialized or not
+        self._bn_owners: list[tuple[nn.Module, str]] = []
+        self._bn_raw: list[Optional[Tensor]] = []
         #: the live BatchNorm buffers (``bn_names`` order) and their copies as they were at the start of the step
         self.bn_sources: list[Tensor] = []
         self.bn_copies: list[Tensor] = []
@@ -75,25 +80,25 @@ class StepCapture:
 
     def _snapshot_batchnorm(self, pl_module: nn.Module) -> None:
         if self._bn_model is not pl_module:  # walking every module each step would cost more than the copy
-            self._bn_model, self._bn_layers = pl_module, batchnorm_layers(pl_module)
-        names, sources = [], []
-        for name, m in self._bn_layers:
-            prefix = f"{name}." if name else ""
-            for buffer in ("running_mean", "running_var", "num_batches_tracked"):
-                t = getattr(m, buffer, None)
-                if _initialized(t):
-                    names.append(prefix + buffer)
-                    sources.append(t)
-        if not sources:
-            self.bn_names, self.bn_sources, self.bn_copies = [], [], []
+            layers = batchnorm_layers(pl_module)
+            self._bn_model = pl_module
+            self._bn_slots = [(f"{name}." if name else "") + buffer for name, _ in layers for buffer in _BN_BUFFERS]
+            self._bn_owners = [(m, buffer) for _, m in layers for buffer in _BN_BUFFERS]
+            self._bn_raw, self.bn_names, self.bn_sources, self.bn_copies = [], [], [], []
+        if not self._bn_owners:
             return
-        same = len(sources) == len(self.bn_sources) and all(a is b for a, b in zip(sources, self.bn_sources))
+        raw = [getattr(m, buffer, None) for m, buffer in self._bn_owners]
+        if len(raw) == len(self.bn_sources) and all(map(operator.is_, raw, self._bn_raw)):
+            with torch.no_grad():
+                torch._foreach_copy_(self.bn_copies, self.bn_sources)
+            return
+        # The buffers changed (first step, a lazy layer materialized in place, a buffer replaced): take them anew.
+        self._bn_raw = raw
+        keep = [i for i, t in enumerate(raw) if _initialized(t)]
+        self.bn_names = [self._bn_slots[i] for i in keep]
+        self.bn_sources = [raw[i] for i in keep]
         with torch.no_grad():
-            if same:
-                torch._foreach_copy_(self.bn_copies, sources)
-            else:
-                self.bn_copies = [t.detach().clone() for t in sources]
-        self.bn_names, self.bn_sources = names, sources
+            self.bn_copies = [t.detach().clone() for t in self.bn_sources]
 
     def done(self, holder: Any) -> None:
         """``holder`` will write no bundle for this step: the last one to say so lets go of the batch.
@@ -118,7 +123,7 @@ class StepCapture:
         """Start of a fit: forget the previous fit's step and bundles."""
         self.release()
         self.written.clear()
-        self._bn_model, self._bn_layers = None, []
+        self._bn_model, self._bn_slots, self._bn_owners, self._bn_raw = None, [], [], []
 
 
 def capture_for(trainer: Any) -> StepCapture:
@@ -216,9 +221,7 @@ def resolve_step_reads(trainer: Any, own: Sequence[Tensor] = ()) -> list[float]:
     parts = list(own) + [t for tensors in pending.values() for t in tensors]
     if not parts:
         return []
-    device = parts[0].device
-    # float32 holds every figure read here (means, counts below 2**24) and exists on every backend.
-    values = torch.cat([p.reshape(-1).to(device, torch.float32) for p in parts]).tolist()
+    values = _read(parts)
     size = sum(t.numel() for t in own)
     mine, values = values[:size], values[size:]
     for name, tensors in list(pending.items()):
@@ -228,6 +231,23 @@ def resolve_step_reads(trainer: Any, own: Sequence[Tensor] = ()) -> list[float]:
     return mine
 
 
+def _read(parts: list[Tensor]) -> list[float]:
+    """The values of ``parts``, flattened and concatenated, as floats."""
+    if all(p.device.type == "cpu" for p in parts):
+        # Nothing to transfer: reading each part costs less than gathering them into one tensor first.
+        values: list[float] = []
+        for p in parts:
+            got = (p if p.dim() < 2 else p.reshape(-1)).tolist()
+            if isinstance(got, list):
+                values.extend(map(float, got))
+            else:
+                values.append(float(got))
+        return values
+    device = parts[0].device
+    # float32 holds every figure read here (means, counts below 2**24) and exists on every backend.
+    return torch.cat([p.reshape(-1).to(device, torch.float32) for p in parts]).tolist()
+
+
 def forget_step_reads(trainer: Any) -> None:
     _READS.pop(trainer, None)
 
@@ -235,20 +255,20 @@ def forget_step_reads(trainer: Any) -> None:
 # --------------------------------------------------------------------------- shared norms
 
 
-def share_norm_total(trainer: Any, optimizer: Any, params: list[Tensor], total: Tensor) -> None:
-    """Hand over the sum of the L2 norms of all of ``params``' gradients, for this step only.
+def share_grad_norms(trainer: Any, optimizer: Any, params: list[Tensor], norms: Tensor) -> None:
+    """Hand over the L2 norm of each of ``params``' gradients (a device vector), for this step only.
 
     ``params`` must be every parameter of ``optimizer``, in ``param_groups`` order, each with a gradient.
     """
-    _NORMS[trainer] = (trainer.global_step, id(optimizer), len(params), params[0] if params else None, total)
+    _NORMS[trainer] = (trainer.global_step, id(optimizer), len(params), params[0] if params else None, norms)
 
 
-def shared_norm_total(trainer: Any, optimizer: Any, params: list[Tensor]) -> Optional[Tensor]:
-    """The total handed over for exactly these ``params`` of ``optimizer`` at this step, else None."""
+def shared_grad_norms(trainer: Any, optimizer: Any, params: list[Tensor]) -> Optional[Tensor]:
+    """The norms handed over for exactly these ``params`` of ``optimizer`` at this step, else None."""
     shared = _NORMS.pop(trainer, None)
     if shared is None or not params:
         return None
-    step, key, count, first, total = shared
+    step, key, count, first, norms = shared
     if step != trainer.global_step or key != id(optimizer) or count != len(params) or first is not params[0]:
         return None
-    return total
+    return norms

@@ -119,6 +119,20 @@ class SanityCallback(Callback):
         self.disabled = self.disabled | frozenset(checks)
         return self
 
+    def retire(self, *hooks: str) -> None:
+        """Let Lightning skip these per-batch hooks for the rest of the fit: this callback is done with them.
+
+        An instance attribute set to None shadows the method, and Lightning skips hooks that are not callable, so a
+        check that finished its work early costs no dispatch on the steps after. :meth:`revive` undoes it.
+        """
+        for hook in hooks:
+            setattr(self, hook, None)
+
+    def revive(self) -> None:
+        """Undo :meth:`retire` (at the start of a fit)."""
+        for hook in _BATCH_HOOKS:
+            self.__dict__.pop(hook, None)
+
     def is_enabled(self, check: str) -> bool:
         return check not in self.disabled
 

@@ -114,6 +114,7 @@ class DataChecks(SanityCallback):
         self._reset()
 
     def _reset(self) -> None:
+        self.revive()
         self._seen = 0
         self._done = False
         self._inputs: dict[str, D.InputStats] = {}
@@ -139,7 +140,10 @@ class DataChecks(SanityCallback):
 
     @override
     def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int) -> None:
-        if self._done or self._seen >= self.data_batches:
+        if self._done:  # the batches are judged: nothing left to do per batch
+            self.retire("on_train_batch_start", "on_before_backward", "on_train_batch_end")
+            return
+        if self._seen >= self.data_batches:
             return
         try:
             self._observe(batch)

@@ -204,10 +204,15 @@ class LossDynamics(SanityCallback):
                 if self._no_loss_reason is None:
                     self._no_loss_reason = "training_step returned no scalar loss to follow"
                 return
+            scale = trainer.accumulate_grad_batches if pl_module.automatic_optimization else 1
+            if loss.device.type == "cpu":
+                # Nothing to wait for on the CPU: reading the value costs less than a device-side copy.
+                self._flush()
+                self._take([loss.item() * scale])  # Lightning divided the loss by the accumulation factor
+                return
             loss = loss.detach().reshape(())
-            if pl_module.automatic_optimization and trainer.accumulate_grad_batches != 1:
-                # Lightning divides the returned loss by the accumulation factor before this hook.
-                loss = loss * trainer.accumulate_grad_batches
+            if scale != 1:
+                loss = loss * scale
             if self._buffer is None or self._buffer.device != loss.device:
                 self._flush()
                 self._buffer = torch.empty(_DEVICE_CHUNK, device=loss.device)
@@ -235,6 +240,10 @@ class LossDynamics(SanityCallback):
             return
         values = self._buffer[: self._fill].tolist()
         self._fill = 0
+        self._take(values)
+
+    def _take(self, values: list[float]) -> None:
+        """Add losses, in step order, to the host history."""
         for value in values:
             if not math.isfinite(value):
                 self._nonfinite += 1

@@ -145,6 +145,7 @@ class LossInspector(SanityCallback):
         self._reset()
 
     def _reset(self) -> None:
+        self.revive()
         self._watch: Optional[StepWatch] = None
         self._stage = "waiting"  # waiting -> watching -> done
         self._observations: list[_Observation] = []
@@ -164,6 +165,8 @@ class LossInspector(SanityCallback):
     @override
     def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int) -> None:
         if self._stage != "waiting":
+            if self._stage == "done":  # the first step is judged: nothing left to do per batch
+                self.retire("on_train_batch_start", "on_before_backward", "on_train_batch_end")
             return
         if trainer.global_step > 0:
             self._stage = "done"

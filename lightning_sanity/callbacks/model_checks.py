@@ -126,6 +126,7 @@ class ModelChecks(SanityCallback):
     @override
     def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
         if stage == "fit":
+            self.revive()
             self._pending = self.is_enabled("constant-output") or self.is_enabled("batch-mixing")
             self._attempts = 0
 
@@ -142,6 +143,7 @@ class ModelChecks(SanityCallback):
     @override
     def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int) -> None:
         if not self._pending:
+            self.retire("on_train_batch_start")  # the flow checks ran (or were skipped): nothing left per batch
             return
         self._attempts += 1
         facts = self.collector(trainer).facts

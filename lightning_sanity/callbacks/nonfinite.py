@@ -22,7 +22,7 @@ from lightning_sanity.callbacks._replay_capture import (
     forget_step_reads,
     resolve_step_reads,
     save_step_bundle,
-    shared_norm_total,
+    shared_grad_norms,
 )
 from lightning_sanity.callbacks.base import SanityCallback
 from lightning_sanity.checks.numerics import count_nonfinite, finite_flag, flag_parts, is_finite, owner_module
@@ -260,10 +260,10 @@ class NonFiniteSentinel(SanityCallback):
         if not self._broken:
             try:
                 # The norms monitor may have read these gradients already in this step.
-                shared = shared_norm_total(trainer, optimizer, params) if optimizer is not None else None
+                shared = shared_grad_norms(trainer, optimizer, params) if optimizer is not None else None
                 grads = [] if shared is not None else [p.grad for p in params]
                 # The one host sync of the step, shared with the other checks' device-side figures.
-                values = resolve_step_reads(trainer, flag_parts(grads, *losses, total=shared))
+                values = resolve_step_reads(trainer, flag_parts(grads, *losses, norms=shared))
                 bad_local = not all(map(math.isfinite, values))
                 self._steps_checked += 1
             except Exception as err:

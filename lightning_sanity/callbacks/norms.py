@@ -19,7 +19,7 @@ from torch.optim import Optimizer
 from typing_extensions import override
 
 from lightning_sanity import tensorboard
-from lightning_sanity.callbacks._replay_capture import share_norm_total
+from lightning_sanity.callbacks._replay_capture import share_grad_norms
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks import norms as N
 from lightning_sanity.findings import Severity
@@ -447,7 +447,7 @@ class NormMonitor(SanityCallback):
         if pattern.present is None:
             norms = N.tensor_norms(grads, widen=view.widen, out=row)
             if len(params) == view.optimizer_params:
-                share_norm_total(trainer, optimizer, params, norms.sum())  # the non-finite sentinel's flag reuses it
+                share_grad_norms(trainer, optimizer, params, norms)  # the non-finite sentinel's flag reads them
         elif present_grads:
             row.index_copy_(0, pattern.present_index, N.tensor_norms(present_grads, widen=view.widen))
         if self._measure_weights:

@@ -197,6 +197,7 @@ class PredictionDynamics(SanityCallback):
         self._reset()
 
     def _reset(self) -> None:
+        self.revive()
         self._batch: Any = None
         self._source = ""
         self._stopped: Optional[str] = None
@@ -263,6 +264,8 @@ class PredictionDynamics(SanityCallback):
         if self._batch is None and self._stopped is None:
             self._capture(batch, "training")
             self._snapshot(trainer, pl_module, epoch_end=False)
+        else:
+            self.retire("on_train_batch_start")  # the fixed batch is taken: nothing left to do at batch start
 
     @override
     def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any,

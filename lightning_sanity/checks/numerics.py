@@ -63,14 +63,14 @@ def norm_total(tensors: Sequence[Optional[Tensor]]) -> Optional[Tensor]:
 
 
 def flag_parts(tensors: Sequence[Optional[Tensor]], *scalars: Optional[Tensor],
-               total: Optional[Tensor] = None) -> list[Tensor]:
+               norms: Optional[Tensor] = None) -> list[Tensor]:
     """Few device tensors whose values are all finite exactly when every value of ``tensors`` and ``scalars`` is.
 
     Nothing is reduced further or read: a caller that reads other figures in the same host transfer tests these
-    with :func:`math.isfinite` on the host, which saves the reduction and the comparison on the device. ``total``,
-    a :func:`norm_total` computed elsewhere in the step, stands for ``tensors`` and saves reading them again.
+    with :func:`math.isfinite` on the host, which saves the reduction and the comparison on the device. ``norms``,
+    the L2 norm of each of ``tensors`` computed elsewhere in the step, stands for them and saves reading them again.
     """
-    parts = [total] if total is not None else [norm_total(tensors)] if tensors else []
+    parts = [norms] if norms is not None else [norm_total(tensors)] if tensors else []
     for s in scalars:
         if s is not None and (s.is_floating_point() or s.is_complex()):
             s = s.detach()
@@ -81,14 +81,12 @@ def flag_parts(tensors: Sequence[Optional[Tensor]], *scalars: Optional[Tensor],
     return [p for p in parts if p is not None]
 
 
-def finite_flag(tensors: Sequence[Optional[Tensor]], *scalars: Optional[Tensor],
-                total: Optional[Tensor] = None) -> Optional[Tensor]:
+def finite_flag(tensors: Sequence[Optional[Tensor]], *scalars: Optional[Tensor]) -> Optional[Tensor]:
     """0-dim bool tensor, True when every value of ``tensors`` and of the extra ``scalars`` (losses) is finite.
 
-    Stays on the device: one fused reduction, no host sync. None when there is nothing to check. ``total`` as in
-    :func:`flag_parts`.
+    Stays on the device: one fused reduction, no host sync. None when there is nothing to check.
     """
-    parts = flag_parts(tensors, *scalars, total=total)
+    parts = flag_parts(tensors, *scalars)
     if not parts:
         return None
     total = parts[0]
