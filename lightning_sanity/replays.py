@@ -90,7 +90,7 @@ class _NumpyState:
 
     def __init__(self) -> None:
         self._generator: Any = None
-        self._address: Optional[int] = None
+        self._memory: Any = None  # a ctypes view of the generator's state
         self._raw: Optional[bytes] = None
         self._state: Any = None
         self._fast = True
@@ -102,10 +102,13 @@ class _NumpyState:
             generator = np.random.mtrand._rand._bit_generator
             if generator is not self._generator:
                 self._generator, self._raw, self._state = generator, None, None
-                self._address = generator.ctypes.state_address if type(generator).__name__ == "MT19937" else None
-            if self._address is None:
+                self._memory = None
+                if type(generator).__name__ == "MT19937":
+                    # Valid while the generator lives: it is kept in self._generator.
+                    self._memory = (ctypes.c_char * self._BYTES).from_address(generator.ctypes.state_address)
+            if self._memory is None:
                 return np.random.get_state()
-            raw = ctypes.string_at(self._address, self._BYTES)
+            raw = self._memory.raw
             if raw == self._raw and not self._state[3]:
                 return self._state
             state = np.random.get_state()

@@ -67,14 +67,14 @@ class StepCapture:
 
     def capture(self, trainer: Any, pl_module: nn.Module, batch: Any, batch_idx: int, holder: Any) -> None:
         """Capture the step (once, whoever asks first); ``holder`` keeps the batch until it calls :meth:`done`."""
-        key = (id(trainer), trainer.current_epoch, batch_idx, trainer.global_step)
+        epoch, step = trainer.current_epoch, trainer.global_step
+        key = (id(trainer), epoch, batch_idx, step)
         self._holders.add(id(holder))
         if key == self.key:
             return
         self._holders = {id(holder)}
         self.key = key
-        self.batch, self.batch_idx = batch, batch_idx
-        self.epoch, self.global_step = trainer.current_epoch, trainer.global_step
+        self.batch, self.batch_idx, self.epoch, self.global_step = batch, batch_idx, epoch, step
         self.rng = capture_rng_states()
         self._snapshot_batchnorm(pl_module)
 

@@ -175,6 +175,7 @@ class BatchNormMonitor(SanityCallback):
         self._reset()
 
     def _reset(self) -> None:
+        self.__dict__.pop("_limits", None)  # thresholds may have been tuned since the last fit
         self._state: Optional[_LayerState] = None
         self._layers: list[tuple[str, nn.Module]] = []
         self._verdict: Optional[dict[str, list]] = None
@@ -278,7 +279,11 @@ class BatchNormMonitor(SanityCallback):
             before, live = capture.bn_copies, capture.bn_sources
             with torch.no_grad():
                 sums = torch._foreach_norm(before[1::3] + live[1::3], 1, dtype=torch.float32)  # variances are >= 0
-                figures = [torch.stack(sums), torch.stack(before[2::3] + live[2::3])]
+                counts = before[2::3] + live[2::3]
+                if sums[0].device.type == "cpu":
+                    figures = [*sums, *counts]  # nothing to transfer: read one by one, no gathering
+                else:
+                    figures = [torch.stack(sums), torch.stack(counts)]
             self._tensors = (before, live)
             return figures
         except Exception as err:
@@ -293,7 +298,7 @@ class BatchNormMonitor(SanityCallback):
         try:
             step = self._step = _Step(state, values, *self._tensors)
             self._steps_judged += 1
-            limits = self._limits()
+            limits = self._limits
             slot = state.calls % bn.WINDOW
             if state.calls == 0:
                 state.ring = [list(step.mean_after) for _ in state.ring]
@@ -313,6 +318,7 @@ class BatchNormMonitor(SanityCallback):
         except Exception as err:
             self._failed(trainer, err)
 
+    @functools.cached_property
     def _limits(self) -> dict[str, float]:
         return {"jump_step": self.threshold(CHECK, "jump"), "jump_window": self.threshold(CHECK, "window"),
                 "batch_ratio_limit": self.threshold(CHECK, "batch_ratio"),
