@@ -54,3 +54,23 @@ def test_every_suite_callback_is_exported_at_top_level():
     assert len(names) == 11
     for name in names:
         assert getattr(lightning_sanity, name).__name__ == name
+
+
+def test_checks_done_with_the_first_batches_leave_the_dispatch_and_come_back_for_the_next_fit(tmp_path):
+    from helpers import serious
+    from torch import nn
+
+    from lightning_sanity import DataChecks, LossInspector, ModelChecks, PredictionDynamics
+
+    callbacks = lightning_sanity.default_callbacks(print_summary=False)
+    early = [c for c in callbacks if isinstance(c, (LossInspector, DataChecks, ModelChecks, PredictionDynamics))]
+    fit(Classifier(), tmp_path, callbacks=callbacks, max_epochs=1)
+    # Lightning skips a hook attribute that is not callable: the finished checks cost nothing per batch.
+    assert len(early) == 4 and all(c.on_train_batch_start is None for c in early)
+    assert all(c.on_train_batch_end is None for c in early if isinstance(c, (LossInspector, DataChecks)))
+
+    # The same callbacks in a second fit start over: the first step of a negated loss is judged again.
+    negated = Classifier(loss_fn=lambda out, y: -nn.functional.cross_entropy(out, y))
+    t = fit(negated, tmp_path, callbacks=callbacks, max_epochs=1)
+    assert serious(read_report(t.log_dir), "initial-loss")
+    assert all(c.on_train_batch_start is None for c in early)
