@@ -21,6 +21,8 @@ figures are the steady state of a long run.
 Configurations:
 
 - ``bare``: Lightning with a TensorBoard logger, ``log_every_n_steps=50``.
+- ``floor``: one callback doing the least a per-step gradient check can do: one fused norm of every gradient,
+  read on the host and tested for finiteness. What any per-step observer pays on this machine.
 - ``suite``: ``lightning_sanity.default_callbacks()`` at its default cadence (everything the suite has).
 - ``norms/step``: ``NormMonitor`` reading, logging and judging every step (``norms_log_every_n_steps=1``):
   per-layer gradient norms, weight norms and update ratios, ``log_every_n_steps=1``.
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import tempfile
 import time
 import warnings
@@ -162,6 +165,19 @@ class StepTimer(L.Callback):
         return gaps[len(gaps) // 4], hooks[len(hooks) // 2]
 
 
+class Floor(L.Callback):
+    """The least a per-step gradient check can do: one fused norm of every gradient, read and tested on the host.
+
+    Not a usable tool (no layers, no history, no judgement): it shows what any per-step observer pays on this
+    machine before it does anything useful.
+    """
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if not all(map(math.isfinite, torch.stack(torch._foreach_norm(grads)).tolist())):
+            trainer.should_stop = True
+
+
 class Histograms(L.Callback):
     """A histogram of every parameter and every gradient, every step (what people often do by hand)."""
 
@@ -180,6 +196,7 @@ def configurations() -> dict[str, tuple[list, int, bool]]:
 
     return {
         "bare": (lambda: [], 50, False),
+        "floor": (lambda: [Floor()], 50, False),
         "suite": (lambda: lightning_sanity.default_callbacks(print_summary=False), 50, False),
         "norms/step": (lambda: [NormMonitor(norms_log_every_n_steps=1)], 1, False),
         "grad_norm/step": (lambda: [], 1, True),
