@@ -174,3 +174,24 @@ def test_numpy_state_is_reused_only_while_the_generator_has_not_moved():
         assert reader._fast  # the shortcut was checked against a full read and kept
     finally:
         np.random.set_state(saved)
+
+
+
+def test_what_the_checks_share_within_a_step_goes_with_its_trainer():
+    # Found by weak reference, also on the fast path that remembers the last Trainer: nothing the suite shares
+    # (the step capture with its batch and BatchNorm copies, the reads, the norms) outlives its Trainer, and a new
+    # Trainer never gets an old one's state.
+    import gc
+    import weakref
+
+    from lightning_sanity.callbacks import _replay_capture
+
+    first = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    capture = _replay_capture.capture_for(first)
+    assert _replay_capture.capture_for(first) is capture  # the remembered one
+    gone = weakref.ref(capture)
+    del first, capture
+    gc.collect()
+    assert gone() is None
+    second = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    assert _replay_capture.capture_for(second).key is None

@@ -34,9 +34,37 @@ log = logging.getLogger(__name__)
 
 _BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
-_CAPTURES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_READS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_NORMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class _Shared:
+    """What the checks of one Trainer share: the step capture, the step reads and the handed-over norms."""
+
+    __slots__ = ("capture", "pending", "results", "norms", "__weakref__")
+
+    def __init__(self) -> None:
+        self.capture = StepCapture()
+        self.pending: dict[str, Any] = {}
+        self.results: dict[str, list[float]] = {}
+        self.norms: Optional[tuple] = None
+
+
+_SHARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# The hot path asks for the same Trainer several times a step: remember the last one. Both by weak reference: a new
+# Trainer that happens to get the same address is never mistaken for it, and nothing outlives its Trainer.
+_last: tuple[Any, Any] = (lambda: None, lambda: None)
+
+
+def _shared(trainer: Any) -> _Shared:
+    global _last
+    if _last[0]() is trainer:
+        shared = _last[1]()
+        if shared is not None:
+            return shared
+    shared = _SHARED.get(trainer)
+    if shared is None:
+        shared = _SHARED[trainer] = _Shared()
+    _last = (weakref.ref(trainer), weakref.ref(shared))
+    return shared
 
 
 def _initialized(t: Optional[Tensor]) -> bool:
@@ -87,10 +115,9 @@ class StepCapture:
             self._bn_raw, self.bn_names, self.bn_sources, self.bn_copies = [], [], [], []
         if not self._bn_owners:
             return
-        raw = [getattr(m, buffer, None) for m, buffer in self._bn_owners]
+        raw = [m._buffers.get(buffer) for m, buffer in self._bn_owners]  # BatchNorm's statistics are buffers
         if len(raw) == len(self.bn_sources) and all(map(operator.is_, raw, self._bn_raw)):
-            with torch.no_grad():
-                torch._foreach_copy_(self.bn_copies, self.bn_sources)
+            torch._foreach_copy_(self.bn_copies, self.bn_sources)  # buffers: no autograd to keep out
             return
         # The buffers changed (first step, a lazy layer materialized in place, a buffer replaced): take them anew.
         self._bn_raw = raw
@@ -128,10 +155,7 @@ class StepCapture:
 
 def capture_for(trainer: Any) -> StepCapture:
     """The one :class:`StepCapture` of ``trainer``, created on first use."""
-    capture = _CAPTURES.get(trainer)
-    if capture is None:
-        capture = _CAPTURES[trainer] = StepCapture()
-    return capture
+    return _shared(trainer).capture
 
 
 def save_step_bundle(
@@ -173,31 +197,24 @@ def save_step_bundle(
 # --------------------------------------------------------------------------- step reads
 
 
-def _reads(trainer: Any) -> dict[str, dict[str, Any]]:
-    state = _READS.get(trainer)
-    if state is None:
-        state = _READS[trainer] = {"pending": {}, "results": {}}
-    return state
-
-
 def request_values(trainer: Any, name: str, tensors: Union[list[Tensor], Callable[[], Optional[list[Tensor]]]]) -> None:
     """Hand over device tensors (any shape, numeric or bool) to be read in the step's one host sync.
 
     ``tensors`` may be a function that makes them (or returns None: nothing to read) when the read happens: the
     figures are then computed next to the reader's own, where the same kernels have just run.
     """
-    state = _reads(trainer)
-    state["pending"][name] = tensors
-    state["results"].pop(name, None)
+    shared = _shared(trainer)
+    shared.pending[name] = tensors
+    shared.results.pop(name, None)
 
 
 def step_values(trainer: Any, name: str) -> Optional[list[float]]:
     """The requested tensors' values, flattened and concatenated, once read (and forget them); else None."""
-    return _reads(trainer)["results"].pop(name, None)
+    return _shared(trainer).results.pop(name, None)
 
 
 def values_pending(trainer: Any, name: str) -> bool:
-    return name in _reads(trainer)["pending"]
+    return name in _shared(trainer).pending
 
 
 def resolve_step_reads(trainer: Any, own: Sequence[Tensor] = ()) -> list[float]:
@@ -205,8 +222,8 @@ def resolve_step_reads(trainer: Any, own: Sequence[Tensor] = ()) -> list[float]:
 
     Returns ``own``'s values, flattened and concatenated; the requests' values go to :func:`step_values`.
     """
-    state = _reads(trainer)
-    pending = state["pending"]
+    shared = _shared(trainer)
+    pending = shared.pending
     for name, tensors in list(pending.items()):
         if callable(tensors):
             try:
@@ -226,14 +243,14 @@ def resolve_step_reads(trainer: Any, own: Sequence[Tensor] = ()) -> list[float]:
     mine, values = values[:size], values[size:]
     for name, tensors in list(pending.items()):
         size = sum(t.numel() for t in tensors)
-        state["results"][name], values = values[:size], values[size:]
+        shared.results[name], values = values[:size], values[size:]
     pending.clear()
     return mine
 
 
 def _read(parts: list[Tensor]) -> list[float]:
     """The values of ``parts``, flattened and concatenated, as floats."""
-    if all(p.device.type == "cpu" for p in parts):
+    if all(p.is_cpu for p in parts):
         # Nothing to transfer: reading each part costs less than gathering them into one tensor first.
         values: list[float] = []
         for p in parts:
@@ -249,7 +266,10 @@ def _read(parts: list[Tensor]) -> list[float]:
 
 
 def forget_step_reads(trainer: Any) -> None:
-    _READS.pop(trainer, None)
+    shared = _shared(trainer)
+    shared.pending.clear()
+    shared.results.clear()
+    shared.norms = None
 
 
 # --------------------------------------------------------------------------- shared norms
@@ -260,12 +280,13 @@ def share_grad_norms(trainer: Any, optimizer: Any, params: list[Tensor], norms: 
 
     ``params`` must be every parameter of ``optimizer``, in ``param_groups`` order, each with a gradient.
     """
-    _NORMS[trainer] = (trainer.global_step, id(optimizer), len(params), params[0] if params else None, norms)
+    _shared(trainer).norms = (trainer.global_step, id(optimizer), len(params), params[0] if params else None, norms)
 
 
 def shared_grad_norms(trainer: Any, optimizer: Any, params: list[Tensor]) -> Optional[Tensor]:
     """The norms handed over for exactly these ``params`` of ``optimizer`` at this step, else None."""
-    shared = _NORMS.pop(trainer, None)
+    state = _shared(trainer)
+    shared, state.norms = state.norms, None
     if shared is None or not params:
         return None
     step, key, count, first, norms = shared

@@ -279,11 +279,7 @@ class BatchNormMonitor(SanityCallback):
             before, live = capture.bn_copies, capture.bn_sources
             with torch.no_grad():
                 sums = torch._foreach_norm(before[1::3] + live[1::3], 1, dtype=torch.float32)  # variances are >= 0
-                counts = before[2::3] + live[2::3]
-                if sums[0].device.type == "cpu":
-                    figures = [*sums, *counts]  # nothing to transfer: read one by one, no gathering
-                else:
-                    figures = [torch.stack(sums), torch.stack(counts)]
+                figures = [torch.stack(sums), torch.stack(before[2::3] + live[2::3])]
             self._tensors = (before, live)
             return figures
         except Exception as err:

@@ -73,7 +73,8 @@ def flag_parts(tensors: Sequence[Optional[Tensor]], *scalars: Optional[Tensor],
     parts = [norms] if norms is not None else [norm_total(tensors)] if tensors else []
     for s in scalars:
         if s is not None and (s.is_floating_point() or s.is_complex()):
-            s = s.detach()
+            if s.requires_grad:
+                s = s.detach()
             if s.is_complex():
                 s = torch.view_as_real(s)
             # A plain sum keeps a NaN or Inf (Inf - Inf is NaN); a finite overflow is confirmed tensor by tensor.
