@@ -10,9 +10,10 @@ Two models on synthetic data: a CNN with BatchNorm (3x32x32 images, batch 32) an
 configurations below run in turn, ``--repeats`` times, interleaved (bare, suite, ..., bare, suite, ...) so that
 a change of machine load hits them all alike. Each run times every training step (from one
 ``on_train_batch_start`` to the next) and drops the first steps as warm-up; its figure is the lower quartile of
-the rest, and the table shows the best of the repeats and its ratio to bare Lightning. Lower quartile and best
-of repeats rather than medians: on a shared machine other processes only ever add time. Wall-clock ratios
-still move by several percent between runs on a busy machine, so each run also measures the time spent inside
+the rest (other processes only ever add time). Each repeat's ratio is taken over the bare run of the same repeat,
+a few seconds apart, and the table shows the median of those ratios: a best-of-repeats figure pairs the luckiest
+bare run with the luckiest other run, which on a shared machine can be minutes apart. Wall-clock ratios
+still move by 20 % and more between runs on a busy machine, so each run also measures the time spent inside
 Lightning's callback dispatch on the same steps (every hook of every callback, the dispatch itself included):
 the extra callback time over bare Lightning is the suite's own cost, measured directly. The default warm-up (90
 steps) skips the suite's one-off start-of-fit work (the fit-start checks, BatchNorm's warm-up verdicts): the
@@ -36,6 +37,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import statistics
 import tempfile
 import time
 import warnings
@@ -236,21 +238,24 @@ def main() -> None:
                     print(f"{model_cls.__name__:>16} {name:>15}: {1000 * step:7.1f} ms/step, "
                           f"{1000 * hooks:6.2f} ms in callbacks", flush=True)
     print(f"\nCPU ({torch.get_num_threads()} threads), {args.steps} steps per run, the first {args.warmup} dropped, "
-          f"{args.repeats} interleaved repeats. `wall`: lower quartile of the step time, best repeat, over bare "
-          "Lightning's. `callbacks`: median time per step inside Lightning's callback dispatch, best repeat; "
-          "`attributed`: bare step time plus the extra callback time, over bare (the grad_norm recipe runs in the "
-          "LightningModule, outside the dispatch: wall ratio only).\n")
+          f"{args.repeats} interleaved repeats. Each run's figure is the lower quartile of its step times; each "
+          "repeat's ratio is over the bare run of the same repeat (run moments apart), and the table shows the "
+          "median of those ratios. `wall`: step time over bare. `callbacks`: median time per step inside "
+          "Lightning's callback dispatch, median over repeats. `attributed`: bare step time plus the extra callback "
+          "time, over bare (the grad_norm recipe runs in the LightningModule, outside the dispatch: wall ratio "
+          "only).\n")
     print("| configuration | " + " | ".join(f"{m} wall | {m} callbacks ms | {m} attributed" for m in results) + " |")
     print("|---|" + "---:|---:|---:|" * len(results))
     for name in configs:
         cells = []
         for model in results:
-            bare_step = min(t for t, _ in results[model]["bare"])
-            bare_hooks = min(h for _, h in results[model]["bare"])
-            step = min(t for t, _ in results[model][name])
-            hooks = min(h for _, h in results[model][name])
-            attributed = "n/a" if name == "grad_norm/step" else f"{(bare_step + hooks - bare_hooks) / bare_step:.3f}x"
-            cells += [f"{step / bare_step:.3f}x", f"{1000 * hooks:.2f}", attributed]
+            pairs = list(zip(results[model]["bare"], results[model][name]))
+            wall = statistics.median(step / bare_step for (bare_step, _), (step, _) in pairs)
+            hooks = statistics.median(h for _, h in results[model][name])
+            attributed = statistics.median(
+                (bare_step + h - bare_h) / bare_step for (bare_step, bare_h), (_, h) in pairs
+            )
+            cells += [f"{wall:.3f}x", f"{1000 * hooks:.2f}", "n/a" if name == "grad_norm/step" else f"{attributed:.3f}x"]
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 
