@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import lightning as L
+import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
@@ -192,6 +193,18 @@ def fit(
     t = trainer(tmp_path, callbacks if callbacks is not None else lightning_sanity.default_callbacks(), **kwargs)
     t.fit(model, train, val)
     return t
+
+
+def fit_report(tmp_path: Path, model: L.LightningModule, train: Any, callbacks: list, raises: Any = None,
+               **kwargs: Any) -> dict:
+    """Fit ``model`` on ``train`` with ``callbacks`` (the fit must raise ``raises`` if given); the parsed report."""
+    t = trainer(tmp_path, callbacks, **kwargs)
+    if raises:
+        with pytest.raises(raises):
+            t.fit(model, train)
+    else:
+        t.fit(model, train)
+    return read_report(t.log_dir)
 
 
 def report_problems(report: dict) -> list[str]:

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from _models_fitstart import CNN, DictClassifier, DictDataset, RowLSTM, TokenTransformer, my_callbacks, token_loader
-from helpers import Classifier, breast_cancer, digits, loader, read_report, serious, trainer
+from helpers import Classifier, breast_cancer, digits, fit_report, loader, serious
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -21,13 +21,7 @@ def _run(tmp_path, model, train, raises=None, **kwargs):
     options = {k: kwargs.pop(k) for k in ("get_input", "get_target", "data_batches") if k in kwargs}
     settings = dict(max_epochs=1, limit_train_batches=4, num_sanity_val_steps=0)
     settings.update(kwargs)
-    t = trainer(tmp_path, my_callbacks(**options), **settings)
-    if raises:
-        with pytest.raises(raises):
-            t.fit(model, train)
-    else:
-        t.fit(model, train)
-    return read_report(t.log_dir)
+    return fit_report(tmp_path, model, train, my_callbacks(**options), raises, **settings)
 
 
 def _mine(report):

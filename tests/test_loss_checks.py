@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from _models_fitstart import (CNN, DictClassifier, DictDataset, FactsProbe, Regressor, RowLSTM, TokenTransformer,
                               my_callbacks, token_loader)
-from helpers import Classifier, breast_cancer, diabetes, digits, loader, read_report, serious, trainer
+from helpers import Classifier, breast_cancer, diabetes, digits, fit_report, loader, serious
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -24,14 +24,8 @@ def _run(tmp_path, model, train=None, raises=None, probe=None, **kwargs):
     callbacks = my_callbacks(**options) + ([probe] if probe else [])
     settings = dict(max_epochs=1, limit_train_batches=3, num_sanity_val_steps=0)
     settings.update(kwargs)
-    t = trainer(tmp_path, callbacks, **settings)
     train = train if train is not None else loader(*digits(512))
-    if raises:
-        with pytest.raises(raises):
-            t.fit(model, train)
-    else:
-        t.fit(model, train)
-    return read_report(t.log_dir)
+    return fit_report(tmp_path, model, train, callbacks, raises, **settings)
 
 
 def _mine(report):
