@@ -26,14 +26,11 @@ from typing import Any, Callable, Optional, Union
 import torch
 from torch import Tensor, nn
 
-from lightning_sanity.checks.batchnorm import batchnorm_layers
+from lightning_sanity.checks.batchnorm import STAT_BUFFERS, batchnorm_layers, stat_buffer_keys
 from lightning_sanity.findings import global_seed
 from lightning_sanity.replays import bundle_relpath, capture_rng_states, make_bundle, write_bundle
 
 log = logging.getLogger(__name__)
-
-_BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
-
 
 
 class _Shared:
@@ -110,8 +107,8 @@ class StepCapture:
         if self._bn_model is not pl_module:  # walking every module each step would cost more than the copy
             layers = batchnorm_layers(pl_module)
             self._bn_model = pl_module
-            self._bn_slots = [(f"{name}." if name else "") + buffer for name, _ in layers for buffer in _BN_BUFFERS]
-            self._bn_owners = [(m, buffer) for _, m in layers for buffer in _BN_BUFFERS]
+            self._bn_slots = stat_buffer_keys(layers)
+            self._bn_owners = [(m, buffer) for _, m in layers for buffer in STAT_BUFFERS]
             self._bn_raw, self.bn_names, self.bn_sources, self.bn_copies = [], [], [], []
         if not self._bn_owners:
             return

@@ -67,9 +67,8 @@ class _LayerState:
     def __init__(self, layers: list[tuple[str, nn.Module]]) -> None:
         self.names = [n for n, _ in layers]
         self.modules = [m for _, m in layers]
-        prefixes = [f"{n}." if n else "" for n in self.names]
         #: the StepCapture names of the layers' buffers, in capture order
-        self.buffer_names = [p + b for p in prefixes for b in ("running_mean", "running_var", "num_batches_tracked")]
+        self.buffer_names = bn.stat_buffer_keys(layers)
         momenta = [m.momentum for m in self.modules]
         self.numels = [float(m.running_var.numel()) for m in self.modules]
         self.momentum = [math.nan if m is None else float(m) for m in momenta]

@@ -72,6 +72,19 @@ def batchnorm_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     ]
 
 
+#: the running statistics of a BatchNorm layer, in the order the step capture copies them
+STAT_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def stat_buffer_keys(layers: Sequence[tuple[str, nn.Module]]) -> list[str]:
+    """``state_dict`` keys of the running statistics of ``layers`` (from :func:`batchnorm_layers`), in capture order.
+
+    >>> stat_buffer_keys([("bn", nn.BatchNorm1d(2))])
+    ['bn.running_mean', 'bn.running_var', 'bn.num_batches_tracked']
+    """
+    return [(f"{name}." if name else "") + buffer for name, _ in layers for buffer in STAT_BUFFERS]
+
+
 def warmup_steps(momentum: Optional[float], residual: float = WARMUP_RESIDUAL) -> int:
     """Forward passes after which the initial running variance weighs less than ``residual`` in the estimate.
 
