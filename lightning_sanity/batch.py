@@ -28,12 +28,18 @@ BatchFn = Optional[Callable[[Any], Any]]
 
 def split_batch(batch: Any, get_input: BatchFn = None, get_target: BatchFn = None) -> tuple[Any, Any]:
     """``(input, target)`` of a batch; either is None when it cannot be found."""
-    x = get_input(batch) if get_input is not None else _default_input(batch)
     y = get_target(batch) if get_target is not None else _default_target(batch)
-    return x, y
+    return input_of(batch, get_input), y
+
+
+def input_of(batch: Any, get_input: BatchFn = None) -> Any:
+    """The input of a batch (as :func:`split_batch` finds it), or None."""
+    return get_input(batch) if get_input is not None else _default_input(batch)
 
 
 def _default_input(batch: Any) -> Any:
+    if type(batch) in (tuple, list):  # the common case, before the slower abstract-class checks
+        return batch[0] if batch else None
     if isinstance(batch, torch.Tensor):
         return batch
     if isinstance(batch, Mapping):
@@ -60,6 +66,8 @@ def batch_size(batch: Any) -> Optional[int]:
 def first_tensor(batch: Any) -> Optional[torch.Tensor]:
     if isinstance(batch, torch.Tensor):
         return batch
+    if type(batch) in (tuple, list) and batch and isinstance(batch[0], torch.Tensor):
+        return batch[0]  # the common case, before the slower abstract-class checks
     if isinstance(batch, Mapping):
         batch = list(batch.values())
     if isinstance(batch, Sequence) and not isinstance(batch, str):

@@ -2,6 +2,7 @@
 
 import collections
 import itertools
+import operator
 import random
 
 import lightning as L
@@ -156,25 +157,42 @@ def test_bundles_that_need_full_unpickling_and_bad_paths(tmp_path):
         FastForward(0, -1)
 
 
-def test_numpy_state_is_reused_only_while_the_generator_has_not_moved():
+def _numpy_case():
+    np.random.seed(3)
+    actions = [lambda: None, np.random.rand, np.random.normal, lambda: np.random.normal(size=3),
+               lambda: np.random.seed(7), lambda: np.random.set_state(np.random.get_state()), np.random.standard_normal]
+    same = lambda got, want: got[0] == want[0] and np.array_equal(got[1], want[1]) and got[2:] == want[2:]  # noqa: E731
+    return replay_module._NumpyState(), np.random.get_state, np.random.set_state, actions, same
+
+
+def _python_case():
+    random.seed(3)
+    actions = [lambda: None, random.random, lambda: random.gauss(0, 1), lambda: random.getrandbits(100),
+               lambda: random.seed(7), lambda: random.setstate(random.getstate()), lambda: random.gauss(0, 1)]
+    return replay_module._PythonState(), random.getstate, random.setstate, actions, operator.eq
+
+
+@pytest.mark.parametrize("case", [_numpy_case, _python_case], ids=["numpy", "python"])
+def test_rng_state_is_reused_only_while_the_generator_has_not_moved(case):
     # Draws of every kind between reads, reseeding, set_state, and a Gaussian cached by one step and used up by
-    # the next (the generator's bytes do not move then): every read must equal a full get_state.
-    reader = replay_module._NumpyState()
-    saved = np.random.get_state()
+    # the next (the generator's bytes do not move then): every read must equal a full read.
+    saved_numpy, saved_python = np.random.get_state(), random.getstate()
     try:
-        np.random.seed(3)
-        actions = [lambda: None, np.random.rand, np.random.normal, lambda: np.random.normal(size=3),
-                   lambda: np.random.seed(7), lambda: np.random.set_state(np.random.get_state()),
-                   np.random.standard_normal]
-        schedule = [(i * 5) % len(actions) for i in range(700)] + [6] * 50  # then one Gaussian per step
+        reader, full, _, actions, same = case()
+        # Then a reseed and quiet steps (the shortcut's case), then one Gaussian per step.
+        schedule = [(i * 5) % len(actions) for i in range(700)] + [4] + [0] * 50 + [6] * 50
+        reused = 0
         for i, action in enumerate(schedule):
             actions[action]()
-            got, want = reader.get(), np.random.get_state()
-            assert got[0] == want[0] and np.array_equal(got[1], want[1]) and got[2:] == want[2:], i
+            before = reader._state
+            got = reader.get()
+            assert same(got, full()), i
+            reused += got is before
         assert reader._fast  # the shortcut was checked against a full read and kept
+        assert reused >= 50  # and it was taken
     finally:
-        np.random.set_state(saved)
-
+        np.random.set_state(saved_numpy)
+        random.setstate(saved_python)
 
 
 def test_what_the_checks_share_within_a_step_goes_with_its_trainer():

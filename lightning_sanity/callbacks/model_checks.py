@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from typing_extensions import override
 
-from lightning_sanity.batch import BatchFn, batch_size, split_batch
+from lightning_sanity.batch import BatchFn, batch_size, input_of
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks import flow
 from lightning_sanity.checks.modes import summarize_names
@@ -221,7 +221,7 @@ class ModelChecks(SanityCallback):
 
     def _check_flow(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any) -> None:
         try:
-            x, _ = split_batch(batch, self.get_input, None)
+            x = input_of(batch, self.get_input)
         except Exception as err:
             raise _Skip(f"`get_input` raised {err!r}") from err
         if x is None:

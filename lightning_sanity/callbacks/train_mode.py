@@ -13,7 +13,7 @@ from typing import Any
 import lightning.pytorch as pl
 from typing_extensions import override
 
-from lightning_sanity.batch import BatchFn, batch_size, split_batch
+from lightning_sanity.batch import BatchFn, batch_size, input_of
 from lightning_sanity.callbacks.base import SanityCallback
 from lightning_sanity.checks.modes import is_batchnorm, mode_dependent_modules, split_by_frozen, summarize_names
 from lightning_sanity.findings import Severity
@@ -123,7 +123,7 @@ class TrainModeMonitor(SanityCallback):
 
     def _check_batch_of_one(self, trainer: "pl.Trainer", batch: Any, batch_idx: int) -> None:
         try:
-            x, _ = split_batch(batch, self.get_input, None)
+            x = input_of(batch, self.get_input)
         except Exception:
             x = None
         size = batch_size(x if x is not None else batch)
