@@ -15,7 +15,10 @@ a few seconds apart, and the table shows the median of those ratios: a best-of-r
 bare run with the luckiest other run, which on a shared machine can be minutes apart. Wall-clock ratios
 still move by 20 % and more between runs on a busy machine, so each run also measures the time spent inside
 Lightning's callback dispatch on the same steps (every hook of every callback, the dispatch itself included):
-the extra callback time over bare Lightning is the suite's own cost, measured directly. The default warm-up (90
+the extra callback time over bare Lightning is the suite's own cost, measured directly, and ``attributed`` is
+each step's time over that step's time without it (median over the steps): both come from the same step, so a
+slower stretch of the machine, which stretches the step and the callbacks alike, leaves the ratio alone. The
+default warm-up (90
 steps) skips the suite's one-off start-of-fit work (the fit-start checks, BatchNorm's warm-up verdicts): the
 figures are the steady state of a long run.
 
@@ -155,16 +158,25 @@ class StepTimer(L.Callback):
     def on_train_end(self, trainer, pl_module) -> None:
         self.marks.append((time.perf_counter(), _DispatchClock.total))
 
-    def typical(self, warmup: int) -> tuple[float, float]:
-        """Lower quartile of the step times and median callback time per step, after warm-up.
+    def typical(self, warmup: int) -> tuple[float, float, list[tuple[float, float]]]:
+        """Lower quartile of the step times, median callback time per step, and every (step, callback) pair.
 
         The lower quartile is robust to other processes taking the CPU; the callback time is measured on the
         same steps as the step time, so it does not depend on how loaded the machine was between runs.
         """
-        pairs = list(zip(self.marks, self.marks[1:]))[warmup:]
-        gaps = sorted(b[0] - a[0] for a, b in pairs)
-        hooks = sorted(b[1] - a[1] for a, b in pairs)
-        return gaps[len(gaps) // 4], hooks[len(hooks) // 2]
+        steps = [(b[0] - a[0], b[1] - a[1]) for a, b in zip(self.marks, self.marks[1:])][warmup:]
+        gaps = sorted(step for step, _ in steps)
+        hooks = sorted(hook for _, hook in steps)
+        return gaps[len(gaps) // 4], hooks[len(hooks) // 2], steps
+
+
+def attributed(steps: list[tuple[float, float]], bare_hooks: float) -> float:
+    """The step time over the step time without the extra callback time, median over the same steps.
+
+    Numerator and denominator come from the same step, so a machine that runs slower for a while (which stretches
+    the step and the callbacks alike) moves neither the ratio nor its median.
+    """
+    return statistics.median(step / (step - (hooks - bare_hooks)) for step, hooks in steps)
 
 
 class Floor(L.Callback):
@@ -207,7 +219,7 @@ def configurations() -> dict[str, tuple[list, int, bool]]:
 
 
 def run_once(model_cls: type, callbacks: list, log_every: int, recipe: bool, steps: int, warmup: int,
-             root: str) -> tuple[float, float]:
+             root: str) -> tuple[float, float, list[tuple[float, float]]]:
     L.seed_everything(0, verbose=False)
     timer = StepTimer()
     trainer = L.Trainer(
@@ -227,35 +239,33 @@ def main() -> None:
     args = parser.parse_args()
     _DispatchClock.install()
     configs = configurations()
-    results: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    results: dict[str, dict[str, list[tuple[float, float, list]]]] = {}
     with tempfile.TemporaryDirectory() as root:
         for model_cls in (CNN, SmallTransformer):
             times = results.setdefault(model_cls.__name__, {name: [] for name in configs})
             for _ in range(args.repeats):
                 for name, (make, log_every, recipe) in configs.items():
-                    step, hooks = run_once(model_cls, make(), log_every, recipe, args.steps, args.warmup, root)
-                    times[name].append((step, hooks))
+                    step, hooks, steps = run_once(model_cls, make(), log_every, recipe, args.steps, args.warmup, root)
+                    times[name].append((step, hooks, steps))
                     print(f"{model_cls.__name__:>16} {name:>15}: {1000 * step:7.1f} ms/step, "
                           f"{1000 * hooks:6.2f} ms in callbacks", flush=True)
     print(f"\nCPU ({torch.get_num_threads()} threads), {args.steps} steps per run, the first {args.warmup} dropped, "
           f"{args.repeats} interleaved repeats. Each run's figure is the lower quartile of its step times; each "
           "repeat's ratio is over the bare run of the same repeat (run moments apart), and the table shows the "
           "median of those ratios. `wall`: step time over bare. `callbacks`: median time per step inside "
-          "Lightning's callback dispatch, median over repeats. `attributed`: bare step time plus the extra callback "
-          "time, over bare (the grad_norm recipe runs in the LightningModule, outside the dispatch: wall ratio "
-          "only).\n")
+          "Lightning's callback dispatch, median over repeats. `attributed`: each step's time over the same step's "
+          "time less the callback time beyond bare Lightning's, median over the steps and then over repeats (the "
+          "grad_norm recipe runs in the LightningModule, outside the dispatch: wall ratio only).\n")
     print("| configuration | " + " | ".join(f"{m} wall | {m} callbacks ms | {m} attributed" for m in results) + " |")
     print("|---|" + "---:|---:|---:|" * len(results))
     for name in configs:
         cells = []
         for model in results:
             pairs = list(zip(results[model]["bare"], results[model][name]))
-            wall = statistics.median(step / bare_step for (bare_step, _), (step, _) in pairs)
-            hooks = statistics.median(h for _, h in results[model][name])
-            attributed = statistics.median(
-                (bare_step + h - bare_h) / bare_step for (bare_step, bare_h), (_, h) in pairs
-            )
-            cells += [f"{wall:.3f}x", f"{1000 * hooks:.2f}", "n/a" if name == "grad_norm/step" else f"{attributed:.3f}x"]
+            wall = statistics.median(step / bare_step for (bare_step, _, _), (step, _, _) in pairs)
+            hooks = statistics.median(h for _, h, _ in results[model][name])
+            ratio = statistics.median(attributed(steps, bare_h) for (_, bare_h, _), (_, _, steps) in pairs)
+            cells += [f"{wall:.3f}x", f"{1000 * hooks:.2f}", "n/a" if name == "grad_norm/step" else f"{ratio:.3f}x"]
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 

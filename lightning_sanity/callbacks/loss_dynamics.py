@@ -172,7 +172,6 @@ class LossDynamics(SanityCallback):
         if not self.is_enabled("lr-schedule") or self._lr_unreadable:
             return
         try:
-            progress = self._progress()
             for i, optimizer in enumerate(trainer.optimizers):
                 for j, group in enumerate(optimizer.param_groups):
                     lr = group.get("lr")
@@ -188,7 +187,8 @@ class LossDynamics(SanityCallback):
                         where = f"param group {j} of optimizer {i} ({type(optimizer).__name__})"
                         history = self._lr[(i, j)] = LrHistory(
                             where, ratio=self.threshold("lr-schedule", "collapse_ratio"))
-                    history.update(float(lr), step=trainer.global_step, progress=progress)
+                    if lr != history.last:  # the same rate again changes nothing in the history
+                        history.update(float(lr), step=trainer.global_step, progress=self._progress())
         except Exception as err:  # never lose the run over a diagnostic
             self._lr_unreadable = f"could not read the learning rates: {err!r}"
 
