@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import operator
 import os
@@ -81,7 +82,8 @@ class StepCapture:
         self.bn_names: list[str] = []
         self._bn_model: Optional[nn.Module] = None
         self._bn_slots: list[str] = []  # state_dict keys of every BatchNorm buffer, initialized or not
-        self._bn_owners: list[tuple[nn.Module, str]] = []
+        self._bn_dicts: list[dict] = []  # each slot's module ``_buffers`` (BatchNorm's statistics are buffers)
+        self._bn_keys: list[str] = []  # the buffer name of each slot
         self._bn_raw: list[Optional[Tensor]] = []
         #: the live BatchNorm buffers (``bn_names`` order) and their copies as they were at the start of the step
         self.bn_sources: list[Tensor] = []
@@ -92,7 +94,13 @@ class StepCapture:
 
     def capture(self, trainer: Any, pl_module: nn.Module, batch: Any, batch_idx: int, holder: Any) -> None:
         """Capture the step (once, whoever asks first); ``holder`` keeps the batch until it calls :meth:`done`."""
-        epoch, step = trainer.current_epoch, trainer.global_step
+        epoch = trainer.current_epoch
+        if self._holders and batch is self.batch and batch_idx == self.batch_idx and epoch == self.epoch:
+            # Captured by another check at the start of this batch (the holders let go of it at its end); this
+            # test spares reading the step counter a second time, which costs more than everything else here.
+            self._holders.add(id(holder))
+            return
+        step = trainer.global_step
         key = (id(trainer), epoch, batch_idx, step)
         self._holders.add(id(holder))
         if key == self.key:
@@ -108,11 +116,12 @@ class StepCapture:
             layers = batchnorm_layers(pl_module)
             self._bn_model = pl_module
             self._bn_slots = stat_buffer_keys(layers)
-            self._bn_owners = [(m, buffer) for _, m in layers for buffer in STAT_BUFFERS]
+            self._bn_dicts = [m._buffers for _, m in layers for _ in STAT_BUFFERS]
+            self._bn_keys = [buffer for _ in layers for buffer in STAT_BUFFERS]
             self._bn_raw, self.bn_names, self.bn_sources, self.bn_copies = [], [], [], []
-        if not self._bn_owners:
+        if not self._bn_dicts:
             return
-        raw = [m._buffers.get(buffer) for m, buffer in self._bn_owners]  # BatchNorm's statistics are buffers
+        raw = list(map(dict.get, self._bn_dicts, self._bn_keys))
         if len(raw) == len(self.bn_sources) and all(map(operator.is_, raw, self._bn_raw)):
             torch._foreach_copy_(self.bn_copies, self.bn_sources)  # buffers: no autograd to keep out
             return
@@ -147,12 +156,21 @@ class StepCapture:
         """Start of a fit: forget the previous fit's step and bundles."""
         self.release()
         self.written.clear()
-        self._bn_model, self._bn_slots, self._bn_owners, self._bn_raw = None, [], [], []
+        self._bn_model, self._bn_slots, self._bn_dicts, self._bn_keys, self._bn_raw = None, [], [], [], []
 
 
 def capture_for(trainer: Any) -> StepCapture:
     """The one :class:`StepCapture` of ``trainer``, created on first use."""
     return _shared(trainer).capture
+
+
+def capture_step(trainer: Any, pl_module: nn.Module, batch: Any, batch_idx: int, holder: Any) -> StepCapture:
+    """At the start of a training batch: capture it (:meth:`StepCapture.capture`), and forget the norms handed
+    over in the previous step, so that a reader never takes them for this step's. Returns the capture."""
+    shared = _shared(trainer)
+    shared.norms = None
+    shared.capture.capture(trainer, pl_module, batch, batch_idx, holder)
+    return shared.capture
 
 
 def save_step_bundle(
@@ -220,46 +238,54 @@ def resolve_step_reads(trainer: Any, own: Sequence[Tensor] = ()) -> list[float]:
     Returns ``own``'s values, flattened and concatenated; the requests' values go to :func:`step_values`.
     """
     shared = _shared(trainer)
-    pending = shared.pending
-    for name, tensors in list(pending.items()):
+    requests = []
+    for name, tensors in list(shared.pending.items()):
         if callable(tensors):
             try:
                 tensors = tensors()
             except Exception as err:  # the requester's failure must not take the reader down
                 log.warning("lightning_sanity: the step figures %r could not be computed: %r", name, err)
                 tensors = None
-            if tensors is None:
-                del pending[name]
-            else:
-                pending[name] = tensors
-    parts = list(own) + [t for tensors in pending.values() for t in tensors]
+        if tensors is not None:
+            requests.append((name, tensors))
+    shared.pending.clear()
+    parts = [*own, *(t for _, tensors in requests for t in tensors)]
     if not parts:
         return []
     values = _read(parts)
-    size = sum(t.numel() for t in own)
-    mine, values = values[:size], values[size:]
-    for name, tensors in list(pending.items()):
-        size = sum(t.numel() for t in tensors)
-        shared.results[name], values = values[:size], values[size:]
-    pending.clear()
-    return mine
+    start = len(own)
+    for name, tensors in requests:
+        shared.results[name] = _chain(values[start:start + len(tensors)])
+        start += len(tensors)
+    return _chain(values[:len(own)])
 
 
-def _read(parts: list[Tensor]) -> list[float]:
-    """The values of ``parts``, flattened and concatenated, as floats."""
-    if all(p.is_cpu for p in parts):
-        # Nothing to transfer: reading each part costs less than gathering them into one tensor first.
-        values: list[float] = []
-        for p in parts:
-            got = (p if p.dim() < 2 else p.reshape(-1)).tolist()
-            if isinstance(got, list):
-                values.extend(map(float, got))
-            else:
-                values.append(float(got))
-        return values
+def _chain(lists: list[list[float]]) -> list[float]:
+    return list(itertools.chain.from_iterable(lists))
+
+
+_is_cpu = operator.attrgetter("is_cpu")
+
+
+def _read(parts: list[Tensor]) -> list[list[float]]:
+    """The values of each of ``parts``, flattened, as floats."""
+    # Nothing to transfer on the CPU: reading each part costs less than gathering them into one tensor first.
+    return _read_each(parts) if all(map(_is_cpu, parts)) else _read_gathered(parts)
+
+
+def _read_each(parts: list[Tensor]) -> list[list[float]]:
+    return [list(map(float, (p if p.dim() == 1 else p.reshape(-1)).tolist())) for p in parts]
+
+
+def _read_gathered(parts: list[Tensor]) -> list[list[float]]:
+    # One transfer. float32 holds every figure read here (means, counts below 2**24) and exists on every backend.
     device = parts[0].device
-    # float32 holds every figure read here (means, counts below 2**24) and exists on every backend.
-    return torch.cat([p.reshape(-1).to(device, torch.float32) for p in parts]).tolist()
+    flat = torch.cat([p.reshape(-1).to(device, torch.float32) for p in parts]).tolist()
+    values, start = [], 0
+    for p in parts:
+        values.append(flat[start:start + p.numel()])
+        start += p.numel()
+    return values
 
 
 def forget_step_reads(trainer: Any) -> None:
@@ -275,18 +301,19 @@ def forget_step_reads(trainer: Any) -> None:
 def share_grad_norms(trainer: Any, optimizer: Any, params: list[Tensor], norms: Tensor) -> None:
     """Hand over the L2 norm of each of ``params``' gradients (a device vector), for this step only.
 
-    ``params`` must be every parameter of ``optimizer``, in ``param_groups`` order, each with a gradient.
+    ``params`` must be every parameter of ``optimizer``, in ``param_groups`` order, each with a gradient. Only
+    the step's :func:`capture_step` callers read them: :func:`capture_step` forgets them at the next batch.
     """
-    _shared(trainer).norms = (trainer.global_step, id(optimizer), len(params), params[0] if params else None, norms)
+    _shared(trainer).norms = (id(optimizer), len(params), params[0] if params else None, norms)
 
 
 def shared_grad_norms(trainer: Any, optimizer: Any, params: list[Tensor]) -> Optional[Tensor]:
-    """The norms handed over for exactly these ``params`` of ``optimizer`` at this step, else None."""
+    """The norms handed over for exactly these ``params`` of ``optimizer`` in this step, else None."""
     state = _shared(trainer)
     shared, state.norms = state.norms, None
     if shared is None or not params:
         return None
-    step, key, count, first, norms = shared
-    if step != trainer.global_step or key != id(optimizer) or count != len(params) or first is not params[0]:
+    key, count, first, norms = shared
+    if key != id(optimizer) or count != len(params) or first is not params[0]:
         return None
     return norms

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+from operator import sub, truediv
 from typing import Any, Optional
 
 import lightning.pytorch as pl
@@ -19,7 +20,9 @@ from typing_extensions import override
 
 from lightning_sanity import tensorboard
 from lightning_sanity.callbacks._replay_capture import (
+    StepCapture,
     capture_for,
+    capture_step,
     request_values,
     resolve_step_reads,
     save_step_bundle,
@@ -72,6 +75,7 @@ class _LayerState:
         momenta = [m.momentum for m in self.modules]
         self.numels = [float(m.running_var.numel()) for m in self.modules]
         self.momentum = [math.nan if m is None else float(m) for m in momenta]
+        self.cumulative = any(m is None for m in momenta)
         self.warmup = [float(bn.warmup_steps(m)) for m in momenta]
         self.eps = [float(m.eps) for m in self.modules]
         self.floor = [e * bn.FLOOR_EPS_FACTOR for e in self.eps]
@@ -94,12 +98,15 @@ class _Step:
     def __init__(self, state: _LayerState, values: list[float], before: list[Tensor], live: list[Tensor]) -> None:
         L = len(state.numels)
         numels = state.numels
-        self.mean_before = [v / n for v, n in zip(values[:L], numels)]
-        self.mean_after = [v / n for v, n in zip(values[L:2 * L], numels)]
+        # map() with operators: no Python frame per layer, on every step of a model with many BatchNorm layers
+        self.mean_before = list(map(truediv, values[:L], numels))
+        self.mean_after = list(map(truediv, values[L:2 * L], numels))
         self.tracked_after = values[3 * L:4 * L]
-        self.delta = [a - b for a, b in zip(self.tracked_after, values[2 * L:3 * L])]
-        # bn.effective_momentum in floats: None (cumulative average) weighs the last batch 1 / num_batches_tracked
-        self.momentum = [1.0 / max(t, 1.0) if m != m else m for m, t in zip(state.momentum, self.tracked_after)]
+        self.delta = list(map(sub, self.tracked_after, values[2 * L:3 * L]))
+        self.momentum = state.momentum
+        if state.cumulative:
+            # bn.effective_momentum in floats: None (cumulative average) weighs the last batch 1 / num_batches_tracked
+            self.momentum = [1.0 / max(t, 1.0) if m != m else m for m, t in zip(state.momentum, self.tracked_after)]
         self.before, self.live = before, live  # the device tensors, for the maxima of a finding or a chart
 
     def batch_ratio(self, state: _LayerState) -> list[float]:
@@ -213,10 +220,10 @@ class BatchNormMonitor(SanityCallback):
         if not self._active:
             return
         try:
-            capture_for(trainer).capture(trainer, pl_module, batch, batch_idx, holder=self)
+            capture = capture_step(trainer, pl_module, batch, batch_idx, holder=self)
             # Reduced when the non-finite sentinel reads its flag (the forward pass has run by then) and read
             # in the same host sync.
-            request_values(trainer, _REQUEST, functools.partial(self._device_figures, trainer))
+            request_values(trainer, _REQUEST, functools.partial(self._device_figures, trainer, capture))
         except Exception as err:
             self._failed(trainer, err)
 
@@ -268,17 +275,16 @@ class BatchNormMonitor(SanityCallback):
             self._state = _LayerState(self._layers)
         return self._state
 
-    def _device_figures(self, trainer: "pl.Trainer") -> Optional[list[Tensor]]:
+    def _device_figures(self, trainer: "pl.Trainer", capture: StepCapture) -> Optional[list[Tensor]]:
         """After the forward pass: the running variances before and after it, reduced on the device."""
         try:
             state = self._ensure_state()
-            capture = capture_for(trainer)
             if self._broken or state is None or capture.bn_names != state.buffer_names:
                 return None  # a layer materialized during this step: judge from the next one
             before, live = capture.bn_copies, capture.bn_sources
-            with torch.no_grad():
-                sums = torch._foreach_norm(before[1::3] + live[1::3], 1, dtype=torch.float32)  # variances are >= 0
-                figures = [torch.stack(sums), torch.stack(before[2::3] + live[2::3])]
+            # Buffers and their copies: nothing here requires a gradient, so no autograd mode to switch.
+            sums = torch._foreach_norm(before[1::3] + live[1::3], 1, dtype=torch.float32)  # variances are >= 0
+            figures = [torch.stack(sums), torch.stack(before[2::3] + live[2::3])]
             self._tensors = (before, live)
             return figures
         except Exception as err:
@@ -303,7 +309,7 @@ class BatchNormMonitor(SanityCallback):
             ):
                 # Quiet (every value finite): move on as the full verdict would when it stays silent.
                 state.ring[slot] = step.mean_after
-                state.peak = [a if a > p else p for a, p in zip(step.mean_after, state.peak)]
+                state.peak = list(map(max, step.mean_after, state.peak))  # all finite here: the screen passed
                 state.calls += 1
                 return
             alarm = self._verdict_of(step, slot, limits)

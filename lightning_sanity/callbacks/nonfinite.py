@@ -19,6 +19,7 @@ from typing_extensions import override
 from lightning_sanity._compat import gather_objects
 from lightning_sanity.callbacks._replay_capture import (
     capture_for,
+    capture_step,
     forget_step_reads,
     resolve_step_reads,
     save_step_bundle,
@@ -151,7 +152,7 @@ class NonFiniteSentinel(SanityCallback):
                 "min_steps not reached). See the sanity summary; pass `on_nonfinite='skip'` or 'warn' to go on anyway."
             )
         try:
-            capture_for(trainer).capture(trainer, pl_module, batch, batch_idx, holder=self)
+            capture_step(trainer, pl_module, batch, batch_idx, holder=self)
         except Exception as err:  # a failure here must not lose the run
             log.warning("lightning_sanity: non-finite could not capture the step: %r", err)
         self._losses = []

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from itertools import repeat
+from operator import attrgetter, is_not
 from typing import Any, Optional
 
 import lightning.pytorch as pl
@@ -25,6 +27,10 @@ from lightning_sanity.checks import norms as N
 from lightning_sanity.findings import Severity
 
 log = logging.getLogger(__name__)
+
+# Per-parameter reads through C-level iteration: no Python frame per parameter on the hot path.
+_grad_of = attrgetter("grad")
+_requires_grad = attrgetter("requires_grad")
 
 #: The update ratio is also measured on each of the first steps: a learning rate that is far too high shows
 #: (and may diverge) long before the first logging step.
@@ -375,12 +381,14 @@ class NormMonitor(SanityCallback):
 
     @override
     def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any, batch_idx: int) -> None:
-        self._disarm_probe()
+        if self._probe_handles:
+            self._disarm_probe()
         if not self._active or self._batch_step is None:
             return  # an accumulation micro-batch, or no optimizer stepped
         try:
-            with torch.no_grad():
-                self._finish_updates()
+            if self._copies or self._spare:
+                with torch.no_grad():
+                    self._finish_updates()
             weighed = _any(self._batch_patterns, "owned", len(self.layers)) if self._measure_weights else None
             row = _Row(self._batch_step, trainer.current_epoch, batch_idx, self._batch_patterns, self._update_valid,
                        weighed)
@@ -432,8 +440,8 @@ class NormMonitor(SanityCallback):
         params = view.params
         if not params:
             return
-        grads = [p.grad for p in params]
-        if all(g is not None for g in grads) and all(p.requires_grad for p in params):
+        grads = list(map(_grad_of, params))
+        if all(map(is_not, grads, repeat(None))) and all(map(_requires_grad, params)):
             pattern = view.pattern(())
             present_grads = grads
         else:
