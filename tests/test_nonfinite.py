@@ -110,8 +110,10 @@ def test_nan_gradient_with_finite_loss_names_the_layer_and_the_op(tmp_path):
     assert math.isfinite(result.loss) and result.nonfinite_gradients[0].startswith("net.0.")
 
 
-def test_nan_gradient_is_caught_from_the_norms_the_norm_monitor_shares(tmp_path, monkeypatch):
-    # With the norm monitor in front, the sentinel takes its flag from the monitor's norms of the same step.
+@pytest.mark.parametrize("monitor_first", [True, False], ids=["monitor-first", "sentinel-first"])
+def test_nan_gradient_is_caught_from_the_norms_the_norm_monitor_shares(tmp_path, monkeypatch, monitor_first):
+    # With the norm monitor in front, the sentinel takes its flag from the monitor's norms of the same step; behind
+    # it, the sentinel reads first and must never take the norms the monitor handed over in the previous step.
     from lightning_sanity.callbacks import nonfinite
     from lightning_sanity.callbacks.norms import NormMonitor
 
@@ -123,11 +125,12 @@ def test_nan_gradient_is_caught_from_the_norms_the_norm_monitor_shares(tmp_path,
         return norms
 
     monkeypatch.setattr(nonfinite, "shared_grad_norms", spy)
-    callbacks = [NormMonitor(), NonFiniteSentinel(), SanitySummary(print_summary=False)]
+    checks = [NormMonitor(), NonFiniteSentinel()]
+    callbacks = [*(checks if monitor_first else checks[::-1]), SanitySummary(print_summary=False)]
     _, report = _fit(tmp_path, Injected("sqrt", at=(1, 3)), callbacks=callbacks)
     (finding,) = serious(report, "non-finite")
     assert finding["data"]["kind"] == "gradient" and (finding["epoch"], finding["batch_idx"]) == (1, 3)
-    assert len(taken) >= 8 and all(taken)
+    assert len(taken) >= 8 and all(taken) if monitor_first else not any(taken)
 
 
 def test_nan_made_by_the_loss_code_outside_any_module(tmp_path):

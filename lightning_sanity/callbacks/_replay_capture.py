@@ -301,8 +301,8 @@ def forget_step_reads(trainer: Any) -> None:
 def share_grad_norms(trainer: Any, optimizer: Any, params: list[Tensor], norms: Tensor) -> None:
     """Hand over the L2 norm of each of ``params``' gradients (a device vector), for this step only.
 
-    ``params`` must be every parameter of ``optimizer``, in ``param_groups`` order, each with a gradient. Only
-    the step's :func:`capture_step` callers read them: :func:`capture_step` forgets them at the next batch.
+    ``params`` must be every parameter of ``optimizer``, in ``param_groups`` order, each with a gradient. They
+    are forgotten at the start of the next batch (:func:`capture_step`): a later step never takes them for its own.
     """
     _shared(trainer).norms = (id(optimizer), len(params), params[0] if params else None, norms)
 
