@@ -18,9 +18,8 @@ Lightning's callback dispatch on the same steps (every hook of every callback, t
 the extra callback time over bare Lightning is the suite's own cost, measured directly, and ``attributed`` is
 each step's time over that step's time without it (median over the steps): both come from the same step, so a
 slower stretch of the machine, which stretches the step and the callbacks alike, leaves the ratio alone. The
-default warm-up (90
-steps) skips the suite's one-off start-of-fit work (the fit-start checks, BatchNorm's warm-up verdicts): the
-figures are the steady state of a long run.
+default warm-up (90 steps) skips the suite's one-off start-of-fit work (the fit-start checks, BatchNorm's warm-up
+verdicts): the figures are the steady state of a long run.
 
 Configurations:
 
