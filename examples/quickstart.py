@@ -13,11 +13,13 @@ Then open TensorBoard with the command the script prints at the end.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
+import sys
+from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.loggers import TensorBoardLogger
 from sklearn.datasets import load_digits
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -96,7 +98,7 @@ def digits_loaders(batch_size: int = 64, normalize: bool = True) -> tuple[DataLo
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--root", default="lightning_logs_demo", help="where the run's logs go")
+    parser.add_argument("--root", default="lightning_logs_demo", help="where the runs' logs go (one folder per run)")
     parser.add_argument("--bug", choices=sorted(BUGS), help="inject one classic bug")
     args = parser.parse_args(argv)
     if args.bug:
@@ -108,6 +110,8 @@ def main(argv: list[str] | None = None) -> str:
         max_epochs=args.epochs,
         accelerator="cpu",
         default_root_dir=args.root,
+        # Runs named after the bug ("healthy" without one), so TensorBoard on --root lists them side by side.
+        logger=TensorBoardLogger(args.root, name=args.bug or "healthy"),
         callbacks=lightning_sanity.default_callbacks(),
         enable_checkpointing=False,
         log_every_n_steps=5,
@@ -115,8 +119,17 @@ def main(argv: list[str] | None = None) -> str:
     )
     trainer.fit(DigitsClassifier(bug=args.bug), train, val)
     log_dir = trainer.log_dir
-    print(f"\nOpen the dashboards with:\n  tensorboard --logdir {shlex.quote(os.path.abspath(log_dir))}")
+    print(f"\nOpen the dashboards (paste into any shell, then browse to http://localhost:6006):\n"
+          f"  {tensorboard_command(args.root)}\nor, from the project folder: make tensorboard")
     return log_dir
+
+
+def tensorboard_command(logdir: str) -> str:
+    """A TensorBoard command that works in a fresh shell: this interpreter's own ``tensorboard``, absolute paths."""
+    # Not resolved: .venv/bin/python is a symlink, and the venv's scripts sit beside the link, not its target.
+    script = Path(sys.executable).parent / "tensorboard"
+    program = shlex.quote(str(script)) if script.is_file() else f"{shlex.quote(sys.executable)} -m tensorboard.main"
+    return f"{program} --logdir {shlex.quote(str(Path(logdir).resolve()))}"
 
 
 if __name__ == "__main__":

@@ -15,16 +15,25 @@ from __future__ import annotations
 import io
 import json
 import os
+import weakref
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from lightning_sanity.findings import CHECKS, FindingCollector
+
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
 
 SCHEMA = 1
 SANITY_DIR = "sanity"
 _STATUS_MARK = {"pass": "pass", "warn": "WARN", "fail": "FAIL", "skipped": "skipped"}
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 _STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skipped": "dim"}
+#: The sanity folder each Trainer's report went to, so ``load_report(trainer)`` finds it wherever it was written.
+_WRITTEN_FOR: "weakref.WeakKeyDictionary[Any, Path]" = weakref.WeakKeyDictionary()
+#: The last sanity folder written in this process, for ``load_report(None)``.
+_LAST_WRITTEN: Optional[Path] = None
+
 NO_SEED_NOTE = (
     "No global seed was set, so this run cannot be replayed exactly. "
     "Call `lightning.seed_everything(42, workers=True)` before building the model and data."
@@ -154,7 +163,14 @@ def write_report(report: dict[str, Any], log_dir: Union[str, Path], ended: Optio
     tmp.write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
     os.replace(tmp, folder / "summary.json")
     (folder / "summary.md").write_text(render_markdown(report, ended))
+    global _LAST_WRITTEN
+    _LAST_WRITTEN = folder.resolve()
     return folder
+
+
+def remember_report(trainer: Any, folder: Path) -> None:
+    """Note where ``trainer``'s report went, for ``load_report(trainer)``."""
+    _WRITTEN_FOR[trainer] = Path(folder).resolve()
 
 
 def _json_default(value: Any) -> Any:
@@ -166,17 +182,28 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def load_report(path: Union[str, os.PathLike]) -> dict[str, Any]:
+def load_report(path: Union[str, os.PathLike, "pl.Trainer", None]) -> dict[str, Any]:
     """Read a run's ``summary.json`` back as a dict.
 
     Args:
-        path: the run's ``trainer.log_dir``, its ``sanity`` folder, or the ``summary.json`` file itself.
+        path: the run's ``trainer.log_dir``, its ``sanity`` folder, the ``summary.json`` file itself, or the
+            ``Trainer``. ``None`` (what ``trainer.log_dir`` is with ``fast_dev_run=True``, whose logger has no
+            folder) reads the report this process wrote last, which is where the suite put it
+            (``trainer.default_root_dir``).
 
     Raises:
         FileNotFoundError: no summary.json there.
-        ValueError: the file is not JSON, or not a lightning_sanity report of schema 1.
+        ValueError: ``path`` is not a path, a Trainer or None; ``None`` before any report was written; the file
+            is not JSON, or not a lightning_sanity report of schema 1.
+
+    Example::
+
+        >>> import lightning as L, lightning_sanity
+        >>> trainer = L.Trainer(fast_dev_run=True, callbacks=lightning_sanity.default_callbacks())
+        >>> # trainer.fit(model) ... then any of:
+        >>> # load_report(trainer.log_dir); load_report(trainer); load_report("lightning_logs/version_0")
     """
-    path = Path(path)
+    path = _report_location(path)
     candidates = [path, path / "summary.json", path / SANITY_DIR / "summary.json"]
     found = next((p for p in candidates if p.is_file()), None)
     if found is None:
@@ -196,3 +223,23 @@ def load_report(path: Union[str, os.PathLike]) -> dict[str, Any]:
             f"schema {SCHEMA}. Upgrade lightning_sanity to read it."
         )
     return report
+
+
+def _report_location(path: Any) -> Path:
+    if path is None:
+        if _LAST_WRITTEN is None:
+            raise ValueError(
+                "`load_report` got None and no report was written in this process yet. `trainer.log_dir` is None "
+                "with `fast_dev_run=True` or a logger without a folder: pass the Trainer itself, "
+                "`load_report(trainer)`, or its `trainer.default_root_dir`."
+            )
+        return _LAST_WRITTEN
+    if hasattr(path, "default_root_dir") and hasattr(path, "log_dir"):  # a Trainer
+        written = _WRITTEN_FOR.get(path)
+        return written if written is not None else Path(path.log_dir or path.default_root_dir)
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(
+            f"`load_report` takes a run's `trainer.log_dir` (a path), its Trainer, or None; got {type(path).__name__} "
+            f"{path!r}."
+        )
+    return Path(path)

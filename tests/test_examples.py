@@ -1,6 +1,7 @@
 """Every example runs, quickly, and says what its docs promise: so they never rot."""
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -21,7 +22,11 @@ def _load(name: str):
 def test_quickstart_healthy_run_passes(tmp_path, capsys):
     log_dir = _load("quickstart").main(["--epochs", "1", "--root", str(tmp_path)])
     out = capsys.readouterr().out
-    assert "Sanity summary: PASS" in out and f"tensorboard --logdir {Path(log_dir).resolve()}" in out
+    assert "Sanity summary: PASS" in out and f"tensorboard --logdir {tmp_path.resolve()}" in out
+    assert Path(log_dir).parent.name == "healthy"  # the run's name in TensorBoard
+    # The printed command works as pasted into a new shell: an absolute path to an executable, no PATH needed.
+    command = next(line for line in out.splitlines() if "--logdir" in line).split()
+    assert Path(command[0]).is_absolute() and os.access(command[0], os.X_OK)
     assert read_report(log_dir)["status"] == "pass"
 
 

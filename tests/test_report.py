@@ -64,3 +64,27 @@ def test_load_report_rejects_other_schema(tmp_path):
     (tmp_path / "summary.json").write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
         load_report(tmp_path)
+
+
+def test_load_report_after_fast_dev_run_takes_log_dir_none_or_the_trainer(tmp_path):
+    # fast_dev_run swaps the logger for one without a folder: trainer.log_dir is None, the report sits under
+    # default_root_dir. The documented call must still work.
+    import lightning as L
+    from helpers import Classifier, digits_loaders
+
+    import lightning_sanity
+
+    train, _ = digits_loaders(n=128)
+    trainer = L.Trainer(fast_dev_run=True, default_root_dir=tmp_path, accelerator="cpu", enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=lightning_sanity.default_callbacks(print_summary=False))
+    trainer.fit(Classifier(), train)
+    assert trainer.log_dir is None
+    by_log_dir = load_report(trainer.log_dir)
+    assert (tmp_path / "sanity" / "summary.json").is_file()
+    assert by_log_dir == load_report(trainer) == load_report(tmp_path)
+    assert report_problems(by_log_dir) == []
+
+
+def test_load_report_rejects_what_is_not_a_path_naming_the_argument():
+    with pytest.raises(ValueError, match="`load_report` takes a run's `trainer.log_dir`"):
+        load_report(42)

@@ -21,7 +21,7 @@ from lightning_sanity import tensorboard
 from lightning_sanity._compat import gather_objects
 from lightning_sanity.callbacks.base import SanityCallback, skip_unused_batch_hooks
 from lightning_sanity.findings import collector_for, release_collector, validate_check_names
-from lightning_sanity.report import build_report, print_report, render_markdown, write_report
+from lightning_sanity.report import build_report, print_report, remember_report, render_markdown, write_report
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +119,9 @@ class SanitySummary(Callback):
             print_report(report, ended)
         try:
             folder = write_report(report, self._log_dir or trainer.default_root_dir, ended)
+            remember_report(trainer, folder)
             if self.print_summary:
-                print(f"Sanity summary written to {folder}", file=sys.stdout)
+                print(f"Sanity summary written to {folder.resolve()}", file=sys.stdout)
         except OSError as err:
             rank_zero_warn(f"lightning_sanity could not write the summary to {self._log_dir!r}: {err}. Training results are unaffected.")
         markdown = render_markdown(report, ended)
