@@ -143,13 +143,34 @@ def test_first_training_batch_without_validation(tmp_path):
     assert "64 training samples" in _check(report, "prediction-jitter")["detail"]
 
 
-def test_forward_that_needs_more_than_the_input_is_skipped_with_the_reason(tmp_path):
-    # The demo's forward is forward(inputs, target): calling it with the input alone cannot work.
+def test_forward_that_takes_the_batch_parts_is_called_as_training_step_calls_it(tmp_path):
+    # The demo's forward is forward(inputs, target): one rule for every fixed-batch check (lightning_sanity.forward)
+    # calls it with the batch's parts, as its training_step does, so prediction-jitter runs like the flow checks.
     x, y = counting_tokens()
     model = _OfflineTransformer(vocab_size=16)
     trainer, report = _run(model, tmp_path, loader(x[:128], y[:128], 32), None, max_epochs=1)
     check = _check(report, "prediction-jitter")
-    assert check["status"] == "skipped" and "forward_fn" in check["detail"]
+    assert check["status"] != "skipped" and "snapshots" in check["detail"], check
+
+
+class _TwoInputClassifier(Classifier):
+    def forward(self, x, mask, scale):  # binds neither the input alone nor the (x, y) batch
+        return self.net(x * mask * scale)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return nn.functional.cross_entropy(self(x, torch.ones_like(x), 1.0), y)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_loss", nn.functional.cross_entropy(self(x, torch.ones_like(x), 1.0), y))
+
+
+def test_forward_that_binds_no_call_is_skipped_with_the_reason(tmp_path):
+    trainer, report = _run(_TwoInputClassifier(), tmp_path, max_epochs=1)
+    check = _check(report, "prediction-jitter")
+    assert check["status"] == "skipped" and "forward_fn" in check["detail"] and "forward(x, mask, scale)" in \
+        check["detail"], check
     assert not serious(report)
 
 

@@ -10,7 +10,6 @@ output depend on that sample alone (``batch-mixing``)?
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Callable, Optional
@@ -27,6 +26,7 @@ from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks import flow
 from lightning_sanity.checks.modes import summarize_names
 from lightning_sanity.findings import Severity
+from lightning_sanity.forward import CannotCall, ModelCall, model_calls
 
 log = logging.getLogger(__name__)
 
@@ -263,35 +263,12 @@ class ModelChecks(SanityCallback):
                         log.debug("%s failed", check, exc_info=True)
                         self.skip(trainer, check, f"the extra forward/backward on the first batch failed: {err!r}")
 
-    def _resolve_call(self, pl_module: "pl.LightningModule", x: Any, batch: Any) -> list[tuple]:
-        """Ways to call the model, to try in order: ``(call, how, args, kwargs)`` with ``call`` a function
-        ``(args, kwargs) -> output`` and ``args``/``kwargs`` taken from the batch."""
-        if self.forward_fn is not None:
-            user = self.forward_fn
-            return [((lambda a, k: user(pl_module, *a)), "forward_fn(pl_module, x)", (x,), {})]
-        if type(pl_module).forward is pl.LightningModule.forward:
-            raise _Skip(f"{type(pl_module).__name__} defines no `forward`; pass `forward_fn=` to say how to run it")
-        candidates: list[tuple[str, tuple, dict]] = [("pl_module(x)", (x,), {})]
-        if isinstance(x, Mapping):
-            candidates.append(("pl_module(**x)", (), dict(x)))
-        if isinstance(batch, (list, tuple)) and not (len(batch) == 1 and batch[0] is x):
-            candidates.append(("pl_module(*batch)", tuple(batch), {}))
+    def _resolve_call(self, pl_module: "pl.LightningModule", x: Any, batch: Any) -> list[ModelCall]:
+        """Ways to call the model that its signature accepts (:mod:`lightning_sanity.forward`), in order."""
         try:
-            signature: Optional[inspect.Signature] = inspect.signature(pl_module.forward)
-        except (TypeError, ValueError):
-            signature = None
-        fitting = []
-        for how, args, kwargs in candidates:
-            try:
-                if signature is not None:
-                    signature.bind(*args, **kwargs)
-            except TypeError:
-                continue
-            fitting.append(((lambda a, k: pl_module(*a, **k)), how, args, kwargs))
-        if not fitting:
-            raise _Skip(f"`{type(pl_module).__name__}.forward{signature}` accepts neither the batch's input alone nor "
-                        "the batch's parts; pass `forward_fn=`")
-        return fitting
+            return model_calls(pl_module, x, batch, self.forward_fn)
+        except CannotCall as why:
+            raise _Skip(str(why)) from None
 
     def _judge_constant(self, trainer: "pl.Trainer", run: "_FlowRun") -> None:
         check, how = "constant-output", run.how

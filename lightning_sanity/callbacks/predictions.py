@@ -47,6 +47,7 @@ from lightning_sanity.checks.dynamics import (
     true_class_probability,
     usable_targets,
 )
+from lightning_sanity.forward import FORWARD_FN_HINT, CannotCall, model_calls
 from lightning_sanity.report import SANITY_DIR
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,9 @@ class PredictionDynamics(SanityCallback):
     The fixed batch is chosen once, without extra passes over the user's loaders and without touching the
     global RNG: ``predictions_batch`` when given, else the first batch of the sanity-check validation run, else
     the first training batch. It is cut to ``predictions_batch_size`` samples, kept on the CPU and moved to the
-    model's device for each snapshot. A snapshot calls ``pl_module(input)`` (or ``forward_fn(pl_module, input)``) in eval
+    model's device for each snapshot. A snapshot calls the model the way every fixed-batch check does
+    (:mod:`lightning_sanity.forward`: ``forward_fn``, else ``pl_module(input)``, ``pl_module(**input)`` or
+    ``pl_module(*batch)``, as ``forward``'s signature accepts) in eval
     mode under ``no_grad`` and inside ``isolate_rng()``, then restores every module's own ``training`` flag;
     BatchNorm statistics are not touched.
 
@@ -317,11 +320,21 @@ class PredictionDynamics(SanityCallback):
     # ------------------------------------------------------------------------------------------------ snapshots
 
     def _forward(self, pl_module: "pl.LightningModule", batch: Any, x: Any) -> torch.Tensor:
+        # The same rule as every fixed-batch check (lightning_sanity.forward): decided by forward's signature.
         try:
-            result = self.forward_fn(pl_module, x) if self.forward_fn else pl_module(x)
-        except Exception as err:
-            hint = "pass `forward_fn=` (and `get_input=`) for a model whose forward needs more than the input"
-            raise _Unusable(f"calling the model on the fixed batch failed ({type(err).__name__}: {err}); {hint}") from err
+            calls = model_calls(pl_module, x, batch, self.forward_fn)
+        except CannotCall as why:
+            raise _Unusable(str(why)) from None
+        result, first_error = None, None
+        for call in calls:
+            try:
+                result = call()
+                break
+            except Exception as err:
+                first_error = first_error or err
+        else:
+            raise _Unusable(f"calling `{calls[0].how}` on the fixed batch failed ({type(first_error).__name__}: "
+                            f"{first_error}); {FORWARD_FN_HINT}") from first_error
         out = _output_tensor(result)
         if out is None:
             raise _Unusable(f"the model returned {type(result).__name__}, with no tensor to follow")

@@ -1,0 +1,93 @@
+"""How the fixed-batch checks call the model: one rule for all of them.
+
+The checks that run the model on a batch of their own (``constant-output``, ``batch-mixing``,
+``prediction-jitter`` and the leakage checks) call it the same way: the ways below that ``forward``'s signature
+accepts, in this order, the first that runs being used:
+
+1. ``forward_fn(pl_module, x)`` when the user gave one;
+2. ``pl_module(x)``, with ``x`` the batch's input, when ``forward`` accepts one argument;
+3. ``pl_module(**x)`` when the input is a dict whose keys ``forward`` accepts (HuggingFace style);
+4. ``pl_module(*batch)`` when ``forward`` takes the batch's parts, the way a ``training_step`` calls
+   ``self(inputs, target)`` (Lightning's demo Transformer).
+
+Where none binds, the check is skipped with a reason that names the signature and ``forward_fn=``.
+
+Example::
+
+    >>> import torch
+    >>> from torch import nn
+    >>> class Seq2Seq(nn.Module):
+    ...     def forward(self, inputs, target):
+    ...         return inputs + target
+    >>> calls = model_calls(Seq2Seq(), torch.zeros(2), (torch.zeros(2), torch.ones(2)))
+    >>> [call.how for call in calls], calls[0]().tolist()
+    (['pl_module(*batch)'], [1.0, 1.0])
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any, Callable, NamedTuple, Optional
+
+from torch import nn
+
+FORWARD_FN_HINT = "pass `forward_fn=lambda module, x: ...` to say how to run the model on the batch's input"
+
+
+class ModelCall(NamedTuple):
+    """One way to call the model: ``fn(args, kwargs)``, with ``args``/``kwargs`` taken from the batch (a check may
+    swap tensors in them, e.g. for leaf copies or perturbed inputs) and ``how`` for reasons and findings."""
+
+    fn: Callable[[tuple, dict], Any]
+    how: str
+    args: tuple
+    kwargs: dict
+
+    def __call__(self, args: Optional[tuple] = None, kwargs: Optional[dict] = None) -> Any:
+        return self.fn(self.args if args is None else args, self.kwargs if kwargs is None else kwargs)
+
+
+class CannotCall(Exception):
+    """No way to call the model on this batch; the message is the reason shown in the summary."""
+
+
+def model_calls(module: nn.Module, x: Any, batch: Any, forward_fn: Optional[Callable[[Any, Any], Any]] = None,
+                ) -> list[ModelCall]:
+    """The ways to call ``module`` on ``batch`` (input ``x``) that its ``forward`` signature accepts, in order.
+
+    Raises:
+        CannotCall: the module has no ``forward`` of its own, or none of the ways binds to its signature.
+    """
+    if forward_fn is not None:
+        return [ModelCall((lambda a, k: forward_fn(module, *a)), "forward_fn(pl_module, x)", (x,), {})]
+    forward = getattr(type(module), "forward", None)
+    if forward is None or forward is nn.Module.forward or _is_lightning_default(forward):
+        raise CannotCall(f"{type(module).__name__} defines no `forward`; {FORWARD_FN_HINT}")
+    candidates: list[tuple[str, tuple, dict]] = [("pl_module(x)", (x,), {})]
+    if isinstance(x, Mapping):
+        candidates.append(("pl_module(**x)", (), dict(x)))
+    if isinstance(batch, (list, tuple)) and not (len(batch) == 1 and batch[0] is x):
+        candidates.append(("pl_module(*batch)", tuple(batch), {}))
+    try:
+        signature: Optional[inspect.Signature] = inspect.signature(module.forward)
+    except (TypeError, ValueError):
+        signature = None
+    fitting: list[ModelCall] = []
+    for how, args, kwargs in candidates:
+        if signature is not None:
+            try:
+                signature.bind(*args, **kwargs)
+            except TypeError:
+                continue
+        fitting.append(ModelCall((lambda a, k: module(*a, **k)), how, args, kwargs))
+    if not fitting:
+        raise CannotCall(f"`{type(module).__name__}.forward{signature}` accepts neither the batch's input alone, "
+                         f"nor its keys, nor the batch's parts; {FORWARD_FN_HINT}")
+    return fitting
+
+
+def _is_lightning_default(forward: Any) -> bool:
+    import lightning.pytorch as pl
+
+    return forward is pl.LightningModule.forward
