@@ -1,271 +1,297 @@
-"""Overhead of the sanity suite per training step, on CPU, against bare Lightning and common alternatives.
+"""What the sanity suite costs, measured the way users pay it: the total time of ``trainer.fit``, bare vs suite.
 
 Usage::
 
-    python benchmarks/overhead.py            # about ten minutes on an idle 2-core CPU
-    python benchmarks/overhead.py --steps 100 --warmup 40 --repeats 2
+    python benchmarks/overhead.py                          # every workload, both plans, 5 pairs (~40 min)
+    python benchmarks/overhead.py --workloads mlp cnn --pairs 3 --plans short
+    python benchmarks/overhead.py --compare                # also grad_norm, histograms and wandb-style watching
+    python benchmarks/overhead.py --memory                 # peak RSS of a 35M-parameter MLP, bare vs suite
 
-Two models on synthetic data: a CNN with BatchNorm (3x32x32 images, batch 32) and a small Transformer
-(Lightning's demo ``Transformer``, vocabulary 256, sequences of 32 tokens, batch 16). For each model the
-configurations below run in turn, ``--repeats`` times, interleaved (bare, suite, ..., bare, suite, ...) so that
-a change of machine load hits them all alike. Each run times every training step (from one
-``on_train_batch_start`` to the next) and drops the first steps as warm-up; its figure is the lower quartile of
-the rest (other processes only ever add time). Each repeat's ratio is taken over the bare run of the same repeat,
-a few seconds apart, and the table shows the median of those ratios: a best-of-repeats figure pairs the luckiest
-bare run with the luckiest other run, which on a shared machine can be minutes apart. Wall-clock ratios
-still move by 20 % and more between runs on a busy machine, so each run also measures the time spent inside
-Lightning's callback dispatch on the same steps (every hook of every callback, the dispatch itself included):
-the extra callback time over bare Lightning is the suite's own cost, measured directly, and ``attributed`` is
-each step's time over that step's time without it (median over the steps): both come from the same step, so a
-slower stretch of the machine, which stretches the step and the callbacks alike, leaves the ratio alone. The
-default warm-up (90 steps) skips the suite's one-off start-of-fit work (the fit-start checks, BatchNorm's warm-up
-verdicts): the figures are the steady state of a long run.
+Every run is its own ``trainer.fit`` in a fresh Python process (``--worker``), on one CPU thread, with a
+TensorBoard logger and a validation loop. Its figure is the wall time of the whole ``fit`` call: every step, the
+sanity-check and epoch-end validation, logging, flushes and the suite's fit-start and end-of-fit work, with no
+quantile that drops the expensive steps. Bare and suite runs alternate in pairs (the order flips every pair, so a
+drift of the machine's load hits both alike); each pair's ratio is over its own bare run, and the table shows
+the median over the pairs and their range. The ``A/A`` row runs bare against bare: the noise of the same run on
+this machine, the yardstick for every other row.
 
-Configurations:
-
-- ``bare``: Lightning with a TensorBoard logger, ``log_every_n_steps=50``.
-- ``floor``: one callback doing the least a per-step gradient check can do: one fused norm of every gradient,
-  read on the host and tested for finiteness. What any per-step observer pays on this machine.
-- ``suite``: ``lightning_sanity.default_callbacks()`` at its default cadence (everything the suite has).
-- ``norms/step``: ``NormMonitor`` reading, logging and judging every step (``norms_log_every_n_steps=1``):
-  per-layer gradient norms, weight norms and update ratios, ``log_every_n_steps=1``.
-- ``grad_norm/step``: Lightning's documented recipe, ``self.log_dict(grad_norm(self, 2))`` in
-  ``on_before_optimizer_step``, ``log_every_n_steps=1`` (per-parameter gradient norms only).
-- ``hist/step``: a TensorBoard histogram of every parameter and every gradient every step.
+Workloads (synthetic data, seeded): ``mlp``, a tiny MLP (millisecond steps, 400 steps); ``cnn``, a CNN with
+BatchNorm on 64x3x32x32 batches (60 steps); ``transformer``, a small Transformer classifier (60 steps); ``lm``, a
+causal Transformer LM with a 32,000-token vocabulary (60 steps). Plans: ``long``, the first N steps of a run
+planned as 100 epochs (stopped after N steps), and ``short``, a run planned as N steps (2 epochs); the suite
+paces its periodic work by the planned length, so both matter.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
-import math
+import os
+import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
-import lightning as L
-import torch
-from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import grad_norm
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
-
-warnings.filterwarnings("ignore")
-logging.getLogger("lightning").setLevel(logging.ERROR)
-logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-logging.getLogger("lightning.fabric").setLevel(logging.ERROR)
+WORKLOADS = ("mlp", "cnn", "transformer", "lm")
+STEPS = {"mlp": 400, "cnn": 60, "transformer": 60, "lm": 60, "mlp35m": 12}
+COMPARE = ("grad_norm/step", "hist/step", "watch/100")
 
 
-# --------------------------------------------------------------------------- models
+# --------------------------------------------------------------------------- one run, in a worker process
 
 
-class CNN(L.LightningModule):
-    def __init__(self, recipe: bool = False) -> None:
-        super().__init__()
-        self.recipe = recipe
-        blocks: list[nn.Module] = []
-        channels = 3
-        for width in (16, 32, 64):
-            blocks += [nn.Conv2d(channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2)]
-            channels = width
-        self.net = nn.Sequential(*blocks, nn.Flatten(), nn.Linear(64 * 4 * 4, 128), nn.ReLU(), nn.Linear(128, 10))
+def _models() -> dict[str, Callable[[], Any]]:
+    import lightning as L
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
 
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        x, y = batch
-        loss = nn.functional.cross_entropy(self.net(x), y)
-        self.log("train_loss", loss)
-        return loss
+    class Bench(L.LightningModule):
+        def __init__(self, net: nn.Module, recipe: bool, lr: float = 1e-3) -> None:
+            super().__init__()
+            self.net, self.recipe, self.lr = net, recipe, lr
 
-    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        if self.recipe:
-            self.log_dict(grad_norm(self, norm_type=2))
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.SGD(self.parameters(), lr=0.01, momentum=0.9)
+        def _loss(self, batch: Any) -> torch.Tensor:
+            x, y = batch
+            out = self(x)
+            return nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
 
-    @staticmethod
-    def data(steps: int) -> DataLoader:
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            loss = self._loss(batch)
+            self.log("train_loss", loss)
+            return loss
+
+        def validation_step(self, batch: Any, batch_idx: int) -> None:
+            self.log("val_loss", self._loss(batch))
+
+        def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+            if self.recipe:  # Lightning's documented recipe for gradient norms
+                from lightning.pytorch.utilities import grad_norm
+
+                self.log_dict(grad_norm(self, norm_type=2))
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+    class Encoder(nn.Module):
+        def __init__(self, vocab: int, width: int, out: int, causal: bool) -> None:
+            super().__init__()
+            self.causal = causal
+            self.embed = nn.Embedding(vocab, width)
+            self.pos = nn.Parameter(torch.randn(1, 32, width) * 0.02)
+            layer = nn.TransformerEncoderLayer(width, 4, 2 * width, dropout=0.1, batch_first=True)
+            self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+            self.head = nn.Linear(width, out)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.embed(x) + self.pos[:, : x.shape[1]]
+            mask = nn.Transformer.generate_square_subsequent_mask(x.shape[1]) if self.causal else None
+            h = self.encoder(h, mask=mask, is_causal=self.causal)
+            return self.head(h if self.causal else h.mean(1))
+
+    def data(x: torch.Tensor, y: torch.Tensor, batch: int) -> DataLoader:
+        return DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=True,
+                          generator=torch.Generator().manual_seed(0))
+
+    def rule_features(n: int, width: int, classes: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.randn(n, width, generator=gen)
+        return x, (x[:, :classes] * 3 + x[:, classes:2 * classes]).argmax(1)
+
+    def make(name: str, steps: int, recipe: bool) -> tuple[Any, Any, Any]:
         gen = torch.Generator().manual_seed(0)
-        x = torch.randn(steps * 32, 3, 32, 32, generator=gen)
-        y = torch.randint(0, 10, (steps * 32,), generator=gen)
-        return DataLoader(TensorDataset(x, y), batch_size=32)
+        per_epoch = max(steps // 2, 1)
+        if name in ("mlp", "mlp35m"):
+            width, batch = (64, 64) if name == "mlp" else (1024, 64)
+            hidden = (nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10)) if name == "mlp" else (
+                nn.Linear(1024, 4096), nn.ReLU(), nn.Linear(4096, 4096), nn.ReLU(), nn.Linear(4096, 3072), nn.ReLU(),
+                nn.Linear(3072, 10))
+            x, y = rule_features((per_epoch + 4) * batch, width, 10, gen)
+            net: nn.Module = nn.Sequential(*hidden)
+        elif name == "cnn":
+            batch = 64
+            x = torch.randn((per_epoch + 4) * batch, 3, 32, 32, generator=gen)
+            y = (x[:, 0, :16].mean((1, 2)) > x[:, 1, 16:].mean((1, 2))).long() + 2 * (x[:, 2].mean((1, 2)) > 0).long()
+            blocks: list[nn.Module] = []
+            channels = 3
+            for w in (16, 32, 64):
+                blocks += [nn.Conv2d(channels, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(), nn.MaxPool2d(2)]
+                channels = w
+            net = nn.Sequential(*blocks, nn.Flatten(), nn.Linear(64 * 16, 128), nn.ReLU(), nn.Linear(128, 4))
+        elif name == "transformer":
+            batch = 16
+            x = torch.randint(0, 256, ((per_epoch + 4) * batch, 32), generator=gen)
+            y = (x[:, :8] % 4).sum(1) % 4
+            net = Encoder(256, 64, 4, causal=False)
+        elif name == "lm":
+            batch, vocab = 8, 32_000
+            start = torch.randint(0, vocab, ((per_epoch + 4) * batch, 1), generator=gen)
+            seq = (start + 7 * torch.arange(33)) % vocab  # an arithmetic progression per row: learnable
+            x, y = seq[:, :-1], seq[:, 1:]
+            net = Encoder(vocab, 64, vocab, causal=True)
+        else:
+            raise ValueError(f"unknown workload {name!r}")
+        split = per_epoch * batch
+        return Bench(net, recipe), data(x[:split], y[:split], batch), data(x[split:], y[split:], batch)
+
+    return make
 
 
-class SmallTransformer(L.LightningModule):
-    def __init__(self, recipe: bool = False) -> None:
-        super().__init__()
-        from lightning.pytorch.demos import Transformer
+def _callbacks(config: str) -> list:
+    import lightning as L
 
-        self.recipe = recipe
-        self.model = Transformer(vocab_size=256, ninp=64, nhead=4, nhid=128, nlayers=2, dropout=0.1)
-
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        x, y = batch
-        loss = nn.functional.nll_loss(self.model(x, y), y.reshape(-1))
-        self.log("train_loss", loss)
-        return loss
-
-    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        if self.recipe:
-            self.log_dict(grad_norm(self, norm_type=2))
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=1e-3)
-
-    @staticmethod
-    def data(steps: int) -> DataLoader:
-        gen = torch.Generator().manual_seed(0)
-        seq = torch.randint(0, 256, (steps * 16, 33), generator=gen)
-        return DataLoader(TensorDataset(seq[:, :-1], seq[:, 1:]), batch_size=16)
-
-
-# --------------------------------------------------------------------------- measuring
-
-
-class _DispatchClock:
-    """Time spent inside Lightning's callback dispatch (every callback hook, the dispatch itself included)."""
-
-    total = 0.0
-
-    @classmethod
-    def install(cls) -> None:
-        from lightning.pytorch.trainer import call
-
-        original = call._call_callback_hooks
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                cls.total += time.perf_counter() - start
-
-        call._call_callback_hooks = timed
-
-
-class StepTimer(L.Callback):
-    """Wall time from one training batch start to the next, and the part of it spent in callbacks."""
-
-    def __init__(self) -> None:
-        self.marks: list[tuple[float, float]] = []
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self.marks.append((time.perf_counter(), _DispatchClock.total))
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        self.marks.append((time.perf_counter(), _DispatchClock.total))
-
-    def typical(self, warmup: int) -> tuple[float, float, list[tuple[float, float]]]:
-        """Lower quartile of the step times, median callback time per step, and every (step, callback) pair.
-
-        The lower quartile is robust to other processes taking the CPU; the callback time is measured on the
-        same steps as the step time, so it does not depend on how loaded the machine was between runs.
-        """
-        steps = [(b[0] - a[0], b[1] - a[1]) for a, b in zip(self.marks, self.marks[1:])][warmup:]
-        gaps = sorted(step for step, _ in steps)
-        hooks = sorted(hook for _, hook in steps)
-        return gaps[len(gaps) // 4], hooks[len(hooks) // 2], steps
-
-
-def attributed(steps: list[tuple[float, float]], bare_hooks: float) -> float:
-    """The step time over the step time without the extra callback time, median over the same steps.
-
-    Numerator and denominator come from the same step, so a machine that runs slower for a while (which stretches
-    the step and the callbacks alike) moves neither the ratio nor its median.
-    """
-    return statistics.median(step / (step - (hooks - bare_hooks)) for step, hooks in steps)
-
-
-class Floor(L.Callback):
-    """The least a per-step gradient check can do: one fused norm of every gradient, read and tested on the host.
-
-    Not a usable tool (no layers, no history, no judgement): it shows what any per-step observer pays on this
-    machine before it does anything useful.
-    """
-
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
-        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        if not all(map(math.isfinite, torch.stack(torch._foreach_norm(grads)).tolist())):
-            trainer.should_stop = True
-
-
-class Histograms(L.Callback):
-    """A histogram of every parameter and every gradient, every step (what people often do by hand)."""
-
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
-        writer = trainer.logger.experiment
-        for name, p in pl_module.named_parameters():
-            writer.add_histogram(f"weights/{name}", p.detach(), trainer.global_step)
-            if p.grad is not None:
-                writer.add_histogram(f"grads/{name}", p.grad, trainer.global_step)
-
-
-def configurations() -> dict[str, tuple[list, int, bool]]:
-    """name -> (callbacks factory output, log_every_n_steps, use the grad_norm recipe)."""
     import lightning_sanity
-    from lightning_sanity.callbacks.norms import NormMonitor
 
-    return {
-        "bare": (lambda: [], 50, False),
-        "floor": (lambda: [Floor()], 50, False),
-        "suite": (lambda: lightning_sanity.default_callbacks(print_summary=False), 50, False),
-        "norms/step": (lambda: [NormMonitor(norms_log_every_n_steps=1)], 1, False),
-        "grad_norm/step": (lambda: [], 1, True),
-        "hist/step": (lambda: [Histograms()], 50, False),
-    }
+    class Histograms(L.Callback):
+        """TensorBoard histograms of every parameter and gradient every ``every`` steps (wandb.watch-style)."""
+
+        def __init__(self, every: int) -> None:
+            self.every = every
+
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+            if trainer.global_step % self.every:
+                return
+            writer = trainer.logger.experiment
+            for name, p in pl_module.named_parameters():
+                writer.add_histogram(f"weights/{name}", p.detach(), trainer.global_step)
+                if p.grad is not None:
+                    writer.add_histogram(f"grads/{name}", p.grad, trainer.global_step)
+
+    if config == "suite":
+        return lightning_sanity.default_callbacks(print_summary=False)
+    if config == "hist/step":
+        return [Histograms(1)]
+    if config == "watch/100":
+        return [Histograms(100)]
+    return []
 
 
-def run_once(model_cls: type, callbacks: list, log_every: int, recipe: bool, steps: int, warmup: int,
-             root: str) -> tuple[float, float, list[tuple[float, float]]]:
+def worker(workload: str, plan: str, config: str, steps: int, threads: int, out: str) -> None:
+    warnings.filterwarnings("ignore")
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    import lightning as L
+    import torch
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    torch.set_num_threads(threads)
+
+    class StopAfter(L.Callback):
+        def on_train_batch_end(self, trainer, *args: Any) -> None:
+            if trainer.global_step >= steps:
+                trainer.should_stop = True
+
     L.seed_everything(0, verbose=False)
-    timer = StepTimer()
-    trainer = L.Trainer(
-        max_steps=steps, max_epochs=1, accelerator="cpu", devices=1, callbacks=[*callbacks, timer],
-        logger=TensorBoardLogger(root, name="bench"), log_every_n_steps=log_every, enable_progress_bar=False,
-        enable_model_summary=False, enable_checkpointing=False, limit_val_batches=0, num_sanity_val_steps=0,
-    )
-    trainer.fit(model_cls(recipe=recipe), model_cls.data(steps))
-    return timer.typical(warmup)
+    model, train, val = _models()(workload, steps, recipe=config == "grad_norm/step")
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with tempfile.TemporaryDirectory() as root:
+        planned = dict(max_epochs=100, callbacks=[*_callbacks(config), StopAfter()]) if plan == "long" else dict(
+            max_steps=steps, max_epochs=2, callbacks=_callbacks(config))
+        trainer = L.Trainer(accelerator="cpu", devices=1, logger=TensorBoardLogger(root, name="bench"),
+                            log_every_n_steps=1 if config == "grad_norm/step" else 50, limit_val_batches=4,
+                            enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                            default_root_dir=root, **planned)
+        start = time.perf_counter()
+        trainer.fit(model, train, val)
+        seconds = time.perf_counter() - start
+    share = None
+    report = getattr(next((c for c in trainer.callbacks if type(c).__name__ == "SanitySummary"), None),
+                     "last_report", None)
+    if report is not None:
+        share = report.get("cost", {}).get("share") if isinstance(report.get("cost"), dict) else None
+    Path(out).write_text(json.dumps({
+        "seconds": seconds, "steps": trainer.global_step, "suite_share": share,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_before_fit_mb": rss_before / 1024,
+    }))
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+def run(workload: str, plan: str, config: str, threads: int) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONWARNINGS": "ignore"}
+        cmd = [sys.executable, __file__, "--worker", workload, plan, config, str(STEPS[workload]), str(threads),
+               out.name]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"{workload}/{plan}/{config} failed:\n{done.stderr[-3000:]}")
+        return json.loads(Path(out.name).read_text())
+
+
+def ratio_cell(ratios: list[float]) -> str:
+    return f"{statistics.median(ratios):.3f}x ({min(ratios):.2f}-{max(ratios):.2f})"
+
+
+def timing(args: argparse.Namespace) -> None:
+    configs = ["bare", "bare (A/A)", "suite", *(COMPARE if args.compare else ())]
+    cells: dict[tuple[str, str], dict[str, list[float]]] = {}
+    bare_seconds: dict[tuple[str, str], list[float]] = {}
+    shares: dict[tuple[str, str], list[float]] = {}
+    for pair in range(args.pairs):
+        for workload in args.workloads:
+            for plan in args.plans:
+                key = (workload, plan)
+                order = configs if pair % 2 == 0 else [configs[0], *reversed(configs[1:])]
+                got = {c: run(workload, plan, "bare" if c.startswith("bare") else c, args.threads) for c in order}
+                bare = got["bare"]["seconds"]
+                bare_seconds.setdefault(key, []).append(bare)
+                for c in configs[1:]:
+                    cells.setdefault(key, {}).setdefault(c, []).append(got[c]["seconds"] / bare)
+                if got["suite"].get("suite_share") is not None:
+                    shares.setdefault(key, []).append(got["suite"]["suite_share"])
+                print(f"pair {pair + 1}: {workload:>11} {plan:>5}: bare {bare:6.2f} s, " + ", ".join(
+                    f"{c} {got[c]['seconds'] / bare:.3f}x" for c in configs[1:]), flush=True)
+    print(f"\nCPU, {args.threads} thread(s); total `trainer.fit` time, fresh process per run; median of {args.pairs} "
+          "interleaved pairs over the same pair's bare run, range in brackets.\n")
+    keys = list(cells)
+    print("| configuration | " + " | ".join(f"{w} {p} ({STEPS[w]} steps)" for w, p in keys) + " |")
+    print("|---|" + "---:|" * len(keys))
+    print("| bare, seconds | " + " | ".join(f"{statistics.median(bare_seconds[k]):.2f} s" for k in keys) + " |")
+    for c in configs[1:]:
+        print(f"| {c} | " + " | ".join(ratio_cell(cells[k][c]) for k in keys) + " |")
+    if shares:
+        print("| suite's own share (summary) | " + " | ".join(
+            f"{100 * statistics.median(shares[k]):.1f} %" if k in shares else "n/a" for k in keys) + " |")
+
+
+def memory(args: argparse.Namespace) -> None:
+    rows = []
+    for pair in range(args.pairs):
+        order = ("bare", "suite") if pair % 2 == 0 else ("suite", "bare")
+        got = {c: run("mlp35m", "short", c, args.threads) for c in order}
+        rows.append(got)
+        print(f"pair {pair + 1}: " + ", ".join(f"{c} peak {got[c]['peak_rss_mb']:.0f} MB" for c in order), flush=True)
+    extra = [r["suite"]["peak_rss_mb"] - r["bare"]["peak_rss_mb"] for r in rows]
+    bare = statistics.median(r["bare"]["peak_rss_mb"] for r in rows)
+    largest = 4096 * 4096 * 4 / 2**20
+    print(f"\n35M-parameter MLP (Adam, CPU, {STEPS['mlp35m']} steps): bare peak RSS {bare:.0f} MB; the suite adds "
+          f"{statistics.median(extra):.0f} MB (range {min(extra):.0f}-{max(extra):.0f}); largest layer "
+          f"{largest:.0f} MB.")
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        workload, plan, config, steps, threads, out = sys.argv[2:8]
+        return worker(workload, plan, config, int(steps), int(threads), out)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=160)
-    parser.add_argument("--warmup", type=int, default=90)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workloads", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
+    parser.add_argument("--plans", nargs="+", choices=("long", "short"), default=["long", "short"])
+    parser.add_argument("--pairs", type=int, default=5, help="interleaved bare/suite pairs (default 5)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
+    parser.add_argument("--compare", action="store_true", help="also the grad_norm, histogram and watch rows")
+    parser.add_argument("--memory", action="store_true", help="peak RSS of a 35M-parameter MLP instead of timing")
     args = parser.parse_args()
-    _DispatchClock.install()
-    configs = configurations()
-    results: dict[str, dict[str, list[tuple[float, float, list]]]] = {}
-    with tempfile.TemporaryDirectory() as root:
-        for model_cls in (CNN, SmallTransformer):
-            times = results.setdefault(model_cls.__name__, {name: [] for name in configs})
-            for _ in range(args.repeats):
-                for name, (make, log_every, recipe) in configs.items():
-                    step, hooks, steps = run_once(model_cls, make(), log_every, recipe, args.steps, args.warmup, root)
-                    times[name].append((step, hooks, steps))
-                    print(f"{model_cls.__name__:>16} {name:>15}: {1000 * step:7.1f} ms/step, "
-                          f"{1000 * hooks:6.2f} ms in callbacks", flush=True)
-    print(f"\nCPU ({torch.get_num_threads()} threads), {args.steps} steps per run, the first {args.warmup} dropped, "
-          f"{args.repeats} interleaved repeats. Each run's figure is the lower quartile of its step times; each "
-          "repeat's ratio is over the bare run of the same repeat (run moments apart), and the table shows the "
-          "median of those ratios. `wall`: step time over bare. `callbacks`: median time per step inside "
-          "Lightning's callback dispatch, median over repeats. `attributed`: each step's time over the same step's "
-          "time less the callback time beyond bare Lightning's, median over the steps and then over repeats (the "
-          "grad_norm recipe runs in the LightningModule, outside the dispatch: wall ratio only).\n")
-    print("| configuration | " + " | ".join(f"{m} wall | {m} callbacks ms | {m} attributed" for m in results) + " |")
-    print("|---|" + "---:|---:|---:|" * len(results))
-    for name in configs:
-        cells = []
-        for model in results:
-            pairs = list(zip(results[model]["bare"], results[model][name]))
-            wall = statistics.median(step / bare_step for (bare_step, _, _), (step, _, _) in pairs)
-            hooks = statistics.median(h for _, h, _ in results[model][name])
-            ratio = statistics.median(attributed(steps, bare_h) for (_, bare_h, _), (_, _, steps) in pairs)
-            cells += [f"{wall:.3f}x", f"{1000 * hooks:.2f}", "n/a" if name == "grad_norm/step" else f"{ratio:.3f}x"]
-        print(f"| {name} | " + " | ".join(cells) + " |")
+    memory(args) if args.memory else timing(args)
 
 
 if __name__ == "__main__":
