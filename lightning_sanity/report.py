@@ -40,9 +40,10 @@ NO_SEED_NOTE = (
 )
 
 
-def build_report(collector: FindingCollector) -> dict[str, Any]:
-    """The contract's summary.json content for one collector."""
-    return {
+def build_report(collector: FindingCollector, cost: Optional[dict[str, float]] = None) -> dict[str, Any]:
+    """The contract's summary.json content for one collector; ``cost`` (the suite's own time) is added when
+    measured: ``{"suite_seconds", "fit_seconds", "share"}``."""
+    report = {
         "schema": SCHEMA,
         "seed": collector.seed,
         "status": collector.status,
@@ -52,6 +53,9 @@ def build_report(collector: FindingCollector) -> dict[str, Any]:
         ],
         "findings": [f.to_dict() for f in collector.findings],
     }
+    if cost is not None:
+        report["cost"] = dict(cost)
+    return report
 
 
 def _where_when(finding: dict[str, Any]) -> str:
@@ -74,6 +78,10 @@ def _notes(report: dict[str, Any], ended: Optional[str]) -> list[str]:
         notes.append(NO_SEED_NOTE)
     else:
         notes.append(f"Global seed: {report['seed']}.")
+    cost = report.get("cost")
+    if cost:
+        notes.append(f"The suite's own cost: {cost['suite_seconds']:.2f} s of this {cost['fit_seconds']:.1f} s fit "
+                     f"({100 * cost['share']:.1f} %).")
     return notes
 
 

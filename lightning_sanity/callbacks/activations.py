@@ -18,6 +18,7 @@ from typing_extensions import override
 
 from lightning_sanity import tensorboard
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
+from lightning_sanity.cost import timed
 from lightning_sanity.checks import activations as A
 from lightning_sanity.findings import Severity
 
@@ -195,9 +196,9 @@ class ActivationMonitor(SanityCallback):
         self._calls = {}
         self._current = []
         for name, module, kind in self._targets:
-            self._handles.append(module.register_forward_hook(self._activation_hook(name, kind)))
+            self._handles.append(module.register_forward_hook(timed(self._activation_hook(name, kind))))
         for module in self._layers:
-            self._handles.append(module.register_forward_hook(self._layer_hook))
+            self._handles.append(module.register_forward_hook(timed(self._layer_hook)))
 
     def _disarm(self) -> None:
         for handle in self._handles:

@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 from lightning_sanity._compat import current_batch_idx
+from lightning_sanity.cost import time_hooks
 from lightning_sanity.findings import Finding, FindingCollector, Severity, collector_for
 
 
@@ -64,6 +65,7 @@ class SanityCallback(Callback):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         skip_unused_batch_hooks(cls)
+        time_hooks(cls)  # the summary reports the suite's own share of the fit time
 
     checks: ClassVar[tuple[str, ...]] = ()
     #: ``{check: {name: Threshold}}``: the figures of this callback's checks that users may tune.

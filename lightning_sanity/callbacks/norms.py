@@ -23,6 +23,7 @@ from typing_extensions import override
 from lightning_sanity import tensorboard
 from lightning_sanity.callbacks._replay_capture import share_grad_norms
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
+from lightning_sanity.cost import timed
 from lightning_sanity.checks import norms as N
 from lightning_sanity.findings import Severity
 
@@ -649,7 +650,7 @@ class NormMonitor(SanityCallback):
                 # Only notes that the module ran, and whether autograd was recording: no observer effect.
                 self._probe_ran[name] = self._probe_ran.get(name, False) or torch.is_grad_enabled()
 
-            self._probe_handles.append(module.register_forward_hook(hook))
+            self._probe_handles.append(module.register_forward_hook(timed(hook)))
         self._probed = True
 
     def _disarm_probe(self) -> None:

@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from typing_extensions import override
 
-from lightning_sanity import tensorboard
+from lightning_sanity import cost, tensorboard
 from lightning_sanity._compat import gather_objects
 from lightning_sanity.callbacks.base import SanityCallback, skip_unused_batch_hooks
 from lightning_sanity.findings import collector_for, release_collector, validate_check_names
@@ -107,12 +107,13 @@ class SanitySummary(Callback):
                     collector.merge(other)
             if not trainer.is_global_zero:
                 return
-            self.last_report = report = build_report(collector)
+            self.last_report = report = build_report(collector, cost=_cost(trainer))
             self._publish(trainer, report, ended)
         except Exception as err:  # nothing the suite does may lose the user's run
             rank_zero_warn(f"lightning_sanity could not write its summary: {err!r}")
         finally:
             release_collector(trainer)
+            cost.forget(trainer)
 
     def _publish(self, trainer: "pl.Trainer", report: dict[str, Any], ended: Optional[str]) -> None:
         if self.print_summary:
@@ -130,4 +131,13 @@ class SanitySummary(Callback):
             writer.flush()
 
 
+def _cost(trainer: "pl.Trainer") -> Optional[dict[str, float]]:
+    fit = cost.fit_seconds(trainer)
+    if not fit:
+        return None
+    suite = cost.suite_seconds(trainer)
+    return {"suite_seconds": round(suite, 4), "fit_seconds": round(fit, 4), "share": round(suite / fit, 4)}
+
+
 skip_unused_batch_hooks(SanitySummary)
+cost.time_hooks(SanitySummary)
