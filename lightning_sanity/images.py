@@ -32,7 +32,7 @@ import torch
 from lightning_sanity.checks.dynamics import colormap, scatter_image
 
 #: the plot area of every chart, in pixels (width, height), and the margins around it that hold the text.
-PLOT_W, PLOT_H = 256, 192
+PLOT_W, PLOT_H = 224, 192
 LEFT, TOP, RIGHT, BOTTOM = 56, 26, 58, 34
 #: (width, height) of every chart.
 IMAGE_SIZE = (LEFT + PLOT_W + RIGHT, TOP + PLOT_H + BOTTOM)
@@ -48,7 +48,7 @@ def plot_area(pixels: Any) -> Any:
     """The plot area (no margins) of a chart given as an (H, W, ...) array, e.g. a decoded PNG.
 
     >>> plot_area(torch.zeros(IMAGE_SIZE[1], IMAGE_SIZE[0])).shape
-    torch.Size([192, 256])
+    torch.Size([192, 224])
     """
     return pixels[TOP:TOP + PLOT_H, LEFT:LEFT + PLOT_W]
 
@@ -63,7 +63,7 @@ def heatmap(values: torch.Tensor, *, title: str, x_label: str, y_label: str,
     last column (default: their indices). NaN cells are black.
 
     >>> heatmap(torch.rand(8, 1000), title="t", x_label="class", y_label="sample").shape
-    torch.Size([3, 252, 370])
+    torch.Size([3, 252, 338])
     """
     # numpy rather than torch: no intra-op thread pool to wake for a few thousand numbers.
     v = values.detach().float().cpu().reshape(values.shape[0], -1).numpy()
@@ -99,7 +99,7 @@ def heatmap(values: torch.Tensor, *, title: str, x_label: str, y_label: str,
 
 def probabilities_chart(probs: torch.Tensor, kind: str) -> torch.Tensor:
     """The fixed batch's current probabilities: samples x classes (binary: labels; sequence: tokens' target)."""
-    what = {"binary": ("label", "P(label) per sample"), "sequence": ("token", "P(target token) per sample")}
+    what = {"binary": ("label", "P(label) per sample"), "sequence": ("position", "P(target token) per sample")}
     x_label, title = what.get(kind, ("class", "class probabilities per sample"))
     return heatmap(probs, title=title, x_label=x_label, y_label="sample", columns="max")
 
@@ -212,7 +212,7 @@ def _frame(title: str, x_label: str, y_label: str, x_ticks: Ticks, y_ticks: Tick
     canvas[TOP:TOP + PLOT_H, bar_x:bar_x + _BAR_W] = _colour(ramp)
     image = Image.fromarray(canvas, "RGB")
     draw = ImageDraw.Draw(image)
-    small, big = _font(11), _font(13)
+    small, big = _font(12), _font(13)
     _text(draw, (LEFT + PLOT_W / 2, TOP / 2), _fit(draw, title, big, width - 8), big, "mm")
     _text(draw, (LEFT + PLOT_W / 2, height - 9), x_label, small, "mm")
     for at, text in x_ticks:

@@ -120,7 +120,7 @@ def test_regression_charts(tmp_path):
     assert _size(scatter[-1]) == images.IMAGE_SIZE
     pixels = images.plot_area(_pixels(scatter[-1])).astype(int)
     lit = (np.ptp(pixels, axis=-1) > 40).sum()  # samples drawn in colour on the dark background, not the grey diagonal
-    assert lit >= 10 * 12  # each 64 x 64 scatter pixel is 4 x 3 plot pixels
+    assert lit >= 10 * 9  # each pixel of the 64 x 64 scatter is at least 3 x 3 plot pixels
     assert "sanity/predictions/true_class_over_time" not in acc.Tags()["images"]
     assert "sanity/predictions/residuals" in acc.Tags()["histograms"]
     mse = [e.value for e in acc.Scalars("sanity/predictions/loss")]

@@ -103,7 +103,7 @@ class PredictionDynamics(SanityCallback):
     - ``sanity/predictions/prediction_vs_target`` image (regression): scatter of prediction (up) against target
       (right), coloured by samples per pixel; the grey diagonal is a perfect fit.
     - Every image is a labelled chart of one size (:mod:`lightning_sanity.images`): title, axis names and
-      ticks, a colour bar with its range; more than 192 samples or 256 classes/snapshots are thinned or bucketed,
+      ticks, a colour bar with its range; more than 192 samples or 224 classes/snapshots are thinned or bucketed,
       and the axis label says so.
     - ``sanity/predictions/outputs`` histogram: the raw outputs (logits or values).
     - ``sanity/predictions/true_class_probability`` histogram (classification, binary, sequence) or
