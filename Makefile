@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test screenshots clean
 
 setup: $(VENV)/.installed
 
@@ -22,6 +22,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q lightning_sanity tests
+
+# The TensorBoard pictures of README.md and docs/tensorboard.md, from the demo; needs Chromium (apt-get install chromium).
+screenshots: setup
+	$(PY) docs/screenshots.py
 
 clean:
 	rm -rf $(VENV) lightning_logs build *.egg-info
