@@ -152,6 +152,8 @@ class BatchNormMonitor(SanityCallback):
     - ``sanity/bn_running_var_max/<layer>``: channel max of the running variance.
     - ``sanity/bn_batch_ratio/<layer>``: the batch's channel-mean variance over the running estimate before it.
 
+    A custom-scalars chart for each (section ``sanity: batchnorm``).
+
     Args:
         batchnorm_scalars: write the TensorBoard scalars above (one host sync per logging step).
 
