@@ -4,6 +4,7 @@ chart."""
 
 import io
 import re
+import sys
 
 import lightning as L
 import numpy as np
@@ -120,3 +121,27 @@ def test_three_classes_full_suite_labelled_images_and_a_layout_without_empty_cha
     assert "saturated outputs per layer" not in charts and "dead units per layer" in charts
     for title, regexes in charts.items():
         assert any(re.search(r, tag) for r in regexes for tag in scalars), (title, regexes)
+
+
+def test_a_chart_enters_the_layout_with_its_first_data_and_every_section_is_named_sanity():
+    from lightning_sanity import tensorboard
+
+    t = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+    tensorboard.add_layout_chart(t, "activations", "saturated outputs per layer", "sanity/saturated_fraction/.*")
+    tensorboard.add_layout_chart(t, "sanity: activations", "dead units per layer", "sanity/dead_fraction/.*")
+    assert tensorboard.layout(t) == {} and not tensorboard.write_layout(t)
+    tensorboard.log_scalars(t, {"sanity/dead_fraction/net.1": 0.0}, step=0)
+    dead = {"dead units per layer": ["Multiline", ["sanity/dead_fraction/.*"]]}
+    assert tensorboard.layout(t) == {"sanity: activations": dead}
+    tensorboard.log_scalars(t, {"sanity/saturated_fraction/net.3": 0.0}, step=5)
+    assert set(tensorboard.layout(t)["sanity: activations"]) == {"dead units per layer", "saturated outputs per layer"}
+
+
+def test_without_pillow_the_chart_is_the_bare_plot(monkeypatch):
+    monkeypatch.setitem(sys.modules, "PIL", None)  # `import PIL` now fails as if it were absent
+    images._frame.cache_clear()
+    try:
+        chart = images.probabilities_chart(_no_chart(3), "classification")
+    finally:
+        images._frame.cache_clear()
+    assert tuple(chart.shape) == (3, images.PLOT_H, images.PLOT_W)
