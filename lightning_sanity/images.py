@@ -11,8 +11,9 @@ slider flips between pictures that line up:
   visible) or thinned (snapshots), and the axis label says so;
 - the cells are then stretched (nearest neighbour, no blur) to the :data:`PLOT_W` x :data:`PLOT_H` plot area.
 
-Drawing one chart takes about 1-2 ms on a CPU; the predictions callback draws a few per snapshot. Without Pillow
-(it ships with TensorBoard, so only a stripped install lacks it) the charts are the bare stretched plot, unlabelled.
+Drawing one chart takes about 1-3 ms on a CPU (the text frame is cached while its labels stay the same), and the
+writer's PNG encoding about as much again; the predictions callback draws two or three per snapshot. Without
+Pillow (it ships with TensorBoard, so only a stripped install lacks it) the charts are the bare plot, unlabelled.
 
 >>> img = heatmap(torch.rand(64, 3), title="class probabilities", x_label="class", y_label="sample")
 >>> tuple(img.shape) == (3, IMAGE_SIZE[1], IMAGE_SIZE[0]), img.dtype
@@ -31,7 +32,8 @@ import torch
 
 from lightning_sanity.checks.dynamics import colormap, scatter_image
 
-#: the plot area of every chart, in pixels (width, height), and the margins around it that hold the text.
+#: the plot area of every chart, in pixels (width, height), and the margins around it that hold the text. The
+#: whole chart (338 x 252) fits TensorBoard's image card (about 340 pixels wide) at its own size: no blurry text.
 PLOT_W, PLOT_H = 224, 192
 LEFT, TOP, RIGHT, BOTTOM = 56, 26, 58, 34
 #: (width, height) of every chart.
@@ -65,6 +67,8 @@ def heatmap(values: torch.Tensor, *, title: str, x_label: str, y_label: str,
     >>> heatmap(torch.rand(8, 1000), title="t", x_label="class", y_label="sample").shape
     torch.Size([3, 252, 338])
     """
+    if columns not in ("max", "pick"):
+        raise ValueError(f"heatmap: `columns` must be 'max' or 'pick', got {columns!r}")
     # numpy rather than torch: no intra-op thread pool to wake for a few thousand numbers.
     v = values.detach().float().cpu().reshape(values.shape[0], -1).numpy()
     rows, cols = v.shape
