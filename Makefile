@@ -39,5 +39,9 @@ lock:
 	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 	rm -rf .lock-venv
 
+# The TensorBoard pictures of README.md and docs/tensorboard.md, from the demo; needs Chromium (apt-get install chromium).
+screenshots: setup
+	$(PY) docs/screenshots.py
+
 clean:
 	rm -rf $(VENV) lightning_logs lightning_logs_demo build *.egg-info

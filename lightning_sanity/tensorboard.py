@@ -7,17 +7,34 @@ together in TensorBoard and never collide with the user's own tags:
 - ``sanity/<quantity>/<name>``: scalars, histograms and images of the check families; each family documents
   its own tags in its callback's docstring.
 
-The custom-scalars layout ("CUSTOM SCALARS" tab) puts one chart per quantity with a line per layer. Callbacks
-add their charts with :func:`add_layout_chart`; the summary callback writes the combined layout.
+The custom-scalars layout ("CUSTOM SCALARS" tab) puts one chart per quantity with a line per layer, in sections
+named ``sanity: <family>`` (``sanity: norms``, ``sanity: activations``, ``sanity: batchnorm``,
+``sanity: predictions``). Callbacks declare their charts with :func:`add_layout_chart`, but a chart enters the
+written layout only once a scalar it plots has been logged through :func:`log_scalars`, so no chart is drawn
+empty (a ReLU-only model has no "saturated outputs per layer" chart). The layout is rewritten when a chart gains
+its first data (a handful of times per run, at the first logging steps); TensorBoard shows the latest one.
 """
 
 from __future__ import annotations
 
+import re
 import weakref
 from typing import Any
 
 PREFIX = "sanity"
 SUMMARY_TAG = f"{PREFIX}/summary"
+#: every custom-scalars section is named ``SECTION_PREFIX + family``.
+SECTION_PREFIX = f"{PREFIX}: "
+
+
+class _Layout:
+    """One trainer's declared charts, the scalar tags logged so far, and the layout last written."""
+
+    def __init__(self) -> None:
+        self.declared: dict[str, dict[str, list]] = {}
+        self.logged: set[str] = set()
+        self.written: dict[str, dict[str, list]] = {}
+
 
 _LAYOUTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -46,18 +63,52 @@ def log_scalars(trainer: Any, metrics: dict[str, float], step: int) -> None:
         return
     for logger in trainer.loggers:
         logger.log_metrics(metrics, step=step)
+    state = _LAYOUTS.setdefault(trainer, _Layout())
+    before = len(state.logged)
+    state.logged.update(metrics)
+    if len(state.logged) != before and state.declared:  # a new tag: a declared chart may have its first data
+        write_layout(trainer)
 
 
-def add_layout_chart(trainer: Any, category: str, title: str, tag_regex: str) -> None:
-    """Register a custom-scalars chart: ``title`` in ``category`` plots every tag matching ``tag_regex``."""
-    _LAYOUTS.setdefault(trainer, {}).setdefault(category, {})[title] = ["Multiline", [tag_regex]]
+def add_layout_chart(trainer: Any, section: str, title: str, tag_regex: str) -> None:
+    """Declare a custom-scalars chart: ``title`` in section ``sanity: <section>`` plots every tag matching
+    ``tag_regex``; it is written once a scalar logged with :func:`log_scalars` matches.
+
+    ``section`` may be given with or without the ``sanity: `` prefix; the layout always carries it.
+    """
+    if not section.startswith(SECTION_PREFIX):
+        section = SECTION_PREFIX + section
+    state = _LAYOUTS.setdefault(trainer, _Layout())
+    state.declared.setdefault(section, {})[title] = ["Multiline", [tag_regex]]
+    if state.logged:
+        write_layout(trainer)
+
+
+def layout(trainer: Any) -> dict[str, dict[str, list]]:
+    """The custom-scalars layout of ``trainer``: the declared charts that have data, in sections that have any.
+
+    TensorBoard matches a chart's regex anywhere in a tag (JavaScript's ``RegExp.test``), as ``re.search`` does.
+    """
+    state = _LAYOUTS.get(trainer)
+    if state is None:
+        return {}
+    kept: dict[str, dict[str, list]] = {}
+    for section, charts in state.declared.items():
+        for title, (kind, regexes) in charts.items():
+            if any(re.search(r, t) for r in regexes for t in state.logged):
+                kept.setdefault(section, {})[title] = [kind, list(regexes)]
+    return kept
 
 
 def write_layout(trainer: Any) -> bool:
-    """Write the combined custom-scalars layout to every TensorBoard logger; False when there is none."""
-    layout = _LAYOUTS.get(trainer)
-    if not layout:
+    """Write the layout (charts with data only) to every TensorBoard logger where it changed since the last
+    write; False when it is empty."""
+    charts = layout(trainer)
+    if not charts:
         return False
-    for writer in writers(trainer):
-        writer.add_custom_scalars(layout)
+    state = _LAYOUTS[trainer]
+    if charts != state.written:
+        for writer in writers(trainer):
+            writer.add_custom_scalars(charts)
+        state.written = charts
     return True

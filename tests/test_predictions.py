@@ -24,6 +24,7 @@ from helpers import Classifier, digits, digits_loaders, events, fit, loader, rea
 from lightning.pytorch.demos import LightningTransformer
 from torch import nn
 
+from lightning_sanity import images
 from lightning_sanity.callbacks.predictions import PredictionDynamics
 from lightning_sanity.callbacks.summary import SanitySummary
 
@@ -56,6 +57,22 @@ def _pixels(image_event) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(image_event.encoded_image_string)).convert("RGB"))
 
 
+def _size(image_event) -> tuple[int, int]:
+    return image_event.width, image_event.height
+
+
+def _row_starts(image_event) -> list[int]:
+    """The pixel rows of a chart's plot area where a new band (sample) starts."""
+    plot = images.plot_area(_pixels(image_event)).astype(int)
+    return [0] + [int(i) + 1 for i in np.nonzero(np.any(plot[1:] != plot[:-1], axis=(1, 2)))[0]]
+
+
+def _shows_samples(image_event, samples: int) -> bool:
+    """The plot area is cut in ``samples`` equal bands (neighbours of the same colour merge: most of them)."""
+    starts = _row_starts(image_event)
+    return all(r % (images.PLOT_H // samples) == 0 for r in starts) and len(starts) > samples // 2
+
+
 # --------------------------------------------------------------------------- charts and history
 
 
@@ -67,12 +84,11 @@ def test_classification_charts_and_history(tmp_path):
 
     acc = events(trainer.log_dir)
     probs = acc.Images("sanity/predictions/probabilities")
-    assert (probs[-1].height, probs[-1].width) == (64, 10)  # samples x classes
+    assert _size(probs[-1]) == images.IMAGE_SIZE and _shows_samples(probs[-1], 64)  # samples x classes
     over_time = acc.Images("sanity/predictions/true_class_over_time")
-    widths = [e.width for e in over_time]
-    assert widths == list(range(1, len(over_time) + 1)) and all(e.height == 64 for e in over_time)
+    assert all(_size(e) == images.IMAGE_SIZE for e in over_time)
     # The picture of learning: the last column (end of training) is brighter than the first (init).
-    pixels = _pixels(over_time[-1]).astype(float).sum(-1)
+    pixels = images.plot_area(_pixels(over_time[-1])).astype(float).sum(-1)
     assert pixels[:, -1].mean() > pixels[:, 0].mean() + 100
     assert {"sanity/predictions/outputs", "sanity/predictions/true_class_probability"} <= set(acc.Tags()["histograms"])
 
@@ -101,10 +117,10 @@ def test_regression_charts(tmp_path):
     assert not serious(report), report["findings"]
     acc = events(trainer.log_dir)
     scatter = acc.Images("sanity/predictions/prediction_vs_target")
-    assert (scatter[-1].height, scatter[-1].width) == (64, 64)
-    pixels = _pixels(scatter[-1]).astype(int)
-    lit = (pixels.sum(-1) > 200).sum()  # samples drawn in colour on the dark background
-    assert lit >= 10
+    assert _size(scatter[-1]) == images.IMAGE_SIZE
+    pixels = images.plot_area(_pixels(scatter[-1])).astype(int)
+    lit = (np.ptp(pixels, axis=-1) > 40).sum()  # samples drawn in colour on the dark background, not the grey diagonal
+    assert lit >= 10 * 9  # each pixel of the 64 x 64 scatter is at least 3 x 3 plot pixels
     assert "sanity/predictions/true_class_over_time" not in acc.Tags()["images"]
     assert "sanity/predictions/residuals" in acc.Tags()["histograms"]
     mse = [e.value for e in acc.Scalars("sanity/predictions/loss")]
@@ -119,7 +135,7 @@ def test_sequence_outputs_give_per_token_charts(tmp_path):
     assert not serious(report), report["findings"]
     acc = events(trainer.log_dir)
     image = acc.Images("sanity/predictions/probabilities")[-1]
-    assert (image.height, image.width) == (32, 12)  # samples x tokens
+    assert _size(image) == images.IMAGE_SIZE  # samples x tokens
     token_accuracy = [e.value for e in acc.Scalars("sanity/predictions/accuracy")]
     assert token_accuracy[-1] > 0.9 > token_accuracy[0]
     assert "(sequence)" in _check(report, "prediction-jitter")["detail"]
@@ -131,9 +147,9 @@ def test_user_batch_size_cap_and_epoch_end_cadence(tmp_path):
     trainer, report = _run(Classifier(), tmp_path, train, None, max_epochs=2,
                            predictions_batch=(x, y), predictions_batch_size=16, predictions_every_n_steps=0)
     acc = events(trainer.log_dir)
-    images = acc.Images("sanity/predictions/probabilities")
-    assert [e.step for e in images] == [0, 23, 46]  # init and each epoch end
-    assert images[-1].height == 16
+    charts = acc.Images("sanity/predictions/probabilities")
+    assert [e.step for e in charts] == [0, 23, 46]  # init and each epoch end
+    assert _shows_samples(charts[-1], 16)
     assert "16 user samples" in _check(report, "prediction-jitter")["detail"]
 
 

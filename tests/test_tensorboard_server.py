@@ -77,3 +77,6 @@ def test_tensorboard_serves_every_kind_of_sanity_tag(served_run):
     layout = _get(port, "/data/plugin/custom_scalars/layout")
     titles = {chart["title"] for category in layout.get("category", []) for chart in category["chart"]}
     assert {"gradient L2 norm per layer (pre-clip)", "weight L2 norm per layer"} <= titles, titles
+    # The latest of the layouts written as charts gained data: one naming scheme, nothing empty (ReLU only).
+    assert "running variance, channel mean" in titles and "saturated outputs per layer" not in titles, titles
+    assert all(category["title"].startswith("sanity: ") for category in layout["category"]), layout

@@ -49,7 +49,7 @@ class ActivationMonitor(SanityCallback):
     - ``sanity/dead_fraction/<module>``: fraction of units never positive over the batch.
     - ``sanity/saturated_fraction/<module>``: fraction of outputs saturated.
 
-    A custom-scalars chart for each (category ``sanity: activations``).
+    A custom-scalars chart for each (section ``sanity: activations``), once it has data.
 
     Thresholds (``thresholds={"dead-activations": {...}}`` or :meth:`set_thresholds`): ``dead_fraction`` and
     ``saturated_fraction`` (the share of a layer's units dead, or of its outputs saturated, on two measurements in a

@@ -152,6 +152,8 @@ class BatchNormMonitor(SanityCallback):
     - ``sanity/bn_running_var_max/<layer>``: channel max of the running variance.
     - ``sanity/bn_batch_ratio/<layer>``: the batch's channel-mean variance over the running estimate before it.
 
+    A custom-scalars chart for each (section ``sanity: batchnorm``).
+
     Args:
         batchnorm_scalars: write the TensorBoard scalars above (one host sync per logging step).
 
@@ -212,7 +214,7 @@ class BatchNormMonitor(SanityCallback):
             for title, quantity in (("running variance, channel mean", "bn_running_var_mean"),
                                     ("running variance, channel max", "bn_running_var_max"),
                                     ("batch variance / running variance", "bn_batch_ratio")):
-                tensorboard.add_layout_chart(trainer, CHECK, title, tensorboard.tag(quantity, ".*"))
+                tensorboard.add_layout_chart(trainer, "sanity: batchnorm", title, tensorboard.tag(quantity, ".*"))
 
     @override
     def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int) -> None:

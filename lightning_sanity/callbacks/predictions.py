@@ -23,6 +23,7 @@ from lightning.pytorch.utilities.seed import isolate_rng
 from lightning_utilities.core.apply_func import apply_to_collection
 from typing_extensions import override
 
+from lightning_sanity import images as charts
 from lightning_sanity import tensorboard
 from lightning_sanity.batch import batch_size, first_tensor, slice_batch, split_batch
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
@@ -33,7 +34,6 @@ from lightning_sanity.checks.dynamics import (
     as_sequence,
     fixed_batch_metrics,
     flip_fraction,
-    history_image,
     is_constant_across_samples,
     judge_jitter,
     mean_abs_change,
@@ -41,8 +41,6 @@ from lightning_sanity.checks.dynamics import (
     outputs_agree,
     predicted_classes,
     probabilities,
-    probability_image,
-    scatter_image,
     snapshot_every,
     true_class_probability,
     usable_targets,
@@ -56,7 +54,6 @@ HISTORY_FILE = "predictions.npz"
 _UNPLANNED_EVERY = 200
 #: the samples x snapshots image is rewritten at every snapshot up to this many, then at epoch ends only.
 _TIME_IMAGE_EVERY_SNAPSHOT = 64
-_TIME_IMAGE_MAX_COLUMNS = 1024
 #: fewer predictions than this make flip fractions too coarse to judge (1 sample flips 0 % or 100 %).
 _MIN_JITTER_PREDICTIONS = 16
 _OUTPUT_KEYS = ("logits", "output", "outputs", "pred", "preds", "prediction", "predictions", "y_hat")
@@ -104,10 +101,13 @@ class PredictionDynamics(SanityCallback):
     - ``sanity/predictions/probabilities`` image: samples (rows) x classes (columns), the current class
       probabilities (viridis: dark = 0, yellow = 1). Binary: samples x labels. Sequences: samples x tokens, each
       token's probability of its target token.
-    - ``sanity/predictions/true_class_over_time`` image: samples (rows) x snapshots (columns), each sample's
-      probability of its true class (sequences: mean over tokens), widening by one column per snapshot.
-    - ``sanity/predictions/prediction_vs_target`` image (regression): 64 x 64 scatter of prediction (up) against
-      target (right), the grey diagonal is a perfect fit.
+    - ``sanity/predictions/true_class_over_time`` image: samples (rows) x snapshots (columns, first and last step
+      named), each sample's probability of its true class (sequences: mean over tokens).
+    - ``sanity/predictions/prediction_vs_target`` image (regression): scatter of prediction (up) against target
+      (right), coloured by samples per pixel; the grey diagonal is a perfect fit.
+    - Every image is a labelled chart of one size (:mod:`lightning_sanity.images`): title, axis names and
+      ticks, a colour bar with its range; more than 192 samples or 224 classes/snapshots are thinned or bucketed,
+      and the axis label says so.
     - ``sanity/predictions/outputs`` histogram: the raw outputs (logits or values).
     - ``sanity/predictions/true_class_probability`` histogram (classification, binary, sequence) or
       ``sanity/predictions/residuals`` histogram (regression).
@@ -450,20 +450,17 @@ class PredictionDynamics(SanityCallback):
         images: dict[str, torch.Tensor] = {}
         histograms: dict[str, torch.Tensor] = {"outputs": out.detach().float().cpu().flatten()}
         if kind in ("classification", "binary"):
-            images["probabilities"] = probability_image(probs)
+            images["probabilities"] = charts.probabilities_chart(probs, kind)
         elif kind == "sequence" and t_cpu is not None:
             token_p = probs.gather(-1, t_cpu.clamp_min(0)[..., None])[..., 0].masked_fill(t_cpu < 0, float("nan"))
-            images["probabilities"] = probability_image(token_p)
+            images["probabilities"] = charts.probabilities_chart(token_p, kind)
         if p_true is not None:
             histograms["true_class_probability"] = p_true.cpu()
             columns = self._history["true_class_probability"]
             if len(columns) <= _TIME_IMAGE_EVERY_SNAPSHOT or epoch_end:
-                if len(columns) > _TIME_IMAGE_MAX_COLUMNS:
-                    pick = torch.linspace(0, len(columns) - 1, _TIME_IMAGE_MAX_COLUMNS).round().long().tolist()
-                    columns = [columns[i] for i in pick]
-                images["true_class_over_time"] = history_image(columns)
+                images["true_class_over_time"] = charts.history_chart(columns, self._history["step"][-len(columns):])
         if kind == "regression" and t_cpu is not None:
-            images["prediction_vs_target"] = scatter_image(probs, t_cpu)
+            images["prediction_vs_target"] = charts.scatter_chart(probs, t_cpu)
             histograms["residuals"] = (probs - t_cpu).flatten()
         for writer in writers:
             for name, image in images.items():
