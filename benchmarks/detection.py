@@ -5,6 +5,7 @@ Usage::
     python benchmarks/detection.py                 # every scenario, one at a time
     python benchmarks/detection.py -j 2            # two scenarios at once
     python benchmarks/detection.py --only bug_softmax_before_ce --details
+    python benchmarks/detection.py --split heldout --json heldout.json
 
 Each file in ``benchmarks/zoo/`` is a small, self-contained training script as a user would write it: a
 LightningModule on real data bundled with scikit-learn (digits, diabetes, breast cancer, iris, wine) or on
@@ -53,6 +54,7 @@ SERIOUS = ("warning", "error")
 class Outcome:
     name: str
     expect: Optional[frozenset]
+    split: str = "tune"
     found: set = field(default_factory=set)
     findings: list = field(default_factory=list)
     checks: list = field(default_factory=list)
@@ -65,13 +67,32 @@ def scenarios() -> dict[str, Path]:
     return {p.stem: p for p in sorted(ZOO.glob("*.py")) if not p.name.startswith("_")}
 
 
+SPLITS = ("tune", "heldout")
+_MISSING = object()
+
+
+def read_constant(path: Path, name: str, default=_MISSING):
+    """A module-level constant of the script, read without importing it."""
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return ast.literal_eval(node.value)
+    if default is _MISSING:
+        raise ValueError(f"{path.name} has no {name} constant")
+    return default
+
+
 def read_expect(path: Path) -> Optional[frozenset]:
     """The script's ``EXPECT`` constant, read without importing it."""
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "EXPECT" for t in node.targets):
-            value = ast.literal_eval(node.value)
-            return None if value is None else frozenset(value)
-    raise ValueError(f"{path.name} has no EXPECT constant")
+    value = read_constant(path, "EXPECT")
+    return None if value is None else frozenset(value)
+
+
+def read_split(path: Path) -> str:
+    """The script's ``SPLIT`` constant (``"tune"`` when absent)."""
+    value = read_constant(path, "SPLIT", "tune")
+    if value not in SPLITS:
+        raise ValueError(f"{path.name}: SPLIT must be one of {SPLITS}, got {value!r}")
+    return value
 
 
 def find_log_dir(stdout: str, workdir: Path) -> Optional[Path]:
@@ -86,7 +107,7 @@ def find_log_dir(stdout: str, workdir: Path) -> Optional[Path]:
 def run_one(name: str, path: Path, timeout: float) -> Outcome:
     from lightning_sanity import load_report
 
-    out = Outcome(name, read_expect(path))
+    out = Outcome(name, read_expect(path), read_split(path))
     env = dict(os.environ, PYTHONWARNINGS="ignore", PYTHONPATH=os.pathsep.join(
         p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p))
     # One intra-op thread per scenario: on a busy machine PyTorch's OpenMP threads spin against each other and a
@@ -130,6 +151,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per scenario (default 300)")
     parser.add_argument("--details", action="store_true",
                         help="print the warning/error findings of every false alarm, wrong check and miss")
+    parser.add_argument("--split", choices=SPLITS, help="run only this half of the zoo (default: both)")
     parser.add_argument("--json", metavar="PATH", help="also write the outcomes as JSON")
     args = parser.parse_args()
     if args.jobs < 1:
@@ -140,6 +162,10 @@ def main() -> int:
         todo = {n: p for n, p in todo.items() if any(o == n or o in n for o in args.only)}
         if not todo:
             parser.error(f"no scenario matches {args.only}; known: {', '.join(scenarios())}")
+    if args.split:
+        todo = {n: p for n, p in todo.items() if read_split(p) == args.split}
+        if not todo:
+            parser.error(f"no scenario of split {args.split!r} is selected")
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         futures = {n: pool.submit(run_one, n, p, args.timeout) for n, p in todo.items()}
@@ -159,18 +185,22 @@ def main() -> int:
     for r in rows:
         print(line(r))
 
-    healthy = [o for o in outcomes if o.expect is None]
-    buggy = [o for o in outcomes if o.expect is not None]
     count = lambda group, verdict: sum(o.verdict == verdict for o in group)  # noqa: E731
-    print()
-    if buggy:
-        d = count(buggy, "detected")
-        print(f"detection rate: {d}/{len(buggy)} = {d / len(buggy):.0%}  (wrong check {count(buggy, 'wrong check')},"
-              f" missed {count(buggy, 'missed')}, crashed {count(buggy, 'CRASHED')})")
-    if healthy:
-        fa = count(healthy, "FALSE ALARM")
-        print(f"false-alarm rate: {fa}/{len(healthy)} = {fa / len(healthy):.0%}"
-              f"  (crashed {count(healthy, 'CRASHED')})")
+    for split in SPLITS:
+        group = [o for o in outcomes if o.split == split]
+        if not group:
+            continue
+        healthy = [o for o in group if o.expect is None]
+        buggy = [o for o in group if o.expect is not None]
+        print(f"\n{split} split: {len(group)} scenarios ({len(buggy)} buggy, {len(healthy)} healthy)")
+        if buggy:
+            d = count(buggy, "detected")
+            print(f"  detection rate: {d}/{len(buggy)} = {d / len(buggy):.0%}  (wrong check"
+                  f" {count(buggy, 'wrong check')}, missed {count(buggy, 'missed')}, crashed {count(buggy, 'CRASHED')})")
+        if healthy:
+            fa = count(healthy, "FALSE ALARM")
+            print(f"  false-alarm rate: {fa}/{len(healthy)} = {fa / len(healthy):.0%}"
+                  f"  (crashed {count(healthy, 'CRASHED')})")
 
     if args.details:
         for o in outcomes:
@@ -183,7 +213,8 @@ def main() -> int:
                 print(f"  [{f['severity']}] {f['check']} ({f.get('where')}): {f['message']}")
     if args.json:
         Path(args.json).write_text(json.dumps([
-            {"name": o.name, "expect": None if o.expect is None else sorted(o.expect), "found": sorted(o.found),
+            {"name": o.name, "split": o.split, "expect": None if o.expect is None else sorted(o.expect),
+             "found": sorted(o.found),
              "verdict": o.verdict, "seconds": round(o.seconds, 1), "error": o.error,
              "findings": o.findings, "checks": o.checks} for o in outcomes], indent=1))
     return 0

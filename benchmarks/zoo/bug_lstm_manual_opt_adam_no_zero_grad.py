@@ -1,0 +1,67 @@
+"""Bug: an LSTM sequence classifier under manual optimization (written that way to clip and log by hand) that
+calls `manual_backward` and `opt.step()` but never `opt.zero_grad()`: the gradient in `.grad` is the sum of every
+step's gradient so far. With Adam the damage is hidden by its normalisation: the loss still moves, but the updates
+follow the running sum instead of the current batch. Synthetic sequences whose class is the most frequent of three
+token groups."""
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import lightning_sanity
+
+EXPECT = {"exploding-gradient"}
+SPLIT = "heldout"
+VOCAB, SEQ = 30, 20
+
+
+def sequences(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(0, VOCAB, (n, SEQ), generator=g)
+    counts = torch.stack([(tokens // 10 == k).sum(1) for k in range(3)], dim=1)
+    return tokens, counts.argmax(1)
+
+
+class LSTMClassifier(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.automatic_optimization = False
+        self.embed = nn.Embedding(VOCAB, 32)
+        self.lstm = nn.LSTM(32, 64, batch_first=True)
+        self.head = nn.Linear(64, 3)
+
+    def forward(self, tokens):
+        _, (h, _) = self.lstm(self.embed(tokens))
+        return self.head(h[-1])
+
+    def training_step(self, batch, batch_idx):
+        opt = self.optimizers()
+        x, y = batch
+        loss = F.cross_entropy(self(x), y)
+        self.manual_backward(loss)  # BUG: no opt.zero_grad()
+        opt.step()
+        self.log("train_loss", loss)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self(x)
+        self.log("val_loss", F.cross_entropy(logits, y))
+        self.log("val_acc", (logits.argmax(1) == y).float().mean())
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=2e-3)
+
+
+def main():
+    L.seed_everything(1841)
+    trainer = L.Trainer(max_epochs=5, accelerator="cpu", enable_progress_bar=False, enable_model_summary=False,
+                        log_every_n_steps=10, callbacks=lightning_sanity.default_callbacks())
+    trainer.fit(LSTMClassifier(), DataLoader(TensorDataset(*sequences(2000, 0)), batch_size=32, shuffle=True),
+                DataLoader(TensorDataset(*sequences(400, 1)), batch_size=200))
+    print(f"LOG_DIR={trainer.log_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Healthy: a classifier whose model returns log-probabilities (`F.log_softmax(..., dim=1)` as its last op, as in
+the PyTorch MNIST example) trained with `F.nll_loss`; MLP with dropout on sklearn digits, Adam with StepLR
+per epoch."""
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import lightning_sanity
+
+EXPECT = None
+SPLIT = "heldout"
+
+
+class DigitsNet(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Dropout(0.25), nn.Linear(128, 10))
+
+    def forward(self, x):
+        return F.log_softmax(self.net(x), dim=1)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = F.nll_loss(self(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self(x)
+        self.log("val_loss", F.cross_entropy(logits[:, :10], y))
+        self.log("val_acc", (logits.argmax(1) == y).float().mean())
+
+    def configure_optimizers(self):
+        opt = torch.optim.Adam(self.parameters(), lr=2e-3)
+        return [opt], [torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.7)]
+
+
+def main():
+    L.seed_everything(1903)
+    d = load_digits()
+    x = (torch.tensor(d.data, dtype=torch.float32) / 16.0 - 0.3) / 0.4
+    y = torch.tensor(d.target)
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+    tr, va = perm[:1400], perm[1400:]
+    trainer = L.Trainer(max_epochs=5, accelerator="cpu", enable_progress_bar=False, enable_model_summary=False,
+                        log_every_n_steps=10, callbacks=lightning_sanity.default_callbacks())
+    trainer.fit(DigitsNet(), DataLoader(TensorDataset(x[tr], y[tr]), batch_size=32, shuffle=True),
+                DataLoader(TensorDataset(x[va], y[va]), batch_size=200))
+    print(f"LOG_DIR={trainer.log_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Healthy: regression on sklearn's diabetes (standardized features and target) with MSE, SGD with momentum and
+Lightning's StochasticWeightAveraging(swa_lrs=0.005) over the last 40 % of the epochs."""
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import StochasticWeightAveraging
+from sklearn.datasets import load_diabetes
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import lightning_sanity
+
+EXPECT = None
+SPLIT = "heldout"
+
+
+class Regressor(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 1))
+
+    def forward(self, x):
+        return self.net(x).squeeze(-1)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = F.mse_loss(self(x), y)
+        self.log("train_mse", loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_mse", F.mse_loss(self(x), y))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01, momentum=0.9)
+
+
+def main():
+    L.seed_everything(2032)
+    X, y = load_diabetes(return_X_y=True)
+    Xtr, Xva, ytr, yva = train_test_split(X, y, test_size=0.2, random_state=6)
+    xs, ys = StandardScaler().fit(Xtr), StandardScaler().fit(ytr.reshape(-1, 1))
+    t = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
+    train = TensorDataset(t(xs.transform(Xtr)), t(ys.transform(ytr.reshape(-1, 1)).ravel()))
+    val = TensorDataset(t(xs.transform(Xva)), t(ys.transform(yva.reshape(-1, 1)).ravel()))
+    trainer = L.Trainer(max_epochs=20, accelerator="cpu", enable_progress_bar=False, enable_model_summary=False,
+                        log_every_n_steps=5, callbacks=[*lightning_sanity.default_callbacks(),
+                                                        StochasticWeightAveraging(swa_lrs=0.005, swa_epoch_start=0.6)])
+    trainer.fit(Regressor(), DataLoader(train, batch_size=32, shuffle=True), DataLoader(val, batch_size=128))
+    print(f"LOG_DIR={trainer.log_dir}")
+
+
+if __name__ == "__main__":
+    main()
