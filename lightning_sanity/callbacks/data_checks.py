@@ -451,6 +451,8 @@ class DataChecks(SanityCallback):
         per_batch = torch.stack([D.label_counts(t[t != ignore] if kind == "class" else t.round(), width)
                                  for t in self._labels])
         counts = per_batch.sum(0)
+        # loss-trend's baseline: the label prior over every label seen here, not one batch's.
+        all_facts["label_counts"] = counts.tolist()
         ratio = D.imbalance_ratio(counts)
         present = int((counts > 0).sum())
         self.detail(trainer, "label-distribution",

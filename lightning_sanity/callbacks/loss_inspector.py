@@ -536,6 +536,14 @@ class LossInspector(SanityCallback):
             baseline += (seen - 1) / (2 * max(e.count, 1))
         facts["baseline_loss"] = baseline * scale
         facts["uniform_loss"] = e.uniform * scale
+        # The label prior's entropy is the best constant's loss only for a plain (unweighted, unsmoothed, mean)
+        # cross-entropy on the batch's own hard labels that is the whole training loss.
+        plain_ce = (call.kind in L.CLASSIFICATION and not call.target.is_floating_point()
+                    and not L.has_class_weights(call) and not call.label_smoothing)
+        plain_bce = (call.kind in L.BINARY and call.pos_weight is None and call.weight is None
+                     and call.target.dim() > 0 and call.target.numel() == call.target.shape[0])
+        facts["baseline_from_label_prior"] = bool(
+            main.target_is_batch and math.isclose(scale, 1.0, rel_tol=1e-3) and (plain_ce or plain_bce))
 
     @staticmethod
     def _hand_over_kind(facts: dict, obs: _Observation) -> None:
