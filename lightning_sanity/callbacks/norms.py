@@ -553,7 +553,8 @@ class NormMonitor(SanityCallback):
         present = torch.stack([_any(r.patterns, "has_grad", L) for r in meta])
         if self._sharded:
             present = trainable.clone()  # "no gradient" may just be another rank's shard
-        self._counts.update(trainable, present, grad_sq)
+        where = torch.tensor([(r.step, r.epoch, r.batch_idx if r.batch_idx is not None else -1) for r in meta])
+        self._counts.update(trainable, present, grad_sq, where)
         if self._first_meta is None:
             self._first_meta = (meta[0].step, meta[0].epoch, meta[0].batch_idx)
         self._judge_spikes(trainer, grad_sq, meta)
@@ -728,7 +729,11 @@ class NormMonitor(SanityCallback):
         global_norms = grad_sq.sum(1).sqrt()
         self.detail(trainer, "exploding-gradient",
                     f"global grad norm median {N.median_finite(global_norms):.3g}, max {_finite_max(global_norms):.3g}")
-        self.detail(trainer, "dead-gradient", f"{len(self.layers)} layers over {steps} steps")
+        died = N.dead_layers(self._counts)["died"] if "dead-gradient" in self.active_checks else []
+        since = self._counts.dead_since
+        self.detail(trainer, "dead-gradient", f"{len(self.layers)} layers over {steps} steps" + (
+            f"; {N.short_list([self.layers.names[i] for i in died])} dead from step {int(since[died, 0].min())}"
+            if died and since is not None and bool((since[died, 0] >= 0).all()) else ""))
 
     def _conclude_dead(self, trainer: "pl.Trainer", steps: int) -> None:
         if "dead-gradient" not in self.active_checks:
@@ -772,9 +777,16 @@ class NormMonitor(SanityCallback):
                 "ReLUs after them that are always off (see dead-activations).",
                 steps, kind="zero")
         if dead["died"]:
+            # Located where the gradients died (the earliest of the layers), not at the first step of the run.
+            since = counts.dead_since[dead["died"]] if counts.dead_since is not None else None
+            died_meta = meta
+            if since is not None and bool((since[:, 0] >= 0).all()):
+                step, epoch, batch_idx = since[int(since[:, 0].argmin())].tolist()
+                died_meta = (step, epoch, batch_idx if batch_idx >= 0 else None)
             self._report_layers(
-                trainer, dead["died"], Severity.WARNING, meta,
-                "learned at first, then got zero or missing gradients on every step of the last part of the run",
+                trainer, dead["died"], Severity.WARNING, died_meta,
+                "learned at first, then got zero or missing gradients on every step from step "
+                f"{died_meta[0]} to the end of the run",
                 "Units may have died after a large update: lower the learning rate, use LeakyReLU/GELU, and "
                 "check dead-activations.", steps, kind="died")
         if no_grad_mode:
