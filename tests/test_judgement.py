@@ -1,0 +1,153 @@
+"""The judgement layer on real Trainer runs: findings agree with themselves, a run that ends at the prior fails, a
+transient collapse is withdrawn, and one root cause gets one piece of advice."""
+
+import math
+import re
+
+import lightning as L
+import pytest
+import torch
+from helpers import Classifier, digits, fit, loader, read_report, serious
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _check(report, name):
+    return next(c for c in report["checks"] if c["name"] == name)
+
+
+def _wine_loaders():
+    from sklearn.datasets import load_wine
+
+    d = load_wine()
+    x = torch.tensor(d.data, dtype=torch.float32)
+    x = (x - x.mean(0)) / x.std(0)
+    y = torch.tensor(d.target)
+    return DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True), DataLoader(TensorDataset(x, y), batch_size=64)
+
+
+class _PlainSGD(Classifier):
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.lr)
+
+
+def _mlp(inputs, hidden, classes, depth=2):
+    layers = [nn.Linear(inputs, hidden), nn.ReLU()]
+    for _ in range(depth - 1):
+        layers += [nn.Linear(hidden, hidden), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Linear(hidden, classes))
+
+
+# --------------------------------------------------------------------------- one source of truth per finding
+
+
+def test_sgd_lr_10_on_wine_findings_agree_with_themselves_and_the_run_fails(tmp_path):
+    """SGD at lr=10 on standardized wine: the loss explodes at once, ReLUs die, the model ends at the prior."""
+    L.seed_everything(0)
+    train, val = _wine_loaders()
+    model = _PlainSGD(net=_mlp(13, 64, 3), lr=10.0)
+    trainer = fit(model, tmp_path, train, val, max_epochs=8)
+    report = read_report(trainer.log_dir)
+    assert report["status"] == "fail"
+
+    (trend,) = serious(report, "loss-trend")
+    assert trend["severity"] == "error" and "ends at the prior" in trend["message"]
+    # Its start is the loss before the first update, the figure initial-loss reports.
+    initial = float(re.search(r"cross_entropy ([0-9.]+) at init", _check(report, "initial-loss")["detail"]).group(1))
+    assert trend["data"]["start"] == pytest.approx(initial, rel=1e-3)
+    assert _check(report, "loss-trend")["detail"].startswith(f"loss {initial:.3g} before the first update")
+    assert trend["data"]["tail_mean"] >= trend["data"]["baseline"] - 2 * trend["data"]["tail_standard_error"]
+
+    # Every located finding's step is the step its message and its row name.
+    for finding in serious(report):
+        row = _check(report, finding["check"])
+        assert row["status"] == ("fail" if finding["severity"] == "error" else row["status"])
+        steps = [int(s) for s in re.findall(r"from step (\d+)", finding["message"])]
+        if steps:
+            assert steps[0] == finding["global_step"], finding
+            assert f"from step {finding['global_step']}" in row["detail"] or finding["check"] != "dead-gradient"
+    died = [f for f in serious(report, "dead-gradient") if f["data"]["kind"] == "died"]
+    for finding in died:
+        assert finding["global_step"] > 0  # where the gradients died, not the first step of the run
+    if serious(report, "constant-output"):
+        assert "output spread" not in _check(report, "constant-output")["detail"]
+
+    # One cause, one piece of advice: the others point at the primary finding.
+    advising = [f for f in serious(report) if "lower the learning rate" in f["advice"].lower()]
+    assert len(advising) == 1, [(f["check"], f["advice"]) for f in serious(report)]
+    primary = advising[0]
+    for finding in serious(report):
+        if "likely_cause" in finding["data"]:
+            assert finding["data"]["likely_cause"]["check"] == primary["check"]
+            assert finding["data"]["advice_alone"]
+
+
+# --------------------------------------------------------------------------- a run that ends at the prior
+
+
+def test_lr_100x_too_high_ends_at_the_prior_and_fails(tmp_path):
+    """Adam at 0.3 (100x its usual 3e-3): the loss spikes, falls back to ln 10 and stays there (chance accuracy)."""
+    L.seed_everything(0)
+    x, y = digits()
+    train = loader(x[:1437], y[:1437])
+    report = read_report(fit(Classifier(net=_mlp(64, 128, 10), lr=0.3), tmp_path, train, max_epochs=4).log_dir)
+    (trend,) = serious(report, "loss-trend")
+    assert trend["severity"] == "error" and report["status"] == "fail"
+    assert "ends at the prior" in trend["message"]
+    # The baseline is the label prior's entropy over the labels seen, never above ln 10 (digits is balanced).
+    counts = torch.bincount(y[:1437], minlength=10).double()
+    true_entropy = float(-(counts / counts.sum() * (counts / counts.sum()).log()).sum())
+    assert trend["data"]["baseline"] <= math.log(10) + 1e-9
+    assert trend["data"]["baseline"] == pytest.approx(true_entropy, abs=0.05)
+    assert "label-prior entropy" in _check(report, "loss-trend")["detail"]
+
+
+def test_same_model_at_a_sane_learning_rate_is_silent(tmp_path):
+    L.seed_everything(0)
+    x, y = digits()
+    train = loader(x[:1437], y[:1437])
+    report = read_report(fit(Classifier(net=_mlp(64, 128, 10), lr=3e-3), tmp_path, train, max_epochs=4).log_dir)
+    assert not serious(report), report["findings"]
+    assert _check(report, "loss-trend")["status"] == "pass"
+
+
+# --------------------------------------------------------------------------- findings that can be withdrawn
+
+
+def _offset_batchnorm_net(momentum):
+    # Features far off centre before a BatchNorm: training mode normalises them with the batch statistics; in eval
+    # mode, running statistics still near their initial 0/1 leave them at about -5 and every ReLU after it off.
+    net = nn.Sequential(nn.Linear(64, 64), nn.BatchNorm1d(64, momentum=momentum), nn.ReLU(), nn.Linear(64, 10))
+    with torch.no_grad():
+        net[0].bias.fill_(-5.0)
+    return net
+
+
+def _bn_run(tmp_path, momentum, epochs):
+    L.seed_everything(0)
+    x, y = digits()
+    train, val = loader(x[:1437], y[:1437], batch_size=16), loader(x[1437:], y[1437:], shuffle=False)
+    return read_report(fit(Classifier(net=_offset_batchnorm_net(momentum)), tmp_path, train, val,
+                           max_epochs=epochs).log_dir)
+
+
+def test_transient_eval_collapse_is_withdrawn_with_the_step_it_cleared(tmp_path):
+    report = _bn_run(tmp_path, momentum=0.01, epochs=3)
+    assert not serious(report, "constant-output"), report["findings"]
+    (withdrawn,) = [f for f in report["findings"] if f["check"] == "constant-output" and f["data"].get("cleared_step")]
+    assert withdrawn["severity"] == "info"
+    assert withdrawn["data"]["cleared_step"] > withdrawn["global_step"]
+    assert f"cleared at step {withdrawn['data']['cleared_step']}" in withdrawn["message"]
+    assert "withdrawn" in _check(report, "constant-output")["detail"]
+
+
+def test_lasting_collapse_with_unconverged_batchnorm_names_the_running_statistics(tmp_path):
+    report = _bn_run(tmp_path, momentum=0.0005, epochs=1)
+    (finding,) = serious(report, "constant-output")
+    assert finding["severity"] == "warning"
+    assert "BatchNorm running statistics" in finding["advice"] and "momentum" in finding["advice"]
+    assert "dead ReLU" not in finding["advice"]
+    row = _check(report, "constant-output")
+    assert row["status"] == "warn" and f"from step {finding['global_step']}" in row["detail"]
