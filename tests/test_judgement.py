@@ -151,3 +151,42 @@ def test_lasting_collapse_with_unconverged_batchnorm_names_the_running_statistic
     assert "dead ReLU" not in finding["advice"]
     row = _check(report, "constant-output")
     assert row["status"] == "warn" and f"from step {finding['global_step']}" in row["detail"]
+
+
+# --------------------------------------------------------------------------- BatchNorm frozen for fine-tuning
+
+
+class _FrozenBatchNormFinetune(Classifier):
+    """Fine-tuning with BatchNorm kept in eval mode (its statistics frozen), every parameter trainable."""
+
+    def on_train_epoch_start(self):
+        self.net[1].eval()
+
+
+def _bn_finetune_net(pretrained):
+    net = nn.Sequential(nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 10))
+    if pretrained:
+        # "Pretrained" statistics: those of the first layer's features on the data, as a checkpoint would hold.
+        x, _ = digits()
+        with torch.no_grad():
+            h = net[0](x)
+            net[1].running_mean.copy_(h.mean(0))
+            net[1].running_var.copy_(h.var(0))
+            net[1].num_batches_tracked.fill_(1000)
+    return net
+
+
+@pytest.mark.parametrize("pretrained", [True, False])
+def test_batchnorm_frozen_in_eval_is_fine_only_with_pretrained_statistics(tmp_path, pretrained):
+    L.seed_everything(0)
+    x, y = digits()
+    train = loader(x[:1437], y[:1437])
+    model = _FrozenBatchNormFinetune(net=_bn_finetune_net(pretrained), lr=1e-3)
+    report = read_report(fit(model, tmp_path, train, max_epochs=1).log_dir)
+    if pretrained:
+        assert not serious(report, "train-mode"), report["findings"]
+        (info,) = [f for f in report["findings"] if f["check"] == "train-mode"]
+        assert info["severity"] == "info" and "pretrained" in info["message"] and info["where"] == "net.1"
+    else:
+        (finding,) = serious(report, "train-mode")
+        assert finding["where"] == "net.1"
