@@ -190,3 +190,48 @@ def test_batchnorm_frozen_in_eval_is_fine_only_with_pretrained_statistics(tmp_pa
     else:
         (finding,) = serious(report, "train-mode")
         assert finding["where"] == "net.1"
+
+
+# --------------------------------------------------------------------------- manual optimization without zero_grad
+
+
+class _ManualLSTM(L.LightningModule):
+    """An LSTM reading digits row by row, optimised by hand with Adam; ``zero_grad`` switchable."""
+
+    def __init__(self, zero_grad):
+        super().__init__()
+        self.automatic_optimization = False
+        self.zero_grad_each_step = zero_grad
+        self.lstm = nn.LSTM(8, 32, batch_first=True)
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x):
+        out, _ = self.lstm(x.view(-1, 8, 8))
+        return self.head(out[:, -1])
+
+    def training_step(self, batch, batch_idx):
+        opt = self.optimizers()
+        x, y = batch
+        loss = nn.functional.cross_entropy(self(x), y)
+        if self.zero_grad_each_step:
+            opt.zero_grad()
+        self.manual_backward(loss)
+        opt.step()
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=3e-3)
+
+
+@pytest.mark.parametrize("zero_grad", [False, True])
+def test_manual_optimization_without_zero_grad_is_named_accumulating(tmp_path, zero_grad):
+    L.seed_everything(0)
+    x, y = digits()
+    report = read_report(fit(_ManualLSTM(zero_grad), tmp_path, loader(x[:1437], y[:1437]), max_epochs=3).log_dir)
+    found = serious(report, "exploding-gradient")
+    if zero_grad:
+        assert not found, found
+    else:
+        (finding,) = found
+        assert finding["data"]["kind"] == "accumulating" and "zero_grad" in finding["advice"]
+        assert finding["data"]["growth"] >= 3 and finding["data"]["rising_share"] >= 0.8

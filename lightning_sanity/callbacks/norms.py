@@ -24,6 +24,7 @@ from lightning_sanity import tensorboard
 from lightning_sanity.callbacks._replay_capture import share_grad_norms
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks import norms as N
+from lightning_sanity.checks.accumulation import ResetWatch, judge_accumulating
 from lightning_sanity.findings import Severity
 
 log = logging.getLogger(__name__)
@@ -326,8 +327,14 @@ class NormMonitor(SanityCallback):
         self._probe_ran: dict[str, bool] = {}
         self._probed = False
         self._reported: set[tuple] = set()
+        self._resets: Optional[ResetWatch] = None
 
     # ------------------------------------------------------------------ hooks
+
+    @override
+    def on_before_backward(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", loss: Any) -> None:
+        if self._resets is not None:
+            self._resets.before_backward()
 
     @override
     def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
@@ -347,6 +354,9 @@ class NormMonitor(SanityCallback):
             self._log = every > 0
             self._every = every if every > 0 else _FALLBACK_EVERY
             self._counts = N.GradientCounts.empty(len(self.layers))
+            if not pl_module.automatic_optimization and len(trainer.optimizers) == 1:
+                # Manual optimization leaves zero_grad() to the user: watch whether .grad is ever reset.
+                self._resets = ResetWatch(next((p for p in pl_module.parameters() if p.requires_grad), None))
             for quantity, title in (
                 ("grad_norm", "gradient L2 norm per layer (pre-clip)"),
                 ("weight_norm", "weight L2 norm per layer"),
@@ -844,6 +854,19 @@ class NormMonitor(SanityCallback):
         if "exploding-gradient" not in self.active_checks or ("exploding-gradient", "spike") in self._reported:
             return
         norms = grad_sq.sum(1).sqrt()
+        piling = judge_accumulating(norms, self._resets.resets_seen) if self._resets is not None else None
+        if piling is not None:
+            self._report(
+                trainer, "exploding-gradient", Severity.WARNING,
+                f"Gradients accumulate across steps: under manual optimization `.grad` was never reset before a "
+                f"backward, and the global gradient norm grew {piling['growth']:.3g}x smoothly (rising on "
+                f"{piling['rising_share']:.0%} of {piling['steps']} steps, median change {piling['median_change']:.1%} "
+                "per step, where a fresh batch gradient changes by tens of percent): each step adds to the sum of "
+                "all earlier gradients.",
+                "Call `opt.zero_grad()` in training_step (before `self.manual_backward(loss)` or after "
+                "`opt.step()`); to accumulate on purpose, zero every N steps.",
+                where=None, meta=self._first_meta, data={"kind": "accumulating", **piling})
+            return
         factor = N.sustained_growth(norms, factor=self.threshold("exploding-gradient", "growth"))
         if factor is None:
             return
