@@ -235,3 +235,70 @@ def test_manual_optimization_without_zero_grad_is_named_accumulating(tmp_path, z
         (finding,) = found
         assert finding["data"]["kind"] == "accumulating" and "zero_grad" in finding["advice"]
         assert finding["data"]["growth"] >= 3 and finding["data"]["rising_share"] >= 0.8
+
+
+# --------------------------------------------------------------------------- HuggingFace-style causal LM
+
+
+_VOCAB, _LENGTH, _PAD = 32, 16, 0
+
+
+class _Output(dict):
+    __getattr__ = dict.__getitem__
+
+
+class _TinyCausalLM(nn.Module):
+    """Takes ``input_ids``/``attention_mask``/``labels``, shifts the labels itself and returns ``.loss``/``.logits``."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(_VOCAB, 32)
+        self.rnn = nn.GRU(32, 64, batch_first=True)
+        self.head = nn.Linear(64, _VOCAB)
+
+    def forward(self, input_ids, attention_mask=None, labels=None):
+        logits = self.head(self.rnn(self.emb(input_ids))[0])
+        loss = None
+        if labels is not None:
+            # As transformers' ForCausalLMLoss: pad the labels by one ignored position, then shift them left.
+            shifted = nn.functional.pad(labels, (0, 1), value=-100)[..., 1:].contiguous()
+            loss = nn.functional.cross_entropy(logits.float().view(-1, _VOCAB), shifted.view(-1), ignore_index=-100)
+        return _Output(loss=loss, logits=logits)
+
+
+class _CausalLMModule(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.model = _TinyCausalLM()
+
+    def training_step(self, batch, batch_idx):
+        return self.model(**batch).loss
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=3e-3)
+
+
+def _counting_sequences(padding_only_labels, n=256):
+    g = torch.Generator().manual_seed(0)
+    items = []
+    for _ in range(n):
+        length = int(torch.randint(6, _LENGTH + 1, (1,), generator=g))
+        start = int(torch.randint(1, _VOCAB - 1, (1,), generator=g))
+        ids = torch.full((_LENGTH,), _PAD)
+        ids[:length] = (start + torch.arange(length)) % (_VOCAB - 1) + 1
+        mask = (torch.arange(_LENGTH) < length).long()
+        keep = mask == 0 if padding_only_labels else mask == 1  # the bug: the label mask inverted
+        items.append({"input_ids": ids, "attention_mask": mask, "labels": torch.where(keep, ids, -100)})
+    return DataLoader(items, batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("padding_only", [True, False])
+def test_causal_lm_label_mask_that_keeps_only_padding_is_named(tmp_path, padding_only):
+    L.seed_everything(0)
+    report = read_report(fit(_CausalLMModule(), tmp_path, _counting_sequences(padding_only), max_epochs=2).log_dir)
+    found = serious(report, "label-distribution")
+    if padding_only:
+        (finding,) = found
+        assert finding["severity"] == "error" and "padding token" in finding["message"]
+    else:
+        assert not serious(report), report["findings"]

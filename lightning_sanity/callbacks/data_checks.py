@@ -127,6 +127,7 @@ class DataChecks(SanityCallback):
         self._prints: list[torch.Tensor] = []
         self._print_features = 0
         self._target_field: Optional[str] = None
+        self._pad_id: Optional[int] = None
         self._no_input: Optional[str] = None
         self._no_target: Optional[str] = None
         self._watch: Optional[StepWatch] = None
@@ -205,6 +206,8 @@ class DataChecks(SanityCallback):
             if tensor.is_complex() or tensor.dim() == 0:
                 continue
             self._inputs.setdefault(name, D.InputStats()).add(tensor)
+        if self._pad_id is None:
+            self._pad_id = D.padding_token(batch)
         if not isinstance(y, torch.Tensor) or y.dim() == 0:
             self._no_target = ("the batch's target was not found; pass `get_target=` (a function batch -> target)"
                                if y is None else f"the target is a {type(y).__name__}, not a tensor")
@@ -414,10 +417,12 @@ class DataChecks(SanityCallback):
         summary = {"batches": batches, "label_min": lo, "label_max": hi, "kind": kind}
 
         if batches >= 2 and lo == hi and (samples >= 16 or self._label_range):
+            padding = self._pad_id is not None and lo == self._pad_id
             self.report(
                 trainer, "label-distribution", Severity.INFO if unused else Severity.ERROR,
-                f"Every target in the first {batches} batches equals {lo:.6g}: nothing to learn "
-                "(or the data are sorted by label and not shuffled)"
+                f"Every target in the first {batches} batches equals {lo:.6g}"
+                + (", the padding token (`input_ids` where `attention_mask` is 0): the label mask keeps only padding"
+                   if padding else ": nothing to learn (or the data are sorted by label and not shuffled)")
                 + ("; the recognised loss compares with another target, so they may be unused." if unused else "."),
                 "Check how the labels are read (a constant, a wrong column) and shuffle the training data "
                 "(`DataLoader(..., shuffle=True)`).",

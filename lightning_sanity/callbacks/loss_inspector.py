@@ -22,6 +22,7 @@ from lightning_sanity.callbacks._step_watch import StepWatch, weight_owners
 from lightning_sanity.batch import split_batch
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks import losses as L
+from lightning_sanity.checks.targets import shifted_batch_target
 from lightning_sanity.findings import Severity
 
 log = logging.getLogger(__name__)
@@ -250,7 +251,8 @@ class LossInspector(SanityCallback):
         obs = _Observation(call, (tag or {}).get("module"), bool(call.input.requires_grad), (tag or {}).get("activation"),
                            target_is_batch=bool(((self._watch.tags.get(call.target) if self._watch is not None else None)
                                                   or {}).get("batch_target"))
-                           or L.same_target(call.target, self._batch_target))
+                           or L.same_target(call.target, self._batch_target)
+                           or shifted_batch_target(call.target, self._batch_target, call.ignore_index))
         self._pending.append(obs)
         facts = self.collector(self._trainer).facts
         if obs.depends_on_model and ("loss_kind" not in facts
