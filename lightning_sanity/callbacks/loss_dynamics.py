@@ -69,9 +69,10 @@ class LossDynamics(SanityCallback):
     **loss-trend** reads the loss Lightning hands to ``on_train_batch_end`` (multiplied back by
     ``accumulate_grad_batches``; with manual optimization whatever ``training_step`` returned, skipped if it
     returned nothing). Losses stay on the device and reach the host in chunks of 256 batches. At the end of fit
-    (or the crash) the history is judged: rising steadily, negative for a loss that cannot be, flat from the
-    start, oscillating strongly, or never clearly below the input-independent baseline that the
-    ``initial-loss`` check computes (``facts["baseline_loss"]``). Nothing is judged before
+    (or the crash) the history is judged: rising steadily, negative for a loss that cannot be, exploded early,
+    flat from the start, oscillating strongly, or never clearly below the input-independent baseline (the label
+    prior's entropy over the labels the data checks counted, else the ``initial-loss`` figure, at most ln C); a
+    run seen whole that ends at that baseline is an error. Nothing is judged before
     ``loss_trend_min_progress`` of the planned training was seen (a run that ends normally counts as complete).
 
     **lr-schedule** reads ``trainer.optimizers[i].param_groups[j]["lr"]`` (host floats) at every batch start and
