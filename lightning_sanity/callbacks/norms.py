@@ -328,11 +328,12 @@ class NormMonitor(SanityCallback):
         self._probed = False
         self._reported: set[tuple] = set()
         self._resets: Optional[ResetWatch] = None
+        # The backward hook exists only under manual optimization (Lightning skips a hook that is None).
+        self.__dict__.pop("on_before_backward", None)
 
     # ------------------------------------------------------------------ hooks
 
-    @override
-    def on_before_backward(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", loss: Any) -> None:
+    def _watch_resets(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", loss: Any) -> None:
         if self._resets is not None:
             self._resets.before_backward()
 
@@ -357,6 +358,7 @@ class NormMonitor(SanityCallback):
             if not pl_module.automatic_optimization and len(trainer.optimizers) == 1:
                 # Manual optimization leaves zero_grad() to the user: watch whether .grad is ever reset.
                 self._resets = ResetWatch(next((p for p in pl_module.parameters() if p.requires_grad), None))
+                self.on_before_backward = self._watch_resets
             for quantity, title in (
                 ("grad_norm", "gradient L2 norm per layer (pre-clip)"),
                 ("weight_norm", "weight L2 norm per layer"),
