@@ -102,6 +102,11 @@ def test_lr_100x_too_high_ends_at_the_prior_and_fails(tmp_path):
     assert trend["data"]["baseline"] <= math.log(10) + 1e-9
     assert trend["data"]["baseline"] == pytest.approx(true_entropy, abs=0.05)
     assert "label-prior entropy" in _check(report, "loss-trend")["detail"]
+    # The collapsed output is a lasting constant-output warning whose row shows the finding, not the fit-start spread.
+    (constant,) = serious(report, "constant-output")
+    row = _check(report, "constant-output")
+    assert row["status"] == "warn" and "output spread" not in row["detail"]
+    assert f"from step {constant['global_step']}" in row["detail"] and constant["global_step"] > 0
 
 
 def test_same_model_at_a_sane_learning_rate_is_silent(tmp_path):
