@@ -456,15 +456,20 @@ class DataChecks(SanityCallback):
         per_batch = torch.stack([D.label_counts(t[t != ignore] if kind == "class" else t.round(), width)
                                  for t in self._labels])
         counts = per_batch.sum(0)
-        # loss-trend's baseline: the label prior over every label seen here, not one batch's.
-        all_facts["label_counts"] = counts.tolist()
+        sorted_labels = D.looks_sorted(per_batch)
+        if sorted_labels:
+            # Batches in label order say nothing of the data set's prior: loss-trend falls back to ln C.
+            all_facts["labels_sorted"] = True
+        else:
+            # loss-trend's baseline: the label prior over every label seen here, not one batch's.
+            all_facts["label_counts"] = counts.tolist()
         ratio = D.imbalance_ratio(counts)
         present = int((counts > 0).sum())
         self.detail(trainer, "label-distribution",
                     f"{present} classes in {samples} labels; most/least frequent {ratio:.3g}")
         summary.update(classes_seen=present, counts=counts.tolist()[:100], imbalance_ratio=round(ratio, 3),
                        samples=samples)
-        if D.looks_sorted(per_batch):
+        if sorted_labels:
             v, chi2, df = D.batch_label_association(per_batch)
             classes_per_batch = [int(c) for c in (per_batch > 0).sum(1).tolist()]
             self.report(

@@ -176,7 +176,8 @@ def finite_or_none(value: Any) -> Optional[float]:
 def trend_baseline(facts: dict[str, Any]) -> tuple[Optional[float], str]:
     """The input-independent baseline loss-trend judges against, and how it was obtained (for the detail).
 
-    In order: the label prior's entropy over every label the data checks counted, when the training loss is a
+    In order: ``ln C`` when the data checks found the first batches sorted by label (their prior is not the data
+    set's); the label prior's entropy over every label the data checks counted, when the training loss is a
     plain cross-entropy (or binary cross-entropy) on the batch's hard labels (``facts["label_counts"]`` and
     ``facts["baseline_from_label_prior"]``); else the best constant of the ``initial-loss`` check
     (``facts["baseline_loss"]``, one batch); else ``ln C`` for a cross-entropy over C classes. A cross-entropy
@@ -191,6 +192,9 @@ def trend_baseline(facts: dict[str, Any]) -> tuple[Optional[float], str]:
     classes = facts.get("num_classes") if kind == "cross_entropy" else 2 if kind == "binary_cross_entropy" else None
     classes = classes if isinstance(classes, int) and classes > 1 else None
     counts = facts.get("label_counts")
+    if facts.get("labels_sorted") and kind == "cross_entropy" and classes is not None:
+        # The first batches of data in label order hold a few classes: their prior is not the data set's.
+        return math.log(classes), f"ln {classes} (uniform prediction; the first batches are sorted by label)"
     if facts.get("baseline_from_label_prior") and counts and sum(counts) > 0:
         value = label_prior_entropy(counts, classes)
         if value is not None and value > 0:
