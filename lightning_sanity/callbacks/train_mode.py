@@ -71,7 +71,10 @@ class TrainModeMonitor(SanityCallback):
         self._modules = mode_dependent_modules(pl_module)
         self._batchnorms = [(n, m) for n, m in self._modules if is_batchnorm(m)]
         # Read once, before any training step: statistics that are not the initial 0/1 here were loaded (pretrained).
-        self._pretrained = {n for n, m in self._batchnorms if not has_initial_statistics(m)}
+        try:
+            self._pretrained = {n for n, m in self._batchnorms if not has_initial_statistics(m)}
+        except Exception:  # unreadable statistics (lazy, sharded): judged as if never trained, as before
+            self._pretrained = set()
         self._judged = {}
         self._eval_batches = 0
         n_bn = len(self._batchnorms)
