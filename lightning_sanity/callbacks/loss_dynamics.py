@@ -322,7 +322,8 @@ class LossDynamics(SanityCallback):
             return
         if verdict is not None:
             self._report(trainer, "loss-trend", verdict)
-        self.detail(trainer, "loss-trend", f"{trend_words(values, start, baseline, baseline_how)}; {self._seen_words()}")
+        words = trend_words(values, start, baseline, baseline_how)
+        self.detail(trainer, "loss-trend", f"{words}; {self._seen_words()}")
 
     def _conclude_lr(self, trainer: "pl.Trainer") -> None:
         if self._lr_unreadable:

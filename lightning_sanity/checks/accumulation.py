@@ -15,7 +15,8 @@ batch gradients. Two things then show, which a fresh gradient per batch never sh
 Example::
 
     >>> import torch
-    >>> piling = torch.cumsum(torch.full((60,), 0.2) + 0.02 * torch.randn(60, generator=torch.Generator().manual_seed(0)), 0)
+    >>> noise = 0.02 * torch.randn(60, generator=torch.Generator().manual_seed(0))
+    >>> piling = torch.cumsum(torch.full((60,), 0.2) + noise, 0)
     >>> judge_accumulating(piling, resets_seen=False)["growth"] > 3
     True
     >>> judge_accumulating(piling, resets_seen=True) is None

@@ -13,8 +13,10 @@ Example::
     ...             global_step=0)
     >>> b = Finding("loss-trend", "error", "The loss exploded.", "Lower the learning rate by 10x.")
     >>> link_consequences([b, a])
-    >>> b.advice
-    'Likely a consequence of the update-ratio finding at step 0 (the same cause: a learning rate too high): act on that one first, then re-run; this finding\\'s own advice is in data["advice_alone"].'
+    >>> b.advice.startswith("Likely a consequence of the update-ratio finding at step 0")
+    True
+    >>> b.data["advice_alone"]
+    'Lower the learning rate by 10x.'
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ can be tested without a Trainer. The callbacks in ``lightning_sanity.callbacks.p
 Example::
 
     >>> import torch
-
     >>> before = torch.tensor([[0.9, 0.1], [0.2, 0.8]])
     >>> after = torch.tensor([[0.4, 0.6], [0.1, 0.9]])
     >>> flip_fraction(before.argmax(-1), after.argmax(-1)).item()
@@ -26,9 +25,7 @@ from typing import Any, Optional
 
 import torch
 
-from lightning_sanity.checks.loss_baseline import (
-    early_explosion, escalate_at_baseline, explosion_words,
-)
+from lightning_sanity.checks.loss_baseline import early_explosion, escalate_at_baseline, explosion_words
 
 #: How a model's output on the fixed batch is read.
 KINDS = ("classification", "binary", "regression", "sequence")
@@ -531,16 +528,18 @@ def judge_loss_trend(
     """
     values = [float(v) for v in losses if v is not None and math.isfinite(v)]
     verdict, reason = _judge_loss_pattern(
-        values, start=start, batches_per_value=batches_per_value, progress=progress, seen=seen, baseline=baseline, nonnegative=nonnegative,
-        min_progress=min_progress, baseline_min_progress=baseline_min_progress, rise_factor=rise_factor,
-        flat_margin=flat_margin, baseline_margin=baseline_margin)
-    if verdict is not None and verdict.kind != "negative" and (progress is None or progress >= 1.0):
+        values, start=start, batches_per_value=batches_per_value, progress=progress, seen=seen, baseline=baseline,
+        nonnegative=nonnegative, min_progress=min_progress, baseline_min_progress=baseline_min_progress,
+        rise_factor=rise_factor, flat_margin=flat_margin, baseline_margin=baseline_margin)
+    # Only a run seen whole (progress 1: it ended on its own or reached its plan) is judged to end at the prior.
+    if verdict is not None and verdict.kind != "negative" and progress is not None and progress >= 1.0:
         escalate_at_baseline(verdict, values[-max(5, len(values) // 5):], baseline)
     return verdict, reason
 
 
-def _judge_loss_pattern(values: list[float], *, start: Optional[float], batches_per_value: int, progress: Optional[float], seen: str,
-                        baseline: Optional[float], nonnegative: bool, min_progress: float,
+def _judge_loss_pattern(values: list[float], *, start: Optional[float], batches_per_value: int,
+                        progress: Optional[float], seen: str, baseline: Optional[float], nonnegative: bool,
+                        min_progress: float,
                         baseline_min_progress: float, rise_factor: float, flat_margin: float,
                         baseline_margin: float) -> tuple[Optional[Verdict], Optional[str]]:
     n = len(values)
@@ -605,13 +604,14 @@ def _judge_loss_pattern(values: list[float], *, start: Optional[float], batches_
         and _block_trend(values, LEARNING_BLOCKS) <= -LEARNING_CORRELATION)
     # Slow but learning is no excuse once the planned run is over and its end still averages at or above the best
     # constant prediction (not merely within noise of it: a cautious fine-tune ends a few percent below, falling).
-    if learning and (progress is None or progress >= 1.0) and baseline is not None and baseline > 0:
+    if learning and progress is not None and progress >= 1.0 and baseline is not None and baseline > 0:
         tail_values = values[-max(5, n // 5):]
         learning = sum(tail_values) / len(tail_values) < baseline
     data["late_rank_correlation"] = round(trend_late, 3)
     explosion = early_explosion(values, start, baseline)
     if explosion is not None and not constant:
-        return Verdict("exploded", *explosion_words(explosion, start, tail, baseline, seen, data, batches_per_value), data), None
+        words = explosion_words(explosion, start, tail, baseline, seen, data, batches_per_value)
+        return Verdict("exploded", *words, data), None
     near_baseline = (baseline is not None and baseline > 0 and tail > (1 - baseline_margin) * baseline
                      and not learning)
     if constant or (flat and near_baseline):

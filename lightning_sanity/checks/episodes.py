@@ -111,7 +111,8 @@ def batchnorm_advice(layers: list[dict[str, Any]]) -> str:
     """Advice for an eval-mode collapse while ``layers`` (from :func:`unconverged_batchnorm`) are unconverged."""
     first = layers[0]
     names = ", ".join(f"`{d['name']}`" for d in layers[:3]) + (" ..." if len(layers) > 3 else "")
-    steps = int(math.ceil(math.log(UNCONVERGED_SHARE) / math.log(1.0 - first["momentum"]))) if first["momentum"] > 0 else None
+    momentum = first["momentum"]
+    steps = int(math.ceil(math.log(UNCONVERGED_SHARE) / math.log(1.0 - momentum))) if 0 < momentum < 1 else None
     wait = f" (about {steps} training batches at momentum {first['momentum']:g})" if steps else ""
     return (f"BatchNorm running statistics are not converged: {names} still hold {first['initial_share']:.0%} of "
             f"their initial mean 0 / variance 1 after {first['batches']} batches, so eval mode normalises with "

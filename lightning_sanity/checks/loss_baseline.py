@@ -132,7 +132,8 @@ def explosion_words(explosion: dict[str, Any], start: float, tail: float, baseli
     batch = at * batches_per_value + 1
     reference = max(start, baseline or 0.0)
     recovered = explosion["recovered_index"]
-    data.update(explosion_peak=round(peak, 6), explosion_batch=batch, explosion_threshold=round(explosion["threshold"], 6),
+    data.update(explosion_peak=round(peak, 6), explosion_batch=batch,
+                explosion_threshold=round(explosion["threshold"], 6),
                 recovered_batch=None if recovered is None else recovered * batches_per_value + 1)
     level = f"the best constant prediction's {baseline:.4g}" if baseline and baseline >= start else "its start"
     back = (f"came back below that level only at batch {data['recovered_batch']}" if recovered is not None
