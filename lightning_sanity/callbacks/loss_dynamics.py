@@ -306,6 +306,10 @@ class LossDynamics(SanityCallback):
         # A run that ended on its own (max_epochs, max_steps, early stopping) was seen whole.
         judged_progress = 1.0 if self._ended_normally else progress
         start = finite_or_none(facts.get("initial_loss"))
+        if baseline is not None and baseline <= 1e-6 * abs(start if start is not None else values[0]):
+            # A constant prediction is already perfect (constant targets, label-distribution's finding): no loss
+            # can end below it, so it tells nothing about learning.
+            baseline, baseline_how = None, ""
         verdict, reason = judge_loss_trend(
             values,
             start=start,
