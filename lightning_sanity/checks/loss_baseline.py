@@ -136,7 +136,7 @@ def explosion_words(explosion: dict[str, Any], start: float, tail: float, baseli
                 explosion_threshold=round(explosion["threshold"], 6),
                 recovered_batch=None if recovered is None else recovered * batches_per_value + 1)
     level = f"the best constant prediction's {baseline:.4g}" if baseline and baseline >= start else "its start"
-    back = (f"came back below that level only at batch {data['recovered_batch']}" if recovered is not None
+    back = (f"was back below that level at batch {data['recovered_batch']}" if recovered is not None
             else "never came back below that level")
     if explosion["early"]:
         why = "the first updates were far too large and the run spent its budget recovering"
