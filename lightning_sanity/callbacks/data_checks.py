@@ -127,6 +127,7 @@ class DataChecks(SanityCallback):
         self._prints: list[torch.Tensor] = []
         self._print_features = 0
         self._target_field: Optional[str] = None
+        self._pad_id: Optional[int] = None
         self._no_input: Optional[str] = None
         self._no_target: Optional[str] = None
         self._watch: Optional[StepWatch] = None
@@ -205,6 +206,8 @@ class DataChecks(SanityCallback):
             if tensor.is_complex() or tensor.dim() == 0:
                 continue
             self._inputs.setdefault(name, D.InputStats()).add(tensor)
+        if self._pad_id is None:
+            self._pad_id = D.padding_token(batch)
         if not isinstance(y, torch.Tensor) or y.dim() == 0:
             self._no_target = ("the batch's target was not found; pass `get_target=` (a function batch -> target)"
                                if y is None else f"the target is a {type(y).__name__}, not a tensor")
@@ -414,10 +417,12 @@ class DataChecks(SanityCallback):
         summary = {"batches": batches, "label_min": lo, "label_max": hi, "kind": kind}
 
         if batches >= 2 and lo == hi and (samples >= 16 or self._label_range):
+            padding = self._pad_id is not None and lo == self._pad_id
             self.report(
                 trainer, "label-distribution", Severity.INFO if unused else Severity.ERROR,
-                f"Every target in the first {batches} batches equals {lo:.6g}: nothing to learn "
-                "(or the data are sorted by label and not shuffled)"
+                f"Every target in the first {batches} batches equals {lo:.6g}"
+                + (", the padding token (`input_ids` where `attention_mask` is 0): the label mask keeps only padding"
+                   if padding else ": nothing to learn (or the data are sorted by label and not shuffled)")
                 + ("; the recognised loss compares with another target, so they may be unused." if unused else "."),
                 "Check how the labels are read (a constant, a wrong column) and shuffle the training data "
                 "(`DataLoader(..., shuffle=True)`).",
@@ -451,13 +456,20 @@ class DataChecks(SanityCallback):
         per_batch = torch.stack([D.label_counts(t[t != ignore] if kind == "class" else t.round(), width)
                                  for t in self._labels])
         counts = per_batch.sum(0)
+        sorted_labels = D.looks_sorted(per_batch)
+        if sorted_labels:
+            # Batches in label order say nothing of the data set's prior: loss-trend falls back to ln C.
+            all_facts["labels_sorted"] = True
+        else:
+            # loss-trend's baseline: the label prior over every label seen here, not one batch's.
+            all_facts["label_counts"] = counts.tolist()
         ratio = D.imbalance_ratio(counts)
         present = int((counts > 0).sum())
         self.detail(trainer, "label-distribution",
                     f"{present} classes in {samples} labels; most/least frequent {ratio:.3g}")
         summary.update(classes_seen=present, counts=counts.tolist()[:100], imbalance_ratio=round(ratio, 3),
                        samples=samples)
-        if D.looks_sorted(per_batch):
+        if sorted_labels:
             v, chi2, df = D.batch_label_association(per_batch)
             classes_per_batch = [int(c) for c in (per_batch > 0).sum(1).tolist()]
             self.report(

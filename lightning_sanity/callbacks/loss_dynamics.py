@@ -18,6 +18,7 @@ from typing_extensions import override
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks import dynamics
 from lightning_sanity.checks.dynamics import LrHistory, Verdict, judge_loss_trend, loss_kind_is
+from lightning_sanity.checks.loss_baseline import finite_or_none, trend_baseline, trend_words
 
 #: losses kept on the device between reads: one host transfer per this many batches (and at epoch ends).
 _DEVICE_CHUNK = 256
@@ -68,9 +69,10 @@ class LossDynamics(SanityCallback):
     **loss-trend** reads the loss Lightning hands to ``on_train_batch_end`` (multiplied back by
     ``accumulate_grad_batches``; with manual optimization whatever ``training_step`` returned, skipped if it
     returned nothing). Losses stay on the device and reach the host in chunks of 256 batches. At the end of fit
-    (or the crash) the history is judged: rising steadily, negative for a loss that cannot be, flat from the
-    start, oscillating strongly, or never clearly below the input-independent baseline that the
-    ``initial-loss`` check computes (``facts["baseline_loss"]``). Nothing is judged before
+    (or the crash) the history is judged: rising steadily, negative for a loss that cannot be, exploded early,
+    flat from the start, oscillating strongly, or never clearly below the input-independent baseline (the label
+    prior's entropy over the labels the data checks counted, else the ``initial-loss`` figure, at most ln C); a
+    run seen whole that ends at that baseline is an error. Nothing is judged before
     ``loss_trend_min_progress`` of the planned training was seen (a run that ends normally counts as complete).
 
     **lr-schedule** reads ``trainer.optimizers[i].param_groups[j]["lr"]`` (host floats) at every batch start and
@@ -300,11 +302,18 @@ class LossDynamics(SanityCallback):
             self.skip(trainer, "loss-trend", f"too little to judge: {self._seen} batches seen, planned length unknown")
             return
         facts = self.collector(trainer).facts
-        baseline = _baseline(facts)
+        baseline, baseline_how = trend_baseline(facts)
         # A run that ended on its own (max_epochs, max_steps, early stopping) was seen whole.
         judged_progress = 1.0 if self._ended_normally else progress
+        start = finite_or_none(facts.get("initial_loss"))
+        if baseline is not None and baseline <= 1e-6 * abs(start if start is not None else values[0]):
+            # A constant prediction is already perfect (constant targets, label-distribution's finding): no loss
+            # can end below it, so it tells nothing about learning.
+            baseline, baseline_how = None, ""
         verdict, reason = judge_loss_trend(
             values,
+            start=start,
+            batches_per_value=self._block,
             progress=judged_progress,
             seen=self._seen_words(),
             baseline=baseline,
@@ -315,12 +324,10 @@ class LossDynamics(SanityCallback):
         if reason is not None:
             self.skip(trainer, "loss-trend", reason)
             return
-        head, tail = values[0], values[-1]
         if verdict is not None:
-            head, tail = verdict.data["head_median"], verdict.data["tail_median"]
             self._report(trainer, "loss-trend", verdict)
-        text = f"loss {head:.3g} -> {tail:.3g}" + (f", baseline {baseline:.3g}" if baseline is not None else "")
-        self.detail(trainer, "loss-trend", f"{text}; {self._seen_words()}")
+        words = trend_words(values, start, baseline, baseline_how)
+        self.detail(trainer, "loss-trend", f"{words}; {self._seen_words()}")
 
     def _conclude_lr(self, trainer: "pl.Trainer") -> None:
         if self._lr_unreadable:
@@ -341,21 +348,8 @@ class LossDynamics(SanityCallback):
             self.detail(trainer, "lr-schedule", f"lowest lr at the end: {lowest.last / lowest.max_lr:.2g}x its peak")
 
     def _report(self, trainer: "pl.Trainer", check: str, verdict: Verdict, where: Optional[str] = None) -> None:
-        # A loss that cannot be negative going below zero is a flipped sign: training is certainly broken.
-        severity = "error" if verdict.kind == "negative" else "warning"
+        # A loss that cannot be negative going below zero is a flipped sign, and a run that ends at the prior
+        # learned nothing: training is certainly broken (the verdict says so).
+        severity = "error" if verdict.kind == "negative" else verdict.severity
         self.report(trainer, check, severity, verdict.message, verdict.advice, where=where,
                     data={"pattern": verdict.kind, **verdict.data}, at_step=False, key=verdict.kind)
-
-
-def _baseline(facts: dict[str, Any]) -> Optional[float]:
-    """The best input-independent loss from the initial-loss check, else ln(C) for a cross-entropy over C classes
-    (an upper bound of the label-prior entropy, so the judgement only gets more lenient)."""
-    value = facts.get("baseline_loss")
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = float(value)
-    if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
-        return float(value)
-    classes = facts.get("num_classes")
-    if loss_kind_is(facts.get("loss_kind"), "cross_entropy") and isinstance(classes, int) and classes > 1:
-        return math.log(classes)
-    return None

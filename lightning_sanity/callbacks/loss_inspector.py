@@ -22,6 +22,7 @@ from lightning_sanity.callbacks._step_watch import StepWatch, weight_owners
 from lightning_sanity.batch import split_batch
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks import losses as L
+from lightning_sanity.checks.targets import shifted_batch_target
 from lightning_sanity.findings import Severity
 
 log = logging.getLogger(__name__)
@@ -250,7 +251,8 @@ class LossInspector(SanityCallback):
         obs = _Observation(call, (tag or {}).get("module"), bool(call.input.requires_grad), (tag or {}).get("activation"),
                            target_is_batch=bool(((self._watch.tags.get(call.target) if self._watch is not None else None)
                                                   or {}).get("batch_target"))
-                           or L.same_target(call.target, self._batch_target))
+                           or L.same_target(call.target, self._batch_target)
+                           or shifted_batch_target(call.target, self._batch_target, call.ignore_index))
         self._pending.append(obs)
         facts = self.collector(self._trainer).facts
         if obs.depends_on_model and ("loss_kind" not in facts
@@ -536,6 +538,14 @@ class LossInspector(SanityCallback):
             baseline += (seen - 1) / (2 * max(e.count, 1))
         facts["baseline_loss"] = baseline * scale
         facts["uniform_loss"] = e.uniform * scale
+        # The label prior's entropy is the best constant's loss only for a plain (unweighted, unsmoothed, mean)
+        # cross-entropy on the batch's own hard labels that is the whole training loss.
+        plain_ce = (call.kind in L.CLASSIFICATION and not call.target.is_floating_point()
+                    and not L.has_class_weights(call) and not call.label_smoothing)
+        plain_bce = (call.kind in L.BINARY and call.pos_weight is None and call.weight is None
+                     and call.target.dim() > 0 and call.target.numel() == call.target.shape[0])
+        facts["baseline_from_label_prior"] = bool(
+            main.target_is_batch and math.isclose(scale, 1.0, rel_tol=1e-3) and (plain_ce or plain_bce))
 
     @staticmethod
     def _hand_over_kind(facts: dict, obs: _Observation) -> None:

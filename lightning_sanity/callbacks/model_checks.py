@@ -24,6 +24,7 @@ from typing_extensions import override
 from lightning_sanity.batch import BatchFn, batch_size, input_of
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks import flow
+from lightning_sanity.checks.episodes import batchnorm_advice, unconverged_batchnorm
 from lightning_sanity.checks.modes import summarize_names
 from lightning_sanity.findings import Severity
 from lightning_sanity.forward import CannotCall, ModelCall, model_calls
@@ -304,6 +305,18 @@ class ModelChecks(SanityCallback):
             )
             return
         located = f" The inputs stop making a difference {_place(spot, run.model)}." if spot else ""
+        unconverged = unconverged_batchnorm(run.model)
+        if unconverged:
+            # Eval mode normalises with running statistics that are still (mostly) their initial 0/1: the collapse
+            # may be theirs, not the model's. The fixed-batch snapshots judge it again as the statistics converge.
+            data["batchnorm"] = unconverged
+            self.report(
+                trainer, check, Severity.INFO,
+                f"In eval mode the model gives the same output (largest difference {spread:.3g} at output scale "
+                f"{scale:.3g}) for {compared} input(s) that differ, while its BatchNorm running statistics are "
+                f"still near their initial 0/1; judged again during training as they converge.{located}",
+                batchnorm_advice(unconverged), where=where, data=data, key="constant-unconverged-batchnorm")
+            return
         self.report(
             trainer, check, Severity.ERROR,
             f"The model gives the same output (largest difference {spread:.3g} at output scale {scale:.3g}) for "

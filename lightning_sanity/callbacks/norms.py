@@ -25,6 +25,7 @@ from lightning_sanity.callbacks._replay_capture import share_grad_norms
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.cost import timed
 from lightning_sanity.checks import norms as N
+from lightning_sanity.checks.accumulation import ResetWatch, judge_accumulating
 from lightning_sanity.findings import Severity
 
 log = logging.getLogger(__name__)
@@ -327,8 +328,15 @@ class NormMonitor(SanityCallback):
         self._probe_ran: dict[str, bool] = {}
         self._probed = False
         self._reported: set[tuple] = set()
+        self._resets: Optional[ResetWatch] = None
+        # The backward hook exists only under manual optimization (Lightning skips a hook that is None).
+        self.__dict__.pop("on_before_backward", None)
 
     # ------------------------------------------------------------------ hooks
+
+    def _watch_resets(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", loss: Any) -> None:
+        if self._resets is not None:
+            self._resets.before_backward()
 
     @override
     def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
@@ -348,6 +356,10 @@ class NormMonitor(SanityCallback):
             self._log = every > 0
             self._every = every if every > 0 else _FALLBACK_EVERY
             self._counts = N.GradientCounts.empty(len(self.layers))
+            if not pl_module.automatic_optimization and len(trainer.optimizers) == 1:
+                # Manual optimization leaves zero_grad() to the user: watch whether .grad is ever reset.
+                self._resets = ResetWatch(next((p for p in pl_module.parameters() if p.requires_grad), None))
+                self.on_before_backward = self._watch_resets
             for quantity, title in (
                 ("grad_norm", "gradient L2 norm per layer (pre-clip)"),
                 ("weight_norm", "weight L2 norm per layer"),
@@ -554,7 +566,8 @@ class NormMonitor(SanityCallback):
         present = torch.stack([_any(r.patterns, "has_grad", L) for r in meta])
         if self._sharded:
             present = trainable.clone()  # "no gradient" may just be another rank's shard
-        self._counts.update(trainable, present, grad_sq)
+        where = torch.tensor([(r.step, r.epoch, r.batch_idx if r.batch_idx is not None else -1) for r in meta])
+        self._counts.update(trainable, present, grad_sq, where)
         if self._first_meta is None:
             self._first_meta = (meta[0].step, meta[0].epoch, meta[0].batch_idx)
         self._judge_spikes(trainer, grad_sq, meta)
@@ -729,7 +742,11 @@ class NormMonitor(SanityCallback):
         global_norms = grad_sq.sum(1).sqrt()
         self.detail(trainer, "exploding-gradient",
                     f"global grad norm median {N.median_finite(global_norms):.3g}, max {_finite_max(global_norms):.3g}")
-        self.detail(trainer, "dead-gradient", f"{len(self.layers)} layers over {steps} steps")
+        died = N.dead_layers(self._counts)["died"] if "dead-gradient" in self.active_checks else []
+        since = self._counts.dead_since
+        self.detail(trainer, "dead-gradient", f"{len(self.layers)} layers over {steps} steps" + (
+            f"; {N.short_list([self.layers.names[i] for i in died])} dead from step {int(since[died, 0].min())}"
+            if died and since is not None and bool((since[died, 0] >= 0).all()) else ""))
 
     def _conclude_dead(self, trainer: "pl.Trainer", steps: int) -> None:
         if "dead-gradient" not in self.active_checks:
@@ -773,9 +790,16 @@ class NormMonitor(SanityCallback):
                 "ReLUs after them that are always off (see dead-activations).",
                 steps, kind="zero")
         if dead["died"]:
+            # Located where the gradients died (the earliest of the layers), not at the first step of the run.
+            since = counts.dead_since[dead["died"]] if counts.dead_since is not None else None
+            died_meta = meta
+            if since is not None and bool((since[:, 0] >= 0).all()):
+                step, epoch, batch_idx = since[int(since[:, 0].argmin())].tolist()
+                died_meta = (step, epoch, batch_idx if batch_idx >= 0 else None)
             self._report_layers(
-                trainer, dead["died"], Severity.WARNING, meta,
-                "learned at first, then got zero or missing gradients on every step of the last part of the run",
+                trainer, dead["died"], Severity.WARNING, died_meta,
+                "learned at first, then got zero or missing gradients on every step from step "
+                f"{died_meta[0]} to the end of the run",
                 "Units may have died after a large update: lower the learning rate, use LeakyReLU/GELU, and "
                 "check dead-activations.", steps, kind="died")
         if no_grad_mode:
@@ -833,6 +857,19 @@ class NormMonitor(SanityCallback):
         if "exploding-gradient" not in self.active_checks or ("exploding-gradient", "spike") in self._reported:
             return
         norms = grad_sq.sum(1).sqrt()
+        piling = judge_accumulating(norms, self._resets.resets_seen) if self._resets is not None else None
+        if piling is not None:
+            self._report(
+                trainer, "exploding-gradient", Severity.WARNING,
+                f"Gradients accumulate across steps: under manual optimization `.grad` was never reset before a "
+                f"backward, and the global gradient norm grew {piling['growth']:.3g}x smoothly (rising on "
+                f"{piling['rising_share']:.0%} of {piling['steps']} steps, median change {piling['median_change']:.1%} "
+                "per step, where a fresh batch gradient changes by tens of percent): each step adds to the sum of "
+                "all earlier gradients.",
+                "Call `opt.zero_grad()` in training_step (before `self.manual_backward(loss)` or after "
+                "`opt.step()`); to accumulate on purpose, zero every N steps.",
+                where=None, meta=self._first_meta, data={"kind": "accumulating", **piling})
+            return
         factor = N.sustained_growth(norms, factor=self.threshold("exploding-gradient", "growth"))
         if factor is None:
             return

@@ -26,7 +26,10 @@ from typing_extensions import override
 from lightning_sanity import images as charts
 from lightning_sanity import tensorboard
 from lightning_sanity.batch import batch_size, first_tensor, slice_batch, split_batch
+from lightning_sanity._compat import current_batch_idx
+from lightning_sanity.callbacks._constant_output import conclude_constant_output
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
+from lightning_sanity.checks.episodes import Episodes, unconverged_batchnorm
 from lightning_sanity.callbacks.loss_dynamics import batches_before_fit, planned_batches, seen_words
 from lightning_sanity.checks.dynamics import (
     JITTER_CHANGE_THRESHOLD,
@@ -88,8 +91,9 @@ class PredictionDynamics(SanityCallback):
       (``thresholds={"prediction-jitter": {...}}`` or :meth:`set_thresholds`): ``flip_fraction`` (0.3) and
       ``change_sd`` (0.5). ``constant-output`` and ``train-mode`` have none.
     - ``constant-output`` (warning): at a snapshot after training started, every sample of the fixed batch gets
-      the same output although the inputs differ. ``where`` names the first module whose output stops depending
-      on its input.
+      the same output although the inputs differ, and still does at the last snapshot; located where it began.
+      ``where`` names the first module whose output stops depending on its input. A collapse that clears later is
+      withdrawn to ``info`` with the step it cleared; unconverged BatchNorm statistics are named in the advice.
     - ``train-mode`` (warning): two evaluations of the fixed batch with the same weights in eval mode disagree
       and a dropout op runs with ``training=True`` (functional dropout left at its default, a dropout module
       forced to train). ``where`` names the first module whose output differed while its input did not. When
@@ -222,6 +226,7 @@ class PredictionDynamics(SanityCallback):
             "true_class_probability", "predicted_class", "prediction")}
         self._reported: set[str] = set()
         self._constant_where: Optional[str] = None
+        self._constant = Episodes()
 
     # ------------------------------------------------------------------------------------------------ hooks
 
@@ -535,26 +540,18 @@ class PredictionDynamics(SanityCallback):
     def _judge_constant(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, x: Any,
                         out: torch.Tensor) -> None:
         inputs = x if isinstance(x, torch.Tensor) else first_tensor(x)
-        if not is_constant_across_samples(out):
-            return
         if not isinstance(inputs, torch.Tensor) or is_constant_across_samples(inputs, rtol=0.0, atol=0.0):
             return  # identical inputs: an identical output says nothing
         if not trainer.is_global_zero:
             return
-        if "constant-output" not in self._reported:
-            self._constant_where = self._diagnose(trainer, pl_module, batch, x, mode="constant")
-            self._reported.add("constant-output")
-        culprit = self._constant_where
-        place = f"from `{culprit}` on" if culprit else "somewhere in the model"
-        self.report(
-            trainer, "constant-output", "warning",
-            f"After {trainer.global_step} training steps the model gives the same output for all {out.shape[0]} "
-            f"different samples of the fixed batch: its output no longer depends on its input ({place}).",
-            "Look for a layer that zeroes or overwrites its input (dead ReLUs after a too-high learning rate, a gate "
-            "stuck at 0, returning an initial state instead of the computed one), and lower the learning rate if "
-            "the collapse followed a loss spike.",
-            where=culprit, data={"samples": int(out.shape[0]), "module": culprit}, key="during-training",
-        )
+        # Judged at the end (conclude): a collapse that clears later is withdrawn to info, never a lasting warning.
+        if self._constant.update(is_constant_across_samples(out), trainer.global_step, trainer.current_epoch,
+                                 current_batch_idx(trainer)):
+            episode = self._constant.current
+            if self._constant_where is None:
+                self._constant_where = self._diagnose(trainer, pl_module, batch, x, mode="constant")
+            episode.info.update(where=self._constant_where, samples=int(out.shape[0]),
+                                batchnorm=unconverged_batchnorm(pl_module))
 
     def _diagnose(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, x: Any,
                   mode: str) -> Optional[str]:
@@ -587,6 +584,8 @@ class PredictionDynamics(SanityCallback):
     @override
     def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._save_history(trainer)
+        if trainer.is_global_zero and self.is_enabled("constant-output"):
+            conclude_constant_output(self, trainer, self._constant)
         if not trainer.is_global_zero or not self.is_enabled("prediction-jitter"):
             return
         if self._stopped is not None:

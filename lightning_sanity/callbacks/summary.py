@@ -20,6 +20,7 @@ from typing_extensions import override
 from lightning_sanity import cost, tensorboard
 from lightning_sanity._compat import gather_objects
 from lightning_sanity.callbacks.base import SanityCallback, skip_unused_batch_hooks
+from lightning_sanity.checks.causes import link_consequences
 from lightning_sanity.findings import collector_for, release_collector, validate_check_names
 from lightning_sanity.report import build_report, print_report, remember_report, render_markdown, write_report
 
@@ -107,6 +108,7 @@ class SanitySummary(Callback):
                     collector.merge(other)
             if not trainer.is_global_zero:
                 return
+            link_consequences(collector.findings)
             self.last_report = report = build_report(collector, cost=_cost(trainer))
             self._publish(trainer, report, ended)
         except Exception as err:  # nothing the suite does may lose the user's run

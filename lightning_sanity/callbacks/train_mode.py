@@ -15,7 +15,9 @@ from typing_extensions import override
 
 from lightning_sanity.batch import BatchFn, batch_size, input_of
 from lightning_sanity.callbacks.base import SanityCallback
-from lightning_sanity.checks.modes import is_batchnorm, mode_dependent_modules, split_by_frozen, summarize_names
+from lightning_sanity.checks.modes import (
+    has_initial_statistics, is_batchnorm, mode_dependent_modules, split_by_frozen, summarize_names,
+)
 from lightning_sanity.findings import Severity
 
 
@@ -60,13 +62,19 @@ class TrainModeMonitor(SanityCallback):
         self._modules: list[tuple[str, Any]] = []
         self._batchnorms: list[tuple[str, Any]] = []
         # (eval-mode module indices, epoch) -> (frozen names, trainable names): judged once per state and epoch.
-        self._judged: dict[tuple, tuple[list[str], list[str]]] = {}
+        self._judged: dict[tuple, tuple[list[str], list[str], list[str]]] = {}
+        self._pretrained: set[str] = set()
         self._eval_batches = 0
 
     @override
     def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._modules = mode_dependent_modules(pl_module)
         self._batchnorms = [(n, m) for n, m in self._modules if is_batchnorm(m)]
+        # Read once, before any training step: statistics that are not the initial 0/1 here were loaded (pretrained).
+        try:
+            self._pretrained = {n for n, m in self._batchnorms if not has_initial_statistics(m)}
+        except Exception:  # unreadable statistics (lazy, sharded): judged as if never trained, as before
+            self._pretrained = set()
         self._judged = {}
         self._eval_batches = 0
         n_bn = len(self._batchnorms)
@@ -91,8 +99,11 @@ class TrainModeMonitor(SanityCallback):
         if state not in self._judged:
             # requires_grad can change between epochs (unfreezing), so the judgement is redone per epoch.
             names = [self._modules[i][0] for i in in_eval]
-            self._judged[state] = split_by_frozen(pl_module, names)
-        frozen, trainable = self._judged[state]
+            frozen, trainable = split_by_frozen(pl_module, names)
+            # BatchNorm kept in eval mode with pretrained running statistics is standard fine-tuning practice.
+            pretrained = [n for n in trainable if n in self._pretrained]
+            self._judged[state] = (frozen, [n for n in trainable if n not in self._pretrained], pretrained)
+        frozen, trainable, pretrained = self._judged[state]
         total = len(self._modules)
         if trainable:
             self._eval_batches += 1
@@ -110,6 +121,16 @@ class TrainModeMonitor(SanityCallback):
             )
             self.detail(trainer, "train-mode", f"{len(trainable)} trainable module(s) in eval mode on "
                                                f"{self._eval_batches} batch(es)")
+        if pretrained:
+            self.report(
+                trainer, "train-mode", Severity.INFO,
+                f"{len(pretrained)} BatchNorm module(s) are kept in eval mode during training with the running "
+                f"statistics they had before the first step (pretrained, not the initial 0/1): "
+                f"{summarize_names(pretrained)}; read as fine-tuning with frozen statistics.",
+                "Nothing to do if freezing these statistics is deliberate.",
+                where=pretrained[0], batch_idx=batch_idx, key="eval-pretrained-statistics",
+                data={"modules": pretrained[:50], "module_count": len(pretrained), "watched": total},
+            )
         if frozen:
             chosen = set(frozen)
             self.report(

@@ -17,7 +17,8 @@ Example::
 from __future__ import annotations
 
 import math
-from typing import Optional
+from collections.abc import Mapping
+from typing import Any, Optional
 
 import torch
 
@@ -300,3 +301,22 @@ def logit_bias(positive_rate: float) -> float:
     """The sigmoid output bias that predicts ``positive_rate``: log(p / (1 - p))."""
     p = min(max(positive_rate, 1e-6), 1 - 1e-6)
     return round(math.log(p / (1 - p)), 3)
+
+
+def padding_token(batch: Any) -> Optional[int]:
+    """The padding token of a HuggingFace-style dict batch: the one value of ``input_ids`` where ``attention_mask``
+    is 0, or None (no such keys, no padding, or several values there).
+
+    >>> padding_token({"input_ids": torch.tensor([[5, 6, 0, 0]]), "attention_mask": torch.tensor([[1, 1, 0, 0]])})
+    0
+    """
+    if not isinstance(batch, Mapping):
+        return None
+    ids, mask = batch.get("input_ids"), batch.get("attention_mask")
+    if not isinstance(ids, torch.Tensor) or not isinstance(mask, torch.Tensor) or ids.shape != mask.shape:
+        return None
+    padded = ids[mask == 0]
+    if padded.numel() == 0:
+        return None
+    values = torch.unique(padded)
+    return int(values[0]) if values.numel() == 1 else None

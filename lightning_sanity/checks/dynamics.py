@@ -25,6 +25,8 @@ from typing import Any, Optional
 
 import torch
 
+from lightning_sanity.checks.loss_baseline import early_explosion, escalate_at_baseline, explosion_words
+
 #: How a model's output on the fixed batch is read.
 KINDS = ("classification", "binary", "regression", "sequence")
 
@@ -331,6 +333,7 @@ class Verdict:
     message: str
     advice: str
     data: dict[str, Any]
+    severity: str = "warning"
 
 
 def _median(values: Sequence[float]) -> float:
@@ -478,6 +481,8 @@ BOUNCE_MEDIAN_BELOW, BOUNCE_SHARE = 0.65, 0.1
 def judge_loss_trend(
     losses: Sequence[float],
     *,
+    start: Optional[float] = None,
+    batches_per_value: int = 1,
     progress: Optional[float],
     seen: str,
     baseline: Optional[float] = None,
@@ -493,6 +498,8 @@ def judge_loss_trend(
 
     Args:
         losses: the finite training losses in order (one per batch, or averaged blocks of batches).
+        start: the loss before the first update (``facts["initial_loss"]``); the first value when None.
+        batches_per_value: training batches averaged into each of ``losses`` (long runs are thinned).
         progress: fraction of the planned training seen, or None when the plan is unknown.
         seen: words for how much of the planned training was seen, for the message.
         baseline: the best input-independent loss (``facts["baseline_loss"]``), or None.
@@ -505,7 +512,8 @@ def judge_loss_trend(
 
     Returns:
         ``(verdict, None)`` when something is wrong, ``(None, None)`` when healthy, ``(None, reason)`` when there
-        was too little to judge.
+        was too little to judge. A verdict on a run seen whole whose end is not below the baseline is an error
+        ("the model ends at the prior", see :func:`lightning_sanity.checks.loss_baseline.ends_at_baseline`).
 
     >>> verdict, _ = judge_loss_trend([2.3 + 0.1 * i for i in range(40)], progress=1.0, seen="all")
     >>> verdict.kind
@@ -519,6 +527,21 @@ def judge_loss_trend(
     'rising'
     """
     values = [float(v) for v in losses if v is not None and math.isfinite(v)]
+    verdict, reason = _judge_loss_pattern(
+        values, start=start, batches_per_value=batches_per_value, progress=progress, seen=seen, baseline=baseline,
+        nonnegative=nonnegative, min_progress=min_progress, baseline_min_progress=baseline_min_progress,
+        rise_factor=rise_factor, flat_margin=flat_margin, baseline_margin=baseline_margin)
+    # Only a run seen whole (progress 1: it ended on its own or reached its plan) is judged to end at the prior.
+    if verdict is not None and verdict.kind != "negative" and progress is not None and progress >= 1.0:
+        escalate_at_baseline(verdict, values[-max(5, len(values) // 5):], baseline)
+    return verdict, reason
+
+
+def _judge_loss_pattern(values: list[float], *, start: Optional[float], batches_per_value: int,
+                        progress: Optional[float], seen: str, baseline: Optional[float], nonnegative: bool,
+                        min_progress: float,
+                        baseline_min_progress: float, rise_factor: float, flat_margin: float,
+                        baseline_margin: float) -> tuple[Optional[Verdict], Optional[str]]:
     n = len(values)
     if n < LOSS_MIN_VALUES:
         return None, f"too little to judge: {n} finite loss values (needs {LOSS_MIN_VALUES}); {seen}"
@@ -527,7 +550,9 @@ def judge_loss_trend(
     w_head, w_tail = max(5, n // 10), max(5, n // 5)
     head, tail = _median(values[:w_head]), _median(values[-w_tail:])
     late = values[n // 2:]
-    data: dict[str, Any] = {"head_median": round(head, 6), "tail_median": round(tail, 6), "values": n}
+    start = values[0] if start is None or not math.isfinite(start) else float(start)
+    data: dict[str, Any] = {"start": round(start, 6), "head_median": round(head, 6), "tail_median": round(tail, 6),
+                            "values": n}
     if progress is not None:
         data["fraction_of_planned_training_seen"] = round(progress, 3)
     if baseline is not None:
@@ -577,7 +602,16 @@ def judge_loss_trend(
     learning = still_falling or (
         baseline is not None and tail < (1 - LEARNING_BELOW_BASELINE) * baseline
         and _block_trend(values, LEARNING_BLOCKS) <= -LEARNING_CORRELATION)
+    # Slow but learning is no excuse once the planned run is over and its end still averages at or above the best
+    # constant prediction (not merely within noise of it: a cautious fine-tune ends a few percent below, falling).
+    if learning and progress is not None and progress >= 1.0 and baseline is not None and baseline > 0:
+        tail_values = values[-max(5, n // 5):]
+        learning = sum(tail_values) / len(tail_values) < baseline
     data["late_rank_correlation"] = round(trend_late, 3)
+    explosion = early_explosion(values, start, baseline)
+    if explosion is not None and not constant:
+        words = explosion_words(explosion, start, tail, baseline, seen, data, batches_per_value)
+        return Verdict("exploded", *words, data), None
     near_baseline = (baseline is not None and baseline > 0 and tail > (1 - baseline_margin) * baseline
                      and not learning)
     if constant or (flat and near_baseline):

@@ -80,6 +80,24 @@ def split_by_frozen(model: nn.Module, names: Sequence[str]) -> tuple[list[str], 
     return frozen, [n for n in names if n not in frozen]
 
 
+def has_initial_statistics(module: nn.Module) -> bool:
+    """True when a BatchNorm's running statistics are still PyTorch's initial mean 0 / variance 1 (or it keeps none).
+
+    Statistics that differ were learnt: loaded from a pretrained checkpoint, or accumulated in train mode.
+
+    >>> bn = nn.BatchNorm1d(3)
+    >>> has_initial_statistics(bn)
+    True
+    >>> _ = bn.running_mean.fill_(0.5)
+    >>> has_initial_statistics(bn)
+    False
+    """
+    mean, var = getattr(module, "running_mean", None), getattr(module, "running_var", None)
+    if mean is None or var is None:
+        return True
+    return bool((mean == 0).all()) and bool((var == 1).all())
+
+
 def summarize_names(names: Sequence[str], limit: int = 5) -> str:
     """``"a, b, c and 4 more"``: a short list of module names for a message (the root module shows as ``<root>``)."""
     shown = [f"`{n or '<root>'}`" for n in names[:limit]]

@@ -286,14 +286,18 @@ class GradientCounts:
     missing: torch.Tensor
     zero: torch.Tensor
     zero_tail: torch.Tensor
+    #: ``[layers, 3]``: (global step, epoch, batch index) of the first step of the current dead tail, -1 if none.
+    dead_since: Optional[torch.Tensor] = None
 
     @classmethod
     def empty(cls, num_layers: int) -> "GradientCounts":
         z = torch.zeros(num_layers, dtype=torch.long)
-        return cls(z.clone(), z.clone(), z.clone(), z.clone())
+        return cls(z.clone(), z.clone(), z.clone(), z.clone(), torch.full((num_layers, 3), -1, dtype=torch.long))
 
-    def update(self, trainable: torch.Tensor, present: torch.Tensor, grad_sq: torch.Tensor) -> None:
-        """Add steps (rows): ``trainable``/``present`` bool and ``grad_sq`` float, each ``[steps, layers]``.
+    def update(self, trainable: torch.Tensor, present: torch.Tensor, grad_sq: torch.Tensor,
+               where: Optional[torch.Tensor] = None) -> None:
+        """Add steps (rows): ``trainable``/``present`` bool and ``grad_sq`` float, each ``[steps, layers]``;
+        ``where``: ``[steps, 3]`` (global step, epoch, batch index) of each row, to locate where a layer died.
 
         >>> c = GradientCounts.empty(2)
         >>> c.update(torch.tensor([[True, True]]), torch.tensor([[True, False]]), torch.tensor([[0.0, 0.0]]))
@@ -313,6 +317,15 @@ class GradientCounts:
         row = torch.arange(trainable.shape[0]).unsqueeze(1)
         last_alive = torch.where(alive, row, torch.full_like(row, -1)).amax(dim=0)
         since_alive = (dead * (row > last_alive)).sum(0)
+        if where is not None and self.dead_since is not None:
+            # The first dead row after the last live one starts the current dead tail, unless the tail goes on
+            # from an earlier chunk.
+            after = dead.bool() & (row > last_alive)
+            first = after.long().argmax(dim=0)
+            started_here = after.any(dim=0) & ((last_alive >= 0) | (self.zero_tail == 0))
+            since = torch.where(started_here.unsqueeze(1), where.long()[first], self.dead_since)
+            self.dead_since = torch.where((since_alive == 0).unsqueeze(1) & (last_alive >= 0).unsqueeze(1),
+                                          torch.full_like(since, -1), since)
         self.zero_tail = torch.where(last_alive >= 0, since_alive, self.zero_tail + since_alive)
 
 

@@ -1,0 +1,55 @@
+"""One root cause, one piece of advice: findings that share a likely cause point at the first of them.
+
+A learning rate far too high shows up in half the checks at once (update-ratio, exploding-gradient, dead
+gradients and activations, jittering predictions, the loss trend), and each would otherwise repeat "lower the
+learning rate". :func:`link_consequences` keeps the advice on the primary finding (the earliest located one, as
+the symptom that shows first is the nearest to the cause) and tells the others they are likely a consequence of
+it; their own advice stays in ``data["advice_alone"]``.
+
+Example::
+
+    >>> from lightning_sanity.findings import Finding
+    >>> a = Finding("update-ratio", "warning", "Updates as large as the weights.", "Lower the learning rate.",
+    ...             global_step=0)
+    >>> b = Finding("loss-trend", "error", "The loss exploded.", "Lower the learning rate by 10x.")
+    >>> link_consequences([b, a])
+    >>> b.advice.startswith("Likely a consequence of the update-ratio finding at step 0")
+    True
+    >>> b.data["advice_alone"]
+    'Lower the learning rate by 10x.'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from lightning_sanity.findings import CHECKS, Finding, Severity
+
+#: Causes recognised in the advice of findings: words in the advice, and how the cause is named.
+CAUSES = (("learning rate", "a learning rate too high"),)
+
+
+def link_consequences(findings: Iterable[Finding]) -> None:
+    """Point the warnings/errors that share a cause at the earliest of them (in place)."""
+    serious = [f for f in findings if f.severity in (Severity.WARNING, Severity.ERROR)]
+    for words, cause in CAUSES:
+        sharing = [f for f in serious if words in f.advice.lower() and "advice_alone" not in f.data]
+        if len(sharing) < 2:
+            continue
+        primary = min(sharing, key=_located_order)
+        at = f" at step {primary.global_step}" if primary.global_step is not None else ""
+        for finding in sharing:
+            if finding is primary:
+                continue
+            finding.data["advice_alone"] = finding.advice
+            finding.data["likely_cause"] = {"check": primary.check, "global_step": primary.global_step}
+            finding.advice = (f"Likely a consequence of the {primary.check} finding{at} (the same cause: {cause}): "
+                              "act on that one first, then re-run; this finding's own advice is in "
+                              'data["advice_alone"].')
+
+
+def _located_order(finding: Finding) -> tuple[Any, ...]:
+    # Located findings first, earliest step first; then the contract's order of checks.
+    step = finding.global_step
+    return (step is None, step if step is not None else 0, CHECKS.index(finding.check))

@@ -1,0 +1,69 @@
+"""The loss-trend judgements against the input-independent baseline, on plain lists of floats."""
+
+import math
+import random
+
+import pytest
+
+from lightning_sanity.checks import dynamics as D
+from lightning_sanity.checks import loss_baseline as B
+
+# Adam at lr=1.0 on digits (the quickstart's lr-too-high bug, 3 epochs) and the same model at lr=3e-3, as logged.
+TOO_HIGH = [2.49, 30.30, 36.37, 24.17, 17.01, 8.09, 9.17, 11.68, 4.67, 4.31, 3.28, 7.02, 6.32, 7.31, 3.75, 4.90, 1.53,
+            3.26, 2.06, 3.82, 2.87, 3.66, 3.01, 1.65, 2.22, 0.75, 2.72, 1.32, 2.44, 1.78, 1.33, 1.80, 1.66, 2.59, 1.27,
+            0.81, 2.04, 1.15, 1.68, 1.12, 1.87, 1.74, 2.45, 2.68, 0.55, 1.88, 0.13, 2.01, 0.60, 1.69, 1.11, 1.58, 0.81,
+            2.35, 1.20, 1.72, 1.64, 0.74, 1.00, 0.63, 0.50, 0.80, 0.68, 1.27, 1.45, 0.50, 0.70, 0.29, 1.22]
+HEALTHY = [2.49, 2.18, 1.97, 1.83, 1.75, 1.44, 1.47, 1.40, 1.16, 1.07, 0.94, 1.01, 0.92, 0.82, 0.74, 0.72, 0.59, 0.62,
+           0.53, 0.60, 0.51, 0.48, 0.45, 0.42, 0.38, 0.38, 0.42, 0.26, 0.29, 0.40, 0.29, 0.33, 0.35, 0.28, 0.18, 0.31,
+           0.32, 0.16, 0.32, 0.31, 0.21, 0.22, 0.22, 0.22, 0.18, 0.24, 0.12, 0.20, 0.11, 0.24, 0.15, 0.20, 0.13, 0.19,
+           0.27, 0.21, 0.09, 0.18, 0.12, 0.10, 0.11, 0.10, 0.09, 0.14, 0.12, 0.12, 0.11, 0.14, 0.11]
+LN10 = math.log(10)
+
+
+def test_an_early_explosion_is_named_far_from_its_threshold():
+    verdict, _ = D.judge_loss_trend(TOO_HIGH, start=2.487, progress=1.0, seen="all", baseline=LN10)
+    assert verdict.kind == "exploded" and verdict.severity == "warning"
+    # 36.4 against a threshold of 3 x 2.49: an order of magnitude of margin, not a count sitting on its threshold.
+    assert verdict.data["explosion_peak"] > 4 * verdict.data["explosion_threshold"]
+    assert verdict.data["explosion_batch"] == 3 and verdict.data["start"] == pytest.approx(2.487)
+    assert D.judge_loss_trend(HEALTHY, start=2.487, progress=1.0, seen="all", baseline=LN10) == (None, None)
+
+
+def test_a_model_that_falls_back_to_the_prior_is_an_error():
+    rng = random.Random(0)
+    # A spike to 2x (no explosion), then a slow fall that ends at ln 10, with batch noise.
+    curve = [2.3, 4.6, 4.2] + [LN10 + 1.5 * math.exp(-i / 10) + rng.gauss(0, 0.03) for i in range(80)]
+    verdict, _ = D.judge_loss_trend(curve, progress=1.0, seen="all", baseline=LN10)
+    assert verdict.kind == "baseline" and verdict.severity == "error"
+    assert "ends at the prior" in verdict.message and verdict.data["ends_at_baseline"]
+    # Before the planned run is over, the same curve is only a warning (it may still be learning).
+    early, _ = D.judge_loss_trend(curve, progress=0.6, seen="60%", baseline=LN10)
+    assert early is None or early.severity == "warning"
+
+
+def test_a_cautious_fine_tune_a_few_percent_below_the_baseline_is_not_an_error():
+    rng = random.Random(1)
+    curve = [LN10 * (1 - 0.04 * i / 100) + rng.gauss(0, 0.02) for i in range(100)]  # ends 4 % below, falling
+    verdict, _ = D.judge_loss_trend(curve, progress=1.0, seen="all", baseline=LN10)
+    assert verdict is None or verdict.severity == "warning"
+
+
+def test_one_outlier_batch_is_not_an_explosion():
+    curve = [1.0, 1.0, 9.0] + [0.9 - 0.005 * i for i in range(60)]
+    assert B.early_explosion(curve, start=1.0, baseline=1.0) is None
+
+
+def test_ends_at_baseline_is_a_significance_test():
+    assert B.ends_at_baseline([LN10 + d for d in (0.05, -0.05, 0.02, -0.03, 0.0)], LN10)
+    assert not B.ends_at_baseline([0.5] * 10, LN10)
+    assert not B.ends_at_baseline([LN10] * 10, None)
+
+
+def test_the_baseline_is_never_above_ln_c_and_prefers_every_counted_label():
+    assert B.label_prior_entropy([1, 1, 1, 1, 1, 1, 1, 1, 1, 1], classes=10) == pytest.approx(LN10)
+    facts = {"loss_kind": "cross_entropy", "num_classes": 10, "baseline_loss": 2.35,
+             "baseline_from_label_prior": True, "label_counts": [26] * 10}
+    value, how = B.trend_baseline(facts)
+    assert value <= LN10 and "label-prior entropy of 260 labels" == how
+    facts["baseline_from_label_prior"] = False  # class weights or label smoothing: the initial-loss figure, capped
+    assert B.trend_baseline(facts) == (LN10, "ln 10 (uniform prediction)")
