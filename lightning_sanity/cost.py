@@ -1,5 +1,11 @@
 """The suite's own cost: the time spent inside its code, measured as it runs, against the fit's wall time.
 
+The work the suite does on some steps only (fixed-batch snapshots with their images and histograms, activation
+statistics, leakage looks) runs under one time budget: :func:`periodic_allowed` lets it run while the periodic
+time so far stays within a share of the training time so far (2 % by default, ``default_callbacks(
+periodic_budget=...)``), and :func:`periodic` charges it. A judgement that needs a few looks takes them anyway
+(``required``) and says in its detail when the budget held it to fewer.
+
 Every Lightning hook of the suite's callbacks is timed (the outermost call only, so a hook that calls another is
 counted once), and so are the module hooks it places inside the model's forward on some steps. The clock starts at
 the first of the suite's hooks of a fit (``setup``) and the summary reads it at the end, so a user sees the price
@@ -37,6 +43,9 @@ class _Clock:
     started = 0.0
     seconds = 0.0
     depth = 0
+    periodic = 0.0  # the part of ``seconds`` spent on periodic work
+    budget: Optional[float] = 0.02  # share of the training time periodic work may take (None: no budget)
+    last: dict = {}  # the last duration of each kind of periodic work, its estimate for the next one
 
 
 _clock = _Clock()
@@ -52,7 +61,7 @@ def timed_hook(fn: Callable) -> Callable:
             return fn(self, trainer, *args, **kwargs)
         start = time.perf_counter()
         if trainer is not clock.trainer:
-            clock.trainer, clock.started, clock.seconds = trainer, start, 0.0
+            clock.trainer, clock.started, clock.seconds, clock.periodic, clock.last = trainer, start, 0.0, 0.0, {}
         clock.depth = 1
         try:
             return fn(self, trainer, *args, **kwargs)
@@ -91,9 +100,54 @@ def time_hooks(cls: type) -> type:
     return cls
 
 
+def set_budget(share: Optional[float]) -> None:
+    """The share of the training time that periodic work may take (from ``SanitySummary(periodic_budget=)``)."""
+    _clock.budget = share
+
+
+def periodic_allowed(trainer: Any, kind: str, taken: int, required: int = 0) -> bool:
+    """May periodic work of ``kind`` run now? Yes for its first ``required`` looks; after that while the periodic
+    time so far, plus what the last look of this kind took, stays within the budget's share of the training time
+    (the fit's wall time less the periodic time)."""
+    clock = _clock
+    if taken < required or clock.budget is None:
+        return True
+    if trainer is not clock.trainer:
+        return True  # no clock for this Trainer (the suite's summary is not in it): nothing to budget against
+    training = time.perf_counter() - clock.started - clock.periodic
+    return clock.periodic + clock.last.get(kind, 0.0) <= clock.budget * training
+
+
+class periodic:
+    """Charge the time of a block of periodic work of ``kind`` to the budget.
+
+    Example::
+
+        >>> with periodic("snapshot"):
+        ...     _ = sum(range(1000))
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __enter__(self) -> "periodic":
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        took = time.perf_counter() - self.start
+        _clock.periodic += took
+        _clock.last[self.kind] = took
+
+
 def suite_seconds(trainer: Any) -> float:
     """Seconds spent inside the suite's code during ``trainer``'s current fit (0 for another Trainer)."""
     return _clock.seconds if trainer is _clock.trainer else 0.0
+
+
+def periodic_seconds(trainer: Any) -> float:
+    """Seconds of periodic work during ``trainer``'s current fit."""
+    return _clock.periodic if trainer is _clock.trainer else 0.0
 
 
 def fit_seconds(trainer: Any) -> Optional[float]:

@@ -5,6 +5,16 @@ import pytest
 def _no_global_seed(monkeypatch):
     # Each test decides whether a global seed is set; none leaks in from an earlier test.
     monkeypatch.delenv("PL_GLOBAL_SEED", raising=False)
+    # Models built before a test seeds would otherwise start from whatever RNG state the previous test left, and
+    # a chaotic run (a learning rate far too high) would give other findings depending on the tests run before.
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
     yield
 
 

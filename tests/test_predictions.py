@@ -2,6 +2,7 @@
 file, and the prediction-jitter / constant-output / train-mode / non-finite findings."""
 
 import io
+import time
 
 import lightning as L
 import numpy as np
@@ -32,11 +33,13 @@ from lightning_sanity.callbacks.summary import SanitySummary
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _run(model, tmp_path, train=None, val=None, max_epochs=3, facts=None, **options):
+def _run(model, tmp_path, train=None, val=None, max_epochs=3, facts=None, budget=None, **options):
+    # The cadence tests want every snapshot the cadence asks for: no time budget.
     L.seed_everything(0)
     trainer_kwargs = {k: options.pop(k) for k in list(options) if not k.startswith("predictions") and k not in (
         "get_input", "get_target")}
-    callbacks = ([facts] if facts else []) + [PredictionDynamics(**options), SanitySummary(print_summary=False)]
+    callbacks = ([facts] if facts else []) + [PredictionDynamics(**options),
+                                              SanitySummary(print_summary=False, periodic_budget=budget)]
     trainer = fit(model, tmp_path, train, val, callbacks=callbacks, max_epochs=max_epochs, **trainer_kwargs)
     return trainer, read_report(trainer.log_dir)
 
@@ -303,3 +306,24 @@ def test_arguments_are_validated():
         PredictionDynamics(predictions_batch=["no tensor"])
     with pytest.raises(ValueError, match="forward_fn"):
         PredictionDynamics(forward_fn="forward")
+
+
+class _SlowInEval(nn.Module):
+    """A layer that costs 20 ms per call in eval mode only: the fixed-batch snapshots are expensive."""
+
+    def forward(self, x):
+        if not self.training:
+            time.sleep(0.02)
+        return x
+
+
+def test_expensive_snapshots_stay_within_the_budget_and_say_so(tmp_path):
+    net = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), _SlowInEval(), nn.Linear(32, 10))
+    trainer, report = _run(Classifier(net=net), tmp_path, *digits_loaders(n=640), max_epochs=15, budget=0.02)
+    steps = np.load(f"{trainer.log_dir}/sanity/predictions.npz")["step"].tolist()
+    # The cadence asks for 24+ snapshots (see above); the budget keeps the 16 that jitter needs, spread over the run.
+    assert 16 <= len(steps) < 24 and steps[-1] >= 100, steps
+    detail = _check(report, "prediction-jitter")["detail"]
+    assert "left out to keep within the periodic-work budget" in detail, detail
+    cost = report["cost"]
+    assert cost["periodic_seconds"] <= cost["suite_seconds"] < cost["fit_seconds"]

@@ -24,7 +24,7 @@ from lightning_utilities.core.apply_func import apply_to_collection
 from typing_extensions import override
 
 from lightning_sanity import images as charts
-from lightning_sanity import tensorboard
+from lightning_sanity import cost, tensorboard
 from lightning_sanity.batch import batch_size, first_tensor, slice_batch, split_batch
 from lightning_sanity._compat import current_batch_idx
 from lightning_sanity.callbacks._constant_output import conclude_constant_output
@@ -59,6 +59,13 @@ _UNPLANNED_EVERY = 200
 _TIME_IMAGE_EVERY_SNAPSHOT = 64
 #: fewer predictions than this make flip fractions too coarse to judge (1 sample flips 0 % or 100 %).
 _MIN_JITTER_PREDICTIONS = 16
+#: most output values a snapshot follows (16 MB of float32): a larger output keeps fewer samples of the fixed batch.
+_MAX_OUTPUT_VALUES = 1 << 22
+#: most values that go into one TensorBoard histogram: the output's are taken at an even stride beyond that.
+_MAX_HISTOGRAM_VALUES = 1 << 16
+#: snapshots taken over the planned run whatever the time budget: twice what jitter's late half needs (2 x 4
+#: late snapshots), so that both halves of the run are seen.
+_REQUIRED_SNAPSHOTS = 16
 _OUTPUT_KEYS = ("logits", "output", "outputs", "pred", "preds", "prediction", "predictions", "y_hat")
 
 
@@ -213,6 +220,8 @@ class PredictionDynamics(SanityCallback):
         self._planned: Optional[int] = None
         self._before = 0
         self._seen = 0
+        self._taken = 0  # snapshots taken in this fit
+        self._over_budget = 0  # snapshots left out to keep the periodic work within its budget
         self._ended_normally = False
         self._last_step: Optional[int] = None
         self._kind: Optional[str] = None
@@ -349,12 +358,23 @@ class PredictionDynamics(SanityCallback):
         if self._batch is None or self._stopped is not None:
             return
         self._last_step = trainer.global_step
+        if not cost.periodic_allowed(trainer, "snapshot", self._taken, self._required_snapshots()):
+            self._over_budget += 1
+            return
+        self._taken += 1
         try:
-            self._take_snapshot(trainer, pl_module, epoch_end)
+            with cost.periodic("snapshot"):
+                self._take_snapshot(trainer, pl_module, epoch_end)
         except _Unusable as err:
             self._stop(str(err))
         except Exception as err:  # a check must never lose the user's run
             self._stop(f"the fixed-batch snapshot failed: {err!r}")
+
+    def _required_snapshots(self) -> int:
+        """Snapshots taken whatever the budget: enough for jitter's judgement, spread over the planned run."""
+        if not self._planned:
+            return _REQUIRED_SNAPSHOTS
+        return 1 + math.ceil(_REQUIRED_SNAPSHOTS * min(1.0, (self._before + self._seen) / self._planned))
 
     def _take_snapshot(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", epoch_end: bool) -> None:
         batch = move_data_to_device(self._batch, pl_module.device)
@@ -366,6 +386,14 @@ class PredictionDynamics(SanityCallback):
         with isolate_rng(), torch.no_grad(), _eval_mode(pl_module):
             out = self._forward(pl_module, batch, x)
             again = self._forward(pl_module, batch, x) if check_determinism else None
+        keep = _samples_to_keep(out, batch_size(batch))
+        if keep is not None:
+            # A large output (a language model's vocabulary): follow fewer samples from now on, so that every
+            # snapshot, its history and its charts stay small.
+            self._batch = slice_batch(self._batch, slice(0, keep))
+            batch = slice_batch(batch, slice(0, keep))
+            x, y = split_batch(batch, self.get_input, self.get_target)
+            out, again = out[:keep], (again[:keep] if again is not None else None)
         step, started = trainer.global_step, trainer.global_step > 0
         if not bool(torch.isfinite(out).all()):
             self._report_nonfinite(trainer, out)
@@ -453,7 +481,10 @@ class PredictionDynamics(SanityCallback):
             return
         t_cpu = targets.cpu() if targets is not None else None
         images: dict[str, torch.Tensor] = {}
-        histograms: dict[str, torch.Tensor] = {"outputs": out.detach().float().cpu().flatten()}
+        flat = out.detach().flatten()
+        if flat.numel() > _MAX_HISTOGRAM_VALUES:  # an even stride: no RNG drawn, the same values each snapshot
+            flat = flat[:: -(-flat.numel() // _MAX_HISTOGRAM_VALUES)]
+        histograms: dict[str, torch.Tensor] = {"outputs": flat.float().cpu()}
         if kind in ("classification", "binary"):
             images["probabilities"] = charts.probabilities_chart(probs, kind)
         elif kind == "sequence" and t_cpu is not None:
@@ -623,6 +654,8 @@ class PredictionDynamics(SanityCallback):
         late = sorted(figures)[len(figures) // 2] if figures else None
         unit = "" if measure == "flips" else " sd"
         text = f"{snapshots} snapshots of {batch_size(self._batch)} {self._source} samples ({self._kind})"
+        if self._over_budget:
+            text += f" ({self._over_budget} more left out to keep within the periodic-work budget)"
         if late is not None:
             text += f"; late median {'flips' if measure == 'flips' else 'change'} {late:.2g}{unit}"
         self.detail(trainer, "prediction-jitter", text)
@@ -758,3 +791,14 @@ def _trace(pl_module: torch.nn.Module, call: Callable[[], Any], samples: Optiona
         for handle in handles:
             handle.remove()
     return done
+
+
+def _samples_to_keep(out: torch.Tensor, samples: Optional[int]) -> Optional[int]:
+    """How many samples to keep when the output is too large to follow whole, or None to keep them all.
+
+    >>> _samples_to_keep(torch.zeros(64, 32, 32000), 64), _samples_to_keep(torch.zeros(64, 10), 64)
+    (4, None)
+    """
+    if samples is None or samples < 2 or out.dim() == 0 or out.shape[0] != samples or out.numel() <= _MAX_OUTPUT_VALUES:
+        return None
+    return max(2, samples * _MAX_OUTPUT_VALUES // out.numel())

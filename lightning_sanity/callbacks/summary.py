@@ -40,9 +40,14 @@ class SanitySummary(Callback):
         print_summary: print the summary table to the terminal.
         ignore: check names to silence. Their findings stay in the report, as ``info`` with
             ``data["silenced"]`` set to the original severity, and never fail the run.
+        periodic_budget: the share of the training time that the suite's periodic work (fixed-batch snapshots,
+            images, histograms, activation statistics, leakage looks) may take, measured as it runs; each
+            judgement still takes the few looks it needs; None lifts the budget. The summary states the suite's
+            own cost.
 
     Raises:
-        ValueError: ``ignore`` holds a name that is not one of the contract's check names.
+        ValueError: ``ignore`` holds a name that is not one of the contract's check names, or
+            ``periodic_budget`` is not a number in (0, 1].
 
     Example::
 
@@ -51,9 +56,15 @@ class SanitySummary(Callback):
         >>> trainer = Trainer(callbacks=[SanitySummary(ignore=["lr-schedule"])], logger=False)
     """
 
-    def __init__(self, print_summary: bool = True, ignore: Iterable[str] = ()) -> None:
+    def __init__(self, print_summary: bool = True, ignore: Iterable[str] = (),
+                 periodic_budget: Optional[float] = 0.02) -> None:
         if not isinstance(print_summary, bool):
             raise ValueError(f"`print_summary` must be True or False, got {print_summary!r}.")
+        if periodic_budget is not None and (isinstance(periodic_budget, bool) or not isinstance(
+                periodic_budget, (int, float)) or not 0 < periodic_budget <= 1):
+            raise ValueError(f"`periodic_budget` must be a share of the training time in (0, 1], e.g. 0.02 for 2 %, "
+                             f"or None for no budget, got {periodic_budget!r}.")
+        self.periodic_budget = periodic_budget
         self.print_summary = print_summary
         self.ignore = validate_check_names(ignore, "ignore")
         #: check names switched off through ``default_callbacks(disable=...)``, shown as skipped.
@@ -68,6 +79,7 @@ class SanitySummary(Callback):
             return
         # `trainer.log_dir` is a collective under DDP: read it here, where every rank is, not at a crash.
         self._log_dir = trainer.log_dir
+        cost.set_budget(self.periodic_budget)
         self._done = False
         collector_for(trainer).set_ignore(self.ignore)
 
@@ -138,7 +150,8 @@ def _cost(trainer: "pl.Trainer") -> Optional[dict[str, float]]:
     if not fit:
         return None
     suite = cost.suite_seconds(trainer)
-    return {"suite_seconds": round(suite, 4), "fit_seconds": round(fit, 4), "share": round(suite / fit, 4)}
+    return {"suite_seconds": round(suite, 4), "fit_seconds": round(fit, 4), "share": round(suite / fit, 4),
+            "periodic_seconds": round(cost.periodic_seconds(trainer), 4)}
 
 
 skip_unused_batch_hooks(SanitySummary)
