@@ -151,9 +151,10 @@ class TinyCausalLM(nn.Module):
 
 
 class HFStyleLM(L.LightningModule):
-    def __init__(self, causal: bool = True, shift: bool = True) -> None:
+    def __init__(self, causal: bool = True, shift: bool = True, lr: float = 3e-3) -> None:
         super().__init__()
         self.model = TinyCausalLM(causal, shift)
+        self.lr = lr
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self.model(**batch).loss
@@ -161,7 +162,7 @@ class HFStyleLM(L.LightningModule):
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=3e-3)
+        return torch.optim.Adam(self.parameters(), lr=self.lr)
 
 
 # --------------------------------------------------------------------------- GRU seq2seq
