@@ -12,7 +12,7 @@ from sklearn.model_selection import train_test_split
 
 from lightning_sanity.callbacks.split_overlap import SplitOverlap
 from lightning_sanity.callbacks.summary import SanitySummary
-from lightning_sanity.checks.leakage import fingerprints, overlap
+from lightning_sanity.checks.splits import fingerprints, overlap
 
 
 def _wine() -> tuple[torch.Tensor, torch.Tensor]:

@@ -22,6 +22,7 @@ from typing_extensions import override
 from lightning_sanity.batch import BatchFn, batch_size, split_batch
 from lightning_sanity.callbacks.base import SanityCallback
 from lightning_sanity.callbacks.loss_dynamics import planned_batches
+from lightning_sanity.callbacks._model_call import keep_call, move_call, watch_calls
 from lightning_sanity.callbacks.model_checks import _eval_mode, _map_tensors, _precision_context
 from lightning_sanity.checks import flow
 from lightning_sanity.checks import leakage as L
@@ -31,16 +32,6 @@ log = logging.getLogger(__name__)
 #: samples of the first batch kept (on the CPU) for the second look later in the run.
 _KEEP = 16
 _HALF = (torch.float16, torch.bfloat16)
-
-CAUSAL_ADVICE = (
-    "Give every attention over the sequence a causal mask (`mask=nn.Transformer.generate_square_subsequent_mask(T)` "
-    "with `is_causal=True` for `nn.TransformerEncoder`; `src_mask` and `memory_mask` too for an encoder-decoder "
-    "`nn.Transformer`), pad convolutions on the left only (`F.pad(x, (k - 1, 0))` instead of `padding=k // 2`), "
-    "use unidirectional RNNs, and never normalise or pool over the time axis.")
-DECODER_ADVICE = (
-    "Feed the decoder the target shifted right by one (a start token followed by `target[:, :-1]`; for a "
-    "next-token model that is the inputs), never the target itself, and keep its causal `tgt_mask`.")
-
 
 class _Skip(Exception):
     """A leakage test cannot run; the message is the reason shown in the summary."""
@@ -110,6 +101,7 @@ class LeakageChecks(SanityCallback):
         self._call: Optional[dict[str, Any]] = None
         self._kept: Optional[dict[str, Any]] = None
         self._task: Optional[str] = None
+        self._dict_batch = False
         self._axis = 1
         self._second_at: Optional[int] = None
         self._seen = 0
@@ -187,7 +179,8 @@ class LeakageChecks(SanityCallback):
 
     def _prepare(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any) -> None:
         x, y = split_batch(batch, self.get_input, self.get_target)
-        if isinstance(batch, Mapping) and "input_ids" in batch and "labels" in batch:
+        self._dict_batch = isinstance(batch, Mapping)
+        if self._dict_batch and "input_ids" in batch and "labels" in batch:
             x, y = batch["input_ids"], batch["labels"]
         if not isinstance(x, torch.Tensor) or batch_size(x) is None:
             raise _Skip("could not find the model input tensor in the batch; pass `get_input=`")
@@ -208,10 +201,9 @@ class LeakageChecks(SanityCallback):
             self._skips.setdefault("causal-leakage", "the targets are not the inputs shifted by one along a time "
                                                      "axis (nor `labels == input_ids`): not a next-element task")
         if self._task is None:
-            self._skips.setdefault("target-leakage", "no feature column gives the label away, and the target is "
-                                                     "not a sequence to perturb")
+            self._skips.setdefault("target-leakage", "neither `(N, F)` features with a label to scan nor a sequence "
+                                                     "target to perturb")
             return
-        self._x, self._y = x, y
         if self.forward_fn is not None:
             fn = self.forward_fn
             self._call = {"fn": lambda a, k: fn(pl_module, *a), "how": "forward_fn(pl_module, x)",
@@ -241,19 +233,10 @@ class LeakageChecks(SanityCallback):
         )
 
     def _install_hooks(self, pl_module: "pl.LightningModule", x: torch.Tensor, y: Optional[torch.Tensor]) -> None:
-        names = {id(m): n for n, m in pl_module.named_modules()}
+        def found(call: dict[str, Any]) -> None:
+            self._call = self._call or call
 
-        def hook(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
-            if self._call is not None:
-                return
-            found = flow_tensors((args, kwargs))
-            if any(t is x for t in found):
-                name = names.get(id(module)) or None
-                self._call = {"where": name, "fn": (lambda a, k, m=module: m(*a, **k)), "args": args, "kwargs": dict(kwargs),
-                              "x": x, "y": y if y is not None and any(t is y for t in found) else None,
-                              "how": f"{name or type(module).__name__}(...)"}
-
-        self._handles = [m.register_forward_pre_hook(hook, with_kwargs=True) for m in pl_module.modules()]
+        self._handles = watch_calls(pl_module, x, y, found)
 
     def _remove_hooks(self) -> None:
         for handle in self._handles:
@@ -274,8 +257,8 @@ class LeakageChecks(SanityCallback):
         try:
             with isolate_rng(), torch.no_grad(), _eval_mode(pl_module), _precision_context(trainer):
                 self._run_tests(trainer, pl_module, call, when, first)
-            if first:
-                self._kept = _keep(call)
+            if first and (self._task in ("shifted", "same") or call["y"] is not None):
+                self._kept = keep_call(call, _KEEP)
         except _Skip as why:
             self._skip_all(str(why))
             self._kept = None
@@ -292,7 +275,7 @@ class LeakageChecks(SanityCallback):
         progress = f"after {trainer.global_step} optimizer steps"
         try:
             device = pl_module.device
-            self._kept = _to_device(self._kept, device)
+            self._kept = move_call(self._kept, device)
             self._look(trainer, pl_module, progress, first=False)
         finally:
             self._kept = None
@@ -341,7 +324,7 @@ class LeakageChecks(SanityCallback):
                     f"when only the inputs after position {t} of {length} change ({when}, `{call['how']}`): the "
                     "model sees the future elements it is trained to predict, so its training loss means nothing "
                     "and it fails when generating.",
-                    CAUSAL_ADVICE, where=call["where"], key="causal",
+                    L.CAUSAL_ADVICE, where=call["where"], key="causal",
                     data={"position": first_pos, "perturbed_after": t, "length": length, "change": change,
                           "scale": scale, "when": when, "called_as": call["how"]},
                 )
@@ -359,7 +342,7 @@ class LeakageChecks(SanityCallback):
                     f"The output at position {first_pos} changes (by up to {change:.3g}) when only the target at "
                     f"positions {t} and after changes ({when}): `{call['how']}` is fed the batch's target unshifted, "
                     "so the output at each position can read the answer it must predict.",
-                    DECODER_ADVICE, where=call["where"], key="decoder",
+                    L.DECODER_ADVICE, where=call["where"], key="decoder",
                     data={"position": first_pos, "perturbed_from": t, "length": length, "change": change,
                           "when": when, "called_as": call["how"]},
                 )
@@ -367,6 +350,8 @@ class LeakageChecks(SanityCallback):
         elif self._task == "shifted":
             self._ran["target-leakage"].append(f"`{call['how']}` is not given the target (the inputs after each "
                                                "position are causal-leakage's)")
+        elif self._task == "sequence":
+            self._ran["target-leakage"].append(f"`{call['how']}` is not given the target")
         if self._task == "same" and not first:
             self._random_targets(trainer, call, size, length, when)
 
@@ -383,6 +368,11 @@ class LeakageChecks(SanityCallback):
             value, bound = float(loss), L.RANDOM_LOSS_FRACTION * math.log(vocab)
             self._ran["target-leakage"].append(f"loss on random tokens {value:.3g} ({when}), ln V = {math.log(vocab):.3g}")
             leaked, figure = value < bound, f"a loss of {value:.3g} (ln V = {math.log(vocab):.3g})"
+        elif self._dict_batch:
+            # A causal LM that shifts inside scores position t on token t + 1; without its own loss the
+            # same-position accuracy below would judge a model that does not exist.
+            self._ran["target-leakage"].append("no `.loss` in the output to score random tokens with")
+            return
         elif out is not None and out.shape[-1] >= vocab:
             hits = (out.argmax(-1) == fresh.reshape(size, length)) & used.reshape(size, length)
             accuracy = float(hits.sum()) / max(int(used.sum()), 1)
@@ -402,38 +392,3 @@ class LeakageChecks(SanityCallback):
                 "`logits[:, :-1]` with `labels[:, 1:]`; keep the causal mask.",
                 where=call["where"], key="same-positions", data={"when": when, "vocab": vocab},
             )
-
-
-def flow_tensors(obj: Any) -> list[torch.Tensor]:
-    found: list[torch.Tensor] = []
-    _map_tensors(obj, lambda t: found.append(t) or t)
-    return found
-
-
-def _keep(call: dict[str, Any]) -> dict[str, Any]:
-    """A CPU copy of the call cut to the first samples, the input and target marked by identity."""
-    size = int(call["x"].shape[0])
-    memo: dict[int, torch.Tensor] = {}
-
-    def copy(t: torch.Tensor) -> torch.Tensor:
-        if id(t) not in memo:
-            cut = t[:_KEEP] if size > _KEEP and t.dim() > 0 and t.shape[0] == size else t
-            memo[id(t)] = cut.detach().to("cpu", copy=True)
-        return memo[id(t)]
-
-    args, kwargs = _map_tensors((call["args"], call["kwargs"]), copy)
-    kept = dict(call, args=args, kwargs=kwargs, x=copy(call["x"]))
-    kept["y"] = copy(call["y"]) if call["y"] is not None else None
-    return kept
-
-
-def _to_device(call: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    memo: dict[int, torch.Tensor] = {}
-
-    def move(t: torch.Tensor) -> torch.Tensor:
-        return memo.setdefault(id(t), t.to(device))
-
-    args, kwargs = _map_tensors((call["args"], call["kwargs"]), move)
-    moved = dict(call, args=args, kwargs=kwargs, x=move(call["x"]))
-    moved["y"] = move(call["y"]) if call["y"] is not None else None
-    return moved

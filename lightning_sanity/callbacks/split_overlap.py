@@ -17,7 +17,7 @@ from typing_extensions import override
 
 from lightning_sanity.batch import BatchFn, input_of
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
-from lightning_sanity.checks import leakage as L
+from lightning_sanity.checks import splits as S
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ class SplitOverlap(SanityCallback):
             count = self._train_count if split == "train" else self._val_count
             if count >= _MAX_SAMPLES:
                 return
-            store.append(L.fingerprints(x))
+            store.append(S.fingerprints(x))
             if split == "train":
                 self._train_count += int(x.shape[0])
             else:
@@ -183,7 +183,7 @@ class SplitOverlap(SanityCallback):
         if not (self._train_done and self._val_done) and not partial:
             return
         self._judged = True
-        found, distinct, repeated = L.overlap(self._val_fp, self._train_fp)
+        found, distinct, repeated = S.overlap(self._val_fp, self._train_fp)
         share = found / max(distinct, 1)
         excess = share - repeated
         seen = f"{distinct} distinct validation samples, {self._train_fp.numel()} training samples"
