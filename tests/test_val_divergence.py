@@ -94,3 +94,4 @@ def test_judgement_and_key_lookup():
     assert rising.kind == "overfitting" and rising.severity == "info"
     assert val_loss_key({"train_loss": 0, "val_acc": 1}) is None
     assert val_loss_key({"loss": 0, "hp/valid_loss": 1}) == "hp/valid_loss"
+    assert val_loss_key({"train_mse": 0, "val_mse": 1, "val_mae": 2}) == "val_mse"

@@ -28,9 +28,10 @@ class ValDivergence(SanityCallback):
 
     Reads the validation loss the user logs (``val_loss_key``, or the first of ``val_loss``, ``val/loss``,
     ``validation_loss``, ... found in ``trainer.callback_metrics``, else the shortest logged name holding "val"
-    and "loss") at the end of every validation run, and the mean training loss of the steps since the previous one
-    (the loss ``training_step`` returns, summed on the device: one host read per validation run). The baseline is
-    the best input-independent loss the ``initial-loss`` check computes on the first training batch.
+    and "loss", "mse" or "nll") at the end of every validation run, and the mean training loss of the steps since
+    the previous one (the loss ``training_step`` returns, summed on the device: one host read per validation run).
+    The baseline is the best input-independent loss the ``initial-loss`` check computes on the first training
+    batch.
 
     At the end of fit:
 

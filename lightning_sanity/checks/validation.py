@@ -27,10 +27,12 @@ EXTREME = 2.0
 #: A validation loss before training within this factor of the first training loss is the same kind of figure.
 SCALE_FACTOR = 2.0
 
-#: Logged metric names read as the validation loss, in order of preference; otherwise any name with "val" and
-#: "loss" in it (the shortest).
+#: Logged metric names read as the validation loss, in order of preference; otherwise the shortest name with "val"
+#: and one of ``_LOSS_WORDS`` in it.
 VAL_LOSS_KEYS = ("val_loss", "val/loss", "validation_loss", "valid_loss", "loss/val", "val_loss_epoch",
                  "validation/loss", "val/loss_epoch")
+
+_LOSS_WORDS = ("loss", "mse", "nll")
 
 
 @dataclasses.dataclass
@@ -51,7 +53,8 @@ def val_loss_key(metrics: Mapping[str, Any]) -> Optional[str]:
     for key in VAL_LOSS_KEYS:
         if key in metrics:
             return key
-    named = [k for k in metrics if "val" in k.lower() and "loss" in k.lower() and "train" not in k.lower()]
+    named = [k for k in metrics if "val" in k.lower() and "train" not in k.lower()
+             and any(word in k.lower() for word in _LOSS_WORDS)]
     return min(named, key=len) if named else None
 
 
