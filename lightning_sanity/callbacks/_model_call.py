@@ -24,13 +24,15 @@ def tensors_in(obj: Any) -> list[torch.Tensor]:
 
 def watch_calls(model: nn.Module, x: torch.Tensor, y: Optional[torch.Tensor],
                 found: Callable[[dict[str, Any]], None]) -> list[Any]:
-    """Hooks that hand ``found`` each call of a module of ``model`` whose arguments hold ``x`` itself, as
+    """Hooks that hand ``found`` each call of a module of ``model`` that takes ``x`` itself as an argument, as
     ``{"fn", "how", "where", "args", "kwargs", "x", "y"}`` (``y`` only if the call receives it); returns the hook
     handles to remove. Outer modules are called (and reported) first."""
     names = {id(m): n for n, m in model.named_modules()}
 
     def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
-        passed = tensors_in((args, kwargs))
+        # Only a call that takes the input tensor itself as an argument: under DDP, Lightning calls the module with
+        # the whole batch to redirect its forward to `training_step`, a call that cannot be replayed as a forward.
+        passed = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
         if any(t is x for t in passed):
             name = names.get(id(module)) or None
             found({"where": name, "how": f"{name or type(module).__name__}(...)",
