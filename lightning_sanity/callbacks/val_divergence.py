@@ -100,10 +100,12 @@ class ValDivergence(SanityCallback):
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             return
-        loss = loss.detach().reshape(()).float()
+        loss = loss.detach().reshape(())
         scale = trainer.accumulate_grad_batches if pl_module.automatic_optimization else 1
-        # Summed on the device (no host sync); read once per validation run.
-        self._sum = loss * scale if self._sum is None else self._sum + loss * scale
+        if scale != 1:  # Lightning divided the loss by the accumulation factor
+            loss = loss * scale
+        # Summed on the device (one small add, no host sync); read once per validation run.
+        self._sum = loss.float() if self._sum is None else self._sum + loss
         self._count += 1
 
     @override
