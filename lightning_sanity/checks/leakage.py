@@ -226,6 +226,8 @@ def label_columns(x: torch.Tensor, y: torch.Tensor, min_samples: int = 16) -> tu
                 hot.append(match[0])
             return sorted(set(hot)), "one-hot"
         return [], ""
+    if x.shape[1] < 2:  # the only feature cannot leak: it is the task
+        return [], ""
     yc = y.float() - y.float().mean()
     if float(yc.std()) == 0 or not bool(finite.all()):
         return [], ""
