@@ -178,3 +178,18 @@ def test_zero_observer_effect_on_a_sequence_model(tmp_path):
     watched = run(lightning_sanity.default_callbacks(print_summary=False))
     for name, value in bare.items():
         assert torch.equal(value, watched[name]), name
+
+
+def test_regression_target_among_the_features_warns_but_a_one_feature_line_does_not(tmp_path):
+    from helpers import diabetes
+
+    x, y = diabetes()
+    y = (y - y.mean()) / y.std()
+    model = Classifier(in_features=11, classes=1, loss_fn=lambda out, t: torch.nn.functional.mse_loss(out[:, 0], t))
+    report = _run(tmp_path / "leak", model, loader(torch.cat([x, 2 * y[:, None] + 1], 1), y, 32))
+    (found,) = serious(report, "target-leakage")
+    assert found["severity"] == "warning" and found["data"]["how"] == "affine" and found["where"] == "input column 10"
+    # y = 3x + 1 without noise: the only feature is the task, not a leak.
+    line = torch.linspace(-1, 1, 128)[:, None]
+    model = Classifier(in_features=1, classes=1, loss_fn=lambda out, t: torch.nn.functional.mse_loss(out[:, 0], t))
+    assert not serious(_run(tmp_path / "line", model, loader(line, 3 * line[:, 0] + 1, 32)), "target-leakage")
