@@ -75,11 +75,12 @@ class ClosedDemoLM(DemoTransformerLM):
 
 
 class DecoderLM(L.LightningModule):
-    """A GPT-like LM on ``nn.TransformerEncoder``: ``causal=False`` forgets the mask."""
+    """A GPT-like LM on ``nn.TransformerEncoder``: ``causal=False`` forgets the mask; ``shift_in_step`` takes
+    ``(seq, seq)`` batches and shifts in ``training_step``."""
 
-    def __init__(self, causal: bool = True, vocab: int = VOCAB, lr: float = 3e-3) -> None:
+    def __init__(self, causal: bool = True, vocab: int = VOCAB, lr: float = 3e-3, shift_in_step: bool = False) -> None:
         super().__init__()
-        self.causal, self.lr = causal, lr
+        self.causal, self.lr, self.shift_in_step = causal, lr, shift_in_step
         self.embed = nn.Embedding(vocab, 32)
         self.pos = nn.Parameter(torch.randn(SEQ, 32) * 0.1)
         layer = nn.TransformerEncoderLayer(32, 2, 64, dropout=0.1, batch_first=True)
@@ -94,13 +95,12 @@ class DecoderLM(L.LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x, y = batch
-        loss = F.cross_entropy(self(x).flatten(0, 1), y.flatten())
+        out = self(x)
+        if self.shift_in_step:  # batches of (seq, seq): the step shifts, as in-model shifting does
+            out, y = out[:, :-1], y[:, 1:]
+        loss = F.cross_entropy(out.flatten(0, 1), y.flatten())
         self.log("train_loss", loss)
         return loss
-
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        x, y = batch
-        self.log("val_loss", F.cross_entropy(self(x).flatten(0, 1), y.flatten()))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.lr)
