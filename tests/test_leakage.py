@@ -99,14 +99,14 @@ def test_hf_style_lm_scoring_each_token_on_itself_fires_after_training(tmp_path)
 
 
 def test_token_targets_equal_to_inputs_fire_when_the_model_copies(tmp_path):
-    seq = motif_tokens(64, 0)[:, :-1]
+    seq = motif_tokens(48, 0)[:, :-1]
     train = DataLoader(TensorDataset(seq, seq.clone()), batch_size=16, shuffle=True,
                        generator=torch.Generator().manual_seed(0))
-    report = _run(tmp_path / "copy", DecoderLM(causal=True, lr=1e-2), train, max_epochs=8)
+    report = _run(tmp_path / "copy", DecoderLM(causal=True, lr=1e-2), train, max_epochs=6)
     assert serious(report, "target-leakage")
     assert _status(report)["causal-leakage"] == "skipped"
     # The same batches with the shift done in training_step: a sound next-token LM, silent.
-    report = _run(tmp_path / "shift", DecoderLM(causal=True, lr=1e-2, shift_in_step=True), train, max_epochs=8)
+    report = _run(tmp_path / "shift", DecoderLM(causal=True, lr=1e-2, shift_in_step=True), train, max_epochs=6)
     assert _status(report)["target-leakage"] == "pass" and not serious(report)
 
 
