@@ -40,6 +40,9 @@ _EXPORTS = {
     "BatchNormMonitor": "lightning_sanity.callbacks.batchnorm",
     "PredictionDynamics": "lightning_sanity.callbacks.predictions",
     "LossDynamics": "lightning_sanity.callbacks.loss_dynamics",
+    "LeakageChecks": "lightning_sanity.callbacks.leakage",
+    "SplitOverlap": "lightning_sanity.callbacks.split_overlap",
+    "ValDivergence": "lightning_sanity.callbacks.val_divergence",
     "SanityCallback": "lightning_sanity.callbacks.base",
     "Threshold": "lightning_sanity.callbacks.base",
     "Finding": "lightning_sanity.findings",
@@ -67,13 +70,16 @@ if TYPE_CHECKING:
     from lightning_sanity.callbacks.activations import ActivationMonitor
     from lightning_sanity.callbacks.batchnorm import BatchNormMonitor
     from lightning_sanity.callbacks.data_checks import DataChecks
+    from lightning_sanity.callbacks.leakage import LeakageChecks
     from lightning_sanity.callbacks.loss_dynamics import LossDynamics
     from lightning_sanity.callbacks.loss_inspector import LossInspector
     from lightning_sanity.callbacks.model_checks import ModelChecks
     from lightning_sanity.callbacks.nonfinite import NonFiniteSentinel
     from lightning_sanity.callbacks.norms import NormMonitor
     from lightning_sanity.callbacks.predictions import PredictionDynamics
+    from lightning_sanity.callbacks.split_overlap import SplitOverlap
     from lightning_sanity.callbacks.train_mode import TrainModeMonitor
+    from lightning_sanity.callbacks.val_divergence import ValDivergence
     from lightning_sanity.callbacks.base import SanityCallback, Threshold
     from lightning_sanity.callbacks.summary import SanitySummary
     from lightning_sanity.findings import CHECKS, Finding, Severity

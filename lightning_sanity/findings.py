@@ -45,6 +45,10 @@ CHECKS: tuple[str, ...] = (
     "loss-trend",
     "prediction-jitter",
     "lr-schedule",
+    "causal-leakage",
+    "target-leakage",
+    "split-overlap",
+    "val-divergence",
 )
 
 

@@ -26,6 +26,9 @@ _SUITE: tuple[tuple[str, str], ...] = (
     ("lightning_sanity.callbacks.batchnorm", "BatchNormMonitor"),
     ("lightning_sanity.callbacks.predictions", "PredictionDynamics"),
     ("lightning_sanity.callbacks.loss_dynamics", "LossDynamics"),
+    ("lightning_sanity.callbacks.leakage", "LeakageChecks"),
+    ("lightning_sanity.callbacks.split_overlap", "SplitOverlap"),
+    ("lightning_sanity.callbacks.val_divergence", "ValDivergence"),
 )
 
 

@@ -5,7 +5,7 @@ from lightning_sanity.report import build_report
 
 
 def test_contract_has_nineteen_checks():
-    assert len(CHECKS) == len(set(CHECKS)) == 19
+    assert len(CHECKS) == len(set(CHECKS)) == 23
 
 
 def test_unknown_check_name_is_rejected_with_valid_names():

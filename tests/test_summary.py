@@ -36,7 +36,7 @@ def test_summary_goes_to_tensorboard_text_dashboard(tmp_path):
 def test_summary_lists_every_check(tmp_path):
     t = fit(Classifier(), tmp_path, callbacks=_suite(ProbeCheck.make()), max_epochs=1)
     statuses = {c["name"]: c["status"] for c in read_report(t.log_dir)["checks"]}
-    assert len(statuses) == 19 and statuses["loss-trend"] == "warn"
+    assert len(statuses) == 23 and statuses["loss-trend"] == "warn"
     assert statuses["batch-mixing"] == "skipped"
 
 

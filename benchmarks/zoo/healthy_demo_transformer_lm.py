@@ -1,5 +1,9 @@
 """Healthy: Lightning's demo `Transformer` trained as a next-token language model on synthetic token streams
-(noisy repetitions of a few fixed motifs, seeded torch.Generator), NLL on log-probabilities, SGD like the demo."""
+(noisy repetitions of a few fixed motifs, seeded torch.Generator), NLL on log-probabilities, SGD like the demo,
+with the demo's two leaks closed (see bug_demo_transformer_as_its_demo): the source mask it builds is passed to the
+encoder (and as the memory mask), and the decoder is fed the inputs, the target shifted right, not the target."""
+
+import math
 
 import lightning as L
 import torch
@@ -30,10 +34,18 @@ class MotifStream(Dataset):
         return self.data[i, :-1], self.data[i, 1:]
 
 
+class CausalTransformer(Transformer):
+    def forward(self, inputs, target, mask=None):
+        causal = self.generate_square_subsequent_mask(inputs.shape[1]).to(inputs.device)
+        src = self.pos_encoder(self.embedding(inputs) * math.sqrt(self.ninp))
+        output = self.transformer(src, src, src_mask=causal, tgt_mask=causal, memory_mask=causal)
+        return F.log_softmax(self.decoder(output), dim=-1).view(-1, self.vocab_size)
+
+
 class LanguageModel(L.LightningModule):
     def __init__(self):
         super().__init__()
-        self.model = Transformer(vocab_size=VOCAB, ninp=64, nhead=2, nhid=128, nlayers=2, dropout=0.1)
+        self.model = CausalTransformer(vocab_size=VOCAB, ninp=64, nhead=2, nhid=128, nlayers=2, dropout=0.1)
 
     def training_step(self, batch, batch_idx):
         inputs, target = batch

@@ -1,0 +1,72 @@
+"""Observe the call ``training_step`` makes to the model, and keep it to replay later (for the leakage checks).
+
+A forward pre-hook on every module during one training step records the first module called with the batch's
+input tensor itself, with its arguments as the user passed them: the model is then re-run exactly as the user runs
+it, including a target argument (``self.model(inputs, target)``, ``self.model(**batch)``), with no guessing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import torch
+from torch import nn
+
+from lightning_sanity.callbacks.model_checks import _map_tensors
+
+
+def tensors_in(obj: Any) -> list[torch.Tensor]:
+    """Every tensor in a nest of tuples, lists and dicts."""
+    found: list[torch.Tensor] = []
+    _map_tensors(obj, lambda t: found.append(t) or t)
+    return found
+
+
+def watch_calls(model: nn.Module, x: torch.Tensor, y: Optional[torch.Tensor],
+                found: Callable[[dict[str, Any]], None]) -> list[Any]:
+    """Hooks that hand ``found`` each call of a module of ``model`` that takes ``x`` itself as an argument, as
+    ``{"fn", "how", "where", "args", "kwargs", "x", "y"}`` (``y`` only if the call receives it); returns the hook
+    handles to remove. Outer modules are called (and reported) first."""
+    names = {id(m): n for n, m in model.named_modules()}
+
+    def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
+        # Only a call that takes the input tensor itself as an argument: under DDP, Lightning calls the module with
+        # the whole batch to redirect its forward to `training_step`, a call that cannot be replayed as a forward.
+        passed = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+        if any(t is x for t in passed):
+            name = names.get(id(module)) or None
+            found({"where": name, "how": f"{name or type(module).__name__}(...)",
+                   "fn": (lambda a, k, m=module: m(*a, **k)), "args": args, "kwargs": dict(kwargs), "x": x,
+                   "y": y if y is not None and any(t is y for t in passed) else None})
+
+    return [m.register_forward_pre_hook(hook, with_kwargs=True) for m in model.modules()]
+
+
+def keep_call(call: dict[str, Any], keep: int) -> dict[str, Any]:
+    """A CPU copy of a call cut to its first ``keep`` samples, the input and target still marked by identity."""
+    size = int(call["x"].shape[0])
+    memo: dict[int, torch.Tensor] = {}
+
+    def copy(t: torch.Tensor) -> torch.Tensor:
+        if id(t) not in memo:
+            cut = t[:keep] if size > keep and t.dim() > 0 and t.shape[0] == size else t
+            memo[id(t)] = cut.detach().to("cpu", copy=True)
+        return memo[id(t)]
+
+    args, kwargs = _map_tensors((call["args"], call["kwargs"]), copy)
+    kept = dict(call, args=args, kwargs=kwargs, x=copy(call["x"]))
+    kept["y"] = copy(call["y"]) if call["y"] is not None else None
+    return kept
+
+
+def move_call(call: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """The kept call with its tensors on ``device``, identities preserved."""
+    memo: dict[int, torch.Tensor] = {}
+
+    def move(t: torch.Tensor) -> torch.Tensor:
+        return memo.setdefault(id(t), t.to(device))
+
+    args, kwargs = _map_tensors((call["args"], call["kwargs"]), move)
+    moved = dict(call, args=args, kwargs=kwargs, x=move(call["x"]))
+    moved["y"] = move(call["y"]) if call["y"] is not None else None
+    return moved

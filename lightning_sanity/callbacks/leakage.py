@@ -1,0 +1,395 @@
+r"""
+Leakage checks
+^^^^^^^^^^^^^^
+
+Can the model read what it must predict? ``causal-leakage`` (outputs at position t depend on inputs after t in a
+next-element task) and ``target-leakage`` (a feature column equal to the label, targets equal to the inputs at the
+same positions, a model fed the unshifted target), judged by perturbing the first training batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from typing import Any, Callable, Optional
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.utilities.seed import isolate_rng
+from typing_extensions import override
+
+from lightning_sanity.batch import BatchFn, batch_size, split_batch
+from lightning_sanity.callbacks.base import SanityCallback
+from lightning_sanity.callbacks.loss_dynamics import planned_batches
+from lightning_sanity.callbacks._model_call import keep_call, move_call, watch_calls
+from lightning_sanity.callbacks.model_checks import _eval_mode, _map_tensors, _precision_context
+from lightning_sanity.checks import flow
+from lightning_sanity.checks import leakage as L
+
+log = logging.getLogger(__name__)
+
+#: samples of the first batch kept (on the CPU) for the second look later in the run.
+_KEEP = 16
+_HALF = (torch.float16, torch.bfloat16)
+
+class _Skip(Exception):
+    """A leakage test cannot run; the message is the reason shown in the summary."""
+
+
+class LeakageChecks(SanityCallback):
+    r"""Check that the model cannot read its targets: ``causal-leakage`` and ``target-leakage``.
+
+    On the first training batch:
+
+    - the task is recognised from the data: targets that are the inputs shifted by one along a time axis (a
+      next-element task: language models, forecasters), a dict batch with ``input_ids`` and ``labels`` equal to
+      them (HuggingFace-style causal LM that shifts inside the model), or token targets equal to the inputs at
+      the same positions;
+    - the model call is observed (forward pre-hooks during that one training step): the first module called with
+      the batch's input tensor itself, with its arguments as the user's ``training_step`` passed them. With
+      ``forward_fn`` the model is run as ``forward_fn(pl_module, x)`` instead;
+    - ``causal-leakage`` (error): in a next-element task, outputs at positions ``<= t`` (``t`` the middle of the
+      sequence) move when only the inputs after ``t`` change;
+    - ``target-leakage`` (error): outputs at positions ``<= t`` move when only the target at positions ``>= t``
+      changes, in a call that receives the batch's target (a decoder fed the unshifted target: Lightning's demo
+      ``Transformer``); or a column of a ``(N, F)`` float input equals the label (one value per class), is a
+      one-hot of it, or an affine function of a regression target.
+
+    Once more after a quarter of the planned training (the first epoch end when the length is unknown, or the end
+    of fit), on the same kept samples: the same perturbations, and for token targets equal to the inputs (or
+    ``labels == input_ids``) random tokens written to inputs and targets alike: predicting random tokens better
+    than chance (or with a loss below half of ``ln V``) means the model reads its targets.
+
+    Zero observer effect: the extra forwards run under ``no_grad`` in eval mode (each module's ``training`` flag
+    restored), inside ``isolate_rng()``, with perturbations drawn from a private ``torch.Generator``. Cost: two to
+    four forwards of the first batch, the same later on at most 16 samples; no per-step work after the first
+    batch. No TensorBoard tags, no thresholds: a causal model gives exactly identical outputs, so the only margin
+    is float round-off (see :mod:`lightning_sanity.checks.leakage`).
+
+    Args:
+        get_input: ``batch -> input`` when the batch is not a tensor, an ``(x, y, ...)`` tuple or a dict with a
+            common input key.
+        get_target: ``batch -> target`` likewise.
+        forward_fn: ``(pl_module, x) -> output``, how to run the model on input ``x``; the target is then never
+            passed, so only the input is perturbed.
+
+    Raises:
+        ValueError: an argument that is not callable.
+
+    Example::
+
+        >>> from lightning import Trainer
+        >>> from lightning_sanity.callbacks.leakage import LeakageChecks
+        >>> trainer = Trainer(callbacks=[LeakageChecks()], logger=False)
+    """
+
+    checks = ("causal-leakage", "target-leakage")
+
+    def __init__(self, get_input: BatchFn = None, get_target: BatchFn = None,
+                 forward_fn: Optional[Callable[[Any, Any], Any]] = None) -> None:
+        for name, fn in (("get_input", get_input), ("get_target", get_target), ("forward_fn", forward_fn)):
+            if fn is not None and not callable(fn):
+                raise ValueError(f"`{name}` must be a callable or None, got {fn!r}.")
+        self.get_input, self.get_target, self.forward_fn = get_input, get_target, forward_fn
+        self._reset()
+
+    def _reset(self) -> None:
+        self.revive()
+        self._first = True
+        self._handles: list[Any] = []
+        self._call: Optional[dict[str, Any]] = None
+        self._kept: Optional[dict[str, Any]] = None
+        self._task: Optional[str] = None
+        self._dict_batch = False
+        self._axis = 1
+        self._second_at: Optional[int] = None
+        self._seen = 0
+        self._found: set[str] = set()
+        self._ran: dict[str, list[str]] = {c: [] for c in self.checks}
+        self._skips: dict[str, str] = {}
+        self._generator = torch.Generator().manual_seed(1234)
+
+    # ------------------------------------------------------------------------------------------------ hooks
+
+    @override
+    def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
+        if stage == "fit":
+            self._reset()
+
+    @override
+    def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        planned = planned_batches(trainer)
+        self._second_at = max(2, planned // 4) if planned else None
+
+    @override
+    def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any,
+                             batch_idx: int) -> None:
+        if not self._first:
+            self.retire("on_train_batch_start")
+            return
+        try:
+            self._prepare(trainer, pl_module, batch)
+        except _Skip as why:
+            self._skip_all(str(why))
+        except Exception as err:  # a check must never lose the user's run
+            log.debug("leakage checks failed", exc_info=True)
+            self._skip_all(f"could not read the first training batch: {err!r}")
+
+    @override
+    def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        self._seen += 1
+        if self._first:
+            self._first = False
+            self._remove_hooks()
+            self._look(trainer, pl_module, "fit start", first=True)
+        elif self._second_at is not None and self._seen >= self._second_at:
+            self._second_look(trainer, pl_module)
+        if self._kept is None:
+            self.retire("on_train_batch_end")
+
+    @override
+    def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if self._second_at is None:
+            self._second_look(trainer, pl_module)
+
+    @override
+    def on_exception(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", exception: BaseException) -> None:
+        self._remove_hooks()
+
+    @override
+    def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self._remove_hooks()
+        if self._kept is not None and trainer.global_step > 0:
+            self._second_look(trainer, pl_module)
+        for check in self.active_checks:
+            if check in self._found:
+                continue
+            if self._ran[check]:
+                self.detail(trainer, check, "; ".join(dict.fromkeys(self._ran[check])))
+            else:
+                self.skip(trainer, check, self._skips.get(check, "training ended before the first batch"))
+
+    # ------------------------------------------------------------------------------------------------ first batch
+
+    def _skip_all(self, reason: str) -> None:
+        for check in self.checks:
+            self._skips.setdefault(check, reason)
+
+    def _prepare(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any) -> None:
+        x, y = split_batch(batch, self.get_input, self.get_target)
+        self._dict_batch = isinstance(batch, Mapping)
+        if self._dict_batch and "input_ids" in batch and "labels" in batch:
+            x, y = batch["input_ids"], batch["labels"]
+        if not isinstance(x, torch.Tensor) or batch_size(x) is None:
+            raise _Skip("could not find the model input tensor in the batch; pass `get_input=`")
+        y = y if isinstance(y, torch.Tensor) else None
+        if y is not None and self.is_enabled("target-leakage"):
+            self._check_columns(trainer, x, y)
+        axis = L.shift_axis(x, y) if y is not None else None
+        if axis is not None:
+            self._task, self._axis = "shifted", axis
+        elif y is not None and L.same_positions(x, y):
+            self._task = "same"
+            if not isinstance(batch, Mapping):
+                self._skips["causal-leakage"] = ("the targets equal the inputs at the same positions: cannot tell "
+                                                 "whether the loss shifts them (a next-token task)")
+        elif y is not None and y.dim() >= 2:
+            self._task = "sequence"
+        if self._task != "shifted" and not (self._task == "same" and isinstance(batch, Mapping)):
+            self._skips.setdefault("causal-leakage", "the targets are not the inputs shifted by one along a time "
+                                                     "axis (nor `labels == input_ids`): not a next-element task")
+        if self._task is None:
+            self._skips.setdefault("target-leakage", "neither `(N, F)` features with a label to scan nor a sequence "
+                                                     "target to perturb")
+            return
+        if self.forward_fn is not None:
+            fn = self.forward_fn
+            self._call = {"fn": lambda a, k: fn(pl_module, *a), "how": "forward_fn(pl_module, x)",
+                          "args": (x,), "kwargs": {}, "x": x, "y": None, "where": None}
+            return
+        self._install_hooks(pl_module, x, y)
+
+    def _check_columns(self, trainer: "pl.Trainer", x: torch.Tensor, y: torch.Tensor) -> None:
+        if x.dim() != 2 or not x.is_floating_point() or not (y.dim() == 1 or (y.dim() == 2 and y.shape[1] == 1)):
+            return
+        columns, how = L.label_columns(x, y)
+        self._ran["target-leakage"].append(f"no feature column gives the label away ({x.shape[1]} columns)")
+        if not columns:
+            return
+        self._found.add("target-leakage")
+        words = {"equal": "take one value per class (the label itself, up to a relabelling)",
+                 "one-hot": "are a one-hot encoding of the label",
+                 "affine": "are the regression target up to scale and offset"}[how]
+        # An exact linear target is also what a noiseless synthetic regression looks like: a warning, not an error.
+        self.report(
+            trainer, "target-leakage", "warning" if how == "affine" else "error",
+            f"Input column(s) {columns[:10]} of the first training batch {words} on all {x.shape[0]} samples: the "
+            "label is among the model's features, so it learns to copy it and fails on data without it.",
+            "Drop the label and every column computed from it (its encoding, a per-class statistic) from the "
+            "features before building the dataset; select feature columns by name, not by position.",
+            where=f"input column {columns[0]}", key="columns",
+            data={"columns": columns[:50], "how": how, "samples": int(x.shape[0])},
+        )
+
+    def _install_hooks(self, pl_module: "pl.LightningModule", x: torch.Tensor, y: Optional[torch.Tensor]) -> None:
+        def found(call: dict[str, Any]) -> None:
+            self._call = self._call or call
+
+        self._handles = watch_calls(pl_module, x, y, found)
+
+    def _remove_hooks(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    # ------------------------------------------------------------------------------------------------ looks
+
+    def _look(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", when: str, first: bool) -> None:
+        if self._task is None:
+            return
+        call = self._call if first else self._kept
+        if call is None:
+            if first:
+                self._skip_all("the model was never called with the batch's input tensor itself (it was converted "
+                               "or indexed first); pass `forward_fn=` to say how to run the model")
+            return
+        try:
+            with isolate_rng(), torch.no_grad(), _eval_mode(pl_module), _precision_context(trainer):
+                self._run_tests(trainer, pl_module, call, when, first)
+            if first and (self._task in ("shifted", "same") or call["y"] is not None):
+                self._kept = keep_call(call, _KEEP)
+        except _Skip as why:
+            self._skip_all(str(why))
+            self._kept = None
+        except Exception as err:  # a check must never lose the user's run
+            log.debug("leakage look failed", exc_info=True)
+            self._skip_all(f"running the model on the first batch failed: {err!r}")
+            self._kept = None
+        finally:
+            self._call = None
+
+    def _second_look(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if self._kept is None:
+            return
+        progress = f"after {trainer.global_step} optimizer steps"
+        try:
+            device = pl_module.device
+            self._kept = move_call(self._kept, device)
+            self._look(trainer, pl_module, progress, first=False)
+        finally:
+            self._kept = None
+
+    def _output(self, call: dict[str, Any], args: tuple, kwargs: dict, size: int, length: int) -> tuple:
+        result = call["fn"](args, kwargs)
+        logits = getattr(result, "logits", None)
+        if not isinstance(logits, torch.Tensor) and isinstance(result, Mapping):
+            logits = result.get("logits")
+        out = logits if isinstance(logits, torch.Tensor) else flow.first_output_tensor(result, size)
+        if out is None:
+            raise _Skip(f"the output of `{call['how']}` holds no float tensor with a batch dimension")
+        view = L.positions_view(out, size, length, self._axis if out.dim() > self._axis else None)
+        loss = getattr(result, "loss", None)
+        if not isinstance(loss, torch.Tensor) and isinstance(result, Mapping):
+            loss = result.get("loss")
+        return view, (loss if isinstance(loss, torch.Tensor) and loss.numel() == 1 else None), out.dtype in _HALF
+
+    def _run_tests(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", call: dict[str, Any], when: str,
+                   first: bool) -> None:
+        x, y = call["x"], call["y"]
+        axis = self._axis if self._task == "shifted" else 1
+        size, length = int(x.shape[0]), int(x.shape[axis])
+        if length < 2:
+            raise _Skip(f"sequences of length {length} have no positions to perturb")
+        t = (length - 1) // 2
+        base, _, half = self._output(call, call["args"], call["kwargs"], size, length)
+        if base is None:
+            raise _Skip(f"the output of `{call['how']}` has no dimension of {length} positions to compare")
+
+        def swapped(old: torch.Tensor, new: torch.Tensor) -> tuple[tuple, dict]:
+            a, k = _map_tensors((call["args"], call["kwargs"]), lambda v: new if v is old else v)
+            return a, k
+
+        causal_ok = self._task == "shifted" or (self._task == "same" and "causal-leakage" not in self._skips)
+        if causal_ok and self.is_enabled("causal-leakage") and "causal-leakage" not in self._found:
+            a, k = swapped(x, L.perturb_after(x, t, axis, self._generator))
+            out, _, _ = self._output(call, a, k, size, length)
+            change, scale, first_pos = L.change_up_to(base, out, t)
+            self._ran["causal-leakage"].append(f"outputs at positions <= {t} of {length} independent of later inputs")
+            if L.depends(change, scale, half):
+                self._found.add("causal-leakage")
+                self.report(
+                    trainer, "causal-leakage", "error",
+                    f"The output at position {first_pos} changes (by up to {change:.3g} at output scale {scale:.3g}) "
+                    f"when only the inputs after position {t} of {length} change ({when}, `{call['how']}`): the "
+                    "model sees the future elements it is trained to predict, so its training loss means nothing "
+                    "and it fails when generating.",
+                    L.CAUSAL_ADVICE, where=call["where"], key="causal",
+                    data={"position": first_pos, "perturbed_after": t, "length": length, "change": change,
+                          "scale": scale, "when": when, "called_as": call["how"]},
+                )
+        if not self.is_enabled("target-leakage") or "target-leakage" in self._found:
+            return
+        if y is not None and y is not x and y.dim() >= 2 and int(y.shape[axis]) == length:
+            a, k = swapped(y, L.perturb_after(y, t, axis, self._generator, start_offset=0))
+            out, _, _ = self._output(call, a, k, size, length)
+            change, scale, first_pos = L.change_up_to(base, out, t)
+            self._ran["target-leakage"].append(f"outputs at positions <= {t} independent of the target from {t} on")
+            if L.depends(change, scale, half):
+                self._found.add("target-leakage")
+                self.report(
+                    trainer, "target-leakage", "error",
+                    f"The output at position {first_pos} changes (by up to {change:.3g}) when only the target at "
+                    f"positions {t} and after changes ({when}): `{call['how']}` is fed the batch's target unshifted, "
+                    "so the output at each position can read the answer it must predict.",
+                    L.DECODER_ADVICE, where=call["where"], key="decoder",
+                    data={"position": first_pos, "perturbed_from": t, "length": length, "change": change,
+                          "when": when, "called_as": call["how"]},
+                )
+                return
+        elif self._task == "shifted":
+            self._ran["target-leakage"].append(f"`{call['how']}` is not given the target (the inputs after each "
+                                               "position are causal-leakage's)")
+        elif self._task == "sequence":
+            self._ran["target-leakage"].append(f"`{call['how']}` is not given the target")
+        if self._task == "same" and not first:
+            self._random_targets(trainer, call, size, length, when)
+
+    def _random_targets(self, trainer: "pl.Trainer", call: dict[str, Any], size: int, length: int,
+                        when: str) -> None:
+        """Random tokens written to the inputs and the targets alike: can the model predict them?"""
+        x, y = call["x"], call["y"]
+        fresh = L.random_like_tokens(x, self._generator)
+        a, k = _map_tensors((call["args"], call["kwargs"]), lambda v: fresh if (v is x or v is y) else v)
+        out, loss, _ = self._output(call, a, k, size, length)
+        vocab = max(int(x.max()) + 1, 2)
+        used = fresh >= 0
+        if loss is not None:  # the model shifts and scores inside (HuggingFace style): trust its own loss
+            value, bound = float(loss), L.RANDOM_LOSS_FRACTION * math.log(vocab)
+            self._ran["target-leakage"].append(f"loss on random tokens {value:.3g} ({when}), ln V = {math.log(vocab):.3g}")
+            leaked, figure = value < bound, f"a loss of {value:.3g} (ln V = {math.log(vocab):.3g})"
+        elif self._dict_batch:
+            # A causal LM that shifts inside scores position t on token t + 1; without its own loss the
+            # same-position accuracy below would judge a model that does not exist.
+            self._ran["target-leakage"].append("no `.loss` in the output to score random tokens with")
+            return
+        elif out is not None and out.shape[-1] >= vocab:
+            hits = (out.argmax(-1) == fresh.reshape(size, length)) & used.reshape(size, length)
+            accuracy = float(hits.sum()) / max(int(used.sum()), 1)
+            self._ran["target-leakage"].append(f"accuracy on random tokens {accuracy:.2f} ({when})")
+            leaked = L.reads_random_targets(accuracy, 1 / vocab, int(used.sum()))
+            figure = f"an accuracy of {accuracy:.0%} (chance {1 / vocab:.1%})"
+        else:
+            return
+        if leaked:
+            self._found.add("target-leakage")
+            self.report(
+                trainer, "target-leakage", "error",
+                f"With random tokens as inputs and targets alike, the model predicts them with {figure} ({when}): "
+                "random tokens cannot be predicted, so the model reads each target from the input at the same "
+                "position instead of predicting the next one.",
+                "Shift the targets: `inputs, targets = seq[:, :-1], seq[:, 1:]`, or inside the model compare "
+                "`logits[:, :-1]` with `labels[:, 1:]`; keep the causal mask.",
+                where=call["where"], key="same-positions", data={"when": when, "vocab": vocab},
+            )

@@ -1,0 +1,209 @@
+r"""
+Split overlap
+^^^^^^^^^^^^^
+
+``split-overlap``: do validation samples also appear in the training data? Fingerprints of the samples as they pass
+through the normal steps, compared once both sets have been seen.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+import lightning.pytorch as pl
+import torch
+from typing_extensions import override
+
+from lightning_sanity.batch import BatchFn, input_of
+from lightning_sanity.callbacks.base import SanityCallback, Threshold
+from lightning_sanity.checks import splits as S
+
+log = logging.getLogger(__name__)
+
+#: most samples fingerprinted per split (8 bytes each, on the host once read).
+_MAX_SAMPLES = 1 << 20
+#: share of validation samples found in training, beyond the training data's own repetition rate, that is an error.
+ERROR_SHARE = 0.5
+
+
+class SplitOverlap(SanityCallback):
+    r"""Check that validation samples do not also appear in the training data (``split-overlap``).
+
+    Every training batch of the first epoch and every validation batch up to the end of the first full validation
+    run (the sanity check's batches included) is fingerprinted: one int64 hash per sample of the exact bits of its
+    input (at most 4096 evenly spaced values of it), computed on the device and kept there until the epoch or
+    validation run ends, then read in one transfer. No dataloader is iterated a second time: only the batches
+    Lightning delivers anyway are read.
+
+    Once both are complete (normally at the end of the first training epoch), the share of distinct validation
+    samples found in training is compared with the share of training samples that repeat within training (a data
+    set with genuine duplicates shares some samples across any random split): an excess of ``share`` (default 0.1)
+    or more is a warning, of 0.5 or more an error (a split made twice with different seeds shares about 80 % of
+    its validation samples with training). Training inputs changed by random augmentation never match: the check
+    then stays silent.
+
+    Skipped under DDP (each rank sees one shard of each split), with no validation data, or when the input cannot
+    be found in the batch. No TensorBoard tags.
+
+    Thresholds (``thresholds={"split-overlap": {...}}`` or :meth:`set_thresholds`): ``share``.
+
+    Args:
+        get_input: ``batch -> input`` when the batch is not a tensor, an ``(x, y, ...)`` tuple or a dict with a
+            common input key.
+
+    Raises:
+        ValueError: ``get_input`` is not callable.
+
+    Cost: one hash of each sample's input per training step of the first epoch (a multiply and a sum on the
+    device, no sync) and per validation batch of the first validation run; one host transfer per epoch.
+
+    Example::
+
+        >>> from lightning import Trainer
+        >>> from lightning_sanity.callbacks.split_overlap import SplitOverlap
+        >>> trainer = Trainer(callbacks=[SplitOverlap()], logger=False)
+    """
+
+    checks = ("split-overlap",)
+    threshold_specs = {
+        "split-overlap": {
+            "share": Threshold(0.1, "share of validation samples also in training (beyond the training data's own "
+                               "repetition rate) that warns", maximum=1.0),
+        },
+    }
+
+    def __init__(self, get_input: BatchFn = None) -> None:
+        if get_input is not None and not callable(get_input):
+            raise ValueError(f"`get_input` must be a callable or None, got {get_input!r}.")
+        self.get_input = get_input
+        self._reset()
+
+    def _reset(self) -> None:
+        self.revive()
+        self._train: list[torch.Tensor] = []
+        self._val: list[torch.Tensor] = []
+        self._train_count = self._val_count = 0
+        self._train_done = self._val_done = self._judged = False
+        self._train_fp: Optional[torch.Tensor] = None
+        self._val_fp: Optional[torch.Tensor] = None
+        self._reason: Optional[str] = None
+
+    # ------------------------------------------------------------------------------------------------ hooks
+
+    @override
+    def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
+        if stage == "fit":
+            self._reset()
+            if trainer.world_size > 1:
+                self._stop("under DDP each rank sees one shard of each split; fingerprints are not gathered")
+
+    @override
+    def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if self._reason is None and not self._train_done:
+            self._take(self._train, batch, "train")
+
+    @override
+    def on_validation_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any,
+                                  batch_idx: int, dataloader_idx: int = 0) -> None:
+        if self._reason is None and not self._val_done:
+            self._take(self._val, batch, "val")
+
+    @override
+    def on_validation_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if self._reason is not None or self._val_done or trainer.sanity_checking:
+            return
+        self._val_fp, self._val = self._read(self._val), []
+        self._val_done = True
+        self.retire("on_validation_batch_start")
+        self._judge(trainer)
+
+    @override
+    def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if self._reason is not None or self._train_done:
+            return
+        self._train_fp, self._train = self._read(self._train), []
+        self._train_done = True
+        self.retire("on_train_batch_end")
+        self._judge(trainer)
+
+    @override
+    def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if not self.is_enabled("split-overlap"):
+            return
+        if self._reason is None and not self._judged:
+            # A run that ended early: judge what was seen, if both splits were seen at all.
+            if self._train_fp is None and self._train:
+                self._train_fp = self._read(self._train)
+            if self._val_fp is None and self._val:
+                self._val_fp = self._read(self._val)
+            self._judge(trainer, partial=True)
+        if self._reason is not None and not self._judged:
+            self.skip(trainer, "split-overlap", self._reason)
+
+    # ------------------------------------------------------------------------------------------------ fingerprints
+
+    def _stop(self, reason: str) -> None:
+        if self._reason is None:
+            self._reason = reason
+        self._train, self._val = [], []
+        self.retire("on_train_batch_end", "on_validation_batch_start")
+
+    def _take(self, store: list[torch.Tensor], batch: Any, split: str) -> None:
+        try:
+            x = input_of(batch, self.get_input)
+            if not isinstance(x, torch.Tensor) or x.dim() == 0:
+                self._stop(f"could not find the input tensor of a {split} batch; pass `get_input=`")
+                return
+            count = self._train_count if split == "train" else self._val_count
+            if count >= _MAX_SAMPLES:
+                return
+            store.append(S.fingerprints(x))
+            if split == "train":
+                self._train_count += int(x.shape[0])
+            else:
+                self._val_count += int(x.shape[0])
+        except Exception as err:  # a check must never lose the user's run
+            log.debug("split-overlap fingerprint failed", exc_info=True)
+            self._stop(f"could not fingerprint a {split} batch: {err!r}")
+
+    @staticmethod
+    def _read(store: list[torch.Tensor]) -> Optional[torch.Tensor]:
+        return torch.cat(store).cpu() if store else None  # the one host transfer of this epoch
+
+    def _judge(self, trainer: "pl.Trainer", partial: bool = False) -> None:
+        if self._judged or not self.is_enabled("split-overlap"):
+            return
+        if self._val_fp is None or self._train_fp is None:
+            if partial:
+                self._reason = self._reason or ("no validation data was seen" if self._val_fp is None
+                                                else "no training batch was seen")
+            return
+        if not (self._train_done and self._val_done) and not partial:
+            return
+        self._judged = True
+        found, distinct, repeated = S.overlap(self._val_fp, self._train_fp)
+        share = found / max(distinct, 1)
+        excess = share - repeated
+        seen = f"{distinct} distinct validation samples, {self._train_fp.numel()} training samples"
+        self.detail(trainer, "split-overlap", f"{found} of {distinct} validation samples in training ({share:.0%}); "
+                                              f"training repeats {repeated:.0%} of its own samples")
+        threshold = self.threshold("split-overlap", "share")
+        if excess < threshold or found < 2:
+            return
+        severity = "error" if excess >= max(ERROR_SHARE, threshold) else "warning"
+        self.report(
+            trainer, "split-overlap", severity,
+            f"{found} of {distinct} validation samples ({share:.0%}) also appear in the training data ({seen}; "
+            f"training repeats only {repeated:.0%} of its own samples): validation measures memory, not "
+            "generalisation, and the validation loss looks better than it is.",
+            "Split once, then build both loaders from that one split (`random_split` with one seeded generator, "
+            "`train_test_split` called once); do not split twice with different seeds, sample validation from the "
+            "training set, or pass the training loader as the validation loader. Deduplicate the data set before "
+            "splitting.",
+            where="validation data", at_step=False, key="overlap",
+            data={"validation_in_training": found, "validation_samples": distinct, "share": share,
+                  "training_samples": int(self._train_fp.numel()), "training_repeat_share": repeated,
+                  "partial": partial},
+        )

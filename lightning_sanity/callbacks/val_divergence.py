@@ -1,0 +1,176 @@
+r"""
+Validation divergence
+^^^^^^^^^^^^^^^^^^^^^
+
+``val-divergence``: the validation loss against the training loss and the input-independent baseline, judged
+once at the end of fit (or the crash).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Optional
+
+import lightning.pytorch as pl
+import torch
+from typing_extensions import override
+
+from lightning_sanity.callbacks.base import SanityCallback, Threshold
+from lightning_sanity.callbacks.loss_dynamics import _baseline
+from lightning_sanity.checks import validation as V
+
+log = logging.getLogger(__name__)
+
+
+class ValDivergence(SanityCallback):
+    r"""Compare the logged validation loss with the training loss and the input-independent baseline.
+
+    Reads the validation loss the user logs (``val_loss_key``, or the first of ``val_loss``, ``val/loss``,
+    ``validation_loss``, ... found in ``trainer.callback_metrics``, else the shortest logged name holding "val"
+    and "loss", "mse" or "nll") at the end of every validation run, and the mean training loss of the steps since
+    the previous one (the loss ``training_step`` returns, summed on the device: one host read per validation run).
+    The baseline is the best input-independent loss the ``initial-loss`` check computes on the first training
+    batch.
+
+    At the end of fit:
+
+    - error (``worse-than-baseline``): the training loss ended below ``(1 - baseline_margin)`` x the baseline, but
+      the validation loss never got below ``(1 + baseline_margin)`` x the baseline: labels encoded differently in
+      the two splits, a leak readable in training only, a preprocessing step applied to one split;
+    - info (``overfitting``): the validation loss ended ``rise`` or more above its best, with at least two
+      validations after the best, while the training loss kept falling; a warning when it ends more than twice the
+      baseline.
+
+    The baseline applies to validation only when the validation loss before training (the sanity check's) is
+    within a factor 2 of the first training loss: the same loss, the same reduction. Otherwise, or without a
+    logged validation loss, the check is skipped with the reason. Only global rank 0 judges. No TensorBoard tags.
+
+    Thresholds (``thresholds={"val-divergence": {...}}`` or :meth:`set_thresholds`): ``baseline_margin`` (0.2)
+    and ``rise`` (0.25).
+
+    Args:
+        val_loss_key: the logged metric to read as the validation loss; None finds it by name.
+
+    Raises:
+        ValueError: ``val_loss_key`` is not a string or None.
+
+    Example::
+
+        >>> from lightning import Trainer
+        >>> from lightning_sanity.callbacks.val_divergence import ValDivergence
+        >>> trainer = Trainer(callbacks=[ValDivergence(val_loss_key="val/loss")], logger=False)
+    """
+
+    checks = ("val-divergence",)
+    threshold_specs = {
+        "val-divergence": {
+            "baseline_margin": Threshold(
+                V.BASELINE_MARGIN, "fraction above the input-independent baseline that the best validation loss "
+                "must stay (and below it that the training loss must end) to fire", maximum=1.0),
+            "rise": Threshold(V.RISE, "fraction above its best at which a validation loss that keeps rising is "
+                              "overfitting"),
+        },
+    }
+
+    def __init__(self, val_loss_key: Optional[str] = None) -> None:
+        if val_loss_key is not None and not isinstance(val_loss_key, str):
+            raise ValueError(f"`val_loss_key` must be a logged metric name or None, got {val_loss_key!r}.")
+        self.val_loss_key = val_loss_key
+        self._reset()
+
+    def _reset(self) -> None:
+        self.revive()
+        self._sum: Optional[torch.Tensor] = None
+        self._count = 0
+        self._train: list[float] = []
+        self._val: list[float] = []
+        self._before: Optional[float] = None
+        self._key: Optional[str] = None
+        self._reason: Optional[str] = None
+
+    @override
+    def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
+        if stage == "fit":
+            self._reset()
+
+    @override
+    def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            return
+        loss = loss.detach().reshape(())
+        scale = trainer.accumulate_grad_batches if pl_module.automatic_optimization else 1
+        if scale != 1:  # Lightning divided the loss by the accumulation factor
+            loss = loss * scale
+        # Summed on the device (one small add, no host sync); read once per validation run.
+        self._sum = loss.float() if self._sum is None else self._sum + loss
+        self._count += 1
+
+    @override
+    def on_validation_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        try:
+            value = self._read_val(trainer)
+            if value is None:
+                return
+            if trainer.sanity_checking:
+                self._before = value if self._before is None else self._before
+                return
+            if self._sum is None or self._count == 0:
+                return  # no training step since the last validation: nothing to pair it with
+            train = float(self._sum) / self._count
+            self._sum, self._count = None, 0
+            self._train.append(train)
+            self._val.append(value)
+        except Exception as err:  # never lose the run over a diagnostic
+            log.debug("val-divergence read failed", exc_info=True)
+            self._reason = self._reason or f"could not read the losses: {err!r}"
+
+    def _read_val(self, trainer: "pl.Trainer") -> Optional[float]:
+        metrics = trainer.callback_metrics
+        key = self.val_loss_key or self._key or V.val_loss_key(metrics)
+        if key is None or key not in metrics:
+            return None
+        self._key = key
+        value = metrics[key]
+        value = float(value) if isinstance(value, torch.Tensor) and value.numel() == 1 else value
+        return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+    @override
+    def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        check = "val-divergence"
+        if not self.is_enabled(check) or not trainer.is_global_zero:
+            return
+        if self._reason:
+            self.skip(trainer, check, self._reason)
+            return
+        if not self._val:
+            why = (f"`{self.val_loss_key}` was never logged" if self.val_loss_key else
+                   "no validation loss was logged (log one named like `val_loss`, or pass `val_loss_key=`)")
+            self.skip(trainer, check, why if self._key is None else "no validation run after training started")
+            return
+        facts = self.collector(trainer).facts
+        baseline = _baseline(facts)
+        initial = facts.get("initial_loss")
+        if baseline is not None:
+            if self._before is None or not isinstance(initial, (int, float)):
+                baseline = None
+                scale_note = "no validation loss before training to tell it is on the training loss's scale"
+            elif not V.comparable(self._before, float(initial)):
+                baseline = None
+                scale_note = (f"`{self._key}` before training ({self._before:.3g}) is not on the scale of the first "
+                              f"training loss ({float(initial):.3g}): compared with itself only")
+            else:
+                scale_note = f"baseline {baseline:.3g}"
+        else:
+            scale_note = "no input-independent baseline"
+        verdict = V.judge_val_divergence(self._train, self._val, baseline,
+                                         margin=self.threshold(check, "baseline_margin"),
+                                         rise=self.threshold(check, "rise"))
+        self.detail(trainer, check, f"`{self._key}` {self._val[0]:.3g} -> {self._val[-1]:.3g} (best "
+                                    f"{min(self._val):.3g}) over {len(self._val)} validation(s), train "
+                                    f"{self._train[0]:.3g} -> {self._train[-1]:.3g}; {scale_note}")
+        if verdict is not None:
+            self.report(trainer, check, verdict.severity, verdict.message, verdict.advice, where=self._key,
+                        at_step=False, key=verdict.kind, data={"pattern": verdict.kind, **verdict.data})

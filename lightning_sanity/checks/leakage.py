@@ -1,0 +1,267 @@
+"""Leakage: can the model read what it must predict? Pure functions on tensors for ``causal-leakage`` and
+``target-leakage``; the callback :class:`lightning_sanity.callbacks.leakage.LeakageChecks` runs the model.
+
+- task recognition: targets that are the inputs shifted by one along a time axis (:func:`shift_axis`, a
+  next-element task), or equal to the inputs at the same positions (:func:`same_positions`);
+- dependency by perturbation: change a sequence after position ``t`` (:func:`perturb_after`) and measure how far
+  the outputs at positions up to ``t`` moved (:func:`change_up_to`). This is the practice write-ups' "use
+  backprop to chart dependencies" done without autograd, so it works for token ids and floats alike;
+- a feature column that equals (one value per class) or encodes (one-hot, affine) the label
+  (:func:`label_columns`);
+- a model that predicts random, unknowable targets better than chance reads them (:func:`reads_random_targets`).
+
+Example::
+
+    >>> import torch
+    >>> x = torch.arange(12).reshape(2, 6)
+    >>> shift_axis(x[:, :-1], x[:, 1:])
+    1
+    >>> out = x.float().cumsum(1)[..., None]      # causal: position t sums positions <= t
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x2 = perturb_after(x, 2, 1, g)
+    >>> bool((x2[:, :3] == x[:, :3]).all()), bool((x2[:, 3:] != x[:, 3:]).all())
+    (True, True)
+    >>> change_up_to(out, x2.float().cumsum(1)[..., None], 2)[0]
+    0.0
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+
+#: Outputs up to position t may move by this much, relative to the outputs' magnitude, when only later positions
+#: change. A causal model gives exactly identical outputs there (masked attention weights are exact zeros, a left-
+#: padded convolution never reads them); the margin absorbs float32 round-off of fused kernels only.
+CHANGE_RTOL = 1e-5
+#: The same for 16-bit outputs, whose round-off is ~1e-3.
+CHANGE_RTOL_HALF = 1e-2
+#: Cross-entropy against uniformly random targets is at least ln V in expectation (ln V plus the KL divergence
+#: from the uniform distribution to the prediction), whatever the model: a loss this far below it reads the targets.
+RANDOM_LOSS_FRACTION = 0.75
+#: What to try, for the findings.
+CAUSAL_ADVICE = (
+    "Give every attention over the sequence a causal mask (`mask=nn.Transformer.generate_square_subsequent_mask(T)` "
+    "with `is_causal=True` for `nn.TransformerEncoder`; `src_mask` and `memory_mask` too for an encoder-decoder "
+    "`nn.Transformer`), pad convolutions on the left only (`F.pad(x, (k - 1, 0))` instead of `padding=k // 2`), "
+    "use unidirectional RNNs, and never normalise or pool over the time axis.")
+DECODER_ADVICE = (
+    "Feed the decoder the target shifted right by one (a start token followed by `target[:, :-1]`; for a "
+    "next-token model that is the inputs), never the target itself, and keep its causal `tgt_mask`.")
+
+#: Ignored target positions (``ignore_index``, HuggingFace's -100) are negative.
+IGNORED = 0
+
+
+def shift_axis(x: torch.Tensor, y: torch.Tensor) -> Optional[int]:
+    """The axis ``d >= 1`` along which ``y`` is ``x`` shifted by one (``y[.., t] == x[.., t + 1]``), or None.
+
+    Target positions below 0 (ignored) are not compared; at least half the positions must be compared.
+
+    >>> import torch
+    >>> s = torch.tensor([[1., 2., 3., 4., 5.]])
+    >>> shift_axis(s[:, :-1], s[:, 1:]), shift_axis(s, s)
+    (1, None)
+    """
+    if not _comparable(x, y):
+        return None
+    for d in range(1, x.dim()):
+        n = x.shape[d]
+        if n < 3:
+            continue
+        a, b = x.narrow(d, 1, n - 1), y.narrow(d, 0, n - 1)
+        if _agree(a, b):
+            return d
+    return None
+
+
+def same_positions(x: torch.Tensor, y: torch.Tensor) -> bool:
+    """Integer token sequences ``(B, T, ...)`` whose targets equal the inputs at the same positions.
+
+    >>> import torch
+    >>> ids = torch.tensor([[5, 6, 7, 8]])
+    >>> same_positions(ids, ids), same_positions(ids, torch.tensor([[-100, 6, 7, -100]])), same_positions(ids, ids + 1)
+    (True, True, False)
+    """
+    if not _comparable(x, y) or x.is_floating_point() or x.shape[1] < 2:
+        return False
+    return _agree(x, y)
+
+
+def _comparable(x: object, y: object) -> bool:
+    return (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.dim() >= 2 and x.shape == y.shape
+            and x.is_floating_point() == y.is_floating_point() and not x.is_complex())
+
+
+def _agree(a: torch.Tensor, b: torch.Tensor) -> bool:
+    if a.is_floating_point():
+        return bool(torch.equal(a, b)) and bool(a.flatten(1).std(1).gt(0).any())
+    used = b >= IGNORED
+    if int(used.sum()) * 2 < b.numel():
+        return False
+    return bool(((a == b) | ~used).all()) and int(torch.unique(a[used]).numel()) > 1
+
+
+def perturb_after(x: torch.Tensor, t: int, axis: int, generator: torch.Generator, start_offset: int = 1) -> torch.Tensor:
+    """A copy of ``x`` whose positions ``> t`` (``>= t`` with ``start_offset=0``) along ``axis`` all differ.
+
+    Tokens move to another token id in ``[0, max + 1)`` (never an id the embedding cannot hold); floats move by
+    about one standard deviation of ``x`` (the same noise everywhere when ``x`` is constant). Draws from
+    ``generator`` only, never from the global RNG.
+    """
+    start = t + start_offset
+    out = x.clone()
+    n = x.shape[axis] - start
+    if n <= 0:
+        return out
+    part = x.narrow(axis, start, n)
+    if x.is_floating_point():
+        scale = float(x.float().std()) if x.numel() > 1 else 0.0
+        scale = scale if math.isfinite(scale) and scale > 0 else 1.0
+        noise = torch.randn(part.shape, generator=generator).to(x.device, x.dtype) * scale
+        noise = torch.where(noise.abs() < 0.1 * scale, torch.full_like(noise, 0.5 * scale), noise)
+        new = part + noise
+    else:
+        vocab = int(x.max()) + 1
+        if vocab < 2:
+            raise ValueError("token ids hold a single value; nothing to change them to")
+        step = torch.randint(1, vocab, part.shape, generator=generator).to(x.device)
+        new = torch.where(part >= 0, (part + step) % vocab, part)  # negative ids (padding, ignored) stay
+    out.narrow(axis, start, n).copy_(new)
+    return out
+
+
+def random_like_tokens(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random token ids in ``[0, max + 1)`` of ``x``'s shape; negative (ignored) positions stay."""
+    vocab = max(int(x.max()) + 1, 2)
+    fresh = torch.randint(0, vocab, x.shape, generator=generator).to(x.device, x.dtype)
+    return torch.where(x >= 0, fresh, x)
+
+
+def positions_view(out: torch.Tensor, batch: int, length: int, axis: Optional[int] = None) -> Optional[torch.Tensor]:
+    """``out`` as ``(B, T, -1)`` with positions on dimension 1, or None when no dimension holds ``length`` positions.
+
+    Understood: ``(B, T, ...)``, ``(B, C, T)`` (channels first, ``axis=2`` or the only dimension of size T), and
+    flattened ``(B*T, C)`` (the demos Transformer).
+
+    >>> import torch
+    >>> positions_view(torch.zeros(6, 5), 2, 3).shape
+    torch.Size([2, 3, 5])
+    """
+    if out.dim() >= 1 and out.shape[0] == batch * length and batch > 1 and out.shape[0] != batch:
+        return out.reshape(batch, length, -1)
+    if out.dim() < 2 or out.shape[0] != batch:
+        return None
+    dims = [d for d in range(1, out.dim()) if out.shape[d] == length]
+    if not dims:
+        return None
+    d = axis if axis in dims else dims[0]
+    return out.movedim(d, 1).reshape(batch, length, -1)
+
+
+def change_up_to(base: torch.Tensor, other: torch.Tensor, t: int) -> tuple[float, float, int]:
+    """``(largest change, output scale, first position that changed or -1)`` over positions ``0..t`` of two
+    ``(B, T, C)`` outputs."""
+    a, b = base[:, : t + 1].float(), other[:, : t + 1].float()
+    finite = torch.isfinite(a) & torch.isfinite(b)
+    diff = torch.where(finite, (a - b).abs(), torch.zeros_like(a))
+    nonfinite_changed = (torch.isfinite(a) != torch.isfinite(b))
+    per_position = diff.amax(dim=(0, 2)) if diff.numel() else diff.new_zeros(t + 1)
+    # A value that turns NaN/Inf only when later positions change is as much a dependence as a finite change.
+    per_position = torch.where(nonfinite_changed.any(dim=2).any(dim=0), torch.full_like(per_position, math.inf),
+                               per_position)
+    scale = float(torch.where(torch.isfinite(base), base.float().abs(), torch.zeros_like(base, dtype=torch.float)).max())
+    largest = float(per_position.max()) if per_position.numel() else 0.0
+    tol = CHANGE_RTOL * max(scale, 1e-3)
+    moved = (per_position > tol).nonzero()
+    return largest, scale, int(moved[0]) if moved.numel() else -1
+
+
+def depends(change: float, scale: float, half: bool = False) -> bool:
+    """Whether a change of outputs is more than round-off at their scale."""
+    rtol = CHANGE_RTOL_HALF if half else CHANGE_RTOL
+    return change > rtol * max(scale, 1e-3)
+
+
+def label_columns(x: torch.Tensor, y: torch.Tensor, min_samples: int = 16) -> tuple[list[int], str]:
+    """Columns of a tabular input ``(N, F)`` that give the label away, and how: ``"equal"`` (one value per class
+    and one class per value), ``"one-hot"`` (an indicator column for every class seen) or ``"affine"`` (a
+    regression target up to scale and offset). ``([], "")`` when none does or the batch is too small to say.
+
+    >>> import torch
+    >>> y = torch.arange(32) % 3
+    >>> x = torch.randn(32, 4, generator=torch.Generator().manual_seed(0))
+    >>> label_columns(x, y)
+    ([], '')
+    >>> label_columns(torch.cat([x, y[:, None].float() * 0.5 - 1], 1), y)
+    ([4], 'equal')
+    """
+    if x.dim() != 2 or not x.is_floating_point() or y.dim() not in (1, 2) or x.shape[0] < min_samples:
+        return [], ""
+    if y.dim() == 2:
+        if y.shape[1] != 1:
+            return [], ""
+        y = y[:, 0]
+    n = x.shape[0]
+    x, y = x.detach().float().cpu(), y.detach().cpu()
+    finite = torch.isfinite(x).all(1)
+    if not y.is_floating_point() or bool((y == y.round()).all()):
+        labels = y.long()
+        classes = torch.unique(labels)
+        # A label must repeat for "one value per class" to mean anything: with as many classes as samples every
+        # column of distinct values would "equal" the label.
+        if not 2 <= classes.numel() <= n // 2 or not bool(finite.all()):
+            return [], ""
+        equal = [j for j in range(x.shape[1]) if _bijective(x[:, j], labels)]
+        if equal:
+            return equal, "equal"
+        if classes.numel() >= 3:
+            hot = []
+            for c in classes.tolist():
+                match = [j for j in range(x.shape[1]) if _indicator(x[:, j], labels == c)]
+                if not match:
+                    return [], ""
+                hot.append(match[0])
+            return sorted(set(hot)), "one-hot"
+        return [], ""
+    if x.shape[1] < 2:  # the only feature cannot leak: it is the task
+        return [], ""
+    yc = y.float() - y.float().mean()
+    if float(yc.std()) == 0 or not bool(finite.all()):
+        return [], ""
+    xc = x - x.mean(0)
+    denom = xc.norm(dim=0) * yc.norm()
+    corr = (xc * yc[:, None]).sum(0) / torch.where(denom > 0, denom, torch.ones_like(denom))
+    columns = [j for j in range(x.shape[1]) if float(denom[j]) > 0 and abs(float(corr[j])) > 1 - 1e-6]
+    return (columns, "affine") if columns else ([], "")
+
+
+def _bijective(column: torch.Tensor, labels: torch.Tensor) -> bool:
+    values = torch.unique(column)
+    pairs = torch.unique(torch.stack([column, labels.float()], 1), dim=0)
+    return values.numel() == pairs.shape[0] == torch.unique(labels).numel()
+
+
+def _indicator(column: torch.Tensor, members: torch.Tensor) -> bool:
+    values = torch.unique(column)
+    if values.numel() != 2:
+        return False
+    on = column == values[1]
+    return bool((on == members).all()) or bool((~on == members).all())
+
+
+def chance_margin(chance: float, count: int) -> float:
+    """Accuracy on random targets that chance alone stays below: chance + 0.1 + 4 binomial standard deviations."""
+    return chance + 0.1 + 4 * math.sqrt(max(chance * (1 - chance), 1e-12) / max(count, 1))
+
+
+def reads_random_targets(accuracy: float, chance: float, count: int) -> bool:
+    """Whether predicting ``count`` random targets (each right by chance with probability ``chance``) with this
+    accuracy needs reading them.
+
+    >>> reads_random_targets(0.9, 1 / 50, 256), reads_random_targets(0.05, 1 / 50, 256)
+    (True, False)
+    """
+    return accuracy > chance_margin(chance, count)

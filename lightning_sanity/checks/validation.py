@@ -1,0 +1,110 @@
+"""Validation against training: the ``val-divergence`` judgement, as a pure function of the two loss histories.
+
+Example::
+
+    >>> v = judge_val_divergence(train=[1.0, 0.3, 0.05], val=[1.6, 2.5, 3.4], baseline=1.1)
+    >>> v.kind, v.severity
+    ('worse-than-baseline', 'error')
+    >>> judge_val_divergence(train=[1.0, 0.5, 0.3], val=[0.9, 0.6, 0.45], baseline=1.1) is None
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional
+
+#: The validation loss must stay this fraction above the input-independent baseline at its best, and the training
+#: loss end this fraction below it, for "validation worse than the baseline while training learns": the same
+#: margin loss-trend uses to say a loss beat the baseline.
+BASELINE_MARGIN = 0.2
+#: A validation loss that ends this fraction above its best while training goes on falling is overfitting.
+RISE = 0.25
+#: Overfitting is a warning instead of info once the validation loss ends this many times above the baseline.
+EXTREME = 2.0
+#: A validation loss before training within this factor of the first training loss is the same kind of figure.
+SCALE_FACTOR = 2.0
+
+#: Logged metric names read as the validation loss, in order of preference; otherwise the shortest name with "val"
+#: and one of ``_LOSS_WORDS`` in it.
+VAL_LOSS_KEYS = ("val_loss", "val/loss", "validation_loss", "valid_loss", "loss/val", "val_loss_epoch",
+                 "validation/loss", "val/loss_epoch")
+
+_LOSS_WORDS = ("loss", "mse", "nll")
+
+
+@dataclasses.dataclass
+class Divergence:
+    kind: str  # "worse-than-baseline" or "overfitting"
+    severity: str
+    message: str
+    advice: str
+    data: dict[str, Any]
+
+
+def val_loss_key(metrics: Mapping[str, Any]) -> Optional[str]:
+    """The name of the logged validation loss among ``metrics``' keys, or None.
+
+    >>> val_loss_key({"train_loss": 1, "val/loss_epoch": 2, "val_acc": 3})
+    'val/loss_epoch'
+    """
+    for key in VAL_LOSS_KEYS:
+        if key in metrics:
+            return key
+    named = [k for k in metrics if "val" in k.lower() and "train" not in k.lower()
+             and any(word in k.lower() for word in _LOSS_WORDS)]
+    return min(named, key=len) if named else None
+
+
+def comparable(before_training: float, initial_loss: float) -> bool:
+    """Whether a validation loss before any update and the first training loss are the same kind of figure
+    (the same loss function and reduction), so that the training loss's baseline applies to validation.
+
+    >>> comparable(2.31, 2.29), comparable(147.0, 2.3)
+    (True, False)
+    """
+    if not (math.isfinite(before_training) and math.isfinite(initial_loss)) or before_training <= 0 or initial_loss <= 0:
+        return False
+    return 1 / SCALE_FACTOR <= before_training / initial_loss <= SCALE_FACTOR
+
+
+def judge_val_divergence(train: Sequence[float], val: Sequence[float], baseline: Optional[float],
+                         margin: float = BASELINE_MARGIN, rise: float = RISE) -> Optional[Divergence]:
+    """Judge the validation losses ``val`` (one per validation run after training started) against the mean
+    training losses ``train`` over the steps before each, and the input-independent ``baseline`` (or None)."""
+    pairs = [(t, v) for t, v in zip(train, val) if math.isfinite(t) and math.isfinite(v)]
+    if not pairs:
+        return None
+    train, val = [t for t, _ in pairs], [v for _, v in pairs]
+    best = min(range(len(val)), key=val.__getitem__)
+    data = {"val_losses": [round(v, 6) for v in val[-20:]], "train_losses": [round(t, 6) for t in train[-20:]],
+            "baseline": baseline, "best_val": val[best], "validations": len(val)}
+    if baseline is not None and baseline > 0:
+        trained = train[-1] < baseline * (1 - margin)
+        if trained and val[best] > baseline * (1 + margin):
+            return Divergence(
+                "worse-than-baseline", "error",
+                f"The validation loss never got below {val[best]:.3g}, above the {baseline:.3g} of a prediction that "
+                f"ignores the input, while the training loss fell to {train[-1]:.3g}: what the model learns from "
+                "the training data does not hold on the validation data.",
+                "Compare the two splits' labels: the same label encoding and class order (one `LabelEncoder`/class "
+                "map fitted once), the same preprocessing and normalisation statistics, targets aligned with their "
+                "inputs in both; look for an answer that is readable in training only (a leaked label column, "
+                "unshifted targets).",
+                data,
+            )
+    after = val[best + 1:]
+    if len(val) >= 3 and len(after) >= 2 and val[-1] >= val[best] * (1 + rise) and train[-1] < train[best]:
+        extreme = baseline is not None and val[-1] > EXTREME * baseline
+        return Divergence(
+            "overfitting", "warning" if extreme else "info",
+            f"The validation loss rose from {val[best]:.3g} (validation {best + 1} of {len(val)}) to {val[-1]:.3g} "
+            f"while the training loss kept falling to {train[-1]:.3g}: the model overfits"
+            + (f", and now does worse than a prediction that ignores the input ({baseline:.3g})." if extreme else "."),
+            "Stop at the best validation loss (`EarlyStopping(monitor=...)`, `ModelCheckpoint(monitor=...)`), add "
+            "regularisation (weight decay, dropout, augmentation) or more data, or use a smaller model.",
+            data,
+        )
+    return None

@@ -1,0 +1,94 @@
+"""split-overlap on real Trainers: a split made twice fires, a healthy split of digits, wine and breast cancer stays
+silent, and data with genuine duplicates is judged against its own repetition rate."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from helpers import Classifier, breast_cancer, digits, loader, read_report, serious, trainer
+from sklearn.model_selection import train_test_split
+
+from lightning_sanity.callbacks.split_overlap import SplitOverlap
+from lightning_sanity.callbacks.summary import SanitySummary
+from lightning_sanity.checks.splits import fingerprints, overlap
+
+
+def _wine() -> tuple[torch.Tensor, torch.Tensor]:
+    from sklearn.datasets import load_wine
+
+    x, y = load_wine(return_X_y=True)
+    x = torch.tensor(x, dtype=torch.float32)
+    return (x - x.mean(0)) / x.std(0), torch.tensor(y)
+
+
+def _fit(tmp_path, x, y, train_idx, val_idx, classes, epochs=1, **kwargs) -> dict:
+    L.seed_everything(0)
+    model = Classifier(in_features=x.shape[1], classes=classes,
+                       loss_fn=torch.nn.functional.binary_cross_entropy_with_logits if classes == 1 else None)
+    if classes == 1:
+        model.net[-1] = torch.nn.Linear(32, 1)
+        model.forward = lambda inp: model.net(inp)[:, 0]
+    t = trainer(tmp_path, [SplitOverlap(**kwargs), SanitySummary(print_summary=False)], logger=None,
+                max_epochs=epochs, num_sanity_val_steps=1)
+    t.fit(model, loader(x[train_idx], y[train_idx], 64), loader(x[val_idx], y[val_idx], 64, shuffle=False))
+    return read_report(t.log_dir)
+
+
+@pytest.mark.parametrize("data", ["digits", "wine", "breast_cancer"])
+def test_healthy_random_split_is_silent(tmp_path, data):
+    x, y = {"digits": digits, "wine": _wine, "breast_cancer": breast_cancer}[data]()
+    train_idx, val_idx = train_test_split(np.arange(len(x)), test_size=0.2, random_state=0)
+    classes = {"digits": 10, "wine": 3, "breast_cancer": 1}[data]
+    report = _fit(tmp_path, x, y, train_idx, val_idx, classes)
+    status = {c["name"]: c for c in report["checks"]}["split-overlap"]
+    assert status["status"] == "pass" and status["detail"].startswith("0 of ")
+    assert not serious(report)
+
+
+def test_split_made_twice_with_different_seeds_fires(tmp_path):
+    x, y = digits()
+    train_idx, _ = train_test_split(np.arange(len(x)), test_size=0.2, random_state=0)
+    _, val_idx = train_test_split(np.arange(len(x)), test_size=0.2, random_state=1)
+    report = _fit(tmp_path, x, y, train_idx, val_idx, 10)
+    found = serious(report, "split-overlap")
+    assert found and found[0]["severity"] == "error"
+    assert 0.7 < found[0]["data"]["share"] < 0.9  # about 80 %: the training share of the data
+    assert found[0]["data"]["validation_samples"] == len(val_idx)
+
+
+def test_small_overlap_warns_and_threshold_moves_it(tmp_path):
+    x, y = digits()
+    train_idx, val_idx = train_test_split(np.arange(len(x)), test_size=0.2, random_state=0)
+    leaked = np.concatenate([train_idx, val_idx[:90]])  # a quarter of validation also trains
+    report = _fit(tmp_path / "a", x, y, leaked, val_idx, 10)
+    found = serious(report, "split-overlap")
+    assert found and found[0]["severity"] == "warning" and found[0]["data"]["validation_in_training"] == 90
+    tuned = SplitOverlap().set_thresholds({"split-overlap": {"share": 0.3}})
+    assert tuned.threshold("split-overlap", "share") == 0.3
+
+
+def test_genuine_duplicates_are_judged_against_the_repetition_rate(tmp_path):
+    # Coarse tabular data: many samples repeat, in training and across the split alike.
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 3, (600, 3), generator=g).float()
+    y = (x.sum(1) > 3).long()
+    train_idx, val_idx = train_test_split(np.arange(len(x)), test_size=0.2, random_state=0)
+    report = _fit(tmp_path, x, y, train_idx, val_idx, 2)
+    assert not serious(report, "split-overlap")
+    assert "training repeats" in {c["name"]: c for c in report["checks"]}["split-overlap"]["detail"]
+
+
+def test_fingerprints_are_exact_and_cheap():
+    x = torch.randn(8, 3, 32, 32)
+    f = fingerprints(x)
+    assert f.dtype == torch.int64 and f.unique().numel() == 8
+    assert torch.equal(fingerprints(x.clone()), f)
+    y = x.clone()
+    y[3, 2, 31, 31] += 1e-3
+    assert (fingerprints(y) != f).tolist() == [False, False, False, True, False, False, False, False]
+    assert fingerprints(torch.tensor([[0.0], [-0.0]])).unique().numel() == 1
+    assert overlap(f[:4], f) == (4, 4, 0.0)
+    with pytest.raises(ValueError, match="get_input"):
+        SplitOverlap(get_input="x")
