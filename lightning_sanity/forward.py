@@ -10,7 +10,9 @@ accepts, in this order, the first that runs being used:
 4. ``pl_module(*batch)`` when ``forward`` takes the batch's parts, the way a ``training_step`` calls
    ``self(inputs, target)`` (Lightning's demo Transformer).
 
-Where none binds, the check is skipped with a reason that names the signature and ``forward_fn=``.
+Where none binds, the check is skipped with a reason that names the signature and ``forward_fn=``. The leakage
+checks, which look after the first training step, need no rule: they replay the very call ``training_step`` made
+(observed on that step), or ``forward_fn`` when given.
 
 Example::
 
