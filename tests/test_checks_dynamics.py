@@ -258,14 +258,6 @@ def test_colormap_ends_and_nan():
     assert img[:, 0, 2].sum() == 0
 
 
-def test_probability_and_history_images():
-    probs = torch.eye(4)
-    img = D.probability_image(probs)
-    assert img.shape == (3, 4, 4)
-    assert torch.equal(img[:, 0, 0], img[:, 1, 1]) and img[:, 0, 0].sum() > img[:, 0, 1].sum()
-    assert D.history_image([torch.zeros(5), torch.ones(5)]).shape == (3, 5, 2)
-
-
 def test_scatter_image_puts_a_perfect_fit_on_the_diagonal():
     x = torch.linspace(-1, 1, 32)
     img = D.scatter_image(x, x, size=32)

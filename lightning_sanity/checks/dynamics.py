@@ -770,24 +770,6 @@ def colormap(values: torch.Tensor) -> torch.Tensor:
     return rgb.permute(2, 0, 1).contiguous()
 
 
-def probability_image(probs: torch.Tensor) -> torch.Tensor:
-    """The class probabilities of the fixed batch as an image: one row per sample, one column per class.
-
-    >>> probability_image(torch.full((32, 10), 0.1)).shape
-    torch.Size([3, 32, 10])
-    """
-    return colormap(probs.reshape(probs.shape[0], -1))
-
-
-def history_image(columns: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Each sample's value (e.g. probability of its true class) across snapshots: samples x snapshots.
-
-    >>> history_image([torch.zeros(8), torch.ones(8), torch.ones(8)]).shape
-    torch.Size([3, 8, 3])
-    """
-    return colormap(torch.stack([c.float().cpu() for c in columns], dim=1))
-
-
 def scatter_image(prediction: torch.Tensor, target: torch.Tensor, size: int = 64) -> torch.Tensor:
     """Prediction (up) against target (right) as a ``size`` x ``size`` image, with the ideal diagonal in grey.
 
