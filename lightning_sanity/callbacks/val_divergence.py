@@ -17,7 +17,7 @@ import torch
 from typing_extensions import override
 
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
-from lightning_sanity.callbacks.loss_dynamics import _baseline
+from lightning_sanity.checks.loss_baseline import trend_baseline
 from lightning_sanity.checks import validation as V
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ class ValDivergence(SanityCallback):
             self.skip(trainer, check, why if self._key is None else "no validation run after training started")
             return
         facts = self.collector(trainer).facts
-        baseline = _baseline(facts)
+        baseline, _ = trend_baseline(facts)
         initial = facts.get("initial_loss")
         if baseline is not None:
             if self._before is None or not isinstance(initial, (int, float)):
