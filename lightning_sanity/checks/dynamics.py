@@ -582,7 +582,11 @@ def _judge_loss_pattern(values: list[float], *, start: Optional[float], batches_
 
     trend = rank_correlation(values)
     data["rank_correlation"] = round(trend, 3)
-    if head > 0 and tail >= rise_factor * head and trend >= RISE_CORRELATION:
+    # Steady (rank-correlated with time) and ending at twice the start: by the median of the tail, or by its mean
+    # when the climb steepens at the very end (the median lags there, and the climb is no early explosion).
+    last = values[-max(5, n // 5):]
+    data["tail_mean"] = round(sum(last) / len(last), 6)
+    if head > 0 and trend >= RISE_CORRELATION and max(tail, data["tail_mean"]) >= rise_factor * head:
         return Verdict(
             "rising",
             f"The training loss rose steadily from {head:.4g} to {tail:.4g} ({tail / head:.1f}x): the optimizer is "
