@@ -130,3 +130,17 @@ def test_group_with_lr_zero_and_trainable_parameters_is_named(tmp_path):
 def test_frozen_group_with_lr_zero_is_silent(tmp_path):
     report = _run(WithSchedule(None, groups=_head_group(0.0, False)), tmp_path, max_epochs=2)
     assert not serious(report, "lr-schedule"), report["findings"]
+
+
+def test_update_ratio_names_the_group_with_lr_zero(tmp_path):
+    from lightning_sanity.callbacks.norms import NormMonitor
+
+    report = _run(WithSchedule(None, groups=_head_group(0.0, True)), tmp_path, max_epochs=2,
+                  callbacks=[NormMonitor()])
+    (finding,) = serious(report, "update-ratio")
+    assert finding["data"]["kind"] == "too_small" and finding["data"]["layers"] == ["net.2"]
+    assert finding["data"]["zero_lr_groups"] == ["param group 1 of SGD"]
+    assert "learning rate is 0" in finding["message"]
+    frozen = _run(WithSchedule(None, groups=_head_group(0.0, False)), tmp_path / "frozen", max_epochs=2,
+                  callbacks=[NormMonitor()])
+    assert not serious(frozen, "update-ratio"), frozen["findings"]

@@ -321,6 +321,11 @@ class NormMonitor(SanityCallback):
         self._upd_meta: list[tuple[int, int, int]] = []
         self._global_recent: list[float] = []  # the last 200 finite global gradient norms
         self._global_max = -math.inf
+        self._global_seen = 0
+        self._zero_lr_groups: dict[tuple[int, int], tuple[str, list[int], dict]] = {}
+        self._early_max = -math.inf
+        self._early_spike: Optional[tuple[float, torch.Tensor, _Row]] = None
+        self._automatic = True
         self._counts: Optional[N.GradientCounts] = None
         self._first_meta: Optional[tuple[int, int, int]] = None
         self._probe_targets: list[str] = []
@@ -342,6 +347,7 @@ class NormMonitor(SanityCallback):
     def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._reset()
         self._sharded = type(trainer.strategy).__name__ in _SHARDED_STRATEGIES
+        self._automatic = bool(pl_module.automatic_optimization)
         self._active = bool(self.active_checks) and (trainer.is_global_zero or self._sharded)
         if not self._active:
             return
@@ -489,20 +495,19 @@ class NormMonitor(SanityCallback):
             self._update_valid = valid | self._lr_positive_layers(optimizer, view, pattern)
 
     def _lr_positive_layers(self, optimizer: Optimizer, view: _OptimizerView, pattern: _Pattern) -> torch.Tensor:
-        """Layers with a gradient whose parameters sit in a parameter group with a non-zero learning rate."""
-        frozen_groups = {
-            g for g, group in enumerate(optimizer.param_groups)
+        """Layers with a gradient in this step; those in a parameter group with lr 0 are noted for naming.
+
+        A trainable layer with gradients whose group has lr 0 does not move: it is judged like any other (a
+        frozen group is frozen by requires_grad=False, which leaves it without a gradient).
+        """
+        for g, group in enumerate(optimizer.param_groups):
             # a tensor learning rate (capturable optimizers) would need a device read: assume it is non-zero
-            if not isinstance(group.get("lr"), torch.Tensor) and group.get("lr") == 0
-        }
-        if not frozen_groups:
-            return pattern.has_grad
-        valid = torch.zeros(len(self.layers), dtype=torch.bool)
-        present = range(len(view.params)) if pattern.present is None else pattern.present
-        for i in present:
-            if view.group[i] not in frozen_groups:
-                valid[view.layer[i]] = True
-        return valid
+            if not isinstance(group.get("lr"), torch.Tensor) and group.get("lr") == 0:
+                key = (id(optimizer), g)
+                if key not in self._zero_lr_groups:
+                    layers = sorted({view.layer[i] for i, gi in enumerate(view.group) if gi == g})
+                    self._zero_lr_groups[key] = (f"param group {g} of {type(optimizer).__name__}", layers, group)
+        return pattern.has_grad
 
     def _finish_updates(self) -> None:
         """``||w_after - w_before||^2`` per layer into the buffer's third block, then free the copies.
@@ -674,43 +679,75 @@ class NormMonitor(SanityCallback):
     # ------------------------------------------------------------------ judgements
 
     def _judge_spikes(self, trainer: "pl.Trainer", grad_sq: torch.Tensor, meta: list[_Row]) -> None:
-        """The global gradient norm of each buffered step against the running history before it."""
+        """The global gradient norm of each buffered step against the running history before it.
+
+        "10x above the level before" is measured against the first steps (``N.SPIKE_EARLY``), not against every
+        step before: an explosion that ramps up over a few steps (x5 per step) would otherwise always sit
+        within 10x of its own previous step. A spike within the first ``N.SPIKE_WARMUP`` steps has no running
+        median yet: it is kept as a candidate and judged at the end against the whole run's median.
+        """
         values = grad_sq.sum(dim=1).sqrt().tolist()
         watching = "exploding-gradient" in self.active_checks and ("exploding-gradient", "spike") not in self._reported
         recent = self._global_recent
         for i, value in enumerate(values):
             if not math.isfinite(value):
                 continue
-            # Only a value 10x above everything before it can be a spike: the median is needed for those alone.
-            if watching and len(recent) >= N.SPIKE_WARMUP and value >= N.SPIKE_OVER_MAX * self._global_max:
-                factor = N.gradient_spike(torch.tensor(recent[-200:], dtype=torch.float64), value,
-                                          factor=self.threshold("exploding-gradient", "spike"))
-                if factor is not None:
-                    watching = False
-                    self._report_spike(trainer, grad_sq, i, meta[i], value, factor)
+            seen = self._global_seen
+            reference = self._early_max if seen >= N.SPIKE_EARLY else self._global_max
+            if watching and seen >= 1 and value >= N.SPIKE_OVER_MAX * reference:
+                if seen < N.SPIKE_WARMUP:
+                    if self._early_spike is None or value > self._early_spike[0]:
+                        self._early_spike = (value, grad_sq[i].clone(), meta[i])
+                else:
+                    factor = N.gradient_spike(torch.tensor(recent[-200:], dtype=torch.float64), value,
+                                              factor=self.threshold("exploding-gradient", "spike"),
+                                              reference=reference)
+                    if factor is not None:
+                        watching = False
+                        self._report_spike(trainer, grad_sq[i], meta[i], value, factor)
             recent.append(value)
+            self._global_seen += 1
             self._global_max = max(self._global_max, value)
+            if seen < N.SPIKE_EARLY:
+                self._early_max = max(self._early_max, value)
         self._global_recent = recent[-200:]
 
-    def _report_spike(self, trainer: "pl.Trainer", grad_sq: torch.Tensor, i: int, row: _Row, value: float,
+    def _judge_early_spike(self, trainer: "pl.Trainer", norms: torch.Tensor) -> None:
+        """A spike within the first steps, judged against the median of the whole run."""
+        if self._early_spike is None or ("exploding-gradient", "spike") in self._reported:
+            return
+        if "exploding-gradient" not in self.active_checks or norms.numel() < 2 * N.SPIKE_WARMUP:
+            return
+        value, layer_sq, row = self._early_spike
+        median = N.median_finite(norms)
+        factor = self.threshold("exploding-gradient", "spike")
+        if median > 0 and value >= factor * median:
+            self._report_spike(trainer, layer_sq, row, value, value / median)
+
+    def _report_spike(self, trainer: "pl.Trainer", layer_sq: torch.Tensor, row: _Row, value: float,
                       factor: float) -> None:
         median = value / factor
-        layer, layer_value = self._spiking_layer(grad_sq, i)
+        layer, layer_value = self._spiking_layer(layer_sq)
         self._reported.add(("exploding-gradient", "spike"))
+        clip = trainer.gradient_clip_val if self._automatic else None
+        message = (f"The global gradient norm jumped to {value:.3g}, {factor:.3g}x its running median of "
+                   f"{median:.3g}; the largest part is in `{layer}` (gradient norm {layer_value:.3g}).")
+        if clip:
+            # Norms are read before clipping: the step itself was bounded, which is what clipping is for.
+            message += (f" Gradient clipping (gradient_clip_val={clip}) bounded the update: norms are read before "
+                        "clipping.")
         self._report(
-            trainer, "exploding-gradient", Severity.WARNING,
-            f"The global gradient norm jumped to {value:.3g}, {factor:.3g}x its running median of "
-            f"{median:.3g}; the largest part is in `{layer}` (gradient norm {layer_value:.3g}).",
+            trainer, "exploding-gradient", Severity.INFO if clip else Severity.WARNING, message,
             "Lower the learning rate or add warm-up, clip gradients (Trainer(gradient_clip_val=1.0)), check "
             "the initialisation scale and the loss for divisions by small numbers, and add normalisation "
             "layers or weight decay.",
             where=layer, meta=(row.step, row.epoch, row.batch_idx),
             data={"kind": "spike", "grad_norm": value, "running_median": median, "factor": factor,
-                  "layer_grad_norm": layer_value},
+                  "layer_grad_norm": layer_value, "clipped": bool(clip)},
         )
 
-    def _spiking_layer(self, grad_sq: torch.Tensor, i: int) -> tuple[str, float]:
-        norms = grad_sq[i].sqrt()
+    def _spiking_layer(self, layer_sq: torch.Tensor) -> tuple[str, float]:
+        norms = layer_sq.sqrt()
         norms = torch.where(torch.isfinite(norms), norms, torch.zeros_like(norms))
         layer = int(norms.argmax())
         return self.layers.names[layer], norms[layer].item()
@@ -736,6 +773,7 @@ class NormMonitor(SanityCallback):
         steps = int(self._counts.observed.max())
         self._conclude_dead(trainer, steps)
         vanishing = self._conclude_vanishing(trainer, grad_sq, weight_sq, present)
+        self._judge_early_spike(trainer, grad_sq.sum(1).sqrt())
         self._conclude_growth(trainer, grad_sq)
         self._conclude_weights(trainer, weight_sq)
         self._conclude_updates(trainer, exclude=vanishing)
@@ -926,6 +964,7 @@ class NormMonitor(SanityCallback):
             self.detail(trainer, "update-ratio",
                         f"median ||dw||/||w|| {N.median_finite(ratios):.2g} over {upd.shape[0]} measurements")
         for kind, found in verdicts.items():
+            groups: list = []
             # Layers whose gradients vanish do not move either; vanishing-gradient names the cause.
             found = [(i, r) for i, r in found if i not in exclude]
             if not found:
@@ -943,12 +982,24 @@ class NormMonitor(SanityCallback):
                            f"median ||dw||/||w|| is {ratio:.3g} although gradients are non-zero (healthy: about 1e-3).")
                 advice = ("Raise the learning rate (it may be off by orders of magnitude, e.g. 1e-10 instead of "
                           "1e-3), and check the scheduler and any parameter group with a tiny learning rate.")
+                layers = {i for i, _ in found}
+                # groups whose lr is still 0 at the end (a warm-up from 0 is not one)
+                zero = [(n, m) for n, m, group in self._zero_lr_groups.values() if group.get("lr") == 0]
+                groups = [(name, sorted(layers & set(members))) for name, members in zero]
+                groups = [(name, members) for name, members in groups if members]
+                if groups:
+                    said = "; ".join(f"{name} (layers {N.short_list([self.layers.names[i] for i in members])})"
+                                     for name, members in groups)
+                    message += f" Their learning rate is 0: {said}."
+                    advice = ("Give the group a non-zero lr; if the layers are meant to stay frozen, set "
+                              "requires_grad_(False) on them (no gradients to compute either).")
             rows = [i for i in range(len(self._upd_meta)) if valid[i].any()]
             self._report(
                 trainer, "update-ratio", Severity.WARNING, message, advice,
                 where=N.common_module(names) if len(names) > 1 else names[0],
                 meta=self._upd_meta[rows[0]] if rows else self._first_meta,
-                data={"kind": kind, "layers": names, "ratio": ratio, "measurements": upd.shape[0]},
+                data={"kind": kind, "layers": names, "ratio": ratio, "measurements": upd.shape[0],
+                      **({"zero_lr_groups": [name for name, _ in groups]} if kind == "too_small" else {})},
             )
 
     # ------------------------------------------------------------------ plumbing
