@@ -37,6 +37,10 @@ _requires_grad = attrgetter("requires_grad")
 #: The update ratio is also measured on each of the first steps: a learning rate that is far too high shows
 #: (and may diverge) long before the first logging step.
 _EARLY_UPDATE_STEPS = 10
+#: The update ratio copies at most this many parameter elements per measuring step, or the largest layer when
+#: that is larger: layers are measured in bins of that size, one bin per measuring step in rotation, so the
+#: suite's extra memory stays within the largest layer (not a second copy of the whole model).
+_UPDATE_BIN_MIN = 1 << 20
 #: At most this many optimizer steps are buffered on the device; a longer logging interval flushes early.
 _BUFFER_STEPS = 1024
 #: Steps of history kept on the host for the end-of-run judgements; older steps are thinned out beyond this.
@@ -91,6 +95,7 @@ class _OptimizerView:
         self.owned[self.layer] = True
         self.grad_norms: Optional[torch.Tensor] = None
         self._rows: tuple[torch.Tensor, ...] = ()
+        self._bins: dict[tuple[int, int], tuple[list[int], torch.Tensor]] = {}
 
     def grad_norm_row(self, row: int, rows: int) -> torch.Tensor:
         if self.grad_norms is None or self.grad_norms.shape[0] != rows:
@@ -107,6 +112,19 @@ class _OptimizerView:
         if self.grad_norms is not None and self.params:
             buf[: self.grad_norms.shape[0], : self.num_layers].index_add_(1, self.layer_index, self.grad_norms.square())
             self.grad_norms.zero_()
+
+    def bin_subset(self, pattern: _Pattern, b: int, bin_of: list[int]) -> tuple[list[int], torch.Tensor]:
+        """Positions of the stepped parameters of ``pattern`` whose layer is in bin ``b``, and their update index."""
+        key = (id(pattern), b)
+        found = self._bins.get(key)
+        if found is None:
+            if len(self._bins) > 256:
+                self._bins.clear()
+            present = range(len(self.params)) if pattern.present is None else pattern.present
+            chosen = [i for i in present if bin_of[self.layer[i]] == b]
+            L = self.num_layers
+            found = self._bins[key] = (chosen, _to_device([2 * L + self.layer[i] for i in chosen], self.device))
+        return found
 
     def pattern(self, missing: tuple[int, ...]) -> _Pattern:
         found = self.patterns.get(missing)
@@ -307,7 +325,7 @@ class NormMonitor(SanityCallback):
         self._measure_update = False
         self._last_weight_sq: Optional[torch.Tensor] = None
         self._update_valid: Optional[torch.Tensor] = None
-        self._copies: list[tuple[int, list[torch.Tensor], _Pattern, list[torch.Tensor]]] = []
+        self._copies: list[tuple[int, list[torch.Tensor], _Pattern, list[torch.Tensor], torch.Tensor]] = []
         self._spare: dict[int, tuple[_Pattern, list[torch.Tensor]]] = {}
         # host history, one row per step (thinned beyond _HISTORY_STEPS)
         self._hist_grad: list[torch.Tensor] = []
@@ -322,6 +340,10 @@ class NormMonitor(SanityCallback):
         self._global_recent: list[float] = []  # the last 200 finite global gradient norms
         self._global_max = -math.inf
         self._global_seen = 0
+        self._bin_of: list[int] = []
+        self._bin_masks: list[torch.Tensor] = []
+        self._bin = 0
+        self._early = _EARLY_UPDATE_STEPS
         self._zero_lr_groups: dict[tuple[int, int], tuple[str, list[int], dict]] = {}
         self._early_max = -math.inf
         self._early_spike: Optional[tuple[float, torch.Tensor, _Row]] = None
@@ -362,6 +384,7 @@ class NormMonitor(SanityCallback):
             self._log = every > 0
             self._every = every if every > 0 else _FALLBACK_EVERY
             self._counts = N.GradientCounts.empty(len(self.layers))
+            self._plan_bins()
             if not pl_module.automatic_optimization and len(trainer.optimizers) == 1:
                 # Manual optimization leaves zero_grad() to the user: watch whether .grad is ever reset.
                 self._resets = ResetWatch(next((p for p in pl_module.parameters() if p.requires_grad), None))
@@ -375,6 +398,21 @@ class NormMonitor(SanityCallback):
         except Exception as err:  # a check must never lose the user's run
             self._fail(trainer, err)
 
+    def _plan_bins(self) -> None:
+        """Layers in order, packed into bins of at most max(largest layer, ``_UPDATE_BIN_MIN``) elements."""
+        numels = self.layers.numels
+        budget = max(max(numels, default=0), _UPDATE_BIN_MIN)
+        bin_of, b, filled = [], 0, 0
+        for n in numels:
+            if filled and filled + n > budget:
+                b, filled = b + 1, 0
+            bin_of.append(b)
+            filled += n
+        self._bin_of = bin_of
+        self._bin_masks = [torch.tensor([x == k for x in bin_of], dtype=torch.bool) for k in range(b + 1)]
+        # Each layer is measured at least twice in the first steps (a learning rate far too high shows there).
+        self._early = max(_EARLY_UPDATE_STEPS, 2 * len(self._bin_masks))
+
     @override
     def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int) -> None:
         if not self._active:
@@ -383,7 +421,7 @@ class NormMonitor(SanityCallback):
         self._batch_step = None
         self._batch_seen = set()
         self._update_valid = None
-        self._measure_weights = self._stepped < _EARLY_UPDATE_STEPS or (self._stepped + 1) % self._every == 0
+        self._measure_weights = self._stepped < self._early or (self._stepped + 1) % self._every == 0
         self._measure_update = self.update_ratio and self._measure_weights
         if self._probe_targets and not self._probed:
             self._arm_probe(pl_module)
@@ -408,6 +446,8 @@ class NormMonitor(SanityCallback):
             if self._copies or self._spare:
                 with torch.no_grad():
                     self._finish_updates()
+            if self._measure_update and len(self._bin_masks) > 1:
+                self._bin = (self._bin + 1) % len(self._bin_masks)  # the next measuring step takes the next bin
             weighed = _any(self._batch_patterns, "owned", len(self.layers)) if self._measure_weights else None
             row = _Row(self._batch_step, trainer.current_epoch, batch_idx, self._batch_patterns, self._update_valid,
                        weighed)
@@ -483,16 +523,25 @@ class NormMonitor(SanityCallback):
         if self.histogram_every_n_steps and self._stepped % self.histogram_every_n_steps == 0:
             self._histograms(trainer, view, pattern, grads)
         if self._measure_update and present_grads:
-            stepped = params if pattern.present is None else [params[i] for i in pattern.present]
+            whole = len(self._bin_masks) <= 1
+            if whole:
+                stepped = params if pattern.present is None else [params[i] for i in pattern.present]
+                index = pattern.update_index
+            else:  # this step's bin of layers only: the copy stays within the largest layer
+                chosen, index = view.bin_subset(pattern, self._bin, self._bin_of)
+                stepped = [params[i] for i in chosen]
             spare = self._spare.pop(id(optimizer), None)
-            if spare is not None and spare[0] is pattern:
+            if spare is not None and spare[0] is pattern and whole:
                 torch._foreach_copy_(spare[1], stepped)
                 before = spare[1]
             else:
-                before = torch._foreach_mul(stepped, 1.0)
-            self._copies.append((id(optimizer), stepped, pattern, before))
+                spare = None  # freed before the new copy is made
+                before = torch._foreach_mul(stepped, 1.0) if stepped else []
+            if stepped:
+                self._copies.append((id(optimizer), stepped, pattern, before, index))
             valid = self._update_valid if self._update_valid is not None else torch.zeros(len(self.layers), dtype=torch.bool)
-            self._update_valid = valid | self._lr_positive_layers(optimizer, view, pattern)
+            measured = self._lr_positive_layers(optimizer, view, pattern)
+            self._update_valid = valid | (measured if whole else measured & self._bin_masks[self._bin])
 
     def _lr_positive_layers(self, optimizer: Optimizer, view: _OptimizerView, pattern: _Pattern) -> torch.Tensor:
         """Layers with a gradient in this step; those in a parameter group with lr 0 are noted for naming.
@@ -517,12 +566,12 @@ class NormMonitor(SanityCallback):
         size cost page faults. It is freed as soon as a step does not measure; on accelerators (caching
         allocators) it is always freed at once.
         """
-        reuse = self._buf.device.type == "cpu" and self.update_ratio and (
-            self._stepped + 1 < _EARLY_UPDATE_STEPS or (self._stepped + 2) % self._every == 0
+        reuse = self._buf.device.type == "cpu" and self.update_ratio and len(self._bin_masks) <= 1 and (
+            self._stepped + 1 < self._early or (self._stepped + 2) % self._every == 0
         )
-        for key, params, pattern, before in self._copies:
+        for key, params, pattern, before, index in self._copies:
             torch._foreach_sub_(before, params)
-            N.layer_sum_of_squares(before, pattern.update_index, 3 * len(self.layers), out=self._buf[self._row])
+            N.layer_sum_of_squares(before, index, 3 * len(self.layers), out=self._buf[self._row])
             if reuse:
                 self._spare[key] = (pattern, before)
         self._copies.clear()
