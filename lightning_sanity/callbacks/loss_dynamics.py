@@ -76,10 +76,12 @@ class LossDynamics(SanityCallback):
     run seen whole that ends at that baseline is an error. Nothing is judged before
     ``loss_trend_min_progress`` of the planned training was seen (a run that ends normally counts as complete).
 
-    **lr-schedule** reads ``trainer.optimizers[i].param_groups[j]["lr"]`` (host floats) at every batch start and
-    warns when a group's rate falls below ``collapse_ratio`` x the largest rate it had, before
-    ``collapse_before`` of the planned training, and stays there. Warmup from 0, cosine and linear decay to
-    the end, one-cycle and warm restarts stay silent.
+    **lr-schedule** reads ``trainer.optimizers[i].param_groups[j]["lr"]`` (host floats) at every batch start and,
+    with the schedulers' configuration (``trainer.lr_scheduler_configs``), warns when a group's rate falls below
+    ``collapse_ratio`` x the largest rate it had before ``collapse_before`` of the planned training and stays
+    there; falls and restarts with a period far shorter than the run; warms up for longer than the planned run;
+    or is 0 all run while the group's parameters are trainable (see :mod:`lightning_sanity.checks.schedule`).
+    Warmup from 0, cosine and linear decay to the end, one-cycle, warm restarts and SWA stay silent.
 
     Only global rank 0 judges; this callback writes no TensorBoard charts.
 

@@ -193,7 +193,8 @@ class NormMonitor(SanityCallback):
     so the judgements carry the latest reading over the steps in between, and the weights are read once more at
     the end of fit. The update ratio ``||w_after - w_before|| / ||w_before||`` is measured on the same steps, from
     a copy of the stepped parameters taken just before the step and freed right after it (no permanent copy of
-    the model). Several optimizers and manual optimization work alike.
+    the model); a model larger than 2^20 elements is measured in bins of layers of at most its largest layer, one
+    bin per measuring step in rotation, so the copy stays within the largest layer. Several optimizers and manual optimization work alike.
 
     Cost: per optimizer step, one fused ``torch._foreach_norm`` over the gradients, written into a row of a
     buffer on the device; the buffer is reduced per layer and read (one host-device transfer) every
@@ -205,7 +206,8 @@ class NormMonitor(SanityCallback):
     - ``vanishing-gradient``: a layer's gradient vanishingly small against its weights and against the
       layers with the largest gradients, sustained.
     - ``exploding-gradient``: the global gradient norm jumps by 3 orders of magnitude against its running
-      median, or grows by 2 orders of magnitude and keeps rising.
+      median (and 10x above the first steps' level), or grows by 2 orders of magnitude and keeps rising; a spike
+      under ``gradient_clip_val`` is info (clipping bounded the step).
     - ``weight-growth``: a layer's weight norm multiplied by more than 10 and still rising.
     - ``update-ratio``: ``||dw||/||w||`` of a weight layer at or above 1 (learning rate far too high) or at or
       below 1e-7 with non-zero gradients (not learning), sustained.
@@ -237,8 +239,8 @@ class NormMonitor(SanityCallback):
             match, names the group; names that do not match stay their own group).
         norms_max_tags: at most this many layers per quantity are logged; a model with more is grouped
             automatically at the deepest module depth that fits (judgements stay per layer).
-        norms_update_ratio: measure update ratios (needs a transient copy of the stepped parameters on
-            measuring steps; switch off when memory is tight).
+        norms_update_ratio: measure update ratios (needs a transient copy of one bin of stepped layers, at
+            most the largest layer, on measuring steps; switch off when memory is tight).
         norms_histogram_every_n_steps: write gradient and weight histograms per layer every this many steps
             (0: never, the default; histograms cost a copy of every parameter and gradient).
 
