@@ -375,9 +375,11 @@ class LossDynamics(SanityCallback):
     def _scheduler_facts(self, trainer: "pl.Trainer") -> list:
         try:
             epoch = trainer.num_training_batches
-            accumulate = trainer.accumulate_grad_batches if trainer.lightning_module.automatic_optimization else 1
+            automatic = trainer.lightning_module.automatic_optimization
+            accumulate = trainer.accumulate_grad_batches if automatic else 1
             return schedule.scheduler_facts(list(trainer.lr_scheduler_configs), list(trainer.optimizers),
-                                            float(epoch) if isinstance(epoch, (int, float)) else None, accumulate)
+                                            float(epoch) if isinstance(epoch, (int, float)) else None, accumulate,
+                                            manual=not automatic)
         except Exception:  # an unusual scheduler: judge from the trajectory alone
             return []
 

@@ -117,12 +117,13 @@ def _warmup_units(scheduler: Any) -> Optional[tuple[float, str]]:
 
 
 def scheduler_facts(configs: list, optimizers: list, batches_per_epoch: Optional[float],
-                    accumulate: int) -> list[dict[str, Any]]:
+                    accumulate: int, manual: bool = False) -> list[dict[str, Any]]:
     """What the run knows about each scheduler: its optimizer index, type, and lengths in training batches.
 
     Each entry: ``optimizer`` (index or None), ``name``, ``interval``, ``unit`` (batches per scheduler step, None
     when unknown), ``warmup_batches`` / ``warmup_words`` (a rising phase's length), ``t_max_batches`` (a one-shot
-    annealing length).
+    annealing length). Under manual optimization the user steps the schedulers wherever they like: their
+    ``interval`` means nothing, so no length is converted (``unit`` None).
     """
     facts = []
     for config in configs:
@@ -131,7 +132,7 @@ def scheduler_facts(configs: list, optimizers: list, batches_per_epoch: Optional
             continue
         opt = getattr(scheduler, "optimizer", None)
         index = next((i for i, o in enumerate(optimizers) if o is opt), None)
-        unit = _unit_batches(config, batches_per_epoch, accumulate)
+        unit = None if manual else _unit_batches(config, batches_per_epoch, accumulate)
         entry: dict[str, Any] = {"optimizer": index, "name": type(scheduler).__name__,
                                  "interval": getattr(config, "interval", "epoch"),
                                  "frequency": getattr(config, "frequency", 1), "unit": unit}
