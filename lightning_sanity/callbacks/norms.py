@@ -194,7 +194,8 @@ class NormMonitor(SanityCallback):
     the end of fit. The update ratio ``||w_after - w_before|| / ||w_before||`` is measured on the same steps, from
     a copy of the stepped parameters taken just before the step and freed right after it (no permanent copy of
     the model); a model larger than 2^20 elements is measured in bins of layers of at most its largest layer, one
-    bin per measuring step in rotation, so the copy stays within the largest layer. Several optimizers and manual optimization work alike.
+    bin per measuring step in rotation, so the copy stays within the largest layer. Several optimizers and
+    manual optimization work alike.
 
     Cost: per optimizer step, one fused ``torch._foreach_norm`` over the gradients, written into a row of a
     buffer on the device; the buffer is reduced per layer and read (one host-device transfer) every
