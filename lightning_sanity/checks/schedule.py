@@ -58,7 +58,7 @@ class LrTrajectory(LrHistory):
     fallen: bool = False
     restarts: list[int] = dataclasses.field(default_factory=list)
 
-    def update(self, lr: float, *, step: int, progress: Optional[float], batch: int = 0) -> None:  # type: ignore[override]
+    def update(self, lr: float, *, step: int, progress: Optional[float], batch: int = 0) -> None:
         if not math.isfinite(lr):
             return
         previous = self.last
