@@ -16,8 +16,9 @@ import torch
 from typing_extensions import override
 
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
-from lightning_sanity.checks import dynamics
-from lightning_sanity.checks.dynamics import LrHistory, Verdict, judge_loss_trend, loss_kind_is
+from lightning_sanity.checks import dynamics, schedule
+from lightning_sanity.checks.dynamics import Verdict, judge_loss_trend, loss_kind_is
+from lightning_sanity.checks.schedule import LrTrajectory
 from lightning_sanity.checks.loss_baseline import finite_or_none, trend_baseline, trend_words
 
 #: losses kept on the device between reads: one host transfer per this many batches (and at epoch ends).
@@ -75,10 +76,12 @@ class LossDynamics(SanityCallback):
     run seen whole that ends at that baseline is an error. Nothing is judged before
     ``loss_trend_min_progress`` of the planned training was seen (a run that ends normally counts as complete).
 
-    **lr-schedule** reads ``trainer.optimizers[i].param_groups[j]["lr"]`` (host floats) at every batch start and
-    warns when a group's rate falls below ``collapse_ratio`` x the largest rate it had, before
-    ``collapse_before`` of the planned training, and stays there. Warmup from 0, cosine and linear decay to
-    the end, one-cycle and warm restarts stay silent.
+    **lr-schedule** reads ``trainer.optimizers[i].param_groups[j]["lr"]`` (host floats) at every batch start and,
+    with the schedulers' configuration (``trainer.lr_scheduler_configs``), warns when a group's rate falls below
+    ``collapse_ratio`` x the largest rate it had before ``collapse_before`` of the planned training and stays
+    there; falls and restarts with a period far shorter than the run; warms up for longer than the planned run;
+    or is 0 all run while the group's parameters are trainable (see :mod:`lightning_sanity.checks.schedule`).
+    Warmup from 0, cosine and linear decay to the end, one-cycle, warm restarts and SWA stay silent.
 
     Only global rank 0 judges; this callback writes no TensorBoard charts.
 
@@ -146,7 +149,7 @@ class LossDynamics(SanityCallback):
         self._before = 0
         self._planned: Optional[int] = None
         self._no_loss_reason: Optional[str] = None
-        self._lr: dict[tuple[int, int], LrHistory] = {}
+        self._lr: dict[tuple[int, int], LrTrajectory] = {}
         self._lr_unreadable: Optional[str] = None
         self._ended_normally = False
         self._broken: dict[str, str] = {}
@@ -187,10 +190,11 @@ class LossDynamics(SanityCallback):
                     history = self._lr.get((i, j))
                     if history is None:
                         where = f"param group {j} of optimizer {i} ({type(optimizer).__name__})"
-                        history = self._lr[(i, j)] = LrHistory(
+                        history = self._lr[(i, j)] = LrTrajectory(
                             where, ratio=self.threshold("lr-schedule", "collapse_ratio"))
                     if lr != history.last:  # the same rate again changes nothing in the history
-                        history.update(float(lr), step=trainer.global_step, progress=self._progress())
+                        history.update(float(lr), step=trainer.global_step, progress=self._progress(),
+                                       batch=self._before + self._seen)
         except Exception as err:  # never lose the run over a diagnostic
             self._lr_unreadable = f"could not read the learning rates: {err!r}"
 
@@ -340,12 +344,57 @@ class LossDynamics(SanityCallback):
             self.skip(trainer, "lr-schedule", "planned length unknown: cannot tell early from late")
             return
         lowest = min(self._lr.values(), key=lambda h: (h.last or 0.0) / h.max_lr if h.max_lr > 0 else 1.0)
+        facts = self._scheduler_facts(trainer)
+        # StochasticWeightAveraging anneals the rate to its own swa_lrs, up or down, by design.
+        swa = any(f["name"] in schedule.SWA_NAMES for f in facts) or any(
+            type(c).__name__ == "StochasticWeightAveraging" for c in trainer.callbacks)
+        seen = self._before + self._seen
+        complete = seen >= schedule.WARMUP_SEEN * self._planned
+        epoch = trainer.num_training_batches
+        epoch = float(epoch) if isinstance(epoch, (int, float)) else None
         for (i, j), history in self._lr.items():
-            verdict = history.judge(seen=self._seen_words(), before=self.threshold("lr-schedule", "collapse_before"))
-            if verdict is not None:
-                self._report(trainer, "lr-schedule", verdict, where=f"optimizers[{i}].param_groups[{j}]")
+            where = f"optimizers[{i}].param_groups[{j}]"
+            mine = [f for f in facts if f["optimizer"] == i]
+            if history.max_lr == 0 and history.last is not None:
+                self._judge_zero_group(trainer, i, j, history, where)
+                continue
+            verdicts = []
+            if not swa:
+                verdicts.append(schedule.judge_repeated(history, facts=mine, planned=self._planned,
+                                                        batches_per_epoch=epoch, seen=self._seen_words()))
+                verdicts.append(schedule.judge_warmup(history, facts=mine, planned=self._planned, seen=seen,
+                                                      complete=complete, seen_words=self._seen_words()))
+            if not history.restarts:
+                verdicts.append(history.judge(seen=self._seen_words(),
+                                              before=self.threshold("lr-schedule", "collapse_before")))
+            for verdict in filter(None, verdicts):
+                self._report(trainer, "lr-schedule", verdict, where=where)
         if lowest.max_lr > 0 and lowest.last is not None:
             self.detail(trainer, "lr-schedule", f"lowest lr at the end: {lowest.last / lowest.max_lr:.2g}x its peak")
+
+    def _scheduler_facts(self, trainer: "pl.Trainer") -> list:
+        try:
+            epoch = trainer.num_training_batches
+            automatic = trainer.lightning_module.automatic_optimization
+            accumulate = trainer.accumulate_grad_batches if automatic else 1
+            return schedule.scheduler_facts(list(trainer.lr_scheduler_configs), list(trainer.optimizers),
+                                            float(epoch) if isinstance(epoch, (int, float)) else None, accumulate,
+                                            manual=not automatic)
+        except Exception:  # an unusual scheduler: judge from the trajectory alone
+            return []
+
+    def _judge_zero_group(self, trainer: "pl.Trainer", i: int, j: int, history: LrTrajectory, where: str) -> None:
+        try:
+            group = trainer.optimizers[i].param_groups[j]
+        except (IndexError, AttributeError):
+            return
+        names = {id(p): n for n, p in trainer.lightning_module.named_parameters()}
+        trainable = [p for p in group.get("params", []) if getattr(p, "requires_grad", False)]
+        if not trainable:
+            return  # frozen on purpose: lr 0 and requires_grad=False
+        verdict = schedule.zero_group_verdict(history.where, [names.get(id(p), "?") for p in trainable],
+                                              len(trainable))
+        self._report(trainer, "lr-schedule", verdict, where=where)
 
     def _report(self, trainer: "pl.Trainer", check: str, verdict: Verdict, where: Optional[str] = None) -> None:
         # A loss that cannot be negative going below zero is a flipped sign, and a run that ends at the prior

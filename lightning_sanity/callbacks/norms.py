@@ -37,6 +37,10 @@ _requires_grad = attrgetter("requires_grad")
 #: The update ratio is also measured on each of the first steps: a learning rate that is far too high shows
 #: (and may diverge) long before the first logging step.
 _EARLY_UPDATE_STEPS = 10
+#: The update ratio copies at most this many parameter elements per measuring step, or the largest layer when
+#: that is larger: layers are measured in bins of that size, one bin per measuring step in rotation, so the
+#: suite's extra memory stays within the largest layer (not a second copy of the whole model).
+_UPDATE_BIN_MIN = 1 << 20
 #: At most this many optimizer steps are buffered on the device; a longer logging interval flushes early.
 _BUFFER_STEPS = 1024
 #: Steps of history kept on the host for the end-of-run judgements; older steps are thinned out beyond this.
@@ -91,6 +95,7 @@ class _OptimizerView:
         self.owned[self.layer] = True
         self.grad_norms: Optional[torch.Tensor] = None
         self._rows: tuple[torch.Tensor, ...] = ()
+        self._bins: dict[tuple[int, int], tuple[list[int], torch.Tensor]] = {}
 
     def grad_norm_row(self, row: int, rows: int) -> torch.Tensor:
         if self.grad_norms is None or self.grad_norms.shape[0] != rows:
@@ -107,6 +112,19 @@ class _OptimizerView:
         if self.grad_norms is not None and self.params:
             buf[: self.grad_norms.shape[0], : self.num_layers].index_add_(1, self.layer_index, self.grad_norms.square())
             self.grad_norms.zero_()
+
+    def bin_subset(self, pattern: _Pattern, b: int, bin_of: list[int]) -> tuple[list[int], torch.Tensor]:
+        """Positions of the stepped parameters of ``pattern`` whose layer is in bin ``b``, and their update index."""
+        key = (id(pattern), b)
+        found = self._bins.get(key)
+        if found is None:
+            if len(self._bins) > 256:
+                self._bins.clear()
+            present = range(len(self.params)) if pattern.present is None else pattern.present
+            chosen = [i for i in present if bin_of[self.layer[i]] == b]
+            L = self.num_layers
+            found = self._bins[key] = (chosen, _to_device([2 * L + self.layer[i] for i in chosen], self.device))
+        return found
 
     def pattern(self, missing: tuple[int, ...]) -> _Pattern:
         found = self.patterns.get(missing)
@@ -175,7 +193,9 @@ class NormMonitor(SanityCallback):
     so the judgements carry the latest reading over the steps in between, and the weights are read once more at
     the end of fit. The update ratio ``||w_after - w_before|| / ||w_before||`` is measured on the same steps, from
     a copy of the stepped parameters taken just before the step and freed right after it (no permanent copy of
-    the model). Several optimizers and manual optimization work alike.
+    the model); a model larger than 2^20 elements is measured in bins of layers of at most its largest layer, one
+    bin per measuring step in rotation, so the copy stays within the largest layer. Several optimizers and
+    manual optimization work alike.
 
     Cost: per optimizer step, one fused ``torch._foreach_norm`` over the gradients, written into a row of a
     buffer on the device; the buffer is reduced per layer and read (one host-device transfer) every
@@ -187,7 +207,8 @@ class NormMonitor(SanityCallback):
     - ``vanishing-gradient``: a layer's gradient vanishingly small against its weights and against the
       layers with the largest gradients, sustained.
     - ``exploding-gradient``: the global gradient norm jumps by 3 orders of magnitude against its running
-      median, or grows by 2 orders of magnitude and keeps rising.
+      median (and 10x above the first steps' level), or grows by 2 orders of magnitude and keeps rising; a spike
+      under ``gradient_clip_val`` is info (clipping bounded the step).
     - ``weight-growth``: a layer's weight norm multiplied by more than 10 and still rising.
     - ``update-ratio``: ``||dw||/||w||`` of a weight layer at or above 1 (learning rate far too high) or at or
       below 1e-7 with non-zero gradients (not learning), sustained.
@@ -219,8 +240,8 @@ class NormMonitor(SanityCallback):
             match, names the group; names that do not match stay their own group).
         norms_max_tags: at most this many layers per quantity are logged; a model with more is grouped
             automatically at the deepest module depth that fits (judgements stay per layer).
-        norms_update_ratio: measure update ratios (needs a transient copy of the stepped parameters on
-            measuring steps; switch off when memory is tight).
+        norms_update_ratio: measure update ratios (needs a transient copy of one bin of stepped layers, at
+            most the largest layer, on measuring steps; switch off when memory is tight).
         norms_histogram_every_n_steps: write gradient and weight histograms per layer every this many steps
             (0: never, the default; histograms cost a copy of every parameter and gradient).
 
@@ -307,7 +328,7 @@ class NormMonitor(SanityCallback):
         self._measure_update = False
         self._last_weight_sq: Optional[torch.Tensor] = None
         self._update_valid: Optional[torch.Tensor] = None
-        self._copies: list[tuple[int, list[torch.Tensor], _Pattern, list[torch.Tensor]]] = []
+        self._copies: list[tuple[int, list[torch.Tensor], _Pattern, list[torch.Tensor], torch.Tensor]] = []
         self._spare: dict[int, tuple[_Pattern, list[torch.Tensor]]] = {}
         # host history, one row per step (thinned beyond _HISTORY_STEPS)
         self._hist_grad: list[torch.Tensor] = []
@@ -321,6 +342,15 @@ class NormMonitor(SanityCallback):
         self._upd_meta: list[tuple[int, int, int]] = []
         self._global_recent: list[float] = []  # the last 200 finite global gradient norms
         self._global_max = -math.inf
+        self._global_seen = 0
+        self._bin_of: list[int] = []
+        self._bin_masks: list[torch.Tensor] = []
+        self._bin = 0
+        self._early = _EARLY_UPDATE_STEPS
+        self._zero_lr_groups: dict[tuple[int, int], tuple[str, list[int], dict]] = {}
+        self._early_max = -math.inf
+        self._early_spike: Optional[tuple[float, torch.Tensor, _Row]] = None
+        self._automatic = True
         self._counts: Optional[N.GradientCounts] = None
         self._first_meta: Optional[tuple[int, int, int]] = None
         self._probe_targets: list[str] = []
@@ -342,6 +372,7 @@ class NormMonitor(SanityCallback):
     def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._reset()
         self._sharded = type(trainer.strategy).__name__ in _SHARDED_STRATEGIES
+        self._automatic = bool(pl_module.automatic_optimization)
         self._active = bool(self.active_checks) and (trainer.is_global_zero or self._sharded)
         if not self._active:
             return
@@ -356,6 +387,7 @@ class NormMonitor(SanityCallback):
             self._log = every > 0
             self._every = every if every > 0 else _FALLBACK_EVERY
             self._counts = N.GradientCounts.empty(len(self.layers))
+            self._plan_bins()
             if not pl_module.automatic_optimization and len(trainer.optimizers) == 1:
                 # Manual optimization leaves zero_grad() to the user: watch whether .grad is ever reset.
                 self._resets = ResetWatch(next((p for p in pl_module.parameters() if p.requires_grad), None))
@@ -369,6 +401,21 @@ class NormMonitor(SanityCallback):
         except Exception as err:  # a check must never lose the user's run
             self._fail(trainer, err)
 
+    def _plan_bins(self) -> None:
+        """Layers in order, packed into bins of at most max(largest layer, ``_UPDATE_BIN_MIN``) elements."""
+        numels = self.layers.numels
+        budget = max(max(numels, default=0), _UPDATE_BIN_MIN)
+        bin_of, b, filled = [], 0, 0
+        for n in numels:
+            if filled and filled + n > budget:
+                b, filled = b + 1, 0
+            bin_of.append(b)
+            filled += n
+        self._bin_of = bin_of
+        self._bin_masks = [torch.tensor([x == k for x in bin_of], dtype=torch.bool) for k in range(b + 1)]
+        # Each layer is measured at least twice in the first steps (a learning rate far too high shows there).
+        self._early = max(_EARLY_UPDATE_STEPS, 2 * len(self._bin_masks))
+
     @override
     def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int) -> None:
         if not self._active:
@@ -377,7 +424,7 @@ class NormMonitor(SanityCallback):
         self._batch_step = None
         self._batch_seen = set()
         self._update_valid = None
-        self._measure_weights = self._stepped < _EARLY_UPDATE_STEPS or (self._stepped + 1) % self._every == 0
+        self._measure_weights = self._stepped < self._early or (self._stepped + 1) % self._every == 0
         self._measure_update = self.update_ratio and self._measure_weights
         if self._probe_targets and not self._probed:
             self._arm_probe(pl_module)
@@ -402,6 +449,8 @@ class NormMonitor(SanityCallback):
             if self._copies or self._spare:
                 with torch.no_grad():
                     self._finish_updates()
+            if self._measure_update and len(self._bin_masks) > 1:
+                self._bin = (self._bin + 1) % len(self._bin_masks)  # the next measuring step takes the next bin
             weighed = _any(self._batch_patterns, "owned", len(self.layers)) if self._measure_weights else None
             row = _Row(self._batch_step, trainer.current_epoch, batch_idx, self._batch_patterns, self._update_valid,
                        weighed)
@@ -477,32 +526,40 @@ class NormMonitor(SanityCallback):
         if self.histogram_every_n_steps and self._stepped % self.histogram_every_n_steps == 0:
             self._histograms(trainer, view, pattern, grads)
         if self._measure_update and present_grads:
-            stepped = params if pattern.present is None else [params[i] for i in pattern.present]
+            whole = len(self._bin_masks) <= 1
+            if whole:
+                stepped = params if pattern.present is None else [params[i] for i in pattern.present]
+                index = pattern.update_index
+            else:  # this step's bin of layers only: the copy stays within the largest layer
+                chosen, index = view.bin_subset(pattern, self._bin, self._bin_of)
+                stepped = [params[i] for i in chosen]
             spare = self._spare.pop(id(optimizer), None)
-            if spare is not None and spare[0] is pattern:
+            if spare is not None and spare[0] is pattern and whole:
                 torch._foreach_copy_(spare[1], stepped)
                 before = spare[1]
             else:
-                before = torch._foreach_mul(stepped, 1.0)
-            self._copies.append((id(optimizer), stepped, pattern, before))
+                spare = None  # freed before the new copy is made
+                before = torch._foreach_mul(stepped, 1.0) if stepped else []
+            if stepped:
+                self._copies.append((id(optimizer), stepped, pattern, before, index))
             valid = self._update_valid if self._update_valid is not None else torch.zeros(len(self.layers), dtype=torch.bool)
-            self._update_valid = valid | self._lr_positive_layers(optimizer, view, pattern)
+            measured = self._lr_positive_layers(optimizer, view, pattern)
+            self._update_valid = valid | (measured if whole else measured & self._bin_masks[self._bin])
 
     def _lr_positive_layers(self, optimizer: Optimizer, view: _OptimizerView, pattern: _Pattern) -> torch.Tensor:
-        """Layers with a gradient whose parameters sit in a parameter group with a non-zero learning rate."""
-        frozen_groups = {
-            g for g, group in enumerate(optimizer.param_groups)
+        """Layers with a gradient in this step; those in a parameter group with lr 0 are noted for naming.
+
+        A trainable layer with gradients whose group has lr 0 does not move: it is judged like any other (a
+        frozen group is frozen by requires_grad=False, which leaves it without a gradient).
+        """
+        for g, group in enumerate(optimizer.param_groups):
             # a tensor learning rate (capturable optimizers) would need a device read: assume it is non-zero
-            if not isinstance(group.get("lr"), torch.Tensor) and group.get("lr") == 0
-        }
-        if not frozen_groups:
-            return pattern.has_grad
-        valid = torch.zeros(len(self.layers), dtype=torch.bool)
-        present = range(len(view.params)) if pattern.present is None else pattern.present
-        for i in present:
-            if view.group[i] not in frozen_groups:
-                valid[view.layer[i]] = True
-        return valid
+            if not isinstance(group.get("lr"), torch.Tensor) and group.get("lr") == 0:
+                key = (id(optimizer), g)
+                if key not in self._zero_lr_groups:
+                    layers = sorted({view.layer[i] for i, gi in enumerate(view.group) if gi == g})
+                    self._zero_lr_groups[key] = (f"param group {g} of {type(optimizer).__name__}", layers, group)
+        return pattern.has_grad
 
     def _finish_updates(self) -> None:
         """``||w_after - w_before||^2`` per layer into the buffer's third block, then free the copies.
@@ -512,12 +569,12 @@ class NormMonitor(SanityCallback):
         size cost page faults. It is freed as soon as a step does not measure; on accelerators (caching
         allocators) it is always freed at once.
         """
-        reuse = self._buf.device.type == "cpu" and self.update_ratio and (
-            self._stepped + 1 < _EARLY_UPDATE_STEPS or (self._stepped + 2) % self._every == 0
+        reuse = self._buf.device.type == "cpu" and self.update_ratio and len(self._bin_masks) <= 1 and (
+            self._stepped + 1 < self._early or (self._stepped + 2) % self._every == 0
         )
-        for key, params, pattern, before in self._copies:
+        for key, params, pattern, before, index in self._copies:
             torch._foreach_sub_(before, params)
-            N.layer_sum_of_squares(before, pattern.update_index, 3 * len(self.layers), out=self._buf[self._row])
+            N.layer_sum_of_squares(before, index, 3 * len(self.layers), out=self._buf[self._row])
             if reuse:
                 self._spare[key] = (pattern, before)
         self._copies.clear()
@@ -674,43 +731,75 @@ class NormMonitor(SanityCallback):
     # ------------------------------------------------------------------ judgements
 
     def _judge_spikes(self, trainer: "pl.Trainer", grad_sq: torch.Tensor, meta: list[_Row]) -> None:
-        """The global gradient norm of each buffered step against the running history before it."""
+        """The global gradient norm of each buffered step against the running history before it.
+
+        "10x above the level before" is measured against the first steps (``N.SPIKE_EARLY``), not against every
+        step before: an explosion that ramps up over a few steps (x5 per step) would otherwise always sit
+        within 10x of its own previous step. A spike within the first ``N.SPIKE_WARMUP`` steps has no running
+        median yet: it is kept as a candidate and judged at the end against the whole run's median.
+        """
         values = grad_sq.sum(dim=1).sqrt().tolist()
         watching = "exploding-gradient" in self.active_checks and ("exploding-gradient", "spike") not in self._reported
         recent = self._global_recent
         for i, value in enumerate(values):
             if not math.isfinite(value):
                 continue
-            # Only a value 10x above everything before it can be a spike: the median is needed for those alone.
-            if watching and len(recent) >= N.SPIKE_WARMUP and value >= N.SPIKE_OVER_MAX * self._global_max:
-                factor = N.gradient_spike(torch.tensor(recent[-200:], dtype=torch.float64), value,
-                                          factor=self.threshold("exploding-gradient", "spike"))
-                if factor is not None:
-                    watching = False
-                    self._report_spike(trainer, grad_sq, i, meta[i], value, factor)
+            seen = self._global_seen
+            reference = self._early_max if seen >= N.SPIKE_EARLY else self._global_max
+            if watching and seen >= 1 and value >= N.SPIKE_OVER_MAX * reference:
+                if seen < N.SPIKE_WARMUP:
+                    if self._early_spike is None or value > self._early_spike[0]:
+                        self._early_spike = (value, grad_sq[i].clone(), meta[i])
+                else:
+                    factor = N.gradient_spike(torch.tensor(recent[-200:], dtype=torch.float64), value,
+                                              factor=self.threshold("exploding-gradient", "spike"),
+                                              reference=reference)
+                    if factor is not None:
+                        watching = False
+                        self._report_spike(trainer, grad_sq[i], meta[i], value, factor)
             recent.append(value)
+            self._global_seen += 1
             self._global_max = max(self._global_max, value)
+            if seen < N.SPIKE_EARLY:
+                self._early_max = max(self._early_max, value)
         self._global_recent = recent[-200:]
 
-    def _report_spike(self, trainer: "pl.Trainer", grad_sq: torch.Tensor, i: int, row: _Row, value: float,
+    def _judge_early_spike(self, trainer: "pl.Trainer", norms: torch.Tensor) -> None:
+        """A spike within the first steps, judged against the median of the whole run."""
+        if self._early_spike is None or ("exploding-gradient", "spike") in self._reported:
+            return
+        if "exploding-gradient" not in self.active_checks or norms.numel() < 2 * N.SPIKE_WARMUP:
+            return
+        value, layer_sq, row = self._early_spike
+        median = N.median_finite(norms)
+        factor = self.threshold("exploding-gradient", "spike")
+        if median > 0 and value >= factor * median:
+            self._report_spike(trainer, layer_sq, row, value, value / median)
+
+    def _report_spike(self, trainer: "pl.Trainer", layer_sq: torch.Tensor, row: _Row, value: float,
                       factor: float) -> None:
         median = value / factor
-        layer, layer_value = self._spiking_layer(grad_sq, i)
+        layer, layer_value = self._spiking_layer(layer_sq)
         self._reported.add(("exploding-gradient", "spike"))
+        clip = trainer.gradient_clip_val if self._automatic else None
+        message = (f"The global gradient norm jumped to {value:.3g}, {factor:.3g}x its running median of "
+                   f"{median:.3g}; the largest part is in `{layer}` (gradient norm {layer_value:.3g}).")
+        if clip:
+            # Norms are read before clipping: the step itself was bounded, which is what clipping is for.
+            message += (f" Gradient clipping (gradient_clip_val={clip}) bounded the update: norms are read before "
+                        "clipping.")
         self._report(
-            trainer, "exploding-gradient", Severity.WARNING,
-            f"The global gradient norm jumped to {value:.3g}, {factor:.3g}x its running median of "
-            f"{median:.3g}; the largest part is in `{layer}` (gradient norm {layer_value:.3g}).",
+            trainer, "exploding-gradient", Severity.INFO if clip else Severity.WARNING, message,
             "Lower the learning rate or add warm-up, clip gradients (Trainer(gradient_clip_val=1.0)), check "
             "the initialisation scale and the loss for divisions by small numbers, and add normalisation "
             "layers or weight decay.",
             where=layer, meta=(row.step, row.epoch, row.batch_idx),
             data={"kind": "spike", "grad_norm": value, "running_median": median, "factor": factor,
-                  "layer_grad_norm": layer_value},
+                  "layer_grad_norm": layer_value, "clipped": bool(clip)},
         )
 
-    def _spiking_layer(self, grad_sq: torch.Tensor, i: int) -> tuple[str, float]:
-        norms = grad_sq[i].sqrt()
+    def _spiking_layer(self, layer_sq: torch.Tensor) -> tuple[str, float]:
+        norms = layer_sq.sqrt()
         norms = torch.where(torch.isfinite(norms), norms, torch.zeros_like(norms))
         layer = int(norms.argmax())
         return self.layers.names[layer], norms[layer].item()
@@ -736,6 +825,7 @@ class NormMonitor(SanityCallback):
         steps = int(self._counts.observed.max())
         self._conclude_dead(trainer, steps)
         vanishing = self._conclude_vanishing(trainer, grad_sq, weight_sq, present)
+        self._judge_early_spike(trainer, grad_sq.sum(1).sqrt())
         self._conclude_growth(trainer, grad_sq)
         self._conclude_weights(trainer, weight_sq)
         self._conclude_updates(trainer, exclude=vanishing)
@@ -926,6 +1016,7 @@ class NormMonitor(SanityCallback):
             self.detail(trainer, "update-ratio",
                         f"median ||dw||/||w|| {N.median_finite(ratios):.2g} over {upd.shape[0]} measurements")
         for kind, found in verdicts.items():
+            groups: list = []
             # Layers whose gradients vanish do not move either; vanishing-gradient names the cause.
             found = [(i, r) for i, r in found if i not in exclude]
             if not found:
@@ -943,12 +1034,24 @@ class NormMonitor(SanityCallback):
                            f"median ||dw||/||w|| is {ratio:.3g} although gradients are non-zero (healthy: about 1e-3).")
                 advice = ("Raise the learning rate (it may be off by orders of magnitude, e.g. 1e-10 instead of "
                           "1e-3), and check the scheduler and any parameter group with a tiny learning rate.")
+                layers = {i for i, _ in found}
+                # groups whose lr is still 0 at the end (a warm-up from 0 is not one)
+                zero = [(n, m) for n, m, group in self._zero_lr_groups.values() if group.get("lr") == 0]
+                groups = [(name, sorted(layers & set(members))) for name, members in zero]
+                groups = [(name, members) for name, members in groups if members]
+                if groups:
+                    said = "; ".join(f"{name} (layers {N.short_list([self.layers.names[i] for i in members])})"
+                                     for name, members in groups)
+                    message += f" Their learning rate is 0: {said}."
+                    advice = ("Give the group a non-zero lr; if the layers are meant to stay frozen, set "
+                              "requires_grad_(False) on them (no gradients to compute either).")
             rows = [i for i in range(len(self._upd_meta)) if valid[i].any()]
             self._report(
                 trainer, "update-ratio", Severity.WARNING, message, advice,
                 where=N.common_module(names) if len(names) > 1 else names[0],
                 meta=self._upd_meta[rows[0]] if rows else self._first_meta,
-                data={"kind": kind, "layers": names, "ratio": ratio, "measurements": upd.shape[0]},
+                data={"kind": kind, "layers": names, "ratio": ratio, "measurements": upd.shape[0],
+                      **({"zero_lr_groups": [name for name, _ in groups]} if kind == "too_small" else {})},
             )
 
     # ------------------------------------------------------------------ plumbing

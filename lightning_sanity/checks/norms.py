@@ -65,8 +65,13 @@ SPIKE_FACTOR = 1e3
 #: ... and at least 10x anything seen before, so that a converged model's rare hard batch (tiny median, early
 #: norms far larger) is not a spike.
 SPIKE_OVER_MAX = 10.0
-#: exploding-gradient: the spike test needs this many earlier finite steps; the first steps are noisy.
+#: exploding-gradient: the running-median test needs this many earlier finite steps; a spike before that is
+#: judged at the end against the median of the whole run.
 SPIKE_WARMUP = 5
+#: exploding-gradient: "10x above the level before" is measured against the largest of the first this many
+#: steps (the early, large gradients of a fresh model), not against every earlier step: an explosion that ramps
+#: up over several steps never sits 10x above its own previous step.
+SPIKE_EARLY = 20
 #: exploding-gradient, sustained growth: the recent median is 100x the lowest earlier window median and 10x
 #: the first window's, and still rising.
 GROWTH_FACTOR = 1e2
@@ -414,11 +419,12 @@ def vanishing_layers(
 
 
 def gradient_spike(history: torch.Tensor, value: float, window: int = 200, *,
-                   factor: float = SPIKE_FACTOR) -> Optional[float]:
+                   factor: float = SPIKE_FACTOR, reference: Optional[float] = None) -> Optional[float]:
     """How many times ``value`` exceeds the running median of ``history`` when that is a spike, else None.
 
     A spike is at least :data:`SPIKE_FACTOR` times the median of the last ``window`` finite values AND
-    :data:`SPIKE_OVER_MAX` times every earlier value, after at least :data:`SPIKE_WARMUP` finite values.
+    :data:`SPIKE_OVER_MAX` times ``reference`` (default: every earlier value), after at least
+    :data:`SPIKE_WARMUP` finite values.
 
     >>> h = torch.tensor([1.0, 1.2, 0.9, 1.1, 1.0, 0.8])
     >>> gradient_spike(h, 5e3)
@@ -432,7 +438,8 @@ def gradient_spike(history: torch.Tensor, value: float, window: int = 200, *,
     median = finite[-window:].median().item()
     if median <= 0:
         return None
-    if value >= factor * median and value >= SPIKE_OVER_MAX * finite.max().item():
+    level = finite.max().item() if reference is None else reference
+    if value >= factor * median and value >= SPIKE_OVER_MAX * level:
         return value / median
     return None
 
