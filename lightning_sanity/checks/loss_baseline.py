@@ -196,15 +196,26 @@ def trend_baseline(facts: dict[str, Any]) -> tuple[Optional[float], str]:
     if facts.get("labels_sorted") and kind == "cross_entropy" and classes is not None:
         # The first batches of data in label order hold a few classes: their prior is not the data set's.
         return math.log(classes), f"ln {classes} (uniform prediction; the first batches are sorted by label)"
+    weight, smoothing = facts.get("class_weight"), facts.get("label_smoothing") or 0.0
     if facts.get("baseline_from_label_prior") and counts and sum(counts) > 0:
-        value = label_prior_entropy(counts, classes)
-        if value is not None and value > 0:
-            return value, f"label-prior entropy of {int(sum(counts))} labels"
+        if kind == "cross_entropy" and classes is not None and (weight or smoothing):
+            # Weights and smoothing applied to every counted label, not to one batch's noisy few.
+            from lightning_sanity.checks.loss_priors import cross_entropy_prior
+
+            padded = list(counts)[:classes] + [0.0] * max(0, classes - len(counts))
+            prior = cross_entropy_prior(padded, weight if weight and len(weight) == classes else None, smoothing)
+            if prior is not None and prior.value > 0:
+                return prior.value, f"best constant of {int(sum(counts))} labels, {prior.formula}"
+        else:
+            value = label_prior_entropy(counts, classes)
+            if value is not None and value > 0:
+                return value, f"label-prior entropy H(p) = -sum_c p_c ln p_c of {int(sum(counts))} labels"
+    formula = facts.get("baseline_formula")
     value = finite_or_none(facts.get("baseline_loss"))
     if value is not None and value > 0:
-        if classes is not None and value > math.log(classes):
+        if classes is not None and value > math.log(classes) and not (weight and smoothing):
             return math.log(classes), f"ln {classes} (uniform prediction)"
-        return value, "best constant prediction (initial-loss)"
+        return value, "best constant prediction (initial-loss)" + (f": {formula}" if formula else "")
     if kind == "cross_entropy" and classes is not None:
         return math.log(classes), f"ln {classes} (uniform prediction)"
     return None, ""
