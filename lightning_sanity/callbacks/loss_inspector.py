@@ -481,7 +481,8 @@ class LossInspector(SanityCallback):
         data = {"loss": name, "initial_loss": obs.observed, "uniform_loss": e.uniform, "baseline_loss": e.baseline,
                 "best_bias": e.best_bias[:100], "samples": e.count}
         if verdict == "overconfident":
-            uniform_name = "ln C" if call.kind in L.CLASSIFICATION else "ln 2"
+            uniform_name = ("ln C" if call.kind in L.CLASSIFICATION else "ln 2" if call.kind in L.BINARY
+                            else "the uniform distribution")
             self.report(
                 trainer, "initial-loss", Severity.WARNING,
                 f"{name} is {obs.observed:.4g} before any update, far above the {e.uniform:.4g} ({uniform_name}) of a "

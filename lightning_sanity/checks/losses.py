@@ -522,7 +522,11 @@ def initial_loss_verdict(
     """
     if not math.isfinite(observed):
         return None  # the non-finite check owns NaN / Inf losses
-    if kind in CLASSIFICATION or kind in BINARY:
+    if kind == "gaussian_nll":
+        # A log-likelihood, of either sign: a ratio means nothing. A mean off by k target standard deviations costs
+        # about k^2 / 2 nats over the best constant; 2 nats is an offset of 2 sd, as the classification margin.
+        return "offset" if observed > expectation.baseline + classification_margin else None
+    if kind in CLASSIFICATION or kind in BINARY or kind == "kl_div":
         uniform = expectation.uniform
         if observed > max(classification_factor * uniform, uniform + classification_margin):
             return "overconfident"
