@@ -249,3 +249,17 @@ def test_jitter_counts_only_supervised_tokens(tmp_path):
     report = _run(tmp_path, _Tagger(), train, callbacks=callbacks, max_epochs=3, limit_train_batches=None)
     check = _check(report, "prediction-jitter")
     assert check["status"] == "skipped" and "16 supervised tokens" in check["detail"], check
+
+
+def test_loss_trend_baseline_applies_weights_and_smoothing_to_every_counted_label():
+    from lightning_sanity.checks.loss_baseline import trend_baseline
+    from lightning_sanity.checks.loss_priors import cross_entropy_prior
+
+    counts, weight = [700, 200, 70, 30], [0.36, 1.25, 3.57, 8.33]
+    facts = {"loss_kind": "cross_entropy", "num_classes": 4, "label_counts": counts, "baseline_from_label_prior": True,
+             "class_weight": weight, "label_smoothing": 0.1, "baseline_loss": 1.0}
+    value, how = trend_baseline(facts)
+    assert value == pytest.approx(cross_entropy_prior(counts, weight, 0.1).value)
+    assert "1000 labels" in how and "a_c = w_c" in how
+    plain, how = trend_baseline({**facts, "class_weight": None, "label_smoothing": 0.0})
+    assert plain < value and how.startswith("label-prior entropy")
