@@ -259,7 +259,18 @@ def test_loss_trend_baseline_applies_weights_and_smoothing_to_every_counted_labe
     facts = {"loss_kind": "cross_entropy", "num_classes": 4, "label_counts": counts, "baseline_from_label_prior": True,
              "class_weight": weight, "label_smoothing": 0.1, "baseline_loss": 1.0}
     value, how = trend_baseline(facts)
-    assert value == pytest.approx(cross_entropy_prior(counts, weight, 0.1).value)
+    prior = cross_entropy_prior(counts, weight, 0.1)
+    assert prior.value < value <= prior.uniform  # bias-corrected upwards, never above the uniform prediction
     assert "1000 labels" in how and "a_c = w_c" in how
     plain, how = trend_baseline({**facts, "class_weight": None, "label_smoothing": 0.0})
     assert plain < value and how.startswith("label-prior entropy")
+
+
+def test_bf16_soft_targets_and_log_probabilities_are_not_flagged():
+    from lightning_sanity.checks.loss_inputs import kl_div_input_problem, soft_target_problem
+
+    logits = torch.randn(64, 10, generator=torch.Generator().manual_seed(0))
+    soft = torch.softmax(logits, -1).bfloat16()
+    assert soft_target_problem(soft) is None
+    assert kl_div_input_problem(torch.log_softmax(logits, -1).bfloat16(), soft) is None
+    assert soft_target_problem((soft > 0.1).bfloat16() + 0)["multi_hot"] in (True, False)

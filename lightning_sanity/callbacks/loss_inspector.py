@@ -492,6 +492,16 @@ class LossInspector(SanityCallback):
                 "them first (see input-scale).",
                 where=obs.module, data=data)
             return
+        if call.kind == "gaussian_nll":
+            self.report(
+                trainer, "initial-loss", Severity.WARNING,
+                f"{name} is {obs.observed:.4g} before any update, {obs.observed - e.baseline:.3g} nats above the "
+                f"{e.baseline:.4g} of the best constant prediction (the targets' mean and variance): the predicted "
+                "mean or variance starts far from the targets'.",
+                f"Set the mean head's bias to the target mean {L.format_values(e.best_bias)} (or standardise the "
+                "targets) and start the variance near the targets' variance.",
+                where=obs.module, data=data)
+            return
         cause = L.regression_cause(call)
         data.update(cause)
         first = L.format_values(e.best_bias)

@@ -203,9 +203,19 @@ def trend_baseline(facts: dict[str, Any]) -> tuple[Optional[float], str]:
             from lightning_sanity.checks.loss_priors import cross_entropy_prior
 
             padded = list(counts)[:classes] + [0.0] * max(0, classes - len(counts))
-            prior = cross_entropy_prior(padded, weight if weight and len(weight) == classes else None, smoothing)
+            w = weight if weight and len(weight) == classes else [1.0] * classes
+            prior = cross_entropy_prior(padded, w if weight else None, smoothing)
             if prior is not None and prior.value > 0:
-                return prior.value, f"best constant of {int(sum(counts))} labels, {prior.formula}"
+                # The plug-in estimate from N labels is biased low by about (K - 1) / 2N nats (Miller-Madow); with
+                # weights the frequencies are noisier, as from Kish's effective size (sum w n)^2 / sum w^2 n. A
+                # low baseline turns a slow healthy run into "ends at the prior": correct, and never above the
+                # uniform prediction's loss, which bounds the best constant whatever the labels.
+                wn = sum(wi * ni for wi, ni in zip(w, padded))
+                w2n = sum(wi * wi * ni for wi, ni in zip(w, padded))
+                seen = sum(1 for ni in padded if ni > 0)
+                value = min(prior.uniform, prior.value + (seen - 1) * w2n / (2 * wn * wn)) if wn > 0 else prior.value
+                return value, (f"best constant of {int(sum(counts))} labels (bias-corrected, at most the uniform "
+                               f"prediction's), {prior.formula}")
         else:
             value = label_prior_entropy(counts, classes)
             if value is not None and value > 0:
