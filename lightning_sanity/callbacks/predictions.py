@@ -429,7 +429,16 @@ class PredictionDynamics(SanityCallback):
             figures["mean_change"] = mean_abs_change(self._prev_probs, probs, kind)
             if classes is not None and self._prev_classes is not None:
                 mask = self._supervised_mask(trainer, targets) if kind == "sequence" and targets is not None else None
-                figures["flip_fraction"] = flip_fraction(self._prev_classes, classes, mask)
+                if kind == "sequence":
+                    # A next token is often uncertain by nature: the argmax of a spread distribution swaps between
+                    # near-tied tokens while the distribution barely moves. A flip counts when more than half the
+                    # mass sat on one token before and on another after: a decision that changed.
+                    decided = (self._prev_probs.max(-1).values >= 0.5) & (probs.max(-1).values >= 0.5)
+                    supervised = mask if mask is not None else torch.ones_like(decided)
+                    figures["flip_fraction"] = ((self._prev_classes != classes) & decided & supervised).sum() / \
+                        supervised.sum().clamp_min(1)
+                else:
+                    figures["flip_fraction"] = flip_fraction(self._prev_classes, classes, mask)
         p_true = true_class_probability(probs, targets, kind) if targets is not None and kind != "regression" else None
         # One host transfer for every figure of this snapshot.
         names = list(figures)
