@@ -64,6 +64,6 @@ def test_the_baseline_is_never_above_ln_c_and_prefers_every_counted_label():
     facts = {"loss_kind": "cross_entropy", "num_classes": 10, "baseline_loss": 2.35,
              "baseline_from_label_prior": True, "label_counts": [26] * 10}
     value, how = B.trend_baseline(facts)
-    assert value <= LN10 and "label-prior entropy of 260 labels" == how
+    assert value <= LN10 and "label-prior entropy" in how and "of 260 labels" in how
     facts["baseline_from_label_prior"] = False  # class weights or label smoothing: the initial-loss figure, capped
     assert B.trend_baseline(facts) == (LN10, "ln 10 (uniform prediction)")

@@ -21,6 +21,7 @@ from lightning_sanity.batch import INPUT_KEYS, TARGET_KEYS, split_batch
 from lightning_sanity.callbacks._step_watch import META_OPS, SHAPE_OPS, StepWatch, function_name
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks import data as D
+from lightning_sanity.checks.label_use import unused_head_classes
 from lightning_sanity.findings import Severity
 
 log = logging.getLogger(__name__)
@@ -385,8 +386,10 @@ class DataChecks(SanityCallback):
             return "class" if not self._float_labels else "soft"
         if kind == "binary_cross_entropy":
             return "binary"
-        if kind in ("mse", "l1", "huber"):
+        if kind in ("mse", "l1", "huber", "gaussian_likelihood"):
             return "regression"
+        if kind == "kl_div":
+            return "soft"
         if not self._float_labels:
             return "class"
         if labels.numel() and bool(((labels == 0) | (labels == 1)).all()):
@@ -480,6 +483,8 @@ class DataChecks(SanityCallback):
                 where=where, at_step=False, data={**summary, "classes_per_batch": classes_per_batch,
                                                   "cramers_v": round(v, 3)})
         self._judge_duplicates(trainer, where, samples)
+        if kind == "class" and not sorted_labels:
+            self._judge_head_width(trainer, facts, counts, where, summary)
         if (D.heavy_imbalance(counts, self.threshold("label-distribution", "imbalance_ratio"))
                 and (kind == "binary" or width <= 100)):
             self._report_imbalance(trainer, facts, kind, counts, where, summary)
@@ -505,6 +510,27 @@ class DataChecks(SanityCallback):
             "filter), and deduplicate or relabel the conflicting samples.",
             where=where, at_step=False, data={"groups": groups, "samples": involved, "share": round(share, 4)})
 
+    def _judge_head_width(self, trainer: "pl.Trainer", facts: dict[str, Any], counts: torch.Tensor,
+                          where: Optional[str], summary: dict[str, Any]) -> None:
+        classes = facts.get("num_classes")
+        if not isinstance(classes, int) or classes > 100:
+            return  # a vocabulary: tokens that never occur in a corpus are normal
+        smoothing = float(facts.get("label_smoothing") or 0.0)
+        unused = unused_head_classes(counts.tolist(), classes, smoothing)
+        if unused is None:
+            return
+        cost = (f"; with label_smoothing={smoothing:g}, {unused['smoothing_mass_on_unused']:.2%} of every target's "
+                "mass goes to classes that never occur, which raises the loss floor and biases the probabilities"
+                if smoothing else "; the extra logits are only pushed down, so training itself works")
+        self.report(
+            trainer, "label-distribution", Severity.WARNING if smoothing else Severity.INFO,
+            f"The head predicts {classes} classes but {unused['labels']} labels use only {unused['classes_used']} of "
+            f"them ({unused['unused']} never occur: {unused['unused_classes'][:10]}){cost}.",
+            f"Make the last layer as wide as the classes the labels use ({unused['classes_used']}) or check "
+            "`num_classes` and the label mapping" + ("; smoothing then spreads over real classes only." if smoothing
+                                                      else "."),
+            where=where, at_step=False, data={**summary, **unused}, key="head-width")
+
     def _report_imbalance(self, trainer: "pl.Trainer", facts: dict[str, Any], kind: str, counts: torch.Tensor,
                           where: Optional[str], summary: dict[str, Any]) -> None:
         matches = facts.get("init_matches_prior")
@@ -519,6 +545,14 @@ class DataChecks(SanityCallback):
             bias_text = f"the log class frequencies {bias[:10]}{' ...' if len(bias) > 10 else ''}"
             data = {**summary, "best_bias": bias}
         share = counts.max().item() / counts.sum().item()
+        if facts.get("loss_class_weighted"):
+            self.report(
+                trainer, "label-distribution", Severity.INFO,
+                f"The labels are imbalanced (most/least frequent {summary['imbalance_ratio']:.3g}, majority share "
+                f"{share:.0%}); the loss weighs the classes, which handles it.",
+                "Nothing to do; watch per-class metrics (balanced accuracy), not only accuracy.",
+                where=where, at_step=False, data={**data, "loss_class_weighted": True})
+            return
         if matches:
             self.report(
                 trainer, "label-distribution", Severity.INFO,

@@ -18,6 +18,7 @@ import torch
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 from typing_extensions import override
 
+from lightning_sanity.callbacks._loss_targets import check_targets, initial_detail
 from lightning_sanity.callbacks._step_watch import StepWatch, weight_owners
 from lightning_sanity.batch import split_batch
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
@@ -28,11 +29,11 @@ from lightning_sanity.findings import Severity
 log = logging.getLogger(__name__)
 
 _RECOGNISED = ("cross_entropy, nll_loss, binary_cross_entropy(_with_logits), mse_loss, l1_loss, smooth_l1_loss, "
-               "huber_loss (functional or nn.Module)")
+               "huber_loss, kl_div, gaussian_nll_loss (functional or nn.Module)")
 _NAMES = {
     "cross_entropy": "cross_entropy", "nll": "nll_loss", "binary_cross_entropy": "binary_cross_entropy",
     "binary_cross_entropy_with_logits": "binary_cross_entropy_with_logits", "mse": "mse_loss", "l1": "l1_loss",
-    "smooth_l1": "smooth_l1_loss", "huber": "huber_loss",
+    "smooth_l1": "smooth_l1_loss", "huber": "huber_loss", "kl_div": "kl_div", "gaussian_nll": "gaussian_nll_loss",
 }
 
 
@@ -278,6 +279,7 @@ class LossInspector(SanityCallback):
         trainer = self._trainer
         call, where, name = obs.call, obs.module, _NAMES[obs.call.kind]
         kind = call.kind
+        check_targets(self, trainer, call, name, where)
         if kind in L.CLASSIFICATION:
             classes = L.num_classes(call)
             if L.hard_targets(call):
@@ -434,12 +436,14 @@ class LossInspector(SanityCallback):
             self._judge_observation(trainer, obs)
         e = main.expectation
         if e is not None:
-            self.detail(trainer, "initial-loss",
-                        f"{_NAMES[main.call.kind]} {main.observed:.4g} at init; uniform {e.uniform:.4g}; "
-                        f"best constant {e.baseline:.4g}")
+            text, start = initial_detail(_NAMES[main.call.kind], main.observed, e, main.call.kind,
+                                         facts.get("init_matches_prior"))
+            facts["initial_loss_start"] = start
+            self.detail(trainer, "initial-loss", text)
         else:
-            self._skip_reason = (f"{_NAMES[main.call.kind]}: no expectation for prediction {tuple(main.call.input.shape)} "
-                                 f"and target {tuple(main.call.target.shape)}")
+            self._skip_reason = (f"{_NAMES[main.call.kind]}: the baseline is unknown for prediction "
+                                 f"{tuple(main.call.input.shape)} and target {tuple(main.call.target.shape)} "
+                                 "(no closed form for the best constant prediction)")
 
     def _judge_expected(self, trainer: "pl.Trainer", observed: Optional[float]) -> None:
         expected = self.expected_loss
@@ -477,7 +481,8 @@ class LossInspector(SanityCallback):
         data = {"loss": name, "initial_loss": obs.observed, "uniform_loss": e.uniform, "baseline_loss": e.baseline,
                 "best_bias": e.best_bias[:100], "samples": e.count}
         if verdict == "overconfident":
-            uniform_name = "ln C" if call.kind in L.CLASSIFICATION else "ln 2"
+            uniform_name = ("ln C" if call.kind in L.CLASSIFICATION else "ln 2" if call.kind in L.BINARY
+                            else "the uniform distribution")
             self.report(
                 trainer, "initial-loss", Severity.WARNING,
                 f"{name} is {obs.observed:.4g} before any update, far above the {e.uniform:.4g} ({uniform_name}) of a "
@@ -485,6 +490,16 @@ class LossInspector(SanityCallback):
                 f"Shrink the initial weights of {layer} (e.g. scale them by 0.01 or zero them) and set {bias_param} "
                 f"to {e.bias_meaning} {L.format_values(e.best_bias)}; if the inputs are not normalised, normalise "
                 "them first (see input-scale).",
+                where=obs.module, data=data)
+            return
+        if call.kind == "gaussian_nll":
+            self.report(
+                trainer, "initial-loss", Severity.WARNING,
+                f"{name} is {obs.observed:.4g} before any update, {obs.observed - e.baseline:.3g} nats above the "
+                f"{e.baseline:.4g} of the best constant prediction (the targets' mean and variance): the predicted "
+                "mean or variance starts far from the targets'.",
+                f"Set the mean head's bias to the target mean {L.format_values(e.best_bias)} (or standardise the "
+                "targets) and start the variance near the targets' variance.",
                 where=obs.module, data=data)
             return
         cause = L.regression_cause(call)
@@ -538,10 +553,11 @@ class LossInspector(SanityCallback):
             baseline += (seen - 1) / (2 * max(e.count, 1))
         facts["baseline_loss"] = baseline * scale
         facts["uniform_loss"] = e.uniform * scale
+        facts["baseline_formula"] = e.formula
         # The label prior's entropy is the best constant's loss only for a plain (unweighted, unsmoothed, mean)
         # cross-entropy on the batch's own hard labels that is the whole training loss.
-        plain_ce = (call.kind in L.CLASSIFICATION and not call.target.is_floating_point()
-                    and not L.has_class_weights(call) and not call.label_smoothing)
+        # Class weights and label smoothing are handed over too: loss-trend applies them to every counted label.
+        plain_ce = call.kind in L.CLASSIFICATION and not call.target.is_floating_point()
         plain_bce = (call.kind in L.BINARY and call.pos_weight is None and call.weight is None
                      and call.target.dim() > 0 and call.target.numel() == call.target.shape[0])
         facts["baseline_from_label_prior"] = bool(
@@ -552,12 +568,21 @@ class LossInspector(SanityCallback):
         facts["loss_kind"] = L.KIND_FAMILY[obs.call.kind]
         facts["loss_target_is_batch_target"] = bool(obs.target_is_batch)
         facts["output_module"] = obs.module
+        weighted = (L.has_class_weights(obs.call) if obs.call.kind in L.CLASSIFICATION else
+                    obs.call.kind in L.BINARY and (obs.call.pos_weight is not None or obs.call.weight is not None))
+        facts["loss_class_weighted"] = bool(weighted)
         if obs.call.kind in L.CLASSIFICATION:
             facts["num_classes"] = L.num_classes(obs.call)
             facts["ignore_index"] = obs.call.ignore_index
+            facts["label_smoothing"] = obs.call.label_smoothing
+            w = obs.call.weight
+            if w is not None and w.numel() == facts["num_classes"] and L.has_class_weights(obs.call):
+                facts["class_weight"] = [float(v) for v in w.detach().reshape(-1).tolist()]
+            else:
+                facts.pop("class_weight", None)
         else:  # a class count handed over by an earlier call would not describe this one
-            facts.pop("num_classes", None)
-            facts.pop("ignore_index", None)
+            for key in ("num_classes", "ignore_index", "label_smoothing", "class_weight"):
+                facts.pop(key, None)
 
     @staticmethod
     def _loss_scale(main: _Observation, grad_obs: list[_Observation], total: Optional[float]) -> Optional[float]:

@@ -59,6 +59,10 @@ _UNPLANNED_EVERY = 200
 _TIME_IMAGE_EVERY_SNAPSHOT = 64
 #: fewer predictions than this make flip fractions too coarse to judge (1 sample flips 0 % or 100 %).
 _MIN_JITTER_PREDICTIONS = 16
+#: ... and for token-level outputs, fewer supervised tokens than this (targets not ignored). A flip fraction near the
+#: 0.3 threshold over n tokens has a standard error of sqrt(0.21 / n): 64 tokens keep it below a fifth of the
+#: threshold, so a few near-tied tokens of a masked LM (15 % of positions supervised) cannot decide the verdict.
+_MIN_JITTER_TOKENS = 64
 #: most output values a snapshot follows (16 MB of float32): a larger output keeps fewer samples of the fixed batch.
 _MAX_OUTPUT_VALUES = 1 << 22
 #: most values that go into one TensorBoard histogram: the output's are taken at an even stride beyond that.
@@ -227,6 +231,7 @@ class PredictionDynamics(SanityCallback):
         self._kind: Optional[str] = None
         self._targets: Optional[torch.Tensor] = None
         self._target_scale: Optional[float] = None
+        self._supervised: Optional[int] = None  # supervised tokens of the fixed batch (sequence outputs)
         self._prev_probs: Optional[torch.Tensor] = None
         self._prev_classes: Optional[torch.Tensor] = None
         self._last_probs: Optional[torch.Tensor] = None
@@ -418,6 +423,15 @@ class PredictionDynamics(SanityCallback):
         targets = self._targets.to(probs.device) if self._targets is not None else None
         self._record(trainer, kind, out, probs, targets, step, epoch_end)
 
+    def _supervised_mask(self, trainer: "pl.Trainer", targets: torch.Tensor) -> torch.Tensor:
+        # Positions whose target is ignored (padding, unmasked tokens of a masked LM) are never trained: their
+        # predictions drift freely and say nothing about whether training settles.
+        ignore = self.collector(trainer).facts.get("ignore_index", -100)
+        mask = (targets >= 0) & (targets != ignore)
+        if self._supervised is None:
+            self._supervised = int(mask.sum())
+        return mask
+
     def _start_history(self, kind: str, probs: torch.Tensor, y: Optional[torch.Tensor]) -> None:
         self._kind = kind
         self._prev_probs = self._prev_classes = None
@@ -426,6 +440,7 @@ class PredictionDynamics(SanityCallback):
         targets = usable_targets(y, kind, probs)
         self._targets = targets.cpu() if targets is not None else None
         self._target_scale = None
+        self._supervised = None
         if kind == "regression" and targets is not None:
             # Only the targets give a scale: the outputs' own spread at the first snapshot (an untrained model's
             # near-constant outputs) would turn ordinary learning into "jitter".
@@ -441,8 +456,17 @@ class PredictionDynamics(SanityCallback):
         if self._prev_probs is not None and self._prev_probs.shape == probs.shape:
             figures["mean_change"] = mean_abs_change(self._prev_probs, probs, kind)
             if classes is not None and self._prev_classes is not None:
-                mask = (targets >= 0) if kind == "sequence" and targets is not None else None
-                figures["flip_fraction"] = flip_fraction(self._prev_classes, classes, mask)
+                mask = self._supervised_mask(trainer, targets) if kind == "sequence" and targets is not None else None
+                if kind == "sequence":
+                    # A next token is often uncertain by nature: the argmax of a spread distribution swaps between
+                    # near-tied tokens while the distribution barely moves. A flip counts when more than half the
+                    # mass sat on one token before and on another after: a decision that changed.
+                    decided = (self._prev_probs.max(-1).values >= 0.5) & (probs.max(-1).values >= 0.5)
+                    supervised = mask if mask is not None else torch.ones_like(decided)
+                    figures["flip_fraction"] = ((self._prev_classes != classes) & decided & supervised).sum() / \
+                        supervised.sum().clamp_min(1)
+                else:
+                    figures["flip_fraction"] = flip_fraction(self._prev_classes, classes, mask)
         p_true = true_class_probability(probs, targets, kind) if targets is not None and kind != "regression" else None
         # One host transfer for every figure of this snapshot.
         names = list(figures)
@@ -637,6 +661,12 @@ class PredictionDynamics(SanityCallback):
         if units < _MIN_JITTER_PREDICTIONS:
             self.skip(trainer, "prediction-jitter", f"the fixed batch holds {units} predictions, too few to judge "
                       f"jitter (needs {_MIN_JITTER_PREDICTIONS}); pass a larger `predictions_batch`")
+            return
+        supervised = self._supervised
+        if self._kind == "sequence" and supervised is not None and supervised < _MIN_JITTER_TOKENS:
+            self.skip(trainer, "prediction-jitter", f"the fixed batch holds {supervised} supervised tokens (targets "
+                      f"not ignored), too few to judge jitter (needs {_MIN_JITTER_TOKENS}); pass a larger "
+                      "`predictions_batch`")
             return
         if self._kind == "regression" and self._targets is None:
             self.skip(trainer, "prediction-jitter", "the fixed batch has no targets matching the output (an "

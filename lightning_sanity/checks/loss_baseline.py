@@ -196,15 +196,36 @@ def trend_baseline(facts: dict[str, Any]) -> tuple[Optional[float], str]:
     if facts.get("labels_sorted") and kind == "cross_entropy" and classes is not None:
         # The first batches of data in label order hold a few classes: their prior is not the data set's.
         return math.log(classes), f"ln {classes} (uniform prediction; the first batches are sorted by label)"
+    weight, smoothing = facts.get("class_weight"), facts.get("label_smoothing") or 0.0
     if facts.get("baseline_from_label_prior") and counts and sum(counts) > 0:
-        value = label_prior_entropy(counts, classes)
-        if value is not None and value > 0:
-            return value, f"label-prior entropy of {int(sum(counts))} labels"
+        if kind == "cross_entropy" and classes is not None and (weight or smoothing):
+            # Weights and smoothing applied to every counted label, not to one batch's noisy few.
+            from lightning_sanity.checks.loss_priors import cross_entropy_prior
+
+            padded = list(counts)[:classes] + [0.0] * max(0, classes - len(counts))
+            w = weight if weight and len(weight) == classes else [1.0] * classes
+            prior = cross_entropy_prior(padded, w if weight else None, smoothing)
+            if prior is not None and prior.value > 0:
+                # The plug-in estimate from N labels is biased low by about (K - 1) / 2N nats (Miller-Madow); with
+                # weights the frequencies are noisier, as from Kish's effective size (sum w n)^2 / sum w^2 n. A
+                # low baseline turns a slow healthy run into "ends at the prior": correct, and never above the
+                # uniform prediction's loss, which bounds the best constant whatever the labels.
+                wn = sum(wi * ni for wi, ni in zip(w, padded))
+                w2n = sum(wi * wi * ni for wi, ni in zip(w, padded))
+                seen = sum(1 for ni in padded if ni > 0)
+                value = min(prior.uniform, prior.value + (seen - 1) * w2n / (2 * wn * wn)) if wn > 0 else prior.value
+                return value, (f"best constant of {int(sum(counts))} labels (bias-corrected, at most the uniform "
+                               f"prediction's), {prior.formula}")
+        else:
+            value = label_prior_entropy(counts, classes)
+            if value is not None and value > 0:
+                return value, f"label-prior entropy H(p) = -sum_c p_c ln p_c of {int(sum(counts))} labels"
+    formula = facts.get("baseline_formula")
     value = finite_or_none(facts.get("baseline_loss"))
     if value is not None and value > 0:
-        if classes is not None and value > math.log(classes):
+        if classes is not None and value > math.log(classes) and not (weight and smoothing):
             return math.log(classes), f"ln {classes} (uniform prediction)"
-        return value, "best constant prediction (initial-loss)"
+        return value, "best constant prediction (initial-loss)" + (f": {formula}" if formula else "")
     if kind == "cross_entropy" and classes is not None:
         return math.log(classes), f"ln {classes} (uniform prediction)"
     return None, ""

@@ -35,16 +35,21 @@ LOSS_FUNCTIONS: dict[Callable, str] = {
     F.l1_loss: "l1",
     F.smooth_l1_loss: "smooth_l1",
     F.huber_loss: "huber",
+    F.kl_div: "kl_div",
+    F.gaussian_nll_loss: "gaussian_nll",
 }
 CLASSIFICATION = ("cross_entropy", "nll")
 BINARY = ("binary_cross_entropy", "binary_cross_entropy_with_logits")
 REGRESSION = ("mse", "l1", "smooth_l1", "huber")
+DISTRIBUTION = ("kl_div", "gaussian_nll")
 
 #: How the kinds are named to the other checks (``facts["loss_kind"]``).
 KIND_FAMILY = {
     "cross_entropy": "cross_entropy", "nll": "cross_entropy",
     "binary_cross_entropy": "binary_cross_entropy", "binary_cross_entropy_with_logits": "binary_cross_entropy",
     "mse": "mse", "l1": "l1", "smooth_l1": "huber", "huber": "huber",
+    # "gaussian_likelihood", not "..._nll": the other checks read "nll" as a cross-entropy.
+    "kl_div": "kl_div", "gaussian_nll": "gaussian_likelihood",
 }
 
 _SIGNATURES: dict[Callable, inspect.Signature] = {}
@@ -71,6 +76,10 @@ class LossCall:
     label_smoothing: float = 0.0
     reduction: str = "mean"
     delta: float = 1.0  # huber's delta, smooth_l1's beta
+    var: Optional[torch.Tensor] = None  # gaussian_nll_loss's predicted variance
+    full: bool = False  # gaussian_nll_loss's constant term
+    eps: float = 1e-6  # gaussian_nll_loss's variance floor
+    log_target: bool = False  # kl_div's target given as log-probabilities
 
 
 def bind_loss_call(func: Callable, args: tuple, kwargs: Optional[dict]) -> Optional[LossCall]:
@@ -103,6 +112,10 @@ def bind_loss_call(func: Callable, args: tuple, kwargs: Optional[dict]) -> Optio
         label_smoothing=float(a.get("label_smoothing", 0.0) or 0.0),
         reduction=str(reduction),
         delta=float(a.get("delta", a.get("beta", 1.0))),
+        var=a.get("var") if isinstance(a.get("var"), torch.Tensor) else None,
+        full=bool(a.get("full", False)),
+        eps=float(a.get("eps", 1e-6)),
+        log_target=bool(a.get("log_target", False)),
     )
 
 
@@ -254,6 +267,8 @@ class LossExpectation:
     #: the best loss with one constant shared by every output (equal to ``baseline`` for a single output).
     shared_baseline: Optional[float] = None
     outputs: int = 1
+    #: how ``baseline`` is obtained, for the checks' details (see :mod:`lightning_sanity.checks.loss_priors`).
+    formula: str = ""
 
 
 def entropy(p: torch.Tensor) -> float:
@@ -317,21 +332,32 @@ def _best_huber_constant(y: torch.Tensor, delta: float, smooth_l1: bool) -> torc
 def expected_losses(call: LossCall) -> Optional[LossExpectation]:
     """The uniform/zero-prediction loss and the best constant loss of ``call`` on its own batch, or None.
 
-    None when the expectation is not defined: shapes that do not match, an empty target, soft targets that are not
-    probability rows.
+    None when the expectation is not defined (the baseline is unknown): shapes that do not match, an empty target,
+    soft targets with negative entries, binary targets outside [0, 1]. ``formula`` says how the baseline is obtained.
     """
+    from lightning_sanity.checks.loss_priors import REGRESSION_FORMULAS
+
+    if call.kind in BINARY and call.target.numel() and bool(((call.target < 0) | (call.target > 1)).any()):
+        return None  # -t ln q - (1 - t) ln(1 - q) is unbounded below for t outside [0, 1]
+    e = _expected_losses(call)
+    if e is not None and not e.formula:
+        e.formula = REGRESSION_FORMULAS.get(call.kind, "")
+    return e
+
+
+def _expected_losses(call: LossCall) -> Optional[LossExpectation]:
     kind = call.kind
     if kind in CLASSIFICATION:
         classes = num_classes(call)
         if not hard_targets(call) and tuple(call.target.shape) != tuple(call.input.shape):
             return None
-        prior, n = class_prior(call)
-        if n == 0:
-            return None
-        # A uniform prediction costs ln C whatever the targets, weights or smoothing (each target row sums to 1).
-        uniform = math.log(classes)
-        bias = torch.log(prior.clamp_min(1e-6))
-        return LossExpectation(uniform, entropy(prior), _round(bias), _round(prior, 4), n, "the log class frequencies")
+        from lightning_sanity.checks.loss_priors import classification_expectation
+
+        return classification_expectation(call, classes)
+    if kind in DISTRIBUTION:
+        from lightning_sanity.checks.loss_priors import distribution_expectation
+
+        return distribution_expectation(call)
     if tuple(call.input.shape) != tuple(call.target.shape) or call.target.numel() == 0:
         return None
     y = _columns(call.target)
@@ -496,7 +522,11 @@ def initial_loss_verdict(
     """
     if not math.isfinite(observed):
         return None  # the non-finite check owns NaN / Inf losses
-    if kind in CLASSIFICATION or kind in BINARY:
+    if kind == "gaussian_nll":
+        # A log-likelihood, of either sign: a ratio means nothing. A mean off by k target standard deviations costs
+        # about k^2 / 2 nats over the best constant; 2 nats is an offset of 2 sd, as the classification margin.
+        return "offset" if observed > expectation.baseline + classification_margin else None
+    if kind in CLASSIFICATION or kind in BINARY or kind == "kl_div":
         uniform = expectation.uniform
         if observed > max(classification_factor * uniform, uniform + classification_margin):
             return "overconfident"
