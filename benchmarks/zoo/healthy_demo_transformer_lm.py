@@ -1,7 +1,8 @@
 """Healthy: Lightning's demo `Transformer` trained as a next-token language model on synthetic token streams
-(noisy repetitions of a few fixed motifs, seeded torch.Generator), NLL on log-probabilities, SGD like the demo,
-with the demo's two leaks closed (see bug_demo_transformer_as_its_demo): the source mask it builds is passed to the
-encoder (and as the memory mask), and the decoder is fed the inputs, the target shifted right, not the target."""
+(noisy repetitions of a few fixed motifs shared by both splits, seeded torch.Generator), NLL on log-probabilities,
+Adam, with the demo's two leaks closed (see bug_demo_transformer_as_its_demo): the source mask it builds is passed
+to the encoder (and as the memory mask), and the decoder is fed the inputs, the target shifted right, not the
+target. Validation loss ends near 0.93 against a unigram prior of about 3.5."""
 
 import math
 
@@ -19,8 +20,9 @@ VOCAB, SEQ = 64, 32
 
 class MotifStream(Dataset):
     def __init__(self, n, seed):
-        g = torch.Generator().manual_seed(seed)
-        motifs = torch.randint(0, VOCAB, (6, 8), generator=g)
+        # The same motifs in every split (seed 0); the streams drawn from them differ by split.
+        motifs = torch.randint(0, VOCAB, (6, 8), generator=torch.Generator().manual_seed(0))
+        g = torch.Generator().manual_seed(seed + 1000)
         picks = torch.randint(0, 6, (n, SEQ // 8 + 1), generator=g)
         stream = motifs[picks].reshape(n, -1)
         noise = torch.rand(stream.shape, generator=g) < 0.05
@@ -59,12 +61,12 @@ class LanguageModel(L.LightningModule):
         self.log("val_loss", F.nll_loss(self.model(inputs, target), target.view(-1)))
 
     def configure_optimizers(self):
-        return torch.optim.SGD(self.model.parameters(), lr=0.1)
+        return torch.optim.Adam(self.model.parameters(), lr=3e-3)
 
 
 def main():
     L.seed_everything(42)
-    trainer = L.Trainer(max_epochs=3, accelerator="cpu", enable_progress_bar=False, enable_model_summary=False,
+    trainer = L.Trainer(max_epochs=6, accelerator="cpu", enable_progress_bar=False, enable_model_summary=False,
                         gradient_clip_val=0.25, callbacks=lightning_sanity.default_callbacks())
     trainer.fit(LanguageModel(), DataLoader(MotifStream(384, 0), batch_size=32, shuffle=True),
                 DataLoader(MotifStream(64, 1), batch_size=32))
