@@ -53,28 +53,22 @@ _clock = _Clock()
 
 def timed_hook(fn: Callable) -> Callable:
     """Time a callback hook ``fn(self, trainer, ...)``; the first hook of a new Trainer restarts the clock."""
+    charged = timed(fn)
 
     @functools.wraps(fn)
     def hook(self: Any, trainer: Any = None, *args: Any, **kwargs: Any) -> Any:
         clock = _clock
-        if clock.depth:
-            return fn(self, trainer, *args, **kwargs)
-        start = time.perf_counter()
-        if trainer is not clock.trainer:
-            clock.trainer, clock.started, clock.seconds, clock.periodic, clock.last = trainer, start, 0.0, 0.0, {}
-        clock.depth = 1
-        try:
-            return fn(self, trainer, *args, **kwargs)
-        finally:
-            clock.depth = 0
-            clock.seconds += time.perf_counter() - start
+        if trainer is not clock.trainer and not clock.depth:
+            clock.trainer, clock.started, clock.seconds, clock.periodic, clock.last = (
+                trainer, time.perf_counter(), 0.0, 0.0, {})
+        return charged(self, trainer, *args, **kwargs)
 
     hook.__timed__ = True  # type: ignore[attr-defined]
     return hook
 
 
 def timed(fn: Callable) -> Callable:
-    """Time any other code of the suite (a module hook inside the forward pass), on the current clock."""
+    """Time any code of the suite on the current clock (the outermost call only: nested suite code is inside it)."""
 
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
