@@ -307,17 +307,20 @@ class LeakageChecks(SanityCallback):
         if base is None:
             raise _Skip(f"the output of `{call['how']}` has no dimension of {length} positions to compare")
 
-        def swapped(old: torch.Tensor, new: torch.Tensor) -> tuple[tuple, dict]:
+        def perturbed(old: torch.Tensor, **offset: int) -> tuple[float, float, int, bool]:
+            """Re-run the call with ``old`` changed after position ``t``: the change of the outputs up to ``t``,
+            its scale, the first position that moved, and whether that is more than round-off."""
+            new = L.perturb_after(old, t, axis, self._generator, **offset)
             a, k = _map_tensors((call["args"], call["kwargs"]), lambda v: new if v is old else v)
-            return a, k
+            out, _, _ = self._output(call, a, k, size, length)
+            change, scale, first_pos = L.change_up_to(base, out, t)
+            return change, scale, first_pos, L.depends(change, scale, half)
 
         causal_ok = self._task == "shifted" or (self._task == "same" and "causal-leakage" not in self._skips)
         if causal_ok and self.is_enabled("causal-leakage") and "causal-leakage" not in self._found:
-            a, k = swapped(x, L.perturb_after(x, t, axis, self._generator))
-            out, _, _ = self._output(call, a, k, size, length)
-            change, scale, first_pos = L.change_up_to(base, out, t)
+            change, scale, first_pos, moved = perturbed(x)
             self._ran["causal-leakage"].append(f"outputs at positions <= {t} of {length} independent of later inputs")
-            if L.depends(change, scale, half):
+            if moved:
                 self._found.add("causal-leakage")
                 self.report(
                     trainer, "causal-leakage", "error",
@@ -332,11 +335,9 @@ class LeakageChecks(SanityCallback):
         if not self.is_enabled("target-leakage") or "target-leakage" in self._found:
             return
         if y is not None and y is not x and y.dim() >= 2 and int(y.shape[axis]) == length:
-            a, k = swapped(y, L.perturb_after(y, t, axis, self._generator, start_offset=0))
-            out, _, _ = self._output(call, a, k, size, length)
-            change, scale, first_pos = L.change_up_to(base, out, t)
+            change, scale, first_pos, moved = perturbed(y, start_offset=0)
             self._ran["target-leakage"].append(f"outputs at positions <= {t} independent of the target from {t} on")
-            if L.depends(change, scale, half):
+            if moved:
                 self._found.add("target-leakage")
                 self.report(
                     trainer, "target-leakage", "error",
