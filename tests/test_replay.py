@@ -18,7 +18,10 @@ import lightning_sanity
 import lightning_sanity.replays as replay_module
 from lightning_sanity import SanitySummary
 from lightning_sanity.callbacks.nonfinite import NonFiniteSentinel
-from lightning_sanity.replays import FastForward, capture_rng_states, load_bundle, make_bundle, write_bundle
+from lightning_sanity.replays import FastForward, load_bundle
+from lightning_sanity.replays import rng as replay_rng
+from lightning_sanity.replays.bundle import make_bundle, write_bundle
+from lightning_sanity.replays.rng import capture_rng_states
 
 AT = (1, 3)
 Batch = collections.namedtuple("Batch", "x y")  # a batch type the safe loader does not know
@@ -162,14 +165,14 @@ def _numpy_case():
     actions = [lambda: None, np.random.rand, np.random.normal, lambda: np.random.normal(size=3),
                lambda: np.random.seed(7), lambda: np.random.set_state(np.random.get_state()), np.random.standard_normal]
     same = lambda got, want: got[0] == want[0] and np.array_equal(got[1], want[1]) and got[2:] == want[2:]  # noqa: E731
-    return replay_module._NumpyState(), np.random.get_state, np.random.set_state, actions, same
+    return replay_rng._NumpyState(), np.random.get_state, np.random.set_state, actions, same
 
 
 def _python_case():
     random.seed(3)
     actions = [lambda: None, random.random, lambda: random.gauss(0, 1), lambda: random.getrandbits(100),
                lambda: random.seed(7), lambda: random.setstate(random.getstate()), lambda: random.gauss(0, 1)]
-    return replay_module._PythonState(), random.getstate, random.setstate, actions, operator.eq
+    return replay_rng._PythonState(), random.getstate, random.setstate, actions, operator.eq
 
 
 @pytest.mark.parametrize("case", [_numpy_case, _python_case], ids=["numpy", "python"])

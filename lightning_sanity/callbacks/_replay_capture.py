@@ -29,7 +29,8 @@ from torch import Tensor, nn
 
 from lightning_sanity.checks.batchnorm import STAT_BUFFERS, batchnorm_layers, stat_buffer_keys
 from lightning_sanity.findings import global_seed
-from lightning_sanity.replays import bundle_relpath, capture_rng_states, make_bundle, write_bundle
+from lightning_sanity.replays.bundle import bundle_relpath, make_bundle, write_bundle
+from lightning_sanity.replays.rng import capture_rng_states
 
 log = logging.getLogger(__name__)
 

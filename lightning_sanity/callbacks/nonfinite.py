@@ -437,6 +437,6 @@ class NonFiniteSentinel(SanityCallback):
 
 
 def _relpath(trainer: "pl.Trainer") -> str:
-    from lightning_sanity.replays import bundle_relpath
+    from lightning_sanity.replays.bundle import bundle_relpath
 
     return bundle_relpath(capture_for(trainer).global_step)
