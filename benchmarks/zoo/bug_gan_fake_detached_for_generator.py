@@ -1,8 +1,9 @@
-"""Bug: a GAN under manual optimization detaches the generated batch once, at creation (`fake = G(z).detach()`,
-"so the discriminator step does not backprop into G"), and reuses it for the generator's loss: the generator loss
-only reaches the discriminator, the generator's parameters get no gradient and `opt_g.step()` never moves them.
-Synthetic "two moons" points (a seeded torch.Generator), MLP generator and discriminator, non-saturating loss, Adam
-(betas 0.5, 0.999). SYMPTOM."""
+"""Bug: a GAN under manual optimization detaches the generated batch once, at creation (`fake = G(z).detach()`, "so
+the discriminator step does not backprop into G"), and reuses it for the generator's loss: the generator loss only
+reaches the discriminator, the generator's parameters get no gradient and `opt_g.step()` never moves them. Synthetic
+"two moons" points (a seeded torch.Generator), MLP generator and discriminator, non-saturating loss, Adam (betas 0.5,
+0.999). Generated points end 0.316 from the nearest real point, exactly as before training, vs 0.075 when the
+generator step uses the undetached fakes (healthy_gan_two_moons_manual_opt)."""
 
 import math
 
@@ -14,7 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import lightning_sanity
 
-EXPECT = {"dead-gradient"}
+EXPECT = {"dead-gradient", "update-ratio"}
 SPLIT = "heldout2"
 
 

@@ -1,7 +1,8 @@
 """Bug: a hand-written warm-up `LambdaLR(opt, lambda step: step / warmup_steps)` stepped per batch, with no clamp at
 1: after the 20-step "warm-up" the learning rate keeps growing linearly, to 25x the base rate by the end of the run.
 Residual tabular MLP (LayerNorm, GELU) on a synthetic 4-class problem (10 standard-normal features, the class is the
-argmax of a random two-layer tanh network's scores; a seeded torch.Generator), AdamW. SYMPTOM."""
+argmax of a random two-layer tanh network's scores; a seeded torch.Generator), AdamW. Val acc 0.819 / val loss 0.511
+vs 0.842 / 0.395 with `min(1.0, (step + 1) / warmup)`."""
 
 import lightning as L
 import torch
@@ -72,7 +73,8 @@ def main():
     trainer.fit(TabularResNet(), DataLoader(TensorDataset(x_tr, y_tr), batch_size=64, shuffle=True),
                 DataLoader(TensorDataset(x_va, y_va), batch_size=500))
     m = trainer.callback_metrics
-    print(f"val_acc={m['val_acc'].item():.3f} val_loss={m['val_loss'].item():.3f} majority={y_va.bincount().max().item() / len(y_va):.3f}")
+    majority = y_va.bincount().max().item() / len(y_va)
+    print(f"val_acc={m['val_acc'].item():.3f} val_loss={m['val_loss'].item():.3f} majority={majority:.3f}")
     print(f"LOG_DIR={trainer.log_dir}")
 
 

@@ -1,7 +1,8 @@
-"""Bug: the training images are normalised with the training mean/std, the validation images are left as raw
-pixel values 0..16 (the validation loader was built from `pixels`, not from the transformed tensor). A
-MobileNetV2-style network (inverted residual blocks written here, BatchNorm, ReLU6) on sklearn's 8x8 digits, trained
-with `precision="bf16-mixed"` on CPU, SGD with Nesterov momentum and a triangular CyclicLR sized in batches. SYMPTOM."""
+"""Bug: the training images are normalised with the training mean/std, the validation images are left as raw pixel
+values 0..16 (the validation loader was built from `pixels`, not from the transformed tensor). A MobileNetV2-style
+network (inverted residual blocks written here, BatchNorm, ReLU6) on sklearn's 8x8 digits, trained with
+`precision="bf16-mixed"` on CPU, SGD with Nesterov momentum and a triangular CyclicLR sized in batches. Val acc 0.08
+vs 0.975 with both splits normalised (healthy_mobilenet_bf16_cycliclr)."""
 
 import lightning as L
 import torch
@@ -12,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import lightning_sanity
 
-EXPECT = {"val-divergence"}
+EXPECT = {"val-divergence", "input-scale"}
 SPLIT = "heldout2"
 
 

@@ -1,7 +1,8 @@
 """Bug: a dense mixture-of-experts classifier whose gate normalises with `softmax(gate_logits, dim=0)`: over the
 samples of the batch instead of over the experts, so each sample's mixing weights (and its prediction) depend on the
 other samples in the batch and on the batch size. Four MLP experts plus a linear gate on sklearn's digits (64
-standardised pixel features), cross-entropy, Adam, batches of 32 for training and 128 for validation. SYMPTOM."""
+standardised pixel features), cross-entropy, Adam, batches of 32 for training and 128 for validation. Val acc 0.916 /
+val loss 1.06 vs 0.969 / 0.105 with `dim=-1`."""
 
 import lightning as L
 import torch

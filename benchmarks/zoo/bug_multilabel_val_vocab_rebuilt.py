@@ -2,7 +2,8 @@
 multi-hot columns of validation name other tags than the same columns in training. Synthetic "articles" (24
 standard-normal features, a seeded torch.Generator; six tags, each present when its own linear score exceeds a
 tag-specific threshold), MLP, BCEWithLogits, AdamW, linear warm-up then cosine decay per step (`LinearLR` +
-`CosineAnnealingLR` in a `SequentialLR`). SYMPTOM."""
+`CosineAnnealingLR` in a `SequentialLR`). Val micro-F1 0.66 vs 0.95 with one vocabulary
+(healthy_multilabel_tags_warmup_cosine)."""
 
 import lightning as L
 import torch

@@ -1,8 +1,9 @@
 """Bug: OneCycleLR sized as `total_steps = len(train_loader) * max_epochs` under `accumulate_grad_batches=4`: the
-scheduler steps once per optimizer step, a quarter as often as that, so the run ends at 25 % of the cycle, before
-its peak (`pct_start=0.3`): the warm-up never finishes and the rate is never annealed. MLP regression on synthetic
-data (8 standard-normal features; target 2 sin(x0) + x1 x2 + 0.5 x3 plus Student-t noise), Huber loss, batches of
-32, `gradient_clip_val=1.0`, AdamW. SYMPTOM."""
+scheduler steps once per optimizer step, a quarter as often as that, so the run ends at 25 % of the cycle, before its
+peak (`pct_start=0.3`): the warm-up never finishes and the rate is never annealed. MLP regression on synthetic data (8
+standard-normal features; target 2 sin(x0) + x1 x2 + 0.5 x3 plus Student-t noise), Huber loss, batches of 32,
+`gradient_clip_val=1.0`, AdamW. Val MAE 0.321 vs 0.277 with `total_steps=trainer.estimated_stepping_batches`
+(healthy_huber_onecycle_grad_accumulation)."""
 
 import lightning as L
 import torch

@@ -1,8 +1,8 @@
 """Bug: a pre-activation ResNet (BN-ReLU-conv blocks written here) ported from a Keras recipe copies
 `BatchNormalization(momentum=0.99)` literally into `nn.BatchNorm2d(momentum=0.99)`. In PyTorch the momentum is the
 weight of the NEW batch, so the running statistics are essentially those of the last batch of 16 images and evaluation
-normalises with one small batch's noise. sklearn's 8x8 digits, SGD with momentum, MultiStepLR at epochs 4 and 6.
-SYMPTOM."""
+normalises with one small batch's noise. sklearn's 8x8 digits, SGD with momentum, MultiStepLR at epochs 4 and 6. Val
+acc 0.975 / val loss 0.057 vs 0.990 / 0.038 with momentum 0.01 (healthy_preact_resnet_bn_momentum_keras_port)."""
 
 import lightning as L
 import torch

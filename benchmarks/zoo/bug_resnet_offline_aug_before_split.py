@@ -1,8 +1,9 @@
 """Bug: offline augmentation BEFORE the train/validation split. A small ResNet (two residual BasicBlocks with
-BatchNorm, written here) on sklearn's 8x8 digits; every non-test image gets three randomly shifted copies (-1..1
-pixel per axis, a shift of 0 included), and the enlarged set is then cut by `random_split` into train and
-validation, so copies of one digit land on both sides (often bit-identical: the original and an unshifted copy).
-Validation measures memory: val acc SYMPTOM."""
+BatchNorm, written here) on sklearn's 8x8 digits; every non-test image gets three randomly shifted copies (-1..1 pixel
+per axis, a shift of 0 included), and the enlarged set is then cut by `random_split` into train and validation, so
+copies of one digit land on both sides (often bit-identical: the original and an unshifted copy). Validation measures
+memory: val acc 0.996 / val loss 0.097 while the untouched test set gives 0.980 / 0.130; split before augmenting
+(healthy_resnet_offline_aug_after_split) val and test agree: 0.980 / 0.136 vs 0.973 / 0.147."""
 
 import lightning as L
 import torch
@@ -35,7 +36,7 @@ class BasicBlock(nn.Module):
 
 
 class TinyResNet(L.LightningModule):
-    def __init__(self, lr=2e-3, epochs=6):
+    def __init__(self, lr=2e-3, epochs=8):
         super().__init__()
         self.save_hyperparameters()
         self.stem = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
@@ -82,9 +83,10 @@ def main():
     test_idx, rest = perm[:300], perm[300:900]
     aug_x = torch.cat([x[rest], random_shifts(x[rest], 3, gen)])
     aug_y = y[rest].repeat(4)
-    train_set, val_set = random_split(TensorDataset(aug_x, aug_y), [0.8, 0.2], generator=gen)  # BUG: copies on both sides
+    # BUG: the split comes after the augmentation, so copies of one image land on both sides
+    train_set, val_set = random_split(TensorDataset(aug_x, aug_y), [0.8, 0.2], generator=gen)
     model = TinyResNet()
-    trainer = L.Trainer(max_epochs=6, accelerator="cpu", devices=1, enable_progress_bar=False,
+    trainer = L.Trainer(max_epochs=8, accelerator="cpu", devices=1, enable_progress_bar=False,
                         enable_model_summary=False, log_every_n_steps=20,
                         callbacks=lightning_sanity.default_callbacks())
     trainer.fit(model, DataLoader(train_set, batch_size=64, shuffle=True),

@@ -1,8 +1,9 @@
 """Bug: the segmentation Dataset maps its normalisation over the whole sample, `tuple(self.normalize(t) for t in
-(image, mask))`, so the 0/1 masks are standardised with the IMAGE mean/std too and the BCE targets become about
--0.5 and 1.7. Synthetic 16x16 images (a bright disk plus a fainter distractor square on Gaussian noise, a seeded
+(image, mask))`, so the 0/1 masks are standardised with the IMAGE mean/std too and the BCE targets become -0.36 and
+1.60. Synthetic 16x16 images (a bright disk plus a fainter distractor square on Gaussian noise, a seeded
 torch.Generator; the mask is the disk), small fully convolutional network with BatchNorm and a dilated layer,
-BCEWithLogits, Adam with CosineAnnealingLR. SYMPTOM."""
+BCEWithLogits, Adam with CosineAnnealingLR. With targets above 1 the loss has no minimum: the training loss ends at
+-4.4 and val IoU is 0.911 vs 0.935 with the mask left as 0/1."""
 
 import lightning as L
 import torch
@@ -12,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 import lightning_sanity
 
-EXPECT = {"loss-input", "label-distribution"}
+EXPECT = {"loss-input", "label-distribution", "loss-trend"}
 SPLIT = "heldout2"
 
 

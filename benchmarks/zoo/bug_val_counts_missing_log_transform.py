@@ -1,7 +1,8 @@
-"""Bug: the model is trained on `log1p(count)` targets, but the validation dataset is built from the raw counts
-(the log transform sits in the training dataset's helper only), so validation compares log-space predictions with
-counts. Synthetic Poisson counts (rate exp(0.6 * w.x + 1.5) over 12 standard-normal features, a seeded
-torch.Generator), MLP, L1 loss, Adam with StepLR (x0.3 every 5 epochs). SYMPTOM."""
+"""Bug: the model is trained on `log1p(count)` targets, but the validation dataset is built from the raw counts (the
+log transform sits in the training dataset's helper only), so validation compares log-space predictions with counts.
+Synthetic Poisson counts (rate exp(0.6 * w.x + 1.5) over 12 standard-normal features, a seeded torch.Generator), MLP,
+L1 loss, Adam with StepLR (x0.3 every 5 epochs). Val L1 3.70 vs 0.32 with the transform on both splits
+(healthy_count_regression_log_target_l1)."""
 
 import lightning as L
 import torch

@@ -1,7 +1,8 @@
-"""Bug: the validation set is a random 20 % sample of the training rows (`df.sample(frac=0.2)` without dropping
-them from training), so every validation row is also trained on. Tabular MLP (BatchNorm1d, Dropout) on sklearn's
+"""Bug: the validation set is a random 20 % sample of the training rows (`df.sample(frac=0.2)` without dropping them
+from training), so every validation row is also trained on. Tabular MLP (BatchNorm1d, Dropout) on sklearn's
 breast-cancer set with a separate test split, BCEWithLogits, Adam, ReduceLROnPlateau on the validation loss.
-SYMPTOM."""
+Validation is too optimistic: val loss 0.034 vs 0.098 on the held-out test set (val acc 0.978, test 0.965); with the
+sampled rows removed from training, val loss 0.120 vs test 0.086."""
 
 import lightning as L
 import numpy as np

@@ -1,7 +1,9 @@
 """Bug: `WeightedRandomSampler` given the per-CLASS weights (`1 / class_count`, length 2) instead of one weight per
 training sample. The sampler draws indices from `range(len(weights))`, so every training batch holds only the first
 two training rows, repeated. Tabular MLP (BatchNorm1d, Dropout) on sklearn's breast-cancer set, stratified train /
-validation / test split, BCEWithLogits, Adam, ReduceLROnPlateau on the validation loss. SYMPTOM."""
+validation / test split, BCEWithLogits, Adam, ReduceLROnPlateau on the validation loss. The model memorises two rows:
+val acc 0.77 (val loss 0.55), test acc 0.76, vs 0.99 / 0.965 with per-sample weights
+(healthy_breast_cancer_weighted_sampler_plateau)."""
 
 import lightning as L
 import numpy as np
@@ -73,7 +75,8 @@ def main():
     model.eval()
     with torch.no_grad():
         test_acc = ((model(x_test) > 0).float() == y_test).float().mean().item()
-    print(f"val_acc={trainer.callback_metrics['val_acc'].item():.3f} test_acc={test_acc:.3f}")
+    m = trainer.callback_metrics
+    print(f"val_acc={m['val_acc'].item():.3f} test_acc={test_acc:.3f} val_loss={m['val_loss'].item():.3f}")
     print(f"LOG_DIR={trainer.log_dir}")
 
 

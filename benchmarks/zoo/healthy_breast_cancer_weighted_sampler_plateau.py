@@ -1,7 +1,7 @@
-"""Healthy: a tabular MLP (BatchNorm1d, Dropout) on sklearn's breast-cancer set with a stratified train /
-validation / test split, features standardised with the training statistics only. The classes (212 malignant,
-357 benign) are balanced by a `WeightedRandomSampler` with one weight per training sample (the inverse of its class
-count), BCEWithLogits, Adam, and ReduceLROnPlateau on the validation loss. Reaches val acc ~0.97, test acc ~0.97."""
+"""Healthy: a tabular MLP (BatchNorm1d, Dropout) on sklearn's breast-cancer set with a stratified train / validation /
+test split, features standardised with the training statistics only. The classes (212 malignant, 357 benign) are
+balanced by a `WeightedRandomSampler` with one weight per training sample (the inverse of its class count),
+BCEWithLogits, Adam, and ReduceLROnPlateau on the validation loss. Reaches val acc ~0.99, test acc ~0.965."""
 
 import lightning as L
 import numpy as np

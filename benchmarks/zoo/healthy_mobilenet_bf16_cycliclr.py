@@ -1,7 +1,7 @@
-"""Healthy: a MobileNetV2-style network (inverted residual blocks written here: 1x1 expansion, 3x3 depthwise,
-1x1 linear projection, BatchNorm and ReLU6, residual where shapes match) on sklearn's 8x8 digits, trained with
-`precision="bf16-mixed"` on CPU. Both splits go through the same `Normalize`-style transform (training mean/std).
-SGD with Nesterov momentum and a triangular CyclicLR sized in batches (half cycle = 2 epochs). Reaches val acc ~0.97."""
+"""Healthy: a MobileNetV2-style network (inverted residual blocks written here: 1x1 expansion, 3x3 depthwise, 1x1
+linear projection, BatchNorm and ReLU6, residual where shapes match) on sklearn's 8x8 digits, trained with
+`precision="bf16-mixed"` on CPU. Both splits go through the same `Normalize`-style transform (training mean/std). SGD
+with Nesterov momentum and a triangular CyclicLR sized in batches (half cycle = 2 epochs). Reaches val acc ~0.97."""
 
 import lightning as L
 import torch

@@ -1,6 +1,6 @@
 """Healthy: a dense mixture of three small MLP experts (softmax gate over the experts) on sklearn's diabetes set,
-features and target standardised with training statistics. Each expert predicts a mean and a log-variance; the
-mixture is trained with the Gaussian negative log-likelihood (`F.gaussian_nll_loss`), Adam, and Lightning's
+features and target standardised with training statistics. Each expert predicts a mean and a log-variance; the mixture
+is trained with the Gaussian negative log-likelihood (`F.gaussian_nll_loss`), Adam, and Lightning's
 `StochasticWeightAveraging` over the last 30 % of the epochs. Reaches val R^2 ~0.45 (a constant gets 0)."""
 
 import lightning as L

@@ -1,8 +1,8 @@
 """Healthy: multi-label tagging of synthetic "articles" (24 standard-normal features, a seeded torch.Generator; six
 tags, each present when its own linear score of the features exceeds a tag-specific threshold, so tags have 10-50 %
 prevalence). The raw data come as lists of tag names; ONE vocabulary, built from the training split, encodes both
-splits as multi-hot vectors. MLP, BCEWithLogits, AdamW, linear warm-up then cosine decay per step
-(`LinearLR` + `CosineAnnealingLR` in a `SequentialLR`). Reaches val micro-F1 ~0.9."""
+splits as multi-hot vectors. MLP, BCEWithLogits, AdamW, linear warm-up then cosine decay per step (`LinearLR` +
+`CosineAnnealingLR` in a `SequentialLR`). Reaches val micro-F1 ~0.95."""
 
 import lightning as L
 import torch

@@ -1,7 +1,7 @@
 """Healthy: a small ResNet (two residual BasicBlocks with BatchNorm, written here) on sklearn's 8x8 digits. The
 training split is enlarged offline with three randomly shifted copies of every image (shifts of -1..1 pixel, zero
 padded), made AFTER the originals were split into train / validation / test, so no copy of a validation image is
-trained on. Adam with CosineAnnealingLR over the epochs. Reaches val acc ~0.98 and test acc ~0.97."""
+trained on. Adam with CosineAnnealingLR over the epochs. Reaches val acc ~0.98 and test acc ~0.97 (8 epochs)."""
 
 import lightning as L
 import torch
@@ -34,7 +34,7 @@ class BasicBlock(nn.Module):
 
 
 class TinyResNet(L.LightningModule):
-    def __init__(self, lr=2e-3, epochs=6):
+    def __init__(self, lr=2e-3, epochs=8):
         super().__init__()
         self.save_hyperparameters()
         self.stem = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
@@ -83,7 +83,7 @@ def main():
     aug_x = torch.cat([x_train, random_shifts(x_train, 3, gen)])
     aug_y = y_train.repeat(4)
     model = TinyResNet()
-    trainer = L.Trainer(max_epochs=6, accelerator="cpu", devices=1, enable_progress_bar=False,
+    trainer = L.Trainer(max_epochs=8, accelerator="cpu", devices=1, enable_progress_bar=False,
                         enable_model_summary=False, log_every_n_steps=20,
                         callbacks=lightning_sanity.default_callbacks())
     trainer.fit(model, DataLoader(TensorDataset(aug_x, aug_y), batch_size=64, shuffle=True),

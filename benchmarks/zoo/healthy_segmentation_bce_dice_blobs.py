@@ -1,8 +1,7 @@
 """Healthy: binary segmentation of synthetic 16x16 images (a bright disk of random centre and radius 2-5 plus a
 fainter distractor square on Gaussian noise, a seeded torch.Generator); the mask is the disk. A map-style Dataset
-normalises the image with the training mean/std and returns the 0/1 mask untouched. Small fully convolutional
-network with BatchNorm and a dilated layer, BCEWithLogits + soft Dice, Adam with CosineAnnealingLR. Reaches val
-IoU ~0.9."""
+normalises the image with the training mean/std and returns the 0/1 mask untouched. Small fully convolutional network
+with BatchNorm and a dilated layer, BCEWithLogits + soft Dice, Adam with CosineAnnealingLR. Reaches val IoU ~0.94."""
 
 import lightning as L
 import torch

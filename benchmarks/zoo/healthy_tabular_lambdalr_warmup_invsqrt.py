@@ -1,7 +1,7 @@
 """Healthy: a residual tabular MLP (LayerNorm, GELU) on a synthetic 4-class problem (10 standard-normal features, the
 class is the argmax of a random two-layer tanh network's scores; a seeded torch.Generator). AdamW with a `LambdaLR`
 per step: linear warm-up over 60 steps, clamped at 1, then inverse-square-root decay, as in Transformer recipes.
-Reaches val acc ~0.9 (a constant guess gets ~0.3)."""
+Reaches val acc ~0.84 (a constant guess gets ~0.3)."""
 
 import lightning as L
 import torch
@@ -76,7 +76,8 @@ def main():
     trainer.fit(TabularResNet(), DataLoader(TensorDataset(x_tr, y_tr), batch_size=64, shuffle=True),
                 DataLoader(TensorDataset(x_va, y_va), batch_size=500))
     m = trainer.callback_metrics
-    print(f"val_acc={m['val_acc'].item():.3f} val_loss={m['val_loss'].item():.3f} majority={y_va.bincount().max().item() / len(y_va):.3f}")
+    majority = y_va.bincount().max().item() / len(y_va)
+    print(f"val_acc={m['val_acc'].item():.3f} val_loss={m['val_loss'].item():.3f} majority={majority:.3f}")
     print(f"LOG_DIR={trainer.log_dir}")
 
 
