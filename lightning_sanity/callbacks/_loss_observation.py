@@ -1,14 +1,16 @@
-"""One recognised loss call of the first training step, as the loss inspector's glue modules share it.
+"""The first training step as the loss inspector records it, shared by its glue modules.
 
-:class:`_Observation` is what :class:`~lightning_sanity.callbacks.loss_inspector.LossInspector` records per call
-(before the call runs, completed after it); ``_NAMES`` gives each loss kind the name users call it by, in messages.
+:class:`_Observation` is what :class:`~lightning_sanity.callbacks.loss_inspector.LossInspector` records per
+recognised loss call (before the call runs, completed after it), :class:`_FirstStep` the rest of what it knows of
+that step; ``_NAMES`` gives each loss kind the name users call it by, in messages.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Any, Optional
 
+import lightning.pytorch as pl
 import torch
 
 from lightning_sanity.checks import losses as L
@@ -35,3 +37,17 @@ class _Observation:
     reduced: Optional[float] = None  # the call's own (reduced) output
     expectation: Optional[LossExpectation] = None
     mean_prediction: Optional[torch.Tensor] = None
+
+
+@dataclasses.dataclass
+class _FirstStep:
+    """What the inspector knows of the first training step, reset at each fit."""
+
+    stage: str = "waiting"  # waiting -> watching -> done
+    observations: list[_Observation] = dataclasses.field(default_factory=list)  # calls that returned
+    pending: list[_Observation] = dataclasses.field(default_factory=list)  # calls entered, not yet returned
+    #: why ``initial-loss`` (and, without any observation, ``loss-input``) is skipped, if it is
+    skip_reason: Optional[str] = None
+    loss_requires_grad: bool = True
+    trainer: Optional[pl.Trainer] = None
+    batch_target: Any = None

@@ -34,12 +34,12 @@ class _InitialLossGlue:
         if pl_module.automatic_optimization:
             # Lightning divides the step's loss by `accumulate_grad_batches` before backward.
             value = value * trainer.accumulate_grad_batches
-        self._loss_requires_grad = bool(loss.requires_grad)
+        self._step.loss_requires_grad = bool(loss.requires_grad)
         return value
 
     def _judge(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", training_loss: Optional[torch.Tensor]) -> None:
         facts = self.collector(trainer).facts
-        grad_obs = [o for o in self._observations if o.depends_on_model and o.observed is not None]
+        grad_obs = [o for o in self._step.observations if o.depends_on_model and o.observed is not None]
         total = float(training_loss) if training_loss is not None else None
         if total is not None:
             facts["initial_loss"] = total
@@ -47,7 +47,7 @@ class _InitialLossGlue:
         if main is not None:
             self._hand_over(facts, main, grad_obs, total)
 
-        if total is not None and not self._loss_requires_grad:
+        if total is not None and not self._step.loss_requires_grad:
             self.report(
                 trainer, "initial-loss", Severity.ERROR,
                 f"The training loss ({total:.4g}) does not depend on any trainable parameter, so backward has "
@@ -84,8 +84,8 @@ class _InitialLossGlue:
             self._judge_expected(trainer, total if total is not None else (main.reduced if main else None))
             return
         if main is None:
-            seen = [o for o in self._observations if not o.depends_on_model]
-            self._skip_reason = (
+            seen = [o for o in self._step.observations if not o.depends_on_model]
+            self._step.skip_reason = (
                 "the recognised loss calls of the first step do not depend on the model" if seen else
                 f"no recognised loss call in the first training step (recognised: {_RECOGNISED}); "
                 "pass `expected_loss=` for a custom loss")
@@ -99,14 +99,14 @@ class _InitialLossGlue:
             facts["initial_loss_start"] = start
             self.detail(trainer, "initial-loss", text)
         else:
-            self._skip_reason = (f"{_NAMES[main.call.kind]}: the baseline is unknown for prediction "
+            self._step.skip_reason = (f"{_NAMES[main.call.kind]}: the baseline is unknown for prediction "
                                  f"{tuple(main.call.input.shape)} and target {tuple(main.call.target.shape)} "
                                  "(no closed form for the best constant prediction)")
 
     def _judge_expected(self, trainer: "pl.Trainer", observed: Optional[float]) -> None:
         expected = self.expected_loss
         if observed is None or not math.isfinite(observed):
-            self._skip_reason = "the first training loss could not be read"
+            self._step.skip_reason = "the first training loss could not be read"
             return
         self.detail(trainer, "initial-loss", f"loss {observed:.4g} at init; expected {expected:.4g}")
         ratio = observed / expected

@@ -21,7 +21,7 @@ class _LossInputGlue:
     """The ``loss-input`` findings of :class:`~lightning_sanity.callbacks.loss_inspector.LossInspector`."""
 
     def _check_input(self, obs: _Observation, tag: dict[str, Any]) -> None:
-        trainer = self._trainer
+        trainer = self._step.trainer
         call, where, name = obs.call, obs.module, _NAMES[obs.call.kind]
         kind = call.kind
         check_targets(self, trainer, call, name, where)

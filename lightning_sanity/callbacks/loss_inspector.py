@@ -23,7 +23,7 @@ from typing_extensions import override
 
 from lightning_sanity.batch import split_batch
 from lightning_sanity.callbacks._loss_facts import _LossFacts
-from lightning_sanity.callbacks._loss_observation import _Observation
+from lightning_sanity.callbacks._loss_observation import _FirstStep, _Observation
 from lightning_sanity.callbacks._step_watch import StepWatch, weight_owners
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.callbacks.initial_loss import _InitialLossGlue
@@ -133,13 +133,7 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
     def _reset(self) -> None:
         self.revive()
         self._watch: Optional[StepWatch] = None
-        self._stage = "waiting"  # waiting -> watching -> done
-        self._observations: list[_Observation] = []
-        self._pending: list[_Observation] = []
-        self._skip_reason: Optional[str] = None
-        self._loss_requires_grad = True
-        self._trainer: Optional["pl.Trainer"] = None
-        self._batch_target: Any = None
+        self._step = _FirstStep()
 
     # ------------------------------------------------------------------ hooks
 
@@ -150,61 +144,61 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
 
     @override
     def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int) -> None:
-        if self._stage != "waiting":
-            if self._stage == "done":  # the first step is judged: nothing left to do per batch
+        if self._step.stage != "waiting":
+            if self._step.stage == "done":  # the first step is judged: nothing left to do per batch
                 self.retire("on_train_batch_start", "on_before_backward", "on_train_batch_end")
             return
         if trainer.global_step > 0:
-            self._stage = "done"
-            self._skip_reason = "training resumed at step > 0, so the loss at init was not seen"
+            self._step.stage = "done"
+            self._step.skip_reason = "training resumed at step > 0, so the loss at init was not seen"
             return
-        self._stage = "watching"
-        self._trainer = trainer
+        self._step.stage = "watching"
+        self._step.trainer = trainer
         try:
-            self._batch_target = split_batch(batch, self.get_input, self.get_target)[1]
+            self._step.batch_target = split_batch(batch, self.get_input, self.get_target)[1]
         except Exception:  # an unreadable batch only means no call is known to use the batch's target
-            self._batch_target = None
+            self._step.batch_target = None
         try:
             self._watch = StepWatch(before=self._before_call, after=self._after_call, weights=weight_owners(pl_module))
             # Views and casts of the batch's target carry this tag to the loss call (`y.float().unsqueeze(1)`).
-            self._watch.tags.set(self._batch_target, {"batch_target": True})
+            self._watch.tags.set(self._step.batch_target, {"batch_target": True})
             self._watch.start()
         except Exception as err:  # nothing may lose the user's run
-            self._stage = "done"
-            self._skip_reason = f"could not watch the first step: {err!r}"
+            self._step.stage = "done"
+            self._step.skip_reason = f"could not watch the first step: {err!r}"
 
     @override
     def on_before_backward(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", loss: torch.Tensor) -> None:
-        if self._stage != "watching":
+        if self._step.stage != "watching":
             return
         self._stop()
-        self._stage = "done"
+        self._step.stage = "done"
         try:
             self._judge(trainer, pl_module, self._training_loss(trainer, pl_module, loss))
         except Exception as err:
             log.warning("lightning_sanity: the initial-loss check failed: %r", err)
-            self._skip_reason = f"internal error: {err!r}"
+            self._step.skip_reason = f"internal error: {err!r}"
 
     @override
     def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: STEP_OUTPUT,
                            batch: Any, batch_idx: int) -> None:
-        if self._stage != "watching":
+        if self._step.stage != "watching":
             return
         # No backward in the first step (manual optimization that skipped it): judge the loss calls alone.
         self._stop()
-        self._stage = "done"
+        self._step.stage = "done"
         try:
             self._judge(trainer, pl_module, None)
         except Exception as err:
             log.warning("lightning_sanity: the initial-loss check failed: %r", err)
-            self._skip_reason = f"internal error: {err!r}"
+            self._step.skip_reason = f"internal error: {err!r}"
 
     @override
     def on_exception(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", exception: BaseException) -> None:
         self._stop()
-        if self._stage == "watching":
-            self._stage = "done"
-            self._skip_reason = "the first training step raised before its loss reached backward"
+        if self._step.stage == "watching":
+            self._step.stage = "done"
+            self._step.skip_reason = "the first training step raised before its loss reached backward"
 
     @override
     def teardown(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
@@ -212,12 +206,12 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
 
     def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._stop()
-        if self._stage == "waiting":
-            self._skip_reason = "no training step ran"
-        if self._skip_reason:
-            self.skip(trainer, "initial-loss", self._skip_reason)
-            if not self._observations and not self._pending:
-                self.skip(trainer, "loss-input", self._skip_reason)
+        if self._step.stage == "waiting":
+            self._step.skip_reason = "no training step ran"
+        if self._step.skip_reason:
+            self.skip(trainer, "initial-loss", self._step.skip_reason)
+            if not self._step.observations and not self._step.pending:
+                self.skip(trainer, "loss-input", self._step.skip_reason)
 
     def _stop(self) -> None:
         watch, self._watch = self._watch, None
@@ -236,10 +230,10 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
         obs = _Observation(call, (tag or {}).get("module"), bool(call.input.requires_grad), (tag or {}).get("activation"),
                            target_is_batch=bool(((self._watch.tags.get(call.target) if self._watch is not None else None)
                                                   or {}).get("batch_target"))
-                           or L.same_target(call.target, self._batch_target)
-                           or shifted_batch_target(call.target, self._batch_target, call.ignore_index))
-        self._pending.append(obs)
-        facts = self.collector(self._trainer).facts
+                           or L.same_target(call.target, self._step.batch_target)
+                           or shifted_batch_target(call.target, self._step.batch_target, call.ignore_index))
+        self._step.pending.append(obs)
+        facts = self.collector(self._step.trainer).facts
         if obs.depends_on_model and ("loss_kind" not in facts
                                      or (obs.target_is_batch and not facts.get("loss_target_is_batch_target"))):
             # Handed on now, not after the step: the data checks need them even when this call raises. A later
@@ -248,13 +242,13 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
         self._check_input(obs, tag or {})
 
     def _after_call(self, func: Any, args: tuple, kwargs: dict, result: Any) -> None:
-        if not self._pending or L.loss_kind(func) is None or not isinstance(result, torch.Tensor):
+        if not self._step.pending or L.loss_kind(func) is None or not isinstance(result, torch.Tensor):
             return
-        obs = self._pending.pop()
+        obs = self._step.pending.pop()
         call = obs.call
         obs.reduced = float(result.detach().reshape(-1)[0]) if call.reduction != "none" and result.numel() else None
         obs.observed = LE.observed_loss(call, result)
         obs.expectation = LE.expected_losses(call)
         if call.kind in L.CLASSIFICATION or call.kind in L.BINARY:
             obs.mean_prediction = LE.mean_prediction(call)
-        self._observations.append(obs)
+        self._step.observations.append(obs)
