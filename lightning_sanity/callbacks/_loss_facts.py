@@ -25,7 +25,7 @@ class _LossFacts:
             facts["label_prior"] = labels.expectation.prior
             if labels.mean_prediction is not None:
                 facts["init_matches_prior"] = LE.init_matches_prior(labels.expectation.prior, labels.mean_prediction,
-                                                                   binary=labels.call.kind in L.BINARY)
+                                                                    binary=labels.call.kind in L.BINARY)
         if e is None:
             return
         scale = self._loss_scale(main, grad_obs, total)
