@@ -22,7 +22,7 @@ from lightning_sanity.callbacks.predictions import PredictionDynamics
 from lightning_sanity.checks import activations as A
 from lightning_sanity.checks import data as D
 from lightning_sanity.checks import dynamics, flow
-from lightning_sanity.checks import losses as LO
+from lightning_sanity.checks import initial_loss as LO
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
