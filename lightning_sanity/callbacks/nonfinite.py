@@ -17,7 +17,7 @@ from torch import Tensor
 from typing_extensions import override
 
 from lightning_sanity._compat import gather_objects
-from lightning_sanity.callbacks._replay_capture import (
+from lightning_sanity.callbacks.step import (
     capture_for,
     capture_step,
     forget_step_reads,

@@ -21,7 +21,7 @@ from torch.optim import Optimizer
 from typing_extensions import override
 
 from lightning_sanity import tensorboard
-from lightning_sanity.callbacks._replay_capture import share_grad_norms
+from lightning_sanity.callbacks.step import share_grad_norms
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.cost import timed
 from lightning_sanity.checks import norms as N
