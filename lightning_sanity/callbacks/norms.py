@@ -24,6 +24,7 @@ from lightning_sanity import tensorboard
 from lightning_sanity.callbacks.step import share_grad_norms
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.cost import timed
+from lightning_sanity.checks import layers as LM
 from lightning_sanity.checks import norms as N
 from lightning_sanity.checks.accumulation import ResetWatch, judge_accumulating
 from lightning_sanity.findings import Severity
@@ -70,7 +71,7 @@ class _OptimizerView:
     read folds them into per-layer sums of squares: on the hot path a step only writes its row.
     """
 
-    def __init__(self, optimizer: Optimizer, layers: N.LayerMap, device: torch.device) -> None:
+    def __init__(self, optimizer: Optimizer, layers: LM.LayerMap, device: torch.device) -> None:
         self.signature = _signature(optimizer)
         self.optimizer_params = sum(self.signature)
         self.params: list[torch.Tensor] = []
@@ -105,7 +106,7 @@ class _OptimizerView:
 
     def add_weight_norms(self, row: torch.Tensor) -> None:
         """Add the squared weight norms of this optimizer's parameters into ``row``'s per-layer weight block."""
-        row.index_add_(0, self.weight_index, N.tensor_norms(self.params, widen=self.widen).square())
+        row.index_add_(0, self.weight_index, LM.tensor_norms(self.params, widen=self.widen).square())
 
     def fold(self, buf: torch.Tensor) -> None:
         """Add the buffered gradient norms, squared, into ``buf``'s per-layer block, and clear them."""
@@ -310,7 +311,7 @@ class NormMonitor(SanityCallback):
     # ------------------------------------------------------------------ state
 
     def _reset(self) -> None:
-        self.layers: Optional[N.LayerMap] = None
+        self.layers: Optional[LM.LayerMap] = None
         self._active = False
         self._sharded = False
         self._crashed = False
@@ -377,7 +378,7 @@ class NormMonitor(SanityCallback):
         if not self._active:
             return
         try:
-            self.layers = N.layer_map(pl_module, self.group_depth, self.group_regex, self.max_tags)
+            self.layers = LM.layer_map(pl_module, self.group_depth, self.group_regex, self.max_tags)
             if not len(self.layers):
                 self._active = False
                 for check in self.active_checks:
@@ -515,11 +516,11 @@ class NormMonitor(SanityCallback):
         self._batch_patterns.append(pattern)
         row = view.grad_norm_row(self._row, self._buf.shape[0])
         if pattern.present is None:
-            norms = N.tensor_norms(grads, widen=view.widen, out=row)
+            norms = LM.tensor_norms(grads, widen=view.widen, out=row)
             if len(params) == view.optimizer_params:
                 share_grad_norms(trainer, optimizer, params, norms)  # the non-finite sentinel's flag reads them
         elif present_grads:
-            row.index_copy_(0, pattern.present_index, N.tensor_norms(present_grads, widen=view.widen))
+            row.index_copy_(0, pattern.present_index, LM.tensor_norms(present_grads, widen=view.widen))
         if self._measure_weights:
             # Weights move slowly: read on logging steps (and the first steps), carried forward in between.
             view.add_weight_norms(self._buf[self._row])
@@ -574,7 +575,7 @@ class NormMonitor(SanityCallback):
         )
         for key, params, pattern, before, index in self._copies:
             torch._foreach_sub_(before, params)
-            N.layer_sum_of_squares(before, index, 3 * len(self.layers), out=self._buf[self._row])
+            LM.layer_sum_of_squares(before, index, 3 * len(self.layers), out=self._buf[self._row])
             if reuse:
                 self._spare[key] = (pattern, before)
         self._copies.clear()
@@ -685,17 +686,17 @@ class NormMonitor(SanityCallback):
             tensorboard.tag("grad_norm", "global"): math.sqrt(grad_sq.sum().item()),
             tensorboard.tag("weight_norm", "global"): math.sqrt(weight_sq.sum().item()),
         }
-        group_grad = N.group_sum(grad_sq, layers.group_of, G).sqrt().tolist()
-        group_weight_sq = N.group_sum(weight_sq, layers.group_of, G)
-        group_present = N.group_sum(present.double(), layers.group_of, G).tolist()
+        group_grad = LM.group_sum(grad_sq, layers.group_of, G).sqrt().tolist()
+        group_weight_sq = LM.group_sum(weight_sq, layers.group_of, G)
+        group_present = LM.group_sum(present.double(), layers.group_of, G).tolist()
         for g, name in enumerate(layers.groups):
             metrics[tensorboard.tag("weight_norm", name)] = math.sqrt(group_weight_sq[g].item())
             if group_present[g] > 0:
                 metrics[tensorboard.tag("grad_norm", name)] = group_grad[g]
         if row.update_valid is not None:
             measured = row.update_valid.double()
-            upd = N.group_sum(update_sq * measured, layers.group_of, G)
-            base = N.group_sum(weight_sq * measured, layers.group_of, G)
+            upd = LM.group_sum(update_sq * measured, layers.group_of, G)
+            base = LM.group_sum(weight_sq * measured, layers.group_of, G)
             for g, name in enumerate(layers.groups):
                 if base[g] > 0:
                     metrics[tensorboard.tag("update_ratio", name)] = math.sqrt(upd[g].item() / base[g].item())
@@ -712,7 +713,7 @@ class NormMonitor(SanityCallback):
     def _arm_probe(self, pl_module: "pl.LightningModule") -> None:
         modules = dict(pl_module.named_modules())
         for name in self._probe_targets:
-            module = modules.get("" if name == N.ROOT else name)
+            module = modules.get("" if name == LM.ROOT else name)
             if module is None:
                 continue
 
