@@ -205,26 +205,26 @@ def test_what_the_checks_share_within_a_step_goes_with_its_trainer():
     import gc
     import weakref
 
-    from lightning_sanity.callbacks import _replay_capture
+    from lightning_sanity.callbacks import step as step_state
 
     first = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
-    capture = _replay_capture.capture_for(first)
-    assert _replay_capture.capture_for(first) is capture  # the remembered one
+    capture = step_state.capture_for(first)
+    assert step_state.capture_for(first) is capture  # the remembered one
     gone = weakref.ref(capture)
     del first, capture
     gc.collect()
     assert gone() is None
     second = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
-    assert _replay_capture.capture_for(second).key is None
+    assert step_state.capture_for(second).key is None
 
 
 def test_step_reads_give_the_same_values_read_part_by_part_or_gathered():
     # The CPU reads each part on its own, accelerators gather them into one transfer: the values must not differ.
-    from lightning_sanity.callbacks import _replay_capture
+    from lightning_sanity.callbacks import step as step_state
 
     parts = [torch.tensor([1.5, -2.0, float("nan")]), torch.tensor(4.0), torch.tensor([[5, 6], [7, 8]]),
              torch.tensor([True, False])]
-    each, gathered = _replay_capture._read_each(parts), _replay_capture._read_gathered(parts)
+    each, gathered = step_state._read_each(parts), step_state._read_gathered(parts)
     want = [[1.5, -2.0, float("nan")], [4.0], [5.0, 6.0, 7.0, 8.0], [1.0, 0.0]]
     for got in (each, gathered):
         assert [len(v) for v in got] == [3, 1, 4, 2]

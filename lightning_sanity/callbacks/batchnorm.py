@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from typing_extensions import override
 
 from lightning_sanity import tensorboard
-from lightning_sanity.callbacks._replay_capture import (
+from lightning_sanity.callbacks.step import (
     StepCapture,
     capture_for,
     capture_step,
