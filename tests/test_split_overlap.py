@@ -92,3 +92,28 @@ def test_fingerprints_are_exact_and_cheap():
     assert overlap(f[:4], f) == (4, 4, 0.0)
     with pytest.raises(ValueError, match="get_input"):
         SplitOverlap(get_input="x")
+
+
+def _oversampled_digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    x, y = digits()
+    keep = (y < 5) | (torch.rand(len(y), generator=torch.Generator().manual_seed(0)) < 0.2)
+    x, y = x[keep], y[keep]
+    minority = torch.nonzero(y >= 5).flatten()
+    return x, y, minority
+
+
+def test_oversampling_before_the_split_fires_after_it_stays_silent(tmp_path):
+    # Copies of digit images repeat in training as coarse data would, but distinct digits never agree on half
+    # their pixels: the repeats are copies, not coincidences, and the shared validation samples are leaked.
+    x, y, minority = _oversampled_digits()
+    rows = np.concatenate([np.arange(len(x))] + [minority.numpy()] * 3)
+    perm = np.random.default_rng(1).permutation(len(rows))
+    cut = int(0.8 * len(rows))
+    before = _fit(tmp_path / "before", x, y, rows[perm[:cut]], rows[perm[cut:]], 10)
+    found = serious(before, "split-overlap")
+    assert found and found[0]["data"]["coincidence_share"] < 0.05 < found[0]["data"]["training_repeat_share"]
+    train_idx, val_idx = train_test_split(np.arange(len(x)), test_size=0.2, random_state=0)
+    is_minority = np.isin(train_idx, minority.numpy())
+    after_idx = np.concatenate([train_idx] + [train_idx[is_minority]] * 3)
+    after = _fit(tmp_path / "after", x, y, after_idx, val_idx, 10)
+    assert not serious(after)

@@ -159,7 +159,7 @@ class SplitOverlap(SanityCallback):
             count = self._train_count if split == "train" else self._val_count
             if count >= _MAX_SAMPLES:
                 return
-            store.append(S.fingerprints(x))
+            store.append(S.split_fingerprints(x) if split == "train" else S.fingerprints(x))
             if split == "train":
                 self._train_count += int(x.shape[0])
             else:
@@ -183,12 +183,17 @@ class SplitOverlap(SanityCallback):
         if not (self._train_done and self._val_done) and not partial:
             return
         self._judged = True
-        found, distinct, repeated = S.overlap(self._val_fp, self._train_fp)
+        train_fp, samples = self._train_fp[:, 0], int(self._train_fp.shape[0])
+        found, distinct, repeated = S.overlap(self._val_fp, train_fp)
         share = found / max(distinct, 1)
-        excess = share - repeated
-        seen = f"{distinct} distinct validation samples, {self._train_fp.numel()} training samples"
+        # Repeats within training excuse shared samples only as far as the inputs can coincide by chance: copies
+        # of high-resolution inputs (oversampling before the split) are copies, not coincidences.
+        chance = min(repeated, S.coincidence_share(self._train_fp, samples)) if repeated > 0 else 0.0
+        excess = share - chance
+        seen = f"{distinct} distinct validation samples, {samples} training samples"
         self.detail(trainer, "split-overlap", f"{found} of {distinct} validation samples in training ({share:.0%}); "
-                                              f"training repeats {repeated:.0%} of its own samples")
+                                              f"training repeats {repeated:.0%} of its own samples, of which "
+                                              f"coincidences explain at most {chance:.0%}")
         threshold = self.threshold("split-overlap", "share")
         if excess < threshold or found < 2:
             return
@@ -196,14 +201,15 @@ class SplitOverlap(SanityCallback):
         self.report(
             trainer, "split-overlap", severity,
             f"{found} of {distinct} validation samples ({share:.0%}) also appear in the training data ({seen}; "
-            f"training repeats only {repeated:.0%} of its own samples): validation measures memory, not "
-            "generalisation, and the validation loss looks better than it is.",
+            f"training repeats {repeated:.0%} of its own samples, of which coincidences of distinct observations "
+            f"explain at most {chance:.0%}): validation measures memory, not generalisation, and the validation "
+            "loss looks better than it is.",
             "Split once, then build both loaders from that one split (`random_split` with one seeded generator, "
             "`train_test_split` called once); do not split twice with different seeds, sample validation from the "
             "training set, or pass the training loader as the validation loader. Deduplicate the data set before "
-            "splitting.",
+            "splitting, and oversample (repeat minority samples) after the split, in the training split only.",
             where="validation data", at_step=False, key="overlap",
             data={"validation_in_training": found, "validation_samples": distinct, "share": share,
-                  "training_samples": int(self._train_fp.numel()), "training_repeat_share": repeated,
+                  "training_samples": samples, "training_repeat_share": repeated, "coincidence_share": chance,
                   "partial": partial},
         )

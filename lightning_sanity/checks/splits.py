@@ -9,9 +9,13 @@ Example::
     >>> train, val = torch.randn(10, 4), torch.randn(3, 4)
     >>> overlap(fingerprints(torch.cat([val[:1], val[1:]])), fingerprints(torch.cat([train, val[:2]])))
     (2, 3, 0.0)
+    >>> coincidence_share(split_fingerprints(torch.randn(100, 8)), training_samples=100) < 0.1  # copies only
+    True
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -32,6 +36,19 @@ def fingerprints(x: torch.Tensor) -> torch.Tensor:
     >>> bool(f[0] == f[1]), bool(f[0] == f[2])
     (True, False)
     """
+    return split_fingerprints(x)[:, 0]
+
+
+def split_fingerprints(x: torch.Tensor) -> torch.Tensor:
+    """``(B, 3)`` int64 hashes per sample of ``x``: of all its (hashed) values, of a fixed random half of them,
+    and of the other half. Two distinct samples that agree on a whole half are near-duplicates: how often that
+    happens says whether exact duplicates can be coincidences (see :func:`coincidence_share`).
+
+    >>> import torch
+    >>> f = split_fingerprints(torch.tensor([[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]]))
+    >>> tuple(f.shape), bool((f[0] == f[1]).all())
+    ((2, 3), True)
+    """
     rows = x.detach().reshape(x.shape[0], -1)
     if rows.shape[1] > FINGERPRINT_VALUES:
         index = torch.linspace(0, rows.shape[1] - 1, FINGERPRINT_VALUES, device=rows.device).long()
@@ -42,12 +59,14 @@ def fingerprints(x: torch.Tensor) -> torch.Tensor:
     bits = rows.long()
     bits = bits ^ (bits >> 13)  # mix high bits into low ones: float bit patterns differ mostly in the high bits
     key = (bits.shape[1], str(bits.device))
-    weights = _WEIGHTS.get(key)
-    if weights is None:
+    cached = _WEIGHTS.get(key)
+    if cached is None:
         g = torch.Generator().manual_seed(0x5EED)
         weights = torch.randint(-(2 ** 62), 2 ** 62, (bits.shape[1],), generator=g) * 2 + 1  # odd: invertible
-        weights = _WEIGHTS[key] = weights.to(bits.device)
-    return (bits * weights).sum(dim=1)  # int64 arithmetic wraps around: a hash modulo 2^64
+        half = torch.zeros(bits.shape[1], dtype=torch.bool)
+        half[torch.randperm(bits.shape[1], generator=g)[: bits.shape[1] // 2]] = True
+        cached = _WEIGHTS[key] = torch.stack([weights, weights * half, weights * ~half], 1).to(bits.device)
+    return bits @ cached if bits.device.type == "cpu" else (bits[:, :, None] * cached).sum(1)
 
 
 def overlap(val: torch.Tensor, train: torch.Tensor) -> tuple[int, int, float]:
@@ -63,3 +82,37 @@ def overlap(val: torch.Tensor, train: torch.Tensor) -> tuple[int, int, float]:
     repeated = float(counts[counts > 1].sum()) / max(train.numel(), 1)
     found = int(torch.isin(val, train_unique).sum())
     return found, int(val.numel()), repeated
+
+
+def coincidence_share(train: torch.Tensor, training_samples: int) -> float:
+    """Upper bound on the share of fresh validation samples that equal some training sample by coincidence (two
+    distinct real observations with the same input), from ``(N, 3)`` :func:`split_fingerprints` of training.
+
+    Two independent draws agree on all values with probability at most that of agreeing on a half of them, and
+    the latter is measured on the *distinct* training inputs (exact copies are what is under test, so they are
+    left out): the rate ``c`` of distinct pairs that agree on a half (the larger of the two halves' rates, with
+    an upper bound of ``k + 2 sqrt(k) + 3`` for ``k`` such pairs). A fresh sample then meets one of the
+    ``training_samples`` by chance with probability at most ``training_samples * c``. Coarse data (a few
+    categorical columns) gives a bound near 1: its duplicates may be coincidences. Continuous or high-resolution
+    inputs (images, measurements, long token sequences) give a bound near 0: their duplicates are copies.
+
+    >>> import torch
+    >>> g = torch.Generator().manual_seed(0)
+    >>> coarse = torch.randint(0, 3, (600, 3), generator=g).float()
+    >>> coincidence_share(split_fingerprints(coarse), 600)
+    1.0
+    """
+    distinct = torch.unique(train, dim=0) if train.dim() == 2 else None
+    if distinct is None or distinct.shape[0] < 2 or distinct.shape[1] < 3:
+        return 1.0
+    # Distinct inputs, one row each: rows that differ only in a half's hash are distinct samples.
+    _, first = torch.unique(distinct[:, 0], return_inverse=True)
+    rows = distinct[torch.unique(first)] if first.numel() != distinct.shape[0] else distinct
+    n = rows.shape[0]
+    pairs_total = n * (n - 1) / 2
+    rate = 0.0
+    for column in (1, 2):
+        _, counts = torch.unique(rows[:, column], return_counts=True)
+        k = float((counts * (counts - 1) // 2).sum())
+        rate = max(rate, (k + 2 * math.sqrt(k) + 3) / pairs_total)
+    return min(1.0, training_samples * rate)
