@@ -8,60 +8,24 @@ the planned length of the run, once, at the end of fit or at the crash.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Optional
 
 import lightning.pytorch as pl
 import torch
 from typing_extensions import override
 
+from lightning_sanity.callbacks._loss_history import LossHistory
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
-from lightning_sanity.checks import dynamics, schedule
-from lightning_sanity.checks.dynamics import Verdict, judge_loss_trend, loss_kind_is
+from lightning_sanity.callbacks._run_length import batches_before_fit, planned_batches, seen_words
+from lightning_sanity.checks import loss_trend, lr_history, schedule
+from lightning_sanity.checks.loss_trend import judge_loss_trend
+from lightning_sanity.checks.outputs import loss_kind_is
+from lightning_sanity.checks.verdict import Verdict
 from lightning_sanity.checks.schedule import LrTrajectory
 from lightning_sanity.checks.loss_baseline import finite_or_none, trend_baseline, trend_words
 
-#: losses kept on the device between reads: one host transfer per this many batches (and at epoch ends).
-_DEVICE_CHUNK = 256
-#: host history length; beyond it neighbouring values are averaged in pairs (the trend survives, memory stays flat).
-_HOST_CAP = 4096
 #: with no planned length (infinite or iterable data), judge only after this many batches.
 _UNPLANNED_MIN_BATCHES = 500
-
-
-def planned_batches(trainer: "pl.Trainer") -> Optional[int]:
-    """Training batches the run plans to see (``estimated_stepping_batches`` x accumulation), or None if unknown."""
-    try:
-        steps = trainer.estimated_stepping_batches
-    except Exception:  # misconfigured or unknowable length: judge without a plan
-        return None
-    if not isinstance(steps, (int, float)) or not math.isfinite(steps) or steps <= 0:
-        return None
-    accumulate = trainer.accumulate_grad_batches if trainer.lightning_module.automatic_optimization else 1
-    return int(steps) * max(int(accumulate), 1)
-
-
-def batches_before_fit(trainer: "pl.Trainer") -> int:
-    """Batches already behind the run when this fit starts (a resumed run), from public counters."""
-    if trainer.lightning_module.automatic_optimization:
-        return int(trainer.global_step) * max(int(trainer.accumulate_grad_batches), 1)
-    batches = trainer.num_training_batches
-    return int(trainer.current_epoch * batches) if isinstance(batches, int) else 0
-
-
-def seen_words(seen: int, planned: Optional[int], ended_normally: bool) -> str:
-    """How much of the planned training the judgement saw, in words for a finding.
-
-    >>> seen_words(50, 200, False)
-    '25% of the planned training seen (50 of 200 batches)'
-    >>> seen_words(40, 1000, True)
-    'the run ended after 40 of 1000 planned batches (4%)'
-    """
-    if planned is None:
-        return f"{seen} batches seen, planned length unknown"
-    if ended_normally and seen < planned:
-        return f"the run ended after {seen} of {planned} planned batches ({seen / planned:.0%})"
-    return f"{min(seen / planned, 1.0):.0%} of the planned training seen ({seen} of {planned} batches)"
 
 
 class LossDynamics(SanityCallback):
@@ -111,21 +75,21 @@ class LossDynamics(SanityCallback):
     threshold_specs = {
         "loss-trend": {
             "rise_factor": Threshold(
-                dynamics.RISE_FACTOR, "a steadily rising loss fires when its end is at least this many times its "
+                loss_trend.RISE_FACTOR, "a steadily rising loss fires when its end is at least this many times its "
                 "start", minimum=1.0),
             "flat_margin": Threshold(
-                dynamics.FLAT_MARGIN, "a loss whose end is within this fraction of its start (at or above the "
+                loss_trend.FLAT_MARGIN, "a loss whose end is within this fraction of its start (at or above the "
                 "baseline) is flat", maximum=1.0),
             "baseline_margin": Threshold(
-                dynamics.BASELINE_MARGIN, "the loss must end at least this fraction below the input-independent "
+                loss_trend.BASELINE_MARGIN, "the loss must end at least this fraction below the input-independent "
                 "baseline to count as beating it", maximum=1.0),
         },
         "lr-schedule": {
             "collapse_ratio": Threshold(
-                dynamics.LR_COLLAPSE_RATIO, "a learning rate below this fraction of its group's peak has collapsed",
+                lr_history.LR_COLLAPSE_RATIO, "a learning rate below this fraction of its group's peak has collapsed",
                 maximum=1.0),
             "collapse_before": Threshold(
-                dynamics.LR_COLLAPSE_BEFORE, "a collapse that starts before this fraction of the planned training "
+                lr_history.LR_COLLAPSE_BEFORE, "a collapse that starts before this fraction of the planned training "
                 "is reported", maximum=1.0),
         },
     }
@@ -138,13 +102,7 @@ class LossDynamics(SanityCallback):
         self._reset()
 
     def _reset(self) -> None:
-        self._buffer: Optional[torch.Tensor] = None
-        self._fill = 0
-        self._losses: list[float] = []  # host history, each the mean of `_block` batches
-        self._block = 1
-        self._partial: list[float] = []
-        self._nonfinite = 0
-        self._finite = 0
+        self._loss = LossHistory()
         self._seen = 0
         self._before = 0
         self._planned: Optional[int] = None
@@ -211,58 +169,18 @@ class LossDynamics(SanityCallback):
                     self._no_loss_reason = "training_step returned no scalar loss to follow"
                 return
             scale = trainer.accumulate_grad_batches if pl_module.automatic_optimization else 1
-            if loss.device.type == "cpu":
-                # Nothing to wait for on the CPU: reading the value costs less than a device-side copy.
-                self._flush()
-                self._take([loss.item() * scale])  # Lightning divided the loss by the accumulation factor
-                return
-            loss = loss.detach().reshape(())
-            if scale != 1:
-                loss = loss * scale
-            if self._buffer is None or self._buffer.device != loss.device:
-                self._flush()
-                self._buffer = torch.empty(_DEVICE_CHUNK, device=loss.device)
-            self._buffer[self._fill] = loss  # a device-side copy: no host sync
-            self._fill += 1
-            if self._fill == _DEVICE_CHUNK:
-                self._flush()
+            self._loss.add(loss, scale)
         except Exception as err:  # never lose the run over a diagnostic
             self._broken.setdefault("loss-trend", f"could not read the loss: {err!r}")
 
     @override
     def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
-        self._flush()
+        self._loss.flush()
 
     @override
     def on_fit_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         # Not called when fit raised: this is how the judgement knows the whole run was seen.
         self._ended_normally = True
-
-    # ------------------------------------------------------------------------------------------------ history
-
-    def _flush(self) -> None:
-        """Move the losses waiting on the device to the host history (one transfer)."""
-        if self._buffer is None or self._fill == 0:
-            return
-        values = self._buffer[: self._fill].tolist()
-        self._fill = 0
-        self._take(values)
-
-    def _take(self, values: list[float]) -> None:
-        """Add losses, in step order, to the host history."""
-        for value in values:
-            if not math.isfinite(value):
-                self._nonfinite += 1
-                continue
-            self._finite += 1
-            self._partial.append(value)
-            if len(self._partial) >= self._block:
-                self._losses.append(sum(self._partial) / len(self._partial))
-                self._partial = []
-        if len(self._losses) > _HOST_CAP:
-            pairs = self._losses
-            self._losses = [(pairs[k] + pairs[k + 1]) / 2 for k in range(0, len(pairs) - 1, 2)]
-            self._block *= 2
 
     def _progress(self) -> Optional[float]:
         if self._planned is None:
@@ -276,7 +194,7 @@ class LossDynamics(SanityCallback):
 
     @override
     def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
-        self._flush()
+        self._loss.flush()
         if not trainer.is_global_zero:
             return
         if self.is_enabled("loss-trend"):
@@ -292,14 +210,14 @@ class LossDynamics(SanityCallback):
             # Adversarial or multi-objective training: the returned loss is not one objective to minimise.
             self.skip(trainer, "loss-trend", "manual optimization with several optimizers: no single loss to judge")
             return
-        values = self._losses + ([sum(self._partial) / len(self._partial)] if self._partial else [])
+        values = self._loss.values()
         if not values:
             self.skip(trainer, "loss-trend", self._no_loss_reason or "no training loss was seen")
             return
-        total = self._finite + self._nonfinite
-        if self._nonfinite > 0.1 * total:
+        total = self._loss.finite + self._loss.nonfinite
+        if self._loss.nonfinite > 0.1 * total:
             self.skip(trainer, "loss-trend",
-                      f"{self._nonfinite} of {total} losses were non-finite; see the non-finite check")
+                      f"{self._loss.nonfinite} of {total} losses were non-finite; see the non-finite check")
             return
         progress = self._progress()
         if progress is None and self._seen < _UNPLANNED_MIN_BATCHES and not self._ended_normally:
@@ -317,7 +235,7 @@ class LossDynamics(SanityCallback):
         verdict, reason = judge_loss_trend(
             values,
             start=start,
-            batches_per_value=self._block,
+            batches_per_value=self._loss.block,
             progress=judged_progress,
             seen=self._seen_words(),
             baseline=baseline,
