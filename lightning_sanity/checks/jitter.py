@@ -143,3 +143,39 @@ def judge_jitter(
         "and data augmentation are consistent.",
         data,
     )
+
+
+#: fewer predictions than this make flip fractions too coarse to judge (1 sample flips 0 % or 100 %).
+_MIN_JITTER_PREDICTIONS = 16
+#: ... and for token-level outputs, fewer supervised tokens than this (targets not ignored). A flip fraction near the
+#: 0.3 threshold over n tokens has a standard error of sqrt(0.21 / n): 64 tokens keep it below a fifth of the
+#: threshold, so a few near-tied tokens of a masked LM (15 % of positions supervised) cannot decide the verdict.
+_MIN_JITTER_TOKENS = 64
+
+
+def jitter_unjudgeable(kind: Optional[str], units: int, supervised: Optional[int], has_targets: bool,
+                       target_scale: Optional[float]) -> Optional[str]:
+    """Why the fixed batch cannot be judged for jitter (the skip reason), or None when it can.
+
+    ``units`` are its predictions (samples, or samples x tokens), ``supervised`` its tokens whose target is not
+    ignored (sequences), ``target_scale`` the regression targets' standard deviation.
+
+    >>> jitter_unjudgeable("classification", 8, None, True, None)
+    'the fixed batch holds 8 predictions, too few to judge jitter (needs 16); pass a larger `predictions_batch`'
+    >>> jitter_unjudgeable("classification", 64, None, True, None) is None
+    True
+    """
+    if units < _MIN_JITTER_PREDICTIONS:
+        return (f"the fixed batch holds {units} predictions, too few to judge "
+                f"jitter (needs {_MIN_JITTER_PREDICTIONS}); pass a larger `predictions_batch`")
+    if kind == "sequence" and supervised is not None and supervised < _MIN_JITTER_TOKENS:
+        return (f"the fixed batch holds {supervised} supervised tokens (targets "
+                f"not ignored), too few to judge jitter (needs {_MIN_JITTER_TOKENS}); pass a larger "
+                "`predictions_batch`")
+    if kind == "regression" and not has_targets:
+        return ("the fixed batch has no targets matching the output (an "
+                "autoencoder, or a target the batch reader did not find; pass `get_target=`) and the loss is "
+                "not a classification loss: no class flips or target scale to judge changes by")
+    if kind == "regression" and target_scale is None:
+        return "regression targets without spread: no scale to judge changes"
+    return None
