@@ -4,6 +4,10 @@ Loss and learning-rate dynamics
 
 Judge the training loss history (``loss-trend``) and each param group's learning rate (``lr-schedule``) against
 the planned length of the run, once, at the end of fit or at the crash.
+
+The losses are measured by ``_loss_history``, the run's length by ``_run_length``; the judgements are
+:mod:`lightning_sanity.checks.loss_trend`, :mod:`lightning_sanity.checks.lr_history` and
+:mod:`lightning_sanity.checks.schedule`.
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ Prediction dynamics
 Follow the model's predictions on one fixed batch through training: charts in TensorBoard, a history file, and
 the ``prediction-jitter``, ``constant-output`` (during training) and ``train-mode`` (stochastic in eval mode)
 judgements.
+
+This module decides when; the rest lives by what it does: measuring in ``_fixed_batch`` (calling the model) and
+``_snapshot_history`` (the figures of each snapshot), findings in ``_fixed_batch_findings``, charts in
+``_prediction_charts``, judgement in :mod:`lightning_sanity.checks.jitter` and :mod:`lightning_sanity.checks.outputs`.
 """
 
 from __future__ import annotations
