@@ -128,8 +128,9 @@ class FixedBatchFindings:
         try:
             samples = batch_size(batch)
             with isolate_rng(), torch.no_grad(), eval_mode(pl_module):
-                first = trace_modules(pl_module, lambda: call_model(pl_module, batch, x, self.forward_fn), samples)
-                second = trace_modules(pl_module, lambda: call_model(pl_module, batch, x, self.forward_fn), samples) if mode == "stochastic" else None
+                call = lambda: call_model(pl_module, batch, x, self.forward_fn)  # noqa: E731
+                first = trace_modules(pl_module, call, samples)
+                second = trace_modules(pl_module, call, samples) if mode == "stochastic" else None
         except Exception as err:  # diagnosis is a bonus
             log.debug("lightning_sanity: module diagnosis failed: %r", err)
             return None

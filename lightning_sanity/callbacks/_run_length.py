@@ -1,9 +1,16 @@
 """How long the run plans to be and how much of it a judgement saw: public trainer counters only, shared by the
 callbacks that judge at the end of fit (``loss-trend``, ``lr-schedule``, ``prediction-jitter``, leakage).
+
+Example::
+
+    >>> run = RunProgress(planned=200, seen=50)
+    >>> run.fraction(), run.words()
+    (0.25, '25% of the planned training seen (50 of 200 batches)')
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Optional
 
@@ -43,3 +50,24 @@ def seen_words(seen: int, planned: Optional[int], ended_normally: bool) -> str:
     if ended_normally and seen < planned:
         return f"the run ended after {seen} of {planned} planned batches ({seen / planned:.0%})"
     return f"{min(seen / planned, 1.0):.0%} of the planned training seen ({seen} of {planned} batches)"
+
+
+@dataclasses.dataclass
+class RunProgress:
+    """How far a fit is into its planned training: batches seen in this fit, batches behind it when it started
+    (a resumed run), the planned total (None when unknown), and whether fit ended on its own."""
+
+    planned: Optional[int] = None
+    before: int = 0
+    seen: int = 0
+    ended_normally: bool = False
+
+    def fraction(self) -> Optional[float]:
+        """Fraction of the planned training seen, or None when the plan is unknown."""
+        if self.planned is None:
+            return None
+        return (self.before + self.seen) / self.planned
+
+    def words(self) -> str:
+        """:func:`seen_words` for this run."""
+        return seen_words(self.before + self.seen, self.planned, self.ended_normally)

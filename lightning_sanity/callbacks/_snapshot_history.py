@@ -23,6 +23,7 @@ from typing import Any, Optional
 
 import torch
 
+from lightning_sanity.callbacks._run_length import RunProgress
 from lightning_sanity.checks.jitter import flip_fraction, mean_abs_change
 from lightning_sanity.checks.outputs import (
     fixed_batch_metrics,
@@ -43,17 +44,14 @@ _COLUMNS = ("step", "epoch", "loss", "accuracy", "mean_change", "flip_fraction",
 
 
 @dataclasses.dataclass
-class SnapshotClock:
-    """When snapshots are due, and how much of the planned run they cover (batches, not steps)."""
+class SnapshotClock(RunProgress):
+    """When snapshots are due (every ``every`` steps), how many were taken or left out, and how much of the
+    planned run they cover."""
 
     every: int = 0
-    planned: Optional[int] = None
-    before: int = 0
-    seen: int = 0
     taken: int = 0  # snapshots taken in this fit
     over_budget: int = 0  # snapshots left out to keep the periodic work within its budget
     last_step: Optional[int] = None
-    ended_normally: bool = False
 
     def required(self) -> int:
         """Snapshots taken whatever the budget: enough for jitter's judgement, spread over the planned run."""
@@ -111,7 +109,8 @@ class SnapshotHistory:
         if self.prev_probs is not None and self.prev_probs.shape == probs.shape:
             figures["mean_change"] = mean_abs_change(self.prev_probs, probs, kind)
             if classes is not None and self.prev_classes is not None:
-                mask = self.supervised_mask(targets, ignore_index) if kind == "sequence" and targets is not None else None
+                sequence = kind == "sequence" and targets is not None
+                mask = self.supervised_mask(targets, ignore_index) if sequence else None
                 if kind == "sequence":
                     # A next token is often uncertain by nature: the argmax of a spread distribution swaps between
                     # near-tied tokens while the distribution barely moves. A flip counts when more than half the

@@ -173,7 +173,8 @@ class BatchNormMonitor(SanityCallback):
     @override
     def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         if self._layers:
-            self.detail(trainer, CHECK, f"{len(self._layers)} BatchNorm layers, {self._tally.steps_judged} steps judged")
+            self.detail(trainer, CHECK,
+                        f"{len(self._layers)} BatchNorm layers, {self._tally.steps_judged} steps judged")
 
     # ------------------------------------------------------------------ the check
 

@@ -20,7 +20,7 @@ from typing_extensions import override
 
 from lightning_sanity.callbacks._loss_history import LossHistory
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
-from lightning_sanity.callbacks._run_length import batches_before_fit, planned_batches, seen_words
+from lightning_sanity.callbacks._run_length import RunProgress, batches_before_fit, planned_batches
 from lightning_sanity.checks import loss_trend, lr_history, schedule
 from lightning_sanity.checks.loss_trend import judge_loss_trend
 from lightning_sanity.checks.outputs import loss_kind_is
@@ -107,13 +107,10 @@ class LossDynamics(SanityCallback):
 
     def _reset(self) -> None:
         self._loss = LossHistory()
-        self._seen = 0
-        self._before = 0
-        self._planned: Optional[int] = None
+        self._run = RunProgress()
         self._no_loss_reason: Optional[str] = None
         self._lr: dict[tuple[int, int], LrTrajectory] = {}
         self._lr_unreadable: Optional[str] = None
-        self._ended_normally = False
         self._broken: dict[str, str] = {}
 
     # ------------------------------------------------------------------------------------------------ hooks
@@ -126,10 +123,10 @@ class LossDynamics(SanityCallback):
     @override
     def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         try:
-            self._planned = planned_batches(trainer)
-            self._before = batches_before_fit(trainer)
+            self._run.planned = planned_batches(trainer)
+            self._run.before = batches_before_fit(trainer)
         except Exception as err:  # never lose the run over a counter
-            self._planned, self._before = None, 0
+            self._run.planned, self._run.before = None, 0
             self._broken.setdefault("loss-trend", f"could not read the planned length: {err!r}")
 
     @override
@@ -155,15 +152,15 @@ class LossDynamics(SanityCallback):
                         history = self._lr[(i, j)] = LrTrajectory(
                             where, ratio=self.threshold("lr-schedule", "collapse_ratio"))
                     if lr != history.last:  # the same rate again changes nothing in the history
-                        history.update(float(lr), step=trainer.global_step, progress=self._progress(),
-                                       batch=self._before + self._seen)
+                        history.update(float(lr), step=trainer.global_step, progress=self._run.fraction(),
+                                       batch=self._run.before + self._run.seen)
         except Exception as err:  # never lose the run over a diagnostic
             self._lr_unreadable = f"could not read the learning rates: {err!r}"
 
     @override
     def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        self._seen += 1
+        self._run.seen += 1
         if not self.is_enabled("loss-trend"):
             return
         try:
@@ -184,15 +181,7 @@ class LossDynamics(SanityCallback):
     @override
     def on_fit_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         # Not called when fit raised: this is how the judgement knows the whole run was seen.
-        self._ended_normally = True
-
-    def _progress(self) -> Optional[float]:
-        if self._planned is None:
-            return None
-        return (self._before + self._seen) / self._planned
-
-    def _seen_words(self) -> str:
-        return seen_words(self._before + self._seen, self._planned, self._ended_normally)
+        self._run.ended_normally = True
 
     # ------------------------------------------------------------------------------------------------ judgement
 
@@ -223,14 +212,15 @@ class LossDynamics(SanityCallback):
             self.skip(trainer, "loss-trend",
                       f"{self._loss.nonfinite} of {total} losses were non-finite; see the non-finite check")
             return
-        progress = self._progress()
-        if progress is None and self._seen < _UNPLANNED_MIN_BATCHES and not self._ended_normally:
-            self.skip(trainer, "loss-trend", f"too little to judge: {self._seen} batches seen, planned length unknown")
+        progress = self._run.fraction()
+        if progress is None and self._run.seen < _UNPLANNED_MIN_BATCHES and not self._run.ended_normally:
+            self.skip(trainer, "loss-trend",
+                      f"too little to judge: {self._run.seen} batches seen, planned length unknown")
             return
         facts = self.collector(trainer).facts
         baseline, baseline_how = trend_baseline(facts)
         # A run that ended on its own (max_epochs, max_steps, early stopping) was seen whole.
-        judged_progress = 1.0 if self._ended_normally else progress
+        judged_progress = 1.0 if self._run.ended_normally else progress
         start = finite_or_none(facts.get("initial_loss"))
         if baseline is not None and baseline <= 1e-6 * abs(start if start is not None else values[0]):
             # A constant prediction is already perfect (constant targets, label-distribution's finding): no loss
@@ -241,7 +231,7 @@ class LossDynamics(SanityCallback):
             start=start,
             batches_per_value=self._loss.block,
             progress=judged_progress,
-            seen=self._seen_words(),
+            seen=self._run.words(),
             baseline=baseline,
             nonnegative=loss_kind_is(facts.get("loss_kind"), "nonnegative"),
             min_progress=self.loss_trend_min_progress,
@@ -253,7 +243,7 @@ class LossDynamics(SanityCallback):
         if verdict is not None:
             self._report(trainer, "loss-trend", verdict)
         words = trend_words(values, start, baseline, baseline_how)
-        self.detail(trainer, "loss-trend", f"{words}; {self._seen_words()}")
+        self.detail(trainer, "loss-trend", f"{words}; {self._run.words()}")
 
     def _conclude_lr(self, trainer: "pl.Trainer") -> None:
         if self._lr_unreadable:
@@ -262,7 +252,7 @@ class LossDynamics(SanityCallback):
         if not self._lr:
             self.skip(trainer, "lr-schedule", "no learning rate was seen")
             return
-        if self._planned is None:
+        if self._run.planned is None:
             self.skip(trainer, "lr-schedule", "planned length unknown: cannot tell early from late")
             return
         lowest = min(self._lr.values(), key=lambda h: (h.last or 0.0) / h.max_lr if h.max_lr > 0 else 1.0)
@@ -270,8 +260,8 @@ class LossDynamics(SanityCallback):
         # StochasticWeightAveraging anneals the rate to its own swa_lrs, up or down, by design.
         swa = any(f["name"] in schedule.SWA_NAMES for f in facts) or any(
             type(c).__name__ == "StochasticWeightAveraging" for c in trainer.callbacks)
-        seen = self._before + self._seen
-        complete = seen >= schedule.WARMUP_SEEN * self._planned
+        seen = self._run.before + self._run.seen
+        complete = seen >= schedule.WARMUP_SEEN * self._run.planned
         epoch = trainer.num_training_batches
         epoch = float(epoch) if isinstance(epoch, (int, float)) else None
         for (i, j), history in self._lr.items():
@@ -282,12 +272,12 @@ class LossDynamics(SanityCallback):
                 continue
             verdicts = []
             if not swa:
-                verdicts.append(schedule.judge_repeated(history, facts=mine, planned=self._planned,
-                                                        batches_per_epoch=epoch, seen=self._seen_words()))
-                verdicts.append(schedule.judge_warmup(history, facts=mine, planned=self._planned, seen=seen,
-                                                      complete=complete, seen_words=self._seen_words()))
+                verdicts.append(schedule.judge_repeated(history, facts=mine, planned=self._run.planned,
+                                                        batches_per_epoch=epoch, seen=self._run.words()))
+                verdicts.append(schedule.judge_warmup(history, facts=mine, planned=self._run.planned, seen=seen,
+                                                      complete=complete, seen_words=self._run.words()))
             if not history.restarts:
-                verdicts.append(history.judge(seen=self._seen_words(),
+                verdicts.append(history.judge(seen=self._run.words(),
                                               before=self.threshold("lr-schedule", "collapse_before")))
             for verdict in filter(None, verdicts):
                 self._report(trainer, "lr-schedule", verdict, where=where)

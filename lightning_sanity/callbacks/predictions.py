@@ -35,7 +35,7 @@ from lightning_sanity.callbacks._fixed_batch import (
 )
 from lightning_sanity.callbacks._fixed_batch_findings import FixedBatchFindings, SnapshotFindings
 from lightning_sanity.callbacks._prediction_charts import add_prediction_layout, write_prediction_charts
-from lightning_sanity.callbacks._run_length import batches_before_fit, planned_batches, seen_words
+from lightning_sanity.callbacks._run_length import batches_before_fit, planned_batches
 from lightning_sanity.callbacks._snapshot_history import HISTORY_FILE, SnapshotClock, SnapshotHistory
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks.jitter import (
@@ -217,7 +217,8 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
     def on_validation_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any,
                                   batch_idx: int, dataloader_idx: int = 0) -> None:
         # The sanity check's first validation batch: held out, usually unshuffled, and already delivered.
-        if trainer.sanity_checking and self._fixed.batch is None and self.predictions_batch is None and dataloader_idx == 0:
+        if (trainer.sanity_checking and self._fixed.batch is None and self.predictions_batch is None
+                and dataloader_idx == 0):
             self._capture(batch, "validation")
 
     @override
@@ -360,9 +361,7 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
             self.skip(trainer, "prediction-jitter", "no batch was seen to follow")
             return
         clock, history = self._clock, self._history
-        seen = clock.before + clock.seen
-        progress = None if clock.planned is None else seen / clock.planned
-        words = seen_words(seen, clock.planned, clock.ended_normally)
+        progress, words = clock.fraction(), clock.words()
         measure = "change" if history.kind == "regression" else "flips"
         changes = history.columns["jitter"][1:]
         if history.last_probs is None:
