@@ -37,8 +37,11 @@ class SplitOverlap(SanityCallback):
     Lightning delivers anyway are read.
 
     Once both are complete (normally at the end of the first training epoch), the share of distinct validation
-    samples found in training is compared with the share of training samples that repeat within training (a data
-    set with genuine duplicates shares some samples across any random split): an excess of ``share`` (default 0.1)
+    samples found in training is compared with the share that coincidences can explain: the share of training
+    samples that repeat within training (a data set with genuine duplicates shares some samples across any random
+    split), at most the chance that a fresh sample meets a training one by coincidence
+    (:func:`~lightning_sanity.checks.splits.coincidence_share`: copies of high-resolution inputs are not
+    coincidences): an excess of ``share`` (default 0.1)
     or more is a warning, of 0.5 or more an error (a split made twice with different seeds shares about 80 % of
     its validation samples with training). Training inputs changed by random augmentation never match: the check
     then stays silent.
