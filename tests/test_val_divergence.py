@@ -95,3 +95,25 @@ def test_judgement_and_key_lookup():
     assert val_loss_key({"train_loss": 0, "val_acc": 1}) is None
     assert val_loss_key({"loss": 0, "hp/valid_loss": 1}) == "hp/valid_loss"
     assert val_loss_key({"train_mse": 0, "val_mse": 1, "val_mae": 2}) == "val_mse"
+
+
+@pytest.mark.parametrize("scaled_validation", [False, True])
+def test_validation_targets_left_unscaled_fire_and_scaled_ones_stay_silent(tmp_path, scaled_validation):
+    # Diabetes with the target standardized on the training split: the bug leaves validation on the raw scale
+    # (25..346), so its mean lies outside every training target. The same run scaling both splits is silent.
+    from helpers import diabetes
+
+    x, y = diabetes()
+    tr, va = train_test_split(np.arange(len(x)), test_size=0.2, random_state=0)
+    mean, std = y[tr].mean(), y[tr].std()
+    y_val = (y[va] - mean) / std if scaled_validation else y[va]
+    net = torch.nn.Sequential(torch.nn.Linear(10, 32), torch.nn.ReLU(), torch.nn.Linear(32, 1), torch.nn.Flatten(0))
+    model = Classifier(net=net, lr=3e-3, loss_fn=torch.nn.functional.mse_loss)
+    report = _fit(tmp_path, model, loader(x[tr], (y[tr] - mean) / std, 32), loader(x[va], y_val, 128, False),
+                  callbacks=[ValDivergence(), SanitySummary(print_summary=False)], epochs=3)
+    found = serious(report, "val-divergence")
+    if scaled_validation:
+        assert not found
+    else:
+        assert found and found[0]["data"]["pattern"] == "target-shift" and found[0]["severity"] == "error"
+        assert found[0]["data"]["val_target_mean"] > 100 and "scaler" in found[0]["advice"]

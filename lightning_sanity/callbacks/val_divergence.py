@@ -17,7 +17,9 @@ import torch
 from typing_extensions import override
 
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
+from lightning_sanity.batch import split_batch
 from lightning_sanity.checks.loss_baseline import trend_baseline
+from lightning_sanity.checks import target_shift as TS
 from lightning_sanity.checks import validation as V
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,8 @@ class ValDivergence(SanityCallback):
         self._before: Optional[float] = None
         self._key: Optional[str] = None
         self._reason: Optional[str] = None
+        self._targets: dict[str, Optional[torch.Tensor]] = {"train": None, "val": None}
+        self._targets_done = {"train": False, "val": False}
 
     @override
     def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
@@ -107,9 +111,34 @@ class ValDivergence(SanityCallback):
         # Summed on the device (one small add, no host sync); read once per validation run.
         self._sum = loss.float() if self._sum is None else self._sum + loss
         self._count += 1
+        self._take_targets("train", batch)
+
+    @override
+    def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self._targets_done["train"] = True  # the first epoch's targets describe the training split
+
+    @override
+    def on_validation_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any,
+                                  batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._take_targets("val", batch)
+
+    def _take_targets(self, split: str, batch: Any) -> None:
+        if self._targets_done[split]:
+            return
+        try:
+            moments = TS.target_moments(split_batch(batch)[1])
+            if moments is None:
+                self._targets_done[split] = True
+            else:  # on the device, read once at the end of fit
+                self._targets[split] = TS.merge_moments(self._targets[split], moments)
+        except Exception:  # never lose the run over a diagnostic
+            log.debug("val-divergence target moments failed", exc_info=True)
+            self._targets_done[split] = True
 
     @override
     def on_validation_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if not trainer.sanity_checking:
+            self._targets_done["val"] = True  # the first full validation run's targets describe the split
         try:
             value = self._read_val(trainer)
             if value is None:
@@ -145,7 +174,13 @@ class ValDivergence(SanityCallback):
         if self._reason:
             self.skip(trainer, check, self._reason)
             return
+        shift = TS.judge_target_shift(self._targets["train"], self._targets["val"])
+        if shift is not None:  # judged from the targets alone: no logged validation loss needed
+            self.report(trainer, check, shift.severity, shift.message, shift.advice, where="validation targets",
+                        at_step=False, key=shift.kind, data={"pattern": shift.kind, **shift.data})
         if not self._val:
+            if shift is not None:
+                return
             why = (f"`{self.val_loss_key}` was never logged" if self.val_loss_key else
                    "no validation loss was logged (log one named like `val_loss`, or pass `val_loss_key=`)")
             self.skip(trainer, check, why if self._key is None else "no validation run after training started")
@@ -165,9 +200,9 @@ class ValDivergence(SanityCallback):
                 scale_note = f"baseline {baseline:.3g}"
         else:
             scale_note = "no input-independent baseline"
-        verdict = V.judge_val_divergence(self._train, self._val, baseline,
-                                         margin=self.threshold(check, "baseline_margin"),
-                                         rise=self.threshold(check, "rise"))
+        verdict = None if shift is not None else V.judge_val_divergence(
+            self._train, self._val, baseline, margin=self.threshold(check, "baseline_margin"),
+            rise=self.threshold(check, "rise"))
         self.detail(trainer, check, f"`{self._key}` {self._val[0]:.3g} -> {self._val[-1]:.3g} (best "
                                     f"{min(self._val):.3g}) over {len(self._val)} validation(s), train "
                                     f"{self._train[0]:.3g} -> {self._train[-1]:.3g}; {scale_note}")
