@@ -105,3 +105,27 @@ def test_no_activation_modules_is_skipped(tmp_path):
     report, _, _ = _run(Classifier(net=nn.Linear(64, 10)), tmp_path, limit_train_batches=2)
     (check,) = [c for c in report["checks"] if c["name"] == "dead-activations"]
     assert check["status"] == "skipped" and "no activation modules" in check["detail"]
+
+
+@pytest.mark.parametrize("target", ["standardized", "raw"])
+@pytest.mark.parametrize("output_relu", [True, False])
+def test_relu_on_a_regression_output_fires_only_when_targets_are_out_of_its_reach(tmp_path, target, output_relu):
+    # A ReLU copied after the last Linear of a regression head: with standardized targets (half of them negative)
+    # ~40 % of the targets' variance is out of its reach; with the raw, positive diabetes targets, or without the
+    # ReLU, every target can be reached.
+    import lightning_sanity
+    from helpers import diabetes
+
+    x, y = diabetes()
+    y = (y - y.mean()) / y.std() if target == "standardized" else y / 100
+    layers = [nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 1)] + ([nn.ReLU()] if output_relu else [])
+    model = Classifier(net=nn.Sequential(*layers, nn.Flatten(0)), lr=3e-3, loss_fn=nn.functional.mse_loss)
+    L.seed_everything(0)
+    t = trainer(tmp_path, lightning_sanity.default_callbacks(print_summary=False), logger=None, max_epochs=2)
+    t.fit(model, loader(x, y, 32))
+    found = [f for f in serious(read_report(t.log_dir), "dead-activations") if f["data"]["kind"] == "output-range"]
+    if output_relu and target == "standardized":
+        assert found and found[0]["where"] == "net.3" and found[0]["data"]["unreachable_share"] > 0.3
+        assert "Remove the activation" in found[0]["advice"]
+    else:
+        assert not found

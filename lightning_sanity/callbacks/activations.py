@@ -17,6 +17,7 @@ from torch import nn
 from typing_extensions import override
 
 from lightning_sanity import tensorboard
+from lightning_sanity.callbacks._output_range import OutputRangeWatch
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.cost import timed
 from lightning_sanity.checks import activations as A
@@ -113,6 +114,7 @@ class ActivationMonitor(SanityCallback):
         self._measurements = 0
         self._reported: set[str] = set()
         self._worst: dict[str, float] = {}
+        self._output_range = OutputRangeWatch()
 
     # ------------------------------------------------------------------ hooks
 
@@ -161,6 +163,7 @@ class ActivationMonitor(SanityCallback):
             return
         try:
             if measured:
+                self._output_range.step_end(self.collector(trainer).facts, self._last_layer_order, batch)
                 self._store(trainer, batch_idx)
                 if self._batches > 0:  # the first batch is read with the next measurement: no extra transfer
                     self._read(trainer)
@@ -182,6 +185,7 @@ class ActivationMonitor(SanityCallback):
         if not self._active:
             return
         self._read(trainer)
+        self._output_range.judge(self, trainer)
         if self._worst:
             name, worst = max(self._worst.items(), key=lambda item: item[1])
             self.detail(trainer, "dead-activations",
@@ -216,11 +220,12 @@ class ActivationMonitor(SanityCallback):
             call = self._calls.get(name, 0)
             self._calls[name] = call + 1
             order, self._order = self._order, self._order + 1
+            key = name if call == 0 else f"{name}#{call + 1}"
+            self._output_range.seen(key, module, order, output)
             if not isinstance(output, torch.Tensor) or not output.is_floating_point():
                 return
             if kind == "relu" and A.values_per_unit(output) < A.MIN_VALUES_PER_UNIT:
                 return
-            key = name if call == 0 else f"{name}#{call + 1}"
             with torch.no_grad():
                 fraction = (A.dead_unit_fraction(output) if kind == "relu"
                             else A.saturated_fraction(output, kind, **self._limits))
