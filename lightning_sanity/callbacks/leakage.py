@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
+from functools import partial
 from typing import Any, Callable, Optional
 
 import lightning.pytorch as pl
@@ -22,6 +23,7 @@ from typing_extensions import override
 from lightning_sanity.batch import BatchFn, batch_size, split_batch
 from lightning_sanity.callbacks.base import SanityCallback
 from lightning_sanity.callbacks._run_length import planned_batches
+from lightning_sanity.callbacks._copied_targets import copied_random_targets
 from lightning_sanity.callbacks._model_call import keep_call, move_call, watch_calls
 from lightning_sanity.callbacks._extra_forward import _eval_mode, _map_tensors, _precision_context
 from lightning_sanity.checks import flow
@@ -196,7 +198,7 @@ class LeakageChecks(SanityCallback):
                 self._skips["causal-leakage"] = ("the targets equal the inputs at the same positions: cannot tell "
                                                  "whether the loss shifts them (a next-token task)")
         elif y is not None and y.dim() >= 2:
-            self._task = "sequence"
+            self._task = "copied" if L.copied_positions(x, y) is not None else "sequence"
         if self._task != "shifted" and not (self._task == "same" and isinstance(batch, Mapping)):
             self._skips.setdefault("causal-leakage", "the targets are not the inputs shifted by one along a time "
                                                      "axis (nor `labels == input_ids`): not a next-element task")
@@ -354,8 +356,9 @@ class LeakageChecks(SanityCallback):
                                                "position are causal-leakage's)")
         elif self._task == "sequence":
             self._ran["target-leakage"].append(f"`{call['how']}` is not given the target")
-        if self._task == "same" and not first:
-            self._random_targets(trainer, call, size, length, when)
+        if self._task in ("same", "copied") and not first:
+            (self._random_targets if self._task == "same" else partial(copied_random_targets, self))(
+                trainer, call, size, length, when)
 
     def _random_targets(self, trainer: "pl.Trainer", call: dict[str, Any], size: int, length: int,
                         when: str) -> None:

@@ -90,6 +90,34 @@ def same_positions(x: torch.Tensor, y: torch.Tensor) -> bool:
     return _agree(x, y)
 
 
+#: A sequence task whose supervised targets are the input token at the same position this often or more is mostly a
+#: copy task: more than half of its loss is minimised by the identity, whatever else it is meant to learn.
+COPIED_SHARE = 0.5
+
+
+def copied_positions(x: torch.Tensor, y: torch.Tensor) -> Optional[torch.Tensor]:
+    """Integer token sequences whose supervised targets (``y >= 0``) equal the input at the same position at more
+    than :data:`COPIED_SHARE` of the positions, but not at all of them (that is :func:`same_positions`): the
+    ``(B, T)`` mask of the copied positions, else None. A masked LM whose labels are kept at every position, not
+    only at the masked ones, is the typical case; a correct one copies at most the ~10 % of its masked positions
+    that BERT's recipe leaves unchanged.
+
+    >>> import torch
+    >>> ids = torch.tensor([[5, 6, 7, 8, 9, 4]])
+    >>> masked = torch.tensor([[5, 0, 7, 8, 9, 4]])
+    >>> copied_positions(masked, ids).tolist(), copied_positions(masked, torch.tensor([[-100, 6, -100, -100, -100, -100]]))
+    ([[True, False, True, True, True, True]], None)
+    """
+    if not _comparable(x, y) or x.is_floating_point() or x.shape[1] < 2:
+        return None
+    used = y >= IGNORED
+    copied = (x == y) & used
+    count, supervised = int(copied.sum()), int(used.sum())
+    if supervised == 0 or count == supervised or count <= COPIED_SHARE * supervised:
+        return None
+    return copied
+
+
 def _comparable(x: object, y: object) -> bool:
     return (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.dim() >= 2 and x.shape == y.shape
             and x.is_floating_point() == y.is_floating_point() and not x.is_complex())
