@@ -12,7 +12,7 @@ from sklearn.model_selection import train_test_split
 
 from lightning_sanity.callbacks.split_overlap import SplitOverlap
 from lightning_sanity.callbacks.summary import SanitySummary
-from lightning_sanity.checks.splits import fingerprints, overlap
+from lightning_sanity.checks.splits import copied_multiplicities, fingerprints, overlap
 
 
 def _wine() -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,3 +117,19 @@ def test_oversampling_before_the_split_fires_after_it_stays_silent(tmp_path):
     after_idx = np.concatenate([train_idx] + [train_idx[is_minority]] * 3)
     after = _fit(tmp_path / "after", x, y, after_idx, val_idx, 10)
     assert not serious(after)
+
+
+def test_inputs_from_a_small_space_drawn_independently_for_each_split_stay_silent(tmp_path):
+    # Arithmetic progressions mod 7: 42 distinct inputs far apart from each other (no two agree on half their
+    # values), drawn independently for training and validation: every validation input is also a training one,
+    # by coincidence, and their multiplicities rise and fall smoothly as independent draws do.
+    def progressions(n, seed):
+        g = torch.Generator().manual_seed(seed)
+        a, b = torch.randint(0, 7, (n, 1), generator=g), torch.randint(1, 7, (n, 1), generator=g)
+        return ((a + b * torch.arange(8)) % 7).float(), a[:, 0]
+
+    (x_tr, y_tr), (x_va, y_va) = progressions(1200, 0), progressions(200, 1)
+    x, y = torch.cat([x_tr, x_va]), torch.cat([y_tr, y_va])
+    report = _fit(tmp_path, x, y, np.arange(1200), np.arange(1200, 1400), 7)
+    assert not serious(report, "split-overlap")
+    assert copied_multiplicities(fingerprints(x_tr)) is False

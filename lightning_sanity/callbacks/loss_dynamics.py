@@ -23,6 +23,7 @@ from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.callbacks._run_length import RunProgress, batches_before_fit, planned_batches
 from lightning_sanity.checks import loss_trend, lr_history, schedule
 from lightning_sanity.checks.loss_trend import judge_loss_trend
+from lightning_sanity.callbacks._dropout_noise import dropout_noise_verdict
 from lightning_sanity.checks.outputs import loss_kind_is
 from lightning_sanity.checks.verdict import Verdict
 from lightning_sanity.checks.schedule import LrTrajectory
@@ -240,6 +241,8 @@ class LossDynamics(SanityCallback):
         if reason is not None:
             self.skip(trainer, "loss-trend", reason)
             return
+        if verdict is None and judged_progress is not None and judged_progress >= 1.0:
+            verdict = dropout_noise_verdict(pl_module, values, facts, baseline)
         if verdict is not None:
             self._report(trainer, "loss-trend", verdict)
         words = trend_words(values, start, baseline, baseline_how)

@@ -39,9 +39,9 @@ class SplitOverlap(SanityCallback):
     Once both are complete (normally at the end of the first training epoch), the share of distinct validation
     samples found in training is compared with the share that coincidences can explain: the share of training
     samples that repeat within training (a data set with genuine duplicates shares some samples across any random
-    split), at most the chance that a fresh sample meets a training one by coincidence
-    (:func:`~lightning_sanity.checks.splits.coincidence_share`: copies of high-resolution inputs are not
-    coincidences): an excess of ``share`` (default 0.1)
+    split); when the multiplicities of those repeats stop dead as copies do
+    (:func:`~lightning_sanity.checks.splits.copied_multiplicities`), at most the chance that a fresh sample meets
+    a training one by coincidence (:func:`~lightning_sanity.checks.splits.coincidence_share`): an excess of ``share`` (default 0.1)
     or more is a warning, of 0.5 or more an error (a split made twice with different seeds shares about 80 % of
     its validation samples with training). Training inputs changed by random augmentation never match: the check
     then stays silent.
@@ -189,9 +189,10 @@ class SplitOverlap(SanityCallback):
         train_fp, samples = self._train_fp[:, 0], int(self._train_fp.shape[0])
         found, distinct, repeated = S.overlap(self._val_fp, train_fp)
         share = found / max(distinct, 1)
-        # Repeats within training excuse shared samples only as far as the inputs can coincide by chance: copies
-        # of high-resolution inputs (oversampling before the split) are copies, not coincidences.
-        chance = min(repeated, S.coincidence_share(self._train_fp, samples)) if repeated > 0 else 0.0
+        # Repeats within training excuse shared samples, unless their multiplicities are those of copies
+        # (oversampling before the split) and distinct inputs are too far apart to coincide by chance.
+        copies = repeated > 0 and S.copied_multiplicities(train_fp)
+        chance = min(repeated, S.coincidence_share(self._train_fp, samples)) if copies else repeated
         excess = share - chance
         seen = f"{distinct} distinct validation samples, {samples} training samples"
         self.detail(trainer, "split-overlap", f"{found} of {distinct} validation samples in training ({share:.0%}); "

@@ -145,6 +145,7 @@ class ValDivergence(SanityCallback):
                 return
             if trainer.sanity_checking:
                 self._before = value if self._before is None else self._before
+                self.collector(trainer).facts["val_loss_before_training"] = self._before  # for loss-trend
                 return
             if self._sum is None or self._count == 0:
                 return  # no training step since the last validation: nothing to pair it with

@@ -116,3 +116,35 @@ def coincidence_share(train: torch.Tensor, training_samples: int) -> float:
         k = float((counts * (counts - 1) // 2).sum())
         rate = max(rate, (k + 2 * math.sqrt(k) + 3) / pairs_total)
     return min(1.0, training_samples * rate)
+
+
+#: Independent draws would show the multiplicity ceiling that :func:`copied_multiplicities` tests with probability
+#: below exp(-CEILING_EXPECTED) (about 1/1000).
+CEILING_EXPECTED = math.log(1000)
+
+
+def copied_multiplicities(train: torch.Tensor) -> bool:
+    """Whether the multiplicities of the training inputs (fingerprints, one per sample) show a ceiling that
+    independent draws from any distribution cannot produce: the signature of copies (each minority sample repeated
+    exactly k times), not of a small input space.
+
+    With independent draws, the number of distinct inputs seen exactly k times, ``N_k``, follows a mixture of
+    Poisson laws, whose ratios ``(k + 1) N_{k+1} / N_k`` (the mean rate of an input seen k times, as Good and
+    Turing estimate it) never decrease with k. So if the most repeated inputs are seen K times, about
+    ``N_{K+1} >= K N_K^2 / ((K + 1) N_{K-1})`` inputs should have been seen K + 1 times; none were, which has
+    probability ``exp(-that)`` at most. Coarse or low-entropy data (few categorical columns, sequences from a
+    handful of rules) repeats its inputs smoothly and passes; oversampling by k copies stops dead at k.
+
+    >>> import torch
+    >>> unique = torch.arange(700)
+    >>> copies = torch.arange(1000, 1100).repeat_interleave(4)  # 100 samples repeated four times
+    >>> copied_multiplicities(torch.cat([unique, copies])), copied_multiplicities(torch.randint(0, 150, (1500,)))
+    (True, False)
+    """
+    _, counts = torch.unique(train, return_counts=True)
+    top = int(counts.max()) if counts.numel() else 0
+    if top < 2:
+        return False
+    at_top, below = int((counts == top).sum()), int((counts == top - 1).sum())
+    expected = top * at_top ** 2 / ((top + 1) * max(below, 1))
+    return expected >= CEILING_EXPECTED
