@@ -44,6 +44,7 @@ class _Clock:
     seconds = 0.0
     depth = 0
     periodic = 0.0  # the part of ``seconds`` spent on periodic work
+    in_periodic = False  # inside a ``periodic`` block (an inner one does not charge again)
     budget: Optional[float] = 0.02  # share of the training time periodic work may take (None: no budget)
     last: dict = {}  # the last duration of each kind of periodic work, its estimate for the next one
 
@@ -115,10 +116,14 @@ def periodic_allowed(trainer: Any, kind: str, taken: int, required: int = 0) -> 
 class periodic:
     """Charge the time of a block of periodic work of ``kind`` to the budget.
 
+    A block inside another (a snapshot's charts) records its own duration as the estimate for its kind, and the
+    outer block charges the time once.
+
     Example::
 
         >>> with periodic("snapshot"):
-        ...     _ = sum(range(1000))
+        ...     with periodic("charts"):
+        ...         _ = sum(range(1000))
     """
 
     def __init__(self, kind: str) -> None:
@@ -126,12 +131,16 @@ class periodic:
 
     def __enter__(self) -> "periodic":
         self.start = time.perf_counter()
+        self.outer = not _clock.in_periodic
+        _clock.in_periodic = True
         return self
 
     def __exit__(self, *exc: Any) -> None:
         took = time.perf_counter() - self.start
-        _clock.periodic += took
         _clock.last[self.kind] = took
+        if self.outer:
+            _clock.in_periodic = False
+            _clock.periodic += took
 
 
 def suite_seconds(trainer: Any) -> float:

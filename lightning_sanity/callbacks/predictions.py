@@ -235,6 +235,7 @@ class PredictionDynamics(SanityCallback):
         self._prev_probs: Optional[torch.Tensor] = None
         self._prev_classes: Optional[torch.Tensor] = None
         self._last_probs: Optional[torch.Tensor] = None
+        self._pending_charts: Optional[tuple] = None  # the latest snapshot's charts, while not drawn
         self._history: dict[str, list] = {k: [] for k in (
             "step", "epoch", "loss", "accuracy", "mean_change", "flip_fraction", "jitter",
             "true_class_probability", "predicted_class", "prediction")}
@@ -500,9 +501,25 @@ class PredictionDynamics(SanityCallback):
                       step: int, epoch_end: bool) -> None:
         tensorboard.log_scalars(trainer, {tensorboard.tag("predictions", k): v for k, v in scalars.items()
                                           if math.isfinite(v)}, step=step)
-        writers = tensorboard.writers(trainer)
-        if not writers:
+        # Images and histograms judge nothing: drawn while the periodic budget allows, else the latest snapshot's
+        # are drawn once at the end of fit (conclude), so every run ends with a picture.
+        self._pending_charts = (kind, out, probs, targets, p_true, step, epoch_end)
+        if cost.periodic_allowed(trainer, "charts", taken=0):
+            self._draw_charts(trainer)
+
+    def _draw_charts(self, trainer: "pl.Trainer", final: bool = False) -> None:
+        if self._pending_charts is None:
             return
+        kind, out, probs, targets, p_true, step, epoch_end = self._pending_charts
+        epoch_end = epoch_end or final
+        self._pending_charts = None
+        writers = tensorboard.writers(trainer)
+        if writers:
+            with cost.periodic("charts"):
+                self._draw(writers, kind, out, probs, targets, p_true, step, epoch_end)
+
+    def _draw(self, writers: list, kind: str, out: torch.Tensor, probs: torch.Tensor,
+              targets: Optional[torch.Tensor], p_true: Optional[torch.Tensor], step: int, epoch_end: bool) -> None:
         t_cpu = targets.cpu() if targets is not None else None
         images: dict[str, torch.Tensor] = {}
         flat = out.detach().flatten()
@@ -524,7 +541,7 @@ class PredictionDynamics(SanityCallback):
             histograms["residuals"] = (probs - t_cpu).flatten()
         for writer in writers:
             for name, image in images.items():
-                writer.add_image(tensorboard.tag("predictions", name), image, global_step=step, dataformats="CHW")
+                tensorboard.add_image(writer, tensorboard.tag("predictions", name), image, step)
             for name, values in histograms.items():
                 values = values[torch.isfinite(values)]
                 if values.numel():
@@ -638,6 +655,7 @@ class PredictionDynamics(SanityCallback):
 
     @override
     def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self._draw_charts(trainer, final=True)
         self._save_history(trainer)
         if trainer.is_global_zero and self.is_enabled("constant-output"):
             conclude_constant_output(self, trainer, self._constant)
