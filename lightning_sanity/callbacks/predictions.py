@@ -30,6 +30,7 @@ from lightning_sanity._compat import current_batch_idx
 from lightning_sanity.callbacks._constant_output import conclude_constant_output
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks.episodes import Episodes, unconverged_batchnorm
+from lightning_sanity.checks.numerics import is_finite
 from lightning_sanity.callbacks.loss_dynamics import batches_before_fit, planned_batches, seen_words
 from lightning_sanity.checks.dynamics import (
     JITTER_CHANGE_THRESHOLD,
@@ -401,7 +402,7 @@ class PredictionDynamics(SanityCallback):
             x, y = split_batch(batch, self.get_input, self.get_target)
             out, again = out[:keep], (again[:keep] if again is not None else None)
         step, started = trainer.global_step, trainer.global_step > 0
-        if not bool(torch.isfinite(out).all()):
+        if not is_finite(out):
             self._report_nonfinite(trainer, out)
             return
         if again is not None and not outputs_agree(out, again):

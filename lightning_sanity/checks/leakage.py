@@ -32,6 +32,8 @@ from typing import Optional
 
 import torch
 
+from lightning_sanity.checks.numerics import is_finite
+
 #: Outputs up to position t may move by this much, relative to the outputs' magnitude, when only later positions
 #: change. A causal model gives exactly identical outputs there (masked attention weights are exact zeros, a left-
 #: padded convolution never reads them); the margin absorbs float32 round-off of fused kernels only.
@@ -165,14 +167,22 @@ def change_up_to(base: torch.Tensor, other: torch.Tensor, t: int) -> tuple[float
     """``(largest change, output scale, first position that changed or -1)`` over positions ``0..t`` of two
     ``(B, T, C)`` outputs."""
     a, b = base[:, : t + 1].float(), other[:, : t + 1].float()
-    finite = torch.isfinite(a) & torch.isfinite(b)
-    diff = torch.where(finite, (a - b).abs(), torch.zeros_like(a))
-    nonfinite_changed = (torch.isfinite(a) != torch.isfinite(b))
-    per_position = diff.amax(dim=(0, 2)) if diff.numel() else diff.new_zeros(t + 1)
-    # A value that turns NaN/Inf only when later positions change is as much a dependence as a finite change.
-    per_position = torch.where(nonfinite_changed.any(dim=2).any(dim=0), torch.full_like(per_position, math.inf),
-                               per_position)
-    scale = float(torch.where(torch.isfinite(base), base.float().abs(), torch.zeros_like(base, dtype=torch.float)).max())
+    base_finite = is_finite(base)
+    if base_finite and is_finite(b) and a.numel():
+        # The usual case, without the masks (a 32k-vocabulary output makes each as large as the output).
+        per_position = (a - b).abs().amax(dim=(0, 2))
+    else:
+        finite = torch.isfinite(a) & torch.isfinite(b)
+        diff = torch.where(finite, (a - b).abs(), torch.zeros_like(a))
+        nonfinite_changed = (torch.isfinite(a) != torch.isfinite(b))
+        per_position = diff.amax(dim=(0, 2)) if diff.numel() else diff.new_zeros(t + 1)
+        # A value that turns NaN/Inf only when later positions change is as much a dependence as a finite change.
+        per_position = torch.where(nonfinite_changed.any(dim=2).any(dim=0), torch.full_like(per_position, math.inf),
+                                   per_position)
+    if base_finite:
+        scale = float(base.float().abs().amax())
+    else:
+        scale = float(torch.where(torch.isfinite(base), base.float().abs(), torch.zeros_like(base, dtype=torch.float)).max())
     largest = float(per_position.max()) if per_position.numel() else 0.0
     tol = CHANGE_RTOL * max(scale, 1e-3)
     moved = (per_position > tol).nonzero()
