@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from typing_extensions import override
 
+from lightning_sanity.cadence import trainer_chart_every
 from lightning_sanity import tensorboard
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.cost import timed
@@ -133,7 +134,7 @@ class ActivationMonitor(SanityCallback):
                 return
             self._limits = {"tanh_limit": self.threshold("dead-activations", "tanh_limit"),
                             "sigmoid_margin": self.threshold("dead-activations", "sigmoid_margin")}
-            every = self.every_n_steps or trainer.log_every_n_steps or _FALLBACK_EVERY
+            every = self.every_n_steps or trainer_chart_every(trainer) or _FALLBACK_EVERY
             self._every = every
             self._active = True
             tensorboard.add_layout_chart(trainer, "sanity: activations", "dead units per layer",

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 from typing_extensions import override
 
+from lightning_sanity.cadence import trainer_chart_every
 from lightning_sanity import tensorboard
 from lightning_sanity.callbacks._replay_capture import (
     StepCapture,
@@ -194,6 +195,7 @@ class BatchNormMonitor(SanityCallback):
         self._bundles = 0
         self._steps_judged = 0
         self._last_logged_step = -1
+        self._chart_every = 1  # steps between two logged points (cadence.chart_every)
         self._fired_layers: set[str] = set()
 
     # ------------------------------------------------------------------ hooks
@@ -210,6 +212,7 @@ class BatchNormMonitor(SanityCallback):
 
     @override
     def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self._chart_every = trainer_chart_every(trainer)
         if self._layers and self.batchnorm_scalars:
             for title, quantity in (("running variance, channel mean", "bn_running_var_mean"),
                                     ("running variance, channel max", "bn_running_var_max"),
@@ -444,7 +447,7 @@ class BatchNormMonitor(SanityCallback):
         step, state = self._step, self._state
         logging_step = trainer.global_step
         if (not self.batchnorm_scalars or step is None or state is None or logging_step == self._last_logged_step
-                or logging_step % max(1, trainer.log_every_n_steps) != 0 or not trainer.is_global_zero
+                or logging_step % max(1, self._chart_every) != 0 or not trainer.is_global_zero
                 or not trainer.loggers):
             return
         self._last_logged_step = logging_step

@@ -20,6 +20,7 @@ import torch
 from torch.optim import Optimizer
 from typing_extensions import override
 
+from lightning_sanity.cadence import trainer_chart_every
 from lightning_sanity import tensorboard
 from lightning_sanity.callbacks._replay_capture import share_grad_norms
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
@@ -383,7 +384,7 @@ class NormMonitor(SanityCallback):
                 for check in self.active_checks:
                     self.skip(trainer, check, "the model has no parameters")
                 return
-            every = self.log_every_n_steps if self.log_every_n_steps is not None else trainer.log_every_n_steps
+            every = self.log_every_n_steps if self.log_every_n_steps is not None else trainer_chart_every(trainer)
             self._log = every > 0
             self._every = every if every > 0 else _FALLBACK_EVERY
             self._counts = N.GradientCounts.empty(len(self.layers))
