@@ -53,16 +53,25 @@ _clock = _Clock()
 
 
 def timed_hook(fn: Callable) -> Callable:
-    """Time a callback hook ``fn(self, trainer, ...)``; the first hook of a new Trainer restarts the clock."""
-    charged = timed(fn)
+    """Time a callback hook ``fn(self, trainer, ...)``; the first hook of a new Trainer restarts the clock.
+
+    One wrapper frame, not :func:`timed` around another: it runs on every hook call of every step.
+    """
 
     @functools.wraps(fn)
     def hook(self: Any, trainer: Any = None, *args: Any, **kwargs: Any) -> Any:
         clock = _clock
-        if trainer is not clock.trainer and not clock.depth:
-            clock.trainer, clock.started, clock.seconds, clock.periodic, clock.last = (
-                trainer, time.perf_counter(), 0.0, 0.0, {})
-        return charged(self, trainer, *args, **kwargs)
+        if clock.depth:
+            return fn(self, trainer, *args, **kwargs)
+        start = time.perf_counter()
+        if trainer is not clock.trainer:
+            clock.trainer, clock.started, clock.seconds, clock.periodic, clock.last = trainer, start, 0.0, 0.0, {}
+        clock.depth = 1
+        try:
+            return fn(self, trainer, *args, **kwargs)
+        finally:
+            clock.depth = 0
+            clock.seconds += time.perf_counter() - start
 
     hook.__timed__ = True  # type: ignore[attr-defined]
     return hook
