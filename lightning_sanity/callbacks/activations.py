@@ -157,6 +157,10 @@ class ActivationMonitor(SanityCallback):
     @override
     def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any, batch_idx: int) -> None:
         measured = self._measuring
+        if not measured:  # most steps: nothing was armed
+            if self._active:
+                self._batches += 1
+            return
         self._disarm()
         if not self._active:
             return

@@ -206,9 +206,11 @@ class BatchNormMonitor(SanityCallback):
             return
         self._log_dir = trainer.log_dir  # a collective under DDP: read where every rank is
         self._reset()
+        self.revive()
         self._layers = bn.batchnorm_layers(pl_module)
         if not self._layers:
             self.skip(trainer, CHECK, "no BatchNorm layer with running statistics in the model")
+            self.retire("on_train_batch_start", "on_before_optimizer_step", "on_train_batch_end")  # no step cost
 
     @override
     def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
