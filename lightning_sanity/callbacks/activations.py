@@ -59,7 +59,7 @@ class ActivationMonitor(SanityCallback):
 
     Args:
         activations_every_n_steps: measure every this many training batches; None follows the Trainer's
-            ``log_every_n_steps`` (50 when that is 0).
+            ``log_every_n_steps`` fitted to the planned run (:mod:`lightning_sanity.cadence`; 50 when that is 0).
 
     Raises:
         ValueError: ``activations_every_n_steps`` is not a positive integer or None.

@@ -68,8 +68,8 @@ class BatchNormMonitor(SanityCallback):
     as for the blank border pixels of digit images) never produce huge ratios from tiny numbers. The finding names
     the layer, epoch, batch and seed, and the step is saved in a replay bundle (the first three times).
 
-    TensorBoard tags, written at logging steps (``global_step % log_every_n_steps == 0``), one line per layer named
-    as in ``named_modules()``:
+    TensorBoard tags, written every ``cadence.chart_every`` steps (the Trainer's ``log_every_n_steps`` fitted to
+    the planned run), one line per layer named as in ``named_modules()``:
 
     - ``sanity/bn_running_var_mean/<layer>``: channel mean of the running variance.
     - ``sanity/bn_running_var_max/<layer>``: channel max of the running variance.

@@ -105,7 +105,8 @@ class NormMonitor(NormVerdicts, SanityCallback):
 
     Args:
         norms_log_every_n_steps: read, log and judge every this many optimizer steps; None follows the
-            Trainer's ``log_every_n_steps``. 0 logs nothing (judgements still run, reading every 50 steps).
+            Trainer's ``log_every_n_steps`` fitted to the planned run (:mod:`lightning_sanity.cadence`). 0 logs
+            nothing (judgements still run, reading every 50 steps).
         norms_group_depth: group layers by their first ``depth`` module-name parts for logging
             (``encoder.layers.3``); judgements stay per layer.
         norms_group_regex: group layers for logging by this regular expression (its first group, or the whole
