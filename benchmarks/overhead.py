@@ -253,7 +253,8 @@ def timing(args: argparse.Namespace) -> None:
                 if got["suite"].get("suite_share") is not None:
                     shares.setdefault(key, []).append(got["suite"]["suite_share"])
                 print(f"pair {pair + 1}: {workload:>11} {plan:>5}: bare {bare:6.2f} s, " + ", ".join(
-                    f"{c} {got[c]['seconds'] / bare:.3f}x" for c in configs[1:]), flush=True)
+                    f"{c} {got[c]['seconds'] / bare:.3f}x (CPU {cpu[key][c][-1]:.3f}x)" for c in configs[1:]),
+                    flush=True)
     print(f"\nCPU, {args.threads} thread(s); total `trainer.fit` time, fresh process per run; median of {args.pairs} "
           "interleaved pairs over the same pair's bare run, range in brackets.\n")
     keys = list(cells)
