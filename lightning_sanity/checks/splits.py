@@ -55,9 +55,13 @@ def split_fingerprints(x: torch.Tensor) -> torch.Tensor:
         rows = rows.index_select(1, index)
     if rows.is_floating_point():
         # +0.0 for -0.0, so that the sign of a zero does not make two samples differ.
-        rows = (rows + 0.0).contiguous().view(_BITS.get(rows.dtype, torch.int32))
-    bits = rows.long()
-    bits = bits ^ (bits >> 13)  # mix high bits into low ones: float bit patterns differ mostly in the high bits
+        bits = (rows + 0.0).contiguous().view(_BITS.get(rows.dtype, torch.int32))
+        # Mix high bits into low ones (float bit patterns differ mostly in the high bits), at the float's own width:
+        # an arithmetic shift commutes with sign extension, so this equals mixing after widening to int64.
+        bits = (bits ^ (bits >> 13)).long()
+    else:
+        bits = rows.long()
+        bits = bits ^ (bits >> 13)
     key = (bits.shape[1], str(bits.device))
     cached = _WEIGHTS.get(key)
     if cached is None:
@@ -66,7 +70,11 @@ def split_fingerprints(x: torch.Tensor) -> torch.Tensor:
         half = torch.zeros(bits.shape[1], dtype=torch.bool)
         half[torch.randperm(bits.shape[1], generator=g)[: bits.shape[1] // 2]] = True
         cached = _WEIGHTS[key] = torch.stack([weights, weights * half, weights * ~half], 1).to(bits.device)
-    return bits @ cached if bits.device.type == "cpu" else (bits[:, :, None] * cached).sum(1)
+    # int64 arithmetic wraps around: a hash modulo 2^64, the same in any order of summation (a matrix product on
+    # the CPU: one pass, no (B, F) product tensor; integer matmul is CPU-only, so one product per hash elsewhere).
+    if bits.device.type == "cpu":
+        return bits @ cached
+    return torch.stack([(bits * cached[:, i]).sum(dim=1) for i in range(3)], 1)
 
 
 def overlap(val: torch.Tensor, train: torch.Tensor) -> tuple[int, int, float]:
