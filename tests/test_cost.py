@@ -65,11 +65,13 @@ def _jitter_fit(tmp_path, **options):
 
 def test_periodic_work_on_an_expensive_fixed_batch_stays_within_its_budget(tmp_path):
     lifted, lifted_taken, _ = _jitter_fit(tmp_path / "lifted", periodic_budget=None)
+    least, least_taken, _ = _jitter_fit(tmp_path / "least", periodic_budget=1e-6)  # the required looks only
     held, held_taken, detail = _jitter_fit(tmp_path / "held")
-    look = lifted["periodic_seconds"] / lifted_taken  # what one snapshot costs, measured where nothing holds it back
-    figures = (lifted, lifted_taken, held, held_taken)
-    assert held_taken < lifted_taken and "left out to keep within the periodic-work budget" in detail, figures
-    # The looks a judgement needs (16 snapshots) run anyway; beyond them, 2 % of the training time and one look.
-    assert held["periodic_seconds"] <= 17 * look + 0.02 * held["fit_seconds"] + 0.05, figures
-    assert held["periodic_seconds"] < lifted["periodic_seconds"]
-    assert held["share"] < lifted["share"]
+    figures = (lifted, lifted_taken, least, least_taken, held, held_taken)
+    assert 16 <= least_taken <= held_taken < lifted_taken, figures
+    assert "left out to keep within the periodic-work budget" in detail, detail
+    # Beyond the looks the judgements need, periodic work takes 2 % of the training time and one more look (a
+    # snapshot of two 15 ms forwards); 10 % of the required looks' time absorbs the scheduler's jitter on sleeps.
+    extra = held["periodic_seconds"] - least["periodic_seconds"]
+    assert extra <= 0.02 * held["fit_seconds"] + 0.1 * least["periodic_seconds"] + 0.05, figures
+    assert held["periodic_seconds"] < lifted["periodic_seconds"], figures
