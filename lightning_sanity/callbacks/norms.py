@@ -25,7 +25,7 @@ from lightning_sanity.callbacks._replay_capture import share_grad_norms
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.cost import timed
 from lightning_sanity.checks import norms as N
-from lightning_sanity.checks.accumulation import ResetWatch, judge_accumulating
+from lightning_sanity.checks.accumulation import ResetWatch, accumulating_message, find_accumulating
 from lightning_sanity.findings import Severity
 
 log = logging.getLogger(__name__)
@@ -388,9 +388,9 @@ class NormMonitor(SanityCallback):
             self._every = every if every > 0 else _FALLBACK_EVERY
             self._counts = N.GradientCounts.empty(len(self.layers))
             self._plan_bins()
-            if not pl_module.automatic_optimization and len(trainer.optimizers) == 1:
-                # Manual optimization leaves zero_grad() to the user: watch whether .grad is ever reset.
-                self._resets = ResetWatch(next((p for p in pl_module.parameters() if p.requires_grad), None))
+            if not pl_module.automatic_optimization:
+                # Manual optimization leaves zero_grad() to the user: watch when each optimizer's .grad is reset.
+                self._resets = ResetWatch(trainer.optimizers)
                 self.on_before_backward = self._watch_resets
             for quantity, title in (
                 ("grad_norm", "gradient L2 norm per layer (pre-clip)"),
@@ -512,6 +512,8 @@ class NormMonitor(SanityCallback):
             present_grads = [grads[i] for i in pattern.present]
         if self._batch_step is None:
             self._batch_step = trainer.global_step
+        if self._resets is not None:
+            self._resets.stepped(optimizer, self._batch_step)
         self._batch_patterns.append(pattern)
         row = view.grad_norm_row(self._row, self._buf.shape[0])
         if pattern.present is None:
@@ -947,18 +949,12 @@ class NormMonitor(SanityCallback):
         if "exploding-gradient" not in self.active_checks or ("exploding-gradient", "spike") in self._reported:
             return
         norms = grad_sq.sum(1).sqrt()
-        piling = judge_accumulating(norms, self._resets.resets_seen) if self._resets is not None else None
-        if piling is not None:
-            self._report(
-                trainer, "exploding-gradient", Severity.WARNING,
-                f"Gradients accumulate across steps: under manual optimization `.grad` was never reset before a "
-                f"backward, and the global gradient norm grew {piling['growth']:.3g}x smoothly (rising on "
-                f"{piling['rising_share']:.0%} of {piling['steps']} steps, median change {piling['median_change']:.1%} "
-                "per step, where a fresh batch gradient changes by tens of percent): each step adds to the sum of "
-                "all earlier gradients.",
-                "Call `opt.zero_grad()` in training_step (before `self.manual_backward(loss)` or after "
-                "`opt.step()`); to accumulate on purpose, zero every N steps.",
-                where=None, meta=self._first_meta, data={"kind": "accumulating", **piling})
+        piling = self._resets and find_accumulating(self._resets, grad_sq, [m[0] for m in self._hist_meta],
+                                                    {k: v.owned for k, v in self._views.items()}, trainer.optimizers)
+        if piling:
+            message, advice = accumulating_message(piling)
+            self._report(trainer, "exploding-gradient", Severity.WARNING, message, advice, where=None,
+                         meta=self._first_meta, data={"kind": "accumulating", **piling})
             return
         factor = N.sustained_growth(norms, factor=self.threshold("exploding-gradient", "growth"))
         if factor is None:
