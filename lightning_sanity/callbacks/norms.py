@@ -26,6 +26,7 @@ from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.cost import timed
 from lightning_sanity.checks import norms as N
 from lightning_sanity.checks.accumulation import ResetWatch, accumulating_message, find_accumulating
+from lightning_sanity.checks.first_step import first_step_spike
 from lightning_sanity.findings import Severity
 
 log = logging.getLogger(__name__)
@@ -748,7 +749,7 @@ class NormMonitor(SanityCallback):
                 continue
             seen = self._global_seen
             reference = self._early_max if seen >= N.SPIKE_EARLY else self._global_max
-            if watching and seen >= 1 and value >= N.SPIKE_OVER_MAX * reference:
+            if watching and (seen == 0 or value >= N.SPIKE_OVER_MAX * reference):
                 if seen < N.SPIKE_WARMUP:
                     if self._early_spike is None or value > self._early_spike[0]:
                         self._early_spike = (value, grad_sq[i].clone(), meta[i])
@@ -775,17 +776,28 @@ class NormMonitor(SanityCallback):
         value, layer_sq, row = self._early_spike
         median = N.median_finite(norms)
         factor = self.threshold("exploding-gradient", "spike")
-        if median > 0 and value >= factor * median:
+        if self._first_meta is not None and row.step == self._first_meta[0]:
+            # No step before the first: judged by what its update did to the weights (checks/first_step.py).
+            i = next((k for k, m in enumerate(self._upd_meta) if m[0] == row.step), None)
+            found = i is not None and first_step_spike(
+                value, median, self._upd_sq[i][self._upd_valid[i]], self._upd_weight[i][self._upd_valid[i]],
+                factor, self.threshold("update-ratio", "too_large"))
+            if found:
+                self._report_spike(trainer, layer_sq, row, value, found["factor"], found["update_ratio"])
+        elif median > 0 and value >= factor * median:
             self._report_spike(trainer, layer_sq, row, value, value / median)
 
     def _report_spike(self, trainer: "pl.Trainer", layer_sq: torch.Tensor, row: _Row, value: float,
-                      factor: float) -> None:
+                      factor: float, first_update: Optional[float] = None) -> None:
         median = value / factor
         layer, layer_value = self._spiking_layer(layer_sq)
         self._reported.add(("exploding-gradient", "spike"))
         clip = trainer.gradient_clip_val if self._automatic else None
         message = (f"The global gradient norm jumped to {value:.3g}, {factor:.3g}x its running median of "
                    f"{median:.3g}; the largest part is in `{layer}` (gradient norm {layer_value:.3g}).")
+        if first_update is not None:
+            message += (f" It was the first step, and its update moved the weights by {first_update:.3g}x their own "
+                        "norm.")
         if clip:
             # Norms are read before clipping: the step itself was bounded, which is what clipping is for.
             message += (f" Gradient clipping (gradient_clip_val={clip}) bounded the update: norms are read before "
@@ -797,7 +809,8 @@ class NormMonitor(SanityCallback):
             "layers or weight decay.",
             where=layer, meta=(row.step, row.epoch, row.batch_idx),
             data={"kind": "spike", "grad_norm": value, "running_median": median, "factor": factor,
-                  "layer_grad_norm": layer_value, "clipped": bool(clip)},
+                  "layer_grad_norm": layer_value, "clipped": bool(clip),
+                  **({"first_step_update_ratio": first_update} if first_update is not None else {})},
         )
 
     def _spiking_layer(self, layer_sq: torch.Tensor) -> tuple[str, float]:
