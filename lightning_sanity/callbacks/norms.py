@@ -27,6 +27,7 @@ from lightning_sanity.cost import timed
 from lightning_sanity.checks import norms as N
 from lightning_sanity.checks.accumulation import ResetWatch, accumulating_message, find_accumulating
 from lightning_sanity.checks.first_step import first_step_spike
+from lightning_sanity.checks.weight_drift import steady_growth
 from lightning_sanity.findings import Severity
 
 log = logging.getLogger(__name__)
@@ -990,6 +991,8 @@ class NormMonitor(SanityCallback):
         if "weight-growth" not in self.active_checks:
             return
         found = N.growing_layers(weight_sq, self.layers.numels, factor=self.threshold("weight-growth", "factor"))
+        steady = not found and steady_growth(weight_sq, self.layers.numels)  # checks/weight_drift.py
+        found = found or steady
         if not found:
             return
         found.sort(key=lambda item: -item[1])
@@ -1000,11 +1003,14 @@ class NormMonitor(SanityCallback):
         self._report(
             trainer, "weight-growth", Severity.WARNING,
             f"Weight norms keep growing in {len(names)} layer(s) ({N.short_list(names)}): `{names[0]}` went from "
-            f"{first:.3g} to {last:.3g} ({factor:.3g}x) and is still rising.",
+            f"{first:.3g} to {last:.3g} ({factor:.3g}x) and is still rising"
+            + (", as fast in the second half of the run as in the first (healthy weights grow mostly early, then "
+               "settle)." if steady else "."),
             "Add or increase weight decay (AdamW), lower the learning rate, check that the loss cannot be lowered "
             "by scaling weights up (an unbounded term), and consider normalisation layers.",
             where=N.common_module(names) if len(names) > 1 else names[0], meta=self._hist_meta[-1],
-            data={"layers": names, "factor": factor, "first_norm": first, "last_norm": last},
+            data={"layers": names, "factor": factor, "first_norm": first, "last_norm": last,
+                  "kind": "steady" if steady else "factor"},
         )
 
     def _conclude_updates(self, trainer, exclude: set[int]) -> None:
