@@ -22,6 +22,7 @@ from lightning_sanity.callbacks._step_watch import META_OPS, SHAPE_OPS, StepWatc
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks import data as D
 from lightning_sanity.checks.label_use import unused_head_classes
+from lightning_sanity.checks.padding_labels import PaddingLabels, model_padding_token, report_padding_labels
 from lightning_sanity.findings import Severity
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,7 @@ class DataChecks(SanityCallback):
         self._no_input: Optional[str] = None
         self._no_target: Optional[str] = None
         self._watch: Optional[StepWatch] = None
+        self._padding: Optional[PaddingLabels] = None
 
     # ------------------------------------------------------------------ hooks
 
@@ -139,6 +141,7 @@ class DataChecks(SanityCallback):
     def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._stop_watch()
         self._reset()
+        self._padding = PaddingLabels(model_padding_token(pl_module))  # checks/padding_labels.py
 
     @override
     def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int) -> None:
@@ -215,6 +218,8 @@ class DataChecks(SanityCallback):
         else:
             self._target_field = self._target_name(batch)
             self._collect_labels(y, fields)
+            if self._padding is not None:
+                self._padding.add_batch(batch, x, y)
         if self._seen == 1 and self._inputs:
             self._watch_first_use(fields)  # last: nothing of ours may pass for the model's first use
 
@@ -432,6 +437,8 @@ class DataChecks(SanityCallback):
                 where=where, at_step=False, data=summary)
             self.detail(trainer, "label-distribution", f"all {batches} batches hold the single target {lo:.6g}")
             return
+        if kind == "class":
+            report_padding_labels(self, trainer, self._padding, facts, where)
         if kind in ("regression", "soft"):
             self.detail(trainer, "label-distribution", f"{kind} targets in [{lo:.4g}, {hi:.4g}]: class checks skipped")
             return
