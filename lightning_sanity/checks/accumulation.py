@@ -162,7 +162,8 @@ def find_accumulating(watch: ResetWatch, grad_sq: torch.Tensor, steps: Sequence[
         norms = grad_sq[:, owned[key]].sum(1).sqrt()
         found = judge_accumulating(norms, steps, watch.segments[key])
         if found is not None:
-            name = f"optimizer {i} ({type(opt).__name__})" if len(optimizers) > 1 else type(opt).__name__
+            kind = type(opt).__name__
+            name = f"optimizer {i} ({kind})" if len(optimizers) > 1 else f"the optimizer ({kind})"
             return {**found, "optimizer": name}
     return None
 
