@@ -30,7 +30,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from lightning_sanity.checks.dynamics import colormap, scatter_image
+from lightning_sanity.colormap import colormap, scatter_image
 
 #: the plot area of every chart, in pixels (width, height), and the margins around it that hold the text. The
 #: whole chart (338 x 252) fits TensorBoard's image card (about 340 pixels wide) at its own size: no blurry text.
@@ -159,7 +159,7 @@ _ANCHORS = colormap(torch.linspace(0, 1, 5)[None]).numpy()[:, 0].T.astype(np.flo
 
 
 def _colour(values: np.ndarray) -> np.ndarray:
-    """:func:`~lightning_sanity.checks.dynamics.colormap` in numpy: (h, w) in [0, 1] -> (h, w, 3) uint8."""
+    """:func:`~lightning_sanity.colormap.colormap` in numpy: (h, w) in [0, 1] -> (h, w, 3) uint8."""
     nan = np.isnan(values)
     x = np.clip(np.nan_to_num(values), 0, 1) * (len(_ANCHORS) - 1)
     lo = np.minimum(np.floor(x).astype(np.int64), len(_ANCHORS) - 2)

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from lightning_sanity.checks import dynamics as D
+from lightning_sanity.checks import loss_trend
 from lightning_sanity.checks import loss_baseline as B
 
 # Adam at lr=1.0 on digits (the quickstart's lr-too-high bug, 3 epochs) and the same model at lr=3e-3, as logged.
@@ -21,30 +21,30 @@ LN10 = math.log(10)
 
 
 def test_an_early_explosion_is_named_far_from_its_threshold():
-    verdict, _ = D.judge_loss_trend(TOO_HIGH, start=2.487, progress=1.0, seen="all", baseline=LN10)
+    verdict, _ = loss_trend.judge_loss_trend(TOO_HIGH, start=2.487, progress=1.0, seen="all", baseline=LN10)
     assert verdict.kind == "exploded" and verdict.severity == "warning"
     # 36.4 against a threshold of 3 x 2.49: an order of magnitude of margin, not a count sitting on its threshold.
     assert verdict.data["explosion_peak"] > 4 * verdict.data["explosion_threshold"]
     assert verdict.data["explosion_batch"] == 3 and verdict.data["start"] == pytest.approx(2.487)
-    assert D.judge_loss_trend(HEALTHY, start=2.487, progress=1.0, seen="all", baseline=LN10) == (None, None)
+    assert loss_trend.judge_loss_trend(HEALTHY, start=2.487, progress=1.0, seen="all", baseline=LN10) == (None, None)
 
 
 def test_a_model_that_falls_back_to_the_prior_is_an_error():
     rng = random.Random(0)
     # A spike to 2x (no explosion), then a slow fall that ends at ln 10, with batch noise.
     curve = [2.3, 4.6, 4.2] + [LN10 + 1.5 * math.exp(-i / 10) + rng.gauss(0, 0.03) for i in range(80)]
-    verdict, _ = D.judge_loss_trend(curve, progress=1.0, seen="all", baseline=LN10)
+    verdict, _ = loss_trend.judge_loss_trend(curve, progress=1.0, seen="all", baseline=LN10)
     assert verdict.kind == "baseline" and verdict.severity == "error"
     assert "ends at the prior" in verdict.message and verdict.data["ends_at_baseline"]
     # Before the planned run is over, the same curve is only a warning (it may still be learning).
-    early, _ = D.judge_loss_trend(curve, progress=0.6, seen="60%", baseline=LN10)
+    early, _ = loss_trend.judge_loss_trend(curve, progress=0.6, seen="60%", baseline=LN10)
     assert early is None or early.severity == "warning"
 
 
 def test_a_cautious_fine_tune_a_few_percent_below_the_baseline_is_not_an_error():
     rng = random.Random(1)
     curve = [LN10 * (1 - 0.04 * i / 100) + rng.gauss(0, 0.02) for i in range(100)]  # ends 4 % below, falling
-    verdict, _ = D.judge_loss_trend(curve, progress=1.0, seen="all", baseline=LN10)
+    verdict, _ = loss_trend.judge_loss_trend(curve, progress=1.0, seen="all", baseline=LN10)
     assert verdict is None or verdict.severity == "warning"
 
 

@@ -8,6 +8,8 @@ import torch.nn.functional as F
 
 from lightning_sanity.callbacks._step_watch import StepWatch
 from lightning_sanity.checks import data as D
+from lightning_sanity.checks import initial_loss as IL
+from lightning_sanity.checks import loss_expectations as LE
 from lightning_sanity.checks import losses as L
 
 
@@ -48,7 +50,7 @@ def test_watch_removes_itself_under_a_mode_pushed_later():
 def test_cross_entropy_expectations_match_the_real_loss(classes):
     target = torch.randint(0, classes, (512,), generator=torch.Generator().manual_seed(0))
     call = _call(F.cross_entropy, torch.zeros(512, classes), target)
-    e = L.expected_losses(call)
+    e = LE.expected_losses(call)
     assert e.uniform == pytest.approx(math.log(classes))
     # The best constant logits (the advised bias) reach the baseline exactly.
     best = torch.tensor(e.best_bias).expand(512, classes)
@@ -59,44 +61,44 @@ def test_cross_entropy_expectations_match_the_real_loss(classes):
 def test_weighted_and_smoothed_cross_entropy_baselines():
     target = torch.tensor([0] * 90 + [1] * 10)
     weight = torch.tensor([1.0, 9.0])
-    e = L.expected_losses(_call(F.cross_entropy, torch.zeros(100, 2), target, weight=weight))
+    e = LE.expected_losses(_call(F.cross_entropy, torch.zeros(100, 2), target, weight=weight))
     assert e.prior == [0.5, 0.5] and e.baseline == pytest.approx(math.log(2))  # weights balance the classes
-    smooth = L.expected_losses(_call(F.cross_entropy, torch.zeros(100, 2), target, label_smoothing=0.2))
+    smooth = LE.expected_losses(_call(F.cross_entropy, torch.zeros(100, 2), target, label_smoothing=0.2))
     best = torch.tensor(smooth.best_bias).expand(100, 2)
     assert F.cross_entropy(best, target, label_smoothing=0.2).item() == pytest.approx(smooth.baseline, abs=1e-3)
 
 
 def test_binary_expectations_and_logit_bias():
     y = torch.tensor([1.0] * 10 + [0.0] * 90)
-    e = L.expected_losses(_call(F.binary_cross_entropy_with_logits, torch.zeros(100), y))
+    e = LE.expected_losses(_call(F.binary_cross_entropy_with_logits, torch.zeros(100), y))
     assert e.uniform == pytest.approx(math.log(2))
     assert e.best_bias[0] == pytest.approx(math.log(0.1 / 0.9), abs=1e-3)
     best = torch.full((100,), e.best_bias[0])
     assert F.binary_cross_entropy_with_logits(best, y).item() == pytest.approx(e.baseline, abs=1e-3)
-    weighted = L.expected_losses(_call(F.binary_cross_entropy_with_logits, torch.zeros(100), y, pos_weight=torch.tensor(9.0)))
+    weighted = LE.expected_losses(_call(F.binary_cross_entropy_with_logits, torch.zeros(100), y, pos_weight=torch.tensor(9.0)))
     assert weighted.best_bias[0] == pytest.approx(0.0, abs=1e-3)
 
 
 def test_regression_expectations():
     y = torch.tensor([48.0, 50.0, 52.0, 50.0])
-    mse = L.expected_losses(_call(F.mse_loss, torch.zeros(4), y))
+    mse = LE.expected_losses(_call(F.mse_loss, torch.zeros(4), y))
     assert mse.uniform == pytest.approx(float((y ** 2).mean())) and mse.baseline == pytest.approx(2.0)
     assert mse.best_bias == [50.0]
-    l1 = L.expected_losses(_call(F.l1_loss, torch.zeros(4), y))
+    l1 = LE.expected_losses(_call(F.l1_loss, torch.zeros(4), y))
     assert l1.best_bias == [50.0] and l1.baseline == pytest.approx(1.0)
-    huber = L.expected_losses(_call(F.huber_loss, torch.zeros(4), y, delta=1.0))
+    huber = LE.expected_losses(_call(F.huber_loss, torch.zeros(4), y, delta=1.0))
     assert huber.best_bias[0] == pytest.approx(50.0, abs=1e-2)
-    assert L.expected_losses(_call(F.mse_loss, torch.zeros(4, 1), y)) is None  # shapes differ: no expectation
+    assert LE.expected_losses(_call(F.mse_loss, torch.zeros(4, 1), y)) is None  # shapes differ: no expectation
 
 
 def test_verdicts_on_healthy_and_broken_figures():
-    ce = L.LossExpectation(uniform=math.log(10), baseline=2.2, best_bias=[0.0] * 10)
-    assert L.initial_loss_verdict("cross_entropy", 2.45, ce) is None  # default init: slightly above ln C
-    assert L.initial_loss_verdict("cross_entropy", 13.0, ce) == "overconfident"
-    assert L.initial_loss_verdict("cross_entropy", float("nan"), ce) is None
-    mse = L.LossExpectation(uniform=2600.0, baseline=100.0, best_bias=[50.0])
-    assert L.initial_loss_verdict("mse", 2601.0, mse) == "offset"
-    assert L.initial_loss_verdict("mse", 150.0, mse) is None
+    ce = LE.LossExpectation(uniform=math.log(10), baseline=2.2, best_bias=[0.0] * 10)
+    assert IL.initial_loss_verdict("cross_entropy", 2.45, ce) is None  # default init: slightly above ln C
+    assert IL.initial_loss_verdict("cross_entropy", 13.0, ce) == "overconfident"
+    assert IL.initial_loss_verdict("cross_entropy", float("nan"), ce) is None
+    mse = LE.LossExpectation(uniform=2600.0, baseline=100.0, best_bias=[50.0])
+    assert IL.initial_loss_verdict("mse", 2601.0, mse) == "offset"
+    assert IL.initial_loss_verdict("mse", 150.0, mse) is None
 
 
 def test_observed_loss_is_per_element_whatever_the_reduction():
@@ -104,7 +106,7 @@ def test_observed_loss_is_per_element_whatever_the_reduction():
     mean = F.cross_entropy(x, y).item()
     for reduction in ("sum", "none"):
         call = _call(F.cross_entropy, x, y, reduction=reduction)
-        assert L.observed_loss(call, F.cross_entropy(x, y, reduction=reduction)) == pytest.approx(mean, rel=1e-5)
+        assert LE.observed_loss(call, F.cross_entropy(x, y, reduction=reduction)) == pytest.approx(mean, rel=1e-5)
 
 
 # --------------------------------------------------------------------------- what was fed
@@ -128,10 +130,10 @@ def test_shapes_and_class_indices():
 
 def test_init_matches_prior():
     prior = [0.9, 0.1]
-    assert L.init_matches_prior(prior, torch.tensor([0.88, 0.12]), binary=False)
-    assert not L.init_matches_prior(prior, torch.tensor([0.5, 0.5]), binary=False)
-    assert L.init_matches_prior([0.1], torch.tensor([0.11]), binary=True)
-    assert L.init_matches_prior([0.5, 0.5], torch.tensor([0.5, 0.5]), binary=False)
+    assert LE.init_matches_prior(prior, torch.tensor([0.88, 0.12]), binary=False)
+    assert not LE.init_matches_prior(prior, torch.tensor([0.5, 0.5]), binary=False)
+    assert LE.init_matches_prior([0.1], torch.tensor([0.11]), binary=True)
+    assert LE.init_matches_prior([0.5, 0.5], torch.tensor([0.5, 0.5]), binary=False)
 
 
 # --------------------------------------------------------------------------- data

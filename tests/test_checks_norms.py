@@ -7,12 +7,13 @@ import torch
 from torch import nn
 
 from lightning_sanity.checks import activations as A
+from lightning_sanity.checks import layers as LM
 from lightning_sanity.checks import norms as N
 
 
 def test_layer_map_finds_modules_owning_parameters_and_their_kinds():
     net = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Sequential(nn.Embedding(5, 8), nn.Linear(8, 2)))
-    layers = N.layer_map(net)
+    layers = LM.layer_map(net)
     assert layers.names == ("0", "1", "3.0", "3.1")
     assert layers.kinds == ("matrix", "norm", "embedding", "matrix")
     assert layers.numels == (40, 16, 40, 18)
@@ -28,35 +29,35 @@ def test_layer_map_root_parameters_and_tied_weights():
             self.out = nn.Linear(3, 5, bias=False)
             self.out.weight = self.emb.weight
 
-    layers = N.layer_map(Tied())
-    assert layers.names == (N.ROOT, "emb")  # the tied weight belongs to its first owner
+    layers = LM.layer_map(Tied())
+    assert layers.names == (LM.ROOT, "emb")  # the tied weight belongs to its first owner
     assert layers.kinds == ("vector", "embedding")
 
 
 def test_grouping_by_depth_regex_and_automatically():
     net = nn.Sequential(*[nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2)) for _ in range(4)])
-    assert N.layer_map(net).groups == tuple(f"{i}.{j}" for i in range(4) for j in range(2))
-    assert N.layer_map(net, depth=1).groups == ("0", "1", "2", "3")
-    assert N.layer_map(net, pattern=r"^(\d)\.").groups == ("0", "1", "2", "3")
-    auto = N.layer_map(net, max_groups=5)
+    assert LM.layer_map(net).groups == tuple(f"{i}.{j}" for i in range(4) for j in range(2))
+    assert LM.layer_map(net, depth=1).groups == ("0", "1", "2", "3")
+    assert LM.layer_map(net, pattern=r"^(\d)\.").groups == ("0", "1", "2", "3")
+    auto = LM.layer_map(net, max_groups=5)
     assert auto.depth == 1 and auto.groups == ("0", "1", "2", "3") and auto.group_of == (0, 0, 1, 1, 2, 2, 3, 3)
-    assert len(N.layer_map(net).names) == 8  # judgements stay per layer
+    assert len(LM.layer_map(net).names) == 8  # judgements stay per layer
 
 
 def test_layer_sum_of_squares_matches_torch_norm_and_adds_in_place():
     torch.manual_seed(0)
     tensors = [torch.randn(3, 4), torch.randn(4), torch.randn(2, 2, 2)]
     index = torch.tensor([0, 0, 1])
-    sq = N.layer_sum_of_squares(tensors, index, 2)
+    sq = LM.layer_sum_of_squares(tensors, index, 2)
     expected = [tensors[0].norm() ** 2 + tensors[1].norm() ** 2, tensors[2].norm() ** 2]
     assert torch.allclose(sq, torch.stack(expected))
-    N.layer_sum_of_squares(tensors, index, 2, out=sq)
+    LM.layer_sum_of_squares(tensors, index, 2, out=sq)
     assert torch.allclose(sq, 2 * torch.stack(expected))
 
 
 def test_tensor_norms_handles_sparse_and_low_precision():
     sparse = torch.sparse_coo_tensor([[0, 0, 2]], [3.0, 1.0, 0.0], (4,), check_invariants=True)  # uncoalesced: 3 + 1 at index 0
-    norms = N.tensor_norms([sparse, torch.full((4,), 2.0, dtype=torch.bfloat16)])
+    norms = LM.tensor_norms([sparse, torch.full((4,), 2.0, dtype=torch.bfloat16)])
     assert norms.dtype == torch.float32 and norms.tolist() == [4.0, 4.0]
 
 

@@ -41,3 +41,35 @@ def test_the_share_is_measured_not_estimated(tmp_path):
     # Three epoch ends of 50 ms each land on the suite's clock, once each.
     assert slow["cost"]["suite_seconds"] >= 0.15
     assert slow["cost"]["suite_seconds"] < 0.15 + 3 * quick["cost"]["suite_seconds"] + 0.1
+
+
+class _SlowEval(Classifier):
+    """A model whose eval-mode forward (what a fixed-batch snapshot runs) costs 15 ms: a deliberately expensive
+    fixed batch, against training steps of about a millisecond."""
+
+    def forward(self, x):
+        if not self.training:
+            time.sleep(0.015)
+        return self.net(x)
+
+
+def _jitter_fit(tmp_path, **options):
+    train, val = digits_loaders(batch_size=16, n=512)
+    callbacks = lightning_sanity.default_callbacks(print_summary=False, **options)
+    t = trainer(tmp_path, callbacks=callbacks, max_epochs=10, limit_val_batches=1, log_every_n_steps=1)
+    t.fit(_SlowEval(), train, val)
+    report = read_report(t.log_dir)
+    detail = next(c["detail"] for c in report["checks"] if c["name"] == "prediction-jitter")
+    return report["cost"], int(detail.split(" snapshots")[0]), detail
+
+
+def test_periodic_work_on_an_expensive_fixed_batch_stays_within_its_budget(tmp_path):
+    lifted, lifted_taken, _ = _jitter_fit(tmp_path / "lifted", periodic_budget=None)
+    held, held_taken, detail = _jitter_fit(tmp_path / "held")
+    look = lifted["periodic_seconds"] / lifted_taken  # what one snapshot costs, measured where nothing holds it back
+    figures = (lifted, lifted_taken, held, held_taken)
+    assert held_taken < lifted_taken and "left out to keep within the periodic-work budget" in detail, figures
+    # The looks a judgement needs (16 snapshots) run anyway; beyond them, 2 % of the training time and one look.
+    assert held["periodic_seconds"] <= 17 * look + 0.02 * held["fit_seconds"] + 0.05, figures
+    assert held["periodic_seconds"] < lifted["periodic_seconds"]
+    assert held["share"] < lifted["share"]

@@ -15,13 +15,14 @@ from torch.utils.data import DataLoader, TensorDataset
 from lightning_sanity.callbacks.loss_inspector import LossInspector
 from lightning_sanity.callbacks.predictions import PredictionDynamics
 from lightning_sanity.callbacks.summary import SanitySummary
+from lightning_sanity.checks import loss_expectations as LE
 from lightning_sanity.checks import losses as LS
 
 MINE = ("initial-loss", "loss-input", "input-scale", "label-distribution")
 
 
 def _expect(func, *args, **kwargs):
-    return LS.expected_losses(LS.bind_loss_call(func, args, kwargs))
+    return LE.expected_losses(LS.bind_loss_call(func, args, kwargs))
 
 
 # --------------------------------------------------------------------------- formulas against PyTorch

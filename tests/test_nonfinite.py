@@ -12,7 +12,7 @@ from lightning.pytorch.plugins import MixedPrecision
 
 import lightning_sanity
 from lightning_sanity import SanitySummary
-from lightning_sanity.callbacks import _replay_capture
+from lightning_sanity.callbacks import step as step_state
 from lightning_sanity.callbacks.batchnorm import BatchNormMonitor
 from lightning_sanity.callbacks.nonfinite import NonFiniteSentinel, NonFiniteStop
 from lightning_sanity.checks.numerics import anomaly_op, finite_flag, first_nonfinite, nonfinite_names, owner_module
@@ -120,7 +120,7 @@ def test_nan_gradient_is_caught_from_the_norms_the_norm_monitor_shares(tmp_path,
     taken = []
 
     def spy(*args):
-        norms = _replay_capture.shared_grad_norms(*args)
+        norms = step_state.shared_grad_norms(*args)
         taken.append(norms is not None)
         return norms
 

@@ -210,7 +210,7 @@ def test_weight_norms_are_read_on_measuring_steps_and_carried_between(tmp_path):
     witness, monitor = _WeightWitness(), NormMonitor(norms_log_every_n_steps=4)
     L.seed_everything(0)
     fit(Classifier(), tmp_path, callbacks=[witness, monitor], max_epochs=2)
-    held = torch.cat(monitor._hist_weight)  # layers in module order: net.0, net.2
+    held = torch.cat(monitor._history.weight)  # layers in module order: net.0, net.2
     steps = len(held)  # the flushed steps (without the summary, the last partial window is never judged)
     truth = torch.tensor(witness.rows[:steps], dtype=torch.float64)
     assert held.shape == truth.shape == (steps, 2) and steps > 40
@@ -226,7 +226,7 @@ def test_weights_are_read_once_more_at_the_end_of_fit(tmp_path):
     L.seed_everything(0)
     model = Classifier()
     fit(model, tmp_path, callbacks=[monitor, SanitySummary(print_summary=False)], max_epochs=1, limit_train_batches=18)
-    held = torch.cat(monitor._hist_weight)
+    held = torch.cat(monitor._history.weight)
     final = torch.tensor(_linear_weight_sq(model), dtype=torch.float64)  # net.0, net.2
     assert len(held) == 18 and torch.allclose(held[-1], final, rtol=1e-5)  # not the reading of step 9, carried
     assert not torch.allclose(held[-2], final, rtol=1e-5)

@@ -18,7 +18,10 @@ import lightning_sanity
 import lightning_sanity.replays as replay_module
 from lightning_sanity import SanitySummary
 from lightning_sanity.callbacks.nonfinite import NonFiniteSentinel
-from lightning_sanity.replays import FastForward, capture_rng_states, load_bundle, make_bundle, write_bundle
+from lightning_sanity.replays import FastForward, load_bundle
+from lightning_sanity.replays import rng as replay_rng
+from lightning_sanity.replays.bundle import make_bundle, write_bundle
+from lightning_sanity.replays.rng import capture_rng_states
 
 AT = (1, 3)
 Batch = collections.namedtuple("Batch", "x y")  # a batch type the safe loader does not know
@@ -162,14 +165,14 @@ def _numpy_case():
     actions = [lambda: None, np.random.rand, np.random.normal, lambda: np.random.normal(size=3),
                lambda: np.random.seed(7), lambda: np.random.set_state(np.random.get_state()), np.random.standard_normal]
     same = lambda got, want: got[0] == want[0] and np.array_equal(got[1], want[1]) and got[2:] == want[2:]  # noqa: E731
-    return replay_module._NumpyState(), np.random.get_state, np.random.set_state, actions, same
+    return replay_rng._NumpyState(), np.random.get_state, np.random.set_state, actions, same
 
 
 def _python_case():
     random.seed(3)
     actions = [lambda: None, random.random, lambda: random.gauss(0, 1), lambda: random.getrandbits(100),
                lambda: random.seed(7), lambda: random.setstate(random.getstate()), lambda: random.gauss(0, 1)]
-    return replay_module._PythonState(), random.getstate, random.setstate, actions, operator.eq
+    return replay_rng._PythonState(), random.getstate, random.setstate, actions, operator.eq
 
 
 @pytest.mark.parametrize("case", [_numpy_case, _python_case], ids=["numpy", "python"])
@@ -202,26 +205,26 @@ def test_what_the_checks_share_within_a_step_goes_with_its_trainer():
     import gc
     import weakref
 
-    from lightning_sanity.callbacks import _replay_capture
+    from lightning_sanity.callbacks import step as step_state
 
     first = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
-    capture = _replay_capture.capture_for(first)
-    assert _replay_capture.capture_for(first) is capture  # the remembered one
+    capture = step_state.capture_for(first)
+    assert step_state.capture_for(first) is capture  # the remembered one
     gone = weakref.ref(capture)
     del first, capture
     gc.collect()
     assert gone() is None
     second = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
-    assert _replay_capture.capture_for(second).key is None
+    assert step_state.capture_for(second).key is None
 
 
 def test_step_reads_give_the_same_values_read_part_by_part_or_gathered():
     # The CPU reads each part on its own, accelerators gather them into one transfer: the values must not differ.
-    from lightning_sanity.callbacks import _replay_capture
+    from lightning_sanity.callbacks import step as step_state
 
     parts = [torch.tensor([1.5, -2.0, float("nan")]), torch.tensor(4.0), torch.tensor([[5, 6], [7, 8]]),
              torch.tensor([True, False])]
-    each, gathered = _replay_capture._read_each(parts), _replay_capture._read_gathered(parts)
+    each, gathered = step_state._read_each(parts), step_state._read_gathered(parts)
     want = [[1.5, -2.0, float("nan")], [4.0], [5.0, 6.0, 7.0, 8.0], [1.0, 0.0]]
     for got in (each, gathered):
         assert [len(v) for v in got] == [3, 1, 4, 2]

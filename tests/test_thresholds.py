@@ -21,8 +21,8 @@ from lightning_sanity.callbacks.model_checks import ModelChecks
 from lightning_sanity.callbacks.predictions import PredictionDynamics
 from lightning_sanity.checks import activations as A
 from lightning_sanity.checks import data as D
-from lightning_sanity.checks import dynamics, flow
-from lightning_sanity.checks import losses as LO
+from lightning_sanity.checks import flow, jitter, loss_trend, lr_history
+from lightning_sanity.checks import initial_loss as LO
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -65,7 +65,7 @@ def test_lr_collapse_goes_silent_when_its_thresholds_are_loosened(tmp_path, thre
     report = _run(StepDecay(lr=0.05), tmp_path, callbacks, max_epochs=4, limit_train_batches=5)
     found = serious(report, "lr-schedule")
     if thresholds is None:
-        assert len(found) == 1 and found[0]["data"]["ratio"] == dynamics.LR_COLLAPSE_RATIO, report["findings"]
+        assert len(found) == 1 and found[0]["data"]["ratio"] == lr_history.LR_COLLAPSE_RATIO, report["findings"]
     else:
         assert not found, found
 
@@ -231,11 +231,11 @@ DECLARED = {
     "batch-mixing": {"leak_fraction": flow.LEAK_TOLERANCE},
     "dead-activations": {"dead_fraction": A.DEAD_FRACTION, "saturated_fraction": A.SATURATED_FRACTION,
                          "tanh_limit": A.TANH_LIMIT, "sigmoid_margin": A.SIGMOID_MARGIN},
-    "prediction-jitter": {"flip_fraction": dynamics.JITTER_FLIP_THRESHOLD,
-                          "change_sd": dynamics.JITTER_CHANGE_THRESHOLD},
-    "loss-trend": {"rise_factor": dynamics.RISE_FACTOR, "flat_margin": dynamics.FLAT_MARGIN,
-                   "baseline_margin": dynamics.BASELINE_MARGIN},
-    "lr-schedule": {"collapse_ratio": dynamics.LR_COLLAPSE_RATIO, "collapse_before": dynamics.LR_COLLAPSE_BEFORE},
+    "prediction-jitter": {"flip_fraction": jitter.JITTER_FLIP_THRESHOLD,
+                          "change_sd": jitter.JITTER_CHANGE_THRESHOLD},
+    "loss-trend": {"rise_factor": loss_trend.RISE_FACTOR, "flat_margin": loss_trend.FLAT_MARGIN,
+                   "baseline_margin": loss_trend.BASELINE_MARGIN},
+    "lr-schedule": {"collapse_ratio": lr_history.LR_COLLAPSE_RATIO, "collapse_before": lr_history.LR_COLLAPSE_BEFORE},
 }
 
 
@@ -257,6 +257,6 @@ def test_thresholds_in_force_are_the_users_else_the_defaults():
     callbacks = lightning_sanity.default_callbacks(thresholds={"loss-trend": {"rise_factor": 3.0}})
     (dynamics_cb,) = [c for c in callbacks if isinstance(c, LossDynamics)]
     assert dynamics_cb.threshold("loss-trend", "rise_factor") == 3.0
-    assert dynamics_cb.threshold("loss-trend", "flat_margin") == dynamics.FLAT_MARGIN
+    assert dynamics_cb.threshold("loss-trend", "flat_margin") == loss_trend.FLAT_MARGIN
     (activations,) = [c for c in callbacks if isinstance(c, ActivationMonitor)]
     assert activations.threshold("dead-activations", "dead_fraction") == A.DEAD_FRACTION

@@ -7,7 +7,7 @@ import torch
 from helpers import Classifier, fit, read_report, serious
 from torch import nn
 
-from lightning_sanity.callbacks import norms as norms_module
+from lightning_sanity.callbacks import norm_meter as norms_module
 from lightning_sanity.callbacks.norms import NormMonitor
 from lightning_sanity.callbacks.summary import SanitySummary
 
@@ -26,8 +26,8 @@ def _run(tmp_path, lr, monkeypatch, bin_min):
 
 def test_bins_rotate_and_every_layer_is_measured(tmp_path, monkeypatch):
     monitor, report = _run(tmp_path, 1e-2, monkeypatch, bin_min=1)  # bins of the largest layer: 3 bins
-    assert len(monitor._bin_masks) == 3 and monitor._early == 10
-    valid = torch.stack(monitor._upd_valid)
+    assert len(monitor._meter.bins.masks) == 3 and monitor._meter.bins.early == 10
+    valid = torch.stack(monitor._history.upd_valid)
     assert (valid.sum(1) <= 1).all()  # one layer per measuring step
     assert (valid.sum(0)[[0, 1, 2]] >= 3).all()  # every weight layer measured several times
     assert not serious(report, "update-ratio")

@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 from lightning_sanity.checks import loss_inputs as LI
 from lightning_sanity.checks import losses as L
+from lightning_sanity.checks.loss_expectations import LossExpectation
 from lightning_sanity.findings import Severity
 
 #: Per family: the short names of the two references in the figures, and their long names in the verdict.
@@ -65,7 +66,7 @@ def family(kind: str) -> str:
     return "regression"
 
 
-def initial_detail(name: str, observed: float, e: L.LossExpectation, kind: str,
+def initial_detail(name: str, observed: float, e: LossExpectation, kind: str,
                    matches_prior: Optional[bool]) -> tuple[str, str]:
     """The ``initial-loss`` row: the first loss against the uniform prediction and the best constant (with its
     formula), and which of them the model starts from; and that verdict (see

@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 
-from lightning_sanity.callbacks.model_checks import _map_tensors
+from lightning_sanity.callbacks._extra_forward import _map_tensors
 
 
 def tensors_in(obj: Any) -> list[torch.Tensor]:

@@ -3,6 +3,10 @@ BatchNorm variance monitor
 ^^^^^^^^^^^^^^^^^^^^^^^^^^
 
 Watch every BatchNorm layer's running variance for blow-ups, bad-luck batches and collapse.
+
+The per-layer state and a step's figures are in ``_batchnorm_state``, the judgement in
+:mod:`lightning_sanity.checks.batchnorm`, the findings' words in :mod:`lightning_sanity.checks.batchnorm_findings`,
+the scalars in ``_batchnorm_charts``.
 """
 
 from __future__ import annotations
@@ -10,7 +14,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from operator import sub, truediv
 from typing import Any, Optional
 
 import lightning.pytorch as pl
@@ -18,8 +21,9 @@ import torch
 from torch import Tensor, nn
 from typing_extensions import override
 
-from lightning_sanity import tensorboard
-from lightning_sanity.callbacks._replay_capture import (
+from lightning_sanity.callbacks._batchnorm_charts import add_batchnorm_layout, log_batchnorm_scalars
+from lightning_sanity.callbacks._batchnorm_state import LayerState, StepFigures, Tally
+from lightning_sanity.callbacks.step import (
     StepCapture,
     capture_for,
     capture_step,
@@ -31,7 +35,7 @@ from lightning_sanity.callbacks._replay_capture import (
 )
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks import batchnorm as bn
-from lightning_sanity.findings import Severity
+from lightning_sanity.checks.batchnorm_findings import batchnorm_finding, json_number
 
 log = logging.getLogger(__name__)
 
@@ -39,88 +43,6 @@ CHECK = "batchnorm-variance"
 _REQUEST = CHECK
 #: At most this many bundles per fit from this check: the first occurrences are the ones worth replaying.
 MAX_BUNDLES = 3
-
-_ADVICE_BATCH = (
-    "Open the replay bundle's batch (`lightning_sanity.replays.load_bundle(path)['batch']`) and look for outliers, "
-    "unscaled or corrupt samples; normalize or clip the inputs, shuffle so that similar samples do not come "
-    "together, use larger batches, or lower this layer's BatchNorm momentum so one batch moves the estimate less."
-)
-_ADVICE_WINDOW = (
-    "Activations before this layer are growing fast: lower the learning rate, add weight decay or gradient "
-    "clipping, and look at the weight-growth and exploding-gradient checks for the same steps."
-)
-_ADVICE_COLLAPSE = (
-    "The layer's input has become nearly constant: look for dead ReLUs before it (dead-activations), weights "
-    "decayed to zero, or an input that no longer varies; evaluation with these statistics divides by about "
-    "sqrt(eps) and amplifies noise."
-)
-_ADVICE_NONFINITE = (
-    "Replay the bundle to find the batch and module that produced it; a batch with Inf or huge values, or an "
-    "fp16 overflow before this layer, are the usual causes."
-)
-
-
-class _LayerState:
-    """Per-layer constants and the judging state, on the host: the figures arrive there with the step's one sync.
-
-    Plain lists of floats, one value per layer: on vectors this short Python arithmetic is cheaper than any tensor
-    library; the full verdict, on the rare steps that need it, turns them into tensors.
-    """
-
-    def __init__(self, layers: list[tuple[str, nn.Module]]) -> None:
-        self.names = [n for n, _ in layers]
-        self.modules = [m for _, m in layers]
-        #: the StepCapture names of the layers' buffers, in capture order
-        self.buffer_names = bn.stat_buffer_keys(layers)
-        momenta = [m.momentum for m in self.modules]
-        self.numels = [float(m.running_var.numel()) for m in self.modules]
-        self.momentum = [math.nan if m is None else float(m) for m in momenta]
-        self.cumulative = any(m is None for m in momenta)
-        self.warmup = [float(bn.warmup_steps(m)) for m in momenta]
-        self.eps = [float(m.eps) for m in self.modules]
-        self.floor = [e * bn.FLOOR_EPS_FACTOR for e in self.eps]
-        self.collapse_level = [e * bn.COLLAPSE_EPS_FACTOR for e in self.eps]
-        # The cheap screen takes over once every layer is past its warm-up and a first window: from then on the
-        # warm-up form of the bad-batch test (against earlier batches) no longer applies.
-        self.screened_from = int(max(self.warmup)) + bn.WINDOW
-        size = len(self.modules)
-        self.ring = [[math.nan] * size for _ in range(bn.WINDOW)]
-        # Recovered batch variances of the last steps (NaN: no exact value), for the warm-up reference quantile.
-        self.batches = [[math.nan] * size for _ in range(bn.REFERENCE_BATCHES)]
-        self.peak = [0.0] * size
-        self.armed = [True] * size
-        self.calls = 0
-
-
-class _Step:
-    """One step's figures, read on the host: channel means of the running variance and the update counts."""
-
-    def __init__(self, state: _LayerState, values: list[float], before: list[Tensor], live: list[Tensor]) -> None:
-        L = len(state.numels)
-        numels = state.numels
-        # map() with operators: no Python frame per layer, on every step of a model with many BatchNorm layers
-        self.mean_before = list(map(truediv, values[:L], numels))
-        self.mean_after = list(map(truediv, values[L:2 * L], numels))
-        self.tracked_after = values[3 * L:4 * L]
-        self.delta = list(map(sub, self.tracked_after, values[2 * L:3 * L]))
-        self.momentum = state.momentum
-        if state.cumulative:
-            # bn.effective_momentum in floats: None (cumulative average) weighs the last batch 1 / num_batches_tracked
-            self.momentum = [1.0 / max(t, 1.0) if m != m else m for m, t in zip(state.momentum, self.tracked_after)]
-        self.before, self.live = before, live  # the device tensors, for the maxima of a finding or a chart
-
-    def batch_ratio(self, state: _LayerState) -> list[float]:
-        out = []
-        for b, a, m, f in zip(self.mean_before, self.mean_after, self.momentum, state.floor):
-            try:
-                out.append(bn.batch_ratio(b, a, m, f))
-            except ZeroDivisionError:
-                out.append(math.nan)
-        return out
-
-    def max_after(self) -> list[float]:
-        """Channel max of every layer's running variance (a device read: findings and charts only)."""
-        return torch.stack(_maxima(self.live[1::3])).float().tolist()
 
 
 class BatchNormMonitor(SanityCallback):
@@ -184,17 +106,14 @@ class BatchNormMonitor(SanityCallback):
 
     def _reset(self) -> None:
         self.__dict__.pop("_limits", None)  # thresholds may have been tuned since the last fit
-        self._state: Optional[_LayerState] = None
+        self._state: Optional[LayerState] = None
         self._layers: list[tuple[str, nn.Module]] = []
         self._verdict: Optional[dict[str, list]] = None
         self._figures: Optional[dict[str, list]] = None
         self._tensors: tuple[list[Tensor], list[Tensor]] = ([], [])
-        self._step: Optional[_Step] = None
+        self._step: Optional[StepFigures] = None
         self._broken = False
-        self._bundles = 0
-        self._steps_judged = 0
-        self._last_logged_step = -1
-        self._fired_layers: set[str] = set()
+        self._tally = Tally()
 
     # ------------------------------------------------------------------ hooks
 
@@ -211,10 +130,7 @@ class BatchNormMonitor(SanityCallback):
     @override
     def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         if self._layers and self.batchnorm_scalars:
-            for title, quantity in (("running variance, channel mean", "bn_running_var_mean"),
-                                    ("running variance, channel max", "bn_running_var_max"),
-                                    ("batch variance / running variance", "bn_batch_ratio")):
-                tensorboard.add_layout_chart(trainer, "sanity: batchnorm", title, tensorboard.tag(quantity, ".*"))
+            add_batchnorm_layout(trainer)
 
     @override
     def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int) -> None:
@@ -257,7 +173,8 @@ class BatchNormMonitor(SanityCallback):
     @override
     def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         if self._layers:
-            self.detail(trainer, CHECK, f"{len(self._layers)} BatchNorm layers, {self._steps_judged} steps judged")
+            self.detail(trainer, CHECK,
+                        f"{len(self._layers)} BatchNorm layers, {self._tally.steps_judged} steps judged")
 
     # ------------------------------------------------------------------ the check
 
@@ -270,11 +187,11 @@ class BatchNormMonitor(SanityCallback):
         self.skip(trainer, CHECK, f"internal error: {err!r}")
         self._broken = True
 
-    def _ensure_state(self) -> Optional[_LayerState]:
+    def _ensure_state(self) -> Optional[LayerState]:
         if self._state is None:
             if any(isinstance(m.running_var, nn.parameter.UninitializedBuffer) for _, m in self._layers):
                 return None  # lazy layers not materialized yet (first forward)
-            self._state = _LayerState(self._layers)
+            self._state = LayerState(self._layers)
         return self._state
 
     def _device_figures(self, trainer: "pl.Trainer", capture: StepCapture) -> Optional[list[Tensor]]:
@@ -299,8 +216,8 @@ class BatchNormMonitor(SanityCallback):
         if values is None or state is None or self._broken:
             return
         try:
-            step = self._step = _Step(state, values, *self._tensors)
-            self._steps_judged += 1
+            step = self._step = StepFigures(state, values, *self._tensors)
+            self._tally.steps_judged += 1
             limits = self._limits
             slot = state.calls % bn.WINDOW
             if state.calls == 0:
@@ -327,7 +244,7 @@ class BatchNormMonitor(SanityCallback):
                 "batch_ratio_limit": self.threshold(CHECK, "batch_ratio"),
                 "collapse_drop": self.threshold(CHECK, "collapse")}
 
-    def _verdict_of(self, step: _Step, slot: int, limits: dict[str, float]) -> bool:
+    def _verdict_of(self, step: StepFigures, slot: int, limits: dict[str, float]) -> bool:
         """The full verdict of ``step`` (CPU tensors); updates the state exactly; True when a layer fires."""
         state = self._state
         t = lambda values: torch.tensor(values, dtype=torch.float64)  # noqa: E731
@@ -368,14 +285,14 @@ class BatchNormMonitor(SanityCallback):
             if not host["alarm"][i]:
                 continue
             kind = next(k for k in ("nonfinite", "jump", "window", "batch", "collapse") if host[f"fired_{k}"][i])
-            if replay is None and self._bundles < MAX_BUNDLES:
+            if replay is None and self._tally.bundles < MAX_BUNDLES:
                 extra: dict[str, Any] = {"criterion": kind}
                 if kind == "batch" and host["fired_batch_early"][i]:
                     # Judged against the upper quartile of earlier batches, which the bundle cannot rebuild on its own.
-                    extra["reference_variance"] = _num(host["reference"][i])
+                    extra["reference_variance"] = json_number(host["reference"][i])
                 replay = save_step_bundle(trainer, pl_module, self._log_dir, check=CHECK, where=name, kind=kind,
                                           extra=extra)
-                self._bundles += replay is not None
+                self._tally.bundles += replay is not None
             self._report(trainer, name, kind, i, host, capture, replay)
             if kind in ("jump", "window", "batch"):
                 # Start the window afresh at the new level, so one blow-up is reported once.
@@ -384,87 +301,18 @@ class BatchNormMonitor(SanityCallback):
 
     def _report(self, trainer: "pl.Trainer", name: str, kind: str, i: int, host: dict[str, list], capture: Any,
                 replay: Optional[str]) -> None:
-        module = self._state.modules[i]
-        when = f"at epoch {capture.epoch}, batch {capture.batch_idx} (global step {capture.global_step})"
-        before, after = host["mean_before"][i], host["mean_after"][i]
-        ratio, jump = host["batch_ratio"][i], host["jump"][i]
-        data: dict[str, Any] = {
-            "criterion": kind,
-            "running_var_before": _num(before),
-            "running_var_after": _num(after),
-            "running_var_max": _num(host["max_after"][i]),
-            "batch_ratio": _num(ratio),
-            "jump": _num(jump),
-            "momentum": module.momentum,
-            "eps": module.eps,
-            "rank": int(trainer.global_rank),
-        }
-        severity = Severity.WARNING
-        if kind == "nonfinite":
-            severity = Severity.ERROR
-            message = (f"The running variance of BatchNorm layer `{name}` became non-finite ({after}) {when}; "
-                       "evaluation with these statistics gives NaN or zero outputs.")
-            advice = _ADVICE_NONFINITE
-        elif kind == "batch" and host["fired_batch_early"][i]:
-            reference, variance = host["reference"][i], host["batch_variance"][i]
-            ratio = host["reference_ratio"][i]
-            data.update(criterion="batch", threshold=self.threshold(CHECK, "batch_ratio"), batch_variance=_num(variance),
-                        reference_variance=_num(reference), reference_ratio=_num(ratio),
-                        reference_batches=bn.REFERENCE_BATCHES, batch_ratio=_num(ratio))
-            message = (f"Batch {capture.batch_idx} of epoch {capture.epoch} (global step {capture.global_step}) had "
-                       f"{ratio:.3g}x the variance of the batches before it at BatchNorm layer `{name}` ({variance:.3g} "
-                       f"against an upper quartile of {reference:.3g} over the last {bn.REFERENCE_BATCHES} steps, "
-                       "channel means), "
-                       f"and its running variance went from {before:.3g} to {after:.3g} in that one step.")
-            advice = _ADVICE_BATCH
-        elif kind in ("jump", "batch"):
-            data["threshold"] = self.threshold(CHECK, "jump" if kind == "jump" else "batch_ratio")
-            message = (f"Batch {capture.batch_idx} of epoch {capture.epoch} (global step {capture.global_step}) had "
-                       f"{ratio:.3g}x the variance that BatchNorm layer `{name}` had estimated, and its running "
-                       f"variance went from {before:.3g} to {after:.3g} (x{jump:.3g}) in that one step (channel means).")
-            advice = _ADVICE_BATCH
-        elif kind == "window":
-            ref = host["window_ref"][i]
-            data.update(threshold=self.threshold(CHECK, "window"), window=bn.WINDOW, window_ratio=_num(host["window_jump"][i]),
-                        running_var_window_start=_num(ref))
-            message = (f"The running variance of BatchNorm layer `{name}` grew {host['window_jump'][i]:.3g}x within "
-                       f"{bn.WINDOW} steps, from {ref:.3g} to {after:.3g} (channel means), up to {when}.")
-            advice = _ADVICE_WINDOW
-        else:
-            peak = host["peak"][i]
-            data.update(peak=_num(peak), threshold=self.threshold(CHECK, "collapse"))
-            message = (f"The running variance of BatchNorm layer `{name}` collapsed to {after:.3g} (channel mean), "
-                       f"{peak / max(after, 1e-38):.3g}x below its peak of {peak:.3g} and under 100x its eps "
-                       f"({module.eps:g}), {when}.")
-            advice = _ADVICE_COLLAPSE
+        thresholds = {t: self.threshold(CHECK, t) for t in ("jump", "window", "batch_ratio", "collapse")}
+        severity, message, advice, data = batchnorm_finding(name, kind, i, host, capture, self._state.modules[i],
+                                                            int(trainer.global_rank), thresholds)
         self.report(trainer, CHECK, severity, message, advice, where=name, data=data, batch_idx=capture.batch_idx,
                     global_step=capture.global_step, replay=replay, key=kind)
 
     def _log(self, trainer: "pl.Trainer") -> None:
         step, state = self._step, self._state
         logging_step = trainer.global_step
-        if (not self.batchnorm_scalars or step is None or state is None or logging_step == self._last_logged_step
+        if (not self.batchnorm_scalars or step is None or state is None or logging_step == self._tally.last_logged_step
                 or logging_step % max(1, trainer.log_every_n_steps) != 0 or not trainer.is_global_zero
                 or not trainer.loggers):
             return
-        self._last_logged_step = logging_step
-        maxes = step.max_after()  # one host read per logging step
-        metrics: dict[str, float] = {}
-        for name, mean, peak, ratio in zip(state.names, step.mean_after, maxes, step.batch_ratio(state)):
-            label = name or "model"
-            metrics[tensorboard.tag("bn_running_var_mean", label)] = mean
-            metrics[tensorboard.tag("bn_running_var_max", label)] = peak
-            if math.isfinite(ratio):
-                metrics[tensorboard.tag("bn_batch_ratio", label)] = ratio
-        tensorboard.log_scalars(trainer, metrics, logging_step)
-
-
-def _maxima(tensors: list[Tensor]) -> list[Tensor]:
-    try:
-        return list(torch._foreach_max(tensors))
-    except (AttributeError, RuntimeError, NotImplementedError):  # torch without _foreach_max
-        return [t.max() for t in tensors]
-
-
-def _num(value: float) -> Any:
-    return value if math.isfinite(value) else str(value)
+        self._tally.last_logged_step = logging_step
+        log_batchnorm_scalars(trainer, state, step, logging_step)

@@ -21,9 +21,9 @@ from typing_extensions import override
 
 from lightning_sanity.batch import BatchFn, batch_size, split_batch
 from lightning_sanity.callbacks.base import SanityCallback
-from lightning_sanity.callbacks.loss_dynamics import planned_batches
+from lightning_sanity.callbacks._run_length import planned_batches
 from lightning_sanity.callbacks._model_call import keep_call, move_call, watch_calls
-from lightning_sanity.callbacks.model_checks import _eval_mode, _map_tensors, _precision_context
+from lightning_sanity.callbacks._extra_forward import _eval_mode, _map_tensors, _precision_context
 from lightning_sanity.checks import flow
 from lightning_sanity.checks import leakage as L
 

@@ -4,64 +4,32 @@ Loss and learning-rate dynamics
 
 Judge the training loss history (``loss-trend``) and each param group's learning rate (``lr-schedule``) against
 the planned length of the run, once, at the end of fit or at the crash.
+
+The losses are measured by ``_loss_history``, the run's length by ``_run_length``; the judgements are
+:mod:`lightning_sanity.checks.loss_trend`, :mod:`lightning_sanity.checks.lr_history` and
+:mod:`lightning_sanity.checks.schedule`.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any, Optional
 
 import lightning.pytorch as pl
 import torch
 from typing_extensions import override
 
+from lightning_sanity.callbacks._loss_history import LossHistory
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
-from lightning_sanity.checks import dynamics, schedule
-from lightning_sanity.checks.dynamics import Verdict, judge_loss_trend, loss_kind_is
+from lightning_sanity.callbacks._run_length import RunProgress, batches_before_fit, planned_batches
+from lightning_sanity.checks import loss_trend, lr_history, schedule
+from lightning_sanity.checks.loss_trend import judge_loss_trend
+from lightning_sanity.checks.outputs import loss_kind_is
+from lightning_sanity.checks.verdict import Verdict
 from lightning_sanity.checks.schedule import LrTrajectory
 from lightning_sanity.checks.loss_baseline import finite_or_none, trend_baseline, trend_words
 
-#: losses kept on the device between reads: one host transfer per this many batches (and at epoch ends).
-_DEVICE_CHUNK = 256
-#: host history length; beyond it neighbouring values are averaged in pairs (the trend survives, memory stays flat).
-_HOST_CAP = 4096
 #: with no planned length (infinite or iterable data), judge only after this many batches.
 _UNPLANNED_MIN_BATCHES = 500
-
-
-def planned_batches(trainer: "pl.Trainer") -> Optional[int]:
-    """Training batches the run plans to see (``estimated_stepping_batches`` x accumulation), or None if unknown."""
-    try:
-        steps = trainer.estimated_stepping_batches
-    except Exception:  # misconfigured or unknowable length: judge without a plan
-        return None
-    if not isinstance(steps, (int, float)) or not math.isfinite(steps) or steps <= 0:
-        return None
-    accumulate = trainer.accumulate_grad_batches if trainer.lightning_module.automatic_optimization else 1
-    return int(steps) * max(int(accumulate), 1)
-
-
-def batches_before_fit(trainer: "pl.Trainer") -> int:
-    """Batches already behind the run when this fit starts (a resumed run), from public counters."""
-    if trainer.lightning_module.automatic_optimization:
-        return int(trainer.global_step) * max(int(trainer.accumulate_grad_batches), 1)
-    batches = trainer.num_training_batches
-    return int(trainer.current_epoch * batches) if isinstance(batches, int) else 0
-
-
-def seen_words(seen: int, planned: Optional[int], ended_normally: bool) -> str:
-    """How much of the planned training the judgement saw, in words for a finding.
-
-    >>> seen_words(50, 200, False)
-    '25% of the planned training seen (50 of 200 batches)'
-    >>> seen_words(40, 1000, True)
-    'the run ended after 40 of 1000 planned batches (4%)'
-    """
-    if planned is None:
-        return f"{seen} batches seen, planned length unknown"
-    if ended_normally and seen < planned:
-        return f"the run ended after {seen} of {planned} planned batches ({seen / planned:.0%})"
-    return f"{min(seen / planned, 1.0):.0%} of the planned training seen ({seen} of {planned} batches)"
 
 
 class LossDynamics(SanityCallback):
@@ -111,21 +79,21 @@ class LossDynamics(SanityCallback):
     threshold_specs = {
         "loss-trend": {
             "rise_factor": Threshold(
-                dynamics.RISE_FACTOR, "a steadily rising loss fires when its end is at least this many times its "
+                loss_trend.RISE_FACTOR, "a steadily rising loss fires when its end is at least this many times its "
                 "start", minimum=1.0),
             "flat_margin": Threshold(
-                dynamics.FLAT_MARGIN, "a loss whose end is within this fraction of its start (at or above the "
+                loss_trend.FLAT_MARGIN, "a loss whose end is within this fraction of its start (at or above the "
                 "baseline) is flat", maximum=1.0),
             "baseline_margin": Threshold(
-                dynamics.BASELINE_MARGIN, "the loss must end at least this fraction below the input-independent "
+                loss_trend.BASELINE_MARGIN, "the loss must end at least this fraction below the input-independent "
                 "baseline to count as beating it", maximum=1.0),
         },
         "lr-schedule": {
             "collapse_ratio": Threshold(
-                dynamics.LR_COLLAPSE_RATIO, "a learning rate below this fraction of its group's peak has collapsed",
+                lr_history.LR_COLLAPSE_RATIO, "a learning rate below this fraction of its group's peak has collapsed",
                 maximum=1.0),
             "collapse_before": Threshold(
-                dynamics.LR_COLLAPSE_BEFORE, "a collapse that starts before this fraction of the planned training "
+                lr_history.LR_COLLAPSE_BEFORE, "a collapse that starts before this fraction of the planned training "
                 "is reported", maximum=1.0),
         },
     }
@@ -138,20 +106,11 @@ class LossDynamics(SanityCallback):
         self._reset()
 
     def _reset(self) -> None:
-        self._buffer: Optional[torch.Tensor] = None
-        self._fill = 0
-        self._losses: list[float] = []  # host history, each the mean of `_block` batches
-        self._block = 1
-        self._partial: list[float] = []
-        self._nonfinite = 0
-        self._finite = 0
-        self._seen = 0
-        self._before = 0
-        self._planned: Optional[int] = None
+        self._loss = LossHistory()
+        self._run = RunProgress()
         self._no_loss_reason: Optional[str] = None
         self._lr: dict[tuple[int, int], LrTrajectory] = {}
         self._lr_unreadable: Optional[str] = None
-        self._ended_normally = False
         self._broken: dict[str, str] = {}
 
     # ------------------------------------------------------------------------------------------------ hooks
@@ -164,10 +123,10 @@ class LossDynamics(SanityCallback):
     @override
     def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         try:
-            self._planned = planned_batches(trainer)
-            self._before = batches_before_fit(trainer)
+            self._run.planned = planned_batches(trainer)
+            self._run.before = batches_before_fit(trainer)
         except Exception as err:  # never lose the run over a counter
-            self._planned, self._before = None, 0
+            self._run.planned, self._run.before = None, 0
             self._broken.setdefault("loss-trend", f"could not read the planned length: {err!r}")
 
     @override
@@ -193,15 +152,15 @@ class LossDynamics(SanityCallback):
                         history = self._lr[(i, j)] = LrTrajectory(
                             where, ratio=self.threshold("lr-schedule", "collapse_ratio"))
                     if lr != history.last:  # the same rate again changes nothing in the history
-                        history.update(float(lr), step=trainer.global_step, progress=self._progress(),
-                                       batch=self._before + self._seen)
+                        history.update(float(lr), step=trainer.global_step, progress=self._run.fraction(),
+                                       batch=self._run.before + self._run.seen)
         except Exception as err:  # never lose the run over a diagnostic
             self._lr_unreadable = f"could not read the learning rates: {err!r}"
 
     @override
     def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        self._seen += 1
+        self._run.seen += 1
         if not self.is_enabled("loss-trend"):
             return
         try:
@@ -211,72 +170,24 @@ class LossDynamics(SanityCallback):
                     self._no_loss_reason = "training_step returned no scalar loss to follow"
                 return
             scale = trainer.accumulate_grad_batches if pl_module.automatic_optimization else 1
-            if loss.device.type == "cpu":
-                # Nothing to wait for on the CPU: reading the value costs less than a device-side copy.
-                self._flush()
-                self._take([loss.item() * scale])  # Lightning divided the loss by the accumulation factor
-                return
-            loss = loss.detach().reshape(())
-            if scale != 1:
-                loss = loss * scale
-            if self._buffer is None or self._buffer.device != loss.device:
-                self._flush()
-                self._buffer = torch.empty(_DEVICE_CHUNK, device=loss.device)
-            self._buffer[self._fill] = loss  # a device-side copy: no host sync
-            self._fill += 1
-            if self._fill == _DEVICE_CHUNK:
-                self._flush()
+            self._loss.add(loss, scale)
         except Exception as err:  # never lose the run over a diagnostic
             self._broken.setdefault("loss-trend", f"could not read the loss: {err!r}")
 
     @override
     def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
-        self._flush()
+        self._loss.flush()
 
     @override
     def on_fit_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         # Not called when fit raised: this is how the judgement knows the whole run was seen.
-        self._ended_normally = True
-
-    # ------------------------------------------------------------------------------------------------ history
-
-    def _flush(self) -> None:
-        """Move the losses waiting on the device to the host history (one transfer)."""
-        if self._buffer is None or self._fill == 0:
-            return
-        values = self._buffer[: self._fill].tolist()
-        self._fill = 0
-        self._take(values)
-
-    def _take(self, values: list[float]) -> None:
-        """Add losses, in step order, to the host history."""
-        for value in values:
-            if not math.isfinite(value):
-                self._nonfinite += 1
-                continue
-            self._finite += 1
-            self._partial.append(value)
-            if len(self._partial) >= self._block:
-                self._losses.append(sum(self._partial) / len(self._partial))
-                self._partial = []
-        if len(self._losses) > _HOST_CAP:
-            pairs = self._losses
-            self._losses = [(pairs[k] + pairs[k + 1]) / 2 for k in range(0, len(pairs) - 1, 2)]
-            self._block *= 2
-
-    def _progress(self) -> Optional[float]:
-        if self._planned is None:
-            return None
-        return (self._before + self._seen) / self._planned
-
-    def _seen_words(self) -> str:
-        return seen_words(self._before + self._seen, self._planned, self._ended_normally)
+        self._run.ended_normally = True
 
     # ------------------------------------------------------------------------------------------------ judgement
 
     @override
     def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
-        self._flush()
+        self._loss.flush()
         if not trainer.is_global_zero:
             return
         if self.is_enabled("loss-trend"):
@@ -292,23 +203,24 @@ class LossDynamics(SanityCallback):
             # Adversarial or multi-objective training: the returned loss is not one objective to minimise.
             self.skip(trainer, "loss-trend", "manual optimization with several optimizers: no single loss to judge")
             return
-        values = self._losses + ([sum(self._partial) / len(self._partial)] if self._partial else [])
+        values = self._loss.values()
         if not values:
             self.skip(trainer, "loss-trend", self._no_loss_reason or "no training loss was seen")
             return
-        total = self._finite + self._nonfinite
-        if self._nonfinite > 0.1 * total:
+        total = self._loss.finite + self._loss.nonfinite
+        if self._loss.nonfinite > 0.1 * total:
             self.skip(trainer, "loss-trend",
-                      f"{self._nonfinite} of {total} losses were non-finite; see the non-finite check")
+                      f"{self._loss.nonfinite} of {total} losses were non-finite; see the non-finite check")
             return
-        progress = self._progress()
-        if progress is None and self._seen < _UNPLANNED_MIN_BATCHES and not self._ended_normally:
-            self.skip(trainer, "loss-trend", f"too little to judge: {self._seen} batches seen, planned length unknown")
+        progress = self._run.fraction()
+        if progress is None and self._run.seen < _UNPLANNED_MIN_BATCHES and not self._run.ended_normally:
+            self.skip(trainer, "loss-trend",
+                      f"too little to judge: {self._run.seen} batches seen, planned length unknown")
             return
         facts = self.collector(trainer).facts
         baseline, baseline_how = trend_baseline(facts)
         # A run that ended on its own (max_epochs, max_steps, early stopping) was seen whole.
-        judged_progress = 1.0 if self._ended_normally else progress
+        judged_progress = 1.0 if self._run.ended_normally else progress
         start = finite_or_none(facts.get("initial_loss"))
         if baseline is not None and baseline <= 1e-6 * abs(start if start is not None else values[0]):
             # A constant prediction is already perfect (constant targets, label-distribution's finding): no loss
@@ -317,9 +229,9 @@ class LossDynamics(SanityCallback):
         verdict, reason = judge_loss_trend(
             values,
             start=start,
-            batches_per_value=self._block,
+            batches_per_value=self._loss.block,
             progress=judged_progress,
-            seen=self._seen_words(),
+            seen=self._run.words(),
             baseline=baseline,
             nonnegative=loss_kind_is(facts.get("loss_kind"), "nonnegative"),
             min_progress=self.loss_trend_min_progress,
@@ -331,7 +243,7 @@ class LossDynamics(SanityCallback):
         if verdict is not None:
             self._report(trainer, "loss-trend", verdict)
         words = trend_words(values, start, baseline, baseline_how)
-        self.detail(trainer, "loss-trend", f"{words}; {self._seen_words()}")
+        self.detail(trainer, "loss-trend", f"{words}; {self._run.words()}")
 
     def _conclude_lr(self, trainer: "pl.Trainer") -> None:
         if self._lr_unreadable:
@@ -340,7 +252,7 @@ class LossDynamics(SanityCallback):
         if not self._lr:
             self.skip(trainer, "lr-schedule", "no learning rate was seen")
             return
-        if self._planned is None:
+        if self._run.planned is None:
             self.skip(trainer, "lr-schedule", "planned length unknown: cannot tell early from late")
             return
         lowest = min(self._lr.values(), key=lambda h: (h.last or 0.0) / h.max_lr if h.max_lr > 0 else 1.0)
@@ -348,8 +260,8 @@ class LossDynamics(SanityCallback):
         # StochasticWeightAveraging anneals the rate to its own swa_lrs, up or down, by design.
         swa = any(f["name"] in schedule.SWA_NAMES for f in facts) or any(
             type(c).__name__ == "StochasticWeightAveraging" for c in trainer.callbacks)
-        seen = self._before + self._seen
-        complete = seen >= schedule.WARMUP_SEEN * self._planned
+        seen = self._run.before + self._run.seen
+        complete = seen >= schedule.WARMUP_SEEN * self._run.planned
         epoch = trainer.num_training_batches
         epoch = float(epoch) if isinstance(epoch, (int, float)) else None
         for (i, j), history in self._lr.items():
@@ -360,12 +272,12 @@ class LossDynamics(SanityCallback):
                 continue
             verdicts = []
             if not swa:
-                verdicts.append(schedule.judge_repeated(history, facts=mine, planned=self._planned,
-                                                        batches_per_epoch=epoch, seen=self._seen_words()))
-                verdicts.append(schedule.judge_warmup(history, facts=mine, planned=self._planned, seen=seen,
-                                                      complete=complete, seen_words=self._seen_words()))
+                verdicts.append(schedule.judge_repeated(history, facts=mine, planned=self._run.planned,
+                                                        batches_per_epoch=epoch, seen=self._run.words()))
+                verdicts.append(schedule.judge_warmup(history, facts=mine, planned=self._run.planned, seen=seen,
+                                                      complete=complete, seen_words=self._run.words()))
             if not history.restarts:
-                verdicts.append(history.judge(seen=self._seen_words(),
+                verdicts.append(history.judge(seen=self._run.words(),
                                               before=self.threshold("lr-schedule", "collapse_before")))
             for verdict in filter(None, verdicts):
                 self._report(trainer, "lr-schedule", verdict, where=where)

@@ -17,7 +17,7 @@ from torch import Tensor
 from typing_extensions import override
 
 from lightning_sanity._compat import gather_objects
-from lightning_sanity.callbacks._replay_capture import (
+from lightning_sanity.callbacks.step import (
     capture_for,
     capture_step,
     forget_step_reads,
@@ -26,6 +26,7 @@ from lightning_sanity.callbacks._replay_capture import (
     shared_grad_norms,
 )
 from lightning_sanity.callbacks.base import SanityCallback
+from lightning_sanity.checks.nonfinite import nonfinite_finding
 from lightning_sanity.checks.numerics import count_nonfinite, finite_flag, flag_parts, is_finite, owner_module
 from lightning_sanity.findings import Severity
 
@@ -39,22 +40,8 @@ ACTIONS = ("stop", "skip", "warn")
 AMP_MIN_SCALE = 1.0
 AMP_MAX_CONSECUTIVE = 20
 
-_REPLAY_HOW = (
-    "Replay the step with `lightning_sanity.replay(<log_dir>/{replay}, YourModule())` or "
-    "`python -m lightning_sanity replay <log_dir>/{replay} --model package.module:YourModule` to name the first "
-    "module and autograd op that produced it"
-)
-
-
 class NonFiniteStop(RuntimeError):
     """Raised when the Trainer kept training after the sentinel asked it to stop on a non-finite step."""
-
-
-def _number(value: Optional[float]) -> Any:
-    """Floats for the JSON report: NaN and Inf as strings (strict JSON has no NaN)."""
-    if value is None:
-        return None
-    return value if math.isfinite(value) else str(value)
 
 
 class NonFiniteSentinel(SanityCallback):
@@ -384,59 +371,16 @@ class NonFiniteSentinel(SanityCallback):
     def _report(self, trainer: "pl.Trainer", origin: dict[str, Any], views: list[dict[str, Any]], action: str,
                 replay: Optional[str]) -> None:
         capture = capture_for(trainer)
-        epoch, batch_idx, step = capture.epoch, capture.batch_idx, capture.global_step
-        world = trainer.world_size
-        on_rank = f" on rank {origin['rank']} of {world}" if world > 1 else ""
-        when = f"at epoch {epoch}, batch {batch_idx} (global step {step}){on_rank}"
-        kind = origin["kind"]
-        outcome = {
-            "stop": "training was stopped",
-            "skip": "the update was skipped (its gradients dropped)",
-            "warn": "training went on with this update (on_nonfinite='warn')",
-        }[action]
-        if kind == "loss":
-            message = f"The training loss became {origin['loss']} {when}; {outcome}."
-            cause = ("look for log, exp, sqrt, pow or a division without an epsilon or clamp in the model and loss, "
-                     "and lower the learning rate (or clip gradients) if the loss was growing before")
-        elif kind == "gradient":
-            loss = origin.get("loss")
-            loss_text = f"{loss:.4g}" if isinstance(loss, float) and math.isfinite(loss) else str(loss)
-            message = (f"The gradient of `{origin['where']}` ({origin['parameter']}: {origin['nan']} NaN and "
-                       f"{origin['inf']} Inf of {origin['numel']} values) became non-finite {when} while the loss was "
-                       f"finite ({loss_text}); {outcome}.")
-            cause = ("typical causes are sqrt or a norm at 0, log of 0, pow with a fractional exponent of a negative "
-                     "number, a division by something that can be 0, or torch.where over a branch that is inf (mask "
-                     "the input, not the output); gradient clipping does not repair a NaN")
-        else:
-            message = (f"The weights `{origin['where']}` ({origin['nan']} NaN and {origin['inf']} Inf of "
-                       f"{origin['numel']} values) became non-finite in the update before global step {step}"
-                       f"{on_rank}; {outcome}.")
-            cause = ("the optimizer made them from finite gradients: check the learning rate, the optimizer's eps "
-                     "(Adam with eps=0 divides 0 by 0) and any code that edits weights after the step")
-        advice = (_REPLAY_HOW.format(replay=replay) + "; " if replay else "") + cause + "."
-        advice = advice[0].upper() + advice[1:]
-        ranks = sorted({v["rank"] for v in views if v["kind"] == kind})
-        data = {
-            "kind": kind,
-            "rank": origin["rank"],
-            "ranks": ranks,
-            "world_size": world,
-            "loss": _number(origin.get("loss")),
-            "action": action,
-            "precision": str(trainer.precision),
-        }
-        for field in ("parameter", "parameters", "nan", "inf", "numel"):
-            if field in origin:
-                data[field] = origin[field]
-        if trainer.accumulate_grad_batches > 1:
-            data["accumulate_grad_batches"] = trainer.accumulate_grad_batches
-        severity = Severity.WARNING if action == "skip" else Severity.ERROR
+        severity, message, advice, data = nonfinite_finding(
+            origin, views, action, replay, epoch=capture.epoch, batch_idx=capture.batch_idx,
+            step=capture.global_step, world=trainer.world_size, precision=str(trainer.precision),
+            accumulate_grad_batches=trainer.accumulate_grad_batches,
+        )
         self.report(trainer, CHECK, severity, message, advice, where=origin["where"], data=data,
-                    batch_idx=batch_idx, global_step=step, replay=replay,
-                    key=f"{action}:{kind}")
-
+                    batch_idx=capture.batch_idx, global_step=capture.global_step, replay=replay,
+                    key=f"{action}:{origin['kind']}")
 
 def _relpath(trainer: "pl.Trainer") -> str:
-    from lightning_sanity.replays import bundle_relpath
+    from lightning_sanity.replays.bundle import bundle_relpath
 
     return bundle_relpath(capture_for(trainer).global_step)

@@ -1,6 +1,6 @@
 """The loss-trend judgements that compare a run with its input-independent baseline.
 
-Pure functions on lists of floats, no Trainer; :func:`lightning_sanity.checks.dynamics.judge_loss_trend` calls
+Pure functions on lists of floats, no Trainer; :func:`lightning_sanity.checks.loss_trend.judge_loss_trend` calls
 them. Two questions are asked here:
 
 - **Does the run end at the prior?** A model that ignores its input can do no better than the best constant

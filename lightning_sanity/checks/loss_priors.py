@@ -7,7 +7,7 @@ one a default-initialised head makes), and the formula, for the checks' details.
 (soft targets with negative entries, an ``nll_loss`` / ``kl_div`` fed something other than log-probabilities) the
 functions return None: the baseline is unknown, not guessed.
 
-Pure functions on tensors and lists; ``lightning_sanity.checks.losses.expected_losses`` calls them per batch and
+Pure functions on tensors and lists; ``lightning_sanity.checks.loss_expectations.expected_losses`` calls them per batch and
 ``lightning_sanity.checks.loss_baseline.trend_baseline`` over every label the data checks counted.
 
 Example::
@@ -179,7 +179,7 @@ def gaussian_nll_prior(columns: torch.Tensor, full: bool = False, eps: float = 1
                  "the targets)")
 
 
-#: How the regression baselines are obtained, for the details (the functions live in ``checks/losses.py``).
+#: How the regression baselines are obtained, for the details (the functions live in ``checks/loss_expectations.py``).
 REGRESSION_FORMULAS = {
     "mse": "var(y): the targets' variance (the best constant is their mean)",
     "l1": "mean |y - median(y)|: the best constant is the targets' median",
@@ -192,9 +192,10 @@ REGRESSION_FORMULAS = {
 
 
 def classification_expectation(call, classes: int):
-    """The :class:`~lightning_sanity.checks.losses.LossExpectation` of a cross-entropy / ``nll_loss`` call on its
+    """The :class:`~lightning_sanity.checks.loss_expectations.LossExpectation` of a cross-entropy / ``nll_loss`` call on its
     own batch: hard labels (``ignore_index`` and out-of-range labels left out) or probability rows."""
-    from lightning_sanity.checks.losses import LossExpectation, class_rows
+    from lightning_sanity.checks.loss_expectations import LossExpectation
+    from lightning_sanity.checks.losses import class_rows
 
     weight = call.weight if call.weight is not None and call.weight.numel() == classes else None
     smoothing = call.label_smoothing if call.kind == "cross_entropy" else 0.0
@@ -219,9 +220,10 @@ def classification_expectation(call, classes: int):
 
 
 def distribution_expectation(call):
-    """The :class:`~lightning_sanity.checks.losses.LossExpectation` of a ``kl_div`` or ``gaussian_nll_loss`` call, or
+    """The :class:`~lightning_sanity.checks.loss_expectations.LossExpectation` of a ``kl_div`` or ``gaussian_nll_loss`` call, or
     None (shapes that differ, targets that are not distributions)."""
-    from lightning_sanity.checks.losses import LossExpectation, class_rows
+    from lightning_sanity.checks.loss_expectations import LossExpectation
+    from lightning_sanity.checks.losses import class_rows
 
     if tuple(call.input.shape) != tuple(call.target.shape) or call.target.numel() == 0:
         return None

@@ -26,7 +26,8 @@ import dataclasses
 import math
 from typing import Any, Optional
 
-from lightning_sanity.checks.dynamics import LrHistory, Verdict
+from lightning_sanity.checks.lr_history import LrHistory
+from lightning_sanity.checks.verdict import Verdict
 
 #: A rate at or below this fraction of its peak has "fallen" (one order of magnitude); one back at or above
 #: :data:`RESTART_RATIO` of the peak afterwards has restarted: one cycle of a repeated collapse.

@@ -1,17 +1,23 @@
-"""What the ``non-finite`` and ``batchnorm-variance`` checks share within one training step.
+"""The state of one training step that the checks share: capture, the one host sync, gradient norms.
 
-- :class:`StepCapture`: at the start of every training batch, a *reference* to the batch (no copy), the RNG states
-  (a few kilobytes, read without drawing) and a device-side copy of every BatchNorm layer's running statistics
-  (a few floats per channel, one fused copy). A replay bundle needs them only when something goes wrong, but by
-  then the RNGs and running statistics have moved on.
-- Step reads: a check that needs a few device figures on the host during the step hands them over with
-  :func:`request_values`; the ``non-finite`` sentinel reads them together with its own flag in the one host
-  sync of the step (:func:`resolve_step_reads`), and the check picks them up with :func:`step_values`.
-  Without the sentinel, :func:`resolve_step_reads` is called by the check itself.
-- :func:`save_step_bundle`: writes the replay bundle of the current step, once per step, never raising.
-- Shared norms: the norms monitor already reduces every gradient of an optimizer to per-tensor norms;
+**One host-device sync per step.** A check that needs device figures on the host during a step does not read
+them itself (each ``.item()`` / ``.tolist()`` waits for the device): it hands them over with
+:func:`request_values` and picks them up after the step's single read, :func:`resolve_step_reads`, with
+:func:`step_values`. The ``non-finite`` sentinel makes that read together with its own flag; without the
+sentinel, the check calls :func:`resolve_step_reads` itself. That function is where the rule is enforced: it
+gathers every pending request into ONE transfer.
+
+- :class:`StepCapture`: at the start of every training batch, a *reference* to the batch (no copy), the RNG
+  states (a few kilobytes, read without drawing) and a device-side copy of every BatchNorm layer's running
+  statistics (a few floats per channel, one fused copy). A replay bundle needs them only when something goes
+  wrong, but by then the RNGs and running statistics have moved on. :func:`save_step_bundle` writes the replay
+  bundle of the current step, once per step, never raising.
+- Shared gradient norms: the norms monitor already reduces every gradient of an optimizer to per-tensor norms;
   it hands them over with :func:`share_grad_norms`, and the ``non-finite`` sentinel reads them
   (:func:`shared_grad_norms`) instead of reducing all the gradients a second time.
+
+Used by ``non-finite`` (:mod:`lightning_sanity.callbacks.nonfinite`), ``batchnorm-variance`` and the norms
+monitor; one state per Trainer, by weak reference.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ from torch import Tensor, nn
 
 from lightning_sanity.checks.batchnorm import STAT_BUFFERS, batchnorm_layers, stat_buffer_keys
 from lightning_sanity.findings import global_seed
-from lightning_sanity.replays import bundle_relpath, capture_rng_states, make_bundle, write_bundle
+from lightning_sanity.replays.bundle import bundle_relpath, make_bundle, write_bundle
+from lightning_sanity.replays.rng import capture_rng_states
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +240,8 @@ def values_pending(trainer: Any, name: str) -> bool:
 
 
 def resolve_step_reads(trainer: Any, own: Sequence[Tensor] = ()) -> list[float]:
-    """Read ``own`` (device tensors, any shape) and every pending request in ONE host transfer.
+    """Read ``own`` (device tensors, any shape) and every pending request in ONE host transfer: the step's one
+    host sync (see the module docstring).
 
     Returns ``own``'s values, flattened and concatenated; the requests' values go to :func:`step_values`.
     """

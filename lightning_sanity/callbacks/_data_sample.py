@@ -1,0 +1,157 @@
+"""Measure for ``input-scale`` and ``label-distribution``: what the first training batches' inputs and labels look like.
+
+:class:`_InputSample` and :class:`_LabelSample` hold the figures (on the host, a copy per batch that Lightning
+already delivers: no extra pass over the data); :class:`_BatchReader` reads a batch into them, names its fields,
+and watches the first step for what the model does first with each float input. No judgement here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional
+
+import torch
+
+from lightning_sanity.batch import INPUT_KEYS, TARGET_KEYS, split_batch
+from lightning_sanity.callbacks._step_watch import META_OPS, SHAPE_OPS, StepWatch, function_name
+from lightning_sanity.checks import data as D
+from lightning_sanity.checks.padding_labels import PaddingLabels
+
+_MAX_FIELDS = 8
+#: Dense targets (segmentation masks, token sequences) beyond this many elements are summarised by min and max only.
+_MAX_LABELS = 1 << 18
+
+
+@dataclasses.dataclass
+class _InputSample:
+    """The float inputs of the first batches, per field."""
+
+    stats: dict[str, D.InputStats] = dataclasses.field(default_factory=dict)
+    #: integer fields (token ids, indices, masks): their scale means nothing
+    integer_fields: set[str] = dataclasses.field(default_factory=set)
+    #: per field, the first operation the model applies to it in the first step
+    first_use: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: why ``input-scale`` cannot run, if it cannot
+    missing: Optional[str] = None
+
+
+@dataclasses.dataclass
+class _LabelSample:
+    """The targets of the first batches, and fingerprints of the inputs they belong to."""
+
+    values: list[torch.Tensor] = dataclasses.field(default_factory=list)  # per batch, on the CPU
+    #: (min, max) per batch of targets too dense to keep (see ``_MAX_LABELS``)
+    ranges: list[tuple[float, float]] = dataclasses.field(default_factory=list)
+    dense: bool = False
+    floating: bool = False
+    prints: list[torch.Tensor] = dataclasses.field(default_factory=list)
+    print_features: int = 0
+    field: Optional[str] = None
+    pad_id: Optional[int] = None
+    #: the labels found at padded positions (checks/padding_labels.py), set at fit start
+    padding: Optional[PaddingLabels] = None
+    #: why ``label-distribution`` cannot run, if it cannot
+    missing: Optional[str] = None
+
+
+class _BatchReader:
+    """Reading the first batches into :class:`_InputSample` / :class:`_LabelSample`; mixed into
+    :class:`~lightning_sanity.callbacks.data_checks.DataChecks`."""
+
+    def _observe(self, batch: Any) -> None:
+        x, y = split_batch(batch, self.get_input, self.get_target)
+        self._seen += 1
+        fields = self._input_fields(x, self._input_name(batch))
+        if not fields:
+            self._inputs.missing = ("the batch's input was not found or holds no tensor; pass `get_input=` "
+                              "(a function batch -> input)")
+        for name, tensor in fields:
+            if not (tensor.is_floating_point() or tensor.is_complex()):
+                self._inputs.integer_fields.add(name)  # token ids, indices, masks: their scale means nothing
+                continue
+            if tensor.is_complex() or tensor.dim() == 0:
+                continue
+            self._inputs.stats.setdefault(name, D.InputStats()).add(tensor)
+        if self._labels.pad_id is None:
+            self._labels.pad_id = D.padding_token(batch)
+        if not isinstance(y, torch.Tensor) or y.dim() == 0:
+            self._labels.missing = ("the batch's target was not found; pass `get_target=` (a function batch -> target)"
+                               if y is None else f"the target is a {type(y).__name__}, not a tensor")
+        else:
+            self._labels.field = self._target_name(batch)
+            self._collect_labels(y, fields)
+            if self._labels.padding is not None:
+                self._labels.padding.add_batch(batch, x, y)
+        if self._seen == 1 and self._inputs.stats:
+            self._watch_first_use(fields)  # last: nothing of ours may pass for the model's first use
+
+    def _collect_labels(self, y: torch.Tensor, fields: list[tuple[str, torch.Tensor]]) -> None:
+        y = y.detach()
+        self._labels.floating = self._labels.floating or y.is_floating_point()
+        if y.numel() > _MAX_LABELS:
+            self._labels.dense = True
+            packed = torch.stack([y.min().double(), y.max().double()]).cpu()
+            self._labels.ranges.append((float(packed[0]), float(packed[1])))
+            return
+        per_sample = y.dim() == 1 or (y.dim() == 2 and y.shape[1] == 1)
+        self._labels.dense = self._labels.dense or not per_sample
+        # Fingerprints of the inputs travel with the labels, in one copy to the host.
+        main = next((t for _, t in fields if t.dim() > 0 and t.shape[0] == y.shape[0]), None)
+        if per_sample and main is not None and main.dim() >= 1:
+            prints = D.fingerprints(main)
+            self._labels.print_features = int(main[0].numel()) if main.dim() > 1 else 1
+            packed = torch.cat([y.reshape(-1).to(prints.dtype), prints.reshape(-1)]).cpu()
+            n = y.shape[0]
+            self._labels.values.append(packed[:n].to(torch.float64))
+            self._labels.prints.append(packed[n:].reshape(n, 2))
+        else:
+            self._labels.values.append(y.reshape(-1).to(torch.float64).cpu())
+
+    def _watch_first_use(self, fields: list[tuple[str, torch.Tensor]]) -> None:
+        """Watch the first training step for what the model does first with each float input."""
+        tensors = {name: t for name, t in fields if name in self._inputs.stats}
+
+        def before(func: Any, args: tuple, kwargs: dict) -> None:
+            name = function_name(func)
+            if name in SHAPE_OPS or name in META_OPS:
+                return
+            for arg in args:
+                tag = watch.tags.get(arg)
+                if tag and "input" in tag and tag["input"] not in self._inputs.first_use:
+                    self._inputs.first_use[tag["input"]] = name
+
+        watch = StepWatch(before=before)
+        for name, tensor in tensors.items():
+            watch.tags.set(tensor, {"input": name})
+        self._watch = watch.start()
+
+    # ------------------------------------------------------------------ naming the fields
+
+    def _input_name(self, batch: Any) -> str:
+        if self.get_input is not None:
+            return "get_input(batch)"
+        if isinstance(batch, Mapping):
+            return next((k for k in INPUT_KEYS if k in batch), "input")
+        if isinstance(batch, Sequence) and not isinstance(batch, str):
+            return "batch[0]"
+        return "batch"
+
+    def _target_name(self, batch: Any) -> str:
+        if self.get_target is not None:
+            return "get_target(batch)"
+        if isinstance(batch, Mapping):
+            return next((k for k in TARGET_KEYS if k in batch), "target")
+        return "batch[1]"
+
+    @staticmethod
+    def _input_fields(x: Any, name: str) -> list[tuple[str, torch.Tensor]]:
+        if isinstance(x, torch.Tensor):
+            return [(name, x)]
+        if isinstance(x, Mapping):
+            items = [(f"{name}[{k!r}]", v) for k, v in x.items()]
+        elif isinstance(x, Sequence) and not isinstance(x, str):
+            items = [(f"{name}[{i}]", v) for i, v in enumerate(x)]
+        else:
+            return []
+        return [(n, v) for n, v in items if isinstance(v, torch.Tensor)][:_MAX_FIELDS]

@@ -1,0 +1,66 @@
+"""Running the model outside the user's step without an observer effect: every module in eval mode with its own
+flag put back, the trainer's precision context, and walking the tensors of nested inputs.
+
+Shared by the first-batch flow checks (:mod:`~lightning_sanity.callbacks.model_checks`), the leakage checks and the
+replayed model call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import Any, Callable, Optional
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Every module in eval mode, each one's own ``training`` flag put back afterwards.
+
+    The flags are set directly rather than through ``train()``, which users may override with side effects.
+    """
+    saved = [(m, m.training) for m in model.modules()]
+    try:
+        for m, _ in saved:
+            m.training = False
+        yield
+    finally:
+        for m, flag in saved:
+            m.training = flag
+
+
+def _precision_context(trainer: "pl.Trainer") -> Any:
+    plugin = getattr(trainer, "precision_plugin", None)
+    context = getattr(plugin, "train_step_context", None)
+    return context() if callable(context) else contextlib.nullcontext()
+
+
+def _map_tensors(obj: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return fn(obj)
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*(_map_tensors(v, fn) for v in obj))
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_map_tensors(v, fn) for v in obj)
+    if isinstance(obj, Mapping):
+        items = {k: _map_tensors(v, fn) for k, v in obj.items()}
+        try:
+            return type(obj)(items)
+        except Exception:
+            return items
+    return obj
+
+
+def _tensors(obj: Any) -> list[torch.Tensor]:
+    found: list[torch.Tensor] = []
+    _map_tensors(obj, lambda t: found.append(t) or t)
+    return found
+
+
+def _first_tensor(obj: Any) -> Optional[torch.Tensor]:
+    for t in _tensors(obj):
+        return t
+    return None

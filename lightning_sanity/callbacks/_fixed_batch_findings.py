@@ -1,0 +1,147 @@
+"""The findings :class:`~lightning_sanity.callbacks.predictions.PredictionDynamics` makes at a snapshot, and the
+extra forwards of the fixed batch that locate them: ``train-mode`` (eval mode not deterministic), ``constant-output``
+during training (recorded as episodes, reported at the end) and ``non-finite`` predictions.
+
+The judgements themselves are pure functions (:func:`~lightning_sanity.checks.outputs.outputs_agree`,
+:func:`~lightning_sanity.checks.outputs.is_constant_across_samples`); this mixin reports them with the module
+that caused them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any, Optional
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.utilities.seed import isolate_rng
+
+from lightning_sanity._compat import current_batch_idx
+from lightning_sanity.batch import batch_size, first_tensor
+from lightning_sanity.callbacks._fixed_batch import DropoutWatch, call_model, eval_mode, trace_modules
+from lightning_sanity.checks.episodes import Episodes, unconverged_batchnorm
+from lightning_sanity.checks.outputs import is_constant_across_samples, outputs_agree
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class SnapshotFindings:
+    """What was found on the fixed batch so far: checks already reported, the constant-output episodes and the
+    module where the output first became constant."""
+
+    reported: set[str] = dataclasses.field(default_factory=set)
+    constant: Episodes = dataclasses.field(default_factory=Episodes)
+    constant_where: Optional[str] = None
+
+
+class FixedBatchFindings:
+    """Mixin of :class:`~lightning_sanity.callbacks.predictions.PredictionDynamics`: reports what a snapshot
+    shows, with ``self._found`` (:class:`SnapshotFindings`) and ``self.forward_fn``."""
+
+    _found: SnapshotFindings
+    forward_fn: Any
+
+    def _report_nonfinite(self, trainer: "pl.Trainer", out: torch.Tensor) -> None:
+        if "non-finite" in self._found.reported or not trainer.is_global_zero:
+            return
+        self._found.reported.add("non-finite")
+        bad = int((~torch.isfinite(out)).sum())
+        self.report(
+            trainer, "non-finite", "error",
+            f"The model's predictions on the fixed batch hold {bad} non-finite values (NaN/Inf) out of "
+            f"{out.numel()} at step {trainer.global_step}: the weights or the forward pass have gone non-finite.",
+            "Look at the non-finite check's findings for the first step and module that went non-finite; lower the "
+            "learning rate, add gradient clipping, or guard divisions and logs in forward.",
+            where="fixed-batch predictions", data={"non_finite": bad, "values": out.numel()}, key="fixed-batch",
+        )
+
+    def _report_stochastic(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, x: Any,
+                           out: torch.Tensor, again: torch.Tensor) -> None:
+        self._found.reported.add("train-mode")
+        if not trainer.is_global_zero:
+            return
+        diff = float((out.float() - again.float()).abs().max()) if out.shape == again.shape else float("nan")
+        culprit = self._diagnose(trainer, pl_module, batch, x, mode="stochastic")
+        place = f"first in `{culprit}`" if culprit else f"in {type(pl_module).__name__}.forward itself"
+        dropout = self._dropout_in_eval(trainer, pl_module, batch, x)
+        if dropout is not None and not dropout:
+            # Randomness other than dropout (randn, rand, bernoulli, ...): a VAE's reparameterisation or a
+            # diffusion model's noise samples in eval mode on purpose, so this is only worth knowing.
+            self.report(
+                trainer, "train-mode", "info",
+                f"Two evaluations of the same batch in eval mode with the same weights disagree (largest difference "
+                f"{diff:.3g}), {place}, and no dropout runs in training mode: the model samples in eval mode.",
+                "If that is intended (a VAE's reparameterisation, a diffusion model's noise) there is nothing to do; "
+                "otherwise put the sampling behind `if self.training:` or use the mean in evaluation.",
+                where=culprit, data={"max_abs_difference": diff, "module": culprit, "source": "sampling"},
+                key="eval-sampling",
+            )
+            return
+        self.report(
+            trainer, "train-mode", "warning",
+            f"Two evaluations of the same batch in eval mode with the same weights disagree (largest difference "
+            f"{diff:.3g}), {place}: something random still runs in eval mode, so validation and inference are noisy.",
+            "Use `nn.Dropout` modules or pass `training=self.training` to `F.dropout`; keep noise and augmentation "
+            "out of `forward` or behind `if self.training:`.",
+            where=culprit, data={"max_abs_difference": diff, "module": culprit, "source": "dropout"},
+            key="eval-determinism",
+        )
+
+    def _dropout_in_eval(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any,
+                         x: Any) -> Optional[bool]:
+        """Whether a dropout op runs in training mode during an eval-mode forward; None when it cannot be told."""
+        if trainer.world_size > 1:
+            return None  # no extra forward on one rank alone (see `_diagnose`)
+        try:
+            watch = DropoutWatch()
+            with isolate_rng(), torch.no_grad(), eval_mode(pl_module), watch:
+                call_model(pl_module, batch, x, self.forward_fn)
+            return watch.seen
+        except Exception as err:  # telling the source apart is a bonus: keep the warning
+            log.debug("lightning_sanity: could not watch for dropout: %r", err)
+            return None
+
+    def _judge_constant(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, x: Any,
+                        out: torch.Tensor) -> None:
+        inputs = x if isinstance(x, torch.Tensor) else first_tensor(x)
+        if not isinstance(inputs, torch.Tensor) or is_constant_across_samples(inputs, rtol=0.0, atol=0.0):
+            return  # identical inputs: an identical output says nothing
+        if not trainer.is_global_zero:
+            return
+        # Judged at the end (conclude): a collapse that clears later is withdrawn to info, never a lasting warning.
+        if self._found.constant.update(is_constant_across_samples(out), trainer.global_step, trainer.current_epoch,
+                                 current_batch_idx(trainer)):
+            episode = self._found.constant.current
+            if self._found.constant_where is None:
+                self._found.constant_where = self._diagnose(trainer, pl_module, batch, x, mode="constant")
+            episode.info.update(where=self._found.constant_where, samples=int(out.shape[0]),
+                                batchnorm=unconverged_batchnorm(pl_module))
+
+    def _diagnose(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, x: Any,
+                  mode: str) -> Optional[str]:
+        """Name the first module (by when its forward finished) that causes the symptom, with forward hooks."""
+        if trainer.world_size > 1:
+            # Extra forwards on rank 0 alone could hang a sharded model (FSDP gathers weights in forward).
+            return None
+        try:
+            samples = batch_size(batch)
+            with isolate_rng(), torch.no_grad(), eval_mode(pl_module):
+                call = lambda: call_model(pl_module, batch, x, self.forward_fn)  # noqa: E731
+                first = trace_modules(pl_module, call, samples)
+                second = trace_modules(pl_module, call, samples) if mode == "stochastic" else None
+        except Exception as err:  # diagnosis is a bonus
+            log.debug("lightning_sanity: module diagnosis failed: %r", err)
+            return None
+        for i, (name, inp, outp) in enumerate(first):
+            if mode == "constant":
+                if inp is not None and not inp["constant"] and outp is not None and outp["constant"]:
+                    return name or None
+            elif second is not None and i < len(second) and second[i][0] == name:
+                same_in = inp is None or second[i][1] is None or torch.equal(inp["print"], second[i][1]["print"])
+                differs = outp is not None and second[i][2] is not None and not outputs_agree(
+                    outp["print"], second[i][2]["print"])
+                if same_in and differs:
+                    return name or None
+        return None

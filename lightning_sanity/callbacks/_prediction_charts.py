@@ -1,0 +1,66 @@
+"""The ``sanity/predictions/*`` TensorBoard charts of
+:class:`~lightning_sanity.callbacks.predictions.PredictionDynamics` (the tags are listed in its docstring): the
+custom-scalars layout, and per snapshot the scalars, images and histograms of the fixed batch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import lightning.pytorch as pl
+import torch
+
+from lightning_sanity import images as charts
+from lightning_sanity import tensorboard
+
+#: the samples x snapshots image is rewritten at every snapshot up to this many, then at epoch ends only.
+_TIME_IMAGE_EVERY_SNAPSHOT = 64
+#: most values that go into one TensorBoard histogram: the output's are taken at an even stride beyond that.
+_MAX_HISTOGRAM_VALUES = 1 << 16
+
+
+def add_prediction_layout(trainer: "pl.Trainer") -> None:
+    """Group the fixed batch's scalars in TensorBoard's custom-scalars tab."""
+    tensorboard.add_layout_chart(trainer, "sanity: predictions", "fixed-batch loss and accuracy",
+                                 r"sanity/predictions/(loss|accuracy)$")
+    tensorboard.add_layout_chart(trainer, "sanity: predictions", "change since the last snapshot",
+                                 r"sanity/predictions/(mean_change|flip_fraction)$")
+
+
+def write_prediction_charts(trainer: "pl.Trainer", kind: str, out: torch.Tensor, probs: torch.Tensor,
+                            targets: Optional[torch.Tensor], p_true: Optional[torch.Tensor],
+                            scalars: dict[str, float], step: int, epoch_end: bool,
+                            history: dict[str, list]) -> None:
+    """One snapshot's charts; ``history`` holds the columns of every snapshot so far, this one included."""
+    tensorboard.log_scalars(trainer, {tensorboard.tag("predictions", k): v for k, v in scalars.items()
+                                      if math.isfinite(v)}, step=step)
+    writers = tensorboard.writers(trainer)
+    if not writers:
+        return
+    t_cpu = targets.cpu() if targets is not None else None
+    images: dict[str, torch.Tensor] = {}
+    flat = out.detach().flatten()
+    if flat.numel() > _MAX_HISTOGRAM_VALUES:  # an even stride: no RNG drawn, the same values each snapshot
+        flat = flat[:: -(-flat.numel() // _MAX_HISTOGRAM_VALUES)]
+    histograms: dict[str, torch.Tensor] = {"outputs": flat.float().cpu()}
+    if kind in ("classification", "binary"):
+        images["probabilities"] = charts.probabilities_chart(probs, kind)
+    elif kind == "sequence" and t_cpu is not None:
+        token_p = probs.gather(-1, t_cpu.clamp_min(0)[..., None])[..., 0].masked_fill(t_cpu < 0, float("nan"))
+        images["probabilities"] = charts.probabilities_chart(token_p, kind)
+    if p_true is not None:
+        histograms["true_class_probability"] = p_true.cpu()
+        columns = history["true_class_probability"]
+        if len(columns) <= _TIME_IMAGE_EVERY_SNAPSHOT or epoch_end:
+            images["true_class_over_time"] = charts.history_chart(columns, history["step"][-len(columns):])
+    if kind == "regression" and t_cpu is not None:
+        images["prediction_vs_target"] = charts.scatter_chart(probs, t_cpu)
+        histograms["residuals"] = (probs - t_cpu).flatten()
+    for writer in writers:
+        for name, image in images.items():
+            writer.add_image(tensorboard.tag("predictions", name), image, global_step=step, dataformats="CHW")
+        for name, values in histograms.items():
+            values = values[torch.isfinite(values)]
+            if values.numel():
+                writer.add_histogram(tensorboard.tag("predictions", name), values, global_step=step)

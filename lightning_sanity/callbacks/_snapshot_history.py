@@ -1,0 +1,175 @@
+"""What :class:`~lightning_sanity.callbacks.predictions.PredictionDynamics` measured on its fixed batch: when it
+takes snapshots (:class:`SnapshotClock`), the figures of every snapshot (:class:`SnapshotHistory`) and the
+history file they are saved to. Measuring only: the judgements live in :mod:`lightning_sanity.checks.jitter`.
+
+Example::
+
+    >>> import torch
+    >>> history = SnapshotHistory()
+    >>> probs = torch.tensor([[0.9, 0.1], [0.2, 0.8]])
+    >>> history.start("classification", probs, torch.tensor([0, 1]))
+    >>> scalars, _, _ = history.record("classification", probs, history.targets, step=0, epoch=0, ignore_index=-100)
+    >>> sorted(scalars), history.columns["step"]
+    (['accuracy', 'loss'], [0])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+from typing import Any, Optional
+
+import torch
+
+from lightning_sanity.callbacks._run_length import RunProgress
+from lightning_sanity.checks.jitter import flip_fraction, mean_abs_change
+from lightning_sanity.checks.outputs import (
+    fixed_batch_metrics,
+    predicted_classes,
+    true_class_probability,
+    usable_targets,
+)
+from lightning_sanity.report import SANITY_DIR
+
+log = logging.getLogger(__name__)
+
+HISTORY_FILE = "predictions.npz"
+#: snapshots taken over the planned run whatever the time budget: twice what jitter's late half needs (2 x 4
+#: late snapshots), so that both halves of the run are seen.
+_REQUIRED_SNAPSHOTS = 16
+_COLUMNS = ("step", "epoch", "loss", "accuracy", "mean_change", "flip_fraction", "jitter",
+            "true_class_probability", "predicted_class", "prediction")
+
+
+@dataclasses.dataclass
+class SnapshotClock(RunProgress):
+    """When snapshots are due (every ``every`` steps), how many were taken or left out, and how much of the
+    planned run they cover."""
+
+    every: int = 0
+    taken: int = 0  # snapshots taken in this fit
+    over_budget: int = 0  # snapshots left out to keep the periodic work within its budget
+    last_step: Optional[int] = None
+
+    def required(self) -> int:
+        """Snapshots taken whatever the budget: enough for jitter's judgement, spread over the planned run."""
+        if not self.planned:
+            return _REQUIRED_SNAPSHOTS
+        return 1 + math.ceil(_REQUIRED_SNAPSHOTS * min(1.0, (self.before + self.seen) / self.planned))
+
+
+@dataclasses.dataclass
+class SnapshotHistory:
+    """How the fixed batch's output is read (``kind``), its targets, the previous snapshot to compare with, and
+    one column per figure (one value per snapshot, or one tensor per snapshot)."""
+
+    kind: Optional[str] = None
+    targets: Optional[torch.Tensor] = None
+    target_scale: Optional[float] = None
+    supervised: Optional[int] = None  # supervised tokens of the fixed batch (sequence outputs)
+    prev_probs: Optional[torch.Tensor] = None
+    prev_classes: Optional[torch.Tensor] = None
+    last_probs: Optional[torch.Tensor] = None
+    columns: dict[str, list] = dataclasses.field(default_factory=lambda: {k: [] for k in _COLUMNS})
+
+    def supervised_mask(self, targets: torch.Tensor, ignore: Any) -> torch.Tensor:
+        # Positions whose target is ignored (padding, unmasked tokens of a masked LM) are never trained: their
+        # predictions drift freely and say nothing about whether training settles.
+        mask = (targets >= 0) & (targets != ignore)
+        if self.supervised is None:
+            self.supervised = int(mask.sum())
+        return mask
+
+    def start(self, kind: str, probs: torch.Tensor, y: Optional[torch.Tensor]) -> None:
+        """Start over with a new reading of the output (the first snapshot, or a loss kind learned since)."""
+        self.kind = kind
+        self.prev_probs = self.prev_classes = None
+        for values in self.columns.values():
+            values.clear()
+        targets = usable_targets(y, kind, probs)
+        self.targets = targets.cpu() if targets is not None else None
+        self.target_scale = None
+        self.supervised = None
+        if kind == "regression" and targets is not None:
+            # Only the targets give a scale: the outputs' own spread at the first snapshot (an untrained model's
+            # near-constant outputs) would turn ordinary learning into "jitter".
+            spread = targets.float().std()
+            self.target_scale = float(spread) if torch.isfinite(spread) and float(spread) > 0 else None
+
+    def record(self, kind: str, probs: torch.Tensor, targets: Optional[torch.Tensor], step: int, epoch: int,
+               ignore_index: Any) -> tuple[dict[str, float], Optional[torch.Tensor], torch.Tensor]:
+        """Add one snapshot; returns its scalars (one host transfer for all), the true-class probabilities and
+        the probabilities on the CPU."""
+        classes = predicted_classes(probs, kind)
+        figures: dict[str, torch.Tensor] = {}
+        if targets is not None:
+            figures.update(fixed_batch_metrics(probs, targets, kind))
+        if self.prev_probs is not None and self.prev_probs.shape == probs.shape:
+            figures["mean_change"] = mean_abs_change(self.prev_probs, probs, kind)
+            if classes is not None and self.prev_classes is not None:
+                sequence = kind == "sequence" and targets is not None
+                mask = self.supervised_mask(targets, ignore_index) if sequence else None
+                if kind == "sequence":
+                    # A next token is often uncertain by nature: the argmax of a spread distribution swaps between
+                    # near-tied tokens while the distribution barely moves. A flip counts when more than half the
+                    # mass sat on one token before and on another after: a decision that changed.
+                    decided = (self.prev_probs.max(-1).values >= 0.5) & (probs.max(-1).values >= 0.5)
+                    supervised = mask if mask is not None else torch.ones_like(decided)
+                    figures["flip_fraction"] = ((self.prev_classes != classes) & decided & supervised).sum() / \
+                        supervised.sum().clamp_min(1)
+                else:
+                    figures["flip_fraction"] = flip_fraction(self.prev_classes, classes, mask)
+        p_true = true_class_probability(probs, targets, kind) if targets is not None and kind != "regression" else None
+        # One host transfer for every figure of this snapshot.
+        names = list(figures)
+        values = torch.stack([figures[n].float().reshape(()) for n in names]).tolist() if names else []
+        scalars = dict(zip(names, values))
+        probs_cpu = probs.cpu()
+        history = self.columns
+        history["step"].append(step)
+        history["epoch"].append(epoch)
+        for name in ("loss", "accuracy", "mean_change", "flip_fraction"):
+            history[name].append(scalars.get(name, float("nan")))
+        if kind == "regression":
+            change = scalars.get("mean_change")
+            jitter = change / self.target_scale if change is not None and self.target_scale else None
+            history["prediction"].append(probs_cpu[:, :16].clone())
+        else:
+            jitter = scalars.get("flip_fraction")
+            if p_true is not None:
+                history["true_class_probability"].append(p_true.cpu())
+            if kind != "sequence":
+                history["predicted_class"].append(classes.reshape(classes.shape[0], -1)[:, 0].cpu())
+        history["jitter"].append(jitter)
+        self.prev_probs, self.prev_classes = probs, classes
+        self.last_probs = probs_cpu
+        return scalars, p_true, probs_cpu
+
+    def save(self, log_dir: str, source: str) -> None:
+        """Write ``<log_dir>/sanity/predictions.npz``; a failure is logged, never raised."""
+        try:
+            import numpy as np
+
+            h = self.columns
+            arrays: dict[str, Any] = {
+                "step": np.asarray(h["step"], dtype=np.int64),
+                "epoch": np.asarray(h["epoch"], dtype=np.int64),
+                "kind": np.asarray(self.kind or ""),
+                "source": np.asarray(source),
+            }
+            for name in ("loss", "accuracy", "mean_change", "flip_fraction"):
+                arrays[name] = np.asarray(h[name], dtype=np.float32)
+            for name in ("true_class_probability", "predicted_class", "prediction"):
+                if h[name]:
+                    arrays[name] = torch.stack(h[name]).numpy()
+            if self.targets is not None:
+                arrays["target"] = self.targets.numpy()
+            if self.last_probs is not None and self.kind != "regression":
+                arrays["probabilities"] = self.last_probs.numpy()
+            folder = os.path.join(log_dir, SANITY_DIR)
+            os.makedirs(folder, exist_ok=True)
+            np.savez(os.path.join(folder, HISTORY_FILE), **arrays)
+        except Exception as err:  # the history is a convenience; training goes on
+            log.warning("lightning_sanity: could not save the prediction history: %r", err)

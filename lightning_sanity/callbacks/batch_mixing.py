@@ -1,0 +1,57 @@
+"""``batch-mixing`` glue: does each sample's output depend on that sample's input alone?
+
+Mixed into :class:`~lightning_sanity.callbacks.model_checks.ModelChecks`, which calls :meth:`_judge_mixing` on the
+first batch's :class:`~lightning_sanity.callbacks._flow_run._FlowRun`; the judgement is in
+:mod:`lightning_sanity.checks.flow`.
+"""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from lightning_sanity.callbacks._flow_run import _FlowRun, _place, _SkipOne
+from lightning_sanity.checks import flow
+from lightning_sanity.checks.modes import summarize_names
+from lightning_sanity.findings import Severity
+
+
+class _BatchMixingGlue:
+    """The ``batch-mixing`` findings of :class:`~lightning_sanity.callbacks.model_checks.ModelChecks`."""
+
+    def _judge_mixing(self, trainer: "pl.Trainer", run: "_FlowRun") -> None:
+        check, how, pl_module = "batch-mixing", run.how, run.model
+        stats_free = [n for n, m in pl_module.named_modules() if isinstance(m, _BatchNorm) and m.running_mean is None]
+        if stats_free:
+            raise _SkipOne(check, f"BatchNorm without running statistics ({summarize_names(stats_free, 3)}) uses "
+                                  "batch statistics even in eval mode, which mixes samples by design")
+        if not run.leaves:
+            raise _SkipOne(check, "no float input tensor or embedding output with a batch dimension to take the gradient at")
+        if not run.output.requires_grad:
+            raise _SkipOne(check, "the output does not depend differentiably on the input (no gradient to follow)")
+        result = run.mixing()
+        self.detail(trainer, check, f"largest cross-sample gradient share {result['leak']:.2g} over "
+                                    f"{len(result['samples'])} sample(s)")
+        if not flow.is_mixing(result["leak"], run.tolerance):
+            return
+        if run.pairwise:
+            raise _SkipOne(check, "the output is a (batch, batch) matrix, which compares samples by design")
+        spot = run.locate_mixing(result["sample"], result["layout"])
+        where = None
+        located = ""
+        if spot:
+            inside, before = spot["inside"], spot["before"]
+            where = inside if inside else (before or None)
+            located = f" The samples get mixed {_place(spot, pl_module)}."
+        self.report(
+            trainer, check, Severity.WARNING,
+            f"Sample {result['sample']}'s output depends on other samples of the batch (e.g. {result['others']}): "
+            f"{result['leak']:.1%} of its input gradient lands on them, in eval mode.{located}",
+            "Look for a `view`/`reshape` that moves the batch dimension (use `permute`/`transpose` to reorder "
+            "dimensions, and `batch_first=True` for RNNs and attention) or a reduction over dimension 0 inside "
+            "forward.",
+            where=where, key="mixing",
+            data={"sample": result["sample"], "leak_fraction": result["leak"], "other_samples": result["others"],
+                  "output_layout": result["layout"], "called_as": how,
+                  **({"after": spot["after"], "before": spot["before"], "inside": spot["inside"]} if spot else {})},
+        )

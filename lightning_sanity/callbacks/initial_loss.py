@@ -1,0 +1,183 @@
+"""``initial-loss`` glue: the training loss of the first step against what the task predicts.
+
+Mixed into :class:`~lightning_sanity.callbacks.loss_inspector.LossInspector`, which calls :meth:`_judge` at the
+first backward (or at the end of a first step without one); the verdict and its thresholds are in
+:mod:`lightning_sanity.checks.initial_loss`, the expectations in :mod:`lightning_sanity.checks.loss_expectations`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import lightning.pytorch as pl
+import torch
+
+from lightning_sanity.callbacks._loss_observation import _NAMES, _RECOGNISED, _Observation
+from lightning_sanity.callbacks._loss_targets import initial_detail
+from lightning_sanity.checks import initial_loss as IL
+from lightning_sanity.checks import losses as L
+from lightning_sanity.findings import Severity
+
+
+class _InitialLossGlue:
+    """The ``initial-loss`` findings of :class:`~lightning_sanity.callbacks.loss_inspector.LossInspector`."""
+
+    def _training_loss(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", loss: torch.Tensor) -> Optional[torch.Tensor]:
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            return None
+        value = loss.detach().float()
+        scaler = getattr(trainer.precision_plugin, "scaler", None)
+        if scaler is not None and hasattr(scaler, "get_scale"):
+            # 16-mixed scales the loss before `on_before_backward`.
+            value = value / float(scaler.get_scale())
+        if pl_module.automatic_optimization:
+            # Lightning divides the step's loss by `accumulate_grad_batches` before backward.
+            value = value * trainer.accumulate_grad_batches
+        self._step.loss_requires_grad = bool(loss.requires_grad)
+        return value
+
+    def _judge(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", training_loss: Optional[torch.Tensor]) -> None:
+        facts = self.collector(trainer).facts
+        grad_obs = [o for o in self._step.observations if o.depends_on_model and o.observed is not None]
+        total = float(training_loss) if training_loss is not None else None
+        if total is not None:
+            facts["initial_loss"] = total
+        main = grad_obs[0] if grad_obs else None
+        if main is not None:
+            self._hand_over(facts, main, grad_obs, total)
+
+        if total is not None and not self._step.loss_requires_grad:
+            self.report(
+                trainer, "initial-loss", Severity.ERROR,
+                f"The training loss ({total:.4g}) does not depend on any trainable parameter, so backward has "
+                "nothing to update.",
+                "Return the loss computed from the model's output (not a detached copy, not under no_grad, not "
+                "`.item()`), and check that the parameters it uses have requires_grad=True.",
+                data={"initial_loss": total})
+            return
+        if total is not None and total == 0.0:
+            terms = [o for o in grad_obs if o.observed]
+            term_text = (f" while its {_NAMES[terms[0].call.kind]} term is {terms[0].observed:.4g}" if terms else "")
+            self.report(
+                trainer, "initial-loss", Severity.ERROR if terms else Severity.WARNING,
+                f"The training loss is exactly 0 at the first step{term_text}, so every gradient is zero and "
+                "nothing is learned.",
+                "Look for a loss multiplied by a zero weight or a mask that removes every element "
+                "(e.g. a loss weight schedule starting at 0, a padding mask of all zeros).",
+                data={"initial_loss": 0.0, **({"term": terms[0].observed} if terms else {})})
+            return
+
+        if (total is not None and main is not None and main.reduced is not None and main.reduced > 0
+                and math.isclose(-total, main.reduced, rel_tol=0.05)):
+            # Every recognised loss is >= 0: returning its negation is gradient ascent, training is broken.
+            self.report(
+                trainer, "initial-loss", Severity.ERROR,
+                f"The training loss is {total:.4g}, the negation of its {_NAMES[main.call.kind]} term "
+                f"({main.reduced:.4g}): the optimizer will make the model worse, not better.",
+                "Return the loss itself from training_step, not its negation (look for a stray minus sign); to "
+                "maximise a score, minimise its negative only when the score is not already a loss.",
+                where=main.module, data={"initial_loss": total, "term": main.reduced})
+            self.detail(trainer, "initial-loss", f"training loss {total:.4g} = -({_NAMES[main.call.kind]} {main.reduced:.4g})")
+            return
+        if self.expected_loss is not None:
+            self._judge_expected(trainer, total if total is not None else (main.reduced if main else None))
+            return
+        if main is None:
+            seen = [o for o in self._step.observations if not o.depends_on_model]
+            self._step.skip_reason = (
+                "the recognised loss calls of the first step do not depend on the model" if seen else
+                f"no recognised loss call in the first training step (recognised: {_RECOGNISED}); "
+                "pass `expected_loss=` for a custom loss")
+            return
+        for obs in grad_obs:
+            self._judge_observation(trainer, obs)
+        e = main.expectation
+        if e is not None:
+            text, start = initial_detail(_NAMES[main.call.kind], main.observed, e, main.call.kind,
+                                         facts.get("init_matches_prior"))
+            facts["initial_loss_start"] = start
+            self.detail(trainer, "initial-loss", text)
+        else:
+            self._step.skip_reason = (f"{_NAMES[main.call.kind]}: the baseline is unknown for prediction "
+                                 f"{tuple(main.call.input.shape)} and target {tuple(main.call.target.shape)} "
+                                 "(no closed form for the best constant prediction)")
+
+    def _judge_expected(self, trainer: "pl.Trainer", observed: Optional[float]) -> None:
+        expected = self.expected_loss
+        if observed is None or not math.isfinite(observed):
+            self._step.skip_reason = "the first training loss could not be read"
+            return
+        self.detail(trainer, "initial-loss", f"loss {observed:.4g} at init; expected {expected:.4g}")
+        ratio = observed / expected
+        factor = self.threshold("initial-loss", "expected_factor")
+        if IL.outside_expected(observed, expected, factor):
+            self.report(
+                trainer, "initial-loss", Severity.WARNING,
+                f"The loss before any update is {observed:.4g}, {ratio:.3g} times the expected {expected:.4g}.",
+                "Check the last layer's initialisation (scale of its weights, its bias) and the loss itself; if the "
+                "expectation is wrong, update `expected_loss`.",
+                data={"initial_loss": observed, "expected_loss": expected, "ratio": ratio, "factor": factor})
+
+    def _judge_observation(self, trainer: "pl.Trainer", obs: _Observation) -> None:
+        e, call = obs.expectation, obs.call
+        if e is None or obs.observed is None:
+            return
+        verdict = IL.initial_loss_verdict(
+            call.kind, obs.observed, e,
+            **{name: self.threshold("initial-loss", name)
+               for name in ("classification_factor", "classification_margin", "mse_factor", "linear_factor")})
+        if verdict == "offset" and obs.activation is not None:
+            # A squashed output (sigmoid / tanh, e.g. an autoencoder's reconstruction) starts mid-range by design;
+            # its offset from the targets is bounded and no bias advice applies.
+            return
+        if verdict is None:
+            return
+        name = _NAMES[call.kind]
+        layer = f"`{obs.module}`" if obs.module else "the last layer"
+        bias_param = f"{obs.module}.bias" if obs.module else "the last layer's bias"
+        data = {"loss": name, "initial_loss": obs.observed, "uniform_loss": e.uniform, "baseline_loss": e.baseline,
+                "best_bias": e.best_bias[:100], "samples": e.count}
+        if verdict == "overconfident":
+            uniform_name = ("ln C" if call.kind in L.CLASSIFICATION else "ln 2" if call.kind in L.BINARY
+                            else "the uniform distribution")
+            self.report(
+                trainer, "initial-loss", Severity.WARNING,
+                f"{name} is {obs.observed:.4g} before any update, far above the {e.uniform:.4g} ({uniform_name}) of a "
+                f"uniform prediction (best constant: {e.baseline:.4g}): the initial predictions are overconfident.",
+                f"Shrink the initial weights of {layer} (e.g. scale them by 0.01 or zero them) and set {bias_param} "
+                f"to {e.bias_meaning} {IL.format_values(e.best_bias)}; if the inputs are not normalised, normalise "
+                "them first (see input-scale).",
+                where=obs.module, data=data)
+            return
+        if call.kind == "gaussian_nll":
+            self.report(
+                trainer, "initial-loss", Severity.WARNING,
+                f"{name} is {obs.observed:.4g} before any update, {obs.observed - e.baseline:.3g} nats above the "
+                f"{e.baseline:.4g} of the best constant prediction (the targets' mean and variance): the predicted "
+                "mean or variance starts far from the targets'.",
+                f"Set the mean head's bias to the target mean {IL.format_values(e.best_bias)} (or standardise the "
+                "targets) and start the variance near the targets' variance.",
+                where=obs.module, data=data)
+            return
+        cause = IL.regression_cause(call)
+        data.update(cause)
+        first = IL.format_values(e.best_bias)
+        if cause["offset"] >= cause["spread"]:
+            value = f"{e.best_bias[0]:.4g}" if len(e.best_bias) == 1 else first
+            self.report(
+                trainer, "initial-loss", Severity.WARNING,
+                f"{name} is {obs.observed:.4g} before any update, {obs.observed / max(e.baseline, 1e-30):.3g} times "
+                f"the {e.baseline:.4g} of the best constant prediction: the output starts near "
+                f"{cause['output_mean']:.3g} but the targets centre on {value}.",
+                f"Set the output bias to {value} ({e.bias_meaning}), e.g. `{bias_param}.data.fill_({value})`, "
+                "or standardise the targets.",
+                where=obs.module, data=data)
+        else:
+            self.report(
+                trainer, "initial-loss", Severity.WARNING,
+                f"{name} is {obs.observed:.4g} before any update, {obs.observed / max(e.baseline, 1e-30):.3g} times "
+                f"the {e.baseline:.4g} of the best constant prediction: the initial outputs are spread far too widely "
+                f"(std {cause['output_std']:.3g}).",
+                f"Shrink the initial weights of {layer} and set {bias_param} to {first} ({e.bias_meaning}).",
+                where=obs.module, data=data)

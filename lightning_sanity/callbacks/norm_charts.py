@@ -1,0 +1,73 @@
+"""The norm monitor's TensorBoard side: its scalars, histograms and custom-scalars charts.
+
+Tags (see :class:`~lightning_sanity.callbacks.norms.NormMonitor` for what each means): ``sanity/grad_norm/<layer>``,
+``sanity/weight_norm/<layer>``, ``sanity/update_ratio/<layer>``, ``sanity/grad_norm/global``,
+``sanity/weight_norm/global``, and the histograms ``sanity/grad_hist/<layer>``, ``sanity/weight_hist/<layer>``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from lightning_sanity import tensorboard
+from lightning_sanity.checks import layers as LM
+
+#: One custom-scalars chart per quantity, a line per layer (or group).
+_CHARTS = (
+    ("grad_norm", "gradient L2 norm per layer (pre-clip)"),
+    ("weight_norm", "weight L2 norm per layer"),
+    ("update_ratio", "update ratio ||dw||/||w|| per layer"),
+)
+
+
+def add_norm_charts(trainer: Any) -> None:
+    """The "CUSTOM SCALARS" charts of category ``sanity: norms``."""
+    for quantity, title in _CHARTS:
+        tensorboard.add_layout_chart(trainer, "sanity: norms", title, tensorboard.tag(quantity, ".*"))
+
+
+def write_histograms(trainer: Any, layers: LM.LayerMap, params: list, layer_of: list[int], grads: list) -> None:
+    """Weight and gradient histograms per layer group (``norms_histogram_every_n_steps``)."""
+    writers = tensorboard.writers(trainer)
+    if not writers:
+        return
+    by_group: dict[int, tuple[list, list]] = {}
+    for p, g, layer in zip(params, grads, layer_of):
+        weights, gradients = by_group.setdefault(layers.group_of[layer], ([], []))
+        weights.append(p.detach().flatten().float())
+        if g is not None and not g.is_sparse:
+            gradients.append(g.flatten().float())
+    for group, (weights, gradients) in by_group.items():
+        name = layers.groups[group]
+        for writer in writers:
+            writer.add_histogram(tensorboard.tag("weight_hist", name), torch.cat(weights).cpu(), trainer.global_step)
+            if gradients:
+                writer.add_histogram(tensorboard.tag("grad_hist", name), torch.cat(gradients).cpu(), trainer.global_step)
+
+
+def log_norms(trainer: Any, layers: LM.LayerMap, grad_sq: torch.Tensor, weight_sq: torch.Tensor,
+              update_sq: torch.Tensor, present: torch.Tensor, row: Any) -> None:
+    """The scalars of one step (``row``, a :class:`~lightning_sanity.callbacks.norm_meter.StepRow`), per group."""
+    G = len(layers.groups)
+    metrics: dict[str, float] = {
+        tensorboard.tag("grad_norm", "global"): math.sqrt(grad_sq.sum().item()),
+        tensorboard.tag("weight_norm", "global"): math.sqrt(weight_sq.sum().item()),
+    }
+    group_grad = LM.group_sum(grad_sq, layers.group_of, G).sqrt().tolist()
+    group_weight_sq = LM.group_sum(weight_sq, layers.group_of, G)
+    group_present = LM.group_sum(present.double(), layers.group_of, G).tolist()
+    for g, name in enumerate(layers.groups):
+        metrics[tensorboard.tag("weight_norm", name)] = math.sqrt(group_weight_sq[g].item())
+        if group_present[g] > 0:
+            metrics[tensorboard.tag("grad_norm", name)] = group_grad[g]
+    if row.update_valid is not None:
+        measured = row.update_valid.double()
+        upd = LM.group_sum(update_sq * measured, layers.group_of, G)
+        base = LM.group_sum(weight_sq * measured, layers.group_of, G)
+        for g, name in enumerate(layers.groups):
+            if base[g] > 0:
+                metrics[tensorboard.tag("update_ratio", name)] = math.sqrt(upd[g].item() / base[g].item())
+    tensorboard.log_scalars(trainer, metrics, step=row.step)

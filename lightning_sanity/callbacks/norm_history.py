@@ -1,0 +1,68 @@
+"""What the norm monitor keeps on the host between reads: the per-step history its end-of-run judgements need,
+and the running figures of the exploding-gradient spike test. Host tensors and floats only: no device reads."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Optional
+
+import torch
+
+from lightning_sanity.checks import norms as N
+
+#: Steps of history kept on the host for the end-of-run judgements; older steps are thinned out beyond this.
+HISTORY_STEPS = 2048
+
+_Where = tuple[int, int, int]  # (global step, epoch, batch index)
+
+
+@dataclasses.dataclass
+class NormHistory:
+    """Per-step sums of squares (rows = optimizer steps, columns = layers), thinned beyond ``HISTORY_STEPS``."""
+
+    grad: list[torch.Tensor] = dataclasses.field(default_factory=list)
+    weight: list[torch.Tensor] = dataclasses.field(default_factory=list)
+    trainable: list[torch.Tensor] = dataclasses.field(default_factory=list)
+    present: list[torch.Tensor] = dataclasses.field(default_factory=list)
+    meta: list[_Where] = dataclasses.field(default_factory=list)
+    #: the steps whose update was measured: update and weight sums of squares, which layers count, where
+    upd_sq: list[torch.Tensor] = dataclasses.field(default_factory=list)
+    upd_weight: list[torch.Tensor] = dataclasses.field(default_factory=list)
+    upd_valid: list[torch.Tensor] = dataclasses.field(default_factory=list)
+    upd_meta: list[_Where] = dataclasses.field(default_factory=list)
+    #: the latest weight reading per layer, carried over the steps that did not read the weights
+    last_weight_sq: Optional[torch.Tensor] = None
+    counts: Optional[N.GradientCounts] = None
+    first_meta: Optional[_Where] = None
+
+    def carry_weights(self, weight_sq: torch.Tensor, meta: list) -> None:
+        """Fill the rows (and layers) whose weights were not read with the latest reading, in place."""
+        last = self.last_weight_sq if self.last_weight_sq is not None else torch.zeros(weight_sq.shape[1], dtype=weight_sq.dtype)
+        for i, r in enumerate(meta):
+            if r.weighed is not None:
+                last = torch.where(r.weighed, weight_sq[i], last)
+            weight_sq[i] = last
+        self.last_weight_sq = last
+
+    def thin(self) -> None:
+        if sum(t.shape[0] for t in self.grad) <= HISTORY_STEPS:
+            return
+        for name in ("grad", "weight", "trainable", "present"):
+            setattr(self, name, [torch.cat(getattr(self, name))[::2]])
+        self.meta = self.meta[::2]
+        if len(self.upd_meta) > HISTORY_STEPS:
+            for name in ("upd_sq", "upd_weight", "upd_valid", "upd_meta"):
+                setattr(self, name, getattr(self, name)[::2])
+
+
+@dataclasses.dataclass
+class SpikeWatch:
+    """The global gradient norms seen so far, as the running spike test needs them."""
+
+    recent: list[float] = dataclasses.field(default_factory=list)  # the last 200 finite global gradient norms
+    max: float = -math.inf
+    seen: int = 0
+    early_max: float = -math.inf  # the largest of the first ``N.SPIKE_EARLY`` steps
+    #: a spike within the first ``N.SPIKE_WARMUP`` steps, judged at the end: (norm, per-layer sums, its row)
+    early_spike: Optional[tuple] = None

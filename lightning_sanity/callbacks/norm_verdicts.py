@@ -1,0 +1,331 @@
+"""The norm monitor's verdicts: when to call the pure judgements of :mod:`lightning_sanity.checks.norms` on the
+host history, and the findings they make (messages, advice, data), for ``dead-gradient``,
+``vanishing-gradient``, ``exploding-gradient``, ``weight-growth`` and ``update-ratio``.
+
+:class:`NormVerdicts` is a part of :class:`~lightning_sanity.callbacks.norms.NormMonitor` (a mixin): it reads
+the monitor's host-side state (``_history``, ``_spikes``, ``_probe``) and reports through it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Optional
+
+import torch
+
+from lightning_sanity.callbacks.norm_meter import StepRow
+from lightning_sanity.checks import norms as N
+from lightning_sanity.checks.accumulation import accumulating_message, find_accumulating
+from lightning_sanity.checks.first_step import first_step_spike
+from lightning_sanity.checks.weight_drift import steady_growth
+from lightning_sanity.findings import Severity
+
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
+
+
+class NormVerdicts:
+    """The judging half of the norm monitor (see the module docstring)."""
+
+    def _judge_spikes(self, trainer: "pl.Trainer", grad_sq: torch.Tensor, meta: list[StepRow]) -> None:
+        """The global gradient norm of each buffered step against the running history before it.
+
+        "10x above the level before" is measured against the first steps (``N.SPIKE_EARLY``), not against every
+        step before: an explosion that ramps up over a few steps (x5 per step) would otherwise always sit
+        within 10x of its own previous step. A spike within the first ``N.SPIKE_WARMUP`` steps has no running
+        median yet: it is kept as a candidate and judged at the end against the whole run's median.
+        """
+        values = grad_sq.sum(dim=1).sqrt().tolist()
+        watching = "exploding-gradient" in self.active_checks and ("exploding-gradient", "spike") not in self._reported
+        recent = self._spikes.recent
+        for i, value in enumerate(values):
+            if not math.isfinite(value):
+                continue
+            seen = self._spikes.seen
+            reference = self._spikes.early_max if seen >= N.SPIKE_EARLY else self._spikes.max
+            if watching and (seen == 0 or value >= N.SPIKE_OVER_MAX * reference):
+                if seen < N.SPIKE_WARMUP:
+                    if self._spikes.early_spike is None or value > self._spikes.early_spike[0]:
+                        self._spikes.early_spike = (value, grad_sq[i].clone(), meta[i])
+                else:
+                    factor = N.gradient_spike(torch.tensor(recent[-200:], dtype=torch.float64), value,
+                                              factor=self.threshold("exploding-gradient", "spike"),
+                                              reference=reference)
+                    if factor is not None:
+                        watching = False
+                        self._report_spike(trainer, grad_sq[i], meta[i], value, factor)
+            recent.append(value)
+            self._spikes.seen += 1
+            self._spikes.max = max(self._spikes.max, value)
+            if seen < N.SPIKE_EARLY:
+                self._spikes.early_max = max(self._spikes.early_max, value)
+        self._spikes.recent = recent[-200:]
+
+    def _judge_early_spike(self, trainer: "pl.Trainer", norms: torch.Tensor) -> None:
+        """A spike within the first steps, judged against the median of the whole run."""
+        if self._spikes.early_spike is None or ("exploding-gradient", "spike") in self._reported:
+            return
+        if "exploding-gradient" not in self.active_checks or norms.numel() < 2 * N.SPIKE_WARMUP:
+            return
+        value, layer_sq, row = self._spikes.early_spike
+        median = N.median_finite(norms)
+        factor = self.threshold("exploding-gradient", "spike")
+        history = self._history
+        if history.first_meta is not None and row.step == history.first_meta[0]:
+            # No step before the first: judged by what its update did to the weights (checks/first_step.py).
+            i = next((k for k, m in enumerate(history.upd_meta) if m[0] == row.step), None)
+            found = i is not None and first_step_spike(
+                value, median, history.upd_sq[i][history.upd_valid[i]], history.upd_weight[i][history.upd_valid[i]],
+                factor, self.threshold("update-ratio", "too_large"))
+            if found:
+                self._report_spike(trainer, layer_sq, row, value, found["factor"], found["update_ratio"])
+        elif median > 0 and value >= factor * median:
+            self._report_spike(trainer, layer_sq, row, value, value / median)
+
+    def _report_spike(self, trainer: "pl.Trainer", layer_sq: torch.Tensor, row: StepRow, value: float,
+                      factor: float, first_update: Optional[float] = None) -> None:
+        median = value / factor
+        layer, layer_value = self._spiking_layer(layer_sq)
+        self._reported.add(("exploding-gradient", "spike"))
+        clip = trainer.gradient_clip_val if self._flags.automatic else None
+        message = (f"The global gradient norm jumped to {value:.3g}, {factor:.3g}x its running median of "
+                   f"{median:.3g}; the largest part is in `{layer}` (gradient norm {layer_value:.3g}).")
+        if first_update is not None:
+            message += (f" It was the first step, and its update moved the weights by {first_update:.3g}x their own "
+                        "norm.")
+        if clip:
+            # Norms are read before clipping: the step itself was bounded, which is what clipping is for.
+            message += (f" Gradient clipping (gradient_clip_val={clip}) bounded the update: norms are read before "
+                        "clipping.")
+        self._report(
+            trainer, "exploding-gradient", Severity.INFO if clip else Severity.WARNING, message,
+            "Lower the learning rate or add warm-up, clip gradients (Trainer(gradient_clip_val=1.0)), check "
+            "the initialisation scale and the loss for divisions by small numbers, and add normalisation "
+            "layers or weight decay.",
+            where=layer, meta=(row.step, row.epoch, row.batch_idx),
+            data={"kind": "spike", "grad_norm": value, "running_median": median, "factor": factor,
+                  "layer_grad_norm": layer_value, "clipped": bool(clip),
+                  **({"first_step_update_ratio": first_update} if first_update is not None else {})},
+        )
+
+    def _spiking_layer(self, layer_sq: torch.Tensor) -> tuple[str, float]:
+        norms = layer_sq.sqrt()
+        norms = torch.where(torch.isfinite(norms), norms, torch.zeros_like(norms))
+        layer = int(norms.argmax())
+        return self.layers.names[layer], norms[layer].item()
+
+    def _conclude_dead(self, trainer: "pl.Trainer", steps: int) -> None:
+        if "dead-gradient" not in self.active_checks:
+            return
+        names, counts = self.layers.names, self._history.counts
+        dead = N.dead_layers(counts)
+        if self._flags.sharded:
+            dead["missing"] = []
+        observed = [i for i in range(len(names)) if counts.observed[i] >= N.MIN_STEPS]
+        cut_off = [i for i in dead["missing"] if self._probe.ran.get(names[i])]
+        no_grad_mode = [i for i in dead["missing"] if names[i] in self._probe.ran and not self._probe.ran[names[i]]]
+        unused = [i for i in dead["missing"] if names[i] not in self._probe.ran]
+        broken = set(cut_off) | set(dead["zero"]) | set(dead["died"])
+        everything = bool(observed) and broken >= set(observed)
+        meta = self._history.first_meta
+        if everything:
+            kinds = sorted({k for k, v in dead.items() if v and k != "missing"} | ({"missing"} if cut_off else set()))
+            self._report(
+                trainer, "dead-gradient", Severity.ERROR,
+                f"Every trainable layer ({len(observed)}) got a zero or missing gradient on every step over "
+                f"{steps} steps: nothing in the model is learning.",
+                "Check the loss: a weight of 0 on the loss, a loss computed from detached tensors or from "
+                "non-differentiable ops (round, argmax, comparisons, .item()), or an all-zero initialisation.",
+                where=None, meta=meta, data={"layers": [names[i] for i in observed], "kinds": kinds, "steps": steps},
+            )
+            return
+        if cut_off:
+            self._report_layers(
+                trainer, cut_off, Severity.WARNING, meta,
+                "ran in the forward pass but never received a gradient (grad is None) over {steps} steps: "
+                "{its} output does not reach the loss through differentiable ops",
+                "Look for .detach(), .item(), .numpy(), torch.no_grad() or integer ops such as argmax between "
+                "these layers and the loss; if they are meant to stay fixed, set requires_grad_(False).",
+                steps, kind="missing")
+        if dead["zero"]:
+            self._report_layers(
+                trainer, dead["zero"], Severity.WARNING, meta,
+                "got an exactly zero gradient on every step over {steps} steps",
+                "Look for ops with zero derivative between these layers and the loss (torch.round, floor, sign, "
+                "clamp that is always active), a loss term multiplied by 0, an all-zero initialisation, or "
+                "ReLUs after them that are always off (see dead-activations).",
+                steps, kind="zero")
+        if dead["died"]:
+            # Located where the gradients died (the earliest of the layers), not at the first step of the run.
+            since = counts.dead_since[dead["died"]] if counts.dead_since is not None else None
+            died_meta = meta
+            if since is not None and bool((since[:, 0] >= 0).all()):
+                step, epoch, batch_idx = since[int(since[:, 0].argmin())].tolist()
+                died_meta = (step, epoch, batch_idx if batch_idx >= 0 else None)
+            self._report_layers(
+                trainer, dead["died"], Severity.WARNING, died_meta,
+                "learned at first, then got zero or missing gradients on every step from step "
+                f"{died_meta[0]} to the end of the run",
+                "Units may have died after a large update: lower the learning rate, use LeakyReLU/GELU, and "
+                "check dead-activations.", steps, kind="died")
+        if no_grad_mode:
+            self._report_layers(
+                trainer, no_grad_mode, Severity.INFO, meta,
+                "{are} trainable and in the optimizer but runs only under torch.no_grad() in training",
+                "If it is meant to stay fixed, set requires_grad_(False) and leave it out of the optimizer "
+                "(weight decay still changes it otherwise).", steps, kind="no_grad")
+        if unused:
+            self._report_layers(
+                trainer, unused, Severity.INFO, meta,
+                "{are} trainable and in the optimizer but {were} never called in training_step, so no gradient ever reaches {them}",
+                "If it is used only in validation or not at all, freeze it or leave it out of the optimizer.",
+                steps, kind="unused")
+
+    def _report_layers(self, trainer, layers: list[int], severity, meta, what: str, advice: str, steps: int, kind: str) -> None:
+        names = [self.layers.names[i] for i in layers]
+        if len(names) == 1:
+            subject, what = f"Layer `{names[0]}`", what.replace("{are}", "is").replace("{were}", "was").replace("{them}", "it").replace("{its}", "its")
+        else:
+            subject = f"{len(names)} layers ({N.short_list(names)})"
+            what = what.replace("{are}", "are").replace("{were}", "were").replace("{them}", "them").replace("{its}", "their").replace("runs", "run")
+        self._report(
+            trainer, "dead-gradient", severity, f"{subject} {what.format(steps=steps)}.", advice,
+            where=N.common_module(names) if len(names) > 1 else names[0], meta=meta,
+            data={"layers": names, "kind": kind, "steps": steps},
+        )
+
+    def _conclude_vanishing(self, trainer, grad_sq, weight_sq, present) -> set[int]:
+        if "vanishing-gradient" not in self.active_checks:
+            return set()
+        eligible = torch.tensor([k == "matrix" for k in self.layers.kinds])
+        found = N.vanishing_layers(grad_sq, weight_sq, self.layers.numels, eligible, present,
+                                   rms_limit=self.threshold("vanishing-gradient", "rms"),
+                                   relative_limit=self.threshold("vanishing-gradient", "relative"))
+        if not found:
+            return set()
+        names = [self.layers.names[i] for i, _, _ in found]
+        gap = max(g for _, g, _ in found)
+        rms = max(r for _, _, r in found)
+        rel = N.relative_gradients(grad_sq, weight_sq)
+        ref_layer = int(torch.nan_to_num(rel, nan=-1.0).median(dim=0).values.argmax())
+        self._report(
+            trainer, "vanishing-gradient", Severity.WARNING,
+            f"Gradients vanish in {len(names)} layer(s) ({N.short_list(names)}): RMS gradient at most {rms:.2g} "
+            f"and ||grad||/||weight|| at most {gap:.2g} times that of `{self.layers.names[ref_layer]}`, on most steps.",
+            "Use ReLU/GELU instead of sigmoid/tanh in hidden layers, He/Kaiming or Xavier initialisation, "
+            "normalisation layers (BatchNorm/LayerNorm) or residual connections, and normalised inputs.",
+            where=N.common_module(names) if len(names) > 1 else names[0], meta=self._history.first_meta,
+            data={"layers": names, "relative_gap": gap, "rms_grad": rms, "reference_layer": self.layers.names[ref_layer]},
+        )
+        return {i for i, _, _ in found}
+
+    def _conclude_growth(self, trainer, grad_sq) -> None:
+        if "exploding-gradient" not in self.active_checks or ("exploding-gradient", "spike") in self._reported:
+            return
+        norms = grad_sq.sum(1).sqrt()
+        piling = self._resets and find_accumulating(self._resets, grad_sq, [m[0] for m in self._history.meta],
+                                                    {k: v.owned for k, v in self._meter.views.items()},
+                                                    trainer.optimizers)
+        if piling:
+            message, advice = accumulating_message(piling)
+            self._report(trainer, "exploding-gradient", Severity.WARNING, message, advice, where=None,
+                         meta=self._history.first_meta, data={"kind": "accumulating", **piling})
+            return
+        factor = N.sustained_growth(norms, factor=self.threshold("exploding-gradient", "growth"))
+        if factor is None:
+            return
+        last = N.median_finite(norms[-max(4, norms.shape[0] // 8):])
+        per_layer = grad_sq.sqrt()
+        growth = per_layer[-1] / per_layer[: max(1, per_layer.shape[0] // 8)].median(dim=0).values
+        layer = int(torch.nan_to_num(growth, nan=0.0, posinf=0.0).argmax())
+        self._report(
+            trainer, "exploding-gradient", Severity.WARNING,
+            f"The global gradient norm grew {factor:.3g}x over the run to about {last:.3g} and is still rising; "
+            f"`{self.layers.names[layer]}` grew the most.",
+            "Lower the learning rate, clip gradients (Trainer(gradient_clip_val=1.0)), add weight decay or "
+            "normalisation layers, and check the initialisation scale.",
+            where=self.layers.names[layer], meta=self._history.meta[-1],
+            data={"kind": "growth", "factor": factor, "grad_norm": last},
+        )
+
+    def _conclude_weights(self, trainer, weight_sq) -> None:
+        if "weight-growth" not in self.active_checks:
+            return
+        found = N.growing_layers(weight_sq, self.layers.numels, factor=self.threshold("weight-growth", "factor"))
+        steady = not found and steady_growth(weight_sq, self.layers.numels)  # checks/weight_drift.py
+        found = found or steady
+        if not found:
+            return
+        found.sort(key=lambda item: -item[1])
+        names = [self.layers.names[i] for i, _ in found]
+        layer, factor = found[0]
+        first = math.sqrt(weight_sq[0, layer].item())
+        last = math.sqrt(weight_sq[-1, layer].item())
+        self._report(
+            trainer, "weight-growth", Severity.WARNING,
+            f"Weight norms keep growing in {len(names)} layer(s) ({N.short_list(names)}): `{names[0]}` went from "
+            f"{first:.3g} to {last:.3g} ({factor:.3g}x) and is still rising"
+            + (", as fast in the second half of the run as in the first (healthy weights grow mostly early, then "
+               "settle)." if steady else "."),
+            "Add or increase weight decay (AdamW), lower the learning rate, check that the loss cannot be lowered "
+            "by scaling weights up (an unbounded term), and consider normalisation layers.",
+            where=N.common_module(names) if len(names) > 1 else names[0], meta=self._history.meta[-1],
+            data={"layers": names, "factor": factor, "first_norm": first, "last_norm": last,
+                  "kind": "steady" if steady else "factor"},
+        )
+
+    def _conclude_updates(self, trainer, exclude: set[int]) -> None:
+        if "update-ratio" not in self.active_checks:
+            return
+        if not self._history.upd_sq:
+            if self.update_ratio:
+                self.skip(trainer, "update-ratio", "no update was measured")
+            else:
+                self.skip(trainer, "update-ratio", "switched off (norms_update_ratio=False)")
+            return
+        upd, weight, valid = torch.stack(self._history.upd_sq), torch.stack(self._history.upd_weight), torch.stack(self._history.upd_valid)
+        valid &= torch.tensor([k == "matrix" for k in self.layers.kinds]).unsqueeze(0)
+        verdicts = N.update_ratio_verdicts(upd, weight, valid, too_large=self.threshold("update-ratio", "too_large"),
+                                           too_small=self.threshold("update-ratio", "too_small"))
+        ratios = (upd.sqrt() / weight.sqrt())[valid]
+        if ratios.numel():
+            self.detail(trainer, "update-ratio",
+                        f"median ||dw||/||w|| {N.median_finite(ratios):.2g} over {upd.shape[0]} measurements")
+        for kind, found in verdicts.items():
+            groups: list = []
+            # Layers whose gradients vanish do not move either; vanishing-gradient names the cause.
+            found = [(i, r) for i, r in found if i not in exclude]
+            if not found:
+                continue
+            names = [self.layers.names[i] for i, _ in found]
+            ratio = max(r for _, r in found) if kind == "too_large" else min(r for _, r in found)
+            if kind == "too_large":
+                message = (f"Updates as large as the weights themselves in {len(names)} layer(s) "
+                           f"({N.short_list(names)}): ||dw||/||w|| reached {ratio:.3g} on several steps "
+                           "(healthy: about 1e-3).")
+                advice = ("Lower the learning rate by 10-100x (try a learning-rate finder), add warm-up, and clip "
+                          "gradients; check that the loss is averaged, not summed, over a large batch.")
+            else:
+                message = (f"The weights practically do not move in {len(names)} layer(s) ({N.short_list(names)}): "
+                           f"median ||dw||/||w|| is {ratio:.3g} although gradients are non-zero (healthy: about 1e-3).")
+                advice = ("Raise the learning rate (it may be off by orders of magnitude, e.g. 1e-10 instead of "
+                          "1e-3), and check the scheduler and any parameter group with a tiny learning rate.")
+                layers = {i for i, _ in found}
+                # groups whose lr is still 0 at the end (a warm-up from 0 is not one)
+                zero = [(n, m) for n, m, group in self._meter.zero_lr_groups.values() if group.get("lr") == 0]
+                groups = [(name, sorted(layers & set(members))) for name, members in zero]
+                groups = [(name, members) for name, members in groups if members]
+                if groups:
+                    said = "; ".join(f"{name} (layers {N.short_list([self.layers.names[i] for i in members])})"
+                                     for name, members in groups)
+                    message += f" Their learning rate is 0: {said}."
+                    advice = ("Give the group a non-zero lr; if the layers are meant to stay frozen, set "
+                              "requires_grad_(False) on them (no gradients to compute either).")
+            rows = [i for i in range(len(self._history.upd_meta)) if valid[i].any()]
+            self._report(
+                trainer, "update-ratio", Severity.WARNING, message, advice,
+                where=N.common_module(names) if len(names) > 1 else names[0],
+                meta=self._history.upd_meta[rows[0]] if rows else self._history.first_meta,
+                data={"kind": kind, "layers": names, "ratio": ratio, "measurements": upd.shape[0],
+                      **({"zero_lr_groups": [name for name, _ in groups]} if kind == "too_small" else {})},
+            )

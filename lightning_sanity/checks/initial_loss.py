@@ -1,0 +1,113 @@
+"""The ``initial-loss`` verdict: is the loss before any update far from what the task predicts?
+
+Pure functions on the figures of :mod:`lightning_sanity.checks.loss_expectations`, with the thresholds and where
+they come from; the glue that watches the first step is :mod:`lightning_sanity.callbacks.initial_loss`.
+
+Example::
+
+    >>> outside_expected(5.0, 2.3)
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+from lightning_sanity.checks.loss_expectations import LossExpectation, _columns
+from lightning_sanity.checks.losses import BINARY, CLASSIFICATION, LossCall
+
+
+#: Cross-entropy of a default-initialised last layer sits a few tenths of a nat above ln C (logits with a std of a
+#: few tenths cost about std^2 / 2 more). Fire only when the loss is at least twice the uniform loss and at least 2
+#: nats above it: an overconfident head (logits with a std of several units) sits there, a healthy init never does.
+CLASSIFICATION_FACTOR = 2.0
+CLASSIFICATION_MARGIN = 2.0
+#: MSE at init against the best constant: with targets of mean m and spread s and an output near 0, MSE starts at
+#: about s^2 + m^2. A factor 3 fires when |m| > 1.4 s, i.e. when the output bias has further to travel than the
+#: whole spread of the targets ("init well": set the final bias to the mean).
+MSE_FACTOR = 3.0
+#: L1 and Huber grow linearly with the offset: a factor 2 corresponds to about the same offset as MSE's factor 3.
+LINEAR_FACTOR = 2.0
+#: With ``expected_loss`` given (a custom loss), the first loss may be up to this factor above or below it: the
+#: user's expectation is a rough figure, and a 2x miss is what a badly scaled last layer or bias produces.
+EXPECTED_FACTOR = 2.0
+#: Up to this many outputs, each output's own best constant is the reference (a bias per target); past it
+#: (reconstructed images, sequences) one constant shared by all outputs is: a "mean image" is no initialisation
+#: anyone expects.
+PER_OUTPUT_REFERENCE_MAX = 16
+
+
+def initial_loss_verdict(
+    kind: str,
+    observed: float,
+    expectation: LossExpectation,
+    *,
+    classification_factor: float = CLASSIFICATION_FACTOR,
+    classification_margin: float = CLASSIFICATION_MARGIN,
+    mse_factor: float = MSE_FACTOR,
+    linear_factor: float = LINEAR_FACTOR,
+) -> Optional[str]:
+    """``"overconfident"`` or ``"offset"`` when the loss at init is far above what the task predicts, else None.
+
+    Classification (and binary) losses fire above both ``classification_factor`` times and ``classification_margin``
+    nats over the uniform prediction's loss; MSE above ``mse_factor`` times, L1 / Huber above ``linear_factor``
+    times the best constant prediction's loss (defaults: the module's constants).
+
+    >>> e = LossExpectation(uniform=math.log(10), baseline=2.2, best_bias=[])
+    >>> initial_loss_verdict("cross_entropy", 4.5, e) is None
+    True
+    >>> initial_loss_verdict("cross_entropy", 4.5, e, classification_factor=1.5)
+    'overconfident'
+    """
+    if not math.isfinite(observed):
+        return None  # the non-finite check owns NaN / Inf losses
+    if kind == "gaussian_nll":
+        # A log-likelihood, of either sign: a ratio means nothing. A mean off by k target standard deviations costs
+        # about k^2 / 2 nats over the best constant; 2 nats is an offset of 2 sd, as the classification margin.
+        return "offset" if observed > expectation.baseline + classification_margin else None
+    if kind in CLASSIFICATION or kind in BINARY or kind == "kl_div":
+        uniform = expectation.uniform
+        if observed > max(classification_factor * uniform, uniform + classification_margin):
+            return "overconfident"
+        return None
+    factor = mse_factor if kind == "mse" else linear_factor
+    baseline = expectation.baseline
+    if expectation.outputs > PER_OUTPUT_REFERENCE_MAX and expectation.shared_baseline is not None:
+        baseline = expectation.shared_baseline
+    scale = max(abs(expectation.uniform), 1e-12)
+    if baseline <= 1e-9 * scale:
+        return None  # constant targets: no spread to compare with (label-distribution reports those)
+    if observed > factor * baseline:
+        return "offset"
+    return None
+
+
+def outside_expected(observed: float, expected: float, factor: float = EXPECTED_FACTOR) -> bool:
+    """Whether the loss at init is more than ``factor`` times above or below the user's ``expected_loss``.
+
+    >>> outside_expected(5.0, 2.3), outside_expected(3.0, 2.3), outside_expected(1.0, 2.3)
+    (True, False, True)
+    """
+    ratio = observed / expected
+    return ratio > factor or ratio < 1.0 / factor
+
+
+def regression_cause(call: LossCall) -> dict[str, float]:
+    """Splits a regression loss at init into the part a bias fixes (offset of the mean prediction from the best
+    constant) and the part that comes from the spread of the predictions."""
+    y, x = _columns(call.target), _columns(call.input)
+    if call.kind == "mse":
+        offset = float(((x.mean(0) - y.mean(0)) ** 2).mean())
+        spread = float(x.var(0, unbiased=False).mean())
+    else:
+        offset = float((x.mean(0) - y.median(0).values).abs().mean())
+        spread = float((x - x.mean(0)).abs().mean())
+    return {"offset": offset, "spread": spread, "output_mean": float(x.mean()), "output_std": float(x.std())
+            if x.numel() > 1 else 0.0}
+
+
+def format_values(values: list[float], limit: int = 10) -> str:
+    """``[0.1, 0.2]``, shortened with an ellipsis past ``limit`` values."""
+    shown = ", ".join(f"{v:.3g}" for v in values[:limit])
+    return f"[{shown}{', ...' if len(values) > limit else ''}]"

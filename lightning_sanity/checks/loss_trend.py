@@ -1,0 +1,269 @@
+"""The math behind ``loss-trend``: a training-loss history judged rising, negative, flat from the start,
+exploded, oscillating, or never clearly below the input-independent baseline.
+
+Pure functions on lists of host floats; :class:`~lightning_sanity.callbacks.loss_dynamics.LossDynamics` collects
+the losses and reports the verdict.
+
+Example::
+
+    >>> verdict, _ = judge_loss_trend([2.3 + 0.1 * i for i in range(40)], progress=1.0, seen="all")
+    >>> verdict.kind
+    'rising'
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Optional
+
+from lightning_sanity.checks.loss_baseline import early_explosion, escalate_at_baseline, explosion_words
+from lightning_sanity.checks.verdict import Verdict, _median, rank_correlation
+
+# Loss trend. Window sizes: the head is the first tenth of the losses seen, the tail the last fifth, both at
+# least 5 values; medians keep single noisy batches from deciding anything.
+LOSS_MIN_VALUES = 20
+#: the tail must be at least this far below the input-independent baseline (relative) to count as beating it.
+#: 5 %: shuffled labels on digits sit within 1 % of ln(10) after several epochs; healthy runs end far below.
+BASELINE_MARGIN = 0.05
+#: "flat from the start": the tail median within 2 % of the head median.
+FLAT_MARGIN = 0.02
+#: "rising": the tail median at least twice the head median and the losses rank-correlated with time.
+RISE_FACTOR = 2.0
+RISE_CORRELATION = 0.6
+#: the second half of the run ranks this strongly downward: still learning, not stuck.
+STILL_FALLING_CORRELATION = 0.5
+#: "still learning", exempt from the flat and baseline patterns: the whole run, in blocks, ranks this strongly
+#: downward AND the tail got at least LEARNING_BELOW_BASELINE below the baseline. A cautious two-epoch fine-tune
+#: (Adam 1e-4, class-weighted cross-entropy on digits) ends 3-4 % below ln 10 while still falling; shuffled labels
+#: also drift down slowly as the net memorises (trend down to about -0.5 over 3-8 epochs) but stay within
+#: 1-1.6 % of the baseline, so the distance from the baseline is what tells them apart.
+LEARNING_CORRELATION = 0.5
+LEARNING_BELOW_BASELINE = 0.02
+#: values per block for the trend above: about 20 block means, so batch-to-batch noise does not hide a slow fall.
+LEARNING_BLOCKS = 20
+#: "the model is not using its inputs" is claimed only when the second half of the run has no trend left (|Spearman|
+#: below this) and at least half of the planned training was seen; otherwise it may just be slow.
+STUCK_CORRELATION = 0.3
+STUCK_MIN_PROGRESS = 0.5
+
+
+def _block_trend(values: Sequence[float], blocks: int) -> float:
+    """Rank correlation of the means of about ``blocks`` consecutive blocks: a slow trend under noisy batches."""
+    size = max(1, len(values) // blocks)
+    means = [sum(values[i:i + size]) / len(values[i:i + size]) for i in range(0, len(values), size)]
+    return rank_correlation(means)
+
+
+#: "Bouncing above the baseline": late median below this fraction of the baseline, and at least this share of the
+#: late values above the baseline itself.
+BOUNCE_MEDIAN_BELOW, BOUNCE_SHARE = 0.65, 0.1
+
+
+def judge_loss_trend(
+    losses: Sequence[float],
+    *,
+    start: Optional[float] = None,
+    batches_per_value: int = 1,
+    progress: Optional[float],
+    seen: str,
+    baseline: Optional[float] = None,
+    nonnegative: bool = False,
+    min_progress: float = 0.25,
+    baseline_min_progress: float = 0.3,
+    rise_factor: float = RISE_FACTOR,
+    flat_margin: float = FLAT_MARGIN,
+    baseline_margin: float = BASELINE_MARGIN,
+) -> tuple[Optional[Verdict], Optional[str]]:
+    """Judge a training-loss history: rising, negative and falling without bound, flat from the start,
+    oscillating strongly, or never clearly below the input-independent baseline.
+
+    Args:
+        losses: the finite training losses in order (one per batch, or averaged blocks of batches).
+        start: the loss before the first update (``facts["initial_loss"]``); the first value when None.
+        batches_per_value: training batches averaged into each of ``losses`` (long runs are thinned).
+        progress: fraction of the planned training seen, or None when the plan is unknown.
+        seen: words for how much of the planned training was seen, for the message.
+        baseline: the best input-independent loss (``facts["baseline_loss"]``), or None.
+        nonnegative: the loss function can never go below zero (cross-entropy, MSE, ...).
+        min_progress: judge nothing before this fraction of the planned training.
+        baseline_min_progress: judge "never beats the baseline" only after this fraction.
+        rise_factor: "rising" needs the tail median at least this many times the head median.
+        flat_margin: "flat from the start" needs the tail median within this fraction of the head median.
+        baseline_margin: the tail must get this fraction below the baseline to count as beating it.
+
+    Returns:
+        ``(verdict, None)`` when something is wrong, ``(None, None)`` when healthy, ``(None, reason)`` when there
+        was too little to judge. A verdict on a run seen whole whose end is not below the baseline is an error
+        ("the model ends at the prior", see :func:`lightning_sanity.checks.loss_baseline.ends_at_baseline`).
+
+    >>> verdict, _ = judge_loss_trend([2.3 + 0.1 * i for i in range(40)], progress=1.0, seen="all")
+    >>> verdict.kind
+    'rising'
+    >>> judge_loss_trend([2.3 * 0.9 ** i for i in range(40)], progress=1.0, seen="all", baseline=2.3)
+    (None, None)
+    >>> slow_rise = [2.3 + 0.02 * i for i in range(40)]  # the tail is 1.3x the head
+    >>> judge_loss_trend(slow_rise, progress=1.0, seen="all")
+    (None, None)
+    >>> judge_loss_trend(slow_rise, progress=1.0, seen="all", rise_factor=1.2)[0].kind
+    'rising'
+    """
+    values = [float(v) for v in losses if v is not None and math.isfinite(v)]
+    verdict, reason = _judge_loss_pattern(
+        values, start=start, batches_per_value=batches_per_value, progress=progress, seen=seen, baseline=baseline,
+        nonnegative=nonnegative, min_progress=min_progress, baseline_min_progress=baseline_min_progress,
+        rise_factor=rise_factor, flat_margin=flat_margin, baseline_margin=baseline_margin)
+    # Only a run seen whole (progress 1: it ended on its own or reached its plan) is judged to end at the prior.
+    if verdict is not None and verdict.kind != "negative" and progress is not None and progress >= 1.0:
+        escalate_at_baseline(verdict, values[-max(5, len(values) // 5):], baseline)
+    return verdict, reason
+
+
+def _judge_loss_pattern(values: list[float], *, start: Optional[float], batches_per_value: int,
+                        progress: Optional[float], seen: str, baseline: Optional[float], nonnegative: bool,
+                        min_progress: float,
+                        baseline_min_progress: float, rise_factor: float, flat_margin: float,
+                        baseline_margin: float) -> tuple[Optional[Verdict], Optional[str]]:
+    n = len(values)
+    if n < LOSS_MIN_VALUES:
+        return None, f"too little to judge: {n} finite loss values (needs {LOSS_MIN_VALUES}); {seen}"
+    if progress is not None and progress < min_progress:
+        return None, f"too little of the planned training to judge ({seen}; needs {min_progress:.0%})"
+    w_head, w_tail = max(5, n // 10), max(5, n // 5)
+    head, tail = _median(values[:w_head]), _median(values[-w_tail:])
+    late = values[n // 2:]
+    start = values[0] if start is None or not math.isfinite(start) else float(start)
+    data: dict[str, Any] = {"start": round(start, 6), "head_median": round(head, 6), "tail_median": round(tail, 6),
+                            "values": n}
+    if progress is not None:
+        data["fraction_of_planned_training_seen"] = round(progress, 3)
+    if baseline is not None:
+        data["baseline"] = round(float(baseline), 6)
+
+    # A loss that can never be negative but is: the optimizer minimises the negated objective.
+    if nonnegative and tail < 0:
+        return Verdict(
+            "negative",
+            f"The training loss went from {head:.4g} to {tail:.4g}, below zero, although the loss function cannot be "
+            f"negative: the objective is sign-flipped and the model is pushed to make its errors larger; {seen}.",
+            "Return the loss itself from training_step, not its negation (look for a stray minus sign or "
+            "`maximize=True` in the optimizer).",
+            data,
+        ), None
+    # Falling without bound below zero, an order of magnitude past its start: without knowing the loss function
+    # this is the same sign flip (a bounded negative loss such as a Gaussian NLL stops within a few units).
+    trend_late = rank_correlation(late)
+    if tail < -10 * max(abs(head), 1.0) and trend_late < -RISE_CORRELATION:
+        return Verdict(
+            "negative",
+            f"The training loss keeps falling without bound, from {head:.4g} to {tail:.4g}: a sign-flipped objective "
+            f"(maximising the error) looks like this; {seen}.",
+            "Check the sign of the loss returned from training_step and of every term added to it.",
+            data,
+        ), None
+
+    trend = rank_correlation(values)
+    data["rank_correlation"] = round(trend, 3)
+    # Steady (rank-correlated with time) and ending at twice the start: by the median of the tail, or by its mean
+    # when the climb steepens at the very end (the median lags there, and the climb is no early explosion).
+    last = values[-max(5, n // 5):]
+    data["tail_mean"] = round(sum(last) / len(last), 6)
+    if head > 0 and trend >= RISE_CORRELATION and max(tail, data["tail_mean"]) >= rise_factor * head:
+        return Verdict(
+            "rising",
+            f"The training loss rose steadily from {head:.4g} to {tail:.4g} ({tail / head:.1f}x): the optimizer is "
+            f"making it worse, as with a flipped sign (gradient ascent) or a learning rate far too high; {seen}.",
+            "Check the sign of the loss and of any gradient manipulation, that the optimizer minimises "
+            "(`maximize=False`), and lower the learning rate by 10x.",
+            data,
+        ), None
+
+    scale = max(abs(head), 1e-12)
+    flat = abs(head - tail) <= flat_margin * scale
+    constant = max(values) - min(values) <= 1e-7 * scale + 1e-12
+    # A loss still falling steadily at the end is learning, only slowly (a small learning rate, a short run):
+    # the verdicts below are for a loss that has stopped at the baseline, as with shuffled labels.
+    # Only a loss that has come down overall can be "slow": one that ends above where it started is not learning.
+    still_falling = trend_late < -STILL_FALLING_CORRELATION and tail < head
+    learning = still_falling or (
+        baseline is not None and tail < (1 - LEARNING_BELOW_BASELINE) * baseline
+        and _block_trend(values, LEARNING_BLOCKS) <= -LEARNING_CORRELATION)
+    # Slow but learning is no excuse once the planned run is over and its end still averages at or above the best
+    # constant prediction (not merely within noise of it: a cautious fine-tune ends a few percent below, falling).
+    if learning and progress is not None and progress >= 1.0 and baseline is not None and baseline > 0:
+        tail_values = values[-max(5, n // 5):]
+        learning = sum(tail_values) / len(tail_values) < baseline
+    data["late_rank_correlation"] = round(trend_late, 3)
+    explosion = early_explosion(values, start, baseline)
+    if explosion is not None and not constant:
+        words = explosion_words(explosion, start, tail, baseline, seen, data, batches_per_value)
+        return Verdict("exploded", *words, data), None
+    near_baseline = (baseline is not None and baseline > 0 and tail > (1 - baseline_margin) * baseline
+                     and not learning)
+    if constant or (flat and near_baseline):
+        if constant:
+            message = (f"The training loss stayed exactly constant at {head:.4g} from the start: nothing the model "
+                       f"does changes it; {seen}.")
+        else:
+            message = (f"The training loss stayed flat from the start ({head:.4g} -> {tail:.4g}) at or above the "
+                       f"input-independent baseline {baseline:.4g}: the model is not learning; {seen}.")
+        return Verdict(
+            "flat",
+            message,
+            "Check that the optimizer holds the model's parameters, that the loss is not multiplied by zero or "
+            "detached, and raise the learning rate (try 10x) if it is tiny; if all that is right, check that inputs "
+            "and labels stay paired and that inputs are not zeroed.",
+            data,
+        ), None
+
+    # Strong oscillation: the loss keeps jumping far above where it started, late in the run, without having
+    # come down overall. Healthy per-batch noise (small batches, heavy dropout) stays below the starting level
+    # once the model learned anything, so 1.5x the start is a spike, not noise.
+    if head > 0 and len(late) >= 10:
+        spikes = sum(v > 1.5 * head for v in late)
+        late_median = _median(late)
+        if spikes >= max(3, 0.1 * len(late)) and late_median > 0.5 * head:
+            data.update({"late_spikes": spikes, "late_values": len(late), "late_median": round(late_median, 6),
+                         "late_max": round(max(late), 6)})
+            return Verdict(
+                "oscillating",
+                f"The training loss oscillates strongly: {spikes} of the last {len(late)} values jumped above 1.5x its "
+                f"starting level {head:.4g} (up to {max(late):.4g}) and its median {late_median:.4g} did not come "
+                f"down; {seen}.",
+                "Lower the learning rate by 3-10x; add gradient clipping or warmup if the spikes come with large "
+                "gradients.",
+                data,
+            ), None
+
+    # Oscillation around a level well below the baseline: once the model beats the best constant prediction by a
+    # wide margin, a healthy run's batches stay below that constant; repeated jumps back above it mean updates
+    # so large that each one undoes what was learned (a learning rate too high, short of diverging).
+    if baseline is not None and baseline > 0 and len(late) >= 10:
+        late_median = _median(late)
+        above = sum(v > baseline for v in late)
+        if late_median < BOUNCE_MEDIAN_BELOW * baseline and above >= max(4, BOUNCE_SHARE * len(late)):
+            data.update({"late_above_baseline": above, "late_values": len(late), "late_median": round(late_median, 6),
+                         "late_max": round(max(late), 6)})
+            return Verdict(
+                "oscillating",
+                f"The training loss keeps jumping back above the input-independent baseline {baseline:.4g}: {above} of "
+                f"the last {len(late)} values (up to {max(late):.4g}), although its median {late_median:.4g} is well "
+                f"below it, so the updates keep undoing what was learned; {seen}.",
+                "Lower the learning rate by 3-10x; add warmup or gradient clipping if the jumps come with large "
+                "gradients.",
+                data,
+            ), None
+
+    if near_baseline and (progress is None or progress >= baseline_min_progress):
+        stuck = abs(trend_late) < STUCK_CORRELATION and progress is not None and progress >= STUCK_MIN_PROGRESS
+        meaning = ("the model is not using its inputs" if stuck
+                   else "the model has learned nothing its inputs tell yet (it may only be slow)")
+        return Verdict(
+            "baseline",
+            f"The training loss never got clearly below the input-independent baseline: {tail:.4g} at the end vs "
+            f"{baseline:.4g} for the best constant prediction; {meaning}; {seen}.",
+            "Check that inputs and labels stay paired (no separate shuffling of labels), that inputs are not zeroed "
+            "or constant after preprocessing, and that the model's forward actually uses its input.",
+            data,
+        ), None
+    return None, None
