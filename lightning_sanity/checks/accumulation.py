@@ -170,7 +170,8 @@ def find_accumulating(watch: ResetWatch, grad_sq: torch.Tensor, steps: Sequence[
 
 def accumulating_message(piling: dict[str, Any]) -> tuple[str, str]:
     """The finding's message and advice for :func:`find_accumulating`'s figures."""
-    how = (f"fell back {piling['fall_at_reset']:.3g}x each time Lightning reset `.grad` before validation"
+    how = (f"fell back {piling['fall_at_reset']:.3g}x at the median reset of `.grad` (Lightning resets it before "
+           "every validation)"
            if "fall_at_reset" in piling else f"rose on {piling['rising_share']:.0%} of the steps")
     message = (f"Gradients accumulate across steps: under manual optimization the gradients of {piling['optimizer']} "
                f"were not reset between optimizer steps, and their norm grew with the number of steps since the last "
