@@ -182,7 +182,8 @@ def report_unlearned_statistics(callback: SanityCallback, trainer: "pl.Trainer",
     """Frozen BatchNorm whose running statistics were still the initial 0/1 when training started, in a part whose
     parameters stayed as they were: a pretrained part carries the statistics it was trained with, so this one was
     never trained nor loaded. A part updated outside the optimizer (an EMA teacher starts random) is not one."""
-    names = [n for n, before in fingerprints.items() if torch.equal(owner_fingerprint(pl_module, n).cpu(), before.cpu())]
+    names = [n for n, before in fingerprints.items()
+             if torch.equal(owner_fingerprint(pl_module, n).cpu(), before.cpu())]
     if not names:
         return
     modes = {n: m.training for n, m in pl_module.named_modules() if n in set(names)}
