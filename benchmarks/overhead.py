@@ -13,7 +13,8 @@ sanity-check and epoch-end validation, logging, flushes and the suite's fit-star
 quantile that drops the expensive steps. Bare and suite runs alternate in pairs (the order flips every pair, so a
 drift of the machine's load hits both alike); each pair's ratio is over its own bare run, and the table shows
 the median over the pairs and their range. The ``A/A`` row runs bare against bare: the noise of the same run on
-this machine, the yardstick for every other row.
+this machine, the yardstick for every other row. The ``CPU time`` rows give the same ratios of the process's CPU
+time during ``fit`` (every thread): on a machine shared with other jobs they move far less than wall time.
 
 Workloads (synthetic data, seeded): ``mlp``, a tiny MLP (millisecond steps, 400 steps); ``cnn``, a CNN with
 BatchNorm on 64x3x32x32 batches (60 steps); ``transformer``, a small Transformer classifier (60 steps); ``lm``, a
@@ -199,16 +200,16 @@ def worker(workload: str, plan: str, config: str, steps: int, threads: int, out:
                             log_every_n_steps=1 if config == "grad_norm/step" else 50, limit_val_batches=4,
                             enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
                             default_root_dir=root, **planned)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         trainer.fit(model, train, val)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     share = None
     report = getattr(next((c for c in trainer.callbacks if type(c).__name__ == "SanitySummary"), None),
                      "last_report", None)
     if report is not None:
         share = report.get("cost", {}).get("share") if isinstance(report.get("cost"), dict) else None
     Path(out).write_text(json.dumps({
-        "seconds": seconds, "steps": trainer.global_step, "suite_share": share,
+        "seconds": seconds, "cpu_seconds": cpu, "steps": trainer.global_step, "suite_share": share,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "rss_before_fit_mb": rss_before / 1024,
     }))
@@ -237,6 +238,7 @@ def timing(args: argparse.Namespace) -> None:
     cells: dict[tuple[str, str], dict[str, list[float]]] = {}
     bare_seconds: dict[tuple[str, str], list[float]] = {}
     shares: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], dict[str, list[float]]] = {}
     for pair in range(args.pairs):
         for workload in args.workloads:
             for plan in args.plans:
@@ -247,10 +249,12 @@ def timing(args: argparse.Namespace) -> None:
                 bare_seconds.setdefault(key, []).append(bare)
                 for c in configs[1:]:
                     cells.setdefault(key, {}).setdefault(c, []).append(got[c]["seconds"] / bare)
+                    cpu.setdefault(key, {}).setdefault(c, []).append(got[c]["cpu_seconds"] / got["bare"]["cpu_seconds"])
                 if got["suite"].get("suite_share") is not None:
                     shares.setdefault(key, []).append(got["suite"]["suite_share"])
                 print(f"pair {pair + 1}: {workload:>11} {plan:>5}: bare {bare:6.2f} s, " + ", ".join(
-                    f"{c} {got[c]['seconds'] / bare:.3f}x" for c in configs[1:]), flush=True)
+                    f"{c} {got[c]['seconds'] / bare:.3f}x (CPU {cpu[key][c][-1]:.3f}x)" for c in configs[1:]),
+                    flush=True)
     print(f"\nCPU, {args.threads} thread(s); total `trainer.fit` time, fresh process per run; median of {args.pairs} "
           "interleaved pairs over the same pair's bare run, range in brackets.\n")
     keys = list(cells)
@@ -259,6 +263,8 @@ def timing(args: argparse.Namespace) -> None:
     print("| bare, seconds | " + " | ".join(f"{statistics.median(bare_seconds[k]):.2f} s" for k in keys) + " |")
     for c in configs[1:]:
         print(f"| {c} | " + " | ".join(ratio_cell(cells[k][c]) for k in keys) + " |")
+    for c in ("bare (A/A)", "suite"):
+        print(f"| {c}, CPU time | " + " | ".join(ratio_cell(cpu[k][c]) for k in keys) + " |")
     if shares:
         print("| suite's own share (summary) | " + " | ".join(
             f"{100 * statistics.median(shares[k]):.1f} %" if k in shares else "n/a" for k in keys) + " |")

@@ -44,6 +44,7 @@ class _Clock:
     seconds = 0.0
     depth = 0
     periodic = 0.0  # the part of ``seconds`` spent on periodic work
+    in_periodic = False  # inside a ``periodic`` block (an inner one does not charge again)
     budget: Optional[float] = 0.02  # share of the training time periodic work may take (None: no budget)
     last: dict = {}  # the last duration of each kind of periodic work, its estimate for the next one
 
@@ -52,16 +53,25 @@ _clock = _Clock()
 
 
 def timed_hook(fn: Callable) -> Callable:
-    """Time a callback hook ``fn(self, trainer, ...)``; the first hook of a new Trainer restarts the clock."""
-    charged = timed(fn)
+    """Time a callback hook ``fn(self, trainer, ...)``; the first hook of a new Trainer restarts the clock.
+
+    One wrapper frame, not :func:`timed` around another: it runs on every hook call of every step.
+    """
 
     @functools.wraps(fn)
     def hook(self: Any, trainer: Any = None, *args: Any, **kwargs: Any) -> Any:
         clock = _clock
-        if trainer is not clock.trainer and not clock.depth:
-            clock.trainer, clock.started, clock.seconds, clock.periodic, clock.last = (
-                trainer, time.perf_counter(), 0.0, 0.0, {})
-        return charged(self, trainer, *args, **kwargs)
+        if clock.depth:
+            return fn(self, trainer, *args, **kwargs)
+        start = time.perf_counter()
+        if trainer is not clock.trainer:
+            clock.trainer, clock.started, clock.seconds, clock.periodic, clock.last = trainer, start, 0.0, 0.0, {}
+        clock.depth = 1
+        try:
+            return fn(self, trainer, *args, **kwargs)
+        finally:
+            clock.depth = 0
+            clock.seconds += time.perf_counter() - start
 
     hook.__timed__ = True  # type: ignore[attr-defined]
     return hook
@@ -115,10 +125,14 @@ def periodic_allowed(trainer: Any, kind: str, taken: int, required: int = 0) -> 
 class periodic:
     """Charge the time of a block of periodic work of ``kind`` to the budget.
 
+    A block inside another (a snapshot's charts) records its own duration as the estimate for its kind, and the
+    outer block charges the time once.
+
     Example::
 
         >>> with periodic("snapshot"):
-        ...     _ = sum(range(1000))
+        ...     with periodic("charts"):
+        ...         _ = sum(range(1000))
     """
 
     def __init__(self, kind: str) -> None:
@@ -126,12 +140,16 @@ class periodic:
 
     def __enter__(self) -> "periodic":
         self.start = time.perf_counter()
+        self.outer = not _clock.in_periodic
+        _clock.in_periodic = True
         return self
 
     def __exit__(self, *exc: Any) -> None:
         took = time.perf_counter() - self.start
-        _clock.periodic += took
         _clock.last[self.kind] = took
+        if self.outer:
+            _clock.in_periodic = False
+            _clock.periodic += took
 
 
 def suite_seconds(trainer: Any) -> float:

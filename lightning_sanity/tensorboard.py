@@ -18,7 +18,10 @@ its first data (a handful of times per run, at the first logging steps); TensorB
 from __future__ import annotations
 
 import re
+import struct
+import time
 import weakref
+import zlib
 from typing import Any
 
 PREFIX = "sanity"
@@ -112,3 +115,47 @@ def write_layout(trainer: Any) -> bool:
             writer.add_custom_scalars(charts)
         state.written = charts
     return True
+
+
+def add_image(writer: Any, tag: str, image: Any, step: int) -> None:
+    """Write a ``(3, H, W)`` uint8 image to ``writer`` (a ``SummaryWriter``) as a PNG.
+
+    The same event as ``writer.add_image(tag, image, step, dataformats="CHW")``, encoded here at zlib level 1
+    without PNG filters: the suite's charts are flat colour fields that compress well anyway, and this takes about
+    1 ms per chart instead of about 10 ms through Pillow's adaptive filters and torch's float rescaling.
+    """
+    file_writer = getattr(writer, "_get_file_writer", None)
+    if file_writer is None:  # not torch's SummaryWriter: its own public path
+        writer.add_image(tag, image, global_step=step, dataformats="CHW")
+        return
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    channels, height, width = image.shape
+    png = png_bytes(image)
+    value = Summary.Value(tag=tag, image=Summary.Image(height=height, width=width, colorspace=channels,
+                                                      encoded_image_string=png))
+    file_writer().add_summary(Summary(value=[value]), step, time.time())
+
+
+def png_bytes(image: Any, level: int = 1) -> bytes:
+    """A ``(3, H, W)`` uint8 tensor or array as the bytes of an RGB PNG file.
+
+    >>> import torch
+    >>> png_bytes(torch.zeros(3, 2, 2, dtype=torch.uint8))[:8]
+    b'\\x89PNG\\r\\n\\x1a\\n'
+    """
+    import numpy as np
+
+    pixels = np.asarray(image, dtype=np.uint8)
+    channels, height, width = pixels.shape
+    if channels != 3:
+        raise ValueError(f"png_bytes: `image` must have 3 channels (RGB), got shape {pixels.shape}")
+    rows = np.zeros((height, 1 + 3 * width), dtype=np.uint8)  # a leading 0 per row: PNG filter "None"
+    rows[:, 1:] = pixels.transpose(1, 2, 0).reshape(height, -1)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8 bits per channel, truecolour
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows.tobytes(), level))
+            + chunk(b"IEND", b""))

@@ -1,6 +1,7 @@
 """The ``sanity/predictions/*`` TensorBoard charts of
 :class:`~lightning_sanity.callbacks.predictions.PredictionDynamics` (the tags are listed in its docstring): the
-custom-scalars layout, and per snapshot the scalars, images and histograms of the fixed batch.
+custom-scalars layout, and per snapshot the scalars, images and histograms of the fixed batch (images and
+histograms under the suite's periodic budget).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import lightning.pytorch as pl
 import torch
 
 from lightning_sanity import images as charts
-from lightning_sanity import tensorboard
+from lightning_sanity import cost, tensorboard
 
 #: the samples x snapshots image is rewritten at every snapshot up to this many, then at epoch ends only.
 _TIME_IMAGE_EVERY_SNAPSHOT = 64
@@ -28,16 +29,41 @@ def add_prediction_layout(trainer: "pl.Trainer") -> None:
                                  r"sanity/predictions/(mean_change|flip_fraction)$")
 
 
-def write_prediction_charts(trainer: "pl.Trainer", kind: str, out: torch.Tensor, probs: torch.Tensor,
-                            targets: Optional[torch.Tensor], p_true: Optional[torch.Tensor],
-                            scalars: dict[str, float], step: int, epoch_end: bool,
-                            history: dict[str, list]) -> None:
-    """One snapshot's charts; ``history`` holds the columns of every snapshot so far, this one included."""
-    tensorboard.log_scalars(trainer, {tensorboard.tag("predictions", k): v for k, v in scalars.items()
-                                      if math.isfinite(v)}, step=step)
-    writers = tensorboard.writers(trainer)
-    if not writers:
-        return
+class PredictionCharts:
+    """Writes each snapshot's scalars at once; its images and histograms, which judge nothing, while the periodic
+    budget allows (:func:`lightning_sanity.cost.periodic_allowed`), else the latest snapshot's are kept and
+    drawn by :meth:`finish` at the end of fit, so every run ends with a picture."""
+
+    def __init__(self) -> None:
+        self.pending: Optional[tuple] = None
+
+    def write(self, trainer: "pl.Trainer", kind: str, out: torch.Tensor, probs: torch.Tensor,
+              targets: Optional[torch.Tensor], p_true: Optional[torch.Tensor], scalars: dict[str, float], step: int,
+              epoch_end: bool, history: dict[str, list]) -> None:
+        """One snapshot's charts; ``history`` holds the columns of every snapshot so far, this one included."""
+        tensorboard.log_scalars(trainer, {tensorboard.tag("predictions", k): v for k, v in scalars.items()
+                                          if math.isfinite(v)}, step=step)
+        self.pending = (kind, out, probs, targets, p_true, step, epoch_end, history)
+        if cost.periodic_allowed(trainer, "charts", taken=0):
+            self.draw(trainer)
+
+    def finish(self, trainer: "pl.Trainer") -> None:
+        """Draw the latest snapshot's images and histograms if they were left out (end of fit)."""
+        self.draw(trainer, final=True)
+
+    def draw(self, trainer: "pl.Trainer", final: bool = False) -> None:
+        if self.pending is None:
+            return
+        kind, out, probs, targets, p_true, step, epoch_end, history = self.pending
+        self.pending = None
+        writers = tensorboard.writers(trainer)
+        if writers:
+            with cost.periodic("charts"):
+                _draw(writers, kind, out, probs, targets, p_true, step, epoch_end or final, history)
+
+
+def _draw(writers: list, kind: str, out: torch.Tensor, probs: torch.Tensor, targets: Optional[torch.Tensor],
+          p_true: Optional[torch.Tensor], step: int, epoch_end: bool, history: dict[str, list]) -> None:
     t_cpu = targets.cpu() if targets is not None else None
     images: dict[str, torch.Tensor] = {}
     flat = out.detach().flatten()
@@ -59,7 +85,7 @@ def write_prediction_charts(trainer: "pl.Trainer", kind: str, out: torch.Tensor,
         histograms["residuals"] = (probs - t_cpu).flatten()
     for writer in writers:
         for name, image in images.items():
-            writer.add_image(tensorboard.tag("predictions", name), image, global_step=step, dataformats="CHW")
+            tensorboard.add_image(writer, tensorboard.tag("predictions", name), image, step)
         for name, values in histograms.items():
             values = values[torch.isfinite(values)]
             if values.numel():

@@ -53,6 +53,12 @@ class SnapshotClock(RunProgress):
     over_budget: int = 0  # snapshots left out to keep the periodic work within its budget
     last_step: Optional[int] = None
 
+    def evaluates_twice(self, epoch_end: bool) -> bool:
+        """Whether this snapshot evaluates the fixed batch twice (eval determinism, ``train-mode``): a model that
+        is stochastic in eval mode (dropout forced on) is so from its first snapshot, so the first three, every
+        fourth and those at epoch ends do, not all (the second forward is half a snapshot's cost)."""
+        return self.taken <= 3 or self.taken % 4 == 0 or epoch_end
+
     def required(self) -> int:
         """Snapshots taken whatever the budget: enough for jitter's judgement, spread over the planned run."""
         if not self.planned:
@@ -71,6 +77,8 @@ class SnapshotHistory:
     supervised: Optional[int] = None  # supervised tokens of the fixed batch (sequence outputs)
     prev_probs: Optional[torch.Tensor] = None
     prev_classes: Optional[torch.Tensor] = None
+    prev_top: Optional[torch.Tensor] = None  # the previous snapshot's largest probability per token (sequences)
+    top_probs: Optional[torch.Tensor] = None
     last_probs: Optional[torch.Tensor] = None
     columns: dict[str, list] = dataclasses.field(default_factory=lambda: {k: [] for k in _COLUMNS})
 
@@ -85,7 +93,7 @@ class SnapshotHistory:
     def start(self, kind: str, probs: torch.Tensor, y: Optional[torch.Tensor]) -> None:
         """Start over with a new reading of the output (the first snapshot, or a loss kind learned since)."""
         self.kind = kind
-        self.prev_probs = self.prev_classes = None
+        self.prev_probs = self.prev_classes = self.prev_top = self.top_probs = None
         for values in self.columns.values():
             values.clear()
         targets = usable_targets(y, kind, probs)
@@ -105,7 +113,7 @@ class SnapshotHistory:
         classes = predicted_classes(probs, kind)
         figures: dict[str, torch.Tensor] = {}
         if targets is not None:
-            figures.update(fixed_batch_metrics(probs, targets, kind))
+            figures.update(fixed_batch_metrics(probs, targets, kind, classes if kind != "binary" else None))
         if self.prev_probs is not None and self.prev_probs.shape == probs.shape:
             figures["mean_change"] = mean_abs_change(self.prev_probs, probs, kind)
             if classes is not None and self.prev_classes is not None:
@@ -115,7 +123,9 @@ class SnapshotHistory:
                     # A next token is often uncertain by nature: the argmax of a spread distribution swaps between
                     # near-tied tokens while the distribution barely moves. A flip counts when more than half the
                     # mass sat on one token before and on another after: a decision that changed.
-                    decided = (self.prev_probs.max(-1).values >= 0.5) & (probs.max(-1).values >= 0.5)
+                    top = self.top_probs = probs.amax(-1)  # the previous snapshot's is kept: one pass each
+                    prev_top = self.prev_top if self.prev_top is not None else self.prev_probs.amax(-1)
+                    decided = (prev_top >= 0.5) & (top >= 0.5)
                     supervised = mask if mask is not None else torch.ones_like(decided)
                     figures["flip_fraction"] = ((self.prev_classes != classes) & decided & supervised).sum() / \
                         supervised.sum().clamp_min(1)
@@ -144,6 +154,7 @@ class SnapshotHistory:
                 history["predicted_class"].append(classes.reshape(classes.shape[0], -1)[:, 0].cpu())
         history["jitter"].append(jitter)
         self.prev_probs, self.prev_classes = probs, classes
+        self.prev_top, self.top_probs = self.top_probs, None
         self.last_probs = probs_cpu
         return scalars, p_true, probs_cpu
 

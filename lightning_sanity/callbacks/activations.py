@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from typing_extensions import override
 
+from lightning_sanity.cadence import trainer_chart_every
 from lightning_sanity import tensorboard
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.cost import timed
@@ -58,7 +59,7 @@ class ActivationMonitor(SanityCallback):
 
     Args:
         activations_every_n_steps: measure every this many training batches; None follows the Trainer's
-            ``log_every_n_steps`` (50 when that is 0).
+            ``log_every_n_steps`` fitted to the planned run (:mod:`lightning_sanity.cadence`; 50 when that is 0).
 
     Raises:
         ValueError: ``activations_every_n_steps`` is not a positive integer or None.
@@ -133,7 +134,7 @@ class ActivationMonitor(SanityCallback):
                 return
             self._limits = {"tanh_limit": self.threshold("dead-activations", "tanh_limit"),
                             "sigmoid_margin": self.threshold("dead-activations", "sigmoid_margin")}
-            every = self.every_n_steps or trainer.log_every_n_steps or _FALLBACK_EVERY
+            every = self.every_n_steps or trainer_chart_every(trainer) or _FALLBACK_EVERY
             self._every = every
             self._active = True
             tensorboard.add_layout_chart(trainer, "sanity: activations", "dead units per layer",
@@ -156,6 +157,10 @@ class ActivationMonitor(SanityCallback):
     @override
     def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any, batch_idx: int) -> None:
         measured = self._measuring
+        if not measured:  # most steps: nothing was armed
+            if self._active:
+                self._batches += 1
+            return
         self._disarm()
         if not self._active:
             return

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 from typing_extensions import override
 
+from lightning_sanity.cadence import trainer_chart_every
 from lightning_sanity.callbacks._batchnorm_charts import add_batchnorm_layout, log_batchnorm_scalars
 from lightning_sanity.callbacks._batchnorm_state import LayerState, StepFigures, Tally
 from lightning_sanity.callbacks.step import (
@@ -67,8 +68,8 @@ class BatchNormMonitor(SanityCallback):
     as for the blank border pixels of digit images) never produce huge ratios from tiny numbers. The finding names
     the layer, epoch, batch and seed, and the step is saved in a replay bundle (the first three times).
 
-    TensorBoard tags, written at logging steps (``global_step % log_every_n_steps == 0``), one line per layer named
-    as in ``named_modules()``:
+    TensorBoard tags, written every ``cadence.chart_every`` steps (the Trainer's ``log_every_n_steps`` fitted to
+    the planned run), one line per layer named as in ``named_modules()``:
 
     - ``sanity/bn_running_var_mean/<layer>``: channel mean of the running variance.
     - ``sanity/bn_running_var_max/<layer>``: channel max of the running variance.
@@ -114,6 +115,7 @@ class BatchNormMonitor(SanityCallback):
         self._step: Optional[StepFigures] = None
         self._broken = False
         self._tally = Tally()
+        self._chart_every = 1  # steps between two logged points (lightning_sanity.cadence)
 
     # ------------------------------------------------------------------ hooks
 
@@ -123,12 +125,15 @@ class BatchNormMonitor(SanityCallback):
             return
         self._log_dir = trainer.log_dir  # a collective under DDP: read where every rank is
         self._reset()
+        self.revive()
         self._layers = bn.batchnorm_layers(pl_module)
         if not self._layers:
             self.skip(trainer, CHECK, "no BatchNorm layer with running statistics in the model")
+            self.retire("on_train_batch_start", "on_before_optimizer_step", "on_train_batch_end")  # no step cost
 
     @override
     def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self._chart_every = trainer_chart_every(trainer)
         if self._layers and self.batchnorm_scalars:
             add_batchnorm_layout(trainer)
 
@@ -311,7 +316,7 @@ class BatchNormMonitor(SanityCallback):
         step, state = self._step, self._state
         logging_step = trainer.global_step
         if (not self.batchnorm_scalars or step is None or state is None or logging_step == self._tally.last_logged_step
-                or logging_step % max(1, trainer.log_every_n_steps) != 0 or not trainer.is_global_zero
+                or logging_step % max(1, self._chart_every) != 0 or not trainer.is_global_zero
                 or not trainer.loggers):
             return
         self._tally.last_logged_step = logging_step

@@ -24,6 +24,7 @@ import torch
 from torch.optim import Optimizer
 from typing_extensions import override
 
+from lightning_sanity.cadence import trainer_chart_every
 from lightning_sanity.callbacks import norm_charts
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.callbacks.gradient_probe import GradientProbe
@@ -104,7 +105,8 @@ class NormMonitor(NormVerdicts, SanityCallback):
 
     Args:
         norms_log_every_n_steps: read, log and judge every this many optimizer steps; None follows the
-            Trainer's ``log_every_n_steps``. 0 logs nothing (judgements still run, reading every 50 steps).
+            Trainer's ``log_every_n_steps`` fitted to the planned run (:mod:`lightning_sanity.cadence`). 0 logs
+            nothing (judgements still run, reading every 50 steps).
         norms_group_depth: group layers by their first ``depth`` module-name parts for logging
             (``encoder.layers.3``); judgements stay per layer.
         norms_group_regex: group layers for logging by this regular expression (its first group, or the whole
@@ -214,7 +216,7 @@ class NormMonitor(NormVerdicts, SanityCallback):
                 for check in self.active_checks:
                     self.skip(trainer, check, "the model has no parameters")
                 return
-            every = self.log_every_n_steps if self.log_every_n_steps is not None else trainer.log_every_n_steps
+            every = self.log_every_n_steps if self.log_every_n_steps is not None else trainer_chart_every(trainer)
             flags.log = every > 0
             self._history.counts = N.GradientCounts.empty(len(self.layers))
             self._meter.start(self.layers, every if every > 0 else _FALLBACK_EVERY)

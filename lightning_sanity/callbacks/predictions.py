@@ -34,7 +34,7 @@ from lightning_sanity.callbacks._fixed_batch import (
     samples_to_keep,
 )
 from lightning_sanity.callbacks._fixed_batch_findings import FixedBatchFindings, SnapshotFindings
-from lightning_sanity.callbacks._prediction_charts import add_prediction_layout, write_prediction_charts
+from lightning_sanity.callbacks._prediction_charts import PredictionCharts, add_prediction_layout
 from lightning_sanity.callbacks._run_length import batches_before_fit, planned_batches
 from lightning_sanity.callbacks._snapshot_history import HISTORY_FILE, SnapshotClock, SnapshotHistory
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
@@ -45,6 +45,7 @@ from lightning_sanity.checks.jitter import (
     jitter_unjudgeable,
     snapshot_every,
 )
+from lightning_sanity.checks.numerics import is_finite
 from lightning_sanity.checks.outputs import as_sequence, output_kind, outputs_agree, probabilities
 
 log = logging.getLogger(__name__)
@@ -130,9 +131,9 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
     Raises:
         ValueError: an argument of the wrong type or out of range.
 
-    Cost: per snapshot two forward passes of the fixed batch (the second checks eval determinism until it
-    fails; once it fails, a few more to name the module and the source), one host transfer, and the TensorBoard
-    writes; nothing on the other steps.
+    Cost: per snapshot one forward pass of the fixed batch (two on the first three, every fourth and at epoch ends:
+    eval determinism), one host transfer, and the scalars; images and histograms while the periodic budget allows
+    (the latest at the end of fit in any case); nothing on the other steps.
 
     Example::
 
@@ -197,6 +198,7 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
         self._clock = SnapshotClock()
         self._history = SnapshotHistory()
         self._found = SnapshotFindings()
+        self._charts = PredictionCharts()
         self._log_dir: Optional[str] = None
 
     # ------------------------------------------------------------------------------------------------ hooks
@@ -303,7 +305,8 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
         x, y = split_batch(batch, self.get_input, self.get_target)
         if x is None:
             raise Unusable("no input found in the batch; pass `get_input=`")
-        check_determinism = self.is_enabled("train-mode") and "train-mode" not in self._found.reported
+        check_determinism = self.is_enabled("train-mode") and "train-mode" not in self._found.reported and \
+            self._clock.evaluates_twice(epoch_end)
         # isolate_rng: a stochastic model must not draw from the run's generators (zero observer effect).
         with isolate_rng(), torch.no_grad(), eval_mode(pl_module):
             out = call_model(pl_module, batch, x, self.forward_fn)
@@ -317,7 +320,7 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
             x, y = split_batch(batch, self.get_input, self.get_target)
             out, again = out[:keep], (again[:keep] if again is not None else None)
         step, started = trainer.global_step, trainer.global_step > 0
-        if not bool(torch.isfinite(out).all()):
+        if not is_finite(out):
             self._report_nonfinite(trainer, out)
             return
         if again is not None and not outputs_agree(out, again):
@@ -342,13 +345,14 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
         targets = history.targets.to(probs.device) if history.targets is not None else None
         scalars, p_true, probs_cpu = history.record(kind, probs, targets, step, trainer.current_epoch,
                                                     facts.get("ignore_index", -100))
-        write_prediction_charts(trainer, kind, out, probs_cpu, targets, p_true, scalars, step, epoch_end,
-                                history.columns)
+        self._charts.write(trainer, kind, out, probs_cpu, targets, p_true, scalars, step, epoch_end,
+                           history.columns)
 
     # ------------------------------------------------------------------------------------------------ end of fit
 
     @override
     def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self._charts.finish(trainer)
         self._save_history(trainer)
         if trainer.is_global_zero and self.is_enabled("constant-output"):
             conclude_constant_output(self, trainer, self._found.constant)

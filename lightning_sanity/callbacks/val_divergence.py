@@ -81,7 +81,7 @@ class ValDivergence(SanityCallback):
 
     def _reset(self) -> None:
         self.revive()
-        self._sum: Optional[torch.Tensor] = None
+        self._sum: Any = None  # a float on the CPU, a 0-d tensor on accelerators
         self._count = 0
         self._train: list[float] = []
         self._val: list[float] = []
@@ -104,8 +104,10 @@ class ValDivergence(SanityCallback):
         scale = trainer.accumulate_grad_batches if pl_module.automatic_optimization else 1
         if scale != 1:  # Lightning divided the loss by the accumulation factor
             loss = loss * scale
-        # Summed on the device (one small add, no host sync); read once per validation run.
-        self._sum = loss.float() if self._sum is None else self._sum + loss
+        if loss.device.type == "cpu":  # nothing to transfer: a Python float costs less than a tensor add
+            self._sum = float(loss) if self._sum is None else self._sum + float(loss)
+        else:  # summed on the device (one small add, no host sync); read once per validation run
+            self._sum = loss.float() if self._sum is None else self._sum + loss
         self._count += 1
 
     @override

@@ -56,7 +56,7 @@ def mean_abs_change(prev: torch.Tensor, cur: torch.Tensor, kind: str) -> torch.T
     Classification and sequence: mean total-variation distance between the probability vectors (0 = same, 1 =
     disjoint); binary: mean absolute change of the probabilities; regression: mean absolute change, output units.
     """
-    diff = (cur.float() - prev.float()).abs()
+    diff = (cur.float() - prev.float()).abs_()
     if kind in ("classification", "sequence"):
         return diff.sum(-1).mean() / 2
     return diff.mean()

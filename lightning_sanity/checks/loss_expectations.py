@@ -218,11 +218,14 @@ def _sum_normaliser(call: LossCall) -> float:
 
 def mean_prediction(call: LossCall) -> Optional[torch.Tensor]:
     """The prediction averaged over the batch, as probabilities (per class, or per output for binary)."""
-    x = call.input.detach().double()
-    if call.kind == "cross_entropy":
-        return class_rows(x).double().softmax(-1).mean(0).cpu()
-    if call.kind == "nll":
-        return class_rows(x).double().exp().mean(0).cpu()
+    x = call.input.detach()
+    if call.kind in ("cross_entropy", "nll"):
+        # Probabilities in float32, their mean accumulated in float64: a 32k-vocabulary LM's logits are not
+        # copied to float64 whole (twice as much memory as the output itself).
+        rows = class_rows(x).float()
+        probs = rows.softmax(-1) if call.kind == "cross_entropy" else rows.exp()
+        return (probs.sum(0, dtype=torch.float64) / rows.shape[0]).cpu()
+    x = x.double()
     if call.kind == "binary_cross_entropy_with_logits":
         return _columns(x).sigmoid().mean(0).cpu()
     if call.kind == "binary_cross_entropy":

@@ -134,7 +134,8 @@ def probabilities(output: torch.Tensor, kind: str, loss_kind: Any = None) -> tor
     """
     out = output.detach().float()
     if kind in ("classification", "sequence"):
-        is_probs = bool((out >= 0).all() and (out <= 1).all() and torch.allclose(out.sum(-1), torch.ones(()), atol=1e-3))
+        low, high = torch.aminmax(out) if out.numel() else (torch.zeros(()), torch.zeros(()))  # one pass, no masks
+        is_probs = bool(low >= 0 and high <= 1 and torch.allclose(out.sum(-1), torch.ones(()), atol=1e-3))
         return out if is_probs else out.softmax(-1)
     if kind == "binary":
         out = out.reshape(out.shape[0], -1)
@@ -200,8 +201,10 @@ def true_class_probability(probs: torch.Tensor, target: torch.Tensor, kind: str)
     raise ValueError(f"`kind` must be classification, sequence or binary, got {kind!r}.")
 
 
-def fixed_batch_metrics(probs: torch.Tensor, target: torch.Tensor, kind: str) -> dict[str, torch.Tensor]:
-    """Loss (cross-entropy of the probabilities, or MSE) and accuracy of the fixed batch, as 0-d tensors."""
+def fixed_batch_metrics(probs: torch.Tensor, target: torch.Tensor, kind: str,
+                        classes: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
+    """Loss (cross-entropy of the probabilities, or MSE) and accuracy of the fixed batch, as 0-d tensors;
+    ``classes``: ``probs.argmax(-1)`` when the caller has it already (a pass over a large vocabulary saved)."""
     from torchmetrics.functional import mean_squared_error
     from torchmetrics.functional.classification import binary_accuracy, multiclass_accuracy
 
@@ -214,13 +217,15 @@ def fixed_batch_metrics(probs: torch.Tensor, target: torch.Tensor, kind: str) ->
     p_true = true_class_probability(probs, target, kind) if kind == "classification" else None
     if kind == "classification":
         loss = -p_true.clamp_min(1e-12).log().mean()
-        acc = multiclass_accuracy(probs.argmax(-1), target, num_classes=probs.shape[-1], average="micro",
+        predicted = classes if classes is not None else probs.argmax(-1)
+        acc = multiclass_accuracy(predicted, target, num_classes=probs.shape[-1], average="micro",
                                   validate_args=False)
         return {"loss": loss, "accuracy": acc}
     valid = target >= 0
     token_p = probs.gather(-1, target.clamp_min(0)[..., None])[..., 0]
     loss = -(token_p.clamp_min(1e-12).log() * valid).sum() / valid.sum().clamp_min(1)
-    acc = multiclass_accuracy(probs.argmax(-1).flatten(), target.flatten(), num_classes=probs.shape[-1],
+    predicted = classes if classes is not None else probs.argmax(-1)
+    acc = multiclass_accuracy(predicted.flatten(), target.flatten(), num_classes=probs.shape[-1],
                               average="micro", ignore_index=-100, validate_args=False)
     return {"loss": loss, "accuracy": acc}
 
@@ -247,8 +252,9 @@ def is_constant_across_samples(values: torch.Tensor, rtol: Optional[float] = Non
     v = values.detach().reshape(values.shape[0], -1)
     if not v.is_floating_point():
         return bool((v == v[:1]).all())
-    tol = atol + _tolerance(v.dtype, rtol, 2) * float(v.abs().amax())
-    return float((v - v[:1]).abs().amax()) <= tol
+    low, high = torch.aminmax(v)  # the largest magnitude in one pass
+    tol = atol + _tolerance(v.dtype, rtol, 2) * float(torch.maximum(low.abs(), high.abs()))
+    return float((v - v[:1]).abs_().amax()) <= tol
 
 
 def outputs_agree(a: torch.Tensor, b: torch.Tensor, rtol: Optional[float] = None, atol: float = 1e-6) -> bool:
@@ -256,8 +262,10 @@ def outputs_agree(a: torch.Tensor, b: torch.Tensor, rtol: Optional[float] = None
     if a.shape != b.shape:
         return False
     a, b = a.detach(), b.detach()
+    if torch.equal(a, b):  # the usual case, in one pass (NaNs never compare equal: they take the long way)
+        return True
     if not a.is_floating_point():
-        return bool(torch.equal(a, b))
+        return False
     finite = torch.isfinite(a) & torch.isfinite(b)
     if not bool(torch.equal(torch.isfinite(a), torch.isfinite(b))):
         return False

@@ -38,16 +38,22 @@ def fingerprints(x: torch.Tensor) -> torch.Tensor:
         rows = rows.index_select(1, index)
     if rows.is_floating_point():
         # +0.0 for -0.0, so that the sign of a zero does not make two samples differ.
-        rows = (rows + 0.0).contiguous().view(_BITS.get(rows.dtype, torch.int32))
-    bits = rows.long()
-    bits = bits ^ (bits >> 13)  # mix high bits into low ones: float bit patterns differ mostly in the high bits
+        bits = (rows + 0.0).contiguous().view(_BITS.get(rows.dtype, torch.int32))
+        # Mix high bits into low ones (float bit patterns differ mostly in the high bits), at the float's own width:
+        # an arithmetic shift commutes with sign extension, so this equals mixing after widening to int64.
+        bits = (bits ^ (bits >> 13)).long()
+    else:
+        bits = rows.long()
+        bits = bits ^ (bits >> 13)
     key = (bits.shape[1], str(bits.device))
     weights = _WEIGHTS.get(key)
     if weights is None:
         g = torch.Generator().manual_seed(0x5EED)
         weights = torch.randint(-(2 ** 62), 2 ** 62, (bits.shape[1],), generator=g) * 2 + 1  # odd: invertible
         weights = _WEIGHTS[key] = weights.to(bits.device)
-    return (bits * weights).sum(dim=1)  # int64 arithmetic wraps around: a hash modulo 2^64
+    # int64 arithmetic wraps around: a hash modulo 2^64, the same in any order of summation (a matrix-vector
+    # product: one pass, no (B, F) product tensor).
+    return torch.mv(bits, weights) if bits.device.type == "cpu" else (bits * weights).sum(dim=1)
 
 
 def overlap(val: torch.Tensor, train: torch.Tensor) -> tuple[int, int, float]:
