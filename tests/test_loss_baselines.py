@@ -142,6 +142,19 @@ def test_a_head_wider_than_the_labels(tmp_path, classes, smoothing, severity):
     assert [f for f in _mine(report) if "never occur" not in f["message"]] == []
 
 
+@pytest.mark.parametrize("classes", [10, 3])
+def test_a_head_wider_than_the_labels_is_told_from_a_few_small_batches(tmp_path, classes):
+    # 3 batches of 16 labels: too few to say that one class of ten never occurs, plenty to say that seven do not.
+    model = Classifier(classes=classes, loss_fn=lambda o, t: F.cross_entropy(o, t, label_smoothing=0.2))
+    report = _run(tmp_path, model, loader(*_three_digits(), batch_size=16))
+    found = [f for f in report["findings"] if f["check"] == "label-distribution" and "never occur" in f["message"]]
+    if classes == 3:
+        assert found == [] and _mine(report) == []
+        return
+    (finding,) = found
+    assert finding["severity"] == "warning" and finding["data"]["labels"] == 48 and finding["data"]["unused"] == 7
+
+
 def _multilabel(n=384):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, 16, generator=g)

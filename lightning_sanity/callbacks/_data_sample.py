@@ -16,6 +16,7 @@ import torch
 from lightning_sanity.batch import INPUT_KEYS, TARGET_KEYS, split_batch
 from lightning_sanity.callbacks._step_watch import META_OPS, SHAPE_OPS, StepWatch, function_name
 from lightning_sanity.checks import data as D
+from lightning_sanity.checks.padding_labels import PaddingLabels
 
 _MAX_FIELDS = 8
 #: Dense targets (segmentation masks, token sequences) beyond this many elements are summarised by min and max only.
@@ -48,6 +49,8 @@ class _LabelSample:
     print_features: int = 0
     field: Optional[str] = None
     pad_id: Optional[int] = None
+    #: the labels found at padded positions (checks/padding_labels.py), set at fit start
+    padding: Optional[PaddingLabels] = None
     #: why ``label-distribution`` cannot run, if it cannot
     missing: Optional[str] = None
 
@@ -78,6 +81,8 @@ class _BatchReader:
         else:
             self._labels.field = self._target_name(batch)
             self._collect_labels(y, fields)
+            if self._labels.padding is not None:
+                self._labels.padding.add_batch(batch, x, y)
         if self._seen == 1 and self._inputs.stats:
             self._watch_first_use(fields)  # last: nothing of ours may pass for the model's first use
 

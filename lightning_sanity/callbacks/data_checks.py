@@ -26,6 +26,7 @@ from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.callbacks.input_scale import _InputScaleGlue
 from lightning_sanity.callbacks.label_distribution import _LabelDistributionGlue
 from lightning_sanity.checks import data as D
+from lightning_sanity.checks.padding_labels import PaddingLabels, model_padding_token
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ class DataChecks(_BatchReader, _InputScaleGlue, _LabelDistributionGlue, SanityCa
     def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._stop_watch()
         self._reset()
+        self._labels.padding = PaddingLabels(model_padding_token(pl_module))  # checks/padding_labels.py
 
     @override
     def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int) -> None:

@@ -15,6 +15,7 @@ import torch
 
 from lightning_sanity.checks import data as D
 from lightning_sanity.checks.label_use import unused_head_classes
+from lightning_sanity.checks.padding_labels import report_padding_labels
 from lightning_sanity.findings import Severity
 
 
@@ -82,6 +83,8 @@ class _LabelDistributionGlue:
                 where=where, at_step=False, data=summary)
             self.detail(trainer, "label-distribution", f"all {batches} batches hold the single target {lo:.6g}")
             return
+        if kind == "class":
+            report_padding_labels(self, trainer, self._labels.padding, facts, where)
         if kind in ("regression", "soft"):
             self.detail(trainer, "label-distribution", f"{kind} targets in [{lo:.4g}, {hi:.4g}]: class checks skipped")
             return

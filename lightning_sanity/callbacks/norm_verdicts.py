@@ -9,13 +9,15 @@ the monitor's host-side state (``_history``, ``_spikes``, ``_probe``) and report
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 import torch
 
 from lightning_sanity.callbacks.norm_meter import StepRow
 from lightning_sanity.checks import norms as N
-from lightning_sanity.checks.accumulation import judge_accumulating
+from lightning_sanity.checks.accumulation import accumulating_message, find_accumulating
+from lightning_sanity.checks.first_step import first_step_spike
+from lightning_sanity.checks.weight_drift import steady_growth
 from lightning_sanity.findings import Severity
 
 if TYPE_CHECKING:
@@ -41,7 +43,7 @@ class NormVerdicts:
                 continue
             seen = self._spikes.seen
             reference = self._spikes.early_max if seen >= N.SPIKE_EARLY else self._spikes.max
-            if watching and seen >= 1 and value >= N.SPIKE_OVER_MAX * reference:
+            if watching and (seen == 0 or value >= N.SPIKE_OVER_MAX * reference):
                 if seen < N.SPIKE_WARMUP:
                     if self._spikes.early_spike is None or value > self._spikes.early_spike[0]:
                         self._spikes.early_spike = (value, grad_sq[i].clone(), meta[i])
@@ -68,17 +70,29 @@ class NormVerdicts:
         value, layer_sq, row = self._spikes.early_spike
         median = N.median_finite(norms)
         factor = self.threshold("exploding-gradient", "spike")
-        if median > 0 and value >= factor * median:
+        history = self._history
+        if history.first_meta is not None and row.step == history.first_meta[0]:
+            # No step before the first: judged by what its update did to the weights (checks/first_step.py).
+            i = next((k for k, m in enumerate(history.upd_meta) if m[0] == row.step), None)
+            found = i is not None and first_step_spike(
+                value, median, history.upd_sq[i][history.upd_valid[i]], history.upd_weight[i][history.upd_valid[i]],
+                factor, self.threshold("update-ratio", "too_large"))
+            if found:
+                self._report_spike(trainer, layer_sq, row, value, found["factor"], found["update_ratio"])
+        elif median > 0 and value >= factor * median:
             self._report_spike(trainer, layer_sq, row, value, value / median)
 
     def _report_spike(self, trainer: "pl.Trainer", layer_sq: torch.Tensor, row: StepRow, value: float,
-                      factor: float) -> None:
+                      factor: float, first_update: Optional[float] = None) -> None:
         median = value / factor
         layer, layer_value = self._spiking_layer(layer_sq)
         self._reported.add(("exploding-gradient", "spike"))
         clip = trainer.gradient_clip_val if self._flags.automatic else None
         message = (f"The global gradient norm jumped to {value:.3g}, {factor:.3g}x its running median of "
                    f"{median:.3g}; the largest part is in `{layer}` (gradient norm {layer_value:.3g}).")
+        if first_update is not None:
+            message += (f" It was the first step, and its update moved the weights by {first_update:.3g}x their own "
+                        "norm.")
         if clip:
             # Norms are read before clipping: the step itself was bounded, which is what clipping is for.
             message += (f" Gradient clipping (gradient_clip_val={clip}) bounded the update: norms are read before "
@@ -90,7 +104,8 @@ class NormVerdicts:
             "layers or weight decay.",
             where=layer, meta=(row.step, row.epoch, row.batch_idx),
             data={"kind": "spike", "grad_norm": value, "running_median": median, "factor": factor,
-                  "layer_grad_norm": layer_value, "clipped": bool(clip)},
+                  "layer_grad_norm": layer_value, "clipped": bool(clip),
+                  **({"first_step_update_ratio": first_update} if first_update is not None else {})},
         )
 
     def _spiking_layer(self, layer_sq: torch.Tensor) -> tuple[str, float]:
@@ -208,18 +223,13 @@ class NormVerdicts:
         if "exploding-gradient" not in self.active_checks or ("exploding-gradient", "spike") in self._reported:
             return
         norms = grad_sq.sum(1).sqrt()
-        piling = judge_accumulating(norms, self._resets.resets_seen) if self._resets is not None else None
-        if piling is not None:
-            self._report(
-                trainer, "exploding-gradient", Severity.WARNING,
-                f"Gradients accumulate across steps: under manual optimization `.grad` was never reset before a "
-                f"backward, and the global gradient norm grew {piling['growth']:.3g}x smoothly (rising on "
-                f"{piling['rising_share']:.0%} of {piling['steps']} steps, median change {piling['median_change']:.1%} "
-                "per step, where a fresh batch gradient changes by tens of percent): each step adds to the sum of "
-                "all earlier gradients.",
-                "Call `opt.zero_grad()` in training_step (before `self.manual_backward(loss)` or after "
-                "`opt.step()`); to accumulate on purpose, zero every N steps.",
-                where=None, meta=self._history.first_meta, data={"kind": "accumulating", **piling})
+        piling = self._resets and find_accumulating(self._resets, grad_sq, [m[0] for m in self._history.meta],
+                                                    {k: v.owned for k, v in self._meter.views.items()},
+                                                    trainer.optimizers)
+        if piling:
+            message, advice = accumulating_message(piling)
+            self._report(trainer, "exploding-gradient", Severity.WARNING, message, advice, where=None,
+                         meta=self._history.first_meta, data={"kind": "accumulating", **piling})
             return
         factor = N.sustained_growth(norms, factor=self.threshold("exploding-gradient", "growth"))
         if factor is None:
@@ -242,6 +252,8 @@ class NormVerdicts:
         if "weight-growth" not in self.active_checks:
             return
         found = N.growing_layers(weight_sq, self.layers.numels, factor=self.threshold("weight-growth", "factor"))
+        steady = not found and steady_growth(weight_sq, self.layers.numels)  # checks/weight_drift.py
+        found = found or steady
         if not found:
             return
         found.sort(key=lambda item: -item[1])
@@ -252,11 +264,14 @@ class NormVerdicts:
         self._report(
             trainer, "weight-growth", Severity.WARNING,
             f"Weight norms keep growing in {len(names)} layer(s) ({N.short_list(names)}): `{names[0]}` went from "
-            f"{first:.3g} to {last:.3g} ({factor:.3g}x) and is still rising.",
+            f"{first:.3g} to {last:.3g} ({factor:.3g}x) and is still rising"
+            + (", as fast in the second half of the run as in the first (healthy weights grow mostly early, then "
+               "settle)." if steady else "."),
             "Add or increase weight decay (AdamW), lower the learning rate, check that the loss cannot be lowered "
             "by scaling weights up (an unbounded term), and consider normalisation layers.",
             where=N.common_module(names) if len(names) > 1 else names[0], meta=self._history.meta[-1],
-            data={"layers": names, "factor": factor, "first_norm": first, "last_norm": last},
+            data={"layers": names, "factor": factor, "first_norm": first, "last_norm": last,
+                  "kind": "steady" if steady else "factor"},
         )
 
     def _conclude_updates(self, trainer, exclude: set[int]) -> None:

@@ -220,9 +220,9 @@ class NormMonitor(NormVerdicts, SanityCallback):
             flags.log = every > 0
             self._history.counts = N.GradientCounts.empty(len(self.layers))
             self._meter.start(self.layers, every if every > 0 else _FALLBACK_EVERY)
-            if not pl_module.automatic_optimization and len(trainer.optimizers) == 1:
-                # Manual optimization leaves zero_grad() to the user: watch whether .grad is ever reset.
-                self._resets = ResetWatch(next((p for p in pl_module.parameters() if p.requires_grad), None))
+            if not pl_module.automatic_optimization:
+                # Manual optimization leaves zero_grad() to the user: watch when each optimizer's .grad is reset.
+                self._resets = ResetWatch(trainer.optimizers)
                 self.on_before_backward = self._watch_resets
             norm_charts.add_norm_charts(trainer)
         except Exception as err:  # a check must never lose the user's run
@@ -243,6 +243,8 @@ class NormMonitor(NormVerdicts, SanityCallback):
         try:
             with torch.no_grad():
                 self._meter.record(trainer, optimizer)
+            if self._resets is not None:
+                self._resets.stepped(optimizer, self._meter.batch.step)
         except Exception as err:
             self._fail(trainer, err)
 

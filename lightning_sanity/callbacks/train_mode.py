@@ -11,12 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from typing_extensions import override
 
 from lightning_sanity.batch import BatchFn, batch_size, input_of
 from lightning_sanity.callbacks.base import SanityCallback
 from lightning_sanity.checks.modes import (
-    has_initial_statistics, is_batchnorm, mode_dependent_modules, split_by_frozen, summarize_names,
+    has_initial_statistics, is_batchnorm, is_frozen, mode_dependent_modules, never_learned_statistics,
+    owner_fingerprint, split_by_frozen, summarize_names,
 )
 from lightning_sanity.findings import Severity
 
@@ -64,6 +66,7 @@ class TrainModeMonitor(SanityCallback):
         # (eval-mode module indices, epoch) -> (frozen names, trainable names): judged once per state and epoch.
         self._judged: dict[tuple, tuple[list[str], list[str], list[str]]] = {}
         self._pretrained: set[str] = set()
+        self._unlearned: dict[str, Any] = {}
         self._eval_batches = 0
 
     @override
@@ -73,8 +76,11 @@ class TrainModeMonitor(SanityCallback):
         # Read once, before any training step: statistics that are not the initial 0/1 here were loaded (pretrained).
         try:
             self._pretrained = {n for n, m in self._batchnorms if not has_initial_statistics(m)}
+            # Frozen BatchNorm whose statistics were never learned: judged at the end (see _frozen_statistics).
+            self._unlearned = {n: owner_fingerprint(pl_module, n) for n, m in self._batchnorms
+                               if never_learned_statistics(m) and is_frozen(pl_module, n)}
         except Exception:  # unreadable statistics (lazy, sharded): judged as if never trained, as before
-            self._pretrained = set()
+            self._pretrained, self._unlearned = set(), {}
         self._judged = {}
         self._eval_batches = 0
         n_bn = len(self._batchnorms)
@@ -142,6 +148,14 @@ class TrainModeMonitor(SanityCallback):
                 data={"modules": frozen[:50], "module_count": len(frozen), "watched": total},
             )
 
+    @override
+    def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if self._unlearned and trainer.global_step > 0:
+            try:
+                report_unlearned_statistics(self, trainer, pl_module, self._unlearned)
+            except Exception as err:
+                self.skip(trainer, "train-mode", f"could not read the frozen BatchNorm parameters: {err!r}")
+
     def _check_batch_of_one(self, trainer: "pl.Trainer", batch: Any, batch_idx: int) -> None:
         try:
             x = input_of(batch, self.get_input)
@@ -161,6 +175,37 @@ class TrainModeMonitor(SanityCallback):
             where=training[0], batch_idx=batch_idx, key="batch-of-one",
             data={"batch_size": 1, "batchnorm_modules": training[:50]},
         )
+
+
+def report_unlearned_statistics(callback: SanityCallback, trainer: "pl.Trainer", pl_module: "pl.LightningModule",
+                                fingerprints: dict[str, Any]) -> None:
+    """Frozen BatchNorm whose running statistics were still the initial 0/1 when training started, in a part whose
+    parameters stayed as they were: a pretrained part carries the statistics it was trained with, so this one was
+    never trained nor loaded. A part updated outside the optimizer (an EMA teacher starts random) is not one."""
+    names = [n for n, before in fingerprints.items()
+             if torch.equal(owner_fingerprint(pl_module, n).cpu(), before.cpu())]
+    if not names:
+        return
+    modes = {n: m.training for n, m in pl_module.named_modules() if n in set(names)}
+    in_train = [n for n in names if modes.get(n)]
+    how = (f"in train mode, so they are being learned from the batches now ({summarize_names(in_train, 3)})"
+           if in_train else "in eval mode, so they normalise with mean 0 / variance 1")
+    override = type(pl_module).train is not pl.LightningModule.train
+    callback.report(
+        trainer, "train-mode", Severity.WARNING,
+        f"{len(names)} BatchNorm module(s) in frozen parts of the model (no trainable parameter, unchanged by "
+        f"training) started training with running statistics at their initial mean 0 / variance 1: "
+        f"{summarize_names(names)}; they are {how}. A pretrained part carries the statistics it was trained "
+        "with: this one was never trained nor loaded, so it is likely still at its random initialisation (a "
+        "checkpoint that did not load).",
+        "Check that the pretrained weights load: `load_state_dict(..., strict=True)`, or read the missing and "
+        "unexpected keys it returns (a key prefix such as `model.` or `backbone.` often differs)."
+        + (" Note that Lightning does not call the LightningModule's `train()` override during fit (it restores "
+           "each module's mode itself), so an `.eval()` there has no effect: call it in `on_train_epoch_start`."
+           if override and in_train else ""),
+        where=names[0], global_step=0, batch_idx=0, key="frozen-initial-statistics",
+        data={"modules": names[:50], "module_count": len(names), "in_train_mode": in_train[:50]},
+    )
 
 
 def _kinds(modules: list[Any]) -> str:

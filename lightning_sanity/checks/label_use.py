@@ -11,11 +11,21 @@
   unweighted loss from a uniform start is a ``warning``: the first updates are spent learning the prior, and the
   minority classes contribute ``1 / ratio`` of the gradient.
 
+How many labels are enough: if the ``u`` classes never seen in ``N`` labels together had even the share they
+would have at half their uniform share, ``u / 2C``, or at half the share of the rarest class seen (a long tail),
+whichever is smaller, all of them would be missed with probability ``(1 - share)^N <= exp(-N * share)``; that is
+below 1 / 1000 once ``N * share >= ln 1000``. For one missing class of ten at half its uniform share that takes 138
+labels; seven missing classes of ten are told apart in 20, from the first batch.
+
 Example::
 
     >>> unused_head_classes([300, 250, 280], classes=10)["unused"]
     7
-    >>> unused_head_classes([30, 25, 28], classes=10) is None   # too few labels to say a class never occurs
+    >>> unused_head_classes([30, 25, 28], classes=10)["unused"]   # seven classes absent from 83 labels
+    7
+    >>> unused_head_classes([3, 2, 2], classes=10) is None   # too few labels to say a class never occurs
+    True
+    >>> unused_head_classes([300, 250, 1], classes=4) is None   # a long tail: the missing class may be rarer still
     True
 """
 
@@ -25,9 +35,9 @@ import math
 from collections.abc import Sequence
 from typing import Any, Optional
 
-#: A class with at least half its uniform share (1 / 2C) is absent from N labels with probability
-#: (1 - 1/2C)^N <= exp(-N / 2C); this many labels per head output make that below 1 / 1000.
-LABELS_PER_OUTPUT = 2 * math.log(1000)
+#: Classes with a combined share q are all absent from N labels with probability (1 - q)^N <= exp(-N q); this
+#: much N * q makes that below 1 / 1000.
+ABSENCE_EVIDENCE = math.log(1000)
 
 
 def unused_head_classes(counts: Sequence[float], classes: int, smoothing: float = 0.0) -> Optional[dict[str, Any]]:
@@ -46,7 +56,12 @@ def unused_head_classes(counts: Sequence[float], classes: int, smoothing: float 
     total = sum(counts)
     used = [i for i, c in enumerate(counts) if c > 0]
     unused = classes - len(used)
-    if classes < 2 or unused <= 0 or total < LABELS_PER_OUTPUT * classes:
+    if classes < 2 or unused <= 0 or total <= 0:
+        return None
+    # The share the missing classes would have at least: half their uniform share, or half the rarest seen.
+    rarest = min(counts[i] for i in used) / total
+    share = unused * min(1 / (2 * classes), rarest / 2)
+    if total * share < ABSENCE_EVIDENCE:
         return None
     return {"num_classes": classes, "classes_used": len(used), "unused": unused, "labels": int(total),
             "unused_classes": [i for i, c in enumerate(counts) if c == 0][:20],

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -96,6 +97,35 @@ def has_initial_statistics(module: nn.Module) -> bool:
     if mean is None or var is None:
         return True
     return bool((mean == 0).all()) and bool((var == 1).all())
+
+
+def never_learned_statistics(module: nn.Module) -> bool:
+    """True when a BatchNorm keeps running statistics and they are still the initial 0/1, never updated nor loaded.
+
+    Unlike :func:`has_initial_statistics`, a BatchNorm without running statistics (``track_running_stats=False``
+    normalises with batch statistics in both modes) is not counted.
+
+    >>> never_learned_statistics(nn.BatchNorm1d(3))
+    True
+    >>> never_learned_statistics(nn.BatchNorm1d(3, track_running_stats=False))
+    False
+    """
+    if getattr(module, "running_mean", None) is None or getattr(module, "running_var", None) is None:
+        return False
+    return has_initial_statistics(module)
+
+
+def owner_fingerprint(model: nn.Module, name: str) -> torch.Tensor:
+    """A cheap fingerprint of the parameters that own module ``name`` (:func:`is_frozen`'s): sums, one per tensor.
+
+    Compared at the end of training, it tells a part that stayed as it was from one updated outside the optimizer
+    (an EMA teacher, a momentum encoder: frozen by ``requires_grad`` but copied into at every step).
+    """
+    params = _owner_parameters(model, name)
+    if not params:
+        return torch.zeros(0)
+    with torch.no_grad():
+        return torch.stack([p.detach().double().sum() for p in params])
 
 
 def summarize_names(names: Sequence[str], limit: int = 5) -> str:
