@@ -10,16 +10,15 @@ from typing import Any, Optional
 from torch import nn
 
 from lightning_sanity.checks.dropout_noise import judge_dropout_noise
+from lightning_sanity.checks.modes import DROPOUTS
 from lightning_sanity.checks.validation import comparable
 from lightning_sanity.checks.verdict import Verdict, _median
-
-_DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 
 
 def dropout_noise_verdict(pl_module: nn.Module, values: Sequence[float], facts: dict[str, Any],
                           baseline: Optional[float]) -> Optional[Verdict]:
     """The dropout-noise verdict on a run seen whole, or None."""
-    p = max((float(m.p) for m in pl_module.modules() if isinstance(m, _DROPOUT)), default=0.0)
+    p = max((float(m.p) for m in pl_module.modules() if isinstance(m, DROPOUTS)), default=0.0)
     start_train, start_eval = facts.get("initial_loss"), facts.get("val_loss_before_training")
     if not p > 0 or not isinstance(start_train, (int, float)) or not isinstance(start_eval, (int, float)):
         return None

@@ -15,13 +15,6 @@ from torch import nn
 from lightning_sanity.callbacks._extra_forward import _map_tensors
 
 
-def tensors_in(obj: Any) -> list[torch.Tensor]:
-    """Every tensor in a nest of tuples, lists and dicts."""
-    found: list[torch.Tensor] = []
-    _map_tensors(obj, lambda t: found.append(t) or t)
-    return found
-
-
 def watch_calls(model: nn.Module, x: torch.Tensor, y: Optional[torch.Tensor],
                 found: Callable[[dict[str, Any]], None]) -> list[Any]:
     """Hooks that hand ``found`` each call of a module of ``model`` that takes ``x`` itself as an argument, as

@@ -28,7 +28,8 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-_DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
+#: the dropout modules whose randomness depends on their train/eval mode.
+DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 
 
 def is_batchnorm(module: nn.Module) -> bool:
@@ -43,7 +44,7 @@ def mode_dependent_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """
     out = []
     for name, module in model.named_modules():
-        if is_batchnorm(module) or (isinstance(module, _DROPOUTS) and float(getattr(module, "p", 0.0)) > 0.0):
+        if is_batchnorm(module) or (isinstance(module, DROPOUTS) and float(getattr(module, "p", 0.0)) > 0.0):
             out.append((name, module))
     return out
 

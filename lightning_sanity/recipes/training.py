@@ -22,6 +22,7 @@ from torch import nn
 from lightning_sanity._compat import optimizers_of
 from lightning_sanity.batch import BatchFn, split_batch
 from lightning_sanity.checks.curves import predicted_labels
+from lightning_sanity.checks.modes import DROPOUTS
 from lightning_sanity.findings import Finding, Severity, global_seed
 
 OptimizerFactory = Callable[[Iterator[nn.Parameter]], torch.optim.Optimizer]
@@ -29,10 +30,7 @@ OptimizerFactory = Callable[[Iterator[nn.Parameter]], torch.optim.Optimizer]
 # Modules whose randomness in train mode blurs the loss without changing what the model can fit. The recipes
 # switch them to eval (on the copy only) when they measure the loss for the verdict; BatchNorm stays in train
 # mode so the verdict sees the same batch statistics as training.
-_STOCHASTIC = (
-    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout,
-    nn.MultiheadAttention, nn.RNNBase,
-)
+_STOCHASTIC = (*DROPOUTS, nn.MultiheadAttention, nn.RNNBase)
 _LOG_WITHOUT_TRAINER = r".*self\.log\(\)` but the `self\.trainer` reference is not registered.*"
 
 
