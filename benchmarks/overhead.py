@@ -218,9 +218,14 @@ def worker(workload: str, plan: str, config: str, steps: int, threads: int, out:
 # --------------------------------------------------------------------------- the driver
 
 
-def run(workload: str, plan: str, config: str, threads: int) -> dict[str, Any]:
+def run(workload: str, plan: str, config: str, threads: int, exact_rss: bool = False) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONWARNINGS": "ignore"}
+        if exact_rss:
+            # glibc keeps freed heap chunks below its (self-raising) mmap threshold: peak RSS then depends on
+            # the order of allocations, +-50 MB between identical runs. Mapping every block over 128 kB returns
+            # it to the system when freed, so peak RSS follows the live bytes in both configurations alike.
+            env["MALLOC_MMAP_THRESHOLD_"] = "131072"
         cmd = [sys.executable, __file__, "--worker", workload, plan, config, str(STEPS[workload]), str(threads),
                out.name]
         done = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -274,7 +279,7 @@ def memory(args: argparse.Namespace) -> None:
     rows = []
     for pair in range(args.pairs):
         order = ("bare", "suite") if pair % 2 == 0 else ("suite", "bare")
-        got = {c: run("mlp35m", "short", c, args.threads) for c in order}
+        got = {c: run("mlp35m", "short", c, args.threads, exact_rss=True) for c in order}
         rows.append(got)
         print(f"pair {pair + 1}: " + ", ".join(f"{c} peak {got[c]['peak_rss_mb']:.0f} MB" for c in order), flush=True)
     extra = [r["suite"]["peak_rss_mb"] - r["bare"]["peak_rss_mb"] for r in rows]
