@@ -17,6 +17,7 @@ import torch
 from torch.optim import Optimizer
 
 from lightning_sanity.callbacks import norm_charts
+from lightning_sanity.callbacks._update_bins import UpdateBins
 from lightning_sanity.callbacks.step import share_grad_norms
 from lightning_sanity.checks import layers as LM
 
@@ -24,13 +25,6 @@ from lightning_sanity.checks import layers as LM
 _grad_of = attrgetter("grad")
 _requires_grad = attrgetter("requires_grad")
 
-#: The update ratio is also measured on each of the first steps: a learning rate that is far too high shows
-#: (and may diverge) long before the first logging step.
-_EARLY_UPDATE_STEPS = 10
-#: The update ratio copies at most this many parameter elements per measuring step, or the largest layer when
-#: that is larger: layers are measured in bins of that size, one bin per measuring step in rotation, so the
-#: suite's extra memory stays within the largest layer (not a second copy of the whole model).
-_UPDATE_BIN_MIN = 1 << 20
 #: At most this many optimizer steps are buffered on the device; a longer logging interval flushes early.
 _BUFFER_STEPS = 1024
 
@@ -178,31 +172,6 @@ class BatchState:
     update_valid: Optional[torch.Tensor] = None
 
 
-@dataclasses.dataclass
-class UpdateBins:
-    """Layers packed into bins for the update ratio, measured one bin per measuring step in rotation."""
-
-    bin_of: list[int] = dataclasses.field(default_factory=list)
-    masks: list[torch.Tensor] = dataclasses.field(default_factory=list)
-    current: int = 0
-    #: measuring steps at the start of the run (every step up to this one measures)
-    early: int = _EARLY_UPDATE_STEPS
-
-    @classmethod
-    def plan(cls, numels: tuple[int, ...]) -> "UpdateBins":
-        """Layers in order, packed into bins of at most max(largest layer, ``_UPDATE_BIN_MIN``) elements."""
-        budget = max(max(numels, default=0), _UPDATE_BIN_MIN)
-        bin_of, b, filled = [], 0, 0
-        for n in numels:
-            if filled and filled + n > budget:
-                b, filled = b + 1, 0
-            bin_of.append(b)
-            filled += n
-        masks = [torch.tensor([x == k for x in bin_of], dtype=torch.bool) for k in range(b + 1)]
-        # Each layer is measured at least twice in the first steps (a learning rate far too high shows there).
-        return cls(bin_of, masks, early=max(_EARLY_UPDATE_STEPS, 2 * len(masks)))
-
-
 def any_layers(patterns: list[GradPattern], field: str, num_layers: int) -> torch.Tensor:
     if len(patterns) == 1:
         return getattr(patterns[0], field)  # the usual case: one optimizer; callers only read it
@@ -229,7 +198,8 @@ class NormMeter:
         self.stepped = 0  # batches in which an optimizer stepped
         self.batch = BatchState()
         # the pre-step copies of the stepped parameters, freed (or kept as ``spare`` for reuse) after the step
-        self.copies: list[tuple[int, list[torch.Tensor], GradPattern, list[torch.Tensor], torch.Tensor]] = []
+        # (optimizer id, stepped tensors, pattern, their copies, update index, slice scales or None)
+        self.copies: list[tuple[int, list[torch.Tensor], GradPattern, list[torch.Tensor], torch.Tensor, Any]] = []
         self.spare: dict[int, tuple[GradPattern, list[torch.Tensor]]] = {}
         self.zero_lr_groups: dict[tuple[int, int], tuple[str, list[int], dict]] = {}
 
@@ -296,13 +266,13 @@ class NormMeter:
             norm_charts.write_histograms(trainer, self.layers, view.params, view.layer, grads)
         if batch.measure_update and present_grads:
             bins = self.bins
-            whole = len(bins.masks) <= 1
+            whole = bins.whole
             if whole:
                 stepped = params if pattern.present is None else [params[i] for i in pattern.present]
-                index = pattern.update_index
-            else:  # this step's bin of layers only: the copy stays within the largest layer
+                index, scale = pattern.update_index, None
+            else:  # this step's bin of layers only: the copy stays within a quarter of the largest layer
                 chosen, index = view.bin_subset(pattern, bins.current, bins.bin_of)
-                stepped = [params[i] for i in chosen]
+                stepped, scale = bins.slices([params[i] for i in chosen])
             spare = self.spare.pop(id(optimizer), None)
             if spare is not None and spare[0] is pattern and whole:
                 torch._foreach_copy_(spare[1], stepped)
@@ -311,7 +281,7 @@ class NormMeter:
                 spare = None  # freed before the new copy is made
                 before = torch._foreach_mul(stepped, 1.0) if stepped else []
             if stepped:
-                self.copies.append((id(optimizer), stepped, pattern, before, index))
+                self.copies.append((id(optimizer), stepped, pattern, before, index, scale))
             valid = batch.update_valid if batch.update_valid is not None else torch.zeros(len(self.layers), dtype=torch.bool)
             measured = self._lr_positive_layers(optimizer, view, pattern)
             batch.update_valid = valid | (measured if whole else measured & bins.masks[bins.current])
@@ -339,11 +309,13 @@ class NormMeter:
         size cost page faults. It is freed as soon as a step does not measure; on accelerators (caching
         allocators) it is always freed at once.
         """
-        reuse = self.buf.device.type == "cpu" and self.update_ratio and len(self.bins.masks) <= 1 and (
+        reuse = self.buf.device.type == "cpu" and self.update_ratio and self.bins.whole and (
             self.stepped + 1 < self.bins.early or (self.stepped + 2) % self.every == 0
         )
-        for key, params, pattern, before, index in self.copies:
+        for key, params, pattern, before, index, scale in self.copies:
             torch._foreach_sub_(before, params)
+            if scale is not None:
+                torch._foreach_mul_(before, scale)
             LM.layer_sum_of_squares(before, index, 3 * len(self.layers), out=self.buf[self.row])
             if reuse:
                 self.spare[key] = (pattern, before)
@@ -357,8 +329,10 @@ class NormMeter:
         if self.copies or self.spare:
             with torch.no_grad():
                 self.finish_updates()
-        if batch.measure_update and len(self.bins.masks) > 1:
-            self.bins.current = (self.bins.current + 1) % len(self.bins.masks)  # the next measuring step: next bin
+        if batch.measure_update and not self.bins.whole:
+            bins = self.bins
+            bins.current = (bins.current + 1) % len(bins.masks)  # the next measuring step: next bin
+            bins.visits += bins.current == 0  # a whole rotation: large parameters move on to their next slice
         weighed = any_layers(batch.patterns, "owned", len(self.layers)) if batch.measure_weights else None
         row = StepRow(batch.step, epoch, batch_idx, batch.patterns, batch.update_valid, weighed)
         self.rows.append(row)

@@ -65,8 +65,9 @@ class NormMonitor(NormVerdicts, SanityCallback):
     so the judgements carry the latest reading over the steps in between, and the weights are read once more at
     the end of fit. The update ratio ``||w_after - w_before|| / ||w_before||`` is measured on the same steps, from
     a copy of the stepped parameters taken just before the step and freed right after it (no permanent copy of
-    the model); a model larger than 2^20 elements is measured in bins of layers of at most its largest layer, one
-    bin per measuring step in rotation, so the copy stays within the largest layer. Several optimizers and
+    the model); a model larger than 2^20 elements is measured in bins of layers of at most a quarter of its largest
+    layer, one bin per measuring step in rotation (a larger parameter a slice at a time), so the copy stays within
+    a quarter of the largest layer. Several optimizers and
     manual optimization work alike.
 
     Cost: per optimizer step, one fused ``torch._foreach_norm`` over the gradients, written into a row of a
@@ -114,7 +115,7 @@ class NormMonitor(NormVerdicts, SanityCallback):
         norms_max_tags: at most this many layers per quantity are logged; a model with more is grouped
             automatically at the deepest module depth that fits (judgements stay per layer).
         norms_update_ratio: measure update ratios (needs a transient copy of one bin of stepped layers, at
-            most the largest layer, on measuring steps; switch off when memory is tight).
+            most a quarter of the largest layer, on measuring steps; switch off when memory is tight).
         norms_histogram_every_n_steps: write gradient and weight histograms per layer every this many steps
             (0: never, the default; histograms cost a copy of every parameter and gradient).
 
