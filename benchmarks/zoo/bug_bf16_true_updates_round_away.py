@@ -1,5 +1,5 @@
 """Bug: a HuggingFace-style language-identification model (embedding + Transformer encoder layer + mean pooling,
-in-model loss, `.logits`) fine-tuned at AdamW lr 2e-4 under `precision="bf16-true"` instead of "bf16-mixed":
+in-model loss, `.logits`) fine-tuned at AdamW lr 1e-4 under `precision="bf16-true"` instead of "bf16-mixed":
 the weights themselves are bf16 (8 significant bits), so an update of ~1e-4 on a weight of magnitude 0.1-1 is
 below half the spacing between representable values and rounds away; most of each step is lost, most visibly
 in the embeddings (N(0, 1) init).
