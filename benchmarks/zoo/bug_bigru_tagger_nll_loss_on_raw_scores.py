@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 import lightning_sanity
 
-EXPECT = {"loss-input"}
+EXPECT = {"loss-input", "weight-growth"}
 SPLIT = "heldout3"
 WORDS, CLASSES, TAGS, MAX_LEN, PAD = 200, 5, 6, 20, 0
 

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import lightning_sanity
 
-EXPECT = {"dead-gradient"}
+EXPECT = {"dead-gradient", "loss-trend"}
 SPLIT = "heldout3"
 SYMBOLS, LENGTH = 9, 7
 BOS = SYMBOLS

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import lightning_sanity
 
-EXPECT = {"causal-leakage"}
+EXPECT = {"causal-leakage", "target-leakage"}
 SPLIT = "heldout3"
 VOCAB, LENGTH = 16, 48
 
