@@ -1,7 +1,8 @@
-"""Bug: HuggingFace-style character LM (dict batches, in-model shifted loss, output object with `.loss`/`.logits`)
-on a synthetic stream of words from a 40-word lexicon of nested words ("abk", "abkf", ...) separated by spaces. The collate adds a "word end" flag
-per character computed as `next character == space`: at position t the model is handed whether the token it must
-predict (t+1) is a space, so word boundaries, the hard part of the task, are read instead of predicted.
+"""Bug: HuggingFace-style character LM (dict batches, in-model shifted loss, output object with `.loss`/`.logits`) on
+a synthetic stream of words from a 40-word lexicon of nested words ("abk", "abkf", ...) separated by spaces. The
+collate adds a "word end" flag per character computed as `next character == space`: at position t the model is
+handed whether the token it must predict (t+1) is a space, so word boundaries, the hard part of the task, are read
+instead of predicted.
 Measured: val loss 0.496, space-prediction accuracy 1.000, vs 0.777 / 0.508 with the causal word-start flag
 (healthy_char_lm_word_start_feature)."""
 

@@ -1,9 +1,9 @@
 """Bug: sentiment classification of synthetic product reviews (padded token ids, dict batches {input_ids,
-attention_mask, labels}, embedding-bag model: masked mean of word embeddings -> MLP). The script holds out the
-last fifth of the shuffled reviews for validation but then trains on `docs`, the whole list, instead of
-`docs[:-n_val]`: every validation review is also a training review, so validation measures memorisation.
-Measured: val acc 0.942 (val loss 0.21) vs test acc on fresh reviews 0.740 (fixed script, healthy_review_bag_classifier_disjoint_val:
-val acc 0.772, test acc 0.695)."""
+attention_mask, labels}, embedding-bag model: masked mean of word embeddings -> MLP). The script holds out the last
+fifth of the shuffled reviews for validation but then trains on `docs`, the whole list, instead of `docs[:-n_val]`:
+every validation review is also a training review, so validation measures memorisation.
+Measured: val acc 0.942 (val loss 0.21) vs test acc on fresh reviews 0.740 (fixed script,
+healthy_review_bag_classifier_disjoint_val: val acc 0.772, test acc 0.695)."""
 
 import lightning as L
 import torch

@@ -1,8 +1,9 @@
 """Healthy: language identification of short character strings (3 synthetic languages, each with its own character
-frequencies over a 40-symbol alphabet; strings of 16 characters) with a HuggingFace-style model: embedding +
-one Transformer encoder layer + mean pooling + classifier, loss computed inside the model, an output object with
+frequencies over a 40-symbol alphabet; strings of 16 characters) with a HuggingFace-style model: embedding + one
+Transformer encoder layer + mean pooling + classifier, loss computed inside the model, an output object with
 `.loss` and `.logits`, dict batches. Trained the way fine-tuning recipes do, AdamW at lr 1e-4 with linear decay,
-under `precision="bf16-mixed"` (fp32 master weights, bf16 autocast). Reaches val acc 0.828 (val loss 0.58; chance 0.33)."""
+under `precision="bf16-mixed"` (fp32 master weights, bf16 autocast). Reaches val acc 0.828 (val loss 0.58; chance
+0.33)."""
 
 from dataclasses import dataclass
 from typing import Optional

@@ -1,9 +1,9 @@
-"""Healthy: HuggingFace-style character LM (dict batches {input_ids, word_start, labels}, the loss computed inside
-the model with the shift `logits[:, :-1]` vs `labels[:, 1:]`, an output object with `.loss` and `.logits`) on a
-synthetic text stream: words drawn from a 40-word lexicon (10 stems of 3 letters, each also extended by 1, 2 and 3 letters, over a 12-letter alphabet) separated by
-spaces. Besides the character id the model gets a word-start flag (the previous character is a space), a causal
-feature computed in the collate. GRU, AdamW, CosineAnnealingLR per epoch. Reaches val loss 0.78 nats/char
-(space-prediction accuracy 0.51: where a word ends is genuinely uncertain)."""
+"""Healthy: HuggingFace-style character LM (dict batches {input_ids, word_start, labels}, the loss computed inside the
+model with the shift `logits[:, :-1]` vs `labels[:, 1:]`, an output object with `.loss` and `.logits`) on a
+synthetic text stream: words drawn from a 40-word lexicon (10 stems of 3 letters, each also extended by 1, 2 and 3
+letters, over a 12-letter alphabet) separated by spaces. Besides the character id the model gets a word-start flag
+(the previous character is a space), a causal feature computed in the collate. GRU, AdamW, CosineAnnealingLR per
+epoch. Reaches val loss 0.78 nats/char (space-prediction accuracy 0.51: where a word ends is genuinely uncertain)."""
 
 from dataclasses import dataclass
 from typing import Optional

@@ -1,9 +1,9 @@
 """Healthy: HuggingFace-style topic classifier (dict batches {input_ids, attention_mask, labels}, the loss computed
-inside the model, an output object with `.loss` and `.logits`): a one-layer Transformer encoder reading
-"[CLS] words [SEP]" built by a `format_example` template, classifying from the [CLS] position, padding masked with
-`src_key_padding_mask=attention_mask == 0`. Synthetic documents: 4 topics, each word is on-topic with
-probability 0.35. AdamW with a linear warm-up then linear decay (LambdaLR per step). Reaches val acc 0.73 (chance 0.25) and 0.71 on a
-test set formatted for inference."""
+inside the model, an output object with `.loss` and `.logits`): a one-layer Transformer encoder reading "[CLS]
+words [SEP]" built by a `format_example` template, classifying from the [CLS] position, padding masked with
+`src_key_padding_mask=attention_mask == 0`. Synthetic documents: 4 topics, each word is on-topic with probability
+0.35. AdamW with a linear warm-up then linear decay (LambdaLR per step). Reaches val acc 0.73 (chance 0.25) and
+0.71 on a test set formatted for inference."""
 
 from dataclasses import dataclass
 from typing import Optional

@@ -1,9 +1,9 @@
 """Healthy: CLIP-style text-to-item retrieval. A query tower (token embeddings, masked mean, MLP) and an item tower
 (MLP on a 24-d item feature vector) are trained with the symmetric InfoNCE loss over in-batch negatives, on
-L2-normalised embeddings with temperature 0.07 (`logits = q @ d.T / 0.07`). Synthetic catalogue: each item has
-3-5 keywords from a 120-word vocabulary, its features are the sum of fixed per-word vectors plus noise, and a
-query is 4-8 tokens mixing the item's keywords with filler words. Validation on new items. AdamW with
-CosineAnnealingLR per step. Reaches val recall@1 0.374 among 250 candidates (chance 0.004), val loss 2.85 (ln 250 = 5.52)."""
+L2-normalised embeddings with temperature 0.07 (`logits = q @ d.T / 0.07`). Synthetic catalogue: each item has 3-5
+keywords from a 120-word vocabulary, its features are the sum of fixed per-word vectors plus noise, and a query is
+4-8 tokens mixing the item's keywords with filler words. Validation on new items. AdamW with CosineAnnealingLR per
+step. Reaches val recall@1 0.374 among 250 candidates (chance 0.004), val loss 2.85 (ln 250 = 5.52)."""
 
 import lightning as L
 import torch
