@@ -1,7 +1,7 @@
 """Bug: the -999 "missing" sentinel survives preprocessing. The standardisation statistics are computed on the valid
 cells only (NaN-aware), but the sentinel itself is never replaced, so a missing cell becomes hundreds of standard
-deviations; every batch holding one blows up the BatchNorm running variance, and in eval mode the first layer's units
-are then squashed by a variance estimate hundreds of times too large. Otherwise the same script as the healthy twin:
+deviations; every batch holding one blows up the BatchNorm running variance, and in eval mode the layers then
+normalise with statistics that are orders of magnitude off. Otherwise the same script as the healthy twin:
 binary classification of synthetic lab-result rows (12 measurements, a seeded torch.Generator; the
 label follows a non-linear rule on four of them). The lab export writes -999 for a missing measurement (about 3 % of
 the cells of four columns); the pipeline turns the sentinel into NaN, imputes the training median, adds a

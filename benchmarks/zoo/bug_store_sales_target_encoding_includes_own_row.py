@@ -1,6 +1,6 @@
 """Bug: target encoding fitted on every row before the split, each row's own target included. The store id (about
 3 rows per store) is replaced by the smoothed mean target of its store computed over all 4000 rows, so a row's feature
-contains a third or so of its own target, training and validation rows alike; the model learns to read it. Test rows
+contains about a fifth of its own target (weight 1 / (rows of the store + smoothing 2)), training and validation rows alike; the model learns to read it. Test rows
 (fresh sales of the same stores, encoded with the same full-data table, as deployment would) carry no such answer.
 Healthy twin: out-of-fold encoding. Synthetic "store sales" rows
 (a seeded torch.Generator): 6 numeric features plus a store id among 1200 stores (about 3 rows per store); the target
