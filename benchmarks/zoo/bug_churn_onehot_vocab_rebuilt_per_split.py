@@ -1,14 +1,14 @@
-"""Bug: the one-hot vocabulary is rebuilt on each split (as `pd.get_dummies(df)` per split does). The validation
-rows lack the discontinued product line, so their vocabulary has 7 entries: the encoder pads to the training width,
-but every product line lands one column to the left of where training put it, and the strongest feature means
-something else in validation. Otherwise the same script as the healthy twin: tabular 3-class classification ("plan churn": stay / downgrade / cancel) on synthetic customer rows (a
-seeded torch.Generator) with 5 numeric features and a categorical product line among 8, the strongest predictor.
-Rows are in time order and the last 20 % form the validation split; the oldest product line was discontinued, so
-it appears in training rows only. The one-hot vocabulary is fitted on the training split and applied to both splits;
-numeric features standardised with training statistics. MLP with dropout, cross-entropy weighted by inverse class
-frequency (the classes are imbalanced), Adam, ReduceLROnPlateau on val_loss. Own metric: val acc 0.82, val loss 0.46
-(the label prior's entropy is 0.88).
-Measured with the bug: val acc 0.50, val loss 2.08 (worse than the prior's 0.88) vs 0.82 / 0.46 fixed."""
+"""Bug: the one-hot vocabulary is rebuilt on each split (as `pd.get_dummies(df)` per split does). The validation rows
+lack the discontinued product line, so their vocabulary has 7 entries: the encoder pads to the training width, but
+every product line lands one column to the left of where training put it, and the strongest feature means something
+else in validation. Otherwise the same script as the healthy twin: tabular 3-class classification ("plan churn":
+stay / downgrade / cancel) on synthetic customer rows (a seeded torch.Generator) with 5 numeric features and a
+categorical product line among 8, the strongest predictor. Rows are in time order and the last 20 % form the
+validation split; the oldest product line was discontinued, so it appears in training rows only. The one-hot
+vocabulary is fitted on the training split and applied to both splits; numeric features standardised with training
+statistics. MLP with dropout, cross-entropy weighted by inverse class frequency (the classes are imbalanced), Adam,
+ReduceLROnPlateau on val_loss. Own metric: val acc 0.82, val loss 0.46 (the label prior's entropy is 0.88). Measured
+with the bug: val acc 0.50, val loss 2.08 (worse than the prior's 0.88) vs 0.82 / 0.46 fixed."""
 
 import lightning as L
 import torch

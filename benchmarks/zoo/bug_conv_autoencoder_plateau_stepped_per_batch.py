@@ -1,11 +1,10 @@
 """Bug: ReduceLROnPlateau stepped on every batch (`"interval": "step"`) watching the batch's train_loss, with the
 patience of 2 meant in epochs: a noisy batch loss "fails to improve" for 3 batches every few steps, so the rate is
-halved again and again and is effectively 0 within the first epoch or two. Otherwise the same script as the
-healthy twin: a convolutional autoencoder on sklearn's 8x8 digits (pixels scaled to [0, 1]): strided conv encoder to a
-16-d code, ConvTranspose decoder ending in a sigmoid, MSE reconstruction loss, Adam with ReduceLROnPlateau (factor 0.5,
-patience 2). Own metric: val reconstruction MSE 0.008 (predicting
-the mean image gives 0.074).
-Measured with the bug: val MSE 0.075 (no better than the mean image) vs 0.008 fixed."""
+halved again and again and is effectively 0 within the first epoch or two. Otherwise the same script as the healthy
+twin: a convolutional autoencoder on sklearn's 8x8 digits (pixels scaled to [0, 1]): strided conv encoder to a 16-d
+code, ConvTranspose decoder ending in a sigmoid, MSE reconstruction loss, Adam with ReduceLROnPlateau (factor 0.5,
+patience 2). Own metric: val reconstruction MSE 0.008 (predicting the mean image gives 0.074). Measured with the
+bug: val MSE 0.075 (no better than the mean image) vs 0.008 fixed."""
 
 import lightning as L
 import torch

@@ -1,10 +1,10 @@
-"""Bug: the k-fold DataModule trains on every fold, the validation fold included: `train_idx = torch.cat(folds)`
-where the folds other than `fold` were meant, so every validation image is also a training image and validation
-measures memory. Otherwise the same script as the healthy twin: a depthwise-separable CNN (MobileNet-style blocks: depthwise 3x3 conv, BatchNorm, ReLU6, pointwise 1x1
-conv, BatchNorm, ReLU6) on sklearn's 8x8 digits, data served by a LightningDataModule doing 5-fold cross-validation:
-`setup()` cuts the non-test images into 5 folds and trains on the 4 folds other than `fold`, validating on `fold`.
-Cross-entropy with label smoothing 0.05, AdamW, CosineAnnealingLR. A 300-image test set is kept aside. Own metric:
-val acc 0.98 and test acc 0.97 (val loss 0.38, test loss 0.39).
+"""Bug: the k-fold DataModule trains on every fold, the validation fold included: `train_idx = torch.cat(folds)` where
+the folds other than `fold` were meant, so every validation image is also a training image and validation measures
+memory. Otherwise the same script as the healthy twin: a depthwise-separable CNN (MobileNet-style blocks: depthwise
+3x3 conv, BatchNorm, ReLU6, pointwise 1x1 conv, BatchNorm, ReLU6) on sklearn's 8x8 digits, data served by a
+LightningDataModule doing 5-fold cross-validation: `setup()` cuts the non-test images into 5 folds and trains on the
+4 folds other than `fold`, validating on `fold`. Cross-entropy with label smoothing 0.05, AdamW, CosineAnnealingLR.
+A 300-image test set is kept aside. Own metric: val acc 0.98 and test acc 0.97 (val loss 0.38, test loss 0.39).
 Measured with the bug: val acc 1.000, val loss 0.31, below the test loss 0.37 (healthy: val and test agree)."""
 
 import lightning as L

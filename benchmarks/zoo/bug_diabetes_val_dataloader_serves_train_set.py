@@ -1,11 +1,11 @@
 """Bug: the DataModule's `val_dataloader` serves the training set (`self.train_set`, a copy-paste slip from
 `train_dataloader`), so "validation" is the training data in eval mode and model selection or early stopping would
-trust a memorised score. Otherwise the same script as the healthy twin: regression on sklearn's diabetes set served by a LightningDataModule (train / val / test split with a
-seeded generator, features and target standardised with training statistics inside `setup`). MLP with LayerNorm and
-dropout, MSE, AdamW with OneCycleLR stepped per optimizer step, `accumulate_grad_batches=2` and
-`gradient_clip_val=0.5`. Own metric: test MSE 0.50 in standardised units (R^2 about 0.5; a constant gives
-1.0); the 70-patient validation split gives 0.82.
-Measured with the bug: "val" MSE 0.22 while the test MSE is 0.50."""
+trust a memorised score. Otherwise the same script as the healthy twin: regression on sklearn's diabetes set served
+by a LightningDataModule (train / val / test split with a seeded generator, features and target standardised with
+training statistics inside `setup`). MLP with LayerNorm and dropout, MSE, AdamW with OneCycleLR stepped per
+optimizer step, `accumulate_grad_batches=2` and `gradient_clip_val=0.5`. Own metric: test MSE 0.50 in standardised
+units (R^2 about 0.5; a constant gives 1.0); the 70-patient validation split gives 0.82. Measured with the bug:
+"val" MSE 0.22 while the test MSE is 0.50."""
 
 import lightning as L
 import torch

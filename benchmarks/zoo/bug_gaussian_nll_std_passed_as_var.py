@@ -1,12 +1,13 @@
-"""Bug: the standard deviation is passed to the Gaussian NLL where it expects the variance
-(`F.gaussian_nll_loss(mean, y, std)`, the `** 2` forgotten). The loss is still minimised, but what the "std" head
-learns is a variance, so every interval built from it (and the likelihood the script reports) is wrong: too wide
-where the noise is below 1, too narrow where it is above. Otherwise the same script as the healthy twin: heteroscedastic regression on synthetic sensor data (4 features; target sin(x0) + 0.5 x1 with noise
-whose standard deviation grows with |x2|, a seeded torch.Generator). An MLP trunk with a mean head and a standard-deviation
-head (softplus + 1e-3), `F.gaussian_nll_loss(mean, y, std ** 2)`, AdamW, SequentialLR (LinearLR warm-up over the first epoch, then
-CosineAnnealingLR per step) and `gradient_clip_val=1.0`. Own metric: val Gaussian NLL 0.69 with 90 % intervals
-covering 0.88 of the targets (a constant mean/variance gives NLL 1.49). Measured: val NLL 3.13 and 90 % coverage 0.57
-vs 0.69 / 0.88 fixed."""
+"""Bug: the standard deviation is passed to the Gaussian NLL where it expects the variance (`F.gaussian_nll_loss(mean,
+y, std)`, the `** 2` forgotten). The loss is still minimised, but what the "std" head learns is a variance, so every
+interval built from it (and the likelihood the script reports) is wrong: too narrow wherever the noise standard
+deviation is below 1 (everywhere here), too wide above. Otherwise the same script as the healthy twin:
+heteroscedastic regression on synthetic sensor data (4 features; target sin(x0) + 0.5 x1 with noise whose standard
+deviation grows with |x2|, a seeded torch.Generator). An MLP trunk with a mean head and a standard-deviation head
+(softplus + 1e-3), `F.gaussian_nll_loss(mean, y, std ** 2)`, AdamW, SequentialLR (LinearLR warm-up over the first
+epoch, then CosineAnnealingLR per step) and `gradient_clip_val=1.0`. Own metric: val Gaussian NLL 0.69 with 90 %
+intervals covering 0.88 of the targets (a constant mean/variance gives NLL 1.49). Measured: val NLL 3.13 and 90 %
+coverage 0.57 vs 0.69 / 0.88 fixed."""
 
 import math
 

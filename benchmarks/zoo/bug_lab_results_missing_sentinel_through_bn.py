@@ -1,13 +1,13 @@
 """Bug: the -999 "missing" sentinel survives preprocessing. The standardisation statistics are computed on the valid
 cells only (NaN-aware), but the sentinel itself is never replaced, so a missing cell becomes hundreds of standard
 deviations; every batch holding one blows up the BatchNorm running variance, and in eval mode the layers then
-normalise with statistics that are orders of magnitude off. Otherwise the same script as the healthy twin:
-binary classification of synthetic lab-result rows (12 measurements, a seeded torch.Generator; the
-label follows a non-linear rule on four of them). The lab export writes -999 for a missing measurement (about 3 % of
-the cells of four columns); the pipeline turns the sentinel into NaN, imputes the training median, adds a
-missing-indicator column per affected measurement and standardises with training statistics. MLP with BatchNorm1d,
-BCE-with-logits, Adam with ExponentialLR(gamma=0.9) per epoch. Own metric: val acc 0.89, val loss 0.28.
-Measured with the bug: val acc 0.49, val loss 0.69 (chance) vs 0.89 / 0.28 fixed."""
+normalise with statistics that are orders of magnitude off. Otherwise the same script as the healthy twin: binary
+classification of synthetic lab-result rows (12 measurements, a seeded torch.Generator; the label follows a
+non-linear rule on four of them). The lab export writes -999 for a missing measurement (about 3 % of the cells of
+four columns); the pipeline turns the sentinel into NaN, imputes the training median, adds a missing-indicator
+column per affected measurement and standardises with training statistics. MLP with BatchNorm1d, BCE-with-logits,
+Adam with ExponentialLR(gamma=0.9) per epoch. Own metric: val acc 0.89, val loss 0.28. Measured with the bug: val
+acc 0.49, val loss 0.69 (chance) vs 0.89 / 0.28 fixed."""
 
 import lightning as L
 import torch

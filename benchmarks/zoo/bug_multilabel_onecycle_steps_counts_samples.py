@@ -1,11 +1,11 @@
 """Bug: OneCycleLR sized with the number of samples per epoch instead of the number of batches
 (`steps_per_epoch=len(train_set)`, 2560 where the loader gives 40 batches): the schedule plans 25 600 steps with its
-peak at step 7680, the run makes 400, so the whole run is spent at the very start of the warm-up, near
-max_lr / 25. Otherwise the same script as the healthy twin: multi-label tagging of synthetic tabular records (20 standardised features, 6 independent tags, each
-present when a non-linear score of a few features passes a threshold; a seeded torch.Generator). MLP with 6 logits,
-`BCEWithLogitsLoss`, SGD with Nesterov momentum and OneCycleLR(max_lr=0.1, epochs, steps_per_epoch=len(train
-loader)) stepped per batch. Own metric: val micro-F1 0.92, val loss 0.16 (a constant prior gives 0.68).
-Measured with the bug: val micro-F1 0.73, val loss 0.52 vs 0.92 / 0.16 fixed."""
+peak at step 7680, the run makes 400, so the whole run is spent at the very start of the warm-up, near max_lr / 25.
+Otherwise the same script as the healthy twin: multi-label tagging of synthetic tabular records (20 standardised
+features, 6 independent tags, each present when a non-linear score of a few features passes a threshold; a seeded
+torch.Generator). MLP with 6 logits, `BCEWithLogitsLoss`, SGD with Nesterov momentum and OneCycleLR(max_lr=0.1,
+epochs, steps_per_epoch=len(train loader)) stepped per batch. Own metric: val micro-F1 0.92, val loss 0.16 (a
+constant prior gives 0.68). Measured with the bug: val micro-F1 0.73, val loss 0.52 vs 0.92 / 0.16 fixed."""
 
 import lightning as L
 import torch

@@ -1,10 +1,10 @@
-"""Bug: the Poisson loss is fed a rate where it expects a log-rate. The MLP ends in `Softplus` so that it outputs
-the expected count itself (a positive rate), but `nn.PoissonNLLLoss()` keeps its default `log_input=True` and reads
-that output as log(rate): it computes exp(output) - y * output, so the rate the model really implies is exp(output)
->= 1 while most counts are 0 or 1. Trained with AdamW with a LambdaLR linear warm-up then constant. Synthetic
-tabular data (8 standardised features, counts drawn from a Poisson law whose log-rate is a non-linear function of
-four of them, many zeros). Own metric: validation mean Poisson deviance 1.02 vs 1.66 for the best constant rate
-(lower is better). Measured: val deviance 5.53 vs 1.02 fixed."""
+"""Bug: the Poisson loss is fed a rate where it expects a log-rate. The MLP ends in `Softplus` so that it outputs the
+expected count itself (a positive rate), but `nn.PoissonNLLLoss()` keeps its default `log_input=True` and reads that
+output as log(rate): it computes exp(output) - y * output, so the rate the model really implies is exp(output) >= 1
+while most counts are 0 or 1. Trained with AdamW with a LambdaLR linear warm-up then constant. Synthetic tabular
+data (8 standardised features, counts drawn from a Poisson law whose log-rate is a non-linear function of four of
+them, many zeros). Own metric: validation mean Poisson deviance 1.02 vs 1.66 for the best constant rate (lower is
+better). Measured: val deviance 5.53 vs 1.02 fixed."""
 
 import lightning as L
 import torch

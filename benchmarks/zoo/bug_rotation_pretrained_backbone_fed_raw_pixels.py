@@ -1,13 +1,12 @@
-"""Bug: the fine-tuning pipeline feeds raw pixels (0..16) to a backbone pretrained on normalised ones (mean 0,
-std 1): the normalisation lives in the pretraining code and was not carried over. The frozen convolutions and the
-frozen BatchNorm statistics then see inputs on another scale and produce distorted features for the new head.
-Otherwise the same script as the healthy twin: fine-tuning from self-supervised pretrained weights. A small CNN backbone (conv-BN-ReLU x3, 2x2 average pooling) is first
-pretrained in plain PyTorch on a rotation-prediction pretext task (which of 0/90/180/270 degrees an unlabelled digit
-was turned by), its `state_dict` saved with `torch.save` and reloaded into a fresh backbone, which is then frozen
-(`requires_grad_(False)`, kept in eval mode) while a new two-layer head learns the 10 digit classes with Lightning
-(Adam, CosineAnnealingLR) on 300 labelled images. Own metric: val
-acc 0.95 (chance 0.10).
-Measured with the bug: val acc 0.80 vs 0.95 fixed."""
+"""Bug: the fine-tuning pipeline feeds raw pixels (0..16) to a backbone pretrained on normalised ones (mean 0, std 1):
+the normalisation lives in the pretraining code and was not carried over. The frozen convolutions and the frozen
+BatchNorm statistics then see inputs on another scale and produce distorted features for the new head. Otherwise the
+same script as the healthy twin: fine-tuning from self-supervised pretrained weights. A small CNN backbone
+(conv-BN-ReLU x3, 2x2 average pooling) is first pretrained in plain PyTorch on a rotation-prediction pretext task
+(which of 0/90/180/270 degrees an unlabelled digit was turned by), its `state_dict` saved with `torch.save` and
+reloaded into a fresh backbone, which is then frozen (`requires_grad_(False)`, kept in eval mode) while a new
+two-layer head learns the 10 digit classes with Lightning (Adam, CosineAnnealingLR) on 300 labelled images. Own
+metric: val acc 0.95 (chance 0.10). Measured with the bug: val acc 0.80 vs 0.95 fixed."""
 
 import os
 

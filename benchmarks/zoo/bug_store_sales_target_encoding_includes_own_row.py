@@ -1,15 +1,15 @@
-"""Bug: target encoding fitted on every row before the split, each row's own target included. The store id (about
-3 rows per store) is replaced by the smoothed mean target of its store computed over all 4000 rows, so a row's feature
-contains about a fifth of its own target (weight 1 / (rows of the store + smoothing 2)), training and validation rows alike; the model learns to read it. Test rows
-(fresh sales of the same stores, encoded with the same full-data table, as deployment would) carry no such answer.
-Healthy twin: out-of-fold encoding. Synthetic "store sales" rows
-(a seeded torch.Generator): 6 numeric features plus a store id among 1200 stores (about 3 rows per store); the target
-is a non-linear function of the numeric features plus a per-store effect plus noise. The store id is replaced by a
-smoothed target encoding computed out-of-fold on the training rows (5 folds, each row's value from the other folds)
-and from all training rows for validation and test rows, the usual way to keep a row's own target out of its
-features. MLP, Huber loss, Adam with CosineAnnealingWarmRestarts (T_0 = 4 epochs). Own metric: val MSE 0.62 and
-MSE 0.62 on fresh rows of the same stores (target variance 2.0).
-Measured with the bug: val MSE 0.35 (too good: below the honest 0.62) while fresh rows give 0.60."""
+"""Bug: target encoding fitted on every row before the split, each row's own target included. The store id (about 3
+rows per store) is replaced by the smoothed mean target of its store computed over all 4000 rows, so a row's feature
+contains about a fifth of its own target (weight 1 / (rows of the store + smoothing 2)), training and validation
+rows alike; the model learns to read it. Test rows (fresh sales of the same stores, encoded with the same full-data
+table, as deployment would) carry no such answer. Healthy twin: out-of-fold encoding. Synthetic "store sales" rows
+(a seeded torch.Generator): 6 numeric features plus a store id among 1200 stores (about 3 rows per store); the
+target is a non-linear function of the numeric features plus a per-store effect plus noise. The store id is replaced
+by a smoothed target encoding computed out-of-fold on the training rows (5 folds, each row's value from the other
+folds) and from all training rows for validation and test rows, the usual way to keep a row's own target out of its
+features. MLP, Huber loss, Adam with CosineAnnealingWarmRestarts (T_0 = 4 epochs). Own metric: val MSE 0.62 and MSE
+0.62 on fresh rows of the same stores (target variance 2.0). Measured with the bug: val MSE 0.35 (too good: below
+the honest 0.62) while fresh rows give 0.60."""
 
 import lightning as L
 import torch

@@ -1,13 +1,13 @@
-"""Bug: the Dataset computes its Sobel "edge" channel from the mask instead of the image
-(`sobel_magnitude(masks)`: the helper was first written to draw mask outlines), so the input carries the outline of
-the answer in training and validation; at deployment no mask exists and the channel is computed from the image.
-Otherwise the same script as the healthy twin: binary segmentation with a small U-Net (two down levels, skip connections concatenated on the way up,
-BatchNorm) on synthetic 16x16 images (a seeded torch.Generator): a faint ellipse of random centre, axes and
+"""Bug: the Dataset computes its Sobel "edge" channel from the mask instead of the image (`sobel_magnitude(masks)`: the
+helper was first written to draw mask outlines), so the input carries the outline of the answer in training and
+validation; at deployment no mask exists and the channel is computed from the image. Otherwise the same script as
+the healthy twin: binary segmentation with a small U-Net (two down levels, skip connections concatenated on the way
+up, BatchNorm) on synthetic 16x16 images (a seeded torch.Generator): a faint ellipse of random centre, axes and
 brightness on strong Gaussian noise and a smooth background gradient; the mask is the ellipse. The input stacks the
 image and a Sobel edge-magnitude channel computed from the image (feature engineering done once in the Dataset).
-BCE-with-logits + soft Dice, Adam, `precision="bf16-mixed"` on CPU. Own metric: val IoU 0.72, and 0.71 on a fresh test
-set whose edge channel comes from the image.
-Measured with the bug: val IoU 0.998 (too good) while the test set gives 0.23."""
+BCE-with-logits + soft Dice, Adam, `precision="bf16-mixed"` on CPU. Own metric: val IoU 0.72, and 0.71 on a fresh
+test set whose edge channel comes from the image. Measured with the bug: val IoU 0.998 (too good) while the test set
+gives 0.23."""
 
 import lightning as L
 import torch

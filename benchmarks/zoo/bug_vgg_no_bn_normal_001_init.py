@@ -2,8 +2,8 @@
 original Caffe-era recipe for every conv layer: eight 3x3 convs with std 0.01 shrink the signal (and the gradient)
 by about 10x per layer, so the first layers get almost no gradient and the network sits at chance for many epochs.
 The rest as in the healthy twin (BatchNorm, Kaiming init): on sklearn's 8x8 digits, SGD with momentum and
-Lightning's StochasticWeightAveraging over the last epochs. Own metric: val acc 0.99 (chance 0.10).
-Measured with the bug: val acc 0.09 after 8 epochs vs 0.99 fixed."""
+Lightning's StochasticWeightAveraging over the last epochs. Own metric: val acc 0.99 (chance 0.10). Measured with
+the bug: val acc 0.09 after 8 epochs vs 0.99 fixed."""
 
 import lightning as L
 import torch

@@ -1,8 +1,8 @@
 """Healthy: regression on sklearn's diabetes set served by a LightningDataModule (train / val / test split with a
 seeded generator, features and target standardised with training statistics inside `setup`). MLP with LayerNorm and
 dropout, MSE, AdamW with OneCycleLR stepped per optimizer step, `accumulate_grad_batches=2` and
-`gradient_clip_val=0.5`. Own metric: test MSE 0.50 in standardised units (R^2 about 0.5; a constant gives
-1.0); the 70-patient validation split gives 0.82."""
+`gradient_clip_val=0.5`. Own metric: test MSE 0.50 in standardised units (R^2 about 0.5; a constant gives 1.0); the
+70-patient validation split gives 0.82."""
 
 import lightning as L
 import torch

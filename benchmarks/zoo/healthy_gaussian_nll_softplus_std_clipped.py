@@ -1,8 +1,8 @@
-"""Healthy: heteroscedastic regression on synthetic sensor data (4 features; target sin(x0) + 0.5 x1 with noise
-whose standard deviation grows with |x2|, a seeded torch.Generator). An MLP trunk with a mean head and a standard-deviation
-head (softplus + 1e-3), `F.gaussian_nll_loss(mean, y, std ** 2)`, AdamW, SequentialLR (LinearLR warm-up over the first epoch, then
-CosineAnnealingLR per step) and `gradient_clip_val=1.0`. Own metric: val Gaussian NLL 0.69 with 90 % intervals
-covering 0.88 of the targets (a constant mean/variance gives NLL 1.49)."""
+"""Healthy: heteroscedastic regression on synthetic sensor data (4 features; target sin(x0) + 0.5 x1 with noise whose
+standard deviation grows with |x2|, a seeded torch.Generator). An MLP trunk with a mean head and a
+standard-deviation head (softplus + 1e-3), `F.gaussian_nll_loss(mean, y, std ** 2)`, AdamW, SequentialLR (LinearLR
+warm-up over the first epoch, then CosineAnnealingLR per step) and `gradient_clip_val=1.0`. Own metric: val Gaussian
+NLL 0.69 with 90 % intervals covering 0.88 of the targets (a constant mean/variance gives NLL 1.49)."""
 
 import math
 

@@ -1,6 +1,6 @@
-"""Healthy: binary classification of synthetic lab-result rows (12 measurements, a seeded torch.Generator; the
-label follows a non-linear rule on four of them). The lab export writes -999 for a missing measurement (about 3 % of
-the cells of four columns); the pipeline turns the sentinel into NaN, imputes the training median, adds a
+"""Healthy: binary classification of synthetic lab-result rows (12 measurements, a seeded torch.Generator; the label
+follows a non-linear rule on four of them). The lab export writes -999 for a missing measurement (about 3 % of the
+cells of four columns); the pipeline turns the sentinel into NaN, imputes the training median, adds a
 missing-indicator column per affected measurement and standardises with training statistics. MLP with BatchNorm1d,
 BCE-with-logits, Adam with ExponentialLR(gamma=0.9) per epoch. Own metric: val acc 0.89, val loss 0.28."""
 

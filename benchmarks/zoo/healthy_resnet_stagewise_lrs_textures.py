@@ -1,9 +1,9 @@
 """Healthy: a small ResNet (stem + two residual stages with BatchNorm + linear head) classifying synthetic 3-channel
-12x12 textures (horizontal stripes, vertical stripes, diagonal stripes or checkerboard, with random frequency, phase,
-colour and noise; a seeded torch.Generator). The optimizer uses stage-wise learning rates, growing from the stem to
-the head (SGD with Nesterov momentum, one param group per stage: stem 0.01, layer1 0.02, layer2 0.04, head 0.08),
-with a LinearLR warm-up over the first epoch then CosineAnnealingLR, chained by SequentialLR per step. Own metric:
-val acc 0.97, val loss 0.10 (chance: 0.25, ln 4 = 1.39)."""
+12x12 textures (horizontal stripes, vertical stripes, diagonal stripes or checkerboard, with random frequency,
+phase, colour and noise; a seeded torch.Generator). The optimizer uses stage-wise learning rates, growing from the
+stem to the head (SGD with Nesterov momentum, one param group per stage: stem 0.01, layer1 0.02, layer2 0.04, head
+0.08), with a LinearLR warm-up over the first epoch then CosineAnnealingLR, chained by SequentialLR per step. Own
+metric: val acc 0.97, val loss 0.10 (chance: 0.25, ln 4 = 1.39)."""
 
 import math
 

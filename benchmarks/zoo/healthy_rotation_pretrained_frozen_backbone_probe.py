@@ -1,9 +1,9 @@
-"""Healthy: fine-tuning from self-supervised pretrained weights. A small CNN backbone (conv-BN-ReLU x3, 2x2 average pooling) is first
-pretrained in plain PyTorch on a rotation-prediction pretext task (which of 0/90/180/270 degrees an unlabelled digit
-was turned by), its `state_dict` saved with `torch.save` and reloaded into a fresh backbone, which is then frozen
-(`requires_grad_(False)`, kept in eval mode) while a new two-layer head learns the 10 digit classes with Lightning
-(Adam, CosineAnnealingLR) on 300 labelled images. Inputs are normalised exactly as in pretraining. Own metric: val
-acc 0.95 (chance 0.10)."""
+"""Healthy: fine-tuning from self-supervised pretrained weights. A small CNN backbone (conv-BN-ReLU x3, 2x2 average
+pooling) is first pretrained in plain PyTorch on a rotation-prediction pretext task (which of 0/90/180/270 degrees
+an unlabelled digit was turned by), its `state_dict` saved with `torch.save` and reloaded into a fresh backbone,
+which is then frozen (`requires_grad_(False)`, kept in eval mode) while a new two-layer head learns the 10 digit
+classes with Lightning (Adam, CosineAnnealingLR) on 300 labelled images. Inputs are normalised exactly as in
+pretraining. Own metric: val acc 0.95 (chance 0.10)."""
 
 import os
 

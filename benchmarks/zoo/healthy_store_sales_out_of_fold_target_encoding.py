@@ -1,10 +1,10 @@
-"""Healthy: tabular regression with a target-encoded high-cardinality categorical. Synthetic "store sales" rows
-(a seeded torch.Generator): 6 numeric features plus a store id among 1200 stores (about 3 rows per store); the target
+"""Healthy: tabular regression with a target-encoded high-cardinality categorical. Synthetic "store sales" rows (a
+seeded torch.Generator): 6 numeric features plus a store id among 1200 stores (about 3 rows per store); the target
 is a non-linear function of the numeric features plus a per-store effect plus noise. The store id is replaced by a
 smoothed target encoding computed out-of-fold on the training rows (5 folds, each row's value from the other folds)
 and from all training rows for validation and test rows, the usual way to keep a row's own target out of its
-features. MLP, Huber loss, Adam with CosineAnnealingWarmRestarts (T_0 = 4 epochs). Own metric: val MSE 0.62 and
-MSE 0.62 on fresh rows of the same stores (target variance 2.0)."""
+features. MLP, Huber loss, Adam with CosineAnnealingWarmRestarts (T_0 = 4 epochs). Own metric: val MSE 0.62 and MSE
+0.62 on fresh rows of the same stores (target variance 2.0)."""
 
 import lightning as L
 import torch

@@ -2,8 +2,8 @@
 BatchNorm) on synthetic 16x16 images (a seeded torch.Generator): a faint ellipse of random centre, axes and
 brightness on strong Gaussian noise and a smooth background gradient; the mask is the ellipse. The input stacks the
 image and a Sobel edge-magnitude channel computed from the image (feature engineering done once in the Dataset).
-BCE-with-logits + soft Dice, Adam, `precision="bf16-mixed"` on CPU. Own metric: val IoU 0.72, and 0.71 on a fresh test
-set whose edge channel comes from the image."""
+BCE-with-logits + soft Dice, Adam, `precision="bf16-mixed"` on CPU. Own metric: val IoU 0.72, and 0.71 on a fresh
+test set whose edge channel comes from the image."""
 
 import lightning as L
 import torch
