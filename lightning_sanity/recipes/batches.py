@@ -15,6 +15,7 @@ from lightning.pytorch.utilities import CombinedLoader, move_data_to_device
 from lightning.pytorch.utilities.seed import isolate_rng
 
 from lightning_sanity.batch import BatchFn, split_batch
+from lightning_sanity.checks.numerics import tensors_in
 
 
 def _train_loader(source: Any) -> tuple[Iterable, bool]:
@@ -114,13 +115,7 @@ def _replace_tensors(batch: Any, targets: list[torch.Tensor], make: Callable[[to
 
 
 def _tensors_in(value: Any) -> list[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, Mapping):
-        value = list(value.values())
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _tensors_in(v)]
-    return []
+    return [t for _, t in tensors_in(value)]
 
 
 def zero_inputs(batch: Any, get_input: BatchFn = None) -> Any:
