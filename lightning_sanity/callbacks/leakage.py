@@ -57,7 +57,10 @@ class LeakageChecks(SanityCallback):
     - ``target-leakage`` (error): outputs at positions ``<= t`` move when only the target at positions ``>= t``
       changes, in a call that receives the batch's target (a decoder fed the unshifted target: Lightning's demo
       ``Transformer``); or a column of a ``(N, F)`` float input equals the label (one value per class), is a
-      one-hot of it, or an affine function of a regression target.
+      one-hot of it, or an affine function of a regression target (on distinct rows, beyond chance); a forecaster
+      feature computed from the series' future (:mod:`~lightning_sanity.callbacks._future_features`);
+    - ``causal-leakage`` too for a teacher-forced decoder input built in ``training_step`` (the target shifted
+      right among the call's tensors: :mod:`~lightning_sanity.callbacks._decoder_input`).
 
     Once more after a quarter of the planned training (the first epoch end when the length is unknown, or the end
     of fit), on the same kept samples: the same perturbations, and for token targets equal to the inputs (or
