@@ -35,6 +35,9 @@ from lightning_sanity.checks.leakage import shift_axis
 MAX_CHANNELS = 64
 #: Steps of the past and of the future given to the regression at most (a window of 2 x 16 + 1 values).
 MAX_WINDOW = 16
+#: Rows (sample x step) regressed at most: an exact relation holds on any subset, and this bounds the cost on
+#: long series and large batches (two least-squares fits of 8192 x 34 per channel).
+MAX_ROWS = 8192
 #: A feature is computed from a window of the series when that window leaves less than this share of its variance:
 #: float32 round-off leaves ~1e-13, a measured covariate or noisy feature far more than 1e-6.
 EXACT_SHARE = 1e-6
@@ -74,20 +77,20 @@ def future_features(x: torch.Tensor, time_axis: int, channel_axis: int, series: 
     the feature's variance each regression leaves)."""
     if x.dim() != 3 or {time_axis, channel_axis} != {1, 2}:
         return []
-    xs = x.detach().double().cpu().movedim(time_axis, 1)  # (B, T, C)
+    xs = x.detach().cpu().double().movedim(time_axis, 1)  # (B, T, C)
     length = xs.shape[1]
     window = min(MAX_WINDOW, (length - 1) // 4)
     if window < 1 or not bool(torch.isfinite(xs).all()):
         return []
     s = xs[..., series]
-    windows = s.unfold(1, 2 * window + 1, 1).reshape(-1, 2 * window + 1)  # centred at t = window .. length-window-1
+    windows = s.unfold(1, 2 * window + 1, 1).reshape(-1, 2 * window + 1)[:MAX_ROWS]  # centred at t = window ..
     if windows.shape[0] < 4 * windows.shape[1]:
         return []
     found = []
     for c in range(xs.shape[2]):
         if c == series:
             continue
-        feature = xs[:, window:length - window, c].reshape(-1)
+        feature = xs[:, window:length - window, c].reshape(-1)[:MAX_ROWS]
         if float(feature.std()) == 0:
             continue
         full = _residual_share(windows, feature)
