@@ -18,7 +18,8 @@ from lightning_sanity.callbacks._extra_forward import _map_tensors
 def watch_calls(model: nn.Module, x: torch.Tensor, y: Optional[torch.Tensor],
                 found: Callable[[dict[str, Any]], None]) -> list[Any]:
     """Hooks that hand ``found`` each call of a module of ``model`` that takes ``x`` itself as an argument, as
-    ``{"fn", "how", "where", "args", "kwargs", "x", "y"}`` (``y`` only if the call receives it); returns the hook
+    ``{"fn", "how", "where", "args", "kwargs", "x", "y", "target"}`` (``y`` only if the call receives it,
+    ``target`` the batch's target in any case); returns the hook
     handles to remove. Outer modules are called (and reported) first."""
     names = {id(m): n for n, m in model.named_modules()}
 
@@ -30,7 +31,7 @@ def watch_calls(model: nn.Module, x: torch.Tensor, y: Optional[torch.Tensor],
             name = names.get(id(module)) or None
             found({"where": name, "how": f"{name or type(module).__name__}(...)",
                    "fn": (lambda a, k, m=module: m(*a, **k)), "args": args, "kwargs": dict(kwargs), "x": x,
-                   "y": y if y is not None and any(t is y for t in passed) else None})
+                   "y": y if y is not None and any(t is y for t in passed) else None, "target": y})
 
     return [m.register_forward_pre_hook(hook, with_kwargs=True) for m in model.modules()]
 
@@ -49,6 +50,7 @@ def keep_call(call: dict[str, Any], keep: int) -> dict[str, Any]:
     args, kwargs = _map_tensors((call["args"], call["kwargs"]), copy)
     kept = dict(call, args=args, kwargs=kwargs, x=copy(call["x"]))
     kept["y"] = copy(call["y"]) if call["y"] is not None else None
+    kept["target"] = None  # the batch's target, for the first look only
     return kept
 
 

@@ -10,9 +10,7 @@ same positions, a model fed the unshifted target), judged by perturbing the firs
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping
-from functools import partial
 from typing import Any, Callable, Optional
 
 import lightning.pytorch as pl
@@ -23,10 +21,13 @@ from typing_extensions import override
 from lightning_sanity.batch import BatchFn, batch_size, split_batch
 from lightning_sanity.callbacks.base import SanityCallback
 from lightning_sanity.callbacks._run_length import planned_batches
-from lightning_sanity.callbacks._copied_targets import copied_random_targets
+from lightning_sanity.callbacks._copied_targets import copied_random_targets, same_random_targets
+from lightning_sanity.callbacks._decoder_input import decoder_future
+from lightning_sanity.callbacks._future_features import check_future_features
 from lightning_sanity.callbacks._model_call import keep_call, move_call, watch_calls
 from lightning_sanity.callbacks._extra_forward import _eval_mode, _map_tensors, _precision_context
 from lightning_sanity.checks import flow
+from lightning_sanity.checks import future_features as FF
 from lightning_sanity.checks import leakage as L
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,10 @@ class LeakageChecks(SanityCallback):
     - ``target-leakage`` (error): outputs at positions ``<= t`` move when only the target at positions ``>= t``
       changes, in a call that receives the batch's target (a decoder fed the unshifted target: Lightning's demo
       ``Transformer``); or a column of a ``(N, F)`` float input equals the label (one value per class), is a
-      one-hot of it, or an affine function of a regression target.
+      one-hot of it, or an affine function of a regression target (on distinct rows, beyond chance); a forecaster
+      feature computed from the series' future (:mod:`~lightning_sanity.callbacks._future_features`);
+    - ``causal-leakage`` too for a teacher-forced decoder input built in ``training_step`` (the target shifted
+      right among the call's tensors: :mod:`~lightning_sanity.callbacks._decoder_input`).
 
     Once more after a quarter of the planned training (the first epoch end when the length is unknown, or the end
     of fit), on the same kept samples: the same perturbations, and for token targets equal to the inputs (or
@@ -190,6 +194,11 @@ class LeakageChecks(SanityCallback):
         if y is not None and self.is_enabled("target-leakage"):
             self._check_columns(trainer, x, y)
         axis = L.shift_axis(x, y) if y is not None else None
+        series = FF.shifted_channel(x, y) if axis is None and y is not None else None
+        if series is not None:  # the series is one channel of the input, next to features derived from it
+            axis = series[0]
+            if self.is_enabled("target-leakage"):
+                check_future_features(self, trainer, x, series)
         if axis is not None:
             self._task, self._axis = "shifted", axis
         elif y is not None and L.same_positions(x, y):
@@ -300,6 +309,8 @@ class LeakageChecks(SanityCallback):
     def _run_tests(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", call: dict[str, Any], when: str,
                    first: bool) -> None:
         x, y = call["x"], call["y"]
+        if first and self._task == "sequence":  # teacher forcing: a decoder input that is the target shifted right
+            decoder_future(self, trainer, call, when)
         axis = self._axis if self._task == "shifted" else 1
         size, length = int(x.shape[0]), int(x.shape[axis])
         if length < 2:
@@ -357,43 +368,5 @@ class LeakageChecks(SanityCallback):
         elif self._task == "sequence":
             self._ran["target-leakage"].append(f"`{call['how']}` is not given the target")
         if self._task in ("same", "copied") and not first:
-            (self._random_targets if self._task == "same" else partial(copied_random_targets, self))(
-                trainer, call, size, length, when)
-
-    def _random_targets(self, trainer: "pl.Trainer", call: dict[str, Any], size: int, length: int,
-                        when: str) -> None:
-        """Random tokens written to the inputs and the targets alike: can the model predict them?"""
-        x, y = call["x"], call["y"]
-        fresh = L.random_like_tokens(x, self._generator)
-        a, k = _map_tensors((call["args"], call["kwargs"]), lambda v: fresh if (v is x or v is y) else v)
-        out, loss, _ = self._output(call, a, k, size, length)
-        vocab = max(int(x.max()) + 1, 2)
-        used = fresh >= 0
-        if loss is not None:  # the model shifts and scores inside (HuggingFace style): trust its own loss
-            value, bound = float(loss), L.RANDOM_LOSS_FRACTION * math.log(vocab)
-            self._ran["target-leakage"].append(f"loss on random tokens {value:.3g} ({when}), ln V = {math.log(vocab):.3g}")
-            leaked, figure = value < bound, f"a loss of {value:.3g} (ln V = {math.log(vocab):.3g})"
-        elif self._dict_batch:
-            # A causal LM that shifts inside scores position t on token t + 1; without its own loss the
-            # same-position accuracy below would judge a model that does not exist.
-            self._ran["target-leakage"].append("no `.loss` in the output to score random tokens with")
-            return
-        elif out is not None and out.shape[-1] >= vocab:
-            hits = (out.argmax(-1) == fresh.reshape(size, length)) & used.reshape(size, length)
-            accuracy = float(hits.sum()) / max(int(used.sum()), 1)
-            self._ran["target-leakage"].append(f"accuracy on random tokens {accuracy:.2f} ({when})")
-            leaked = L.reads_random_targets(accuracy, 1 / vocab, int(used.sum()))
-            figure = f"an accuracy of {accuracy:.0%} (chance {1 / vocab:.1%})"
-        else:
-            return
-        if leaked:
-            self._found.add("target-leakage")
-            self.report(
-                trainer, "target-leakage", "error",
-                f"With random tokens as inputs and targets alike, the model predicts them with {figure} ({when}): "
-                "random tokens cannot be predicted, so the model reads each target from the input at the same "
-                "position instead of predicting the next one.",
-                "Shift the targets: `inputs, targets = seq[:, :-1], seq[:, 1:]`, or inside the model compare "
-                "`logits[:, :-1]` with `labels[:, 1:]`; keep the causal mask.",
-                where=call["where"], key="same-positions", data={"when": when, "vocab": vocab},
-            )
+            (same_random_targets if self._task == "same" else copied_random_targets)(self, trainer, call, size,
+                                                                                      length, when)

@@ -19,6 +19,7 @@ from typing_extensions import override
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.batch import split_batch
 from lightning_sanity.checks.loss_baseline import trend_baseline
+from lightning_sanity.checks import relabelled as RL
 from lightning_sanity.checks import target_shift as TS
 from lightning_sanity.checks import validation as V
 
@@ -92,6 +93,7 @@ class ValDivergence(SanityCallback):
         self._reason: Optional[str] = None
         self._targets: dict[str, Optional[torch.Tensor]] = {"train": None, "val": None}
         self._targets_done = {"train": False, "val": False}
+        self._columns: dict[str, Optional[torch.Tensor]] = {"train": None, "val": None}
 
     @override
     def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
@@ -122,13 +124,16 @@ class ValDivergence(SanityCallback):
     @override
     def on_validation_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any,
                                   batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._take_targets("val", batch)
+        self._take_targets("val", batch, counted=not trainer.sanity_checking)
 
-    def _take_targets(self, split: str, batch: Any) -> None:
+    def _take_targets(self, split: str, batch: Any, counted: bool = True) -> None:
         if self._targets_done[split]:
             return
         try:
-            moments = TS.target_moments(split_batch(batch)[1])
+            y = split_batch(batch)[1]
+            if counted:  # the sanity check's batches come again in the first validation run: counted once
+                self._columns[split] = RL.merge_counts(self._columns[split], RL.column_counts(y))
+            moments = TS.target_moments(y)
             if moments is None:
                 self._targets_done[split] = True
             else:  # on the device, read once at the end of fit
@@ -177,7 +182,8 @@ class ValDivergence(SanityCallback):
         if self._reason:
             self.skip(trainer, check, self._reason)
             return
-        shift = TS.judge_target_shift(self._targets["train"], self._targets["val"])
+        shift = (TS.judge_target_shift(self._targets["train"], self._targets["val"])
+                 or RL.judge_relabelled(self._columns["train"], self._columns["val"]))
         if shift is not None:  # judged from the targets alone: no logged validation loss needed
             self.report(trainer, check, shift.severity, shift.message, shift.advice, where="validation targets",
                         at_step=False, key=shift.kind, data={"pattern": shift.kind, **shift.data})

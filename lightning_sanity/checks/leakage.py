@@ -99,23 +99,27 @@ COPIED_SHARE = 0.5
 
 def copied_positions(x: torch.Tensor, y: torch.Tensor) -> Optional[torch.Tensor]:
     """Integer token sequences whose supervised targets (``y >= 0``) equal the input at the same position at more
-    than :data:`COPIED_SHARE` of the positions, but not at all of them (that is :func:`same_positions`): the
-    ``(B, T)`` mask of the copied positions, else None. A masked LM whose labels are kept at every position, not
-    only at the masked ones, is the typical case; a correct one copies at most the ~10 % of its masked positions
-    that BERT's recipe leaves unchanged.
+    than :data:`COPIED_SHARE` of the positions, unless :func:`same_positions` holds (every target the input, most
+    positions supervised: a next-token task whose loss may shift): the ``(B, T)`` mask of the copied positions,
+    else None. A masked LM whose labels are kept at every position, not only at the masked ones, is the typical
+    case; so is one whose collate labels a few positions but returns the unmasked ids as input (every supervised
+    target copied, most positions ignored). A correct one copies at most the ~10 % of its masked positions that
+    BERT's recipe leaves unchanged.
 
     >>> import torch
     >>> ids = torch.tensor([[5, 6, 7, 8, 9, 4]])
     >>> masked = torch.tensor([[5, 0, 7, 8, 9, 4]])
     >>> copied_positions(masked, ids).tolist(), copied_positions(masked, torch.tensor([[-100, 6, -100, -100, -100, -100]]))
     ([[True, False, True, True, True, True]], None)
+    >>> copied_positions(ids, torch.tensor([[-100, 6, -100, -100, 9, -100]])).tolist()  # unmasked ids as input
+    [[False, True, False, False, True, False]]
     """
     if not _comparable(x, y) or x.is_floating_point() or x.shape[1] < 2:
         return None
     used = y >= IGNORED
     copied = (x == y) & used
     count, supervised = int(copied.sum()), int(used.sum())
-    if supervised == 0 or count == supervised or count <= COPIED_SHARE * supervised:
+    if supervised == 0 or count <= COPIED_SHARE * supervised or (count == supervised and same_positions(x, y)):
         return None
     return copied
 
@@ -235,6 +239,8 @@ def label_columns(x: torch.Tensor, y: torch.Tensor, min_samples: int = 16) -> tu
     ([], '')
     >>> label_columns(torch.cat([x, y[:, None].float() * 0.5 - 1], 1), y)
     ([4], 'equal')
+    >>> label_columns(x[:2].repeat(16, 1), torch.tensor([0, 1]).repeat(16))  # two distinct rows prove nothing
+    ([], '')
     """
     if x.dim() != 2 or not x.is_floating_point() or y.dim() not in (1, 2) or x.shape[0] < min_samples:
         return [], ""
@@ -242,15 +248,21 @@ def label_columns(x: torch.Tensor, y: torch.Tensor, min_samples: int = 16) -> tu
         if y.shape[1] != 1:
             return [], ""
         y = y[:, 0]
-    n = x.shape[0]
     x, y = x.detach().float().cpu(), y.detach().cpu()
     finite = torch.isfinite(x).all(1)
+    if not bool(finite.all()):
+        return [], ""
+    # Only distinct rows are evidence: a batch holding two rows repeated (a sampler given per-class weights) makes
+    # every column "equal" the label.
+    pairs = torch.unique(torch.cat([x.double(), y.double()[:, None]], 1), dim=0)
+    x, y = pairs[:, :-1].float(), pairs[:, -1].to(y.dtype)
+    n = x.shape[0]
     if not y.is_floating_point() or bool((y == y.round()).all()):
         labels = y.long()
-        classes = torch.unique(labels)
+        classes, per_class = torch.unique(labels, return_counts=True)
         # A label must repeat for "one value per class" to mean anything: with as many classes as samples every
         # column of distinct values would "equal" the label.
-        if not 2 <= classes.numel() <= n // 2 or not bool(finite.all()):
+        if not 2 <= classes.numel() <= n // 2 or chance_column(per_class.tolist(), x.shape[1]) > CHANCE_COLUMN:
             return [], ""
         # Every column at once (a per-column loop of torch.unique calls cost ~15 ms on 64 columns).
         _, index = torch.unique(labels, return_inverse=True)
@@ -263,16 +275,41 @@ def label_columns(x: torch.Tensor, y: torch.Tensor, min_samples: int = 16) -> tu
                 return [], ""
             return sorted(set(indicator.to(torch.uint8).argmax(0).tolist())), "one-hot"
         return [], ""
-    if x.shape[1] < 2:  # the only feature cannot leak: it is the task
+    # Any column is exactly affine in the target on two distinct rows, and nearly always on three.
+    if x.shape[1] < 2 or n < AFFINE_ROWS:  # the only feature cannot leak: it is the task
         return [], ""
     yc = y.float() - y.float().mean()
-    if float(yc.std()) == 0 or not bool(finite.all()):
+    if float(yc.std()) == 0:
         return [], ""
     xc = x - x.mean(0)
     denom = xc.norm(dim=0) * yc.norm()
     corr = (xc * yc[:, None]).sum(0) / torch.where(denom > 0, denom, torch.ones_like(denom))
     columns = [j for j in range(x.shape[1]) if float(denom[j]) > 0 and abs(float(corr[j])) > 1 - 1e-6]
     return (columns, "affine") if columns else ([], "")
+
+
+#: A column may be reported as the label when, with the labels of the distinct rows shuffled at random, some
+#: column among all scanned would match them by chance with probability below this (a permutation test's level).
+CHANCE_COLUMN = 1e-3
+#: Distinct rows needed before an exact affine relation means anything: through two points every column is affine,
+#: and three random points fall on a line to 1e-6 correlation about once in a thousand.
+AFFINE_ROWS = 8
+
+
+def chance_column(per_class: list[int], columns: int) -> float:
+    """Upper bound on the chance that some of ``columns`` unrelated columns takes one value per class and another
+    per class on distinct rows with these class counts: a permutation test. Shuffling the labels of ``d`` distinct
+    rows, one column's value groups equal the classes with probability at most ``c! prod(d_c!) / d!`` (its groups
+    must have the classes' sizes, in one of ``c!`` orders), and a one-hot column's indicator likewise.
+
+    >>> chance_column([1, 1], 30)        # two distinct rows: any column "is" the label
+    1.0
+    >>> chance_column([11, 11, 10], 30) < 1e-10
+    True
+    """
+    d, c = sum(per_class), len(per_class)
+    log_p = math.lgamma(c + 1) + sum(math.lgamma(k + 1) for k in per_class) - math.lgamma(d + 1)
+    return min(1.0, columns * math.exp(log_p))
 
 
 def _bijective_columns(x: torch.Tensor, index: torch.Tensor, classes: int) -> list[int]:

@@ -1,0 +1,65 @@
+"""causal-leakage on a real Trainer for an encoder-decoder `nn.Transformer` trained with teacher forcing, its
+decoder input (the target shifted right) built inside `training_step`: without `tgt_mask` the decoder reads later
+decoder inputs, which are the targets, and fires; with the causal `tgt_mask` it stays silent, as does a GRU
+decoder fed the same shifted input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import pytest
+import torch
+import torch.nn.functional as F
+from _models_leakage import SEQ, VOCAB, reverse_loader
+from helpers import fit_report, serious
+from torch import nn
+
+from lightning_sanity.callbacks.leakage import LeakageChecks
+from lightning_sanity.callbacks.summary import SanitySummary
+
+
+class Translator(L.LightningModule):
+    def __init__(self, decoder: str = "masked") -> None:
+        super().__init__()
+        self.kind, self.bos = decoder, VOCAB
+        self.src_embed, self.tgt_embed = nn.Embedding(VOCAB + 1, 32), nn.Embedding(VOCAB + 1, 32)
+        self.pos = nn.Parameter(torch.randn(SEQ, 32) * 0.02)
+        if decoder == "gru":
+            self.encoder, self.decoder = nn.GRU(32, 32, batch_first=True), nn.GRU(32, 32, batch_first=True)
+        else:
+            self.transformer = nn.Transformer(32, 2, 1, 1, 64, dropout=0.0, batch_first=True)
+        self.out = nn.Linear(32, VOCAB)
+
+    def forward(self, src: torch.Tensor, decoder_input: torch.Tensor) -> torch.Tensor:
+        t = decoder_input.shape[1]
+        if self.kind == "gru":
+            _, h = self.encoder(self.src_embed(src))
+            return self.out(self.decoder(self.tgt_embed(decoder_input), h)[0])
+        mask = nn.Transformer.generate_square_subsequent_mask(t) if self.kind == "masked" else None
+        h = self.transformer(self.src_embed(src) + self.pos, self.tgt_embed(decoder_input) + self.pos[:t],
+                             tgt_mask=mask, tgt_is_causal=mask is not None)
+        return self.out(h)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        src, tgt = batch
+        decoder_input = torch.cat([torch.full_like(tgt[:, :1], self.bos), tgt[:, :-1]], dim=1)
+        return F.cross_entropy(self(src, decoder_input).flatten(0, 1), tgt.flatten())
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=3e-3)
+
+
+@pytest.mark.parametrize("decoder", ["unmasked", "masked", "gru"])
+def test_decoder_without_tgt_mask_fires(tmp_path, decoder):
+    L.seed_everything(0)
+    report = fit_report(tmp_path, Translator(decoder), reverse_loader(64), [LeakageChecks(),
+                        SanitySummary(print_summary=False)], logger=None, max_steps=4)
+    found = serious(report, "causal-leakage")
+    checks = {c["name"]: c for c in report["checks"]}
+    if decoder == "unmasked":
+        assert found and found[0]["severity"] == "error" and "tgt_mask" in found[0]["advice"]
+        assert found[0]["data"]["perturbed_after"] == (SEQ - 1) // 2
+    else:
+        assert not serious(report)
+        assert checks["causal-leakage"]["status"] == "pass" and "decoder" in checks["causal-leakage"]["detail"]
