@@ -227,7 +227,8 @@ class NormMeter:
         self.row = 0  # the buffer row of the current step
         self.rows: list[StepRow] = []  # host-side facts of the buffered rows
         self.stepped = 0  # batches in which an optimizer stepped
-        self.batch = BatchState()
+        #: the current batch's state, made at its first optimizer step (no batch-start hook), None between batches
+        self.batch: Optional[BatchState] = None
         # the pre-step copies of the stepped parameters, freed (or kept as ``spare`` for reuse) after the step
         self.copies: list[tuple[int, list[torch.Tensor], GradPattern, list[torch.Tensor], torch.Tensor]] = []
         self.spare: dict[int, tuple[GradPattern, list[torch.Tensor]]] = {}
@@ -238,9 +239,10 @@ class NormMeter:
         self.every = every
         self.bins = UpdateBins.plan(layers.numels)
 
-    def start_batch(self) -> None:
+    def start_batch(self) -> BatchState:
         measure_weights = self.stepped < self.bins.early or (self.stepped + 1) % self.every == 0
         self.batch = BatchState(measure_weights, self.update_ratio and measure_weights)
+        return self.batch
 
     def release(self) -> None:
         """Free the copies of the parameters (end of fit, a crash, an internal error)."""
@@ -257,7 +259,7 @@ class NormMeter:
 
     def record(self, trainer: Any, optimizer: Optimizer) -> None:
         """``on_before_optimizer_step``: this optimizer's gradient norms (and weights, a pre-step copy) into the row."""
-        batch = self.batch
+        batch = self.batch or self.start_batch()
         if id(optimizer) in batch.seen:
             return  # manual optimization stepping the same optimizer twice in a batch: the first step counts
         batch.seen.add(id(optimizer))
@@ -361,6 +363,7 @@ class NormMeter:
             self.bins.current = (self.bins.current + 1) % len(self.bins.masks)  # the next measuring step: next bin
         weighed = any_layers(batch.patterns, "owned", len(self.layers)) if batch.measure_weights else None
         row = StepRow(batch.step, epoch, batch_idx, batch.patterns, batch.update_valid, weighed)
+        self.batch = None
         self.rows.append(row)
         self.row += 1
         self.stepped += 1
