@@ -227,8 +227,7 @@ class NormMeter:
         self.row = 0  # the buffer row of the current step
         self.rows: list[StepRow] = []  # host-side facts of the buffered rows
         self.stepped = 0  # batches in which an optimizer stepped
-        #: the current batch's state, made at its first optimizer step (no batch-start hook), None between batches
-        self.batch: Optional[BatchState] = None
+        self.batch: Optional[BatchState] = None  # made at the batch's first optimizer step, None between batches
         # the pre-step copies of the stepped parameters, freed (or kept as ``spare`` for reuse) after the step
         self.copies: list[tuple[int, list[torch.Tensor], GradPattern, list[torch.Tensor], torch.Tensor]] = []
         self.spare: dict[int, tuple[GradPattern, list[torch.Tensor]]] = {}
@@ -240,14 +239,13 @@ class NormMeter:
         self.bins = UpdateBins.plan(layers.numels)
 
     def start_batch(self) -> BatchState:
-        measure_weights = self.stepped < self.bins.early or (self.stepped + 1) % self.every == 0
-        self.batch = BatchState(measure_weights, self.update_ratio and measure_weights)
+        measure = self.stepped < self.bins.early or (self.stepped + 1) % self.every == 0
+        self.batch = BatchState(measure, self.update_ratio and measure)
         return self.batch
 
     def release(self) -> None:
         """Free the copies of the parameters (end of fit, a crash, an internal error)."""
-        self.copies.clear()
-        self.spare.clear()
+        self.copies.clear(), self.spare.clear()
 
     def _view(self, optimizer: Optimizer, device: torch.device) -> OptimizerView:
         view = self.views.get(id(optimizer))
