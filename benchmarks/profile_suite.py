@@ -18,6 +18,7 @@ import argparse
 import collections
 import cProfile
 import pstats
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -46,9 +47,11 @@ def _wrap(callbacks: list, table: dict, phase: list) -> None:
                 try:
                     return __fn(*args, **kwargs)
                 finally:
+                    took = CLOCK() - start
                     row = table[(__key, phase[0])]
-                    row[0] += CLOCK() - start
+                    row[0] += took
                     row[1] += 1
+                    row[2].append(took)
 
             setattr(cls, name, hook)
 
@@ -70,7 +73,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     steps = args.steps or overhead.STEPS[args.workload]
-    table: dict = collections.defaultdict(lambda: [0.0, 0])
+    table: dict = collections.defaultdict(lambda: [0.0, 0, []])
     phase = ["start"]  # "start" until the first training batch ends, then "steps", then "end"
 
     class Phase(L.Callback):
@@ -114,9 +117,13 @@ def main() -> None:
     print("hook time by phase: " + ", ".join(f"{p} {s * 1e3:.1f} ms" for p, s in total.items()) +
           f"; per step after the first: {1e6 * total['steps'] / max(trainer.global_step - 1, 1):.0f} us")
     rows = sorted(table.items(), key=lambda kv: -kv[1][0])[: args.top]
-    print(f"{'callback.hook':58} {'phase':>6} {'ms':>9} {'calls':>6} {'us/call':>9}")
-    for ((cls, hook), ph), (sec, calls) in rows:
-        print(f"{cls + '.' + hook:58} {ph:>6} {sec * 1e3:9.2f} {calls:6d} {1e6 * sec / calls:9.1f}")
+    print(f"{'callback.hook':58} {'phase':>6} {'ms':>9} {'calls':>6} {'us/call':>9} {'median':>7}")
+    for ((cls, hook), ph), (sec, calls, each) in rows:
+        print(f"{cls + '.' + hook:58} {ph:>6} {sec * 1e3:9.2f} {calls:6d} {1e6 * sec / calls:9.1f} "
+              f"{1e6 * statistics.median(each):7.1f}")
+    medians = {p: sum(statistics.median(v[2]) * v[1] for (k, ph), v in table.items() if ph == p) for p in ("steps",)}
+    print(f"per step after the first, from each hook's median call: "
+          f"{1e6 * medians['steps'] / max(trainer.global_step - 1, 1):.0f} us (robust to a busy machine)")
     if profiler:
         stats = pstats.Stats(profiler)
         stats.sort_stats("cumulative")

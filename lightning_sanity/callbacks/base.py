@@ -127,8 +127,10 @@ class SanityCallback(Callback):
         An instance attribute set to None shadows the method, and Lightning skips hooks that are not callable, so a
         check that finished its work early costs no dispatch on the steps after. :meth:`revive` undoes it.
         """
+        hub = self.__dict__.get("_hub")  # while training, the suite's batch hooks may be fused (callbacks/_hub.py)
         for hook in hooks:
-            setattr(self, hook, None)
+            if hub is None or not hub.drop(self, hook):
+                setattr(self, hook, None)
 
     def revive(self) -> None:
         """Undo :meth:`retire` (at the start of a fit)."""

@@ -196,7 +196,7 @@ class NormMeter:
         self.row = 0  # the buffer row of the current step
         self.rows: list[StepRow] = []  # host-side facts of the buffered rows
         self.stepped = 0  # batches in which an optimizer stepped
-        self.batch = BatchState()
+        self.batch: Optional[BatchState] = None  # made at the batch's first optimizer step, None between batches
         # the pre-step copies of the stepped parameters, freed (or kept as ``spare`` for reuse) after the step
         # (optimizer id, stepped tensors, pattern, their copies, update index, slice scales or None)
         self.copies: list[tuple[int, list[torch.Tensor], GradPattern, list[torch.Tensor], torch.Tensor, Any]] = []
@@ -208,14 +208,14 @@ class NormMeter:
         self.every = every
         self.bins = UpdateBins.plan(layers.numels)
 
-    def start_batch(self) -> None:
-        measure_weights = self.stepped < self.bins.early or (self.stepped + 1) % self.every == 0
-        self.batch = BatchState(measure_weights, self.update_ratio and measure_weights)
+    def start_batch(self) -> BatchState:
+        measure = self.stepped < self.bins.early or (self.stepped + 1) % self.every == 0
+        self.batch = BatchState(measure, self.update_ratio and measure)
+        return self.batch
 
     def release(self) -> None:
         """Free the copies of the parameters (end of fit, a crash, an internal error)."""
-        self.copies.clear()
-        self.spare.clear()
+        self.copies.clear(), self.spare.clear()
 
     def _view(self, optimizer: Optimizer, device: torch.device) -> OptimizerView:
         view = self.views.get(id(optimizer))
@@ -227,7 +227,7 @@ class NormMeter:
 
     def record(self, trainer: Any, optimizer: Optimizer) -> None:
         """``on_before_optimizer_step``: this optimizer's gradient norms (and weights, a pre-step copy) into the row."""
-        batch = self.batch
+        batch = self.batch or self.start_batch()
         if id(optimizer) in batch.seen:
             return  # manual optimization stepping the same optimizer twice in a batch: the first step counts
         batch.seen.add(id(optimizer))
@@ -335,6 +335,7 @@ class NormMeter:
             bins.visits += bins.current == 0  # a whole rotation: large parameters move on to their next slice
         weighed = any_layers(batch.patterns, "owned", len(self.layers)) if batch.measure_weights else None
         row = StepRow(batch.step, epoch, batch_idx, batch.patterns, batch.update_valid, weighed)
+        self.batch = None
         self.rows.append(row)
         self.row += 1
         self.stepped += 1

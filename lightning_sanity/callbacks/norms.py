@@ -192,8 +192,9 @@ class NormMonitor(NormVerdicts, SanityCallback):
         self._probe = GradientProbe()
         self._reported: set[tuple] = set()
         self._resets: Optional[ResetWatch] = None
-        # The backward hook exists only under manual optimization (Lightning skips a hook that is None).
-        self.__dict__.pop("on_before_backward", None)
+        # The backward hook exists only under manual optimization (Lightning skips a hook that is None), and the
+        # batch-start hook only until the gradient probe has had its batch.
+        self.revive()
 
     # ------------------------------------------------------------------ hooks
 
@@ -231,9 +232,10 @@ class NormMonitor(NormVerdicts, SanityCallback):
 
     @override
     def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int) -> None:
-        if not self._flags.active:
+        # The meter opens the batch's state at its first optimizer step; this hook only arms the gradient probe.
+        if not self._flags.active or (self._meter.stepped and (self._probe.armed_once or not self._probe.targets)):
+            self.retire("on_train_batch_start")  # planned (after the first step) and armed, or nothing to probe
             return
-        self._meter.start_batch()
         if self._probe.targets and not self._probe.armed_once:
             self._probe.arm(pl_module)
 
@@ -254,7 +256,8 @@ class NormMonitor(NormVerdicts, SanityCallback):
         if self._probe.handles:
             self._probe.disarm()
         meter = self._meter
-        if not self._flags.active or meter.batch.step is None:
+        if meter.batch is None or meter.batch.step is None or not self._flags.active:
+            meter.batch = None
             return  # an accumulation micro-batch, or no optimizer stepped
         try:
             row = meter.end_batch(trainer.current_epoch, batch_idx)

@@ -32,7 +32,7 @@ class SplitOverlap(SanityCallback):
 
     Every training batch of the first epoch and every validation batch up to the end of the first full validation
     run (the sanity check's batches included) is fingerprinted: one int64 hash per sample of the exact bits of its
-    input (at most 4096 evenly spaced values of it), computed on the device and kept there until the epoch or
+    input (at most 1024 evenly spaced values of it), computed on the device and kept there until the epoch or
     validation run ends, then read in one transfer. No dataloader is iterated a second time: only the batches
     Lightning delivers anyway are read.
 

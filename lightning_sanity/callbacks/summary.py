@@ -19,6 +19,7 @@ from typing_extensions import override
 
 from lightning_sanity import cost, tensorboard
 from lightning_sanity._compat import gather_objects
+from lightning_sanity.callbacks._hub import Hub
 from lightning_sanity.callbacks.base import SanityCallback, skip_unused_batch_hooks
 from lightning_sanity.checks.causes import link_consequences
 from lightning_sanity.findings import collector_for, release_collector, validate_check_names
@@ -86,14 +87,27 @@ class SanitySummary(Callback):
     @override
     def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         tensorboard.write_layout(trainer)
+        self._remove_hub()
+        try:  # last of the suite: every check's own fit-start work is done, its hooks are as training needs them
+            self._hub = Hub.install(trainer.callbacks, lambda cb: isinstance(cb, SanityCallback))
+        except Exception as err:  # only a saving: Lightning's own dispatch works without it
+            log.warning("lightning_sanity: could not fuse the suite's batch hooks: %r", err)
+            self._remove_hub()
+
+    def _remove_hub(self) -> None:
+        hub, self._hub = getattr(self, "_hub", None), None
+        if hub is not None:
+            hub.remove()
 
     @override
     def teardown(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
         if stage == "fit":
+            self._remove_hub()
             self._finish(trainer, pl_module, ended=None, gather=True)
 
     @override
     def on_exception(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", exception: BaseException) -> None:
+        self._remove_hub()
         ended = "Ctrl+C (KeyboardInterrupt)" if isinstance(exception, KeyboardInterrupt) else repr(exception)
         # No collective here: the other ranks may not be in this hook.
         self._finish(trainer, pl_module, ended=ended, gather=False)
