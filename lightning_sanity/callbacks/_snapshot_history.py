@@ -23,6 +23,7 @@ from typing import Any, Optional
 
 import torch
 
+from lightning_sanity import cost
 from lightning_sanity.callbacks._run_length import RunProgress
 from lightning_sanity.checks.jitter import flip_fraction, mean_abs_change
 from lightning_sanity.checks.outputs import (
@@ -53,11 +54,14 @@ class SnapshotClock(RunProgress):
     over_budget: int = 0  # snapshots left out to keep the periodic work within its budget
     last_step: Optional[int] = None
 
-    def evaluates_twice(self, epoch_end: bool) -> bool:
+    def evaluates_twice(self, epoch_end: bool, trainer: Any = None) -> bool:
         """Whether this snapshot evaluates the fixed batch twice (eval determinism, ``train-mode``): a model that
-        is stochastic in eval mode (dropout forced on) is so from its first snapshot, so the first three, every
-        fourth and those at epoch ends do, not all (the second forward is half a snapshot's cost)."""
-        return self.taken <= 3 or self.taken % 4 == 0 or epoch_end
+        is stochastic in eval mode (dropout forced on) is so from its first snapshot, so the first three and those
+        at epoch ends do, and every fourth while the periodic budget has room for it (the second forward is half
+        a snapshot's cost, and a short run's required snapshots are over the budget already)."""
+        if self.taken <= 3 or epoch_end:
+            return True
+        return self.taken % 4 == 0 and cost.periodic_allowed(trainer, "snapshot", taken=0)
 
     def required(self) -> int:
         """Snapshots taken whatever the budget: enough for jitter's judgement, spread over the planned run."""

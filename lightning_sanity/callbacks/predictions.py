@@ -131,9 +131,9 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
     Raises:
         ValueError: an argument of the wrong type or out of range.
 
-    Cost: per snapshot one forward pass of the fixed batch (two on the first three, every fourth and at epoch ends:
-    eval determinism), one host transfer, and the scalars; images and histograms while the periodic budget allows
-    (the latest at the end of fit in any case); nothing on the other steps.
+    Cost: per snapshot one forward of the fixed batch (two on the first three, at epoch ends, and every fourth
+    within the periodic budget: eval determinism), one host transfer, the scalars; images and histograms within
+    the budget (the latest at the end of fit in any case); nothing on the other steps.
 
     Example::
 
@@ -306,7 +306,7 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
         if x is None:
             raise Unusable("no input found in the batch; pass `get_input=`")
         check_determinism = self.is_enabled("train-mode") and "train-mode" not in self._found.reported and \
-            self._clock.evaluates_twice(epoch_end)
+            self._clock.evaluates_twice(epoch_end, trainer)
         # isolate_rng: a stochastic model must not draw from the run's generators (zero observer effect).
         with isolate_rng(), torch.no_grad(), eval_mode(pl_module):
             out = call_model(pl_module, batch, x, self.forward_fn)
