@@ -109,6 +109,11 @@ def set_budget(share: Optional[float]) -> None:
     _clock.budget = share
 
 
+def budget() -> Optional[float]:
+    """The share of the training time that periodic work may take now (None: no budget)."""
+    return _clock.budget
+
+
 def periodic_allowed(trainer: Any, kind: str, taken: int, required: int = 0) -> bool:
     """May periodic work of ``kind`` run now? Yes for its first ``required`` looks; after that while the periodic
     time so far, plus what the last look of this kind took, stays within the budget's share of the training time

@@ -23,6 +23,7 @@ from typing import Any, Optional
 
 import torch
 
+from lightning_sanity import cost
 from lightning_sanity.callbacks._run_length import RunProgress
 from lightning_sanity.checks.jitter import flip_fraction, mean_abs_change
 from lightning_sanity.checks.outputs import (
@@ -53,11 +54,14 @@ class SnapshotClock(RunProgress):
     over_budget: int = 0  # snapshots left out to keep the periodic work within its budget
     last_step: Optional[int] = None
 
-    def evaluates_twice(self, epoch_end: bool) -> bool:
+    def evaluates_twice(self, epoch_end: bool, trainer: Any = None) -> bool:
         """Whether this snapshot evaluates the fixed batch twice (eval determinism, ``train-mode``): a model that
-        is stochastic in eval mode (dropout forced on) is so from its first snapshot, so the first three, every
-        fourth and those at epoch ends do, not all (the second forward is half a snapshot's cost)."""
-        return self.taken <= 3 or self.taken % 4 == 0 or epoch_end
+        is stochastic in eval mode (dropout forced on) is so from its first snapshot, so the first three and those
+        at epoch ends do, and every fourth while the periodic budget has room for it (the second forward is half
+        a snapshot's cost, and a short run's required snapshots are over the budget already)."""
+        if self.taken <= 3 or epoch_end:
+            return True
+        return self.taken % 4 == 0 and cost.periodic_allowed(trainer, "snapshot", taken=0)
 
     def required(self) -> int:
         """Snapshots taken whatever the budget: enough for jitter's judgement, spread over the planned run."""
@@ -81,6 +85,8 @@ class SnapshotHistory:
     top_probs: Optional[torch.Tensor] = None
     last_probs: Optional[torch.Tensor] = None
     columns: dict[str, list] = dataclasses.field(default_factory=lambda: {k: [] for k in _COLUMNS})
+    changes: int = 0  # snapshots recorded or restarts since this history began
+    saved: Optional[tuple] = None  # (changes, folder) of the last file written: an unchanged history is not rewritten
 
     def supervised_mask(self, targets: torch.Tensor, ignore: Any) -> torch.Tensor:
         # Positions whose target is ignored (padding, unmasked tokens of a masked LM) are never trained: their
@@ -93,6 +99,7 @@ class SnapshotHistory:
     def start(self, kind: str, probs: torch.Tensor, y: Optional[torch.Tensor]) -> None:
         """Start over with a new reading of the output (the first snapshot, or a loss kind learned since)."""
         self.kind = kind
+        self.changes += 1
         self.prev_probs = self.prev_classes = self.prev_top = self.top_probs = None
         for values in self.columns.values():
             values.clear()
@@ -110,6 +117,7 @@ class SnapshotHistory:
                ignore_index: Any) -> tuple[dict[str, float], Optional[torch.Tensor], torch.Tensor]:
         """Add one snapshot; returns its scalars (one host transfer for all), the true-class probabilities and
         the probabilities on the CPU."""
+        self.changes += 1
         classes = predicted_classes(probs, kind)
         figures: dict[str, torch.Tensor] = {}
         if targets is not None:
@@ -159,7 +167,10 @@ class SnapshotHistory:
         return scalars, p_true, probs_cpu
 
     def save(self, log_dir: str, source: str) -> None:
-        """Write ``<log_dir>/sanity/predictions.npz``; a failure is logged, never raised."""
+        """Write ``<log_dir>/sanity/predictions.npz`` unless it holds this history already (the end of fit right
+        after the last epoch end: a large output's last probabilities are megabytes); a failure is logged."""
+        if self.saved == (self.changes, log_dir):
+            return
         try:
             import numpy as np
 
@@ -182,5 +193,6 @@ class SnapshotHistory:
             folder = os.path.join(log_dir, SANITY_DIR)
             os.makedirs(folder, exist_ok=True)
             np.savez(os.path.join(folder, HISTORY_FILE), **arrays)
+            self.saved = (self.changes, log_dir)
         except Exception as err:  # the history is a convenience; training goes on
             log.warning("lightning_sanity: could not save the prediction history: %r", err)

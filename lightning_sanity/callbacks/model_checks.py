@@ -23,7 +23,7 @@ from lightning.pytorch.utilities.seed import isolate_rng
 from torch import nn
 from typing_extensions import override
 
-from lightning_sanity.batch import BatchFn, batch_size, input_of
+from lightning_sanity.batch import BatchFn, batch_size, input_of, slice_batch
 from lightning_sanity.callbacks._extra_forward import _eval_mode, _precision_context
 from lightning_sanity.callbacks._flow_run import _Defer, _FlowRun, _Skip, _SkipOne
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
@@ -40,6 +40,9 @@ EXTRA_FORWARD_FACT = "model_checks.extra_forward"
 
 #: How many training batches to wait for one with at least two samples before giving up on the flow checks.
 _MAX_ATTEMPTS = 3
+#: Samples of the first batch the flow checks run on: enough to tell per-sample flow from mixing (each tested
+#: sample's gradient against 15 others), a quarter of the passes of a 64-sample batch.
+_FLOW_BATCH = 16
 
 
 class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue, SanityCallback):
@@ -68,8 +71,9 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
     them alone, Dropout is off) with each module's own ``training`` flag restored afterwards, inside
     ``isolate_rng()``, and the gradients are taken with ``torch.autograd.grad`` on the inputs only, so no
     parameter's ``.grad`` is touched. Cost: one forward and ``flow_samples`` backward passes (twice that for a
-    flattened ``(B*T, C)`` output) on the first batch, plus one more forward and backward only when a flow check
-    fires, to locate the module. Nothing after that. No TensorBoard tags.
+    flattened ``(B*T, C)`` output) on the first 16 samples of the first batch (the whole batch when the model
+    rejects fewer samples), plus one more forward and backward only when a flow check fires, to locate the
+    module. Nothing after that. No TensorBoard tags.
 
     Thresholds (``thresholds={"batch-mixing": {...}}`` or :meth:`set_thresholds`): ``leak_fraction``, the share of
     a sample's input gradient that may land on other samples (default ``1e-4``, round-off only: raise it to accept a
@@ -191,25 +195,24 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
             raise _Defer("every training batch tried held a single sample")
         if any(isinstance(p, nn.parameter.UninitializedParameter) for p in pl_module.parameters()):
             raise _Skip("the model has lazy modules that are not initialised yet")
-        calls = self._resolve_call(pl_module, x, batch)
+        # A sub-batch shows whether information flows per sample as well as the whole batch does, at a fraction
+        # of the forward and backward passes; a model that only runs on the whole batch (a batch size written
+        # into a `view`) gets the whole batch.
+        attempts = [(x, batch, size)]
+        if size > _FLOW_BATCH:
+            sub_x, sub_batch = slice_batch(x, slice(0, _FLOW_BATCH)), slice_batch(batch, slice(0, _FLOW_BATCH))
+            if batch_size(sub_x) == _FLOW_BATCH:
+                attempts.insert(0, (sub_x, sub_batch, _FLOW_BATCH))
         # cuDNN's RNN kernels refuse a backward pass in eval mode; the native ones give the same gradients.
         with isolate_rng(), _eval_mode(pl_module), _precision_context(trainer), torch.enable_grad(), \
                 torch.backends.cudnn.flags(enabled=False):
-            first_error: Optional[Exception] = None
-            for k, call in enumerate(calls):
-                # A signature that binds may still reject the input (a dict where a tensor is expected): try the
-                # next way of calling before giving up, and give up with the first way's error.
-                run = _FlowRun(pl_module, call, size, self.flow_samples,
-                               self.threshold("batch-mixing", "leak_fraction"))
+            for n, (inputs, whole, samples) in enumerate(attempts):
                 try:
-                    run.forward()
+                    run = self._forward(pl_module, inputs, whole, samples)
                     break
-                except Exception as err:
-                    first_error = first_error or err
-                    if k == len(calls) - 1:
-                        if isinstance(first_error, _Skip):
-                            raise _Skip(str(first_error)) from err
-                        raise _Skip(f"calling `{calls[0][1]}` on the first batch raised {first_error!r}") from err
+                except _Skip:
+                    if n == len(attempts) - 1:
+                        raise
             # The two judgements are independent: a reason to skip one must not skip the other.
             for check, judge in (("constant-output", self._judge_constant), ("batch-mixing", self._judge_mixing)):
                 if self.is_enabled(check):
@@ -220,6 +223,23 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
                     except Exception as err:  # a check must never lose the user's run
                         log.debug("%s failed", check, exc_info=True)
                         self.skip(trainer, check, f"the extra forward/backward on the first batch failed: {err!r}")
+
+    def _forward(self, pl_module: "pl.LightningModule", x: Any, batch: Any, size: int) -> _FlowRun:
+        """The first batch's flow forward, by the first way of calling the model that accepts ``x``."""
+        calls = self._resolve_call(pl_module, x, batch)
+        first_error: Optional[Exception] = None
+        for call in calls:
+            # A signature that binds may still reject the input (a dict where a tensor is expected): try the
+            # next way of calling before giving up, and give up with the first way's error.
+            run = _FlowRun(pl_module, call, size, self.flow_samples, self.threshold("batch-mixing", "leak_fraction"))
+            try:
+                run.forward()
+                return run
+            except Exception as err:
+                first_error = first_error or err
+        if isinstance(first_error, _Skip):
+            raise _Skip(str(first_error))
+        raise _Skip(f"calling `{calls[0][1]}` on the first batch raised {first_error!r}")
 
     def _resolve_call(self, pl_module: "pl.LightningModule", x: Any, batch: Any) -> list[ModelCall]:
         """Ways to call the model that its signature accepts (:mod:`lightning_sanity.forward`), in order."""

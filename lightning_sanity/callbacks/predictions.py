@@ -35,15 +35,14 @@ from lightning_sanity.callbacks._fixed_batch import (
 )
 from lightning_sanity.callbacks._fixed_batch_findings import FixedBatchFindings, SnapshotFindings
 from lightning_sanity.callbacks._prediction_charts import PredictionCharts, add_prediction_layout
-from lightning_sanity.callbacks._run_length import batches_before_fit, planned_batches
 from lightning_sanity.callbacks._snapshot_history import HISTORY_FILE, SnapshotClock, SnapshotHistory
+from lightning_sanity.callbacks._snapshot_plan import DEFAULT_SAMPLES, plan_snapshots
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks.jitter import (
     JITTER_CHANGE_THRESHOLD,
     JITTER_FLIP_THRESHOLD,
     judge_jitter,
     jitter_unjudgeable,
-    snapshot_every,
 )
 from lightning_sanity.checks.numerics import is_finite
 from lightning_sanity.checks.outputs import as_sequence, output_kind, outputs_agree, probabilities
@@ -52,20 +51,18 @@ log = logging.getLogger(__name__)
 
 __all__ = ["HISTORY_FILE", "PredictionDynamics"]
 
-_UNPLANNED_EVERY = 200
-
 
 class PredictionDynamics(FixedBatchFindings, SanityCallback):
     r"""Evaluate a fixed batch at every epoch end and every N steps, chart how its predictions move, and judge them.
 
     The fixed batch is chosen once, without extra passes over the user's loaders and without touching the
     global RNG: ``predictions_batch`` when given, else the first batch of the sanity-check validation run, else
-    the first training batch. It is cut to ``predictions_batch_size`` samples, kept on the CPU and moved to the
-    model's device for each snapshot. A snapshot calls the model the way every fixed-batch check does
-    (:mod:`lightning_sanity.forward`: ``forward_fn``, else ``pl_module(input)``, ``pl_module(**input)`` or
-    ``pl_module(*batch)``, as ``forward``'s signature accepts) in eval
-    mode under ``no_grad`` and inside ``isolate_rng()``, then restores every module's own ``training`` flag;
-    BatchNorm statistics are not touched.
+    the first training batch. It is cut to ``predictions_batch_size`` samples (automatic: 64, fewer on a short
+    run), kept on the CPU and moved to the model's device for each snapshot. A snapshot calls the model the way
+    every fixed-batch check does (:mod:`lightning_sanity.forward`: ``forward_fn``, else ``pl_module(input)``,
+    ``pl_module(**input)`` or ``pl_module(*batch)``, as ``forward``'s signature accepts) in eval mode under
+    ``no_grad`` and inside ``isolate_rng()``, then restores every module's own ``training`` flag; BatchNorm
+    statistics are not touched.
 
     Outputs are read as classification (``(B, C)`` logits, softmax; only with class-index targets in range or a
     cross-entropy loss), binary (``(B,)``/``(B, 1)`` with 0/1 targets and a binary loss, sigmoid), regression
@@ -118,7 +115,8 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
 
     Args:
         predictions_batch: a batch (in the structure of the training batches) to follow instead of the default.
-        predictions_batch_size: most samples of the fixed batch to keep (1-4096).
+        predictions_batch_size: most samples of the fixed batch to keep (1-4096); ``None``: 64, or as many as keep
+            the required snapshots within the periodic budget of a short planned run (at least 32).
         predictions_every_n_steps: snapshot every N optimizer steps besides each epoch end; ``None`` picks a
             multiple of the Trainer's ``log_every_n_steps`` (snapshots then ride on logging steps) giving about
             50 snapshots over the planned run (at least every 5 steps), unless that leaves fewer than 20 (a short
@@ -131,9 +129,9 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
     Raises:
         ValueError: an argument of the wrong type or out of range.
 
-    Cost: per snapshot one forward pass of the fixed batch (two on the first three, every fourth and at epoch ends:
-    eval determinism), one host transfer, and the scalars; images and histograms while the periodic budget allows
-    (the latest at the end of fit in any case); nothing on the other steps.
+    Cost: per snapshot one forward of the fixed batch (two on the first three, at epoch ends, and every fourth
+    within the periodic budget: eval determinism), one host transfer, the scalars; images and histograms within
+    the budget (the latest at the end of fit in any case); nothing on the other steps.
 
     Example::
 
@@ -157,7 +155,7 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
     def __init__(
         self,
         predictions_batch: Any = None,
-        predictions_batch_size: int = 64,
+        predictions_batch_size: Optional[int] = None,
         predictions_every_n_steps: Optional[int] = None,
         forward_fn: Optional[Callable[[Any, Any], Any]] = None,
         get_input: Optional[Callable[[Any], Any]] = None,
@@ -167,10 +165,10 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
             raise ValueError(
                 f"`predictions_batch` must be a batch holding at least one tensor, got {type(predictions_batch).__name__}."
             )
-        if isinstance(predictions_batch_size, bool) or not isinstance(predictions_batch_size, int) or not (
-            1 <= predictions_batch_size <= 4096
-        ):
-            raise ValueError(f"`predictions_batch_size` must be an int in [1, 4096], got {predictions_batch_size!r}.")
+        if predictions_batch_size is not None and (isinstance(predictions_batch_size, bool) or not isinstance(
+                predictions_batch_size, int) or not 1 <= predictions_batch_size <= 4096):
+            raise ValueError("`predictions_batch_size` must be None (automatic) or an int in [1, 4096], got "
+                             f"{predictions_batch_size!r}.")
         if predictions_every_n_steps is not None and (
             isinstance(predictions_every_n_steps, bool)
             or not isinstance(predictions_every_n_steps, int)
@@ -200,6 +198,7 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
         self._found = SnapshotFindings()
         self._charts = PredictionCharts()
         self._log_dir: Optional[str] = None
+        self._most = self.predictions_batch_size or DEFAULT_SAMPLES  # samples to follow, set at train start
 
     # ------------------------------------------------------------------------------------------------ hooks
 
@@ -225,14 +224,8 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
 
     @override
     def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
-        clock = self._clock
-        try:
-            clock.planned = planned_batches(trainer)
-            clock.before = batches_before_fit(trainer)
-            clock.every = self._cadence(trainer)
-        except Exception as err:  # never lose the run over a counter
-            clock.planned, clock.before, clock.every = None, 0, _UNPLANNED_EVERY
-            log.debug("lightning_sanity: could not read the planned length: %r", err)
+        self._most = plan_snapshots(trainer, self._clock, self.predictions_every_n_steps,
+                                    self.predictions_batch_size, self._fixed)
         if self.predictions_batch is not None:
             self._capture(self.predictions_batch, "user")
         if self._fixed.batch is not None:
@@ -268,16 +261,9 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
 
     # ------------------------------------------------------------------------------------------------ fixed batch
 
-    def _cadence(self, trainer: "pl.Trainer") -> int:
-        if self.predictions_every_n_steps is not None:
-            return self.predictions_every_n_steps
-        steps = trainer.estimated_stepping_batches
-        log_every = max(1, int(getattr(trainer, "log_every_n_steps", 1) or 1))
-        return snapshot_every(steps, log_every)
-
     def _capture(self, batch: Any, source: str) -> None:
         try:
-            self._fixed.keep(batch, source, self.predictions_batch_size)
+            self._fixed.keep(batch, source, self._most)
         except Exception as err:
             self._fixed.stop(f"could not keep a fixed batch: {err}")
 
@@ -306,7 +292,7 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
         if x is None:
             raise Unusable("no input found in the batch; pass `get_input=`")
         check_determinism = self.is_enabled("train-mode") and "train-mode" not in self._found.reported and \
-            self._clock.evaluates_twice(epoch_end)
+            self._clock.evaluates_twice(epoch_end, trainer)
         # isolate_rng: a stochastic model must not draw from the run's generators (zero observer effect).
         with isolate_rng(), torch.no_grad(), eval_mode(pl_module):
             out = call_model(pl_module, batch, x, self.forward_fn)
