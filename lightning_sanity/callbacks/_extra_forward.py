@@ -1,8 +1,8 @@
 """Running the model outside the user's step without an observer effect: every module in eval mode with its own
 flag put back, the trainer's precision context, and walking the tensors of nested inputs.
 
-Shared by the first-batch flow checks (:mod:`~lightning_sanity.callbacks.model_checks`), the leakage checks and the
-replayed model call.
+Shared by the first-batch flow checks (:mod:`~lightning_sanity.callbacks.model_checks`), the leakage checks, the
+fixed-batch snapshots and the replayed model call.
 """
 
 from __future__ import annotations
@@ -17,15 +17,16 @@ from torch import nn
 
 
 @contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Every module in eval mode, each one's own ``training`` flag put back afterwards.
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode as Lightning's validation sets it, then each module's own ``training`` flag put back.
 
-    The flags are set directly rather than through ``train()``, which users may override with side effects.
+    Like Lightning's evaluation loop: ``model.eval()`` (so a ``train()`` override, such as one that keeps
+    frozen BatchNorm layers in eval mode, acts as it does in validation), and the flags restored directly,
+    never through ``train()``, whose overrides could change modes the user had set by hand.
     """
     saved = [(m, m.training) for m in model.modules()]
     try:
-        for m, _ in saved:
-            m.training = False
+        model.eval()
         yield
     finally:
         for m, flag in saved:

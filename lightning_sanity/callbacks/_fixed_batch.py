@@ -1,11 +1,12 @@
-"""Calling the model on the fixed batch without an observer effect: eval mode with every module's own flag restored
-afterwards, the tensor to follow in whatever the forward returned, a watch for dropout ops run in training mode,
+"""Calling the model on the fixed batch without an observer effect (under ``_extra_forward.eval_mode``): the tensor
+to follow in whatever the forward returned, a watch for dropout ops run in training mode,
 a per-module trace of a forward to locate a symptom, and the fixed batch itself (:class:`FixedBatch`). This is the
 measuring side of :class:`~lightning_sanity.callbacks.predictions.PredictionDynamics`; nothing here judges.
 
 Example::
 
     >>> import torch
+    >>> from lightning_sanity.callbacks._extra_forward import eval_mode
     >>> model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Dropout(0.5)).train()
     >>> with torch.no_grad(), eval_mode(model):
     ...     out = model(torch.ones(4, 3))
@@ -18,8 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from lightning_utilities.core.apply_func import apply_to_collection
@@ -61,18 +61,6 @@ def call_model(pl_module: torch.nn.Module, batch: Any, x: Any,
         if out is None:
             raise Unusable(f"the model returned {type(result).__name__}, with no tensor to follow")
         return out
-
-
-@contextmanager
-def eval_mode(module: torch.nn.Module) -> Iterator[None]:
-    """Eval mode for the whole model, then each module's own ``training`` flag back as it was."""
-    modes = [(m, m.training) for m in module.modules()]
-    module.eval()
-    try:
-        yield
-    finally:
-        for m, mode in modes:
-            m.training = mode
 
 
 #: dropout ops (``torch.nn.functional`` and ``torch``) and the default of their training flag.

@@ -19,7 +19,8 @@ from lightning.pytorch.utilities.seed import isolate_rng
 
 from lightning_sanity._compat import current_batch_idx
 from lightning_sanity.batch import batch_size, first_tensor
-from lightning_sanity.callbacks._fixed_batch import DropoutWatch, call_model, eval_mode, trace_modules
+from lightning_sanity.callbacks._extra_forward import eval_mode
+from lightning_sanity.callbacks._fixed_batch import DropoutWatch, call_model, trace_modules
 from lightning_sanity.checks.episodes import Episodes, unconverged_batchnorm
 from lightning_sanity.checks.outputs import is_constant_across_samples, outputs_agree
 

@@ -25,7 +25,7 @@ from lightning_sanity.callbacks._copied_targets import copied_random_targets, sa
 from lightning_sanity.callbacks._decoder_input import decoder_future
 from lightning_sanity.callbacks._future_features import check_future_features
 from lightning_sanity.callbacks._model_call import keep_call, move_call, watch_calls
-from lightning_sanity.callbacks._extra_forward import _eval_mode, _map_tensors, _precision_context
+from lightning_sanity.callbacks._extra_forward import _map_tensors, _precision_context, eval_mode
 from lightning_sanity.checks import flow
 from lightning_sanity.checks import future_features as FF
 from lightning_sanity.checks import leakage as L
@@ -267,7 +267,7 @@ class LeakageChecks(SanityCallback):
                                "or indexed first); pass `forward_fn=` to say how to run the model")
             return
         try:
-            with isolate_rng(), torch.no_grad(), _eval_mode(pl_module), _precision_context(trainer):
+            with isolate_rng(), torch.no_grad(), eval_mode(pl_module), _precision_context(trainer):
                 self._run_tests(trainer, pl_module, call, when, first)
             if first and (self._task in ("shifted", "same") or call["y"] is not None):
                 self._kept = keep_call(call, _KEEP)

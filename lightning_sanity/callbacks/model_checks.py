@@ -24,7 +24,7 @@ from torch import nn
 from typing_extensions import override
 
 from lightning_sanity.batch import BatchFn, batch_size, input_of, slice_batch
-from lightning_sanity.callbacks._extra_forward import _eval_mode, _precision_context
+from lightning_sanity.callbacks._extra_forward import _precision_context, eval_mode
 from lightning_sanity.callbacks._flow_run import _Defer, _FlowRun, _Skip, _SkipOne
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.callbacks.batch_mixing import _BatchMixingGlue
@@ -204,7 +204,7 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
             if batch_size(sub_x) == _FLOW_BATCH:
                 attempts.insert(0, (sub_x, sub_batch, _FLOW_BATCH))
         # cuDNN's RNN kernels refuse a backward pass in eval mode; the native ones give the same gradients.
-        with isolate_rng(), _eval_mode(pl_module), _precision_context(trainer), torch.enable_grad(), \
+        with isolate_rng(), eval_mode(pl_module), _precision_context(trainer), torch.enable_grad(), \
                 torch.backends.cudnn.flags(enabled=False):
             for n, (inputs, whole, samples) in enumerate(attempts):
                 try:

@@ -25,14 +25,8 @@ from typing_extensions import override
 from lightning_sanity import cost
 from lightning_sanity.batch import batch_size, first_tensor, slice_batch, split_batch
 from lightning_sanity.callbacks._constant_output import conclude_constant_output
-from lightning_sanity.callbacks._fixed_batch import (
-    FixedBatch,
-    Unusable,
-    align_to_target,
-    call_model,
-    eval_mode,
-    samples_to_keep,
-)
+from lightning_sanity.callbacks._extra_forward import eval_mode
+from lightning_sanity.callbacks._fixed_batch import FixedBatch, Unusable, align_to_target, call_model, samples_to_keep
 from lightning_sanity.callbacks._fixed_batch_findings import FixedBatchFindings, SnapshotFindings
 from lightning_sanity.callbacks._prediction_charts import PredictionCharts, add_prediction_layout
 from lightning_sanity.callbacks._snapshot_history import HISTORY_FILE, SnapshotClock, SnapshotHistory
