@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from typing_extensions import override
 
 from lightning_sanity.cadence import trainer_chart_every
+from lightning_sanity.callbacks._batchnorm_momentum import MomentumWatch
 from lightning_sanity.callbacks._batchnorm_charts import add_batchnorm_layout, log_batchnorm_scalars
 from lightning_sanity.callbacks._batchnorm_state import LayerState, StepFigures, Tally
 from lightning_sanity.callbacks.step import (
@@ -116,6 +117,7 @@ class BatchNormMonitor(SanityCallback):
         self._broken = False
         self._tally = Tally()
         self._chart_every = 1  # steps between two logged points (lightning_sanity.cadence)
+        self._momentum: Optional[MomentumWatch] = None  # layers with a single-batch momentum
 
     # ------------------------------------------------------------------ hooks
 
@@ -176,7 +178,24 @@ class BatchNormMonitor(SanityCallback):
             capture_for(trainer).done(self)
 
     @override
+    def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if self._momentum is not None and self._momentum.ready():
+            self._judge_momentum(trainer)
+
+    def _judge_momentum(self, trainer: "pl.Trainer") -> None:
+        try:
+            found = self._momentum.finding(self._state)
+            if found is not None:
+                severity, message, advice, where, data = found
+                self.report(trainer, CHECK, severity, message, advice, where=where, data=data, at_step=False,
+                            key="momentum")
+        except Exception as err:  # the momentum half must not switch off the rest of the check
+            log.warning("lightning_sanity: the batchnorm momentum judgement failed: %r", err)
+
+    @override
     def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if self._momentum is not None and not self._momentum.done and self._state is not None:
+            self._judge_momentum(trainer)  # a run shorter than an epoch's worth of measured steps
         if self._layers:
             self.detail(trainer, CHECK,
                         f"{len(self._layers)} BatchNorm layers, {self._tally.steps_judged} steps judged")
@@ -222,6 +241,9 @@ class BatchNormMonitor(SanityCallback):
             return
         try:
             step = self._step = StepFigures(state, values, *self._tensors)
+            if self._momentum is None:
+                self._momentum = MomentumWatch(state)
+            self._momentum.observe(state, step)
             self._tally.steps_judged += 1
             limits = self._limits
             slot = state.calls % bn.WINDOW
