@@ -223,8 +223,8 @@ def test_model_without_batchnorm_is_skipped_with_a_reason(tmp_path):
 
 def test_keras_momentum_copied_literally_is_named(tmp_path):
     # momentum=0.99 is Keras' weight of the OLD estimate; in PyTorch it is the new batch's.
-    _, report = _fit(tmp_path, BNClassifier("mlp", momentum=0.99), digits_loaders(batch_size=16)[0], max_epochs=2,
-                     limit_train_batches=15)
+    _, report = _fit(tmp_path, BNClassifier("mlp", momentum=0.99), digits_loaders(batch_size=16)[0], max_epochs=1,
+                     limit_train_batches=14)
     (finding,) = serious(report, "batchnorm-variance")
     assert finding["where"] == "net.1" and finding["data"]["criterion"] == "momentum"
     assert finding["data"]["momentum"] == [0.99] and finding["data"]["averaged_batches"] == 1.02
@@ -236,5 +236,5 @@ def test_keras_momentum_copied_literally_is_named(tmp_path):
 def test_ordinary_momenta_are_silent(tmp_path, momentum):
     # The same network and batches; 0.5 (the newest batch weighs as much as all earlier ones) is still an average.
     _, report = _fit(tmp_path, BNClassifier("mlp", momentum=momentum), digits_loaders(batch_size=16)[0],
-                     max_epochs=2, limit_train_batches=15)
+                     max_epochs=1, limit_train_batches=14)
     assert serious(report, "batchnorm-variance") == []
