@@ -63,7 +63,10 @@ class BatchNormMonitor(SanityCallback):
     - the batch's channel-mean variance is 100x or more the running estimate before it (``batch``: a bad-luck batch);
     - the channel-mean running variance collapses 1000x below its peak and under 100x the layer's ``eps``
       (``collapse``);
-    - the running statistics become NaN or Inf (``non-finite``: an error).
+    - the running statistics become NaN or Inf (``non-finite``: an error);
+    - a layer's momentum is above 0.5 and its running variance moves by a median 1% or more per step: the
+      statistics follow single batches (``momentum``, Keras' 0.99 copied literally; judged once, at the first
+      epoch end with 10 measured steps, see :mod:`lightning_sanity.checks.batchnorm_momentum`).
 
     Ratios are taken against at least 10x the layer's ``eps``, so channels whose input is constant (zero variance,
     as for the blank border pixels of digit images) never produce huge ratios from tiny numbers. The finding names
