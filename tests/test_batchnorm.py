@@ -12,6 +12,7 @@ from lightning_sanity import SanitySummary
 from lightning_sanity.callbacks.batchnorm import BatchNormMonitor
 from lightning_sanity.callbacks.nonfinite import NonFiniteSentinel
 from lightning_sanity.checks import batchnorm as bn
+from lightning_sanity.checks import batchnorm_momentum as bn_momentum
 
 # --------------------------------------------------------------------------- pure functions
 
@@ -215,3 +216,25 @@ def test_model_without_batchnorm_is_skipped_with_a_reason(tmp_path):
     _, report = _fit(tmp_path, SequenceClassifier(), digits_loaders()[0], max_epochs=1, limit_train_batches=2)
     check = {c["name"]: c for c in report["checks"]}["batchnorm-variance"]
     assert check["status"] == "skipped" and "no BatchNorm" in check["detail"]
+
+
+# --------------------------------------------------------------------------- a momentum that follows single batches
+
+
+def test_keras_momentum_copied_literally_is_named(tmp_path):
+    # momentum=0.99 is Keras' weight of the OLD estimate; in PyTorch it is the new batch's.
+    _, report = _fit(tmp_path, BNClassifier("mlp", momentum=0.99), digits_loaders(batch_size=16)[0], max_epochs=1,
+                     limit_train_batches=14)
+    (finding,) = serious(report, "batchnorm-variance")
+    assert finding["where"] == "net.1" and finding["data"]["criterion"] == "momentum"
+    assert finding["data"]["momentum"] == [0.99] and finding["data"]["averaged_batches"] == 1.02
+    assert finding["data"]["median_step_move"]["net.1"] >= bn_momentum.MOVE_MIN
+    assert "1 - keras_momentum" in finding["advice"]
+
+
+@pytest.mark.parametrize("momentum", [0.01, 0.1, 0.5])
+def test_ordinary_momenta_are_silent(tmp_path, momentum):
+    # The same network and batches; 0.5 (the newest batch weighs as much as all earlier ones) is still an average.
+    _, report = _fit(tmp_path, BNClassifier("mlp", momentum=momentum), digits_loaders(batch_size=16)[0],
+                     max_epochs=1, limit_train_batches=14)
+    assert serious(report, "batchnorm-variance") == []

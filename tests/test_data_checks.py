@@ -263,3 +263,51 @@ def test_options_are_validated():
         DataChecks(get_input=3)
     with pytest.raises(ValueError, match="data_batches"):
         DataChecks(data_batches=True)
+
+
+# --------------------------------------------------------------------------- in-batch contrastive targets
+
+
+class _Contrastive(L.LightningModule):
+    """InfoNCE on two noisy views of digits. ``targets``: ``"arange"`` (each row's positive is its own pair, the
+    healthy in-batch form), ``"zeros"`` (the bug: a MoCo target on square in-batch logits) or ``"moco"`` (MoCo-style
+    ``[positive | queue]`` logits, where a constant column 0 is right)."""
+
+    def __init__(self, targets: str) -> None:
+        super().__init__()
+        self.targets = targets
+        self.encoder = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 32))
+        self.register_buffer("queue", F.normalize(torch.randn(48, 32, generator=torch.Generator().manual_seed(0)), dim=-1))
+
+    def training_step(self, batch, batch_idx):
+        x = batch[0]
+        z1 = F.normalize(self.encoder(x + 0.1 * torch.randn_like(x)), dim=-1)
+        z2 = F.normalize(self.encoder(x + 0.1 * torch.randn_like(x)), dim=-1)
+        if self.targets == "moco":
+            logits = torch.cat([(z1 * z2).sum(-1, keepdim=True), z1 @ self.queue.T], dim=1) / 0.1
+            labels = torch.zeros(len(x), dtype=torch.long)
+        else:
+            logits = z1 @ z2.T / 0.1
+            labels = torch.zeros(len(x), dtype=torch.long) if self.targets == "zeros" else torch.arange(len(x))
+        return F.cross_entropy(logits, labels)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+
+@pytest.mark.parametrize("with_labels", [True, False], ids=["xy-batches", "x-only-batches"])
+def test_constant_targets_on_in_batch_logits_are_an_error(tmp_path, with_labels):
+    x, y = digits(256)
+    train = loader(x, y, batch_size=32) if with_labels else DataLoader(
+        torch.utils.data.TensorDataset(x), batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(0))
+    report = _run(tmp_path, _Contrastive("zeros"), train)
+    (finding,) = [f for f in serious(report) if f["check"] == "label-distribution"]
+    assert finding["severity"] == "error" and finding["data"]["rows"] == 32 and finding["data"]["target"] == 0
+    assert "torch.arange" in finding["advice"] and "32 x 32" in finding["message"]
+
+
+@pytest.mark.parametrize("targets", ["arange", "moco"])
+def test_healthy_contrastive_targets_are_silent(tmp_path, targets):
+    x, y = digits(256)
+    report = _run(tmp_path, _Contrastive(targets), loader(x, y, batch_size=32))
+    assert [f for f in serious(report) if f["check"] == "label-distribution"] == []

@@ -224,3 +224,45 @@ def test_class_index_out_of_range_reaches_the_summary_although_the_call_raises(t
 def test_watcher_is_gone_after_the_first_step(tmp_path):
     _run(tmp_path, Classifier())
     assert torch.overrides._get_current_function_mode_stack() == []
+
+
+# --------------------------------------------------------------------------- regression: what an untrained net outputs
+
+
+def _log_counts(shift=0.0):
+    """Diabetes features, targets log1p of Poisson counts (centred near 1.6, spread about 0.5), plus ``shift``."""
+    x, y = diabetes()
+    gen = torch.Generator().manual_seed(0)
+    counts = torch.poisson(torch.exp(0.3 * x[:, 2] + 1.5), generator=gen)
+    return x, torch.log1p(counts) + shift
+
+
+@pytest.mark.parametrize("loss", ["l1", "mse"])
+def test_targets_within_unit_reach_of_an_untrained_output_are_silent(tmp_path, loss):
+    # Output near 0, targets centred on ~1.6: 3x the best constant's L1, yet ordinary learning of the bias.
+    fn = (lambda p, t: F.l1_loss(p.squeeze(-1), t)) if loss == "l1" else (lambda p, t: F.mse_loss(p.squeeze(-1), t))
+    report = _run(tmp_path, Regressor(loss_fn=fn), loader(*_log_counts()))
+    assert _mine(report) == [] and _check(report, "initial-loss")["status"] == "pass"
+    assert "starts at the zero prediction" in _check(report, "initial-loss")["detail"]
+
+
+def test_targets_beyond_unit_reach_fire_naming_the_gap(tmp_path):
+    # The same targets 20 units away from 0 (an unstandardised scale): no unit-scale network closes that quickly.
+    report = _run(tmp_path, Regressor(loss_fn=lambda p, t: F.l1_loss(p.squeeze(-1), t)), loader(*_log_counts(20.0)))
+    (finding,) = _mine(report)
+    assert finding["check"] == "initial-loss" and finding["data"]["centre_gap"] > 20
+    assert finding["data"]["start"] == "uniform" and "starts at the zero prediction" in finding["message"]
+
+
+def test_an_overconfident_start_is_named_against_both_references(tmp_path):
+    # Imbalanced digits (label prior far from uniform) and a last layer scaled up: above both references.
+    x, y = digits()
+    keep = torch.cat([torch.where(y == 0)[0], torch.where(y != 0)[0][:200]])
+    model = Classifier()
+    with torch.no_grad():
+        model.net[2].weight.mul_(100)
+    report = _run(tmp_path, model, loader(x[keep], y[keep]))
+    (finding,) = [f for f in _mine(report) if f["check"] == "initial-loss"]
+    assert finding["data"]["start"] == "above"
+    assert "starts above both the uniform prediction" in finding["message"] and "the label prior" in finding["message"]
+    assert finding["data"]["baseline_loss"] < finding["data"]["uniform_loss"] - 0.2  # two distinct references

@@ -207,6 +207,36 @@ def test_manual_optimization_with_two_optimizers_is_silent(tmp_path):
     assert _statuses(report)["optimizer-coverage"] == "pass"
 
 
+class _GradualUnfreeze(Classifier):
+    """net.0 frozen at fit start, unfrozen at the start of epoch 1; ``in_optimizer``: whether the optimizer holds it
+    (the healthy way: all parameters, a frozen one simply gets no gradient)."""
+
+    def __init__(self, in_optimizer):
+        super().__init__()
+        self.in_optimizer = in_optimizer
+        self.net[0].requires_grad_(False)
+
+    def on_train_epoch_start(self):
+        if self.current_epoch == 1:
+            self.net[0].requires_grad_(True)
+
+    def configure_optimizers(self):
+        params = self.parameters() if self.in_optimizer else [p for p in self.parameters() if p.requires_grad]
+        return torch.optim.Adam(params, lr=1e-3)
+
+
+def test_backbone_unfrozen_after_the_optimizer_was_built_is_named(tmp_path):
+    report = _run(_GradualUnfreeze(in_optimizer=False), tmp_path, max_epochs=3)
+    (finding,) = serious(report, "optimizer-coverage")
+    assert finding["severity"] == "warning" and finding["where"] == "net.0" and finding["epoch"] == 1
+    assert finding["data"]["parameters"] == ["net.0.weight", "net.0.bias"] and finding["data"]["with_grad"] == 2
+    assert "became trainable after the optimizer was built" in finding["message"]
+
+
+def test_backbone_unfrozen_inside_the_optimizer_is_silent(tmp_path):
+    _assert_silent(_run(_GradualUnfreeze(in_optimizer=True), tmp_path, max_epochs=3))
+
+
 # --------------------------------------------------------------------------- constant-output
 
 

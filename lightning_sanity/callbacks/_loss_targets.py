@@ -83,3 +83,24 @@ def initial_detail(name: str, observed: float, e: LossExpectation, kind: str,
     text = (f"{name} {observed:.4g} at init; {uniform_short} {e.uniform:.4g}; {prior_short} {e.baseline:.4g}"
             + (f" [{e.formula}]" if e.formula else "") + f": {words}")
     return text, start
+
+
+def start_phrase(observed: float, e: LossExpectation, kind: str, matches_prior: Optional[bool]) -> tuple[str, str]:
+    """Where the first loss sits against both references, in words for a finding's message, and the verdict of
+    :func:`lightning_sanity.checks.loss_inputs.start_reference` (``"above"`` for an overconfident start).
+
+    >>> e = LossExpectation(uniform=2.303, baseline=2.1, best_bias=[])
+    >>> start_phrase(9.0, e, "cross_entropy", None)[0]
+    'it starts above both the uniform prediction (2.303) and the label prior (2.1)'
+    """
+    _, _, uniform_name, prior_name = _REFERENCE_NAMES[family(kind)]
+    start = LI.start_reference(observed, e.uniform, e.baseline, matches_prior)
+    figures = f"{uniform_name} ({e.uniform:.4g}) and {prior_name} ({e.baseline:.4g})"
+    words = {
+        "uniform": f"it starts at {uniform_name} ({e.uniform:.4g}), not at {prior_name} ({e.baseline:.4g})",
+        "prior": f"it starts at {prior_name} ({e.baseline:.4g}), not at {uniform_name} ({e.uniform:.4g})",
+        "both": f"it starts at {uniform_name} ({e.uniform:.4g}), which is {prior_name} here",
+        "above": f"it starts above both {figures}",
+        "unknown": f"against {figures}",
+    }[start]
+    return words, start

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from typing_extensions import override
 
 from lightning_sanity.cadence import trainer_chart_every
+from lightning_sanity.callbacks._batchnorm_momentum import MomentumWatch
 from lightning_sanity.callbacks._batchnorm_charts import add_batchnorm_layout, log_batchnorm_scalars
 from lightning_sanity.callbacks._batchnorm_state import LayerState, StepFigures, Tally
 from lightning_sanity.callbacks.step import (
@@ -62,7 +63,10 @@ class BatchNormMonitor(SanityCallback):
     - the batch's channel-mean variance is 100x or more the running estimate before it (``batch``: a bad-luck batch);
     - the channel-mean running variance collapses 1000x below its peak and under 100x the layer's ``eps``
       (``collapse``);
-    - the running statistics become NaN or Inf (``non-finite``: an error).
+    - the running statistics become NaN or Inf (``non-finite``: an error);
+    - a layer's momentum is above 0.5 and its running variance moves by a median 1% or more per step: the
+      statistics follow single batches (``momentum``, Keras' 0.99 copied literally; judged once, at the first
+      epoch end with 10 measured steps, see :mod:`lightning_sanity.checks.batchnorm_momentum`).
 
     Ratios are taken against at least 10x the layer's ``eps``, so channels whose input is constant (zero variance,
     as for the blank border pixels of digit images) never produce huge ratios from tiny numbers. The finding names
@@ -116,6 +120,7 @@ class BatchNormMonitor(SanityCallback):
         self._broken = False
         self._tally = Tally()
         self._chart_every = 1  # steps between two logged points (lightning_sanity.cadence)
+        self._momentum: Optional[MomentumWatch] = None  # layers with a single-batch momentum
 
     # ------------------------------------------------------------------ hooks
 
@@ -176,7 +181,24 @@ class BatchNormMonitor(SanityCallback):
             capture_for(trainer).done(self)
 
     @override
+    def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if self._momentum is not None and self._momentum.ready():
+            self._judge_momentum(trainer)
+
+    def _judge_momentum(self, trainer: "pl.Trainer") -> None:
+        try:
+            found = self._momentum.finding(self._state)
+            if found is not None:
+                severity, message, advice, where, data = found
+                self.report(trainer, CHECK, severity, message, advice, where=where, data=data, at_step=False,
+                            key="momentum")
+        except Exception as err:  # the momentum half must not switch off the rest of the check
+            log.warning("lightning_sanity: the batchnorm momentum judgement failed: %r", err)
+
+    @override
     def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if self._momentum is not None and not self._momentum.done and self._state is not None:
+            self._judge_momentum(trainer)  # a run shorter than an epoch's worth of measured steps
         if self._layers:
             self.detail(trainer, CHECK,
                         f"{len(self._layers)} BatchNorm layers, {self._tally.steps_judged} steps judged")
@@ -222,6 +244,9 @@ class BatchNormMonitor(SanityCallback):
             return
         try:
             step = self._step = StepFigures(state, values, *self._tensors)
+            if self._momentum is None:
+                self._momentum = MomentumWatch(state)
+            self._momentum.observe(state, step)
             self._tally.steps_judged += 1
             limits = self._limits
             slot = state.calls % bn.WINDOW

@@ -112,6 +112,7 @@ class DataChecks(_BatchReader, _InputScaleGlue, _LabelDistributionGlue, SanityCa
         self._done = False
         self._inputs = _InputSample()
         self._labels = _LabelSample()
+        self._in_batch_reported = False
         self._watch: Optional[StepWatch] = None
 
     # ------------------------------------------------------------------ hooks
@@ -165,7 +166,8 @@ class DataChecks(_BatchReader, _InputScaleGlue, _LabelDistributionGlue, SanityCa
                 self._inputs.missing = self._labels.missing = "no training batch was seen"
         if self._inputs.missing and not self._inputs.stats:
             self.skip(trainer, "input-scale", self._inputs.missing)
-        if self._labels.missing and not self._labels.values and not self._labels.ranges:
+        if (self._labels.missing and not self._labels.values and not self._labels.ranges
+                and not self._in_batch_reported):
             self.skip(trainer, "label-distribution", self._labels.missing)
 
     def _stop_watch(self) -> None:
@@ -184,6 +186,7 @@ class DataChecks(_BatchReader, _InputScaleGlue, _LabelDistributionGlue, SanityCa
             log.warning("lightning_sanity: the input-scale check failed: %r", err)
             self.skip(trainer, "input-scale", f"internal error: {err!r}")
         try:
+            self._in_batch_reported = self._judge_in_batch_target(trainer)
             self._judge_labels(trainer)
         except Exception as err:
             log.warning("lightning_sanity: the label-distribution check failed: %r", err)

@@ -14,7 +14,7 @@ import lightning.pytorch as pl
 import torch
 
 from lightning_sanity.callbacks._loss_observation import _NAMES, _RECOGNISED, _Observation
-from lightning_sanity.callbacks._loss_targets import initial_detail
+from lightning_sanity.callbacks._loss_targets import initial_detail, start_phrase
 from lightning_sanity.checks import initial_loss as IL
 from lightning_sanity.checks import losses as L
 from lightning_sanity.findings import Severity
@@ -138,13 +138,16 @@ class _InitialLossGlue:
         bias_param = f"{obs.module}.bias" if obs.module else "the last layer's bias"
         data = {"loss": name, "initial_loss": obs.observed, "uniform_loss": e.uniform, "baseline_loss": e.baseline,
                 "best_bias": e.best_bias[:100], "samples": e.count}
+        phrase, start = start_phrase(obs.observed, e, call.kind,
+                                     self.collector(trainer).facts.get("init_matches_prior"))
+        data["start"] = start
         if verdict == "overconfident":
             uniform_name = ("ln C" if call.kind in L.CLASSIFICATION else "ln 2" if call.kind in L.BINARY
                             else "the uniform distribution")
             self.report(
                 trainer, "initial-loss", Severity.WARNING,
                 f"{name} is {obs.observed:.4g} before any update, far above the {e.uniform:.4g} ({uniform_name}) of a "
-                f"uniform prediction (best constant: {e.baseline:.4g}): the initial predictions are overconfident.",
+                f"uniform prediction: {phrase}; the initial predictions are overconfident.",
                 f"Shrink the initial weights of {layer} (e.g. scale them by 0.01 or zero them) and set {bias_param} "
                 f"to {e.bias_meaning} {IL.format_values(e.best_bias)}; if the inputs are not normalised, normalise "
                 "them first (see input-scale).",
@@ -161,6 +164,8 @@ class _InitialLossGlue:
                 where=obs.module, data=data)
             return
         cause = IL.regression_cause(call)
+        if IL.offset_within_reach(cause):
+            return  # an untrained output near 0, targets within unit-scale reach of it: ordinary bias learning
         data.update(cause)
         first = IL.format_values(e.best_bias)
         if cause["offset"] >= cause["spread"]:
@@ -168,8 +173,9 @@ class _InitialLossGlue:
             self.report(
                 trainer, "initial-loss", Severity.WARNING,
                 f"{name} is {obs.observed:.4g} before any update, {obs.observed / max(e.baseline, 1e-30):.3g} times "
-                f"the {e.baseline:.4g} of the best constant prediction: the output starts near "
-                f"{cause['output_mean']:.3g} but the targets centre on {value}.",
+                f"the {e.baseline:.4g} of the best constant prediction ({phrase}): the output starts near "
+                f"{cause['output_mean']:.3g} but the targets centre on {value}, {cause['centre_gap']:.3g} away, beyond "
+                f"the {IL.OFFSET_REACH:g} a unit-scale network covers.",
                 f"Set the output bias to {value} ({e.bias_meaning}), e.g. `{bias_param}.data.fill_({value})`, "
                 "or standardise the targets.",
                 where=obs.module, data=data)

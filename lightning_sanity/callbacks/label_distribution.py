@@ -142,6 +142,26 @@ class _LabelDistributionGlue:
                 and (kind == "binary" or width <= 100)):
             self._report_imbalance(trainer, facts, kind, counts, where, summary)
 
+    def _judge_in_batch_target(self, trainer: "pl.Trainer") -> bool:
+        """A constant target made by the step for in-batch (square) logits: every row trained towards the same
+        candidate (:mod:`lightning_sanity.checks.in_batch_targets`). True when reported."""
+        found = self.collector(trainer).facts.get("in_batch_constant_target")
+        if not found:
+            return False
+        rows, target = found["rows"], found["target"]
+        self.report(
+            trainer, "label-distribution", Severity.ERROR,
+            f"Every one of the {rows} targets of the loss is class {target}, while its logits are {rows} x {rows} "
+            f"(each row scored against the batch's own {rows} candidates, as in a contrastive loss): every row is "
+            f"trained to pick candidate {target}, so the representations collapse and the loss ends near "
+            f"ln {rows}.",
+            "For in-batch contrastive logits (InfoNCE, NT-Xent, CLIP) each row's positive is its own pair: use "
+            "`labels = torch.arange(N)` (shifted for two concatenated views). A constant column 0 is right only "
+            "for MoCo-style logits `[positive | queue]`, which are not square.",
+            where=found.get("module"), at_step=False, data=dict(found), key="in-batch-target")
+        self.detail(trainer, "label-distribution", f"in-batch targets all equal to {target} over {rows} rows")
+        return True
+
     def _judge_duplicates(self, trainer: "pl.Trainer", where: Optional[str], samples: int) -> None:
         if not self._labels.prints or len(self._labels.prints) != len(self._labels.values):
             return

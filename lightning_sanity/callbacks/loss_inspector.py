@@ -31,6 +31,7 @@ from lightning_sanity.callbacks.loss_input import _LossInputGlue
 from lightning_sanity.checks import initial_loss as IL
 from lightning_sanity.checks import loss_expectations as LE
 from lightning_sanity.checks import losses as L
+from lightning_sanity.checks.in_batch_targets import constant_in_batch_target
 from lightning_sanity.checks.targets import shifted_batch_target
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,9 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
     training loss's scale, when the training loss is the recognised call), ``uniform_loss``, ``loss_kind``,
     ``loss_target_is_batch_target`` (whether that call's target is the batch's target, or something the step made,
     such as a GAN's ``torch.ones_like(...)``: the label checks trust the loss kind only when it is),
-    ``num_classes``, ``ignore_index``, ``label_prior``, ``init_matches_prior``, ``output_module``.
+    ``num_classes``, ``ignore_index``, ``label_prior``, ``init_matches_prior``, ``output_module``,
+    ``in_batch_constant_target`` (a constant target the step made for square, in-batch logits; see
+    :mod:`lightning_sanity.checks.in_batch_targets`).
 
     Writes no TensorBoard tags.
 
@@ -239,6 +242,11 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
             # Handed on now, not after the step: the data checks need them even when this call raises. A later
             # call that compares with the batch's target describes the labels better than one that does not.
             self._hand_over_kind(facts, obs)
+        if obs.depends_on_model and not obs.target_is_batch and call.kind in L.CLASSIFICATION:
+            # A target the step made for in-batch logits (contrastive losses): label-distribution judges it.
+            constant = constant_in_batch_target(call.input, call.target)
+            if constant is not None:
+                facts["in_batch_constant_target"] = {**constant, "module": obs.module}
         self._check_input(obs, tag or {})
 
     def _after_call(self, func: Any, args: tuple, kwargs: dict, result: Any) -> None:

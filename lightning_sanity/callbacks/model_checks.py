@@ -48,8 +48,9 @@ _FLOW_BATCH = 16
 class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue, SanityCallback):
     r"""Check, once at the start of fit, that the optimizers cover the model and that information flows per sample.
 
-    - ``optimizer-coverage`` (at ``on_train_start``): trainable parameters (``requires_grad``) held by no
-      optimizer are a warning naming their modules; parameters held by an optimizer but not owned by the
+    - ``optimizer-coverage`` (at ``on_train_start``, and again at each training epoch's end for parameters
+      unfrozen later): trainable parameters (``requires_grad``) held by no optimizer are a warning naming their
+      modules; parameters held by an optimizer but not owned by the
       LightningModule are an error (the optimizer was built over another model instance). Frozen parameters may
       stay out of every optimizer. Works with several optimizers and with manual optimization.
     - ``constant-output`` (first training batch, before the first update): outputs of samples whose inputs differ
@@ -132,6 +133,7 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
     def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
         if stage == "fit":
             self.revive()
+            self._coverage_reported = None  # filled by the fit-start coverage check
             self._pending = self.is_enabled("constant-output") or self.is_enabled("batch-mixing")
             self._attempts = 0
 
@@ -144,6 +146,15 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
         except Exception as err:  # a check must never lose the user's run
             log.debug("optimizer-coverage failed", exc_info=True)
             self.skip(trainer, "optimizer-coverage", f"could not compare optimizers with the model: {err!r}")
+
+    @override
+    def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if not self.is_enabled("optimizer-coverage"):
+            return
+        try:
+            self._recheck_coverage(trainer, pl_module)
+        except Exception:  # a check must never lose the user's run
+            log.debug("optimizer-coverage re-check failed", exc_info=True)
 
     @override
     def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int) -> None:
