@@ -133,3 +133,24 @@ def test_inputs_from_a_small_space_drawn_independently_for_each_split_stay_silen
     report = _fit(tmp_path, x, y, np.arange(1200), np.arange(1200, 1400), 7)
     assert not serious(report, "split-overlap")
     assert copied_multiplicities(fingerprints(x_tr)) is False
+
+
+def test_rows_hashed_in_gathered_blocks_match_batch_by_batch_hashes(tmp_path):
+    """Training rows are hashed every 2048 samples and at a change of width: the figures are the per-batch ones."""
+    from lightning_sanity.checks.splits import split_fingerprints
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3000, 8, generator=gen)
+    y = (x[:, 0] > 0).long()
+    report = _fit(tmp_path, x, y, np.arange(2600), np.arange(2400, 3000), 2)  # val shares 200 of 600 samples
+    (finding,) = serious(report, "split-overlap")
+    assert finding["data"]["validation_samples"] == 600 and abs(finding["data"]["share"] - 200 / 600) < 1e-9
+
+    monitor = SplitOverlap()
+    short, wide = torch.randn(1500, 6, generator=gen), torch.randn(1500, 9, generator=gen)
+    for batch in (short[:1000], short[1000:], wide[:1000], wide[1000:]):  # a width change, then a full block
+        monitor._gather(batch.reshape(len(batch), -1), batch)
+    monitor._flush()
+    assert [len(h) for h in monitor._train] == [1500, 1500]
+    expected = torch.cat([split_fingerprints(short), split_fingerprints(wide)])
+    assert torch.equal(torch.cat(monitor._train), expected)

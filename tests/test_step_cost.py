@@ -12,15 +12,27 @@ from lightning_sanity.callbacks.norms import NormMonitor
 from lightning_sanity.checks import splits as S
 
 
-def test_wide_and_narrow_hashing_paths_agree(monkeypatch) -> None:
+def test_hashes_are_the_weighted_sums_modulo_2_64_in_any_block() -> None:
+    """Elementwise hashing gives the integer matrix product's hashes, and rows hashed in one block or batch by batch
+    get the same ones (the split-overlap monitor hashes gathered blocks)."""
     g = torch.Generator().manual_seed(0)
     for x in (torch.randn(6, 100, generator=g), torch.randint(0, 50, (5, 120), generator=g),
               torch.randn(4, 3, 40, generator=g).double()):
-        matmul = S.split_fingerprints(x)
-        monkeypatch.setattr(S, "_MATMUL_WIDTH", 0)
-        assert torch.equal(S.split_fingerprints(x), matmul)
-        assert torch.equal(S.fingerprints(x), matmul[:, 0])
-        monkeypatch.setattr(S, "_MATMUL_WIDTH", 128)
+        rows = S.sample_rows(x)
+        bits = rows.long() if not rows.is_floating_point() else None
+        if bits is None:
+            raw = (rows + 0.0).contiguous().view(torch.int64 if rows.dtype == torch.float64 else torch.int32)
+            bits = (raw ^ (raw >> 13)).long()
+        else:
+            bits = bits ^ (bits >> 13)
+        fp = S.split_fingerprints(x)  # makes the cached weights of this width
+        weights, half = S._WEIGHTS[(bits.shape[1], "cpu")]
+        mask = torch.zeros(bits.shape[1], dtype=torch.long)
+        mask[half] = 1
+        expected = bits @ torch.stack([weights, weights * mask, weights * (1 - mask)], 1)
+        assert torch.equal(fp, expected)
+        assert torch.equal(S.fingerprints(x), expected[:, 0])
+        assert torch.equal(torch.cat([S.hash_rows(rows[:2]), S.hash_rows(rows[2:])]), fp)
 
 
 def test_wide_samples_hash_a_bounded_number_of_values() -> None:

@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 #: most samples fingerprinted per split (8 bytes each, on the host once read).
 _MAX_SAMPLES = 1 << 20
+#: training rows gathered before they are hashed together: one set of hashing kernels per this many samples
+#: instead of one per step (a step then only copies its sampled rows, a few microseconds).
+_PENDING_ROWS = 2048
 #: share of validation samples found in training, beyond the training data's own repetition rate, that is an error.
 ERROR_SHARE = 0.5
 
@@ -58,8 +61,9 @@ class SplitOverlap(SanityCallback):
     Raises:
         ValueError: ``get_input`` is not callable.
 
-    Cost: one hash of each sample's input per training step of the first epoch (a multiply and a sum on the
-    device, no sync) and per validation batch of the first validation run; one host transfer per epoch.
+    Cost: per training step of the first epoch, a copy of each sample's sampled values; every 2048 samples, one
+    hash of them all (a multiply and a sum on the device, no sync); one hash per validation batch of the first
+    validation run; one host transfer per epoch.
 
     Example::
 
@@ -86,6 +90,8 @@ class SplitOverlap(SanityCallback):
         self.revive()
         self._train: list[torch.Tensor] = []
         self._val: list[torch.Tensor] = []
+        self._pending: list[torch.Tensor] = []  # sampled training rows not hashed yet (one width and dtype)
+        self._pending_rows = 0
         self._train_count = self._val_count = 0
         self._train_done = self._val_done = self._judged = False
         self._train_fp: Optional[torch.Tensor] = None
@@ -126,6 +132,7 @@ class SplitOverlap(SanityCallback):
     def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         if self._reason is not None or self._train_done:
             return
+        self._flush()
         self._train_fp, self._train = self._read(self._train), []
         self._train_done = True
         self.retire("on_train_batch_end")
@@ -137,6 +144,7 @@ class SplitOverlap(SanityCallback):
             return
         if self._reason is None and not self._judged:
             # A run that ended early: judge what was seen, if both splits were seen at all.
+            self._flush()
             if self._train_fp is None and self._train:
                 self._train_fp = self._read(self._train)
             if self._val_fp is None and self._val:
@@ -162,14 +170,33 @@ class SplitOverlap(SanityCallback):
             count = self._train_count if split == "train" else self._val_count
             if count >= _MAX_SAMPLES:
                 return
-            store.append(S.split_fingerprints(x) if split == "train" else S.fingerprints(x))
             if split == "train":
+                self._gather(S.sample_rows(x), x)
                 self._train_count += int(x.shape[0])
             else:
+                store.append(S.fingerprints(x))
                 self._val_count += int(x.shape[0])
         except Exception as err:  # a check must never lose the user's run
             log.debug("split-overlap fingerprint failed", exc_info=True)
             self._stop(f"could not fingerprint a {split} batch: {err!r}")
+
+    def _gather(self, rows: torch.Tensor, x: torch.Tensor) -> None:
+        first = self._pending[0] if self._pending else None
+        if first is not None and (first.shape[1:] != rows.shape[1:] or first.dtype != rows.dtype):
+            self._flush()
+        if rows.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
+            rows = rows.clone()  # a view of the batch: the user may change it in place, and it must not stay alive
+        self._pending.append(rows)
+        self._pending_rows += rows.shape[0]
+        if self._pending_rows >= _PENDING_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Hash the gathered training rows at once: the same hashes as batch by batch, in fewer kernels."""
+        if self._pending:
+            rows = self._pending[0] if len(self._pending) == 1 else torch.cat(self._pending)
+            self._train.append(S.hash_rows(rows, halves=True))
+            self._pending, self._pending_rows = [], 0
 
     @staticmethod
     def _read(store: list[torch.Tensor]) -> Optional[torch.Tensor]:

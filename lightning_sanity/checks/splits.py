@@ -22,9 +22,6 @@ import torch
 #: Values of a sample hashed at most: beyond, this many evenly spaced ones (distinct real samples differ there).
 #: Hashing costs about 30 ns a value on one CPU core: 1024 values keep a 64-image batch of 3x32x32 near 2 ms.
 FINGERPRINT_VALUES = 1024
-#: Rows at most this wide are hashed with one integer matrix product (fewer kernels); wider ones elementwise
-#: (integer matmul is unvectorised on the CPU: twice slower there). Both give the same hashes.
-_MATMUL_WIDTH = 128
 _BITS = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16,
          torch.bfloat16: torch.int16}
 _WEIGHTS: dict[tuple[int, str], torch.Tensor] = {}
@@ -87,11 +84,9 @@ def hash_rows(rows: torch.Tensor, halves: bool = True) -> torch.Tensor:
         weights = torch.randint(-(2 ** 62), 2 ** 62, (bits.shape[1],), generator=g) * 2 + 1  # odd: invertible
         half = torch.zeros(bits.shape[1], dtype=torch.bool)
         half[torch.randperm(bits.shape[1], generator=g)[: bits.shape[1] // 2]] = True
-        cached = _WEIGHTS[key] = (weights.to(bits.device), half.nonzero()[:, 0].to(bits.device),
-                                  torch.stack([weights, weights * half, weights * ~half], 1).to(bits.device))
-    weights, half, stacked = cached
-    if bits.device.type == "cpu" and bits.shape[1] <= _MATMUL_WIDTH:
-        return bits @ stacked if halves else bits @ weights
+        cached = _WEIGHTS[key] = (weights.to(bits.device), half.nonzero()[:, 0].to(bits.device))
+    weights, half = cached
+    # Elementwise, not an integer matrix product: integer matmul is unvectorised on the CPU (twice slower).
     # int64 arithmetic wraps around: a hash modulo 2^64, the same in any order of summation. One product tensor,
     # summed whole and over one half; the other half's hash is the difference.
     products = bits * weights
