@@ -6,6 +6,7 @@ a next-token model read from the next token. The judgements are in
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, Optional
 
@@ -14,6 +15,7 @@ import torch
 from lightning_sanity.checks import leakage as L
 from lightning_sanity.checks import target_inputs as T
 
+log = logging.getLogger(__name__)
 CHECK = "target-leakage"
 MASK_ADVICE = ("Compute every input channel from the input alone (`sobel(image)`, not `sobel(mask)`): at inference no "
                "mask exists, so a channel drawn from it is not available, and the model trained on it fails.")
@@ -24,9 +26,17 @@ FEATURE_ADVICE = ("Compute every per-position feature at t from the tokens up to
 
 
 def check_target_inputs(callback: Any, trainer: Any, batch: Any, x: Any, y: Optional[torch.Tensor]) -> None:
-    """Run the three scans that apply to this batch and report the first leak found."""
+    """Run the scans that apply to this batch; a failure here leaves the other leakage tests running."""
     if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
         return
+    try:
+        _scan(callback, trainer, batch, x, y)
+    except Exception as err:  # a check must never lose the user's run, nor the other leakage tests
+        log.debug("target-input scan failed", exc_info=True)
+        callback._ran[CHECK].append(f"could not scan the inputs for values computed from the target: {err!r}")
+
+
+def _scan(callback: Any, trainer: Any, batch: Any, x: torch.Tensor, y: torch.Tensor) -> None:
     if x.dim() == 4 and x.is_floating_point() and y.dim() in (3, 4):
         _mask_channels(callback, trainer, x, y)
     elif x.dim() == 2 and not x.is_floating_point() and y.dim() == 1:
@@ -83,7 +93,7 @@ def _next_token_features(callback: Any, trainer: Any, batch: Mapping, x: torch.T
     else:
         return
     features = {k: v[:, :cut] for k, v in batch.items()
-                if isinstance(k, str) and k not in T.NOT_FEATURES and isinstance(v, torch.Tensor)
+                if T.is_feature_key(k) and isinstance(v, torch.Tensor)
                 and v.dim() in (2, 3) and tuple(v.shape[:2]) == tuple(x.shape) and (v.dim() == 2 or v.shape[2] == 1)}
     if not features:
         return

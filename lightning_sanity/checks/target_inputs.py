@@ -50,20 +50,39 @@ PAST = (1, 2, 3, 4)
 #: Classes of a dense target at most: more values are a regression map (depth, a clean image), where an input
 #: that is a function of the target's neighbourhood is the task itself (deblurring, super-resolution).
 MAX_CLASSES = 64
-#: Keys reserved for auxiliary per-position tensors that are not features.
-NOT_FEATURES = ("input_ids", "labels", "attention_mask", "token_type_ids", "position_ids", "special_tokens_mask")
+#: Batch keys that are not per-position features: the tokens, their positions and segments, and anything named like a
+#: mask, label, target or weight (a loss mask is a function of the target by design: it says where the target is
+#: padding, and the model need not read it).
+NOT_FEATURES = ("input_ids", "token_type_ids", "position_ids")
+NOT_FEATURE_WORDS = ("mask", "label", "target", "weight")
 
 
-def determined(keys: torch.Tensor, values: torch.Tensor, tests: int = 1) -> tuple[bool, float]:
-    """Whether ``values`` (``(n,)``) are one function of ``keys`` (``(n,)`` or ``(n, k)``) with evidence beyond
-    chance over ``tests`` such scans, and ``log10`` of the chance bound ``tests * p ** (n - g)``. A constant value proves nothing.
+def is_feature_key(key: object) -> bool:
+    """Whether a batch key may name a per-position input feature.
+
+    >>> is_feature_key("word_end"), is_feature_key("attention_mask"), is_feature_key("loss_weights")
+    (True, False, False)
+    """
+    return isinstance(key, str) and key not in NOT_FEATURES and not any(w in key.lower() for w in NOT_FEATURE_WORDS)
+
+
+def groups(keys: torch.Tensor) -> torch.Tensor:
+    """Each row's group of equal keys (``keys`` ``(n,)`` or ``(n, k)``): ``(n,)`` integers from 0."""
+    return torch.unique(keys.reshape(keys.shape[0], -1), dim=0, return_inverse=True)[1]
+
+
+def determined(keys: torch.Tensor, values: torch.Tensor, tests: int = 1, group: Optional[torch.Tensor] = None
+               ) -> tuple[bool, float]:
+    """Whether ``values`` (``(n,)``) are one function of ``keys`` (``(n,)`` or ``(n, k)``; or their :func:`groups`
+    given as ``group``) with evidence beyond chance over ``tests`` such scans, and ``log10`` of the chance bound
+    ``tests * p ** (n - g)``. A constant value proves nothing.
     """
     values = values.detach().double().reshape(-1)
     spread = float(values.max() - values.min()) if values.numel() else 0.0
     if values.numel() < 2 or spread == 0 or not math.isfinite(spread):
         return False, 0.0
     tol = SAME_SHARE * spread
-    _, group = torch.unique(keys.reshape(values.numel(), -1), dim=0, return_inverse=True)
+    group = groups(keys) if group is None else group
     g = int(group.max()) + 1
     low = torch.full((g,), math.inf, dtype=torch.float64).scatter_reduce(0, group, values, "amin")
     high = torch.full((g,), -math.inf, dtype=torch.float64).scatter_reduce(0, group, values, "amax")
@@ -122,10 +141,10 @@ def mask_channels(x: torch.Tensor, y: torch.Tensor) -> list[tuple[int, int, floa
         images = max(1, min(x.shape[0], MAX_ROWS // per_image))
         windows = torch.nn.functional.unfold(classes[:images, None].double(), side)  # (b, side*side, pixels)
         keys = windows.transpose(1, 2).reshape(-1, side * side)
-        centre = keys[:, side * side // 2]
+        group, centre = groups(keys), keys[:, side * side // 2]
         for c in sorted(free):
             values = xs[:images, c, r:height - r, r:width - r].reshape(-1)
-            yes, chance = determined(keys, values, tests=x.shape[1] * len(WINDOWS))
+            yes, chance = determined(keys, values, tests=x.shape[1] * len(WINDOWS), group=group)
             if yes and not determined(centre, values, tests=x.shape[1])[0]:
                 found[c] = (side, chance)
             if yes:
@@ -205,7 +224,8 @@ def next_token_features(ids: torch.Tensor, target: torch.Tensor,
     rows = max(1, MAX_ROWS // ids.shape[1])
     ids, target = ids.detach().cpu().long()[:rows], target.detach().cpu().long()[:rows]
     used = (target[:, start:] >= 0).reshape(-1)
-    pasts = [ids.unfold(1, k, 1)[:, start - k + 1:].reshape(-1, k)[used] for k in PAST]
+    pasts = [groups(ids.unfold(1, k, 1)[:, start - k + 1:].reshape(-1, k)[used]) for k in PAST]
+    future = target[:, start:].reshape(-1)[used]
     found = []
     tests = max(len(features), 1) * (1 + len(PAST))
     for name, value in features.items():
@@ -215,7 +235,7 @@ def next_token_features(ids: torch.Tensor, target: torch.Tensor,
         if v.shape[2] != 1 or v.is_complex():
             continue
         v = v[:, start:, 0].reshape(-1)[used]
-        yes, chance = determined(target[:, start:].reshape(-1)[used], v, tests)
-        if yes and not any(determined(past, v, tests)[0] for past in pasts):
+        yes, chance = determined(future, v, tests)
+        if yes and not any(determined(past, v, tests, group=past)[0] for past in pasts):
             found.append((name, chance))
     return found
