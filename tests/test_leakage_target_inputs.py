@@ -59,15 +59,19 @@ def _documents(label_word: bool, n: int = 64, words: int = 40, topics: int = 4) 
     on = torch.rand(n, 12, generator=g) < 0.4
     ids = torch.where(on, y[:, None] * 10 + torch.randint(0, 10, (n, 12), generator=g),
                       torch.randint(0, words, (n, 12), generator=g))
+    lengths = torch.randint(5, 12, (n,), generator=g)
+    ids = torch.cat([ids, torch.zeros(n, 1, dtype=torch.long)], 1)
     if label_word:
-        ids = torch.cat([ids, words + y[:, None]], 1)  # "... [label word]"
+        ids[torch.arange(n), lengths] = words + y  # "... [label word]" appended after the text
+    real = torch.arange(13) < lengths[:, None] + int(label_word)
+    ids = torch.where(real, ids, torch.full_like(ids, words + topics))  # right padding
     return DataLoader(TensorDataset(ids, y), batch_size=32)
 
 
 class BagClassifier(L.LightningModule):
-    def __init__(self, vocab: int = 44, topics: int = 4) -> None:
+    def __init__(self, vocab: int = 45, topics: int = 4) -> None:
         super().__init__()
-        self.bag, self.head = nn.EmbeddingBag(vocab, 16), nn.Linear(16, topics)
+        self.bag, self.head = nn.EmbeddingBag(vocab, 16, padding_idx=vocab - 1), nn.Linear(16, topics)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         ids, y = batch

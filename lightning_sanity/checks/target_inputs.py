@@ -50,6 +50,8 @@ PAST = (1, 2, 3, 4)
 #: Classes of a dense target at most: more values are a regression map (depth, a clean image), where an input
 #: that is a function of the target's neighbourhood is the task itself (deblurring, super-resolution).
 MAX_CLASSES = 64
+#: Places from the end of a text where a template may put the label word ("... [SEP] sports", "... sports .").
+TAIL = 3
 #: Batch keys that are not per-position features: the tokens, their positions and segments, and anything named like a
 #: mask, label, target or weight (a loss mask is a function of the target by design: it says where the target is
 #: padding, and the model need not read it).
@@ -156,8 +158,11 @@ def mask_channels(x: torch.Tensor, y: torch.Tensor) -> list[tuple[int, int, floa
 
 def label_tokens(ids: torch.Tensor, y: torch.Tensor, mask: Optional[torch.Tensor] = None) -> Optional[dict[int, int]]:
     """``{class: token}`` when token inputs ``ids`` (``(B, T)`` integers) hold, for every class of ``y`` (``(B,)``),
-    a token present in exactly the samples of that class, beyond chance; else None. ``mask`` (``attention_mask``)
-    leaves padding out. With ``d`` distinct samples (class sizes ``d_c``) and ``V`` distinct tokens, label
+    a token present in exactly the samples of that class, beyond chance, and sitting at the same place from the end
+    of every sample's text (the last :data:`TAIL` tokens) while the texts' lengths vary: what a template that
+    appends the verbalised label produces. A class token at a fixed place from the start (a synthetic task whose
+    class is the first token, a planted motif) is the task, not a leak. ``mask`` (``attention_mask``) leaves
+    padding out; without it, a token ending most rows is taken for padding. With ``d`` distinct samples (class sizes ``d_c``) and ``V`` distinct tokens, label
     assignments that some choice of one token per class explains number at most ``V ** C`` out of the
     ``d! / prod(d_c!)`` a shuffle of the labels gives: their ratio must stay below :data:`CHANCE`.
 
@@ -165,8 +170,13 @@ def label_tokens(ids: torch.Tensor, y: torch.Tensor, mask: Optional[torch.Tensor
     >>> g = torch.Generator().manual_seed(0)
     >>> y = torch.arange(32) % 4
     >>> ids = torch.randint(0, 50, (32, 10), generator=g)
-    >>> label_tokens(ids, y), label_tokens(torch.cat([ids, 50 + y[:, None]], 1), y)
-    (None, {0: 50, 1: 51, 2: 52, 3: 53})
+    >>> lengths = torch.randint(4, 10, (32, 1), generator=g)
+    >>> body = torch.where(torch.arange(11) < lengths, ids.repeat(1, 2)[:, :11], 99)   # 99 pads
+    >>> leak = body.clone()
+    >>> leak[torch.arange(32), lengths[:, 0]] = 50 + y                # "... [label word] [pad] ..."
+    >>> first = torch.cat([50 + y[:, None], body[:, :-1]], 1)         # a task whose class is the first token
+    >>> label_tokens(body, y), label_tokens(leak, y), label_tokens(first, y)
+    (None, {0: 50, 1: 51, 2: 52, 3: 53}, None)
     """
     if ids.dim() != 2 or ids.is_floating_point() or ids.is_complex() or y.shape != ids.shape[:1]:
         return None
@@ -176,7 +186,7 @@ def label_tokens(ids: torch.Tensor, y: torch.Tensor, mask: Optional[torch.Tensor
     used = mask.detach().cpu().bool() if isinstance(mask, torch.Tensor) and mask.shape == ids.shape else None
     rows = max(1, MAX_ROWS // max(ids.shape[1], 1))
     ids, classes = ids.detach().cpu().long()[:rows], classes[:rows]
-    used = used[:rows] if used is not None else torch.ones_like(ids, dtype=torch.bool)
+    used = used[:rows] if used is not None else _not_padding(ids)
     ids = torch.where(used & (ids >= 0), ids, torch.full_like(ids, -1))
     rows = torch.unique(torch.cat([ids, classes[:, None]], 1), dim=0)
     ids, classes = rows[:, :-1], rows[:, -1]
@@ -198,8 +208,37 @@ def label_tokens(ids: torch.Tensor, y: torch.Tensor, mask: Optional[torch.Tensor
     exact = (inside == per_class.double()[None]) & (total == per_class.double()[None])
     if not bool(exact.any(0).all()):
         return None
+    real = ids >= 0
+    if int(torch.unique(real.sum(1)).numel()) < 2:  # equal lengths: the end is a fixed place from the start
+        return None
+    last = torch.where(real, torch.arange(ids.shape[1]), torch.full_like(ids, -1)).amax(1)
     kept = tokens[keep]
-    return {int(c): int(kept[int(exact[:, j].nonzero()[0])]) for j, c in enumerate(labels.tolist())}
+    column = {int(v): j for j, v in enumerate(kept.tolist())}
+    for k in range(TAIL):
+        at = last - k
+        if bool((at < 0).any()):
+            break
+        tail = ids.gather(1, at[:, None])[:, 0]
+        found = {}
+        for j, c in enumerate(labels.tolist()):
+            values = torch.unique(tail[classes == c]).tolist()
+            if len(values) != 1 or values[0] not in column or not bool(exact[column[values[0]], j]):
+                break
+            found[int(c)] = int(values[0])
+        else:
+            return found
+    return None
+
+
+def _not_padding(ids: torch.Tensor) -> torch.Tensor:
+    """Positions before a row's trailing run of the padding token: the token ending at least half the rows (a batch
+    padded to its longest text), if any."""
+    values, counts = torch.unique(ids[:, -1], return_counts=True)
+    if int(counts.max()) * 2 < ids.shape[0]:
+        return torch.ones_like(ids, dtype=torch.bool)
+    pad = values[counts.argmax()]
+    trailing = (ids == pad).flip(1).long().cumprod(1).flip(1).bool()
+    return ~trailing
 
 
 def next_token_features(ids: torch.Tensor, target: torch.Tensor,
