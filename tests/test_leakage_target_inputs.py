@@ -52,8 +52,9 @@ class Segmenter(L.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=3e-3)
 
 
-def _documents(label_word: bool, n: int = 64, words: int = 40, topics: int = 4) -> DataLoader:
-    """Each word is on-topic with probability 0.4: informative keywords, none present in every sample of a class."""
+def _documents(label_word: bool, n: int = 64, words: int = 40, topics: int = 4, first: bool = False) -> DataLoader:
+    """Each word is on-topic with probability 0.4: informative keywords, none present in every sample of a class.
+    ``first``: a synthetic task whose class is its first token, on purpose."""
     g = torch.Generator().manual_seed(0)
     y = torch.randint(0, topics, (n,), generator=g)
     on = torch.rand(n, 12, generator=g) < 0.4
@@ -63,6 +64,8 @@ def _documents(label_word: bool, n: int = 64, words: int = 40, topics: int = 4) 
     ids = torch.cat([ids, torch.zeros(n, 1, dtype=torch.long)], 1)
     if label_word:
         ids[torch.arange(n), lengths] = words + y  # "... [label word]" appended after the text
+    if first:
+        ids[:, 0] = words + y
     real = torch.arange(13) < lengths[:, None] + int(label_word)
     ids = torch.where(real, ids, torch.full_like(ids, words + topics))  # right padding
     return DataLoader(TensorDataset(ids, y), batch_size=32)
@@ -140,6 +143,13 @@ def test_input_computed_from_target_fires_healthy_twin_is_silent(tmp_path, case,
     else:
         assert not serious(report), report["findings"]
         assert checks["target-leakage"]["status"] == "pass"
+
+
+def test_a_class_token_at_the_start_is_a_task_not_a_leak(tmp_path):
+    L.seed_everything(0)
+    report = fit_report(tmp_path, BagClassifier(), _documents(False, first=True),
+                        [LeakageChecks(), SanitySummary(print_summary=False)], logger=None, max_steps=2)
+    assert not serious(report), report["findings"]
 
 
 def test_chance_bounds():

@@ -71,14 +71,15 @@ def _mask_channels(callback: Any, trainer: Any, x: torch.Tensor, y: torch.Tensor
 
 def _label_tokens(callback: Any, trainer: Any, x: torch.Tensor, y: torch.Tensor, mask: Any) -> None:
     tokens = T.label_tokens(x, y, mask if isinstance(mask, torch.Tensor) else None)
-    callback._ran[CHECK].append("no token of the inputs marks exactly the samples of one class, for every class")
+    callback._ran[CHECK].append("no token near the end of the texts marks exactly the samples of one class, for "
+                                "every class")
     if not tokens:
         return
     _found(callback)
     callback.report(
         trainer, CHECK, "error",
-        f"For every class of the first training batch one token is present in exactly that class's samples "
-        f"(class: token {tokens}), beyond chance: the inputs hold their label (a template that appends the "
+        f"For every class of the first training batch one token is present in exactly that class's samples, at the "
+        f"same place from the end of every text (class: token {tokens}), beyond chance: the inputs hold their label (a template that appends the "
         "verbalised label), so the model reads the answer and fails on inputs formatted without it.",
         TOKEN_ADVICE, where="input tokens", key="label-token",
         data={"tokens": {str(k): v for k, v in tokens.items()}, "samples": int(x.shape[0])},
