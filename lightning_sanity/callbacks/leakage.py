@@ -59,7 +59,8 @@ class LeakageChecks(SanityCallback):
       changes, in a call that receives the batch's target (a decoder fed the unshifted target: Lightning's demo
       ``Transformer``); or a column of a ``(N, F)`` float input equals the label (one value per class), is a
       one-hot of it, or an affine function of a regression target (on distinct rows, beyond chance); a forecaster
-      feature computed from the series' future (:mod:`~lightning_sanity.callbacks._future_features`);
+      feature computed from the series' future (:mod:`~lightning_sanity.callbacks._future_features`); an input
+      computed from the target (:mod:`~lightning_sanity.callbacks._target_inputs`);
     - ``causal-leakage`` too for a teacher-forced decoder input built in ``training_step`` (the target shifted
       right among the call's tensors: :mod:`~lightning_sanity.callbacks._decoder_input`).
 
