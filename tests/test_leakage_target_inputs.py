@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_sanity.callbacks.leakage import LeakageChecks
 from lightning_sanity.callbacks.summary import SanitySummary
-from lightning_sanity.checks.target_inputs import determined, label_tokens, mask_channels
+from lightning_sanity.checks.target_inputs import determined, label_tokens, mask_channels, next_token_features
 
 SOBEL = torch.tensor([[[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]]])
 
@@ -163,3 +163,7 @@ def test_chance_bounds():
     # An input that is only a rendering of the mask (a noise-free toy) is the task, not a leak.
     m = (torch.rand(4, 1, 10, 10, generator=torch.Generator().manual_seed(0)) > 0.5).float()
     assert mask_channels(torch.cat([m, _sobel(m)], 1), m) == []
+    # A batch longer than the scanned rows is cut, not skipped.
+    ids = torch.randint(0, 5, (64, 513), generator=torch.Generator().manual_seed(0))
+    flags = {"end": (ids[:, 1:] == 0).float(), "start": (ids[:, :-1] == 0).float()}
+    assert [n for n, _ in next_token_features(ids[:, :-1], ids[:, 1:], flags)] == ["end"]

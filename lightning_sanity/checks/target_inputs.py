@@ -278,7 +278,7 @@ def next_token_features(ids: torch.Tensor, target: torch.Tensor,
     found = []
     tests = max(len(features), 1) * (1 + len(PAST))
     for name, value in features.items():
-        if value.shape[:2] != ids.shape[:2] and value.shape[:2] != (rows, ids.shape[1]):
+        if value.dim() < 2 or value.shape[0] < ids.shape[0] or value.shape[1] != ids.shape[1]:
             continue
         v = value.detach().cpu()[: ids.shape[0]].reshape(ids.shape[0], ids.shape[1], -1)
         if v.shape[2] != 1 or v.is_complex():
