@@ -24,6 +24,7 @@ from lightning_sanity.callbacks._run_length import planned_batches
 from lightning_sanity.callbacks._copied_targets import copied_random_targets, same_random_targets
 from lightning_sanity.callbacks._decoder_input import decoder_future
 from lightning_sanity.callbacks._future_features import check_future_features
+from lightning_sanity.callbacks._target_inputs import check_target_inputs
 from lightning_sanity.callbacks._model_call import keep_call, move_call, watch_calls
 from lightning_sanity.callbacks._extra_forward import _map_tensors, _precision_context, eval_mode
 from lightning_sanity.checks import flow
@@ -58,7 +59,8 @@ class LeakageChecks(SanityCallback):
       changes, in a call that receives the batch's target (a decoder fed the unshifted target: Lightning's demo
       ``Transformer``); or a column of a ``(N, F)`` float input equals the label (one value per class), is a
       one-hot of it, or an affine function of a regression target (on distinct rows, beyond chance); a forecaster
-      feature computed from the series' future (:mod:`~lightning_sanity.callbacks._future_features`);
+      feature computed from the series' future (:mod:`~lightning_sanity.callbacks._future_features`); an input
+      computed from the target (:mod:`~lightning_sanity.callbacks._target_inputs`);
     - ``causal-leakage`` too for a teacher-forced decoder input built in ``training_step`` (the target shifted
       right among the call's tensors: :mod:`~lightning_sanity.callbacks._decoder_input`).
 
@@ -193,6 +195,7 @@ class LeakageChecks(SanityCallback):
         y = y if isinstance(y, torch.Tensor) else None
         if y is not None and self.is_enabled("target-leakage"):
             self._check_columns(trainer, x, y)
+            check_target_inputs(self, trainer, batch, x, y)  # an input computed from the target
         axis = L.shift_axis(x, y) if y is not None else None
         series = FF.shifted_channel(x, y) if axis is None and y is not None else None
         if series is not None:  # the series is one channel of the input, next to features derived from it

@@ -1,0 +1,114 @@
+"""``target-leakage`` glue for inputs computed from the target, on the first training batch: an image channel that is
+a function of the class mask around each pixel, a label word among a classifier's tokens, a per-position feature of
+a next-token model read from the next token. The judgements are in
+:mod:`lightning_sanity.checks.target_inputs`; called by :class:`~lightning_sanity.callbacks.leakage.LeakageChecks`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Optional
+
+import torch
+
+from lightning_sanity.checks import leakage as L
+from lightning_sanity.checks import target_inputs as T
+
+log = logging.getLogger(__name__)
+CHECK = "target-leakage"
+MASK_ADVICE = ("Compute every input channel from the input alone (`sobel(image)`, not `sobel(mask)`): at inference no "
+               "mask exists, so a channel drawn from it is not available, and the model trained on it fails.")
+TOKEN_ADVICE = ("Build the classifier's inputs without the label: a prompt template that appends the verbalised "
+                "label (for a language-model objective) must be called with `label=None` for classification.")
+FEATURE_ADVICE = ("Compute every per-position feature at t from the tokens up to t only (a word-start flag from the "
+                  "previous token, never a word-end flag from the next one): the token after t is the target.")
+
+
+def check_target_inputs(callback: Any, trainer: Any, batch: Any, x: Any, y: Optional[torch.Tensor]) -> None:
+    """Run the scans that apply to this batch; a failure here leaves the other leakage tests running."""
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        return
+    try:
+        _scan(callback, trainer, batch, x, y)
+    except Exception as err:  # a check must never lose the user's run, nor the other leakage tests
+        log.debug("target-input scan failed", exc_info=True)
+        callback._ran[CHECK].append(f"could not scan the inputs for values computed from the target: {err!r}")
+
+
+def _scan(callback: Any, trainer: Any, batch: Any, x: torch.Tensor, y: torch.Tensor) -> None:
+    if x.dim() == 4 and x.is_floating_point() and y.dim() in (3, 4):
+        _mask_channels(callback, trainer, x, y)
+    elif x.dim() == 2 and not x.is_floating_point() and y.dim() == 1:
+        mask = batch.get("attention_mask") if isinstance(batch, Mapping) else None
+        _label_tokens(callback, trainer, x, y, mask)
+    elif isinstance(batch, Mapping) and x.dim() == 2 and not x.is_floating_point() and y.shape == x.shape:
+        _next_token_features(callback, trainer, batch, x, y)
+
+
+def _found(callback: Any) -> None:
+    callback._found.add(CHECK)
+
+
+def _mask_channels(callback: Any, trainer: Any, x: torch.Tensor, y: torch.Tensor) -> None:
+    channels = T.mask_channels(x, y)
+    callback._ran[CHECK].append(f"no input channel is a function of the target mask around each pixel "
+                                f"({x.shape[1]} channels)")
+    if not channels:
+        return
+    _found(callback)
+    channel, side, chance = channels[0]
+    callback.report(
+        trainer, CHECK, "error",
+        f"Input channel {channel} is, at every interior pixel of the first training batch, one function of the target "
+        f"mask over the {side}x{side} window around it (chance below 1e{chance:.0f}): it was computed from the answer "
+        "(an edge or outline map of the mask), so the model reads the segmentation instead of finding it, and "
+        "fails where the channel comes from the image.",
+        MASK_ADVICE, where=f"input channel {channel}", key="mask-channel",
+        data={"channels": [c for c, _, _ in channels], "window": side, "log10_chance": chance},
+    )
+
+
+def _label_tokens(callback: Any, trainer: Any, x: torch.Tensor, y: torch.Tensor, mask: Any) -> None:
+    tokens = T.label_tokens(x, y, mask if isinstance(mask, torch.Tensor) else None)
+    callback._ran[CHECK].append("no token near the end of the texts marks exactly the samples of one class, for "
+                                "every class")
+    if not tokens:
+        return
+    _found(callback)
+    callback.report(
+        trainer, CHECK, "error",
+        f"For every class of the first training batch one token is present in exactly that class's samples, at the "
+        f"same place from the end of every text (class: token {tokens}), beyond chance: the inputs hold their label (a template that appends the "
+        "verbalised label), so the model reads the answer and fails on inputs formatted without it.",
+        TOKEN_ADVICE, where="input tokens", key="label-token",
+        data={"tokens": {str(k): v for k, v in tokens.items()}, "samples": int(x.shape[0])},
+    )
+
+
+def _next_token_features(callback: Any, trainer: Any, batch: Mapping, x: torch.Tensor, y: torch.Tensor) -> None:
+    if L.same_positions(x, y):  # the model shifts inside: the target at t is the label at t + 1
+        ids, target, cut = x[:, :-1], y[:, 1:], x.shape[1] - 1
+    elif L.shift_axis(x, y) == 1:
+        ids, target, cut = x, y, x.shape[1]
+    else:
+        return
+    features = {k: v[:, :cut] for k, v in batch.items()
+                if T.is_feature_key(k) and isinstance(v, torch.Tensor)
+                and v.dim() in (2, 3) and tuple(v.shape[:2]) == tuple(x.shape) and (v.dim() == 2 or v.shape[2] == 1)}
+    if not features:
+        return
+    found = T.next_token_features(ids, target, features)
+    callback._ran[CHECK].append(f"no per-position feature ({', '.join(features)}) read from the next token")
+    if not found:
+        return
+    _found(callback)
+    name, chance = found[0]
+    callback.report(
+        trainer, CHECK, "error",
+        f"The batch's per-position feature `{name}` is at every position t one function of the token at t + 1, the "
+        f"target (chance below 1e{chance:.0f}), and of no window of the tokens up to t: it was computed from the next "
+        "token, so the model reads part of the answer and cannot have it when generating.",
+        FEATURE_ADVICE, where=f"batch[{name!r}]", key="next-token-feature",
+        data={"features": [n for n, _ in found], "log10_chance": chance},
+    )
