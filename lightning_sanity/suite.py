@@ -21,6 +21,7 @@ _SUITE: tuple[tuple[str, str], ...] = (
     ("lightning_sanity.callbacks.data_checks", "DataChecks"),
     ("lightning_sanity.callbacks.model_checks", "ModelChecks"),
     ("lightning_sanity.callbacks.norms", "NormMonitor"),
+    ("lightning_sanity.callbacks.low_precision", "LowPrecisionUpdates"),
     ("lightning_sanity.callbacks.activations", "ActivationMonitor"),
     ("lightning_sanity.callbacks.nonfinite", "NonFiniteSentinel"),
     ("lightning_sanity.callbacks.batchnorm", "BatchNormMonitor"),
