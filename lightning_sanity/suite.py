@@ -19,6 +19,7 @@ _SUITE: tuple[tuple[str, str], ...] = (
     ("lightning_sanity.callbacks.train_mode", "TrainModeMonitor"),
     ("lightning_sanity.callbacks.loss_inspector", "LossInspector"),
     ("lightning_sanity.callbacks.data_checks", "DataChecks"),
+    ("lightning_sanity.callbacks.pretrained_input", "PretrainedInputScale"),
     ("lightning_sanity.callbacks.model_checks", "ModelChecks"),
     ("lightning_sanity.callbacks.norms", "NormMonitor"),
     ("lightning_sanity.callbacks.low_precision", "LowPrecisionUpdates"),
