@@ -53,14 +53,14 @@ class _Siamese(L.LightningModule):
 def test_validation_pairs_with_the_opposite_label_convention_fire(tmp_path, flipped):
     x, y = digits()
     tr, va = torch.arange(0, 1300), torch.arange(1300, len(y))
-    a, b, same = _pairs(x[tr], y[tr], 1500, 0)
-    va_a, va_b, va_same = _pairs(x[va], y[va], 400, 1)
+    a, b, same = _pairs(x[tr], y[tr], 800, 0)
+    va_a, va_b, va_same = _pairs(x[va], y[va], 300, 1)
     if flipped:
         va_same = 1.0 - va_same  # another script's convention: 1 = different
     L.seed_everything(0)
-    t = trainer(tmp_path, [ValDivergence(), SanitySummary(print_summary=False)], logger=None, max_epochs=6)
+    t = trainer(tmp_path, [ValDivergence(), SanitySummary(print_summary=False)], logger=None, max_epochs=5)
     t.fit(_Siamese(), DataLoader(TensorDataset(a, b, same), batch_size=64, shuffle=True),
-          DataLoader(TensorDataset(va_a, va_b, va_same), batch_size=400))
+          DataLoader(TensorDataset(va_a, va_b, va_same), batch_size=300))
     found = serious(read_report(t.log_dir), "val-divergence")
     if flipped:
         assert found and found[0]["data"]["pattern"] == "never-improves", found
