@@ -120,7 +120,8 @@ def default_callbacks(
                 # Nothing left to run: keep it out of the Trainer, but let the summary say it was switched off.
                 continue
             callback.disable(*owned)
-            callback.set_thresholds({c: v for c, v in thresholds.items() if c in callback.checks})
+            # a check judged by two callbacks is tuned where its thresholds live (update-ratio: NormMonitor)
+            callback.set_thresholds({c: v for c, v in thresholds.items() if c in callback.threshold_specs})
         callbacks.append(callback)
     summary = callbacks[-1]
     assert isinstance(summary, SanitySummary)
