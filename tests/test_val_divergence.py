@@ -88,7 +88,9 @@ def test_no_validation_loss_is_skipped_and_bad_argument(tmp_path):
 def test_judgement_and_key_lookup():
     assert judge_val_divergence([1.0, 0.2, 0.1], [2.0, 2.5, 3.0], baseline=1.0).kind == "worse-than-baseline"
     assert judge_val_divergence([1.0, 0.2, 0.1], [2.0, 2.5, 3.0], baseline=None).kind == "overfitting"
-    assert judge_val_divergence([1.0, 0.2, 0.1], [2.0, 2.5, 5.0], baseline=2.3).severity == "warning"  # extreme
+    assert judge_val_divergence([1.0, 0.2, 0.1], [1.2, 2.5, 5.0], baseline=2.3).severity == "warning"  # extreme
+    # never clearly below the baseline (2.0 vs 2.3) and ends far above it: not overfitting, worse than the baseline
+    assert judge_val_divergence([1.0, 0.2, 0.1], [2.0, 2.5, 5.0], baseline=2.3).kind == "worse-than-baseline"
     assert judge_val_divergence([1.0, 0.5, 0.2], [0.9, 0.5, 0.55], baseline=2.3) is None  # within `rise`
     rising = judge_val_divergence([1.0, 0.5, 0.3, 0.2], [0.6, 0.5, 0.6, 0.7], baseline=2.3)
     assert rising.kind == "overfitting" and rising.severity == "info"

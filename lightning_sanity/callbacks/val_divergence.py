@@ -21,6 +21,7 @@ from lightning_sanity.batch import split_batch
 from lightning_sanity.checks.loss_baseline import trend_baseline
 from lightning_sanity.checks import relabelled as RL
 from lightning_sanity.checks import target_shift as TS
+from lightning_sanity.checks.val_first_look import judge_never_improves
 from lightning_sanity.checks import validation as V
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ class ValDivergence(SanityCallback):
     def _reset(self) -> None:
         self.revive()
         self._sum: Any = None  # a float on the CPU, a 0-d tensor on accelerators
+        self._sq: Any = None  # the sum of squares, for the step-to-step noise
+        self._noise: list[float] = []
         self._count = 0
         self._train: list[float] = []
         self._val: list[float] = []
@@ -111,9 +114,12 @@ class ValDivergence(SanityCallback):
         if scale != 1:  # Lightning divided the loss by the accumulation factor
             loss = loss * scale
         if loss.device.type == "cpu":  # nothing to transfer: a Python float costs less than a tensor add
-            self._sum = float(loss) if self._sum is None else self._sum + float(loss)
-        else:  # summed on the device (one small add, no host sync); read once per validation run
+            value = float(loss)
+            self._sum = value if self._sum is None else self._sum + value
+            self._sq = value * value if self._sq is None else self._sq + value * value
+        else:  # summed on the device (two small ops, no host sync); read once per validation run
             self._sum = loss.float() if self._sum is None else self._sum + loss
+            self._sq = loss.float() ** 2 if self._sq is None else self._sq + loss.float() ** 2
         self._count += 1
         self._take_targets("train", batch)
 
@@ -157,7 +163,10 @@ class ValDivergence(SanityCallback):
             if self._sum is None or self._count == 0:
                 return  # no training step since the last validation: nothing to pair it with
             train = float(self._sum) / self._count
-            self._sum, self._count = None, 0
+            square = float(self._sq) / self._count
+            self._noise.append(math.sqrt(max(square - train * train, 0.0) * self._count / max(self._count - 1, 1))
+                               if self._count > 1 else math.nan)
+            self._sum, self._sq, self._count = None, None, 0
             self._train.append(train)
             self._val.append(value)
         except Exception as err:  # never lose the run over a diagnostic
@@ -212,6 +221,8 @@ class ValDivergence(SanityCallback):
         verdict = None if shift is not None else V.judge_val_divergence(
             self._train, self._val, baseline, margin=self.threshold(check, "baseline_margin"),
             rise=self.threshold(check, "rise"))
+        if shift is None and (verdict is None or verdict.kind == "overfitting"):  # needs no baseline: any loss
+            verdict = judge_never_improves(self._before, self._val, self._train, self._noise) or verdict
         self.detail(trainer, check, f"`{self._key}` {self._val[0]:.3g} -> {self._val[-1]:.3g} (best "
                                     f"{min(self._val):.3g}) over {len(self._val)} validation(s), train "
                                     f"{self._train[0]:.3g} -> {self._train[-1]:.3g}; {scale_note}")

@@ -83,11 +83,18 @@ def judge_val_divergence(train: Sequence[float], val: Sequence[float], baseline:
             "baseline": baseline, "best_val": val[best], "validations": len(val)}
     if baseline is not None and baseline > 0:
         trained = train[-1] < baseline * (1 - margin)
-        if trained and val[best] > baseline * (1 + margin):
+        # Validation either never came near the baseline, or never clearly beat it and ended clearly worse: a
+        # model that learned something transferable beats the baseline first (healthy overfitting rises after).
+        never_near = val[best] > baseline * (1 + margin)
+        ended_worse = val[best] > baseline * (1 - margin) and val[-1] > baseline * (1 + margin)
+        if trained and (never_near or ended_worse):
             return Divergence(
                 "worse-than-baseline", "error",
-                f"The validation loss never got below {val[best]:.3g}, above the {baseline:.3g} of a prediction that "
-                f"ignores the input, while the training loss fell to {train[-1]:.3g}: what the model learns from "
+                (f"The validation loss never got below {val[best]:.3g}, above the {baseline:.3g} of a prediction "
+                 "that ignores the input," if never_near else
+                 f"The validation loss never clearly beat the {baseline:.3g} of a prediction that ignores the input "
+                 f"(best {val[best]:.3g}) and ended above it at {val[-1]:.3g},")
+                + f" while the training loss fell to {train[-1]:.3g}: what the model learns from "
                 "the training data does not hold on the validation data.",
                 "Compare the two splits' labels: the same label encoding and class order (one `LabelEncoder`/class "
                 "map fitted once), the same preprocessing and normalisation statistics, targets aligned with their "
