@@ -118,8 +118,9 @@ class ValDivergence(SanityCallback):
             self._sum = value if self._sum is None else self._sum + value
             self._sq = value * value if self._sq is None else self._sq + value * value
         else:  # summed on the device (two small ops, no host sync); read once per validation run
-            self._sum = loss.float() if self._sum is None else self._sum + loss
-            self._sq = loss.float() ** 2 if self._sq is None else self._sq + loss.float() ** 2
+            value = loss.float()
+            self._sum = value if self._sum is None else self._sum + value
+            self._sq = value * value if self._sq is None else self._sq + value * value
         self._count += 1
         self._take_targets("train", batch)
 

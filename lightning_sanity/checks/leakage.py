@@ -296,6 +296,13 @@ CHANCE_COLUMN = 1e-3
 AFFINE_ROWS = 8
 
 
+def log_partition_chance(per_class: list[int]) -> float:
+    """``log(prod(d_c!) / d!)``: the log-chance that shuffled labels of ``d`` distinct rows fall into one given
+    split into groups of these class sizes (the permutation bound behind :func:`chance_column` and the label
+    tokens of :mod:`.target_inputs`)."""
+    return sum(math.lgamma(k + 1) for k in per_class) - math.lgamma(sum(per_class) + 1)
+
+
 def chance_column(per_class: list[int], columns: int) -> float:
     """Upper bound on the chance that some of ``columns`` unrelated columns takes one value per class and another
     per class on distinct rows with these class counts: a permutation test. Shuffling the labels of ``d`` distinct
@@ -307,8 +314,7 @@ def chance_column(per_class: list[int], columns: int) -> float:
     >>> chance_column([11, 11, 10], 30) < 1e-10
     True
     """
-    d, c = sum(per_class), len(per_class)
-    log_p = math.lgamma(c + 1) + sum(math.lgamma(k + 1) for k in per_class) - math.lgamma(d + 1)
+    log_p = math.lgamma(len(per_class) + 1) + log_partition_chance(per_class)
     return min(1.0, columns * math.exp(log_p))
 
 

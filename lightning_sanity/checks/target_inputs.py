@@ -32,6 +32,9 @@ from typing import Optional
 
 import torch
 
+from lightning_sanity.checks.leakage import log_partition_chance
+from lightning_sanity.checks.splits import hash_rows
+
 #: A function of the keys is reported when all the values scanned would match their groups by chance with
 #: probability below this (a permutation test's level, as for the label column in :mod:`.leakage`).
 CHANCE = 1e-3
@@ -74,13 +77,10 @@ def groups(keys: torch.Tensor) -> torch.Tensor:
     merge two groups, which makes an exact relation harder to find, never easier."""
     keys = keys.reshape(keys.shape[0], -1)
     if not keys.is_floating_point() and keys.shape[1] > 1:
-        # Random 64-bit weights from a private generator (never the global RNG); int64 products wrap mod 2^64.
-        weights = torch.randint(-2 ** 63, 2 ** 63 - 1, (keys.shape[1],), generator=torch.Generator().manual_seed(0))
-        keys = (keys.long() * (weights | 1)).sum(1, keepdim=True)
+        keys = hash_rows(keys, halves=False)[:, None]  # split-overlap's row hash: private weights, mod 2^64
     if keys.shape[1] == 1:
         return torch.unique(keys[:, 0], return_inverse=True)[1]
     return torch.unique(keys, dim=0, return_inverse=True)[1]
-
 
 
 def determined(keys: torch.Tensor, values: torch.Tensor, tests: int = 1, group: Optional[torch.Tensor] = None
@@ -206,8 +206,7 @@ def label_tokens(ids: torch.Tensor, y: torch.Tensor, mask: Optional[torch.Tensor
     if labels.numel() < 2 or int(keep.sum()) == 0:
         return None
     d, vocab = ids.shape[0], int(keep.sum())
-    log_chance = (labels.numel() * math.log(vocab) + sum(math.lgamma(k + 1) for k in per_class.tolist())
-                  - math.lgamma(d + 1))
+    log_chance = labels.numel() * math.log(vocab) + log_partition_chance(per_class.tolist())
     if log_chance >= math.log(CHANCE):
         return None
     present = torch.zeros(d, tokens.numel()).scatter_(1, index, 1.0)[:, keep]  # (d, V)
