@@ -67,7 +67,7 @@ def scenarios() -> dict[str, Path]:
     return {p.stem: p for p in sorted(ZOO.glob("*.py")) if not p.name.startswith("_")}
 
 
-SPLITS = ("tune", "heldout", "heldout2", "heldout3")
+SPLITS = ("tune", "heldout", "heldout2", "heldout3", "heldout4")
 _MISSING = object()
 
 
