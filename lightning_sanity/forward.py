@@ -6,7 +6,9 @@ accepts, in this order, the first that runs being used:
 
 1. ``forward_fn(pl_module, x)`` when the user gave one;
 2. ``pl_module(x)``, with ``x`` the batch's input, when ``forward`` accepts one argument;
-3. ``pl_module(**x)`` when the input is a dict whose keys ``forward`` accepts (HuggingFace style);
+3. ``pl_module(**x)`` when the input is a dict whose keys ``forward`` accepts (HuggingFace style), or, for a
+   dict batch, ``pl_module(**inputs)`` with every key but the targets (``forward(self, **batch)`` around a
+   HuggingFace model whose loss is computed when ``labels`` are passed);
 4. ``pl_module(*batch)`` when ``forward`` takes the batch's parts, the way a ``training_step`` calls
    ``self(inputs, target)`` (Lightning's demo Transformer).
 
@@ -33,6 +35,8 @@ from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple, Optional
 
 from torch import nn
+
+from lightning_sanity.batch import TARGET_KEYS
 
 FORWARD_FN_HINT = "pass `forward_fn=lambda module, x: ...` to say how to run the model on the batch's input"
 
@@ -69,6 +73,9 @@ def model_calls(module: nn.Module, x: Any, batch: Any, forward_fn: Optional[Call
     candidates: list[tuple[str, tuple, dict]] = [("pl_module(x)", (x,), {})]
     if isinstance(x, Mapping):
         candidates.append(("pl_module(**x)", (), dict(x)))
+    elif isinstance(batch, Mapping):
+        inputs = {k: v for k, v in batch.items() if k not in TARGET_KEYS}
+        candidates.append(("pl_module(**inputs)", (), inputs))
     if isinstance(batch, (list, tuple)) and not (len(batch) == 1 and batch[0] is x):
         candidates.append(("pl_module(*batch)", tuple(batch), {}))
     try:

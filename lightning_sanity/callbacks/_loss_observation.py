@@ -51,3 +51,4 @@ class _FirstStep:
     loss_requires_grad: bool = True
     trainer: Optional[pl.Trainer] = None
     batch_target: Any = None
+    batch_input: Any = None

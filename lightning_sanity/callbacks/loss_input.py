@@ -14,6 +14,7 @@ import torch
 from lightning_sanity.callbacks._loss_observation import _NAMES, _Observation
 from lightning_sanity.callbacks._loss_targets import check_targets
 from lightning_sanity.checks import losses as L
+from lightning_sanity.checks.targets import twice_shifted
 from lightning_sanity.findings import Severity
 
 
@@ -38,6 +39,16 @@ class _LossInputGlue:
                         f"Make the last layer as wide as the number of classes (at least {problem['max_label'] + 1} "
                         "outputs) or remap the labels to 0..C-1; ignored targets must equal `ignore_index`.",
                         where=where, data=problem)
+                elif twice_shifted(call.target, self._step.batch_input, self._step.batch_target, call.ignore_index):
+                    self.report(
+                        trainer, "loss-input", Severity.ERROR,
+                        f"{name} scores the prediction at position t on input token t + 2: the batch's labels are "
+                        "already the input ids shifted left by one, and the loss shifts them once more, so the "
+                        "model is trained to skip a token (and never learns the next one).",
+                        "Shift once: with a model that shifts inside (HuggingFace `...ForCausalLM`), pass "
+                        "`labels = input_ids` (padding set to -100); otherwise compare `logits` with the shifted "
+                        "labels without shifting again.",
+                        where=where, key="twice-shifted", data={"shift": 2})
                 elif bool((call.target == call.ignore_index).all()):
                     self.report(
                         trainer, "loss-input", Severity.WARNING,

@@ -158,9 +158,9 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
         self._step.stage = "watching"
         self._step.trainer = trainer
         try:
-            self._step.batch_target = split_batch(batch, self.get_input, self.get_target)[1]
+            self._step.batch_input, self._step.batch_target = split_batch(batch, self.get_input, self.get_target)
         except Exception:  # an unreadable batch only means no call is known to use the batch's target
-            self._step.batch_target = None
+            self._step.batch_input = self._step.batch_target = None
         try:
             self._watch = StepWatch(before=self._before_call, after=self._after_call, weights=weight_owners(pl_module))
             # Views and casts of the batch's target carry this tag to the loss call (`y.float().unsqueeze(1)`).

@@ -166,12 +166,15 @@ def per_sample_views(tensor: torch.Tensor, batch_size: int) -> list[tuple[str, t
 
 
 def first_output_tensor(output: Any, batch_size: int) -> Optional[torch.Tensor]:
-    """The first floating-point tensor of a model output (tensor, tuple, list, dict) that has a sample dimension."""
+    """The first floating-point tensor of a model output (tensor, tuple, list, dict, an object's ``.logits``) that
+    has a sample dimension."""
     if isinstance(output, torch.Tensor):
         ok = output.is_floating_point() or output.is_complex()
         return output if ok and per_sample_views(output, batch_size) else None
     if isinstance(output, Mapping):
         output = list(output.values())
+    elif isinstance(getattr(output, "logits", None), torch.Tensor):  # an output object (HuggingFace style)
+        return first_output_tensor(output.logits, batch_size)
     elif dataclasses.is_dataclass(output) and not isinstance(output, type):
         output = [getattr(output, f.name) for f in dataclasses.fields(output)]
     if isinstance(output, Sequence) and not isinstance(output, (str, bytes)):

@@ -50,3 +50,30 @@ def shifted_batch_target(target: Any, batch_target: Any, ignore_index: int = -10
         return bool(torch.equal(values.long(), candidate.long()))
     except Exception:  # incomparable tensors: not known to be the batch's
         return False
+
+
+def twice_shifted(target: Any, batch_input: Any, batch_target: Any, ignore_index: int = -100) -> bool:
+    """Whether a next-token loss scores position ``t`` on input token ``t + 2``: the batch's labels already are
+    the input ids shifted left by one, and the loss shifts them once more (:func:`shifted_batch_target`).
+
+    Exact equality on every kept label, so no threshold: labels that are the inputs shifted by one everywhere are
+    a shift the user made, not a coincidence (sequences that repeat one token, where any shift agrees, never count).
+
+    >>> ids = torch.tensor([[3, 1, 4, 1, 5, 9, 2, 6], [2, 7, 1, 8, 2, 8, 1, 8]])
+    >>> pre = torch.cat([ids[:, 1:], torch.full_like(ids[:, :1], -100)], dim=1)
+    >>> twice_shifted(pre[:, 1:].reshape(-1), ids, pre), twice_shifted(ids[:, 1:].reshape(-1), ids, ids)
+    (True, False)
+    """
+    if not isinstance(batch_input, torch.Tensor) or not isinstance(batch_target, torch.Tensor):
+        return False
+    if batch_input.shape != batch_target.shape or batch_input.is_floating_point() or batch_input.dim() != 2:
+        return False
+    if not shifted_batch_target(target, batch_target, ignore_index):
+        return False
+    ids, labels = batch_input.detach(), batch_target.detach().to(batch_input.device)
+    kept = labels[:, :-1] != ignore_index
+    if int(kept.sum()) < 2:
+        return False
+    ahead = labels[:, :-1] == ids[:, 1:]
+    same = labels[:, :-1] == ids[:, :-1]
+    return bool(ahead[kept].all()) and not bool(same[kept].all())
