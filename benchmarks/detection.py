@@ -6,6 +6,7 @@ Usage::
     python benchmarks/detection.py -j 2            # two scenarios at once
     python benchmarks/detection.py --only bug_softmax_before_ce --details
     python benchmarks/detection.py --split heldout --json heldout.json
+    python benchmarks/detection.py --zoo benchmarks/third_party    # real HuggingFace models (pip install transformers)
 
 Each file in ``benchmarks/zoo/`` is a small, self-contained training script as a user would write it: a
 LightningModule on real data bundled with scikit-learn (digits, diabetes, breast cancer, iris, wine) or on
@@ -63,11 +64,12 @@ class Outcome:
     error: str = ""
 
 
-def scenarios() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(ZOO.glob("*.py")) if not p.name.startswith("_")}
+def scenarios(zoo: Path = ZOO) -> dict[str, Path]:
+    return {p.stem: p for p in sorted(zoo.glob("*.py")) if not p.name.startswith("_")}
 
 
-SPLITS = ("tune", "heldout", "heldout2", "heldout3", "heldout4")
+#: ``third-party`` marks ``benchmarks/third_party/`` (real HuggingFace models; needs ``transformers``).
+SPLITS = ("tune", "heldout", "heldout2", "heldout3", "heldout4", "third-party")
 _MISSING = object()
 
 
@@ -153,15 +155,18 @@ def main() -> int:
                         help="print the warning/error findings of every false alarm, wrong check and miss")
     parser.add_argument("--split", choices=SPLITS, help="run only this half of the zoo (default: both)")
     parser.add_argument("--json", metavar="PATH", help="also write the outcomes as JSON")
+    parser.add_argument("--zoo", type=Path, default=ZOO,
+                        help="folder of scenarios (default benchmarks/zoo; benchmarks/third_party needs transformers)")
     args = parser.parse_args()
     if args.jobs < 1:
         parser.error(f"-j must be >= 1, got {args.jobs}")
 
-    todo = scenarios()
+    args.zoo = args.zoo.resolve()
+    todo = scenarios(args.zoo)
     if args.only:
         todo = {n: p for n, p in todo.items() if any(o == n or o in n for o in args.only)}
         if not todo:
-            parser.error(f"no scenario matches {args.only}; known: {', '.join(scenarios())}")
+            parser.error(f"no scenario matches {args.only}; known: {', '.join(scenarios(args.zoo))}")
     if args.split:
         todo = {n: p for n, p in todo.items() if read_split(p) == args.split}
         if not todo:
