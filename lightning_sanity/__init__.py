@@ -43,8 +43,6 @@ _EXPORTS = {
     "LeakageChecks": "lightning_sanity.callbacks.leakage",
     "SplitOverlap": "lightning_sanity.callbacks.split_overlap",
     "ValDivergence": "lightning_sanity.callbacks.val_divergence",
-    "LowPrecisionUpdates": "lightning_sanity.callbacks.low_precision",
-    "PretrainedInputScale": "lightning_sanity.callbacks.pretrained_input",
     "SanityCallback": "lightning_sanity.callbacks.base",
     "Threshold": "lightning_sanity.callbacks.base",
     "Finding": "lightning_sanity.findings",
@@ -82,8 +80,6 @@ if TYPE_CHECKING:
     from lightning_sanity.callbacks.split_overlap import SplitOverlap
     from lightning_sanity.callbacks.train_mode import TrainModeMonitor
     from lightning_sanity.callbacks.val_divergence import ValDivergence
-    from lightning_sanity.callbacks.low_precision import LowPrecisionUpdates
-    from lightning_sanity.callbacks.pretrained_input import PretrainedInputScale
     from lightning_sanity.callbacks.base import SanityCallback, Threshold
     from lightning_sanity.callbacks.summary import SanitySummary
     from lightning_sanity.findings import CHECKS, Finding, Severity

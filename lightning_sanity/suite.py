@@ -19,10 +19,8 @@ _SUITE: tuple[tuple[str, str], ...] = (
     ("lightning_sanity.callbacks.train_mode", "TrainModeMonitor"),
     ("lightning_sanity.callbacks.loss_inspector", "LossInspector"),
     ("lightning_sanity.callbacks.data_checks", "DataChecks"),
-    ("lightning_sanity.callbacks.pretrained_input", "PretrainedInputScale"),
     ("lightning_sanity.callbacks.model_checks", "ModelChecks"),
     ("lightning_sanity.callbacks.norms", "NormMonitor"),
-    ("lightning_sanity.callbacks.low_precision", "LowPrecisionUpdates"),
     ("lightning_sanity.callbacks.activations", "ActivationMonitor"),
     ("lightning_sanity.callbacks.nonfinite", "NonFiniteSentinel"),
     ("lightning_sanity.callbacks.batchnorm", "BatchNormMonitor"),
@@ -120,7 +118,7 @@ def default_callbacks(
                 # Nothing left to run: keep it out of the Trainer, but let the summary say it was switched off.
                 continue
             callback.disable(*owned)
-            # a check judged by two callbacks is tuned where its thresholds live (update-ratio: NormMonitor)
+            # each check has one home, the one callback that declares its thresholds (update-ratio: NormMonitor)
             callback.set_thresholds({c: v for c, v in thresholds.items() if c in callback.threshold_specs})
         callbacks.append(callback)
     summary = callbacks[-1]

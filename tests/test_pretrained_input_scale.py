@@ -12,7 +12,7 @@ from sklearn.datasets import load_digits
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_sanity.callbacks.pretrained_input import PretrainedInputScale
+from lightning_sanity.callbacks.data_checks import DataChecks
 from lightning_sanity.callbacks.summary import SanitySummary
 from lightning_sanity.checks.pretrained_input import judge_statistics
 
@@ -61,7 +61,7 @@ def test_raw_pixels_into_a_backbone_pretrained_on_normalised_ones_fire(tmp_path,
             opt.step()
     x = raw if inputs == "raw" else normalised
     L.seed_everything(0)
-    t = trainer(tmp_path, [PretrainedInputScale(), SanitySummary(print_summary=False)], logger=None, max_epochs=1)
+    t = trainer(tmp_path, [DataChecks(), SanitySummary(print_summary=False)], logger=None, max_epochs=1)
     t.fit(_Probe(backbone, frozen=pretrained), DataLoader(TensorDataset(x, y), batch_size=64))
     found = serious(read_report(t.log_dir), "input-scale")
     if fires:
@@ -74,3 +74,35 @@ def test_raw_pixels_into_a_backbone_pretrained_on_normalised_ones_fire(tmp_path,
 def test_judgement_both_ways():
     assert judge_statistics(torch.full((4,), 0.1), torch.ones(4), "bn")["ratio"] < 0.25
     assert judge_statistics(torch.full((4,), 2.0), torch.ones(4), "bn") is None
+
+
+def test_frozen_statistics_lives_in_the_data_checks_and_switches_off_with_input_scale(tmp_path):
+    """One home: DataChecks is the suite's only input-scale callback; ``disable=["input-scale"]`` hooks no
+    BatchNorm, while label-distribution keeps running."""
+    import lightning_sanity
+
+    owners = [c for c in lightning_sanity.default_callbacks() if "input-scale" in getattr(c, "checks", ())]
+    assert [type(c) for c in owners] == [DataChecks]
+
+    d = load_digits()
+    raw = torch.tensor(d.images[:256], dtype=torch.float32).unsqueeze(1)
+    y = torch.tensor(d.target[:256])
+    backbone = _backbone()
+    torch.manual_seed(0)
+    backbone[1].momentum = None  # learned running statistics: the exact ones of normalised pixels
+    with torch.no_grad():
+        backbone((raw / 16.0 - 0.3) / 0.45)
+    for disable in ([], ["input-scale"]):
+        L.seed_everything(0)
+        callbacks = lightning_sanity.default_callbacks(disable=disable, print_summary=False)
+        data_checks = next(c for c in callbacks if isinstance(c, DataChecks))
+        t = trainer(tmp_path / str(len(disable)), callbacks, logger=None, max_epochs=1)
+        t.fit(_Probe(backbone, frozen=True), DataLoader(TensorDataset(raw, y), batch_size=64))
+        report = read_report(t.log_dir)
+        found = [f for f in report["findings"] if f["check"] == "input-scale"]
+        status = next(c for c in report["checks"] if c["name"] == "input-scale")["status"]
+        assert not data_checks._frozen.hooks  # removed after the first batch either way
+        if disable:
+            assert not found and status == "skipped" and data_checks._frozen.seen is None, found
+        else:  # the whole suite finds it in the one home
+            assert [f["data"]["kind"] for f in found if f["severity"] == "warning"] == ["frozen-statistics"], found

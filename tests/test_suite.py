@@ -51,7 +51,7 @@ def test_disabled_check_is_shown_as_switched_off(tmp_path):
 
 def test_every_suite_callback_is_exported_at_top_level():
     names = {type(c).__name__ for c in lightning_sanity.default_callbacks()}
-    assert len(names) == 16
+    assert len(names) == 14
     for name in names:
         assert getattr(lightning_sanity, name).__name__ == name
 

@@ -23,7 +23,7 @@ from typing_extensions import override
 from lightning_sanity.callbacks._data_sample import _BatchReader, _InputSample, _LabelSample
 from lightning_sanity.callbacks._step_watch import StepWatch
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
-from lightning_sanity.callbacks.input_scale import _InputScaleGlue
+from lightning_sanity.callbacks.input_scale import FrozenStatistics, _InputScaleGlue
 from lightning_sanity.callbacks.label_distribution import _LabelDistributionGlue
 from lightning_sanity.checks import data as D
 from lightning_sanity.checks.padding_labels import PaddingLabels, model_padding_token
@@ -38,7 +38,9 @@ class DataChecks(_BatchReader, _InputScaleGlue, _LabelDistributionGlue, SanityCa
       features with a spread in the hundreds (warning; only ``info`` when the model rescales its input first, e.g.
       ``x / 255`` or an input BatchNorm); every sample of a batch identical (error); features that never change
       (``info`` only: constant border pixels and unused one-hot columns are normal). Integer inputs (token ids) are
-      not judged on scale.
+      not judged on scale. Kind ``frozen-statistics`` (warning): on the first batch, the first eval-mode BatchNorm
+      with learned running statistics sees pre-activations more than 4x wider or narrower than those statistics
+      (inputs not normalised as in pretraining).
     - ``label-distribution``: all labels equal (error); labels out of range for the model's output width (error);
       batches that each hold (nearly) one class while the data hold several: sorted data, not shuffled (warning);
       identical inputs carrying different labels (warning when they are a sizeable share); heavy imbalance
@@ -46,7 +48,8 @@ class DataChecks(_BatchReader, _InputScaleGlue, _LabelDistributionGlue, SanityCa
       or the loss weights already account for it). Regression targets only get the all-equal check.
 
     The batch's input and target come from :func:`lightning_sanity.batch.split_batch`. Cost: for the first
-    ``data_batches`` batches, a few reductions and one device-to-host copy per batch; nothing afterwards. Output
+    ``data_batches`` batches, a few reductions and one device-to-host copy per batch (on the first, also one
+    per-channel std of the first frozen BatchNorm's input, for ``frozen-statistics``); nothing afterwards. Output
     width, loss kind and whether the initial prediction matches the label prior come from
     :class:`~lightning_sanity.callbacks.loss_inspector.LossInspector` when it runs.
 
@@ -114,6 +117,7 @@ class DataChecks(_BatchReader, _InputScaleGlue, _LabelDistributionGlue, SanityCa
         self._labels = _LabelSample()
         self._in_batch_reported = False
         self._watch: Optional[StepWatch] = None
+        self._frozen = FrozenStatistics()  # input-scale kind frozen-statistics, on the first batch
 
     # ------------------------------------------------------------------ hooks
 
@@ -136,6 +140,7 @@ class DataChecks(_BatchReader, _InputScaleGlue, _LabelDistributionGlue, SanityCa
             log.warning("lightning_sanity: the data checks could not read a batch: %r", err)
             self._inputs.missing = self._labels.missing = f"could not read the batch: {err!r}"
             self._done = True
+        self._watch_frozen_statistics(pl_module)
 
     @override
     def on_before_backward(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", loss: torch.Tensor) -> None:
@@ -147,6 +152,7 @@ class DataChecks(_BatchReader, _InputScaleGlue, _LabelDistributionGlue, SanityCa
         self._stop_watch()
         if not self._done and self._seen >= self.data_batches:
             self._judge(trainer)
+        self._judge_frozen_statistics(trainer)
 
     @override
     def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
@@ -156,9 +162,11 @@ class DataChecks(_BatchReader, _InputScaleGlue, _LabelDistributionGlue, SanityCa
     @override
     def on_exception(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", exception: BaseException) -> None:
         self._stop_watch()
+        self._frozen.remove()
 
     def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._stop_watch()
+        self._frozen.remove()  # a crash inside the first step leaves them registered
         if not self._done:
             if self._seen:
                 self._judge(trainer)

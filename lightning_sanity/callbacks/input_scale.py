@@ -1,15 +1,37 @@
-"""``input-scale`` glue: NaN/Inf, identical samples, inputs far from unit scale or tiny, constant features.
+"""``input-scale`` glue: NaN/Inf, identical samples, inputs far from unit scale or tiny, constant features, and
+inputs on another scale than the statistics of frozen pretrained layers (kind ``frozen-statistics``).
 
 Mixed into :class:`~lightning_sanity.callbacks.data_checks.DataChecks`, which calls :meth:`_judge_inputs` once the
 first batches are read; the statistics and the verdict are in :mod:`lightning_sanity.checks.data`.
+
+``frozen-statistics`` looks at the first training batch only: DataChecks calls :meth:`_watch_frozen_statistics` at
+its start and :meth:`_judge_frozen_statistics` at its end. The per-channel spread of the input of the first
+BatchNorm that runs in eval mode with learned running statistics is judged against those statistics
+(:mod:`lightning_sanity.checks.pretrained_input`). Cost: forward hooks on the candidate BatchNorms for that one
+batch; the first to run computes a per-channel standard deviation of its input under ``no_grad``; the hooks are
+removed and the figures read once (one host read) at that batch's end.
+
+Example::
+
+    >>> FrozenStatistics().started
+    False
 """
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import lightning.pytorch as pl
+import torch
+from torch import nn
 
 from lightning_sanity.checks import data as D
+from lightning_sanity.checks import pretrained_input as PI
+from lightning_sanity.checks.modes import has_initial_statistics, is_batchnorm
 from lightning_sanity.findings import Severity
+
+log = logging.getLogger(__name__)
 
 #: First operations on the input that put it on a sane scale inside the model (``x / 255``, ``(x - mean) / std``,
 #: an input BatchNorm / LayerNorm, a log transform): then the raw scale of the batch is no bug.
@@ -20,8 +42,86 @@ _NORMALISING_OPS = frozenset({
 })
 
 
+class FrozenStatistics:
+    """Forward hooks on the eval-mode BatchNorms with learned running statistics, for the first training batch.
+
+    Only BatchNorms that normalise with their running statistics during training and whose statistics were learned
+    (loaded or accumulated, not the initial 0/1) are candidates; the first one the forward pass reaches is judged,
+    so a new head being trained downstream cannot cause it.
+    """
+
+    def __init__(self) -> None:
+        self.started = False  # the first training batch of the fit has begun
+        self.hooks: list[Any] = []
+        self.seen: Any = None  # (layer name, batch std, running std), from the first candidate to run
+
+    def attach(self, pl_module: "pl.LightningModule") -> None:
+        try:
+            for name, module in pl_module.named_modules():
+                if (is_batchnorm(module) and not module.training and getattr(module, "running_var", None) is not None
+                        and not has_initial_statistics(module)):
+                    self.hooks.append(module.register_forward_hook(self._hook(name)))
+        except Exception:  # never lose the run over a diagnostic
+            log.debug("pretrained input hooks failed", exc_info=True)
+
+    def _hook(self, name: str):
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            if self.seen is not None or module.training or not args or not isinstance(args[0], torch.Tensor):
+                return
+            try:
+                with torch.no_grad():
+                    x = args[0].detach().float()
+                    dims = [0] + list(range(2, x.dim()))
+                    self.seen = (name, x.var(dims).sqrt(), (module.running_var.float() + module.eps).sqrt())
+            except Exception:  # never lose the run over a diagnostic
+                log.debug("pretrained input statistics failed", exc_info=True)
+        return hook
+
+    def remove(self) -> None:
+        for handle in self.hooks:
+            handle.remove()
+        self.hooks = []
+
+
 class _InputScaleGlue:
     """The ``input-scale`` findings of :class:`~lightning_sanity.callbacks.data_checks.DataChecks`."""
+
+    def _watch_frozen_statistics(self, pl_module: "pl.LightningModule") -> None:
+        """At the start of the fit's first training batch: hook the candidate BatchNorms (once per fit)."""
+        if self._frozen.started:
+            return
+        self._frozen.started = True
+        if self.is_enabled("input-scale"):
+            self._frozen.attach(pl_module)
+
+    def _judge_frozen_statistics(self, trainer: "pl.Trainer") -> None:
+        """At the end of that batch: remove the hooks and judge what the first candidate saw."""
+        frozen = self._frozen
+        if not frozen.hooks:
+            return
+        frozen.remove()
+        if frozen.seen is None:
+            return
+        name, batch_std, running_std = frozen.seen
+        try:
+            verdict = PI.judge_statistics(batch_std.cpu(), running_std.cpu(), name)
+        except Exception:  # never lose the run over a diagnostic
+            log.debug("pretrained input judgement failed", exc_info=True)
+            return
+        if verdict is None:
+            return
+        wider = "wider" if verdict["ratio"] > 1 else "narrower"
+        factor = verdict["ratio"] if verdict["ratio"] > 1 else 1 / verdict["ratio"]
+        self.report(
+            trainer, "input-scale", Severity.WARNING,
+            f"The inputs are not on the scale the frozen pretrained layers expect: at `{name}` (eval mode, learned "
+            f"running statistics) the pre-activations of the first batch are {factor:.1f}x {wider} than the "
+            "statistics it was trained with (median over channels): the frozen layers pass distorted features on.",
+            "Apply the normalisation the weights were pretrained with (the same mean/std, the same 0..1 or 0..255 "
+            "pixel range) to every split's inputs; a `transforms.Normalize` left in the pretraining code is the "
+            "usual cause.",
+            where=name, data=verdict, key="frozen-statistics",
+        )
 
     def _judge_inputs(self, trainer: "pl.Trainer") -> None:
         if not self._inputs.stats:

@@ -28,6 +28,7 @@ from lightning_sanity.cadence import trainer_chart_every
 from lightning_sanity.callbacks import norm_charts
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.callbacks.gradient_probe import GradientProbe
+from lightning_sanity.callbacks.low_precision import RoundingWatch, conclude_rounds_away
 from lightning_sanity.callbacks.norm_history import NormHistory, SpikeWatch
 from lightning_sanity.callbacks.norm_meter import NormMeter, any_layers
 from lightning_sanity.callbacks.norm_verdicts import NormVerdicts
@@ -84,7 +85,8 @@ class NormMonitor(NormVerdicts, SanityCallback):
       under ``gradient_clip_val`` is info (clipping bounded the step).
     - ``weight-growth``: a layer's weight norm multiplied by more than 10 and still rising.
     - ``update-ratio``: ``||dw||/||w||`` of a weight layer at or above 1 (learning rate far too high) or at or
-      below 1e-7 with non-zero gradients (not learning), sustained.
+      below 1e-7 with non-zero gradients (not learning), sustained; kind ``rounds-away``: bf16/fp16 weights with no
+      float32 copy whose Adam-family steps are below half an ulp (:mod:`~lightning_sanity.callbacks.low_precision`).
 
     TensorBoard tags (scalars, on global rank 0, at every logging step; ``<layer>`` is the module name as in
     ``named_modules()``, or its group, see ``norms_max_tags``):
@@ -192,6 +194,7 @@ class NormMonitor(NormVerdicts, SanityCallback):
         self._probe = GradientProbe()
         self._reported: set[tuple] = set()
         self._resets: Optional[ResetWatch] = None
+        self._rounding = RoundingWatch()  # update-ratio kind rounds-away (callbacks/low_precision.py)
         # The backward hook exists only under manual optimization (Lightning skips a hook that is None), and the
         # batch-start hook only until the gradient probe has had its batch.
         self.revive()
@@ -231,10 +234,17 @@ class NormMonitor(NormVerdicts, SanityCallback):
             self._fail(trainer, err)
 
     @override
+    def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if "update-ratio" in self.active_checks and trainer.is_global_zero:
+            self._rounding.start(trainer, pl_module)  # the optimizers exist now
+
+    @override
     def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int) -> None:
+        self._rounding.read_lr()  # rounds-away: the peak lr of low-precision weights' groups (idle: nothing)
         # The meter opens the batch's state at its first optimizer step; this hook only arms the gradient probe.
         if not self._flags.active or (self._meter.stepped and (self._probe.armed_once or not self._probe.targets)):
-            self.retire("on_train_batch_start")  # planned (after the first step) and armed, or nothing to probe
+            if not self._rounding.watching:
+                self.retire("on_train_batch_start")  # planned (after the first step) and armed, or nothing to probe
             return
         if self._probe.targets and not self._probe.armed_once:
             self._probe.arm(pl_module)
@@ -319,6 +329,12 @@ class NormMonitor(NormVerdicts, SanityCallback):
 
     @override
     def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        try:
+            self._conclude_norms(trainer, pl_module)
+        finally:  # judged from the weights' dtype and the lr, whatever the norms measured
+            conclude_rounds_away(self, self._rounding, trainer)
+
+    def _conclude_norms(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         if not self._flags.active or self.layers is None:
             return
         self._probe.disarm()
