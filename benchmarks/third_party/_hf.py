@@ -89,8 +89,9 @@ class HFModule(L.LightningModule):
     def configure_optimizers(self) -> Any:
         import transformers
 
-        decay = [p for p in self.parameters() if p.ndim >= 2]
-        no_decay = [p for p in self.parameters() if p.ndim < 2]
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        decay = [p for p in trainable if p.ndim >= 2]
+        no_decay = [p for p in trainable if p.ndim < 2]
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
                                 lr=self.lr)
         total = self.trainer.estimated_stepping_batches
