@@ -1,7 +1,7 @@
 """Healthy: a denoising convolutional autoencoder on 8x8 digits: each training batch is corrupted on the fly (Gaussian
 noise 0.5 and 20% pixel drop-out) and the loss is the MSE against the clean batch. Conv encoder (stride 2) /
 transposed-conv decoder with BatchNorm, Adam + StepLR(4, 0.5); validation on fixed noisy copies of held-out images.
-Own metric: val denoise MSE 0.18 (the noisy inputs themselves are at 0.45)."""
+Own metric: val denoise MSE 0.18 (the noisy inputs themselves are at about 0.45)."""
 
 import lightning as L
 import torch
