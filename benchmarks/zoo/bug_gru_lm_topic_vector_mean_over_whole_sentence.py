@@ -2,7 +2,7 @@
 embeddings, concatenated to the input at every step. The mean is taken over the whole sequence, so the input at
 position t carries the words after t that the model must predict. The task (each word has 3 equally likely
 successors, streamed from an `IterableDataset`, tuple batches `(x, y)` with `y` shifted by one) has a causal floor
-of ln 3 = 1.099 nats; the leaky model goes below it: val loss SYMPTOM vs 1.13 for the same model without the topic
+of ln 3 = 1.099 nats; the leaky model goes below it: val loss 0.64 vs 1.13 for the same model without the topic
 vector, a number no model that generates left to right can reach. Tied embeddings, Adam + OneCycleLR per step,
 `max_steps`, `val_check_interval` in steps."""
 
