@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
 import lightning_sanity
 
-EXPECT = {"causal-leakage"}
+EXPECT = {"causal-leakage", "target-leakage"}
 SPLIT = "heldout4"
 VOCAB, SEQ = 50, 24
 FLOOR = math.log(3)
