@@ -60,3 +60,9 @@ def test_rate_floor_bound_on_counts():
     sparse = poisson_rate_floor_problem(poisson_tally(torch.poisson(torch.full((2000,), 0.5), generator=gen)))
     assert sparse["mean_count_upper"] < 1 and sparse["zero_share_lower"] > 0.37
     assert poisson_rate_floor_problem(poisson_tally(torch.tensor([-1.0, 0.0, 0.0]))) is None  # not counts
+
+
+def test_a_judged_poisson_call_makes_loss_input_run_not_skipped(tmp_path):
+    report = _run(tmp_path, CountNet(softplus=False))
+    status = {c["name"]: c["status"] for c in report["checks"]}
+    assert status["loss-input"] == "pass" and status["initial-loss"] == "skipped"

@@ -235,7 +235,7 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
             self._step.skip_reason = "no training step ran"
         if self._step.skip_reason:
             self.skip(trainer, "initial-loss", self._step.skip_reason)
-            if not self._step.observations and not self._step.pending:
+            if not self._step.observations and not self._step.pending and not self._poisson_seen:
                 self.skip(trainer, "loss-input", self._step.skip_reason)
 
     def _stop(self) -> None:
