@@ -7,7 +7,8 @@ and removed at the first of ``on_before_backward`` / ``on_train_batch_end`` / ``
 modes were pushed above it meanwhile, so it never outlives the step.
 
 It also tags tensors with where they came from: the module whose ``weight`` produced them (``linear`` and
-convolutions), a ``sigmoid`` / ``softmax`` applied to them, carried through views, reshapes and dtype casts. That is
+convolutions), a ``sigmoid`` / ``softmax`` applied to them, an activation that is never negative (``softplus``,
+``relu``, ``exp``), carried through views, reshapes and dtype casts. That is
 how a loss call learns which layer made its prediction and whether a sigmoid was already applied.
 """
 
@@ -38,6 +39,9 @@ WEIGHTED_OPS = frozenset({"linear", "conv1d", "conv2d", "conv3d", "conv_transpos
                           "conv_transpose3d", "bilinear"})
 #: Squashing activations: a tensor they produced is bounded, and for some of them a probability.
 PROBABILITY_OPS = {"sigmoid": "sigmoid", "expit": "sigmoid", "softmax": "softmax", "tanh": "tanh", "hardtanh": "tanh"}
+#: Activations whose every output is >= 0 whatever their input: a prediction they produced can never be negative
+#: (a log-rate or log-probability read from it is bounded below by 0).
+NONNEGATIVE_OPS = frozenset({"softplus", "relu", "relu6", "exp", "abs", "square", "sigmoid", "expit", "softmax"})
 
 
 def function_name(func: Any) -> str:
@@ -127,7 +131,11 @@ class StepWatch(TorchFunctionMode):
                 self.tags.set(result, {"module": module})
         elif name in PROBABILITY_OPS:
             tag = self.tags.get(args[0]) or {}
-            self.tags.set(result, {**tag, "activation": PROBABILITY_OPS[name]})
+            self.tags.set(result, {**tag, "activation": PROBABILITY_OPS[name],
+                                   **({"nonnegative": name} if name in NONNEGATIVE_OPS else {})})
+        elif name in NONNEGATIVE_OPS:
+            # Only the bound is carried: a ReLU'd or exponentiated tensor is no longer the layer's raw output.
+            self.tags.set(result, {"nonnegative": name})
 
     def start(self) -> "StepWatch":
         if not self.active:

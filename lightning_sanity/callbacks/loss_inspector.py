@@ -18,11 +18,13 @@ from typing import Any, Callable, Optional
 
 import lightning.pytorch as pl
 import torch
+import torch.nn.functional as F
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 from typing_extensions import override
 
 from lightning_sanity.batch import split_batch
 from lightning_sanity.callbacks._loss_facts import _LossFacts
+from lightning_sanity.callbacks import _poisson_input as PI
 from lightning_sanity.callbacks._loss_observation import _FirstStep, _Observation
 from lightning_sanity.callbacks._step_watch import StepWatch, weight_owners
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
@@ -137,6 +139,8 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
         self.revive()
         self._watch: Optional[StepWatch] = None
         self._step = _FirstStep()
+        self._poisson: Optional[PI.PoissonWatch] = None  # a Poisson log-rate followed over the first epoch
+        self._poisson_seen = False
 
     # ------------------------------------------------------------------ hooks
 
@@ -148,7 +152,12 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
     @override
     def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int) -> None:
         if self._step.stage != "waiting":
-            if self._step.stage == "done":  # the first step is judged: nothing left to do per batch
+            if self._poisson is not None:
+                try:
+                    PI.add_batch(self._poisson, split_batch(batch, self.get_input, self.get_target)[1])
+                except Exception:  # an unreadable batch: the tally keeps what it has
+                    pass
+            elif self._step.stage == "done":  # the first step is judged: nothing left to do per batch
                 self.retire("on_train_batch_start", "on_before_backward", "on_train_batch_end")
             return
         if trainer.global_step > 0:
@@ -197,6 +206,18 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
             self._step.skip_reason = f"internal error: {err!r}"
 
     @override
+    def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self._judge_poisson(trainer)
+
+    def _judge_poisson(self, trainer: "pl.Trainer") -> None:
+        watch, self._poisson = self._poisson, None
+        if watch is not None:
+            try:
+                PI.judge(self, trainer, watch)
+            except Exception as err:
+                log.warning("lightning_sanity: the Poisson loss-input check failed: %r", err)
+
+    @override
     def on_exception(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", exception: BaseException) -> None:
         self._stop()
         if self._step.stage == "watching":
@@ -209,11 +230,12 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
 
     def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._stop()
+        self._judge_poisson(trainer)  # a run that stopped inside its first epoch
         if self._step.stage == "waiting":
             self._step.skip_reason = "no training step ran"
         if self._step.skip_reason:
             self.skip(trainer, "initial-loss", self._step.skip_reason)
-            if not self._step.observations and not self._step.pending:
+            if not self._step.observations and not self._step.pending and not self._poisson_seen:
                 self.skip(trainer, "loss-input", self._step.skip_reason)
 
     def _stop(self) -> None:
@@ -224,6 +246,12 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
     # ------------------------------------------------------------------ inside the first step
 
     def _before_call(self, func: Any, args: tuple, kwargs: dict) -> None:
+        if func is F.poisson_nll_loss:
+            if not self._poisson_seen and self._watch is not None:
+                self._poisson_seen = True
+                self._poisson = PI.first_call(self, self._step.trainer, args, kwargs, self._watch.tags,
+                                              self._is_batch_target)
+            return
         if L.loss_kind(func) is None:
             return
         call = L.bind_loss_call(func, args, kwargs)
@@ -248,6 +276,10 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
             if constant is not None:
                 facts["in_batch_constant_target"] = {**constant, "module": obs.module}
         self._check_input(obs, tag or {})
+
+    def _is_batch_target(self, target: Any) -> bool:
+        tag = self._watch.tags.get(target) if self._watch is not None else None
+        return bool((tag or {}).get("batch_target")) or L.same_target(target, self._step.batch_target)
 
     def _after_call(self, func: Any, args: tuple, kwargs: dict, result: Any) -> None:
         if not self._step.pending or L.loss_kind(func) is None or not isinstance(result, torch.Tensor):

@@ -16,6 +16,7 @@ import lightning.pytorch as pl
 import torch
 from typing_extensions import override
 
+from lightning_sanity.callbacks._sampler_reach import report_sampler_reach
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.batch import split_batch
 from lightning_sanity.checks.loss_baseline import trend_baseline
@@ -45,6 +46,8 @@ class ValDivergence(SanityCallback):
     - info (``overfitting``): the validation loss ended ``rise`` or more above its best, with at least two
       validations after the best, while the training loss kept falling; a warning when it ends more than twice the
       baseline.
+    - error (``sampler-reach``): the training loader's ``WeightedRandomSampler`` has fewer weights than the dataset
+      has rows, so it only ever draws the first few rows (one weight per class given instead of one per sample).
 
     The baseline applies to validation only when the validation loss before training (the sanity check's) is
     within a factor 2 of the first training loss: the same loss, the same reduction. Otherwise, or without a
@@ -230,3 +233,4 @@ class ValDivergence(SanityCallback):
         if verdict is not None:
             self.report(trainer, check, verdict.severity, verdict.message, verdict.advice, where=self._key,
                         at_step=False, key=verdict.kind, data={"pattern": verdict.kind, **verdict.data})
+        report_sampler_reach(self, trainer, self._key, self._val)

@@ -7,6 +7,11 @@
 - :func:`kl_div_input_problem`: ``kl_div(input, target)`` expects ``input`` as log-probabilities (every value
   <= 0) and, unless ``log_target=True``, ``target`` as probabilities (every value >= 0). Probabilities given as
   the input make the "divergence" ``sum t (ln t - p)`` negative and meaningless.
+- :func:`poisson_rate_floor_problem`: ``poisson_nll_loss`` with ``log_input=True`` (its default) reads its input
+  as a log-rate. Fed a prediction that can never be negative (a Softplus / ReLU / exp head: the rate itself), every
+  rate it implies is ``exp(input) >= 1``. Under the Poisson law the loss assumes, rates that are all >= 1 give a mean
+  count >= 1 (``E y = E rate``) and a share of zero counts <= 1/e (``P(y = 0) = E exp(-rate) <= exp(-1)``); counts
+  whose mean lies below 1, or whose zeros exceed 1/e, beyond chance, cannot be fitted at all.
 - :func:`start_reference`: which input-independent prediction the first loss sits at: the uniform one (a default
   initialised head), the label prior (a prior-initialised bias), or neither (above both: overconfident or offset).
 
@@ -19,6 +24,8 @@ Example::
     'probabilities'
     >>> start_reference(2.31, uniform=2.303, prior=1.9)
     'uniform'
+    >>> poisson_rate_floor_problem(poisson_tally(torch.tensor([0.0, 0.0, 1.0, 0.0] * 100)))["zero_share"]
+    0.75
 """
 
 from __future__ import annotations
@@ -31,6 +38,10 @@ import torch
 #: Tolerance on a distribution's row sum: float32 softmax / one-hot rows sum to 1 within a few ulps; label
 #: smoothing done by hand keeps the sum at 1.
 ROW_SUM_TOLERANCE = 1e-3
+#: One-sided normal quantile of 2.5e-4: two statistics (mean count, share of zeros) at two looks (the first batch,
+#: the first epoch) keep the family's chance of a false alarm below 1e-3, the level of the suite's other
+#: permutation and chance tests.
+POISSON_Z = 3.48
 
 
 def soft_target_problem(rows: torch.Tensor, tol: float = ROW_SUM_TOLERANCE) -> Optional[dict[str, Any]]:
@@ -108,3 +119,34 @@ def start_reference(observed: float, uniform: float, prior: float, matches_prior
     if matches_prior is not None:
         return "prior" if matches_prior else "uniform"
     return "prior" if abs(observed - prior) < abs(observed - uniform) else "uniform"
+
+
+def poisson_tally(target: torch.Tensor) -> torch.Tensor:
+    """``[count, zeros, sum, sum of squares, negatives]`` of count targets, float64 on their device (no sync): what
+    :func:`poisson_rate_floor_problem` judges; tallies of several batches add up."""
+    t = target.detach().reshape(-1).double()
+    return torch.stack([torch.tensor(float(t.numel()), dtype=torch.float64, device=t.device), (t == 0).sum().double(),
+                        t.sum(), (t * t).sum(), (t < 0).sum().double()])
+
+
+def poisson_rate_floor_problem(tally: Any, z: float = POISSON_Z) -> Optional[dict[str, Any]]:
+    """Figures when count targets (their :func:`poisson_tally`) cannot come from Poisson rates that are all >= 1,
+    else None: the mean count's upper bound (``z`` standard errors) lies below 1, or the zero share's Wilson lower
+    bound lies above ``1/e``.
+
+    >>> poisson_rate_floor_problem(poisson_tally(torch.tensor([0.0, 1.0, 2.0, 3.0] * 100))) is None  # rates >= 1 fit
+    True
+    """
+    n, zeros, total, squares, negatives = (float(v) for v in tally)
+    if n < 2 or negatives > 0:  # negative targets are not counts: another bug, not this one
+        return None
+    mean = total / n
+    var = max(squares / n - mean * mean, 0.0) * n / (n - 1)
+    mean_upper = mean + z * math.sqrt(var / n)
+    p = zeros / n
+    zero_lower = (p + z * z / (2 * n) - z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))) / (1 + z * z / n)
+    if mean_upper >= 1 and zero_lower <= math.exp(-1):
+        return None
+    return {"targets": int(n), "mean_count": round(mean, 4), "mean_count_upper": round(mean_upper, 4),
+            "zero_share": round(p, 4), "zero_share_lower": round(zero_lower, 4), "zero_share_bound": round(math.exp(-1), 4),
+            "best_constant_log_rate": round(math.log(mean), 4) if mean > 0 else None}
