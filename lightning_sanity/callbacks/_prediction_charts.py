@@ -44,7 +44,9 @@ class PredictionCharts:
         tensorboard.log_scalars(trainer, {tensorboard.tag("predictions", k): v for k, v in scalars.items()
                                           if math.isfinite(v)}, step=step)
         self.pending = (kind, out, probs, targets, p_true, step, epoch_end, history)
-        if cost.periodic_allowed(trainer, "charts", taken=0):
+        # Not at the first look (step 0): no training time yet to measure a budget against, and its picture says
+        # little that the end of fit's does not (a run that stops early still draws the latest one, in finish()).
+        if step > 0 and cost.periodic_allowed(trainer, "charts", taken=0):
             self.draw(trainer)
 
     def finish(self, trainer: "pl.Trainer") -> None:

@@ -208,6 +208,12 @@ class NormMeter:
         self.every = every
         self.bins = UpdateBins.plan(layers.numels)
 
+    def wanted(self) -> bool:
+        """Must the next batch be measured whatever the stride: weights and updates (the first steps, logging
+        steps), or histograms."""
+        return (self.stepped < self.bins.early or (self.stepped + 1) % self.every == 0
+                or bool(self.histogram_every and self.stepped % self.histogram_every == 0))
+
     def start_batch(self) -> BatchState:
         measure = self.stepped < self.bins.early or (self.stepped + 1) % self.every == 0
         self.batch = BatchState(measure, self.update_ratio and measure)

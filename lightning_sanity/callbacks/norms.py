@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import time
 from typing import Any, Optional
 
 import lightning.pytorch as pl
@@ -24,6 +25,7 @@ import torch
 from torch.optim import Optimizer
 from typing_extensions import override
 
+from lightning_sanity import stride as stride_mod
 from lightning_sanity.cadence import trainer_chart_every
 from lightning_sanity.callbacks import norm_charts
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
@@ -192,6 +194,8 @@ class NormMonitor(NormVerdicts, SanityCallback):
         self._probe = GradientProbe()
         self._reported: set[tuple] = set()
         self._resets: Optional[ResetWatch] = None
+        self._stride: Optional[stride_mod.StepStride] = None  # automatic optimization: strided after a dense window
+        self._skip_batch = False  # this batch is off the stride: no row
         # The backward hook exists only under manual optimization (Lightning skips a hook that is None), and the
         # batch-start hook only until the gradient probe has had its batch.
         self.revive()
@@ -226,6 +230,9 @@ class NormMonitor(NormVerdicts, SanityCallback):
                 # Manual optimization leaves zero_grad() to the user: watch when each optimizer's .grad is reset.
                 self._resets = ResetWatch(trainer.optimizers)
                 self.on_before_backward = self._watch_resets
+            else:  # the reset watch needs every step: manual optimization is measured on every step
+                stride_mod.reset(trainer)
+                self._stride = stride_mod.stride_for(trainer)
             norm_charts.add_norm_charts(trainer)
         except Exception as err:  # a check must never lose the user's run
             self._fail(trainer, err)
@@ -241,8 +248,15 @@ class NormMonitor(NormVerdicts, SanityCallback):
 
     @override
     def on_before_optimizer_step(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", optimizer: Optimizer) -> None:
-        if not self._flags.active:
+        if not self._flags.active or self._skip_batch:
             return
+        meter, stride = self._meter, self._stride
+        if stride is not None and meter.batch is None and not stride.measure(trainer.global_step) and not meter.wanted():
+            # Off the stride after the dense window (lightning_sanity/stride.py): no row for this batch. Logging,
+            # update-ratio and histogram steps are always measured (``wanted``).
+            self._skip_batch = True
+            return
+        start = time.perf_counter()
         try:
             with torch.no_grad():
                 self._meter.record(trainer, optimizer)
@@ -250,17 +264,26 @@ class NormMonitor(NormVerdicts, SanityCallback):
                 self._resets.stepped(optimizer, self._meter.batch.step)
         except Exception as err:
             self._fail(trainer, err)
+        if stride is not None:
+            stride.charge(time.perf_counter() - start)
 
     @override
     def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any, batch_idx: int) -> None:
         if self._probe.handles:
             self._probe.disarm()
         meter = self._meter
+        if self._skip_batch:
+            self._skip_batch = False
+            meter.stepped += 1  # counted as a step (the logging cadence counts steps), without a row
+            return
         if meter.batch is None or meter.batch.step is None or not self._flags.active:
             meter.batch = None
             return  # an accumulation micro-batch, or no optimizer stepped
         try:
+            start = time.perf_counter()
             row = meter.end_batch(trainer.current_epoch, batch_idx)
+            if self._stride is not None:
+                self._stride.charge(time.perf_counter() - start)
             if meter.stepped == 1:
                 self._probe.plan(self.layers, row)
             if meter.stepped % meter.every == 0 or meter.row >= meter.buf.shape[0]:
