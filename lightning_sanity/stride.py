@@ -4,8 +4,9 @@ Some measurements run on every training step although no judgement needs every s
 norms, for instance: dead and vanishing layers are judged over many steps, growth over the run). Bugs show first
 in the first steps, so those are all measured: the **dense window**, the first ``max(50, 5 % of the planned
 run)`` steps of a fit. Over its second half the strided work is timed against the steps' wall time; from then on
-it runs every ``stride`` steps, the stride that keeps its cost within the suite's periodic budget (2 % of the
-training time by default, :func:`lightning_sanity.cost.budget`), at most :data:`MAX_STRIDE`. A model whose
+it runs every ``stride`` steps, the stride that keeps its cost within half the suite's periodic budget (1 % of
+the training time by default, :func:`lightning_sanity.cost.budget`), at most :data:`MAX_STRIDE`. Times are CPU
+times of the training thread, which other jobs on a shared machine disturb far less than wall time. A model whose
 measurements are cheap next to its steps keeps a stride of 1.
 
 All strided callbacks of one Trainer share one :class:`StepStride`, so their measured steps coincide. Work that
@@ -55,7 +56,7 @@ class StepStride:
         k = step - self.origin
         if k < self.dense:
             if k >= self._timing_from and self._started is None:
-                self._started, self._charged, self._timing_at = time.perf_counter(), 0.0, k
+                self._started, self._charged, self._timing_at = time.thread_time(), 0.0, k
             return True
         if not self._decided:
             self._decide(k)
@@ -70,11 +71,12 @@ class StepStride:
         if self._started is None:
             return
         steps = max(k - self._timing_at, 1)
-        step_time = (time.perf_counter() - self._started) / steps
+        step_time = (time.thread_time() - self._started) / steps
         per_step = self._charged / steps
         share = cost.budget()
         if share is None or share <= 0 or step_time <= 0:
             return
+        share /= 2  # the other half for the periodic work (snapshots, charts)
         self.stride = int(min(MAX_STRIDE, max(1, math.ceil(per_step / (share * step_time)))))
 
 

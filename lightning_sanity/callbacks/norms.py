@@ -256,7 +256,7 @@ class NormMonitor(NormVerdicts, SanityCallback):
             # update-ratio and histogram steps are always measured (``wanted``).
             self._skip_batch = True
             return
-        start = time.perf_counter()
+        start = time.thread_time()
         try:
             with torch.no_grad():
                 self._meter.record(trainer, optimizer)
@@ -265,7 +265,7 @@ class NormMonitor(NormVerdicts, SanityCallback):
         except Exception as err:
             self._fail(trainer, err)
         if stride is not None:
-            stride.charge(time.perf_counter() - start)
+            stride.charge(time.thread_time() - start)
 
     @override
     def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -280,10 +280,10 @@ class NormMonitor(NormVerdicts, SanityCallback):
             meter.batch = None
             return  # an accumulation micro-batch, or no optimizer stepped
         try:
-            start = time.perf_counter()
+            start = time.thread_time()
             row = meter.end_batch(trainer.current_epoch, batch_idx)
             if self._stride is not None:
-                self._stride.charge(time.perf_counter() - start)
+                self._stride.charge(time.thread_time() - start)
             if meter.stepped == 1:
                 self._probe.plan(self.layers, row)
             if meter.stepped % meter.every == 0 or meter.row >= meter.buf.shape[0]:
