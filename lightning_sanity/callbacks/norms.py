@@ -72,9 +72,12 @@ class NormMonitor(NormVerdicts, SanityCallback):
     a quarter of the largest layer. Several optimizers and
     manual optimization work alike.
 
-    Cost: per optimizer step, one fused ``torch._foreach_norm`` over the gradients, written into a row of a
-    buffer on the device; the buffer is reduced per layer and read (one host-device transfer) every
-    ``norms_log_every_n_steps`` steps only. Non-logging steps never wait for the device.
+    Cost: per measured optimizer step, one fused ``torch._foreach_norm`` over the gradients, written into a row
+    of a buffer on the device; the buffer is reduced per layer and read (one host-device transfer) every
+    ``norms_log_every_n_steps`` steps only. Non-logging steps never wait for the device. Under automatic
+    optimization every step of a dense window at the start is measured (``max(50, 5 %`` of the planned run``)``),
+    then a stride that the measured cost sets (:mod:`lightning_sanity.stride`), plus every logging step; the
+    judgements index their rows by global step.
 
     Checks (judged at the end of fit, spikes as they are read):
 
