@@ -97,6 +97,7 @@ def stride_for(trainer: Any) -> StepStride:
     return found
 
 
-def reset(trainer: Any) -> None:
-    """Forget ``trainer``'s stride (at the start of a fit: the next fit measures its own)."""
+def fresh(trainer: Any) -> StepStride:
+    """A new :class:`StepStride` for ``trainer``'s fit that starts now (the previous fit's is forgotten)."""
     _STRIDES.pop(trainer, None)
+    return stride_for(trainer)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import time
 from typing import Any, Optional
 
 import lightning.pytorch as pl
@@ -75,9 +74,7 @@ class NormMonitor(NormVerdicts, SanityCallback):
     Cost: per measured optimizer step, one fused ``torch._foreach_norm`` over the gradients, written into a row
     of a buffer on the device; the buffer is reduced per layer and read (one host-device transfer) every
     ``norms_log_every_n_steps`` steps only. Non-logging steps never wait for the device. Under automatic
-    optimization every step of a dense window at the start is measured (``max(50, 5 %`` of the planned run``)``),
-    then a stride that the measured cost sets (:mod:`lightning_sanity.stride`), plus every logging step; the
-    judgements index their rows by global step.
+    optimization, a dense window of steps, then a measured stride and logging steps (:mod:`lightning_sanity.stride`).
 
     Checks (judged at the end of fit, spikes as they are read):
 
@@ -197,7 +194,6 @@ class NormMonitor(NormVerdicts, SanityCallback):
         self._probe = GradientProbe()
         self._reported: set[tuple] = set()
         self._resets: Optional[ResetWatch] = None
-        self._stride: Optional[stride_mod.StepStride] = None  # automatic optimization: strided after a dense window
         self._skip_batch = False  # this batch is off the stride: no row
         # The backward hook exists only under manual optimization (Lightning skips a hook that is None), and the
         # batch-start hook only until the gradient probe has had its batch.
@@ -233,9 +229,8 @@ class NormMonitor(NormVerdicts, SanityCallback):
                 # Manual optimization leaves zero_grad() to the user: watch when each optimizer's .grad is reset.
                 self._resets = ResetWatch(trainer.optimizers)
                 self.on_before_backward = self._watch_resets
-            else:  # the reset watch needs every step: manual optimization is measured on every step
-                stride_mod.reset(trainer)
-                self._stride = stride_mod.stride_for(trainer)
+            else:  # the reset watch needs every step: only automatic optimization is strided
+                self._meter.stride = stride_mod.fresh(trainer)
             norm_charts.add_norm_charts(trainer)
         except Exception as err:  # a check must never lose the user's run
             self._fail(trainer, err)
@@ -253,13 +248,9 @@ class NormMonitor(NormVerdicts, SanityCallback):
     def on_before_optimizer_step(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", optimizer: Optimizer) -> None:
         if not self._flags.active or self._skip_batch:
             return
-        meter, stride = self._meter, self._stride
-        if stride is not None and meter.batch is None and not stride.measure(trainer.global_step) and not meter.wanted():
-            # Off the stride after the dense window (lightning_sanity/stride.py): no row for this batch. Logging,
-            # update-ratio and histogram steps are always measured (``wanted``).
+        if self._meter.off_stride(trainer.global_step):
             self._skip_batch = True
             return
-        start = time.thread_time()
         try:
             with torch.no_grad():
                 self._meter.record(trainer, optimizer)
@@ -267,26 +258,20 @@ class NormMonitor(NormVerdicts, SanityCallback):
                 self._resets.stepped(optimizer, self._meter.batch.step)
         except Exception as err:
             self._fail(trainer, err)
-        if stride is not None:
-            stride.charge(time.thread_time() - start)
 
     @override
     def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any, batch_idx: int) -> None:
         if self._probe.handles:
             self._probe.disarm()
         meter = self._meter
-        if self._skip_batch:
-            self._skip_batch = False
-            meter.stepped += 1  # counted as a step (the logging cadence counts steps), without a row
+        if self._skip_batch:  # off the stride: counted as a step (the logging cadence counts steps), no row
+            self._skip_batch, meter.stepped = False, meter.stepped + 1
             return
         if meter.batch is None or meter.batch.step is None or not self._flags.active:
             meter.batch = None
             return  # an accumulation micro-batch, or no optimizer stepped
         try:
-            start = time.thread_time()
             row = meter.end_batch(trainer.current_epoch, batch_idx)
-            if self._stride is not None:
-                self._stride.charge(time.thread_time() - start)
             if meter.stepped == 1:
                 self._probe.plan(self.layers, row)
             if meter.stepped % meter.every == 0 or meter.row >= meter.buf.shape[0]:
