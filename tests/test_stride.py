@@ -67,3 +67,17 @@ def test_strided_gradient_norms_still_judge(tmp_path):
 def test_strided_healthy_run_stays_silent(tmp_path):
     report, _ = _run(Classifier(), tmp_path)
     assert not serious(report), [f["message"] for f in serious(report)]
+
+
+def test_whole_run_judgements_find_the_middle_by_step():
+    import torch
+
+    from lightning_sanity.checks.weight_drift import steady_growth
+
+    steps = list(range(50)) + list(range(50, 401, 8))  # a dense window, then 1 step in 8
+    t = torch.tensor(steps, dtype=torch.float64)
+    healthy = (1 + 0.3 * t.sqrt()).unsqueeze(1).repeat(1, 2) ** 2  # 7x over the run, slowing down like sqrt(t)
+    assert steady_growth(healthy, [64, 64]) != []  # read as evenly spaced rows, the dense start looks linear
+    assert steady_growth(healthy, [64, 64], steps=steps) == []
+    linear = (1 + 0.02 * t).unsqueeze(1).repeat(1, 2) ** 2
+    assert steady_growth(linear, [64, 64], steps=steps) != []
