@@ -2,8 +2,9 @@
 
 Some measurements run on every training step although no judgement needs every step of them (per-layer gradient
 norms, for instance: dead and vanishing layers are judged over many steps, growth over the run). Bugs show first
-in the first steps, so those are all measured: the **dense window**, the first ``max(50, 5 % of the planned
-run)`` steps of a fit. Over its second half the strided work is timed against the steps' wall time; from then on
+in the first steps, so those are all measured: the **dense window**, the first 5 % of the planned run, at least 50
+steps and at most 200 (where bugs show does not grow with the plan: 5 % of a 20,000-step plan would keep a
+1,000-step window dense for nothing). Over its second half the strided work is timed against the steps' wall time; from then on
 it runs every ``stride`` steps, the stride that keeps its cost within half the suite's periodic budget (1 % of
 the training time by default, :func:`lightning_sanity.cost.budget`), at most :data:`MAX_STRIDE`. Times are CPU
 times of the training thread, which other jobs on a shared machine disturb far less than wall time. A model whose
@@ -30,8 +31,10 @@ from lightning_sanity import cost
 
 #: the dense window is at least this many steps...
 DENSE_MIN = 50
-#: ... or this share of the planned run, whichever is longer.
+#: ... or this share of the planned run, whichever is longer ...
 DENSE_SHARE = 0.05
+#: ... but at most this many steps.
+DENSE_MAX = 200
 #: the most steps between two measurements after the dense window (judgements still get 1 step in 16).
 MAX_STRIDE = 16
 
@@ -40,7 +43,7 @@ class StepStride:
     """Which steps strided measurements run on (see the module docstring)."""
 
     def __init__(self, planned: Optional[int] = None) -> None:
-        self.dense = max(DENSE_MIN, math.ceil(DENSE_SHARE * planned)) if planned else DENSE_MIN
+        self.dense = min(DENSE_MAX, max(DENSE_MIN, math.ceil(DENSE_SHARE * planned))) if planned else DENSE_MIN
         self.stride = 1
         self.origin: Optional[int] = None  # the fit's first step (a resumed run starts above 0)
         self._timing_from = self.dense // 2  # the second half of the window: past the first steps' warm-up

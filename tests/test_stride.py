@@ -10,7 +10,7 @@ from helpers import Classifier, digits, fit, loader, read_report, serious
 from lightning_sanity.callbacks.activations import ActivationMonitor
 from lightning_sanity.callbacks.norms import NormMonitor
 from lightning_sanity.callbacks.summary import SanitySummary
-from lightning_sanity.stride import DENSE_MIN, MAX_STRIDE, StepStride
+from lightning_sanity.stride import DENSE_MAX, DENSE_MIN, MAX_STRIDE, StepStride
 
 
 def _busy(seconds: float) -> None:
@@ -22,7 +22,8 @@ def _busy(seconds: float) -> None:
 def test_dense_window_follows_the_planned_run():
     assert StepStride(planned=None).dense == DENSE_MIN
     assert StepStride(planned=200).dense == DENSE_MIN
-    assert StepStride(planned=10_000).dense == 500
+    assert StepStride(planned=2_000).dense == 100
+    assert StepStride(planned=20_000).dense == DENSE_MAX
 
 
 def test_stride_follows_the_measured_cost():
