@@ -114,17 +114,17 @@ def budget() -> Optional[float]:
     return _clock.budget
 
 
-def periodic_allowed(trainer: Any, kind: str, taken: int, required: int = 0) -> bool:
+def periodic_allowed(trainer: Any, kind: str, taken: int, required: int = 0, prior: float = 0.0) -> bool:
     """May periodic work of ``kind`` run now? Yes for its first ``required`` looks; after that while the periodic
-    time so far, plus what the last look of this kind took, stays within the budget's share of the training time
-    (the fit's wall time less the periodic time)."""
+    time so far, plus what the last look of this kind took (``prior`` seconds before the first), stays within the
+    budget's share of the training time (the fit's wall time less the periodic time)."""
     clock = _clock
     if taken < required or clock.budget is None:
         return True
     if trainer is not clock.trainer:
         return True  # no clock for this Trainer (the suite's summary is not in it): nothing to budget against
     training = time.perf_counter() - clock.started - clock.periodic
-    return clock.periodic + clock.last.get(kind, 0.0) <= clock.budget * training
+    return clock.periodic + clock.last.get(kind, prior) <= clock.budget * training
 
 
 class periodic:

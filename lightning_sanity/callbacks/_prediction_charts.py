@@ -17,6 +17,8 @@ from lightning_sanity import cost, tensorboard
 
 #: the samples x snapshots image is rewritten at every snapshot up to this many, then at epoch ends only.
 _TIME_IMAGE_EVERY_SNAPSHOT = 64
+#: the assumed cost of a snapshot's images and histograms before the first one is measured (about 20 ms on a CPU).
+_FIRST_DRAWING_SECONDS = 0.02
 #: most values that go into one TensorBoard histogram: the output's are taken at an even stride beyond that.
 _MAX_HISTOGRAM_VALUES = 1 << 16
 
@@ -44,7 +46,10 @@ class PredictionCharts:
         tensorboard.log_scalars(trainer, {tensorboard.tag("predictions", k): v for k, v in scalars.items()
                                           if math.isfinite(v)}, step=step)
         self.pending = (kind, out, probs, targets, p_true, step, epoch_end, history)
-        if cost.periodic_allowed(trainer, "charts", taken=0):
+        # Before the first drawing its cost is unknown: assume what a drawing takes on a CPU (images and
+        # histograms, whatever the model), so that a short run does not pay for one early on; the end of fit
+        # draws the latest snapshot's anyway (finish()).
+        if cost.periodic_allowed(trainer, "charts", taken=0, prior=_FIRST_DRAWING_SECONDS):
             self.draw(trainer)
 
     def finish(self, trainer: "pl.Trainer") -> None:

@@ -9,6 +9,7 @@ host-device transfer) on logging steps only (:meth:`NormMeter.read`). Judgements
 from __future__ import annotations
 
 import dataclasses
+import time
 from itertools import repeat
 from operator import attrgetter, is_not
 from typing import Any, Optional
@@ -20,6 +21,7 @@ from lightning_sanity.callbacks import norm_charts
 from lightning_sanity.callbacks._update_bins import UpdateBins
 from lightning_sanity.callbacks.step import share_grad_norms
 from lightning_sanity.checks import layers as LM
+from lightning_sanity.stride import StepStride
 
 # Per-parameter reads through C-level iteration: no Python frame per parameter on the hot path.
 _grad_of = attrgetter("grad")
@@ -197,6 +199,7 @@ class NormMeter:
         self.rows: list[StepRow] = []  # host-side facts of the buffered rows
         self.stepped = 0  # batches in which an optimizer stepped
         self.batch: Optional[BatchState] = None  # made at the batch's first optimizer step, None between batches
+        self.stride: Optional[StepStride] = None  # rows on a measured stride after a dense window (None: every step)
         # the pre-step copies of the stepped parameters, freed (or kept as ``spare`` for reuse) after the step
         # (optimizer id, stepped tensors, pattern, their copies, update index, slice scales or None)
         self.copies: list[tuple[int, list[torch.Tensor], GradPattern, list[torch.Tensor], torch.Tensor, Any]] = []
@@ -207,6 +210,16 @@ class NormMeter:
         self.layers = layers
         self.every = every
         self.bins = UpdateBins.plan(layers.numels)
+
+    def wanted(self) -> bool:
+        """Must the next batch be measured whatever the stride: weights and updates (the first steps, logging
+        steps), or histograms."""
+        return (self.stepped < self.bins.early or (self.stepped + 1) % self.every == 0
+                or bool(self.histogram_every and self.stepped % self.histogram_every == 0))
+
+    def off_stride(self, step: int) -> bool:
+        """No row for the batch at global ``step``: off the stride and not a step that must be measured."""
+        return self.stride is not None and self.batch is None and not self.stride.measure(step) and not self.wanted()
 
     def start_batch(self) -> BatchState:
         measure = self.stepped < self.bins.early or (self.stepped + 1) % self.every == 0
@@ -227,6 +240,14 @@ class NormMeter:
 
     def record(self, trainer: Any, optimizer: Optimizer) -> None:
         """``on_before_optimizer_step``: this optimizer's gradient norms (and weights, a pre-step copy) into the row."""
+        start = time.thread_time()
+        try:
+            self._record(trainer, optimizer)
+        finally:
+            if self.stride is not None:  # the stride follows what the rows cost
+                self.stride.charge(time.thread_time() - start)
+
+    def _record(self, trainer: Any, optimizer: Optimizer) -> None:
         batch = self.batch or self.start_batch()
         if id(optimizer) in batch.seen:
             return  # manual optimization stepping the same optimizer twice in a batch: the first step counts
@@ -325,7 +346,7 @@ class NormMeter:
 
     def end_batch(self, epoch: int, batch_idx: int) -> StepRow:
         """``on_train_batch_end`` of a batch in which an optimizer stepped: close its row, move to the next."""
-        batch = self.batch
+        start, batch = time.thread_time(), self.batch
         if self.copies or self.spare:
             with torch.no_grad():
                 self.finish_updates()
@@ -339,6 +360,8 @@ class NormMeter:
         self.rows.append(row)
         self.row += 1
         self.stepped += 1
+        if self.stride is not None:
+            self.stride.charge(time.thread_time() - start)
         return row
 
     def read(self, sharded: bool) -> Optional[tuple[torch.Tensor, list[StepRow]]]:

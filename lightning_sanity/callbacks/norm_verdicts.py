@@ -251,8 +251,10 @@ class NormVerdicts:
     def _conclude_weights(self, trainer, weight_sq) -> None:
         if "weight-growth" not in self.active_checks:
             return
-        found = N.growing_layers(weight_sq, self.layers.numels, factor=self.threshold("weight-growth", "factor"))
-        steady = not found and steady_growth(weight_sq, self.layers.numels)  # checks/weight_drift.py
+        steps = [m[0] for m in self._history.meta] if len(self._history.meta) == weight_sq.shape[0] else None
+        found = N.growing_layers(weight_sq, self.layers.numels, factor=self.threshold("weight-growth", "factor"),
+                                 steps=steps)
+        steady = not found and steady_growth(weight_sq, self.layers.numels, steps=steps)  # checks/weight_drift.py
         found = found or steady
         if not found:
             return

@@ -24,6 +24,7 @@ import torch
 from torch.optim import Optimizer
 from typing_extensions import override
 
+from lightning_sanity import stride as stride_mod
 from lightning_sanity.cadence import trainer_chart_every
 from lightning_sanity.callbacks import norm_charts
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
@@ -65,15 +66,13 @@ class NormMonitor(NormVerdicts, SanityCallback):
     same point (the weights before the step) on logging steps and on the first 10 steps; weights move slowly,
     so the judgements carry the latest reading over the steps in between, and the weights are read once more at
     the end of fit. The update ratio ``||w_after - w_before|| / ||w_before||`` is measured on the same steps, from
-    a copy of the stepped parameters taken just before the step and freed right after it (no permanent copy of
-    the model); a model larger than 2^20 elements is measured in bins of layers of at most a quarter of its largest
-    layer, one bin per measuring step in rotation (a larger parameter a slice at a time), so the copy stays within
-    a quarter of the largest layer. Several optimizers and
-    manual optimization work alike.
+    a transient copy of the stepped parameters, in bins of at most a quarter of the largest layer, one bin per
+    measuring step in rotation (:mod:`~lightning_sanity.callbacks._update_bins`). Several optimizers and manual
+    optimization work alike.
 
-    Cost: per optimizer step, one fused ``torch._foreach_norm`` over the gradients, written into a row of a
-    buffer on the device; the buffer is reduced per layer and read (one host-device transfer) every
-    ``norms_log_every_n_steps`` steps only. Non-logging steps never wait for the device.
+    Cost: per measured optimizer step (all of a dense window, then a stride set by the measured cost:
+    :mod:`lightning_sanity.stride`), one fused ``torch._foreach_norm`` over the gradients into a device buffer,
+    reduced per layer and read (one host-device transfer) every ``norms_log_every_n_steps`` steps only.
 
     Checks (judged at the end of fit, spikes as they are read):
 
@@ -83,7 +82,8 @@ class NormMonitor(NormVerdicts, SanityCallback):
     - ``exploding-gradient``: the global gradient norm jumps by 3 orders of magnitude against its running
       median (and 10x above the first steps' level), or grows by 2 orders of magnitude and keeps rising; a spike
       under ``gradient_clip_val`` is info (clipping bounded the step).
-    - ``weight-growth``: a layer's weight norm multiplied by more than 10 and still rising.
+    - ``weight-growth``: the model's weight norm growing at a rate that does not slow down
+      (:mod:`~lightning_sanity.checks.weight_drift`).
     - ``update-ratio``: ``||dw||/||w||`` of a weight layer at or above 1 (learning rate far too high) or at or
       below 1e-7 with non-zero gradients (not learning), sustained; kind ``rounds-away``: bf16/fp16 weights with no
       float32 copy whose Adam-family steps are below half an ulp (:mod:`~lightning_sanity.callbacks.low_precision`).
@@ -91,20 +91,17 @@ class NormMonitor(NormVerdicts, SanityCallback):
     TensorBoard tags (scalars, on global rank 0, at every logging step; ``<layer>`` is the module name as in
     ``named_modules()``, or its group, see ``norms_max_tags``):
 
-    - ``sanity/grad_norm/<layer>``: L2 norm of the layer's gradient (pre-clip); ``sanity/grad_norm/global``:
-      over all gradients.
-    - ``sanity/weight_norm/<layer>``: L2 norm of the layer's parameters; ``sanity/weight_norm/global``.
-    - ``sanity/update_ratio/<layer>``: ``||dw|| / ||w||`` of the layer for the step.
+    - ``sanity/grad_norm/<layer>`` (pre-clip) and ``sanity/weight_norm/<layer>``, L2 norms, and ``.../global``;
+      ``sanity/update_ratio/<layer>``: ``||dw|| / ||w||`` of the layer for the step.
     - ``sanity/grad_hist/<layer>``, ``sanity/weight_hist/<layer>``: histograms, only when
       ``norms_histogram_every_n_steps`` is set.
 
-    A custom-scalars chart per quantity ("CUSTOM SCALARS" tab, category ``sanity: norms``) draws a line per
-    layer. The scalars also go to every other logger (CSV, ...).
+    A custom-scalars chart per quantity (category ``sanity: norms``) draws a line per layer; the scalars also go to
+    every other logger (CSV, ...).
 
-    Under DDP gradients are already all-reduced when they are read, so only global rank 0 measures and logs.
-    Under sharded strategies (FSDP, DeepSpeed, ModelParallel) every rank measures its shards and the per-layer
-    sums of squares are all-reduced at each read; "no gradient" cannot be told from "not this rank's shard"
-    there, so only all-zero gradients count as dead.
+    Under DDP only global rank 0 measures and logs (gradients are already all-reduced). Under sharded strategies
+    every rank measures its shards and the per-layer sums of squares are all-reduced at each read; only all-zero
+    gradients count as dead there ("no gradient" may be another rank's shard).
 
     Args:
         norms_log_every_n_steps: read, log and judge every this many optimizer steps; None follows the
@@ -112,12 +109,11 @@ class NormMonitor(NormVerdicts, SanityCallback):
             nothing (judgements still run, reading every 50 steps).
         norms_group_depth: group layers by their first ``depth`` module-name parts for logging
             (``encoder.layers.3``); judgements stay per layer.
-        norms_group_regex: group layers for logging by this regular expression (its first group, or the whole
-            match, names the group; names that do not match stay their own group).
+        norms_group_regex: group layers for logging by this regular expression (its first group, or the match,
+            names the group).
         norms_max_tags: at most this many layers per quantity are logged; a model with more is grouped
             automatically at the deepest module depth that fits (judgements stay per layer).
-        norms_update_ratio: measure update ratios (needs a transient copy of one bin of stepped layers, at
-            most a quarter of the largest layer, on measuring steps; switch off when memory is tight).
+        norms_update_ratio: measure update ratios (a transient copy of at most a quarter of the largest layer).
         norms_histogram_every_n_steps: write gradient and weight histograms per layer every this many steps
             (0: never, the default; histograms cost a copy of every parameter and gradient).
 
@@ -195,9 +191,8 @@ class NormMonitor(NormVerdicts, SanityCallback):
         self._reported: set[tuple] = set()
         self._resets: Optional[ResetWatch] = None
         self._rounding = RoundingWatch()  # update-ratio kind rounds-away (callbacks/low_precision.py)
-        # The backward hook exists only under manual optimization (Lightning skips a hook that is None), and the
-        # batch-start hook only until the gradient probe has had its batch.
-        self.revive()
+        self._skip_batch = False  # this batch is off the stride: no row
+        self.revive()  # a backward hook only under manual optimization; batch start until the probe had its batch
 
     # ------------------------------------------------------------------ hooks
 
@@ -229,6 +224,8 @@ class NormMonitor(NormVerdicts, SanityCallback):
                 # Manual optimization leaves zero_grad() to the user: watch when each optimizer's .grad is reset.
                 self._resets = ResetWatch(trainer.optimizers)
                 self.on_before_backward = self._watch_resets
+            else:  # the reset watch needs every step: only automatic optimization is strided
+                self._meter.stride = stride_mod.fresh(trainer)
             norm_charts.add_norm_charts(trainer)
         except Exception as err:  # a check must never lose the user's run
             self._fail(trainer, err)
@@ -251,7 +248,10 @@ class NormMonitor(NormVerdicts, SanityCallback):
 
     @override
     def on_before_optimizer_step(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", optimizer: Optimizer) -> None:
-        if not self._flags.active:
+        if not self._flags.active or self._skip_batch:
+            return
+        if self._meter.off_stride(trainer.global_step):
+            self._skip_batch = True
             return
         try:
             with torch.no_grad():
@@ -266,6 +266,9 @@ class NormMonitor(NormVerdicts, SanityCallback):
         if self._probe.handles:
             self._probe.disarm()
         meter = self._meter
+        if self._skip_batch:  # off the stride: counted as a step (the logging cadence counts steps), no row
+            self._skip_batch, meter.stepped = False, meter.stepped + 1
+            return
         if meter.batch is None or meter.batch.step is None or not self._flags.active:
             meter.batch = None
             return  # an accumulation micro-batch, or no optimizer stepped

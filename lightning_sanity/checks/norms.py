@@ -13,6 +13,8 @@ Example::
 
 from __future__ import annotations
 
+import bisect
+
 import dataclasses
 import math
 from collections.abc import Sequence
@@ -277,8 +279,22 @@ def sustained_growth(norms: torch.Tensor, windows: int = 8, min_window: int = 4,
 # --------------------------------------------------------------------------- weight-growth
 
 
+def row_at(index: int, steps: Optional[Sequence[int]]) -> int:
+    """The row standing where row ``index`` would in an evenly spaced history: by global step when ``steps`` (each
+    row's step) are given, since strided rows are denser in the window at the start (``lightning_sanity/stride.py``).
+
+    >>> row_at(2, None), row_at(2, [0, 1, 2, 3, 4]), row_at(2, [0, 1, 2, 3, 40])
+    (2, 2, 4)
+    """
+    if not steps or len(steps) < 2:
+        return index
+    target = round(steps[0] + index / (len(steps) - 1) * (steps[-1] - steps[0]))
+    return min(bisect.bisect_left(steps, target), len(steps) - 1)
+
+
 def growing_layers(weight_sq: torch.Tensor, numels: Sequence[int], min_steps: int = MIN_STEPS * 2, *,
-                   factor: float = WEIGHT_GROWTH_FACTOR) -> list[tuple[int, float]]:
+                   factor: float = WEIGHT_GROWTH_FACTOR, steps: Optional[Sequence[int]] = None
+                   ) -> list[tuple[int, float]]:
     """Layers whose weight norm grows without bound: ``(layer, growth factor since the first step)`` for each.
 
     Growth means the latest weight norm is more than :data:`WEIGHT_GROWTH_FACTOR` times the first one and
@@ -292,7 +308,7 @@ def growing_layers(weight_sq: torch.Tensor, numels: Sequence[int], min_steps: in
     if rows < min_steps:
         return []
     norms = weight_sq.sqrt()
-    first, last, quarter = norms[0], norms[-1], norms[(3 * rows) // 4 - 1]
+    first, last, quarter = norms[0], norms[-1], norms[row_at((3 * rows) // 4 - 1, steps)]
     start_rms = first / torch.tensor(list(numels), dtype=norms.dtype).clamp(min=1).sqrt()
     ok = torch.isfinite(last) & torch.isfinite(quarter) & (start_rms >= WEIGHT_MIN_START_RMS)
     grew = ok & (last > factor * first) & (last >= WEIGHT_STILL_RISING * quarter)

@@ -32,10 +32,11 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Optional
 
 import torch
 
-from lightning_sanity.checks.norms import MIN_STEPS, WEIGHT_MIN_START_RMS
+from lightning_sanity.checks.norms import MIN_STEPS, WEIGHT_MIN_START_RMS, row_at
 
 #: Growth over the run at least this (the 2-3x of healthy early growth, and then some).
 STEADY_FACTOR = 3.0
@@ -44,12 +45,13 @@ STEADY_FACTOR = 3.0
 SECOND_HALF_SHARE = 0.7
 
 
-def steady_growth(weight_sq: torch.Tensor, numels: Sequence[int], min_steps: int = MIN_STEPS * 2
-                  ) -> list[tuple[int, float]]:
+def steady_growth(weight_sq: torch.Tensor, numels: Sequence[int], min_steps: int = MIN_STEPS * 2,
+                  steps: Optional[Sequence[int]] = None) -> list[tuple[int, float]]:
     """``(layer, growth factor since the first step)`` of the layers of a model whose weight norm grows at a steady
     rate, largest growth first; empty when the whole model's norm does not.
 
-    ``weight_sq`` is the history of squared weight norms (steps x layers), ``numels`` each layer's size.
+    ``weight_sq`` is the history of squared weight norms (steps x layers), ``numels`` each layer's size, ``steps``
+    each row's global step (the middle of the run is found by step: strided rows are not evenly spaced).
     """
     rows = weight_sq.shape[0]
     if rows < min_steps:
@@ -60,11 +62,12 @@ def steady_growth(weight_sq: torch.Tensor, numels: Sequence[int], min_steps: int
     if not bool(ok.any()):
         return []
     whole = weight_sq[:, ok].sum(1).sqrt()
-    if not _steady(whole[0], whole[rows // 2], whole[-1]):
+    middle = row_at(rows // 2, steps)
+    if not _steady(whole[0], whole[middle], whole[-1]):
         return []
     norms = weight_sq.sqrt()
     factors = norms[-1] / norms[0]
-    steady = ok & _steady(norms[0], norms[rows // 2], norms[-1])
+    steady = ok & _steady(norms[0], norms[middle], norms[-1])
     layers = steady.nonzero().flatten().tolist() or [int(torch.where(ok, factors, torch.zeros_like(factors)).argmax())]
     return sorted(((layer, factors[layer].item()) for layer in layers), key=lambda item: -item[1])
 
