@@ -11,6 +11,7 @@ import lightning.pytorch as pl
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from lightning_sanity.callbacks._flow_run import _FlowRun, _place, _SkipOne
+from lightning_sanity.callbacks._submodule_mixing import judge_pairwise
 from lightning_sanity.checks import flow
 from lightning_sanity.checks.modes import summarize_names
 from lightning_sanity.findings import Severity
@@ -34,8 +35,9 @@ class _BatchMixingGlue:
                                     f"{len(result['samples'])} sample(s)")
         if not flow.is_mixing(result["leak"], run.tolerance):
             return
-        if run.pairwise:
-            raise _SkipOne(check, "the output is a (batch, batch) matrix, which compares samples by design")
+        if run.pairwise:  # compares samples by design: test the embeddings it compares instead
+            judge_pairwise(self, trainer, run)
+            return
         spot = run.locate_mixing(result["sample"], result["layout"])
         where = None
         located = ""

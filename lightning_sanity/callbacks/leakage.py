@@ -24,6 +24,7 @@ from lightning_sanity.callbacks._run_length import planned_batches
 from lightning_sanity.callbacks._copied_targets import copied_random_targets, same_random_targets
 from lightning_sanity.callbacks._decoder_input import decoder_future
 from lightning_sanity.callbacks._future_features import check_future_features
+from lightning_sanity.callbacks._label_copies import finish_label_copies, start_label_copies
 from lightning_sanity.callbacks._target_inputs import check_target_inputs
 from lightning_sanity.callbacks._model_call import keep_call, move_call, watch_calls
 from lightning_sanity.callbacks._extra_forward import _map_tensors, _precision_context, eval_mode
@@ -151,6 +152,7 @@ class LeakageChecks(SanityCallback):
         if self._first:
             self._first = False
             self._remove_hooks()
+            finish_label_copies(self, trainer)
             self._look(trainer, pl_module, "fit start", first=True)
         elif self._second_at is not None and self._seen >= self._second_at:
             self._second_look(trainer, pl_module)
@@ -196,6 +198,7 @@ class LeakageChecks(SanityCallback):
         if y is not None and self.is_enabled("target-leakage"):
             self._check_columns(trainer, x, y)
             check_target_inputs(self, trainer, batch, x, y)  # an input computed from the target
+            start_label_copies(self, trainer, pl_module, batch, x, y)  # another batch tensor holding the target
         axis = L.shift_axis(x, y) if y is not None else None
         series = FF.shifted_channel(x, y) if axis is None and y is not None else None
         if series is not None:  # the series is one channel of the input, next to features derived from it
@@ -251,7 +254,7 @@ class LeakageChecks(SanityCallback):
         def found(call: dict[str, Any]) -> None:
             self._call = self._call or call
 
-        self._handles = watch_calls(pl_module, x, y, found)
+        self._handles += watch_calls(pl_module, x, y, found)
 
     def _remove_hooks(self) -> None:
         for handle in self._handles:
