@@ -23,6 +23,7 @@ from typing_extensions import override
 
 from lightning_sanity.batch import split_batch
 from lightning_sanity.callbacks._loss_facts import _LossFacts
+from lightning_sanity.callbacks._lineage import Lineage
 from lightning_sanity.callbacks._loss_observation import _FirstStep, _Observation
 from lightning_sanity.callbacks._step_watch import StepWatch, weight_owners
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
@@ -136,6 +137,7 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
     def _reset(self) -> None:
         self.revive()
         self._watch: Optional[StepWatch] = None
+        self._lineage: Optional[Lineage] = None
         self._step = _FirstStep()
 
     # ------------------------------------------------------------------ hooks
@@ -163,6 +165,7 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
             self._step.batch_input = self._step.batch_target = None
         try:
             self._watch = StepWatch(before=self._before_call, after=self._after_call, weights=weight_owners(pl_module))
+            self._lineage = Lineage({id(p) for p in pl_module.parameters()}, self._step.batch_target)
             # Views and casts of the batch's target carry this tag to the loss call (`y.float().unsqueeze(1)`).
             self._watch.tags.set(self._step.batch_target, {"batch_target": True})
             self._watch.start()
@@ -213,13 +216,14 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
             self._step.skip_reason = "no training step ran"
         if self._step.skip_reason:
             self.skip(trainer, "initial-loss", self._step.skip_reason)
-            if not self._step.observations and not self._step.pending:
+            if not self._step.observations and not self._step.pending and not self._step.pairwise:
                 self.skip(trainer, "loss-input", self._step.skip_reason)
 
     def _stop(self) -> None:
         watch, self._watch = self._watch, None
         if watch is not None:
             watch.stop()
+        self._lineage = None
 
     # ------------------------------------------------------------------ inside the first step
 
@@ -250,6 +254,8 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
         self._check_input(obs, tag or {})
 
     def _after_call(self, func: Any, args: tuple, kwargs: dict, result: Any) -> None:
+        if self._lineage is not None and self._lineage.after(func, args, kwargs, result):
+            self._report_pairwise(self._lineage.found)
         if not self._step.pending or L.loss_kind(func) is None or not isinstance(result, torch.Tensor):
             return
         obs = self._step.pending.pop()

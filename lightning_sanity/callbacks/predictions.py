@@ -305,14 +305,16 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
             return
         if again is not None and not outputs_agree(out, again):
             self._report_stochastic(trainer, pl_module, batch, x, out, again)
-        if started and self.is_enabled("constant-output"):
-            self._judge_constant(trainer, pl_module, batch, x, out)
-
         y = y if isinstance(y, torch.Tensor) else None
+        raw = out
         out = align_to_target(out, y)
         facts = self.collector(trainer).facts
         loss_kind = facts.get("loss_kind")
         kind = output_kind(out, y, loss_kind)
+        if self.is_enabled("constant-output"):
+            spread = self._spread_collapse(raw, y, kind, started)
+            if started:
+                self._judge_constant(trainer, pl_module, batch, x, raw, spread)
         if kind is None:
             raise Unusable(f"an output of shape {tuple(out.shape)} is not read as classification, regression or "
                            "a sequence")

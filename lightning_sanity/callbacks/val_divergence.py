@@ -221,7 +221,7 @@ class ValDivergence(SanityCallback):
             scale_note = "no input-independent baseline"
         verdict = None if shift is not None else V.judge_val_divergence(
             self._train, self._val, baseline, margin=self.threshold(check, "baseline_margin"),
-            rise=self.threshold(check, "rise"))
+            rise=self.threshold(check, "rise"), before=self._before)
         if shift is None and (verdict is None or verdict.kind == "overfitting"):  # needs no baseline: any loss
             verdict = judge_never_improves(self._before, self._val, self._train, self._noise) or verdict
         self.detail(trainer, check, f"`{self._key}` {self._val[0]:.3g} -> {self._val[-1]:.3g} (best "
