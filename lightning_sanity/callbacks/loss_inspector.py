@@ -46,7 +46,9 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
     ``l1_loss``, ``smooth_l1_loss``, ``huber_loss``; the ``nn`` loss modules call these). It is removed at the
     first backward (or at the end of the batch, or at a crash), so later steps cost nothing.
 
-    - ``loss-input``: probabilities where logits are expected (a softmax before ``cross_entropy``, a sigmoid before
+    - ``loss-input``: an element-wise op of a hand-written loss that pairs every prediction with every target of
+      the batch (a (B, 1, 1) target against (B, 3) predictions: ``lightning_sanity.checks.pair_broadcast``);
+      probabilities where logits are expected (a softmax before ``cross_entropy``, a sigmoid before
       ``binary_cross_entropy_with_logits``), raw scores given to ``nll_loss``, prediction and target shapes that
       broadcast silently in a regression loss, class indices out of range, binary targets outside [0, 1]. These are
       recorded before the call runs, so they reach the summary when the call then raises.

@@ -43,8 +43,8 @@ class ValDivergence(SanityCallback):
       the validation loss never got below ``(1 + baseline_margin)`` x the baseline: labels encoded differently in
       the two splits, a leak readable in training only, a preprocessing step applied to one split;
     - info (``overfitting``): the validation loss ended ``rise`` or more above its best, with at least two
-      validations after the best, while the training loss kept falling; a warning when it ends more than twice the
-      baseline.
+      validations after the best, while the training loss went on falling; a warning when it ends more than twice
+      the baseline (without a baseline on its scale: twice the validation loss before training).
 
     The baseline applies to validation only when the validation loss before training (the sanity check's) is
     within a factor 2 of the first training loss: the same loss, the same reduction. Otherwise, or without a
