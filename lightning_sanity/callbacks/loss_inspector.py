@@ -256,8 +256,13 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
         self._check_input(obs, tag or {})
 
     def _after_call(self, func: Any, args: tuple, kwargs: dict, result: Any) -> None:
-        if self._lineage is not None and self._lineage.after(func, args, kwargs, result):
-            self._report_pairwise(self._lineage.found)
+        if self._lineage is not None:
+            try:
+                if self._lineage.after(func, args, kwargs, result):
+                    self._report_pairwise(self._lineage.found)
+            except Exception as err:  # a bonus: never switch the loss watch off over it
+                log.debug("lightning_sanity: lineage watch failed: %r", err)
+                self._lineage = None
         if not self._step.pending or L.loss_kind(func) is None or not isinstance(result, torch.Tensor):
             return
         obs = self._step.pending.pop()
