@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 _ADVICE = ("Look for a layer that zeroes or overwrites its input (dead ReLUs after a too-high learning rate, a gate "
            "stuck at 0, returning an initial state instead of the computed one), and lower the learning rate if "
            "the collapse followed a loss spike.")
+_NEAR_ADVICE = ("Look for a term that pays the model to ignore its input and outweighs the data term: a VAE's KL "
+                "summed over the batch while the reconstruction is averaged (or a KL weight far above 1), a penalty "
+                "or weight decay on the wrong scale; otherwise for dead units or a gate stuck shut, and lower the "
+                "learning rate if the collapse followed a loss spike.")
 
 
 def conclude_constant_output(callback: "SanityCallback", trainer: "pl.Trainer", episodes: Episodes) -> None:
@@ -35,7 +39,7 @@ def conclude_constant_output(callback: "SanityCallback", trainer: "pl.Trainer", 
                f"held {bn[0]['initial_share']:.0%} of their initial 0/1" if bn else "")
         finding = callback.report(
             trainer, "constant-output", "info",
-            f"The model gave the same output for all {samples} samples of the fixed batch from step "
+            f"The model gave {'about ' if 'spread' in last.info else ''}the same output for all {samples} samples of the fixed batch from step "
             f"{last.first_step}{why}, then the collapse cleared at step {last.cleared_step}: a transient eval-mode "
             "collapse, withdrawn.",
             "Nothing to do if validation metrics are fine; " + (batchnorm_advice(bn) if bn else _ADVICE),
@@ -51,16 +55,34 @@ def conclude_constant_output(callback: "SanityCallback", trainer: "pl.Trainer", 
     place = f"from `{where}` on" if where else "somewhere in the model"
     bn = lasting.info.get("batchnorm") or []
     advice = batchnorm_advice(bn) if bn else _ADVICE
+    spread = lasting.info.get("spread")
+    if spread is not None and not bn:
+        advice = _NEAR_ADVICE
+    text = (f"After {lasting.first_step} training steps the model gives the same output for all {samples} different "
+            f"samples of the fixed batch, and still did at the last snapshot (step {lasting.last_step}): its output no "
+            f"longer depends on its input ({place}).")
+    if spread is not None:
+        last = lasting.info.get("last_spread", spread["spread"])
+        versus = (f" and {spread['target_spread']:.3g} for the targets" if spread.get("target_spread") else "")
+        text = (f"From step {lasting.first_step} to the last snapshot (step {lasting.last_step}) the model's output "
+                f"hardly depends on its input: its spread across the {samples} samples of the fixed batch fell to "
+                f"{last:.3g}, against {spread['start_spread']:.3g} at the first snapshot{versus}, below 1/sqrt("
+                f"{samples}) of it (the differences between samples are smaller than the standard error of their "
+                "mean): the model gives about one output for every input.")
     finding = callback.report(
-        trainer, "constant-output", "warning",
-        f"After {lasting.first_step} training steps the model gives the same output for all {samples} different "
-        f"samples of the fixed batch, and still did at the last snapshot (step {lasting.last_step}): its output no "
-        f"longer depends on its input ({place}).",
+        trainer, "constant-output", "warning", text,
         advice, where=where, key="during-training",
         data={"samples": samples, "module": where, "first_step": lasting.first_step, "last_step": lasting.last_step,
-              "batchnorm": bn},
+              "batchnorm": bn, **({"spread": spread, "last_spread": lasting.info.get("last_spread", spread["spread"])}
+                                  if spread is not None else {})},
         batch_idx=lasting.batch_idx, global_step=lasting.first_step)
     finding.epoch = lasting.epoch
+    if spread is not None:
+        callback.detail(trainer, "constant-output",
+                        f"output spread across {samples} samples {spread['start_spread']:.3g} at the first snapshot -> "
+                        f"{lasting.info.get('last_spread', spread['spread']):.3g} from step {lasting.first_step} to the "
+                        f"last snapshot (step {lasting.last_step})")
+        return
     callback.detail(trainer, "constant-output",
                     f"the same output for all {samples} samples of the fixed batch from step {lasting.first_step} to "
                     f"the last snapshot (step {lasting.last_step}), {place}")

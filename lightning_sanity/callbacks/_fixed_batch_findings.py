@@ -21,6 +21,7 @@ from lightning_sanity._compat import current_batch_idx
 from lightning_sanity.batch import batch_size, first_tensor
 from lightning_sanity.callbacks._extra_forward import eval_mode
 from lightning_sanity.callbacks._fixed_batch import DropoutWatch, call_model, trace_modules
+from lightning_sanity.checks.collapse import collapsed_output, output_spread
 from lightning_sanity.checks.episodes import Episodes, unconverged_batchnorm
 from lightning_sanity.checks.outputs import is_constant_across_samples, outputs_agree
 
@@ -35,6 +36,7 @@ class SnapshotFindings:
     reported: set[str] = dataclasses.field(default_factory=set)
     constant: Episodes = dataclasses.field(default_factory=Episodes)
     constant_where: Optional[str] = None
+    start_spread: Optional[float] = None  # the output's spread across the fixed batch at the first snapshot
 
 
 class FixedBatchFindings:
@@ -104,21 +106,57 @@ class FixedBatchFindings:
             log.debug("lightning_sanity: could not watch for dropout: %r", err)
             return None
 
+    def _spread_collapse(self, out: torch.Tensor, y: Optional[torch.Tensor], kind: Optional[str],
+                         started: bool) -> Optional[dict[str, Any]]:
+        """The output's spread across the fixed batch (the first snapshot's kept as the start), and whether it has
+        collapsed against it (:func:`~lightning_sanity.checks.collapse.collapsed_output`)."""
+        try:
+            spread = output_spread(out)
+            found = self._found
+            if found.start_spread is None:
+                found.start_spread = spread if spread is not None and spread > 0 else 0.0
+                return None
+            if not started or spread is None or not found.start_spread:
+                return None
+            samples = int(out.shape[0])
+            target = None
+            if kind == "regression" and y is not None and y.is_floating_point() and y.shape[0] == samples \
+                    and y.numel() == out.numel():
+                target = output_spread(y)
+            same = None
+            if kind in ("classification", "binary", "sequence"):
+                flat = out.detach().reshape(samples, -1)
+                cut = 0.5 if bool((flat >= 0).all() and (flat <= 1).all()) else 0.0  # probabilities or logits
+                classes = flat.argmax(-1) if kind == "classification" and flat.shape[1] > 1 else (flat > cut)
+                same = bool((classes == classes[:1]).all())
+            collapsed = collapsed_output(spread, found.start_spread, target, samples, same)
+            return {"collapsed": collapsed, "spread": spread, "start_spread": found.start_spread,
+                    "target_spread": target}
+        except Exception as err:  # a diagnostic: never the run
+            log.debug("lightning_sanity: output spread failed: %r", err)
+            return None
+
     def _judge_constant(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, x: Any,
-                        out: torch.Tensor) -> None:
+                        out: torch.Tensor, spread: Optional[dict[str, Any]] = None) -> None:
         inputs = x if isinstance(x, torch.Tensor) else first_tensor(x)
         if not isinstance(inputs, torch.Tensor) or is_constant_across_samples(inputs, rtol=0.0, atol=0.0):
             return  # identical inputs: an identical output says nothing
         if not trainer.is_global_zero:
             return
+        exact = is_constant_across_samples(out)
+        near = not exact and spread is not None and spread["collapsed"]
         # Judged at the end (conclude): a collapse that clears later is withdrawn to info, never a lasting warning.
-        if self._found.constant.update(is_constant_across_samples(out), trainer.global_step, trainer.current_epoch,
+        if self._found.constant.update(exact or near, trainer.global_step, trainer.current_epoch,
                                  current_batch_idx(trainer)):
             episode = self._found.constant.current
-            if self._found.constant_where is None:
+            if self._found.constant_where is None and exact:
                 self._found.constant_where = self._diagnose(trainer, pl_module, batch, x, mode="constant")
-            episode.info.update(where=self._found.constant_where, samples=int(out.shape[0]),
+            episode.info.update(where=self._found.constant_where if exact else None, samples=int(out.shape[0]),
                                 batchnorm=unconverged_batchnorm(pl_module))
+            if near:
+                episode.info["spread"] = {k: v for k, v in spread.items() if k != "collapsed"}
+        elif near and self._found.constant.current is not None and "spread" in self._found.constant.current.info:
+            self._found.constant.current.info["last_spread"] = spread["spread"]
 
     def _diagnose(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, x: Any,
                   mode: str) -> Optional[str]:

@@ -49,6 +49,7 @@ class _FirstStep:
     #: why ``initial-loss`` (and, without any observation, ``loss-input``) is skipped, if it is
     skip_reason: Optional[str] = None
     loss_requires_grad: bool = True
+    pairwise: bool = False  # loss-input found a prediction-target pairwise broadcast (no recognised call needed)
     trainer: Optional[pl.Trainer] = None
     batch_target: Any = None
     batch_input: Any = None

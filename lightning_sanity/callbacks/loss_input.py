@@ -14,12 +14,21 @@ import torch
 from lightning_sanity.callbacks._loss_observation import _NAMES, _Observation
 from lightning_sanity.callbacks._loss_targets import check_targets
 from lightning_sanity.checks import losses as L
+from lightning_sanity.checks import pair_broadcast
 from lightning_sanity.checks.targets import twice_shifted
 from lightning_sanity.findings import Severity
 
 
 class _LossInputGlue:
     """The ``loss-input`` findings of :class:`~lightning_sanity.callbacks.loss_inspector.LossInspector`."""
+
+    def _report_pairwise(self, found: dict[str, Any]) -> None:
+        """An element-wise op paired every prediction with every target (:mod:`~lightning_sanity.callbacks._lineage`)."""
+        self._step.pairwise = True
+        text = pair_broadcast.describe(found["op"], found["prediction"], found["target"], found["result"],
+                                       found["batch"])
+        self.report(self._step.trainer, "loss-input", Severity.ERROR, text["message"], text["advice"],
+                    key="pairwise-broadcast", data=text["data"])
 
     def _check_input(self, obs: _Observation, tag: dict[str, Any]) -> None:
         trainer = self._step.trainer

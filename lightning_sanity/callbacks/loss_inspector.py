@@ -25,6 +25,7 @@ from typing_extensions import override
 from lightning_sanity.batch import split_batch
 from lightning_sanity.callbacks._loss_facts import _LossFacts
 from lightning_sanity.callbacks import _poisson_input as PI
+from lightning_sanity.callbacks._lineage import Lineage
 from lightning_sanity.callbacks._loss_observation import _FirstStep, _Observation
 from lightning_sanity.callbacks._step_watch import StepWatch, weight_owners
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
@@ -47,7 +48,9 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
     ``l1_loss``, ``smooth_l1_loss``, ``huber_loss``; the ``nn`` loss modules call these). It is removed at the
     first backward (or at the end of the batch, or at a crash), so later steps cost nothing.
 
-    - ``loss-input``: probabilities where logits are expected (a softmax before ``cross_entropy``, a sigmoid before
+    - ``loss-input``: an element-wise op of a hand-written loss that pairs every prediction with every target of
+      the batch (a (B, 1, 1) target against (B, 3) predictions: ``lightning_sanity.checks.pair_broadcast``);
+      probabilities where logits are expected (a softmax before ``cross_entropy``, a sigmoid before
       ``binary_cross_entropy_with_logits``), raw scores given to ``nll_loss``, prediction and target shapes that
       broadcast silently in a regression loss, class indices out of range, binary targets outside [0, 1]. These are
       recorded before the call runs, so they reach the summary when the call then raises.
@@ -138,6 +141,7 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
     def _reset(self) -> None:
         self.revive()
         self._watch: Optional[StepWatch] = None
+        self._lineage: Optional[Lineage] = None
         self._step = _FirstStep()
         self._poisson: Optional[PI.PoissonWatch] = None  # a Poisson log-rate followed over the first epoch
         self._poisson_seen = False
@@ -172,6 +176,7 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
             self._step.batch_input = self._step.batch_target = None
         try:
             self._watch = StepWatch(before=self._before_call, after=self._after_call, weights=weight_owners(pl_module))
+            self._lineage = Lineage({id(p) for p in pl_module.parameters()}, self._step.batch_target)
             # Views and casts of the batch's target carry this tag to the loss call (`y.float().unsqueeze(1)`).
             self._watch.tags.set(self._step.batch_target, {"batch_target": True})
             self._watch.start()
@@ -235,13 +240,15 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
             self._step.skip_reason = "no training step ran"
         if self._step.skip_reason:
             self.skip(trainer, "initial-loss", self._step.skip_reason)
-            if not self._step.observations and not self._step.pending and not self._poisson_seen:
+            if (not self._step.observations and not self._step.pending and not self._poisson_seen
+                    and not self._step.pairwise):
                 self.skip(trainer, "loss-input", self._step.skip_reason)
 
     def _stop(self) -> None:
         watch, self._watch = self._watch, None
         if watch is not None:
             watch.stop()
+        self._lineage = None
 
     # ------------------------------------------------------------------ inside the first step
 
@@ -282,6 +289,13 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
         return bool((tag or {}).get("batch_target")) or L.same_target(target, self._step.batch_target)
 
     def _after_call(self, func: Any, args: tuple, kwargs: dict, result: Any) -> None:
+        if self._lineage is not None:
+            try:
+                if self._lineage.after(func, args, kwargs, result):
+                    self._report_pairwise(self._lineage.found)
+            except Exception as err:  # a bonus: never switch the loss watch off over it
+                log.debug("lightning_sanity: lineage watch failed: %r", err)
+                self._lineage = None
         if not self._step.pending or L.loss_kind(func) is None or not isinstance(result, torch.Tensor):
             return
         obs = self._step.pending.pop()

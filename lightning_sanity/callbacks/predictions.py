@@ -71,7 +71,9 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
       (``thresholds={"prediction-jitter": {...}}`` or :meth:`set_thresholds`): ``flip_fraction`` (0.3) and
       ``change_sd`` (0.5). ``constant-output`` and ``train-mode`` have none.
     - ``constant-output`` (warning): at a snapshot after training started, every sample of the fixed batch gets
-      the same output although the inputs differ, and still does at the last snapshot; located where it began.
+      the same output although the inputs differ (or the output's spread across the samples fell below
+      ``1/sqrt(B)`` of its first snapshot's: :mod:`lightning_sanity.checks.collapse`), and still does at the last
+      snapshot; located where it began.
       ``where`` names the first module whose output stops depending on its input. A collapse that clears later is
       withdrawn to ``info`` with the step it cleared; unconverged BatchNorm statistics are named in the advice.
     - ``train-mode`` (warning): two evaluations of the fixed batch with the same weights in eval mode disagree
@@ -305,14 +307,16 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
             return
         if again is not None and not outputs_agree(out, again):
             self._report_stochastic(trainer, pl_module, batch, x, out, again)
-        if started and self.is_enabled("constant-output"):
-            self._judge_constant(trainer, pl_module, batch, x, out)
-
         y = y if isinstance(y, torch.Tensor) else None
+        raw = out
         out = align_to_target(out, y)
         facts = self.collector(trainer).facts
         loss_kind = facts.get("loss_kind")
         kind = output_kind(out, y, loss_kind)
+        if self.is_enabled("constant-output"):
+            spread = self._spread_collapse(raw, y, kind, started)
+            if started:
+                self._judge_constant(trainer, pl_module, batch, x, raw, spread)
         if kind is None:
             raise Unusable(f"an output of shape {tuple(out.shape)} is not read as classification, regression or "
                            "a sequence")

@@ -44,8 +44,8 @@ class ValDivergence(SanityCallback):
       the validation loss never got below ``(1 + baseline_margin)`` x the baseline: labels encoded differently in
       the two splits, a leak readable in training only, a preprocessing step applied to one split;
     - info (``overfitting``): the validation loss ended ``rise`` or more above its best, with at least two
-      validations after the best, while the training loss kept falling; a warning when it ends more than twice the
-      baseline.
+      validations after the best, while the training loss went on falling; a warning when it ends more than twice
+      the baseline (without a baseline on its scale: twice the validation loss before training).
     - error (``sampler-reach``): the training loader's ``WeightedRandomSampler`` has fewer weights than the dataset
       has rows, so it only ever draws the first few rows (one weight per class given instead of one per sample).
 
@@ -224,7 +224,7 @@ class ValDivergence(SanityCallback):
             scale_note = "no input-independent baseline"
         verdict = None if shift is not None else V.judge_val_divergence(
             self._train, self._val, baseline, margin=self.threshold(check, "baseline_margin"),
-            rise=self.threshold(check, "rise"))
+            rise=self.threshold(check, "rise"), before=self._before)
         if shift is None and (verdict is None or verdict.kind == "overfitting"):  # needs no baseline: any loss
             verdict = judge_never_improves(self._before, self._val, self._train, self._noise) or verdict
         self.detail(trainer, check, f"`{self._key}` {self._val[0]:.3g} -> {self._val[-1]:.3g} (best "

@@ -71,9 +71,19 @@ def comparable(before_training: float, initial_loss: float) -> bool:
 
 
 def judge_val_divergence(train: Sequence[float], val: Sequence[float], baseline: Optional[float],
-                         margin: float = BASELINE_MARGIN, rise: float = RISE) -> Optional[Divergence]:
+                         margin: float = BASELINE_MARGIN, rise: float = RISE,
+                         before: Optional[float] = None) -> Optional[Divergence]:
     """Judge the validation losses ``val`` (one per validation run after training started) against the mean
-    training losses ``train`` over the steps before each, and the input-independent ``baseline`` (or None)."""
+    training losses ``train`` over the steps before each, and the input-independent ``baseline`` (or None).
+
+    ``before``: the validation loss before any update. Without a baseline on the validation loss's scale (none
+    known, or validation logged on another scale: a sum, another loss), overfitting is extreme when validation
+    ends more than ``EXTREME`` times above it: the untrained model stands in for the baseline, and the ratio is the
+    same whatever the validation loss is scaled by.
+
+    >>> judge_val_divergence([0.76, 0.5, 0.3, 0.16], [322, 35, 300, 792], None, before=81).severity
+    'warning'
+    """
     pairs = [(t, v) for t, v in zip(train, val) if math.isfinite(t) and math.isfinite(v)]
     if not pairs:
         return None
@@ -103,15 +113,26 @@ def judge_val_divergence(train: Sequence[float], val: Sequence[float], baseline:
                 data,
             )
     after = val[best + 1:]
-    if len(val) >= 3 and len(after) >= 2 and val[-1] >= val[best] * (1 + rise) and train[-1] < train[best]:
+    # "Training kept falling": it reached a new low after validation's best. Not the last figure alone: a mean of
+    # a few noisy steps can sit just above the figure at the best while training goes on learning.
+    if len(val) >= 3 and len(after) >= 2 and val[-1] >= val[best] * (1 + rise) and min(train[best + 1:]) < train[best]:
         extreme = baseline is not None and val[-1] > EXTREME * baseline
+        untrained = (baseline is None and before is not None and math.isfinite(before) and before > 0
+                     and val[best] > 0 and val[-1] > EXTREME * before)
+        if untrained:
+            data["val_before_training"] = before
         return Divergence(
-            "overfitting", "warning" if extreme else "info",
+            "overfitting", "warning" if extreme or untrained else "info",
             f"The validation loss rose from {val[best]:.3g} (validation {best + 1} of {len(val)}) to {val[-1]:.3g} "
-            f"while the training loss kept falling to {train[-1]:.3g}: the model overfits"
-            + (f", and now does worse than a prediction that ignores the input ({baseline:.3g})." if extreme else "."),
+            f"while the training loss went on falling (to {min(train[best + 1:]):.3g}): the model overfits"
+            + (f", and now does worse than a prediction that ignores the input ({baseline:.3g})." if extreme else
+               f", and ends {val[-1] / before:.3g} times above the untrained model's validation loss ({before:.3g}): "
+               "what it learns from the training data makes it worse on the validation data." if untrained else "."),
             "Stop at the best validation loss (`EarlyStopping(monitor=...)`, `ModelCheckpoint(monitor=...)`), add "
-            "regularisation (weight decay, dropout, augmentation) or more data, or use a smaller model.",
+            "regularisation (weight decay, dropout, augmentation) or more data, or use a smaller model."
+            + (" Far worse than untrained also means the validation data may be prepared differently from the "
+               "training data: the same feature columns in the same order, one set of normalisation statistics "
+               "fitted on training and applied to both, the same label encoding." if untrained else ""),
             data,
         )
     return None

@@ -1,0 +1,93 @@
+"""Where the tensors of the first training step come from: the model's parameters, the batch's target, or both.
+
+:class:`Lineage` is fed every torch call the first step's :class:`~lightning_sanity.callbacks._step_watch.StepWatch`
+sees (after it ran). A result inherits the lineage of its tensor arguments; a call that takes one of the model's
+parameters adds ``"output"``; the batch's target starts as ``"target"``. An element-wise op between a tensor made
+only from the model's output and one made only from the target whose result grows by a whole batch size is
+reported once (:mod:`lightning_sanity.checks.pair_broadcast`): a hand-written loss whose shapes pair every
+prediction with every target. Only shapes are read: no value, no host sync.
+
+Example::
+
+    >>> import torch
+    >>> w = torch.nn.Parameter(torch.ones(3, 2)); y = torch.zeros(4, 1, 1)
+    >>> lineage = Lineage({id(w)}, y)
+    >>> x = torch.ones(4, 2); out = torch.nn.functional.linear(x, w)
+    >>> lineage.after(torch.nn.functional.linear, (x, w), {}, out), lineage.after(torch.Tensor.__sub__, (y, out), {}, y - out)
+    (False, True)
+    >>> lineage.found["result"]
+    (4, 4, 3)
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any, Optional
+
+import torch
+
+from lightning_sanity.callbacks._step_watch import META_OPS, function_name
+from lightning_sanity.checks.pair_broadcast import ELEMENTWISE_OPS, pairwise_broadcast
+
+_OUTPUT, _TARGET = 1, 2
+
+
+def _tensors(value: Any, depth: int = 0) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if depth < 2 and isinstance(value, (list, tuple)):
+        return [t for v in value for t in _tensors(v, depth + 1)]
+    return []
+
+
+class Lineage:
+    """Lineage flags of live tensors (by identity, forgotten with the tensor), and the first pairwise broadcast.
+
+    Args:
+        parameters: ``id`` of every model parameter.
+        target: the batch's target tensor, or None (then nothing is ever found).
+    """
+
+    def __init__(self, parameters: set[int], target: Any) -> None:
+        self.parameters = parameters
+        self.batch = int(target.shape[0]) if isinstance(target, torch.Tensor) and target.dim() > 0 else 0
+        self._flags: dict[int, tuple[weakref.ref, int]] = {}
+        self.found: Optional[dict[str, Any]] = None
+        if self.batch:
+            self._set(target, _TARGET)
+
+    def _get(self, t: torch.Tensor) -> int:
+        entry = self._flags.get(id(t))
+        return entry[1] if entry is not None and entry[0]() is t else 0
+
+    def _set(self, t: torch.Tensor, flags: int) -> None:
+        try:
+            self._flags[id(t)] = (weakref.ref(t), flags)
+        except TypeError:
+            pass
+
+    def after(self, func: Any, args: tuple, kwargs: dict, result: Any) -> bool:
+        """Record the lineage of ``result``; returns True when this call is a pairwise broadcast (found first)."""
+        if not self.batch:
+            return False
+        name = function_name(func)
+        if name in META_OPS:
+            return False
+        inputs = _tensors(args) + _tensors(list(kwargs.values()))
+        flags = 0
+        for t in inputs:
+            flags |= _OUTPUT if id(t) in self.parameters else self._get(t)
+        outputs = _tensors(result)
+        if flags:
+            for t in outputs:
+                self._set(t, flags | self._get(t))
+        if self.found is not None or name not in ELEMENTWISE_OPS or len(outputs) != 1:
+            return False
+        pred = next((t for t in inputs if self._get(t) == _OUTPUT), None)
+        target = next((t for t in inputs if self._get(t) == _TARGET), None)
+        out = outputs[0]
+        if pred is None or target is None or not pairwise_broadcast(pred.shape, target.shape, out.shape, self.batch):
+            return False
+        self.found = {"op": name.strip("_"), "prediction": tuple(pred.shape), "target": tuple(target.shape),
+                      "result": tuple(out.shape), "batch": self.batch}
+        return True
