@@ -90,13 +90,19 @@ def batch_label(batch: Any, targets: list[torch.Tensor], fallback: Optional[torc
     return fallback
 
 
-def feature_parts(batch: Any, x: Any, label: torch.Tensor) -> list[torch.Tensor]:
-    """The batch's ``(N, F)`` tensors other than the label, ``x`` first: the tabular inputs to scan."""
+def feature_parts(batch: Any, x: Any, label: torch.Tensor, call: Optional[dict[str, Any]]) -> list[torch.Tensor]:
+    """The ``(N, F)`` inputs to scan for the label: ``x``, and the batch's other parts the observed model ``call``
+    is given (``self(x_cat, x_num)``; a part the model never sees, such as a one-hot copy of the label for a soft
+    loss, leaks nothing). Integer-coded parts only for a regression label: a token sequence whose class is one of
+    its tokens is a synthetic classification task by design, and reads like an integer column equal to the label."""
     rows = int(label.shape[0]) if label.dim() else -1
-    parts = [p for p in [x, *_parts(batch)] if isinstance(p, torch.Tensor)]
+    given = [v for v in (*call["args"], *call["kwargs"].values())] if call is not None else []
+    candidates = [x, *(p for p in _parts(batch) if any(p is v for v in given))]
+    regression = label.is_floating_point() and not bool((label == label.round()).all())
     seen: list[torch.Tensor] = []
-    for p in parts:
-        if p is label or p.dim() != 2 or int(p.shape[0]) != rows or p.is_complex() or any(p is q for q in seen):
+    for p in candidates:
+        if (not isinstance(p, torch.Tensor) or p is label or p.dim() != 2 or int(p.shape[0]) != rows
+                or p.is_complex() or not (p.is_floating_point() or regression) or any(p is q for q in seen)):
             continue
         seen.append(p)
     return seen

@@ -254,7 +254,7 @@ class LeakageChecks(SanityCallback):
         if self.is_enabled("target-leakage"):
             label = batch_label(batch, self._targets, y)
             if isinstance(label, torch.Tensor) and (label.dim() == 1 or (label.dim() == 2 and label.shape[1] == 1)):
-                check_label_columns(self, trainer, feature_parts(batch, x, label), label, batch)
+                check_label_columns(self, trainer, feature_parts(batch, x, label, self._call), label, batch)
         if self._task is None:
             axis = step_axis(self._call, self._targets)
             if axis is not None:
