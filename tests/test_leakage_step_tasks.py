@@ -151,3 +151,32 @@ def test_monotone_chance_bound_handles_ties_and_few_targets():
     assert monotone_columns(torch.stack([feature, _bins(y, 5).float()], 1), y) == [1]
     # Two levels are a dominant binary feature as often as a leak: not judged.
     assert monotone_columns((y > 0).float()[:, None].repeat(1, 2), y) == []
+
+
+class FirstTokenClassifier(L.LightningModule):
+    """A synthetic task whose class is the first token (the zoo's bigru clipping scenario): the label is in the
+    input by design, so integer columns are not scanned against class labels."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(20, 8)
+        self.rnn = nn.GRU(8, 8, batch_first=True)
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.head(self.rnn(self.embed(x))[0][:, -1])
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return F.cross_entropy(self(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+
+def test_class_token_of_a_synthetic_sequence_task_is_not_a_label_column(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    tokens, y = torch.randint(4, 20, (128, 12), generator=g), torch.randint(0, 4, (128,), generator=g)
+    tokens[:, 0] = y
+    train = DataLoader(TensorDataset(tokens, y), batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0))
+    assert not serious(_fit(tmp_path, FirstTokenClassifier(), train), "target-leakage")
