@@ -51,7 +51,8 @@ class LeakageChecks(SanityCallback):
     - the task is recognised from the data: targets that are the inputs shifted by one along a time axis (a
       next-element task: language models, forecasters), a dict batch with ``input_ids`` and ``labels`` equal to
       them (HuggingFace-style causal LM that shifts inside the model), or token targets equal to the inputs at
-      the same positions;
+      the same positions; or, from the first step's loss, a target the step cut from a batch without one
+      (``self(x[:, :-1])`` against ``x[:, 1:]``: :mod:`~lightning_sanity.callbacks._step_targets`);
     - the model call is observed (forward pre-hooks during that one training step): the first module called with
       the batch's input tensor itself, with its arguments as the user's ``training_step`` passed them. With
       ``forward_fn`` the model is run as ``forward_fn(pl_module, x)`` instead;
@@ -59,8 +60,9 @@ class LeakageChecks(SanityCallback):
       sequence) move when only the inputs after ``t`` change;
     - ``target-leakage`` (error): outputs at positions ``<= t`` move when only the target at positions ``>= t``
       changes, in a call that receives the batch's target (a decoder fed the unshifted target: Lightning's demo
-      ``Transformer``); or a column of a ``(N, F)`` float input equals the label (one value per class), is a
-      one-hot of it, or an affine function of a regression target (on distinct rows, beyond chance); a forecaster
+      ``Transformer``); or a column of the ``(N, F)`` inputs equals the label (one value per class), is a
+      one-hot of it, or an affine or monotone function of a regression target (on distinct rows, beyond chance:
+      :mod:`~lightning_sanity.callbacks._label_columns`); a forecaster
       feature computed from the series' future (:mod:`~lightning_sanity.callbacks._future_features`); an input
       computed from the target (:mod:`~lightning_sanity.callbacks._target_inputs`);
     - ``causal-leakage`` too for a teacher-forced decoder input built in ``training_step`` (the target shifted
