@@ -10,7 +10,10 @@ accepts, in this order, the first that runs being used:
    dict batch, ``pl_module(**inputs)`` with every key but the targets (``forward(self, **batch)`` around a
    HuggingFace model whose loss is computed when ``labels`` are passed);
 4. ``pl_module(*batch)`` when ``forward`` takes the batch's parts, the way a ``training_step`` calls
-   ``self(inputs, target)`` (Lightning's demo Transformer).
+   ``self(inputs, target)`` (Lightning's demo Transformer);
+5. ``pl_module(*batch[:-1])`` when ``forward`` takes every part of a batch of three or more but the last, the
+   target: ``x_cat, x_num, y = batch`` then ``self(x_cat, x_num)`` (a tabular model with categorical and numeric
+   inputs).
 
 Where none binds, the check is skipped with a reason that names the signature and ``forward_fn=``. The leakage
 checks, which look after the first training step, need no rule: they replay the very call ``training_step`` made
@@ -26,6 +29,9 @@ Example::
     >>> calls = model_calls(Seq2Seq(), torch.zeros(2), (torch.zeros(2), torch.ones(2)))
     >>> [call.how for call in calls], calls[0]().tolist()
     (['pl_module(*batch)'], [1.0, 1.0])
+    >>> batch = (torch.zeros(2), torch.ones(2), torch.tensor([0, 1]))  # (x_cat, x_num, y)
+    >>> [call.how for call in model_calls(Seq2Seq(), batch[0], batch)], calls[0](batch[:-1], {}).tolist()
+    (['pl_module(*batch[:-1])'], [1.0, 1.0])
 """
 
 from __future__ import annotations
@@ -78,6 +84,8 @@ def model_calls(module: nn.Module, x: Any, batch: Any, forward_fn: Optional[Call
         candidates.append(("pl_module(**inputs)", (), inputs))
     if isinstance(batch, (list, tuple)) and not (len(batch) == 1 and batch[0] is x):
         candidates.append(("pl_module(*batch)", tuple(batch), {}))
+    if isinstance(batch, (list, tuple)) and len(batch) >= 3 and batch[0] is x:
+        candidates.append(("pl_module(*batch[:-1])", tuple(batch[:-1]), {}))
     try:
         signature: Optional[inspect.Signature] = inspect.signature(module.forward)
     except (TypeError, ValueError):
@@ -92,7 +100,7 @@ def model_calls(module: nn.Module, x: Any, batch: Any, forward_fn: Optional[Call
         fitting.append(ModelCall((lambda a, k: module(*a, **k)), how, args, kwargs))
     if not fitting:
         raise CannotCall(f"`{type(module).__name__}.forward{signature}` accepts neither the batch's input alone, "
-                         f"nor its keys, nor the batch's parts; {FORWARD_FN_HINT}")
+                         f"nor its keys, nor the batch's parts (with or without the last); {FORWARD_FN_HINT}")
     return fitting
 
 

@@ -16,24 +16,38 @@ from lightning_sanity.callbacks._extra_forward import _map_tensors
 
 
 def watch_calls(model: nn.Module, x: torch.Tensor, y: Optional[torch.Tensor],
-                found: Callable[[dict[str, Any]], None]) -> list[Any]:
+                found: Callable[[dict[str, Any]], None], views: bool = False) -> list[Any]:
     """Hooks that hand ``found`` each call of a module of ``model`` that takes ``x`` itself as an argument, as
     ``{"fn", "how", "where", "args", "kwargs", "x", "y", "target"}`` (``y`` only if the call receives it,
     ``target`` the batch's target in any case); returns the hook
-    handles to remove. Outer modules are called (and reported) first."""
+    handles to remove. Outer modules are called (and reported) first.
+
+    With ``views``, a call that takes a view of ``x`` (``x[:, :-1]``: the step cuts the model's input from the
+    batch) counts too, and its ``"x"`` is that view."""
     names = {id(m): n for n, m in model.named_modules()}
+    storage = _storage(x) if views else None
 
     def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
         # Only a call that takes the input tensor itself as an argument: under DDP, Lightning calls the module with
         # the whole batch to redirect its forward to `training_step`, a call that cannot be replayed as a forward.
         passed = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
-        if any(t is x for t in passed):
+        given = x if any(t is x for t in passed) else None
+        if given is None and storage is not None:
+            given = next((t for t in passed if t.dim() == x.dim() and _storage(t) == storage), None)
+        if given is not None:
             name = names.get(id(module)) or None
             found({"where": name, "how": f"{name or type(module).__name__}(...)",
-                   "fn": (lambda a, k, m=module: m(*a, **k)), "args": args, "kwargs": dict(kwargs), "x": x,
+                   "fn": (lambda a, k, m=module: m(*a, **k)), "args": args, "kwargs": dict(kwargs), "x": given,
                    "y": y if y is not None and any(t is y for t in passed) else None, "target": y})
 
     return [m.register_forward_pre_hook(hook, with_kwargs=True) for m in model.modules()]
+
+
+def _storage(t: torch.Tensor) -> Optional[int]:
+    try:
+        return int(t.untyped_storage().data_ptr()) or None
+    except Exception:  # tensors without storage (meta, some subclasses)
+        return None
 
 
 def keep_call(call: dict[str, Any], keep: int) -> dict[str, Any]:

@@ -25,6 +25,8 @@ from lightning_sanity.callbacks._copied_targets import copied_random_targets, sa
 from lightning_sanity.callbacks._decoder_input import decoder_future
 from lightning_sanity.callbacks._future_features import check_future_features
 from lightning_sanity.callbacks._label_copies import finish_label_copies, start_label_copies
+from lightning_sanity.callbacks._label_columns import check_label_columns
+from lightning_sanity.callbacks._step_targets import LossTargets, batch_label, feature_parts, step_axis
 from lightning_sanity.callbacks._target_inputs import check_target_inputs
 from lightning_sanity.callbacks._model_call import keep_call, move_call, watch_calls
 from lightning_sanity.callbacks._extra_forward import _map_tensors, _precision_context, eval_mode
@@ -50,7 +52,8 @@ class LeakageChecks(SanityCallback):
     - the task is recognised from the data: targets that are the inputs shifted by one along a time axis (a
       next-element task: language models, forecasters), a dict batch with ``input_ids`` and ``labels`` equal to
       them (HuggingFace-style causal LM that shifts inside the model), or token targets equal to the inputs at
-      the same positions;
+      the same positions; or, from the first step's loss, a target the step cut from a batch without one
+      (``self(x[:, :-1])`` against ``x[:, 1:]``: :mod:`~lightning_sanity.callbacks._step_targets`);
     - the model call is observed (forward pre-hooks during that one training step): the first module called with
       the batch's input tensor itself, with its arguments as the user's ``training_step`` passed them. With
       ``forward_fn`` the model is run as ``forward_fn(pl_module, x)`` instead;
@@ -58,8 +61,9 @@ class LeakageChecks(SanityCallback):
       sequence) move when only the inputs after ``t`` change;
     - ``target-leakage`` (error): outputs at positions ``<= t`` move when only the target at positions ``>= t``
       changes, in a call that receives the batch's target (a decoder fed the unshifted target: Lightning's demo
-      ``Transformer``); or a column of a ``(N, F)`` float input equals the label (one value per class), is a
-      one-hot of it, or an affine function of a regression target (on distinct rows, beyond chance); a forecaster
+      ``Transformer``); or a column of the ``(N, F)`` inputs equals the label (one value per class), is a
+      one-hot of it, or an affine or monotone function of a regression target (on distinct rows, beyond chance:
+      :mod:`~lightning_sanity.callbacks._label_columns`); a forecaster
       feature computed from the series' future (:mod:`~lightning_sanity.callbacks._future_features`); an input
       computed from the target (:mod:`~lightning_sanity.callbacks._target_inputs`);
     - ``causal-leakage`` too for a teacher-forced decoder input built in ``training_step`` (the target shifted
@@ -118,6 +122,9 @@ class LeakageChecks(SanityCallback):
         self._ran: dict[str, list[str]] = {c: [] for c in self.checks}
         self._skips: dict[str, str] = {}
         self._generator = torch.Generator().manual_seed(1234)
+        self._losses = LossTargets()
+        self._targets: list[torch.Tensor] = []
+        self._xy: tuple[Any, Any] = (None, None)
 
     # ------------------------------------------------------------------------------------------------ hooks
 
@@ -146,6 +153,12 @@ class LeakageChecks(SanityCallback):
             self._skip_all(f"could not read the first training batch: {err!r}")
 
     @override
+    def on_before_backward(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", loss: torch.Tensor) -> None:
+        self._targets += self._losses.stop()  # the loss calls are made: backward is not watched
+        if not self._first:
+            self.retire("on_before_backward")
+
+    @override
     def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         self._seen += 1
@@ -153,6 +166,13 @@ class LeakageChecks(SanityCallback):
             self._first = False
             self._remove_hooks()
             finish_label_copies(self, trainer)
+            self._targets += self._losses.stop()
+            try:
+                self._after_step(trainer, batch)
+            except Exception as err:  # a check must never lose the user's run
+                log.debug("leakage checks failed after the first step", exc_info=True)
+                self._skip_all(f"could not read the first training step: {err!r}")
+            self._targets, self._xy = [], (None, None)
             self._look(trainer, pl_module, "fit start", first=True)
         elif self._second_at is not None and self._seen >= self._second_at:
             self._second_look(trainer, pl_module)
@@ -167,6 +187,7 @@ class LeakageChecks(SanityCallback):
     @override
     def on_exception(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", exception: BaseException) -> None:
         self._remove_hooks()
+        self._losses.stop()
 
     @override
     def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
@@ -195,8 +216,9 @@ class LeakageChecks(SanityCallback):
         if not isinstance(x, torch.Tensor) or batch_size(x) is None:
             raise _Skip("could not find the model input tensor in the batch; pass `get_input=`")
         y = y if isinstance(y, torch.Tensor) else None
+        self._xy = (x, y)
+        self._losses.start()  # what the step's loss compares with: read after the step (`_after_step`)
         if y is not None and self.is_enabled("target-leakage"):
-            self._check_columns(trainer, x, y)
             check_target_inputs(self, trainer, batch, x, y)  # an input computed from the target
             start_label_copies(self, trainer, pl_module, batch, x, y)  # another batch tensor holding the target
         axis = L.shift_axis(x, y) if y is not None else None
@@ -220,6 +242,8 @@ class LeakageChecks(SanityCallback):
         if self._task is None:
             self._skips.setdefault("target-leakage", "neither `(N, F)` features with a label to scan nor a sequence "
                                                      "target to perturb")
+            if self.forward_fn is None and x.dim() >= 2:  # the step may cut input and target from the batch
+                self._handles = watch_calls(pl_module, x, None, self._found_call, views=True)
             return
         if self.forward_fn is not None:
             fn = self.forward_fn
@@ -228,27 +252,25 @@ class LeakageChecks(SanityCallback):
             return
         self._install_hooks(pl_module, x, y)
 
-    def _check_columns(self, trainer: "pl.Trainer", x: torch.Tensor, y: torch.Tensor) -> None:
-        if x.dim() != 2 or not x.is_floating_point() or not (y.dim() == 1 or (y.dim() == 2 and y.shape[1] == 1)):
-            return
-        columns, how = L.label_columns(x, y)
-        self._ran["target-leakage"].append(f"no feature column gives the label away ({x.shape[1]} columns)")
-        if not columns:
-            return
-        self._found.add("target-leakage")
-        words = {"equal": "take one value per class (the label itself, up to a relabelling)",
-                 "one-hot": "are a one-hot encoding of the label",
-                 "affine": "are the regression target up to scale and offset"}[how]
-        # An exact linear target is also what a noiseless synthetic regression looks like: a warning, not an error.
-        self.report(
-            trainer, "target-leakage", "warning" if how == "affine" else "error",
-            f"Input column(s) {columns[:10]} of the first training batch {words} on all {x.shape[0]} samples: the "
-            "label is among the model's features, so it learns to copy it and fails on data without it.",
-            "Drop the label and every column computed from it (its encoding, a per-class statistic) from the "
-            "features before building the dataset; select feature columns by name, not by position.",
-            where=f"input column {columns[0]}", key="columns",
-            data={"columns": columns[:50], "how": how, "samples": int(x.shape[0])},
-        )
+    def _after_step(self, trainer: "pl.Trainer", batch: Any) -> None:
+        """What the first step showed: the label the loss compares with (scan the batch's feature columns for it),
+        and a next-element task the step made (a loss target that is the model input shifted by one)."""
+        x, y = self._xy
+        if self.is_enabled("target-leakage"):
+            label = batch_label(batch, self._targets, y)
+            if isinstance(label, torch.Tensor) and (label.dim() == 1 or (label.dim() == 2 and label.shape[1] == 1)):
+                check_label_columns(self, trainer, feature_parts(batch, x, label, self._call), label, batch)
+        if self._task is None:
+            axis = step_axis(self._call, self._targets)
+            if axis is not None:
+                self._task, self._axis = "shifted", axis
+                for check in self.checks:
+                    self._skips.pop(check, None)
+            else:
+                self._call = None
+
+    def _found_call(self, call: dict[str, Any]) -> None:
+        self._call = self._call or call
 
     def _install_hooks(self, pl_module: "pl.LightningModule", x: torch.Tensor, y: Optional[torch.Tensor]) -> None:
         def found(call: dict[str, Any]) -> None:

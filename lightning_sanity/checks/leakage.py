@@ -32,6 +32,7 @@ from typing import Optional
 
 import torch
 
+from lightning_sanity.checks.label_order import monotone_columns
 from lightning_sanity.checks.numerics import is_finite
 
 #: Outputs up to position t may move by this much, relative to the outputs' magnitude, when only later positions
@@ -76,6 +77,38 @@ def shift_axis(x: torch.Tensor, y: torch.Tensor) -> Optional[int]:
         a, b = x.narrow(d, 1, n - 1), y.narrow(d, 0, n - 1)
         if _agree(a, b):
             return d
+    return None
+
+
+def step_shift_axis(x: torch.Tensor, target: torch.Tensor) -> Optional[int]:
+    """The axis along which a loss ``target`` made in ``training_step`` is the model input ``x`` shifted by one,
+    or None: any shape of the same values (``F.cross_entropy(out.flatten(0, 1), seq[:, 1:].flatten())`` with
+    ``x = seq[:, :-1]``), the input's next elements (``x = seq``, ``target = seq[:, 1:]``), or one channel of a
+    ``(B, T, C)`` input shifted by one (:func:`~lightning_sanity.checks.future_features.shifted_channel`).
+
+    >>> import torch
+    >>> seq = torch.tensor([[3., 1., 4., 1., 5., 9.], [2., 7., 1., 8., 2., 8.]])
+    >>> step_shift_axis(seq[:, :-1], seq[:, 1:].flatten()), step_shift_axis(seq, seq[:, 1:]), step_shift_axis(seq, seq)
+    (1, 1, None)
+    """
+    from lightning_sanity.checks.future_features import shifted_channel
+
+    if not isinstance(x, torch.Tensor) or not isinstance(target, torch.Tensor) or x.dim() < 2 or target is x:
+        return None
+    t = target.detach()
+    if t.numel() == x.numel():
+        axis = shift_axis(x, t.reshape(x.shape))
+        if axis is not None:
+            return axis
+    for d in range(1, x.dim()):
+        n = x.shape[d]
+        if n >= 3 and t.numel() == x.numel() // n * (n - 1):
+            later = x.narrow(d, 1, n - 1)
+            if _comparable(later, t.reshape(later.shape)) and _agree(later, t.reshape(later.shape)):
+                return d
+    if x.dim() == 3 and x.shape[0] and t.numel() % x.shape[0] == 0:
+        found = shifted_channel(x, t.reshape(x.shape[0], -1))
+        return found[0] if found is not None else None
     return None
 
 
@@ -228,9 +261,11 @@ def depends(change: float, scale: float, half: bool = False) -> bool:
 
 
 def label_columns(x: torch.Tensor, y: torch.Tensor, min_samples: int = 16) -> tuple[list[int], str]:
-    """Columns of a tabular input ``(N, F)`` that give the label away, and how: ``"equal"`` (one value per class
-    and one class per value), ``"one-hot"`` (an indicator column for every class seen) or ``"affine"`` (a
-    regression target up to scale and offset). ``([], "")`` when none does or the batch is too small to say.
+    """Columns of a tabular input ``(N, F)`` (float, or integer-coded categories) that give the label away, and
+    how: ``"equal"`` (one value per class and one class per value), ``"one-hot"`` (an indicator column for every
+    class seen), ``"affine"`` (a regression target up to scale and offset) or ``"monotone"`` (ordered exactly as a
+    regression target on every pair of rows: its bins, beyond chance; :mod:`.label_order`). ``([], "")`` when none
+    does or the batch is too small to say.
 
     >>> import torch
     >>> y = torch.arange(32) % 3
@@ -242,7 +277,7 @@ def label_columns(x: torch.Tensor, y: torch.Tensor, min_samples: int = 16) -> tu
     >>> label_columns(x[:2].repeat(16, 1), torch.tensor([0, 1]).repeat(16))  # two distinct rows prove nothing
     ([], '')
     """
-    if x.dim() != 2 or not x.is_floating_point() or y.dim() not in (1, 2) or x.shape[0] < min_samples:
+    if x.dim() != 2 or x.is_complex() or y.dim() not in (1, 2) or x.shape[0] < min_samples:
         return [], ""
     if y.dim() == 2:
         if y.shape[1] != 1:
@@ -285,7 +320,10 @@ def label_columns(x: torch.Tensor, y: torch.Tensor, min_samples: int = 16) -> tu
     denom = xc.norm(dim=0) * yc.norm()
     corr = (xc * yc[:, None]).sum(0) / torch.where(denom > 0, denom, torch.ones_like(denom))
     columns = [j for j in range(x.shape[1]) if float(denom[j]) > 0 and abs(float(corr[j])) > 1 - 1e-6]
-    return (columns, "affine") if columns else ([], "")
+    if columns:
+        return columns, "affine"
+    columns = monotone_columns(x, y.double(), CHANCE_COLUMN)
+    return (columns, "monotone") if columns else ([], "")
 
 
 #: A column may be reported as the label when, with the labels of the distinct rows shuffled at random, some

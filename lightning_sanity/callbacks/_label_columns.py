@@ -1,0 +1,63 @@
+"""``target-leakage`` glue for tabular inputs: a feature column that gives the label away (equal to it, its one-hot,
+an affine or monotone function of a regression target: :func:`lightning_sanity.checks.leakage.label_columns`).
+Every ``(N, F)`` part of the batch but the label is scanned, integer-coded categories included (``(x_cat, x_num,
+y)`` batches); the label is what the first step's loss compares with
+(:mod:`~lightning_sanity.callbacks._step_targets`). Called by :class:`~lightning_sanity.callbacks.leakage.LeakageChecks`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from lightning_sanity.checks import leakage as L
+
+_WORDS = {"equal": "take one value per class (the label itself, up to a relabelling)",
+          "one-hot": "are a one-hot encoding of the label",
+          "affine": "are the regression target up to scale and offset",
+          "monotone": "rise (or fall) with the regression target on every pair of distinct rows"}
+ADVICE = ("Drop the label and every column computed from it (its encoding, its bins or quantile, a per-class "
+          "statistic) from the features before building the dataset; select feature columns by name, not by "
+          "position or dtype.")
+
+
+def column_names(batch: Any, parts: list[torch.Tensor]) -> list[str]:
+    """A name per column of ``parts`` concatenated: ``input column j`` for one part, else ``batch[i] column j``
+    (``batch['key'] column j`` for a dict batch)."""
+    if len(parts) == 1:
+        return [f"input column {j}" for j in range(parts[0].shape[1])]
+    items = list(batch.items()) if isinstance(batch, Mapping) else list(enumerate(batch))
+    names = []
+    for p in parts:
+        key = next((k for k, v in items if v is p), None)
+        where = f"batch[{key!r}]" if isinstance(key, str) else f"batch[{key}]" if key is not None else "input"
+        names += [f"{where} column {j}" for j in range(p.shape[1])]
+    return names
+
+
+def check_label_columns(callback: Any, trainer: Any, parts: list[torch.Tensor], y: torch.Tensor, batch: Any) -> None:
+    """Report the columns of ``parts`` (the batch's ``(N, F)`` inputs) that give the label ``y`` away."""
+    if not parts:
+        return
+    x = torch.cat([p.detach().float().cpu() for p in parts], 1) if len(parts) > 1 else parts[0]
+    columns, how = L.label_columns(x, y)
+    callback._ran["target-leakage"].append(f"no feature column gives the label away ({x.shape[1]} columns)")
+    if not columns:
+        return
+    callback._found.add("target-leakage")
+    names = column_names(batch, parts)
+    # An exact linear target (or a strictly monotone one) is also what a noiseless synthetic regression looks like:
+    # a warning. A step function of the target (fewer levels than distinct targets: its bins) is an error.
+    step = how == "monotone" and int(torch.unique(x[:, columns[0]]).numel()) < int(torch.unique(y).numel())
+    shown = columns[:10] if len(parts) == 1 else ", ".join(names[c] for c in columns[:10])
+    callback.report(
+        trainer, "target-leakage", "error" if how in ("equal", "one-hot") or step else "warning",
+        f"Input column(s) {shown} of the first training batch {_WORDS[how]} on all {x.shape[0]} samples"
+        + (" (a step function of it: its bins, as kept for a stratified split)" if step else "")
+        + ": the label is among the model's features, so it learns to copy it and fails on data without it.",
+        ADVICE, where=names[columns[0]], key="columns",
+        data={"columns": columns[:50], "names": [names[c] for c in columns[:50]], "how": how,
+              "samples": int(x.shape[0])},
+    )

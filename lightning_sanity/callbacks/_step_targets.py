@@ -1,0 +1,115 @@
+"""What the first training step compares its output with, for :class:`~lightning_sanity.callbacks.leakage.LeakageChecks`.
+
+The batch alone does not always say what the model must predict: a batch of one series, cut in ``training_step``
+into ``x[:, :-1]`` for the model and ``x[:, 1:]`` for the loss (a next-element task made in the step), or a batch
+``(x_cat, x_num, y)`` whose second part is an input, not the target. A :class:`LossTargets` watch (a
+:class:`~lightning_sanity.callbacks._step_watch.StepWatch`, first step only) records the targets of the recognised
+loss calls (:func:`lightning_sanity.checks.losses.loss_kind`); :func:`step_axis` and :func:`batch_label` read them.
+
+Example::
+
+    >>> import torch, torch.nn.functional as F
+    >>> seq = torch.randn(4, 9)
+    >>> watch = LossTargets().start()
+    >>> _ = F.mse_loss(seq[:, :-1] * 2, seq[:, 1:])
+    >>> targets = watch.stop()
+    >>> step_axis({"x": seq[:, :-1]}, targets)
+    1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Optional
+
+import torch
+
+from lightning_sanity.callbacks._step_watch import StepWatch
+from lightning_sanity.checks import leakage as L
+from lightning_sanity.checks import losses as LS
+
+#: loss calls recorded at most (a step with more is a multi-loss model; its first calls are the main ones).
+_MAX_CALLS = 8
+
+
+class LossTargets:
+    """Records the targets of the recognised loss calls of one step (never changes a call)."""
+
+    def __init__(self) -> None:
+        self.targets: list[torch.Tensor] = []
+        self._watch: Optional[StepWatch] = None
+
+    def start(self) -> "LossTargets":
+        self._watch = StepWatch(before=self._before).start()
+        return self
+
+    def _before(self, func: Any, args: tuple, kwargs: dict) -> None:
+        if len(self.targets) >= _MAX_CALLS or LS.loss_kind(func) is None:
+            return
+        call = LS.bind_loss_call(func, args, kwargs)
+        if call is not None:
+            self.targets.append(call.target)
+
+    def stop(self) -> list[torch.Tensor]:
+        """Remove the watch (idempotent) and hand over the targets seen."""
+        if self._watch is not None:
+            self._watch.stop()
+            self._watch = None
+        targets, self.targets = self.targets, []
+        return targets
+
+
+def step_axis(call: Optional[dict[str, Any]], targets: list[torch.Tensor]) -> Optional[int]:
+    """The time axis when a loss target is the recorded model input shifted by one (a next-element task made in
+    ``training_step``), else None."""
+    if call is None or not isinstance(call.get("x"), torch.Tensor):
+        return None
+    for target in targets:
+        axis = L.step_shift_axis(call["x"], target)
+        if axis is not None:
+            return axis
+    return None
+
+
+def _parts(batch: Any) -> list[torch.Tensor]:
+    if isinstance(batch, Mapping):
+        batch = list(batch.values())
+    if isinstance(batch, (list, tuple)):
+        return [p for p in batch if isinstance(p, torch.Tensor)]
+    return [batch] if isinstance(batch, torch.Tensor) else []
+
+
+def batch_label(batch: Any, targets: list[torch.Tensor], fallback: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+    """The batch part of one value per sample (``(N,)`` or ``(N, 1)``) a loss compares with (itself, or a view of
+    it), else ``fallback``."""
+    parts = [p for p in _parts(batch) if p.dim() == 1 or (p.dim() == 2 and p.shape[1] == 1)]
+    for target in targets:
+        for part in parts:
+            if target is part or (target.numel() == part.numel() and _same_storage(target, part)):
+                return part
+    return fallback
+
+
+def feature_parts(batch: Any, x: Any, label: torch.Tensor, call: Optional[dict[str, Any]]) -> list[torch.Tensor]:
+    """The ``(N, F)`` inputs to scan for the label: ``x``, and the batch's other parts the observed model ``call``
+    is given (``self(x_cat, x_num)``; a part the model never sees, such as a one-hot copy of the label for a soft
+    loss, leaks nothing). Integer-coded parts only for a regression label: a token sequence whose class is one of
+    its tokens is a synthetic classification task by design, and reads like an integer column equal to the label."""
+    rows = int(label.shape[0]) if label.dim() else -1
+    given = [v for v in (*call["args"], *call["kwargs"].values())] if call is not None else []
+    candidates = [x, *(p for p in _parts(batch) if any(p is v for v in given))]
+    regression = label.is_floating_point() and not bool((label == label.round()).all())
+    seen: list[torch.Tensor] = []
+    for p in candidates:
+        if (not isinstance(p, torch.Tensor) or p is label or p.dim() != 2 or int(p.shape[0]) != rows
+                or p.is_complex() or not (p.is_floating_point() or regression) or any(p is q for q in seen)):
+            continue
+        seen.append(p)
+    return seen
+
+
+def _same_storage(a: torch.Tensor, b: torch.Tensor) -> bool:
+    try:
+        return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr() != 0
+    except Exception:
+        return False
