@@ -21,7 +21,7 @@ from lightning_sanity._compat import current_batch_idx
 from lightning_sanity.batch import batch_size, first_tensor
 from lightning_sanity.callbacks._extra_forward import eval_mode
 from lightning_sanity.callbacks._fixed_batch import DropoutWatch, call_model, trace_modules
-from lightning_sanity.checks.collapse import collapsed_output, output_spread
+from lightning_sanity.checks.collapse import collapsed_output, output_spread, unit_subset
 from lightning_sanity.checks.episodes import Episodes, unconverged_batchnorm
 from lightning_sanity.checks.outputs import is_constant_across_samples, outputs_agree
 
@@ -125,7 +125,7 @@ class FixedBatchFindings:
                 target = output_spread(y)
             same = None
             if kind in ("classification", "binary", "sequence"):
-                flat = out.detach().reshape(samples, -1)
+                flat = out.detach().reshape(samples, -1) if kind == "classification" else unit_subset(out)
                 cut = 0.5 if bool((flat >= 0).all() and (flat <= 1).all()) else 0.0  # probabilities or logits
                 classes = flat.argmax(-1) if kind == "classification" and flat.shape[1] > 1 else (flat > cut)
                 same = bool((classes == classes[:1]).all())

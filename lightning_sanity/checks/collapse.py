@@ -28,14 +28,25 @@ from typing import Optional
 import torch
 
 
+#: Units (output values per sample) averaged at most: a strided subset of a wider output, the same units at every
+#: snapshot, so a language model's ``(B, T, 32000)`` logits cost what a small output does.
+MAX_UNITS = 4096
+
+
+def unit_subset(values: torch.Tensor) -> torch.Tensor:
+    """``values`` as ``(samples, units)``, keeping at most :data:`MAX_UNITS` evenly strided units (a view)."""
+    flat = values.detach().reshape(values.shape[0], -1)
+    return flat[:, :: -(-flat.shape[1] // MAX_UNITS)] if flat.shape[1] > MAX_UNITS else flat
+
+
 def output_spread(values: torch.Tensor) -> Optional[float]:
-    """Each unit's standard deviation over the samples (dim 0), averaged over units; None below two samples or
-    for a non-float or non-finite output. One host read."""
+    """Each unit's standard deviation over the samples (dim 0), averaged over units (at most :data:`MAX_UNITS` of
+    them); None below two samples or for a non-float or non-finite output. One host read."""
     if not isinstance(values, torch.Tensor) or values.dim() == 0 or values.shape[0] < 2 or values.numel() == 0:
         return None
     if not values.is_floating_point():
         return None
-    v = values.detach().reshape(values.shape[0], -1).float()
+    v = unit_subset(values).float()
     spread = float(v.std(0).mean())
     return spread if math.isfinite(spread) else None
 
