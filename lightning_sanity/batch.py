@@ -37,6 +37,15 @@ def input_of(batch: Any, get_input: BatchFn = None) -> Any:
     return get_input(batch) if get_input is not None else _default_input(batch)
 
 
+def non_target_keys(batch: Mapping) -> dict:
+    """A dict batch without its target keys: the model's inputs when it takes them all (``forward(**batch)``).
+
+    >>> sorted(non_target_keys({"input_ids": 1, "attention_mask": 2, "labels": 3}))
+    ['attention_mask', 'input_ids']
+    """
+    return {k: v for k, v in batch.items() if k not in TARGET_KEYS}
+
+
 def _default_input(batch: Any) -> Any:
     if type(batch) in (tuple, list):  # the common case, before the slower abstract-class checks
         return batch[0] if batch else None

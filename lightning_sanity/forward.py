@@ -42,7 +42,7 @@ from typing import Any, Callable, NamedTuple, Optional
 
 from torch import nn
 
-from lightning_sanity.batch import TARGET_KEYS
+from lightning_sanity.batch import non_target_keys
 
 FORWARD_FN_HINT = "pass `forward_fn=lambda module, x: ...` to say how to run the model on the batch's input"
 
@@ -80,8 +80,7 @@ def model_calls(module: nn.Module, x: Any, batch: Any, forward_fn: Optional[Call
     if isinstance(x, Mapping):
         candidates.append(("pl_module(**x)", (), dict(x)))
     elif isinstance(batch, Mapping):
-        inputs = {k: v for k, v in batch.items() if k not in TARGET_KEYS}
-        candidates.append(("pl_module(**inputs)", (), inputs))
+        candidates.append(("pl_module(**inputs)", (), non_target_keys(batch)))
     if isinstance(batch, (list, tuple)) and not (len(batch) == 1 and batch[0] is x):
         candidates.append(("pl_module(*batch)", tuple(batch), {}))
     if isinstance(batch, (list, tuple)) and len(batch) >= 3 and batch[0] is x:

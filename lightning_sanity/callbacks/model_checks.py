@@ -24,7 +24,7 @@ from lightning.pytorch.utilities.seed import isolate_rng
 from torch import nn
 from typing_extensions import override
 
-from lightning_sanity.batch import TARGET_KEYS, BatchFn, batch_size, input_of, slice_batch
+from lightning_sanity.batch import BatchFn, batch_size, input_of, non_target_keys, slice_batch
 from lightning_sanity.callbacks._extra_forward import _precision_context, eval_mode
 from lightning_sanity.callbacks._flow_run import _Defer, _FlowRun, _Skip, _SkipOne
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
@@ -200,7 +200,7 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
             raise _Skip(f"`get_input` raised {err!r}") from err
         if x is None and self.get_input is None and isinstance(batch, Mapping):
             # Keys of its own (`query_input_ids`, `pixel_values`): the model's input is every key but the targets.
-            x = {k: v for k, v in batch.items() if k not in TARGET_KEYS} or None
+            x = non_target_keys(batch) or None
         if x is None:
             raise _Skip("could not find the model input in the batch; pass `get_input=`")
         size = batch_size(x)
