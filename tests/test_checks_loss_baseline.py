@@ -67,3 +67,16 @@ def test_the_baseline_is_never_above_ln_c_and_prefers_every_counted_label():
     assert value <= LN10 and "label-prior entropy" in how and "of 260 labels" in how
     facts["baseline_from_label_prior"] = False  # class weights or label smoothing: the initial-loss figure, capped
     assert B.trend_baseline(facts) == (LN10, "ln 10 (uniform prediction)")
+
+
+def test_a_noisy_loss_crossing_three_times_a_low_first_batch_is_no_explosion():
+    # Batches of one sample: the losses of a healthy run scatter over a decade, and a low first batch puts the
+    # threshold inside their range; 8 of the first 40 cross it, 3 of them in a row, as random placement gives.
+    noisy = [0.21, 1.24, 0.5, 2.1, 1.81, 2.08, 1.13, 0.74, 0.88, 1.5, 0.16, 1.88, 1.04, 2.46, 0.58, 1.93, 0.86,
+             1.42, 0.11, 0.09, 0.4, 1.28, 1.43, 0.72, 0.38, 0.84, 2.04, 1.03, 0.9, 0.82, 0.76, 0.14, 0.93, 1.7,
+             0.25, 0.12, 1.5, 0.47, 0.37, 0.18] + [0.05] * 60
+    assert B.early_explosion(noisy, start=0.555, baseline=None) is None
+    # The same noise with a real explosion of five batches: one long run, nothing like it around.
+    exploded = noisy[:3] + [40.0, 90.0, 60.0, 30.0, 9.0] + noisy[3:]
+    found = B.early_explosion(exploded, start=0.555, baseline=None)
+    assert found is not None and found["peak"] == 90.0

@@ -36,6 +36,11 @@ from lightning_sanity.checks.curves import SPIKE_FACTOR
 EXPLOSION_FACTOR = SPIKE_FACTOR
 #: ... on at least this many consecutive values: one outlier batch (a heavy-tailed regression target) is not enough.
 EXPLOSION_RUN = 3
+#: ... and more than noise would give: a run that long above the threshold, expected by chance among the losses
+#: near it at least this often, is no evidence (see ``_recurs``).
+CHANCE_RUNS = 0.05
+#: losses near an excursion that its noise is read from, at least (or four times the excursion's reach).
+LOCAL_VALUES = 40
 #: Standard errors of the tail mean by which the end must beat the baseline to count as below it (two-sided 95 %).
 BASELINE_STANDARD_ERRORS = 2.0
 
@@ -70,6 +75,10 @@ def ends_at_baseline(tail: Sequence[float], baseline: Optional[float]) -> bool:
 def early_explosion(values: Sequence[float], start: float, baseline: Optional[float]) -> Optional[dict[str, Any]]:
     """The first sustained excursion of the loss above ``EXPLOSION_FACTOR x max(start, baseline)``, or None.
 
+    Sustained: at least ``EXPLOSION_RUN`` values in a row, and a run that noise does not explain (``_recurs``):
+    ``start`` is one batch's loss, and with a sample or two per batch the losses of a healthy run cross three
+    times a low first batch now and then.
+
     Args:
         values: the training losses in order.
         start: the loss before (or at) the first update.
@@ -83,19 +92,46 @@ def early_explosion(values: Sequence[float], start: float, baseline: Optional[fl
     reference = max(start, baseline or 0.0)
     if not math.isfinite(reference) or reference <= 0:
         return None
+    found = _excursion(values, reference)
+    if found is None or _recurs(values, found, EXPLOSION_FACTOR * reference):
+        return None
+    first, end = found
+    peak_index = max(range(first, end), key=lambda k: values[k])
+    recovered = next((k for k in range(peak_index, len(values)) if values[k] < reference), None)
+    return {"peak": values[peak_index], "peak_index": peak_index, "first_index": first,
+            "threshold": EXPLOSION_FACTOR * reference, "recovered_index": recovered,
+            "early": first < len(values) // 2}
+
+
+def _recurs(values: Sequence[float], excursion: tuple[int, int], threshold: float) -> bool:
+    """Whether noise explains ``excursion``: among the losses near it (the first ``max(4 x its end,
+    LOCAL_VALUES)``), ``m`` of ``n`` are above ``threshold``; were those ``m`` placed at random, a run as long as
+    the excursion (``L``) would be expected ``(n - L + 1) x m(m-1)...(m-L+1) / (n(n-1)...(n-L+1))`` times. At
+    least :data:`CHANCE_RUNS` means very noisy losses (batches of a sample or two) or a loss that keeps
+    spiking, not one early explosion; a real explosion is one long run with nothing like it around."""
+    first, end = excursion
+    near = values[: max(4 * end, LOCAL_VALUES)]
+    if len(near) < LOCAL_VALUES:
+        return False  # too few losses to read their noise from: three in a row above it stands
+    n, m, length = len(near), sum(v > threshold for v in near), end - first
+    chance = float(n - length + 1)
+    for i in range(length):
+        chance *= (m - i) / (n - i)
+    return chance >= CHANCE_RUNS
+
+
+def _excursion(values: Sequence[float], reference: float) -> Optional[tuple[int, int]]:
+    """``(first, end)`` of the first run of at least ``EXPLOSION_RUN`` values above ``EXPLOSION_FACTOR x
+    reference``, or None."""
     threshold = EXPLOSION_FACTOR * reference
     run = 0
     for i, value in enumerate(values):
         run = run + 1 if value > threshold else 0
         if run >= EXPLOSION_RUN:
-            first = i - run + 1
-            end = first
+            first = end = i - run + 1
             while end < len(values) and values[end] > threshold:
                 end += 1
-            peak_index = max(range(first, end), key=lambda k: values[k])
-            recovered = next((k for k in range(peak_index, len(values)) if values[k] < reference), None)
-            return {"peak": values[peak_index], "peak_index": peak_index, "first_index": first,
-                    "threshold": threshold, "recovered_index": recovered, "early": first < len(values) // 2}
+            return first, end
     return None
 
 
