@@ -26,7 +26,7 @@ SPLIT = "heldout5"
 
 @dataclass
 class GPTConfig:
-    vocab_size: int = 24
+    vocab_size: int = 12
     n_positions: int = 32
     n_embd: int = 64
     n_layer: int = 2
@@ -43,7 +43,7 @@ class CausalLMOutput:
 
 
 class Order2Markov(Dataset):
-    def __init__(self, n, seed, vocab=24):
+    def __init__(self, n, seed, vocab=12):
         g = torch.Generator().manual_seed(9)
         table = torch.randint(1, vocab, (vocab, vocab, 2), generator=g)
         g = torch.Generator().manual_seed(seed)
@@ -134,7 +134,7 @@ class GPT2LMHeadModel(nn.Module):
 
 
 class LitGPT(L.LightningModule):
-    def __init__(self, lr=2e-3, warmup=25, steps=250):
+    def __init__(self, lr=2e-3, warmup=25, steps=300):
         super().__init__()
         self.save_hyperparameters()
         self.model = GPT2LMHeadModel(GPTConfig())
@@ -163,7 +163,7 @@ def main():
     L.seed_everything(5111)
     train = DataLoader(Order2Markov(2000, 0), batch_size=32, shuffle=True, collate_fn=collate_left_padded)
     val = DataLoader(Order2Markov(256, 1), batch_size=256, collate_fn=collate_left_padded)
-    trainer = L.Trainer(max_steps=250, val_check_interval=63, check_val_every_n_epoch=None, gradient_clip_val=1.0,
+    trainer = L.Trainer(max_steps=300, val_check_interval=75, check_val_every_n_epoch=None, gradient_clip_val=1.0,
                         accelerator="cpu", devices=1, enable_progress_bar=False, enable_model_summary=False,
                         default_root_dir=".", callbacks=lightning_sanity.default_callbacks())
     trainer.fit(LitGPT(), train, val)

@@ -5,7 +5,7 @@
 `BartForConditionalGeneration` does when given labels. Encoder and decoder are `nn.Transformer` (pre-LN) with a
 causal `tgt_mask` and padding masks; output object with `.loss`/`.logits`; AdamW, linear warm-up + inverse square
 root decay per step. Most target tokens can be copied from the encoder input, the masked span must be inferred from
-the Markov language (3 successors per word). Reaches val token accuracy ~0.93."""
+the Markov language (3 successors per word). Reaches val token accuracy ~0.88 (0.891 with 25 % more training)."""
 
 from dataclasses import dataclass
 from typing import Optional
@@ -146,9 +146,9 @@ class LitBart(L.LightningModule):
 
 def main():
     L.seed_everything(5115)
-    train = DataLoader(NoisedSentences(2400, 0), batch_size=48, shuffle=True, collate_fn=collate)
+    train = DataLoader(NoisedSentences(1920, 0), batch_size=48, shuffle=True, collate_fn=collate)
     val = DataLoader(NoisedSentences(300, 1), batch_size=300, collate_fn=collate)
-    trainer = L.Trainer(max_epochs=6, accelerator="cpu", devices=1, gradient_clip_val=1.0, enable_progress_bar=False,
+    trainer = L.Trainer(max_epochs=5, accelerator="cpu", devices=1, gradient_clip_val=1.0, enable_progress_bar=False,
                         enable_model_summary=False, default_root_dir=".", callbacks=lightning_sanity.default_callbacks())
     trainer.fit(LitBart(), train, val)
     print(f"val_token_acc={float(trainer.callback_metrics['val_token_acc']):.3f}")

@@ -3,7 +3,7 @@
 LayerNorm -> decoder tied to the word embeddings, with its own bias), `MaskedLMOutput(loss, logits)`, loss inside the
 model. The collator (as `DataCollatorForWholeWordMask`) picks 15 % of the *words* and masks all their sub-word
 pieces: 80 % `[MASK]`, 10 % a random piece, 10 % unchanged; `labels` are the original pieces there and -100
-elsewhere. Words follow a Markov chain (each word has 4 likely successors), so masked words are predictable from
+elsewhere. Words follow a Markov chain (each word has 3 equally likely successors), so masked words are predictable from
 context. Dict batches, AdamW, warm-up + cosine per step, `precision="bf16-mixed"`. Reaches val masked-piece
 accuracy ~0.6 (most frequent piece: ~0.02)."""
 
@@ -23,7 +23,7 @@ import lightning_sanity
 EXPECT = None
 SPLIT = "heldout5"
 PAD, CLS, SEP, MASK = 0, 1, 2, 3
-N_PIECES, N_WORDS = 120, 200
+N_PIECES, N_WORDS = 120, 80
 VOCAB = 4 + N_PIECES
 
 
@@ -31,7 +31,7 @@ def language(seed=31):
     g = torch.Generator().manual_seed(seed)
     words = [(4 + torch.randint(0, N_PIECES, (int(torch.randint(1, 4, (1,), generator=g)),), generator=g)).tolist()
              for _ in range(N_WORDS)]
-    successors = torch.stack([torch.randperm(N_WORDS, generator=g)[:4] for _ in range(N_WORDS)])
+    successors = torch.stack([torch.randperm(N_WORDS, generator=g)[:3] for _ in range(N_WORDS)])
     return words, successors
 
 
@@ -44,7 +44,7 @@ class Sentences(Dataset):
         for _ in range(n):
             w = [int(torch.randint(0, N_WORDS, (1,), generator=g))]
             for _ in range(int(torch.randint(6, 14, (1,), generator=g))):
-                w.append(int(successors[w[-1], int(torch.randint(0, 4, (1,), generator=g))]))
+                w.append(int(successors[w[-1], int(torch.randint(0, 3, (1,), generator=g))]))
             self.items.append([words[i] for i in w])
 
     def __len__(self):

@@ -30,8 +30,10 @@ TRIGGER = {"PER": 0, "LOC": 1}  # word ids of the trigger words
 
 def lexicon(seed=21):
     g = torch.Generator().manual_seed(seed)
-    return [(3 + torch.randint(0, N_PIECES, (int(torch.randint(1, 4, (1,), generator=g)),), generator=g)).tolist()
-            for _ in range(N_WORDS)]
+    words = [(3 + torch.randint(0, N_PIECES, (int(torch.randint(1, 4, (1,), generator=g)),), generator=g)).tolist()
+             for _ in range(N_WORDS)]
+    words[TRIGGER["PER"]], words[TRIGGER["LOC"]] = [3 + N_PIECES], [4 + N_PIECES]  # frequent words: one piece each
+    return words
 
 
 class NerSentences(Dataset):
@@ -74,7 +76,7 @@ def collate(items):
 
 @dataclass
 class BertConfig:
-    vocab_size: int = 3 + N_PIECES
+    vocab_size: int = 5 + N_PIECES
     hidden_size: int = 64
     num_hidden_layers: int = 2
     num_attention_heads: int = 4

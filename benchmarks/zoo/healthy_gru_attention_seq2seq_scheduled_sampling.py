@@ -3,7 +3,7 @@
 with a probability that rises from 0 to 0.25 over training. Task: "decipher" a variable-length digit string, the
 output is the input reversed and passed through a fixed substitution table. Decoder input = `[BOS] + target[:-1]`,
 padding ignored with -100; tuple batches `(src, src_len, tgt_in, tgt_out)`. Adam, gradient clipping,
-ExponentialLR per epoch. Reaches val greedy exact-match ~0.9 (token accuracy ~0.98)."""
+ExponentialLR per epoch. Reaches val greedy exact-match 0.860 (token accuracy 0.973)."""
 
 import lightning as L
 import torch

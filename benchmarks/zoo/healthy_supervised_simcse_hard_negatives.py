@@ -69,7 +69,7 @@ class SentenceEncoder(nn.Module):
 
 
 class SupSimCSE(L.LightningModule):
-    def __init__(self, lr=1e-3, temperature=0.05, warmup=30):
+    def __init__(self, lr=3e-3, temperature=0.05, warmup=30):
         super().__init__()
         self.save_hyperparameters()
         self.encoder = SentenceEncoder()
@@ -106,7 +106,7 @@ def main():
     L.seed_everything(5114)
     train = DataLoader(Triples(2560, 0), batch_size=64, shuffle=True, collate_fn=collate, drop_last=True)
     val = DataLoader(Triples(300, 1), batch_size=300, collate_fn=collate)
-    trainer = L.Trainer(max_epochs=6, accelerator="cpu", devices=1, gradient_clip_val=1.0, enable_progress_bar=False,
+    trainer = L.Trainer(max_epochs=8, accelerator="cpu", devices=1, gradient_clip_val=1.0, enable_progress_bar=False,
                         enable_model_summary=False, default_root_dir=".", callbacks=lightning_sanity.default_callbacks())
     trainer.fit(SupSimCSE(), train, val)
     print(f"val_recall_at_1={float(trainer.callback_metrics['val_recall_at_1']):.3f}")
