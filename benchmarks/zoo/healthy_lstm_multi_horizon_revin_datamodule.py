@@ -3,7 +3,8 @@ standardised by its own mean and std (plus a learnable affine), the LSTM encodes
 emits the next 24 at once (direct strategy), and the prediction is mapped back to the window's scale. 40 sensor
 series with their own level, amplitude, daily cycle, slow drift and noise; a `LightningDataModule` cuts sliding
 windows, validation on the last part of every series (split by time). L1 loss, Adam, OneCycleLR per step,
-`val_check_interval=0.5`. Reaches val MAE ~0.9 in sensor units (repeat-the-last-day naive: ~1.6)."""
+`val_check_interval=0.5`. Reaches val MAE 0.477 in sensor units (repeat-the-last-day naive: 0.593; the noise alone
+costs ~0.4)."""
 
 import lightning as L
 import torch
