@@ -1,12 +1,11 @@
-"""Healthy: a GPT-2-style causal LM written the way `transformers` writes it: a config dataclass with
-`initializer_range=0.02`, `_init_weights` applied by `post_init()` (normal(0, 0.02) for linears and embeddings,
-scaled residual projections), fused `c_attn` q/k/v, pre-LN blocks, `lm_head` tied to `wte`, an output object with
-`.loss`/`.logits`, and the loss computed inside the model on labels shifted there (`labels` = `input_ids`,
-padding -100). Batches are LEFT-padded dicts as for batched generation, with `position_ids` derived from
-`attention_mask` (`cumsum - 1`) and an additive mask (causal and padding) using the dtype's minimum, not -inf.
-Data: an order-2 Markov language (each pair of tokens has 2 equally likely successors). AdamW with no weight decay
-on biases/LayerNorm/embeddings, linear warm-up then linear decay per step, `max_steps`. Reaches val loss ~0.9
-(the source's floor, ln 2 after the first two tokens, averages ~0.9)."""
+"""Bug: a GPT-2-style causal LM ported from `transformers` (config with `initializer_range=0.02`, `_init_weights`,
+fused `c_attn`, pre-LN blocks, `lm_head` tied to `wte`, loss inside the model on in-model shifted labels, LEFT-padded
+dict batches with `position_ids` from `attention_mask`). The port defines `post_init()` / `_init_weights` but the
+constructor never calls it, so every weight keeps PyTorch's default init: `nn.Embedding` is N(0, 1), and because
+`lm_head` is tied to `wte` the initial logits have a standard deviation of about sqrt(n_embd) = 8. The first loss
+is far above ln(vocab) and training spends its budget undoing the init: val loss 1.621 vs 1.153 with
+`self.post_init()` called (healthy twin `healthy_gpt2_style_lm_left_padding_position_ids.py`; source floor ~0.86).
+Order-2 Markov language, AdamW with no-decay groups, warm-up + linear decay per step, `max_steps`."""
 
 import math
 from dataclasses import dataclass

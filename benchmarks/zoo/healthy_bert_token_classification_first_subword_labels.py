@@ -1,12 +1,11 @@
 """Healthy: a BERT-style token classifier (NER) written as `transformers` does: `BertConfig`-like dataclass, word +
-position + token-type embeddings with LayerNorm, post-LN Transformer encoder with GELU, dropout, a linear
+position + token-type embeddings with LayerNorm, pre-LN Transformer encoder with GELU, dropout, a linear
 classifier, weights `normal(0, initializer_range)`, a `TokenClassifierOutput` with the loss computed inside the
 model. Words are split into 1-3 sub-word pieces; as `DataCollatorForTokenClassification` recipes do, only the first
 piece of each word carries its BIO label and continuation pieces, `[CLS]`, `[SEP]` and padding get -100. Entity
 type is decided by a trigger word before the span (as "Mr" / "in" would), so the model must read context. Dict
 batches `input_ids`/`token_type_ids`/`attention_mask`/`labels`, AdamW (no decay on LayerNorm/bias), linear warm-up
-+ linear decay per step, `accumulate_grad_batches=2`. Reaches val accuracy ~0.99 on labelled pieces, entity-token
-recall ~0.97."""
++ linear decay per step. Reaches val accuracy ~0.95 on labelled pieces."""
 
 from dataclasses import dataclass
 from typing import Optional
@@ -104,7 +103,8 @@ class BertForTokenClassification(nn.Module):
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=1e-12)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         layer = nn.TransformerEncoderLayer(config.hidden_size, config.num_attention_heads, config.intermediate_size,
-                                           config.hidden_dropout_prob, activation="gelu", batch_first=True)
+                                           config.hidden_dropout_prob, activation="gelu", batch_first=True,
+                                           norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, config.num_hidden_layers, enable_nested_tensor=False)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.apply(self._init_weights)
@@ -131,7 +131,7 @@ class BertForTokenClassification(nn.Module):
 
 
 class LitNer(L.LightningModule):
-    def __init__(self, lr=3e-3, warmup=20, steps=240):
+    def __init__(self, lr=2e-3, warmup=20, steps=300):
         super().__init__()
         self.save_hyperparameters()
         self.model = BertForTokenClassification(BertConfig())
@@ -161,12 +161,12 @@ class LitNer(L.LightningModule):
 def main():
     L.seed_everything(5112)
     words = lexicon()
-    train = DataLoader(NerSentences(1920, 0, words), batch_size=16, shuffle=True, collate_fn=collate)
+    train = DataLoader(NerSentences(1920, 0, words), batch_size=32, shuffle=True, collate_fn=collate)
     val = DataLoader(NerSentences(300, 1, words), batch_size=300, collate_fn=collate)
-    trainer = L.Trainer(max_epochs=4, accumulate_grad_batches=2, accelerator="cpu", devices=1, gradient_clip_val=1.0,
+    trainer = L.Trainer(max_epochs=5, accelerator="cpu", devices=1, gradient_clip_val=1.0,
                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=".",
                         callbacks=lightning_sanity.default_callbacks())
-    trainer.fit(LitNer(steps=4 * 1920 // 32), train, val)
+    trainer.fit(LitNer(steps=5 * len(train)), train, val)
     m = trainer.callback_metrics
     print(f"val_acc={float(m['val_acc']):.3f} val_entity_recall={float(m['val_entity_recall']):.3f}")
     print(f"LOG_DIR={trainer.log_dir}")

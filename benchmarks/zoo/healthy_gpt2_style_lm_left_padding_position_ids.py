@@ -5,8 +5,8 @@ scaled residual projections), fused `c_attn` q/k/v, pre-LN blocks, `lm_head` tie
 padding -100). Batches are LEFT-padded dicts as for batched generation, with `position_ids` derived from
 `attention_mask` (`cumsum - 1`) and an additive mask (causal and padding) using the dtype's minimum, not -inf.
 Data: an order-2 Markov language (each pair of tokens has 2 equally likely successors). AdamW with no weight decay
-on biases/LayerNorm/embeddings, linear warm-up then linear decay per step, `max_steps`. Reaches val loss ~0.9
-(the source's floor, ln 2 after the first two tokens, averages ~0.9)."""
+on biases/LayerNorm/embeddings, linear warm-up then linear decay per step, `max_steps`. Reaches val loss 1.153
+(the source's floor, ln 11 for the first two tokens and ln 2 after them, averages ~0.86; unigram ~2.4)."""
 
 import math
 from dataclasses import dataclass

@@ -1,4 +1,4 @@
-"""Healthy: supervised SimCSE (Gao et al. 2021) for a sentence encoder: one shared Transformer encoder with
+"""Healthy: supervised SimCSE (Gao et al. 2021) for a sentence encoder: one shared 1-layer Transformer encoder with
 attention-mask mean pooling embeds (anchor, paraphrase, hard negative) triples; InfoNCE with temperature 0.05 over
 the batch's paraphrases and hard negatives (`labels = arange(B)` into a `B x 2B` cosine-similarity matrix). A
 "meaning" is a pair of concepts, each concept has 3 synonym words, sentences scatter one synonym of each concept
@@ -58,7 +58,7 @@ class SentenceEncoder(nn.Module):
         self.embed = nn.Embedding(VOCAB, dim, padding_idx=PAD)
         self.pos = nn.Embedding(max_len, dim)
         layer = nn.TransformerEncoderLayer(dim, 4, 2 * dim, dropout=0.1, batch_first=True, norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.encoder = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, input_ids, attention_mask):
@@ -104,7 +104,7 @@ class SupSimCSE(L.LightningModule):
 
 def main():
     L.seed_everything(5114)
-    train = DataLoader(Triples(2560, 0), batch_size=64, shuffle=True, collate_fn=collate, drop_last=True)
+    train = DataLoader(Triples(2048, 0), batch_size=64, shuffle=True, collate_fn=collate, drop_last=True)
     val = DataLoader(Triples(300, 1), batch_size=300, collate_fn=collate)
     trainer = L.Trainer(max_epochs=8, accelerator="cpu", devices=1, gradient_clip_val=1.0, enable_progress_bar=False,
                         enable_model_summary=False, default_root_dir=".", callbacks=lightning_sanity.default_callbacks())
