@@ -5,7 +5,8 @@ model. Words are split into 1-3 sub-word pieces; as `DataCollatorForTokenClassif
 piece of each word carries its BIO label and continuation pieces, `[CLS]`, `[SEP]` and padding get -100. Entity
 type is decided by a trigger word before the span (as "Mr" / "in" would), so the model must read context. Dict
 batches `input_ids`/`token_type_ids`/`attention_mask`/`labels`, AdamW (no decay on LayerNorm/bias), linear warm-up
-+ linear decay per step. Reaches val accuracy ~0.95 on labelled pieces."""
++ linear decay per step. Reaches val accuracy 0.911 on labelled pieces and
+entity-token recall 0.827 (tagging everything O: accuracy 0.719, recall 0)."""
 
 from dataclasses import dataclass
 from typing import Optional
