@@ -4,8 +4,8 @@ the batch's paraphrases and hard negatives (`labels = arange(B)` into a `B x 2B`
 "meaning" is a pair of concepts, each concept has 3 synonym words, sentences scatter one synonym of each concept
 among filler words; the paraphrase uses other synonyms and fillers, the hard negative keeps the first concept and
 changes the second. HF-style dict batches `input_ids`/`attention_mask` of shape `(B, 3, T)`, AdamW, linear warm-up
-per step. Reaches val recall@1 ~0.9 retrieving each anchor's paraphrase among 300 paraphrases + 300 hard negatives
-(chance 0.002)."""
+per step. Reaches val recall@1 0.377 retrieving each anchor's paraphrase among 300 paraphrases + 300 hard negatives
+(chance 0.002; 0.50 with a second encoder layer, at twice the cost)."""
 
 import lightning as L
 import torch
