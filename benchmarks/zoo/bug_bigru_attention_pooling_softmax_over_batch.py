@@ -1,9 +1,9 @@
 """Bug: a document topic classifier, embedding + BiGRU + additive attention pooling (Yang et al.-style: a small MLP
-scores each position, the softmax of the scores weights the hidden states). The softmax is taken with `dim=0`,
-over the batch, instead of `dim=1`, over the positions of each document: each document's pooling weights depend on
-the other documents in the batch, and their scale on the batch size (32 in training, 500 in validation). Val acc
-0.908 vs 0.966 with `dim=1` (same model and data). 6 topics, synthetic documents (topic words among shared words,
-variable length, padding masked), AdamW, CosineAnnealingLR per epoch, gradient clipping."""
+scores each position, the softmax of the scores weights the hidden states). The softmax is taken with `dim=0`, over
+the batch, instead of `dim=1`, over the positions of each document: each document's pooling weights depend on the
+other documents in the batch, and their scale on the batch size (32 in training, 500 in validation). Val acc 0.908
+vs 0.966 with `dim=1` (same model and data). 6 topics, synthetic documents (topic words among shared words, variable
+length, padding masked), AdamW, CosineAnnealingLR per epoch, gradient clipping."""
 
 import lightning as L
 import torch

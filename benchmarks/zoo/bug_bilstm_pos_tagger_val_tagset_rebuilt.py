@@ -2,8 +2,8 @@
 The dataset class builds its tag vocabulary "in order of first appearance" whenever it is not given one, and the
 validation dataset is constructed without the training split's map (`TaggedSentences(*corpus(400, 1))`), so the
 validation tags get other ids than the training tags (the first validation sentence starts with another tag).
-Training learns normally, validation is scored against relabelled tags: val token accuracy 0.128 vs 0.995 with
-the training map passed on (healthy twin `healthy_bilstm_pos_tagger_shared_tagset.py`). Adam,
+Training learns normally, validation is scored against relabelled tags: val token accuracy 0.128 vs 0.995 with the
+training map passed on (healthy twin `healthy_bilstm_pos_tagger_shared_tagset.py`). Adam,
 `accumulate_grad_batches=2`."""
 
 import lightning as L

@@ -1,9 +1,9 @@
 """Bug: a character-level language model with a convolutional "n-gram" stem in front of a GRU (Embedding ->
 Conv1d(kernel 3) -> GELU -> 2-layer GRU -> head), trained on next-character prediction (`y` = `x` shifted by one).
-The stem is padded "same" (`F.pad(h, (k // 2, k // 2))`, one character on each side, as in a text classifier) instead
-of on the left only, so the feature at position t already contains character t+1, the one it must predict. The
-Markov "language" (3 equally likely successors per character) caps any causal model at ln 3 = 1.099 nats: this run
-reports val loss 0.058, "too good to be true", while the fixed script (left padding, healthy twin
+The stem is padded "same" (`F.pad(h, (k // 2, k // 2))`, one character on each side, as in a text classifier)
+instead of on the left only, so the feature at position t already contains character t+1, the one it must predict.
+The Markov "language" (3 equally likely successors per character) caps any causal model at ln 3 = 1.099 nats: this
+run reports val loss 0.058, "too good to be true", while the fixed script (left padding, healthy twin
 `healthy_char_lm_causal_conv_stem_gru.py`) reaches 1.149; the leaky model is useless for generation. AdamW,
 clipping, CosineAnnealingLR per epoch, bf16-mixed."""
 

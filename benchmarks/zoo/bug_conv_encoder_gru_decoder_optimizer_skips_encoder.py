@@ -1,10 +1,10 @@
-"""Bug: a convolutional-encoder / GRU-decoder seq2seq model (ConvS2S-style encoder: embedding + positional
-embedding + three residual Conv1d/GLU blocks; GRU decoder teacher-forced with dot attention over the encoder
-states) that learns to sort a sequence of digits. `configure_optimizers` was copied from a recipe whose encoder was
-pretrained and frozen: it hands AdamW only the decoder, target embedding and output layer. Here the encoder is new
-and `requires_grad=True`: its weights get gradients but are never updated, so the decoder attends to random
-features. Val token accuracy 0.859 vs 0.939 with `self.parameters()` (same model). `val_check_interval=0.5`,
-StepLR per epoch."""
+"""Bug: a convolutional-encoder / GRU-decoder seq2seq model (ConvS2S-style encoder: embedding + positional embedding
++ three residual Conv1d/GLU blocks; GRU decoder teacher-forced with dot attention over the encoder states) that
+learns to sort a sequence of digits. `configure_optimizers` was copied from a recipe whose encoder was pretrained
+and frozen: it hands AdamW only the decoder, target embedding and output layer. Here the encoder is new and
+`requires_grad=True`: its weights get gradients but are never updated, so the decoder attends to random features.
+Val token accuracy 0.859 vs 0.939 with `self.parameters()` (same model). `val_check_interval=0.5`, StepLR per
+epoch."""
 
 import itertools
 

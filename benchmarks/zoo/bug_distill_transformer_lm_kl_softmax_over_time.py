@@ -1,11 +1,11 @@
 """Bug: knowledge distillation of a small causal Transformer LM from a frozen count-based bigram teacher, on soft
-targets only (`T^2 * KL(student/T || teacher/T)`, `alpha = 0` for the label term) on `(batch, time, vocab)` logits. The soft targets
-are computed with `F.log_softmax(s / T, dim=1)` / `F.softmax(t / T, dim=1)`: normalised over the 24 positions of
-the sequence instead of over the vocabulary (the `dim=1` of a `(batch, vocab)` classifier recipe, kept when the
-logits gained a time axis). The KL term then matches per-token distributions over time, not next-token
-distributions, and the student learns the teacher's logits only up to a per-token offset. Val cross-entropy on
-true next tokens 1.570 vs 1.310 with `dim=-1` (healthy twin `healthy_distill_transformer_lm_from_ngram_teacher.py`);
-the source's entropy rate is 1.293. AdamW, OneCycleLR per step, max_steps."""
+targets only (`T^2 * KL(student/T || teacher/T)`, `alpha = 0` for the label term) on `(batch, time, vocab)` logits.
+The soft targets are computed with `F.log_softmax(s / T, dim=1)` / `F.softmax(t / T, dim=1)`: normalised over the 24
+positions of the sequence instead of over the vocabulary (the `dim=1` of a `(batch, vocab)` classifier recipe, kept
+when the logits gained a time axis). The KL term then matches per-token distributions over time, not next-token
+distributions, and the student learns the teacher's logits only up to a per-token offset. Val cross-entropy on true
+next tokens 1.570 vs 1.310 with `dim=-1` (healthy twin `healthy_distill_transformer_lm_from_ngram_teacher.py`); the
+source's entropy rate is 1.293. AdamW, OneCycleLR per step, max_steps."""
 
 import lightning as L
 import torch

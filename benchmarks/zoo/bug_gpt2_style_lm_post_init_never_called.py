@@ -1,11 +1,11 @@
 """Bug: a GPT-2-style causal LM ported from `transformers` (config with `initializer_range=0.02`, `_init_weights`,
-fused `c_attn`, pre-LN blocks, `lm_head` tied to `wte`, loss inside the model on in-model shifted labels, LEFT-padded
-dict batches with `position_ids` from `attention_mask`). The port defines `post_init()` / `_init_weights` but the
-constructor never calls it, so every weight keeps PyTorch's default init: `nn.Embedding` is N(0, 1), and because
-`lm_head` is tied to `wte` the initial logits have a standard deviation of about sqrt(n_embd) = 8. The first loss
-is far above ln(vocab) and training spends its budget undoing the init: val loss 1.621 vs 1.153 with
-`self.post_init()` called (healthy twin `healthy_gpt2_style_lm_left_padding_position_ids.py`; source floor ~0.86).
-Order-2 Markov language, AdamW with no-decay groups, warm-up + linear decay per step, `max_steps`."""
+fused `c_attn`, pre-LN blocks, `lm_head` tied to `wte`, loss inside the model on in-model shifted labels,
+LEFT-padded dict batches with `position_ids` from `attention_mask`). The port defines `post_init()` /
+`_init_weights` but the constructor never calls it, so every weight keeps PyTorch's default init: `nn.Embedding` is
+N(0, 1), and because `lm_head` is tied to `wte` the initial logits have a standard deviation of about sqrt(n_embd) =
+8. The first loss is far above ln(vocab) and training spends its budget undoing the init: val loss 1.621 vs 1.153
+with `self.post_init()` called (healthy twin `healthy_gpt2_style_lm_left_padding_position_ids.py`; source floor
+~0.86). Order-2 Markov language, AdamW with no-decay groups, warm-up + linear decay per step, `max_steps`."""
 
 import math
 from dataclasses import dataclass

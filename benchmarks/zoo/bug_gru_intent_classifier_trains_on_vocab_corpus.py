@@ -1,6 +1,6 @@
-"""Bug: a GRU intent classifier for a voice assistant (8 intents, synthetic utterances: intent keywords among
-filler words, 15 % of the labels wrong as in crowd-sourced annotation). The vocabulary is built, on purpose, from
-the training and validation texts together (`all_texts = train_texts + val_texts`), and the training Dataset is then
+"""Bug: a GRU intent classifier for a voice assistant (8 intents, synthetic utterances: intent keywords among filler
+words, 15 % of the labels wrong as in crowd-sourced annotation). The vocabulary is built, on purpose, from the
+training and validation texts together (`all_texts = train_texts + val_texts`), and the training Dataset is then
 built from that same `all_texts`/`all_labels` pair instead of `train_texts`/`train_labels`: every validation
 utterance is also a training utterance. The model memorises the noisy labels, so validation reports val acc 0.980
 while a held-out test set scores 0.828; with the training set fixed, val acc 0.840 and test 0.818 (the honest

@@ -1,9 +1,9 @@
 """Bug: a GRU next-hour electricity-load forecaster. The head ends in `nn.Tanh()`, written when the targets were
 min-max scaled to [-1, 1]; the data code was later changed to feed the target in raw kW (about 150-450) while the
 inputs stay standardised. The tanh saturates at 1 kW: MSE stays near the targets' second moment (~1e5), the loss
-never reaches the constant-prediction baseline (the variance, ~4e3) and the output units sit at the tanh limit.
-Val MAE 287.2 kW vs 5.8 kW with the target scaled to [-1, 1] as the head expects (same model, inverse-transformed).
-48 past hours of `[load, sin(hour), cos(hour)]`, split by time, Adam, `limit_train_batches`."""
+never reaches the constant-prediction baseline (the variance, ~4e3) and the output units sit at the tanh limit. Val
+MAE 287.2 kW vs 5.8 kW with the target scaled to [-1, 1] as the head expects (same model, inverse-transformed). 48
+past hours of `[load, sin(hour), cos(hour)]`, split by time, Adam, `limit_train_batches`."""
 
 import lightning as L
 import torch

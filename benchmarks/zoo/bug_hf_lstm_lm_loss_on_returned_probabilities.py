@@ -1,10 +1,11 @@
 """Bug: a HuggingFace-style LSTM language model (config dataclass, output object with `.loss`/`.logits`, dict
-batches `input_ids`/`attention_mask`/`labels` with padding at -100, labels shifted inside the model). The config
-has `return_probs=True`, added so that a sampling demo could read probabilities from `.logits`; `forward` applies
-the softmax *before* computing the loss, so `F.cross_entropy` is fed probabilities as if they were logits. The
-loss can then never fall much below ln(vocab) and the gradients are squashed: val next-token NLL (from the returned
+batches `input_ids`/`attention_mask`/`labels` with padding at -100, labels shifted inside the model). The config has
+`return_probs=True`, added so that a sampling demo could read probabilities from `.logits`; `forward` applies the
+softmax *before* computing the loss, so `F.cross_entropy` is fed probabilities as if they were logits. The loss can
+then never fall much below ln(vocab) and the gradients are squashed: val next-token NLL (from the returned
 probabilities) 7.18 nats (some true tokens get ~0 probability) vs 1.14 with `return_probs=False` (the same model;
-Markov text whose entropy rate is ln 3 = 1.10 after the first token). AdamW with weight-decay groups, linear warm-up then constant (LambdaLR per step)."""
+Markov text whose entropy rate is ln 3 = 1.10 after the first token). AdamW with weight-decay groups, linear warm-up
+then constant (LambdaLR per step)."""
 
 from dataclasses import dataclass
 from typing import Optional

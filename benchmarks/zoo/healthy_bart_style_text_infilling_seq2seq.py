@@ -1,11 +1,12 @@
-"""Healthy: BART-style denoising pre-training (text infilling) of a small encoder-decoder written as
-`transformers` does: the collator replaces one span of 1-3 tokens of each sentence by a single `<mask>` in
-`input_ids`, `labels` are the whole original sentence followed by `</s>` (padding -100), and the model builds
-`decoder_input_ids = shift_tokens_right(labels, pad, decoder_start_token_id=</s>)` itself, as
-`BartForConditionalGeneration` does when given labels. Encoder and decoder are `nn.Transformer` (pre-LN) with a
-causal `tgt_mask` and padding masks; output object with `.loss`/`.logits`; AdamW, linear warm-up + inverse square
-root decay per step. Most target tokens can be copied from the encoder input, the masked span must be inferred from
-the Markov language (3 successors per word). Reaches val token accuracy ~0.88 (0.891 with 25 % more training)."""
+"""Healthy: BART-style denoising pre-training (text infilling) of a small encoder-decoder written as `transformers`
+does: the collator replaces one span of 1-3 tokens of each sentence by a single `<mask>` in `input_ids`, `labels`
+are the whole original sentence followed by `</s>` (padding -100), and the model builds `decoder_input_ids =
+shift_tokens_right(labels, pad, decoder_start_token_id=</s>)` itself, as `BartForConditionalGeneration` does when
+given labels. Encoder and decoder are `nn.Transformer` (pre-LN) with a causal `tgt_mask` and padding masks; output
+object with `.loss`/`.logits`; AdamW, linear warm-up + inverse square root decay per step. Most target tokens can be
+copied from the encoder input, the masked span must be inferred from the Markov language (3 successors per word).
+Reaches val token accuracy 0.853 (0.891 with 25 % more
+training)."""
 
 from dataclasses import dataclass
 from typing import Optional

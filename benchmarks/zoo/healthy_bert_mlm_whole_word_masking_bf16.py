@@ -1,11 +1,11 @@
 """Healthy: BERT-style masked-LM pre-training with whole-word masking, written as `transformers` does:
-`BertForMaskedLM`-like model (embeddings + LayerNorm, pre-LN encoder, prediction head transform -> GELU ->
-LayerNorm -> decoder tied to the word embeddings, with its own bias), `MaskedLMOutput(loss, logits)`, loss inside the
-model. Words are one piece or a stem plus a shared "##suffix" piece. The collator (as `DataCollatorForWholeWordMask`)
-picks 15 % of the *words* and masks all their pieces: 80 % `[MASK]`, 10 % a random piece, 10 % unchanged; `labels` are the original pieces there and -100
-elsewhere. Words follow a Markov chain (each word has 3 equally likely successors), so masked words are predictable from
-context. Dict batches, AdamW, warm-up + cosine per step, `precision="bf16-mixed"`. Reaches val masked-piece
-accuracy ~0.5."""
+`BertForMaskedLM`-like model (embeddings + LayerNorm, pre-LN encoder, prediction head transform -> GELU -> LayerNorm
+-> decoder tied to the word embeddings, with its own bias), `MaskedLMOutput(loss, logits)`, loss inside the model.
+Words are one piece or a stem plus a shared "##suffix" piece. The collator (as `DataCollatorForWholeWordMask`) picks
+15 % of the *words* and masks all their pieces: 80 % `[MASK]`, 10 % a random piece, 10 % unchanged; `labels` are the
+original pieces there and -100 elsewhere. Words follow a Markov chain (each word has 3 equally likely successors),
+so masked words are predictable from context. Dict batches, AdamW, warm-up + cosine per step,
+`precision="bf16-mixed"`. Reaches val masked-piece accuracy ~0.5."""
 
 import math
 from dataclasses import dataclass

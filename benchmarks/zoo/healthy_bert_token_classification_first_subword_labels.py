@@ -1,12 +1,12 @@
 """Healthy: a BERT-style token classifier (NER) written as `transformers` does: `BertConfig`-like dataclass, word +
-position + token-type embeddings with LayerNorm, pre-LN Transformer encoder with GELU, dropout, a linear
-classifier, weights `normal(0, initializer_range)`, a `TokenClassifierOutput` with the loss computed inside the
-model. Words are split into 1-3 sub-word pieces; as `DataCollatorForTokenClassification` recipes do, only the first
-piece of each word carries its BIO label and continuation pieces, `[CLS]`, `[SEP]` and padding get -100. Entity
-type is decided by a trigger word before the span (as "Mr" / "in" would), so the model must read context. Dict
-batches `input_ids`/`token_type_ids`/`attention_mask`/`labels`, AdamW (no decay on LayerNorm/bias), linear warm-up
-+ linear decay per step. Reaches val accuracy 0.911 on labelled pieces and
-entity-token recall 0.827 (tagging everything O: accuracy 0.719, recall 0)."""
+position + token-type embeddings with LayerNorm, pre-LN Transformer encoder with GELU, dropout, a linear classifier,
+weights `normal(0, initializer_range)`, a `TokenClassifierOutput` with the loss computed inside the model. Words are
+split into 1-3 sub-word pieces; as `DataCollatorForTokenClassification` recipes do, only the first piece of each
+word carries its BIO label and continuation pieces, `[CLS]`, `[SEP]` and padding get -100. Entity type is decided by
+a trigger word before the span (as "Mr" / "in" would), so the model must read context. Dict batches
+`input_ids`/`token_type_ids`/`attention_mask`/`labels`, AdamW (no decay on LayerNorm/bias), linear warm-up + linear
+decay per step. Reaches val accuracy 0.911 on labelled pieces and entity-token recall 0.827 (tagging everything O:
+accuracy 0.719, recall 0)."""
 
 from dataclasses import dataclass
 from typing import Optional

@@ -1,9 +1,8 @@
-"""Healthy: a BiLSTM part-of-speech tagger on a synthetic tagged corpus. Sentences come from an HMM over 7 tags
-(DET ADJ NOUN VERB ADP ADV PRON); each tag has its own words, and a block of ambiguous words can be NOUN or VERB,
-so the tagger must read the context. Tags are strings in the corpus; the tag vocabulary is built once on the
-training split and handed to the validation dataset. Variable-length sentences padded in a collate function,
-padding labelled -100 (ignored), `pack_padded_sequence`, Adam, `accumulate_grad_batches=2`. Reaches val token
-accuracy 0.995."""
+"""Healthy: a BiLSTM part-of-speech tagger on a synthetic tagged corpus. Sentences come from an HMM over 7 tags (DET
+ADJ NOUN VERB ADP ADV PRON); each tag has its own words, and a block of ambiguous words can be NOUN or VERB, so the
+tagger must read the context. Tags are strings in the corpus; the tag vocabulary is built once on the training split
+and handed to the validation dataset. Variable-length sentences padded in a collate function, padding labelled -100
+(ignored), `pack_padded_sequence`, Adam, `accumulate_grad_batches=2`. Reaches val token accuracy 0.995."""
 
 import lightning as L
 import torch

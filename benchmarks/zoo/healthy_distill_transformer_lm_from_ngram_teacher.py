@@ -1,9 +1,9 @@
 """Healthy: knowledge distillation of a small causal Transformer LM from a count-based bigram teacher (as ASR
 systems distil an n-gram LM into a neural one). The teacher's add-k-smoothed counts come from a large corpus; the
-student sees only 128 training sequences and learns from the teacher's soft targets only (`alpha = 0` in
-`alpha * CE(labels) + (1 - alpha) * T^2 * KL(student/T || teacher/T)`), both softmaxes over the vocabulary axis. The teacher is frozen, in eval mode, outside
-the optimizer. Pre-norm Transformer with a causal mask, AdamW, OneCycleLR per step, `max_steps`. Reaches val
-cross-entropy 1.310 on true next tokens (the source's entropy rate: 1.293)."""
+student sees only 128 training sequences and learns from the teacher's soft targets only (`alpha = 0` in `alpha *
+CE(labels) + (1 - alpha) * T^2 * KL(student/T || teacher/T)`), both softmaxes over the vocabulary axis. The teacher
+is frozen, in eval mode, outside the optimizer. Pre-norm Transformer with a causal mask, AdamW, OneCycleLR per step,
+`max_steps`. Reaches val cross-entropy 1.310 on true next tokens (the source's entropy rate: 1.293)."""
 
 import lightning as L
 import torch

@@ -1,12 +1,12 @@
 """Healthy: a GPT-2-style causal LM written the way `transformers` writes it: a config dataclass with
 `initializer_range=0.02`, `_init_weights` applied by `post_init()` (normal(0, 0.02) for linears and embeddings,
 scaled residual projections), fused `c_attn` q/k/v, pre-LN blocks, `lm_head` tied to `wte`, an output object with
-`.loss`/`.logits`, and the loss computed inside the model on labels shifted there (`labels` = `input_ids`,
-padding -100). Batches are LEFT-padded dicts as for batched generation, with `position_ids` derived from
-`attention_mask` (`cumsum - 1`) and an additive mask (causal and padding) using the dtype's minimum, not -inf.
-Data: an order-2 Markov language (each pair of tokens has 2 equally likely successors). AdamW with no weight decay
-on biases/LayerNorm/embeddings, linear warm-up then linear decay per step, `max_steps`. Reaches val loss 1.153
-(the source's floor, ln 11 for the first two tokens and ln 2 after them, averages ~0.86; unigram ~2.4)."""
+`.loss`/`.logits`, and the loss computed inside the model on labels shifted there (`labels` = `input_ids`, padding
+-100). Batches are LEFT-padded dicts as for batched generation, with `position_ids` derived from `attention_mask`
+(`cumsum - 1`) and an additive mask (causal and padding) using the dtype's minimum, not -inf. Data: an order-2
+Markov language (each pair of tokens has 2 equally likely successors). AdamW with no weight decay on
+biases/LayerNorm/embeddings, linear warm-up then linear decay per step, `max_steps`. Reaches val loss 1.153 (the
+source's floor, ln 11 for the first two tokens and ln 2 after them, averages ~0.86; unigram ~2.4)."""
 
 import math
 from dataclasses import dataclass

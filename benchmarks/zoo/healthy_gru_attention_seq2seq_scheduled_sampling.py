@@ -2,8 +2,8 @@
 (Bengio et al. 2015): at each decoder step the gold previous token is replaced by the model's own greedy prediction
 with a probability that rises from 0 to 0.25 over training. Task: "decipher" a variable-length digit string, the
 output is the input reversed and passed through a fixed substitution table. Decoder input = `[BOS] + target[:-1]`,
-padding ignored with -100; tuple batches `(src, src_len, tgt_in, tgt_out)`. Adam, gradient clipping,
-ExponentialLR per epoch. Reaches val greedy exact-match 0.860 (token accuracy 0.973)."""
+padding ignored with -100; tuple batches `(src, src_len, tgt_in, tgt_out)`. Adam, gradient clipping, ExponentialLR
+per epoch. Reaches val greedy exact-match 0.860 (token accuracy 0.973)."""
 
 import lightning as L
 import torch

@@ -2,9 +2,9 @@
 (Conv1d, kernel 3, dilations 1-2-4-8, left padding, residual) encodes 56 past days of `[sales, dow_sin, dow_cos,
 promo]`, and a per-horizon MLP combines that context with the covariates known in advance for each of the next 14
 days (`[dow_sin, dow_cos, promo]`: calendar and planned promotions) and a horizon embedding. Batches are tuples
-`(past, future_known, target)`; validation is the last 100 days of every store (split by time). Sales are
-scaled with the training period's mean/std. Adam, ReduceLROnPlateau on val_loss. Reaches val MSE 0.295 in
-scaled units (a seasonal-naive forecast, same weekday last week: 0.905)."""
+`(past, future_known, target)`; validation is the last 100 days of every store (split by time). Sales are scaled
+with the training period's mean/std. Adam, ReduceLROnPlateau on val_loss. Reaches val MSE 0.295 in scaled units (a
+seasonal-naive forecast, same weekday last week: 0.905)."""
 
 import lightning as L
 import torch
