@@ -5,7 +5,8 @@ Words are one piece or a stem plus a shared "##suffix" piece. The collator (as `
 15 % of the *words* and masks all their pieces: 80 % `[MASK]`, 10 % a random piece, 10 % unchanged; `labels` are the
 original pieces there and -100 elsewhere. Words follow a Markov chain (each word has 3 equally likely successors),
 so masked words are predictable from context. Dict batches, AdamW, warm-up + cosine per step,
-`precision="bf16-mixed"`. Reaches val masked-piece accuracy ~0.5."""
+`precision="bf16-mixed"`. Reaches val masked-piece accuracy 0.175 in its 300 steps (chance ~0.012; still climbing:
+only 15 % of the tokens carry a loss, and the language allows far more)."""
 
 import math
 from dataclasses import dataclass
