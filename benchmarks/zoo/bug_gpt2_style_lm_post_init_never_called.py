@@ -3,7 +3,7 @@ fused `c_attn`, pre-LN blocks, `lm_head` tied to `wte`, loss inside the model on
 LEFT-padded dict batches with `position_ids` from `attention_mask`). The port defines `post_init()` /
 `_init_weights` but the constructor never calls it, so every weight keeps PyTorch's default init: `nn.Embedding` is
 N(0, 1), and because `lm_head` is tied to `wte` the initial logits have a standard deviation of about sqrt(n_embd) =
-8. The first loss is far above ln(vocab) and training spends its budget undoing the init: val loss 1.621 vs 1.153
+8. The first loss is far above ln(vocab) and training spends its budget undoing the init: val loss 1.602 vs 1.161
 with `self.post_init()` called (healthy twin `healthy_gpt2_style_lm_left_padding_position_ids.py`; source floor
 ~0.86). Order-2 Markov language, AdamW with no-decay groups, warm-up + linear decay per step, `max_steps`."""
 
@@ -120,6 +120,8 @@ class GPT2LMHeadModel(nn.Module):
         position_ids = (attention_mask.cumsum(-1) - 1).clamp_min(0)
         causal = torch.ones(t, t, dtype=torch.bool, device=input_ids.device).tril()
         allowed = causal & attention_mask.bool()[:, None, None, :]
+        # a left-pad query has no key left: let it attend to itself only (never to later tokens)
+        allowed = allowed | torch.eye(t, dtype=torch.bool, device=input_ids.device)
         x = self.wte(input_ids) + self.wpe(position_ids)
         bias = torch.zeros(allowed.shape, dtype=x.dtype, device=x.device).masked_fill(~allowed, torch.finfo(x.dtype).min)
         for block in self.h:

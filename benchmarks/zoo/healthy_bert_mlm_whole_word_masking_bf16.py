@@ -1,12 +1,13 @@
 """Healthy: BERT-style masked-LM pre-training with whole-word masking, written as `transformers` does:
-`BertForMaskedLM`-like model (embeddings + LayerNorm, pre-LN encoder, prediction head transform -> GELU -> LayerNorm
--> decoder tied to the word embeddings, with its own bias), `MaskedLMOutput(loss, logits)`, loss inside the model.
-Words are one piece or a stem plus a shared "##suffix" piece. The collator (as `DataCollatorForWholeWordMask`) picks
-15 % of the *words* and masks all their pieces: 80 % `[MASK]`, 10 % a random piece, 10 % unchanged; `labels` are the
-original pieces there and -100 elsewhere. Words follow a Markov chain (each word has 3 equally likely successors),
-so masked words are predictable from context. Dict batches, AdamW, warm-up + cosine per step,
-`precision="bf16-mixed"`. Reaches val masked-piece accuracy 0.175 in its 300 steps (chance ~0.012; still climbing:
-only 15 % of the tokens carry a loss, and the language allows far more)."""
+`BertForMaskedLM`-like model (embeddings + LayerNorm, a ConvBERT-style span convolution over neighbouring pieces,
+pre-LN encoder, prediction head transform -> GELU -> LayerNorm -> decoder tied to the word embeddings, with its own
+bias), `MaskedLMOutput(loss, logits)`, loss inside the model. Words are one piece or a stem plus a shared "##suffix"
+piece. The collator (as `DataCollatorForWholeWordMask`) picks 15 % of the *words* and masks all their pieces: 80 %
+`[MASK]`, 10 % a random piece, 10 % unchanged; `labels` are the original pieces there and -100 elsewhere. Words
+follow a Markov chain (each word has 3 equally likely successors), so masked words are predictable from context.
+Dict batches, AdamW, warm-up + cosine per step, `precision="bf16-mixed"`. Reaches val masked-piece accuracy 0.175 in
+its 300 steps (chance ~0.012; still climbing: only 15 % of the tokens carry a loss, and the language allows far
+more)."""
 
 import math
 from dataclasses import dataclass
@@ -91,6 +92,7 @@ class BertConfig:
     max_position_embeddings: int = 64
     hidden_dropout_prob: float = 0.1
     initializer_range: float = 0.02
+    conv_kernel_size: int = 5
 
 
 @dataclass
@@ -108,6 +110,8 @@ class BertForMaskedLM(nn.Module):
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, d)
         self.emb_norm = nn.LayerNorm(d, eps=1e-12)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        # ConvBERT-style local mixing: a span convolution over neighbouring pieces before self-attention
+        self.span_conv = nn.Conv1d(d, d, config.conv_kernel_size, padding=config.conv_kernel_size // 2)
         layer = nn.TransformerEncoderLayer(d, config.num_attention_heads, config.intermediate_size,
                                            config.hidden_dropout_prob, activation="gelu", batch_first=True,
                                            norm_first=True)
@@ -126,6 +130,7 @@ class BertForMaskedLM(nn.Module):
     def forward(self, input_ids, attention_mask=None, labels=None):
         pos = torch.arange(input_ids.shape[1], device=input_ids.device)
         h = self.dropout(self.emb_norm(self.word_embeddings(input_ids) + self.position_embeddings(pos)))
+        h = h + F.gelu(self.span_conv(h.transpose(1, 2))).transpose(1, 2)
         pad = None if attention_mask is None else attention_mask == 0
         logits = self.decoder(self.transform(self.encoder(h, src_key_padding_mask=pad)))
         loss = None

@@ -3,10 +3,11 @@
 scaled residual projections), fused `c_attn` q/k/v, pre-LN blocks, `lm_head` tied to `wte`, an output object with
 `.loss`/`.logits`, and the loss computed inside the model on labels shifted there (`labels` = `input_ids`, padding
 -100). Batches are LEFT-padded dicts as for batched generation, with `position_ids` derived from `attention_mask`
-(`cumsum - 1`) and an additive mask (causal and padding) using the dtype's minimum, not -inf. Data: an order-2
-Markov language (each pair of tokens has 2 equally likely successors). AdamW with no weight decay on
-biases/LayerNorm/embeddings, linear warm-up then linear decay per step, `max_steps`. Reaches val loss 1.153 (the
-source's floor, ln 11 for the first two tokens and ln 2 after them, averages ~0.86; unigram ~2.4)."""
+(`cumsum - 1`) and an additive mask (causal and padding) using the dtype's minimum, not -inf; a left-pad query,
+which has no key left, attends to itself only. Data: an order-2 Markov language (each pair of tokens has 2 equally
+likely successors). AdamW with no weight decay on biases/LayerNorm/embeddings, linear warm-up then linear decay per
+step, `max_steps`. Reaches val loss 1.161 (the source's floor, ln 11 for the first two tokens and ln 2 after them,
+averages ~0.86; unigram ~2.4)."""
 
 import math
 from dataclasses import dataclass
@@ -122,6 +123,8 @@ class GPT2LMHeadModel(nn.Module):
         position_ids = (attention_mask.cumsum(-1) - 1).clamp_min(0)
         causal = torch.ones(t, t, dtype=torch.bool, device=input_ids.device).tril()
         allowed = causal & attention_mask.bool()[:, None, None, :]
+        # a left-pad query has no key left: let it attend to itself only (never to later tokens)
+        allowed = allowed | torch.eye(t, dtype=torch.bool, device=input_ids.device)
         x = self.wte(input_ids) + self.wpe(position_ids)
         bias = torch.zeros(allowed.shape, dtype=x.dtype, device=x.device).masked_fill(~allowed, torch.finfo(x.dtype).min)
         for block in self.h:
