@@ -51,7 +51,8 @@ def decoder_future(callback: Any, trainer: Any, call: dict[str, Any], when: str)
     new = L.perturb_after(decoder, t, 1, callback._generator)
     args, kwargs = _map_tensors((call["args"], call["kwargs"]), lambda v: new if v is decoder else v)
     out, _, _ = callback._output(call, args, kwargs, size, length)
-    change, scale, first_pos = L.change_up_to(base, out, t)
+    out = L.compared_units(out) if out is not None else out
+    change, scale, first_pos = L.change_up_to(L.compared_units(base), out, t)
     callback._ran[check].append(f"decoder outputs at positions <= {t} of {length} independent of later decoder "
                                 "inputs (the target shifted right)")
     if not L.depends(change, scale, half):

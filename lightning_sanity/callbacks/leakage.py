@@ -347,6 +347,7 @@ class LeakageChecks(SanityCallback):
         base, _, half = self._output(call, call["args"], call["kwargs"], size, length)
         if base is None:
             raise _Skip(f"the output of `{call['how']}` has no dimension of {length} positions to compare")
+        base = L.compared_units(base)
 
         def perturbed(old: torch.Tensor, **offset: int) -> tuple[float, float, int, bool]:
             """Re-run the call with ``old`` changed after position ``t``: the change of the outputs up to ``t``,
@@ -354,7 +355,7 @@ class LeakageChecks(SanityCallback):
             new = L.perturb_after(old, t, axis, self._generator, **offset)
             a, k = _map_tensors((call["args"], call["kwargs"]), lambda v: new if v is old else v)
             out, _, _ = self._output(call, a, k, size, length)
-            change, scale, first_pos = L.change_up_to(base, out, t)
+            change, scale, first_pos = L.change_up_to(base, L.compared_units(out) if out is not None else out, t)
             return change, scale, first_pos, L.depends(change, scale, half)
 
         causal_ok = self._task == "shifted" or (self._task == "same" and "causal-leakage" not in self._skips)
