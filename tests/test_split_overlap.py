@@ -137,7 +137,7 @@ def test_inputs_from_a_small_space_drawn_independently_for_each_split_stay_silen
 
 def test_rows_hashed_in_gathered_blocks_match_batch_by_batch_hashes(tmp_path):
     """Training rows are hashed every 2048 samples and at a change of width: the figures are the per-batch ones."""
-    from lightning_sanity.checks.splits import sample_rows, split_fingerprints
+    from lightning_sanity.checks.splits import split_fingerprints
 
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(3000, 8, generator=gen)
@@ -149,7 +149,7 @@ def test_rows_hashed_in_gathered_blocks_match_batch_by_batch_hashes(tmp_path):
     monitor = SplitOverlap()
     short, wide = torch.randn(1500, 6, generator=gen), torch.randn(1500, 9, generator=gen)
     for batch in (short[:1000], short[1000:], wide[:1000], wide[1000:]):  # a width change, then a full block
-        monitor._gather(sample_rows(batch), batch)
+        monitor._gather(batch)
     monitor._flush()
     assert [len(h) for h in monitor._train] == [1500, 1500]
     expected = torch.cat([split_fingerprints(short), split_fingerprints(wide)])

@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 
@@ -54,13 +55,14 @@ def split_fingerprints(x: torch.Tensor) -> torch.Tensor:
     return hash_rows(sample_rows(x), halves=True)
 
 
-def sample_rows(x: torch.Tensor) -> torch.Tensor:
+def sample_rows(x: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``(B, F)``: each sample of ``x`` flattened, at most :data:`FINGERPRINT_VALUES` evenly spaced values of it, in
     a fixed random order (a copy): the first ``F // 2`` columns are the fixed random half that :func:`hash_rows`
     hashes apart.
 
     What :func:`hash_rows` hashes; rows of several batches of the same width may be concatenated and hashed at once
-    (the same hashes as batch by batch, for fewer and larger kernels).
+    (the same hashes as batch by batch, for fewer and larger kernels): ``out`` (contiguous, ``(B, F)``, the dtype of
+    ``x``) receives the rows in place, a slice of a block being gathered.
     """
     rows = x.detach().reshape(x.shape[0], -1)
     key = (int(rows.shape[1]), str(rows.device))
@@ -73,15 +75,16 @@ def sample_rows(x: torch.Tensor) -> torch.Tensor:
         # a contiguous slice instead of a gather of half the values.
         order = torch.randperm(picked.numel(), generator=torch.Generator().manual_seed(0x5EED))
         index = _COLUMNS[key] = picked[order].to(rows.device)
-    return rows.index_select(1, index)
+    return rows.index_select(1, index) if out is None else torch.index_select(rows, 1, index, out=out)
 
 
-def hash_rows(rows: torch.Tensor, halves: bool = True) -> torch.Tensor:
+def hash_rows(rows: torch.Tensor, halves: bool = True, scratch: bool = False) -> torch.Tensor:
     """The hashes of :func:`sample_rows`: ``(B, 3)`` (all values, the first half of the columns, the rest) or
-    ``(B,)`` (all values)."""
+    ``(B,)`` (all values). With ``scratch``, ``rows`` (contiguous) may be overwritten."""
     if rows.is_floating_point():
         # +0.0 for -0.0, so that the sign of a zero does not make two samples differ.
-        bits = (rows + 0.0).contiguous().view(_BITS.get(rows.dtype, torch.int32))
+        fixed = rows.add_(0.0) if scratch and rows.is_contiguous() else (rows + 0.0).contiguous()
+        bits = fixed.view(_BITS.get(rows.dtype, torch.int32))
         # Mix high bits into low ones (float bit patterns differ mostly in the high bits), at the float's own width:
         # an arithmetic shift commutes with sign extension, so this equals mixing after widening to int64.
         mixed = bits >> 13
