@@ -355,7 +355,7 @@ class LeakageChecks(SanityCallback):
             new = L.perturb_after(old, t, axis, self._generator, **offset)
             a, k = _map_tensors((call["args"], call["kwargs"]), lambda v: new if v is old else v)
             out, _, _ = self._output(call, a, k, size, length)
-            change, scale, first_pos = L.change_up_to(base, L.compared_units(out) if out is not None else out, t)
+            change, scale, first_pos = L.change_up_to(base, L.compared_units(out[:, : t + 1]) if out is not None else out, t)
             return change, scale, first_pos, L.depends(change, scale, half)
 
         causal_ok = self._task == "shifted" or (self._task == "same" and "causal-leakage" not in self._skips)
