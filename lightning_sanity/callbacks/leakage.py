@@ -273,10 +273,7 @@ class LeakageChecks(SanityCallback):
         self._call = self._call or call
 
     def _install_hooks(self, pl_module: "pl.LightningModule", x: torch.Tensor, y: Optional[torch.Tensor]) -> None:
-        def found(call: dict[str, Any]) -> None:
-            self._call = self._call or call
-
-        self._handles += watch_calls(pl_module, x, y, found)
+        self._handles += watch_calls(pl_module, x, y, self._found_call)
 
     def _remove_hooks(self) -> None:
         for handle in self._handles:
@@ -347,7 +344,7 @@ class LeakageChecks(SanityCallback):
         base, _, half = self._output(call, call["args"], call["kwargs"], size, length)
         if base is None:
             raise _Skip(f"the output of `{call['how']}` has no dimension of {length} positions to compare")
-        base = L.compared_units(base)
+        base = flow.strided_units(base, L.COMPARED_UNITS).contiguous()  # the copy frees the full output
 
         def perturbed(old: torch.Tensor, **offset: int) -> tuple[float, float, int, bool]:
             """Re-run the call with ``old`` changed after position ``t``: the change of the outputs up to ``t``,
@@ -355,7 +352,8 @@ class LeakageChecks(SanityCallback):
             new = L.perturb_after(old, t, axis, self._generator, **offset)
             a, k = _map_tensors((call["args"], call["kwargs"]), lambda v: new if v is old else v)
             out, _, _ = self._output(call, a, k, size, length)
-            change, scale, first_pos = L.change_up_to(base, L.compared_units(out[:, : t + 1]) if out is not None else out, t)
+            out = flow.strided_units(out[:, : t + 1], L.COMPARED_UNITS).contiguous() if out is not None else out
+            change, scale, first_pos = L.change_up_to(base, out, t)
             return change, scale, first_pos, L.depends(change, scale, half)
 
         causal_ok = self._task == "shifted" or (self._task == "same" and "causal-leakage" not in self._skips)

@@ -236,13 +236,13 @@ SPREAD_UNITS = 4096
 
 
 def strided_units(rows: torch.Tensor, units: int) -> torch.Tensor:
-    """``(B, F)`` rows cut to at most ``units`` evenly strided columns (a view).
+    """``rows`` cut to at most ``units`` evenly strided entries of its last dimension (a view).
 
-    >>> strided_units(torch.zeros(2, 10), 4).shape
-    torch.Size([2, 4])
+    >>> strided_units(torch.zeros(2, 10), 4).shape, strided_units(torch.zeros(2, 3, 5000), 1024).shape
+    (torch.Size([2, 4]), torch.Size([2, 3, 1000]))
     """
-    width = int(rows.shape[1])
-    return rows if width <= units else rows[:, :: -(-width // units)]
+    width = int(rows.shape[-1])
+    return rows if width <= units else rows[..., :: -(-width // units)]
 
 
 def is_constant(spread: float, scale: float, rtol: float = CONSTANT_RTOL) -> bool:

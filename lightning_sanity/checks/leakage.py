@@ -54,9 +54,8 @@ DECODER_ADVICE = (
     "Feed the decoder the target shifted right by one (a start token followed by `target[:, :-1]`; for a "
     "next-token model that is the inputs), never the target itself, and keep its causal `tgt_mask`.")
 
-#: Output units per position that :func:`compared_units` keeps (evenly strided): a next-token model's hidden state
-#: reaches every logit, so a change at a position shows on 1024 of a 32k vocabulary as on all of them, at 1/32 the
-#: memory passes (the comparison cost as much as the extra forwards).
+#: Output units per position compared (evenly strided): a hidden state that moved moves every logit, so 1024 of a
+#: 32k vocabulary show it as all would, at 1/32 of the passes (the comparison cost as much as the extra forwards).
 COMPARED_UNITS = 1024
 
 #: Ignored target positions (``ignore_index``, HuggingFace's -100) are negative.
@@ -231,20 +230,6 @@ def positions_view(out: torch.Tensor, batch: int, length: int, axis: Optional[in
         return None
     d = axis if axis in dims else dims[0]
     return out.movedim(d, 1).reshape(batch, length, -1)
-
-
-def compared_units(view: torch.Tensor, units: int = COMPARED_UNITS) -> torch.Tensor:
-    """A ``(B, T, C)`` output narrowed to at most ``units`` evenly strided units per position (all positions and
-    samples kept), copied so that the full output can be freed.
-
-    >>> import torch
-    >>> compared_units(torch.zeros(2, 3, 5000)).shape
-    torch.Size([2, 3, 1000])
-    """
-    width = int(view.shape[-1])
-    if width <= units:
-        return view
-    return view[..., :: math.ceil(width / units)].contiguous()
 
 
 def change_up_to(base: torch.Tensor, other: torch.Tensor, t: int) -> tuple[float, float, int]:
