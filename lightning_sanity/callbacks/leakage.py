@@ -76,9 +76,9 @@ class LeakageChecks(SanityCallback):
 
     Zero observer effect: the extra forwards run under ``no_grad`` in eval mode (each module's ``training`` flag
     restored), inside ``isolate_rng()``, with perturbations drawn from a private ``torch.Generator``. Cost: two to
-    four forwards of the first batch, the same later on at most 16 samples; no per-step work after the first
-    batch. No TensorBoard tags, no thresholds: a causal model gives exactly identical outputs, so the only margin
-    is float round-off (see :mod:`lightning_sanity.checks.leakage`).
+    four forwards of the first batch, the same later on at most 16 samples, compared on at most 1024 units per
+    position; no per-step work after the first batch. No TensorBoard tags, no thresholds: a causal model gives
+    exactly identical outputs, so the only margin is float round-off (:mod:`lightning_sanity.checks.leakage`).
 
     Args:
         get_input: ``batch -> input`` when the batch is not a tensor, an ``(x, y, ...)`` tuple or a dict with a
