@@ -58,3 +58,36 @@ def test_nine_logits_on_nine_samples_are_per_sample_outputs(tmp_path, mix):
         assert found["data"]["leak_fraction"] > 0.1
     else:
         assert _checks(report, ("batch-mixing",)) == {"batch-mixing": "pass"} and not serious(report, "batch-mixing")
+
+
+def test_hidden_step_watches_hide_the_suites_watchers_only():
+    """Extra forwards inside the first step are not seen by the suite's watchers; user modes stay, in order."""
+    from torch.overrides import TorchFunctionMode, _get_current_function_mode_stack
+
+    from lightning_sanity.callbacks._extra_forward import hidden_step_watches
+    from lightning_sanity.callbacks._step_watch import StepWatch
+
+    class Counting(TorchFunctionMode):
+        calls = 0
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            self.calls += 1
+            return func(*args, **(kwargs or {}))
+
+    seen: list = []
+    user, watch = Counting(), StepWatch(before=lambda f, a, k: seen.append(f))
+    with user:
+        watch.start()
+        try:
+            with hidden_step_watches():
+                torch.ones(2) + 1
+                assert _get_current_function_mode_stack() == [user]
+                inner = StepWatch().start()  # pushed inside: stays on top afterwards
+            assert not seen and user.calls == 2
+            assert _get_current_function_mode_stack() == [user, watch, inner]
+            inner.stop()
+            torch.ones(2) + 1
+            assert seen
+        finally:
+            watch.stop()
+    assert _get_current_function_mode_stack() == []
