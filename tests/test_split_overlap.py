@@ -149,7 +149,7 @@ def test_rows_hashed_in_gathered_blocks_match_batch_by_batch_hashes(tmp_path):
     monitor = SplitOverlap()
     short, wide = torch.randn(1500, 6, generator=gen), torch.randn(1500, 9, generator=gen)
     for batch in (short[:1000], short[1000:], wide[:1000], wide[1000:]):  # a width change, then a full block
-        monitor._gather(batch.reshape(len(batch), -1), batch)
+        monitor._gather(batch)
     monitor._flush()
     assert [len(h) for h in monitor._train] == [1500, 1500]
     expected = torch.cat([split_fingerprints(short), split_fingerprints(wide)])

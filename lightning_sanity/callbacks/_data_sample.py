@@ -14,6 +14,7 @@ from typing import Any, Optional
 import torch
 
 from lightning_sanity.batch import INPUT_KEYS, TARGET_KEYS, split_batch
+from lightning_sanity.callbacks._extra_forward import hidden_step_watches
 from lightning_sanity.callbacks._step_watch import META_OPS, SHAPE_OPS, StepWatch, function_name
 from lightning_sanity.checks import data as D
 from lightning_sanity.checks.padding_labels import PaddingLabels
@@ -60,6 +61,12 @@ class _BatchReader:
     :class:`~lightning_sanity.callbacks.data_checks.DataChecks`."""
 
     def _observe(self, batch: Any) -> None:
+        with hidden_step_watches():  # our reads of the batch are not the user's step (nor worth watching)
+            fields = self._read(batch)
+        if self._seen == 1 and self._inputs.stats:
+            self._watch_first_use(fields)  # last: nothing of ours may pass for the model's first use
+
+    def _read(self, batch: Any) -> list[tuple[str, torch.Tensor]]:
         x, y = split_batch(batch, self.get_input, self.get_target)
         self._seen += 1
         fields = self._input_fields(x, self._input_name(batch))
@@ -83,8 +90,7 @@ class _BatchReader:
             self._collect_labels(y, fields)
             if self._labels.padding is not None:
                 self._labels.padding.add_batch(batch, x, y)
-        if self._seen == 1 and self._inputs.stats:
-            self._watch_first_use(fields)  # last: nothing of ours may pass for the model's first use
+        return fields
 
     def _collect_labels(self, y: torch.Tensor, fields: list[tuple[str, torch.Tensor]]) -> None:
         y = y.detach()

@@ -17,6 +17,7 @@ from typing import Any, Optional
 import torch
 
 from lightning_sanity.callbacks._extra_forward import _map_tensors
+from lightning_sanity.checks import flow
 from lightning_sanity.checks import leakage as L
 
 ADVICE = ("Give the decoder's self-attention a causal mask: `tgt_mask=nn.Transformer.generate_square_subsequent_mask"
@@ -51,6 +52,8 @@ def decoder_future(callback: Any, trainer: Any, call: dict[str, Any], when: str)
     new = L.perturb_after(decoder, t, 1, callback._generator)
     args, kwargs = _map_tensors((call["args"], call["kwargs"]), lambda v: new if v is decoder else v)
     out, _, _ = callback._output(call, args, kwargs, size, length)
+    base = flow.strided_units(base, L.COMPARED_UNITS)
+    out = flow.strided_units(out, L.COMPARED_UNITS) if out is not None else out
     change, scale, first_pos = L.change_up_to(base, out, t)
     callback._ran[check].append(f"decoder outputs at positions <= {t} of {length} independent of later decoder "
                                 "inputs (the target shifted right)")

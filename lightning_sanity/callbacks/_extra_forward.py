@@ -33,6 +33,36 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
             m.training = flag
 
 
+@contextlib.contextmanager
+def hidden_step_watches() -> Iterator[None]:
+    """The suite's first-step watchers (:class:`~lightning_sanity.callbacks._step_watch.StepWatch`) taken off the
+    torch function mode stack, the user's own modes left in place and in order, then everything put back.
+
+    An extra forward run from a hook inside the first step is not the user's step: the watchers must not read it
+    (a loss call, an input's first use), and it need not pay their Python call per torch call.
+    """
+    from lightning_sanity.callbacks._step_watch import StepWatch
+
+    stack = torch.overrides._get_current_function_mode_stack()
+    if not any(isinstance(m, StepWatch) for m in stack):
+        yield
+        return
+    popped = [torch._C._pop_torch_function_stack() for _ in stack]  # top first
+    kept = [m for m in reversed(popped) if not isinstance(m, StepWatch)]
+    for mode in kept:
+        torch._C._push_on_torch_function_stack(mode)
+    try:
+        yield
+    finally:
+        now = torch.overrides._get_current_function_mode_stack()
+        added = [torch._C._pop_torch_function_stack() for _ in now][: max(len(now) - len(kept), 0)]
+        for mode in reversed(popped):
+            if not (isinstance(mode, StepWatch) and not mode.active):  # one stopped meanwhile stays off
+                torch._C._push_on_torch_function_stack(mode)
+        for mode in reversed(added):  # modes pushed inside stay on top, in their order
+            torch._C._push_on_torch_function_stack(mode)
+
+
 def _precision_context(trainer: "pl.Trainer") -> Any:
     plugin = getattr(trainer, "precision_plugin", None)
     context = getattr(plugin, "train_step_context", None)

@@ -205,9 +205,11 @@ class _FlowRun:
     # -------------------------------------------------------------- batch-mixing
 
     def _weighted_sum(self, rows: torch.Tensor, index: int) -> torch.Tensor:
-        # Random weights keep the terms of a sample's output from cancelling each other in the gradient.
-        w = torch.randn(rows.shape[1], generator=self.generator).to(rows.device, torch.float32)
-        return (rows[index].float() * w).sum()
+        # Random weights keep the terms of a sample's output from cancelling each other in the gradient. A wide
+        # output (an LM's logits) is weighed on evenly strided units only: mixed samples reach all of them.
+        row = flow.strided_units(rows[index : index + 1], flow.SPREAD_UNITS)[0]
+        w = torch.randn(row.shape[0], generator=self.generator).to(rows.device, torch.float32)
+        return (row.float() * w).sum()
 
     def mixing(self) -> dict[str, Any]:
         """The worst cross-sample gradient share, for the first output layout that shows none (or the first)."""

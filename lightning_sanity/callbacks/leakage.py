@@ -76,9 +76,9 @@ class LeakageChecks(SanityCallback):
 
     Zero observer effect: the extra forwards run under ``no_grad`` in eval mode (each module's ``training`` flag
     restored), inside ``isolate_rng()``, with perturbations drawn from a private ``torch.Generator``. Cost: two to
-    four forwards of the first batch, the same later on at most 16 samples; no per-step work after the first
-    batch. No TensorBoard tags, no thresholds: a causal model gives exactly identical outputs, so the only margin
-    is float round-off (see :mod:`lightning_sanity.checks.leakage`).
+    four forwards of the first batch, the same later on at most 16 samples, compared on at most 1024 units per
+    position; no per-step work after the first batch. No TensorBoard tags, no thresholds: a causal model gives
+    exactly identical outputs, so the only margin is float round-off (:mod:`lightning_sanity.checks.leakage`).
 
     Args:
         get_input: ``batch -> input`` when the batch is not a tensor, an ``(x, y, ...)`` tuple or a dict with a
@@ -273,10 +273,7 @@ class LeakageChecks(SanityCallback):
         self._call = self._call or call
 
     def _install_hooks(self, pl_module: "pl.LightningModule", x: torch.Tensor, y: Optional[torch.Tensor]) -> None:
-        def found(call: dict[str, Any]) -> None:
-            self._call = self._call or call
-
-        self._handles += watch_calls(pl_module, x, y, found)
+        self._handles += watch_calls(pl_module, x, y, self._found_call)
 
     def _remove_hooks(self) -> None:
         for handle in self._handles:
@@ -347,6 +344,7 @@ class LeakageChecks(SanityCallback):
         base, _, half = self._output(call, call["args"], call["kwargs"], size, length)
         if base is None:
             raise _Skip(f"the output of `{call['how']}` has no dimension of {length} positions to compare")
+        base = flow.strided_units(base, L.COMPARED_UNITS).contiguous()  # the copy frees the full output
 
         def perturbed(old: torch.Tensor, **offset: int) -> tuple[float, float, int, bool]:
             """Re-run the call with ``old`` changed after position ``t``: the change of the outputs up to ``t``,
@@ -354,6 +352,7 @@ class LeakageChecks(SanityCallback):
             new = L.perturb_after(old, t, axis, self._generator, **offset)
             a, k = _map_tensors((call["args"], call["kwargs"]), lambda v: new if v is old else v)
             out, _, _ = self._output(call, a, k, size, length)
+            out = flow.strided_units(out[:, : t + 1], L.COMPARED_UNITS).contiguous() if out is not None else out
             change, scale, first_pos = L.change_up_to(base, out, t)
             return change, scale, first_pos, L.depends(change, scale, half)
 

@@ -25,7 +25,7 @@ from torch import nn
 from typing_extensions import override
 
 from lightning_sanity.batch import BatchFn, batch_size, input_of, non_target_keys, slice_batch
-from lightning_sanity.callbacks._extra_forward import _precision_context, eval_mode
+from lightning_sanity.callbacks._extra_forward import _precision_context, eval_mode, hidden_step_watches
 from lightning_sanity.callbacks._flow_run import _Defer, _FlowRun, _Skip, _SkipOne
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.callbacks.batch_mixing import _BatchMixingGlue
@@ -42,8 +42,10 @@ EXTRA_FORWARD_FACT = "model_checks.extra_forward"
 #: How many training batches to wait for one with at least two samples before giving up on the flow checks.
 _MAX_ATTEMPTS = 3
 #: Samples of the first batch the flow checks run on: enough to tell per-sample flow from mixing (each tested
-#: sample's gradient against 15 others), a quarter of the passes of a 64-sample batch.
-_FLOW_BATCH = 16
+#: sample's gradient against 8 others: a cross-sample operation reaches them all), a seventh of the passes of a
+#: 64-sample batch. Odd, so that it rarely equals another dimension of the model (a power of two would coincide
+#: with sequence lengths and class counts: `view(T, B, F)` with B == T moves nothing, 8 logits look like (B, B)).
+_FLOW_BATCH = 9
 
 
 class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue, SanityCallback):
@@ -73,7 +75,7 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
     them alone, Dropout is off) with each module's own ``training`` flag restored afterwards, inside
     ``isolate_rng()``, and the gradients are taken with ``torch.autograd.grad`` on the inputs only, so no
     parameter's ``.grad`` is touched. Cost: one forward and ``flow_samples`` backward passes (twice that for a
-    flattened ``(B*T, C)`` output) on the first 16 samples of the first batch (the whole batch when the model
+    flattened ``(B*T, C)`` output) on the first 9 samples of the first batch (the whole batch when the model
     rejects fewer samples), plus one more forward and backward only when a flow check fires, to locate the
     module. Nothing after that. No TensorBoard tags.
 
@@ -213,21 +215,19 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
         # A sub-batch shows whether information flows per sample as well as the whole batch does, at a fraction
         # of the forward and backward passes; a model that only runs on the whole batch (a batch size written
         # into a `view`) gets the whole batch.
-        attempts = [(x, batch, size)]
-        if size > _FLOW_BATCH:
-            sub_x, sub_batch = slice_batch(x, slice(0, _FLOW_BATCH)), slice_batch(batch, slice(0, _FLOW_BATCH))
-            if batch_size(sub_x) == _FLOW_BATCH:
-                attempts.insert(0, (sub_x, sub_batch, _FLOW_BATCH))
+        sizes = [_FLOW_BATCH, size] if size > _FLOW_BATCH else [size]
         # cuDNN's RNN kernels refuse a backward pass in eval mode; the native ones give the same gradients.
         with isolate_rng(), eval_mode(pl_module), _precision_context(trainer), torch.enable_grad(), \
-                torch.backends.cudnn.flags(enabled=False):
-            for n, (inputs, whole, samples) in enumerate(attempts):
+                torch.backends.cudnn.flags(enabled=False), hidden_step_watches():
+            run = self._first_run(pl_module, x, batch, size, sizes)
+            if run.pairwise and run.size < size:
+                # An output exactly as wide as the sub-batch (9 classes) reads as a (B, B) comparison of samples:
+                # one sample more tells the two apart.
                 try:
-                    run = self._forward(pl_module, inputs, whole, samples)
-                    break
+                    wider = self._first_run(pl_module, x, batch, size, [run.size + 1])
+                    run = run if wider.pairwise else wider
                 except _Skip:
-                    if n == len(attempts) - 1:
-                        raise
+                    pass
             # The two judgements are independent: a reason to skip one must not skip the other.
             for check, judge in (("constant-output", self._judge_constant), ("batch-mixing", self._judge_mixing)):
                 if self.is_enabled(check):
@@ -238,6 +238,20 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
                     except Exception as err:  # a check must never lose the user's run
                         log.debug("%s failed", check, exc_info=True)
                         self.skip(trainer, check, f"the extra forward/backward on the first batch failed: {err!r}")
+
+    def _first_run(self, pl_module: "pl.LightningModule", x: Any, batch: Any, size: int,
+                   sizes: list[int]) -> _FlowRun:
+        """The flow forward on the first ``n`` samples, for the first ``n`` of ``sizes`` the model accepts."""
+        for k, n in enumerate(sizes):
+            inputs, whole = (x, batch) if n >= size else (slice_batch(x, slice(0, n)), slice_batch(batch, slice(0, n)))
+            try:
+                if batch_size(inputs) != min(n, size):
+                    raise _Skip(f"could not cut the first batch to {n} samples")
+                return self._forward(pl_module, inputs, whole, min(n, size))
+            except _Skip:
+                if k == len(sizes) - 1:
+                    raise
+        raise _Skip("no batch size to try")
 
     def _forward(self, pl_module: "pl.LightningModule", x: Any, batch: Any, size: int) -> _FlowRun:
         """The first batch's flow forward, by the first way of calling the model that accepts ``x``."""

@@ -90,8 +90,8 @@ class SplitOverlap(SanityCallback):
         self.revive()
         self._train: list[torch.Tensor] = []
         self._val: list[torch.Tensor] = []
-        self._pending: list[torch.Tensor] = []  # sampled training rows not hashed yet (one width and dtype)
-        self._pending_rows = 0
+        self._block: Optional[torch.Tensor] = None  # sampled training rows not hashed yet (one width and dtype)
+        self._filled = 0
         self._train_count = self._val_count = 0
         self._train_done = self._val_done = self._judged = False
         self._train_fp: Optional[torch.Tensor] = None
@@ -133,6 +133,7 @@ class SplitOverlap(SanityCallback):
         if self._reason is not None or self._train_done:
             return
         self._flush()
+        self._block = None
         self._train_fp, self._train = self._read(self._train), []
         self._train_done = True
         self.retire("on_train_batch_end")
@@ -158,7 +159,7 @@ class SplitOverlap(SanityCallback):
     def _stop(self, reason: str) -> None:
         if self._reason is None:
             self._reason = reason
-        self._train, self._val = [], []
+        self._train, self._val, self._block = [], [], None
         self.retire("on_train_batch_end", "on_validation_batch_start")
 
     def _take(self, store: list[torch.Tensor], batch: Any, split: str) -> None:
@@ -171,7 +172,7 @@ class SplitOverlap(SanityCallback):
             if count >= _MAX_SAMPLES:
                 return
             if split == "train":
-                self._gather(S.sample_rows(x), x)
+                self._gather(x)
                 self._train_count += int(x.shape[0])
             else:
                 store.append(S.fingerprints(x))
@@ -180,23 +181,31 @@ class SplitOverlap(SanityCallback):
             log.debug("split-overlap fingerprint failed", exc_info=True)
             self._stop(f"could not fingerprint a {split} batch: {err!r}")
 
-    def _gather(self, rows: torch.Tensor, x: torch.Tensor) -> None:
-        first = self._pending[0] if self._pending else None
-        if first is not None and (first.shape[1:] != rows.shape[1:] or first.dtype != rows.dtype):
+    def _gather(self, x: torch.Tensor) -> None:
+        """Copy the sampled rows of training batch ``x`` into the block being gathered (no allocation per step)."""
+        n, values = int(x.shape[0]), x[0].numel() if x.shape[0] else 0
+        width = min(values, S.FINGERPRINT_VALUES)
+        block = self._block
+        if block is not None and (block.shape[1] != width or block.dtype != x.dtype or block.device != x.device
+                                  or self._filled + n > block.shape[0]):
             self._flush()
-        if rows.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
-            rows = rows.clone()  # a view of the batch: the user may change it in place, and it must not stay alive
-        self._pending.append(rows)
-        self._pending_rows += rows.shape[0]
-        if self._pending_rows >= _PENDING_ROWS:
+            if block.shape[1] != width or block.dtype != x.dtype or block.device != x.device:
+                block = self._block = None
+        if n > _PENDING_ROWS:  # a batch larger than a block: hashed on its own
+            self._train.append(S.hash_rows(S.sample_rows(x), halves=True, scratch=True))
+            return
+        if block is None:
+            block = self._block = torch.empty(_PENDING_ROWS, width, dtype=x.dtype, device=x.device)
+        S.sample_rows(x, out=block[self._filled : self._filled + n])
+        self._filled += n
+        if self._filled == block.shape[0]:
             self._flush()
 
     def _flush(self) -> None:
         """Hash the gathered training rows at once: the same hashes as batch by batch, in fewer kernels."""
-        if self._pending:
-            rows = self._pending[0] if len(self._pending) == 1 else torch.cat(self._pending)
-            self._train.append(S.hash_rows(rows, halves=True))
-            self._pending, self._pending_rows = [], 0
+        if self._block is not None and self._filled:
+            self._train.append(S.hash_rows(self._block[: self._filled], halves=True, scratch=True))
+        self._filled = 0
 
     @staticmethod
     def _read(store: list[torch.Tensor]) -> Optional[torch.Tensor]:

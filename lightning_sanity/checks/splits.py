@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 
@@ -25,6 +26,7 @@ FINGERPRINT_VALUES = 1024
 _BITS = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16,
          torch.bfloat16: torch.int16}
 _WEIGHTS: dict[tuple[int, str], torch.Tensor] = {}
+_COLUMNS: dict[tuple[int, str], torch.Tensor] = {}
 
 
 def fingerprints(x: torch.Tensor) -> torch.Tensor:
@@ -53,48 +55,58 @@ def split_fingerprints(x: torch.Tensor) -> torch.Tensor:
     return hash_rows(sample_rows(x), halves=True)
 
 
-def sample_rows(x: torch.Tensor) -> torch.Tensor:
-    """``(B, F)``: each sample of ``x`` flattened, at most :data:`FINGERPRINT_VALUES` evenly spaced values of it.
+def sample_rows(x: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``(B, F)``: each sample of ``x`` flattened, at most :data:`FINGERPRINT_VALUES` evenly spaced values of it, in
+    a fixed random order (a copy): the first ``F // 2`` columns are the fixed random half that :func:`hash_rows`
+    hashes apart.
 
     What :func:`hash_rows` hashes; rows of several batches of the same width may be concatenated and hashed at once
-    (the same hashes as batch by batch, for fewer and larger kernels).
+    (the same hashes as batch by batch, for fewer and larger kernels): ``out`` (contiguous, ``(B, F)``, the dtype of
+    ``x``) receives the rows in place, a slice of a block being gathered.
     """
     rows = x.detach().reshape(x.shape[0], -1)
-    if rows.shape[1] > FINGERPRINT_VALUES:
-        index = torch.linspace(0, rows.shape[1] - 1, FINGERPRINT_VALUES, device=rows.device).long()
-        rows = rows.index_select(1, index)
-    return rows
+    key = (int(rows.shape[1]), str(rows.device))
+    index = _COLUMNS.get(key)
+    if index is None:
+        width = key[0]
+        picked = (torch.linspace(0, width - 1, FINGERPRINT_VALUES).long() if width > FINGERPRINT_VALUES
+                  else torch.arange(width))
+        # The random half is put first here, in the copy that is made anyway: hashing it apart is then a sum over
+        # a contiguous slice instead of a gather of half the values.
+        order = torch.randperm(picked.numel(), generator=torch.Generator().manual_seed(0x5EED))
+        index = _COLUMNS[key] = picked[order].to(rows.device)
+    return rows.index_select(1, index) if out is None else torch.index_select(rows, 1, index, out=out)
 
 
-def hash_rows(rows: torch.Tensor, halves: bool = True) -> torch.Tensor:
-    """The hashes of :func:`sample_rows`: ``(B, 3)`` (all values, one half, the other) or ``(B,)`` (all values)."""
+def hash_rows(rows: torch.Tensor, halves: bool = True, scratch: bool = False) -> torch.Tensor:
+    """The hashes of :func:`sample_rows`: ``(B, 3)`` (all values, the first half of the columns, the rest) or
+    ``(B,)`` (all values). With ``scratch``, ``rows`` (contiguous) may be overwritten."""
     if rows.is_floating_point():
         # +0.0 for -0.0, so that the sign of a zero does not make two samples differ.
-        bits = (rows + 0.0).contiguous().view(_BITS.get(rows.dtype, torch.int32))
+        fixed = rows.add_(0.0) if scratch and rows.is_contiguous() else (rows + 0.0).contiguous()
+        bits = fixed.view(_BITS.get(rows.dtype, torch.int32))
         # Mix high bits into low ones (float bit patterns differ mostly in the high bits), at the float's own width:
         # an arithmetic shift commutes with sign extension, so this equals mixing after widening to int64.
-        bits = (bits ^ (bits >> 13)).long()
+        mixed = bits >> 13
+        mixed ^= bits
+        products = mixed.long()
     else:
-        bits = rows.long()
-        bits = bits ^ (bits >> 13)
-    key = (bits.shape[1], str(bits.device))
-    cached = _WEIGHTS.get(key)
-    if cached is None:
+        products = rows.long()
+        products = products ^ (products >> 13)
+    key = (products.shape[1], str(products.device))
+    weights = _WEIGHTS.get(key)
+    if weights is None:
         g = torch.Generator().manual_seed(0x5EED)
-        weights = torch.randint(-(2 ** 62), 2 ** 62, (bits.shape[1],), generator=g) * 2 + 1  # odd: invertible
-        half = torch.zeros(bits.shape[1], dtype=torch.bool)
-        half[torch.randperm(bits.shape[1], generator=g)[: bits.shape[1] // 2]] = True
-        cached = _WEIGHTS[key] = (weights.to(bits.device), half.nonzero()[:, 0].to(bits.device))
-    weights, half = cached
+        weights = torch.randint(-(2 ** 62), 2 ** 62, (key[0],), generator=g) * 2 + 1  # odd: invertible
+        weights = _WEIGHTS[key] = weights.to(products.device)
     # Elementwise, not an integer matrix product: integer matmul is unvectorised on the CPU (twice slower).
-    # int64 arithmetic wraps around: a hash modulo 2^64, the same in any order of summation. One product tensor,
-    # summed whole and over one half; the other half's hash is the difference.
-    products = bits * weights
-    full = products.sum(dim=1)
+    # int64 arithmetic wraps around: a hash modulo 2^64, the same in any order of summation.
+    products *= weights
     if not halves:
-        return full
-    one = products.index_select(1, half).sum(dim=1)
-    return torch.stack([full, one, full - one], 1)
+        return products.sum(dim=1)
+    half = products.shape[1] // 2
+    one, other = products[:, :half].sum(dim=1), products[:, half:].sum(dim=1)
+    return torch.stack([one + other, one, other], 1)
 
 
 def overlap(val: torch.Tensor, train: torch.Tensor) -> tuple[int, int, float]:
