@@ -37,7 +37,7 @@ class _LabelDistributionGlue:
             return "class" if not self._labels.floating else "soft"
         if kind == "binary_cross_entropy":
             return "binary"
-        if kind in ("mse", "l1", "huber", "gaussian_likelihood"):
+        if kind in ("mse", "l1", "huber", "gaussian_likelihood", "poisson_likelihood"):
             return "regression"
         if kind == "kl_div":
             return "soft"

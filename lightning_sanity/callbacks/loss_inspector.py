@@ -258,7 +258,6 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
                 self._poisson_seen = True
                 self._poisson = PI.first_call(self, self._step.trainer, args, kwargs, self._watch.tags,
                                               self._is_batch_target)
-            return
         if L.loss_kind(func) is None:
             return
         call = L.bind_loss_call(func, args, kwargs)
