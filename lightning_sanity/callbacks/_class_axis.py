@@ -31,7 +31,8 @@ from lightning_sanity.findings import Severity
 #: Calls that keep the flat (row-major) order of the elements: a reshape chain runs through them.
 _ORDER_KEEPING = frozenset({
     "view", "view_as", "reshape", "reshape_as", "flatten", "unflatten", "squeeze", "unsqueeze", "contiguous",
-    "float", "double", "half", "bfloat16", "to", "type", "type_as", "clone", "detach", "cpu", "cuda",
+    "float", "double", "half", "bfloat16", "long", "int", "short", "to", "type", "type_as", "clone", "detach", "cpu",
+    "cuda",
 })
 
 
