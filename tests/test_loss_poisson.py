@@ -62,7 +62,45 @@ def test_rate_floor_bound_on_counts():
     assert poisson_rate_floor_problem(poisson_tally(torch.tensor([-1.0, 0.0, 0.0]))) is None  # not counts
 
 
-def test_a_judged_poisson_call_makes_loss_input_run_not_skipped(tmp_path):
+def test_poisson_nll_is_a_recognised_loss_with_its_best_constant(tmp_path):
     report = _run(tmp_path, CountNet(softplus=False))
-    status = {c["name"]: c["status"] for c in report["checks"]}
-    assert status["loss-input"] == "pass" and status["initial-loss"] == "skipped"
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["loss-input"]["status"] == "pass" and checks["initial-loss"]["status"] == "pass"
+    assert "poisson_nll_loss" in checks["initial-loss"]["detail"] and "m - m ln m" in checks["initial-loss"]["detail"]
+
+
+class StandardisedCounts(CountNet):
+    """Counts z-scored with the features (about half the targets negative): the loss falls without bound."""
+
+    def __init__(self, functional):
+        super().__init__(softplus=False)
+        self.functional = functional
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        y = (y - 1.0) / 1.5
+        pred = self.net(x).squeeze(-1)
+        return torch.nn.functional.poisson_nll_loss(pred, y) if self.functional else self.loss_fn(pred, y)
+
+
+@pytest.mark.parametrize("functional", [False, True], ids=["module", "functional"])
+def test_negative_poisson_targets_fire_loss_input(tmp_path, functional):
+    (finding,) = serious(_run(tmp_path, StandardisedCounts(functional)), "loss-input")
+    assert finding["severity"] == "error" and finding["data"]["negative"] > 0
+    assert "never negative" in finding["message"] and "standardise" in finding["advice"]
+
+
+@pytest.mark.parametrize(("log_input", "full"), [(True, False), (True, True), (False, False), (False, True)])
+def test_poisson_prior_is_the_loss_of_the_best_constant_rate(log_input, full):
+    from lightning_sanity.checks.loss_priors import poisson_nll_prior
+
+    y = torch.poisson(torch.full((4000, 2), 6.0), generator=torch.Generator().manual_seed(2))
+    m = y.mean(0).expand_as(y)
+    best = torch.nn.functional.poisson_nll_loss(m.log() if log_input else m, y, log_input=log_input, full=full)
+    prior = poisson_nll_prior(y, log_input, full)
+    assert abs(prior.value - float(best)) < 1e-5
+    for scale in (0.8, 1.25):  # any other constant rate costs more
+        other = m * scale
+        assert float(torch.nn.functional.poisson_nll_loss(other.log() if log_input else other, y,
+                                                          log_input=log_input, full=full)) > prior.value
+    assert poisson_nll_prior(torch.tensor([[-1.0], [2.0]])) is None  # negative targets: baseline unknown

@@ -42,6 +42,7 @@ class _LabelSample:
     """The targets of the first batches, and fingerprints of the inputs they belong to."""
 
     values: list[torch.Tensor] = dataclasses.field(default_factory=list)  # per batch, on the CPU
+    shapes: list[tuple[int, ...]] = dataclasses.field(default_factory=list)  # each batch's target shape
     #: (min, max) per batch of targets too dense to keep (see ``_MAX_LABELS``)
     ranges: list[tuple[float, float]] = dataclasses.field(default_factory=list)
     dense: bool = False
@@ -104,6 +105,7 @@ class _BatchReader:
         self._labels.dense = self._labels.dense or not per_sample
         # Fingerprints of the inputs travel with the labels, in one copy to the host.
         main = next((t for _, t in fields if t.dim() > 0 and t.shape[0] == y.shape[0]), None)
+        self._labels.shapes.append(tuple(y.shape))
         if per_sample and main is not None and main.dim() >= 1:
             prints = D.fingerprints(main)
             self._labels.print_features = int(main[0].numel()) if main.dim() > 1 else 1

@@ -17,11 +17,12 @@ from lightning_sanity.checks import losses as L
 from lightning_sanity.checks.loss_expectations import LossExpectation
 
 _RECOGNISED = ("cross_entropy, nll_loss, binary_cross_entropy(_with_logits), mse_loss, l1_loss, smooth_l1_loss, "
-               "huber_loss, kl_div, gaussian_nll_loss (functional or nn.Module)")
+               "huber_loss, kl_div, gaussian_nll_loss, poisson_nll_loss (functional or nn.Module)")
 _NAMES = {
     "cross_entropy": "cross_entropy", "nll": "nll_loss", "binary_cross_entropy": "binary_cross_entropy",
     "binary_cross_entropy_with_logits": "binary_cross_entropy_with_logits", "mse": "mse_loss", "l1": "l1_loss",
     "smooth_l1": "smooth_l1_loss", "huber": "huber_loss", "kl_div": "kl_div", "gaussian_nll": "gaussian_nll_loss",
+    "poisson_nll": "poisson_nll_loss",
 }
 
 @dataclasses.dataclass

@@ -16,6 +16,7 @@ _REFERENCE_NAMES = {
     "binary": ("uniform", "label prior", "the 0.5 prediction", "the label prior (positive rate)"),
     "kl_div": ("uniform", "best constant", "the uniform distribution", "the mean target distribution"),
     "gaussian_nll": ("uniform", "best constant", "the standard normal prediction", "the targets' mean and variance"),
+    "poisson_nll": ("rate 1", "best constant", "the rate-1 prediction", "the mean count as the rate"),
     "regression": ("uniform", "best constant", "the zero prediction", "the best constant"),
 }
 
@@ -36,6 +37,19 @@ def check_targets(cb: Any, trainer: Any, call: L.LossCall, name: str, where: Opt
                 "For several labels per sample use binary_cross_entropy_with_logits on the multi-hot targets; for "
                 "soft labels normalise each row (`t / t.sum(1, keepdim=True)`).",
                 where=where, data={"loss": name, **problem})
+    if call.kind == "poisson_nll":
+        problem = LI.poisson_target_problem(call.target)
+        if problem:
+            cb.report(
+                trainer, "loss-input", Severity.ERROR,
+                f"poisson_nll_loss got {problem['negative']} negative targets of {problem['targets']} (from "
+                f"{problem['target_min']:.3g} to {problem['target_max']:.3g}, mean {problem['target_mean']:.3g}); a "
+                "Poisson target is a count or a rate, never negative. With a negative target the loss has no minimum: "
+                "it falls without bound as the predicted rate goes to 0, so training diverges instead of fitting.",
+                "Give the loss the raw counts (or rates): do not standardise (z-score) Poisson targets with the "
+                "features; if the targets must be centred, use a Gaussian loss such as mse_loss instead.",
+                where=where, data={"loss": name, **problem})
+        return
     if call.kind == "kl_div":
         problem = LI.kl_div_input_problem(call.input, call.target, call.log_target)
         if problem is None:
@@ -61,7 +75,7 @@ def family(kind: str) -> str:
         return "classification"
     if kind in L.BINARY:
         return "binary"
-    if kind in ("kl_div", "gaussian_nll"):
+    if kind in ("kl_div", "gaussian_nll", "poisson_nll"):
         return kind
     return "regression"
 

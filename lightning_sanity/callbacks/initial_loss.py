@@ -99,9 +99,11 @@ class _InitialLossGlue:
             facts["initial_loss_start"] = start
             self.detail(trainer, "initial-loss", text)
         else:
+            why = ("negative targets: no Poisson rate fits them" if main.call.kind == "poisson_nll"
+                   and bool((main.call.target < 0).any()) else "no closed form for the best constant prediction")
             self._step.skip_reason = (f"{_NAMES[main.call.kind]}: the baseline is unknown for prediction "
                                  f"{tuple(main.call.input.shape)} and target {tuple(main.call.target.shape)} "
-                                 "(no closed form for the best constant prediction)")
+                                 f"({why})")
 
     def _judge_expected(self, trainer: "pl.Trainer", observed: Optional[float]) -> None:
         expected = self.expected_loss

@@ -13,6 +13,7 @@ from typing import Any, Optional
 import lightning.pytorch as pl
 import torch
 
+from lightning_sanity.callbacks import _multi_hot_padding as MP
 from lightning_sanity.checks import data as D
 from lightning_sanity.checks.label_use import unused_head_classes
 from lightning_sanity.checks.padding_labels import report_padding_labels
@@ -37,7 +38,7 @@ class _LabelDistributionGlue:
             return "class" if not self._labels.floating else "soft"
         if kind == "binary_cross_entropy":
             return "binary"
-        if kind in ("mse", "l1", "huber", "gaussian_likelihood"):
+        if kind in ("mse", "l1", "huber", "gaussian_likelihood", "poisson_likelihood"):
             return "regression"
         if kind == "kl_div":
             return "soft"
@@ -103,6 +104,8 @@ class _LabelDistributionGlue:
                 f"Widen the last layer to at least {int(hi) + 1} outputs or remap the labels to 0..C-1.",
                 where=where, at_step=False, data={**summary, "num_classes": classes})
             return
+        if kind == "binary":
+            MP.report(self, trainer, self._labels.values, self._labels.shapes, where)
         if self._labels.dense or not self._labels.values or lo < 0:
             self.detail(trainer, "label-distribution", f"targets in [{lo:.4g}, {hi:.4g}]")
             return

@@ -24,9 +24,10 @@ from typing_extensions import override
 
 from lightning_sanity.batch import split_batch
 from lightning_sanity.callbacks._loss_facts import _LossFacts
+from lightning_sanity.callbacks import _class_axis as CA
 from lightning_sanity.callbacks import _poisson_input as PI
 from lightning_sanity.callbacks._lineage import Lineage
-from lightning_sanity.callbacks._loss_observation import _FirstStep, _Observation
+from lightning_sanity.callbacks._loss_observation import _NAMES, _FirstStep, _Observation
 from lightning_sanity.callbacks._step_watch import StepWatch, weight_owners
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.callbacks.initial_loss import _InitialLossGlue
@@ -142,6 +143,7 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
         self.revive()
         self._watch: Optional[StepWatch] = None
         self._lineage: Optional[Lineage] = None
+        self._origins: Optional[CA.ReshapeOrigins] = None  # what each reshaped tensor was reshaped from
         self._step = _FirstStep()
         self._poisson: Optional[PI.PoissonWatch] = None  # a Poisson log-rate followed over the first epoch
         self._poisson_seen = False
@@ -177,6 +179,7 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
         try:
             self._watch = StepWatch(before=self._before_call, after=self._after_call, weights=weight_owners(pl_module))
             self._lineage = Lineage({id(p) for p in pl_module.parameters()}, self._step.batch_target)
+            self._origins = CA.ReshapeOrigins()
             # Views and casts of the batch's target carry this tag to the loss call (`y.float().unsqueeze(1)`).
             self._watch.tags.set(self._step.batch_target, {"batch_target": True})
             self._watch.start()
@@ -248,7 +251,7 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
         watch, self._watch = self._watch, None
         if watch is not None:
             watch.stop()
-        self._lineage = None
+        self._lineage = self._origins = None
 
     # ------------------------------------------------------------------ inside the first step
 
@@ -258,7 +261,6 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
                 self._poisson_seen = True
                 self._poisson = PI.first_call(self, self._step.trainer, args, kwargs, self._watch.tags,
                                               self._is_batch_target)
-            return
         if L.loss_kind(func) is None:
             return
         call = L.bind_loss_call(func, args, kwargs)
@@ -283,12 +285,16 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
             if constant is not None:
                 facts["in_batch_constant_target"] = {**constant, "module": obs.module}
         self._check_input(obs, tag or {})
+        if call.kind in L.CLASSIFICATION and self._origins is not None:
+            CA.check(self, self._step.trainer, call, self._origins, _NAMES[call.kind], obs.module)
 
     def _is_batch_target(self, target: Any) -> bool:
         tag = self._watch.tags.get(target) if self._watch is not None else None
         return bool((tag or {}).get("batch_target")) or L.same_target(target, self._step.batch_target)
 
     def _after_call(self, func: Any, args: tuple, kwargs: dict, result: Any) -> None:
+        if self._origins is not None:
+            self._origins.after(func, args, result)
         if self._lineage is not None:
             try:
                 if self._lineage.after(func, args, kwargs, result):

@@ -70,6 +70,10 @@ def initial_loss_verdict(
     """
     if not math.isfinite(observed):
         return None  # the non-finite check owns NaN / Inf losses
+    if kind == "poisson_nll":
+        # An untrained head predicts rates near 1 whatever the counts: its gap to the best constant grows with the
+        # counts' mean (m ln m), so a start far above it is ordinary, not a bug. The baseline is for the detail.
+        return None
     if kind == "gaussian_nll":
         # A log-likelihood, of either sign: a ratio means nothing. A mean off by k target standard deviations costs
         # about k^2 / 2 nats over the best constant; 2 nats is an offset of 2 sd, as the classification margin.

@@ -150,3 +150,23 @@ def poisson_rate_floor_problem(tally: Any, z: float = POISSON_Z) -> Optional[dic
     return {"targets": int(n), "mean_count": round(mean, 4), "mean_count_upper": round(mean_upper, 4),
             "zero_share": round(p, 4), "zero_share_lower": round(zero_lower, 4), "zero_share_bound": round(math.exp(-1), 4),
             "best_constant_log_rate": round(math.log(mean), 4) if mean > 0 else None}
+
+
+def poisson_target_problem(target: torch.Tensor) -> Optional[dict[str, Any]]:
+    """Figures when ``poisson_nll_loss`` targets are negative, else None. A Poisson target is a count or a rate,
+    never below 0; with a negative target ``y`` the loss ``exp(x) - y x`` (or ``x - y ln x``) has no minimum and
+    falls without bound as the prediction goes to -inf (or 0): z-scored counts do this.
+
+    >>> poisson_target_problem(torch.tensor([-1.0, 0.5, 2.0]))["negative"]
+    1
+    >>> poisson_target_problem(torch.tensor([0.0, 3.0])) is None
+    True
+    """
+    t = target.detach()
+    if not t.numel():
+        return None
+    negative = int((t < 0).sum())
+    if negative == 0:
+        return None
+    return {"targets": int(t.numel()), "negative": negative, "target_min": float(t.min()),
+            "target_max": float(t.max()), "target_mean": float(t.double().mean())}

@@ -179,6 +179,46 @@ def gaussian_nll_prior(columns: torch.Tensor, full: bool = False, eps: float = 1
                  "the targets)")
 
 
+def poisson_nll_prior(columns: torch.Tensor, log_input: bool = True, full: bool = False,
+                      eps: float = 1e-8) -> Optional[Prior]:
+    """Best constant rate per output of ``poisson_nll_loss`` over count (or rate) targets ``(N, K)``, or None when a
+    target is negative (no Poisson rate fits it, and the loss is unbounded below).
+
+    With ``log_input=True`` the loss of a constant log-rate ``x`` is ``mean(exp(x) - y x)``, least at
+    ``x = ln m`` (``m`` the column's mean target), where it is worth ``m - m ln m`` (``0`` for ``m = 0``, the
+    infimum as ``x -> -inf``). With ``log_input=False`` it is ``mean(x - y ln(x + eps))``, least at ``x = m - eps``:
+    ``m - eps - m ln m``. ``full=True`` adds the Stirling term ``y ln y - y + 0.5 ln(2 pi y)`` of every target
+    above 1, which no prediction changes. The "uniform" reference is the rate-1 prediction (``x = 0``, or ``x = 1``
+    without ``log_input``): ``1 - m ln(1 + eps)`` plus the same term.
+
+    >>> p = poisson_nll_prior(torch.tensor([[1.0], [3.0]]))
+    >>> round(p.value, 4), p.uniform, p.best
+    (0.6137, 1.0, [0.6931])
+    """
+    y = columns.detach().double()
+    if y.dim() != 2 or y.shape[0] < 1 or bool((y < 0).any()):
+        return None
+    m = y.mean(0)
+    m_log_m = torch.where(m > 0, m * m.clamp_min(1e-300).log(), torch.zeros_like(m))
+    if log_input:
+        value = m - m_log_m
+        uniform = torch.ones_like(m)
+    else:
+        value = torch.where(m > eps, m - eps - m_log_m, -m * math.log(eps))
+        uniform = 1 - m * math.log1p(eps)
+    const = 0.0
+    if full:
+        big = y > 1
+        stirling = torch.where(big, y * y.clamp_min(1).log() - y + 0.5 * (2 * math.pi * y.clamp_min(1)).log(),
+                               torch.zeros_like(y))
+        const = float(stirling.mean())
+    best = [round(float(v), 4) for v in (m.clamp_min(1e-6).log() if log_input else m)]
+    formula = ("m - m ln m" if log_input else "m - m ln m (eps aside)") + (" + the Stirling term of y > 1" if full
+                                                                          else "") + \
+        " per output, m the mean target (the best constant rate is m)"
+    return Prior(float(value.mean()) + const, float(uniform.mean()) + const, best, formula)
+
+
 #: How the regression baselines are obtained, for the details (the functions live in ``checks/loss_expectations.py``).
 REGRESSION_FORMULAS = {
     "mse": "var(y): the targets' variance (the best constant is their mean)",
@@ -220,7 +260,8 @@ def classification_expectation(call, classes: int):
 
 
 def distribution_expectation(call):
-    """The :class:`~lightning_sanity.checks.loss_expectations.LossExpectation` of a ``kl_div`` or ``gaussian_nll_loss`` call, or
+    """The :class:`~lightning_sanity.checks.loss_expectations.LossExpectation` of a ``kl_div``, ``gaussian_nll_loss``
+    or ``poisson_nll_loss`` call, or
     None (shapes that differ, targets that are not distributions)."""
     from lightning_sanity.checks.loss_expectations import LossExpectation
     from lightning_sanity.checks.losses import class_rows
@@ -237,8 +278,13 @@ def distribution_expectation(call):
                                None, rows.shape[0], "the log of the mean target distribution", formula=prior.formula)
     y = call.target.detach().double()
     y = y.reshape(-1, 1) if y.dim() <= 1 else y.movedim(1, -1).reshape(-1, y.shape[1])
-    prior = gaussian_nll_prior(y, call.full, call.eps)
+    if call.kind == "poisson_nll":
+        prior = poisson_nll_prior(y, call.log_input, call.full, call.eps)
+        meaning = "the log of the mean target" if call.log_input else "the mean target"
+    else:
+        prior = gaussian_nll_prior(y, call.full, call.eps)
+        meaning = "the target mean"
     if prior is None:
         return None
-    return LossExpectation(prior.uniform, prior.value, prior.best, None, y.numel(), "the target mean",
+    return LossExpectation(prior.uniform, prior.value, prior.best, None, y.numel(), meaning,
                            outputs=y.shape[1], formula=prior.formula)

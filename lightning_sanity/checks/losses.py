@@ -33,11 +33,12 @@ LOSS_FUNCTIONS: dict[Callable, str] = {
     F.huber_loss: "huber",
     F.kl_div: "kl_div",
     F.gaussian_nll_loss: "gaussian_nll",
+    F.poisson_nll_loss: "poisson_nll",
 }
 CLASSIFICATION = ("cross_entropy", "nll")
 BINARY = ("binary_cross_entropy", "binary_cross_entropy_with_logits")
 REGRESSION = ("mse", "l1", "smooth_l1", "huber")
-DISTRIBUTION = ("kl_div", "gaussian_nll")
+DISTRIBUTION = ("kl_div", "gaussian_nll", "poisson_nll")
 
 #: How the kinds are named to the other checks (``facts["loss_kind"]``).
 KIND_FAMILY = {
@@ -45,7 +46,7 @@ KIND_FAMILY = {
     "binary_cross_entropy": "binary_cross_entropy", "binary_cross_entropy_with_logits": "binary_cross_entropy",
     "mse": "mse", "l1": "l1", "smooth_l1": "huber", "huber": "huber",
     # "gaussian_likelihood", not "..._nll": the other checks read "nll" as a cross-entropy.
-    "kl_div": "kl_div", "gaussian_nll": "gaussian_likelihood",
+    "kl_div": "kl_div", "gaussian_nll": "gaussian_likelihood", "poisson_nll": "poisson_likelihood",
 }
 
 _SIGNATURES: dict[Callable, inspect.Signature] = {}
@@ -73,8 +74,9 @@ class LossCall:
     reduction: str = "mean"
     delta: float = 1.0  # huber's delta, smooth_l1's beta
     var: Optional[torch.Tensor] = None  # gaussian_nll_loss's predicted variance
-    full: bool = False  # gaussian_nll_loss's constant term
-    eps: float = 1e-6  # gaussian_nll_loss's variance floor
+    full: bool = False  # gaussian_nll_loss's constant term, poisson_nll_loss's Stirling term
+    eps: float = 1e-6  # gaussian_nll_loss's variance floor, poisson_nll_loss's log floor (log_input=False)
+    log_input: bool = True  # poisson_nll_loss reads its input as a log-rate
     log_target: bool = False  # kl_div's target given as log-probabilities
 
 
@@ -112,6 +114,7 @@ def bind_loss_call(func: Callable, args: tuple, kwargs: Optional[dict]) -> Optio
         full=bool(a.get("full", False)),
         eps=float(a.get("eps", 1e-6)),
         log_target=bool(a.get("log_target", False)),
+        log_input=bool(a.get("log_input", True)),
     )
 
 

@@ -1,0 +1,86 @@
+"""The loss inspector's ``loss-input`` finding for a class axis flattened into the rows of a classification loss
+(glue and capture; the rule is :func:`lightning_sanity.checks.class_axis.interleaved_class_axis`).
+
+:class:`ReshapeOrigins` is fed every torch call of the first step (after it ran) and remembers, for each tensor
+made by a pure reshape (``view``, ``reshape``, ``flatten``, casts: the flat element order unchanged), the shape of
+the tensor the chain of reshapes started from. A ``permute`` / ``transpose`` / ``movedim`` (or any other op)
+starts a new chain, so ``logits.permute(0, 2, 3, 1).reshape(-1, C)`` remembers ``(B, H, W, C)``. Shapes only:
+no value, no sync, first step only.
+
+Example::
+
+    >>> import torch
+    >>> origins = ReshapeOrigins()
+    >>> logits = torch.zeros(2, 3, 4, 4); flat = logits.reshape(-1, 3)
+    >>> origins.after(torch.Tensor.reshape, (logits, -1, 3), flat)
+    >>> origins.origin(flat)
+    (2, 3, 4, 4)
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any, Optional
+
+import torch
+
+from lightning_sanity.callbacks._step_watch import function_name
+from lightning_sanity.checks import class_axis
+from lightning_sanity.findings import Severity
+
+#: Calls that keep the flat (row-major) order of the elements: a reshape chain runs through them.
+_ORDER_KEEPING = frozenset({
+    "view", "view_as", "reshape", "reshape_as", "flatten", "unflatten", "squeeze", "unsqueeze", "contiguous",
+    "float", "double", "half", "bfloat16", "long", "int", "short", "to", "type", "type_as", "clone", "detach", "cpu",
+    "cuda",
+})
+
+
+class ReshapeOrigins:
+    """The shape each reshaped tensor of the first step was reshaped from (by identity, forgotten with it)."""
+
+    def __init__(self) -> None:
+        self._origins: dict[int, tuple[weakref.ref, tuple[int, ...]]] = {}
+
+    def origin(self, t: Any) -> Optional[tuple[int, ...]]:
+        """The shape ``t`` was reshaped from, or None when it was not made by a reshape."""
+        entry = self._origins.get(id(t)) if isinstance(t, torch.Tensor) else None
+        return entry[1] if entry is not None and entry[0]() is t else None
+
+    def after(self, func: Any, args: tuple, result: Any) -> None:
+        if not isinstance(result, torch.Tensor) or not args or not isinstance(args[0], torch.Tensor):
+            return
+        if function_name(func) not in _ORDER_KEEPING:
+            return
+        source = self.origin(args[0]) or tuple(args[0].shape)
+        if source != tuple(result.shape):
+            try:
+                self._origins[id(result)] = (weakref.ref(result), source)
+            except TypeError:
+                pass
+
+
+def check(cb: Any, trainer: Any, call: Any, origins: ReshapeOrigins, name: str, where: Optional[str]) -> None:
+    """Report a ``(N, C)`` prediction whose rows mix classes and positions (hard ``(N,)`` targets only)."""
+    if call.input.dim() != 2 or call.target.dim() != 1 or call.target.is_floating_point():
+        return
+    source = origins.origin(call.input)
+    if source is None:
+        return
+    axis = class_axis.interleaved_class_axis(source, tuple(call.input.shape), origins.origin(call.target))
+    if axis is None:
+        return
+    classes = int(call.input.shape[1])
+    order = [k for k in range(len(source)) if k != axis] + [axis]
+    cb.report(
+        trainer, "loss-input", Severity.ERROR,
+        f"{name} got a prediction {tuple(call.input.shape)} reshaped from {source} whose class axis (dim {axis}, "
+        f"size {classes}) is not its last: each row handed to the loss is {classes} neighbouring positions of one "
+        "class map, not one position's class scores, so classes and positions interleave and the loss trains on "
+        "scrambled pairs.",
+        f"Move the class axis last before flattening: `logits.permute({', '.join(map(str, order))})"
+        f".reshape(-1, {classes})`, or give {name} the unflattened logits {source} with the target "
+        "unflattened too (it takes the class axis at dim 1).",
+        where=where, key="class-axis-interleaved",
+        data={"loss": name, "source_shape": list(source), "prediction_shape": list(call.input.shape),
+              "class_axis": axis, "classes": classes})

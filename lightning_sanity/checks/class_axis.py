@@ -1,0 +1,49 @@
+"""A class axis flattened into the rows of a classification loss: ``logits.reshape(-1, C)`` of (B, C, H, W) logits.
+
+A row-major reshape to ``(N, C)`` makes each row ``C`` consecutive elements of the source tensor. When the source's
+class axis is its last one (``logits.permute(0, 2, 3, 1)``, ``x.flatten(2).transpose(1, 2)``), a row is one
+pixel's ``C`` scores; when the class axis sits earlier (``(B, C, H, W)`` straight from a conv), a row is ``C``
+neighbouring pixels of one class map, and each pixel's scores are spread over ``C`` rows: classes and pixels
+interleave. The loss still runs (the element count matches) and even falls a little, since the model can learn a
+pattern that partly fits the scrambled rows.
+
+Which axis of the source is the class axis is read from the target, not guessed: the target the loss compares
+with (``masks.reshape(-1)``) was flattened from a tensor whose shape is the source's without exactly one axis of
+size ``C``. The rule fires when that axis is unique and is not the last axis of the source. Only shapes are read.
+
+Example::
+
+    >>> interleaved_class_axis((8, 3, 16, 16), (2048, 3), (8, 16, 16))
+    1
+    >>> interleaved_class_axis((8, 16, 16, 3), (2048, 3), (8, 16, 16)) is None  # permuted first: healthy
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Optional
+
+
+def interleaved_class_axis(source: Sequence[int], prediction: Sequence[int],
+                           target_source: Optional[Sequence[int]]) -> Optional[int]:
+    """The source's class axis when a ``(N, C)`` prediction reshaped from ``source`` interleaves classes and
+    positions, else None.
+
+    ``source`` is the shape the prediction was reshaped from (no permute or transpose in between), and
+    ``target_source`` the shape the loss's ``(N,)`` target was reshaped from (None when it was not reshaped: then
+    nothing tells which axis holds the classes, and the rule stays silent).
+    """
+    source, prediction = tuple(int(s) for s in source), tuple(int(s) for s in prediction)
+    if target_source is None or len(prediction) != 2 or len(source) < 3:
+        return None
+    target_source = tuple(int(s) for s in target_source)
+    classes = prediction[1]
+    if classes < 2 or math.prod(source) != math.prod(prediction) or math.prod(target_source) != prediction[0]:
+        return None
+    axes = [k for k, size in enumerate(source)
+            if size == classes and source[:k] + source[k + 1:] == target_source]
+    if len(axes) != 1 or axes[0] == len(source) - 1:
+        return None  # the class axis is last (a correct flatten) or cannot be told apart from another axis
+    return axes[0]
