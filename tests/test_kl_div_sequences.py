@@ -45,8 +45,9 @@ def test_the_axis_is_unknown_when_the_target_is_no_distribution():
 class _SequenceStudent(L.LightningModule):
     """A per-token student matching a fixed random bigram teacher over the vocabulary, loss per token."""
 
-    def __init__(self):
+    def __init__(self, dim=-1):
         super().__init__()
+        self.dim = dim
         self.emb = nn.Embedding(VOCAB, 16)
         self.head = nn.Linear(16, VOCAB)
         self.teacher = nn.Embedding(VOCAB, VOCAB).requires_grad_(False)
@@ -56,18 +57,36 @@ class _SequenceStudent(L.LightningModule):
     def training_step(self, batch, batch_idx):
         (x,) = batch
         s = self.head(self.emb(x))
-        kd = F.kl_div(F.log_softmax(s / 2, dim=-1), F.softmax(self.teacher(x) / 2, dim=-1), reduction="batchmean")
+        kd = F.kl_div(F.log_softmax(s / 2, dim=self.dim), F.softmax(self.teacher(x) / 2, dim=self.dim),
+                      reduction="batchmean")
         return kd / x.shape[1]  # batchmean divides by the batch size only
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=1e-2)
 
 
-def test_per_sequence_batchmean_distillation_is_silent(tmp_path):
+@pytest.mark.parametrize("dim", [-1, 1], ids=["over-the-vocabulary", "over-time"])
+def test_per_sequence_batchmean_distillation(tmp_path, dim):
+    """Softmax over the vocabulary: silent (the per-sequence sum is expected); over the positions: loss-input."""
     L.seed_everything(0)
     x = torch.randint(0, VOCAB, (256, SEQ), generator=torch.Generator().manual_seed(1))
-    report = fit_report(tmp_path, _SequenceStudent(), DataLoader(TensorDataset(x), batch_size=32),
+    report = fit_report(tmp_path, _SequenceStudent(dim), DataLoader(TensorDataset(x), batch_size=32),
                         my_callbacks(), max_epochs=1, limit_train_batches=3, num_sanity_val_steps=0)
-    assert [f for f in serious(report) if f["check"] in ("initial-loss", "loss-input")] == []
+    found = [f for f in serious(report) if f["check"] in ("initial-loss", "loss-input")]
     detail = next(c for c in report["checks"] if c["name"] == "initial-loss")["detail"]
-    assert f"x {SEQ} distributions per batch element" in detail, detail
+    if dim == -1:
+        assert found == [] and f"x {SEQ} distributions per batch element" in detail, (found, detail)
+    else:
+        assert [(f["check"], f["data"]["positions"], f["data"]["vocab"]) for f in found] == [
+            ("loss-input", SEQ, VOCAB)], found
+        assert "dim=-1" in found[0]["advice"]
+
+
+def test_positions_of_a_pointer_or_a_segmentation_are_no_vocabulary():
+    from lightning_sanity.checks.distribution_axis import positions_instead_of_tokens
+
+    ids = torch.randint(5, 100, (4, SEQ))
+    qa = torch.randn(4, SEQ, 2)  # start/end scores over positions, BERT's 2-row token-type table in the model
+    assert positions_instead_of_tokens(qa.log_softmax(1), qa.softmax(1), False, ids, {2, 100}) is None
+    seg = torch.randn(4, 3, SEQ)  # per-position classes along axis 1 of a float-input model
+    assert positions_instead_of_tokens(seg.log_softmax(1), seg.softmax(1), False, torch.randn(4, 3), {SEQ}) is None

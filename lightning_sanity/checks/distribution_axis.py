@@ -10,6 +10,9 @@ the baseline.
 ``T`` distributions per batch element, and the expected value per distribution scales by ``T``
 (:func:`rows_per_batch_element`).
 
+:func:`positions_instead_of_tokens`: a token model's ``(B, T, V)`` prediction whose last axis is the vocabulary of
+the input tokens, fed to ``kl_div`` as distributions along the T positions (``softmax(logits, dim=1)``).
+
 Example::
 
     >>> import torch
@@ -68,3 +71,42 @@ def rows_per_batch_element(target: torch.Tensor, axis: int) -> float:
     if target.numel() == 0:
         return 0.0
     return target.numel() / (target.shape[axis] * target.shape[0])
+
+
+def _log_sums_to_one(logp: torch.Tensor, axis: int) -> bool:
+    return bool(((torch.logsumexp(logp, axis)).abs() <= 1e-3 * max(1.0, logp.shape[axis] ** 0.5)).all())
+
+
+def positions_instead_of_tokens(input: torch.Tensor, target: torch.Tensor, log_target: bool,
+                                tokens: Optional[torch.Tensor], vocab_sizes: set[int]) -> Optional[dict]:
+    """Figures when ``kl_div``'s distributions run along the positions of a token sequence instead of its vocabulary,
+    else None.
+
+    The evidence, all of it needed: the batch's input is token ids ``(B, T)``; the prediction is ``(B, T, V)`` with
+    ``V`` the size of one of the model's embedding tables and above every input token (the last axis can name every
+    token the model reads: it is the vocabulary); input (as log-probabilities) and target are distributions along
+    axis 1, the T positions, and not along the vocabulary. A pointer over positions (extractive QA's ``(B, T, 2)``
+    start/end scores) has no vocabulary on its last axis, and a segmentation teacher has no token input: both stay
+    silent.
+
+    >>> ids = torch.randint(0, 9, (2, 5))
+    >>> logits = torch.randn(2, 5, 10)
+    >>> p = positions_instead_of_tokens(logits.log_softmax(1), logits.softmax(1), False, ids, {10})
+    >>> p["axis"], p["positions"], p["vocab"]
+    (1, 5, 10)
+    >>> positions_instead_of_tokens(logits.log_softmax(-1), logits.softmax(-1), False, ids, {10}) is None
+    True
+    """
+    if (tokens is None or tokens.is_floating_point() or tokens.is_complex() or tokens.dim() != 2
+            or input.dim() != 3 or tuple(input.shape[:2]) != tuple(tokens.shape) or input.shape != target.shape
+            or int(input.shape[-1]) not in vocab_sizes or tokens.numel() == 0 or input.shape[1] < 2):
+        return None
+    if int(tokens.max()) >= input.shape[-1] or int(tokens.min()) < 0:
+        return None
+    logp = input.detach().double()
+    if not bool(torch.isfinite(logp).all()) or not _log_sums_to_one(logp, 1) or _log_sums_to_one(logp, 2):
+        return None
+    if distribution_axis(target, log_target) != 1:
+        return None
+    return {"axis": 1, "positions": int(input.shape[1]), "vocab": int(input.shape[-1]),
+            "shape": [int(v) for v in input.shape]}
