@@ -17,6 +17,7 @@ from lightning_sanity.batch import INPUT_KEYS, TARGET_KEYS, split_batch
 from lightning_sanity.callbacks._extra_forward import hidden_step_watches
 from lightning_sanity.callbacks._step_watch import META_OPS, SHAPE_OPS, StepWatch, function_name
 from lightning_sanity.checks import data as D
+from lightning_sanity.checks.input_use import next_first_use
 from lightning_sanity.checks.padding_labels import PaddingLabels
 
 _MAX_FIELDS = 8
@@ -124,10 +125,12 @@ class _BatchReader:
             name = function_name(func)
             if name in SHAPE_OPS or name in META_OPS:
                 return
-            for arg in args:
+            for arg in (a for v in args for a in (v if isinstance(v, (list, tuple)) else (v,))):
                 tag = watch.tags.get(arg)
-                if tag and "input" in tag and tag["input"] not in self._inputs.first_use:
-                    self._inputs.first_use[tag["input"]] = name
+                if not tag or "input" not in tag:
+                    continue
+                # A statistic of the input (RevIN's `x.mean(1)`) is read, not fed on (see checks/input_use.py).
+                self._inputs.first_use[tag["input"]] = next_first_use(self._inputs.first_use.get(tag["input"]), name)
 
         watch = StepWatch(before=before)
         for name, tensor in tensors.items():

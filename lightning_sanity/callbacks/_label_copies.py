@@ -8,7 +8,8 @@ chance, forward pre-hooks watch that one training step for a module call that re
 cast of it) without the target: the model reads it. A tensor that never reaches a module (a per-sample loss weight
 from class weights, kept for the loss) cannot leak and is not reported. The hooks only compare tensors; they are
 removed with :class:`~lightning_sanity.callbacks.leakage.LeakageChecks`' own at the first batch's end, where
-:func:`finish_label_copies` reports.
+:func:`finish_label_copies` reports. The other parts of a tuple batch are tried as the target too (``(past, future,
+y)``); such a match is reported only when the step's loss compared with that part.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ log = logging.getLogger(__name__)
 CHECK = "target-leakage"
 ADVICE = ("Build every input field of the batch from the input alone: a collate that fills a feature from the label "
           "field (`pos_ids` from `ex[\"ner_tags\"]` instead of `ex[\"pos_tags\"]`) hands the model the answer, in "
-          "training and validation alike, and the model fails where the field is computed honestly.")
+          "training and validation alike, and the model fails where the field is computed honestly. In a forecaster, "
+          "the known-future covariates must not include the target series itself.")
 #: attribute of the callback holding the matches waiting for the end of the first step.
 _STATE = "_label_copy_state"
 
@@ -48,20 +50,33 @@ def candidates(batch: Any, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.
 
 def start_label_copies(callback: Any, trainer: Any, pl_module: nn.Module, batch: Any, x: torch.Tensor,
                        y: torch.Tensor) -> None:
-    """Match the batch's other tensors against the target; watch the step for the model reading a match."""
+    """Match the batch's other tensors against the target; watch the step for the model reading a match.
+
+    A tuple batch ``(past, future, y)`` has its target last, not second: every other part is tried as the target
+    too, and kept at the end only when the step's loss compared with it (:func:`finish_label_copies`)."""
     try:
-        others = candidates(batch, x, y)
-        found = C.label_copies(y, others, x)
+        found: list[tuple[C.LabelCopy, torch.Tensor, bool]] = []
+        watched: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        for target, default in _targets(batch, x, y):
+            others = candidates(batch, x, target)
+            for copy in C.label_copies(target, others, x):
+                found.append((copy, target, default))
+                watched.setdefault(copy.name, (others[copy.name], target))
         if not found:
             callback._ran[CHECK].append("no other tensor of the batch holds the label")
             return
-        tensors = {c.name: others[c.name] for c in found}
         read: set[str] = set()
         setattr(callback, _STATE, {"found": found, "read": read})
-        callback._handles.extend(_watch_reads(pl_module, tensors, y, read))
+        callback._handles.extend(_watch_reads(pl_module, watched, read))
     except Exception as err:  # a check must never lose the user's run, nor the other leakage tests
         log.debug("label-copy scan failed", exc_info=True)
         callback._ran[CHECK].append(f"could not match the batch's other tensors with the target: {err!r}")
+
+
+def _targets(batch: Any, x: torch.Tensor, y: torch.Tensor) -> list[tuple[torch.Tensor, bool]]:
+    """``(tensor, is the default target)``: ``y``, then the other parts of a tuple batch (not ``x``)."""
+    parts = [p for p in batch if isinstance(p, torch.Tensor)] if isinstance(batch, (tuple, list)) else []
+    return [(y, True)] + [(p, False) for p in parts if p is not x and p is not y]
 
 
 def finish_label_copies(callback: Any, trainer: Any) -> None:
@@ -70,20 +85,26 @@ def finish_label_copies(callback: Any, trainer: Any) -> None:
     if state is None:
         return
     setattr(callback, _STATE, None)
-    read = [c for c in state["found"] if c.name in state["read"]]
+    losses = getattr(callback, "_targets", [])
+    read = [c for c, target, default in state["found"] if c.name in state["read"]
+            and (default or any(_is_part(t, target) for t in losses))]
     if not read:
-        names = ", ".join(dict.fromkeys(f"`{c.name}`" for c in state["found"]))
+        names = ", ".join(dict.fromkeys(f"`{c.name}`" for c, _, default in state["found"] if default))
+        if not names:
+            callback._ran[CHECK].append("no other tensor of the batch holds the label")
+            return
         callback._ran[CHECK].append(f"{names} holds the label but no module of the model was given it")
         return
     callback._found.add(CHECK)
     first = read[0]
     column = f" (feature {first.column})" if first.column is not None else ""
-    words = ("equals the target" if first.how == "equal"
+    words = ("equals the target" if first.how in ("equal", "equal values")
              else "takes one distinct value per class of the target (the labels relabelled)")
+    counted = f"{first.classes} distinct values" if first.how == "equal values" else f"{first.classes} classes"
     callback.report(
         trainer, CHECK, "error",
         f"The batch's `{first.name}`{column} {words} at all {first.rows} supervised positions of distinct samples of "
-        f"the first training batch ({first.classes} classes; chance below 1e{first.log10_chance:.0f}), and the model "
+        f"the first training batch ({counted}; chance below 1e{first.log10_chance:.0f}), and the model "
         "is given it: an input field was filled from the label, so the model reads the answer and validation on "
         "data built the same way says nothing about it.",
         ADVICE, where=first.name, key="label-copy",
@@ -92,18 +113,27 @@ def finish_label_copies(callback: Any, trainer: Any) -> None:
     )
 
 
-def _watch_reads(model: nn.Module, watched: dict[str, torch.Tensor], y: torch.Tensor, read: set[str]) -> list[Any]:
-    """Pre-hooks marking in ``read`` each tensor given to a module call (itself, or an equal cast) without ``y``."""
+def _watch_reads(model: nn.Module, watched: dict[str, tuple[torch.Tensor, torch.Tensor]], read: set[str]
+                 ) -> list[Any]:
+    """Pre-hooks marking in ``read`` each tensor given to a module call (itself, or an equal cast) without its
+    target (name to ``(tensor, target)``)."""
 
     def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
         passed = _tensors((args, kwargs))
-        if any(t is y for t in passed):  # the loss, or a wrapper handed the whole batch: not where inputs are read
-            return
-        for name, c in watched.items():
-            if name not in read and any(t is c or _same_values(t, c) for t in passed):
+        for name, (c, y) in watched.items():
+            # a call given the target too is the loss, or a wrapper handed the whole batch: not where inputs are read
+            if name not in read and not any(t is y for t in passed) and any(
+                    t is c or _same_values(t, c) for t in passed):
                 read.add(name)
 
     return [m.register_forward_pre_hook(hook, with_kwargs=True) for m in model.modules()]
+
+
+def _is_part(loss_target: torch.Tensor, part: torch.Tensor) -> bool:
+    """The loss compared with this batch part (itself, a view of it, or an equal copy)."""
+    if loss_target is part:
+        return True
+    return loss_target.numel() == part.numel() and _same_values(loss_target.reshape(-1), part.reshape(-1))
 
 
 def _same_values(t: torch.Tensor, c: torch.Tensor) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from lightning_sanity.callbacks._distribution_axis import check_distribution_axis
 from lightning_sanity.checks import loss_inputs as LI
 from lightning_sanity.checks import losses as L
 from lightning_sanity.checks.loss_expectations import LossExpectation
@@ -53,6 +54,7 @@ def check_targets(cb: Any, trainer: Any, call: L.LossCall, name: str, where: Opt
     if call.kind == "kl_div":
         problem = LI.kl_div_input_problem(call.input, call.target, call.log_target)
         if problem is None:
+            check_distribution_axis(cb, trainer, call, name, where)
             return
         if problem["what"] == "log target":
             message = (f"kl_div got targets from {problem['target_min']:.3g} to {problem['target_max']:.3g}: "

@@ -90,7 +90,9 @@ def label_copies(y: torch.Tensor, candidates: dict[str, torch.Tensor], x: Option
         return []
     labels = y.detach().cpu()
     if labels.is_floating_point() and not bool(torch.isfinite(labels).all() and (labels == labels.round()).all()):
-        return []  # a regression target: no classes to match
+        from lightning_sanity.checks.value_copies import value_copies
+
+        return value_copies(y, candidates, x)  # a regression target: no classes, only equal values count
     columns = {name: c for name, v in candidates.items() if (c := candidate_columns(y, v)) is not None}
     if not columns:
         return []

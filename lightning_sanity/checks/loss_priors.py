@@ -264,15 +264,26 @@ def distribution_expectation(call):
     or ``poisson_nll_loss`` call, or
     None (shapes that differ, targets that are not distributions)."""
     from lightning_sanity.checks.loss_expectations import LossExpectation
-    from lightning_sanity.checks.losses import class_rows
 
     if tuple(call.input.shape) != tuple(call.target.shape) or call.target.numel() == 0:
         return None
     if call.kind == "kl_div":
-        rows = class_rows(call.target) if call.target.dim() > 1 else call.target.detach().double().reshape(1, -1)
-        prior = kl_div_prior(rows, call.log_target, per_row=call.reduction == "batchmean")
+        from lightning_sanity.checks.distribution_axis import (distribution_axis, distribution_rows,
+                                                               rows_per_batch_element)
+
+        axis = distribution_axis(call.target, call.log_target)
+        if axis is None:
+            return None  # no axis of the target is a distribution: the baseline's sum runs over an unknown axis
+        rows = distribution_rows(call.target, axis)
+        batchmean = call.reduction == "batchmean"
+        prior = kl_div_prior(rows, call.log_target, per_row=batchmean)
         if prior is None:
             return None
+        if batchmean:  # sum / input.size(0): a (B, T, V) input sums T distributions per batch element
+            k = rows_per_batch_element(call.target, axis)
+            if k != 1:
+                prior = dataclasses.replace(prior, value=prior.value * k, uniform=prior.uniform * k,
+                                            formula=f"{prior.formula}, x {k:g} distributions per batch element")
         q = torch.tensor(prior.best, dtype=torch.double)
         return LossExpectation(prior.uniform, prior.value, [round(float(v), 3) for v in torch.log(q.clamp_min(1e-6))],
                                None, rows.shape[0], "the log of the mean target distribution", formula=prior.formula)
