@@ -10,6 +10,8 @@ Example::
 
     >>> samples_for_run(planned=60, train_batch=64, budget=0.02)    # a 60-step run: half the fixed batch
     32
+    >>> samples_for_run(planned=100, train_batch=64, budget=0.02)   # 100 steps: 38
+    38
     >>> samples_for_run(planned=400, train_batch=64, budget=0.02)   # long enough for all of it
     64
     >>> samples_for_run(planned=None, train_batch=64, budget=0.02)  # unknown length: the default
@@ -44,7 +46,7 @@ UNPLANNED_EVERY = 200
 
 
 def samples_for_run(planned: Optional[int], train_batch: Optional[int], budget: Optional[float],
-                    required: int = _REQUIRED_SNAPSHOTS) -> int:
+                    required: int = _REQUIRED_SNAPSHOTS + 1) -> int:
     """Samples of the fixed batch to follow: as many as keep ``required`` eval forwards of them within
     ``budget`` of ``planned`` training batches of ``train_batch`` samples, between ``FEWEST_SAMPLES`` and
     ``DEFAULT_SAMPLES``; the default when the length, the batch size or the budget is unknown."""

@@ -39,7 +39,7 @@ from lightning_sanity.checks.jitter import (
     jitter_unjudgeable,
 )
 from lightning_sanity.checks.numerics import is_finite
-from lightning_sanity.checks.outputs import as_sequence, output_kind, outputs_agree, probabilities
+from lightning_sanity.checks.outputs import as_sequence, output_kind, probabilities
 
 log = logging.getLogger(__name__)
 
@@ -292,21 +292,21 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
         # isolate_rng: a stochastic model must not draw from the run's generators (zero observer effect).
         with isolate_rng(), torch.no_grad(), eval_mode(pl_module):
             out = call_model(pl_module, batch, x, self.forward_fn)
-            again = call_model(pl_module, batch, x, self.forward_fn) if check_determinism else None
-        keep = samples_to_keep(out, batch_size(batch))
-        if keep is not None:
-            # A large output (a language model's vocabulary): follow fewer samples from now on, so that every
-            # snapshot, its history and its charts stay small.
-            self._fixed.batch = slice_batch(self._fixed.batch, slice(0, keep))
-            batch = slice_batch(batch, slice(0, keep))
-            x, y = split_batch(batch, self.get_input, self.get_target)
-            out, again = out[:keep], (again[:keep] if again is not None else None)
+            keep = samples_to_keep(out, batch_size(batch))
+            if keep is not None:
+                # A large output (a language model's vocabulary): follow fewer samples from now on, so that every
+                # snapshot, its history and its charts stay small.
+                self._fixed.batch = slice_batch(self._fixed.batch, slice(0, keep))
+                batch = slice_batch(batch, slice(0, keep))
+                x, y = split_batch(batch, self.get_input, self.get_target)
+                out = out[:keep]
+            differs = self._second_look(pl_module, batch, x, out) if check_determinism else None
         step, started = trainer.global_step, trainer.global_step > 0
         if not is_finite(out):
             self._report_nonfinite(trainer, out)
             return
-        if again is not None and not outputs_agree(out, again):
-            self._report_stochastic(trainer, pl_module, batch, x, out, again)
+        if differs is not None:
+            self._report_stochastic(trainer, pl_module, batch, x, *differs)
         y = y if isinstance(y, torch.Tensor) else None
         raw = out
         out = align_to_target(out, y)
