@@ -8,8 +8,8 @@ budget of the planned training, down to ``FEWEST_SAMPLES``.
 
 Example::
 
-    >>> samples_for_run(planned=60, train_batch=64, budget=0.02)    # a 60-step run: half the fixed batch
-    32
+    >>> samples_for_run(planned=60, train_batch=64, budget=0.02)    # a 60-step run: the fewest
+    24
     >>> samples_for_run(planned=100, train_batch=64, budget=0.02)   # 100 steps: 38
     38
     >>> samples_for_run(planned=400, train_batch=64, budget=0.02)   # long enough for all of it
@@ -36,9 +36,10 @@ log = logging.getLogger(__name__)
 
 #: samples followed when the run leaves room for them (``predictions_batch_size=None``).
 DEFAULT_SAMPLES = 64
-#: never fewer: twice jitter's smallest judgeable count (16 predictions), so a flip fraction near its 0.3
-#: threshold keeps a standard error of about 0.08 per snapshot.
-FEWEST_SAMPLES = 32
+#: never fewer: one and a half times jitter's smallest judgeable count (16 predictions), so a flip fraction near
+#: its 0.3 threshold keeps a standard error of about 0.09 per snapshot, about 0.06 for the median of the 4 or more
+#: late changes that jitter judges.
+FEWEST_SAMPLES = 24
 #: an eval forward of a batch costs about a third of a training step on it (forward, backward, update).
 FORWARD_SHARE = 1 / 3
 #: snapshot cadence when the planned length is unknown.

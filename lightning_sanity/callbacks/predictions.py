@@ -112,7 +112,7 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
     Args:
         predictions_batch: a batch (in the structure of the training batches) to follow instead of the default.
         predictions_batch_size: most samples of the fixed batch to keep (1-4096); ``None``: 64, or as many as keep
-            the required snapshots within the periodic budget of a short planned run (at least 32).
+            the required snapshots within the periodic budget of a short planned run (at least 24).
         predictions_every_n_steps: snapshot every N optimizer steps besides each epoch end; ``None`` picks a
             multiple of the Trainer's ``log_every_n_steps`` (snapshots then ride on logging steps) giving about
             50 snapshots over the planned run (at least every 5 steps), unless that leaves fewer than 20 (a short
