@@ -212,7 +212,7 @@ def fixed_batch_metrics(probs: torch.Tensor, target: torch.Tensor, kind: str,
     """Loss (cross-entropy of the probabilities, or MSE) and accuracy of the fixed batch, as 0-d tensors;
     ``classes``: ``probs.argmax(-1)`` when the caller has it already (a pass over a large vocabulary saved)."""
     from torchmetrics.functional import mean_squared_error
-    from torchmetrics.functional.classification import binary_accuracy, multiclass_accuracy
+    from torchmetrics.functional.classification import binary_accuracy
 
     if kind == "regression":
         return {"loss": mean_squared_error(probs, target)}
@@ -220,20 +220,19 @@ def fixed_batch_metrics(probs: torch.Tensor, target: torch.Tensor, kind: str,
         p = probs.clamp(1e-7, 1 - 1e-7)
         loss = -(target * p.log() + (1 - target) * (1 - p).log()).mean()
         return {"loss": loss, "accuracy": binary_accuracy(probs, target.long(), validate_args=False)}
+    # Micro accuracy is the share of correct predictions: counted directly, a snapshot's few kernels rather than
+    # torchmetrics' per-class bookkeeping.
     p_true = true_class_probability(probs, target, kind) if kind == "classification" else None
     if kind == "classification":
         loss = -p_true.clamp_min(1e-12).log().mean()
         predicted = classes if classes is not None else probs.argmax(-1)
-        acc = multiclass_accuracy(predicted, target, num_classes=probs.shape[-1], average="micro",
-                                  validate_args=False)
-        return {"loss": loss, "accuracy": acc}
-    valid = target >= 0
+        return {"loss": loss, "accuracy": (predicted == target).float().mean()}
+    valid = target >= 0  # padding and ignored positions (any negative index) count in neither figure
     token_p = probs.gather(-1, target.clamp_min(0)[..., None])[..., 0]
-    loss = -(token_p.clamp_min(1e-12).log() * valid).sum() / valid.sum().clamp_min(1)
+    count = valid.sum().clamp_min(1)
+    loss = -(token_p.clamp_min(1e-12).log() * valid).sum() / count
     predicted = classes if classes is not None else probs.argmax(-1)
-    acc = multiclass_accuracy(predicted.flatten(), target.flatten(), num_classes=probs.shape[-1],
-                              average="micro", ignore_index=-100, validate_args=False)
-    return {"loss": loss, "accuracy": acc}
+    return {"loss": loss, "accuracy": ((predicted == target) & valid).sum() / count}
 
 
 # ------------------------------------------------------------------------------------------------ comparing outputs
