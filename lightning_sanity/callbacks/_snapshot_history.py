@@ -87,7 +87,8 @@ class SnapshotHistory:
     prev_probs: Optional[torch.Tensor] = None
     prev_classes: Optional[torch.Tensor] = None
     prev_top: Optional[torch.Tensor] = None  # the previous snapshot's largest probability per token (sequences)
-    last_probs: Optional[torch.Tensor] = None
+    last_probs: Optional[torch.Tensor] = None  # the last snapshot's probabilities on the CPU, up to 2^20 values
+    last_shape: Optional[tuple] = None  # ... and their shape, whatever their size
     columns: dict[str, list] = dataclasses.field(default_factory=lambda: {k: [] for k in _COLUMNS})
     changes: int = 0  # snapshots recorded or restarts since this history began
     saved: Optional[tuple] = None  # (changes, folder) of the last file written: an unchanged history is not rewritten
@@ -120,7 +121,8 @@ class SnapshotHistory:
     def record(self, kind: str, probs: torch.Tensor, targets: Optional[torch.Tensor], step: int, epoch: int,
                ignore_index: Any) -> tuple[dict[str, float], Optional[torch.Tensor], torch.Tensor]:
         """Add one snapshot; returns its scalars (one host transfer for all), the true-class probabilities and
-        the probabilities on the CPU."""
+        what the probabilities chart shows, on the CPU: the probabilities, or for sequences each token's
+        probability of its target (a language model's vocabulary is never copied to the host)."""
         self.changes += 1
         top = None
         if kind in ("classification", "sequence"):
@@ -152,7 +154,16 @@ class SnapshotHistory:
         names = list(figures)
         values = torch.stack([figures[n].float().reshape(()) for n in names]).tolist() if names else []
         scalars = dict(zip(names, values))
-        probs_cpu = probs.cpu()
+        small = probs.numel() <= _MAX_SAVED_PROBABILITIES
+        probs_cpu = probs.cpu() if small or kind not in ("sequence", "classification") else None
+        chart = probs_cpu
+        if kind == "sequence":
+            chart = None
+            if targets is not None:
+                token = probs.gather(-1, targets.clamp_min(0)[..., None])[..., 0]
+                chart = token.masked_fill(targets < 0, float("nan")).cpu()
+        elif probs_cpu is None:  # a very wide classifier: the chart takes the largest of each bucket of classes anyway
+            chart = probs.cpu()
         history = self.columns
         history["step"].append(step)
         history["epoch"].append(epoch)
@@ -171,8 +182,8 @@ class SnapshotHistory:
         history["jitter"].append(jitter)
         self.prev_probs, self.prev_classes = probs, classes
         self.prev_top = top if kind == "sequence" else None
-        self.last_probs = probs_cpu
-        return scalars, p_true, probs_cpu
+        self.last_probs, self.last_shape = probs_cpu, tuple(probs.shape)
+        return scalars, p_true, chart
 
     def save(self, log_dir: str, source: str) -> None:
         """Write ``<log_dir>/sanity/predictions.npz`` unless it holds this history already (the end of fit right

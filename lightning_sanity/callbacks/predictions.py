@@ -107,7 +107,8 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
     History: ``<log_dir>/sanity/predictions.npz`` (global rank 0, rewritten at each epoch end and at the end)
     with ``step``, ``epoch``, ``loss``, ``accuracy``, ``mean_change``, ``flip_fraction`` (one value per snapshot),
     ``true_class_probability`` and ``predicted_class`` (snapshots x samples), ``prediction`` (regression:
-    snapshots x samples x outputs), ``target``, ``probabilities`` (last snapshot), ``kind`` and ``source``.
+    snapshots x samples x outputs), ``target``, ``probabilities`` (last snapshot, up to 2^20 values), ``kind`` and
+    ``source``.
 
     Args:
         predictions_batch: a batch (in the structure of the training batches) to follow instead of the default.
@@ -125,9 +126,10 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
     Raises:
         ValueError: an argument of the wrong type or out of range.
 
-    Cost: per snapshot one forward of the fixed batch (two on the first three, at epoch ends, and every fourth
-    within the periodic budget: eval determinism), one host transfer, the scalars; images and histograms within
-    the budget (the latest at the end of fit in any case); nothing on the other steps.
+    Cost: per snapshot one forward of the fixed batch (and one of its first eighth on the first three, at epoch
+    ends, and every fourth within the periodic budget: eval determinism), one host transfer, the scalars; images
+    and histograms within the budget (the latest at the end of fit in any case); nothing on the other steps. 10
+    snapshots are taken whatever the budget (what jitter judges), spread over the planned run.
 
     Example::
 
@@ -327,9 +329,9 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
         if kind != history.kind:  # first snapshot, or the loss kind became known and changed the reading
             history.start(kind, probs, y)
         targets = history.targets.to(probs.device) if history.targets is not None else None
-        scalars, p_true, probs_cpu = history.record(kind, probs, targets, step, trainer.current_epoch,
+        scalars, p_true, chart = history.record(kind, probs, targets, step, trainer.current_epoch,
                                                     facts.get("ignore_index", -100))
-        self._charts.write(trainer, kind, out, probs_cpu, targets, p_true, scalars, step, epoch_end,
+        self._charts.write(trainer, kind, out, chart, targets, p_true, scalars, step, epoch_end,
                            history.columns)
 
     # ------------------------------------------------------------------------------------------------ end of fit
@@ -352,10 +354,11 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
         progress, words = clock.fraction(), clock.words()
         measure = "change" if history.kind == "regression" else "flips"
         changes = history.columns["jitter"][1:]
-        if history.last_probs is None:
+        if history.last_shape is None:
             self.skip(trainer, "prediction-jitter", "no snapshot of the fixed batch was taken")
             return
-        units = history.last_probs.shape[0] * (history.last_probs.shape[1] if history.kind == "sequence" else 1)
+        shape = history.last_shape
+        units = shape[0] * (shape[1] if history.kind == "sequence" else 1)
         reason = jitter_unjudgeable(history.kind, units, history.supervised, history.targets is not None,
                                     history.target_scale)
         if reason is not None:
