@@ -65,18 +65,20 @@ class FixedBatchFindings:
     get_input: Any
     get_target: Any
 
-    def _second_look(self, pl_module: "pl.LightningModule", batch: Any, x: Any,
-                     out: torch.Tensor) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+    def _second_look(self, pl_module: "pl.LightningModule", batch: Any, x: Any, out: torch.Tensor,
+                     world_size: int = 1) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
         """Evaluate the fixed batch again (inside the caller's ``isolate_rng`` and eval mode, so that random ops
         draw anew): None when it agrees with the first evaluation ``out``, else both evaluations.
 
         Dropout left on in eval mode changes every sample's output, so the first eighth of the samples tell
         (a fraction of a forward); only when they disagree is the whole batch evaluated again, to tell randomness
         from an output whose rows depend on the other samples (a (B, B) similarity, attention across the batch)
-        or a batch size that changes the kernels' rounding. Such a model is evaluated whole from then on.
+        or a batch size that changes the kernels' rounding. Such a model is evaluated whole from then on. Under
+        several processes every rank evaluates the whole batch, as before: a confirming forward on one rank alone
+        could hang a sharded model (FSDP gathers weights in forward).
         """
         samples = batch_size(batch)
-        k = second_look_samples(samples) if self._found.slices_compare else None
+        k = second_look_samples(samples) if self._found.slices_compare and world_size == 1 else None
         if k is not None and k < samples and out.dim() > 0 and out.shape[0] == samples:
             try:
                 part = slice_batch(batch, slice(0, k))

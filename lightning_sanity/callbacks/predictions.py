@@ -302,7 +302,7 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
                 batch = slice_batch(batch, slice(0, keep))
                 x, y = split_batch(batch, self.get_input, self.get_target)
                 out = out[:keep]
-            differs = self._second_look(pl_module, batch, x, out) if check_determinism else None
+            differs = self._second_look(pl_module, batch, x, out, trainer.world_size) if check_determinism else None
         step, started = trainer.global_step, trainer.global_step > 0
         if not is_finite(out):
             self._report_nonfinite(trainer, out)

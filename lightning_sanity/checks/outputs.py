@@ -137,7 +137,7 @@ def probabilities(output: torch.Tensor, kind: str, loss_kind: Any = None) -> tor
     if kind in ("classification", "sequence"):
         # Logits are told apart on a strided sample first: one value out of [0, 1] there settles it, and the pass
         # over a language model's whole (B, T, 32000) output is left to the softmax.
-        sample = out.reshape(-1)[:: max(1, out.numel() // _SCREEN_VALUES)]
+        sample = out[..., :: max(1, out.shape[-1] // 64)]  # a strided view: no copy of a non-contiguous output
         if sample.numel() and not bool(((sample >= 0) & (sample <= 1)).all()):
             return out.softmax(-1)
         low, high = torch.aminmax(out) if out.numel() else (torch.zeros(()), torch.zeros(()))  # one pass, no masks
