@@ -1,5 +1,5 @@
 """Labelled charts for TensorBoard's IMAGES tab: a heat map or scatter with a title, axis labels, tick values and a
-colour bar, drawn with Pillow (which TensorBoard itself requires) and nothing heavier.
+colour bar, drawn in numpy with pre-rendered glyphs (:mod:`lightning_sanity._glyphs`): no Pillow to import.
 
 Every chart has the same size (:data:`IMAGE_SIZE`), whatever the number of samples, classes or snapshots, so a
 3-class model does not give a tall thin strip nor a 1000-class model a gigantic image, and TensorBoard's step
@@ -11,9 +11,9 @@ slider flips between pictures that line up:
   visible) or thinned (snapshots), and the axis label says so;
 - the cells are then stretched (nearest neighbour, no blur) to the :data:`PLOT_W` x :data:`PLOT_H` plot area.
 
-Drawing one chart takes about 1-3 ms on a CPU (the text frame is cached while its labels stay the same), and the
-writer's PNG encoding about as much again; the predictions callback draws two or three per snapshot. Without
-Pillow (it ships with TensorBoard, so only a stripped install lacks it) the charts are the bare plot, unlabelled.
+Drawing one chart takes about 1 ms on a CPU (the text frame is cached while its labels stay the same), and the
+writer's PNG encoding about as much again; the predictions callback draws two or three per snapshot. The text
+used to go through Pillow, whose import and font loading cost about 20 ms at the first chart of every process.
 
 >>> img = heatmap(torch.rand(64, 3), title="class probabilities", x_label="class", y_label="sample")
 >>> tuple(img.shape) == (3, IMAGE_SIZE[1], IMAGE_SIZE[0]), img.dtype
@@ -30,6 +30,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from lightning_sanity._glyphs import font_of
 from lightning_sanity.colormap import colormap, scatter_image
 
 #: the plot area of every chart, in pixels (width, height), and the margins around it that hold the text. The
@@ -175,81 +176,61 @@ def _stretch(rgb: np.ndarray) -> np.ndarray:
     return rgb[np.arange(PLOT_H) * h // PLOT_H][:, np.arange(PLOT_W) * w // PLOT_W]
 
 
-@lru_cache(maxsize=4)
-def _font(size: int) -> Any:
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size)  # a scalable font where Pillow has FreeType (Pillow >= 10.1)
-    except (TypeError, OSError):
-        return ImageFont.load_default()
-
-
 Ticks = tuple[tuple[float, str], ...]  # (where along the axis, 0..1; text)
 
 
 def _compose(plot: np.ndarray, title: str, x_label: str, y_label: str, x_ticks: Ticks, y_ticks: Ticks, bar: tuple[float, float], bar_ticks: tuple[str, str]) -> torch.Tensor:
     """The plot in its frame of text and colour bar (``bar``: the part of the colour map it spans), (3, H, W)."""
-    frame = _frame(title, x_label, y_label, x_ticks, y_ticks, bar, bar_ticks)
-    if frame is None:  # no Pillow: the bare plot, still readable in shape
-        return torch.from_numpy(np.ascontiguousarray(plot.transpose(2, 0, 1)))
-    canvas = frame.copy()
+    canvas = _frame(title, x_label, y_label, x_ticks, y_ticks, bar, bar_ticks).copy()
     canvas[TOP:TOP + PLOT_H, LEFT:LEFT + PLOT_W] = plot
     return torch.from_numpy(np.ascontiguousarray(canvas.transpose(2, 0, 1)))
 
 
 @lru_cache(maxsize=16)
 def _frame(title: str, x_label: str, y_label: str, x_ticks: Ticks, y_ticks: Ticks,
-           bar: tuple[float, float], bar_ticks: tuple[str, str]) -> Optional[np.ndarray]:
+           bar: tuple[float, float], bar_ticks: tuple[str, str]) -> np.ndarray:
     """A white (H, W, 3) canvas with the title, axis labels, ticks and colour bar; the plot area left blank.
 
-    Cached: the labels of a chart rarely change between snapshots, and their text is most of the drawing time.
+    Cached: the labels of a chart rarely change between snapshots.
     """
-    try:
-        from PIL import Image, ImageDraw
-    except ImportError:
-        return None
     width, height = IMAGE_SIZE
     canvas = np.full((height, width, 3), 255, dtype=np.uint8)
     bar_x = LEFT + PLOT_W + _BAR_GAP
     ramp = np.repeat(np.linspace(bar[1], bar[0], PLOT_H)[:, None], _BAR_W, axis=1)
     canvas[TOP:TOP + PLOT_H, bar_x:bar_x + _BAR_W] = _colour(ramp)
-    image = Image.fromarray(canvas, "RGB")
-    draw = ImageDraw.Draw(image)
-    small, big = _font(12), _font(13)
-    _text(draw, (LEFT + PLOT_W / 2, TOP / 2), _fit(draw, title, big, width - 8), big, "mm")
-    _text(draw, (LEFT + PLOT_W / 2, height - 9), x_label, small, "mm")
+    small, big = font_of(12), font_of(13)
+    _text(canvas, (LEFT + PLOT_W / 2, TOP / 2), _fit(title, big, width - 8), big, "mm")
+    _text(canvas, (LEFT + PLOT_W / 2, height - 9), x_label, small, "mm")
     for at, text in x_ticks:
-        _text(draw, (LEFT + at * PLOT_W, TOP + PLOT_H + 3), text, small, "ma")
+        _text(canvas, (LEFT + at * PLOT_W, TOP + PLOT_H + 3), text, small, "ma")
     for at, text in y_ticks:
-        _text(draw, (LEFT - 4, TOP + at * PLOT_H), text, small, "rm")
-    _text(draw, (bar_x + _BAR_W + 3, TOP), bar_ticks[1], small, "la")
-    _text(draw, (bar_x + _BAR_W + 3, TOP + PLOT_H), bar_ticks[0], small, "ld")
+        _text(canvas, (LEFT - 4, TOP + at * PLOT_H), text, small, "rm")
+    _text(canvas, (bar_x + _BAR_W + 3, TOP), bar_ticks[1], small, "la")
+    _text(canvas, (bar_x + _BAR_W + 3, TOP + PLOT_H), bar_ticks[0], small, "ld")
     # The y label reads bottom to top, as on a printed chart: drawn on its own strip, turned a quarter.
-    label = Image.new("RGB", (PLOT_H, 16), _BACKGROUND)
-    _text(ImageDraw.Draw(label), (PLOT_H / 2, 8), _fit(draw, y_label, small, PLOT_H), small, "mm")
-    image.paste(label.transpose(getattr(Image, "Transpose", Image).ROTATE_90), (4, TOP))
-    frame = np.asarray(image).copy()
-    frame.flags.writeable = False
-    return frame
+    label = np.full((16, PLOT_H, 3), 255, dtype=np.uint8)
+    _text(label, (PLOT_H / 2, 8), _fit(y_label, small, PLOT_H), small, "mm")
+    canvas[TOP:TOP + PLOT_H, 4:20] = np.rot90(label)
+    canvas.flags.writeable = False
+    return canvas
 
 
-def _text(draw: Any, xy: tuple[float, float], text: str, font: Any, anchor: str) -> None:
+def _text(canvas: np.ndarray, xy: tuple[float, float], text: str, font: Any, anchor: str) -> None:
     """Draw ``text`` with ``anchor`` (horizontal l/m/r, vertical a/m/d: top, middle, bottom) at ``xy``.
 
-    Placed from the text's measured box rather than Pillow's ``anchor``, which bitmap fonts do not support.
+    Placed from the text's measured box, kept on the canvas near an edge.
     """
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    left, top, right, bottom = font.bbox(text)
     x = xy[0] - {"l": left, "m": (left + right) / 2, "r": right}[anchor[0]]
     y = xy[1] - {"a": top, "m": (top + bottom) / 2, "d": bottom}[anchor[1]]
-    x = min(max(x, 1 - left), IMAGE_SIZE[0] - 1 - right)  # a tick label near an edge stays on the canvas
-    draw.text((round(x), round(y)), text, fill=_INK, font=font)
+    x = min(max(x, 1 - left), canvas.shape[1] - 1 - right)  # a tick label near an edge stays on the canvas
+    font.draw(canvas, (round(x), round(y)), text, _INK)
 
 
-def _fit(draw: Any, text: str, font: Any, width: int) -> str:
+def _fit(text: str, font: Any, width: int) -> str:
     """``text``, cut with an ellipsis where it is wider than ``width`` pixels."""
-    if draw.textlength(text, font=font) <= width:
+    if font.length(text) <= width:
         return text
-    while text and draw.textlength(text + "...", font=font) > width:
+    while text and font.length(text + "...") > width:
         text = text[:-1]
     return text + "..."

@@ -114,6 +114,51 @@ def test_the_screen_flags_every_step_the_full_verdict_flags(momentum):
     assert not bn.screen([1.0], [1.02], [0.9], [1.1], [True], [1e-4], [0.1], [1e-3])
 
 
+def test_the_warm_up_screen_flags_every_bad_batch_and_keeps_the_full_verdicts_state():
+    # During warm-up the monitor screens too (the full verdict ran on every one of a short run's steps): quiet
+    # steps must leave exactly the state the full verdict leaves, and a batch far above the earlier ones is flagged.
+    from lightning_sanity.callbacks._batchnorm_state import LayerState, StepFigures
+
+    layers = [("a", nn.BatchNorm1d(4)), ("b", nn.BatchNorm1d(3, momentum=None)), ("c", nn.BatchNorm1d(2, momentum=0.5))]
+    monitor = BatchNormMonitor()
+    full = monitor._state = LayerState(layers)
+    fast = LayerState(layers)
+    gen = torch.Generator().manual_seed(0)
+    mean, tracked = [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]
+    for k in range(40):
+        delta = [1.0, 0.0 if k % 7 == 3 else 1.0, 2.0 if k % 5 == 1 else 1.0]
+        after = list(mean)
+        for i, (momentum, d) in enumerate(zip((0.1, None, 0.5), delta)):
+            for j in range(int(d)):  # the running update of each forward, batches of variance 0.5-1.5
+                m = momentum if momentum is not None else 1.0 / (tracked[i] + j + 1)
+                after[i] = (1 - m) * after[i] + m * float(0.5 + torch.rand((), generator=gen))
+        values = [m * n for m, n in zip(mean, full.numels)] + [a * n for a, n in zip(after, full.numels)]
+        values += tracked + [t + d for t, d in zip(tracked, delta)]
+        tracked = [t + d for t, d in zip(tracked, delta)]
+        step = StepFigures(full, values, [], [])
+        slot = k % bn.WINDOW
+        if k == 0:
+            full.ring = [list(step.mean_after) for _ in full.ring]
+            fast.ring = [list(step.mean_after) for _ in fast.ring]
+        assert not bn.screen(step.mean_before, step.mean_after, fast.ring[slot], fast.peak, fast.armed, fast.floor,
+                             step.momentum, fast.collapse_level, reference_low=bn.reference_low(fast.batches))
+        assert not monitor._verdict_of(step, slot, monitor._limits)
+        fast.quiet_warmup_step(step, slot)
+        full.calls += 1
+        fast.calls += 1
+        mean = after
+    same = lambda x, y: all(a == b or (a != a and b != b) for a, b in zip(x, y))  # noqa: E731
+    assert all(same(x, y) for x, y in zip(full.batches, fast.batches)) and full.peak == fast.peak
+    assert all(same(x, y) for x, y in zip(full.ring, fast.ring))
+    # A batch 200x the earlier ones, still in warm-up: the screen flags it.
+    bad = [m * (0.9 + 0.1 * 200) for m in mean]
+    values = [m * n for m, n in zip(mean, full.numels)] + [a * n for a, n in zip(bad, full.numels)]
+    values += tracked + [t + 1 for t in tracked]
+    step = StepFigures(full, values, [], [])
+    assert bn.screen(step.mean_before, step.mean_after, fast.ring[0], fast.peak, fast.armed, fast.floor,
+                     step.momentum, fast.collapse_level, reference_low=bn.reference_low(fast.batches))
+
+
 def test_argument_validation():
     with pytest.raises(ValueError, match="batchnorm_scalars.*'yes'"):
         BatchNormMonitor(batchnorm_scalars="yes")

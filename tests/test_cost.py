@@ -72,7 +72,7 @@ def test_periodic_work_on_an_expensive_fixed_batch_stays_within_its_budget(tmp_p
     least, least_taken, _ = _jitter_fit(tmp_path / "least", periodic_budget=1e-6)  # the required looks only
     held, held_taken, detail = _jitter_fit(tmp_path / "held")
     figures = (lifted, lifted_taken, least, least_taken, held, held_taken)
-    assert 16 <= least_taken <= held_taken < lifted_taken, figures
+    assert 10 <= least_taken <= held_taken < lifted_taken, figures  # jitter needs 10 (the first, 2 x 4, a spare)
     assert "left out to keep within the periodic-work budget" in detail, detail
     # Beyond the looks the judgements need, periodic work takes 2 % of the training time and one more look (a
     # snapshot of two 15 ms forwards); 10 % of the required looks' time absorbs the scheduler's jitter on sleeps.

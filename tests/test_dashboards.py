@@ -137,11 +137,13 @@ def test_a_chart_enters_the_layout_with_its_first_data_and_every_section_is_name
     assert set(tensorboard.layout(t)["sanity: activations"]) == {"dead units per layer", "saturated outputs per layer"}
 
 
-def test_without_pillow_the_chart_is_the_bare_plot(monkeypatch):
+def test_charts_are_labelled_without_importing_pillow(monkeypatch):
+    # The labels are drawn from the suite's own glyphs: Pillow's import and font loading (about 20 ms at the first
+    # chart of a process) are not needed, and a stripped install without it still gets labelled charts.
     monkeypatch.setitem(sys.modules, "PIL", None)  # `import PIL` now fails as if it were absent
     images._frame.cache_clear()
     try:
         chart = images.probabilities_chart(_no_chart(3), "classification")
     finally:
         images._frame.cache_clear()
-    assert tuple(chart.shape) == (3, images.PLOT_H, images.PLOT_W)
+    _assert_labelled_chart(chart.permute(1, 2, 0).numpy())

@@ -46,6 +46,26 @@ class LayerState:
         self.armed = [True] * size
         self.calls = 0
 
+    def quiet_warmup_step(self, step: "StepFigures", slot: int) -> None:
+        """What the full verdict (``BatchNormMonitor._verdict_of``) keeps of a quiet step, in floats: the
+        window's entry and the peak of every updated layer (the peak after its warm-up only), and each exact
+        batch variance for the warm-up reference. The same float64 arithmetic as the tensors, so the state is the
+        same to the bit whichever path judged the step."""
+        row = self.batches[self.calls % bn.REFERENCE_BATCHES]
+        ring = self.ring[slot]
+        for i, (before, after, delta, tracked, m) in enumerate(zip(step.mean_before, step.mean_after, step.delta,
+                                                                   step.tracked_after, step.momentum)):
+            if delta < 1:
+                continue
+            ring[i] = after
+            if tracked >= self.warmup[i] and math.isfinite(after) and after > self.peak[i]:
+                self.peak[i] = after
+            if delta == 1:
+                m = m if m > 1e-12 else 1e-12  # bn.batch_variance_mean's clamp
+                variance = (after - (1.0 - m) * before) / m
+                if math.isfinite(variance):
+                    row[i] = variance
+
 
 class StepFigures:
     """One step's figures, read on the host: channel means of the running variance and the update counts."""

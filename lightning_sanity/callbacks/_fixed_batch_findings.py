@@ -18,7 +18,7 @@ import torch
 from lightning.pytorch.utilities.seed import isolate_rng
 
 from lightning_sanity._compat import current_batch_idx
-from lightning_sanity.batch import batch_size, first_tensor
+from lightning_sanity.batch import batch_size, first_tensor, slice_batch, split_batch
 from lightning_sanity.callbacks._extra_forward import eval_mode
 from lightning_sanity.callbacks._fixed_batch import DropoutWatch, call_model, trace_modules
 from lightning_sanity.checks.collapse import collapsed_output, output_spread, unit_subset
@@ -37,6 +37,23 @@ class SnapshotFindings:
     constant: Episodes = dataclasses.field(default_factory=Episodes)
     constant_where: Optional[str] = None
     start_spread: Optional[float] = None  # the output's spread across the fixed batch at the first snapshot
+    #: whether a second evaluation of a few samples compares with the first evaluation's rows (see ``_second_look``)
+    slices_compare: bool = True
+
+
+#: the second evaluation of a snapshot (eval determinism) takes this share of the fixed batch's samples, at least one
+_SECOND_LOOK_SHARE = 1 / 8
+
+
+def second_look_samples(samples: Optional[int]) -> Optional[int]:
+    """How many of the fixed batch's ``samples`` the eval-determinism forward evaluates, or None for all.
+
+    >>> second_look_samples(32), second_look_samples(4), second_look_samples(None)
+    (4, 1, None)
+    """
+    if not samples or samples < 2:
+        return None
+    return max(1, int(samples * _SECOND_LOOK_SHARE))
 
 
 class FixedBatchFindings:
@@ -45,6 +62,39 @@ class FixedBatchFindings:
 
     _found: SnapshotFindings
     forward_fn: Any
+    get_input: Any
+    get_target: Any
+
+    def _second_look(self, pl_module: "pl.LightningModule", batch: Any, x: Any, out: torch.Tensor,
+                     world_size: int = 1) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+        """Evaluate the fixed batch again (inside the caller's ``isolate_rng`` and eval mode, so that random ops
+        draw anew): None when it agrees with the first evaluation ``out``, else both evaluations.
+
+        Dropout left on in eval mode changes every sample's output, so the first eighth of the samples tell
+        (a fraction of a forward); only when they disagree is the whole batch evaluated again, to tell randomness
+        from an output whose rows depend on the other samples (a (B, B) similarity, attention across the batch)
+        or a batch size that changes the kernels' rounding. Such a model is evaluated whole from then on. Under
+        several processes every rank evaluates the whole batch, as before: a confirming forward on one rank alone
+        could hang a sharded model (FSDP gathers weights in forward).
+        """
+        samples = batch_size(batch)
+        k = second_look_samples(samples) if self._found.slices_compare and world_size == 1 else None
+        if k is not None and k < samples and out.dim() > 0 and out.shape[0] == samples:
+            try:
+                part = slice_batch(batch, slice(0, k))
+                part_x, _ = split_batch(part, self.get_input, self.get_target)
+                if outputs_agree(out[:k], call_model(pl_module, part, part_x, self.forward_fn)):
+                    return None
+            except Exception as err:  # a forward that needs the whole batch: compare it whole
+                log.debug("lightning_sanity: evaluating part of the fixed batch failed: %r", err)
+        else:
+            k = None
+        again = call_model(pl_module, batch, x, self.forward_fn)
+        if outputs_agree(out, again):
+            if k is not None:
+                self._found.slices_compare = False
+            return None
+        return out, again
 
     def _report_nonfinite(self, trainer: "pl.Trainer", out: torch.Tensor) -> None:
         if "non-finite" in self._found.reported or not trainer.is_global_zero:

@@ -45,7 +45,12 @@ class PredictionCharts:
         """One snapshot's charts; ``history`` holds the columns of every snapshot so far, this one included."""
         tensorboard.log_scalars(trainer, {tensorboard.tag("predictions", k): v for k, v in scalars.items()
                                           if math.isfinite(v)}, step=step)
-        self.pending = (kind, out, probs, targets, p_true, step, epoch_end, history)
+        # The outputs' histogram takes at most _MAX_HISTOGRAM_VALUES of them, at an even stride (no RNG drawn, the
+        # same values each snapshot): only those are kept until the drawing, not a whole wide output.
+        flat = out.detach().flatten()
+        if flat.numel() > _MAX_HISTOGRAM_VALUES:
+            flat = flat[:: -(-flat.numel() // _MAX_HISTOGRAM_VALUES)].clone()
+        self.pending = (kind, flat, probs, targets, p_true, step, epoch_end, history)
         # Before the first drawing its cost is unknown: assume what a drawing takes on a CPU (images and
         # histograms, whatever the model), so that a short run does not pay for one early on; the end of fit
         # draws the latest snapshot's anyway (finish()).
@@ -71,15 +76,11 @@ def _draw(writers: list, kind: str, out: torch.Tensor, probs: torch.Tensor, targ
           p_true: Optional[torch.Tensor], step: int, epoch_end: bool, history: dict[str, list]) -> None:
     t_cpu = targets.cpu() if targets is not None else None
     images: dict[str, torch.Tensor] = {}
-    flat = out.detach().flatten()
-    if flat.numel() > _MAX_HISTOGRAM_VALUES:  # an even stride: no RNG drawn, the same values each snapshot
-        flat = flat[:: -(-flat.numel() // _MAX_HISTOGRAM_VALUES)]
-    histograms: dict[str, torch.Tensor] = {"outputs": flat.float().cpu()}
+    histograms: dict[str, torch.Tensor] = {"outputs": out.float().cpu()}  # already thinned by `write`
     if kind in ("classification", "binary"):
         images["probabilities"] = charts.probabilities_chart(probs, kind)
-    elif kind == "sequence" and t_cpu is not None:
-        token_p = probs.gather(-1, t_cpu.clamp_min(0)[..., None])[..., 0].masked_fill(t_cpu < 0, float("nan"))
-        images["probabilities"] = charts.probabilities_chart(token_p, kind)
+    elif kind == "sequence" and probs is not None:  # each token's probability of its target (NaN: ignored)
+        images["probabilities"] = charts.probabilities_chart(probs, kind)
     if p_true is not None:
         histograms["true_class_probability"] = p_true.cpu()
         columns = history["true_class_probability"]

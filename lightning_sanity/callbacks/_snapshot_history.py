@@ -25,7 +25,7 @@ import torch
 
 from lightning_sanity import cost
 from lightning_sanity.callbacks._run_length import RunProgress
-from lightning_sanity.checks.jitter import flip_fraction, mean_abs_change
+from lightning_sanity.checks.jitter import JITTER_MIN_LATE_SNAPSHOTS, flip_fraction, mean_abs_change
 from lightning_sanity.checks.outputs import (
     fixed_batch_metrics,
     predicted_classes,
@@ -37,9 +37,14 @@ from lightning_sanity.report import SANITY_DIR
 log = logging.getLogger(__name__)
 
 HISTORY_FILE = "predictions.npz"
-#: snapshots taken over the planned run whatever the time budget: twice what jitter's late half needs (2 x 4
-#: late snapshots), so that both halves of the run are seen.
-_REQUIRED_SNAPSHOTS = 16
+#: snapshots taken over the planned run whatever the time budget (besides the first, at the start of training):
+#: jitter judges 2 x ``JITTER_MIN_LATE_SNAPSHOTS`` changes between snapshots (the early and the late half of the
+#: run, 4 each), so 8 after the first, and one more in case the history starts over (the loss kind, learned at
+#: the first step, can change how the output is read).
+_REQUIRED_SNAPSHOTS = 2 * JITTER_MIN_LATE_SNAPSHOTS + 1
+#: the history file keeps the last snapshot's probabilities up to this many values (4 MB): a language model's
+#: (samples, tokens, vocabulary) probabilities would make it megabytes, rewritten at every epoch end.
+_MAX_SAVED_PROBABILITIES = 1 << 20
 _COLUMNS = ("step", "epoch", "loss", "accuracy", "mean_change", "flip_fraction", "jitter",
             "true_class_probability", "predicted_class", "prediction")
 
@@ -57,8 +62,8 @@ class SnapshotClock(RunProgress):
     def evaluates_twice(self, epoch_end: bool, trainer: Any = None) -> bool:
         """Whether this snapshot evaluates the fixed batch twice (eval determinism, ``train-mode``): a model that
         is stochastic in eval mode (dropout forced on) is so from its first snapshot, so the first three and those
-        at epoch ends do, and every fourth while the periodic budget has room for it (the second forward is half
-        a snapshot's cost, and a short run's required snapshots are over the budget already)."""
+        at epoch ends do, and every fourth while the periodic budget has room for it (the second forward takes an
+        eighth of the samples, and a short run's required snapshots are over the budget already)."""
         if self.taken <= 3 or epoch_end:
             return True
         return self.taken % 4 == 0 and cost.periodic_allowed(trainer, "snapshot", taken=0)
@@ -66,7 +71,7 @@ class SnapshotClock(RunProgress):
     def required(self) -> int:
         """Snapshots taken whatever the budget: enough for jitter's judgement, spread over the planned run."""
         if not self.planned:
-            return _REQUIRED_SNAPSHOTS
+            return 1 + _REQUIRED_SNAPSHOTS
         return 1 + math.ceil(_REQUIRED_SNAPSHOTS * min(1.0, (self.before + self.seen) / self.planned))
 
 
@@ -82,8 +87,8 @@ class SnapshotHistory:
     prev_probs: Optional[torch.Tensor] = None
     prev_classes: Optional[torch.Tensor] = None
     prev_top: Optional[torch.Tensor] = None  # the previous snapshot's largest probability per token (sequences)
-    top_probs: Optional[torch.Tensor] = None
-    last_probs: Optional[torch.Tensor] = None
+    last_probs: Optional[torch.Tensor] = None  # the last snapshot's probabilities on the CPU, up to 2^20 values
+    last_shape: Optional[tuple] = None  # ... and their shape, whatever their size
     columns: dict[str, list] = dataclasses.field(default_factory=lambda: {k: [] for k in _COLUMNS})
     changes: int = 0  # snapshots recorded or restarts since this history began
     saved: Optional[tuple] = None  # (changes, folder) of the last file written: an unchanged history is not rewritten
@@ -100,7 +105,7 @@ class SnapshotHistory:
         """Start over with a new reading of the output (the first snapshot, or a loss kind learned since)."""
         self.kind = kind
         self.changes += 1
-        self.prev_probs = self.prev_classes = self.prev_top = self.top_probs = None
+        self.prev_probs = self.prev_classes = self.prev_top = None
         for values in self.columns.values():
             values.clear()
         targets = usable_targets(y, kind, probs)
@@ -116,9 +121,15 @@ class SnapshotHistory:
     def record(self, kind: str, probs: torch.Tensor, targets: Optional[torch.Tensor], step: int, epoch: int,
                ignore_index: Any) -> tuple[dict[str, float], Optional[torch.Tensor], torch.Tensor]:
         """Add one snapshot; returns its scalars (one host transfer for all), the true-class probabilities and
-        the probabilities on the CPU."""
+        what the probabilities chart shows, on the CPU: the probabilities, or for sequences each token's
+        probability of its target (a language model's vocabulary is never copied to the host)."""
         self.changes += 1
-        classes = predicted_classes(probs, kind)
+        top = None
+        if kind in ("classification", "sequence"):
+            # The largest probability and its class in one pass (argmax alone is slower over a 32k vocabulary).
+            top, classes = probs.max(-1)
+        else:
+            classes = predicted_classes(probs, kind)
         figures: dict[str, torch.Tensor] = {}
         if targets is not None:
             figures.update(fixed_batch_metrics(probs, targets, kind, classes if kind != "binary" else None))
@@ -131,7 +142,6 @@ class SnapshotHistory:
                     # A next token is often uncertain by nature: the argmax of a spread distribution swaps between
                     # near-tied tokens while the distribution barely moves. A flip counts when more than half the
                     # mass sat on one token before and on another after: a decision that changed.
-                    top = self.top_probs = probs.amax(-1)  # the previous snapshot's is kept: one pass each
                     prev_top = self.prev_top if self.prev_top is not None else self.prev_probs.amax(-1)
                     decided = (prev_top >= 0.5) & (top >= 0.5)
                     supervised = mask if mask is not None else torch.ones_like(decided)
@@ -144,7 +154,16 @@ class SnapshotHistory:
         names = list(figures)
         values = torch.stack([figures[n].float().reshape(()) for n in names]).tolist() if names else []
         scalars = dict(zip(names, values))
-        probs_cpu = probs.cpu()
+        small = probs.numel() <= _MAX_SAVED_PROBABILITIES
+        probs_cpu = probs.cpu() if small or kind not in ("sequence", "classification") else None
+        chart = probs_cpu
+        if kind == "sequence":
+            chart = None
+            if targets is not None:
+                token = probs.gather(-1, targets.clamp_min(0)[..., None])[..., 0]
+                chart = token.masked_fill(targets < 0, float("nan")).cpu()
+        elif probs_cpu is None:  # a very wide classifier: the chart takes the largest of each bucket of classes anyway
+            chart = probs.cpu()
         history = self.columns
         history["step"].append(step)
         history["epoch"].append(epoch)
@@ -162,9 +181,9 @@ class SnapshotHistory:
                 history["predicted_class"].append(classes.reshape(classes.shape[0], -1)[:, 0].cpu())
         history["jitter"].append(jitter)
         self.prev_probs, self.prev_classes = probs, classes
-        self.prev_top, self.top_probs = self.top_probs, None
-        self.last_probs = probs_cpu
-        return scalars, p_true, probs_cpu
+        self.prev_top = top if kind == "sequence" else None
+        self.last_probs, self.last_shape = probs_cpu, tuple(probs.shape)
+        return scalars, p_true, chart
 
     def save(self, log_dir: str, source: str) -> None:
         """Write ``<log_dir>/sanity/predictions.npz`` unless it holds this history already (the end of fit right
@@ -188,7 +207,8 @@ class SnapshotHistory:
                     arrays[name] = torch.stack(h[name]).numpy()
             if self.targets is not None:
                 arrays["target"] = self.targets.numpy()
-            if self.last_probs is not None and self.kind != "regression":
+            if (self.last_probs is not None and self.kind != "regression"
+                    and self.last_probs.numel() <= _MAX_SAVED_PROBABILITIES):
                 arrays["probabilities"] = self.last_probs.numpy()
             folder = os.path.join(log_dir, SANITY_DIR)
             os.makedirs(folder, exist_ok=True)

@@ -8,8 +8,10 @@ budget of the planned training, down to ``FEWEST_SAMPLES``.
 
 Example::
 
-    >>> samples_for_run(planned=60, train_batch=64, budget=0.02)    # a 60-step run: half the fixed batch
-    32
+    >>> samples_for_run(planned=60, train_batch=64, budget=0.02)    # a 60-step run: the fewest
+    24
+    >>> samples_for_run(planned=100, train_batch=64, budget=0.02)   # 100 steps: 38
+    38
     >>> samples_for_run(planned=400, train_batch=64, budget=0.02)   # long enough for all of it
     64
     >>> samples_for_run(planned=None, train_batch=64, budget=0.02)  # unknown length: the default
@@ -34,9 +36,10 @@ log = logging.getLogger(__name__)
 
 #: samples followed when the run leaves room for them (``predictions_batch_size=None``).
 DEFAULT_SAMPLES = 64
-#: never fewer: twice jitter's smallest judgeable count (16 predictions), so a flip fraction near its 0.3
-#: threshold keeps a standard error of about 0.08 per snapshot.
-FEWEST_SAMPLES = 32
+#: never fewer: one and a half times jitter's smallest judgeable count (16 predictions), so a flip fraction near
+#: its 0.3 threshold keeps a standard error of about 0.09 per snapshot, about 0.06 for the median of the 4 or more
+#: late changes that jitter judges.
+FEWEST_SAMPLES = 24
 #: an eval forward of a batch costs about a third of a training step on it (forward, backward, update).
 FORWARD_SHARE = 1 / 3
 #: snapshot cadence when the planned length is unknown.
@@ -44,7 +47,7 @@ UNPLANNED_EVERY = 200
 
 
 def samples_for_run(planned: Optional[int], train_batch: Optional[int], budget: Optional[float],
-                    required: int = _REQUIRED_SNAPSHOTS) -> int:
+                    required: int = _REQUIRED_SNAPSHOTS + 1) -> int:
     """Samples of the fixed batch to follow: as many as keep ``required`` eval forwards of them within
     ``budget`` of ``planned`` training batches of ``train_batch`` samples, between ``FEWEST_SAMPLES`` and
     ``DEFAULT_SAMPLES``; the default when the length, the batch size or the budget is unknown."""

@@ -252,13 +252,18 @@ class BatchNormMonitor(SanityCallback):
             slot = state.calls % bn.WINDOW
             if state.calls == 0:
                 state.ring = [list(step.mean_after) for _ in state.ring]
-            if state.calls >= state.screened_from and not bn.screen(
-                step.mean_before, step.mean_after, state.ring[slot], state.peak, state.armed, state.floor,
-                step.momentum, state.collapse_level, **limits,
-            ):
+            warming = state.calls < state.screened_from
+            # During warm-up the screen also needs the floor of the earlier batches' reference (the warm-up form
+            # of the bad-batch test); afterwards those batches are no longer kept.
+            low = bn.reference_low(state.batches) if warming else None
+            if not bn.screen(step.mean_before, step.mean_after, state.ring[slot], state.peak, state.armed,
+                             state.floor, step.momentum, state.collapse_level, reference_low=low, **limits):
                 # Quiet (every value finite): move on as the full verdict would when it stays silent.
-                state.ring[slot] = step.mean_after
-                state.peak = list(map(max, step.mean_after, state.peak))  # all finite here: the screen passed
+                if warming:
+                    state.quiet_warmup_step(step, slot)
+                else:
+                    state.ring[slot] = step.mean_after
+                    state.peak = list(map(max, step.mean_after, state.peak))  # all finite: the screen passed
                 state.calls += 1
                 return
             alarm = self._verdict_of(step, slot, limits)

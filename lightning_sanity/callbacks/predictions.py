@@ -39,7 +39,7 @@ from lightning_sanity.checks.jitter import (
     jitter_unjudgeable,
 )
 from lightning_sanity.checks.numerics import is_finite
-from lightning_sanity.checks.outputs import as_sequence, output_kind, outputs_agree, probabilities
+from lightning_sanity.checks.outputs import as_sequence, output_kind, probabilities
 
 log = logging.getLogger(__name__)
 
@@ -107,12 +107,13 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
     History: ``<log_dir>/sanity/predictions.npz`` (global rank 0, rewritten at each epoch end and at the end)
     with ``step``, ``epoch``, ``loss``, ``accuracy``, ``mean_change``, ``flip_fraction`` (one value per snapshot),
     ``true_class_probability`` and ``predicted_class`` (snapshots x samples), ``prediction`` (regression:
-    snapshots x samples x outputs), ``target``, ``probabilities`` (last snapshot), ``kind`` and ``source``.
+    snapshots x samples x outputs), ``target``, ``probabilities`` (last snapshot, up to 2^20 values), ``kind`` and
+    ``source``.
 
     Args:
         predictions_batch: a batch (in the structure of the training batches) to follow instead of the default.
         predictions_batch_size: most samples of the fixed batch to keep (1-4096); ``None``: 64, or as many as keep
-            the required snapshots within the periodic budget of a short planned run (at least 32).
+            the required snapshots within the periodic budget of a short planned run (at least 24).
         predictions_every_n_steps: snapshot every N optimizer steps besides each epoch end; ``None`` picks a
             multiple of the Trainer's ``log_every_n_steps`` (snapshots then ride on logging steps) giving about
             50 snapshots over the planned run (at least every 5 steps), unless that leaves fewer than 20 (a short
@@ -125,9 +126,10 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
     Raises:
         ValueError: an argument of the wrong type or out of range.
 
-    Cost: per snapshot one forward of the fixed batch (two on the first three, at epoch ends, and every fourth
-    within the periodic budget: eval determinism), one host transfer, the scalars; images and histograms within
-    the budget (the latest at the end of fit in any case); nothing on the other steps.
+    Cost: per snapshot one forward of the fixed batch (and one of its first eighth on the first three, at epoch
+    ends, and every fourth within the periodic budget: eval determinism), one host transfer, the scalars; images
+    and histograms within the budget (the latest at the end of fit in any case); nothing on the other steps. 10
+    snapshots are taken whatever the budget (what jitter judges), spread over the planned run.
 
     Example::
 
@@ -292,21 +294,21 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
         # isolate_rng: a stochastic model must not draw from the run's generators (zero observer effect).
         with isolate_rng(), torch.no_grad(), eval_mode(pl_module):
             out = call_model(pl_module, batch, x, self.forward_fn)
-            again = call_model(pl_module, batch, x, self.forward_fn) if check_determinism else None
-        keep = samples_to_keep(out, batch_size(batch))
-        if keep is not None:
-            # A large output (a language model's vocabulary): follow fewer samples from now on, so that every
-            # snapshot, its history and its charts stay small.
-            self._fixed.batch = slice_batch(self._fixed.batch, slice(0, keep))
-            batch = slice_batch(batch, slice(0, keep))
-            x, y = split_batch(batch, self.get_input, self.get_target)
-            out, again = out[:keep], (again[:keep] if again is not None else None)
+            keep = samples_to_keep(out, batch_size(batch))
+            if keep is not None:
+                # A large output (a language model's vocabulary): follow fewer samples from now on, so that every
+                # snapshot, its history and its charts stay small.
+                self._fixed.batch = slice_batch(self._fixed.batch, slice(0, keep))
+                batch = slice_batch(batch, slice(0, keep))
+                x, y = split_batch(batch, self.get_input, self.get_target)
+                out = out[:keep]
+            differs = self._second_look(pl_module, batch, x, out, trainer.world_size) if check_determinism else None
         step, started = trainer.global_step, trainer.global_step > 0
         if not is_finite(out):
             self._report_nonfinite(trainer, out)
             return
-        if again is not None and not outputs_agree(out, again):
-            self._report_stochastic(trainer, pl_module, batch, x, out, again)
+        if differs is not None:
+            self._report_stochastic(trainer, pl_module, batch, x, *differs)
         y = y if isinstance(y, torch.Tensor) else None
         raw = out
         out = align_to_target(out, y)
@@ -327,9 +329,9 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
         if kind != history.kind:  # first snapshot, or the loss kind became known and changed the reading
             history.start(kind, probs, y)
         targets = history.targets.to(probs.device) if history.targets is not None else None
-        scalars, p_true, probs_cpu = history.record(kind, probs, targets, step, trainer.current_epoch,
+        scalars, p_true, chart = history.record(kind, probs, targets, step, trainer.current_epoch,
                                                     facts.get("ignore_index", -100))
-        self._charts.write(trainer, kind, out, probs_cpu, targets, p_true, scalars, step, epoch_end,
+        self._charts.write(trainer, kind, out, chart, targets, p_true, scalars, step, epoch_end,
                            history.columns)
 
     # ------------------------------------------------------------------------------------------------ end of fit
@@ -352,10 +354,11 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
         progress, words = clock.fraction(), clock.words()
         measure = "change" if history.kind == "regression" else "flips"
         changes = history.columns["jitter"][1:]
-        if history.last_probs is None:
+        if history.last_shape is None:
             self.skip(trainer, "prediction-jitter", "no snapshot of the fixed batch was taken")
             return
-        units = history.last_probs.shape[0] * (history.last_probs.shape[1] if history.kind == "sequence" else 1)
+        shape = history.last_shape
+        units = shape[0] * (shape[1] if history.kind == "sequence" else 1)
         reason = jitter_unjudgeable(history.kind, units, history.supervised, history.targets is not None,
                                     history.target_scale)
         if reason is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Iterable
 from typing import Any, Optional
 
@@ -116,6 +117,7 @@ class SanitySummary(Callback):
         if self._done:
             return
         self._done = True
+        started = time.perf_counter()
         try:
             collector = collector_for(trainer)
             for check in self.switched_off:
@@ -135,7 +137,7 @@ class SanitySummary(Callback):
             if not trainer.is_global_zero:
                 return
             link_consequences(collector.findings)
-            self.last_report = report = build_report(collector, cost=_cost(trainer))
+            self.last_report = report = build_report(collector, cost=_cost(trainer, started))
             self._publish(trainer, report, ended)
         except Exception as err:  # nothing the suite does may lose the user's run
             rank_zero_warn(f"lightning_sanity could not write its summary: {err!r}")
@@ -159,11 +161,13 @@ class SanitySummary(Callback):
             writer.flush()
 
 
-def _cost(trainer: "pl.Trainer") -> Optional[dict[str, float]]:
+def _cost(trainer: "pl.Trainer", finishing_since: float) -> Optional[dict[str, float]]:
     fit = cost.fit_seconds(trainer)
     if not fit:
         return None
-    suite = cost.suite_seconds(trainer)
+    # The clock adds the hook this runs in (teardown: every check's conclusion, the last charts) only once it
+    # returns: count what it took so far, or the end-of-fit work would be missing from the suite's share.
+    suite = cost.suite_seconds(trainer) + (time.perf_counter() - finishing_since)
     return {"suite_seconds": round(suite, 4), "fit_seconds": round(fit, 4), "share": round(suite / fit, 4),
             "periodic_seconds": round(cost.periodic_seconds(trainer), 4)}
 

@@ -204,14 +204,18 @@ def screen(
     jump_window: float = JUMP_WINDOW,
     batch_ratio_limit: float = BATCH_RATIO,
     collapse_drop: float = COLLAPSE_DROP,
+    reference_low: Optional[Sequence[float]] = None,
 ) -> bool:
-    """Might :func:`judge` fire on this step? A cheap superset of its alarm for warmed-up layers, on the host.
+    """Might :func:`judge` fire on this step? A cheap superset of its alarm, on the host.
 
     The ratios of :func:`judge` without its bookkeeping masks (warm-up, exact update, finiteness), so it never
     misses a step the full verdict would flag; a NaN or Inf anywhere makes it True. Plain float arithmetic on one
     value per layer (cheaper than any tensor library on vectors this short): the monitor runs :func:`judge` only
     on the rare steps it flags. ``momentum`` is each layer's effective momentum (:func:`effective_momentum`);
-    ``collapse_level`` is ``eps * COLLAPSE_EPS_FACTOR``.
+    ``collapse_level`` is ``eps * COLLAPSE_EPS_FACTOR``. During warm-up, ``reference_low`` is each layer's lowest
+    batch variance among those :func:`batch_reference` would take (NaN while fewer than ``REFERENCE_MIN`` are
+    known): the quantile reference is never below it, so a batch within ``batch_ratio_limit`` of it cannot fire
+    the warm-up form of the bad-batch test. Without it, that test is not screened (warmed-up layers only).
 
     Example::
 
@@ -219,18 +223,39 @@ def screen(
         >>> screen([1.0], [1.05], [1.0], [1.2], **args), screen([1.0], [16.0], [1.0], [1.2], **args)
         (False, True)
     """
+    lows = reference_low if reference_low is not None else [math.nan] * len(mean_after)
+    # Rounding margins: `judge` computes the same ratios as tensors, in another order of operations.
+    near = 1.0 - 1e-9
     try:
-        for b, a, w, p, live, f, m, c in zip(mean_before, mean_after, window_ref, peak, armed, floor, momentum,
-                                            collapse_level):
+        for b, a, w, p, live, f, m, c, low in zip(mean_before, mean_after, window_ref, peak, armed, floor, momentum,
+                                                 collapse_level, lows):
             d = b if b > f else f  # NaN falls through to the floor here, and stays in `a` and `b` below
+            ratio = batch_ratio(b, a, m, f)
             # Written as "quiet" so that a NaN (every comparison False) counts as a possible alarm.
-            quiet = (a / d < jump_step and a / (w if w > f else f) < jump_window
-                     and batch_ratio(b, a, m, f) < batch_ratio_limit and b == b)
-            if not quiet or (live and a <= min(p / collapse_drop, c)):
+            quiet = (a / d < jump_step * near and a / (w if w > f else f) < jump_window * near
+                     and ratio < batch_ratio_limit * near and b == b)
+            if not quiet or (live and a <= min(p / collapse_drop / near, c)):
+                return True
+            if low == low and ratio * d / (low if low > f else f) >= batch_ratio_limit * near:
                 return True
     except ZeroDivisionError:  # eps or momentum of 0: let the full verdict decide
         return True
     return False
+
+
+def reference_low(history: Sequence[Sequence[float]], minimum: int = REFERENCE_MIN) -> list[float]:
+    """Per layer, the lowest of the batch variances kept in ``history`` (rows of per-layer floats, NaN = none),
+    or NaN where fewer than ``minimum`` are known: the floor of :func:`batch_reference`'s quantile, for
+    :func:`screen`.
+
+    >>> reference_low([[1.0, float("nan")], [3.0, 2.0]], minimum=2)
+    [1.0, nan]
+    """
+    lows = []
+    for column in zip(*history):
+        known = [v for v in column if v == v]
+        lows.append(min(known) if len(known) >= minimum else math.nan)
+    return lows
 
 
 def judge(

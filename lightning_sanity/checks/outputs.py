@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional
 
 import torch
@@ -134,6 +135,11 @@ def probabilities(output: torch.Tensor, kind: str, loss_kind: Any = None) -> tor
     """
     out = output.detach().float()
     if kind in ("classification", "sequence"):
+        # Logits are told apart on a strided sample first: one value out of [0, 1] there settles it, and the pass
+        # over a language model's whole (B, T, 32000) output is left to the softmax.
+        sample = out[..., :: max(1, out.shape[-1] // 64)]  # a strided view: no copy of a non-contiguous output
+        if sample.numel() and not bool(((sample >= 0) & (sample <= 1)).all()):
+            return out.softmax(-1)
         low, high = torch.aminmax(out) if out.numel() else (torch.zeros(()), torch.zeros(()))  # one pass, no masks
         is_probs = bool(low >= 0 and high <= 1 and torch.allclose(out.sum(-1), torch.ones(()), atol=1e-3))
         return out if is_probs else out.softmax(-1)
@@ -206,7 +212,7 @@ def fixed_batch_metrics(probs: torch.Tensor, target: torch.Tensor, kind: str,
     """Loss (cross-entropy of the probabilities, or MSE) and accuracy of the fixed batch, as 0-d tensors;
     ``classes``: ``probs.argmax(-1)`` when the caller has it already (a pass over a large vocabulary saved)."""
     from torchmetrics.functional import mean_squared_error
-    from torchmetrics.functional.classification import binary_accuracy, multiclass_accuracy
+    from torchmetrics.functional.classification import binary_accuracy
 
     if kind == "regression":
         return {"loss": mean_squared_error(probs, target)}
@@ -214,20 +220,19 @@ def fixed_batch_metrics(probs: torch.Tensor, target: torch.Tensor, kind: str,
         p = probs.clamp(1e-7, 1 - 1e-7)
         loss = -(target * p.log() + (1 - target) * (1 - p).log()).mean()
         return {"loss": loss, "accuracy": binary_accuracy(probs, target.long(), validate_args=False)}
+    # Micro accuracy is the share of correct predictions: counted directly, a snapshot's few kernels rather than
+    # torchmetrics' per-class bookkeeping.
     p_true = true_class_probability(probs, target, kind) if kind == "classification" else None
     if kind == "classification":
         loss = -p_true.clamp_min(1e-12).log().mean()
         predicted = classes if classes is not None else probs.argmax(-1)
-        acc = multiclass_accuracy(predicted, target, num_classes=probs.shape[-1], average="micro",
-                                  validate_args=False)
-        return {"loss": loss, "accuracy": acc}
-    valid = target >= 0
+        return {"loss": loss, "accuracy": (predicted == target).float().mean()}
+    valid = target >= 0  # padding and ignored positions (any negative index) count in neither figure
     token_p = probs.gather(-1, target.clamp_min(0)[..., None])[..., 0]
-    loss = -(token_p.clamp_min(1e-12).log() * valid).sum() / valid.sum().clamp_min(1)
+    count = valid.sum().clamp_min(1)
+    loss = -(token_p.clamp_min(1e-12).log() * valid).sum() / count
     predicted = classes if classes is not None else probs.argmax(-1)
-    acc = multiclass_accuracy(predicted.flatten(), target.flatten(), num_classes=probs.shape[-1],
-                              average="micro", ignore_index=-100, validate_args=False)
-    return {"loss": loss, "accuracy": acc}
+    return {"loss": loss, "accuracy": ((predicted == target) & valid).sum() / count}
 
 
 # ------------------------------------------------------------------------------------------------ comparing outputs
@@ -239,8 +244,19 @@ def _tolerance(dtype: torch.dtype, rtol: Optional[float], ulps: int) -> float:
     return max(rtol if rtol is not None else 1e-5, ulps * eps)
 
 
+#: a wide output is first screened on this many evenly strided values (see :func:`probabilities` and
+#: :func:`is_constant_across_samples`).
+_SCREEN_VALUES = 4096
+#: a strided sample whose samples differ by this many times its own tolerance is not constant, whatever the rest.
+_CLEARLY_DIFFERENT = 1000.0
+
+
 def is_constant_across_samples(values: torch.Tensor, rtol: Optional[float] = None, atol: float = 1e-7) -> bool:
     """Whether every sample (dim 0) has the same values, up to a tolerance relative to their magnitude.
+
+    A wide output (a language model's logits) is screened on evenly strided units first: samples that differ
+    there by a thousand times the tolerance are not constant (the rest of the output would need values a thousand
+    times larger than the whole sample's to hide that), and only an output that passes is read whole.
 
     >>> is_constant_across_samples(torch.tensor([[1.0, 2.0], [1.0, 2.0]]))
     True
@@ -252,9 +268,19 @@ def is_constant_across_samples(values: torch.Tensor, rtol: Optional[float] = Non
     v = values.detach().reshape(values.shape[0], -1)
     if not v.is_floating_point():
         return bool((v == v[:1]).all())
+    if v.shape[1] > 4 * _SCREEN_VALUES:
+        sample = v[:, :: v.shape[1] // _SCREEN_VALUES]
+        if _spread_over_tolerance(sample, rtol, atol) > _CLEARLY_DIFFERENT:
+            return False
+    return _spread_over_tolerance(v, rtol, atol) <= 1.0
+
+
+def _spread_over_tolerance(v: torch.Tensor, rtol: Optional[float], atol: float) -> float:
+    """The largest difference from the first sample, in units of the tolerance (NaN: not constant)."""
     low, high = torch.aminmax(v)  # the largest magnitude in one pass
     tol = atol + _tolerance(v.dtype, rtol, 2) * float(torch.maximum(low.abs(), high.abs()))
-    return float((v - v[:1]).abs_().amax()) <= tol
+    diff = float((v - v[:1]).abs_().amax())
+    return diff / tol if tol > 0 else (0.0 if diff == 0 else math.inf)
 
 
 def outputs_agree(a: torch.Tensor, b: torch.Tensor, rtol: Optional[float] = None, atol: float = 1e-6) -> bool:
