@@ -238,16 +238,20 @@ class NormMeter:
             view = self.views[id(optimizer)] = OptimizerView(optimizer, self.layers, device)
         return view
 
-    def record(self, trainer: Any, optimizer: Optimizer) -> None:
-        """``on_before_optimizer_step``: this optimizer's gradient norms (and weights, a pre-step copy) into the row."""
+    def record(self, trainer: Any, optimizer: Optimizer, step: int) -> None:
+        """``on_before_optimizer_step`` at global ``step``: this optimizer's gradient norms (and weights, a pre-step
+        copy) into the row."""
+        stride = self.stride
+        if stride is None or not stride.timing:  # the clock is read only while the stride is being decided
+            self._record(trainer, optimizer, step)
+            return
         start = time.thread_time()
         try:
-            self._record(trainer, optimizer)
-        finally:
-            if self.stride is not None:  # the stride follows what the rows cost
-                self.stride.charge(time.thread_time() - start)
+            self._record(trainer, optimizer, step)
+        finally:  # the stride follows what the rows cost
+            stride.charge(time.thread_time() - start)
 
-    def _record(self, trainer: Any, optimizer: Optimizer) -> None:
+    def _record(self, trainer: Any, optimizer: Optimizer, step: int) -> None:
         batch = self.batch or self.start_batch()
         if id(optimizer) in batch.seen:
             return  # manual optimization stepping the same optimizer twice in a batch: the first step counts
@@ -271,7 +275,7 @@ class NormMeter:
             pattern = view.pattern(missing)
             present_grads = [grads[i] for i in pattern.present]
         if batch.step is None:
-            batch.step = trainer.global_step
+            batch.step = step
         batch.patterns.append(pattern)
         row = view.grad_norm_row(self.row, self.buf.shape[0])
         if pattern.present is None:
@@ -346,7 +350,9 @@ class NormMeter:
 
     def end_batch(self, epoch: int, batch_idx: int) -> StepRow:
         """``on_train_batch_end`` of a batch in which an optimizer stepped: close its row, move to the next."""
-        start, batch = time.thread_time(), self.batch
+        batch, stride = self.batch, self.stride
+        timing = stride is not None and stride.timing
+        start = time.thread_time() if timing else 0.0
         if self.copies or self.spare:
             with torch.no_grad():
                 self.finish_updates()
@@ -360,8 +366,8 @@ class NormMeter:
         self.rows.append(row)
         self.row += 1
         self.stepped += 1
-        if self.stride is not None:
-            self.stride.charge(time.thread_time() - start)
+        if timing:
+            stride.charge(time.thread_time() - start)
         return row
 
     def read(self, sharded: bool) -> Optional[tuple[torch.Tensor, list[StepRow]]]:

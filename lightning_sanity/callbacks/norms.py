@@ -250,12 +250,16 @@ class NormMonitor(NormVerdicts, SanityCallback):
     def on_before_optimizer_step(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", optimizer: Optimizer) -> None:
         if not self._flags.active or self._skip_batch:
             return
-        if self._meter.off_stride(trainer.global_step):
+        step = trainer.global_step
+        if self._meter.off_stride(step):
             self._skip_batch = True
             return
         try:
-            with torch.no_grad():
-                self._meter.record(trainer, optimizer)
+            if torch.is_grad_enabled():  # usually not: Lightning calls this hook inside optimizer.step
+                with torch.no_grad():
+                    self._meter.record(trainer, optimizer, step)
+            else:
+                self._meter.record(trainer, optimizer, step)
             if self._resets is not None:
                 self._resets.stepped(optimizer, self._meter.batch.step)
         except Exception as err:
