@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import logging
 import math
-from itertools import repeat
-from operator import attrgetter, is_not
 from typing import Any, Optional
 
 import lightning.pytorch as pl
-import torch
 from lightning.pytorch.strategies import Strategy
 from torch import Tensor
 from typing_extensions import override
@@ -31,12 +28,8 @@ from lightning_sanity.callbacks.step import (
 )
 from lightning_sanity.callbacks.base import SanityCallback
 from lightning_sanity.checks.nonfinite import nonfinite_finding
-from lightning_sanity.checks.numerics import count_nonfinite, finite_flag, flag_parts, is_finite, owner_module
-
-_grad_of = attrgetter("grad")
-_UNSET = object()
-#: dtypes whose fused norm needs no widening (float16 norms overflow at 65504: those go through ``flag_parts``)
-_PLAIN = (torch.float32, torch.float64, torch.bfloat16)
+from lightning_sanity.checks.numerics import PLAIN_DTYPES, count_nonfinite, finite_flag, flag_parts, grad_norm_parts
+from lightning_sanity.checks.numerics import is_finite, owner_module
 from lightning_sanity.findings import Severity
 
 log = logging.getLogger(__name__)
@@ -119,9 +112,9 @@ class NonFiniteSentinel(SanityCallback):
         self._broken = False
         self._names: dict[int, str] = {}
         self._order: dict[int, int] = {}
-        # id(optimizer) -> (parameter count, parameters, all of a dtype whose norm needs no widening)
-        self._optimizer_params: dict[int, tuple[int, list[Tensor], bool]] = {}
-        self._reduce: Any = _UNSET  # the strategy's reduce_boolean_decision; None where it returns its argument
+        self._optimizer_params: dict[int, tuple[int, list[Tensor]]] = {}
+        self._plain: set[int] = set()  # id() of the cached parameter lists all of PLAIN_DTYPES (held: ids stay unique)
+        self._reduce = True  # False where the strategy's reduce_boolean_decision only returns its argument
 
     # ------------------------------------------------------------------ hooks
 
@@ -132,6 +125,7 @@ class NonFiniteSentinel(SanityCallback):
         # `trainer.log_dir` is a collective under DDP: read it here, where every rank is.
         self._log_dir = trainer.log_dir
         self._reset()
+        self._reduce = type(trainer.strategy).reduce_boolean_decision is not Strategy.reduce_boolean_decision
         capture_for(trainer).reset()
         forget_step_reads(trainer)
 
@@ -237,29 +231,10 @@ class NonFiniteSentinel(SanityCallback):
         cached = self._optimizer_params.get(id(optimizer))
         if cached is None or cached[0] != count:
             params = [p for g in groups for p in g["params"]]
-            cached = self._optimizer_params[id(optimizer)] = (count, params, all(p.dtype in _PLAIN for p in params))
+            cached = self._optimizer_params[id(optimizer)] = (count, params)
+            if all(p.dtype in PLAIN_DTYPES for p in params):
+                self._plain.add(id(params))
         return cached[1]
-
-    def _reducer(self, trainer: "pl.Trainer") -> Any:
-        """The strategy's ``reduce_boolean_decision``, or None where it is the base one (it returns its argument)."""
-        strategy = trainer.strategy
-        same = getattr(type(strategy), "reduce_boolean_decision", None) is Strategy.reduce_boolean_decision
-        self._reduce = None if same else strategy.reduce_boolean_decision
-        return self._reduce
-
-    def _grad_parts(self, optimizer: Any, params: list[Tensor]) -> list[Tensor]:
-        """The flag's device part for the gradients of ``params``: the norm of each, as one vector."""
-        cached = self._optimizer_params.get(id(optimizer)) if optimizer is not None else None
-        grads = list(map(_grad_of, params))
-        if cached is None or cached[1] is not params or not cached[2] or not all(map(is_not, grads, repeat(None))):
-            return flag_parts(grads)  # frozen parameters, float16, complex, sparse: the general path
-        try:
-            if torch.is_grad_enabled():  # create_graph=True leaves gradients with a graph of their own
-                with torch.no_grad():
-                    return [torch.stack(torch._foreach_norm(grads, 2))]
-            return [torch.stack(torch._foreach_norm(grads, 2))]
-        except (RuntimeError, NotImplementedError, TypeError):  # sparse gradients, several devices
-            return flag_parts(grads)
 
     def _failed(self, trainer: "pl.Trainer", err: BaseException) -> None:
         log.warning("lightning_sanity: the non-finite check failed and is switched off: %r", err)
@@ -281,7 +256,8 @@ class NonFiniteSentinel(SanityCallback):
             try:
                 # The norms monitor may have read these gradients already in this step.
                 shared = shared_grad_norms(trainer, optimizer, params) if optimizer is not None else None
-                parts = [shared] if shared is not None else self._grad_parts(optimizer, params) if params else []
+                plain = id(params) in self._plain
+                parts = [shared] if shared is not None else grad_norm_parts(params, plain) if params else []
                 # The one host sync of the step, shared with the other checks' device-side figures.
                 values = resolve_step_reads(trainer, parts + flag_parts((), *losses))
                 bad_local = not all(map(math.isfinite, values))
@@ -289,8 +265,7 @@ class NonFiniteSentinel(SanityCallback):
             except Exception as err:
                 self._failed(trainer, err)
         # Every rank must take part, whatever happened locally.
-        reduce = self._reduce if self._reduce is not _UNSET else self._reducer(trainer)
-        bad = bool(reduce(bad_local, all=False)) if reduce is not None else bad_local
+        bad = bool(trainer.strategy.reduce_boolean_decision(bad_local, all=False)) if self._reduce else bad_local
         if not bad:
             self._amp_consecutive = 0
             return

@@ -8,7 +8,6 @@ host-device transfer) on logging steps only (:meth:`NormMeter.read`). Judgements
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from itertools import repeat
 from operator import attrgetter, is_not
@@ -18,6 +17,7 @@ import torch
 from torch.optim import Optimizer
 
 from lightning_sanity.callbacks import norm_charts
+from lightning_sanity.callbacks._norm_rows import BatchState, GradPattern, StepRow, any_layers
 from lightning_sanity.callbacks._update_bins import UpdateBins
 from lightning_sanity.callbacks.step import share_grad_norms
 from lightning_sanity.checks import layers as LM
@@ -29,18 +29,6 @@ _requires_grad = attrgetter("requires_grad")
 
 #: At most this many optimizer steps are buffered on the device; a longer logging interval flushes early.
 _BUFFER_STEPS = 1024
-
-
-@dataclasses.dataclass
-class GradPattern:
-    """Which parameters of an optimizer had a gradient in a step, and the index tensors that go with it."""
-
-    present: Optional[list[int]]  # positions in the optimizer's parameter list; None: all of them
-    present_index: Optional[torch.Tensor]  # the same positions on the device (None: all of them)
-    update_index: torch.Tensor  # 2L + layer of each parameter with a gradient
-    trainable: torch.Tensor  # bool [L], host
-    has_grad: torch.Tensor  # bool [L], host
-    owned: torch.Tensor  # bool [L], host: layers with a parameter in this optimizer (whose weights it reads)
 
 
 class OptimizerView:
@@ -150,39 +138,6 @@ def _signature(optimizer: Optimizer) -> tuple[int, ...]:
     return tuple(len(g["params"]) for g in optimizer.param_groups)
 
 
-@dataclasses.dataclass
-class StepRow:
-    """Host-side facts about one buffered optimizer step (known without reading the device)."""
-
-    step: int
-    epoch: int
-    batch_idx: int
-    patterns: list[GradPattern]
-    update_valid: Optional[torch.Tensor] = None  # bool [L] when the update was measured in this step
-    weighed: Optional[torch.Tensor] = None  # bool [L]: layers whose weight norms were read in this step
-
-
-@dataclasses.dataclass
-class BatchState:
-    """What the current training batch has measured so far (several optimizers may step in it)."""
-
-    measure_weights: bool = False
-    measure_update: bool = False
-    patterns: list[GradPattern] = dataclasses.field(default_factory=list)
-    step: Optional[int] = None  # the global step of the batch's first optimizer step; None: none stepped yet
-    seen: set[int] = dataclasses.field(default_factory=set)  # id() of the optimizers that stepped
-    update_valid: Optional[torch.Tensor] = None
-
-
-def any_layers(patterns: list[GradPattern], field: str, num_layers: int) -> torch.Tensor:
-    if len(patterns) == 1:
-        return getattr(patterns[0], field)  # the usual case: one optimizer; callers only read it
-    out = torch.zeros(num_layers, dtype=torch.bool)
-    for pattern in patterns:
-        out |= getattr(pattern, field)
-    return out
-
-
 class NormMeter:
     """A device buffer with one row per optimizer step and ``3 * L`` columns: per-layer sums of squares of the
     gradients, the weights and the updates; :meth:`read` brings the buffered rows to the host in one transfer."""
@@ -239,17 +194,18 @@ class NormMeter:
         return view
 
     def record(self, trainer: Any, optimizer: Optimizer, step: int) -> None:
-        """``on_before_optimizer_step`` at global ``step``: this optimizer's gradient norms (and weights, a pre-step
-        copy) into the row."""
+        """``on_before_optimizer_step`` at global ``step``: gradient norms (and weights, a pre-step copy) into the row."""
+        if torch.is_grad_enabled():  # usually off already: Lightning calls the hook inside ``optimizer.step``
+            with torch.no_grad():
+                return self.record(trainer, optimizer, step)
         stride = self.stride
-        if stride is None or not stride.timing:  # the clock is read only while the stride is being decided
-            self._record(trainer, optimizer, step)
-            return
-        start = time.thread_time()
+        timing = stride is not None and stride.timing  # the clock is read only while the stride is being decided
+        start = time.thread_time() if timing else 0.0
         try:
             self._record(trainer, optimizer, step)
         finally:  # the stride follows what the rows cost
-            stride.charge(time.thread_time() - start)
+            if timing:
+                stride.charge(time.thread_time() - start)
 
     def _record(self, trainer: Any, optimizer: Optimizer, step: int) -> None:
         batch = self.batch or self.start_batch()

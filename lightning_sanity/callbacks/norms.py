@@ -255,11 +255,7 @@ class NormMonitor(NormVerdicts, SanityCallback):
             self._skip_batch = True
             return
         try:
-            if torch.is_grad_enabled():  # usually not: Lightning calls this hook inside optimizer.step
-                with torch.no_grad():
-                    self._meter.record(trainer, optimizer, step)
-            else:
-                self._meter.record(trainer, optimizer, step)
+            self._meter.record(trainer, optimizer, step)
             if self._resets is not None:
                 self._resets.stepped(optimizer, self._meter.batch.step)
         except Exception as err:
