@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from lightning_sanity import tensorboard
+from lightning_sanity.callbacks._norm_rows import any_layers
 from lightning_sanity.checks import layers as LM
 
 #: One custom-scalars chart per quantity, a line per layer (or group).
@@ -81,3 +82,14 @@ def log_norms(trainer: Any, layers: LM.LayerMap, grad_sq: torch.Tensor, weight_s
             if base[g] > 0:
                 metrics[tensorboard.tag("update_ratio", name)] = math.sqrt(upd[g] / base[g])
     tensorboard.log_scalars(trainer, metrics, step=row.step)
+
+
+def log_last(trainer: Any, layers: LM.LayerMap, meter: Any) -> None:
+    """A chart point between two reads of ``meter`` (a :class:`~lightning_sanity.callbacks.norm_meter.NormMeter`):
+    the scalars of its last buffered row, read alone."""
+    last = meter.read_last()
+    if last is None or not trainer.is_global_zero:
+        return
+    data, row = last
+    L = len(layers)
+    log_norms(trainer, layers, data[:L], data[L:2 * L], data[2 * L:], any_layers(row.patterns, "has_grad", L), row)

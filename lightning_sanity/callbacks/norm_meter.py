@@ -29,6 +29,9 @@ _requires_grad = attrgetter("requires_grad")
 
 #: At most this many optimizer steps are buffered on the device; a longer logging interval flushes early.
 _BUFFER_STEPS = 1024
+#: ... and at least this many: a chart point in between reads its own row only (:meth:`NormMeter.read_last`), so
+#: a short run charted every few steps does not pay the history's bookkeeping at every point.
+_MIN_BUFFER_STEPS = 64
 
 
 class OptimizerView:
@@ -217,7 +220,8 @@ class NormMeter:
             if first is None:
                 return
             L = len(self.layers)
-            self.buf = torch.zeros(min(self.every, _BUFFER_STEPS), 3 * L, dtype=torch.float32, device=first.device)
+            rows = min(max(self.every, _MIN_BUFFER_STEPS), _BUFFER_STEPS)
+            self.buf = torch.zeros(rows, 3 * L, dtype=torch.float32, device=first.device)
         view = self._view(optimizer, self.buf.device)
         params = view.params
         if not params:
@@ -341,6 +345,16 @@ class NormMeter:
         self.row = 0
         meta, self.rows = self.rows, []
         return data, meta
+
+    def read_last(self) -> Optional[tuple[torch.Tensor, StepRow]]:
+        """The last buffered row on the host (float64) with its facts, the buffer left as it is; None when empty.
+
+        Not for sharded strategies (their rows are all-reduced by :meth:`read`, on every rank)."""
+        if self.row == 0 or self.buf is None:
+            return None
+        for view in self.views.values():
+            view.fold(self.buf)  # the buffered gradient norms into their layers (later folds add nothing twice)
+        return self.buf[self.row - 1].to("cpu", torch.float64), self.rows[-1]
 
     def weigh_last_row(self) -> None:
         """End of fit: read the weights once more for the last buffered step, so the judgements see them as they
