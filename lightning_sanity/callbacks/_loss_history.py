@@ -42,8 +42,14 @@ class LossHistory:
         """Add one step's scalar loss, times ``scale`` (Lightning divided it by the accumulation factor)."""
         if loss.device.type == "cpu":
             # Nothing to wait for on the CPU: reading the value costs less than a device-side copy.
-            self.flush()
-            self.take([loss.item() * scale])  # Lightning divided the loss by the accumulation factor
+            if self.fill:
+                self.flush()
+            value = loss.item() * scale  # Lightning divided the loss by the accumulation factor
+            if self.block == 1 and len(self.losses) < _HOST_CAP and math.isfinite(value):
+                self.finite += 1  # what take() does with one finite value while nothing is thinned
+                self.losses.append(value)
+                return
+            self.take((value,))
             return
         loss = loss.detach().reshape(())
         if scale != 1:

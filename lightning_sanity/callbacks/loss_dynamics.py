@@ -112,6 +112,9 @@ class LossDynamics(SanityCallback):
         self._no_loss_reason: Optional[str] = None
         self._lr: dict[tuple[int, int], LrTrajectory] = {}
         self._lr_unreadable: Optional[str] = None
+        # (trainer.optimizers, their group counts, [(i, j, optimizer, group)]): the groups read at each batch start
+        self._lr_groups: Optional[tuple] = None
+        self._lr_last: dict[tuple[int, int], Any] = {}  # the last rate of each group in its history
         self._broken: dict[str, str] = {}
 
     # ------------------------------------------------------------------------------------------------ hooks
@@ -137,24 +140,32 @@ class LossDynamics(SanityCallback):
         if not self.is_enabled("lr-schedule") or self._lr_unreadable:
             return
         try:
-            for i, optimizer in enumerate(trainer.optimizers):
-                for j, group in enumerate(optimizer.param_groups):
-                    lr = group.get("lr")
-                    if isinstance(lr, torch.Tensor):
-                        if lr.device.type != "cpu":  # reading it would sync with the device every step
-                            self._lr_unreadable = "the learning rate is a device tensor (reading it would sync)"
-                            return
-                        lr = float(lr)
-                    if not isinstance(lr, (int, float)):
-                        continue
-                    history = self._lr.get((i, j))
-                    if history is None:
-                        where = f"param group {j} of optimizer {i} ({type(optimizer).__name__})"
-                        history = self._lr[(i, j)] = LrTrajectory(
-                            where, ratio=self.threshold("lr-schedule", "collapse_ratio"))
-                    if lr != history.last:  # the same rate again changes nothing in the history
-                        history.update(float(lr), step=trainer.global_step, progress=self._run.fraction(),
-                                       batch=self._run.before + self._run.seen)
+            optimizers = trainer.optimizers
+            if self._lr_groups is None or self._lr_groups[0] is not optimizers or self._lr_groups[1] != [
+                    len(o.param_groups) for o in optimizers]:
+                groups = [(i, j, optimizer, group) for i, optimizer in enumerate(optimizers)
+                          for j, group in enumerate(optimizer.param_groups)]
+                self._lr_groups = (optimizers, [len(o.param_groups) for o in optimizers], groups)
+            for i, j, optimizer, group in self._lr_groups[2]:
+                lr = group.get("lr")
+                if type(lr) is float and lr == self._lr_last.get((i, j)):
+                    continue  # the same rate again changes nothing in the history (the common case: one look)
+                if isinstance(lr, torch.Tensor):
+                    if lr.device.type != "cpu":  # reading it would sync with the device every step
+                        self._lr_unreadable = "the learning rate is a device tensor (reading it would sync)"
+                        return
+                    lr = float(lr)
+                if not isinstance(lr, (int, float)):
+                    continue
+                history = self._lr.get((i, j))
+                if history is None:
+                    where = f"param group {j} of optimizer {i} ({type(optimizer).__name__})"
+                    history = self._lr[(i, j)] = LrTrajectory(
+                        where, ratio=self.threshold("lr-schedule", "collapse_ratio"))
+                if lr != history.last:  # the same rate again changes nothing in the history
+                    history.update(float(lr), step=trainer.global_step, progress=self._run.fraction(),
+                                   batch=self._run.before + self._run.seen)
+                self._lr_last[(i, j)] = history.last
         except Exception as err:  # never lose the run over a diagnostic
             self._lr_unreadable = f"could not read the learning rates: {err!r}"
 

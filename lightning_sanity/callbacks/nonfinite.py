@@ -13,6 +13,7 @@ import math
 from typing import Any, Optional
 
 import lightning.pytorch as pl
+from lightning.pytorch.strategies import Strategy
 from torch import Tensor
 from typing_extensions import override
 
@@ -27,7 +28,8 @@ from lightning_sanity.callbacks.step import (
 )
 from lightning_sanity.callbacks.base import SanityCallback
 from lightning_sanity.checks.nonfinite import nonfinite_finding
-from lightning_sanity.checks.numerics import count_nonfinite, finite_flag, flag_parts, is_finite, owner_module
+from lightning_sanity.checks.numerics import PLAIN_DTYPES, count_nonfinite, finite_flag, flag_parts, grad_norm_parts
+from lightning_sanity.checks.numerics import is_finite, owner_module
 from lightning_sanity.findings import Severity
 
 log = logging.getLogger(__name__)
@@ -111,6 +113,8 @@ class NonFiniteSentinel(SanityCallback):
         self._names: dict[int, str] = {}
         self._order: dict[int, int] = {}
         self._optimizer_params: dict[int, tuple[int, list[Tensor]]] = {}
+        self._plain: set[int] = set()  # id() of the cached parameter lists all of PLAIN_DTYPES (held: ids stay unique)
+        self._reduce = True  # False where the strategy's reduce_boolean_decision only returns its argument
 
     # ------------------------------------------------------------------ hooks
 
@@ -121,6 +125,7 @@ class NonFiniteSentinel(SanityCallback):
         # `trainer.log_dir` is a collective under DDP: read it here, where every rank is.
         self._log_dir = trainer.log_dir
         self._reset()
+        self._reduce = type(trainer.strategy).reduce_boolean_decision is not Strategy.reduce_boolean_decision
         capture_for(trainer).reset()
         forget_step_reads(trainer)
 
@@ -227,6 +232,8 @@ class NonFiniteSentinel(SanityCallback):
         if cached is None or cached[0] != count:
             params = [p for g in groups for p in g["params"]]
             cached = self._optimizer_params[id(optimizer)] = (count, params)
+            if all(p.dtype in PLAIN_DTYPES for p in params):
+                self._plain.add(id(params))
         return cached[1]
 
     def _failed(self, trainer: "pl.Trainer", err: BaseException) -> None:
@@ -249,15 +256,16 @@ class NonFiniteSentinel(SanityCallback):
             try:
                 # The norms monitor may have read these gradients already in this step.
                 shared = shared_grad_norms(trainer, optimizer, params) if optimizer is not None else None
-                grads = [] if shared is not None else [p.grad for p in params]
+                plain = id(params) in self._plain
+                parts = [shared] if shared is not None else grad_norm_parts(params, plain) if params else []
                 # The one host sync of the step, shared with the other checks' device-side figures.
-                values = resolve_step_reads(trainer, flag_parts(grads, *losses, norms=shared))
+                values = resolve_step_reads(trainer, parts + flag_parts((), *losses))
                 bad_local = not all(map(math.isfinite, values))
                 self._steps_checked += 1
             except Exception as err:
                 self._failed(trainer, err)
         # Every rank must take part, whatever happened locally.
-        bad = bool(trainer.strategy.reduce_boolean_decision(bad_local, all=False))
+        bad = bool(trainer.strategy.reduce_boolean_decision(bad_local, all=False)) if self._reduce else bad_local
         if not bad:
             self._amp_consecutive = 0
             return

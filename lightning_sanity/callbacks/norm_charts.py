@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from lightning_sanity import tensorboard
+from lightning_sanity.callbacks._norm_rows import any_layers
 from lightning_sanity.checks import layers as LM
 
 #: One custom-scalars chart per quantity, a line per layer (or group).
@@ -50,24 +51,45 @@ def write_histograms(trainer: Any, layers: LM.LayerMap, params: list, layer_of: 
 
 def log_norms(trainer: Any, layers: LM.LayerMap, grad_sq: torch.Tensor, weight_sq: torch.Tensor,
               update_sq: torch.Tensor, present: torch.Tensor, row: Any) -> None:
-    """The scalars of one step (``row``, a :class:`~lightning_sanity.callbacks.norm_meter.StepRow`), per group."""
+    """The scalars of one step (``row``, a :class:`~lightning_sanity.callbacks.norm_meter.StepRow`), per group.
+
+    The rows are host tensors already (the meter's read): summed per group in Python floats (float64, as the
+    rows), which costs less than a dozen small tensor ops per chart point.
+    """
     G = len(layers.groups)
+    group_of = layers.group_of
+    grad, weight, update = grad_sq.tolist(), weight_sq.tolist(), update_sq.tolist()
+    group_grad, group_weight, group_present = [0.0] * G, [0.0] * G, [0] * G
+    for g, gs, ws, has in zip(group_of, grad, weight, present.tolist()):
+        group_grad[g] += gs
+        group_weight[g] += ws
+        group_present[g] += has
     metrics: dict[str, float] = {
-        tensorboard.tag("grad_norm", "global"): math.sqrt(grad_sq.sum().item()),
-        tensorboard.tag("weight_norm", "global"): math.sqrt(weight_sq.sum().item()),
+        tensorboard.tag("grad_norm", "global"): math.sqrt(sum(grad)),
+        tensorboard.tag("weight_norm", "global"): math.sqrt(sum(weight)),
     }
-    group_grad = LM.group_sum(grad_sq, layers.group_of, G).sqrt().tolist()
-    group_weight_sq = LM.group_sum(weight_sq, layers.group_of, G)
-    group_present = LM.group_sum(present.double(), layers.group_of, G).tolist()
     for g, name in enumerate(layers.groups):
-        metrics[tensorboard.tag("weight_norm", name)] = math.sqrt(group_weight_sq[g].item())
+        metrics[tensorboard.tag("weight_norm", name)] = math.sqrt(group_weight[g])
         if group_present[g] > 0:
-            metrics[tensorboard.tag("grad_norm", name)] = group_grad[g]
+            metrics[tensorboard.tag("grad_norm", name)] = math.sqrt(group_grad[g])
     if row.update_valid is not None:
-        measured = row.update_valid.double()
-        upd = LM.group_sum(update_sq * measured, layers.group_of, G)
-        base = LM.group_sum(weight_sq * measured, layers.group_of, G)
+        upd, base = [0.0] * G, [0.0] * G
+        for g, us, ws, measured in zip(group_of, update, weight, row.update_valid.tolist()):
+            if measured:
+                upd[g] += us
+                base[g] += ws
         for g, name in enumerate(layers.groups):
             if base[g] > 0:
-                metrics[tensorboard.tag("update_ratio", name)] = math.sqrt(upd[g].item() / base[g].item())
+                metrics[tensorboard.tag("update_ratio", name)] = math.sqrt(upd[g] / base[g])
     tensorboard.log_scalars(trainer, metrics, step=row.step)
+
+
+def log_last(trainer: Any, layers: LM.LayerMap, meter: Any) -> None:
+    """A chart point between two reads of ``meter`` (a :class:`~lightning_sanity.callbacks.norm_meter.NormMeter`):
+    the scalars of its last buffered row, read alone."""
+    last = meter.read_last()
+    if last is None or not trainer.is_global_zero:
+        return
+    data, row = last
+    L = len(layers)
+    log_norms(trainer, layers, data[:L], data[L:2 * L], data[2 * L:], any_layers(row.patterns, "has_grad", L), row)

@@ -66,3 +66,9 @@ class SpikeWatch:
     early_max: float = -math.inf  # the largest of the first ``N.SPIKE_EARLY`` steps
     #: a spike within the first ``N.SPIKE_WARMUP`` steps, judged at the end: (norm, per-layer sums, its row)
     early_spike: Optional[tuple] = None
+
+
+def finite_max(values: torch.Tensor) -> float:
+    """The largest finite value of ``values`` (NaN when none is finite)."""
+    finite = values[torch.isfinite(values)]
+    return finite.max().item() if finite.numel() else math.nan

@@ -8,7 +8,6 @@ host-device transfer) on logging steps only (:meth:`NormMeter.read`). Judgements
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from itertools import repeat
 from operator import attrgetter, is_not
@@ -18,6 +17,7 @@ import torch
 from torch.optim import Optimizer
 
 from lightning_sanity.callbacks import norm_charts
+from lightning_sanity.callbacks._norm_rows import BatchState, GradPattern, StepRow, any_layers
 from lightning_sanity.callbacks._update_bins import UpdateBins
 from lightning_sanity.callbacks.step import share_grad_norms
 from lightning_sanity.checks import layers as LM
@@ -29,18 +29,9 @@ _requires_grad = attrgetter("requires_grad")
 
 #: At most this many optimizer steps are buffered on the device; a longer logging interval flushes early.
 _BUFFER_STEPS = 1024
-
-
-@dataclasses.dataclass
-class GradPattern:
-    """Which parameters of an optimizer had a gradient in a step, and the index tensors that go with it."""
-
-    present: Optional[list[int]]  # positions in the optimizer's parameter list; None: all of them
-    present_index: Optional[torch.Tensor]  # the same positions on the device (None: all of them)
-    update_index: torch.Tensor  # 2L + layer of each parameter with a gradient
-    trainable: torch.Tensor  # bool [L], host
-    has_grad: torch.Tensor  # bool [L], host
-    owned: torch.Tensor  # bool [L], host: layers with a parameter in this optimizer (whose weights it reads)
+#: ... and at least this many: a chart point in between reads its own row only (:meth:`NormMeter.read_last`), so
+#: a short run charted every few steps does not pay the history's bookkeeping at every point.
+_MIN_BUFFER_STEPS = 64
 
 
 class OptimizerView:
@@ -150,39 +141,6 @@ def _signature(optimizer: Optimizer) -> tuple[int, ...]:
     return tuple(len(g["params"]) for g in optimizer.param_groups)
 
 
-@dataclasses.dataclass
-class StepRow:
-    """Host-side facts about one buffered optimizer step (known without reading the device)."""
-
-    step: int
-    epoch: int
-    batch_idx: int
-    patterns: list[GradPattern]
-    update_valid: Optional[torch.Tensor] = None  # bool [L] when the update was measured in this step
-    weighed: Optional[torch.Tensor] = None  # bool [L]: layers whose weight norms were read in this step
-
-
-@dataclasses.dataclass
-class BatchState:
-    """What the current training batch has measured so far (several optimizers may step in it)."""
-
-    measure_weights: bool = False
-    measure_update: bool = False
-    patterns: list[GradPattern] = dataclasses.field(default_factory=list)
-    step: Optional[int] = None  # the global step of the batch's first optimizer step; None: none stepped yet
-    seen: set[int] = dataclasses.field(default_factory=set)  # id() of the optimizers that stepped
-    update_valid: Optional[torch.Tensor] = None
-
-
-def any_layers(patterns: list[GradPattern], field: str, num_layers: int) -> torch.Tensor:
-    if len(patterns) == 1:
-        return getattr(patterns[0], field)  # the usual case: one optimizer; callers only read it
-    out = torch.zeros(num_layers, dtype=torch.bool)
-    for pattern in patterns:
-        out |= getattr(pattern, field)
-    return out
-
-
 class NormMeter:
     """A device buffer with one row per optimizer step and ``3 * L`` columns: per-layer sums of squares of the
     gradients, the weights and the updates; :meth:`read` brings the buffered rows to the host in one transfer."""
@@ -238,16 +196,21 @@ class NormMeter:
             view = self.views[id(optimizer)] = OptimizerView(optimizer, self.layers, device)
         return view
 
-    def record(self, trainer: Any, optimizer: Optimizer) -> None:
-        """``on_before_optimizer_step``: this optimizer's gradient norms (and weights, a pre-step copy) into the row."""
-        start = time.thread_time()
+    def record(self, trainer: Any, optimizer: Optimizer, step: int) -> None:
+        """``on_before_optimizer_step`` at global ``step``: gradient norms (and weights, a pre-step copy) into the row."""
+        if torch.is_grad_enabled():  # usually off already: Lightning calls the hook inside ``optimizer.step``
+            with torch.no_grad():
+                return self.record(trainer, optimizer, step)
+        stride = self.stride
+        timing = stride is not None and stride.timing  # the clock is read only while the stride is being decided
+        start = time.thread_time() if timing else 0.0
         try:
-            self._record(trainer, optimizer)
-        finally:
-            if self.stride is not None:  # the stride follows what the rows cost
-                self.stride.charge(time.thread_time() - start)
+            self._record(trainer, optimizer, step)
+        finally:  # the stride follows what the rows cost
+            if timing:
+                stride.charge(time.thread_time() - start)
 
-    def _record(self, trainer: Any, optimizer: Optimizer) -> None:
+    def _record(self, trainer: Any, optimizer: Optimizer, step: int) -> None:
         batch = self.batch or self.start_batch()
         if id(optimizer) in batch.seen:
             return  # manual optimization stepping the same optimizer twice in a batch: the first step counts
@@ -257,7 +220,8 @@ class NormMeter:
             if first is None:
                 return
             L = len(self.layers)
-            self.buf = torch.zeros(min(self.every, _BUFFER_STEPS), 3 * L, dtype=torch.float32, device=first.device)
+            rows = min(max(self.every, _MIN_BUFFER_STEPS), _BUFFER_STEPS)
+            self.buf = torch.zeros(rows, 3 * L, dtype=torch.float32, device=first.device)
         view = self._view(optimizer, self.buf.device)
         params = view.params
         if not params:
@@ -271,7 +235,7 @@ class NormMeter:
             pattern = view.pattern(missing)
             present_grads = [grads[i] for i in pattern.present]
         if batch.step is None:
-            batch.step = trainer.global_step
+            batch.step = step
         batch.patterns.append(pattern)
         row = view.grad_norm_row(self.row, self.buf.shape[0])
         if pattern.present is None:
@@ -346,7 +310,9 @@ class NormMeter:
 
     def end_batch(self, epoch: int, batch_idx: int) -> StepRow:
         """``on_train_batch_end`` of a batch in which an optimizer stepped: close its row, move to the next."""
-        start, batch = time.thread_time(), self.batch
+        batch, stride = self.batch, self.stride
+        timing = stride is not None and stride.timing
+        start = time.thread_time() if timing else 0.0
         if self.copies or self.spare:
             with torch.no_grad():
                 self.finish_updates()
@@ -360,8 +326,8 @@ class NormMeter:
         self.rows.append(row)
         self.row += 1
         self.stepped += 1
-        if self.stride is not None:
-            self.stride.charge(time.thread_time() - start)
+        if timing:
+            stride.charge(time.thread_time() - start)
         return row
 
     def read(self, sharded: bool) -> Optional[tuple[torch.Tensor, list[StepRow]]]:
@@ -379,6 +345,16 @@ class NormMeter:
         self.row = 0
         meta, self.rows = self.rows, []
         return data, meta
+
+    def read_last(self) -> Optional[tuple[torch.Tensor, StepRow]]:
+        """The last buffered row on the host (float64) with its facts, the buffer left as it is; None when empty.
+
+        Not for sharded strategies (their rows are all-reduced by :meth:`read`, on every rank)."""
+        if self.row == 0 or self.buf is None:
+            return None
+        for view in self.views.values():
+            view.fold(self.buf)  # the buffered gradient norms into their layers (later folds add nothing twice)
+        return self.buf[self.row - 1].to("cpu", torch.float64), self.rows[-1]
 
     def weigh_last_row(self) -> None:
         """End of fit: read the weights once more for the last buffered step, so the judgements see them as they

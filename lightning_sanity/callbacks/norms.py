@@ -30,7 +30,7 @@ from lightning_sanity.callbacks import norm_charts
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.callbacks.gradient_probe import GradientProbe
 from lightning_sanity.callbacks.low_precision import RoundingWatch, conclude_rounds_away
-from lightning_sanity.callbacks.norm_history import NormHistory, SpikeWatch
+from lightning_sanity.callbacks.norm_history import NormHistory, SpikeWatch, finite_max
 from lightning_sanity.callbacks.norm_meter import NormMeter, any_layers
 from lightning_sanity.callbacks.norm_verdicts import NormVerdicts
 from lightning_sanity.checks import layers as LM
@@ -250,12 +250,12 @@ class NormMonitor(NormVerdicts, SanityCallback):
     def on_before_optimizer_step(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", optimizer: Optimizer) -> None:
         if not self._flags.active or self._skip_batch:
             return
-        if self._meter.off_stride(trainer.global_step):
+        step = trainer.global_step
+        if self._meter.off_stride(step):
             self._skip_batch = True
             return
         try:
-            with torch.no_grad():
-                self._meter.record(trainer, optimizer)
+            self._meter.record(trainer, optimizer, step)
             if self._resets is not None:
                 self._resets.stepped(optimizer, self._meter.batch.step)
         except Exception as err:
@@ -276,8 +276,11 @@ class NormMonitor(NormVerdicts, SanityCallback):
             row = meter.end_batch(trainer.current_epoch, batch_idx)
             if meter.stepped == 1:
                 self._probe.plan(self.layers, row)
-            if meter.stepped % meter.every == 0 or meter.row >= meter.buf.shape[0]:
-                self._flush(trainer, log=self._flags.log and meter.stepped % meter.every == 0)
+            chart = meter.stepped % meter.every == 0
+            if meter.row >= meter.buf.shape[0] or (chart and self._flags.sharded):  # sharded: all ranks reduce
+                self._flush(trainer, log=self._flags.log and chart)
+            elif chart and self._flags.log:  # a chart point: its row only; the history takes the rows when full
+                norm_charts.log_last(trainer, self.layers, meter)
         except Exception as err:
             self._fail(trainer, err)
 
@@ -362,7 +365,7 @@ class NormMonitor(NormVerdicts, SanityCallback):
         self._conclude_updates(trainer, exclude=vanishing)
         global_norms = grad_sq.sum(1).sqrt()
         self.detail(trainer, "exploding-gradient",
-                    f"global grad norm median {N.median_finite(global_norms):.3g}, max {_finite_max(global_norms):.3g}")
+                    f"global grad norm median {N.median_finite(global_norms):.3g}, max {finite_max(global_norms):.3g}")
         died = N.dead_layers(self._history.counts)["died"] if "dead-gradient" in self.active_checks else []
         since = self._history.counts.dead_since
         self.detail(trainer, "dead-gradient", f"{len(self.layers)} layers over {steps} steps" + (
@@ -383,11 +386,6 @@ class NormMonitor(NormVerdicts, SanityCallback):
         log.warning("lightning_sanity: NormMonitor stopped after an internal error: %r", err)
         for check in self.active_checks:
             self.skip(trainer, check, f"internal error: {err!r}")
-
-
-def _finite_max(values: torch.Tensor) -> float:
-    finite = values[torch.isfinite(values)]
-    return finite.max().item() if finite.numel() else math.nan
 
 
 def _check_int(name: str, value: Any, minimum: int, optional: bool = False) -> None:

@@ -246,6 +246,8 @@ def resolve_step_reads(trainer: Any, own: Sequence[Tensor] = ()) -> list[float]:
     Returns ``own``'s values, flattened and concatenated; the requests' values go to :func:`step_values`.
     """
     shared = _shared(trainer)
+    if not shared.pending:  # most steps: the caller's own figures only
+        return _chain(_read(own)) if own else []
     requests = []
     for name, tensors in list(shared.pending.items()):
         if callable(tensors):

@@ -8,6 +8,7 @@ are in train mode, and that BatchNorm never trains on a batch of one sample.
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any
 
 import lightning.pytorch as pl
@@ -21,6 +22,8 @@ from lightning_sanity.checks.modes import (
     owner_fingerprint, split_by_frozen, summarize_names,
 )
 from lightning_sanity.findings import Severity
+
+_training = attrgetter("training")
 
 
 class TrainModeMonitor(SanityCallback):
@@ -63,6 +66,8 @@ class TrainModeMonitor(SanityCallback):
         self.get_input = get_input
         self._modules: list[tuple[str, Any]] = []
         self._batchnorms: list[tuple[str, Any]] = []
+        self._watched: list[Any] = []  # the modules of ``_modules`` and ``_batchnorms``, without their names
+        self._watched_batchnorms: list[Any] = []
         # (eval-mode module indices, epoch) -> (frozen names, trainable names): judged once per state and epoch.
         self._judged: dict[tuple, tuple[list[str], list[str], list[str]]] = {}
         self._pretrained: set[str] = set()
@@ -70,9 +75,18 @@ class TrainModeMonitor(SanityCallback):
         self._eval_batches = 0
 
     @override
+    def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
+        if stage == "fit":
+            self.revive()  # a previous fit may have retired the batch hook
+
+    @override
     def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._modules = mode_dependent_modules(pl_module)
         self._batchnorms = [(n, m) for n, m in self._modules if is_batchnorm(m)]
+        self._watched = [m for _, m in self._modules]
+        self._watched_batchnorms = [m for _, m in self._batchnorms]
+        if not self._modules:  # no Dropout or BatchNorm: no mode to watch, no dispatch on every batch
+            self.retire("on_train_batch_start")
         # Read once, before any training step: statistics that are not the initial 0/1 here were loaded (pretrained).
         try:
             self._pretrained = {n for n, m in self._batchnorms if not has_initial_statistics(m)}
@@ -91,10 +105,10 @@ class TrainModeMonitor(SanityCallback):
         if not self._modules:
             return
         try:
-            in_eval = tuple(i for i, (_, m) in enumerate(self._modules) if not m.training)
-            if in_eval:
+            if not all(map(_training, self._watched)):  # C-level loop; the usual answer: all in train mode
+                in_eval = tuple(i for i, (_, m) in enumerate(self._modules) if not m.training)
                 self._report_eval(trainer, pl_module, in_eval, batch_idx)
-            if any(m.training for _, m in self._batchnorms):
+            if any(map(_training, self._watched_batchnorms)):
                 self._check_batch_of_one(trainer, batch, batch_idx)
         except Exception as err:  # a check must never lose the user's run
             self.skip(trainer, "train-mode", f"could not read the modules' modes: {err!r}")

@@ -23,12 +23,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat
+from operator import attrgetter, is_not
 from typing import Any, Optional
 
 import torch
 from torch import Tensor
 
 _ANOMALY_OP = re.compile(r"Function '([A-Za-z0-9_.]+)' returned nan")
+_grad_of = attrgetter("grad")
+#: dtypes whose fused norm needs no widening (float16 norms overflow at 65504: :func:`norm_total` widens them)
+PLAIN_DTYPES = (torch.float32, torch.float64, torch.bfloat16)
 
 
 def _floating(tensors: Iterable[Optional[Tensor]]) -> list[Tensor]:
@@ -60,6 +65,30 @@ def norm_total(tensors: Sequence[Optional[Tensor]]) -> Optional[Tensor]:
         except RuntimeError:  # tensors on several devices (model parallel): gather the few scalars on one
             device = norms[0].device
             return torch.stack([n.to(device) for n in norms]).sum()
+
+
+def grad_norm_parts(params: Sequence[Tensor], plain: bool) -> list[Tensor]:
+    """The gradients of ``params`` as flag parts (see :func:`flag_parts`): the L2 norm of each, one vector.
+
+    ``plain``: every parameter is known to be of a :data:`PLAIN_DTYPES` dtype (the caller caches that with its
+    parameter list); then, when every one has a gradient, it is one fused norm and one stack, with no Python
+    frame per parameter. Anything else (no gradient, float16, sparse) takes :func:`flag_parts`.
+
+    >>> w = torch.ones(2, requires_grad=True)
+    >>> w.grad = torch.tensor([3.0, 4.0])
+    >>> [t.tolist() for t in grad_norm_parts([w], plain=True)]
+    [[5.0]]
+    """
+    grads = list(map(_grad_of, params))
+    if not plain or not all(map(is_not, grads, repeat(None))):
+        return flag_parts(grads)
+    try:
+        if torch.is_grad_enabled():  # create_graph=True leaves gradients with a graph of their own
+            with torch.no_grad():
+                return [torch.stack(torch._foreach_norm(grads, 2))]
+        return [torch.stack(torch._foreach_norm(grads, 2))]
+    except (RuntimeError, NotImplementedError, TypeError):  # sparse gradients, several devices
+        return flag_parts(grads)
 
 
 def flag_parts(tensors: Sequence[Optional[Tensor]], *scalars: Optional[Tensor],
