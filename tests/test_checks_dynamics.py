@@ -276,3 +276,16 @@ def test_loss_bouncing_back_above_the_baseline_is_oscillating():
     bouncing = calm[:30] + [0.6 + (1.8 if i % 6 == 0 else 0.2 * (i % 3)) for i in range(40)]
     verdict, _ = judge_loss_trend(bouncing, progress=1.0, seen="all", baseline=2.2)
     assert verdict.kind == "oscillating" and verdict.data["late_above_baseline"] >= 4
+
+
+def test_jitter_at_the_threshold_within_sampling_noise_is_silent():
+    # SimCLR-style run on 24 fixed samples: late flips hover at 0.35, one standard error (0.05 for the median of
+    # 5 late fractions over 24 samples) above the 0.3 threshold: no evidence of oscillation.
+    hovering = [0.6, 0.55, 0.6, 0.5, 0.35, 0.3, 0.4, 0.35, 0.33]
+    assert jitter.judge_jitter(hovering, measure="flips", progress=1.0, seen="", predictions=None) is not None
+    assert jitter.judge_jitter(hovering, measure="flips", progress=1.0, seen="", predictions=24) is None
+    # The same flips over 1,000 predictions are measured well enough to count.
+    assert jitter.judge_jitter(hovering, measure="flips", progress=1.0, seen="", predictions=1000) is not None
+    # A learning rate that bounces keeps most predictions flipping: far past the margin at any size.
+    bouncing = [0.9, 0.8, 0.9, 0.7, 0.8, 0.9, 0.75, 0.85, 0.8]
+    assert jitter.judge_jitter(bouncing, measure="flips", progress=1.0, seen="", predictions=24) is not None

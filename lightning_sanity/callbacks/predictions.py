@@ -365,8 +365,9 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
             self.skip(trainer, "prediction-jitter", reason)
             return
         threshold = self.threshold("prediction-jitter", "flip_fraction" if measure == "flips" else "change_sd")
+        counted = history.supervised if history.kind == "sequence" and history.supervised else units
         verdict = judge_jitter(changes, measure=measure, progress=1.0 if clock.ended_normally else progress,
-                               seen=words, threshold=threshold)
+                               seen=words, threshold=threshold, predictions=counted)
         snapshots = len(history.columns["step"])
         figures = [c for c in changes[len(changes) // 2:] if c is not None]
         late = sorted(figures)[len(figures) // 2] if figures else None

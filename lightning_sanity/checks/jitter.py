@@ -95,6 +95,7 @@ def judge_jitter(
     progress: Optional[float],
     seen: str,
     threshold: Optional[float] = None,
+    predictions: Optional[int] = None,
 ) -> Optional[Verdict]:
     """Judge whether predictions keep oscillating late in training instead of settling.
 
@@ -104,6 +105,8 @@ def judge_jitter(
         progress: fraction of the planned training seen at the last snapshot, or None when unknown.
         seen: words for how much of the planned training was seen, for the message.
         threshold: overrides :data:`JITTER_FLIP_THRESHOLD` / :data:`JITTER_CHANGE_THRESHOLD`.
+        predictions: how many predictions each flip fraction counts (samples, or supervised tokens): the late
+            median must then clear the threshold by two of its standard errors, not by sampling noise.
 
     Returns None when the run settled, or was too short to tell (fewer than
     2 x :data:`JITTER_MIN_LATE_SNAPSHOTS` transitions, or less than half the planned training seen).
@@ -123,7 +126,7 @@ def judge_jitter(
     late_median, early_median = _median(late), _median(early)
     # Settling means the late changes are well below the early ones; jitter stays high to the end.
     settling = late_median < 0.5 * early_median
-    if late_median < threshold or settling:
+    if late_median < threshold + _sampling_margin(measure, threshold, predictions, len(late)) or settling:
         return None
     data = {"late_median": round(late_median, 4), "early_median": round(early_median, 4),
             "snapshots": len(values) + 1, "late_snapshots": len(late), "measure": measure,
@@ -143,6 +146,17 @@ def judge_jitter(
         "and data augmentation are consistent.",
         data,
     )
+
+
+def _sampling_margin(measure: str, threshold: float, predictions: Optional[int], late: int) -> float:
+    """Two standard errors of the late median of ``late`` flip fractions over ``predictions`` each, at the
+    threshold: a flip fraction is a binomial share (standard error ``sqrt(t(1 - t)/n)``) and the median of ``k``
+    of them has about ``1.25 / sqrt(k)`` of that. Over 24 samples and 5 late snapshots it is 0.10: a fixed batch
+    whose flips hover at the threshold has not shown that it oscillates."""
+    if measure != "flips" or not predictions or late <= 0:
+        return 0.0
+    t = min(max(threshold, 0.0), 1.0)
+    return 2 * 1.2533 * math.sqrt(t * (1 - t) / predictions) / math.sqrt(late)
 
 
 #: fewer predictions than this make flip fractions too coarse to judge (1 sample flips 0 % or 100 %).
