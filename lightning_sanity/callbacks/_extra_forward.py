@@ -63,6 +63,49 @@ def hidden_step_watches() -> Iterator[None]:
             torch._C._push_on_torch_function_stack(mode)
 
 
+@contextlib.contextmanager
+def module_calls(model: nn.Module, enter: Callable[[str, Any], Any], leave: Callable[[str, Any, Any], None],
+                 submodules_only: bool = False) -> Iterator[None]:
+    """While the block runs, ``enter(name, args)`` before and ``leave(name, entered, output)`` after every module
+    call of ``model``, ``entered`` being what ``enter`` returned for that same call (a module called inside itself,
+    or again, pairs each end with its own start); every hook is removed after. ``submodules_only`` leaves out the
+    model itself.
+
+    Example::
+
+        >>> calls = []
+        >>> net = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+        >>> with module_calls(net, lambda name, args: name, lambda name, entered, out: calls.append(entered)):
+        ...     _ = net(torch.zeros(1, 2))
+        >>> calls
+        ['0', '1', '']
+    """
+    pending: dict[int, list] = {}
+    handles: list[Any] = []
+
+    def hooks(name: str) -> tuple[Callable, Callable]:
+        def pre(module: nn.Module, args: Any) -> None:
+            pending.setdefault(id(module), []).append(enter(name, args))
+
+        def post(module: nn.Module, args: Any, output: Any) -> None:
+            started = pending.get(id(module))
+            leave(name, started.pop() if started else None, output)
+
+        return pre, post
+
+    try:
+        for name, module in model.named_modules():
+            if submodules_only and not name:
+                continue
+            pre, post = hooks(name)
+            handles.append(module.register_forward_pre_hook(pre))
+            handles.append(module.register_forward_hook(post))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def _precision_context(trainer: "pl.Trainer") -> Any:
     plugin = getattr(trainer, "precision_plugin", None)
     context = getattr(plugin, "train_step_context", None)

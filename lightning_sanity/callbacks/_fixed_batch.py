@@ -25,6 +25,7 @@ import torch
 from lightning_utilities.core.apply_func import apply_to_collection
 
 from lightning_sanity.batch import batch_size, first_tensor, slice_batch
+from lightning_sanity.callbacks._extra_forward import module_calls
 from lightning_sanity.checks.outputs import is_constant_across_samples
 from lightning_sanity.forward import FORWARD_FN_HINT, CannotCall, model_calls
 
@@ -117,8 +118,6 @@ def align_to_target(out: torch.Tensor, y: Optional[torch.Tensor]) -> torch.Tenso
 def trace_modules(pl_module: torch.nn.Module, call: Callable[[], Any], samples: Optional[int]) -> list[tuple]:
     """Run ``call`` with hooks on every module; per module call, in the order the calls finished:
     ``(name, input summary, output summary)``, each summary ``{"print": fingerprint, "constant": bool}`` or None."""
-    names = {m: n for n, m in pl_module.named_modules()}
-    pending: dict[int, list] = {}
     done: list[tuple] = []
 
     def summary(value: Any) -> Optional[dict[str, Any]]:
@@ -129,23 +128,9 @@ def trace_modules(pl_module: torch.nn.Module, call: Callable[[], Any], samples: 
         constant = samples is not None and t.dim() > 0 and t.shape[0] == samples and is_constant_across_samples(t)
         return {"print": torch.stack([d.sum(), (d * d).sum(), d.abs().sum()]), "constant": constant}
 
-    def pre(module: torch.nn.Module, args: Any) -> None:
-        pending.setdefault(id(module), []).append(summary(args))
-
-    def post(module: torch.nn.Module, args: Any, output: Any) -> None:
-        stack = pending.get(id(module))
-        inp = stack.pop() if stack else None
-        done.append((names.get(module, ""), inp, summary(output)))
-
-    handles = []
-    try:
-        for module in names:
-            handles.append(module.register_forward_pre_hook(pre))
-            handles.append(module.register_forward_hook(post))
+    with module_calls(pl_module, lambda name, args: summary(args),
+                      lambda name, inp, output: done.append((name, inp, summary(output)))):
         call()
-    finally:
-        for handle in handles:
-            handle.remove()
     return done
 
 

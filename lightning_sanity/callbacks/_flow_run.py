@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 
-from lightning_sanity.callbacks._extra_forward import _first_tensor, _map_tensors
+from lightning_sanity.callbacks._extra_forward import _first_tensor, _map_tensors, module_calls
 from lightning_sanity.checks import flow
 
 
@@ -254,13 +254,12 @@ class _Recorder:
     output tensor, and each module's (enter, exit) times."""
 
     def __init__(self, model: nn.Module, measure: Callable[[torch.Tensor], Any]) -> None:
-        self.model = model
         self.measure = measure
         self.events: list[tuple[int, str, str]] = []
         self.values: list[Any] = []
         self.spans: dict[str, tuple[int, int]] = {}
         self._enter: dict[str, int] = {}
-        self._handles: list[Any] = []
+        self._hooks = module_calls(model, self._start, self._end)
 
     def _add(self, name: str, kind: str, value: Any) -> int:
         t = len(self.events)
@@ -269,25 +268,21 @@ class _Recorder:
         self.values.append(self.measure(tensor) if isinstance(tensor, torch.Tensor) else None)
         return t
 
+    def _start(self, name: str, args: Any) -> None:
+        # A module called several times keeps its first span: enough to place a transition.
+        self._enter.setdefault(name, self._add(name, "in", args))
+
+    def _end(self, name: str, started: None, output: Any) -> None:
+        t = self._add(name, "out", output)
+        if name not in self.spans:
+            self.spans[name] = (self._enter.get(name, t), t)
+
     def __enter__(self) -> "_Recorder":
-        for name, module in self.model.named_modules():
-            def pre(module: nn.Module, args: tuple, name: str = name) -> None:
-                # A module called several times keeps its first span: enough to place a transition.
-                self._enter.setdefault(name, self._add(name, "in", args))
-
-            def post(module: nn.Module, args: tuple, output: Any, name: str = name) -> None:
-                t = self._add(name, "out", output)
-                if name not in self.spans:
-                    self.spans[name] = (self._enter.get(name, t), t)
-
-            self._handles.append(module.register_forward_pre_hook(pre))
-            self._handles.append(module.register_forward_hook(post))
+        self._hooks.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles = []
+        self._hooks.__exit__(*exc)
 
     def transition(self, flags: Optional[Sequence[Optional[bool]]] = None) -> Optional[dict[str, Any]]:
         if flags is None:

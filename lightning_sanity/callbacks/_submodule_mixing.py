@@ -36,7 +36,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from lightning_sanity.callbacks._extra_forward import _first_tensor
+from lightning_sanity.callbacks._extra_forward import _first_tensor, module_calls
 from lightning_sanity.callbacks._flow_run import _FlowRun, _SkipOne
 from lightning_sanity.checks import flow
 from lightning_sanity.findings import Severity
@@ -51,35 +51,24 @@ class _OutputRecorder:
     the output's first tensor, whatever it is."""
 
     def __init__(self, model: nn.Module) -> None:
-        self.model = model
         self.calls: list[tuple[str, int, int, Optional[torch.Tensor]]] = []
         self._clock = 0
-        self._open: dict[int, list[int]] = {}
-        self._handles: list[Any] = []
+        self._hooks = module_calls(model, self._start, self._end, submodules_only=True)
+
+    def _start(self, name: str, args: Any) -> int:
+        self._clock += 1
+        return self._clock
+
+    def _end(self, name: str, start: Optional[int], output: Any) -> None:
+        self._clock += 1
+        self.calls.append((name, self._clock if start is None else start, self._clock, _first_tensor(output)))
 
     def __enter__(self) -> "_OutputRecorder":
-        for name, module in self.model.named_modules():
-            if not name:
-                continue
-
-            def pre(module: nn.Module, args: tuple) -> None:
-                self._clock += 1
-                self._open.setdefault(id(module), []).append(self._clock)
-
-            def post(module: nn.Module, args: tuple, output: Any, name: str = name) -> None:
-                self._clock += 1
-                starts = self._open.get(id(module))
-                start = starts.pop() if starts else self._clock
-                self.calls.append((name, start, self._clock, _first_tensor(output)))
-
-            self._handles.append(module.register_forward_pre_hook(pre))
-            self._handles.append(module.register_forward_hook(post))
+        self._hooks.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles = []
+        self._hooks.__exit__(*exc)
 
     def outermost(self, size: int) -> list[tuple[str, torch.Tensor]]:
         """The outermost calls whose output has a batch dimension of ``size``, is not pairwise and follows the
