@@ -211,21 +211,27 @@ class _FlowRun:
         w = torch.randn(row.shape[0], generator=self.generator).to(rows.device, torch.float32)
         return (row.float() * w).sum()
 
+    def worst_leak(self, rows: torch.Tensor, indices: Sequence[int]) -> dict[str, Any]:
+        """The largest cross-sample gradient share of ``rows`` (the output in one per-sample layout) over the
+        samples ``indices``: ``{"leak", "sample", "others"}``, one backward pass per sample (the graph kept)."""
+        leaves = [t for t, _ in self.leaves]
+        worst: dict[str, Any] = {"leak": 0.0, "sample": indices[0], "others": []}
+        for i in indices:
+            grads = torch.autograd.grad(self._weighted_sum(rows, i), leaves, retain_graph=True, allow_unused=True)
+            for g, (_, dim) in zip(grads, self.leaves):
+                if g is None:
+                    continue
+                leak = flow.leak_fraction(g, dim, i)
+                if leak > worst["leak"]:
+                    worst.update(leak=leak, sample=i, others=flow.leaking_samples(g, dim, i))
+        return worst
+
     def mixing(self) -> dict[str, Any]:
         """The worst cross-sample gradient share, for the first output layout that shows none (or the first)."""
         indices = flow.sample_indices(self.size, self.samples)
-        leaves = [t for t, _ in self.leaves]
         results = []
         for layout, rows in self.views:
-            worst = {"leak": 0.0, "sample": indices[0], "others": [], "layout": layout, "samples": indices}
-            for i in indices:
-                grads = torch.autograd.grad(self._weighted_sum(rows, i), leaves, retain_graph=True, allow_unused=True)
-                for g, (_, dim) in zip(grads, self.leaves):
-                    if g is None:
-                        continue
-                    leak = flow.leak_fraction(g, dim, i)
-                    if leak > worst["leak"]:
-                        worst.update(leak=leak, sample=i, others=flow.leaking_samples(g, dim, i))
+            worst = {**self.worst_leak(rows, indices), "layout": layout, "samples": indices}
             if not flow.is_mixing(worst["leak"], self.tolerance):
                 return worst
             results.append(worst)

@@ -92,7 +92,6 @@ def pairwise_submodule_mixing(run: _FlowRun) -> Optional[dict[str, Any]]:
     outputs = recorder.outermost(run.size)
     if not outputs or not run.leaves:
         return None
-    leaves = [t for t, _ in run.leaves]
     indices = flow.sample_indices(run.size, run.samples)
     worst: Optional[dict[str, Any]] = None
     seen: dict[str, int] = {}
@@ -100,16 +99,7 @@ def pairwise_submodule_mixing(run: _FlowRun) -> Optional[dict[str, Any]]:
         seen[name] = seen.get(name, 0) + 1
         best: Optional[dict[str, Any]] = None  # the layout that shows the least mixing
         for layout, rows in flow.per_sample_views(out, run.size):
-            result = {"leak": 0.0, "sample": indices[0], "others": [], "layout": layout, "module": name,
-                      "call": seen[name]}
-            for i in indices:
-                grads = torch.autograd.grad(run._weighted_sum(rows, i), leaves, retain_graph=True, allow_unused=True)
-                for g, (_, dim) in zip(grads, run.leaves):
-                    if g is None:
-                        continue
-                    leak = flow.leak_fraction(g, dim, i)
-                    if leak > result["leak"]:
-                        result.update(leak=leak, sample=i, others=flow.leaking_samples(g, dim, i))
+            result = {**run.worst_leak(rows, indices), "layout": layout, "module": name, "call": seen[name]}
             if best is None or result["leak"] < best["leak"]:
                 best = result
         if best is not None and (worst is None or best["leak"] > worst["leak"]):
