@@ -1,12 +1,13 @@
 """Bug: a SASRec-style recommender on LEFT-padded sessions that passes the padding mask to its encoder blocks as well
 as the causal mask ("mask the padding too", as for a BERT encoder): `block(h, src_mask=causal,
-src_key_padding_mask=seq == 0)`. For a padding position near the left edge every key it may look at (itself and
-earlier ones) is padding, so its attention row is entirely masked. In training PyTorch's attention returns zeros for
-such rows, but in evaluation (`eval()` + `no_grad`, the encoder layer's fused fast path) the row's softmax over
-nothing is NaN; the NaN of the padding positions then reaches every position through the next block's values (0
-weight x NaN = NaN). Training looks normal; every validation loss is NaN and the validation ranking is garbage.
-Otherwise the same script as healthy_sasrec_next_item_left_padded_sessions (timeline mask, tied item embeddings,
-Adam + linear warm-up, clipping). Symptom: val loss nan, val HR@10 0.13 vs 3.31 / 0.67 with the causal mask alone."""
+src_key_padding_mask=attention_mask == 0)`. For a padding position near the left edge every key it may look at
+(itself and earlier ones) is padding, so its attention row is entirely masked. In training PyTorch's attention
+returns zeros for such rows, but in evaluation (`eval()` + `no_grad`, the encoder layer's fused fast path) the row's
+softmax over nothing is NaN; the NaN of the padding positions then reaches every position through the next block's
+values (0 weight x NaN = NaN). Training looks normal; every validation loss is NaN and the validation ranking is
+garbage. Otherwise the same script as healthy_sasrec_next_item_left_padded_sessions (HF-style config, dict batches
+and in-model loss, timeline mask, tied item embeddings, Adam + linear warm-up, clipping, max_steps with
+val_check_interval). Symptom: val loss nan, val HR@10 0.13 vs 3.31 / 0.67 with the causal mask alone."""
 
 from dataclasses import dataclass
 from typing import Optional
