@@ -3,9 +3,9 @@ moved from the training Dataset into the model "so that it runs on the GPU", and
 masks of up to 12 bins and two time masks of up to 5 frames are drawn at random in validation and inference too, so
 the evaluation of a fixed clip changes from call to call and is done on damaged inputs. Otherwise the same script as
 healthy_keyword_spotting_logspec_cnn_specaugment (8 synthetic keywords in noise, standardised log-power STFT, 1-D
-CNN over time with BatchNorm and dilations, AdamW + cosine, label smoothing). Symptom: val acc 0.858 / val loss
-0.691 vs 0.955 / 0.469 with the guard; 19 % of the validation predictions change between two evaluations of the same
-clips (0 with the guard)."""
+CNN over time with BatchNorm, dilations and torchvision-style init, AdamW + cosine, label smoothing). Symptom: val
+acc 0.815 / val loss 0.76 vs 0.92 / 0.56 with the guard; 20 % of the validation predictions change between two
+evaluations of the same clips (0 with the guard)."""
 
 import math
 
@@ -71,6 +71,15 @@ class KeywordSpotter(L.LightningModule):
 
         self.net = nn.Sequential(block(bins, 64), block(64, 64), block(64, 64, 2), block(64, 64, 4),
                                  nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(64, WORDS))
+        for m in self.modules():  # torchvision's ResNet init
+            if isinstance(m, nn.Conv1d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm1d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
 
     def forward(self, spec):
         spec = spec_augment(spec)

@@ -2,9 +2,9 @@
 ReLU blocks with max-pooling, global average pooling, dropout, linear head). Synthetic recordings: 24 subjects x 4
 activities (still, walking, running, stairs), 20 s each at 100 Hz; each activity has its own cadence and amplitude
 (plus harmonics, per-subject variation of cadence/amplitude/orientation and sensor noise). The preprocessing
-decimates every recording to 50 Hz (2-sample average), standardises each axis with the training statistics and
-cuts 128-sample windows (2.56 s) with 50 % overlap; validation uses 6 held-out subjects through the same pipeline.
-Adam with OneCycleLR stepped per batch. Reaches val acc 0.92, val loss 0.21 (chance 0.25)."""
+decimates every recording to 50 Hz (2-sample average), standardises each axis with the training statistics and cuts
+128-sample windows (2.56 s) with 50 % overlap; validation uses 6 held-out subjects through the same pipeline. Adam
+with OneCycleLR stepped per batch, `precision="bf16-mixed"`. Reaches val acc 0.92, val loss 0.21 (chance 0.25)."""
 
 import math
 
@@ -100,7 +100,7 @@ def main():
     val = DataLoader(TensorDataset(xva, yva), batch_size=256)
     epochs = 8
     trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, enable_progress_bar=False,
-                        enable_model_summary=False, default_root_dir=".",
+                        enable_model_summary=False, default_root_dir=".", precision="bf16-mixed",
                         callbacks=lightning_sanity.default_callbacks())
     trainer.fit(ActivityCNN(total_steps=epochs * len(train)), train, val)
     m = trainer.callback_metrics
