@@ -7,7 +7,7 @@ softmax over nothing is NaN; the NaN of the padding positions then reaches every
 values (0 weight x NaN = NaN). Training looks normal; every validation loss is NaN and the validation ranking is
 garbage. Otherwise the same script as healthy_sasrec_next_item_left_padded_sessions (HF-style config, dict batches
 and in-model loss, timeline mask, tied item embeddings, Adam + linear warm-up, clipping, max_steps with
-val_check_interval). Symptom: val loss nan, val HR@10 0.13 vs 3.31 / 0.67 with the causal mask alone."""
+val_check_interval). Symptom: val loss nan, val HR@10 0.14 vs 2.64 / 0.79 with the causal mask alone."""
 
 from dataclasses import dataclass
 from typing import Optional
@@ -34,6 +34,7 @@ class SASRecConfig:
     hidden_dropout_prob: float = 0.2
     max_position_embeddings: int = MAXLEN
     pad_token_id: int = 0
+    initializer_range: float = 0.02
 
 
 @dataclass
@@ -89,6 +90,15 @@ class SASRecModel(nn.Module):
             for _ in range(config.num_hidden_layers))
         self.final_layernorm = nn.LayerNorm(d)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.apply(self._init_weights)
+
+    def _init_weights(self, module):
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+            nn.init.zeros_(module.weight[module.padding_idx])
 
     def forward(self, input_ids, attention_mask, labels=None):
         t = input_ids.shape[1]
