@@ -91,3 +91,48 @@ def test_hidden_step_watches_hide_the_suites_watchers_only():
         finally:
             watch.stop()
     assert _get_current_function_mode_stack() == []
+
+
+class PaddedPool(L.LightningModule):
+    """Attention pooling over padded token sequences; ``over_batch`` takes the softmax over the batch (the bug)."""
+
+    def __init__(self, over_batch: bool) -> None:
+        super().__init__()
+        self.over_batch = over_batch
+        self.embed = torch.nn.Embedding(20, 16, padding_idx=0)
+        self.score = torch.nn.Linear(16, 1)
+        self.head = torch.nn.Linear(16, 3)
+
+    def forward(self, words: torch.Tensor) -> torch.Tensor:
+        h = self.embed(words)
+        scores = self.score(h).squeeze(-1).masked_fill(words == 0, float("-inf"))
+        weights = torch.softmax(scores, dim=0 if self.over_batch else 1)
+        return self.head((weights.unsqueeze(-1) * h).sum(1))
+
+    def training_step(self, batch, batch_idx):
+        words, y = batch
+        return torch.nn.functional.cross_entropy(self(words), y)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+
+@pytest.mark.parametrize("over_batch", [True, False])
+def test_flow_batch_cut_to_padding_only_positions_falls_back_to_the_whole_batch(tmp_path, over_batch):
+    """The first 9 samples are short and the batch is padded for a longer one: in the cut, the last positions are
+    padding in every sample, a softmax over the batch gives NaN there and no gradient shows the mixing."""
+    g = torch.Generator().manual_seed(0)
+    words = torch.zeros(32, 12, dtype=torch.long)
+    lengths = torch.full((32,), 4)
+    lengths[9:] = torch.randint(4, 13, (23,), generator=g)
+    for i, n in enumerate(lengths.tolist()):
+        words[i, :n] = torch.randint(1, 20, (n,), generator=g)
+    y = words[:, 0] % 3
+    report = fit_report(tmp_path, PaddedPool(over_batch), loader(words, y, batch_size=32, shuffle=False),
+                        [ModelChecks(), SanitySummary(print_summary=False)], logger=None, max_epochs=1,
+                        limit_train_batches=1)
+    if over_batch:
+        (found,) = serious(report, "batch-mixing")
+        assert found["data"]["leak_fraction"] > 0.01
+    else:
+        assert _checks(report, ("batch-mixing",)) == {"batch-mixing": "pass"} and not serious(report, "batch-mixing")

@@ -247,7 +247,13 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
             try:
                 if batch_size(inputs) != min(n, size):
                     raise _Skip(f"could not cut the first batch to {n} samples")
-                return self._forward(pl_module, inputs, whole, min(n, size))
+                run = self._forward(pl_module, inputs, whole, min(n, size))
+                # A cut of a padded batch can keep positions that are padding in every kept sample (a softmax over
+                # the batch of all -inf gives NaN): gradients through NaN show no flow at all. The whole batch,
+                # padded for its own longest sample, is what training sees.
+                if n < size and not bool(torch.isfinite(run.output.detach()).all()):
+                    raise _Skip(f"the output of the first {n} samples is not finite")
+                return run
             except _Skip:
                 if k == len(sizes) - 1:
                     raise
