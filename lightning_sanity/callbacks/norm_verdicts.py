@@ -17,6 +17,7 @@ from lightning_sanity.callbacks.norm_meter import StepRow
 from lightning_sanity.checks import norms as N
 from lightning_sanity.checks.accumulation import accumulating_message, find_accumulating
 from lightning_sanity.checks.first_step import first_step_spike
+from lightning_sanity.checks.init_scale import beyond_init_scale, default_init_norms
 from lightning_sanity.checks.weight_drift import steady_growth
 from lightning_sanity.findings import Severity
 
@@ -254,6 +255,9 @@ class NormVerdicts:
         steps = [m[0] for m in self._history.meta] if len(self._history.meta) == weight_sq.shape[0] else None
         found = N.growing_layers(weight_sq, self.layers.numels, factor=self.threshold("weight-growth", "factor"),
                                  steps=steps)
+        if found:  # grown from near zero to an ordinary scale for the layer's shape is learning, not divergence
+            reference = default_init_norms(trainer.lightning_module, self.layers.names, self.layers.numels)
+            found = beyond_init_scale(found, weight_sq, reference, self.threshold("weight-growth", "factor"))
         steady = not found and steady_growth(weight_sq, self.layers.numels, steps=steps)  # checks/weight_drift.py
         found = found or steady
         if not found:
@@ -266,7 +270,8 @@ class NormVerdicts:
         self._report(
             trainer, "weight-growth", Severity.WARNING,
             f"Weight norms keep growing in {len(names)} layer(s) ({N.short_list(names)}): `{names[0]}` went from "
-            f"{first:.3g} to {last:.3g} ({factor:.3g}x) and is still rising"
+            f"{first:.3g} to {last:.3g} ({factor:.3g}x" + ("" if math.isclose(factor * first, last, rel_tol=1e-3) else
+                                                          " its default-initialisation scale") + ") and is still rising"
             + (", as fast in the second half of the run as in the first (healthy weights grow mostly early, then "
                "settle)." if steady else "."),
             "Add or increase weight decay (AdamW), lower the learning rate, check that the loss cannot be lowered "

@@ -99,6 +99,7 @@ class ValDivergence(SanityCallback):
         self._reason: Optional[str] = None
         self._targets: dict[str, Optional[torch.Tensor]] = {"train": None, "val": None}
         self._targets_done = {"train": False, "val": False}
+        self._val_count = 0
         self._columns: dict[str, Optional[torch.Tensor]] = {"train": None, "val": None}
 
     @override
@@ -144,6 +145,8 @@ class ValDivergence(SanityCallback):
             if counted:  # the sanity check's batches come again in the first validation run: counted once
                 self._columns[split] = RL.merge_counts(self._columns[split], RL.column_counts(y))
             moments = TS.target_moments(y)
+            if counted and split == "val" and moments is not None:
+                self._val_count += y.numel()  # on the host: the sanity check's batches are not counted
             if moments is None:
                 self._targets_done[split] = True
             else:  # on the device, read once at the end of fit
@@ -176,6 +179,10 @@ class ValDivergence(SanityCallback):
         except Exception as err:  # never lose the run over a diagnostic
             log.debug("val-divergence read failed", exc_info=True)
             self._reason = self._reason or f"could not read the losses: {err!r}"
+
+    def _val_samples(self) -> Optional[float]:
+        """Regression targets in one validation run (None for class labels or when not counted)."""
+        return float(self._val_count) if self._val_count and self._targets_done["val"] else None
 
     def _read_val(self, trainer: "pl.Trainer") -> Optional[float]:
         metrics = trainer.callback_metrics
@@ -224,7 +231,7 @@ class ValDivergence(SanityCallback):
             scale_note = "no input-independent baseline"
         verdict = None if shift is not None else V.judge_val_divergence(
             self._train, self._val, baseline, margin=self.threshold(check, "baseline_margin"),
-            rise=self.threshold(check, "rise"), before=self._before)
+            rise=self.threshold(check, "rise"), before=self._before, val_samples=self._val_samples())
         if shift is None and (verdict is None or verdict.kind == "overfitting"):  # needs no baseline: any loss
             verdict = judge_never_improves(self._before, self._val, self._train, self._noise) or verdict
         self.detail(trainer, check, f"`{self._key}` {self._val[0]:.3g} -> {self._val[-1]:.3g} (best "

@@ -157,9 +157,32 @@ def label_prior_entropy(counts: Sequence[float], classes: Optional[int] = None) 
     return entropy
 
 
+def brief_explosion(explosion: dict[str, Any], values: Sequence[float], start: float, tail: float,
+                    baseline: Optional[float]) -> bool:
+    """Whether an early ``explosion`` cost the run nothing it can show: it was back below its reference within the
+    head of the run (the first tenth, the window ``head_median`` reads) and the run ends at least
+    ``EXPLOSION_FACTOR`` times below that reference, as far below it as the explosion's threshold was above.
+
+    A run that "spent its budget recovering" ends near where it started (an lr 100x too high: 2.30 -> 178 and back
+    to 1.97 against ln 10); a brief spike of a healthy SGD run (2.43 -> 8.8, back at batch 9 of 282) ends hundreds
+    of times below its start. The first is a finding, the second only information.
+
+    >>> brief_explosion({"recovered_index": 8, "early": True}, [1.0] * 282, 2.43, 0.0056, 2.30)
+    True
+    >>> brief_explosion({"recovered_index": 10, "early": True}, [1.0] * 120, 2.30, 1.97, 2.30)
+    False
+    """
+    reference = max(start, baseline or 0.0)
+    recovered = explosion.get("recovered_index")
+    if recovered is None or not explosion.get("early") or not math.isfinite(tail):
+        return False
+    return recovered < max(5, len(values) // 10) and tail * EXPLOSION_FACTOR < reference
+
+
 def explosion_words(explosion: dict[str, Any], start: float, tail: float, baseline: Optional[float], seen: str,
-                    data: dict[str, Any], batches_per_value: int = 1) -> tuple[str, str]:
-    """Message and advice for an :func:`early_explosion`; adds its figures to ``data``.
+                    data: dict[str, Any], batches_per_value: int = 1, brief: bool = False) -> tuple[str, str]:
+    """Message and advice for an :func:`early_explosion` (``brief``: one :func:`brief_explosion` judged harmless);
+    adds its figures to ``data``.
 
     Value ``i`` of the history is the loss of training batch ``i + 1`` (of the batches ``i * batches_per_value + 1``
     onwards when the history is thinned), computed after ``i`` updates.
@@ -174,7 +197,10 @@ def explosion_words(explosion: dict[str, Any], start: float, tail: float, baseli
     level = f"the best constant prediction's {baseline:.4g}" if baseline and baseline >= start else "its start"
     back = (f"was back below that level at batch {data['recovered_batch']}" if recovered is not None
             else "never came back below that level")
-    if explosion["early"]:
+    if brief:
+        why = ("a brief spike of the first updates, recovered from within the first tenth of the run; a warm-up "
+               "would avoid it")
+    elif explosion["early"]:
         why = "the first updates were far too large and the run spent its budget recovering"
     else:
         why = "the updates became far too large for the loss surface"

@@ -17,7 +17,8 @@ import math
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from lightning_sanity.checks.loss_baseline import early_explosion, escalate_at_baseline, explosion_words
+from lightning_sanity.checks.loss_baseline import (brief_explosion, early_explosion, escalate_at_baseline,
+                                                   explosion_words)
 from lightning_sanity.checks.verdict import Verdict, _median, rank_correlation
 
 # Loss trend. Window sizes: the head is the first tenth of the losses seen, the tail the last fifth, both at
@@ -195,9 +196,14 @@ def _judge_loss_pattern(values: list[float], *, start: Optional[float], batches_
         learning = sum(tail_values) / len(tail_values) < baseline
     data["late_rank_correlation"] = round(trend_late, 3)
     explosion = early_explosion(values, start, baseline)
+    spike: Optional[Verdict] = None
     if explosion is not None and not constant:
-        words = explosion_words(explosion, start, tail, baseline, seen, data, batches_per_value)
-        return Verdict("exploded", *words, data), None
+        brief = brief_explosion(explosion, values, start, tail, baseline)
+        words = explosion_words(explosion, start, tail, baseline, seen, data, batches_per_value, brief=brief)
+        if not brief:
+            return Verdict("exploded", *words, data), None
+        # Back within the head of the run and ending far below its start: a note, and the other patterns still judged.
+        spike = Verdict("exploded", *words, data, severity="info")
     near_baseline = (baseline is not None and baseline > 0 and tail > (1 - baseline_margin) * baseline
                      and not learning)
     if constant or (flat and near_baseline):
@@ -266,4 +272,4 @@ def _judge_loss_pattern(values: list[float], *, start: Optional[float], batches_
             "or constant after preprocessing, and that the model's forward actually uses its input.",
             data,
         ), None
-    return None, None
+    return spike, None

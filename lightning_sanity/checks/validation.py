@@ -16,6 +16,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
+from lightning_sanity.checks.val_noise import noise_words, within_sampling_noise
+
 #: The validation loss must stay this fraction above the input-independent baseline at its best, and the training
 #: loss end this fraction below it, for "validation worse than the baseline while training learns": the same
 #: margin loss-trend uses to say a loss beat the baseline.
@@ -72,14 +74,15 @@ def comparable(before_training: float, initial_loss: float) -> bool:
 
 def judge_val_divergence(train: Sequence[float], val: Sequence[float], baseline: Optional[float],
                          margin: float = BASELINE_MARGIN, rise: float = RISE,
-                         before: Optional[float] = None) -> Optional[Divergence]:
+                         before: Optional[float] = None, val_samples: Optional[float] = None) -> Optional[Divergence]:
     """Judge the validation losses ``val`` (one per validation run after training started) against the mean
     training losses ``train`` over the steps before each, and the input-independent ``baseline`` (or None).
 
     ``before``: the validation loss before any update. Without a baseline on the validation loss's scale (none
     known, or validation logged on another scale: a sum, another loss), overfitting is extreme when validation
     ends more than ``EXTREME`` times above it: the untrained model stands in for the baseline, and the ratio is the
-    same whatever the validation loss is scaled by.
+    same whatever the validation loss is scaled by. ``val_samples``: the validation samples each loss averages
+    (regression targets counted), for the sampling noise of a small split (:mod:`lightning_sanity.checks.val_noise`).
 
     >>> judge_val_divergence([0.76, 0.5, 0.3, 0.16], [322, 35, 300, 792], None, before=81).severity
     'warning'
@@ -97,6 +100,18 @@ def judge_val_divergence(train: Sequence[float], val: Sequence[float], baseline:
         # model that learned something transferable beats the baseline first (healthy overfitting rises after).
         never_near = val[best] > baseline * (1 + margin)
         ended_worse = val[best] > baseline * (1 - margin) and val[-1] > baseline * (1 + margin)
+        if trained and ended_worse and not never_near and within_sampling_noise(val[best], val[-1], baseline,
+                                                                               val_samples):
+            data["val_samples"] = int(val_samples)
+            return Divergence(
+                "overfitting", "info",
+                f"The validation loss dipped below the {baseline:.3g} of a prediction that ignores the input (best "
+                f"{val[best]:.3g}) and ended above it at {val[-1]:.3g}, while the training loss fell to "
+                f"{train[-1]:.3g}{noise_words(val_samples)}.",
+                "Stop at the best validation loss (`EarlyStopping(monitor=...)`, `ModelCheckpoint(monitor=...)`) or "
+                "regularise; a larger validation split would tell overfitting from a split mismatch.",
+                data,
+            )
         if trained and (never_near or ended_worse):
             return Divergence(
                 "worse-than-baseline", "error",
