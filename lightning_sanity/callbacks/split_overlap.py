@@ -97,6 +97,8 @@ class SplitOverlap(SanityCallback):
         self._train_fp: Optional[torch.Tensor] = None
         self._val_fp: Optional[torch.Tensor] = None
         self._reason: Optional[str] = None
+        self._train_batches = self._val_batches = 0  # first training epoch; first full validation run
+        self._val_last: Optional[torch.Tensor] = None  # that run's last batch's fingerprints
 
     # ------------------------------------------------------------------------------------------------ hooks
 
@@ -118,6 +120,9 @@ class SplitOverlap(SanityCallback):
                                   batch_idx: int, dataloader_idx: int = 0) -> None:
         if self._reason is None and not self._val_done:
             self._take(self._val, batch, "val")
+            if not trainer.sanity_checking and self._val:
+                self._val_batches += 1
+                self._val_last = self._val[-1]
 
     @override
     def on_validation_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
@@ -172,6 +177,7 @@ class SplitOverlap(SanityCallback):
             if count >= _MAX_SAMPLES:
                 return
             if split == "train":
+                self._train_batches += 1
                 self._gather(x)
                 self._train_count += int(x.shape[0])
             else:
@@ -223,6 +229,9 @@ class SplitOverlap(SanityCallback):
             return
         self._judged = True
         train_fp, samples = self._train_fp[:, 0], int(self._train_fp.shape[0])
+        if S.same_single_batch(self._train_batches, self._val_batches, train_fp, self._val_last):
+            self.skip(trainer, "split-overlap", S.TRANSDUCTIVE)
+            return
         found, distinct, repeated = S.overlap(self._val_fp, train_fp)
         share = found / max(distinct, 1)
         # Repeats within training excuse shared samples, unless their multiplicities are those of copies
