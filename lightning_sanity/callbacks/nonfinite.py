@@ -69,6 +69,8 @@ class NonFiniteSentinel(_ValNonFinite, SanityCallback):
     the step. They are counted in an ``info`` finding, unless the scale falls below 1 or the overflows go on for
     20 steps in a row.
 
+    NaN/Inf in validation only (training finite) is an error too: :mod:`~lightning_sanity.callbacks._val_nonfinite`.
+
     It writes no TensorBoard tags.
 
     Args:

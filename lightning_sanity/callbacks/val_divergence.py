@@ -44,6 +44,9 @@ class ValDivergence(SanityCallback):
     - error (``worse-than-baseline``): the training loss ended below ``(1 - baseline_margin)`` x the baseline, but
       the validation loss never got below ``(1 + baseline_margin)`` x the baseline: labels encoded differently in
       the two splits, a leak readable in training only, a preprocessing step applied to one split;
+    - warning (``ends-above-baseline``): the training loss ended below ``(1 - baseline_margin)`` x the baseline and
+      the last validation loss above ``(1 + baseline_margin)`` x the baseline by 3 standard errors of a mean over
+      the run's validation samples (:mod:`lightning_sanity.checks.val_baseline_end`);
     - info (``overfitting``): the validation loss ended ``rise`` or more above its best, with at least two
       validations after the best, while the training loss went on falling; a warning when it ends more than twice
       the baseline (without a baseline on its scale: twice the validation loss before training).
