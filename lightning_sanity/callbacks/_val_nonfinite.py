@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from typing import Any, Optional
 
 import torch
@@ -25,15 +26,17 @@ from lightning_sanity.findings import Severity
 log = logging.getLogger(__name__)
 
 _CHECK = "non-finite"
+#: "val", "valid" or "validation" as a word of a metric name (``val_loss``, ``loss/val``, ``epoch_valid_acc``).
+_VAL_WORD = re.compile(r"(^|[^a-z])val(id|idation)?([^a-z]|$)")
 
 
 def validation_metric_names(metrics: dict[str, Any]) -> list[str]:
     """Logged metric names that belong to validation (``val`` / ``valid`` in the name, not ``train``).
 
-    >>> validation_metric_names({"val_loss": 1, "train_loss": 2, "valid/acc": 3, "val_loss_epoch": 4, "lr": 5})
-    ['val_loss', 'valid/acc', 'val_loss_epoch']
+    >>> validation_metric_names({"val_loss": 1, "train_loss": 2, "valid/acc": 3, "loss/val": 4, "interval_s": 5})
+    ['val_loss', 'valid/acc', 'loss/val']
     """
-    return [k for k in metrics if "val" in k.lower() and "train" not in k.lower()]
+    return [k for k in metrics if _VAL_WORD.search(k.lower()) and "train" not in k.lower()]
 
 
 def nonfinite_values(metrics: dict[str, Any], names: list[str]) -> dict[str, float]:
