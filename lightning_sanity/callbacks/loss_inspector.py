@@ -296,8 +296,12 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
         if self._ctc_seen or self._watch is None:
             return
         self._ctc_seen = True
-        where = ((self._watch.tags.get(args[0]) if args else None) or {}).get("module")
-        text = CTC.first_call(self, self._step.trainer, args, kwargs, where)
+        try:
+            where = ((self._watch.tags.get(args[0]) if args else None) or {}).get("module")
+            text = CTC.first_call(self, self._step.trainer, args, kwargs, where)
+        except Exception as err:  # a bonus: never switch the loss watch off over it
+            log.debug("lightning_sanity: ctc_loss input check failed: %r", err)
+            return
         if text:
             self.detail(self._step.trainer, "loss-input", text)
 
