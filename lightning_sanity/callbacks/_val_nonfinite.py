@@ -26,15 +26,15 @@ from lightning_sanity.findings import Severity
 log = logging.getLogger(__name__)
 
 _CHECK = "non-finite"
-#: "val", "valid" or "validation" as a word of a metric name (``val_loss``, ``loss/val``, ``epoch_valid_acc``).
-_VAL_WORD = re.compile(r"(^|[^a-z])val(id|idation)?([^a-z]|$)")
+#: "val", "valid", "validation" or "eval" as a word of a metric name (``val_loss``, ``loss/val``, ``eval_acc``).
+_VAL_WORD = re.compile(r"(^|[^a-z])e?val(id|idation)?([^a-z]|$)")
 
 
 def validation_metric_names(metrics: dict[str, Any]) -> list[str]:
-    """Logged metric names that belong to validation (``val`` / ``valid`` in the name, not ``train``).
+    """Logged metric names that belong to validation (``val`` / ``valid`` / ``eval`` as a word, not ``train``).
 
-    >>> validation_metric_names({"val_loss": 1, "train_loss": 2, "valid/acc": 3, "loss/val": 4, "interval_s": 5})
-    ['val_loss', 'valid/acc', 'loss/val']
+    >>> validation_metric_names({"val_loss": 1, "train_loss": 2, "valid/acc": 3, "eval_f1": 4, "interval_s": 5})
+    ['val_loss', 'valid/acc', 'eval_f1']
     """
     return [k for k in metrics if _VAL_WORD.search(k.lower()) and "train" not in k.lower()]
 
