@@ -119,3 +119,26 @@ def test_validation_targets_left_unscaled_fire_and_scaled_ones_stay_silent(tmp_p
     else:
         assert found and found[0]["data"]["pattern"] == "target-shift" and found[0]["severity"] == "error"
         assert found[0]["data"]["val_target_mean"] > 100 and "scaler" in found[0]["advice"]
+
+
+def test_validation_prepared_differently_ends_above_the_baseline(tmp_path):
+    # The validation images go through another preprocessing (moved down one row, scaled twice as bright), the
+    # training ones do not: validation first beats the baseline (the digits are still recognisable), then the
+    # model's growing confidence makes it end worse than a prediction that ignores the image.
+    x, y, tr, va = _split()
+    moved = 2 * torch.roll(x.reshape(-1, 8, 8), 1, -2).reshape(-1, 64)
+    report = _fit(tmp_path, Classifier(), loader(x[tr], y[tr], 64), loader(moved[va], y[va], 256, False), epochs=10)
+    (finding,) = serious(report, "val-divergence")
+    assert finding["severity"] == "warning" and finding["data"]["pattern"] == "ends-above-baseline"
+    assert finding["data"]["val_samples"] == len(va) and finding["data"]["val_losses"][-1] > finding["data"]["bar"]
+    assert finding["data"]["best_val"] < finding["data"]["baseline"] * 0.8  # it did beat the baseline first
+
+
+def test_ends_above_baseline_needs_more_than_the_validation_noise():
+    from lightning_sanity.checks.val_baseline_end import judge_ends_above_baseline
+
+    train, val = [1.0, 0.3, 0.1], [1.2, 1.5, 1.55]
+    assert judge_ends_above_baseline(train, val, 1.1, samples=2000).kind == "ends-above-baseline"
+    assert judge_ends_above_baseline(train, val, 1.1, samples=40) is None  # 3 x 1.55 / sqrt(40) = 0.74 of noise
+    assert judge_ends_above_baseline(train, val, 1.1, samples=None) is None
+    assert judge_ends_above_baseline([1.0, 1.0, 0.95], val, 1.1, samples=2000) is None  # training did not learn

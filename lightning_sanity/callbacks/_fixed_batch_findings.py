@@ -20,7 +20,8 @@ from lightning.pytorch.utilities.seed import isolate_rng
 from lightning_sanity._compat import current_batch_idx
 from lightning_sanity.batch import batch_size, first_tensor, slice_batch, split_batch
 from lightning_sanity.callbacks._extra_forward import eval_mode
-from lightning_sanity.callbacks._fixed_batch import DropoutWatch, call_model, trace_modules
+from lightning_sanity.callbacks._eval_draws import MaskDrawWatch
+from lightning_sanity.callbacks._fixed_batch import call_model, trace_modules
 from lightning_sanity.checks.collapse import collapsed_output, output_spread, unit_subset
 from lightning_sanity.checks.episodes import Episodes, unconverged_batchnorm
 from lightning_sanity.checks.outputs import is_constant_across_samples, outputs_agree
@@ -119,6 +120,22 @@ class FixedBatchFindings:
         culprit = self._diagnose(trainer, pl_module, batch, x, mode="stochastic")
         place = f"first in `{culprit}`" if culprit else f"in {type(pl_module).__name__}.forward itself"
         dropout = self._dropout_in_eval(trainer, pl_module, batch, x)
+        masks = sorted(getattr(self, "_mask_draws", ()) or ())
+        if dropout is not None and not dropout and masks:
+            # Random masking (SpecAugment, cutout, token masking): a training-time augmentation running in eval.
+            self.report(
+                trainer, "train-mode", "warning",
+                f"Two evaluations of the same batch in eval mode with the same weights disagree (largest difference "
+                f"{diff:.3g}), {place}: the model is not deterministic in eval mode. A random mask is drawn in eval "
+                f"({', '.join(masks)}): an augmentation such as SpecAugment, cutout or token masking runs without "
+                "`if self.training:`, so validation and inference see damaged inputs and change from call to call.",
+                "Put the augmentation behind `if self.training:` (or move it to the training transforms); eval and "
+                "inference should see the inputs whole.",
+                where=culprit, data={"max_abs_difference": diff, "module": culprit, "source": "masking",
+                                     "draws": masks},
+                key="eval-masking",
+            )
+            return
         if dropout is not None and not dropout:
             # Randomness other than dropout (randn, rand, bernoulli, ...): a VAE's reparameterisation or a
             # diffusion model's noise samples in eval mode on purpose, so this is only worth knowing.
@@ -148,9 +165,10 @@ class FixedBatchFindings:
         if trainer.world_size > 1:
             return None  # no extra forward on one rank alone (see `_diagnose`)
         try:
-            watch = DropoutWatch()
+            watch = MaskDrawWatch()
             with isolate_rng(), torch.no_grad(), eval_mode(pl_module), watch:
                 call_model(pl_module, batch, x, self.forward_fn)
+            self._mask_draws = watch.mask_draws
             return watch.seen
         except Exception as err:  # telling the source apart is a bonus: keep the warning
             log.debug("lightning_sanity: could not watch for dropout: %r", err)

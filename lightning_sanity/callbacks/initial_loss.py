@@ -14,6 +14,7 @@ import lightning.pytorch as pl
 import torch
 
 from lightning_sanity.callbacks._loss_observation import _NAMES, _RECOGNISED, _Observation
+from lightning_sanity.callbacks._ctc_input import BASELINE_UNKNOWN as CTC_BASELINE_UNKNOWN
 from lightning_sanity.callbacks._loss_targets import initial_detail, start_phrase
 from lightning_sanity.checks import initial_loss as IL
 from lightning_sanity.checks import losses as L
@@ -87,6 +88,7 @@ class _InitialLossGlue:
             seen = [o for o in self._step.observations if not o.depends_on_model]
             self._step.skip_reason = (
                 "the recognised loss calls of the first step do not depend on the model" if seen else
+                CTC_BASELINE_UNKNOWN if getattr(self, "_ctc_seen", False) else
                 f"no recognised loss call in the first training step (recognised: {_RECOGNISED}); "
                 "pass `expected_loss=` for a custom loss")
             return

@@ -25,6 +25,7 @@ from typing_extensions import override
 from lightning_sanity.batch import split_batch
 from lightning_sanity.callbacks._loss_facts import _LossFacts
 from lightning_sanity.callbacks import _class_axis as CA
+from lightning_sanity.callbacks import _ctc_input as CTC
 from lightning_sanity.callbacks import _poisson_input as PI
 from lightning_sanity.callbacks._lineage import Lineage
 from lightning_sanity.callbacks._loss_observation import _NAMES, _FirstStep, _Observation
@@ -147,6 +148,7 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
         self._step = _FirstStep()
         self._poisson: Optional[PI.PoissonWatch] = None  # a Poisson log-rate followed over the first epoch
         self._poisson_seen = False
+        self._ctc_seen = False  # a ctc_loss call in the first step: loss-input judged it, no baseline is known
 
     # ------------------------------------------------------------------ hooks
 
@@ -243,7 +245,7 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
             self._step.skip_reason = "no training step ran"
         if self._step.skip_reason:
             self.skip(trainer, "initial-loss", self._step.skip_reason)
-            if (not self._step.observations and not self._step.pending and not self._poisson_seen
+            if (not self._step.observations and not self._step.pending and not self._poisson_seen and not self._ctc_seen
                     and not self._step.pairwise):
                 self.skip(trainer, "loss-input", self._step.skip_reason)
 
@@ -261,6 +263,8 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
                 self._poisson_seen = True
                 self._poisson = PI.first_call(self, self._step.trainer, args, kwargs, self._watch.tags,
                                               self._is_batch_target)
+        if func is F.ctc_loss:
+            self._first_ctc(args, kwargs)
         if L.loss_kind(func) is None:
             return
         call = L.bind_loss_call(func, args, kwargs)
@@ -287,6 +291,19 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
         self._check_input(obs, tag or {})
         if call.kind in L.CLASSIFICATION and self._origins is not None:
             CA.check(self, self._step.trainer, call, self._origins, _NAMES[call.kind], obs.module)
+
+    def _first_ctc(self, args: tuple, kwargs: dict) -> None:
+        if self._ctc_seen or self._watch is None:
+            return
+        self._ctc_seen = True
+        try:
+            where = ((self._watch.tags.get(args[0]) if args else None) or {}).get("module")
+            text = CTC.first_call(self, self._step.trainer, args, kwargs, where)
+        except Exception as err:  # a bonus: never switch the loss watch off over it
+            log.debug("lightning_sanity: ctc_loss input check failed: %r", err)
+            return
+        if text:
+            self.detail(self._step.trainer, "loss-input", text)
 
     def _is_batch_target(self, target: Any) -> bool:
         tag = self._watch.tags.get(target) if self._watch is not None else None

@@ -26,6 +26,8 @@ from typing_extensions import override
 
 from lightning_sanity.batch import BatchFn, batch_size, input_of, non_target_keys, slice_batch
 from lightning_sanity.callbacks._extra_forward import _precision_context, eval_mode, hidden_step_watches
+from lightning_sanity.callbacks._graph_batches import GraphEdgeTally
+from lightning_sanity.checks.graph_batches import graph_batch_parts
 from lightning_sanity.callbacks._flow_run import _Defer, _FlowRun, _Skip, _SkipOne
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.callbacks.batch_mixing import _BatchMixingGlue
@@ -129,6 +131,8 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
         self.forward_fn = forward_fn
         self._pending = False
         self._attempts = 0
+        self._graph: Optional[bool] = None  # the first batch is a graph batch, judged by its edges
+        self._edges: Optional[GraphEdgeTally] = None
 
     # ------------------------------------------------------------------ hooks
 
@@ -139,6 +143,7 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
             self._coverage_reported = None  # filled by the fit-start coverage check
             self._pending = self.is_enabled("constant-output") or self.is_enabled("batch-mixing")
             self._attempts = 0
+            self._graph, self._edges = None, None
 
     @override
     def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
@@ -161,8 +166,14 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
 
     @override
     def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int) -> None:
+        if self._graph is None:
+            self._graph = self.is_enabled("batch-mixing") and graph_batch_parts(batch) is not None
+            self._edges = GraphEdgeTally() if self._graph else None
+        if self._edges is not None and not self._edges.done:
+            self._tally_edges(trainer, batch)
         if not self._pending:
-            self.retire("on_train_batch_start")  # the flow checks ran (or were skipped): nothing left per batch
+            if self._edges is None or self._edges.done:
+                self.retire("on_train_batch_start")  # the flow checks ran (or were skipped): nothing left per batch
             return
         self._attempts += 1
         facts = self.collector(trainer).facts
@@ -182,15 +193,28 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
         finally:
             facts[EXTRA_FORWARD_FACT] = False
 
+    def _tally_edges(self, trainer: "pl.Trainer", batch: Any) -> None:
+        try:
+            if self._edges.add(batch):
+                self._edges.judge(self, trainer)
+        except Exception:  # a check must never lose the user's run
+            log.debug("graph batch check failed", exc_info=True)
+            self._edges.done = True
+
     @override
     def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if self._edges is not None and not self._edges.done:
+            try:
+                self._edges.judge(self, trainer)  # a run shorter than the tally
+            except Exception:
+                log.debug("graph batch check failed", exc_info=True)
         if self._pending:
             self._skip_flow(trainer, "training ended before a usable training batch")
 
     def _skip_flow(self, trainer: "pl.Trainer", reason: str) -> None:
         self._pending = False
         for check in ("constant-output", "batch-mixing"):
-            if self.is_enabled(check):
+            if self.is_enabled(check) and not (check == "batch-mixing" and self._graph):  # judged by its edges
                 self.skip(trainer, check, reason)
 
     # ------------------------------------------------------------------ constant-output and batch-mixing

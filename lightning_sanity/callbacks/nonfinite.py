@@ -26,6 +26,7 @@ from lightning_sanity.callbacks.step import (
     save_step_bundle,
     shared_grad_norms,
 )
+from lightning_sanity.callbacks._val_nonfinite import _ValNonFinite
 from lightning_sanity.callbacks.base import SanityCallback
 from lightning_sanity.checks.nonfinite import nonfinite_finding
 from lightning_sanity.checks.numerics import PLAIN_DTYPES, count_nonfinite, finite_flag, flag_parts, grad_norm_parts
@@ -46,7 +47,7 @@ class NonFiniteStop(RuntimeError):
     """Raised when the Trainer kept training after the sentinel asked it to stop on a non-finite step."""
 
 
-class NonFiniteSentinel(SanityCallback):
+class NonFiniteSentinel(_ValNonFinite, SanityCallback):
     r"""Watch the loss, the gradients and the weights for NaN or Inf, at the cost of one host sync per step.
 
     Every training step folds two things into one fused reduction (``torch._foreach_norm`` over all gradients,
@@ -67,6 +68,8 @@ class NonFiniteSentinel(SanityCallback):
     With fp16 AMP (a ``GradScaler``), non-finite gradients with a finite loss are the scaler's business: it skips
     the step. They are counted in an ``info`` finding, unless the scale falls below 1 or the overflows go on for
     20 steps in a row.
+
+    NaN/Inf in validation only (training finite) is an error too: :mod:`~lightning_sanity.callbacks._val_nonfinite`.
 
     It writes no TensorBoard tags.
 
@@ -114,6 +117,7 @@ class NonFiniteSentinel(SanityCallback):
         self._order: dict[int, int] = {}
         self._optimizer_params: dict[int, tuple[int, list[Tensor]]] = {}
         self._plain: set[int] = set()  # id() of the cached parameter lists all of PLAIN_DTYPES (held: ids stay unique)
+        self._val_reset()
         self._reduce = True  # False where the strategy's reduce_boolean_decision only returns its argument
 
     # ------------------------------------------------------------------ hooks
@@ -219,6 +223,8 @@ class NonFiniteSentinel(SanityCallback):
             parts.append(f"{self._skipped} skipped")
         if self._amp_overflows:
             parts.append(f"{self._amp_overflows} AMP overflow steps")
+        if self._val_detail():
+            parts.append(self._val_detail())
         self.detail(trainer, CHECK, ", ".join(parts))
 
     # ------------------------------------------------------------------ the check

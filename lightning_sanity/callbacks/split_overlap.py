@@ -15,7 +15,8 @@ import lightning.pytorch as pl
 import torch
 from typing_extensions import override
 
-from lightning_sanity.batch import BatchFn, input_of
+from lightning_sanity.batch import BatchFn, input_of, split_batch
+from lightning_sanity.callbacks._split_pairs import PairPrints, judge_pairs
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks import splits as S
 
@@ -97,6 +98,9 @@ class SplitOverlap(SanityCallback):
         self._train_fp: Optional[torch.Tensor] = None
         self._val_fp: Optional[torch.Tensor] = None
         self._reason: Optional[str] = None
+        self._pairs = PairPrints()  # the targets' fingerprints, for inputs that repeat (ids)
+        self._train_batches = self._val_batches = 0  # first training epoch; first full validation run
+        self._val_last: Optional[torch.Tensor] = None  # that run's last batch's fingerprints
 
     # ------------------------------------------------------------------------------------------------ hooks
 
@@ -118,6 +122,9 @@ class SplitOverlap(SanityCallback):
                                   batch_idx: int, dataloader_idx: int = 0) -> None:
         if self._reason is None and not self._val_done:
             self._take(self._val, batch, "val")
+            if not trainer.sanity_checking and self._val:
+                self._val_batches += 1
+                self._val_last = self._val[-1]
 
     @override
     def on_validation_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
@@ -171,7 +178,9 @@ class SplitOverlap(SanityCallback):
             count = self._train_count if split == "train" else self._val_count
             if count >= _MAX_SAMPLES:
                 return
+            self._pairs.add(split, split_batch(batch, self.get_input)[1], int(x.shape[0]))
             if split == "train":
+                self._train_batches += 1
                 self._gather(x)
                 self._train_count += int(x.shape[0])
             else:
@@ -223,6 +232,9 @@ class SplitOverlap(SanityCallback):
             return
         self._judged = True
         train_fp, samples = self._train_fp[:, 0], int(self._train_fp.shape[0])
+        if S.same_single_batch(self._train_batches, self._val_batches, train_fp, self._val_last):
+            self.skip(trainer, "split-overlap", S.TRANSDUCTIVE)
+            return
         found, distinct, repeated = S.overlap(self._val_fp, train_fp)
         share = found / max(distinct, 1)
         # Repeats within training excuse shared samples, unless their multiplicities are those of copies
@@ -231,25 +243,39 @@ class SplitOverlap(SanityCallback):
         chance = min(repeated, S.coincidence_share(self._train_fp, samples)) if copies else repeated
         excess = share - chance
         seen = f"{distinct} distinct validation samples, {samples} training samples"
-        self.detail(trainer, "split-overlap", f"{found} of {distinct} validation samples in training ({share:.0%}); "
-                                              f"training repeats {repeated:.0%} of its own samples, of which "
-                                              f"coincidences explain at most {chance:.0%}")
+        text = (f"{found} of {distinct} validation samples in training ({share:.0%}); training repeats "
+                f"{repeated:.0%} of its own samples, of which coincidences explain at most {chance:.0%}")
         threshold = self.threshold("split-overlap", "share")
+        unit = "samples"
+        if (excess < threshold or found < 2) and repeated >= threshold:
+            # The inputs repeat (an id many samples share): the (input, target) pair is the sample's identity.
+            pairs = judge_pairs(train_fp, self._val_fp, self._pairs.read("train"), self._pairs.read("val"))
+            if pairs is not None:
+                found, distinct, repeated = pairs
+                share = found / max(distinct, 1)
+                chance, excess, unit = repeated, share - repeated, "(input, target) pairs"
+                seen = f"{distinct} distinct validation pairs, {samples} training pairs; the inputs alone repeat"
+                text += (f"; as (input, target) pairs: {found} of {distinct} in training ({share:.0%}), training "
+                         f"repeats {repeated:.0%} of its pairs")
+        self.detail(trainer, "split-overlap", text)
         if excess < threshold or found < 2:
             return
         severity = "error" if excess >= max(ERROR_SHARE, threshold) else "warning"
         self.report(
             trainer, "split-overlap", severity,
-            f"{found} of {distinct} validation samples ({share:.0%}) also appear in the training data ({seen}; "
-            f"training repeats {repeated:.0%} of its own samples, of which coincidences of distinct observations "
+            f"{found} of {distinct} validation {unit} ({share:.0%}) also appear in the training data ({seen}; "
+            f"training repeats {repeated:.0%} of its own {unit}, of which coincidences of distinct observations "
             f"explain at most {chance:.0%}): validation measures memory, not generalisation, and the validation "
             "loss looks better than it is.",
             "Split once, then build both loaders from that one split (`random_split` with one seeded generator, "
             "`train_test_split` called once); do not split twice with different seeds, sample validation from the "
             "training set, or pass the training loader as the validation loader. Deduplicate the data set before "
-            "splitting, and oversample (repeat minority samples) after the split, in the training split only.",
+            "splitting, and oversample (repeat minority samples) after the split, in the training split only."
+            + (" For held-out interactions (leave-one-out), build the training pairs from what remains after the "
+               "held-out ones are removed, not from the full history." if unit != "samples" else ""),
             where="validation data", at_step=False, key="overlap",
             data={"validation_in_training": found, "validation_samples": distinct, "share": share,
                   "training_samples": samples, "training_repeat_share": repeated, "coincidence_share": chance,
+                  "unit": unit,
                   "partial": partial},
         )

@@ -22,6 +22,7 @@ from lightning_sanity.batch import split_batch
 from lightning_sanity.checks.loss_baseline import trend_baseline
 from lightning_sanity.checks import relabelled as RL
 from lightning_sanity.checks import target_shift as TS
+from lightning_sanity.checks.val_baseline_end import judge_ends_above_baseline
 from lightning_sanity.checks.val_first_look import judge_never_improves
 from lightning_sanity.checks import validation as V
 
@@ -43,6 +44,9 @@ class ValDivergence(SanityCallback):
     - error (``worse-than-baseline``): the training loss ended below ``(1 - baseline_margin)`` x the baseline, but
       the validation loss never got below ``(1 + baseline_margin)`` x the baseline: labels encoded differently in
       the two splits, a leak readable in training only, a preprocessing step applied to one split;
+    - warning (``ends-above-baseline``): the training loss ended below ``(1 - baseline_margin)`` x the baseline and
+      the last validation loss above ``(1 + baseline_margin)`` x the baseline by 3 standard errors of a mean over
+      the run's validation samples (:mod:`lightning_sanity.checks.val_baseline_end`);
     - info (``overfitting``): the validation loss ended ``rise`` or more above its best, with at least two
       validations after the best, while the training loss went on falling; a warning when it ends more than twice
       the baseline (without a baseline on its scale: twice the validation loss before training).
@@ -101,6 +105,8 @@ class ValDivergence(SanityCallback):
         self._targets_done = {"train": False, "val": False}
         self._val_count = 0
         self._columns: dict[str, Optional[torch.Tensor]] = {"train": None, "val": None}
+        self._val_samples = 0  # samples of the first full validation run (the noise of its mean loss)
+        self._val_counted = False
 
     @override
     def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
@@ -136,6 +142,12 @@ class ValDivergence(SanityCallback):
     def on_validation_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any,
                                   batch_idx: int, dataloader_idx: int = 0) -> None:
         self._take_targets("val", batch, counted=not trainer.sanity_checking)
+        if not trainer.sanity_checking and not self._val_counted:
+            try:
+                y = split_batch(batch)[1]
+                self._val_samples += int(y.shape[0]) if isinstance(y, torch.Tensor) and y.dim() else 0
+            except Exception:  # an unreadable batch: the count stays unknown
+                self._val_counted, self._val_samples = True, 0
 
     def _take_targets(self, split: str, batch: Any, counted: bool = True) -> None:
         if self._targets_done[split]:
@@ -158,6 +170,7 @@ class ValDivergence(SanityCallback):
     @override
     def on_validation_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         if not trainer.sanity_checking:
+            self._val_counted = True
             self._targets_done["val"] = True  # the first full validation run's targets describe the split
         try:
             value = self._read_val(trainer)
@@ -234,6 +247,9 @@ class ValDivergence(SanityCallback):
             rise=self.threshold(check, "rise"), before=self._before, val_samples=self._val_samples())
         if shift is None and (verdict is None or verdict.kind == "overfitting"):  # needs no baseline: any loss
             verdict = judge_never_improves(self._before, self._val, self._train, self._noise) or verdict
+        if shift is None and (verdict is None or verdict.severity == "info"):
+            verdict = judge_ends_above_baseline(self._train, self._val, baseline, self._val_samples,
+                                                margin=self.threshold(check, "baseline_margin")) or verdict
         self.detail(trainer, check, f"`{self._key}` {self._val[0]:.3g} -> {self._val[-1]:.3g} (best "
                                     f"{min(self._val):.3g}) over {len(self._val)} validation(s), train "
                                     f"{self._train[0]:.3g} -> {self._train[-1]:.3g}; {scale_note}")

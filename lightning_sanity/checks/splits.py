@@ -189,3 +189,27 @@ def copied_multiplicities(train: torch.Tensor) -> bool:
     at_top, below = int((counts == top).sum()), int((counts == top - 1).sum())
     expected = top * at_top ** 2 / ((top + 1) * max(below, 1))
     return expected >= CEILING_EXPECTED
+
+
+#: Why a split that gives training and validation the same single batch is not judged.
+TRANSDUCTIVE = ("training and validation got the same single batch, in the same order (full-batch, transductive "
+                "training: node classification on one graph, split by masks of which nodes the loss counts): the split "
+                "is in the masks, not in the samples, so fingerprints of the inputs cannot judge it")
+
+
+def same_single_batch(train_batches: int, val_batches: int, train: torch.Tensor, val_last: Optional[torch.Tensor]) -> bool:
+    """Whether training (one batch per epoch) and validation (one batch per run) got the very same batch: the same
+    samples in the same order. A transductive split (a graph's nodes, split by loss masks) looks like this, and so
+    does an unshuffled training loader passed as the validation loader when the data fits one batch: the two are the
+    same bits, so the check cannot tell them apart and says so. A training loader that shuffles reorders its one
+    batch, and a graph's nodes cannot be reordered without their edges: that case is still judged.
+
+    >>> import torch
+    >>> fp = torch.tensor([5, 7, 9])
+    >>> same_single_batch(1, 1, fp, fp.clone()), same_single_batch(1, 1, fp, fp.flip(0)), same_single_batch(3, 1, fp, fp)
+    (True, False, False)
+    """
+    if train_batches != 1 or val_batches != 1 or val_last is None:
+        return False
+    val_last = val_last.to(train.device)
+    return val_last.shape == train.shape and bool(torch.equal(val_last, train))

@@ -1,0 +1,65 @@
+"""What random draws an eval-mode forward makes, told apart: a random *mask* (which entries to hide) or a sample.
+
+``train-mode``'s eval-determinism look (:mod:`~lightning_sanity.callbacks._fixed_batch_findings`) finds a model
+whose eval output changes from call to call. Dropout forced on is a warning; other randomness was info, because a
+VAE's reparameterisation (``randn_like``) or a diffusion model's noise samples in eval on purpose. Random *masking*
+is another matter: SpecAugment, cutout, random erasing, token masking decide at random which entries of the input
+(or of a feature map) to hide. It is a training-time augmentation; in eval it damages the inputs and makes
+validation noisy. Its draws are discrete: ``randint`` / ``randperm`` (positions and widths), ``bernoulli``, or a
+uniform draw thresholded (``torch.rand(...) < p`` is a Bernoulli draw). Gaussian draws (``randn``, ``normal_``) and
+uniform draws used as values are samples and stay info.
+
+The watch observes (never changes) the calls of one extra forward, run only once two evaluations disagreed, under
+``isolate_rng`` in the caller.
+
+Example::
+
+    >>> import torch
+    >>> with MaskDrawWatch() as watch:
+    ...     keep = torch.rand(4, 3) > 0.2
+    ...     z = torch.randn(4, 3)
+    >>> sorted(watch.mask_draws), watch.seen
+    (['rand thresholded'], False)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from lightning_sanity.callbacks._fixed_batch import DropoutWatch
+
+#: Draws that are discrete by nature: they pick positions, widths or a keep/drop decision.
+DISCRETE_DRAWS = frozenset({"randint", "randint_like", "randperm", "bernoulli"})
+#: Uniform draws: a sample when used as values, a Bernoulli (mask) draw once compared with a threshold.
+UNIFORM_DRAWS = frozenset({"rand", "rand_like", "uniform"})
+_COMPARISONS = frozenset({"lt", "le", "gt", "ge", "__lt__", "__le__", "__gt__", "__ge__", "less", "greater",
+                          "less_equal", "greater_equal"})
+
+
+class MaskDrawWatch(DropoutWatch):
+    """A :class:`DropoutWatch` that also notes random mask draws (``mask_draws``: names of the draws seen)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mask_draws: set[str] = set()
+        self._uniform: list[torch.Tensor] = []  # held, so that their ids stay unique during the forward
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        result = super().__torch_function__(func, types, args, kwargs)
+        name = getattr(func, "__name__", "").rstrip("_") if getattr(func, "__name__", "") not in _COMPARISONS \
+            else func.__name__
+        if name in DISCRETE_DRAWS:
+            self.mask_draws.add(name)
+        elif name in UNIFORM_DRAWS:
+            target = result if isinstance(result, torch.Tensor) else None
+            if name == "uniform" and args and isinstance(args[0], torch.Tensor):
+                target = args[0]  # Tensor.uniform_ fills its own tensor in place
+            if target is not None and len(self._uniform) < 64:
+                self._uniform.append(target)
+        elif name in _COMPARISONS and self._uniform:
+            drawn = {id(t) for t in self._uniform}
+            if any(id(a) in drawn for a in args if isinstance(a, torch.Tensor)):
+                self.mask_draws.add("rand thresholded")
+        return result

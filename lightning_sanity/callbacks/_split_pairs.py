@@ -1,0 +1,74 @@
+"""``split-overlap`` on (input, target) pairs, for data whose input alone is no sample's identity.
+
+When the input is an id that many samples share (a user id in a recommender's ``(user, item, negative)`` triples,
+a query id in ranking), training repeats its own inputs nearly always, and input fingerprints cannot tell a leaked
+validation sample from a fresh one: the check passes with "training repeats 100 % of its own samples". The sample
+is then the input *with* its target: a user's held-out click ``(user, item)`` that is also one of the training pairs
+is the leak (the zoo's ``bug_bpr_recommender_val_click_left_in_train_pairs``); a correct leave-one-out split shares
+no pair. The pairs are judged the same way as the inputs (the share of validation pairs found in training beyond the
+training pairs' own repetition rate), and only when the inputs alone could not be judged.
+
+Cost: per training batch of the first epoch and per validation batch of the first validation run, one hash of the
+target (a few values per sample, on the device), combined with the input's hash once both are read.
+
+Example::
+
+    >>> import torch
+    >>> p = PairPrints()
+    >>> p.add("train", torch.tensor([1, 1, 2]))
+    >>> p.targets["train"][0].shape
+    torch.Size([3])
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+
+from lightning_sanity.checks import splits as S
+
+#: An odd 64-bit multiplier (2^64 / golden ratio): the pair's hash ``input * K + target`` modulo 2^64.
+_MIX = -7046029254386353131
+
+
+def pair_hashes(inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """One int64 hash per (input, target) pair from their fingerprints (aligned, one per sample).
+
+    >>> a, b = torch.tensor([3, 3, 4]), torch.tensor([7, 8, 7])
+    >>> h = pair_hashes(a, b)
+    >>> len(set(h.tolist()))
+    3
+    """
+    return inputs.long() * _MIX + targets.long().to(inputs.device)
+
+
+class PairPrints:
+    """The targets' fingerprints per split, aligned with the inputs' (stopped for good when a target is missing)."""
+
+    def __init__(self) -> None:
+        self.targets: dict[str, list[torch.Tensor]] = {"train": [], "val": []}
+        self.usable = True
+
+    def add(self, split: str, target: Any, samples: Optional[int] = None) -> None:
+        if not self.usable:
+            return
+        if not isinstance(target, torch.Tensor) or target.dim() == 0 or (
+                samples is not None and int(target.shape[0]) != samples):
+            self.usable, self.targets = False, {"train": [], "val": []}
+            return
+        self.targets[split].append(S.fingerprints(target))
+
+    def read(self, split: str) -> Optional[torch.Tensor]:
+        store = self.targets[split]
+        return torch.cat(store).cpu() if self.usable and store else None
+
+
+def judge_pairs(train_inputs: torch.Tensor, val_inputs: torch.Tensor, train_targets: Optional[torch.Tensor],
+                val_targets: Optional[torch.Tensor]) -> Optional[tuple[int, int, float]]:
+    """``overlap`` of the (input, target) pairs, or None when the targets do not line up with the inputs."""
+    if train_targets is None or val_targets is None:
+        return None
+    if train_targets.shape[0] != train_inputs.shape[0] or val_targets.shape[0] != val_inputs.shape[0]:
+        return None
+    return S.overlap(pair_hashes(val_inputs, val_targets), pair_hashes(train_inputs, train_targets))
