@@ -105,7 +105,7 @@ class ValDivergence(SanityCallback):
         self._targets_done = {"train": False, "val": False}
         self._val_count = 0
         self._columns: dict[str, Optional[torch.Tensor]] = {"train": None, "val": None}
-        self._val_samples = 0  # samples of the first full validation run (the noise of its mean loss)
+        self._val_rows = 0  # samples of the first full validation run (the noise of its mean loss)
         self._val_counted = False
 
     @override
@@ -145,9 +145,9 @@ class ValDivergence(SanityCallback):
         if not trainer.sanity_checking and not self._val_counted:
             try:
                 y = split_batch(batch)[1]
-                self._val_samples += int(y.shape[0]) if isinstance(y, torch.Tensor) and y.dim() else 0
+                self._val_rows += int(y.shape[0]) if isinstance(y, torch.Tensor) and y.dim() else 0
             except Exception:  # an unreadable batch: the count stays unknown
-                self._val_counted, self._val_samples = True, 0
+                self._val_counted, self._val_rows = True, 0
 
     def _take_targets(self, split: str, batch: Any, counted: bool = True) -> None:
         if self._targets_done[split]:
@@ -248,7 +248,7 @@ class ValDivergence(SanityCallback):
         if shift is None and (verdict is None or verdict.kind == "overfitting"):  # needs no baseline: any loss
             verdict = judge_never_improves(self._before, self._val, self._train, self._noise) or verdict
         if shift is None and (verdict is None or verdict.severity == "info"):
-            verdict = judge_ends_above_baseline(self._train, self._val, baseline, self._val_samples,
+            verdict = judge_ends_above_baseline(self._train, self._val, baseline, self._val_rows,
                                                 margin=self.threshold(check, "baseline_margin")) or verdict
         self.detail(trainer, check, f"`{self._key}` {self._val[0]:.3g} -> {self._val[-1]:.3g} (best "
                                     f"{min(self._val):.3g}) over {len(self._val)} validation(s), train "
