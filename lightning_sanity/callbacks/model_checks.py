@@ -53,7 +53,8 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
 
     - ``optimizer-coverage`` (at ``on_train_start``, and again at each training epoch's end for parameters
       unfrozen later): trainable parameters (``requires_grad``) held by no optimizer are a warning naming their
-      modules; parameters held by an optimizer but not owned by the
+      modules once backward gives them a gradient (a copy outside the loss graph, such as an EMA
+      ``AveragedModel``, never gets one: info); parameters held by an optimizer but not owned by the
       LightningModule are an error (the optimizer was built over another model instance). Frozen parameters may
       stay out of every optimizer. Works with several optimizers and with manual optimization.
     - ``constant-output`` (first training batch, before the first update): outputs of samples whose inputs differ
@@ -137,6 +138,7 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
         if stage == "fit":
             self.revive()
             self._coverage_reported = None  # filled by the fit-start coverage check
+            self._coverage_pending, self._coverage_steps_seen = [], False
             self._pending = self.is_enabled("constant-output") or self.is_enabled("batch-mixing")
             self._attempts = 0
 
@@ -155,9 +157,22 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
         if not self.is_enabled("optimizer-coverage"):
             return
         try:
+            self._judge_pending_coverage(trainer, pl_module)
             self._recheck_coverage(trainer, pl_module)
         except Exception:  # a check must never lose the user's run
             log.debug("optimizer-coverage re-check failed", exc_info=True)
+
+    @override
+    def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        # The first backward has run: tensors left out of every optimizer now show whether they get gradients.
+        self.retire("on_train_batch_end")
+        self._coverage_steps_seen = True
+        if self.is_enabled("optimizer-coverage"):
+            try:
+                self._judge_pending_coverage(trainer, pl_module)
+            except Exception:  # a check must never lose the user's run
+                log.debug("optimizer-coverage gradient read failed", exc_info=True)
 
     @override
     def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int) -> None:
@@ -184,6 +199,11 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
 
     @override
     def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if self.is_enabled("optimizer-coverage"):
+            try:
+                self._judge_pending_coverage(trainer, pl_module, final=True)
+            except Exception:  # a check must never lose the user's run
+                log.debug("optimizer-coverage final judgement failed", exc_info=True)
         if self._pending:
             self._skip_flow(trainer, "training ended before a usable training batch")
 
