@@ -32,7 +32,7 @@ from lightning_sanity.callbacks.batch_mixing import _BatchMixingGlue
 from lightning_sanity.callbacks.constant_output_start import _ConstantOutputGlue
 from lightning_sanity.callbacks.optimizer_coverage import _OptimizerCoverageGlue
 from lightning_sanity.checks import flow
-from lightning_sanity.forward import CannotCall, ModelCall, model_calls
+from lightning_sanity.forward import FORWARD_FN_HINT, CannotCall, ModelCall, model_calls
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +288,9 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
                 first_error = first_error or err
         if isinstance(first_error, _Skip):
             raise _Skip(str(first_error))
-        raise _Skip(f"calling `{calls[0][1]}` on the first batch raised {first_error!r}")
+        # Only the checks that run the model on the batch's input are skipped: nothing else depends on this call.
+        raise _Skip(f"calling `{calls[0][1]}` on the first batch raised {first_error!r}; when `forward` takes "
+                    f"something other than the batch's input (a GAN generator takes noise), {FORWARD_FN_HINT}")
 
     def _resolve_call(self, pl_module: "pl.LightningModule", x: Any, batch: Any) -> list[ModelCall]:
         """Ways to call the model that its signature accepts (:mod:`lightning_sanity.forward`), in order."""

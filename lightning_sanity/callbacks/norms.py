@@ -27,6 +27,7 @@ from typing_extensions import override
 from lightning_sanity import stride as stride_mod
 from lightning_sanity.cadence import trainer_chart_every
 from lightning_sanity.callbacks import norm_charts
+from lightning_sanity.callbacks._idle_optimizers import IdleOptimizerWatch
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.callbacks.gradient_probe import GradientProbe
 from lightning_sanity.callbacks.low_precision import RoundingWatch, conclude_rounds_away
@@ -191,6 +192,7 @@ class NormMonitor(NormVerdicts, SanityCallback):
         self._reported: set[tuple] = set()
         self._resets: Optional[ResetWatch] = None
         self._rounding = RoundingWatch()  # update-ratio kind rounds-away (callbacks/low_precision.py)
+        self._idle: Optional[IdleOptimizerWatch] = None  # update-ratio kind idle-optimizer, manual optimization
         self._skip_batch = False  # this batch is off the stride: no row
         self.revive()  # a backward hook only under manual optimization; batch start until the probe had its batch
 
@@ -234,6 +236,14 @@ class NormMonitor(NormVerdicts, SanityCallback):
     def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         if "update-ratio" in self.active_checks and trainer.is_global_zero:
             self._rounding.start(trainer, pl_module)  # the optimizers exist now
+            if not pl_module.automatic_optimization:  # Lightning steps its optimizers itself otherwise
+                self._idle = IdleOptimizerWatch()
+                self._idle.start(trainer)
+
+    @override
+    def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if self._idle is not None:
+            self._idle.epoch_end()
 
     @override
     def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int) -> None:
@@ -248,6 +258,8 @@ class NormMonitor(NormVerdicts, SanityCallback):
 
     @override
     def on_before_optimizer_step(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", optimizer: Optimizer) -> None:
+        if self._idle is not None:
+            self._idle.stepped(optimizer)
         if not self._flags.active or self._skip_batch:
             return
         step = trainer.global_step
@@ -339,6 +351,11 @@ class NormMonitor(NormVerdicts, SanityCallback):
             self._conclude_norms(trainer, pl_module)
         finally:  # judged from the weights' dtype and the lr, whatever the norms measured
             conclude_rounds_away(self, self._rounding, trainer)
+            if self._idle is not None:
+                try:
+                    self._idle.judge(self, trainer, pl_module)
+                except Exception:  # a check must never lose the user's run
+                    log.debug("idle-optimizer judgement failed", exc_info=True)
 
     def _conclude_norms(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         if not self._flags.active or self.layers is None:

@@ -1,0 +1,74 @@
+"""``update-ratio`` glue for optimizers that never step (:mod:`lightning_sanity.checks.idle_optimizers`).
+
+Driven by :class:`~lightning_sanity.callbacks.norms.NormMonitor`: :meth:`IdleOptimizerWatch.start` at
+``on_train_start`` (the optimizers exist then), :meth:`~IdleOptimizerWatch.stepped` in every
+``on_before_optimizer_step`` (a dict increment), :meth:`~IdleOptimizerWatch.epoch_end` at each training epoch's end
+and :meth:`~IdleOptimizerWatch.judge` before the summary. The gradients are read (``.grad is not None``, never
+written) only for the parameters of optimizers that have not stepped yet: normally none after the first batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+
+from lightning_sanity.checks import flow
+from lightning_sanity.checks.idle_optimizers import idle_parameters
+from lightning_sanity.checks.modes import summarize_names
+from lightning_sanity.findings import Severity
+
+
+class IdleOptimizerWatch:
+    """Counts each optimizer's steps over the run and which never-stepped parameters hold gradients."""
+
+    def __init__(self) -> None:
+        self.optimizers: list = []
+        self.steps: dict[int, int] = {}
+        self.with_grad: set[int] = set()
+        self.epochs = 0
+
+    def start(self, trainer: "pl.Trainer") -> None:
+        self.optimizers = list(trainer.optimizers)
+        self.steps, self.with_grad, self.epochs = {}, set(), 0
+
+    def stepped(self, optimizer: Any) -> None:
+        key = id(optimizer)
+        self.steps[key] = self.steps.get(key, 0) + 1
+
+    def epoch_end(self) -> None:
+        self.epochs += 1
+        self._read_grads()
+
+    def _read_grads(self) -> None:
+        for _, params in idle_parameters(self.optimizers, self.steps):
+            self.with_grad.update(id(p) for p in params if p.grad is not None)
+
+    def judge(self, callback: Any, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        """Report each optimizer that never stepped over a run of at least one whole training epoch although the
+        parameters only it holds received gradients: they never move."""
+        if not self.optimizers or self.epochs == 0:
+            return  # no optimizer, or the run stopped inside its first epoch: too little to say "never"
+        self._read_grads()
+        names = {id(p): n for n, p in pl_module.named_parameters()}
+        trainable = [n for n, p in pl_module.named_parameters() if p.requires_grad]
+        for i, params in idle_parameters(self.optimizers, self.steps):
+            hit = [names[id(p)] for p in params if id(p) in self.with_grad and id(p) in names]
+            if not hit:
+                continue  # no gradient reached them: a phase not trained in this run, not a lost update
+            modules = flow.uncovered_modules(hit, trainable)
+            opt = self.optimizers[i]
+            others = sum(self.steps.values())
+            callback.report(
+                trainer, "update-ratio", Severity.WARNING,
+                f"Optimizer {i} ({type(opt).__name__}) never took a step in {self.epochs} epoch(s) ({others} steps "
+                f"of the other optimizers), although its parameters receive gradients: their update ratio is 0, so "
+                f"{summarize_names(modules)} stay at their initialisation.",
+                f"Call `step()` on optimizer {i} after the backward of its loss (under manual optimization, a "
+                "phase copied from another one may still step the other optimizer, e.g. `opt_d.step()` where "
+                "`opt_g.step()` was meant).",
+                where=modules[0], at_step=False, key=f"idle-optimizer:{i}",
+                data={"kind": "idle-optimizer", "optimizer": i, "optimizer_class": type(opt).__name__,
+                      "modules": modules, "parameters": hit[:50], "other_steps": others,
+                      "epochs": self.epochs},
+            )
