@@ -29,6 +29,7 @@ from lightning_sanity.callbacks._label_columns import check_label_columns
 from lightning_sanity.callbacks._step_targets import LossTargets, batch_label, feature_parts, step_axis
 from lightning_sanity.callbacks._target_inputs import check_target_inputs
 from lightning_sanity.callbacks._model_call import keep_call, move_call, watch_calls
+from lightning_sanity.callbacks._raster_causal import check_raster_self_read
 from lightning_sanity.callbacks._extra_forward import _map_tensors, _precision_context, eval_mode
 from lightning_sanity.checks import flow
 from lightning_sanity.checks import future_features as FF
@@ -267,6 +268,7 @@ class LeakageChecks(SanityCallback):
                 for check in self.checks:
                     self._skips.pop(check, None)
             else:
+                check_raster_self_read(self, trainer, self._call, self._targets)  # a PixelCNN reading its pixel
                 self._call = None
 
     def _found_call(self, call: dict[str, Any]) -> None:
