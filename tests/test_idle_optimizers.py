@@ -14,8 +14,9 @@ from lightning_sanity.checks.idle_optimizers import idle_parameters
 class GAN(L.LightningModule):
     """A small GAN on digits; ``g_phase_steps_d``: the generator phase ends in ``opt_d.step()`` (the bug)."""
 
-    def __init__(self, g_phase_steps_d: bool):
+    def __init__(self, g_phase_steps_d: bool, raw_optimizers: bool = False):
         super().__init__()
+        self.raw_optimizers = raw_optimizers
         self.automatic_optimization = False
         self.g_phase_steps_d = g_phase_steps_d
         self.generator = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 64), nn.Tanh())
@@ -26,7 +27,7 @@ class GAN(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         real = batch[0] / 8.0 - 1.0
-        opt_g, opt_d = self.optimizers()
+        opt_g, opt_d = self.optimizers(use_pl_optimizer=not self.raw_optimizers)
         bce = nn.functional.binary_cross_entropy_with_logits
         fake = self(torch.randn(real.shape[0], 16))
         d_loss = bce(self.discriminator(real), torch.ones(len(real), 1)) + bce(
@@ -63,6 +64,8 @@ def test_generator_phase_stepping_the_discriminator_optimizer_is_named(tmp_path)
 
 def test_healthy_gan_is_silent(tmp_path):
     assert serious(_run(GAN(g_phase_steps_d=False), tmp_path), "update-ratio") == []
+    # Raw optimizers step without Lightning's hooks: no step is counted, but the parameters move.
+    assert serious(_run(GAN(g_phase_steps_d=False, raw_optimizers=True), tmp_path / "raw"), "update-ratio") == []
 
 
 def test_idle_parameters_leaves_out_tensors_a_stepping_optimizer_holds():

@@ -12,11 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 
 from lightning_sanity.checks import flow
 from lightning_sanity.checks.idle_optimizers import idle_parameters
 from lightning_sanity.checks.modes import summarize_names
 from lightning_sanity.findings import Severity
+
+#: Values of each parameter kept from the start to tell "never stepped" from "stepped outside Lightning's hooks".
+_FINGERPRINT = 64
 
 
 class IdleOptimizerWatch:
@@ -27,10 +31,17 @@ class IdleOptimizerWatch:
         self.steps: dict[int, int] = {}
         self.with_grad: set[int] = set()
         self.epochs = 0
+        self.start_values: dict[int, torch.Tensor] = {}
+
 
     def start(self, trainer: "pl.Trainer") -> None:
         self.optimizers = list(trainer.optimizers)
         self.steps, self.with_grad, self.epochs = {}, set(), 0
+        # A few values of each parameter at the start: an optimizer stepped without Lightning's hooks (the raw
+        # `self.optimizers(use_pl_optimizer=False).step()`) counts no step here but moves its parameters.
+        self.start_values = {id(p): p.detach().reshape(-1)[:_FINGERPRINT].clone()
+                             for opt in self.optimizers for g in opt.param_groups for p in g["params"]
+                             if getattr(p, "requires_grad", False)}
 
     def stepped(self, optimizer: Any) -> None:
         key = id(optimizer)
@@ -44,6 +55,10 @@ class IdleOptimizerWatch:
         for _, params in idle_parameters(self.optimizers, self.steps):
             self.with_grad.update(id(p) for p in params if p.grad is not None)
 
+    def _unmoved(self, p: torch.Tensor) -> bool:
+        start = self.start_values.get(id(p))
+        return start is not None and torch.equal(start, p.detach().reshape(-1)[:_FINGERPRINT])
+
     def judge(self, callback: Any, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         """Report each optimizer that never stepped over a run of at least one whole training epoch although the
         parameters only it holds received gradients: they never move."""
@@ -53,7 +68,8 @@ class IdleOptimizerWatch:
         names = {id(p): n for n, p in pl_module.named_parameters()}
         trainable = [n for n, p in pl_module.named_parameters() if p.requires_grad]
         for i, params in idle_parameters(self.optimizers, self.steps):
-            hit = [names[id(p)] for p in params if id(p) in self.with_grad and id(p) in names]
+            hit = [names[id(p)] for p in params if id(p) in self.with_grad and id(p) in names
+                   and self._unmoved(p)]
             if not hit:
                 continue  # no gradient reached them: a phase not trained in this run, not a lost update
             modules = flow.uncovered_modules(hit, trainable)
