@@ -9,15 +9,19 @@ written) only for the parameters of optimizers that have not stepped yet: normal
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, Optional
 
 import lightning.pytorch as pl
 import torch
+from typing_extensions import override
 
 from lightning_sanity.checks import flow
 from lightning_sanity.checks.idle_optimizers import idle_parameters
 from lightning_sanity.checks.modes import summarize_names
 from lightning_sanity.findings import Severity
+
+log = logging.getLogger(__name__)
 
 #: Values of each parameter kept from the start to tell "never stepped" from "stepped outside Lightning's hooks".
 _FINGERPRINT = 64
@@ -88,3 +92,35 @@ class IdleOptimizerWatch:
                       "modules": modules, "parameters": hit[:50], "other_steps": others,
                       "epochs": self.epochs},
             )
+
+
+class IdleOptimizerHooks:
+    """Mixed into :class:`~lightning_sanity.callbacks.norms.NormMonitor`: owns its :class:`IdleOptimizerWatch`,
+    which the monitor starts at ``on_train_start``, feeds in ``on_before_optimizer_step`` and judges at the end."""
+
+    _idle: Optional[IdleOptimizerWatch] = None
+
+    def _idle_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self._idle = None
+        # Lightning steps its own optimizers under automatic optimization: only a manual loop can forget one.
+        if ("update-ratio" in self.active_checks and trainer.is_global_zero  # type: ignore[attr-defined]
+                and not pl_module.automatic_optimization):
+            self._idle = IdleOptimizerWatch()
+            self._idle.start(trainer)
+
+    def _idle_stepped(self, optimizer: Any) -> None:
+        if self._idle is not None:
+            self._idle.stepped(optimizer)
+
+    @override
+    def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if self._idle is not None:
+            self._idle.epoch_end()
+
+    def _idle_judge(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if self._idle is None:
+            return
+        try:
+            self._idle.judge(self, trainer, pl_module)
+        except Exception:  # a check must never lose the user's run
+            log.debug("idle-optimizer judgement failed", exc_info=True)

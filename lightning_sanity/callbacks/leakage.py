@@ -2,9 +2,8 @@ r"""
 Leakage checks
 ^^^^^^^^^^^^^^
 
-Can the model read what it must predict? ``causal-leakage`` (outputs at position t depend on inputs after t in a
-next-element task) and ``target-leakage`` (a feature column equal to the label, targets equal to the inputs at the
-same positions, a model fed the unshifted target), judged by perturbing the first training batch.
+Can the model read what it must predict? ``causal-leakage`` (an output depends on the elements it predicts) and
+``target-leakage`` (a label column, targets equal to the inputs, the target fed unshifted), by perturbing a batch.
 """
 
 from __future__ import annotations

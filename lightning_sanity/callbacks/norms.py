@@ -5,11 +5,8 @@ Norm monitor
 Per-layer gradient norms, weight norms and update-to-weight ratios, logged to TensorBoard and judged for
 dead, vanishing and exploding gradients, unbounded weight growth and learning rates far off the mark.
 
-The callback is the glue: measuring is in :mod:`~lightning_sanity.callbacks.norm_meter` (and
-:mod:`~lightning_sanity.callbacks.gradient_probe`), the host history in
-:mod:`~lightning_sanity.callbacks.norm_history`, the verdicts in :mod:`~lightning_sanity.callbacks.norm_verdicts`
-over the pure judgements of :mod:`lightning_sanity.checks.norms`, and TensorBoard in
-:mod:`~lightning_sanity.callbacks.norm_charts`.
+Glue only: measuring in :mod:`~.norm_meter` and :mod:`~.gradient_probe`, history in :mod:`~.norm_history`,
+verdicts in :mod:`~.norm_verdicts` (:mod:`lightning_sanity.checks.norms`), TensorBoard in :mod:`~.norm_charts`.
 """
 
 from __future__ import annotations
@@ -27,7 +24,7 @@ from typing_extensions import override
 from lightning_sanity import stride as stride_mod
 from lightning_sanity.cadence import trainer_chart_every
 from lightning_sanity.callbacks import norm_charts
-from lightning_sanity.callbacks._idle_optimizers import IdleOptimizerWatch
+from lightning_sanity.callbacks._idle_optimizers import IdleOptimizerHooks
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.callbacks.gradient_probe import GradientProbe
 from lightning_sanity.callbacks.low_precision import RoundingWatch, conclude_rounds_away
@@ -57,7 +54,7 @@ class _RunFlags:
     log: bool = False  # log scalars at each read (False: ``log_every_n_steps=0``)
 
 
-class NormMonitor(NormVerdicts, SanityCallback):
+class NormMonitor(IdleOptimizerHooks, NormVerdicts, SanityCallback):
     r"""Track per-layer gradient norms, weight norms and update ratios; judge them at the end of fit.
 
     A *layer* is a module that owns parameters directly (``nn.Linear``, ``nn.Conv2d``, ``nn.LayerNorm``, ...);
@@ -87,7 +84,8 @@ class NormMonitor(NormVerdicts, SanityCallback):
       (:mod:`~lightning_sanity.checks.weight_drift`).
     - ``update-ratio``: ``||dw||/||w||`` of a weight layer at or above 1 (learning rate far too high) or at or
       below 1e-7 with non-zero gradients (not learning), sustained; kind ``rounds-away``: bf16/fp16 weights with no
-      float32 copy whose Adam-family steps are below half an ulp (:mod:`~lightning_sanity.callbacks.low_precision`).
+      float32 copy whose Adam-family steps are below half an ulp; kind ``idle-optimizer``: a manual loop's
+      optimizer that never steps while its parameters get gradients.
 
     TensorBoard tags (scalars, on global rank 0, at every logging step; ``<layer>`` is the module name as in
     ``named_modules()``, or its group, see ``norms_max_tags``):
@@ -192,7 +190,6 @@ class NormMonitor(NormVerdicts, SanityCallback):
         self._reported: set[tuple] = set()
         self._resets: Optional[ResetWatch] = None
         self._rounding = RoundingWatch()  # update-ratio kind rounds-away (callbacks/low_precision.py)
-        self._idle: Optional[IdleOptimizerWatch] = None  # update-ratio kind idle-optimizer, manual optimization
         self._skip_batch = False  # this batch is off the stride: no row
         self.revive()  # a backward hook only under manual optimization; batch start until the probe had its batch
 
@@ -234,16 +231,9 @@ class NormMonitor(NormVerdicts, SanityCallback):
 
     @override
     def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self._idle_start(trainer, pl_module)  # update-ratio kind idle-optimizer (manual optimization)
         if "update-ratio" in self.active_checks and trainer.is_global_zero:
             self._rounding.start(trainer, pl_module)  # the optimizers exist now
-            if not pl_module.automatic_optimization:  # Lightning steps its optimizers itself otherwise
-                self._idle = IdleOptimizerWatch()
-                self._idle.start(trainer)
-
-    @override
-    def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
-        if self._idle is not None:
-            self._idle.epoch_end()
 
     @override
     def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int) -> None:
@@ -258,8 +248,7 @@ class NormMonitor(NormVerdicts, SanityCallback):
 
     @override
     def on_before_optimizer_step(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", optimizer: Optimizer) -> None:
-        if self._idle is not None:
-            self._idle.stepped(optimizer)
+        self._idle_stepped(optimizer)
         if not self._flags.active or self._skip_batch:
             return
         step = trainer.global_step
@@ -351,11 +340,7 @@ class NormMonitor(NormVerdicts, SanityCallback):
             self._conclude_norms(trainer, pl_module)
         finally:  # judged from the weights' dtype and the lr, whatever the norms measured
             conclude_rounds_away(self, self._rounding, trainer)
-            if self._idle is not None:
-                try:
-                    self._idle.judge(self, trainer, pl_module)
-                except Exception:  # a check must never lose the user's run
-                    log.debug("idle-optimizer judgement failed", exc_info=True)
+            self._idle_judge(trainer, pl_module)
 
     def _conclude_norms(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         if not self._flags.active or self.layers is None:
