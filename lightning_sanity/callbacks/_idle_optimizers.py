@@ -83,7 +83,7 @@ class IdleOptimizerWatch:
                 trainer, "update-ratio", Severity.WARNING,
                 f"Optimizer {i} ({type(opt).__name__}) never took a step in {self.epochs} epoch(s) ({others} steps "
                 f"of the other optimizers), although its parameters receive gradients: their update ratio is 0, so "
-                f"{summarize_names(modules)} stay at their initialisation.",
+                f"the weights of {summarize_names(modules)} stay at their initialisation.",
                 f"Call `step()` on optimizer {i} after the backward of its loss (under manual optimization, a "
                 "phase copied from another one may still step the other optimizer, e.g. `opt_d.step()` where "
                 "`opt_g.step()` was meant).",
