@@ -59,6 +59,34 @@ def test_negated_loss_is_reported(tmp_path):
     assert "100% of the planned training seen" in finding["message"]
 
 
+class UncertaintyWeighted(Classifier):
+    """Kendall et al.'s homoscedastic uncertainty weighting, `exp(-s) * CE + s` with a learned `s`: the total
+    settles near `1 + ln(CE)`, below zero once the cross-entropy is under 1/e."""
+
+    def __init__(self, negate: bool = False):
+        super().__init__(lr=1e-2)
+        self.log_var = nn.Parameter(torch.zeros(()))
+        self.negate = negate
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        ce = nn.functional.cross_entropy(self(x), y)
+        return -ce if self.negate else torch.exp(-self.log_var) * ce + self.log_var
+
+    def configure_optimizers(self):
+        return torch.optim.Adam([{"params": self.net.parameters()}, {"params": [self.log_var], "lr": 0.1}],
+                                lr=self.lr)
+
+
+def test_uncertainty_weighted_loss_below_zero_is_silent(tmp_path):
+    report = _run(UncertaintyWeighted(), tmp_path)
+    assert _check(report, "loss-trend")["status"] == "pass", report["checks"]
+    assert " -" in _check(report, "loss-trend")["detail"]  # it did end below zero
+    # The same model with its loss negated is still the sign flip.
+    flipped = _only(_run(UncertaintyWeighted(negate=True), tmp_path / "flipped"), "loss-trend")
+    assert flipped["data"]["pattern"] == "negative" and "cannot be negative" in flipped["message"]
+
+
 def test_gradient_ascent_is_reported_as_rising(tmp_path):
     report = _run(GradientAscent(lr=0.05), tmp_path)
     finding = _only(report, "loss-trend")

@@ -154,7 +154,28 @@ def test_submodule_left_out_of_the_optimizer_is_named(tmp_path):
     report = _run(HalfOptimized(), tmp_path)
     (finding,) = serious(report, "optimizer-coverage")
     assert finding["severity"] == "warning" and finding["where"] == "net.2"
-    assert finding["data"]["parameters"] == ["net.2.weight", "net.2.bias"]
+    assert finding["data"]["parameters"] == ["net.2.weight", "net.2.bias"] and finding["data"]["receive_grad"]
+
+
+def test_ema_copy_outside_the_optimizer_is_only_info(tmp_path):
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    class WithEMA(Classifier):
+        def __init__(self):
+            super().__init__()
+            # Trainable tensors outside the loss graph: they never get a gradient, unlike a forgotten head.
+            self.ema = AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(0.9))
+
+        def on_train_batch_end(self, outputs, batch, batch_idx):
+            self.ema.update_parameters(self.net)
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.net.parameters(), lr=1e-2)
+
+    report = _run(WithEMA(), tmp_path)
+    _assert_silent(report)
+    (info,) = [f for f in report["findings"] if f["check"] == "optimizer-coverage"]
+    assert info["severity"] == "info" and info["where"] == "ema" and "AveragedModel" in info["message"]
 
 
 def test_frozen_backbone_and_param_groups_are_covered(tmp_path):

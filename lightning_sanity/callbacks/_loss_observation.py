@@ -54,3 +54,5 @@ class _FirstStep:
     trainer: Optional[pl.Trainer] = None
     batch_target: Any = None
     batch_input: Any = None
+    #: ``grad_fn`` of each recognised call's output, to tell them from terms of the loss's own (dropped after use)
+    loss_nodes: list = dataclasses.field(default_factory=list)

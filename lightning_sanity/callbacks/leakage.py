@@ -2,9 +2,8 @@ r"""
 Leakage checks
 ^^^^^^^^^^^^^^
 
-Can the model read what it must predict? ``causal-leakage`` (outputs at position t depend on inputs after t in a
-next-element task) and ``target-leakage`` (a feature column equal to the label, targets equal to the inputs at the
-same positions, a model fed the unshifted target), judged by perturbing the first training batch.
+Can the model read what it must predict? ``causal-leakage`` (an output depends on the elements it predicts) and
+``target-leakage`` (a label column, targets equal to the inputs, the target fed unshifted), by perturbing a batch.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ from lightning_sanity.callbacks._label_columns import check_label_columns
 from lightning_sanity.callbacks._step_targets import LossTargets, batch_label, feature_parts, step_axis
 from lightning_sanity.callbacks._target_inputs import check_target_inputs
 from lightning_sanity.callbacks._model_call import keep_call, move_call, watch_calls
+from lightning_sanity.callbacks._raster_causal import check_raster_self_read
 from lightning_sanity.callbacks._extra_forward import _map_tensors, _precision_context, eval_mode
 from lightning_sanity.checks import flow
 from lightning_sanity.checks import future_features as FF
@@ -267,6 +267,7 @@ class LeakageChecks(SanityCallback):
                 for check in self.checks:
                     self._skips.pop(check, None)
             else:
+                check_raster_self_read(self, trainer, self._call, self._targets)  # a PixelCNN reading its pixel
                 self._call = None
 
     def _found_call(self, call: dict[str, Any]) -> None:

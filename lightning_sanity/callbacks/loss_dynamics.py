@@ -245,7 +245,10 @@ class LossDynamics(SanityCallback):
             progress=judged_progress,
             seen=self._run.words(),
             baseline=baseline,
-            nonnegative=loss_kind_is(facts.get("loss_kind"), "nonnegative"),
+            # Only a loss made of recognised non-negative calls alone cannot go negative: terms of its own (a learned
+            # uncertainty weight `exp(-s) * L + s`, a learned log-variance) or a Gaussian NLL call can.
+            nonnegative=(loss_kind_is(facts.get("loss_kind"), "nonnegative")
+                         and facts.get("loss_can_go_negative") is not True),
             min_progress=self.loss_trend_min_progress,
             **{name: self.threshold("loss-trend", name) for name in ("rise_factor", "flat_margin", "baseline_margin")},
         )

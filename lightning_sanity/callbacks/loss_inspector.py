@@ -37,6 +37,8 @@ from lightning_sanity.checks import initial_loss as IL
 from lightning_sanity.checks import loss_expectations as LE
 from lightning_sanity.checks import losses as L
 from lightning_sanity.checks.in_batch_targets import constant_in_batch_target
+from lightning_sanity.checks.loss_graph import loss_has_own_terms
+from lightning_sanity.checks.outputs import loss_kind_is
 from lightning_sanity.checks.targets import shifted_batch_target
 
 log = logging.getLogger(__name__)
@@ -195,6 +197,17 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
             return
         self._stop()
         self._step.stage = "done"
+        nodes, self._step.loss_nodes = self._step.loss_nodes, []
+        if nodes:
+            # loss-trend's "cannot be negative" holds only for a loss made of the recognised calls alone.
+            try:
+                own = loss_has_own_terms(loss, nodes)
+                signed = any(not loss_kind_is(L.KIND_FAMILY[o.call.kind], "nonnegative")
+                             for o in self._step.observations)
+                if own is not None:
+                    self.collector(trainer).facts["loss_can_go_negative"] = own or signed
+            except Exception:  # a bonus: never lose the initial-loss judgement over it
+                log.debug("loss graph walk failed", exc_info=True)
         try:
             self._judge(trainer, pl_module, self._training_loss(trainer, pl_module, loss))
         except Exception as err:
@@ -209,6 +222,7 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
         # No backward in the first step (manual optimization that skipped it): judge the loss calls alone.
         self._stop()
         self._step.stage = "done"
+        self._step.loss_nodes = []  # no graph to walk: the nodes would only keep it alive
         try:
             self._judge(trainer, pl_module, None)
         except Exception as err:
@@ -233,6 +247,7 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
         if self._step.stage == "watching":
             self._step.stage = "done"
             self._step.skip_reason = "the first training step raised before its loss reached backward"
+        self._step.loss_nodes = []
 
     @override
     def teardown(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
@@ -323,6 +338,8 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
             return
         obs = self._step.pending.pop()
         call = obs.call
+        if result.grad_fn is not None:
+            self._step.loss_nodes.append(result.grad_fn)
         obs.reduced = float(result.detach().reshape(-1)[0]) if call.reduction != "none" and result.numel() else None
         obs.observed = LE.observed_loss(call, result)
         obs.expectation = LE.expected_losses(call)

@@ -34,7 +34,7 @@ from lightning_sanity.callbacks.batch_mixing import _BatchMixingGlue
 from lightning_sanity.callbacks.constant_output_start import _ConstantOutputGlue
 from lightning_sanity.callbacks.optimizer_coverage import _OptimizerCoverageGlue
 from lightning_sanity.checks import flow
-from lightning_sanity.forward import CannotCall, ModelCall, model_calls
+from lightning_sanity.forward import FORWARD_FN_HINT, CannotCall, ModelCall, model_calls
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,8 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
 
     - ``optimizer-coverage`` (at ``on_train_start``, and again at each training epoch's end for parameters
       unfrozen later): trainable parameters (``requires_grad``) held by no optimizer are a warning naming their
-      modules; parameters held by an optimizer but not owned by the
+      modules once backward gives them a gradient (a copy outside the loss graph, such as an EMA
+      ``AveragedModel``, never gets one: info); parameters held by an optimizer but not owned by the
       LightningModule are an error (the optimizer was built over another model instance). Frozen parameters may
       stay out of every optimizer. Works with several optimizers and with manual optimization.
     - ``constant-output`` (first training batch, before the first update): outputs of samples whose inputs differ
@@ -141,6 +142,7 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
         if stage == "fit":
             self.revive()
             self._coverage_reported = None  # filled by the fit-start coverage check
+            self._coverage_pending, self._coverage_steps_seen = [], False
             self._pending = self.is_enabled("constant-output") or self.is_enabled("batch-mixing")
             self._attempts = 0
             self._graph, self._edges = None, None
@@ -160,9 +162,22 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
         if not self.is_enabled("optimizer-coverage"):
             return
         try:
+            self._judge_pending_coverage(trainer, pl_module)
             self._recheck_coverage(trainer, pl_module)
         except Exception:  # a check must never lose the user's run
             log.debug("optimizer-coverage re-check failed", exc_info=True)
+
+    @override
+    def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        # The first backward has run: tensors left out of every optimizer now show whether they get gradients.
+        self.retire("on_train_batch_end")
+        self._coverage_steps_seen = True
+        if self.is_enabled("optimizer-coverage"):
+            try:
+                self._judge_pending_coverage(trainer, pl_module)
+            except Exception:  # a check must never lose the user's run
+                log.debug("optimizer-coverage gradient read failed", exc_info=True)
 
     @override
     def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int) -> None:
@@ -208,6 +223,11 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
                 self._edges.judge(self, trainer)  # a run shorter than the tally
             except Exception:
                 log.debug("graph batch check failed", exc_info=True)
+        if self.is_enabled("optimizer-coverage"):
+            try:
+                self._judge_pending_coverage(trainer, pl_module, final=True)
+            except Exception:  # a check must never lose the user's run
+                log.debug("optimizer-coverage final judgement failed", exc_info=True)
         if self._pending:
             self._skip_flow(trainer, "training ended before a usable training batch")
 
@@ -298,7 +318,9 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
                 first_error = first_error or err
         if isinstance(first_error, _Skip):
             raise _Skip(str(first_error))
-        raise _Skip(f"calling `{calls[0][1]}` on the first batch raised {first_error!r}")
+        # Only the checks that run the model on the batch's input are skipped: nothing else depends on this call.
+        raise _Skip(f"calling `{calls[0][1]}` on the first batch raised {first_error!r}; when `forward` takes "
+                    f"something other than the batch's input (a GAN generator takes noise), {FORWARD_FN_HINT}")
 
     def _resolve_call(self, pl_module: "pl.LightningModule", x: Any, batch: Any) -> list[ModelCall]:
         """Ways to call the model that its signature accepts (:mod:`lightning_sanity.forward`), in order."""

@@ -5,11 +5,8 @@ Norm monitor
 Per-layer gradient norms, weight norms and update-to-weight ratios, logged to TensorBoard and judged for
 dead, vanishing and exploding gradients, unbounded weight growth and learning rates far off the mark.
 
-The callback is the glue: measuring is in :mod:`~lightning_sanity.callbacks.norm_meter` (and
-:mod:`~lightning_sanity.callbacks.gradient_probe`), the host history in
-:mod:`~lightning_sanity.callbacks.norm_history`, the verdicts in :mod:`~lightning_sanity.callbacks.norm_verdicts`
-over the pure judgements of :mod:`lightning_sanity.checks.norms`, and TensorBoard in
-:mod:`~lightning_sanity.callbacks.norm_charts`.
+Glue only: measuring in :mod:`~.norm_meter` and :mod:`~.gradient_probe`, history in :mod:`~.norm_history`,
+verdicts in :mod:`~.norm_verdicts` (:mod:`lightning_sanity.checks.norms`), TensorBoard in :mod:`~.norm_charts`.
 """
 
 from __future__ import annotations
@@ -27,6 +24,7 @@ from typing_extensions import override
 from lightning_sanity import stride as stride_mod
 from lightning_sanity.cadence import trainer_chart_every
 from lightning_sanity.callbacks import norm_charts
+from lightning_sanity.callbacks._idle_optimizers import IdleOptimizerHooks
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.callbacks.gradient_probe import GradientProbe
 from lightning_sanity.callbacks.low_precision import RoundingWatch, conclude_rounds_away
@@ -56,7 +54,7 @@ class _RunFlags:
     log: bool = False  # log scalars at each read (False: ``log_every_n_steps=0``)
 
 
-class NormMonitor(NormVerdicts, SanityCallback):
+class NormMonitor(IdleOptimizerHooks, NormVerdicts, SanityCallback):
     r"""Track per-layer gradient norms, weight norms and update ratios; judge them at the end of fit.
 
     A *layer* is a module that owns parameters directly (``nn.Linear``, ``nn.Conv2d``, ``nn.LayerNorm``, ...);
@@ -86,7 +84,8 @@ class NormMonitor(NormVerdicts, SanityCallback):
       (:mod:`~lightning_sanity.checks.weight_drift`).
     - ``update-ratio``: ``||dw||/||w||`` of a weight layer at or above 1 (learning rate far too high) or at or
       below 1e-7 with non-zero gradients (not learning), sustained; kind ``rounds-away``: bf16/fp16 weights with no
-      float32 copy whose Adam-family steps are below half an ulp (:mod:`~lightning_sanity.callbacks.low_precision`).
+      float32 copy whose Adam-family steps are below half an ulp; kind ``idle-optimizer``: a manual loop's
+      optimizer that never steps while its parameters get gradients.
 
     TensorBoard tags (scalars, on global rank 0, at every logging step; ``<layer>`` is the module name as in
     ``named_modules()``, or its group, see ``norms_max_tags``):
@@ -232,6 +231,7 @@ class NormMonitor(NormVerdicts, SanityCallback):
 
     @override
     def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self._idle_start(trainer, pl_module)  # update-ratio kind idle-optimizer (manual optimization)
         if "update-ratio" in self.active_checks and trainer.is_global_zero:
             self._rounding.start(trainer, pl_module)  # the optimizers exist now
 
@@ -248,6 +248,7 @@ class NormMonitor(NormVerdicts, SanityCallback):
 
     @override
     def on_before_optimizer_step(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", optimizer: Optimizer) -> None:
+        self._idle_stepped(optimizer)
         if not self._flags.active or self._skip_batch:
             return
         step = trainer.global_step
@@ -339,6 +340,7 @@ class NormMonitor(NormVerdicts, SanityCallback):
             self._conclude_norms(trainer, pl_module)
         finally:  # judged from the weights' dtype and the lr, whatever the norms measured
             conclude_rounds_away(self, self._rounding, trainer)
+            self._idle_judge(trainer, pl_module)
 
     def _conclude_norms(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         if not self._flags.active or self.layers is None:

@@ -29,8 +29,9 @@ class _OptimizerCoverageGlue:
         cov = flow.optimizer_coverage(named, held)
         self._coverage_reported.update(cov.uncovered)
         check = "optimizer-coverage"
-        self.detail(trainer, check, f"{cov.trainable} trainable tensors, {len(optimizers)} optimizer(s), "
-                                    f"{len(cov.uncovered)} left out, {cov.foreign} foreign")
+        self._coverage_detail = (f"{cov.trainable} trainable tensors, {len(optimizers)} optimizer(s), "
+                                 f"{len(cov.uncovered)} left out, {cov.foreign} foreign")
+        self.detail(trainer, check, self._coverage_detail)
         if cov.foreign:
             some_owned = any(id(p) in {id(q) for q in held} for _, p in named if p.requires_grad)
             self.report(
@@ -45,21 +46,76 @@ class _OptimizerCoverageGlue:
                 data={"foreign_tensors": cov.foreign, "foreign_values": cov.foreign_numel,
                       "foreign_shapes": cov.foreign_shapes, "optimizers": len(optimizers)},
             )
+        self._coverage_pending: list[str] = []
         if cov.uncovered and not (cov.foreign and len(cov.uncovered) == cov.trainable):
             # (When the optimizer holds none of the model, the error above already says everything.)
-            trainable = [n for n, p in named if p.requires_grad]
-            modules = flow.uncovered_modules(cov.uncovered, trainable)
-            numel = sum(p.numel() for n, p in named if n in set(cov.uncovered))
-            self.report(
-                trainer, check, Severity.WARNING,
-                f"{len(cov.uncovered)} of {cov.trainable} trainable parameter tensors ({numel:,} values) are in no "
-                f"optimizer and will never be updated: {summarize_names(modules)}.",
-                "Pass these parameters to an optimizer (e.g. `self.parameters()`, or add a param group), or "
-                "freeze them with `requires_grad_(False)` if they are meant to stay fixed.",
-                where=modules[0], at_step=False, key="uncovered",
-                data={"modules": modules, "parameters": cov.uncovered[:50], "values": int(numel),
-                      "trainable_tensors": cov.trainable},
-            )
+            # Judged once a backward pass has run (:meth:`_judge_pending_coverage`): a tensor left out of the
+            # optimizer by mistake is in the loss graph and receives gradients that nothing applies; a copy kept
+            # beside the model (an EMA / SWA ``AveragedModel``, a momentum teacher) is outside the graph and never
+            # gets one.
+            self._coverage_pending = list(cov.uncovered)
+        self._coverage_steps_seen = False
+
+    def _judge_pending_coverage(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", *,
+                                final: bool = False) -> None:
+        """Report the uncovered tensors that hold a gradient by now; at the end (``final``), the rest.
+
+        Called at the end of the first training batch, at every training epoch's end and before the summary:
+        one pass over the uncovered tensors each time, nothing per step. A gradient that lands on a tensor no
+        optimizer holds is never zeroed by ``optimizer.zero_grad()``, so ``.grad is not None`` (read, never
+        written) at any later point says that backward reached it at least once.
+        """
+        pending = getattr(self, "_coverage_pending", None)
+        if not pending:
+            return
+        by_name = dict(pl_module.named_parameters())
+        pending = [n for n in pending if n in by_name]
+        named = list(by_name.items())
+        with_grad = [n for n in pending if by_name[n].grad is not None]
+        if with_grad or (final and not self._coverage_steps_seen):
+            # No training batch ended (the fit stopped in its first step): the gradients cannot tell, so every
+            # uncovered tensor is reported as before.
+            self._report_uncovered(trainer, named, with_grad or pending, receive_grad=bool(with_grad))
+        pending = [n for n in pending if n not in set(with_grad)]
+        self._coverage_pending = pending
+        if final and pending and self._coverage_steps_seen:
+            self._report_gradient_free(trainer, pl_module, named, pending)
+            self._coverage_pending = []
+
+    def _report_uncovered(self, trainer: "pl.Trainer", named: list, uncovered: list[str], *,
+                          receive_grad: bool) -> None:
+        trainable = [n for n, p in named if p.requires_grad]
+        modules = flow.uncovered_modules(uncovered, trainable)
+        numel = sum(p.numel() for n, p in named if n in set(uncovered))
+        self.report(
+            trainer, "optimizer-coverage", Severity.WARNING,
+            f"{len(uncovered)} of {len(trainable)} trainable parameter tensors ({numel:,} values) are in no "
+            f"optimizer" + (" although backward gives them gradients" if receive_grad else "")
+            + f", so they are never updated: {summarize_names(modules)}.",
+            "Pass these parameters to an optimizer (e.g. `self.parameters()`, or add a param group), or "
+            "freeze them with `requires_grad_(False)` if they are meant to stay fixed.",
+            where=modules[0], at_step=False, key="uncovered",
+            data={"modules": modules, "parameters": uncovered[:50], "values": int(numel),
+                  "trainable_tensors": len(trainable), "receive_grad": receive_grad},
+        )
+
+    def _report_gradient_free(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", named: list,
+                              uncovered: list[str]) -> None:
+        """Info: tensors outside every optimizer that backward never reached (an averaged copy, a teacher)."""
+        trainable = [n for n, p in named if p.requires_grad]
+        modules = flow.uncovered_modules(uncovered, trainable)
+        self.detail(trainer, "optimizer-coverage", f"{self._coverage_detail}; {len(uncovered)} of the left-out "
+                                                   f"tensors never received a gradient")
+        kinds = {type(m).__name__ for n, m in pl_module.named_modules() if n in set(modules)}
+        self.report(
+            trainer, "optimizer-coverage", Severity.INFO,
+            f"{len(uncovered)} trainable parameter tensors are in no optimizer and never received a gradient, so "
+            f"they are kept outside training (as an EMA/SWA copy or a momentum teacher is): "
+            f"{summarize_names(modules)}" + (" (AveragedModel)." if "AveragedModel" in kinds else "."),
+            "Nothing to do if they are updated by hand; `requires_grad_(False)` on them says so explicitly.",
+            where=modules[0], at_step=False, key="uncovered-no-grad",
+            data={"modules": modules, "parameters": uncovered[:50]},
+        )
 
     def _recheck_coverage(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         """Parameters made trainable after fit start (``requires_grad_(True)`` in an epoch hook) that no optimizer
