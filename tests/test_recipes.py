@@ -250,3 +250,32 @@ def test_recipes_reject_what_they_cannot_run(digits_loader):
         overfit_one_batch(mlp(), torch.zeros(3, 64))
     with pytest.raises(ValueError, match="margin"):
         input_independent_baseline(mlp(), digits_loader, margin=1.5)
+
+
+class _ExtraCopy(type(mlp())):
+    """``mode="ema"``: an averaged copy kept beside the model, in no optimizer and in no loss; ``mode="head"``: a
+    second head in the loss but left out of the optimizer (the bug)."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+        self.extra = torch.optim.swa_utils.AveragedModel(self.net) if mode == "ema" else torch.nn.Linear(64, 10)
+
+    def training_step(self, batch, batch_idx):
+        loss = super().training_step(batch, batch_idx)
+        if self.mode == "head":
+            loss = loss + 0.1 * self.extra(batch[0]).pow(2).mean()
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.net.parameters(), lr=1e-2)
+
+
+@pytest.mark.parametrize("mode", ["ema", "head"])
+def test_recipe_coverage_tells_an_averaged_copy_from_a_forgotten_head(digits_loader, mode):
+    verdict = overfit_one_batch(_seeded(_ExtraCopy, mode), digits_loader, steps=20, progress=False)
+    (coverage,) = [f for f in verdict.findings if f.check == "optimizer-coverage"]
+    if mode == "ema":
+        assert coverage.severity.value == "info" and coverage.where.startswith("extra.")
+    else:
+        assert coverage.severity.value == "warning" and coverage.where == "extra.weight"

@@ -116,7 +116,6 @@ def overfit_one_batch(
         clone = _copy_model(model)
         batch = _to_device(clone, batch)
         optimizers = _optimizers(clone, optimizer)
-        coverage = _coverage_findings(clone, optimizers, OVERFIT)
         initial = _settled_loss(clone, [batch])
         target = loss_floor + tolerance * max(initial - loss_floor, 0.0)
         state: dict[str, Any] = {"settled": initial, "labels": None, "passed_at": None}
@@ -145,6 +144,7 @@ def overfit_one_batch(
         if state["passed_at"] is None and losses and math.isfinite(losses[-1]):
             state["settled"] = _settled_loss(clone, [batch])
             state["labels"] = _label_match(clone, batch, get_input, get_target)
+        coverage = _coverage_findings(clone, optimizers, OVERFIT)  # after training: who got gradients
         _, y = split_batch(batch, get_target=get_target)
         entropy = label_entropy(y) if isinstance(y, torch.Tensor) else None
 

@@ -178,10 +178,15 @@ def _label_match(clone: pl.LightningModule, batch: Any, get_input: BatchFn, get_
 
 
 def _coverage_findings(clone: pl.LightningModule, optimizers: list[torch.optim.Optimizer], recipe: str) -> list[Finding]:
+    """Coverage of ``clone``'s trainable parameters by ``optimizers``, read after the recipe trained: a tensor in no
+    optimizer that got a gradient is left out by mistake; one that never did (an averaged EMA copy beside the model,
+    a momentum teacher) is not in the loss at all (the optimizers' ``zero_grad`` never clears a tensor they do not
+    hold, so a gradient once received stays)."""
     in_optimizer = {id(p) for opt in optimizers for g in opt.param_groups for p in g["params"]}
     named = [(n, p) for n, p in clone.named_parameters() if p.requires_grad]
     model_ids = {id(p) for p in clone.parameters()}
-    missing = [n for n, p in named if id(p) not in in_optimizer]
+    missing = [(n, p) for n, p in named if id(p) not in in_optimizer]
+    trained = [n for n, p in missing if p.grad is not None]
     foreign = len(in_optimizer - model_ids)
     out = []
     if named and len(missing) == len(named):
@@ -191,18 +196,26 @@ def _coverage_findings(clone: pl.LightningModule, optimizers: list[torch.optim.O
             f"({foreign} parameters it holds belong to something else), so no step can change the model.",
             "Build the optimizer over `self.parameters()` (or the submodules you mean to train) inside "
             "`configure_optimizers`, not over a module created there or a stale copy.",
-            where=missing[0], data={"recipe": recipe, "missing": len(missing), "foreign": foreign}, key="none"))
-    elif missing or foreign:
+            where=missing[0][0], data={"recipe": recipe, "missing": len(missing), "foreign": foreign}, key="none"))
+    elif trained or foreign:
         out.append(Finding(
             "optimizer-coverage", Severity.WARNING,
-            f"{len(missing)} of the model's {len(named)} trainable parameters are in no optimizer"
-            + (f" (first: {missing[0]})" if missing else "")
+            f"{len(trained)} of the model's {len(named)} trainable parameters get gradients but are in no optimizer"
+            + (f" (first: {trained[0]})" if trained else "")
             + (f", and the optimizer holds {foreign} parameters that are not the model's" if foreign else "") + ".",
             "Freeze what you do not train (`requires_grad_(False)`) and build the optimizer over the parameters "
             "you train.",
-            where=missing[0] if missing else None,
-            data={"recipe": recipe, "missing": len(missing), "foreign": foreign, "first_missing": missing[:5]},
+            where=trained[0] if trained else None,
+            data={"recipe": recipe, "missing": len(trained), "foreign": foreign, "first_missing": trained[:5]},
             key="some"))
+    elif missing:
+        out.append(Finding(
+            "optimizer-coverage", Severity.INFO,
+            f"{len(missing)} trainable parameters are in no optimizer and got no gradient (first: {missing[0][0]}): "
+            "not part of the loss, like an averaged copy of the model kept beside it.",
+            "Nothing to do if they are updated another way (an EMA); otherwise `requires_grad_(False)` says so.",
+            where=missing[0][0], data={"recipe": recipe, "missing": len(missing), "receive_grad": False},
+            key="no-grad"))
     return out
 
 
