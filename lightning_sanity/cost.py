@@ -167,9 +167,12 @@ def periodic_seconds(trainer: Any) -> float:
     return _clock.periodic if trainer is _clock.trainer else 0.0
 
 
-def fit_seconds(trainer: Any) -> Optional[float]:
-    """Wall seconds since the suite's first hook of ``trainer``'s current fit, or None for another Trainer."""
-    return time.perf_counter() - _clock.started if trainer is _clock.trainer else None
+def fit_seconds(trainer: Any, now: Optional[float] = None) -> Optional[float]:
+    """Wall seconds since the suite's first hook of ``trainer``'s current fit (until ``now``, a
+    ``time.perf_counter()`` reading, when given), or None for another Trainer."""
+    if trainer is not _clock.trainer:
+        return None
+    return (time.perf_counter() if now is None else now) - _clock.started
 
 
 def forget(trainer: Any) -> None:

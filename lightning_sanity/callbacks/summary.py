@@ -162,12 +162,13 @@ class SanitySummary(Callback):
 
 
 def _cost(trainer: "pl.Trainer", finishing_since: float) -> Optional[dict[str, float]]:
-    fit = cost.fit_seconds(trainer)
+    now = time.perf_counter()  # one reading for both: a pause between two would land in one of them only
+    fit = cost.fit_seconds(trainer, now)
     if not fit:
         return None
     # The clock adds the hook this runs in (teardown: every check's conclusion, the last charts) only once it
     # returns: count what it took so far, or the end-of-fit work would be missing from the suite's share.
-    suite = cost.suite_seconds(trainer) + (time.perf_counter() - finishing_since)
+    suite = cost.suite_seconds(trainer) + (now - finishing_since)
     return {"suite_seconds": round(suite, 4), "fit_seconds": round(fit, 4), "share": round(suite / fit, 4),
             "periodic_seconds": round(cost.periodic_seconds(trainer), 4)}
 
