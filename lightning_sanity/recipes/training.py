@@ -22,6 +22,7 @@ from torch import nn
 from lightning_sanity._compat import optimizers_of
 from lightning_sanity.batch import BatchFn, split_batch
 from lightning_sanity.checks.curves import predicted_labels
+from lightning_sanity.checks.flow import optimizer_coverage
 from lightning_sanity.checks.modes import DROPOUTS
 from lightning_sanity.findings import Finding, Severity, global_seed
 
@@ -182,25 +183,23 @@ def _coverage_findings(clone: pl.LightningModule, optimizers: list[torch.optim.O
     optimizer that got a gradient is left out by mistake; one that never did (an averaged EMA copy beside the model,
     a momentum teacher) is not in the loss at all (the optimizers' ``zero_grad`` never clears a tensor they do not
     hold, so a gradient once received stays)."""
-    in_optimizer = {id(p) for opt in optimizers for g in opt.param_groups for p in g["params"]}
-    named = [(n, p) for n, p in clone.named_parameters() if p.requires_grad]
-    model_ids = {id(p) for p in clone.parameters()}
-    missing = [(n, p) for n, p in named if id(p) not in in_optimizer]
-    trained = [n for n, p in missing if p.grad is not None]
-    foreign = len(in_optimizer - model_ids)
+    named = dict(clone.named_parameters())
+    cov = optimizer_coverage(named.items(), [p for opt in optimizers for g in opt.param_groups for p in g["params"]])
+    missing, foreign = cov.uncovered, cov.foreign
+    trained = [n for n in missing if named[n].grad is not None]
     out = []
-    if named and len(missing) == len(named):
+    if cov.trainable and len(missing) == cov.trainable:
         out.append(Finding(
             "optimizer-coverage", Severity.ERROR,
-            f"None of the model's {len(named)} trainable parameters is in the optimizer "
+            f"None of the model's {cov.trainable} trainable parameters is in the optimizer "
             f"({foreign} parameters it holds belong to something else), so no step can change the model.",
             "Build the optimizer over `self.parameters()` (or the submodules you mean to train) inside "
             "`configure_optimizers`, not over a module created there or a stale copy.",
-            where=missing[0][0], data={"recipe": recipe, "missing": len(missing), "foreign": foreign}, key="none"))
+            where=missing[0], data={"recipe": recipe, "missing": len(missing), "foreign": foreign}, key="none"))
     elif trained or foreign:
         out.append(Finding(
             "optimizer-coverage", Severity.WARNING,
-            f"{len(trained)} of the model's {len(named)} trainable parameters get gradients but are in no optimizer"
+            f"{len(trained)} of the model's {cov.trainable} trainable parameters get gradients but are in no optimizer"
             + (f" (first: {trained[0]})" if trained else "")
             + (f", and the optimizer holds {foreign} parameters that are not the model's" if foreign else "") + ".",
             "Freeze what you do not train (`requires_grad_(False)`) and build the optimizer over the parameters "
@@ -211,10 +210,10 @@ def _coverage_findings(clone: pl.LightningModule, optimizers: list[torch.optim.O
     elif missing:
         out.append(Finding(
             "optimizer-coverage", Severity.INFO,
-            f"{len(missing)} trainable parameters are in no optimizer and got no gradient (first: {missing[0][0]}): "
+            f"{len(missing)} trainable parameters are in no optimizer and got no gradient (first: {missing[0]}): "
             "not part of the loss, like an averaged copy of the model kept beside it.",
             "Nothing to do if they are updated another way (an EMA); otherwise `requires_grad_(False)` says so.",
-            where=missing[0][0], data={"recipe": recipe, "missing": len(missing), "receive_grad": False},
+            where=missing[0], data={"recipe": recipe, "missing": len(missing), "receive_grad": False},
             key="no-grad"))
     return out
 
