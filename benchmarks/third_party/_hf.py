@@ -56,6 +56,18 @@ def reversals(n: int, seed: int, vocab: int = 40, length: int = 12) -> list[dict
     return [{"input_ids": s, "attention_mask": torch.ones(length, dtype=torch.long), "labels": s.flip(0)} for s in src]
 
 
+def tags(n: int, seed: int, vocab: int = 40, length: int = 20) -> list[dict]:
+    """Token classification on padded sequences: a token's tag is 1 where it is larger than the token before it."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(3, vocab, (n, length), generator=g)
+    lens = torch.randint(8, length + 1, (n,), generator=g)
+    mask = (torch.arange(length)[None] < lens[:, None]).long()
+    ids = ids * mask
+    up = torch.cat([torch.zeros(n, 1, dtype=torch.long), (ids[:, 1:] > ids[:, :-1]).long()], 1)
+    labels = up.masked_fill(mask == 0, -100)
+    return [{"input_ids": ids[i], "attention_mask": mask[i], "labels": labels[i]} for i in range(n)]
+
+
 def quadrants(n: int, seed: int, size: int = 32) -> list[dict]:
     """Noisy images whose class (0-3) is the bright quadrant."""
     g = torch.Generator().manual_seed(seed)
