@@ -3,7 +3,7 @@ sequences (`pack_padded_sequence(..., enforce_sorted=False)`), final forward/bac
 trained with MANUAL optimization as in Lightning's docs: loss scaled by 1/accumulate, `manual_backward`, an
 optimizer step every 2 batches with `self.clip_gradients`, OneCycleLR stepped after each optimizer step.
 Data: reviews of 5-25 words; the rating is 3 + (#good - #bad words) clipped to 1..5, with "not" flipping the next
-sentiment word. Measured: val acc 0.85 (majority class 0.30)."""
+sentiment word. Measured: val acc 0.78 after 5 epochs (5 classes, chance about 0.3)."""
 
 import lightning as L
 import torch
