@@ -200,7 +200,8 @@ def main():
     L.seed_everything(7007)
     train = DataLoader(NerSentences(3000, 0), batch_size=32, shuffle=True, collate_fn=collate)
     val = DataLoader(NerSentences(300, 1), batch_size=100, collate_fn=collate)
-    trainer = L.Trainer(max_epochs=3, accelerator="cpu", devices=1, enable_progress_bar=False, enable_model_summary=False, default_root_dir=".",
+    trainer = L.Trainer(max_epochs=3, accelerator="cpu", devices=1, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=".",
                         callbacks=lightning_sanity.default_callbacks())
     trainer.fit(LitBertTagger(), train, val)
     print(f"val_acc={float(trainer.callback_metrics['val_acc']):.3f}")
