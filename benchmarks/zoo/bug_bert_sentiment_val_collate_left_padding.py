@@ -1,0 +1,205 @@
+"""Bug: BERT-style sequence classification (HF-style `BertConfig`, post-norm layers, extended attention mask,
+tanh pooler on position 0 = [CLS], loss inside the model, dict batches), AdamW with no decay on biases/LayerNorms,
+linear warm-up/decay per step, bf16-mixed. The validation DataLoader's collate was copied from the batched
+generation script and pads on the LEFT, so in validation position 0 is padding for every review shorter than the
+batch's longest and the verdict word is no longer at position 1: the model, which learnt absolute positions with
+[CLS] first, reads the wrong token. Training is unaffected. Measured: val loss 2.75 (ln 2 = 0.69), val acc 0.59,
+vs 0.001 / 1.00 with the training collate (right padding)."""
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+import lightning_sanity
+
+EXPECT = {"val-divergence"}
+SPLIT = "heldout7"
+PAD, CLS, SEP = 0, 1, 2
+POS, NEG, NEUTRAL = range(3, 13), range(13, 23), range(23, 64)
+
+
+@dataclass
+class BertConfig:
+    vocab_size: int = 64
+    hidden_size: int = 64
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    intermediate_size: int = 128
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 32
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    initializer_range: float = 0.02
+    num_labels: int = 2
+
+
+@dataclass
+class SequenceClassifierOutput:
+    loss: Optional[torch.Tensor]
+    logits: torch.Tensor
+
+
+class Reviews(Dataset):
+    """Each review opens with a verdict word (positive or negative) that sets the label; the body mixes positive,
+    negative and neutral words at random."""
+
+    def __init__(self, n, seed):
+        g = torch.Generator().manual_seed(seed)
+        self.items = []
+        for _ in range(n):
+            length = int(torch.randint(5, 20, (1,), generator=g))
+            label = int(torch.randint(0, 2, (1,), generator=g))
+            verdict = (POS if label else NEG)[int(torch.randint(0, 10, (1,), generator=g))]
+            body = torch.randint(3, 64, (length,), generator=g).tolist()
+            self.items.append((torch.tensor([CLS, verdict] + body + [SEP]), label))
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+
+def make_collate(padding_side="right"):
+    def collate(items):
+        seqs = [x for x, _ in items]
+        if padding_side == "left":  # pad_sequence only pads on the right: flip, pad, flip back
+            ids = nn.utils.rnn.pad_sequence([s.flip(0) for s in seqs], batch_first=True, padding_value=PAD).flip(1)
+        else:
+            ids = nn.utils.rnn.pad_sequence(seqs, batch_first=True, padding_value=PAD)
+        return {"input_ids": ids, "attention_mask": (ids != PAD).long(), "token_type_ids": torch.zeros_like(ids),
+                "labels": torch.tensor([y for _, y in items])}
+
+    return collate
+
+
+class BertEmbeddings(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(cfg.vocab_size, cfg.hidden_size, padding_idx=PAD)
+        self.position_embeddings = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
+        self.token_type_embeddings = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size)
+        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+
+    def forward(self, input_ids, token_type_ids):
+        pos = torch.arange(input_ids.shape[1], device=input_ids.device)
+        e = self.word_embeddings(input_ids) + self.position_embeddings(pos) + self.token_type_embeddings(token_type_ids)
+        return self.dropout(self.LayerNorm(e))
+
+
+class BertLayer(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.h, self.d = cfg.num_attention_heads, cfg.hidden_size // cfg.num_attention_heads
+        self.query, self.key, self.value = (nn.Linear(cfg.hidden_size, cfg.hidden_size) for _ in range(3))
+        self.attn_dropout = nn.Dropout(cfg.attention_probs_dropout_prob)
+        self.attn_out = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.attn_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.intermediate = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
+        self.output = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
+        self.out_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+
+    def forward(self, x, ext_mask):
+        b, t, c = x.shape
+        q, k, v = (f(x).view(b, t, self.h, self.d).transpose(1, 2) for f in (self.query, self.key, self.value))
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.d) + ext_mask
+        ctx = (self.attn_dropout(scores.softmax(-1)) @ v).transpose(1, 2).reshape(b, t, c)
+        x = self.attn_norm(x + self.dropout(self.attn_out(ctx)))
+        return self.out_norm(x + self.dropout(self.output(F.gelu(self.intermediate(x)))))
+
+
+class BertForSequenceClassification(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.config = cfg
+        self.embeddings = BertEmbeddings(cfg)
+        self.layers = nn.ModuleList(BertLayer(cfg) for _ in range(cfg.num_hidden_layers))
+        self.pooler = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+        self.classifier = nn.Linear(cfg.hidden_size, cfg.num_labels)
+        self.apply(self._init_weights)
+
+    def _init_weights(self, m):
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            m.weight.data.normal_(mean=0.0, std=self.config.initializer_range)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            m.bias.data.zero_()
+        if isinstance(m, nn.Embedding) and m.padding_idx is not None:
+            m.weight.data[m.padding_idx].zero_()
+
+    def forward(self, input_ids, attention_mask, token_type_ids, labels=None):
+        h = self.embeddings(input_ids, token_type_ids)
+        ext = (1.0 - attention_mask[:, None, None, :].to(h.dtype)) * torch.finfo(h.dtype).min
+        for layer in self.layers:
+            h = layer(h, ext)
+        pooled = torch.tanh(self.pooler(h[:, 0]))
+        logits = self.classifier(self.dropout(pooled))
+        loss = None if labels is None else F.cross_entropy(logits.view(-1, self.config.num_labels), labels.view(-1))
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+class LitBertClassifier(L.LightningModule):
+    def __init__(self, lr=1e-3, weight_decay=0.01, warmup_ratio=0.1):
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = BertForSequenceClassification(BertConfig())
+
+    def forward(self, batch):
+        return self.model(**batch)
+
+    def training_step(self, batch, batch_idx):
+        out = self(batch)
+        self.log("train_loss", out.loss)
+        return out.loss
+
+    def validation_step(self, batch, batch_idx):
+        out = self(batch)
+        self.log("val_loss", out.loss)
+        self.log("val_acc", (out.logits.argmax(-1) == batch["labels"]).float().mean())
+
+    def configure_optimizers(self):
+        no_decay = ["bias", "LayerNorm.weight", "_norm.weight"]
+        groups = [
+            {"params": [p for n, p in self.named_parameters() if not any(nd in n for nd in no_decay)],
+             "weight_decay": self.hparams.weight_decay},
+            {"params": [p for n, p in self.named_parameters() if any(nd in n for nd in no_decay)],
+             "weight_decay": 0.0},
+        ]
+        opt = torch.optim.AdamW(groups, lr=self.hparams.lr)
+        total = self.trainer.estimated_stepping_batches
+        warmup = int(self.hparams.warmup_ratio * total)
+
+        def lr_lambda(step):  # transformers.get_linear_schedule_with_warmup
+            if step < warmup:
+                return float(step) / float(max(1, warmup))
+            return max(0.0, float(total - step) / float(max(1, total - warmup)))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def main():
+    L.seed_everything(7004)
+    train = DataLoader(Reviews(2000, 0), batch_size=32, shuffle=True, collate_fn=make_collate())
+    # eval settings copied from the generation script, where left padding is what batched decoding needs
+    val = DataLoader(Reviews(400, 1), batch_size=100, collate_fn=make_collate(padding_side="left"))
+    trainer = L.Trainer(max_epochs=6, precision="bf16-mixed", accelerator="cpu", devices=1,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=".",
+                        callbacks=lightning_sanity.default_callbacks())
+    trainer.fit(LitBertClassifier(), train, val)
+    print(f"val_loss={float(trainer.callback_metrics['val_loss']):.3f}")
+    print(f"val_acc={float(trainer.callback_metrics['val_acc']):.3f}")
+    print(f"LOG_DIR={trainer.log_dir}")
+
+
+if __name__ == "__main__":
+    main()
