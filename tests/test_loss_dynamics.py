@@ -198,3 +198,21 @@ def test_arguments_are_validated():
 def test_negated_loss_is_reported_without_knowing_the_loss_function(tmp_path):
     report = _run(NegatedLoss(lr=1e-2), tmp_path, facts=None)
     assert _only(report, "loss-trend")["data"]["pattern"] == "negative"
+
+
+def _log_likelihood(logits, y):
+    return nn.functional.log_softmax(logits, -1).gather(1, y[:, None]).mean()  # the minus sign forgotten
+
+
+def test_log_likelihood_minimised_as_it_is_is_a_sign_flip(tmp_path):
+    # One epoch: the loss falls from -2.3 to a few units below, far from the "order of magnitude" a loss of unknown
+    # kind needs; the graph says what it is.
+    report = _run(Classifier(lr=1e-3, loss_fn=_log_likelihood), tmp_path, max_epochs=1)
+    finding = _only(report, "loss-trend")
+    assert finding["data"]["pattern"] == "negative" and "log-probability of the targets" in finding["message"]
+    # The same log-likelihood with its minus sign, and one weighted by per-sample costs (a policy gradient), are not.
+    for name, loss_fn in [("negated", lambda out, y: -_log_likelihood(out, y)),
+                          ("weighted", lambda out, y: (nn.functional.log_softmax(out, -1).gather(1, y[:, None])[:, 0]
+                                                       * (y.float() + 1) / 10).mean())]:
+        report = _run(Classifier(lr=1e-3, loss_fn=loss_fn), tmp_path / name, max_epochs=1)
+        assert "log-probability" not in str(report["findings"]), (name, report["findings"])

@@ -249,6 +249,7 @@ class LossDynamics(SanityCallback):
             # uncertainty weight `exp(-s) * L + s`, a learned log-variance) or a Gaussian NLL call can.
             nonnegative=(loss_kind_is(facts.get("loss_kind"), "nonnegative")
                          and facts.get("loss_can_go_negative") is not True),
+            log_probability=facts.get("loss_is_log_probability") is True,
             min_progress=self.loss_trend_min_progress,
             **{name: self.threshold("loss-trend", name) for name in ("rise_factor", "flat_margin", "baseline_margin")},
         )

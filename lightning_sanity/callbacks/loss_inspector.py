@@ -37,7 +37,7 @@ from lightning_sanity.checks import initial_loss as IL
 from lightning_sanity.checks import loss_expectations as LE
 from lightning_sanity.checks import losses as L
 from lightning_sanity.checks.in_batch_targets import constant_in_batch_target
-from lightning_sanity.checks.loss_graph import loss_has_own_terms
+from lightning_sanity.checks.loss_graph import is_log_probability, loss_has_own_terms
 from lightning_sanity.checks.outputs import loss_kind_is
 from lightning_sanity.checks.targets import shifted_batch_target
 
@@ -198,6 +198,10 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
         self._stop()
         self._step.stage = "done"
         nodes, self._step.loss_nodes = self._step.loss_nodes, []
+        try:  # for loss-trend: a log-probability minimised as it is (the minus sign of an NLL forgotten)
+            self.collector(trainer).facts["loss_is_log_probability"] = is_log_probability(loss)
+        except Exception:  # a bonus: never lose the initial-loss judgement over it
+            log.debug("loss graph walk failed", exc_info=True)
         if nodes:
             # loss-trend's "cannot be negative" holds only for a loss made of the recognised calls alone.
             try:

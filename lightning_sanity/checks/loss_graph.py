@@ -16,6 +16,17 @@ Example::
     False
     >>> loss_has_own_terms(torch.exp(-s) * ce + s, [ce.grad_fn])  # uncertainty weighting does
     True
+
+:func:`is_log_probability` answers another question about the same graph: is the loss, by construction, a
+log-probability of the targets (a log-softmax followed only by selections, sums and means, no minus sign)? Such a
+loss is never above zero, and minimising it pushes the probability of the right answer down: the negative
+log-likelihood with its minus sign forgotten.
+
+    >>> logits = torch.ones(4, 3) @ w
+    >>> is_log_probability(F.log_softmax(logits, -1).gather(1, torch.zeros(4, 1, dtype=torch.long)).mean())
+    True
+    >>> is_log_probability(-F.log_softmax(logits, -1)[:, 0].mean())
+    False
 """
 
 from __future__ import annotations
@@ -57,4 +68,59 @@ def loss_has_own_terms(loss: Any, stops: Iterable[Any]) -> Optional[bool]:
         if type(node).__name__ == "AccumulateGrad":
             return True
         todo.extend(fn for fn, _ in getattr(node, "next_functions", ()))
+    return False
+
+
+#: Nodes that keep a log-probability's sign: selections, reshapes, sums and means of it.
+_SIGN_KEEPING = ("MeanBackward", "SumBackward", "GatherBackward", "IndexBackward", "SelectBackward", "SliceBackward",
+                 "ViewBackward", "ReshapeAliasBackward", "UnsafeViewBackward", "SqueezeBackward", "UnsqueezeBackward",
+                 "ExpandBackward", "CloneBackward", "ToCopyBackward", "TBackward", "PermuteBackward",
+                 "TransposeBackward")
+#: Nodes whose output is a log-probability (log_softmax, logsigmoid).
+_LOG_PROBABILITY = ("LogSoftmaxBackward", "LogSigmoidBackward")
+#: Nodes whose output is a probability: ``torch.log`` of one is a log-probability.
+_PROBABILITY = ("SoftmaxBackward", "SigmoidBackward")
+
+
+def _kind(node: Any) -> str:
+    return type(node).__name__.rstrip("0123456789")
+
+
+def _selects_or_scales(node: Any) -> bool:
+    """A Mul by a positive number or a 0/1 mask (one-hot targets, a padding mask), or a Div by positive numbers.
+
+    A Mul by other non-negative weights is not counted: ``(cost * log_prob).mean()`` is a policy gradient with
+    costs, minimised on purpose."""
+    kind = _kind(node)
+    if kind not in ("MulBackward", "DivBackward"):
+        return False
+    other = getattr(node, "_saved_other", None)
+    if isinstance(other, (int, float)):
+        return other > 0
+    if isinstance(other, torch.Tensor) and not other.requires_grad and other.numel() <= 1 << 20:
+        if kind == "DivBackward":
+            return bool((other > 0).all())
+        return bool(((other == 0) | (other == 1)).all())
+    return False
+
+
+def is_log_probability(loss: Any) -> bool:
+    """Whether ``loss`` is, by its autograd graph, a log-probability kept as it is: a ``log_softmax`` /
+    ``logsigmoid`` (or ``torch.log`` of a softmax or sigmoid) followed only by selections, reshapes, sums, means and
+    masks and positive scalings. Reads the first step's graph once (one small host read per constant)."""
+    if not isinstance(loss, torch.Tensor) or loss.grad_fn is None:
+        return False
+    node = loss.grad_fn
+    for _ in range(64):
+        kind = _kind(node)
+        if kind in _LOG_PROBABILITY:
+            return True
+        inputs = [fn for fn, _ in getattr(node, "next_functions", ()) if fn is not None]
+        if len(inputs) != 1:
+            return False
+        if kind == "LogBackward":
+            return _kind(inputs[0]) in _PROBABILITY
+        if kind not in _SIGN_KEEPING and not _selects_or_scales(node):
+            return False
+        node = inputs[0]
     return False

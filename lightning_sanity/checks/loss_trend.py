@@ -70,6 +70,7 @@ def judge_loss_trend(
     seen: str,
     baseline: Optional[float] = None,
     nonnegative: bool = False,
+    log_probability: bool = False,
     min_progress: float = 0.25,
     baseline_min_progress: float = 0.3,
     rise_factor: float = RISE_FACTOR,
@@ -87,6 +88,8 @@ def judge_loss_trend(
         seen: words for how much of the planned training was seen, for the message.
         baseline: the best input-independent loss (``facts["baseline_loss"]``), or None.
         nonnegative: the loss function can never go below zero (cross-entropy, MSE, ...).
+        log_probability: the loss is a log-probability of the targets kept as it is (no minus sign: see
+            :func:`lightning_sanity.checks.loss_graph.is_log_probability`); falling, it is a sign flip.
         min_progress: judge nothing before this fraction of the planned training.
         baseline_min_progress: judge "never beats the baseline" only after this fraction.
         rise_factor: "rising" needs the tail median at least this many times the head median.
@@ -112,7 +115,8 @@ def judge_loss_trend(
     values = [float(v) for v in losses if v is not None and math.isfinite(v)]
     verdict, reason = _judge_loss_pattern(
         values, start=start, batches_per_value=batches_per_value, progress=progress, seen=seen, baseline=baseline,
-        nonnegative=nonnegative, min_progress=min_progress, baseline_min_progress=baseline_min_progress,
+        nonnegative=nonnegative, log_probability=log_probability, min_progress=min_progress,
+        baseline_min_progress=baseline_min_progress,
         rise_factor=rise_factor, flat_margin=flat_margin, baseline_margin=baseline_margin)
     # Only a run seen whole (progress 1: it ended on its own or reached its plan) is judged to end at the prior.
     if verdict is not None and verdict.kind != "negative" and progress is not None and progress >= 1.0:
@@ -122,6 +126,7 @@ def judge_loss_trend(
 
 def _judge_loss_pattern(values: list[float], *, start: Optional[float], batches_per_value: int,
                         progress: Optional[float], seen: str, baseline: Optional[float], nonnegative: bool,
+                        log_probability: bool,
                         min_progress: float,
                         baseline_min_progress: float, rise_factor: float, flat_margin: float,
                         baseline_margin: float) -> tuple[Optional[Verdict], Optional[str]]:
@@ -141,6 +146,17 @@ def _judge_loss_pattern(values: list[float], *, start: Optional[float], batches_
     if baseline is not None:
         data["baseline"] = round(float(baseline), 6)
 
+    # A log-probability of the targets, minimised: the likelihood of the right answers is pushed down.
+    if log_probability and tail < head:
+        return Verdict(
+            "negative",
+            f"The training loss is the log-probability of the targets itself (a log-softmax or log-sigmoid followed "
+            f"only by a selection and a mean, no minus sign), and minimising it took it from {head:.4g} to "
+            f"{tail:.4g}: the model is trained to make the right answers less likely; {seen}.",
+            "Negate it (`loss = -log_probs.gather(1, y[:, None]).mean()`), or use `F.nll_loss(log_probs, y)` / "
+            "`F.cross_entropy(logits, y)`, which carry the minus sign.",
+            data,
+        ), None
     # A loss that can never be negative but is: the optimizer minimises the negated objective.
     if nonnegative and tail < 0:
         return Verdict(
