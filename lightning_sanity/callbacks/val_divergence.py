@@ -22,6 +22,7 @@ from lightning_sanity.batch import split_batch
 from lightning_sanity.checks.loss_baseline import trend_baseline
 from lightning_sanity.checks import relabelled as RL
 from lightning_sanity.checks import target_shift as TS
+from lightning_sanity.callbacks._val_noise_facts import rows as _rows, signed_loss, val_noise_model
 from lightning_sanity.checks.val_baseline_end import judge_ends_above_baseline
 from lightning_sanity.checks.val_first_look import judge_never_improves
 from lightning_sanity.checks import validation as V
@@ -107,6 +108,8 @@ class ValDivergence(SanityCallback):
         self._columns: dict[str, Optional[torch.Tensor]] = {"train": None, "val": None}
         self._val_rows = 0  # samples of the first full validation run (the noise of its mean loss)
         self._val_counted = False
+        self._ended = False  # fit ended on its own: the whole planned run was validated
+        self._train_rows = 0  # rows of the first training batch (the one batch a one-batch baseline comes from)
 
     @override
     def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
@@ -132,7 +135,13 @@ class ValDivergence(SanityCallback):
             self._sum = value if self._sum is None else self._sum + value
             self._sq = value * value if self._sq is None else self._sq + value * value
         self._count += 1
+        if not self._train_rows:
+            self._train_rows = _rows(batch)
         self._take_targets("train", batch)
+
+    @override
+    def on_fit_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self._ended = True  # not called when fit raised
 
     @override
     def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
@@ -231,7 +240,11 @@ class ValDivergence(SanityCallback):
         baseline, _ = trend_baseline(facts)
         initial = facts.get("initial_loss")
         if baseline is not None:
-            if self._before is None or not isinstance(initial, (int, float)):
+            if signed_loss(facts, self._train, self._val, self._before):
+                baseline = None
+                scale_note = ("the loss can be negative (no natural zero): a ratio cannot tell that the validation "
+                              "loss is the training loss and not shifted by a constant; compared with itself only")
+            elif self._before is None or not isinstance(initial, (int, float)):
                 baseline = None
                 scale_note = "no validation loss before training to tell it is on the training loss's scale"
             elif not V.comparable(self._before, float(initial)):
@@ -242,14 +255,16 @@ class ValDivergence(SanityCallback):
                 scale_note = f"baseline {baseline:.3g}"
         else:
             scale_note = "no input-independent baseline"
+        noise = val_noise_model(facts, baseline, self._val_rows, self._train_rows)
         verdict = None if shift is not None else V.judge_val_divergence(
             self._train, self._val, baseline, margin=self.threshold(check, "baseline_margin"),
-            rise=self.threshold(check, "rise"), before=self._before, val_samples=self._val_samples())
+            rise=self.threshold(check, "rise"), before=self._before, noise=noise, complete=self._ended)
         if shift is None and (verdict is None or verdict.kind == "overfitting"):  # needs no baseline: any loss
             verdict = judge_never_improves(self._before, self._val, self._train, self._noise) or verdict
         if shift is None and (verdict is None or verdict.severity == "info"):
             verdict = judge_ends_above_baseline(self._train, self._val, baseline, self._val_rows,
-                                                margin=self.threshold(check, "baseline_margin")) or verdict
+                                                margin=self.threshold(check, "baseline_margin"),
+                                                noise=noise) or verdict
         self.detail(trainer, check, f"`{self._key}` {self._val[0]:.3g} -> {self._val[-1]:.3g} (best "
                                     f"{min(self._val):.3g}) over {len(self._val)} validation(s), train "
                                     f"{self._train[0]:.3g} -> {self._train[-1]:.3g}; {scale_note}")
