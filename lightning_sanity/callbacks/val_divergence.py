@@ -259,7 +259,10 @@ class ValDivergence(SanityCallback):
         verdict = None if shift is not None else V.judge_val_divergence(
             self._train, self._val, baseline, margin=self.threshold(check, "baseline_margin"),
             rise=self.threshold(check, "rise"), before=self._before, noise=noise, complete=self._ended)
-        if shift is None and (verdict is None or verdict.kind == "overfitting"):  # needs no baseline: any loss
+        # Validation that beat the baseline beyond its noise learned something that transfers: its untrained look
+        # (the sanity check's few batches) does not overrule that.
+        beat = noise is not None and V.beat_baseline(self._val, baseline, noise)
+        if shift is None and not beat and (verdict is None or verdict.kind == "overfitting"):  # any loss
             verdict = judge_never_improves(self._before, self._val, self._train, self._noise) or verdict
         if shift is None and (verdict is None or verdict.severity == "info"):
             verdict = judge_ends_above_baseline(self._train, self._val, baseline, self._val_rows,

@@ -105,13 +105,12 @@ def judge_val_divergence(train: Sequence[float], val: Sequence[float], baseline:
         noise = ValNoise(int(val_samples))
     if baseline is not None and baseline > 0:
         trained = train[-1] < baseline * (1 - margin)
+        beaten = beat_baseline(val, baseline, noise, margin)
         if noise is None:  # no sample count: the relative margin stands in for the noise
-            beaten = val[best] < baseline * (1 - margin)
             never_near = val[best] > baseline * (1 + margin)
             ended_worse = val[-1] > baseline * (1 + margin)
         else:
             data["val_samples"] = noise.samples
-            beaten = val[best] < noise.beat_bar(baseline)
             never_near = val[best] > noise.worse_bar(baseline, val[best], margin)
             ended_worse = val[-1] > noise.worse_bar(baseline, val[-1], margin)
         # Validation either never came near the baseline, or never beat it and ended clearly worse: a model that
@@ -158,6 +157,20 @@ def judge_val_divergence(train: Sequence[float], val: Sequence[float], baseline:
             data,
         )
     return None
+
+
+def beat_baseline(val: Sequence[float], baseline: Optional[float], noise: Optional[ValNoise],
+                  margin: float = BASELINE_MARGIN) -> bool:
+    """Whether some validation loss beat ``baseline`` beyond the noise of ``noise`` (without it: by ``margin``):
+    the model learned something that transfers, whatever it does later.
+
+    >>> beat_baseline([0.587, 0.859], 0.693, ValNoise(600, 600, 0.0)), beat_baseline([0.587, 0.859], 0.693, None)
+    (True, False)
+    """
+    finite = [v for v in val if math.isfinite(v)]
+    if baseline is None or not baseline > 0 or not finite:
+        return False
+    return min(finite) < (noise.beat_bar(baseline) if noise is not None else baseline * (1 - margin))
 
 
 def never_beats(train: Sequence[float], val: Sequence[float], baseline: float, margin: float,
