@@ -43,11 +43,21 @@ class ValDivergence(SanityCallback):
     At the end of fit:
 
     - error (``worse-than-baseline``): the training loss ended below ``(1 - baseline_margin)`` x the baseline, but
-      the validation loss never got below ``(1 + baseline_margin)`` x the baseline: labels encoded differently in
-      the two splits, a leak readable in training only, a preprocessing step applied to one split;
+      the validation loss never got within ``(1 + baseline_margin)`` x the baseline, or never beat the baseline and
+      ended above ``(1 + baseline_margin)`` x it: labels encoded differently in the two splits, a leak readable in
+      training only, a preprocessing step applied to one split. "Beat" and "above" are judged beyond the sampling
+      noise of the validation mean against the baseline (:mod:`lightning_sanity.checks.val_noise`, from the
+      validation rows, the labels the baseline was estimated from and the spread of the constant prediction's
+      loss); without a row count the relative margin stands in for the noise;
+    - warning (``never-beats-baseline``): over the whole run (fit ended on its own, 3 or more validations) no
+      validation loss got below the baseline beyond that noise, while the training loss ended below both the
+      noise band and ``(1 - baseline_margin)`` x the baseline; judged only where the band is narrower than
+      ``baseline_margin`` x the baseline: validation of a copy that does not train (a slow EMA);
     - warning (``ends-above-baseline``): the training loss ended below ``(1 - baseline_margin)`` x the baseline and
-      the last validation loss above ``(1 + baseline_margin)`` x the baseline by 3 standard errors of a mean over
-      the run's validation samples (:mod:`lightning_sanity.checks.val_baseline_end`);
+      the last validation loss above ``(1 + baseline_margin)`` x the baseline by 3 standard errors of the same
+      noise model (:mod:`lightning_sanity.checks.val_baseline_end`);
+    - warning (``never-improves``, :mod:`lightning_sanity.checks.val_first_look`): no baseline needed; not judged
+      when validation beat the baseline beyond its noise (it learned something that transfers);
     - info (``overfitting``): the validation loss ended ``rise`` or more above its best, with at least two
       validations after the best, while the training loss went on falling; a warning when it ends more than twice
       the baseline (without a baseline on its scale: twice the validation loss before training).
@@ -55,7 +65,9 @@ class ValDivergence(SanityCallback):
       has rows, so it only ever draws the first few rows (one weight per class given instead of one per sample).
 
     The baseline applies to validation only when the validation loss before training (the sanity check's) is
-    within a factor 2 of the first training loss: the same loss, the same reduction. Otherwise, or without a
+    within a factor 2 of the first training loss (the same loss, the same reduction), and the loss has a natural
+    zero: a Gaussian or Poisson NLL (or any negative loss value seen) may be validated shifted by a constant
+    (``full=True``), which no ratio can see. Otherwise, or without a
     logged validation loss, the check is skipped with the reason. Only global rank 0 judges. No TensorBoard tags.
 
     Thresholds (``thresholds={"val-divergence": {...}}`` or :meth:`set_thresholds`): ``baseline_margin`` (0.2)
