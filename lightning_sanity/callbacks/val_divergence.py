@@ -147,8 +147,8 @@ class ValDivergence(SanityCallback):
             self._sum = value if self._sum is None else self._sum + value
             self._sq = value * value if self._sq is None else self._sq + value * value
         self._count += 1
-        if not self._train_rows:
-            self._train_rows = _rows(batch)
+        if not self._train_rows:  # once: -1 when the first batch's target cannot be read
+            self._train_rows = _rows(batch) or -1
         self._take_targets("train", batch)
 
     @override
