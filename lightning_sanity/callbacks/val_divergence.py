@@ -90,8 +90,8 @@ class ValDivergence(SanityCallback):
     threshold_specs = {
         "val-divergence": {
             "baseline_margin": Threshold(
-                V.BASELINE_MARGIN, "fraction above the input-independent baseline that the best validation loss "
-                "must stay (and below it that the training loss must end) to fire", maximum=1.0),
+                V.BASELINE_MARGIN, "fraction below the input-independent baseline that the training loss must "
+                "end, and above it (beyond noise) that validation must be to count as worse", maximum=1.0),
             "rise": Threshold(V.RISE, "fraction above its best at which a validation loss that keeps rising is "
                               "overfitting"),
         },
