@@ -49,14 +49,16 @@ def test_a_brief_early_spike_ending_far_below_the_start_is_only_information():
 
 
 def test_never_beat_within_the_noise_of_a_small_validation_split_is_information():
-    # Diabetes, 70 validation patients: best 0.651 under the one-batch baseline 0.732, ended 0.879.
+    # Diabetes, 70 validation patients: best 0.651 under the one-batch baseline 0.732, ended 0.879. Neither "never
+    # beat" nor "worse" is beyond the noise of 70 samples (+-17 % per standard error): overfitting, information.
     train = [0.6 - 0.012 * i for i in range(30)]
     val = [0.745, 0.86, 0.651] + [0.86 + 0.001 * i for i in range(26)] + [0.879]
     small = judge_val_divergence(train, val, 0.732, val_samples=70)
-    assert small.kind == "overfitting" and small.severity == "info" and "70 validation samples" in small.message
-    # The same figures over 5,000 samples, or with the count unknown: the end is clearly above the baseline.
-    for samples in (5000, None):
-        assert judge_val_divergence(train, val, 0.732, val_samples=samples).severity == "error"
+    assert small.kind == "overfitting" and small.severity == "info" and small.data["val_samples"] == 70
+    # Over 5,000 samples 0.651 did beat the baseline beyond noise: overfitting again. With the count unknown, the
+    # relative margin stands in for the noise: never 20 % below, ended 20 % above, an error.
+    assert judge_val_divergence(train, val, 0.732, val_samples=5000).severity == "info"
+    assert judge_val_divergence(train, val, 0.732, val_samples=None).severity == "error"
     # Labels that disagree between the splits: validation never gets below the baseline at all.
     never = judge_val_divergence(train, [0.95, 1.1, 1.3, 1.5], 0.732, val_samples=70)
     assert never.kind == "worse-than-baseline" and never.severity == "error"

@@ -22,6 +22,7 @@ from lightning_sanity.batch import split_batch
 from lightning_sanity.checks.loss_baseline import trend_baseline
 from lightning_sanity.checks import relabelled as RL
 from lightning_sanity.checks import target_shift as TS
+from lightning_sanity.callbacks._val_noise_facts import rows as _rows, signed_loss, val_noise_model
 from lightning_sanity.checks.val_baseline_end import judge_ends_above_baseline
 from lightning_sanity.checks.val_first_look import judge_never_improves
 from lightning_sanity.checks import validation as V
@@ -42,11 +43,21 @@ class ValDivergence(SanityCallback):
     At the end of fit:
 
     - error (``worse-than-baseline``): the training loss ended below ``(1 - baseline_margin)`` x the baseline, but
-      the validation loss never got below ``(1 + baseline_margin)`` x the baseline: labels encoded differently in
-      the two splits, a leak readable in training only, a preprocessing step applied to one split;
+      the validation loss never got within ``(1 + baseline_margin)`` x the baseline, or never beat the baseline and
+      ended above ``(1 + baseline_margin)`` x it: labels encoded differently in the two splits, a leak readable in
+      training only, a preprocessing step applied to one split. "Beat" and "above" are judged beyond the sampling
+      noise of the validation mean against the baseline (:mod:`lightning_sanity.checks.val_noise`, from the
+      validation rows, the labels the baseline was estimated from and the spread of the constant prediction's
+      loss); without a row count the relative margin stands in for the noise;
+    - warning (``never-beats-baseline``): over the whole run (fit ended on its own, 3 or more validations) no
+      validation loss got below the baseline beyond that noise, while the training loss ended below both the
+      noise band and ``(1 - baseline_margin)`` x the baseline; judged only where the band is narrower than
+      ``baseline_margin`` x the baseline: validation of a copy that does not train (a slow EMA);
     - warning (``ends-above-baseline``): the training loss ended below ``(1 - baseline_margin)`` x the baseline and
-      the last validation loss above ``(1 + baseline_margin)`` x the baseline by 3 standard errors of a mean over
-      the run's validation samples (:mod:`lightning_sanity.checks.val_baseline_end`);
+      the last validation loss above ``(1 + baseline_margin)`` x the baseline by 3 standard errors of the same
+      noise model (:mod:`lightning_sanity.checks.val_baseline_end`);
+    - warning (``never-improves``, :mod:`lightning_sanity.checks.val_first_look`): no baseline needed; not judged
+      when validation beat the baseline beyond its noise (it learned something that transfers);
     - info (``overfitting``): the validation loss ended ``rise`` or more above its best, with at least two
       validations after the best, while the training loss went on falling; a warning when it ends more than twice
       the baseline (without a baseline on its scale: twice the validation loss before training).
@@ -54,7 +65,9 @@ class ValDivergence(SanityCallback):
       has rows, so it only ever draws the first few rows (one weight per class given instead of one per sample).
 
     The baseline applies to validation only when the validation loss before training (the sanity check's) is
-    within a factor 2 of the first training loss: the same loss, the same reduction. Otherwise, or without a
+    within a factor 2 of the first training loss (the same loss, the same reduction), and the loss has a natural
+    zero: a Gaussian or Poisson NLL (or any negative loss value seen) may be validated shifted by a constant
+    (``full=True``), which no ratio can see. Otherwise, or without a
     logged validation loss, the check is skipped with the reason. Only global rank 0 judges. No TensorBoard tags.
 
     Thresholds (``thresholds={"val-divergence": {...}}`` or :meth:`set_thresholds`): ``baseline_margin`` (0.2)
@@ -77,8 +90,8 @@ class ValDivergence(SanityCallback):
     threshold_specs = {
         "val-divergence": {
             "baseline_margin": Threshold(
-                V.BASELINE_MARGIN, "fraction above the input-independent baseline that the best validation loss "
-                "must stay (and below it that the training loss must end) to fire", maximum=1.0),
+                V.BASELINE_MARGIN, "fraction below the input-independent baseline that the training loss must "
+                "end, and above it (beyond noise) that validation must be to count as worse", maximum=1.0),
             "rise": Threshold(V.RISE, "fraction above its best at which a validation loss that keeps rising is "
                               "overfitting"),
         },
@@ -107,6 +120,8 @@ class ValDivergence(SanityCallback):
         self._columns: dict[str, Optional[torch.Tensor]] = {"train": None, "val": None}
         self._val_rows = 0  # samples of the first full validation run (the noise of its mean loss)
         self._val_counted = False
+        self._ended = False  # fit ended on its own: the whole planned run was validated
+        self._train_rows = 0  # rows of the first training batch (the one batch a one-batch baseline comes from)
 
     @override
     def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
@@ -132,7 +147,13 @@ class ValDivergence(SanityCallback):
             self._sum = value if self._sum is None else self._sum + value
             self._sq = value * value if self._sq is None else self._sq + value * value
         self._count += 1
+        if not self._train_rows:  # once: -1 when the first batch's target cannot be read
+            self._train_rows = _rows(batch) or -1
         self._take_targets("train", batch)
+
+    @override
+    def on_fit_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self._ended = True  # not called when fit raised
 
     @override
     def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
@@ -231,7 +252,11 @@ class ValDivergence(SanityCallback):
         baseline, _ = trend_baseline(facts)
         initial = facts.get("initial_loss")
         if baseline is not None:
-            if self._before is None or not isinstance(initial, (int, float)):
+            if signed_loss(facts, self._train, self._val, self._before):
+                baseline = None
+                scale_note = ("the loss can be negative (no natural zero): a ratio cannot tell that the validation "
+                              "loss is the training loss and not shifted by a constant; compared with itself only")
+            elif self._before is None or not isinstance(initial, (int, float)):
                 baseline = None
                 scale_note = "no validation loss before training to tell it is on the training loss's scale"
             elif not V.comparable(self._before, float(initial)):
@@ -242,14 +267,19 @@ class ValDivergence(SanityCallback):
                 scale_note = f"baseline {baseline:.3g}"
         else:
             scale_note = "no input-independent baseline"
+        noise = val_noise_model(facts, baseline, self._val_rows, self._train_rows)
         verdict = None if shift is not None else V.judge_val_divergence(
             self._train, self._val, baseline, margin=self.threshold(check, "baseline_margin"),
-            rise=self.threshold(check, "rise"), before=self._before, val_samples=self._val_samples())
-        if shift is None and (verdict is None or verdict.kind == "overfitting"):  # needs no baseline: any loss
+            rise=self.threshold(check, "rise"), before=self._before, noise=noise, complete=self._ended)
+        # Validation that beat the baseline beyond its noise learned something that transfers: its untrained look
+        # (the sanity check's few batches) does not overrule that.
+        beat = noise is not None and V.beat_baseline(self._val, baseline, noise)
+        if shift is None and not beat and (verdict is None or verdict.kind == "overfitting"):  # any loss
             verdict = judge_never_improves(self._before, self._val, self._train, self._noise) or verdict
         if shift is None and (verdict is None or verdict.severity == "info"):
             verdict = judge_ends_above_baseline(self._train, self._val, baseline, self._val_rows,
-                                                margin=self.threshold(check, "baseline_margin")) or verdict
+                                                margin=self.threshold(check, "baseline_margin"),
+                                                noise=noise) or verdict
         self.detail(trainer, check, f"`{self._key}` {self._val[0]:.3g} -> {self._val[-1]:.3g} (best "
                                     f"{min(self._val):.3g}) over {len(self._val)} validation(s), train "
                                     f"{self._train[0]:.3g} -> {self._train[-1]:.3g}; {scale_note}")

@@ -5,10 +5,10 @@ A model whose last validation loss is above the input-independent baseline (the 
 does worse on the validation data than knowing nothing about the inputs: what it learned from the training data
 hurts there. Either the validation data is prepared differently (another sampling rate, normalisation, label
 encoding), or the model overfits so far that its confident mistakes outweigh what it gets right; both are worth a
-warning. "Clearly" is judged against the validation loss's own sampling noise: the mean of ``n`` per-sample losses
-has a standard error of ``sd / sqrt(n)``, and the per-sample standard deviation of a loss this bad is taken as the
-loss itself (a non-negative loss dominated by confident mistakes spreads about as widely as its mean, as an
-exponential does). The last validation must exceed ``baseline * (1 + margin)`` by ``NOISE_UNITS`` such errors.
+warning. "Clearly" is judged against the sampling noise of :class:`~lightning_sanity.checks.val_noise.ValNoise`
+(the one noise model of val-divergence): a loss this bad is dominated by confident mistakes and spreads sqrt(2)
+times its mean per sample. The last validation must exceed ``baseline * (1 + margin)`` by ``NOISE_UNITS`` standard
+errors of its difference from the baseline.
 
 Example::
 
@@ -25,6 +25,7 @@ import math
 from collections.abc import Sequence
 from typing import Optional
 
+from lightning_sanity.checks.val_noise import ValNoise, valid_samples
 from lightning_sanity.checks.validation import BASELINE_MARGIN, Divergence
 
 #: Standard errors of the validation mean by which the last validation loss must clear ``baseline * (1 + margin)``.
@@ -32,26 +33,29 @@ NOISE_UNITS = 3.0
 
 
 def judge_ends_above_baseline(train: Sequence[float], val: Sequence[float], baseline: Optional[float],
-                              samples: Optional[int], margin: float = BASELINE_MARGIN) -> Optional[Divergence]:
+                              samples: Optional[int], margin: float = BASELINE_MARGIN,
+                              noise: Optional[ValNoise] = None) -> Optional[Divergence]:
     """The ``ends-above-baseline`` verdict, or None. ``samples``: validation samples per validation run (None or
-    0: unknown, the rule does not apply, since its noise cannot be bounded)."""
-    if baseline is None or not baseline > 0 or not samples:
+    0: unknown, the rule does not apply, since its noise cannot be bounded); ``noise``: the full noise model (the
+    baseline's own estimation noise included), built from ``samples`` when None."""
+    if baseline is None or not baseline > 0 or not valid_samples(samples):
         return None
+    noise = noise or ValNoise(int(samples))
     pairs = [(t, v) for t, v in zip(train, val) if math.isfinite(t) and math.isfinite(v)]
     if len(pairs) < 2:
         return None
     last_train, last_val = pairs[-1]
     if not last_train < baseline * (1 - margin):
         return None
-    noise = NOISE_UNITS * last_val / math.sqrt(samples)
-    bar = baseline * (1 + margin) + noise
+    error = noise.worse_error(baseline, last_val)
+    bar = noise.worse_bar(baseline, last_val, margin, units=NOISE_UNITS)
     if last_val <= bar:
         return None
     best = min(v for _, v in pairs)
     return Divergence(
         "ends-above-baseline", "warning",
         f"The validation loss ended at {last_val:.3g}, above the {baseline:.3g} of a prediction that ignores the input "
-        f"(best {best:.3g}; {samples} validation samples put its noise at about {noise / NOISE_UNITS:.2g}), while "
+        f"(best {best:.3g}; {samples} validation samples put its noise at about {error:.2g}), while "
         f"the training loss fell to {last_train:.3g}: on the validation data the trained model does worse than "
         "knowing nothing about the inputs.",
         "Check that the validation data goes through the same preprocessing as the training data (sampling rate, "
