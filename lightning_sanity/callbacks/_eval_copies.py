@@ -1,5 +1,7 @@
 """``train-mode`` at the end of the run: the modules seen in eval mode during training whose parameters no optimizer
-holds. Backward reached them (``.grad`` set): they are part of the trained model, so their eval mode is the usual
+holds. Backward reached them (``.grad`` set after a training batch, read by
+:meth:`~lightning_sanity.callbacks.train_mode.TrainModeMonitor.on_train_batch_end`): they are part of the trained
+model, so their eval mode is the usual
 stray ``.eval()`` (warning). It never did: they are a copy kept outside training (an EMA, a teacher), updated by
 hand and evaluated in eval mode on purpose (info). Called by
 :meth:`lightning_sanity.callbacks.train_mode.TrainModeMonitor.conclude`.

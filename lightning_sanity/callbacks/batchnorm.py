@@ -65,6 +65,9 @@ class BatchNormMonitor(SanityCallback):
     - the channel-mean running variance collapses 1000x below its peak and under 100x the layer's ``eps``
       (``collapse``);
     - the running statistics become NaN or Inf (``non-finite``: an error);
+    - a layer in train mode normalises training batches of only 2 to 4 samples (``small-batches``: read once, on
+      the first batch, from its input's shape; micro-batches under gradient accumulation, see
+      :mod:`lightning_sanity.checks.batchnorm_batch`);
     - a layer's momentum is above 0.5 and its running variance moves by a median 1% or more per step: the
       statistics follow single batches (``momentum``, Keras' 0.99 copied literally; judged once, at the first
       epoch end with 10 measured steps, see :mod:`lightning_sanity.checks.batchnorm_momentum`).
