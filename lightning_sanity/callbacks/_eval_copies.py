@@ -41,7 +41,8 @@ def report_outside_training(callback: Any, trainer: "pl.Trainer", seen: dict[str
             data={"modules": reached[:50], "module_count": len(reached), "watched": total},
         )
         finding.count = max(finding.count, batches)
-        callback.detail(trainer, "train-mode", f"{len(reached)} trainable module(s) in eval mode on {batches} batch(es)")
+        callback.detail(trainer, "train-mode",
+                        f"{len(reached)} trainable module(s) in eval mode on {batches} batch(es)")
     if rest:
         callback.report(
             trainer, "train-mode", Severity.INFO,
