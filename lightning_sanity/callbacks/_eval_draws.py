@@ -6,7 +6,9 @@ VAE's reparameterisation (``randn_like``) or a diffusion model's noise samples i
 is another matter: SpecAugment, cutout, random erasing, token masking decide at random which entries of the input
 (or of a feature map) to hide. It is a training-time augmentation; in eval it damages the inputs and makes
 validation noisy. Its draws are discrete: ``randint`` / ``randperm`` (positions and widths), ``bernoulli``, or a
-uniform draw thresholded (``torch.rand(...) < p`` is a Bernoulli draw). Gaussian draws (``randn``, ``normal_``) and
+uniform draw thresholded (``torch.rand(...) < p`` is a Bernoulli draw) or rounded (timm's ``drop_path``:
+``(keep_prob + torch.rand(...)).floor_()`` is a Bernoulli draw of mean ``keep_prob``, which drops whole residual
+branches: stochastic depth). Gaussian draws (``randn``, ``normal_``) and
 uniform draws used as values are samples and stay info.
 
 The watch observes (never changes) the calls of one extra forward, run only once two evaluations disagreed, under
@@ -20,6 +22,10 @@ Example::
     ...     z = torch.randn(4, 3)
     >>> sorted(watch.mask_draws), watch.seen
     (['rand thresholded'], False)
+    >>> with MaskDrawWatch() as watch:
+    ...     keep = (0.75 + torch.rand(4, 1)).floor_()
+    >>> sorted(watch.mask_draws)
+    ['rand rounded']
 """
 
 from __future__ import annotations
@@ -34,6 +40,12 @@ from lightning_sanity.callbacks._fixed_batch import DropoutWatch
 DISCRETE_DRAWS = frozenset({"randint", "randint_like", "randperm", "bernoulli"})
 #: Uniform draws: a sample when used as values, a Bernoulli (mask) draw once compared with a threshold.
 UNIFORM_DRAWS = frozenset({"rand", "rand_like", "uniform"})
+#: Rounding a uniform draw (shifted or scaled first) makes a Bernoulli draw too.
+_ROUNDINGS = frozenset({"floor", "ceil", "round", "trunc"})
+#: Arithmetic that carries a uniform draw into a new tensor (``keep_prob + rand``), dunder names without their
+#: trailing underscores (as ``__torch_function__`` names are read here).
+_CARRIES = frozenset({"add", "sub", "rsub", "mul", "div", "true_divide", "__add", "__radd", "__sub", "__rsub",
+                      "__mul", "__rmul", "__truediv", "__rtruediv"})
 _COMPARISONS = frozenset({"lt", "le", "gt", "ge", "__lt__", "__le__", "__gt__", "__ge__", "less", "greater",
                           "less_equal", "greater_equal"})
 
@@ -58,8 +70,13 @@ class MaskDrawWatch(DropoutWatch):
                 target = args[0]  # Tensor.uniform_ fills its own tensor in place
             if target is not None and len(self._uniform) < 64:
                 self._uniform.append(target)
-        elif name in _COMPARISONS and self._uniform:
+        elif self._uniform and (name in _COMPARISONS or name in _ROUNDINGS or name in _CARRIES):
             drawn = {id(t) for t in self._uniform}
             if any(id(a) in drawn for a in args if isinstance(a, torch.Tensor)):
-                self.mask_draws.add("rand thresholded")
+                if name in _COMPARISONS:
+                    self.mask_draws.add("rand thresholded")
+                elif name in _ROUNDINGS:
+                    self.mask_draws.add("rand rounded")
+                elif isinstance(result, torch.Tensor) and len(self._uniform) < 64:
+                    self._uniform.append(result)  # still a uniform draw, shifted or scaled
         return result

@@ -127,10 +127,12 @@ class FixedBatchFindings:
                 trainer, "train-mode", "warning",
                 f"Two evaluations of the same batch in eval mode with the same weights disagree (largest difference "
                 f"{diff:.3g}), {place}: the model is not deterministic in eval mode. A random mask is drawn in eval "
-                f"({', '.join(masks)}): an augmentation such as SpecAugment, cutout or token masking runs without "
-                "`if self.training:`, so validation and inference see damaged inputs and change from call to call.",
-                "Put the augmentation behind `if self.training:` (or move it to the training transforms); eval and "
-                "inference should see the inputs whole.",
+                f"({', '.join(masks)}): an augmentation such as SpecAugment, cutout or token masking, or stochastic "
+                "depth (drop-path), runs without `if self.training:`, so validation and inference see damaged inputs or "
+                "features and change from call to call.",
+                "Put the augmentation behind `if self.training:` (or move it to the training transforms), and pass "
+                "`self.training` to a `drop_path(x, p, training)` function (a default of True keeps it on in eval); "
+                "eval and inference should see the inputs and every branch whole.",
                 where=culprit, data={"max_abs_difference": diff, "module": culprit, "source": "masking",
                                      "draws": masks},
                 key="eval-masking",

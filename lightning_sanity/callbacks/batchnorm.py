@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from typing_extensions import override
 
 from lightning_sanity.cadence import trainer_chart_every
+from lightning_sanity.callbacks._batchnorm_batch import MicroBatchWatch, report_small_batches
 from lightning_sanity.callbacks._batchnorm_momentum import MomentumWatch
 from lightning_sanity.callbacks._batchnorm_charts import add_batchnorm_layout, log_batchnorm_scalars
 from lightning_sanity.callbacks._batchnorm_state import LayerState, StepFigures, Tally
@@ -64,6 +65,9 @@ class BatchNormMonitor(SanityCallback):
     - the channel-mean running variance collapses 1000x below its peak and under 100x the layer's ``eps``
       (``collapse``);
     - the running statistics become NaN or Inf (``non-finite``: an error);
+    - a layer in train mode normalises training batches of only 2 to 4 samples (``small-batches``: read once, on
+      the first batch, from its input's shape; micro-batches under gradient accumulation, see
+      :mod:`lightning_sanity.checks.batchnorm_batch`);
     - a layer's momentum is above 0.5 and its running variance moves by a median 1% or more per step: the
       statistics follow single batches (``momentum``, Keras' 0.99 copied literally; judged once, at the first
       epoch end with 10 measured steps, see :mod:`lightning_sanity.checks.batchnorm_momentum`).
@@ -121,6 +125,7 @@ class BatchNormMonitor(SanityCallback):
         self._tally = Tally()
         self._chart_every = 1  # steps between two logged points (lightning_sanity.cadence)
         self._momentum: Optional[MomentumWatch] = None  # layers with a single-batch momentum
+        self._micro: Optional[MicroBatchWatch] = None  # samples per batch seen by each layer, on the first batch
 
     # ------------------------------------------------------------------ hooks
 
@@ -148,6 +153,9 @@ class BatchNormMonitor(SanityCallback):
         if not self._active:
             return
         try:
+            if self._micro is None:
+                self._micro = MicroBatchWatch(self._layers)
+                self._micro.start()
             capture = capture_step(trainer, pl_module, batch, batch_idx, holder=self)
             # Reduced when the non-finite sentinel reads its flag (the forward pass has run by then) and read
             # in the same host sync.
@@ -163,6 +171,11 @@ class BatchNormMonitor(SanityCallback):
 
     @override
     def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self._micro is not None and not self._micro.done:
+            try:
+                report_small_batches(self, trainer, CHECK, self._micro.stop())
+            except Exception as err:
+                self._failed(trainer, err)
         if not self._active:
             capture_for(trainer).done(self)
             return
@@ -197,6 +210,8 @@ class BatchNormMonitor(SanityCallback):
 
     @override
     def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if self._micro is not None and not self._micro.done:
+            self._micro.stop()  # the fit ended inside its first batch: leave no hook on the user's model
         if self._momentum is not None and not self._momentum.done and self._state is not None:
             self._judge_momentum(trainer)  # a run shorter than an epoch's worth of measured steps
         if self._layers:
@@ -213,6 +228,8 @@ class BatchNormMonitor(SanityCallback):
         log.warning("lightning_sanity: the batchnorm-variance check failed and is switched off: %r", err)
         self.skip(trainer, CHECK, f"internal error: {err!r}")
         self._broken = True
+        if self._micro is not None and not self._micro.done:
+            self._micro.stop()  # leave no hook on the user's model
 
     def _ensure_state(self) -> Optional[LayerState]:
         if self._state is None:

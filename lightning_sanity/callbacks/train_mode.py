@@ -21,6 +21,8 @@ from lightning_sanity.checks.modes import (
     has_initial_statistics, is_batchnorm, is_frozen, mode_dependent_modules, never_learned_statistics,
     owner_fingerprint, split_by_frozen, summarize_names,
 )
+from lightning_sanity.callbacks._eval_copies import report_outside_training
+from lightning_sanity.checks.eval_copies import outside_optimizers, received_gradient
 from lightning_sanity.findings import Severity
 
 _training = attrgetter("training")
@@ -33,6 +35,10 @@ class TrainModeMonitor(SanityCallback):
       modules, counted once per batch it happens on (typically a stray ``model.eval()`` or a
       ``self.net.eval()`` in ``on_train_epoch_start``): BatchNorm then normalises with stale running statistics
       and Dropout stops regularising.
+    - The same in a copy kept beside the model, whose parameters no optimizer holds and backward never reaches
+      (a timm ``ModelEmaV2`` / SWA copy, a momentum teacher, left ``requires_grad=True``), is not training at
+      all: judged at the end of the run from the gradients (as ``optimizer-coverage`` does), ``info`` only; a
+      warning if backward did reach them.
     - The same in a part of the model whose parameters are all frozen (``requires_grad=False``, e.g. a
       pretrained backbone kept in eval mode while fine-tuning a head) is a deliberate choice: ``info`` only.
     - A batch of one sample while a BatchNorm is in train mode is a warning: its batch statistics are those of a
@@ -69,10 +75,15 @@ class TrainModeMonitor(SanityCallback):
         self._watched: list[Any] = []  # the modules of ``_modules`` and ``_batchnorms``, without their names
         self._watched_batchnorms: list[Any] = []
         # (eval-mode module indices, epoch) -> (frozen names, trainable names): judged once per state and epoch.
-        self._judged: dict[tuple, tuple[list[str], list[str], list[str]]] = {}
+        self._judged: dict[tuple, tuple[list[str], list[str], list[str], list[str]]] = {}
         self._pretrained: set[str] = set()
         self._unlearned: dict[str, Any] = {}
         self._eval_batches = 0
+        self._held: set[int] = set()
+        # eval-mode modules outside every optimizer -> [epoch, batch_idx, global_step of the first batch, batches]
+        self._outside: dict[str, list[int]] = {}
+        self._reached: set[str] = set()  # modules of ``_outside`` that backward reached
+        self._look_for_gradients = False
 
     @override
     def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
@@ -86,7 +97,7 @@ class TrainModeMonitor(SanityCallback):
         self._watched = [m for _, m in self._modules]
         self._watched_batchnorms = [m for _, m in self._batchnorms]
         if not self._modules:  # no Dropout or BatchNorm: no mode to watch, no dispatch on every batch
-            self.retire("on_train_batch_start")
+            self.retire("on_train_batch_start", "on_train_batch_end")
         # Read once, before any training step: statistics that are not the initial 0/1 here were loaded (pretrained).
         try:
             self._pretrained = {n for n, m in self._batchnorms if not has_initial_statistics(m)}
@@ -97,6 +108,11 @@ class TrainModeMonitor(SanityCallback):
             self._pretrained, self._unlearned = set(), {}
         self._judged = {}
         self._eval_batches = 0
+        self._outside, self._reached, self._look_for_gradients = {}, set(), False
+        try:
+            self._held = {id(p) for opt in trainer.optimizers for group in opt.param_groups for p in group["params"]}
+        except Exception:  # no readable optimizer: every module is judged as held, as before
+            self._held = set()
         n_bn = len(self._batchnorms)
         self.detail(trainer, "train-mode", f"{n_bn} BatchNorm and {len(self._modules) - n_bn} Dropout module(s) watched")
 
@@ -122,8 +138,15 @@ class TrainModeMonitor(SanityCallback):
             frozen, trainable = split_by_frozen(pl_module, names)
             # BatchNorm kept in eval mode with pretrained running statistics is standard fine-tuning practice.
             pretrained = [n for n in trainable if n in self._pretrained]
-            self._judged[state] = (frozen, [n for n in trainable if n not in self._pretrained], pretrained)
-        frozen, trainable, pretrained = self._judged[state]
+            trainable = [n for n in trainable if n not in self._pretrained]
+            # A copy no optimizer holds (an EMA) is judged at the end, from whether backward ever reached it.
+            outside = outside_optimizers(pl_module, trainable, self._held)
+            self._judged[state] = (frozen, [n for n in trainable if n not in outside], pretrained, outside)
+            self._look_for_gradients = bool(outside)
+        frozen, trainable, pretrained, outside = self._judged[state]
+        for name in outside:
+            seen = self._outside.setdefault(name, [trainer.current_epoch, batch_idx, trainer.global_step, 0])
+            seen[3] += 1
         total = len(self._modules)
         if trainable:
             self._eval_batches += 1
@@ -163,7 +186,28 @@ class TrainModeMonitor(SanityCallback):
             )
 
     @override
+    def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        # Once per new eval-mode state and epoch, after its first backward: Lightning clears every `.grad` before
+        # each validation (`on_validation_model_zero_grad`), so the end of the run is too late to read them.
+        if not self._look_for_gradients:
+            return
+        self._look_for_gradients = False
+        try:
+            unseen = [n for n in self._outside if n not in self._reached]
+            self._reached.update(received_gradient(pl_module, unseen))
+        except Exception as err:
+            self.skip(trainer, "train-mode", f"could not read the gradients of modules in eval mode: {err!r}")
+            self._outside = {}
+
+    @override
     def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if self._outside:
+            try:
+                self._reached.update(received_gradient(pl_module, [n for n in self._outside if n not in self._reached]))
+                report_outside_training(self, trainer, self._outside, self._reached, self._modules)
+            except Exception as err:
+                self.skip(trainer, "train-mode", f"could not read the gradients of modules in eval mode: {err!r}")
         if self._unlearned and trainer.global_step > 0:
             try:
                 report_unlearned_statistics(self, trainer, pl_module, self._unlearned)
