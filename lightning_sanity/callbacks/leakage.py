@@ -319,6 +319,8 @@ class LeakageChecks(SanityCallback):
             self._kept = None
 
     def _output(self, call: dict[str, Any], args: tuple, kwargs: dict, size: int, length: int) -> tuple:
+        # Same draws for every probe (inside isolate_rng): eval-mode masks (`self.train` guard) are not leakage.
+        torch.manual_seed(0)
         result = call["fn"](args, kwargs)
         logits = getattr(result, "logits", None)
         if not isinstance(logits, torch.Tensor) and isinstance(result, Mapping):
