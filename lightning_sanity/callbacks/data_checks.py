@@ -170,10 +170,12 @@ class DataChecks(_BatchReader, _InputScaleGlue, _LabelDistributionGlue, SanityCa
     @override
     def on_exception(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", exception: BaseException) -> None:
         self._stop_watch()
+        self._label_source.stop()
         self._frozen.remove()
 
     def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._stop_watch()
+        self._label_source.stop()
         self._frozen.remove()  # a crash inside the first step leaves them registered
         if not self._done:
             if self._seen:
