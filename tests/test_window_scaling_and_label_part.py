@@ -92,3 +92,23 @@ def test_labels_are_the_part_the_loss_compares_with(tmp_path, sorted_labels):
         assert not found
         detail = next(c["detail"] for c in report["checks"] if c["name"] == "label-distribution")
         assert "4 classes" in detail, detail
+
+
+class RevINForecaster(Forecaster):
+    """Normalises each raw input window by its own statistics first (RevIN) and undoes it on the output."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mu, sd = x.mean(1, keepdim=True), x.std(1, keepdim=True) + 1e-5
+        return super().forward((x - mu) / sd) * sd[..., 0] + mu[..., 0]
+
+
+def test_leakage_reads_of_a_forecast_batch_are_not_the_models_first_use_of_its_input(tmp_path):
+    """Raw windows far from unit scale (level 25), multi-horizon targets: the model's first use of the input is a
+    statistic (RevIN), so input-scale is silent; the leakage checks' own reads must not pass for that first use."""
+    g = torch.Generator().manual_seed(0)
+    w = 25 + torch.randn(128, 30, generator=g).cumsum(1) * 0.5
+    train = DataLoader(TensorDataset(w[:, :24, None], w[:, 24:]), batch_size=32, shuffle=True)
+    L.seed_everything(0)
+    report = fit_report(tmp_path, RevINForecaster(), train,
+                        [DataChecks(), LeakageChecks(), SanitySummary(print_summary=False)], logger=None, max_steps=2)
+    assert not serious(report), serious(report)
