@@ -13,7 +13,14 @@ accepts, in this order, the first that runs being used:
    ``self(inputs, target)`` (Lightning's demo Transformer);
 5. ``pl_module(*batch[:-1])`` when ``forward`` takes every part of a batch of three or more but the last, the
    target: ``x_cat, x_num, y = batch`` then ``self(x_cat, x_num)`` (a tabular model with categorical and numeric
-   inputs).
+   inputs);
+6. ``pl_module(batch)``, the whole batch, when ``forward`` takes the batch the way ``training_step`` gets it
+   (``def forward(self, batch): return self.model(**batch)``, HuggingFace-style wrappers): its signature binds
+   ``pl_module(x)`` as well, so this form is reached when calling with the input alone raised. A check that
+   perturbs or slices the input does so inside the batch structure;
+7. the same forms with a leading axis of one removed from every tensor (``squeeze(0)``), when the batch's input
+   holds a single sample of two or more axes: a ``DataLoader(batch_size=1)`` over a dataset whose items are whole
+   batches (pre-batched streams, truncated BPTT) adds that axis, and ``training_step`` removes it.
 
 Where none binds, the check is skipped with a reason that names the signature and ``forward_fn=``. The leakage
 checks, which look after the first training step, need no rule: they replay the very call ``training_step`` made
@@ -40,9 +47,11 @@ import inspect
 from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple, Optional
 
+import torch
 from torch import nn
 
 from lightning_sanity.batch import non_target_keys
+from lightning_sanity.callbacks._extra_forward import _map_tensors
 
 FORWARD_FN_HINT = "pass `forward_fn=lambda module, x: ...` to say how to run the model on the batch's input"
 
@@ -76,15 +85,10 @@ def model_calls(module: nn.Module, x: Any, batch: Any, forward_fn: Optional[Call
     forward = getattr(type(module), "forward", None)
     if forward is None or forward is nn.Module.forward or _is_lightning_default(forward):
         raise CannotCall(f"{type(module).__name__} defines no `forward`; {FORWARD_FN_HINT}")
-    candidates: list[tuple[str, tuple, dict]] = [("pl_module(x)", (x,), {})]
-    if isinstance(x, Mapping):
-        candidates.append(("pl_module(**x)", (), dict(x)))
-    elif isinstance(batch, Mapping):
-        candidates.append(("pl_module(**inputs)", (), non_target_keys(batch)))
-    if isinstance(batch, (list, tuple)) and not (len(batch) == 1 and batch[0] is x):
-        candidates.append(("pl_module(*batch)", tuple(batch), {}))
-    if isinstance(batch, (list, tuple)) and len(batch) >= 3 and batch[0] is x:
-        candidates.append(("pl_module(*batch[:-1])", tuple(batch[:-1]), {}))
+    candidates = _candidates(x, batch, "")
+    if _one_stacked_sample(x):
+        squeezed_x, squeezed = _map_tensors((x, batch), _squeeze_leading)
+        candidates += _candidates(squeezed_x, squeezed, ".squeeze(0)")
     try:
         signature: Optional[inspect.Signature] = inspect.signature(module.forward)
     except (TypeError, ValueError):
@@ -101,6 +105,33 @@ def model_calls(module: nn.Module, x: Any, batch: Any, forward_fn: Optional[Call
         raise CannotCall(f"`{type(module).__name__}.forward{signature}` accepts neither the batch's input alone, "
                          f"nor its keys, nor the batch's parts (with or without the last); {FORWARD_FN_HINT}")
     return fitting
+
+
+def _candidates(x: Any, batch: Any, suffix: str) -> list[tuple[str, tuple, dict]]:
+    """The ways to call the model in the order they are tried (``suffix`` names a transform of the tensors)."""
+    candidates: list[tuple[str, tuple, dict]] = [(f"pl_module(x{suffix})", (x,), {})]
+    if isinstance(x, Mapping):
+        candidates.append((f"pl_module(**x{suffix})", (), dict(x)))
+    elif isinstance(batch, Mapping):
+        candidates.append((f"pl_module(**inputs{suffix})", (), non_target_keys(batch)))
+    if isinstance(batch, (list, tuple)) and not (len(batch) == 1 and batch[0] is x):
+        candidates.append((f"pl_module(*batch{suffix})", tuple(batch), {}))
+    if isinstance(batch, (list, tuple)) and len(batch) >= 3 and batch[0] is x:
+        candidates.append((f"pl_module(*batch[:-1]{suffix})", tuple(batch[:-1]), {}))
+    if batch is not x and batch is not None:
+        candidates.append((f"pl_module(batch{suffix})", (batch,), {}))
+    return candidates
+
+
+def _one_stacked_sample(x: Any) -> bool:
+    """Whether every tensor of the input has a leading axis of one before at least one more axis."""
+    tensors: list[torch.Tensor] = []
+    _map_tensors(x, lambda t: tensors.append(t) or t)
+    return bool(tensors) and all(t.dim() >= 2 and t.shape[0] == 1 for t in tensors)
+
+
+def _squeeze_leading(t: torch.Tensor) -> torch.Tensor:
+    return t.squeeze(0) if t.dim() >= 2 and t.shape[0] == 1 else t
 
 
 def _is_lightning_default(forward: Any) -> bool:

@@ -80,6 +80,40 @@ def test_next_step_cut_in_training_step(tmp_path, causal):
         assert found and found[0]["severity"] == "error" and found[0]["data"]["length"] == 20
 
 
+class MaskedBatchLM(L.LightningModule):
+    """Character LM on ``(x, noise_mask)`` batches (minGPT style): the second part is a mask, not the target; the
+    step scores ``self(x[:, :-1])`` against ``x[:, 1:].reshape(-1)``. A bidirectional GRU reads the next token."""
+
+    def __init__(self, causal: bool) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(12, 16)
+        self.rnn = nn.GRU(16, 16, batch_first=True, bidirectional=not causal)
+        self.head = nn.Linear(16 if causal else 32, 12)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.head(self.rnn(self.emb(idx))[0])
+
+    def training_step(self, batch, batch_idx):
+        x, _ = batch
+        return F.cross_entropy(self(x[:, :-1]).reshape(-1, 12), x[:, 1:].reshape(-1))
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_next_token_cut_in_training_step_with_a_mask_in_the_batch(tmp_path, causal):
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randint(0, 12, (64, 1), generator=g) + torch.arange(16)) % 12
+    mask = torch.rand(64, 16, generator=g) < 0.75
+    report = _fit(tmp_path, MaskedBatchLM(causal), DataLoader(TensorDataset(x, mask), batch_size=16))
+    if causal:
+        assert _status(report) == {"causal-leakage": "pass", "target-leakage": "pass"}
+    else:
+        found = serious(report, "causal-leakage")
+        assert found and found[0]["severity"] == "error" and found[0]["data"]["length"] == 15
+
+
 # --------------------------------------------------------------------------- the target's bins among the categories
 
 

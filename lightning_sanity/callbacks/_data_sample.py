@@ -70,6 +70,8 @@ class _BatchReader:
 
     def _read(self, batch: Any) -> list[tuple[str, torch.Tensor]]:
         x, y = split_batch(batch, self.get_input, self.get_target)
+        if getattr(self, "_label_index", None) is not None:  # the part the first step's loss compared with
+            y = batch[self._label_index]
         self._seen += 1
         fields = self._input_fields(x, self._input_name(batch))
         if not fields:
@@ -151,6 +153,8 @@ class _BatchReader:
     def _target_name(self, batch: Any) -> str:
         if self.get_target is not None:
             return "get_target(batch)"
+        if getattr(self, "_label_index", None) is not None:
+            return f"batch[{self._label_index}]"
         if isinstance(batch, Mapping):
             return next((k for k in TARGET_KEYS if k in batch), "target")
         return "batch[1]"

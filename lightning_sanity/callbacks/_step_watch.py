@@ -33,7 +33,7 @@ SHAPE_OPS = frozenset({
 META_OPS = frozenset({
     "dim", "ndimension", "size", "numel", "nelement", "__get__", "__len__", "is_floating_point", "is_complex",
     "element_size", "stride", "is_contiguous", "data_ptr", "get_device", "__format__", "__repr__", "__hash__",
-    "storage_offset", "requires_grad_", "__iter__",
+    "storage_offset", "requires_grad_", "__iter__", "untyped_storage",
 })
 WEIGHTED_OPS = frozenset({"linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
                           "conv_transpose3d", "bilinear"})

@@ -12,8 +12,10 @@ from typing import Any, Optional
 
 import torch
 
+from lightning_sanity.callbacks._extra_forward import hidden_step_watches
 from lightning_sanity.checks import leakage as L
 from lightning_sanity.checks import target_inputs as T
+from lightning_sanity.checks import window_scaling as W
 
 log = logging.getLogger(__name__)
 CHECK = "target-leakage"
@@ -37,6 +39,8 @@ def check_target_inputs(callback: Any, trainer: Any, batch: Any, x: Any, y: Opti
 
 
 def _scan(callback: Any, trainer: Any, batch: Any, x: torch.Tensor, y: torch.Tensor) -> None:
+    if x.is_floating_point() and y.is_floating_point() and x.dim() in (2, 3) and y.dim() in (2, 3):
+        _window_scaling(callback, trainer, x, y)
     if x.dim() == 4 and x.is_floating_point() and y.dim() in (3, 4):
         _mask_channels(callback, trainer, x, y)
     elif x.dim() == 2 and not x.is_floating_point() and y.dim() == 1:
@@ -111,4 +115,23 @@ def _next_token_features(callback: Any, trainer: Any, batch: Mapping, x: torch.T
         "token, so the model reads part of the answer and cannot have it when generating.",
         FEATURE_ADVICE, where=f"batch[{name!r}]", key="next-token-feature",
         data={"features": [n for n, _ in found], "log10_chance": chance},
+    )
+
+
+def _window_scaling(callback: Any, trainer: Any, x: torch.Tensor, y: torch.Tensor) -> None:
+    with hidden_step_watches():  # our reads of the batch are not the model's first use of its input
+        kind = W.scaled_with_target(x, y)
+    callback._ran[CHECK].append("inputs and targets are not scaled together per window")
+    if kind is None:
+        return
+    _found(callback)
+    callback.report(
+        trainer, CHECK, "error",
+        f"In every sample of the first training batch, input and target values together are exactly {kind} "
+        "while the input alone is not: each window was scaled with statistics that include the values to "
+        "predict, so the input's level tells the model the mean and spread of its target, which nobody knows at "
+        "inference time.",
+        "Scale each window with statistics of its input part only (`mu, sd = past.mean(), past.std()`, applied to "
+        "the target too, as RevIN does), or with a scaler fitted on the training split.",
+        where="batch scaling", key="window-scaling", data={"kind": kind, "samples": int(x.shape[0])},
     )

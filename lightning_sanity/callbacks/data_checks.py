@@ -21,6 +21,7 @@ from lightning.pytorch.utilities.types import STEP_OUTPUT
 from typing_extensions import override
 
 from lightning_sanity.callbacks._data_sample import _BatchReader, _InputSample, _LabelSample
+from lightning_sanity.callbacks._label_source import LabelSource
 from lightning_sanity.callbacks._step_watch import StepWatch
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.callbacks.input_scale import FrozenStatistics, _InputScaleGlue
@@ -118,6 +119,8 @@ class DataChecks(_BatchReader, _InputScaleGlue, _LabelDistributionGlue, SanityCa
         self._in_batch_reported = False
         self._watch: Optional[StepWatch] = None
         self._frozen = FrozenStatistics()  # input-scale kind frozen-statistics, on the first batch
+        self._label_source, self._label_index = LabelSource(), None  # the batch part the loss compares with
+        self._first_targets: list[torch.Tensor] = []
 
     # ------------------------------------------------------------------ hooks
 
@@ -136,6 +139,8 @@ class DataChecks(_BatchReader, _InputScaleGlue, _LabelDistributionGlue, SanityCa
             return
         try:
             self._observe(batch)
+            if self._seen == 1:
+                self._label_source.start(batch, self.get_target)
         except Exception as err:  # nothing may lose the user's run
             log.warning("lightning_sanity: the data checks could not read a batch: %r", err)
             self._inputs.missing = self._labels.missing = f"could not read the batch: {err!r}"
@@ -145,11 +150,14 @@ class DataChecks(_BatchReader, _InputScaleGlue, _LabelDistributionGlue, SanityCa
     @override
     def on_before_backward(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", loss: torch.Tensor) -> None:
         self._stop_watch()
+        self._first_targets = self._first_targets or self._label_source.stop()
 
     @override
     def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: STEP_OUTPUT,
                            batch: Any, batch_idx: int) -> None:
         self._stop_watch()
+        if self._seen == 1 and not self._done:
+            self._relabel(batch)
         if not self._done and self._seen >= self.data_batches:
             self._judge(trainer)
         self._judge_frozen_statistics(trainer)
@@ -162,10 +170,12 @@ class DataChecks(_BatchReader, _InputScaleGlue, _LabelDistributionGlue, SanityCa
     @override
     def on_exception(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", exception: BaseException) -> None:
         self._stop_watch()
+        self._label_source.stop()
         self._frozen.remove()
 
     def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._stop_watch()
+        self._label_source.stop()
         self._frozen.remove()  # a crash inside the first step leaves them registered
         if not self._done:
             if self._seen:
@@ -177,6 +187,22 @@ class DataChecks(_BatchReader, _InputScaleGlue, _LabelDistributionGlue, SanityCa
         if (self._labels.missing and not self._labels.values and not self._labels.ranges
                 and not self._in_batch_reported):
             self.skip(trainer, "label-distribution", self._labels.missing)
+
+    def _relabel(self, batch: Any) -> None:
+        """Read the labels from the batch part the first step's loss compared with, when it is not the one
+        ``split_batch`` took (``(tokens, offsets, y)``: the labels are third)."""
+        try:
+            index = self._label_source.find(batch, self._first_targets)
+            self._first_targets = []
+            if index is None or index == 1 or self._labels.missing:
+                return
+            old, self._label_index = self._labels, index
+            self._labels = _LabelSample(pad_id=old.pad_id, padding=old.padding)
+            x = batch[0]
+            self._labels.field = f"batch[{index}]"
+            self._collect_labels(batch[index], self._input_fields(x, self._input_name(batch)))
+        except Exception as err:  # nothing may lose the user's run
+            log.debug("lightning_sanity: reading the loss's label part failed: %r", err)
 
     def _stop_watch(self) -> None:
         watch, self._watch = self._watch, None

@@ -23,14 +23,17 @@ from lightning_sanity.findings import Severity
 class _LabelDistributionGlue:
     """The ``label-distribution`` findings of :class:`~lightning_sanity.callbacks.data_checks.DataChecks`."""
 
-    @staticmethod
-    def _label_facts(facts: dict[str, Any]) -> dict[str, Any]:
-        """The loss inspector's figures, when its loss call compares with the batch's target; else nothing.
+    def _label_facts(self, facts: dict[str, Any]) -> dict[str, Any]:
+        """The loss inspector's figures, when its loss call compares with the batch's target (or the labels were
+        read from the very part the first step's loss compared with: ``_label_index``); else nothing.
 
         A loss against a target the step made itself (a GAN's ``torch.ones_like(...)``, one-hot or shifted targets)
         says nothing about the batch's labels: then they are judged from the data alone.
         """
-        return facts if facts.get("loss_target_is_batch_target") is True else {}
+        return facts if self._labels_are_loss_target(facts) else {}
+
+    def _labels_are_loss_target(self, facts: dict[str, Any]) -> bool:
+        return facts.get("loss_target_is_batch_target") is True or getattr(self, "_label_index", None) is not None
 
     def _label_kind(self, facts: dict[str, Any], labels: torch.Tensor) -> str:
         kind = self._label_facts(facts).get("loss_kind")
@@ -54,7 +57,7 @@ class _LabelDistributionGlue:
         all_facts = self.collector(trainer).facts
         # A recognised loss that compares with something else: the batch's labels may be unused (a GAN's digit
         # labels), so what they look like is only worth knowing.
-        unused = "loss_kind" in all_facts and all_facts.get("loss_target_is_batch_target") is not True
+        unused = "loss_kind" in all_facts and not self._labels_are_loss_target(all_facts)
         facts = self._label_facts(all_facts)
         where = self._labels.field
         all_labels = torch.cat(self._labels.values) if self._labels.values else torch.zeros(0, dtype=torch.float64)

@@ -250,7 +250,8 @@ class LeakageChecks(SanityCallback):
             self._call = {"fn": lambda a, k: fn(pl_module, *a), "how": "forward_fn(pl_module, x)",
                           "args": (x,), "kwargs": {}, "x": x, "y": None, "where": None}
             return
-        self._install_hooks(pl_module, x, y)
+        # A second part that is not the loss's target (a mask): the step may still cut a next-token task from x.
+        self._handles += watch_calls(pl_module, x, y, self._found_call, views=self._task in ("sequence", "copied"))
 
     def _after_step(self, trainer: "pl.Trainer", batch: Any) -> None:
         """What the first step showed: the label the loss compares with (scan the batch's feature columns for it),
@@ -260,21 +261,18 @@ class LeakageChecks(SanityCallback):
             label = batch_label(batch, self._targets, y)
             if isinstance(label, torch.Tensor) and (label.dim() == 1 or (label.dim() == 2 and label.shape[1] == 1)):
                 check_label_columns(self, trainer, feature_parts(batch, x, label, self._call), label, batch)
-        if self._task is None:
+        if self._task in (None, "sequence", "copied"):
             axis = step_axis(self._call, self._targets)
             if axis is not None:
                 self._task, self._axis = "shifted", axis
                 for check in self.checks:
                     self._skips.pop(check, None)
-            else:
+            elif self._task is None:
                 check_raster_self_read(self, trainer, self._call, self._targets)  # a PixelCNN reading its pixel
                 self._call = None
 
     def _found_call(self, call: dict[str, Any]) -> None:
         self._call = self._call or call
-
-    def _install_hooks(self, pl_module: "pl.LightningModule", x: torch.Tensor, y: Optional[torch.Tensor]) -> None:
-        self._handles += watch_calls(pl_module, x, y, self._found_call)
 
     def _remove_hooks(self) -> None:
         for handle in self._handles:
@@ -319,6 +317,8 @@ class LeakageChecks(SanityCallback):
             self._kept = None
 
     def _output(self, call: dict[str, Any], args: tuple, kwargs: dict, size: int, length: int) -> tuple:
+        # Same draws for every probe (inside isolate_rng): eval-mode masks (`self.train` guard) are not leakage.
+        torch.manual_seed(0)
         result = call["fn"](args, kwargs)
         logits = getattr(result, "logits", None)
         if not isinstance(logits, torch.Tensor) and isinstance(result, Mapping):

@@ -1,0 +1,58 @@
+"""Which part of a tuple batch holds the labels, as the first training step's loss shows it.
+
+A batch ``(x, y)`` has its labels second; a batch of three or more parts need not: an EmbeddingBag's
+``(tokens, offsets, y)``, a tabular ``(x_cat, x_num, y)``, a ``(x, lengths, y)`` of packed sequences. Which part is
+the label is not a convention the batch says, but the loss does: the part the first step's recognised loss call
+(:func:`lightning_sanity.checks.losses.loss_kind`) takes as its target, the very tensor or an equal one. Used by
+:class:`~lightning_sanity.callbacks.data_checks.DataChecks` for ``label-distribution``.
+
+Example::
+
+    >>> import torch, torch.nn.functional as F
+    >>> batch = (torch.arange(6), torch.tensor([0, 3]), torch.tensor([1, 0]))
+    >>> source = LabelSource()
+    >>> source.start(batch, None)
+    >>> _ = F.cross_entropy(torch.zeros(2, 2), batch[2])
+    >>> source.find(batch)
+    2
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+
+from lightning_sanity.callbacks._step_targets import LossTargets
+
+
+class LabelSource:
+    """Watches the first step's loss calls (started only for a tuple batch of three or more parts and no
+    ``get_target``) and names the batch part that is their target."""
+
+    def __init__(self) -> None:
+        self._losses: Optional[LossTargets] = None
+
+    def start(self, batch: Any, get_target: Any) -> None:
+        if get_target is None and type(batch) in (tuple, list) and len(batch) >= 3:
+            self._losses = LossTargets().start()
+
+    def stop(self) -> list[torch.Tensor]:
+        losses, self._losses = self._losses, None
+        return losses.stop() if losses is not None else []
+
+    def find(self, batch: Any, seen: Optional[list[torch.Tensor]] = None) -> Optional[int]:
+        """The index (1 or more: never the input) of the batch part the loss compared with (the targets ``seen``
+        when the watch was stopped earlier, at backward), or None."""
+        targets = (seen or []) + self.stop()
+        if type(batch) not in (tuple, list):
+            return None
+        for target in targets:
+            for i, part in enumerate(batch[1:], 1):
+                if part is target:
+                    return i
+            for i, part in enumerate(batch[1:], 1):
+                if (isinstance(part, torch.Tensor) and part.shape == target.shape and part.dtype == target.dtype
+                        and part.device == target.device and torch.equal(part, target.detach())):
+                    return i
+        return None
