@@ -51,7 +51,7 @@ import torch
 from torch import nn
 
 from lightning_sanity.batch import non_target_keys
-from lightning_sanity.callbacks._extra_forward import _map_tensors
+from lightning_sanity.callbacks._extra_forward import _map_tensors, _tensors
 
 FORWARD_FN_HINT = "pass `forward_fn=lambda module, x: ...` to say how to run the model on the batch's input"
 
@@ -125,8 +125,7 @@ def _candidates(x: Any, batch: Any, suffix: str) -> list[tuple[str, tuple, dict]
 
 def _one_stacked_sample(x: Any) -> bool:
     """Whether every tensor of the input has a leading axis of one before at least one more axis."""
-    tensors: list[torch.Tensor] = []
-    _map_tensors(x, lambda t: tensors.append(t) or t)
+    tensors = _tensors(x)
     return bool(tensors) and all(t.dim() >= 2 and t.shape[0] == 1 for t in tensors)
 
 

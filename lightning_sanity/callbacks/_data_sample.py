@@ -62,6 +62,9 @@ class _BatchReader:
     """Reading the first batches into :class:`_InputSample` / :class:`_LabelSample`; mixed into
     :class:`~lightning_sanity.callbacks.data_checks.DataChecks`."""
 
+    #: the batch part that holds the labels when the first step's loss showed it is not the second one
+    _label_index: Optional[int] = None
+
     def _observe(self, batch: Any) -> None:
         with hidden_step_watches():  # our reads of the batch are not the user's step (nor worth watching)
             fields = self._read(batch)
@@ -70,7 +73,7 @@ class _BatchReader:
 
     def _read(self, batch: Any) -> list[tuple[str, torch.Tensor]]:
         x, y = split_batch(batch, self.get_input, self.get_target)
-        if getattr(self, "_label_index", None) is not None:  # the part the first step's loss compared with
+        if self._label_index is not None:  # the part the first step's loss compared with
             y = batch[self._label_index]
         self._seen += 1
         fields = self._input_fields(x, self._input_name(batch))
@@ -153,7 +156,7 @@ class _BatchReader:
     def _target_name(self, batch: Any) -> str:
         if self.get_target is not None:
             return "get_target(batch)"
-        if getattr(self, "_label_index", None) is not None:
+        if self._label_index is not None:
             return f"batch[{self._label_index}]"
         if isinstance(batch, Mapping):
             return next((k for k in TARGET_KEYS if k in batch), "target")

@@ -14,7 +14,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 
-from lightning_sanity.checks.modes import is_batchnorm, summarize_names
+from lightning_sanity.checks.modes import module_kinds, summarize_names
 from lightning_sanity.findings import Severity
 
 
@@ -22,9 +22,9 @@ def report_outside_training(callback: Any, trainer: "pl.Trainer", seen: dict[str
                             reached: Collection[str], modules: list[tuple[str, Any]]) -> None:
     """``seen``: module name -> [epoch, batch_idx, global_step of the first batch it was in eval mode, batches];
     ``reached``: those whose parameters held a gradient after a training batch."""
-    names = list(seen)
-    reached = [n for n in names if n in set(reached)]
-    rest = [n for n in names if n not in set(reached)]
+    names, hit = list(seen), set(reached)
+    reached = [n for n in names if n in hit]
+    rest = [n for n in names if n not in hit]
     by_name = dict(modules)
     total = len(modules)
     if reached:
@@ -32,9 +32,9 @@ def report_outside_training(callback: Any, trainer: "pl.Trainer", seen: dict[str
         batches = max(seen[n][3] for n in reached)
         finding = callback.report(
             trainer, "train-mode", Severity.WARNING,
-            f"{len(reached)} of {total} {_kinds([by_name[n] for n in reached])} module(s) with trainable parameters "
-            f"were in eval mode during training: {summarize_names(reached)}. No optimizer holds their parameters "
-            "although backward gives them gradients.",
+            f"{len(reached)} of {total} {module_kinds([by_name[n] for n in reached])} module(s) with trainable "
+            f"parameters were in eval mode during training: {summarize_names(reached)}. No optimizer holds their "
+            "parameters although backward gives them gradients.",
             "Find the `.eval()` call that runs during training (e.g. in `on_train_epoch_start`, a `train()` override "
             "or a helper) and remove it, or call `.train()` after it; pass their parameters to the optimizer.",
             where=reached[0], batch_idx=first[1], global_step=first[2], key="eval-during-training",
@@ -46,17 +46,10 @@ def report_outside_training(callback: Any, trainer: "pl.Trainer", seen: dict[str
     if rest:
         callback.report(
             trainer, "train-mode", Severity.INFO,
-            f"{len(rest)} {_kinds([by_name[n] for n in rest])} module(s) are in eval mode during training, in a part "
-            f"that no optimizer holds and backward never reached (an EMA/SWA copy or a momentum teacher, updated by "
-            f"hand): {summarize_names(rest)}; read as kept outside training.",
+            f"{len(rest)} {module_kinds([by_name[n] for n in rest])} module(s) are in eval mode during training, in a "
+            f"part that no optimizer holds and backward never reached (an EMA/SWA copy or a momentum teacher, updated "
+            f"by hand): {summarize_names(rest)}; read as kept outside training.",
             "Nothing to do if this copy is updated by hand; `requires_grad_(False)` on it says so explicitly.",
             where=rest[0], at_step=False, key="eval-outside-training",
             data={"modules": rest[:50], "module_count": len(rest), "watched": total},
         )
-
-
-def _kinds(modules: list[Any]) -> str:
-    bn = sum(1 for m in modules if is_batchnorm(m))
-    if bn == len(modules):
-        return "BatchNorm"
-    return "Dropout" if bn == 0 else "BatchNorm/Dropout"

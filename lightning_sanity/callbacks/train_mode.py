@@ -18,7 +18,7 @@ from typing_extensions import override
 from lightning_sanity.batch import BatchFn, batch_size, input_of
 from lightning_sanity.callbacks.base import SanityCallback
 from lightning_sanity.checks.modes import (
-    has_initial_statistics, is_batchnorm, is_frozen, mode_dependent_modules, never_learned_statistics,
+    has_initial_statistics, is_batchnorm, is_frozen, mode_dependent_modules, module_kinds, never_learned_statistics,
     owner_fingerprint, split_by_frozen, summarize_names,
 )
 from lightning_sanity.callbacks._eval_copies import report_outside_training
@@ -151,7 +151,7 @@ class TrainModeMonitor(SanityCallback):
         if trainable:
             self._eval_batches += 1
             chosen = set(trainable)
-            kinds = _kinds([m for n, m in self._modules if n in chosen])
+            kinds = module_kinds([m for n, m in self._modules if n in chosen])
             self.report(
                 trainer, "train-mode", Severity.WARNING,
                 f"{len(trainable)} of {total} {kinds} module(s) with trainable parameters were in eval mode during "
@@ -178,7 +178,7 @@ class TrainModeMonitor(SanityCallback):
             chosen = set(frozen)
             self.report(
                 trainer, "train-mode", Severity.INFO,
-                f"{len(frozen)} {_kinds([m for n, m in self._modules if n in chosen])} module(s) in frozen parts "
+                f"{len(frozen)} {module_kinds([m for n, m in self._modules if n in chosen])} module(s) in frozen parts "
                 f"of the model are kept in eval mode during training: {summarize_names(frozen)}.",
                 "Nothing to do if these modules belong to a frozen pretrained part on purpose.",
                 where=frozen[0], batch_idx=batch_idx, key="eval-frozen",
@@ -264,10 +264,3 @@ def report_unlearned_statistics(callback: SanityCallback, trainer: "pl.Trainer",
         where=names[0], global_step=0, batch_idx=0, key="frozen-initial-statistics",
         data={"modules": names[:50], "module_count": len(names), "in_train_mode": in_train[:50]},
     )
-
-
-def _kinds(modules: list[Any]) -> str:
-    bn = sum(1 for m in modules if is_batchnorm(m))
-    if bn == len(modules):
-        return "BatchNorm"
-    return "Dropout" if bn == 0 else "BatchNorm/Dropout"

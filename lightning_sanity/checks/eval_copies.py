@@ -44,7 +44,7 @@ def outside_optimizers(model: nn.Module, names: Sequence[str], held: Collection[
 def received_gradient(model: nn.Module, names: Sequence[str]) -> list[str]:
     """The modules of ``names`` whose owning parameters hold a gradient (read, never written).
 
-    A tensor no optimizer holds is never zeroed by ``optimizer.zero_grad()``, so a gradient that reached it once
-    is still there: ``.grad is not None`` at the end of the run says that backward reached it at least once.
+    A tensor no optimizer holds is not zeroed by ``optimizer.zero_grad()``, but Lightning clears every ``.grad``
+    before each validation: read right after a training backward, ``.grad is not None`` says backward reached it.
     """
     return [n for n in names if any(p.grad is not None for p in _owner_parameters(model, n))]

@@ -37,6 +37,14 @@ def is_batchnorm(module: nn.Module) -> bool:
     return isinstance(module, _BatchNorm)
 
 
+def module_kinds(modules: Sequence[nn.Module]) -> str:
+    """How a message names a set of mode-dependent modules: "BatchNorm", "Dropout" or "BatchNorm/Dropout"."""
+    bn = sum(1 for m in modules if is_batchnorm(m))
+    if bn == len(modules):
+        return "BatchNorm"
+    return "Dropout" if bn == 0 else "BatchNorm/Dropout"
+
+
 def mode_dependent_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """``(name, module)`` of every BatchNorm and every Dropout with ``p > 0`` in ``model``, in definition order.
 
