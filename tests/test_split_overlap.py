@@ -137,7 +137,8 @@ def test_inputs_from_a_small_space_drawn_independently_for_each_split_stay_silen
 
 def test_rows_hashed_in_gathered_blocks_match_batch_by_batch_hashes(tmp_path):
     """Training rows are hashed every 2048 samples and at a change of width: the figures are the per-batch ones."""
-    from lightning_sanity.checks.splits import split_fingerprints
+    from lightning_sanity.callbacks._row_blocks import RowBlocks
+    from lightning_sanity.checks.splits import fingerprints, split_fingerprints
 
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(3000, 8, generator=gen)
@@ -146,11 +147,17 @@ def test_rows_hashed_in_gathered_blocks_match_batch_by_batch_hashes(tmp_path):
     (finding,) = serious(report, "split-overlap")
     assert finding["data"]["validation_samples"] == 600 and abs(finding["data"]["share"] - 200 / 600) < 1e-9
 
-    monitor = SplitOverlap()
+    blocks = RowBlocks(halves=True)
     short, wide = torch.randn(1500, 6, generator=gen), torch.randn(1500, 9, generator=gen)
     for batch in (short[:1000], short[1000:], wide[:1000], wide[1000:]):  # a width change, then a full block
-        monitor._gather(batch)
-    monitor._flush()
-    assert [len(h) for h in monitor._train] == [1500, 1500]
+        blocks.add(batch)
+    blocks.flush()
+    assert [len(h) for h in blocks._hashed] == [1500, 1500]
     expected = torch.cat([split_fingerprints(short), split_fingerprints(wide)])
-    assert torch.equal(torch.cat(monitor._train), expected)
+    assert torch.equal(blocks.hashes(), expected)
+
+    targets = RowBlocks(halves=False)  # the (input, target) pairs' targets: one hash per sample
+    labels = torch.randint(0, 5, (3000, 2), generator=gen)
+    for start in range(0, 3000, 700):
+        targets.add(labels[start : start + 700])
+    assert torch.equal(targets.hashes(), fingerprints(labels))

@@ -8,15 +8,16 @@ is the leak (the zoo's ``bug_bpr_recommender_val_click_left_in_train_pairs``); a
 no pair. The pairs are judged the same way as the inputs (the share of validation pairs found in training beyond the
 training pairs' own repetition rate), and only when the inputs alone could not be judged.
 
-Cost: per training batch of the first epoch and per validation batch of the first validation run, one hash of the
-target (a few values per sample, on the device), combined with the input's hash once both are read.
+Cost: per training batch of the first epoch, a copy of the target's sampled values (hashed a block at a time); per
+validation batch of the first validation run, one hash of the target (a few values per sample, on the device);
+combined with the input's hash once both are read.
 
 Example::
 
     >>> import torch
     >>> p = PairPrints()
     >>> p.add("train", torch.tensor([1, 1, 2]))
-    >>> p.targets["train"][0].shape
+    >>> p.read("train").shape
     torch.Size([3])
 """
 
@@ -26,6 +27,7 @@ from typing import Any, Optional
 
 import torch
 
+from lightning_sanity.callbacks._row_blocks import RowBlocks
 from lightning_sanity.checks import splits as S
 
 #: An odd 64-bit multiplier (2^64 / golden ratio): the pair's hash ``input * K + target`` modulo 2^64.
@@ -47,7 +49,7 @@ class PairPrints:
     """The targets' fingerprints per split, aligned with the inputs' (stopped for good when a target is missing)."""
 
     def __init__(self) -> None:
-        self.targets: dict[str, list[torch.Tensor]] = {"train": [], "val": []}
+        self.targets: dict[str, RowBlocks] = {"train": RowBlocks(halves=False), "val": RowBlocks(halves=False)}
         self.usable = True
 
     def add(self, split: str, target: Any, samples: Optional[int] = None) -> None:
@@ -55,13 +57,14 @@ class PairPrints:
             return
         if not isinstance(target, torch.Tensor) or target.dim() == 0 or (
                 samples is not None and int(target.shape[0]) != samples):
-            self.usable, self.targets = False, {"train": [], "val": []}
+            self.usable = False
+            for blocks in self.targets.values():
+                blocks.clear()
             return
-        self.targets[split].append(S.fingerprints(target))
+        self.targets[split].add(target)
 
     def read(self, split: str) -> Optional[torch.Tensor]:
-        store = self.targets[split]
-        return torch.cat(store).cpu() if self.usable and store else None
+        return self.targets[split].hashes() if self.usable else None
 
 
 def judge_pairs(train_inputs: torch.Tensor, val_inputs: torch.Tensor, train_targets: Optional[torch.Tensor],

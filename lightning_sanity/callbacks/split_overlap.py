@@ -16,6 +16,7 @@ import torch
 from typing_extensions import override
 
 from lightning_sanity.batch import BatchFn, input_of, split_batch
+from lightning_sanity.callbacks._row_blocks import RowBlocks
 from lightning_sanity.callbacks._split_pairs import PairPrints, judge_pairs
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks import splits as S
@@ -24,9 +25,6 @@ log = logging.getLogger(__name__)
 
 #: most samples fingerprinted per split (8 bytes each, on the host once read).
 _MAX_SAMPLES = 1 << 20
-#: training rows gathered before they are hashed together: one set of hashing kernels per this many samples
-#: instead of one per step (a step then only copies its sampled rows, a few microseconds).
-_PENDING_ROWS = 2048
 #: share of validation samples found in training, beyond the training data's own repetition rate, that is an error.
 ERROR_SHARE = 0.5
 
@@ -89,10 +87,9 @@ class SplitOverlap(SanityCallback):
 
     def _reset(self) -> None:
         self.revive()
-        self._train: list[torch.Tensor] = []
+        # Training rows are copied per step and hashed in blocks (steps are many); validation batches are few.
+        self._train = RowBlocks(halves=True)
         self._val: list[torch.Tensor] = []
-        self._block: Optional[torch.Tensor] = None  # sampled training rows not hashed yet (one width and dtype)
-        self._filled = 0
         self._train_count = self._val_count = 0
         self._train_done = self._val_done = self._judged = False
         self._train_fp: Optional[torch.Tensor] = None
@@ -139,9 +136,8 @@ class SplitOverlap(SanityCallback):
     def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         if self._reason is not None or self._train_done:
             return
-        self._flush()
-        self._block = None
-        self._train_fp, self._train = self._read(self._train), []
+        self._train_fp = self._train.hashes()
+        self._train.clear()
         self._train_done = True
         self.retire("on_train_batch_end")
         self._judge(trainer)
@@ -152,9 +148,8 @@ class SplitOverlap(SanityCallback):
             return
         if self._reason is None and not self._judged:
             # A run that ended early: judge what was seen, if both splits were seen at all.
-            self._flush()
             if self._train_fp is None and self._train:
-                self._train_fp = self._read(self._train)
+                self._train_fp = self._train.hashes()
             if self._val_fp is None and self._val:
                 self._val_fp = self._read(self._val)
             self._judge(trainer, partial=True)
@@ -166,10 +161,11 @@ class SplitOverlap(SanityCallback):
     def _stop(self, reason: str) -> None:
         if self._reason is None:
             self._reason = reason
-        self._train, self._val, self._block = [], [], None
+        self._train.clear()
+        self._val = []
         self.retire("on_train_batch_end", "on_validation_batch_start")
 
-    def _take(self, store: list[torch.Tensor], batch: Any, split: str) -> None:
+    def _take(self, store: Any, batch: Any, split: str) -> None:
         try:
             x = input_of(batch, self.get_input)
             if not isinstance(x, torch.Tensor) or x.dim() == 0:
@@ -181,7 +177,7 @@ class SplitOverlap(SanityCallback):
             self._pairs.add(split, split_batch(batch, self.get_input)[1], int(x.shape[0]))
             if split == "train":
                 self._train_batches += 1
-                self._gather(x)
+                self._train.add(x)
                 self._train_count += int(x.shape[0])
             else:
                 store.append(S.fingerprints(x))
@@ -189,32 +185,6 @@ class SplitOverlap(SanityCallback):
         except Exception as err:  # a check must never lose the user's run
             log.debug("split-overlap fingerprint failed", exc_info=True)
             self._stop(f"could not fingerprint a {split} batch: {err!r}")
-
-    def _gather(self, x: torch.Tensor) -> None:
-        """Copy the sampled rows of training batch ``x`` into the block being gathered (no allocation per step)."""
-        n, values = int(x.shape[0]), x[0].numel() if x.shape[0] else 0
-        width = min(values, S.FINGERPRINT_VALUES)
-        block = self._block
-        if block is not None and (block.shape[1] != width or block.dtype != x.dtype or block.device != x.device
-                                  or self._filled + n > block.shape[0]):
-            self._flush()
-            if block.shape[1] != width or block.dtype != x.dtype or block.device != x.device:
-                block = self._block = None
-        if n > _PENDING_ROWS:  # a batch larger than a block: hashed on its own
-            self._train.append(S.hash_rows(S.sample_rows(x), halves=True, scratch=True))
-            return
-        if block is None:
-            block = self._block = torch.empty(_PENDING_ROWS, width, dtype=x.dtype, device=x.device)
-        S.sample_rows(x, out=block[self._filled : self._filled + n])
-        self._filled += n
-        if self._filled == block.shape[0]:
-            self._flush()
-
-    def _flush(self) -> None:
-        """Hash the gathered training rows at once: the same hashes as batch by batch, in fewer kernels."""
-        if self._block is not None and self._filled:
-            self._train.append(S.hash_rows(self._block[: self._filled], halves=True, scratch=True))
-        self._filled = 0
 
     @staticmethod
     def _read(store: list[torch.Tensor]) -> Optional[torch.Tensor]:
