@@ -73,6 +73,7 @@ def batch_size(batch: Any) -> Optional[int]:
 
 
 def first_tensor(batch: Any) -> Optional[torch.Tensor]:
+    """The first tensor found in ``batch`` (nested sequences and mappings), or None."""
     if isinstance(batch, torch.Tensor):
         return batch
     if type(batch) in (tuple, list) and batch and isinstance(batch[0], torch.Tensor):
@@ -103,3 +104,27 @@ def slice_batch(batch: Any, index: Any) -> Any:
         return item
 
     return cut(batch)
+
+
+def map_tensors(obj: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    """``obj`` with ``fn`` applied to every tensor in it (nested tuples, named tuples, lists and mappings)."""
+    if isinstance(obj, torch.Tensor):
+        return fn(obj)
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*(map_tensors(v, fn) for v in obj))
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(map_tensors(v, fn) for v in obj)
+    if isinstance(obj, Mapping):
+        items = {k: map_tensors(v, fn) for k, v in obj.items()}
+        try:
+            return type(obj)(items)
+        except Exception:
+            return items
+    return obj
+
+
+def tensors_of(obj: Any) -> list[torch.Tensor]:
+    """Every tensor in ``obj``, in order."""
+    found: list[torch.Tensor] = []
+    map_tensors(obj, lambda t: found.append(t) or t)
+    return found

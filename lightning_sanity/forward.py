@@ -50,8 +50,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import torch
 from torch import nn
 
-from lightning_sanity.batch import non_target_keys
-from lightning_sanity.callbacks._extra_forward import _map_tensors, _tensors
+from lightning_sanity.batch import map_tensors, non_target_keys, tensors_of
 
 FORWARD_FN_HINT = "pass `forward_fn=lambda module, x: ...` to say how to run the model on the batch's input"
 
@@ -87,7 +86,7 @@ def model_calls(module: nn.Module, x: Any, batch: Any, forward_fn: Optional[Call
         raise CannotCall(f"{type(module).__name__} defines no `forward`; {FORWARD_FN_HINT}")
     candidates = _candidates(x, batch, "")
     if _one_stacked_sample(x):
-        squeezed_x, squeezed = _map_tensors((x, batch), _squeeze_leading)
+        squeezed_x, squeezed = map_tensors((x, batch), _squeeze_leading)
         candidates += _candidates(squeezed_x, squeezed, ".squeeze(0)")
     try:
         signature: Optional[inspect.Signature] = inspect.signature(module.forward)
@@ -125,7 +124,7 @@ def _candidates(x: Any, batch: Any, suffix: str) -> list[tuple[str, tuple, dict]
 
 def _one_stacked_sample(x: Any) -> bool:
     """Whether every tensor of the input has a leading axis of one before at least one more axis."""
-    tensors = _tensors(x)
+    tensors = tensors_of(x)
     return bool(tensors) and all(t.dim() >= 2 and t.shape[0] == 1 for t in tensors)
 
 

@@ -9,6 +9,7 @@ from torch import nn
 from lightning_sanity.checks import activations as A
 from lightning_sanity.checks import layers as LM
 from lightning_sanity.checks import norms as N
+from lightning_sanity.checks.naming import common_module, short_list
 
 
 def test_layer_map_finds_modules_owning_parameters_and_their_kinds():
@@ -142,9 +143,9 @@ def test_update_ratio_verdicts():
 
 
 def test_common_module_and_short_list():
-    assert N.common_module(["encoder.layers.0.linear", "encoder.layers.1.linear"]) == "encoder.layers"
-    assert N.common_module(["a", "b"]) is None
-    assert N.short_list([str(i) for i in range(8)], limit=3) == "0, 1, 2, ... (+5 more)"
+    assert common_module(["encoder.layers.0.linear", "encoder.layers.1.linear"]) == "encoder.layers"
+    assert common_module(["a", "b"]) is None
+    assert short_list([str(i) for i in range(8)], limit=3) == "0, 1, 2, ... (+5 more)"
 
 
 # --------------------------------------------------------------------------- activations

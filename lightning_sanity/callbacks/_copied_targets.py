@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from lightning_sanity.callbacks._extra_forward import _map_tensors
+from lightning_sanity.batch import map_tensors
 from lightning_sanity.checks import leakage as L
 
 ADVICE = ("Keep a label only where the model must predict a token it cannot see: for a masked LM, set the labels of "
@@ -32,7 +32,7 @@ def copied_random_targets(callback: Any, trainer: Any, call: dict[str, Any], siz
         return
     fresh = L.random_like_tokens(x, callback._generator)
     new_x, new_y = torch.where(copied, fresh, x), torch.where(copied, fresh.to(y.dtype), y)
-    a, k = _map_tensors((call["args"], call["kwargs"]), lambda v: new_x if v is x else new_y if v is y else v)
+    a, k = map_tensors((call["args"], call["kwargs"]), lambda v: new_x if v is x else new_y if v is y else v)
     out, _, _ = callback._output(call, a, k, size, length)
     vocab = max(int(x.max()) + 1, 2)
     share = float(copied.sum()) / max(int((y >= L.IGNORED).sum()), 1)
@@ -63,7 +63,7 @@ def same_random_targets(callback: Any, trainer: Any, call: dict[str, Any], size:
     """Random tokens written to the inputs and the targets alike: can the model predict them?"""
     x, y = call["x"], call["y"]
     fresh = L.random_like_tokens(x, callback._generator)
-    a, k = _map_tensors((call["args"], call["kwargs"]), lambda v: fresh if (v is x or v is y) else v)
+    a, k = map_tensors((call["args"], call["kwargs"]), lambda v: fresh if (v is x or v is y) else v)
     out, loss, _ = callback._output(call, a, k, size, length)
     vocab = max(int(x.max()) + 1, 2)
     used = fresh >= 0

@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 import torch
 
-from lightning_sanity.callbacks._extra_forward import _map_tensors
+from lightning_sanity.batch import map_tensors
 from lightning_sanity.checks import flow
 from lightning_sanity.checks import leakage as L
 
@@ -50,7 +50,7 @@ def decoder_future(callback: Any, trainer: Any, call: dict[str, Any], when: str)
     if base is None:
         return
     new = L.perturb_after(decoder, t, 1, callback._generator)
-    args, kwargs = _map_tensors((call["args"], call["kwargs"]), lambda v: new if v is decoder else v)
+    args, kwargs = map_tensors((call["args"], call["kwargs"]), lambda v: new if v is decoder else v)
     out, _, _ = callback._output(call, args, kwargs, size, length)
     base = flow.strided_units(base, L.COMPARED_UNITS)
     out = flow.strided_units(out, L.COMPARED_UNITS) if out is not None else out

@@ -1,5 +1,6 @@
 """Running the model outside the user's step without an observer effect: every module in eval mode with its own
-flag put back, the trainer's precision context, and walking the tensors of nested inputs.
+flag put back, and the trainer's precision context (walking the tensors of nested inputs is
+:func:`lightning_sanity.batch.map_tensors`).
 
 Shared by the first-batch flow checks (:mod:`~lightning_sanity.callbacks.model_checks`), the leakage checks, the
 fixed-batch snapshots and the replayed model call.
@@ -8,8 +9,8 @@ fixed-batch snapshots and the replayed model call.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
-from typing import Any, Callable, Optional
+from collections.abc import Iterator
+from typing import Any, Callable
 
 import lightning.pytorch as pl
 import torch
@@ -106,35 +107,8 @@ def module_calls(model: nn.Module, enter: Callable[[str, Any], Any], leave: Call
             handle.remove()
 
 
-def _precision_context(trainer: "pl.Trainer") -> Any:
+def precision_context(trainer: "pl.Trainer") -> Any:
+    """The precision plugin's context of a training step (autocast under mixed precision), for an extra forward."""
     plugin = getattr(trainer, "precision_plugin", None)
     context = getattr(plugin, "train_step_context", None)
     return context() if callable(context) else contextlib.nullcontext()
-
-
-def _map_tensors(obj: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return fn(obj)
-    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
-        return type(obj)(*(_map_tensors(v, fn) for v in obj))
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_map_tensors(v, fn) for v in obj)
-    if isinstance(obj, Mapping):
-        items = {k: _map_tensors(v, fn) for k, v in obj.items()}
-        try:
-            return type(obj)(items)
-        except Exception:
-            return items
-    return obj
-
-
-def _tensors(obj: Any) -> list[torch.Tensor]:
-    found: list[torch.Tensor] = []
-    _map_tensors(obj, lambda t: found.append(t) or t)
-    return found
-
-
-def _first_tensor(obj: Any) -> Optional[torch.Tensor]:
-    for t in _tensors(obj):
-        return t
-    return None

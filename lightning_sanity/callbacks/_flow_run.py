@@ -15,7 +15,8 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 
-from lightning_sanity.callbacks._extra_forward import _first_tensor, _map_tensors, module_calls
+from lightning_sanity.batch import first_tensor, map_tensors
+from lightning_sanity.callbacks._extra_forward import module_calls
 from lightning_sanity.checks import flow
 
 
@@ -88,7 +89,7 @@ class _FlowRun:
             self.int_inputs.append(t)
             return t
 
-        return _map_tensors(self.args, leaf), _map_tensors(self.kwargs, leaf)
+        return map_tensors(self.args, leaf), map_tensors(self.kwargs, leaf)
 
     def _embedding_batch_dim(self, ids: Any) -> Optional[int]:
         if not isinstance(ids, torch.Tensor) or ids.is_floating_point() or ids.dim() == 0:
@@ -157,7 +158,7 @@ class _FlowRun:
                 return flow.perturb(t, 0, self.generator)
             return t
 
-        return _map_tensors(self.args, swap), _map_tensors(self.kwargs, swap)
+        return map_tensors(self.args, swap), map_tensors(self.kwargs, swap)
 
     def perturbed_rows(self) -> torch.Tensor:
         args, kwargs = self._perturbed_args()
@@ -173,7 +174,7 @@ class _FlowRun:
         base_args, base_kwargs = (self._perturbed_args() if perturbed else (self.args, self.kwargs))
         reference = 0
         with torch.no_grad():
-            first = _first_tensor((base_args, base_kwargs))
+            first = first_tensor((base_args, base_kwargs))
             rows = first.reshape(self.size, -1) if first is not None else None
         others = flow.differing_samples(rows) if rows is not None else []
         if not others:
@@ -269,7 +270,7 @@ class _Recorder:
 
     def _add(self, name: str, kind: str, value: Any) -> int:
         t = len(self.events)
-        tensor = _first_tensor(value)
+        tensor = first_tensor(value)
         self.events.append((t, name, kind))
         self.values.append(self.measure(tensor) if isinstance(tensor, torch.Tensor) else None)
         return t

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lightning_sanity.callbacks._extra_forward import _tensors
+from lightning_sanity.batch import tensors_of
 from lightning_sanity.checks import label_copies as C
 from lightning_sanity.checks import target_inputs as T
 
@@ -119,7 +119,7 @@ def _watch_reads(model: nn.Module, watched: dict[str, tuple[torch.Tensor, torch.
     target (name to ``(tensor, target)``)."""
 
     def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
-        passed = _tensors((args, kwargs))
+        passed = tensors_of((args, kwargs))
         for name, (c, y) in watched.items():
             # a call given the target too is the loss, or a wrapper handed the whole batch: not where inputs are read
             if name not in read and not any(t is y for t in passed) and any(

@@ -7,12 +7,15 @@ it, including a target argument (``self.model(inputs, target)``, ``self.model(**
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
 
-from lightning_sanity.callbacks._extra_forward import _map_tensors
+from lightning_sanity.batch import map_tensors
+from lightning_sanity.checks import flow
+from lightning_sanity.checks import leakage as L
 
 
 def watch_calls(model: nn.Module, x: torch.Tensor, y: Optional[torch.Tensor],
@@ -61,7 +64,7 @@ def keep_call(call: dict[str, Any], keep: int) -> dict[str, Any]:
             memo[id(t)] = cut.detach().to("cpu", copy=True)
         return memo[id(t)]
 
-    args, kwargs = _map_tensors((call["args"], call["kwargs"]), copy)
+    args, kwargs = map_tensors((call["args"], call["kwargs"]), copy)
     kept = dict(call, args=args, kwargs=kwargs, x=copy(call["x"]))
     kept["y"] = copy(call["y"]) if call["y"] is not None else None
     kept["target"] = None  # the batch's target, for the first look only
@@ -75,7 +78,33 @@ def move_call(call: dict[str, Any], device: torch.device) -> dict[str, Any]:
     def move(t: torch.Tensor) -> torch.Tensor:
         return memo.setdefault(id(t), t.to(device))
 
-    args, kwargs = _map_tensors((call["args"], call["kwargs"]), move)
+    args, kwargs = map_tensors((call["args"], call["kwargs"]), move)
     moved = dict(call, args=args, kwargs=kwargs, x=move(call["x"]))
     moved["y"] = move(call["y"]) if call["y"] is not None else None
     return moved
+
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def call_output(call: dict[str, Any], args: tuple, kwargs: dict, size: int, length: int,
+                axis: int) -> Optional[tuple[Optional[torch.Tensor], Optional[torch.Tensor], bool]]:
+    """Re-run a kept call with ``args``/``kwargs``: ``(the output as (batch, positions, units) or None, the loss the
+    model computed or None, whether the output is half precision)``; None when no output tensor has the batch size.
+
+    Every run draws the same random numbers (the caller runs it inside ``isolate_rng``): masks that a module draws
+    even in eval mode (a ``self.train`` guard forgotten) are not leakage.
+    """
+    torch.manual_seed(0)
+    result = call["fn"](args, kwargs)
+    logits = getattr(result, "logits", None)
+    if not isinstance(logits, torch.Tensor) and isinstance(result, Mapping):
+        logits = result.get("logits")
+    out = logits if isinstance(logits, torch.Tensor) else flow.first_output_tensor(result, size)
+    if out is None:
+        return None
+    view = L.positions_view(out, size, length, axis if out.dim() > axis else None)
+    loss = getattr(result, "loss", None)
+    if not isinstance(loss, torch.Tensor) and isinstance(result, Mapping):
+        loss = result.get("loss")
+    return view, (loss if isinstance(loss, torch.Tensor) and loss.numel() == 1 else None), out.dtype in _HALF

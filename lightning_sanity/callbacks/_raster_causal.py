@@ -16,7 +16,8 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities.seed import isolate_rng
 
-from lightning_sanity.callbacks._extra_forward import _map_tensors, _precision_context, eval_mode
+from lightning_sanity.batch import map_tensors
+from lightning_sanity.callbacks._extra_forward import eval_mode, precision_context
 from lightning_sanity.callbacks._model_call import keep_call, move_call
 from lightning_sanity.checks import flow
 from lightning_sanity.checks.raster_causal import raster_self_read
@@ -58,10 +59,10 @@ def _check(callback: Any, trainer: "pl.Trainer", pl_module: "pl.LightningModule"
     kx, size = kept["x"], int(kept["x"].shape[0])
 
     def model(new: torch.Tensor) -> torch.Tensor:
-        args, kwargs = _map_tensors((kept["args"], kept["kwargs"]), lambda v: new if v is kx else v)
+        args, kwargs = map_tensors((kept["args"], kept["kwargs"]), lambda v: new if v is kx else v)
         return flow.first_output_tensor(kept["fn"](args, kwargs), size)
 
-    with isolate_rng(), torch.no_grad(), eval_mode(pl_module), _precision_context(trainer):
+    with isolate_rng(), torch.no_grad(), eval_mode(pl_module), precision_context(trainer):
         generator = torch.Generator().manual_seed(1234)
         result = raster_self_read(model, kx, generator, half=kx.dtype in _HALF)
     if result is None:

@@ -36,7 +36,8 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from lightning_sanity.callbacks._extra_forward import _first_tensor, module_calls
+from lightning_sanity.batch import first_tensor
+from lightning_sanity.callbacks._extra_forward import module_calls
 from lightning_sanity.callbacks._flow_run import _FlowRun, _SkipOne
 from lightning_sanity.checks import flow
 from lightning_sanity.findings import Severity
@@ -61,7 +62,7 @@ class _OutputRecorder:
 
     def _end(self, name: str, start: Optional[int], output: Any) -> None:
         self._clock += 1
-        self.calls.append((name, self._clock if start is None else start, self._clock, _first_tensor(output)))
+        self.calls.append((name, self._clock if start is None else start, self._clock, first_tensor(output)))
 
     def __enter__(self) -> "_OutputRecorder":
         self._hooks.__enter__()

@@ -19,7 +19,7 @@ from typing_extensions import override
 from lightning_sanity.cadence import trainer_chart_every
 from lightning_sanity import tensorboard
 from lightning_sanity.callbacks._output_range import OutputRangeWatch
-from lightning_sanity.callbacks.base import SanityCallback, Threshold
+from lightning_sanity.callbacks.base import SanityCallback, Threshold, check_int
 from lightning_sanity.cost import timed
 from lightning_sanity.checks import activations as A
 from lightning_sanity.findings import Severity
@@ -88,11 +88,7 @@ class ActivationMonitor(SanityCallback):
     }
 
     def __init__(self, activations_every_n_steps: Optional[int] = None) -> None:
-        if activations_every_n_steps is not None and (
-            isinstance(activations_every_n_steps, bool) or not isinstance(activations_every_n_steps, int)
-            or activations_every_n_steps < 1
-        ):
-            raise ValueError(f"`activations_every_n_steps` must be an integer >= 1 or None, got {activations_every_n_steps!r}.")
+        check_int("activations_every_n_steps", activations_every_n_steps, minimum=1, optional=True)
         self.every_n_steps = activations_every_n_steps
         self._reset()
 

@@ -55,6 +55,16 @@ def skip_unused_batch_hooks(cls: type) -> None:
             setattr(cls, hook, None)
 
 
+def check_int(name: str, value: Any, minimum: int, optional: bool = False) -> None:
+    """Raise a ValueError naming the argument ``name`` unless ``value`` is an integer >= ``minimum`` (or None, when
+    ``optional``)."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        allowed = f"an integer >= {minimum}" + (" or None" if optional else "")
+        raise ValueError(f"`{name}` must be {allowed}, got {value!r}.")
+
+
 class SanityCallback(Callback):
     """A Lightning callback that owns some of the contract's checks and reports findings for them.
 

@@ -17,7 +17,7 @@ import torch
 from lightning.pytorch.utilities.seed import isolate_rng
 from typing_extensions import override
 
-from lightning_sanity.batch import BatchFn, batch_size, split_batch
+from lightning_sanity.batch import BatchFn, batch_size, map_tensors, split_batch
 from lightning_sanity.callbacks.base import SanityCallback
 from lightning_sanity.callbacks._run_length import planned_batches
 from lightning_sanity.callbacks._copied_targets import copied_random_targets, same_random_targets
@@ -27,9 +27,9 @@ from lightning_sanity.callbacks._label_copies import finish_label_copies, start_
 from lightning_sanity.callbacks._label_columns import check_label_columns
 from lightning_sanity.callbacks._step_targets import LossTargets, batch_label, feature_parts, step_axis
 from lightning_sanity.callbacks._target_inputs import check_target_inputs
-from lightning_sanity.callbacks._model_call import keep_call, move_call, watch_calls
+from lightning_sanity.callbacks._model_call import call_output, keep_call, move_call, watch_calls
 from lightning_sanity.callbacks._raster_causal import check_raster_self_read
-from lightning_sanity.callbacks._extra_forward import _map_tensors, _precision_context, eval_mode
+from lightning_sanity.callbacks._extra_forward import eval_mode, precision_context
 from lightning_sanity.checks import flow
 from lightning_sanity.checks import future_features as FF
 from lightning_sanity.checks import leakage as L
@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 
 #: samples of the first batch kept (on the CPU) for the second look later in the run.
 _KEEP = 16
-_HALF = (torch.float16, torch.bfloat16)
 
 class _Skip(Exception):
     """A leakage test cannot run; the message is the reason shown in the summary."""
@@ -291,7 +290,7 @@ class LeakageChecks(SanityCallback):
                                "or indexed first); pass `forward_fn=` to say how to run the model")
             return
         try:
-            with isolate_rng(), torch.no_grad(), eval_mode(pl_module), _precision_context(trainer):
+            with isolate_rng(), torch.no_grad(), eval_mode(pl_module), precision_context(trainer):
                 self._run_tests(trainer, pl_module, call, when, first)
             if first and (self._task in ("shifted", "same") or call["y"] is not None):
                 self._kept = keep_call(call, _KEEP)
@@ -317,20 +316,10 @@ class LeakageChecks(SanityCallback):
             self._kept = None
 
     def _output(self, call: dict[str, Any], args: tuple, kwargs: dict, size: int, length: int) -> tuple:
-        # Same draws for every probe (inside isolate_rng): eval-mode masks (`self.train` guard) are not leakage.
-        torch.manual_seed(0)
-        result = call["fn"](args, kwargs)
-        logits = getattr(result, "logits", None)
-        if not isinstance(logits, torch.Tensor) and isinstance(result, Mapping):
-            logits = result.get("logits")
-        out = logits if isinstance(logits, torch.Tensor) else flow.first_output_tensor(result, size)
-        if out is None:
+        found = call_output(call, args, kwargs, size, length, self._axis)
+        if found is None:
             raise _Skip(f"the output of `{call['how']}` holds no float tensor with a batch dimension")
-        view = L.positions_view(out, size, length, self._axis if out.dim() > self._axis else None)
-        loss = getattr(result, "loss", None)
-        if not isinstance(loss, torch.Tensor) and isinstance(result, Mapping):
-            loss = result.get("loss")
-        return view, (loss if isinstance(loss, torch.Tensor) and loss.numel() == 1 else None), out.dtype in _HALF
+        return found
 
     def _run_tests(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", call: dict[str, Any], when: str,
                    first: bool) -> None:
@@ -351,7 +340,7 @@ class LeakageChecks(SanityCallback):
             """Re-run the call with ``old`` changed after position ``t``: the change of the outputs up to ``t``,
             its scale, the first position that moved, and whether that is more than round-off."""
             new = L.perturb_after(old, t, axis, self._generator, **offset)
-            a, k = _map_tensors((call["args"], call["kwargs"]), lambda v: new if v is old else v)
+            a, k = map_tensors((call["args"], call["kwargs"]), lambda v: new if v is old else v)
             out, _, _ = self._output(call, a, k, size, length)
             out = flow.strided_units(out[:, : t + 1], L.COMPARED_UNITS).contiguous() if out is not None else out
             change, scale, first_pos = L.change_up_to(base, out, t)

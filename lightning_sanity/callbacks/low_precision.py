@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from lightning_sanity.checks import low_precision as LP
-from lightning_sanity.checks.norms import short_list
+from lightning_sanity.checks.naming import short_list
 from lightning_sanity.findings import Severity
 
 if TYPE_CHECKING:

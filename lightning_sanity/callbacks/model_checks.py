@@ -25,7 +25,7 @@ from torch import nn
 from typing_extensions import override
 
 from lightning_sanity.batch import BatchFn, batch_size, input_of, non_target_keys, slice_batch
-from lightning_sanity.callbacks._extra_forward import _precision_context, eval_mode, hidden_step_watches
+from lightning_sanity.callbacks._extra_forward import eval_mode, hidden_step_watches, precision_context
 from lightning_sanity.callbacks._graph_batches import GraphEdgeTally
 from lightning_sanity.checks.graph_batches import graph_batch_parts
 from lightning_sanity.callbacks._flow_run import _Defer, _FlowRun, _Skip, _SkipOne
@@ -261,7 +261,7 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
         # into a `view`) gets the whole batch.
         sizes = [_FLOW_BATCH, size] if size > _FLOW_BATCH else [size]
         # cuDNN's RNN kernels refuse a backward pass in eval mode; the native ones give the same gradients.
-        with isolate_rng(), eval_mode(pl_module), _precision_context(trainer), torch.enable_grad(), \
+        with isolate_rng(), eval_mode(pl_module), precision_context(trainer), torch.enable_grad(), \
                 torch.backends.cudnn.flags(enabled=False), hidden_step_watches():
             run = self._first_run(pl_module, x, batch, size, sizes)
             if run.pairwise and run.size < size:

@@ -26,6 +26,7 @@ from lightning_sanity.callbacks.step import (
     save_step_bundle,
     shared_grad_norms,
 )
+from lightning_sanity.callbacks._amp_overflows import AmpOverflows
 from lightning_sanity.callbacks._val_nonfinite import _ValNonFinite
 from lightning_sanity.callbacks.base import SanityCallback
 from lightning_sanity.checks.nonfinite import nonfinite_finding
@@ -37,17 +38,12 @@ log = logging.getLogger(__name__)
 
 CHECK = "non-finite"
 ACTIONS = ("stop", "skip", "warn")
-#: fp16 AMP: the GradScaler halves its scale at every overflow and skips the step, which is expected now and then.
-#: A scale below 1 means gradients overflow fp16 even unscaled; this many overflowing steps in a row means the
-#: run makes no progress (the scale started at 2**16, so it would be far below 1 by then anyway).
-AMP_MIN_SCALE = 1.0
-AMP_MAX_CONSECUTIVE = 20
 
 class NonFiniteStop(RuntimeError):
     """Raised when the Trainer kept training after the sentinel asked it to stop on a non-finite step."""
 
 
-class NonFiniteSentinel(_ValNonFinite, SanityCallback):
+class NonFiniteSentinel(AmpOverflows, _ValNonFinite, SanityCallback):
     r"""Watch the loss, the gradients and the weights for NaN or Inf, at the cost of one host sync per step.
 
     Every training step folds two things into one fused reduction (``torch._foreach_norm`` over all gradients,
@@ -354,33 +350,6 @@ class NonFiniteSentinel(_ValNonFinite, SanityCallback):
                 opt.zero_grad(set_to_none=True)
         if trainer.is_global_zero:
             self._report(trainer, origin, views, action, replay)
-
-    def _amp_overflow(self, trainer: "pl.Trainer", scaler: Any, origin: dict[str, Any]) -> None:
-        self._amp_overflows += 1
-        self._amp_consecutive += 1
-        scale = float(scaler.get_scale())
-        stuck = scale < AMP_MIN_SCALE or self._amp_consecutive >= AMP_MAX_CONSECUTIVE
-        if not trainer.is_global_zero:
-            return
-        if stuck:
-            self.report(
-                trainer, CHECK, Severity.ERROR,
-                f"Mixed-precision gradients overflowed in {self._amp_consecutive} steps in a row and the loss scale "
-                f"fell to {scale:.3g}: the scaler skips every update, so training makes no progress.",
-                "Gradients overflow float16 even unscaled: lower the learning rate, add gradient clipping, keep "
-                "overflow-prone ops (exp, softmax, large matmuls, losses) in float32, or train in bf16-mixed.",
-                where=origin["where"], key="amp-stuck",
-                data={"kind": "gradient", "loss_scale": scale, "consecutive": self._amp_consecutive},
-            )
-        else:
-            self.report(
-                trainer, CHECK, Severity.INFO,
-                f"Mixed-precision gradients overflowed and the GradScaler skipped the step (loss scale now {scale:.3g}); "
-                "an occasional overflow is how the scaler finds its scale.",
-                "Nothing to do unless this repeats often; then keep overflow-prone ops in float32 or lower the "
-                "learning rate.",
-                where=None, key="amp-overflow", data={"kind": "amp-overflow", "loss_scale": scale},
-            )
 
     def _report(self, trainer: "pl.Trainer", origin: dict[str, Any], views: list[dict[str, Any]], action: str,
                 replay: Optional[str]) -> None:

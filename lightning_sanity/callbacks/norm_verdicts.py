@@ -18,6 +18,7 @@ from lightning_sanity.checks import norms as N
 from lightning_sanity.checks.accumulation import accumulating_message, find_accumulating
 from lightning_sanity.checks.first_step import first_step_spike
 from lightning_sanity.checks.init_scale import beyond_init_scale, default_init_norms
+from lightning_sanity.checks.naming import common_module, short_list
 from lightning_sanity.checks.weight_drift import steady_growth
 from lightning_sanity.findings import Severity
 
@@ -187,11 +188,11 @@ class NormVerdicts:
         if len(names) == 1:
             subject, what = f"Layer `{names[0]}`", what.replace("{are}", "is").replace("{were}", "was").replace("{them}", "it").replace("{its}", "its")
         else:
-            subject = f"{len(names)} layers ({N.short_list(names)})"
+            subject = f"{len(names)} layers ({short_list(names)})"
             what = what.replace("{are}", "are").replace("{were}", "were").replace("{them}", "them").replace("{its}", "their").replace("runs", "run")
         self._report(
             trainer, "dead-gradient", severity, f"{subject} {what.format(steps=steps)}.", advice,
-            where=N.common_module(names) if len(names) > 1 else names[0], meta=meta,
+            where=common_module(names) if len(names) > 1 else names[0], meta=meta,
             data={"layers": names, "kind": kind, "steps": steps},
         )
 
@@ -211,11 +212,11 @@ class NormVerdicts:
         ref_layer = int(torch.nan_to_num(rel, nan=-1.0).median(dim=0).values.argmax())
         self._report(
             trainer, "vanishing-gradient", Severity.WARNING,
-            f"Gradients vanish in {len(names)} layer(s) ({N.short_list(names)}): RMS gradient at most {rms:.2g} "
+            f"Gradients vanish in {len(names)} layer(s) ({short_list(names)}): RMS gradient at most {rms:.2g} "
             f"and ||grad||/||weight|| at most {gap:.2g} times that of `{self.layers.names[ref_layer]}`, on most steps.",
             "Use ReLU/GELU instead of sigmoid/tanh in hidden layers, He/Kaiming or Xavier initialisation, "
             "normalisation layers (BatchNorm/LayerNorm) or residual connections, and normalised inputs.",
-            where=N.common_module(names) if len(names) > 1 else names[0], meta=self._history.first_meta,
+            where=common_module(names) if len(names) > 1 else names[0], meta=self._history.first_meta,
             data={"layers": names, "relative_gap": gap, "rms_grad": rms, "reference_layer": self.layers.names[ref_layer]},
         )
         return {i for i, _, _ in found}
@@ -269,14 +270,14 @@ class NormVerdicts:
         last = math.sqrt(weight_sq[-1, layer].item())
         self._report(
             trainer, "weight-growth", Severity.WARNING,
-            f"Weight norms keep growing in {len(names)} layer(s) ({N.short_list(names)}): `{names[0]}` went from "
+            f"Weight norms keep growing in {len(names)} layer(s) ({short_list(names)}): `{names[0]}` went from "
             f"{first:.3g} to {last:.3g} ({factor:.3g}x" + ("" if math.isclose(factor * first, last, rel_tol=1e-3) else
                                                           " its default-initialisation scale") + ") and is still rising"
             + (", as fast in the second half of the run as in the first (healthy weights grow mostly early, then "
                "settle)." if steady else "."),
             "Add or increase weight decay (AdamW), lower the learning rate, check that the loss cannot be lowered "
             "by scaling weights up (an unbounded term), and consider normalisation layers.",
-            where=N.common_module(names) if len(names) > 1 else names[0], meta=self._history.meta[-1],
+            where=common_module(names) if len(names) > 1 else names[0], meta=self._history.meta[-1],
             data={"layers": names, "factor": factor, "first_norm": first, "last_norm": last,
                   "kind": "steady" if steady else "factor"},
         )
@@ -308,12 +309,12 @@ class NormVerdicts:
             ratio = max(r for _, r in found) if kind == "too_large" else min(r for _, r in found)
             if kind == "too_large":
                 message = (f"Updates as large as the weights themselves in {len(names)} layer(s) "
-                           f"({N.short_list(names)}): ||dw||/||w|| reached {ratio:.3g} on several steps "
+                           f"({short_list(names)}): ||dw||/||w|| reached {ratio:.3g} on several steps "
                            "(healthy: about 1e-3).")
                 advice = ("Lower the learning rate by 10-100x (try a learning-rate finder), add warm-up, and clip "
                           "gradients; check that the loss is averaged, not summed, over a large batch.")
             else:
-                message = (f"The weights practically do not move in {len(names)} layer(s) ({N.short_list(names)}): "
+                message = (f"The weights practically do not move in {len(names)} layer(s) ({short_list(names)}): "
                            f"median ||dw||/||w|| is {ratio:.3g} although gradients are non-zero (healthy: about 1e-3).")
                 advice = ("Raise the learning rate (it may be off by orders of magnitude, e.g. 1e-10 instead of "
                           "1e-3), and check the scheduler and any parameter group with a tiny learning rate.")
@@ -323,7 +324,7 @@ class NormVerdicts:
                 groups = [(name, sorted(layers & set(members))) for name, members in zero]
                 groups = [(name, members) for name, members in groups if members]
                 if groups:
-                    said = "; ".join(f"{name} (layers {N.short_list([self.layers.names[i] for i in members])})"
+                    said = "; ".join(f"{name} (layers {short_list([self.layers.names[i] for i in members])})"
                                      for name, members in groups)
                     message += f" Their learning rate is 0: {said}."
                     advice = ("Give the group a non-zero lr; if the layers are meant to stay frozen, set "
@@ -331,7 +332,7 @@ class NormVerdicts:
             rows = [i for i in range(len(self._history.upd_meta)) if valid[i].any()]
             self._report(
                 trainer, "update-ratio", Severity.WARNING, message, advice,
-                where=N.common_module(names) if len(names) > 1 else names[0],
+                where=common_module(names) if len(names) > 1 else names[0],
                 meta=self._history.upd_meta[rows[0]] if rows else self._history.first_meta,
                 data={"kind": kind, "layers": names, "ratio": ratio, "measurements": upd.shape[0],
                       **({"zero_lr_groups": [name for name, _ in groups]} if kind == "too_small" else {})},

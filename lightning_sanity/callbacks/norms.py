@@ -25,7 +25,7 @@ from lightning_sanity import stride as stride_mod
 from lightning_sanity.cadence import trainer_chart_every
 from lightning_sanity.callbacks import norm_charts
 from lightning_sanity.callbacks._idle_optimizers import IdleOptimizerHooks
-from lightning_sanity.callbacks.base import SanityCallback, Threshold
+from lightning_sanity.callbacks.base import SanityCallback, Threshold, check_int
 from lightning_sanity.callbacks.gradient_probe import GradientProbe
 from lightning_sanity.callbacks.low_precision import RoundingWatch, conclude_rounds_away
 from lightning_sanity.callbacks.norm_history import NormHistory, SpikeWatch, finite_max
@@ -34,6 +34,7 @@ from lightning_sanity.callbacks.norm_verdicts import NormVerdicts
 from lightning_sanity.checks import layers as LM
 from lightning_sanity.checks import norms as N
 from lightning_sanity.checks.accumulation import ResetWatch
+from lightning_sanity.checks.naming import short_list
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +156,10 @@ class NormMonitor(IdleOptimizerHooks, NormVerdicts, SanityCallback):
         norms_update_ratio: bool = True,
         norms_histogram_every_n_steps: int = 0,
     ) -> None:
-        _check_int("norms_log_every_n_steps", norms_log_every_n_steps, minimum=0, optional=True)
-        _check_int("norms_group_depth", norms_group_depth, minimum=1, optional=True)
-        _check_int("norms_max_tags", norms_max_tags, minimum=1)
-        _check_int("norms_histogram_every_n_steps", norms_histogram_every_n_steps, minimum=0)
+        check_int("norms_log_every_n_steps", norms_log_every_n_steps, minimum=0, optional=True)
+        check_int("norms_group_depth", norms_group_depth, minimum=1, optional=True)
+        check_int("norms_max_tags", norms_max_tags, minimum=1)
+        check_int("norms_histogram_every_n_steps", norms_histogram_every_n_steps, minimum=0)
         if norms_group_regex is not None:
             import re
 
@@ -371,7 +372,7 @@ class NormMonitor(IdleOptimizerHooks, NormVerdicts, SanityCallback):
         died = N.dead_layers(self._history.counts)["died"] if "dead-gradient" in self.active_checks else []
         since = self._history.counts.dead_since
         self.detail(trainer, "dead-gradient", f"{len(self.layers)} layers over {steps} steps" + (
-            f"; {N.short_list([self.layers.names[i] for i in died])} dead from step {int(since[died, 0].min())}"
+            f"; {short_list([self.layers.names[i] for i in died])} dead from step {int(since[died, 0].min())}"
             if died and since is not None and bool((since[died, 0] >= 0).all()) else ""))
 
     def _report(self, trainer, check, severity, message, advice, where, meta, data) -> None:
@@ -388,13 +389,3 @@ class NormMonitor(IdleOptimizerHooks, NormVerdicts, SanityCallback):
         log.warning("lightning_sanity: NormMonitor stopped after an internal error: %r", err)
         for check in self.active_checks:
             self.skip(trainer, check, f"internal error: {err!r}")
-
-
-def _check_int(name: str, value: Any, minimum: int, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        allowed = f"an integer >= {minimum}" + (" or None" if optional else "")
-        raise ValueError(f"`{name}` must be {allowed}, got {value!r}.")
-
-
