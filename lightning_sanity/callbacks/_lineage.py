@@ -29,7 +29,11 @@ import torch
 from lightning_sanity.callbacks._step_watch import META_OPS, function_name
 from lightning_sanity.checks.pair_broadcast import ELEMENTWISE_OPS, pairwise_broadcast
 
-_OUTPUT, _TARGET = 1, 2
+_OUTPUT, _TARGET, _MARKED = 1, 2, 4
+#: Ops that write the target into a class axis (``one_hot(y)``, ``scatter(1, y, ...)``): a result made from the model's
+#: output and one of them holds logits the target has edited, as a margin head (ArcFace, CosFace) makes them.
+MARKING_OPS = frozenset({"one_hot", "scatter", "scatter_", "scatter_add", "scatter_add_", "index_put", "index_put_",
+                         "index_fill", "index_fill_"})
 
 
 def _tensors(value: Any, depth: int = 0) -> list[torch.Tensor]:
@@ -66,6 +70,11 @@ class Lineage:
         except TypeError:
             pass
 
+    def margin_logits(self, t: Any) -> bool:
+        """Whether ``t`` was made from the model's output and the target written into a class axis (a margin head's
+        logits: the loss at init then sits above ln C by design)."""
+        return isinstance(t, torch.Tensor) and self._get(t) & (_OUTPUT | _MARKED) == _OUTPUT | _MARKED
+
     def after(self, func: Any, args: tuple, kwargs: dict, result: Any) -> bool:
         """Record the lineage of ``result``; returns True when this call is a pairwise broadcast (found first)."""
         if not self.batch:
@@ -78,6 +87,8 @@ class Lineage:
         for t in inputs:
             flags |= _OUTPUT if id(t) in self.parameters else self._get(t)
         outputs = _tensors(result)
+        if flags & _TARGET and name in MARKING_OPS:
+            flags |= _MARKED
         if flags:
             for t in outputs:
                 self._set(t, flags | self._get(t))

@@ -38,6 +38,7 @@ class _Observation:
     reduced: Optional[float] = None  # the call's own (reduced) output
     expectation: Optional[LossExpectation] = None
     mean_prediction: Optional[torch.Tensor] = None
+    margin_logits: bool = False  # the prediction holds logits the target edited (ArcFace / CosFace margin heads)
 
 
 @dataclasses.dataclass

@@ -99,6 +99,9 @@ class _InitialLossGlue:
             text, start = initial_detail(_NAMES[main.call.kind], main.observed, e, main.call.kind,
                                          facts.get("init_matches_prior"))
             facts["initial_loss_start"] = start
+            if main.margin_logits:
+                text += ("; the logits are edited with the target (a margin head such as ArcFace or CosFace lowers the "
+                         "true class's logit by design), so a start above ln C is not judged")
             self.detail(trainer, "initial-loss", text)
         else:
             why = ("negative targets: no Poisson rate fits them" if main.call.kind == "poisson_nll"
@@ -135,6 +138,8 @@ class _InitialLossGlue:
             # A squashed output (sigmoid / tanh, e.g. an autoencoder's reconstruction) starts mid-range by design;
             # its offset from the targets is bounded and no bias advice applies.
             return
+        if verdict == "overconfident" and obs.margin_logits:
+            return  # a margin head lowers the true class's logit on purpose (s * cos(theta + m)): above ln C by design
         if verdict is None:
             return
         name = _NAMES[call.kind]

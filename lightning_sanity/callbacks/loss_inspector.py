@@ -342,6 +342,7 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
             return
         obs = self._step.pending.pop()
         call = obs.call
+        obs.margin_logits = self._lineage is not None and self._lineage.margin_logits(call.input)
         if result.grad_fn is not None:
             self._step.loss_nodes.append(result.grad_fn)
         obs.reduced = float(result.detach().reshape(-1)[0]) if call.reduction != "none" and result.numel() else None
