@@ -6,7 +6,7 @@ and tied to the `lm_head`, with the decoder output rescaled by `d_model ** -0.5`
 when `tie_word_embeddings`), labels with -100 on padding and the loss inside the model. AdamW with linear warm-up
 and linear decay per step (`get_linear_schedule_with_warmup`). Task: the target is the source read backwards with
 every token mapped through a fixed permutation, then EOS; sources have 6..10 tokens, padded.
-Measured: val teacher-forced token accuracy 0.99 after 8 epochs, val loss 0.05 (chance 1/20)."""
+Measured: val teacher-forced token accuracy 0.95 after 14 epochs, val loss 0.145 (chance 1/20)."""
 
 import math
 from dataclasses import dataclass
@@ -35,7 +35,7 @@ class T5Config:
     num_layers: int = 2
     num_heads: int = 4
     relative_attention_num_buckets: int = 32
-    dropout_rate: float = 0.1
+    dropout_rate: float = 0.0
     layer_norm_epsilon: float = 1e-6
     initializer_factor: float = 1.0
     pad_token_id: int = PAD
@@ -206,7 +206,7 @@ class T5ForConditionalGeneration(nn.Module):
 
 
 class LitT5(L.LightningModule):
-    def __init__(self, lr=3e-3, warmup_steps=40):
+    def __init__(self, lr=5e-3, warmup_steps=60):
         super().__init__()
         self.save_hyperparameters()
         self.model = T5ForConditionalGeneration(T5Config())
@@ -234,7 +234,7 @@ def main():
     L.seed_everything(8103)
     train = DataLoader(ReverseMapDataset(2000, 0), batch_size=32, shuffle=True, collate_fn=collate)
     val = DataLoader(ReverseMapDataset(256, 1), batch_size=128, collate_fn=collate)
-    trainer = L.Trainer(max_epochs=8, gradient_clip_val=1.0, accelerator="cpu", devices=1,
+    trainer = L.Trainer(max_epochs=14, gradient_clip_val=1.0, accelerator="cpu", devices=1,
                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=".",
                         callbacks=lightning_sanity.default_callbacks())
     trainer.fit(LitT5(), train, val)
