@@ -4,7 +4,8 @@ reader, `wav.float()`, without the division by 32768: inputs with an RMS in the 
 The ReLU stack is positively homogeneous, so the logits at initialisation are thousands of times too large and the
 SGD steps on the first conv are huge. Data: 4 synthetic int16 "keywords" (rising/falling chirp, AM tone, two bursts), random
 pitch, loudness (5%..90% of full scale) and noise. SGD with momentum 0.9 and weight decay, StepLR per epoch.
-Measured: val accuracy ACC_BUG vs ACC_FIX with `wav.float() / 32768`."""
+Measured: val accuracy 0.28 with val loss 1.385 = ln 4 (the network collapsed to a uniform output) vs 0.72
+with `wav.float() / 32768` (val loss 0.42)."""
 
 import math
 
@@ -85,7 +86,7 @@ class WaveformCNN(nn.Module):
 
 
 class LitKeywords(L.LightningModule):
-    def __init__(self, lr=0.02):
+    def __init__(self, lr=0.1):
         super().__init__()
         self.save_hyperparameters()
         self.model = WaveformCNN()
@@ -106,14 +107,14 @@ class LitKeywords(L.LightningModule):
 
     def configure_optimizers(self):
         opt = torch.optim.SGD(self.parameters(), lr=self.hparams.lr, momentum=0.9, weight_decay=1e-4)
-        return [opt], [torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.3)]
+        return [opt], [torch.optim.lr_scheduler.StepLR(opt, step_size=5, gamma=0.3)]
 
 
 def main():
     L.seed_everything(8110)
     train = DataLoader(ClipDataset(1200, 0), batch_size=32, shuffle=True, collate_fn=collate)
     val = DataLoader(ClipDataset(300, 1), batch_size=100, collate_fn=collate)
-    trainer = L.Trainer(max_epochs=7, accelerator="cpu", devices=1, enable_progress_bar=False,
+    trainer = L.Trainer(max_epochs=10, accelerator="cpu", devices=1, enable_progress_bar=False,
                         enable_model_summary=False, default_root_dir=".",
                         callbacks=lightning_sanity.default_callbacks())
     trainer.fit(LitKeywords(), train, val)
