@@ -6,7 +6,7 @@ the loss computed inside the model and an output object with `.loss`/`.logits`. 
 `token_type_ids`, `attention_mask`, `labels`. AdamW with no weight decay on biases and LayerNorm weights,
 OneCycleLR per optimizer step, `accumulate_grad_batches=2`. Task: [CLS] + 6..24 tokens + [SEP], padded to the
 batch's longest; the label says whether marker A appears before marker B (both appear once), which needs
-positions and attention, not a bag of words. Measured: val accuracy 0.99 after 6 epochs (chance 0.5)."""
+positions and attention, not a bag of words. Measured: val accuracy 0.998 after 6 epochs (chance 0.5)."""
 
 import math
 from dataclasses import dataclass

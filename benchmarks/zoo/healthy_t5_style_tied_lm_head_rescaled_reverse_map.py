@@ -104,7 +104,8 @@ class T5Attention(nn.Module):
             bucket = (-rel).clamp(0, self.num_buckets - 1)
         else:
             bucket = rel.clamp(-half + 1, half - 1) + half
-        return self.relative_attention_bias(bucket.to(self.relative_attention_bias.weight.device)).permute(2, 0, 1)[None]
+        bucket = bucket.to(self.relative_attention_bias.weight.device)
+        return self.relative_attention_bias(bucket).permute(2, 0, 1)[None]
 
     def forward(self, hidden, kv=None, mask=None, position_bias=None):
         b, t, _ = hidden.shape
