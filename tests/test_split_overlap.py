@@ -161,3 +161,23 @@ def test_rows_hashed_in_gathered_blocks_match_batch_by_batch_hashes(tmp_path):
     for start in range(0, 3000, 700):
         targets.add(labels[start : start + 700])
     assert torch.equal(targets.hashes(), fingerprints(labels))
+
+
+@pytest.mark.parametrize("validation", ["out-of-bag", "whole table"])
+def test_bootstrap_member_validated_on_rows_it_trained_on_fires(tmp_path, validation):
+    """A bagging member trains on a bootstrap (rows drawn with replacement: training repeats about a third of its
+    samples, with the smooth multiplicities of independent draws). Breast-cancer measurements never repeat by
+    themselves, so the repeats are copies, and validation rows drawn from the whole table are mostly trained on;
+    out-of-bag validation shares none."""
+    x, y = breast_cancer()
+    gen = np.random.default_rng(0)
+    boot = gen.integers(0, len(x), len(x))
+    out_of_bag = np.setdiff1d(np.arange(len(x)), boot)
+    val_idx = out_of_bag if validation == "out-of-bag" else gen.choice(len(x), len(out_of_bag), replace=False)
+    report = _fit(tmp_path, x, y, boot, val_idx, 1)
+    found = serious(report, "split-overlap")
+    if validation == "out-of-bag":
+        assert not found
+    else:
+        assert found and found[0]["data"]["share"] > 0.5 and found[0]["data"]["coincidence_share"] < 0.05
+    assert copied_multiplicities(fingerprints(x[boot])) is False  # the rule the measured values stand in for

@@ -97,6 +97,7 @@ class SplitOverlap(SanityCallback):
         self._reason: Optional[str] = None
         self._pairs = PairPrints()  # the targets' fingerprints, for inputs that repeat (ids)
         self._train_batches = self._val_batches = 0  # first training epoch; first full validation run
+        self._measurements = False  # the first training batch holds measured (non-integer float) values
         self._val_last: Optional[torch.Tensor] = None  # that run's last batch's fingerprints
 
     # ------------------------------------------------------------------------------------------------ hooks
@@ -176,6 +177,8 @@ class SplitOverlap(SanityCallback):
                 return
             self._pairs.add(split, split_batch(batch, self.get_input)[1], int(x.shape[0]))
             if split == "train":
+                if not self._train_batches:
+                    self._measurements = S.measured_values(x)
                 self._train_batches += 1
                 self._train.add(x)
                 self._train_count += int(x.shape[0])
@@ -207,9 +210,10 @@ class SplitOverlap(SanityCallback):
             return
         found, distinct, repeated = S.overlap(self._val_fp, train_fp)
         share = found / max(distinct, 1)
-        # Repeats within training excuse shared samples, unless their multiplicities are those of copies
-        # (oversampling before the split) and distinct inputs are too far apart to coincide by chance.
-        copies = repeated > 0 and S.copied_multiplicities(train_fp)
+        # Repeats within training excuse shared samples, unless they are copies (multiplicities of oversampling
+        # before the split, or measured values, which independent draws never repeat) and distinct inputs are too
+        # far apart to coincide by chance.
+        copies = repeated > 0 and (self._measurements or S.copied_multiplicities(train_fp))
         chance = min(repeated, S.coincidence_share(self._train_fp, samples)) if copies else repeated
         excess = share - chance
         seen = f"{distinct} distinct validation samples, {samples} training samples"

@@ -158,6 +158,23 @@ def coincidence_share(train: torch.Tensor, training_samples: int) -> float:
     return min(1.0, training_samples * rate)
 
 
+def measured_values(x: torch.Tensor) -> bool:
+    """Whether batch ``x`` holds measured values: floating point, with most of its (sampled) values off the integer
+    grid. Two independent observations of measured values never agree exactly: a repeat is a copy of a record (a
+    bootstrap, oversampling, a table concatenated twice). Token ids, counts, pixel levels and one-hot codes sit on
+    the grid, and draws from a small space of them repeat by themselves.
+
+    >>> import torch
+    >>> measured_values(torch.randn(8, 4)), measured_values(torch.randint(0, 9, (8, 4)).float())
+    (True, False)
+    """
+    if not x.is_floating_point() or x.dim() == 0 or x.numel() == 0:
+        return False
+    values = sample_rows(x[:64]).float()
+    values = values[torch.isfinite(values)]
+    return bool(values.numel()) and float((values != values.round()).float().mean()) > 0.5
+
+
 #: Independent draws would show the multiplicity ceiling that :func:`copied_multiplicities` tests with probability
 #: below exp(-CEILING_EXPECTED) (about 1/1000).
 CEILING_EXPECTED = math.log(1000)
