@@ -32,6 +32,7 @@ class _InputSample:
     stats: dict[str, D.InputStats] = dataclasses.field(default_factory=dict)
     #: integer fields (token ids, indices, masks): their scale means nothing
     integer_fields: set[str] = dataclasses.field(default_factory=set)
+    signal_fields: set[str] = dataclasses.field(default_factory=set)  # integer samples judged as values
     #: per field, the first operation the model applies to it in the first step
     first_use: dict[str, str] = dataclasses.field(default_factory=dict)
     #: why ``input-scale`` cannot run, if it cannot
@@ -82,8 +83,13 @@ class _BatchReader:
                               "(a function batch -> input)")
         for name, tensor in fields:
             if not (tensor.is_floating_point() or tensor.is_complex()):
-                self._inputs.integer_fields.add(name)  # token ids, indices, masks: their scale means nothing
-                continue
+                if not D.integer_signal(tensor):
+                    self._inputs.integer_fields.add(name)  # token ids, indices, masks: their scale means nothing
+                    continue
+                # Raw 8/16-bit samples (PCM audio, pixels, sensor counts): their scale is the values'. The first
+                # step's first use of them (after the cast) says whether the model rescales them or embeds them.
+                self._inputs.signal_fields.add(name)
+                tensor = tensor.float()
             if tensor.is_complex() or tensor.dim() == 0:
                 continue
             self._inputs.stats.setdefault(name, D.InputStats()).add(tensor)

@@ -23,7 +23,12 @@ from __future__ import annotations
 from time import perf_counter
 from typing import Any, Callable, Optional
 
+import torch
+
 from lightning_sanity import cost
+from lightning_sanity.callbacks._extra_forward import hidden_step_watches
+
+_function_modes = torch._C._len_torch_function_stack
 
 #: The hooks Lightning calls on every training batch (validation batches are fewer; they keep their dispatch).
 HUB_HOOKS = ("on_train_batch_start", "on_before_backward", "on_after_backward", "on_before_optimizer_step",
@@ -50,13 +55,13 @@ class _Fused:
         clock = cost._clock
         if clock.depth or trainer is not clock.trainer:  # nested, or a new fit: the members' wrappers time it
             for fn in self.calls:
-                fn(trainer, pl_module, *args, **kwargs)
+                _call(fn, trainer, pl_module, args, kwargs)
             return
         start = perf_counter()
         clock.depth = 1
         try:
             for fn in self.bare:  # a tuple: a hook that retires itself meanwhile leaves the next call's list
-                fn(trainer, pl_module, *args, **kwargs)
+                _call(fn, trainer, pl_module, args, kwargs)
         finally:
             clock.depth = 0
             clock.seconds += perf_counter() - start
@@ -66,6 +71,16 @@ class _Fused:
         self.owners = [m for m, _ in keep]
         self.calls = tuple(fn for _, fn in keep)
         self.bare = tuple(map(_bare, self.calls))
+
+
+def _call(fn: Callable, trainer: Any, pl_module: Any, args: tuple, kwargs: dict) -> None:
+    # While a first-step watcher is on the torch function stack, the suite's own hooks run hidden from it: their
+    # reads of the batch are not the user's step (a token scan is not the input's first use). One C call otherwise.
+    if _function_modes():
+        with hidden_step_watches():
+            fn(trainer, pl_module, *args, **kwargs)
+    else:
+        fn(trainer, pl_module, *args, **kwargs)
 
 
 def _bare(fn: Callable) -> Callable:

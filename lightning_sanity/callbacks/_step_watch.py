@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 SHAPE_OPS = frozenset({
     "view", "view_as", "reshape", "reshape_as", "squeeze", "unsqueeze", "flatten", "permute", "transpose", "movedim",
     "contiguous", "__getitem__", "float", "double", "half", "bfloat16", "to", "type", "type_as", "clone", "t",
-    "select", "narrow", "expand", "expand_as", "detach", "cpu", "cuda",
+    "select", "narrow", "expand", "expand_as", "detach", "cpu", "cuda", "long", "int", "short",
 })
 #: Calls that only read a tensor's metadata; they say nothing about what is done with its values.
 META_OPS = frozenset({

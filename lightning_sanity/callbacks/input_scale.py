@@ -41,6 +41,9 @@ _NORMALISING_OPS = frozenset({
     "rms_norm", "tanh", "sigmoid",
 })
 
+#: First uses that treat an integer input as ids (a lookup), not as values.
+_INDEXING_OPS = frozenset({"embedding", "embedding_bag", "one_hot", "index_select", "gather", "take", "__getitem__"})
+
 
 class FrozenStatistics:
     """Forward hooks on the eval-mode BatchNorms with learned running statistics, for the first training batch.
@@ -160,6 +163,9 @@ class _InputScaleGlue:
             limits = {n: self.threshold("input-scale", n) for n in ("rms_large", "feature_rms_large", "max_small")}
             verdict = D.scale_verdict(s, **limits)
             first = self._inputs.first_use.get(name)
+            if name in self._inputs.signal_fields and first in _INDEXING_OPS:
+                details[-1] = f"{name}: integer ids (first used by `{first}`): scale not judged"
+                continue  # 8/16-bit ids after all: looked up, not computed with
             if verdict == "large":
                 rescaled = first in _NORMALISING_OPS
                 feature_text = (f", one feature reaching an RMS of {s.max_feature_rms:.3g}"

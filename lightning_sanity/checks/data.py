@@ -350,3 +350,20 @@ def padding_token(batch: Any) -> Optional[int]:
         return None
     values = torch.unique(padded)
     return int(values[0]) if values.numel() == 1 else None
+
+
+#: Integer dtypes that hold raw samples (8-bit pixels, 16-bit PCM audio or sensor counts), never token ids: a
+#: vocabulary does not fit 8 bits and tokenizers return int64.
+SIGNAL_DTYPES = (torch.uint8, torch.int8, torch.int16, getattr(torch, "uint16", torch.int16))
+#: Fewest values per sample for raw samples (an image, a waveform), not a few categorical codes.
+SIGNAL_MIN_VALUES = 16
+
+
+def integer_signal(x: torch.Tensor) -> bool:
+    """Whether integer tensor ``x`` holds raw samples whose scale reaches the model: an 8/16-bit dtype with at least
+    :data:`SIGNAL_MIN_VALUES` values per sample.
+
+    >>> integer_signal(torch.zeros(4, 1, 8000, dtype=torch.int16)), integer_signal(torch.zeros(4, 32, dtype=torch.long))
+    (True, False)
+    """
+    return x.dtype in SIGNAL_DTYPES and x.dim() >= 2 and x[0].numel() >= SIGNAL_MIN_VALUES
