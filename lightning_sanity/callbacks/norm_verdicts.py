@@ -293,8 +293,10 @@ class NormVerdicts:
             return
         upd, weight, valid = torch.stack(self._history.upd_sq), torch.stack(self._history.upd_weight), torch.stack(self._history.upd_valid)
         valid &= torch.tensor([k == "matrix" for k in self.layers.kinds]).unsqueeze(0)
+        first = self._history.weight[0][0] if self._history.weight else None  # before the first update
         verdicts = N.update_ratio_verdicts(upd, weight, valid, too_large=self.threshold("update-ratio", "too_large"),
-                                           too_small=self.threshold("update-ratio", "too_small"))
+                                           too_small=self.threshold("update-ratio", "too_small"),
+                                           zero_start=None if first is None else first == 0)
         ratios = (upd.sqrt() / weight.sqrt())[valid]
         if ratios.numel():
             self.detail(trainer, "update-ratio",

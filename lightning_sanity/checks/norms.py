@@ -326,6 +326,7 @@ def update_ratio_verdicts(
     *,
     too_large: float = UPDATE_TOO_LARGE,
     too_small: float = UPDATE_TOO_SMALL,
+    zero_start: Optional[torch.Tensor] = None,
 ) -> dict[str, list[tuple[int, float]]]:
     """Layers whose update-to-weight ratio ``||dw||/||w||`` is far outside the healthy range, by kind.
 
@@ -340,6 +341,8 @@ def update_ratio_verdicts(
             before it.
         valid: bool ``[measurements, layers]``: the layer is judged in that measurement (it had non-zero
             gradients, a non-zero learning rate and is a weight-matrix layer).
+        zero_start: bool ``[layers]``: the layer's weights were exactly zero before the first update (default: its
+            norm in the first measurement is 0); such a layer is never "too large".
 
     >>> u = torch.tensor([[4.0, 1e-16], [9.0, 1e-16], [4.0, 1e-16]])
     >>> w = torch.ones(3, 2)
@@ -349,7 +352,12 @@ def update_ratio_verdicts(
     ratio = update_sq.sqrt() / weight_sq.sqrt()
     ok = valid & torch.isfinite(ratio) & (weight_sq > 0)
     counts = ok.sum(0)
-    large = ((ok & (ratio >= too_large)).sum(0) >= UPDATE_LARGE_REPEATS).nonzero().flatten().tolist()
+    # A layer that starts at exactly zero (a relative-position bias table, a LoRA B matrix) has no scale of its own:
+    # its norm is how far the updates carried it, so under Adam ||dw||/||w|| is the same at any learning rate, and
+    # near 1 while a warm-up's growing steps outpace what they accumulated. It cannot be "too large".
+    zero_start = weight_sq[0] == 0 if zero_start is None else zero_start.reshape(-1)
+    large = ((ok & (ratio >= too_large)).sum(0) >= UPDATE_LARGE_REPEATS) & ~zero_start
+    large = large.nonzero().flatten().tolist()
     small = (counts >= min_measurements) & ((ok & (ratio <= too_small)).sum(0) >= SUSTAINED_FRACTION * counts)
     return {
         "too_large": [(layer, _round(ratio[ok[:, layer], layer].max().item())) for layer in large],
