@@ -8,12 +8,12 @@ EXPECT = None
 SPLIT = "third-party"
 
 
-def clip_config() -> transformers.CLIPConfig:
+def clip_config(**kwargs) -> transformers.CLIPConfig:
     text = dict(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                 max_position_embeddings=8, pad_token_id=0, bos_token_id=62, eos_token_id=63)
     vision = dict(image_size=32, patch_size=8, num_channels=3, hidden_size=64, intermediate_size=128,
                   num_hidden_layers=2, num_attention_heads=4)
-    return transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=32)
+    return transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=32, **kwargs)
 
 
 if __name__ == "__main__":
