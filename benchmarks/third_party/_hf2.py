@@ -21,14 +21,15 @@ from torch.utils.data import DataLoader
 import lightning_sanity
 
 
-def audio_notes(n: int, seed: int, length: int = 1600, vocab: int = 10, pad_label: int = -100) -> list[dict]:
-    """A 1-D signal made of 3-6 tones separated by short silences; tone ``t`` (1..vocab-1) has frequency
+def audio_notes(n: int, seed: int, length: int = 1600, vocab: int = 10, notes: tuple[int, int] = (3, 6),
+                pad_label: int = -100) -> list[dict]:
+    """A 1-D signal made of ``notes`` (3-6) tones separated by short silences; tone ``t`` (1..vocab-1) has frequency
     ``0.02 * (t + 1)`` cycles per sample. Labels are the tone ids in order (CTC targets, padded with ``pad_label``);
     0 is the blank/pad id. Each signal is normalised to zero mean, unit variance, as a feature extractor does."""
     g = torch.Generator().manual_seed(seed)
     items = []
     for _ in range(n):
-        k = int(torch.randint(3, 7, (1,), generator=g))
+        k = int(torch.randint(notes[0], notes[1] + 1, (1,), generator=g))
         toks = torch.randint(1, vocab, (k,), generator=g)
         x = torch.randn(length, generator=g) * 0.1
         seg = length // k
@@ -37,7 +38,7 @@ def audio_notes(n: int, seed: int, length: int = 1600, vocab: int = 10, pad_labe
             time = torch.arange(stop - start, dtype=torch.float)
             x[start:stop] += torch.sin(2 * math.pi * 0.02 * (t + 1) * time + float(torch.rand(1, generator=g)) * 6.28)
         x = (x - x.mean()) / x.std()
-        labels = torch.full((6,), pad_label, dtype=torch.long)
+        labels = torch.full((notes[1],), pad_label, dtype=torch.long)
         labels[:k] = toks
         items.append({"input_values": x, "labels": labels})
     return items
@@ -83,13 +84,13 @@ def rectangles(n: int, seed: int, size: int = 32, ignore: int = 255) -> list[dic
     return items
 
 
-def captions(n: int, seed: int, size: int = 32, vocab: int = 64) -> list[dict]:
+def captions(n: int, seed: int, size: int = 32, vocab: int = 64, noise: float = 0.1) -> list[dict]:
     """Image-text pairs: a bright 8x8 square in one of 16 cells and one of 3 colour channels; its caption is
     ``[bos, cell token, colour token, eos]`` (bos 62, eos 63, cells 3..18, colours 20..22), 48 meanings."""
     g = torch.Generator().manual_seed(seed)
     cell = torch.randint(0, 16, (n,), generator=g)
     colour = torch.randint(0, 3, (n,), generator=g)
-    x = torch.randn(n, 3, size, size, generator=g) * 0.3
+    x = torch.randn(n, 3, size, size, generator=g) * noise
     for i in range(n):
         r, c = int(cell[i]) // 4 * 8, int(cell[i]) % 4 * 8
         x[i, int(colour[i]), r:r + 8, c:c + 8] += 1.5

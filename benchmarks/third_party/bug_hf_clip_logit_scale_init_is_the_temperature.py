@@ -11,5 +11,5 @@ EXPECT = {"initial-loss", "exploding-gradient", "loss-trend"}
 SPLIT = "third-party"
 
 if __name__ == "__main__":
-    fit_scored(transformers.CLIPModel(clip_config(logit_scale_init_value=1 / 0.07)), captions, lr=1e-3, epochs=4,
+    fit_scored(transformers.CLIPModel(clip_config(logit_scale_init_value=1 / 0.07)), captions, lr=3e-4, epochs=10,
                metric=retrieval_accuracy, metric_name="retrieval_acc", forward_kwargs={"return_loss": True})

@@ -25,5 +25,5 @@ class PerTowerCLIP(ScoredModule):
 
 
 if __name__ == "__main__":
-    fit_scored(transformers.CLIPModel(clip_config()), captions, lr=1e-3, epochs=4, module=PerTowerCLIP,
+    fit_scored(transformers.CLIPModel(clip_config()), captions, lr=3e-4, epochs=10, module=PerTowerCLIP,
                metric=retrieval_accuracy, metric_name="retrieval_acc", forward_kwargs={"return_loss": True})

@@ -18,5 +18,5 @@ def with_decoder_inputs(n: int, seed: int) -> list[dict]:
 
 
 if __name__ == "__main__":
-    fit_scored(transformers.WhisperForConditionalGeneration(whisper_config()), with_decoder_inputs, lr=1e-3,
-               epochs=4, metric=token_accuracy(shift=False), metric_name="token_acc")
+    fit_scored(transformers.WhisperForConditionalGeneration(whisper_config()), with_decoder_inputs, lr=3e-3,
+               epochs=12, metric=token_accuracy(shift=False), metric_name="token_acc")

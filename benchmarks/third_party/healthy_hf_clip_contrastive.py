@@ -17,5 +17,5 @@ def clip_config(**kwargs) -> transformers.CLIPConfig:
 
 
 if __name__ == "__main__":
-    fit_scored(transformers.CLIPModel(clip_config()), captions, lr=1e-3, epochs=4, metric=retrieval_accuracy,
+    fit_scored(transformers.CLIPModel(clip_config()), captions, lr=3e-4, epochs=10, metric=retrieval_accuracy,
                metric_name="retrieval_acc", forward_kwargs={"return_loss": True})

@@ -7,10 +7,14 @@ from _hf2 import fit_scored, pixel_accuracy, rectangles
 EXPECT = None
 SPLIT = "third-party"
 
+
+def segformer_config() -> transformers.SegformerConfig:
+    return transformers.SegformerConfig(num_channels=3, num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1],
+                                        hidden_sizes=[32, 64], patch_sizes=[7, 3], strides=[4, 2],
+                                        num_attention_heads=[1, 2], mlp_ratios=[2, 2], decoder_hidden_size=64,
+                                        num_labels=4, semantic_loss_ignore_index=255)
+
+
 if __name__ == "__main__":
-    cfg = transformers.SegformerConfig(num_channels=3, num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1],
-                                       hidden_sizes=[32, 64], patch_sizes=[7, 3], strides=[4, 2],
-                                       num_attention_heads=[1, 2], mlp_ratios=[2, 2], decoder_hidden_size=64,
-                                       num_labels=4, semantic_loss_ignore_index=255)
-    fit_scored(transformers.SegformerForSemanticSegmentation(cfg), rectangles, lr=1e-3, epochs=4,
-               metric=pixel_accuracy, metric_name="pixel_acc")
+    fit_scored(transformers.SegformerForSemanticSegmentation(segformer_config()), rectangles, lr=1e-3,
+               epochs=4, metric=pixel_accuracy, metric_name="pixel_acc")

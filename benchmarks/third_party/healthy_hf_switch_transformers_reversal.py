@@ -13,5 +13,5 @@ if __name__ == "__main__":
                                                 num_layers=2, num_sparse_encoder_layers=2, num_decoder_layers=2,
                                                 num_sparse_decoder_layers=2, num_heads=4, num_experts=4,
                                                 decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
-    fit_scored(transformers.SwitchTransformersForConditionalGeneration(cfg), reversals, lr=3e-3, epochs=4,
+    fit_scored(transformers.SwitchTransformersForConditionalGeneration(cfg), reversals, lr=3e-3, epochs=8,
                metric=token_accuracy(shift=False), metric_name="token_acc")

@@ -17,5 +17,5 @@ def whisper_config() -> transformers.WhisperConfig:
 
 
 if __name__ == "__main__":
-    fit_scored(transformers.WhisperForConditionalGeneration(whisper_config()), mel_notes, lr=1e-3, epochs=4,
+    fit_scored(transformers.WhisperForConditionalGeneration(whisper_config()), mel_notes, lr=3e-3, epochs=12,
                metric=token_accuracy(shift=False), metric_name="token_acc")
