@@ -1,4 +1,4 @@
-"""More shared parts of the third-party scenarios: synthetic audio, log-mel, segmentation and image-text data with
+"""More shared parts of the third-party scenarios: synthetic log-mel, segmentation and image-text data with
 a learnable rule, and a module that logs each model's own validation metric.
 
 Usage::
@@ -9,7 +9,6 @@ Usage::
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import lightning as L
@@ -19,29 +18,6 @@ from _hf import HFModule
 from torch.utils.data import DataLoader
 
 import lightning_sanity
-
-
-def audio_notes(n: int, seed: int, length: int = 1600, vocab: int = 10, notes: tuple[int, int] = (3, 6),
-                pad_label: int = -100) -> list[dict]:
-    """A 1-D signal made of ``notes`` (3-6) tones separated by short silences; tone ``t`` (1..vocab-1) has frequency
-    ``0.02 * (t + 1)`` cycles per sample. Labels are the tone ids in order (CTC targets, padded with ``pad_label``);
-    0 is the blank/pad id. Each signal is normalised to zero mean, unit variance, as a feature extractor does."""
-    g = torch.Generator().manual_seed(seed)
-    items = []
-    for _ in range(n):
-        k = int(torch.randint(notes[0], notes[1] + 1, (1,), generator=g))
-        toks = torch.randint(1, vocab, (k,), generator=g)
-        x = torch.randn(length, generator=g) * 0.1
-        seg = length // k
-        for j, t in enumerate(toks.tolist()):
-            start, stop = j * seg + 30, (j + 1) * seg - 30
-            time = torch.arange(stop - start, dtype=torch.float)
-            x[start:stop] += torch.sin(2 * math.pi * 0.02 * (t + 1) * time + float(torch.rand(1, generator=g)) * 6.28)
-        x = (x - x.mean()) / x.std()
-        labels = torch.full((notes[1],), pad_label, dtype=torch.long)
-        labels[:k] = toks
-        items.append({"input_values": x, "labels": labels})
-    return items
 
 
 def mel_notes(n: int, seed: int, bins: int = 16, frames: int = 64) -> list[dict]:
@@ -108,17 +84,6 @@ def token_accuracy(shift: bool) -> Callable[[Any, dict], torch.Tensor]:
         keep = labels != -100
         return (logits.argmax(-1)[keep] == labels[keep]).float().mean()
     return metric
-
-
-def ctc_exact_match(out: Any, batch: dict) -> torch.Tensor:
-    """Share of signals whose greedy CTC decoding (collapse repeats, drop blank 0) equals the label sequence."""
-    hits = []
-    for path, labels in zip(out.logits.argmax(-1), batch["labels"]):
-        decoded = torch.unique_consecutive(path)
-        decoded = decoded[decoded != 0]
-        target = labels[labels > 0]
-        hits.append(float(decoded.shape == target.shape and bool((decoded == target).all())))
-    return torch.tensor(sum(hits) / len(hits))
 
 
 def pixel_accuracy(out: Any, batch: dict, ignore: int = 255) -> torch.Tensor:
