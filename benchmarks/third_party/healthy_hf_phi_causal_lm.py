@@ -1,0 +1,15 @@
+"""Healthy: HuggingFace Phi (2 layers, parallel attention and MLP from one LayerNorm, rotary positions on half of
+each head, GELU, untied output head with bias, random init) as a causal LM on padded token sequences."""
+import transformers
+from _hf import tokens
+from _hf2 import fit_scored, token_accuracy
+
+EXPECT = None
+SPLIT = "third-party"
+
+if __name__ == "__main__":
+    cfg = transformers.PhiConfig(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                 num_attention_heads=4, partial_rotary_factor=0.5, max_position_embeddings=64,
+                                 pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    fit_scored(transformers.PhiForCausalLM(cfg), tokens, lr=1e-3, epochs=3, metric=token_accuracy(shift=True),
+               metric_name="token_acc")
