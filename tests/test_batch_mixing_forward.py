@@ -91,3 +91,18 @@ def test_per_sample_statistics_and_capacity_routing_are_silent(tmp_path, make):
     report = _report(make(), tmp_path)
     assert serious(report, "batch-mixing") == []
     assert next(c["status"] for c in report["checks"] if c["name"] == "batch-mixing") == "pass"
+
+
+def test_jumps_and_partial_moves_are_not_mixing():
+    from lightning_sanity.checks.forward_mixing import judge_layout
+
+    base = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    jump = base.clone()
+    jump[0] += 0.05
+    jump[2] = 0.0  # a routing flip: one other sample jumps, the same at r and r / 2
+    assert not judge_layout(base, jump, jump)["mixing"]
+    smooth_full, smooth_half = base - 0.05 * base[0], base - 0.025 * base[0]
+    assert judge_layout(base, smooth_full, smooth_half)["mixing"]
+    some = smooth_full.clone()
+    some[3] = base[3]  # one other sample untouched: not statistics over the batch
+    assert not judge_layout(base, some, smooth_half)["mixing"]
