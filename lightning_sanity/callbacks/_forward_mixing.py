@@ -152,7 +152,12 @@ def judge_forward(callback: Any, trainer: Any, run: Any, gradient_detail: str) -
     from lightning_sanity.findings import Severity
 
     check = "batch-mixing"
-    result = forward_probe(run)
+    try:
+        result = forward_probe(run)
+    except Exception as err:  # the gradient verdict stands; the probe only adds to it
+        callback.detail(trainer, check, f"{gradient_detail}; forward values not compared (the moved forward "
+                                        f"raised {err!r})")
+        return
     if result is None:
         callback.detail(trainer, check, f"{gradient_detail}; forward values not compared (no float input or "
                                         "embedding to move, or an eval forward that differs between two calls)")
