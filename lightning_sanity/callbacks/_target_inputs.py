@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 import torch
 
+from lightning_sanity.callbacks._class_marker import report_class_marker
 from lightning_sanity.callbacks._extra_forward import hidden_step_watches
 from lightning_sanity.checks import leakage as L
 from lightning_sanity.checks import target_inputs as T
@@ -36,6 +37,22 @@ def check_target_inputs(callback: Any, trainer: Any, batch: Any, x: Any, y: Opti
     except Exception as err:  # a check must never lose the user's run, nor the other leakage tests
         log.debug("target-input scan failed", exc_info=True)
         callback._ran[CHECK].append(f"could not scan the inputs for values computed from the target: {err!r}")
+
+
+def check_step_label_tokens(callback: Any, trainer: Any, batch: Any, x: Any, label: Any, first: Any) -> None:
+    """The token scans again with the label the first step's loss compared with, when that is not the batch part
+    taken for the target at the start (``(seqs, lengths, y)``: the second part is the lengths)."""
+    if not isinstance(x, torch.Tensor) or not isinstance(label, torch.Tensor) or label is first:
+        return
+    label = label.reshape(-1) if label.dim() == 2 and label.shape[1] == 1 else label
+    if x.dim() != 2 or x.is_floating_point() or label.shape != x.shape[:1]:
+        return
+    try:
+        mask = batch.get("attention_mask") if isinstance(batch, Mapping) else None
+        _label_tokens(callback, trainer, x, label, mask)
+    except Exception as err:  # a check must never lose the user's run, nor the other leakage tests
+        log.debug("target-input scan failed", exc_info=True)
+        callback._ran[CHECK].append(f"could not scan the tokens for the loss's label: {err!r}")
 
 
 def _scan(callback: Any, trainer: Any, batch: Any, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -78,6 +95,7 @@ def _label_tokens(callback: Any, trainer: Any, x: torch.Tensor, y: torch.Tensor,
     callback._ran[CHECK].append("no token near the end of the texts marks exactly the samples of one class, for "
                                 "every class")
     if not tokens:
+        report_class_marker(callback, trainer, x, y, mask if isinstance(mask, torch.Tensor) else None)
         return
     _found(callback)
     callback.report(

@@ -11,6 +11,7 @@ import lightning.pytorch as pl
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from lightning_sanity.callbacks._flow_run import _FlowRun, _place, _SkipOne
+from lightning_sanity.callbacks._forward_mixing import judge_forward
 from lightning_sanity.callbacks._submodule_mixing import judge_pairwise
 from lightning_sanity.checks import flow
 from lightning_sanity.checks.modes import summarize_names
@@ -31,9 +32,11 @@ class _BatchMixingGlue:
         if not run.output.requires_grad:
             raise _SkipOne(check, "the output does not depend differentiably on the input (no gradient to follow)")
         result = run.mixing()
-        self.detail(trainer, check, f"largest cross-sample gradient share {result['leak']:.2g} over "
-                                    f"{len(result['samples'])} sample(s)")
+        detail = f"largest cross-sample gradient share {result['leak']:.2g} over {len(result['samples'])} sample(s)"
+        self.detail(trainer, check, detail)
         if not flow.is_mixing(result["leak"], run.tolerance):
+            if not run.pairwise:  # detached batch statistics carry no gradient: compare forward values
+                judge_forward(self, trainer, run, detail)
             return
         if run.pairwise:  # compares samples by design: test the embeddings it compares instead
             judge_pairwise(self, trainer, run)
