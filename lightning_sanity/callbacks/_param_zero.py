@@ -78,10 +78,12 @@ class ParamZeroWatch:
         self.alive[torch.tensor(dst, device=self.alive.device)] = old.alive[torch.tensor(src, device=old.alive.device)].to(self.alive.device)
 
 
-def report_dead_parameters(monitor: Any, trainer: Any, dead: dict[str, list[int]], meta: Any) -> None:
+def report_dead_parameters(monitor: Any, trainer: Any, dead: dict[str, list[int]], meta: Any,
+                           layer_found: bool = False) -> None:
     """dead-gradient, kind ``zero_parameter``: the tensors whose gradient was exactly zero on every measured step,
-    in layers the layer rule did not name already (``dead``: its result). Not under sharded strategies (a shard
-    of a tensor may be all zero where the whole is not)."""
+    in layers the layer rule did not name already (``dead``: its result). Info only when the layer rule found a
+    layer dead (``layer_found``): a layer cut off or rounded to zero upstream zeroes the input of the next weight,
+    the same cause. Not under sharded strategies (a shard of a tensor may be all zero where the whole is not)."""
     from lightning_sanity.checks.dead_params import ADVICE, dead_parameter_message, dead_parameters
     from lightning_sanity.checks.naming import common_module
     from lightning_sanity.findings import Severity
@@ -108,7 +110,9 @@ def report_dead_parameters(monitor: Any, trainer: Any, dead: dict[str, list[int]
     others = [n for layer in layers for n in live.get(layer, [])]
     message = dead_parameter_message(names, [v[1] for v in found.values()], others)
     layer_names = [monitor.layers.names[i] for i in layers]
-    monitor._report(trainer, "dead-gradient", Severity.WARNING, message, ADVICE,
+    if layer_found:
+        message += " A layer named in another dead-gradient finding may be the cause (its output is this tensor's input)."
+    monitor._report(trainer, "dead-gradient", Severity.INFO if layer_found else Severity.WARNING, message, ADVICE,
                     where=names[0] if len(names) == 1 else common_module(layer_names), meta=meta,
                     data={"parameters": names, "layers": layer_names, "kind": "zero_parameter",
                           "steps": max(v[1] for v in found.values())})
