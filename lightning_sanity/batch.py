@@ -1,7 +1,8 @@
 """Getting at a batch's inputs and targets, whatever shape the user's dataloader gives.
 
 Recognised: a tensor (input only); a tuple or list ``(x, y, ...)``; a dict with an input key (``x``, ``input``,
-``inputs``, ``image``, ``images``, ``input_ids``, ``features``) and a target key (``y``, ``label``, ``labels``,
+``inputs``, ``image``, ``images``, ``input_ids``, ``features``, ``data``, ``pixel_values`` (HuggingFace image
+processors), ``pixels``) and a target key (``y``, ``label``, ``labels``,
 ``target``, ``targets``). Anything else needs the user's ``get_input`` / ``get_target`` functions, and the
 checks that need them are skipped with a reason.
 
@@ -20,7 +21,7 @@ from typing import Any, Callable, Optional
 
 import torch
 
-INPUT_KEYS = ("x", "input", "inputs", "image", "images", "input_ids", "features", "data")
+INPUT_KEYS = ("x", "input", "inputs", "image", "images", "input_ids", "features", "data", "pixel_values", "pixels")
 TARGET_KEYS = ("y", "label", "labels", "target", "targets")
 
 BatchFn = Optional[Callable[[Any], Any]]
