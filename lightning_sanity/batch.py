@@ -2,7 +2,7 @@
 
 Recognised: a tensor (input only); a tuple or list ``(x, y, ...)``; a dict with an input key (``x``, ``input``,
 ``inputs``, ``image``, ``images``, ``input_ids``, HuggingFace's ``pixel_values``, ``input_features`` and
-``input_values``, ``features``) and a target key (``y``, ``label``, ``labels``,
+``input_values``, ``pixels``, ``features``, ``data``) and a target key (``y``, ``label``, ``labels``,
 ``target``, ``targets``). Anything else needs the user's ``get_input`` / ``get_target`` functions, and the
 checks that need them are skipped with a reason.
 
@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional
 import torch
 
 INPUT_KEYS = ("x", "input", "inputs", "image", "images", "input_ids", "pixel_values", "input_features",
-              "input_values", "features", "data")
+              "input_values", "pixels", "features", "data")
 TARGET_KEYS = ("y", "label", "labels", "target", "targets")
 
 BatchFn = Optional[Callable[[Any], Any]]

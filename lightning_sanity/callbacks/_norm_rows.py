@@ -26,6 +26,7 @@ class GradPattern:
     trainable: torch.Tensor  # bool [L], host
     has_grad: torch.Tensor  # bool [L], host
     owned: torch.Tensor  # bool [L], host: layers with a parameter in this optimizer (whose weights it reads)
+    uses: int = 0  # steps this pattern was seen in (per-parameter dead-gradient, callbacks/_param_zero.py)
 
 
 @dataclasses.dataclass

@@ -39,6 +39,8 @@ WEIGHTED_OPS = frozenset({"linear", "conv1d", "conv2d", "conv3d", "conv_transpos
                           "conv_transpose3d", "bilinear"})
 #: Squashing activations: a tensor they produced is bounded, and for some of them a probability.
 PROBABILITY_OPS = {"sigmoid": "sigmoid", "expit": "sigmoid", "softmax": "softmax", "tanh": "tanh", "hardtanh": "tanh"}
+#: The range of the squashing ops whose bounds do not depend on their arguments (hardtanh's do).
+BOUNDED_OPS = {"sigmoid": (0.0, 1.0), "expit": (0.0, 1.0), "tanh": (-1.0, 1.0)}
 #: Activations whose every output is >= 0 whatever their input: a prediction they produced can never be negative
 #: (a log-rate or log-probability read from it is bounded below by 0).
 NONNEGATIVE_OPS = frozenset({"softplus", "relu", "relu6", "exp", "abs", "square", "sigmoid", "expit", "softmax"})
@@ -131,7 +133,7 @@ class StepWatch(TorchFunctionMode):
                 self.tags.set(result, {"module": module})
         elif name in PROBABILITY_OPS:
             tag = self.tags.get(args[0]) or {}
-            self.tags.set(result, {**tag, "activation": PROBABILITY_OPS[name],
+            self.tags.set(result, {**tag, "activation": PROBABILITY_OPS[name], "range": BOUNDED_OPS.get(name),
                                    **({"nonnegative": name} if name in NONNEGATIVE_OPS else {})})
         elif name in NONNEGATIVE_OPS:
             # Only the bound is carried: a ReLU'd or exponentiated tensor is no longer the layer's raw output.

@@ -15,6 +15,7 @@ from lightning_sanity.callbacks._loss_observation import _NAMES, _Observation
 from lightning_sanity.callbacks._loss_targets import check_targets
 from lightning_sanity.checks import losses as L
 from lightning_sanity.checks import pair_broadcast
+from lightning_sanity.checks.bounded_targets import unreachable_message, unreachable_targets
 from lightning_sanity.checks.targets import twice_shifted
 from lightning_sanity.findings import Severity
 
@@ -127,3 +128,9 @@ class _LossInputGlue:
                 + (": every prediction is compared with every target." if grows else ", silently."),
                 "Give prediction and target the same shape, e.g. `pred.squeeze(-1)` or `target.unsqueeze(-1)`.",
                 where=where, data={"input_shape": list(call.input.shape), "target_shape": list(call.target.shape)})
+        if kind in L.REGRESSION and tag.get("range") is not None:
+            found = unreachable_targets(call.target, tag["range"])
+            if found:  # a squashed prediction that cannot reach the targets
+                message, advice = unreachable_message(name, tag.get("activation", "squashing"), found)
+                self.report(trainer, "loss-input", Severity.WARNING, message, advice, where=where,
+                            key="unreachable-targets", data={"loss": name, "activation": tag.get("activation"), **found})

@@ -18,6 +18,7 @@ from torch.optim import Optimizer
 
 from lightning_sanity.callbacks import norm_charts
 from lightning_sanity.callbacks._norm_rows import BatchState, GradPattern, StepRow, any_layers
+from lightning_sanity.callbacks._param_zero import ParamZeroWatch
 from lightning_sanity.callbacks._update_bins import UpdateBins
 from lightning_sanity.callbacks.step import share_grad_norms
 from lightning_sanity.checks import layers as LM
@@ -67,6 +68,7 @@ class OptimizerView:
         self.grad_norms: Optional[torch.Tensor] = None
         self._rows: tuple[torch.Tensor, ...] = ()
         self._bins: dict[tuple[int, int], tuple[list[int], torch.Tensor]] = {}
+        self.zero_watch = ParamZeroWatch(len(self.params), device)
 
     def grad_norm_row(self, row: int, rows: int) -> torch.Tensor:
         if self.grad_norms is None or self.grad_norms.shape[0] != rows:
@@ -81,6 +83,7 @@ class OptimizerView:
     def fold(self, buf: torch.Tensor) -> None:
         """Add the buffered gradient norms, squared, into ``buf``'s per-layer block, and clear them."""
         if self.grad_norms is not None and self.params:
+            self.zero_watch.fold(self.grad_norms)
             buf[: self.grad_norms.shape[0], : self.num_layers].index_add_(1, self.layer_index, self.grad_norms.square())
             self.grad_norms.zero_()
 
@@ -101,8 +104,10 @@ class OptimizerView:
         found = self.patterns.get(missing)
         if found is None:
             if len(self.patterns) > 64:  # a pattern that changes every step: keep the cache bounded
+                self.zero_watch.bank(self.patterns.values())
                 self.patterns.clear()
             found = self.patterns[missing] = self._build(missing)
+        found.uses += 1
         return found
 
     def _build(self, missing: tuple[int, ...]) -> GradPattern:
@@ -191,9 +196,11 @@ class NormMeter:
     def _view(self, optimizer: Optimizer, device: torch.device) -> OptimizerView:
         view = self.views.get(id(optimizer))
         if view is None or view.signature != _signature(optimizer):
-            if view is not None:
-                view.fold(self.buf)  # its buffered steps, before its layout changes
-            view = self.views[id(optimizer)] = OptimizerView(optimizer, self.layers, device)
+            old, view = view, OptimizerView(optimizer, self.layers, device)
+            if old is not None:
+                old.fold(self.buf)  # its buffered steps, before its layout changes
+                view.zero_watch.carry(old.zero_watch, old.params, view.params, old.patterns.values())
+            self.views[id(optimizer)] = view
         return view
 
     def record(self, trainer: Any, optimizer: Optimizer, step: int) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Optional
 
 import torch
 
+from lightning_sanity.callbacks._param_zero import report_dead_parameters
 from lightning_sanity.callbacks.norm_meter import StepRow
 from lightning_sanity.checks import norms as N
 from lightning_sanity.checks.accumulation import accumulating_message, find_accumulating
@@ -182,6 +183,7 @@ class NormVerdicts:
                 "{are} trainable and in the optimizer but {were} never called in training_step, so no gradient ever reaches {them}",
                 "If it is used only in validation or not at all, freeze it or leave it out of the optimizer.",
                 steps, kind="unused")
+        report_dead_parameters(self, trainer, dead, meta, bool(broken))  # a tensor dead inside a live layer
 
     def _report_layers(self, trainer, layers: list[int], severity, meta, what: str, advice: str, steps: int, kind: str) -> None:
         names = [self.layers.names[i] for i in layers]

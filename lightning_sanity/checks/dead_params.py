@@ -1,0 +1,54 @@
+"""dead-gradient per parameter: a trainable tensor whose gradient is exactly zero on every measured step while
+another tensor of its layer (or of the model) learns.
+
+The layer rule (:func:`lightning_sanity.checks.norms.dead_layers`) sums a layer's tensors: a layer whose bias
+learns hides a weight that never does. A gradient tensor that is exactly zero, *all of it*, on *every* step
+means nothing on the way to the loss depends on that tensor: it is multiplied by an input that is always zero
+where it is used (an inverted missing-value mask zeroing every feature, all-dead ReLUs before a Linear), or sits
+behind a gate that is always shut. Legitimate sparsity never zeroes a whole tensor on every step: an embedding
+matrix has rows in every batch (a padding row or rare tokens are rows, not the tensor); a mixture-of-experts
+expert or a rarely taken branch gets gradient on some step (one non-zero step clears it) or none at all
+(``grad is None``: not counted as a measured step); a frozen tensor has no gradient.
+
+Example::
+
+    >>> dead_parameters(present_steps=[10, 10, 3, 10], alive=[True, False, False, True])
+    [1]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lightning_sanity.checks.norms import MIN_STEPS
+
+
+def dead_parameters(present_steps: Sequence[int], alive: Sequence[bool], min_steps: int = MIN_STEPS) -> list[int]:
+    """Positions of the parameters with a gradient on at least ``min_steps`` measured steps, exactly zero on all."""
+    return [i for i, (steps, live) in enumerate(zip(present_steps, alive)) if steps >= min_steps and not live]
+
+
+def dead_parameter_message(names: Sequence[str], steps: Sequence[int], layer_live: Sequence[str]) -> str:
+    """The finding's message for the parameters ``names`` (``steps`` measured steps each); ``layer_live``: the
+    other tensors of their layers that did learn, to tell the reader the layer as a whole looked alive."""
+    lo, hi = min(steps), max(steps)
+    span = f"{lo}" if lo == hi else f"{lo} to {hi}"
+    if len(names) == 1:
+        subject = f"Parameter `{names[0]}` got"
+    else:
+        subject = f"{len(names)} parameters ({', '.join(f'`{n}`' for n in names[:4])}{', ...' if len(names) > 4 else ''}) got"
+    one = len(names) == 1
+    text = (f"{subject} an exactly zero gradient on every one of the {span} measured steps in which "
+            f"{'it' if one else 'they'} had one: nothing that reaches the loss depends on "
+            f"{'it' if one else 'them'}, so {'it never learns' if one else 'they never learn'}")
+    if layer_live:
+        text += (f", while {', '.join(f'`{n}`' for n in layer_live[:3])}{', ...' if len(layer_live) > 3 else ''} "
+                 "in the same layer did (the layer's summed gradient looks alive)")
+    return text + "."
+
+
+ADVICE = ("A tensor whose gradient is zero everywhere is multiplied by zero on its way to the loss: look for an input "
+          "that is always zero where it is used (a missing-value mask the wrong way round, e.g. `isna()` passed as "
+          "'observed', so every present value is masked out; features zero-filled or zeroed by a mask), every unit "
+          "before it dead (see dead-activations), or a gate or mask that is always shut. If it is meant to stay "
+          "fixed, set requires_grad_(False).")
