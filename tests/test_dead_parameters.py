@@ -71,8 +71,8 @@ class Experts(L.LightningModule):
 def _run(model, tmp_path):
     L.seed_everything(0)
     x, y = breast_cancer()
-    t = fit(model, tmp_path, train=loader(x, y, batch_size=64), callbacks=[NormMonitor(), SanitySummary(print_summary=False)],
-            max_epochs=1)
+    callbacks = [NormMonitor(), SanitySummary(print_summary=False)]
+    t = fit(model, tmp_path, train=loader(x, y, batch_size=64), callbacks=callbacks, max_epochs=1)
     return read_report(t.log_dir)
 
 

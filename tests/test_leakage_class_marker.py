@@ -49,7 +49,8 @@ def _logs(kind: str, n: int = 128) -> DataLoader:
 class ChurnGRU(L.LightningModule):
     def __init__(self) -> None:
         super().__init__()
-        self.embed, self.gru, self.head = nn.Embedding(8, 8, padding_idx=0), nn.GRU(8, 16, batch_first=True), nn.Linear(16, 1)
+        self.embed = nn.Embedding(8, 8, padding_idx=0)
+        self.gru, self.head = nn.GRU(8, 16, batch_first=True), nn.Linear(16, 1)
 
     def forward(self, seqs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         packed = pack_padded_sequence(self.embed(seqs), lengths, batch_first=True, enforce_sorted=False)

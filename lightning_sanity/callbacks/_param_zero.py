@@ -75,7 +75,8 @@ class ParamZeroWatch:
         src = [i for i, _ in pairs]
         dst = [j for _, j in pairs]
         self.present_steps[dst] = old.present_steps[src]
-        self.alive[torch.tensor(dst, device=self.alive.device)] = old.alive[torch.tensor(src, device=old.alive.device)].to(self.alive.device)
+        kept = old.alive[torch.tensor(src, device=old.alive.device)]
+        self.alive[torch.tensor(dst, device=self.alive.device)] = kept.to(self.alive.device)
 
 
 def report_dead_parameters(monitor: Any, trainer: Any, dead: dict[str, list[int]], meta: Any,
@@ -111,7 +112,8 @@ def report_dead_parameters(monitor: Any, trainer: Any, dead: dict[str, list[int]
     message = dead_parameter_message(names, [v[1] for v in found.values()], others)
     layer_names = [monitor.layers.names[i] for i in layers]
     if layer_found:
-        message += " A layer named in another dead-gradient finding may be the cause (its output is this tensor's input)."
+        message += (" A layer named in another dead-gradient finding may be the cause (its output is this tensor's "
+                    "input).")
     monitor._report(trainer, "dead-gradient", Severity.INFO if layer_found else Severity.WARNING, message, ADVICE,
                     where=names[0] if len(names) == 1 else common_module(layer_names), meta=meta,
                     data={"parameters": names, "layers": layer_names, "kind": "zero_parameter",

@@ -133,4 +133,5 @@ class _LossInputGlue:
             if found:  # a squashed prediction that cannot reach the targets
                 message, advice = unreachable_message(name, tag.get("activation", "squashing"), found)
                 self.report(trainer, "loss-input", Severity.WARNING, message, advice, where=where,
-                            key="unreachable-targets", data={"loss": name, "activation": tag.get("activation"), **found})
+                            key="unreachable-targets",
+                            data={"loss": name, "activation": tag.get("activation"), **found})

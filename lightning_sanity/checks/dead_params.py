@@ -36,7 +36,8 @@ def dead_parameter_message(names: Sequence[str], steps: Sequence[int], layer_liv
     if len(names) == 1:
         subject = f"Parameter `{names[0]}` got"
     else:
-        subject = f"{len(names)} parameters ({', '.join(f'`{n}`' for n in names[:4])}{', ...' if len(names) > 4 else ''}) got"
+        shown = ", ".join(f"`{n}`" for n in names[:4]) + (", ..." if len(names) > 4 else "")
+        subject = f"{len(names)} parameters ({shown}) got"
     one = len(names) == 1
     text = (f"{subject} an exactly zero gradient on every one of the {span} measured steps in which "
             f"{'it' if one else 'they'} had one: nothing that reaches the loss depends on "
