@@ -36,7 +36,7 @@ from typing import Optional
 
 import torch
 
-from lightning_sanity.checks.target_inputs import CHANCE, MAX_ROWS, TAIL, _classes, _not_padding
+from lightning_sanity.checks.target_inputs import CHANCE, TAIL, distinct_token_rows
 
 
 def _log_binom(n: int, k: int) -> float:
@@ -48,23 +48,10 @@ def class_marker(ids: torch.Tensor, y: torch.Tensor, mask: Optional[torch.Tensor
     integers) all hold one token, no other class's sample holds it, and it sits at the same place from the end of
     every one of them while their lengths vary, beyond chance; None when no class has such a marker. ``mask``
     (``attention_mask``) leaves padding out; without it, a token ending most rows is taken for padding."""
-    if ids.dim() != 2 or ids.is_floating_point() or ids.is_complex() or y.shape != ids.shape[:1]:
+    prepared = distinct_token_rows(ids, y, mask)
+    if prepared is None:
         return None
-    classes = _classes(y.detach().cpu())
-    if classes is None:
-        return None
-    used = mask.detach().cpu().bool() if isinstance(mask, torch.Tensor) and mask.shape == ids.shape else None
-    rows = max(1, MAX_ROWS // max(ids.shape[1], 1))
-    ids, classes = ids.detach().cpu().long()[:rows], classes[:rows]
-    used = used[:rows] if used is not None else _not_padding(ids)
-    ids = torch.where(used & (ids >= 0), ids, torch.full_like(ids, -1))
-    rows = torch.unique(torch.cat([ids, classes[:, None]], 1), dim=0)  # repeated samples are no new evidence
-    ids, classes = rows[:, :-1], rows[:, -1]
-    labels, per_class = torch.unique(classes, return_counts=True)
-    tokens, index = torch.unique(ids, return_inverse=True)
-    keep = tokens >= 0
-    if labels.numel() < 2 or int(keep.sum()) == 0:
-        return None
+    ids, classes, labels, per_class, tokens, index, keep = prepared
     d, vocab, kept = ids.shape[0], int(keep.sum()), tokens[keep]
     present = torch.zeros(d, tokens.numel()).scatter_(1, index, 1.0)[:, keep].bool()  # (d, V)
     real = ids >= 0

@@ -166,6 +166,31 @@ def mask_channels(x: torch.Tensor, y: torch.Tensor) -> list[tuple[int, int, floa
     return [(c, side, chance) for c, (side, chance) in sorted(found.items())]
 
 
+def distinct_token_rows(ids: torch.Tensor, y: torch.Tensor, mask: Optional[torch.Tensor] = None) -> Optional[tuple]:
+    """The distinct samples of token inputs ``ids`` (``(B, T)`` integers) with their classes from ``y``, padding
+    (``mask``, or a token ending most rows) set to -1: ``(ids, classes, labels, per_class, tokens, index, keep)``
+    (``torch.unique`` of the classes with counts, of the tokens with the inverse, ``keep`` the real tokens); None
+    when there are not two classes and a real token."""
+    if ids.dim() != 2 or ids.is_floating_point() or ids.is_complex() or y.shape != ids.shape[:1]:
+        return None
+    classes = _classes(y.detach().cpu())
+    if classes is None:
+        return None
+    used = mask.detach().cpu().bool() if isinstance(mask, torch.Tensor) and mask.shape == ids.shape else None
+    rows = max(1, MAX_ROWS // max(ids.shape[1], 1))
+    ids, classes = ids.detach().cpu().long()[:rows], classes[:rows]
+    used = used[:rows] if used is not None else _not_padding(ids)
+    ids = torch.where(used & (ids >= 0), ids, torch.full_like(ids, -1))
+    rows = torch.unique(torch.cat([ids, classes[:, None]], 1), dim=0)  # repeated samples are no new evidence
+    ids, classes = rows[:, :-1], rows[:, -1]
+    labels, per_class = torch.unique(classes, return_counts=True)
+    tokens, index = torch.unique(ids, return_inverse=True)
+    keep = tokens >= 0
+    if labels.numel() < 2 or int(keep.sum()) == 0:
+        return None
+    return ids, classes, labels, per_class, tokens, index, keep
+
+
 def label_tokens(ids: torch.Tensor, y: torch.Tensor, mask: Optional[torch.Tensor] = None) -> Optional[dict[int, int]]:
     """``{class: token}`` when token inputs ``ids`` (``(B, T)`` integers) hold, for every class of ``y`` (``(B,)``),
     a token present in exactly the samples of that class, beyond chance, and sitting at the same place from the end
@@ -188,23 +213,10 @@ def label_tokens(ids: torch.Tensor, y: torch.Tensor, mask: Optional[torch.Tensor
     >>> label_tokens(body, y), label_tokens(leak, y), label_tokens(first, y)
     (None, {0: 50, 1: 51, 2: 52, 3: 53}, None)
     """
-    if ids.dim() != 2 or ids.is_floating_point() or ids.is_complex() or y.shape != ids.shape[:1]:
+    prepared = distinct_token_rows(ids, y, mask)
+    if prepared is None:
         return None
-    classes = _classes(y.detach().cpu())
-    if classes is None:
-        return None
-    used = mask.detach().cpu().bool() if isinstance(mask, torch.Tensor) and mask.shape == ids.shape else None
-    rows = max(1, MAX_ROWS // max(ids.shape[1], 1))
-    ids, classes = ids.detach().cpu().long()[:rows], classes[:rows]
-    used = used[:rows] if used is not None else _not_padding(ids)
-    ids = torch.where(used & (ids >= 0), ids, torch.full_like(ids, -1))
-    rows = torch.unique(torch.cat([ids, classes[:, None]], 1), dim=0)
-    ids, classes = rows[:, :-1], rows[:, -1]
-    labels, per_class = torch.unique(classes, return_counts=True)
-    tokens, index = torch.unique(ids, return_inverse=True)
-    keep = tokens >= 0
-    if labels.numel() < 2 or int(keep.sum()) == 0:
-        return None
+    ids, classes, labels, per_class, tokens, index, keep = prepared
     d, vocab = ids.shape[0], int(keep.sum())
     log_chance = labels.numel() * math.log(vocab) + log_partition_chance(per_class.tolist())
     if log_chance >= math.log(CHANCE):
