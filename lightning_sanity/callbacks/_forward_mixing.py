@@ -3,9 +3,10 @@
 The gradient test of :class:`~lightning_sanity.callbacks._flow_run._FlowRun` cannot see a dependence that carries
 no gradient: statistics over the batch that are ``.detach()``-ed (RevIN or a hand-written normaliser whose mean and
 spread are taken over ``dim=(0, 1)`` and detached, as RevIN code does), or computed under ``no_grad``. This probe
-runs the model three more times under ``no_grad`` on the same samples, with the same RNG seed before each call (so
-noise drawn in ``forward`` is the same draw): as given, with sample 0's input scaled by ``1 + r`` (its level and
-spread move, the two things batch statistics average), and with ``r / 2``. The judgement is in
+runs the model four more times under ``no_grad`` on the same samples, with the same RNG seed before each call (so
+noise drawn in ``forward`` is the same draw): twice as given (the two must agree exactly, or nothing is compared),
+with sample 0's input scaled by ``1 + r`` (its level and spread move, the two things batch statistics average), and
+with ``r / 2``. Only when that finds mixing, :func:`locate` runs two more to name where. The judgement is in
 :func:`lightning_sanity.checks.forward_mixing.judge`.
 
 Usage (inside the flow checks, the model already in eval mode, inside ``isolate_rng()``)::

@@ -38,24 +38,14 @@ class ParamZeroWatch:
 
     def count(self, present: Optional[list[int]], uses: int) -> None:
         """``uses`` steps in which the parameters at ``present`` (None: all) had a gradient."""
-        if not uses:
-            return
-        if present is None:
-            self.present_steps += uses
-        elif present:
-            self.present_steps[present] += uses
+        _add(self.present_steps, present, uses)
 
     def facts(self, patterns: Any) -> tuple[list[int], list[bool]]:
         """``(steps with a gradient, ever non-zero)`` per parameter, the cached patterns' uses included (one read
         of the device flags: end of fit only)."""
         steps = self.present_steps.clone()
         for pattern in patterns:
-            uses = getattr(pattern, "uses", 0)
-            if uses:
-                if pattern.present is None:
-                    steps += uses
-                elif pattern.present:
-                    steps[pattern.present] += uses
+            _add(steps, pattern.present, getattr(pattern, "uses", 0))
         return steps.tolist(), self.alive.cpu().tolist()
 
     def bank(self, patterns: Any) -> None:
@@ -77,6 +67,16 @@ class ParamZeroWatch:
         self.present_steps[dst] = old.present_steps[src]
         kept = old.alive[torch.tensor(src, device=old.alive.device)]
         self.alive[torch.tensor(dst, device=self.alive.device)] = kept.to(self.alive.device)
+
+
+def _add(steps: torch.Tensor, present: Optional[list[int]], uses: int) -> None:
+    """Add ``uses`` to the step counts of the parameters at ``present`` (None: all of them)."""
+    if not uses:
+        return
+    if present is None:
+        steps += uses
+    elif present:
+        steps[present] += uses
 
 
 def report_dead_parameters(monitor: Any, trainer: Any, dead: dict[str, list[int]], meta: Any,

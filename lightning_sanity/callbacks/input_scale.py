@@ -42,7 +42,7 @@ _NORMALISING_OPS = frozenset({
 })
 
 #: First uses that treat an integer input as ids (a lookup), not as values.
-_INDEXING_OPS = frozenset({"embedding", "embedding_bag", "one_hot", "index_select", "gather", "take", "__getitem__"})
+_INDEXING_OPS = frozenset({"embedding", "embedding_bag", "one_hot", "index_select", "gather", "take"})
 
 
 class FrozenStatistics:

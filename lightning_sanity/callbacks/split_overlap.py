@@ -15,7 +15,7 @@ import lightning.pytorch as pl
 import torch
 from typing_extensions import override
 
-from lightning_sanity.batch import BatchFn, input_of, split_batch
+from lightning_sanity.batch import BatchFn, split_batch
 from lightning_sanity.callbacks._row_blocks import RowBlocks
 from lightning_sanity.callbacks._split_pairs import PairPrints, judge_pairs
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
@@ -113,13 +113,13 @@ class SplitOverlap(SanityCallback):
     def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         if self._reason is None and not self._train_done:
-            self._take(self._train, batch, "train")
+            self._take(batch, "train")
 
     @override
     def on_validation_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any,
                                   batch_idx: int, dataloader_idx: int = 0) -> None:
         if self._reason is None and not self._val_done:
-            self._take(self._val, batch, "val")
+            self._take(batch, "val")
             if not trainer.sanity_checking and self._val:
                 self._val_batches += 1
                 self._val_last = self._val[-1]
@@ -166,16 +166,16 @@ class SplitOverlap(SanityCallback):
         self._val = []
         self.retire("on_train_batch_end", "on_validation_batch_start")
 
-    def _take(self, store: Any, batch: Any, split: str) -> None:
+    def _take(self, batch: Any, split: str) -> None:
         try:
-            x = input_of(batch, self.get_input)
+            x, y = split_batch(batch, self.get_input)
             if not isinstance(x, torch.Tensor) or x.dim() == 0:
                 self._stop(f"could not find the input tensor of a {split} batch; pass `get_input=`")
                 return
             count = self._train_count if split == "train" else self._val_count
             if count >= _MAX_SAMPLES:
                 return
-            self._pairs.add(split, split_batch(batch, self.get_input)[1], int(x.shape[0]))
+            self._pairs.add(split, y, int(x.shape[0]))
             if split == "train":
                 if not self._train_batches:
                     self._measurements = S.measured_values(x)
@@ -183,7 +183,7 @@ class SplitOverlap(SanityCallback):
                 self._train.add(x)
                 self._train_count += int(x.shape[0])
             else:
-                store.append(S.fingerprints(x))
+                self._val.append(S.fingerprints(x))
                 self._val_count += int(x.shape[0])
         except Exception as err:  # a check must never lose the user's run
             log.debug("split-overlap fingerprint failed", exc_info=True)

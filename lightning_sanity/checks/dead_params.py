@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from lightning_sanity.checks.naming import short_list
 from lightning_sanity.checks.norms import MIN_STEPS
 
 
@@ -36,15 +37,14 @@ def dead_parameter_message(names: Sequence[str], steps: Sequence[int], layer_liv
     if len(names) == 1:
         subject = f"Parameter `{names[0]}` got"
     else:
-        shown = ", ".join(f"`{n}`" for n in names[:4]) + (", ..." if len(names) > 4 else "")
-        subject = f"{len(names)} parameters ({shown}) got"
+        subject = f"{len(names)} parameters ({short_list([f'`{n}`' for n in names], limit=4)}) got"
     one = len(names) == 1
     text = (f"{subject} an exactly zero gradient on every one of the {span} measured steps in which "
             f"{'it' if one else 'they'} had one: nothing that reaches the loss depends on "
             f"{'it' if one else 'them'}, so {'it never learns' if one else 'they never learn'}")
     if layer_live:
-        text += (f", while {', '.join(f'`{n}`' for n in layer_live[:3])}{', ...' if len(layer_live) > 3 else ''} "
-                 "in the same layer did (the layer's summed gradient looks alive)")
+        text += (f", while {short_list([f'`{n}`' for n in layer_live], limit=3)} in the same layer did (the layer's "
+                 "summed gradient looks alive)")
     return text + "."
 
 
