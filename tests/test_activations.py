@@ -129,3 +129,24 @@ def test_relu_on_a_regression_output_fires_only_when_targets_are_out_of_its_reac
         assert "Remove the activation" in found[0]["advice"]
     else:
         assert not found
+
+
+class NewGELUActivation(nn.Module):
+    """HuggingFace's GPT-2 activation as ``transformers.activations`` writes it: not a subclass of ``nn.GELU``."""
+
+    def forward(self, x):
+        return 0.5 * x * (1.0 + torch.tanh(0.7978845608 * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+@pytest.mark.parametrize("dead", [True, False])
+def test_library_activation_classes_are_measured(tmp_path, dead):
+    net = mlp(2, act=NewGELUActivation)
+    if dead:  # a pre-activation far below zero on every sample: GELU's output is never positive
+        with torch.no_grad():
+            net[0].bias.fill_(-10.0)
+    report, _, monitor = _run(Classifier(net=net), tmp_path)
+    found = serious(report, "dead-activations")
+    if dead:
+        assert [f["where"] for f in found] == ["net.1"] and found[0]["data"]["kind"] == "dead"
+    else:
+        assert not found and monitor._measurements >= 4

@@ -45,20 +45,43 @@ _RELU_LIKE: tuple[type, ...] = (nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Mish, nn
 _SATURATING: dict[type, str] = {nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.Hardtanh: "tanh", nn.Hardsigmoid: "sigmoid"}
 
 
+#: Activation classes of model libraries that do not subclass torch's (HuggingFace's ``ACT2CLS``: GELUActivation,
+#: NewGELUActivation, QuickGELUActivation, ReLUSquaredActivation...; timm's GELU, Swish, HardMish...), by their
+#: lower-case class name without "activation". Only parameter-free leaf modules: a learned activation is not one.
+_NAMED_KINDS: dict[str, str] = {
+    **dict.fromkeys(("relu", "relu6", "relusquared", "squaredrelu", "gelu", "newgelu", "fastgelu", "quickgelu",
+                     "accurategelu", "clippedgelu", "gelutanh", "gelupytorchtanh", "silu", "swish", "mish",
+                     "hardswish", "hardmish"), "relu"),
+    "tanh": "tanh", "hardtanh": "tanh", "sigmoid": "sigmoid", "hardsigmoid": "sigmoid",
+}
+
+
 def activation_kind(module: nn.Module) -> Optional[str]:
     """``"relu"`` (ReLU family, GELU, SiLU: judged for dead units), ``"tanh"``, ``"sigmoid"``, or None.
 
-    LeakyReLU, PReLU and the ELU family are not judged: their negative side is meant to carry gradient.
+    LeakyReLU, PReLU and the ELU family are not judged: their negative side is meant to carry gradient. Library
+    classes that re-implement these (HuggingFace's ``NewGELUActivation``, timm's ``Swish``) are known by name.
 
     >>> activation_kind(nn.ReLU()), activation_kind(nn.Tanh()), activation_kind(nn.LeakyReLU())
     ('relu', 'tanh', None)
+    >>> class NewGELUActivation(nn.Module):
+    ...     def forward(self, x):
+    ...         return nn.functional.gelu(x, approximate="tanh")
+    >>> activation_kind(NewGELUActivation())
+    'relu'
     """
     if isinstance(module, _RELU_LIKE):  # before Hardtanh: ReLU6 is a Hardtanh
         return "relu"
     for cls, kind in _SATURATING.items():
         if isinstance(module, cls):
             return kind
-    return None
+    if type(module).__module__.startswith("torch.nn"):
+        return None  # torch's own classes are known by type above (nn.LeakyReLU is not judged)
+    name = type(module).__name__.lower().replace("activation", "").replace("_", "")
+    kind = _NAMED_KINDS.get(name)
+    if kind is None or module._modules or module._parameters:
+        return None
+    return kind
 
 
 def unit_dim(output: torch.Tensor) -> int:
