@@ -47,7 +47,8 @@ _SATURATING: dict[type, str] = {nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.Hardt
 
 #: Activation classes of model libraries that do not subclass torch's (HuggingFace's ``ACT2CLS``: GELUActivation,
 #: NewGELUActivation, QuickGELUActivation, ReLUSquaredActivation...; timm's GELU, Swish, HardMish...), by their
-#: lower-case class name without "activation". Only parameter-free leaf modules: a learned activation is not one.
+#: lower-case class name without "activation"; a model's own copy (BLOOM's ``BloomGelu``) by the name's ending.
+#: Only parameter-free leaf modules: a learned activation is not one.
 _NAMED_KINDS: dict[str, str] = {
     **dict.fromkeys(("relu", "relu6", "relusquared", "squaredrelu", "gelu", "newgelu", "fastgelu", "quickgelu",
                      "accurategelu", "clippedgelu", "gelutanh", "gelupytorchtanh", "silu", "swish", "mish",
@@ -79,6 +80,8 @@ def activation_kind(module: nn.Module) -> Optional[str]:
         return None  # torch's own classes are known by type above (nn.LeakyReLU is not judged)
     name = type(module).__name__.lower().replace("activation", "").replace("_", "")
     kind = _NAMED_KINDS.get(name)
+    if kind is None and name.endswith(("gelu", "silu", "swish", "mish")):  # a model's own copy: BloomGelu
+        kind = "relu"
     if kind is None or module._modules or module._parameters:
         return None
     return kind
