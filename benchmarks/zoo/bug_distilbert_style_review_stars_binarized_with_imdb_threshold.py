@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 import lightning_sanity
 
-EXPECT = {"label-distribution"}
+EXPECT = {"label-distribution", "constant-output"}
 SPLIT = "heldout9"
 POSITIVE_FROM = 7  # ratings >= 7 are positive (IMDb convention)
 POS = ["great", "excellent", "love", "perfect", "amazing", "recommend", "happy", "works", "sturdy", "fast"]
