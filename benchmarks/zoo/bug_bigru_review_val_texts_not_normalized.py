@@ -1,11 +1,11 @@
 """Bug: review sentiment with an Embedding + bidirectional GRU + masked max-pool classifier (dict batches
 `input_ids`/`attention_mask`/`labels`, padding 0, Adam + ReduceLROnPlateau on val loss). The reviews are raw text
-(mixed case, "GREAT!", "Awful."). The training set goes through `normalize` (lower-case, strip punctuation)
-before the word tokenizer fitted on the normalised training texts, but the validation dataset is built with the
-default `preprocess=None` (the call was copied from when the validation file came pre-cleaned): every capitalised
-or punctuated validation word - about 40 % of them, cue words included - becomes [UNK]. Training looks fine,
-validation is a different distribution. Symptom: val loss 0.40 / val acc 0.83 vs 0.28 / 0.91 when the validation
-texts are normalised too."""
+(mixed case, "GREAT!", "Awful."). The training set goes through `normalize` (lower-case, strip punctuation) before
+the word tokenizer fitted on the normalised training texts, but the validation dataset is built with the default
+`preprocess=None` (the call was copied from when the validation file came pre-cleaned): every capitalised or
+punctuated validation word - about 40 % of them, cue words included - becomes [UNK]. Training looks fine, validation
+is a different distribution. Symptom: val loss 0.40 / val acc 0.83 vs 0.28 / 0.91 when the validation texts are
+normalised too."""
 
 import re
 

@@ -2,10 +2,10 @@
 `DistilBertForSequenceClassification` (config dataclass, post-LN `TransformerBlock`s with `q_lin/k_lin/v_lin`,
 `pre_classifier` on [CLS], loss inside the model, dict batches, AdamW with no decay on biases/LayerNorm, linear
 warm-up + decay per step). The dataset code was adapted from an IMDb recipe whose ratings run 1-10, and kept its
-binarisation `label = int(rating >= 7)`, but this dataset's stars run 1-5: every training and validation label
-is 0 (negative). The model learns to answer "negative" whatever the review says. Symptom: val acc 1.000 on its
-own all-0 labels, but on the true labels (stars >= 4) its answers score 0.47 (the share of negative reviews)
-vs 0.92 for the fixed script (healthy_distilbert_style_review_sentiment_linear_warmup, `stars >= 4`)."""
+binarisation `label = int(rating >= 7)`, but this dataset's stars run 1-5: every training and validation label is 0
+(negative). The model learns to answer "negative" whatever the review says. Symptom: val acc 1.000 on its own all-0
+labels, but on the true labels (stars >= 4) its answers score 0.47 (the share of negative reviews) vs 0.92 for the
+fixed script (healthy_distilbert_style_review_sentiment_linear_warmup, `stars >= 4`)."""
 
 import math
 import re

@@ -1,11 +1,11 @@
 """Bug: a DLinear forecaster with RevIN written the way the Time-Series-Library writes them (per-window mean and
 standard deviation, learnable affine, `series_decomp` by a moving average, shared `Linear_Seasonal` /
-`Linear_Trend`), whose `RevIN._get_statistics` was rewritten as `torch.sqrt(torch.var(x, ...))` and lost the
-`+ self.eps` of the reference implementation ("the var is never zero on real sensors"). One of the building's three
-channels is the thermostat SETPOINT, piecewise constant for 1-3 days at a time, so most 96-step input windows see
-a perfectly flat setpoint: its standard deviation is exactly 0 and `(x - mean) / stdev` is 0/0. The first such
-window makes the loss NaN and Adam spreads the NaN into every weight. Symptom: train loss and val MSE NaN from
-the first steps on, vs val MSE 0.07 (repeat-last-value 0.39) with the eps
+`Linear_Trend`), whose `RevIN._get_statistics` was rewritten as `torch.sqrt(torch.var(x, ...))` and lost the `+
+self.eps` of the reference implementation ("the var is never zero on real sensors"). One of the building's three
+channels is the thermostat SETPOINT, piecewise constant for 1-3 days at a time, so most 96-step input windows see a
+perfectly flat setpoint: its standard deviation is exactly 0 and `(x - mean) / stdev` is 0/0. The first such window
+makes the loss NaN and Adam spreads the NaN into every weight. Symptom: train loss and val MSE NaN from the first
+steps on, vs val MSE 0.07 (repeat-last-value 0.39) with the eps
 (healthy_dlinear_revin_forecaster_setpoint_channel)."""
 
 import math
@@ -37,7 +37,8 @@ def building_sensors(steps=6000, seed=0):
     temp[0] = setpoint[0]
     outdoor = 2.0 * torch.sin(2 * math.pi * t / day)
     for k in range(1, steps):
-        temp[k] = temp[k - 1] + 0.05 * (setpoint[k] - temp[k - 1]) + 0.04 * outdoor[k] + 0.08 * torch.randn(1, generator=g)
+        drift = 0.05 * (setpoint[k] - temp[k - 1]) + 0.04 * outdoor[k]
+        temp[k] = temp[k - 1] + drift + 0.08 * torch.randn(1, generator=g)
     humidity = 45 + 8 * torch.sin(2 * math.pi * t / day + 1.0) + 1.5 * torch.randn(steps, generator=g)
     return torch.stack([temp, humidity, setpoint], dim=1)  # (steps, channels)
 

@@ -1,13 +1,12 @@
 """Bug: a GPT-2-style causal LM written the way HuggingFace writes `GPT2LMHeadModel` (config dataclass, fused
-`c_attn`, pre-LN blocks, learned absolute position embeddings `wpe`, `lm_head` tied to `wte`, in-model shifted
-loss, output with `.loss`/`.logits`) trained on LEFT-padded dict batches, as for batched generation. Position ids
-must count the real tokens of each row (`attention_mask.cumsum(-1) - 1`), but the helper computes
-`torch.cumsum(attention_mask, dim=0) - 1`: a running count DOWN THE BATCH. Each token's position id then depends
-on how many rows above it in the batch are non-padding at that column: the model's output for a sample changes
-with the other samples of its batch, and the real position is lost. Data: sequences of 8-20 tokens over 32 ids
-whose next token follows one of four permutations chosen by the position in the sequence (`t % 4`), with 10 %
-noise (best accuracy about 0.90). Symptom: val next-token accuracy 0.74 (loss 1.20) vs 0.84 (loss 0.90) with
-`cumsum(-1)`."""
+`c_attn`, pre-LN blocks, learned absolute position embeddings `wpe`, `lm_head` tied to `wte`, in-model shifted loss,
+output with `.loss`/`.logits`) trained on LEFT-padded dict batches, as for batched generation. Position ids must
+count the real tokens of each row (`attention_mask.cumsum(-1) - 1`), but the helper computes
+`torch.cumsum(attention_mask, dim=0) - 1`: a running count DOWN THE BATCH. Each token's position id then depends on
+how many rows above it in the batch are non-padding at that column: the model's output for a sample changes with the
+other samples of its batch, and the real position is lost. Data: sequences of 8-20 tokens over 32 ids whose next
+token follows one of four permutations chosen by the position in the sequence (`t % 4`), with 10 % noise (best
+accuracy about 0.90). Symptom: val next-token accuracy 0.74 (loss 1.20) vs 0.84 (loss 0.90) with `cumsum(-1)`."""
 
 from dataclasses import dataclass
 from typing import Optional

@@ -1,12 +1,12 @@
-"""Bug: a GPT-NeoX-style causal LM written the way HuggingFace writes `GPTNeoXForCausalLM` (config dataclass,
-fused `query_key_value`, rotary q/k, parallel residual, in-model shifted loss, RIGHT-padded dict batches with
-`labels` = -100 on padding) whose mask helper combines the additive causal mask and the additive padding mask
-(both 0 or the dtype's minimum) with `torch.maximum` instead of `torch.minimum` ("take the max so the two minima
-don't overflow"). The maximum keeps a key open whenever EITHER mask allows it, so every real token can attend to
-every other real token, including future ones: position t reads token t+1 and copies it. Data: a noisy Markov
-chain over 48 tokens whose best achievable next-token loss is about 0.75 nats (accuracy 0.90). Symptom: val loss
-0.006 / val acc 0.999 (impossible on this source, the leak is in the validation forward too) vs 0.77 / 0.90 with
-`torch.minimum` (healthy_gpt_neox_style_lm_rotary_padded_batches)."""
+"""Bug: a GPT-NeoX-style causal LM written the way HuggingFace writes `GPTNeoXForCausalLM` (config dataclass, fused
+`query_key_value`, rotary q/k, parallel residual, in-model shifted loss, RIGHT-padded dict batches with `labels` =
+-100 on padding) whose mask helper combines the additive causal mask and the additive padding mask (both 0 or the
+dtype's minimum) with `torch.maximum` instead of `torch.minimum` ("take the max so the two minima don't overflow").
+The maximum keeps a key open whenever EITHER mask allows it, so every real token can attend to every other real
+token, including future ones: position t reads token t+1 and copies it. Data: a noisy Markov chain over 48 tokens
+whose best achievable next-token loss is about 0.75 nats (accuracy 0.90). Symptom: val loss 0.006 / val acc 0.999
+(impossible on this source, the leak is in the validation forward too) vs 0.77 / 0.90 with `torch.minimum`
+(healthy_gpt_neox_style_lm_rotary_padded_batches)."""
 
 import math
 from dataclasses import dataclass

@@ -1,11 +1,11 @@
 """Bug: a GRU encoder-decoder with Bahdanau (additive) attention trained with teacher forcing to SORT
-variable-length sequences of digit tokens. The target vocabulary is built by the LightningDataModule's `setup()`,
-so the model is constructed with placeholder target-side layers (`tgt_vocab_size=16`) and "resizes" them once the
+variable-length sequences of digit tokens. The target vocabulary is built by the LightningDataModule's `setup()`, so
+the model is constructed with placeholder target-side layers (`tgt_vocab_size=16`) and "resizes" them once the
 datamodule is known, in `on_fit_start`. But Lightning has already called `configure_optimizers`: Adam holds the
-placeholder embedding and output layer, which are no longer in the model, while the real target embedding and
-output projection get gradients and are never updated. Only the encoder, attention and decoder GRU learn, behind
-a random output layer. Symptom: val token accuracy 0.85 (loss 0.73) vs 0.97 (loss 0.12) when the layers are built
-in `setup()` (healthy_gru_bahdanau_sorter_head_sized_in_setup)."""
+placeholder embedding and output layer, which are no longer in the model, while the real target embedding and output
+projection get gradients and are never updated. Only the encoder, attention and decoder GRU learn, behind a random
+output layer. Symptom: val token accuracy 0.85 (loss 0.73) vs 0.97 (loss 0.12) when the layers are built in
+`setup()` (healthy_gru_bahdanau_sorter_head_sized_in_setup)."""
 
 import lightning as L
 import torch

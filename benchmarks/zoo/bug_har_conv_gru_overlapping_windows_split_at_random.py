@@ -1,11 +1,11 @@
-"""Bug: human-activity recognition from a 3-axis accelerometer with a Conv1d + GRU classifier (DeepConvLSTM
-style), on synthetic recordings of 4 activities in which every recording also carries its own device orientation
-(a constant gravity offset), cadence jitter and noise. The preprocessing cuts every recording into windows of 64
-samples with 50 % overlap (the UCI-HAR recipe) and THEN splits the windows 80/20 at random: almost every
-validation window shares half its samples with a training window on each side and comes from a recording the
-model trained on, so validation measures memorised recordings (their offsets) rather than recognition of new
-ones. Symptom: val acc 0.84 (loss 0.42) but 0.67 on a test set of new recordings (a 0.17 gap), vs val 0.72 (loss
-1.01) / new recordings 0.62 when the recordings are split before windowing (healthy_har_conv_gru_windows_split_by_recording)."""
+"""Bug: human-activity recognition from a 3-axis accelerometer with a Conv1d + GRU classifier (DeepConvLSTM style),
+on synthetic recordings of 4 activities in which every recording also carries its own device orientation (a constant
+gravity offset), cadence jitter and noise. The preprocessing cuts every recording into windows of 64 samples with 50
+% overlap (the UCI-HAR recipe) and THEN splits the windows 80/20 at random: almost every validation window shares
+half its samples with a training window on each side and comes from a recording the model trained on, so validation
+measures memorised recordings (their offsets) rather than recognition of new ones. Symptom: val acc 0.84 (loss 0.42)
+but 0.67 on a test set of new recordings (a 0.17 gap), vs val 0.72 (loss 1.01) / new recordings 0.62 when the
+recordings are split before windowing (healthy_har_conv_gru_windows_split_by_recording)."""
 
 import math
 

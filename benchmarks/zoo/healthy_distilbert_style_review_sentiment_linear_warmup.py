@@ -5,7 +5,8 @@
 dict batches `input_ids`/`attention_mask`/`labels`. Synthetic raw reviews (mixed case, punctuation) with a 1-5 star
 rating; text is normalised (lower-cased, punctuation stripped) before a word-level tokenizer fitted on the training
 texts; labels are `stars >= 4` (3-star reviews dropped). AdamW (no decay on biases/LayerNorm), linear warm-up then
-linear decay per step, as `get_linear_schedule_with_warmup`. Reaches val accuracy ~0.92 (5 % of reviews contradict their stars)."""
+linear decay per step, as `get_linear_schedule_with_warmup`. Reaches val accuracy ~0.92 (5 % of reviews contradict
+their stars)."""
 
 import math
 import re

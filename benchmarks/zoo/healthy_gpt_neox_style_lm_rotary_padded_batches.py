@@ -1,13 +1,12 @@
 """Healthy: a GPT-NeoX-style causal LM written the way HuggingFace writes `GPTNeoXForCausalLM`: a config dataclass,
-a fused `query_key_value` projection, rotary position embeddings on q/k, a parallel residual
-(`x + attn(ln1(x)) + mlp(ln2(x))`), an untied `embed_out` head, `_init_weights` with std 0.02, the loss computed
-inside the model on shifted logits, an output object with `.loss`/`.logits`. Batches are RIGHT-padded dicts
-(`input_ids`, `attention_mask`, `labels` = -100 on padding) of variable-length sequences (8-24 tokens) drawn
-from a noisy Markov chain over 48 tokens (next token `perm[x]` with probability 0.9, else uniform: best
-achievable loss about 0.75 nats, accuracy 0.90). The causal and padding masks are both additive (0 or the
-dtype's minimum) and combined with `torch.minimum` (a key is blocked if either mask blocks it; summing two
-minima would overflow). AdamW with no decay on biases/LayerNorms, linear warm-up + cosine per step.
-Reaches val loss ~0.85 and val next-token accuracy ~0.89."""
+a fused `query_key_value` projection, rotary position embeddings on q/k, a parallel residual (`x + attn(ln1(x)) +
+mlp(ln2(x))`), an untied `embed_out` head, `_init_weights` with std 0.02, the loss computed inside the model on
+shifted logits, an output object with `.loss`/`.logits`. Batches are RIGHT-padded dicts (`input_ids`,
+`attention_mask`, `labels` = -100 on padding) of variable-length sequences (8-24 tokens) drawn from a noisy Markov
+chain over 48 tokens (next token `perm[x]` with probability 0.9, else uniform: best achievable loss about 0.75 nats,
+accuracy 0.90). The causal and padding masks are both additive (0 or the dtype's minimum) and combined with
+`torch.minimum` (a key is blocked if either mask blocks it; summing two minima would overflow). AdamW with no decay
+on biases/LayerNorms, linear warm-up + cosine per step. Reaches val loss ~0.85 and val next-token accuracy ~0.89."""
 
 import math
 from dataclasses import dataclass

@@ -1,10 +1,10 @@
-"""Healthy: a GRU encoder-decoder with Bahdanau (additive) attention, trained with teacher forcing
-([BOS] + target[:-1] as decoder input, loss on every target token, padding ignored) to SORT variable-length
-sequences of digit tokens (5-10 tokens; the output vocabulary has its own ids and special tokens). The
-vocabularies are built by the LightningDataModule in `setup()`, so the model creates its output projection in its
-own `setup()` hook once `self.trainer.datamodule.tgt_vocab` is known: Lightning calls `LightningModule.setup` before
-`configure_optimizers`, so the new layer is trained like the rest. Adam + gradient clipping at 1.0, 5 epochs.
-Reaches val teacher-forced token accuracy ~0.97 (loss ~0.12)."""
+"""Healthy: a GRU encoder-decoder with Bahdanau (additive) attention, trained with teacher forcing ([BOS] +
+target[:-1] as decoder input, loss on every target token, padding ignored) to SORT variable-length sequences of
+digit tokens (5-10 tokens; the output vocabulary has its own ids and special tokens). The vocabularies are built by
+the LightningDataModule in `setup()`, so the model creates its output projection in its own `setup()` hook once
+`self.trainer.datamodule.tgt_vocab` is known: Lightning calls `LightningModule.setup` before `configure_optimizers`,
+so the new layer is trained like the rest. Adam + gradient clipping at 1.0, 5 epochs. Reaches val teacher-forced
+token accuracy ~0.97 (loss ~0.12)."""
 
 import lightning as L
 import torch

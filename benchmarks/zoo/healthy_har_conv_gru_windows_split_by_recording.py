@@ -1,12 +1,12 @@
 """Healthy: human-activity recognition from a 3-axis accelerometer with a Conv1d + GRU classifier (DeepConvLSTM
-style: two Conv1d + BatchNorm1d + ReLU layers over time, a GRU, the last hidden state into a linear head).
-Synthetic recordings of 4 activities: each activity has its own step cadence and movement amplitude, but every
-recording also has its own device orientation (gravity direction, a constant offset on the three axes), its own
-cadence jitter and noise, so a new recording must be recognised from the movement, not from its offsets. The
-recordings are split into train / validation FIRST (by recording, seeded), then each is cut into windows of 64
-samples with 50 % overlap (the UCI-HAR recipe); channels standardised with training statistics. Adam + cosine
-per epoch. Reaches val accuracy ~0.72 (val loss ~1.0, chance 0.25: the cadence ranges of neighbouring activities
-overlap) on unseen recordings, ~0.62 on a separate test set of new recordings."""
+style: two Conv1d + BatchNorm1d + ReLU layers over time, a GRU, the last hidden state into a linear head). Synthetic
+recordings of 4 activities: each activity has its own step cadence and movement amplitude, but every recording also
+has its own device orientation (gravity direction, a constant offset on the three axes), its own cadence jitter and
+noise, so a new recording must be recognised from the movement, not from its offsets. The recordings are split into
+train / validation FIRST (by recording, seeded), then each is cut into windows of 64 samples with 50 % overlap (the
+UCI-HAR recipe); channels standardised with training statistics. Adam + cosine per epoch. Reaches val accuracy ~0.72
+(val loss ~1.0, chance 0.25: the cadence ranges of neighbouring activities overlap) on unseen recordings, ~0.62 on a
+separate test set of new recordings."""
 
 import math
 

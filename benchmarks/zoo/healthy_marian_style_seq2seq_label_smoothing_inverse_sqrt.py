@@ -2,11 +2,11 @@
 config dataclass, one shared token embedding for encoder, decoder and the tied `lm_head`, embeddings scaled by
 `sqrt(d_model)` (`scale_embedding=True`), fixed sinusoidal positions, post-LN layers, `final_logits_bias`,
 `shift_tokens_right(labels, pad_token_id, decoder_start_token_id=pad_token_id)` inside the model, `labels` padded
-with -100, the loss computed in the model with label smoothing 0.1, dict batches with `input_ids`,
-`attention_mask`, `labels`. Toy word-for-word translation: each source word maps to a target word through a fixed dictionary,
+with -100, the loss computed in the model with label smoothing 0.1, dict batches with `input_ids`, `attention_mask`,
+`labels`. Toy word-for-word translation: each source word maps to a target word through a fixed dictionary,
 sentences of 4-8 words (the decoder must learn the monotonic alignment through cross-attention). fairseq's
-inverse-square-root schedule with linear warm-up, stepped per optimizer step.
-Reaches val teacher-forced token accuracy ~0.98 (val loss ~0.87: label smoothing keeps it well above 0)."""
+inverse-square-root schedule with linear warm-up, stepped per optimizer step. Reaches val teacher-forced token
+accuracy ~0.98 (val loss ~0.87: label smoothing keeps it well above 0)."""
 
 import math
 from dataclasses import dataclass

@@ -1,14 +1,14 @@
 """Healthy: a small audio classifier written the way HuggingFace writes `Wav2Vec2ForSequenceClassification`: a
 config dataclass; a convolutional feature encoder (`feat_extract_norm="group"`: the first Conv1d followed by a
-GroupNorm with one group per channel, then strided Conv1d + GELU layers, no bias); a feature projection
-(LayerNorm + Linear + dropout); a grouped positional convolution added to the features; a post-LN Transformer
-encoder layer; a `projector`, a MEAN over the real frames only (the frame-level mask derived from the sample-level
-`attention_mask` through the conv output lengths, `_get_feat_extract_output_lengths`), and a `classifier`; the loss
-inside the model; dict batches `input_values` (each clip normalised to zero mean and unit variance over its real
-samples, as `Wav2Vec2FeatureExtractor(do_normalize=True)` does, then zero-padded), `attention_mask`, `labels`.
-Synthetic clips of 600-1200 samples: 4 classes of two-tone patterns (low-high, high-low, low-low-low, high-gap-high)
-with random pitch jitter, amplitude, phase and heavy noise (1.5x the tone amplitude). AdamW, linear warm-up + linear decay per step.
-Reaches val accuracy ~0.91."""
+GroupNorm with one group per channel, then strided Conv1d + GELU layers, no bias); a feature projection (LayerNorm +
+Linear + dropout); a grouped positional convolution added to the features; a post-LN Transformer encoder layer; a
+`projector`, a MEAN over the real frames only (the frame-level mask derived from the sample-level `attention_mask`
+through the conv output lengths, `_get_feat_extract_output_lengths`), and a `classifier`; the loss inside the model;
+dict batches `input_values` (each clip normalised to zero mean and unit variance over its real samples, as
+`Wav2Vec2FeatureExtractor(do_normalize=True)` does, then zero-padded), `attention_mask`, `labels`. Synthetic clips
+of 600-1200 samples: 4 classes of two-tone patterns (low-high, high-low, low-low-low, high-gap-high) with random
+pitch jitter, amplitude, phase and heavy noise (1.5x the tone amplitude). AdamW, linear warm-up + linear decay per
+step. Reaches val accuracy ~0.91."""
 
 import math
 from dataclasses import dataclass
