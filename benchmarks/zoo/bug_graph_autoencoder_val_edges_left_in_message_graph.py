@@ -100,7 +100,7 @@ def main():
                         callbacks=lightning_sanity.default_callbacks())
     trainer.fit(LitGAE(features, adj), DataLoader(TensorDataset(train_pos), batch_size=128, shuffle=True),
                 DataLoader(TensorDataset(val_pairs, val_labels), batch_size=len(val_pairs)))
-    print(f"val_auc={trainer.callback_metrics['val_auc'].item():.3f} (val edges: {n_val}, train edges: {len(train_pos)})")
+    print(f"val_auc={trainer.callback_metrics['val_auc'].item():.3f} (val edges {n_val}, train edges {len(train_pos)})")
     print(f"LOG_DIR={trainer.log_dir}")
 
 

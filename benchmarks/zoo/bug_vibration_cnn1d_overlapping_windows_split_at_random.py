@@ -33,7 +33,8 @@ def record_machines(n, g, length=1024):
         s = 1.0 * torch.sin(2 * math.pi * f * t + 6.28 * torch.rand(1, generator=g))
         for _ in range(2):
             fr = 0.02 + 0.28 * torch.rand(1, generator=g)
-            s = s + (0.5 + torch.rand(1, generator=g)) * torch.sin(2 * math.pi * fr * t + 6.28 * torch.rand(1, generator=g))
+            amp = 0.5 + torch.rand(1, generator=g)
+            s = s + amp * torch.sin(2 * math.pi * fr * t + 6.28 * torch.rand(1, generator=g))
         signals.append(s + 0.5 * torch.randn(length, generator=g))
     return torch.stack(signals), labels
 
