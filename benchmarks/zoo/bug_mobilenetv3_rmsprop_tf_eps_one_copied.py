@@ -1,9 +1,10 @@
 """Bug (update size): the torchvision-style MobileNetV3-Small of
-healthy_torchvision_mobilenetv3_rmsprop_tf_recipe_digits trained with the TF-style RMSprop recipe of the MobileNet/EfficientNet papers copied literally: `eps=1.0` as in the
-TensorFlow configs. TF adds eps under the square root of the running mean square; PyTorch's RMSprop adds it after
-the square root, so with eps 1.0 the denominator is ~1 for every weight (the gradients' RMS is ~1e-2 or less) and
-each step is about lr * gradient, plain momentum SGD at lr 2e-3: the updates are hundreds of times smaller than
-the recipe's. Symptom: val acc 0.22 vs 0.88 with eps 1e-3 (the fixed script)."""
+healthy_torchvision_mobilenetv3_rmsprop_tf_recipe_digits trained with the TF-style RMSprop recipe of the
+MobileNet/EfficientNet papers copied literally: `eps=1.0` as in the TensorFlow configs. TF adds eps under the square
+root of the running mean square; PyTorch's RMSprop adds it after the square root, so with eps 1.0 the denominator is
+~1 for every weight (the gradients' RMS is ~1e-2 or less) and each step is about lr * gradient, plain momentum SGD at
+lr 2e-3: the updates are hundreds of times smaller than the recipe's. Symptom: val acc 0.22 vs 0.88 with eps 1e-3
+(the fixed script)."""
 
 from dataclasses import dataclass
 from functools import partial

@@ -1,9 +1,9 @@
 """Bug (initialisation): the RetinaNet-style multi-label tagger of
-healthy_retinanet_style_multilabel_tagger_focal_prior_bias with the prior-bias line re-typed from the paper's formula with the sign lost: `constant_(bias, math.log((1 - pi) /
-pi))`, +4.6 instead of -4.6. Every tag starts at probability 0.99 instead of 0.01 on a task where 90 % of the labels
-are negative: the first focal loss is about 40x the healthy one, and Adam moves the bias by about lr per step, so
-most of the short run is spent pulling every logit down instead of learning the patterns. Symptom: val mAP 0.18 vs
-0.96 with the correct sign (the fixed script)."""
+healthy_retinanet_style_multilabel_tagger_focal_prior_bias with the prior-bias line re-typed from the paper's formula
+with the sign lost: `constant_(bias, math.log((1 - pi) / pi))`, +4.6 instead of -4.6. Every tag starts at probability
+0.99 instead of 0.01 on a task where 90 % of the labels are negative: the first focal loss is about 40x the healthy
+one, and Adam moves the bias by about lr per step, so most of the short run is spent pulling every logit down instead
+of learning the patterns. Symptom: val mAP 0.18 vs 0.96 with the correct sign (the fixed script)."""
 
 import math
 

@@ -1,13 +1,12 @@
 """Bug (parameters in no optimizer): the timm-style ConvNeXt of
-healthy_timm_convnext_layer_scale_name_based_decay_groups with its parameter groups built by name from a snippet written for torchvision ResNets: decay on `*.weight` with
-ndim > 1, no decay on `*.bias` and on names containing "norm". The layer-scale vectors are called `gamma` (neither a
-`.weight` nor a `.bias` nor a norm), so they sit in no param group: they get gradients but are never updated and
-stay at timm's init value 1e-6 (so do the scales of the stem's and the downsampling layer's LayerNorm2d, which sit in
-`nn.Sequential`s under numeric names).
-Every ConvNeXt block's residual branch is multiplied by 1e-6 for the whole run (the
-blocks' convs and MLPs get gradients a million times too small): the network is a patchify stem, a downsampling
-conv and a linear head. Symptom: val acc 0.83 vs 0.97 with the groups covering every parameter (the fixed
-script)."""
+healthy_timm_convnext_layer_scale_name_based_decay_groups with its parameter groups built by name from a snippet
+written for torchvision ResNets: decay on `*.weight` with ndim > 1, no decay on `*.bias` and on names containing
+"norm". The layer-scale vectors are called `gamma` (neither a `.weight` nor a `.bias` nor a norm), so they sit in no
+param group: they get gradients but are never updated and stay at timm's init value 1e-6 (so do the scales of the
+stem's and the downsampling layer's LayerNorm2d, which sit in `nn.Sequential`s under numeric names). Every ConvNeXt
+block's residual branch is multiplied by 1e-6 for the whole run (the blocks' convs and MLPs get gradients a million
+times too small): the network is a patchify stem, a downsampling conv and a linear head. Symptom: val acc 0.83 vs
+0.97 with the groups covering every parameter (the fixed script)."""
 
 import math
 
