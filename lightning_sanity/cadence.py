@@ -21,6 +21,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from lightning_sanity import cost
+
 #: fewest points a chart gets over a planned run (a curve, not a dot or two).
 MIN_POINTS = 20
 #: most points a chart gets over a planned run (TensorBoard keeps 1,000 scalars per tag by default anyway).
@@ -45,7 +47,7 @@ def chart_every(planned_steps: Any, log_every_n_steps: Any) -> int:
 def trainer_chart_every(trainer: Any) -> int:
     """:func:`chart_every` for ``trainer``'s planned length and ``log_every_n_steps``."""
     try:
-        planned = trainer.estimated_stepping_batches
+        planned = cost.planned_steps(trainer)
     except Exception:  # an unknowable length: the Trainer's own cadence
         planned = None
     return chart_every(planned, getattr(trainer, "log_every_n_steps", 0))

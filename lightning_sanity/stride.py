@@ -101,7 +101,7 @@ def stride_for(trainer: Any) -> StepStride:
     found = _STRIDES.get(trainer)
     if found is None:
         try:
-            planned = trainer.estimated_stepping_batches
+            planned = cost.planned_steps(trainer)
         except Exception:  # an unknowable length: the shortest dense window
             planned = None
         if not isinstance(planned, (int, float)) or isinstance(planned, bool) or not math.isfinite(planned):

@@ -16,11 +16,13 @@ from typing import Optional
 
 import lightning.pytorch as pl
 
+from lightning_sanity import cost
+
 
 def planned_batches(trainer: "pl.Trainer") -> Optional[int]:
     """Training batches the run plans to see (``estimated_stepping_batches`` x accumulation), or None if unknown."""
     try:
-        steps = trainer.estimated_stepping_batches
+        steps = cost.planned_steps(trainer)
     except Exception:  # misconfigured or unknowable length: judge without a plan
         return None
     if not isinstance(steps, (int, float)) or not math.isfinite(steps) or steps <= 0:

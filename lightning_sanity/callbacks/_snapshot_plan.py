@@ -74,7 +74,7 @@ def plan_snapshots(trainer: "pl.Trainer", clock: SnapshotClock, every: Optional[
         clock.before = batches_before_fit(trainer)
         if every is None:
             log_every = max(1, int(getattr(trainer, "log_every_n_steps", 1) or 1))
-            every = snapshot_every(trainer.estimated_stepping_batches, log_every)
+            every = snapshot_every(cost.planned_steps(trainer), log_every)
         clock.every = every
     except Exception as err:  # never lose the run over a counter
         clock.planned, clock.before, clock.every = None, 0, UNPLANNED_EVERY
