@@ -16,6 +16,8 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
+from lightning_sanity.callbacks._compiled import compiled_children
+
 
 @contextlib.contextmanager
 def eval_mode(model: nn.Module) -> Iterator[None]:
@@ -26,10 +28,15 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
     never through ``train()``, whose overrides could change modes the user had set by hand.
     """
     saved = [(m, m.training) for m in model.modules()]
+    compiled = compiled_children(model)  # the probes run the original modules (see _compiled)
     try:
         model.eval()
+        for parent, name, child in compiled:
+            parent._modules[name] = child._orig_mod
         yield
     finally:
+        for parent, name, child in compiled:
+            parent._modules[name] = child
         for m, flag in saved:
             m.training = flag
 

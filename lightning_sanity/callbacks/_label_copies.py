@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lightning_sanity.callbacks._compiled import hookable_modules
 from lightning_sanity.batch import tensors_of
 from lightning_sanity.checks import label_copies as C
 from lightning_sanity.checks import target_inputs as T
@@ -126,7 +127,7 @@ def _watch_reads(model: nn.Module, watched: dict[str, tuple[torch.Tensor, torch.
                     t is c or _same_values(t, c) for t in passed):
                 read.add(name)
 
-    return [m.register_forward_pre_hook(hook, with_kwargs=True) for m in model.modules()]
+    return [m.register_forward_pre_hook(hook, with_kwargs=True) for _, m in hookable_modules(model)]
 
 
 def _is_part(loss_target: torch.Tensor, part: torch.Tensor) -> bool:

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from typing_extensions import override
 
+from lightning_sanity.callbacks._compiled import hookable_modules
 from lightning_sanity.cadence import trainer_chart_every
 from lightning_sanity import tensorboard
 from lightning_sanity.callbacks._output_range import OutputRangeWatch
@@ -121,14 +122,17 @@ class ActivationMonitor(SanityCallback):
         if not self.active_checks or not trainer.is_global_zero:
             return
         try:
-            for name, module in pl_module.named_modules():
+            for name, module in hookable_modules(pl_module):
                 kind = A.activation_kind(module)
                 if kind is not None:
                     self._targets.append((name, module, kind))
                 elif name and next(module.parameters(recurse=False), None) is not None:
                     self._layers.append(module)
             if not self._targets:
-                self.skip(trainer, "dead-activations", "no activation modules (nn.ReLU, nn.Tanh, ...) in the model")
+                inside = any(A.activation_kind(m) for _, m in pl_module.named_modules())
+                self.skip(trainer, "dead-activations", "the activation modules run inside torch.compile'd modules, "
+                          "whose hooks a compiled graph ignores" if inside else
+                          "no activation modules (nn.ReLU, nn.Tanh, ...) in the model")
                 return
             self._limits = {"tanh_limit": self.threshold("dead-activations", "tanh_limit"),
                             "sigmoid_margin": self.threshold("dead-activations", "sigmoid_margin")}

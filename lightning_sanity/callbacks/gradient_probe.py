@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from lightning_sanity.callbacks._compiled import hookable_modules
 from lightning_sanity.callbacks.norm_meter import StepRow, any_layers
 from lightning_sanity.checks import layers as LM
 from lightning_sanity.cost import timed
@@ -32,7 +33,7 @@ class GradientProbe:
         self.targets = [layers.names[i] for i in missing.nonzero().flatten().tolist()]
 
     def arm(self, pl_module: torch.nn.Module) -> None:
-        modules = dict(pl_module.named_modules())
+        modules = dict(hookable_modules(pl_module))
         for name in self.targets:
             module = modules.get("" if name == LM.ROOT else name)
             if module is None:

@@ -26,6 +26,7 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
+from lightning_sanity.callbacks._compiled import hookable_modules
 from lightning_sanity.checks import data as D
 from lightning_sanity.checks import pretrained_input as PI
 from lightning_sanity.checks.modes import has_initial_statistics, is_batchnorm
@@ -60,7 +61,7 @@ class FrozenStatistics:
 
     def attach(self, pl_module: "pl.LightningModule") -> None:
         try:
-            for name, module in pl_module.named_modules():
+            for name, module in hookable_modules(pl_module):
                 if (is_batchnorm(module) and not module.training and getattr(module, "running_var", None) is not None
                         and not has_initial_statistics(module)):
                     self.hooks.append(module.register_forward_hook(self._hook(name)))
