@@ -39,6 +39,12 @@ def compiled_children(model: nn.Module) -> list[tuple[nn.Module, str, nn.Module]
             if isinstance(child, compiled) and isinstance(getattr(child, "_orig_mod", None), nn.Module)]
 
 
+def eager(module: nn.Module) -> nn.Module:
+    """The original module of a compiled one (what a probe calls), else ``module`` itself."""
+    original = getattr(module, "_orig_mod", None)
+    return original if isinstance(module, _optimized_module()) and isinstance(original, nn.Module) else module
+
+
 def hookable_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
     """``model.named_modules()`` without the modules inside a compiled module (its wrapper is kept)."""
     inside = {id(m) for _, _, child in compiled_children(model) for m in child._orig_mod.modules()}

@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 
-from lightning_sanity.callbacks._compiled import hookable_modules
+from lightning_sanity.callbacks._compiled import eager, hookable_modules
 from lightning_sanity.batch import map_tensors
 from lightning_sanity.checks import flow
 from lightning_sanity.checks import leakage as L
@@ -41,7 +41,7 @@ def watch_calls(model: nn.Module, x: torch.Tensor, y: Optional[torch.Tensor],
         if given is not None:
             name = names.get(id(module)) or None
             found({"where": name, "how": f"{name or type(module).__name__}(...)",
-                   "fn": (lambda a, k, m=module: m(*a, **k)), "args": args, "kwargs": dict(kwargs), "x": given,
+                   "fn": (lambda a, k, m=eager(module): m(*a, **k)), "args": args, "kwargs": dict(kwargs), "x": given,
                    "y": y if y is not None and any(t is y for t in passed) else None, "target": y})
 
     return [m.register_forward_pre_hook(hook, with_kwargs=True) for _, m in hookable_modules(model)]
