@@ -88,8 +88,8 @@ class EpsWatch:
 
     def start(self, trainer: "pl.Trainer") -> None:
         self.early, self.looked = None, False
-        planned = getattr(trainer, "estimated_stepping_batches", None)
-        try:
+        try:  # the property raises on some setups (an iterable of unknown length with max_steps=-1)
+            planned = trainer.estimated_stepping_batches
             planned = int(planned) if planned is not None and math.isfinite(planned) else 1000
         except Exception:
             planned = 1000
