@@ -65,7 +65,10 @@ class GraphLinkHooks:
             log.debug("graph-link scan failed", exc_info=True)
 
     def _graph_look(self, trainer: Any, pl_module: Any, batch: Any) -> None:
-        items = list(batch.values()) if isinstance(batch, Mapping) else list(batch) if isinstance(batch, (list, tuple)) else [batch]
+        if isinstance(batch, Mapping):
+            items = list(batch.values())
+        else:
+            items = list(batch) if isinstance(batch, (list, tuple)) else [batch]
         found = pairs_and_labels([t for t in items if isinstance(t, torch.Tensor)])
         if found is None:
             return

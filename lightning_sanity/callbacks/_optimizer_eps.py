@@ -125,10 +125,11 @@ def conclude_eps(callback: Any, watch: EpsWatch, trainer: "pl.Trainer", pl_modul
         return
     first = watch.early or verdict
     opt = "/".join(dict.fromkeys(kinds))
+    when = f" at step {watch.at}" if watch.early else ""
     callback.report(
         trainer, CHECK, Severity.WARNING,
         f"{opt}'s eps ({first.eps:.3g}) is {first.eps / max(first.grad_rms, 1e-30):.3g}x the median gradient "
-        f"RMS ({first.grad_rms:.2g}, the square root of its running mean square{' at step ' + str(watch.at) if watch.early else ''}): "
+        f"RMS ({first.grad_rms:.2g}, the square root of its running mean square{when}): "
         f"eps, not the gradient scale, sets the step, so {first.data['share']:.0%} of the weights take at most a "
         f"tenth of the step their lr asks for (median {first.damping:.2g}x): this is SGD at lr / eps "
         f"({short_list(first.layers)}).",
