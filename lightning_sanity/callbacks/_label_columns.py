@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from lightning_sanity.callbacks._class_fill import check_class_fill
 from lightning_sanity.checks import leakage as L
 
 _WORDS = {"equal": "take one value per class (the label itself, up to a relabelling)",
@@ -45,6 +46,7 @@ def check_label_columns(callback: Any, trainer: Any, parts: list[torch.Tensor], 
     columns, how = L.label_columns(x, y)
     callback._ran["target-leakage"].append(f"no feature column gives the label away ({x.shape[1]} columns)")
     if not columns:
+        check_class_fill(callback, trainer, x, y, column_names(batch, parts))
         return
     callback._found.add("target-leakage")
     names = column_names(batch, parts)

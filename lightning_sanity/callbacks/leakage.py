@@ -25,6 +25,7 @@ from lightning_sanity.callbacks._decoder_input import decoder_future
 from lightning_sanity.callbacks._future_features import check_future_features
 from lightning_sanity.callbacks._label_copies import finish_label_copies, start_label_copies
 from lightning_sanity.callbacks._label_columns import check_label_columns
+from lightning_sanity.callbacks._graph_links import GraphLinkHooks
 from lightning_sanity.callbacks._step_targets import LossTargets, batch_label, feature_parts, step_axis
 from lightning_sanity.callbacks._target_inputs import check_step_label_tokens, check_target_inputs
 from lightning_sanity.callbacks._model_call import call_output, keep_call, move_call, watch_calls
@@ -43,7 +44,7 @@ class _Skip(Exception):
     """A leakage test cannot run; the message is the reason shown in the summary."""
 
 
-class LeakageChecks(SanityCallback):
+class LeakageChecks(GraphLinkHooks, SanityCallback):
     r"""Check that the model cannot read its targets: ``causal-leakage`` and ``target-leakage``.
 
     On the first training batch:

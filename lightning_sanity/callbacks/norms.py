@@ -28,6 +28,7 @@ from lightning_sanity.callbacks._idle_optimizers import IdleOptimizerHooks
 from lightning_sanity.callbacks.base import SanityCallback, Threshold, check_int
 from lightning_sanity.callbacks.gradient_probe import GradientProbe
 from lightning_sanity.callbacks.low_precision import RoundingWatch, conclude_rounds_away
+from lightning_sanity.callbacks._optimizer_eps import EpsWatch, conclude_eps
 from lightning_sanity.callbacks.norm_history import NormHistory, SpikeWatch, finite_max
 from lightning_sanity.callbacks.norm_meter import NormMeter, any_layers
 from lightning_sanity.callbacks.norm_verdicts import NormVerdicts
@@ -191,6 +192,7 @@ class NormMonitor(IdleOptimizerHooks, NormVerdicts, SanityCallback):
         self._reported: set[tuple] = set()
         self._resets: Optional[ResetWatch] = None
         self._rounding = RoundingWatch()  # update-ratio kind rounds-away (callbacks/low_precision.py)
+        self._eps = EpsWatch()  # update-ratio kind eps-dominates (callbacks/_optimizer_eps.py)
         self._skip_batch = False  # this batch is off the stride: no row
         self.revive()  # a backward hook only under manual optimization; batch start until the probe had its batch
 
@@ -235,6 +237,7 @@ class NormMonitor(IdleOptimizerHooks, NormVerdicts, SanityCallback):
         self._idle_start(trainer, pl_module)  # update-ratio kind idle-optimizer (manual optimization)
         if "update-ratio" in self.active_checks and trainer.is_global_zero:
             self._rounding.start(trainer, pl_module)  # the optimizers exist now
+            self._eps.start(trainer)
 
     @override
     def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int) -> None:
@@ -250,6 +253,7 @@ class NormMonitor(IdleOptimizerHooks, NormVerdicts, SanityCallback):
     @override
     def on_before_optimizer_step(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", optimizer: Optimizer) -> None:
         self._idle_stepped(optimizer)
+        self._eps.maybe_look(self, trainer, pl_module)  # once, a tenth into the run
         if not self._flags.active or self._skip_batch:
             return
         step = trainer.global_step
@@ -341,6 +345,7 @@ class NormMonitor(IdleOptimizerHooks, NormVerdicts, SanityCallback):
             self._conclude_norms(trainer, pl_module)
         finally:  # judged from the weights' dtype and the lr, whatever the norms measured
             conclude_rounds_away(self, self._rounding, trainer)
+            conclude_eps(self, self._eps, trainer, pl_module)  # kind eps-dominates (callbacks/_optimizer_eps.py)
             self._idle_judge(trainer, pl_module)
 
     def _conclude_norms(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
