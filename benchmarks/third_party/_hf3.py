@@ -106,3 +106,23 @@ def span_exact_match(out: Any, batch: dict) -> torch.Tensor:
 def choice_accuracy(out: Any, batch: dict) -> torch.Tensor:
     """Share of samples whose best-scoring choice is the labelled one."""
     return (out.logits.argmax(-1) == batch["labels"]).float().mean()
+
+
+def fit_with(model: torch.nn.Module, data: Any, lr: float, epochs: int, callbacks: list, module: Any = None,
+             batch_size: int = 32, **module_kwargs: Any) -> None:
+    """:func:`_hf2.fit_scored` with the user's own callbacks (e.g. Lightning's ``BaseFinetuning``) next to the suite."""
+    import lightning as L
+    from _hf2 import ScoredModule
+    from torch.utils.data import DataLoader
+
+    import lightning_sanity
+
+    L.seed_everything(0)
+    train = DataLoader(data(1024, 1), batch_size=batch_size, shuffle=True)
+    val = DataLoader(data(256, 2), batch_size=64)
+    trainer = L.Trainer(max_epochs=epochs, callbacks=[*callbacks, *lightning_sanity.default_callbacks()],
+                        accelerator="cpu", devices=1, enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=".", log_every_n_steps=10)
+    trainer.fit((module or ScoredModule)(model, lr, **module_kwargs), train, val)
+    print({k: round(float(v), 3) for k, v in trainer.callback_metrics.items()})
+    print(f"LOG_DIR={trainer.log_dir}")

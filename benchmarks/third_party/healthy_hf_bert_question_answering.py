@@ -11,5 +11,5 @@ SPLIT = "third-party"
 if __name__ == "__main__":
     cfg = transformers.BertConfig(vocab_size=64, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                                   intermediate_size=128, max_position_embeddings=32, type_vocab_size=2)
-    fit_scored(transformers.BertForQuestionAnswering(cfg), spans, lr=1e-3, epochs=6, metric=span_exact_match,
+    fit_scored(transformers.BertForQuestionAnswering(cfg), spans, lr=2e-3, epochs=12, metric=span_exact_match,
                metric_name="exact")
