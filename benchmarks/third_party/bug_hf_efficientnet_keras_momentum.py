@@ -12,6 +12,6 @@ SPLIT = "third-party"
 
 if __name__ == "__main__":
     cfg = transformers.EfficientNetConfig(num_channels=3, image_size=32, width_coefficient=0.25, depth_coefficient=0.25,
-                                          hidden_dim=128, num_labels=4)
+                                          hidden_dim=320, num_labels=4)
     fit_scored(transformers.EfficientNetForImageClassification(cfg), quadrants, lr=1e-3, epochs=3,
                metric=choice_accuracy, metric_name="acc")

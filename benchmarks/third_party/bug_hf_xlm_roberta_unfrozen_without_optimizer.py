@@ -21,5 +21,5 @@ class HandUnfreezing(FinetuneModule):
 
 
 if __name__ == "__main__":
-    fit_scored(pretrained_xlm_roberta(), sentences, lr=1e-3, epochs=4, module=HandUnfreezing,
+    fit_scored(pretrained_xlm_roberta(), sentences, lr=2e-3, epochs=6, module=HandUnfreezing,
                metric=choice_accuracy, metric_name="acc")

@@ -10,5 +10,5 @@ SPLIT = "third-party"
 if __name__ == "__main__":
     cfg = transformers.MambaConfig(vocab_size=64, hidden_size=64, state_size=8, num_hidden_layers=2, expand=2,
                                    conv_kernel=4, pad_token_id=0, bos_token_id=1, eos_token_id=2)
-    fit_scored(transformers.MambaForCausalLM(cfg), tokens, lr=2e-3, epochs=3, metric=token_accuracy(shift=True),
+    fit_scored(transformers.MambaForCausalLM(cfg), tokens, lr=3e-3, epochs=2, metric=token_accuracy(shift=True),
                metric_name="token_acc")

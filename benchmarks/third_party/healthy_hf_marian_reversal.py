@@ -13,5 +13,5 @@ if __name__ == "__main__":
                                     decoder_ffn_dim=128, max_position_embeddings=32, scale_embedding=True,
                                     pad_token_id=0, eos_token_id=2, decoder_start_token_id=0,
                                     forced_eos_token_id=2)
-    fit_scored(transformers.MarianMTModel(cfg), reversals, lr=1e-3, epochs=8, metric=token_accuracy(shift=False),
+    fit_scored(transformers.MarianMTModel(cfg), reversals, lr=3e-3, epochs=8, metric=token_accuracy(shift=False),
                metric_name="token_acc")

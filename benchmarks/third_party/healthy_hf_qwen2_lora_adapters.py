@@ -37,21 +37,28 @@ def steps_3_to_5(n: int, seed: int, vocab: int = 64, length: int = 32) -> list[d
             for i in range(n)]
 
 
-if __name__ == "__main__":
+def pretrained_qwen2() -> transformers.Qwen2ForCausalLM:
+    """A 2-layer Qwen2 after a short "pre-training" on `_hf.tokens`, every weight then frozen."""
     L.seed_everything(1)
     cfg = transformers.Qwen2Config(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                                    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
                                    pad_token_id=0, bos_token_id=1, eos_token_id=2)
     model = transformers.Qwen2ForCausalLM(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
-    for batch in torch.utils.data.DataLoader(tokens(1024, 7), batch_size=32):  # a short "pre-training"
+    for batch in torch.utils.data.DataLoader(tokens(1024, 7), batch_size=32):
         opt.zero_grad()
         model(**batch).loss.backward()
         opt.step()
     model.zero_grad(set_to_none=True)
-    model.requires_grad_(False)
+    return model.requires_grad_(False)
+
+
+if __name__ == "__main__":
+    model = pretrained_qwen2()
     for layer in model.model.layers:
         layer.self_attn.q_proj = LoRALinear(layer.self_attn.q_proj)
         layer.self_attn.v_proj = LoRALinear(layer.self_attn.v_proj)
-    fit_scored(model, steps_3_to_5, lr=3e-3, epochs=3, metric=token_accuracy(shift=True),
-               metric_name="token_acc")
+    before = torch.utils.data.default_collate(steps_3_to_5(256, 2))
+    with torch.no_grad():
+        print(f"# val_token_acc before fine-tuning: {float(token_accuracy(shift=True)(model(**before), before)):.3f}")
+    fit_scored(model, steps_3_to_5, lr=3e-3, epochs=3, metric=token_accuracy(shift=True), metric_name="token_acc")
