@@ -126,3 +126,19 @@ def fit_with(model: torch.nn.Module, data: Any, lr: float, epochs: int, callback
     trainer.fit((module or ScoredModule)(model, lr, **module_kwargs), train, val)
     print({k: round(float(v), 3) for k, v in trainer.callback_metrics.items()})
     print(f"LOG_DIR={trainer.log_dir}")
+
+
+def colours(n: int, seed: int, size: int = 32) -> list[dict]:
+    """Noisy images with one 8x8 square anywhere: class 0-2 when the square is bright in that colour channel, 3 when
+    it is dark in all three; a rule that does not depend on where the square is."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 4, (n,), generator=g)
+    x = torch.randn(n, 3, size, size, generator=g) * 0.5
+    at = torch.randint(0, size - 8, (n, 2), generator=g)
+    for i in range(n):
+        r, c = int(at[i, 0]), int(at[i, 1])
+        if int(y[i]) < 3:
+            x[i, int(y[i]), r:r + 8, c:c + 8] += 1.5
+        else:
+            x[i, :, r:r + 8, c:c + 8] -= 1.5
+    return [{"pixel_values": x[i], "labels": y[i]} for i in range(n)]

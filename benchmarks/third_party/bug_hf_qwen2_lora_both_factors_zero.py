@@ -4,7 +4,7 @@ exactly zero for ever and the frozen base is all that is trained (nothing). Othe
 healthy_hf_qwen2_lora_adapters."""
 import torch
 from _hf2 import fit_scored, token_accuracy
-from healthy_hf_qwen2_lora_adapters import LoRALinear, pretrained_qwen2, steps_3_to_5
+from healthy_hf_qwen2_lora_adapters import LoRALinear, add_adapters, pretrained_qwen2, steps_3_to_5
 
 EXPECT = {"dead-gradient", "loss-trend"}
 SPLIT = "third-party"
@@ -18,7 +18,5 @@ class ZeroLoRALinear(LoRALinear):
 
 if __name__ == "__main__":
     model = pretrained_qwen2()
-    for layer in model.model.layers:
-        layer.self_attn.q_proj = ZeroLoRALinear(layer.self_attn.q_proj)
-        layer.self_attn.v_proj = ZeroLoRALinear(layer.self_attn.v_proj)
+    add_adapters(model, ZeroLoRALinear)
     fit_scored(model, steps_3_to_5, lr=3e-3, epochs=3, metric=token_accuracy(shift=True), metric_name="token_acc")

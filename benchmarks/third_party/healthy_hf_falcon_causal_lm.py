@@ -13,5 +13,5 @@ if __name__ == "__main__":
                                     multi_query=True, parallel_attn=True, new_decoder_architecture=False,
                                     alibi=False, bias=False, max_position_embeddings=64, pad_token_id=0,
                                     bos_token_id=1, eos_token_id=2)
-    fit_scored(transformers.FalconForCausalLM(cfg), tokens, lr=1e-3, epochs=3, metric=token_accuracy(shift=True),
+    fit_scored(transformers.FalconForCausalLM(cfg), tokens, lr=3e-3, epochs=3, metric=token_accuracy(shift=True),
                metric_name="token_acc")

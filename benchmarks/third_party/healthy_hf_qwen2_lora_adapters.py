@@ -1,7 +1,8 @@
 """Healthy: LoRA written by hand on a HuggingFace Qwen2 causal LM (2 layers, q/k/v biases) briefly pre-trained in
-the script: every base weight frozen, low-rank adapters (rank 4, alpha 8, A Kaiming-initialised, B zero as in the
-LoRA paper) added to q_proj and v_proj, the optimizer given only the adapters; fine-tuned on a shifted task (the
-progressions now step by 3-5)."""
+the script: every base weight frozen, low-rank adapters (rank 8, alpha 16, A Kaiming-initialised, B zero as in the
+LoRA paper) added to every linear layer of the blocks ("all-linear"), the optimizer given only the adapters;
+fine-tuned on a shifted task (the progressions now step by 3-5). With rank 4 on q_proj and v_proj alone it went
+from 0.28 to only 0.32 token accuracy."""
 import math
 
 import lightning as L
@@ -15,7 +16,7 @@ SPLIT = "third-party"
 
 
 class LoRALinear(torch.nn.Module):
-    def __init__(self, base: torch.nn.Linear, rank: int = 4, alpha: float = 8.0) -> None:
+    def __init__(self, base: torch.nn.Linear, rank: int = 8, alpha: float = 16.0) -> None:
         super().__init__()
         self.base, self.scale = base, alpha / rank
         self.lora_a = torch.nn.Parameter(torch.empty(rank, base.in_features))
@@ -53,11 +54,18 @@ def pretrained_qwen2() -> transformers.Qwen2ForCausalLM:
     return model.requires_grad_(False)
 
 
+def add_adapters(model: torch.nn.Module, adapter: type) -> None:
+    """Wrap every linear layer of the attention and MLP blocks in ``adapter``."""
+    for layer in model.model.layers:
+        for block, names in ((layer.self_attn, ("q_proj", "k_proj", "v_proj", "o_proj")),
+                             (layer.mlp, ("gate_proj", "up_proj", "down_proj"))):
+            for name in names:
+                setattr(block, name, adapter(getattr(block, name)))
+
+
 if __name__ == "__main__":
     model = pretrained_qwen2()
-    for layer in model.model.layers:
-        layer.self_attn.q_proj = LoRALinear(layer.self_attn.q_proj)
-        layer.self_attn.v_proj = LoRALinear(layer.self_attn.v_proj)
+    add_adapters(model, LoRALinear)
     before = torch.utils.data.default_collate(steps_3_to_5(256, 2))
     with torch.no_grad():
         print(f"# val_token_acc before fine-tuning: {float(token_accuracy(shift=True)(model(**before), before)):.3f}")
