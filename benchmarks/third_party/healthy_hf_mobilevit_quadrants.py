@@ -2,8 +2,9 @@
 momentum 0.1, then MobileViT blocks that unfold the feature map into patches for a small Transformer and fold it
 back, random init) on noisy bright-quadrant images of 64 px with 1-pixel patches, so that the last stage's 2x2 map
 still gives its attention 4 patches (with 2x2 patches at 32 px the deepest stages hold one: a softmax over one
-key). From scratch, the BatchNorm weights are set to 1 first: HF's `_init_weights` draws them from N(0, 0.02) (fine when pretrained weights
-are loaded over it), which shrinks the signal ~50x at every BN and left the model at chance after 3 epochs."""
+key). From scratch, the BatchNorm weights are set to 1 first: HF's `_init_weights` draws them from N(0, 0.02)
+(fine when pretrained weights are loaded over it), which shrinks the signal ~50x at every BN and left the model at
+chance after 3 epochs."""
 import functools
 
 import torch
