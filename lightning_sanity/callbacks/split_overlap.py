@@ -18,6 +18,7 @@ from typing_extensions import override
 from lightning_sanity.batch import BatchFn, split_batch
 from lightning_sanity.callbacks._row_blocks import RowBlocks
 from lightning_sanity.callbacks._split_pairs import PairPrints, judge_pairs
+from lightning_sanity.callbacks._window_runs import WindowRuns, report_windows
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks import splits as S
 
@@ -99,6 +100,7 @@ class SplitOverlap(SanityCallback):
         self._train_batches = self._val_batches = 0  # first training epoch; first full validation run
         self._measurements = False  # the first training batch holds measured (non-integer float) values
         self._val_last: Optional[torch.Tensor] = None  # that run's last batch's fingerprints
+        self._windows = WindowRuns()  # runs of time steps of windowed measurements (overlapping windows)
 
     # ------------------------------------------------------------------------------------------------ hooks
 
@@ -119,7 +121,7 @@ class SplitOverlap(SanityCallback):
     def on_validation_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any,
                                   batch_idx: int, dataloader_idx: int = 0) -> None:
         if self._reason is None and not self._val_done:
-            self._take(batch, "val")
+            self._take(batch, "val", windows=not trainer.sanity_checking)
             if not trainer.sanity_checking and self._val:
                 self._val_batches += 1
                 self._val_last = self._val[-1]
@@ -164,9 +166,10 @@ class SplitOverlap(SanityCallback):
             self._reason = reason
         self._train.clear()
         self._val = []
+        self._windows.clear()
         self.retire("on_train_batch_end", "on_validation_batch_start")
 
-    def _take(self, batch: Any, split: str) -> None:
+    def _take(self, batch: Any, split: str, windows: bool = True) -> None:
         try:
             x, y = split_batch(batch, self.get_input)
             if not isinstance(x, torch.Tensor) or x.dim() == 0:
@@ -184,6 +187,8 @@ class SplitOverlap(SanityCallback):
                 self._train_count += int(x.shape[0])
             else:
                 self._val.append(S.fingerprints(x))
+            if windows and self._measurements:
+                self._windows.add(x, split)
                 self._val_count += int(x.shape[0])
         except Exception as err:  # a check must never lose the user's run
             log.debug("split-overlap fingerprint failed", exc_info=True)
@@ -231,9 +236,10 @@ class SplitOverlap(SanityCallback):
                 seen = f"{distinct} distinct validation pairs, {samples} training pairs; the inputs alone repeat"
                 text += (f"; as (input, target) pairs: {found} of {distinct} in training ({share:.0%}), training "
                          f"repeats {repeated:.0%} of its pairs")
-        self.detail(trainer, "split-overlap", text)
         if excess < threshold or found < 2:
+            report_windows(self, trainer, text, threshold)
             return
+        self.detail(trainer, "split-overlap", text)
         severity = "error" if excess >= max(ERROR_SHARE, threshold) else "warning"
         self.report(
             trainer, "split-overlap", severity,
