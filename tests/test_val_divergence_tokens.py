@@ -91,3 +91,15 @@ def test_sampling_noise_of_document_frequencies_stays_below_the_bound():
                       for n in (300, 60))
         (td, tp), (vd, vp) = T.presence(train, None), T.presence(val, None)
         assert T.judge(td, 300, vd, 60, tp, vp) is None
+
+
+def test_longer_validation_texts_raise_document_frequencies_but_stay_silent():
+    g = torch.Generator().manual_seed(4)
+    weights = torch.tensor([4.0, 2.0, 1.0, 1.0, 1.0, 1.0])  # id 1 holds a fifth of the positions in both splits
+    train = torch.multinomial(weights, 400 * 4, replacement=True, generator=g).view(400, 4)
+    val = torch.multinomial(weights, 200 * 16, replacement=True, generator=g).view(200, 16)
+    (td, tp), (vd, vp) = T.presence(train, None), T.presence(val, None)
+    pooled = (td[1] + vd[1]) / 600
+    z = (vd[1] / 200 - td[1] / 400) / (pooled * (1 - pooled) * (1 / 400 + 1 / 200)) ** 0.5
+    assert z > 6  # the document frequency alone would fire
+    assert T.judge(td, 400, vd, 200, tp, vp) is None

@@ -10,7 +10,9 @@ that hold it at a real, unmasked position) in training and in validation are two
 splits come from one distribution" their difference, over its pooled standard error, is a z-score. Over ``V`` token
 ids tested at once, a z-score beyond ``sqrt(2 ln(V / alpha))`` (``alpha`` = 1e-3, a Bonferroni bound of the normal
 tail) is not sampling noise. A token must also matter: it holds at least :data:`MIN_POSITION_SHARE` of the real
-positions of the split where it is frequent (a rare word whose frequency drifts changes neither loss nor verdict).
+positions of the split where it is frequent (a rare word whose frequency drifts changes neither loss nor verdict),
+and that share is at least :data:`POSITION_FACTOR` times its share in the other split: validation texts longer (or
+shorter) than training ones raise (or lower) every token's document frequency, not its share of the positions.
 
 Example::
 
@@ -37,6 +39,8 @@ BUCKETS = 1 << 17
 ALPHA = 1e-3
 #: share of a split's real token positions that a shifted token must hold to matter.
 MIN_POSITION_SHARE = 0.1
+#: factor between the two splits' position shares of a shifted token (a length change leaves them equal).
+POSITION_FACTOR = 2.0
 #: samples each split needs before a proportion is judged.
 MIN_SAMPLES = 30
 
@@ -90,7 +94,9 @@ def judge(train_docs: torch.Tensor, train_samples: int, val_docs: torch.Tensor, 
     z = ((pv - pt).abs() / se).masked_fill(~seen, 0.0)
     bound = math.sqrt(2 * math.log(max(tested, 2) / ALPHA))
     place_share = torch.maximum(tp / max(float(tp.sum()), 1.0), vp / max(float(vp.sum()), 1.0))
-    candidates = (z > bound) & (place_share >= MIN_POSITION_SHARE)
+    t_share, v_share = tp / max(float(tp.sum()), 1.0), vp / max(float(vp.sum()), 1.0)
+    factor = torch.maximum(t_share, v_share) >= POSITION_FACTOR * torch.minimum(t_share, v_share)
+    candidates = (z > bound) & (place_share >= MIN_POSITION_SHARE) & factor
     if not bool(candidates.any()):
         return None
     token = int(torch.where(candidates, z, torch.zeros_like(z)).argmax())
