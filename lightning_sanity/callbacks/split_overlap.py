@@ -49,6 +49,11 @@ class SplitOverlap(SanityCallback):
     its validation samples with training). Training inputs changed by random augmentation never match: the check
     then stays silent.
 
+    Windowed measurements (``(B, T)``, ``(B, T, C)``) are also read as runs of time steps
+    (:mod:`lightning_sanity.checks.window_overlap`): validation windows that share stretches with training windows
+    starting both earlier and later (overlapping windows cut first, then split at random) are reported when whole
+    samples showed no overlap (key ``windows``).
+
     Skipped under DDP (each rank sees one shard of each split), with no validation data, or when the input cannot
     be found in the batch. No TensorBoard tags.
 

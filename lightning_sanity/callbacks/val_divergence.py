@@ -62,6 +62,9 @@ class ValDivergence(SanityCallback):
     - info (``overfitting``): the validation loss ended ``rise`` or more above its best, with at least two
       validations after the best, while the training loss went on falling; a warning when it ends more than twice
       the baseline (without a baseline on its scale: twice the validation loss before training).
+    - warning (``token-shift``, :mod:`lightning_sanity.checks.token_shift`): one token id's document frequency
+      differs between the first epoch's and the first validation run's inputs far beyond sampling noise (validation
+      texts not normalised as the training texts were: the unknown token in most of them);
     - error (``sampler-reach``): the training loader's ``WeightedRandomSampler`` has fewer weights than the dataset
       has rows, so it only ever draws the first few rows (one weight per class given instead of one per sample).
 
