@@ -81,13 +81,20 @@ def model_calls(module: nn.Module, x: Any, batch: Any, forward_fn: Optional[Call
     """
     if forward_fn is not None:
         return [ModelCall((lambda a, k: forward_fn(module, *a)), "forward_fn(pl_module, x)", (x,), {})]
-    forward = getattr(type(module), "forward", None)
-    if forward is None or forward is nn.Module.forward or _is_lightning_default(forward):
-        raise CannotCall(f"{type(module).__name__} defines no `forward`; {FORWARD_FN_HINT}")
-    candidates = _candidates(x, batch, "")
+    prefix = "pl_module"
+    if not _defines_forward(module):
+        found = _sole_model(module, batch)
+        if found is None:
+            raise CannotCall(f"{type(module).__name__} defines no `forward`; {FORWARD_FN_HINT}")
+        name, module = found
+        prefix = f"pl_module.{name}"
+    candidates = [(how.replace("pl_module", prefix, 1), args, kwargs) for how, args, kwargs in _candidates(x, batch, "")]
+    if prefix != "pl_module":  # the wrapped model is called with the batch's keys first, as `self.model(**batch)`
+        candidates.sort(key=lambda c: not c[0].startswith(f"{prefix}(**"))
     if _one_stacked_sample(x):
         squeezed_x, squeezed = map_tensors((x, batch), _squeeze_leading)
-        candidates += _candidates(squeezed_x, squeezed, ".squeeze(0)")
+        candidates += [(how.replace("pl_module", prefix, 1), args, kwargs)
+                       for how, args, kwargs in _candidates(squeezed_x, squeezed, ".squeeze(0)")]
     try:
         signature: Optional[inspect.Signature] = inspect.signature(module.forward)
     except (TypeError, ValueError):
@@ -104,6 +111,39 @@ def model_calls(module: nn.Module, x: Any, batch: Any, forward_fn: Optional[Call
         raise CannotCall(f"`{type(module).__name__}.forward{signature}` accepts neither the batch's input alone, "
                          f"nor its keys, nor the batch's parts (with or without the last); {FORWARD_FN_HINT}")
     return fitting
+
+
+def _defines_forward(module: nn.Module) -> bool:
+    forward = getattr(type(module), "forward", None)
+    return not (forward is None or forward is nn.Module.forward or _is_lightning_default(forward))
+
+
+#: layers that take time first unless told otherwise: a model built of them expects the transposed batch that a
+#: ``training_step`` makes, which the batch's own layout does not show.
+_SEQUENCE_FIRST = (nn.RNNBase, nn.MultiheadAttention)
+
+
+def _sole_model(module: nn.Module, batch: Any) -> Optional[tuple[str, nn.Module]]:
+    """``(name, child)`` for a module without ``forward`` whose training step calls one wrapped model with a dict
+    batch (``self.model(**batch)``, the HuggingFace way): the one child that holds every trainable parameter and
+    defines ``forward``, when the batch is a dict; None otherwise.
+
+    Only dict batches: a tuple batch is often reshaped, scaled or transposed in ``training_step`` before the
+    model sees it, which the probes could not know. Nor a model of time-first layers (``batch_first=False``).
+    """
+    if not isinstance(batch, Mapping):
+        return None
+    trainable = {id(p) for p in module.parameters() if p.requires_grad}
+    holders = [(name, child) for name, child in module.named_children()
+               if any(id(p) in trainable for p in child.parameters())]
+    if len(holders) != 1:
+        return None
+    name, child = holders[0]
+    if not _defines_forward(child) or {id(p) for p in child.parameters() if p.requires_grad} != trainable:
+        return None
+    if any(isinstance(m, _SEQUENCE_FIRST) and not getattr(m, "batch_first", False) for m in child.modules()):
+        return None
+    return name, child
 
 
 def _candidates(x: Any, batch: Any, suffix: str) -> list[tuple[str, tuple, dict]]:

@@ -87,3 +87,45 @@ def test_inverted_missing_mask_names_the_tokenizer_weight(tmp_path):
 @pytest.mark.parametrize("build", [lambda: Tabular(inverted=False), Experts], ids=["mask-right-way", "experts"])
 def test_healthy_sparse_gradients_stay_silent(tmp_path, build):
     assert not serious(_run(build(), tmp_path), "dead-gradient")
+
+
+class Block(nn.Module):
+    """A block whose learned offset moves every position but the first (a Funnel-style term the [CLS] query skips)."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.mix = nn.Linear(d, d)
+        self.offset = nn.Parameter(torch.randn(d) * 0.1)
+        self.scale = nn.Parameter(torch.ones(d))
+
+    def forward(self, h):
+        h = h + torch.tanh(self.mix(h.mean(dim=1, keepdim=True)))  # every position reads every other one
+        return torch.cat([h[:, :1], h[:, 1:] + self.offset], dim=1) * self.scale
+
+
+class FirstTokenClassifier(L.LightningModule):
+    """Three blocks, then a head on position 0 only: the last block's offset can never reach the loss, by design."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(1, 8)
+        self.blocks = nn.ModuleList(Block(8) for _ in range(3))
+        self.head = nn.Linear(8, 2)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        h = self.embed(x[:, :, None])
+        for block in self.blocks:
+            h = block(h)
+        return nn.functional.cross_entropy(self.head(h[:, 0]), y.long())
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-2)
+
+
+def test_a_tensor_only_the_last_block_of_a_stack_cannot_use_is_info(tmp_path):
+    report = _run(FirstTokenClassifier(), tmp_path)
+    assert not serious(report, "dead-gradient")
+    (finding,) = [f for f in report["findings"] if f["check"] == "dead-gradient"]
+    assert finding["severity"] == "info" and finding["data"]["parameters"] == ["blocks.2.offset"]
+    assert "other blocks" in finding["message"]

@@ -125,3 +125,36 @@ def test_prebatched_stream_with_a_leading_axis_of_one_is_evaluated(tmp_path, gua
     assert _statuses(report)["prediction-jitter"] != "skipped", report["checks"]
     found = {f["check"] for f in serious(report)}
     assert found == ({"train-mode"} if guard == "train" else set()), serious(report)
+
+
+class NoForward(L.LightningModule):
+    """The HuggingFace way without a ``forward`` of its own: ``training_step`` calls ``self.model(**batch)``."""
+
+    def __init__(self, guard: str, time_first: bool = False) -> None:
+        super().__init__()
+        self.model = Tagger(guard)
+        if time_first:  # a GRU that takes time first: the batch's own layout is not what the model sees
+            self.model.rnn = nn.GRU(16, 16)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self.model(**batch)["loss"]
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-2)
+
+
+@pytest.mark.parametrize("guard", ["training", "train"])
+def test_module_without_forward_around_one_model_is_checked_through_it(tmp_path, guard):
+    report = _run(tmp_path, NoForward(guard), _dict_loader())
+    checks = {c["name"]: c for c in report["checks"]}
+    for name in ("constant-output", "batch-mixing", "prediction-jitter"):
+        assert checks[name]["status"] != "skipped", checks[name]
+    found = {f["check"] for f in serious(report)}
+    assert found == ({"train-mode"} if guard == "train" else set()), serious(report)
+
+
+def test_module_without_forward_around_a_time_first_model_is_not_guessed(tmp_path):
+    report = _run(tmp_path, NoForward("training", time_first=True), _dict_loader())
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["batch-mixing"]["status"] == "skipped" and "defines no `forward`" in checks["batch-mixing"]["detail"]
+    assert not serious(report, "batch-mixing")

@@ -59,6 +59,9 @@ BUGS = {
     # OneCycleLR sized for ten times the run: the peak is never reached
     "onecycle_total_steps_too_long": (lambda opt, total: S.OneCycleLR(opt, max_lr=0.05, total_steps=10 * total),
                                       "step", "warmup"),
+    # a warm-up of 20 steps stepped once an epoch: the rate rises at each epoch's start and ends at 15 % of its base
+    "lambda_warmup_in_steps_stepped_per_epoch": (lambda opt, total: S.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20)),
+                                                 "epoch", "warmup"),
 }
 
 
@@ -81,6 +84,9 @@ HEALTHY = {
     "cyclic_in_batches": (lambda opt, total: S.CyclicLR(opt, base_lr=1e-4, max_lr=0.05, step_size_up=23), "step"),
     "steplr_per_epoch": (lambda opt, total: S.StepLR(opt, step_size=2, gamma=0.1), "epoch"),
     "plateau": (lambda opt, total: S.ReduceLROnPlateau(opt, factor=0.5, patience=0), "epoch"),
+    # a warm-up of one epoch stepped per epoch, then constant at the base rate
+    "lambda_warmup_per_epoch_then_constant": (lambda opt, total: S.LambdaLR(opt, lambda e: min(1.0, (e + 1) / 2)),
+                                              "epoch"),
 }
 
 

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from lightning_sanity.batch import map_tensors
+from lightning_sanity.checks import batch_permutation as P
 from lightning_sanity.checks import flow
 from lightning_sanity.checks.forward_mixing import RELATIVE, judge
 
@@ -146,6 +147,37 @@ def locate(run: Any) -> Optional[dict[str, Any]]:
     return moved.transition(flags)
 
 
+def permutation_probe(run: Any) -> Optional[dict[str, Any]]:
+    """Outputs of the batch with its samples rolled one place, put back in order, against the outputs as given
+    (:mod:`lightning_sanity.checks.batch_permutation`): one more seeded forward, and one with another seed only
+    when most samples changed (noise drawn per row, not per sample). None when not judged."""
+    if P.routed(run.model) is not None:
+        return None
+    size = run.size
+    tensors: list[torch.Tensor] = []
+    map_tensors((run.args, run.kwargs), lambda t: tensors.append(t) or t)
+    if any(t.dim() >= 2 and t.shape[0] != size and t.shape[1] == size for t in tensors):
+        return None  # sequence-first inputs: the first axis is time, not the samples
+
+    def call(seed: int, rolled: bool) -> Optional[torch.Tensor]:
+        move = (lambda t: P.roll(t, size)) if rolled else (lambda t: t)
+        args, kwargs = map_tensors(run.args, move), map_tensors(run.kwargs, move)
+        torch.manual_seed(seed)  # the caller's isolate_rng() puts the global RNG back
+        with torch.no_grad():
+            return flow.first_output_tensor(run.fn(args, kwargs), size)
+
+    with _buffers_kept(run.model):
+        base, rolled = call(_SEED, False), call(_SEED, True)
+        if base is None or rolled is None or base.shape[0] != size or rolled.shape != base.shape:
+            return None
+        result = P.judge(base, P.unroll(rolled, size))
+        if result["mixing"]:
+            other = call(_SEED + 1, False)
+            if other is None or other.shape != base.shape or not torch.equal(other, base):
+                return None  # forward draws noise: reordering moves each sample's draw
+    return result
+
+
 def judge_forward(callback: Any, trainer: Any, run: Any, gradient_detail: str) -> None:
     """The forward-value half of ``batch-mixing``, for a model whose gradients showed no mixing: detail, and a
     warning when moving sample 0 moves every other sample's output in proportion."""
@@ -163,10 +195,12 @@ def judge_forward(callback: Any, trainer: Any, run: Any, gradient_detail: str) -
         callback.detail(trainer, check, f"{gradient_detail}; forward values not compared (no float input or "
                                         "embedding to move, or an eval forward that differs between two calls)")
         return
-    callback.detail(trainer, check, f"{gradient_detail}; moving sample 0's input moves {result['moved']} of "
-                                    f"{result['others_count']} other output(s), share {result['leak']:.2g}")
+    detail = (f"{gradient_detail}; moving sample 0's input moves {result['moved']} of {result['others_count']} "
+              f"other output(s), share {result['leak']:.2g}")
     if not result["mixing"]:
+        report_permutation(callback, trainer, run, detail)
         return
+    callback.detail(trainer, check, detail)
     spot = locate(run)
     where, located = None, ""
     if spot:
@@ -184,4 +218,36 @@ def judge_forward(callback: Any, trainer: Any, run: Any, gradient_detail: str) -
               "output_layout": result["layout"], "called_as": run.how, "forward_values": True,
               "proportional_ratio": result["ratio"],
               **({"after": spot["after"], "before": spot["before"], "inside": spot["inside"]} if spot else {})},
+    )
+
+
+def report_permutation(callback: Any, trainer: Any, run: Any, detail: str) -> None:
+    """The permutation half of the forward-value probe: detail, and a warning when reordering the batch changes
+    most samples' outputs."""
+    from lightning_sanity.findings import Severity
+
+    check = "batch-mixing"
+    try:
+        result = permutation_probe(run)
+    except Exception as err:  # the other verdicts stand
+        callback.detail(trainer, check, f"{detail}; reordered batch not compared ({err!r})")
+        return
+    if result is None:
+        callback.detail(trainer, check, detail)
+        return
+    callback.detail(trainer, check, f"{detail}; reordering the batch changes {result['changed']} of "
+                                    f"{result['samples']} output(s)")
+    if not result["mixing"]:
+        return
+    callback.report(
+        trainer, check, Severity.WARNING,
+        f"Reordering the samples of the batch changes {result['changed']} of {result['samples']} samples' outputs "
+        f"(by up to {result['largest']:.2g} of their size, in eval mode, the same seed): each sample's output "
+        "depends on its place in the batch or on the samples around it. Neither gradients nor a small move of "
+        "one sample show it: the mixing goes through integers (ids, counts, positions).",
+        "Look for a cumulative sum, count or index taken over dimension 0 (e.g. position ids from "
+        "`attention_mask.cumsum(0)` where `cumsum(-1)` was meant), or ids built from the row index.",
+        key="permutation",
+        data={"changed_samples": result["changed"], "samples": result["samples"], "largest_change": result["largest"],
+              "called_as": run.how, "permutation": True},
     )

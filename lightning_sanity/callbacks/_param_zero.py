@@ -85,7 +85,7 @@ def report_dead_parameters(monitor: Any, trainer: Any, dead: dict[str, list[int]
     in layers the layer rule did not name already (``dead``: its result). Info only when the layer rule found a
     layer dead (``layer_found``): a layer cut off or rounded to zero upstream zeroes the input of the next weight,
     the same cause. Not under sharded strategies (a shard of a tensor may be all zero where the whole is not)."""
-    from lightning_sanity.checks.dead_params import ADVICE, dead_parameter_message, dead_parameters
+    from lightning_sanity.checks.dead_params import ADVICE, dead_parameter_message, dead_parameters, repeated_elsewhere
     from lightning_sanity.checks.naming import common_module
     from lightning_sanity.findings import Severity
 
@@ -114,7 +114,12 @@ def report_dead_parameters(monitor: Any, trainer: Any, dead: dict[str, list[int]
     if layer_found:
         message += (" A layer named in another dead-gradient finding may be the cause (its output is this tensor's "
                     "input).")
-    monitor._report(trainer, "dead-gradient", Severity.INFO if layer_found else Severity.WARNING, message, ADVICE,
+    stacked = repeated_elsewhere(names, [n for ns in live.values() for n in ns])
+    if stacked:
+        message += (" The same tensors of the other blocks of its stack learn: the model reads this block's output "
+                    "only where these tensors play no part (a classifier reading one token), by design.")
+    monitor._report(trainer, "dead-gradient", Severity.INFO if layer_found or stacked else Severity.WARNING, message,
+                    ADVICE,
                     where=names[0] if len(names) == 1 else common_module(layer_names), meta=meta,
                     data={"parameters": names, "layers": layer_names, "kind": "zero_parameter",
                           "steps": max(v[1] for v in found.values())})

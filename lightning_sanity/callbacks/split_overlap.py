@@ -18,6 +18,7 @@ from typing_extensions import override
 from lightning_sanity.batch import BatchFn, split_batch
 from lightning_sanity.callbacks._row_blocks import RowBlocks
 from lightning_sanity.callbacks._split_pairs import PairPrints, judge_pairs
+from lightning_sanity.callbacks._window_runs import WindowRuns, report_windows
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks import splits as S
 
@@ -47,6 +48,11 @@ class SplitOverlap(SanityCallback):
     or more is a warning, of 0.5 or more an error (a split made twice with different seeds shares about 80 % of
     its validation samples with training). Training inputs changed by random augmentation never match: the check
     then stays silent.
+
+    Windowed measurements (``(B, T)``, ``(B, T, C)``) are also read as runs of time steps
+    (:mod:`lightning_sanity.checks.window_overlap`): validation windows that share stretches with training windows
+    starting both earlier and later (overlapping windows cut first, then split at random) are reported when whole
+    samples showed no overlap (key ``windows``).
 
     Skipped under DDP (each rank sees one shard of each split), with no validation data, or when the input cannot
     be found in the batch. No TensorBoard tags.
@@ -99,6 +105,7 @@ class SplitOverlap(SanityCallback):
         self._train_batches = self._val_batches = 0  # first training epoch; first full validation run
         self._measurements = False  # the first training batch holds measured (non-integer float) values
         self._val_last: Optional[torch.Tensor] = None  # that run's last batch's fingerprints
+        self._windows = WindowRuns()  # runs of time steps of windowed measurements (overlapping windows)
 
     # ------------------------------------------------------------------------------------------------ hooks
 
@@ -119,7 +126,7 @@ class SplitOverlap(SanityCallback):
     def on_validation_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any,
                                   batch_idx: int, dataloader_idx: int = 0) -> None:
         if self._reason is None and not self._val_done:
-            self._take(batch, "val")
+            self._take(batch, "val", windows=not trainer.sanity_checking)
             if not trainer.sanity_checking and self._val:
                 self._val_batches += 1
                 self._val_last = self._val[-1]
@@ -164,9 +171,10 @@ class SplitOverlap(SanityCallback):
             self._reason = reason
         self._train.clear()
         self._val = []
+        self._windows.clear()
         self.retire("on_train_batch_end", "on_validation_batch_start")
 
-    def _take(self, batch: Any, split: str) -> None:
+    def _take(self, batch: Any, split: str, windows: bool = True) -> None:
         try:
             x, y = split_batch(batch, self.get_input)
             if not isinstance(x, torch.Tensor) or x.dim() == 0:
@@ -184,6 +192,8 @@ class SplitOverlap(SanityCallback):
                 self._train_count += int(x.shape[0])
             else:
                 self._val.append(S.fingerprints(x))
+            if windows and self._measurements:
+                self._windows.add(x, split)
                 self._val_count += int(x.shape[0])
         except Exception as err:  # a check must never lose the user's run
             log.debug("split-overlap fingerprint failed", exc_info=True)
@@ -231,9 +241,10 @@ class SplitOverlap(SanityCallback):
                 seen = f"{distinct} distinct validation pairs, {samples} training pairs; the inputs alone repeat"
                 text += (f"; as (input, target) pairs: {found} of {distinct} in training ({share:.0%}), training "
                          f"repeats {repeated:.0%} of its pairs")
-        self.detail(trainer, "split-overlap", text)
         if excess < threshold or found < 2:
+            report_windows(self, trainer, text, threshold)
             return
+        self.detail(trainer, "split-overlap", text)
         severity = "error" if excess >= max(ERROR_SHARE, threshold) else "warning"
         self.report(
             trainer, "split-overlap", severity,

@@ -17,6 +17,7 @@ import torch
 from typing_extensions import override
 
 from lightning_sanity.callbacks._sampler_reach import report_sampler_reach
+from lightning_sanity.callbacks._token_shift import TokenCounts, report_token_shift
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.batch import split_batch
 from lightning_sanity.checks.loss_baseline import trend_baseline
@@ -61,6 +62,9 @@ class ValDivergence(SanityCallback):
     - info (``overfitting``): the validation loss ended ``rise`` or more above its best, with at least two
       validations after the best, while the training loss went on falling; a warning when it ends more than twice
       the baseline (without a baseline on its scale: twice the validation loss before training).
+    - warning (``token-shift``, :mod:`lightning_sanity.checks.token_shift`): one token id's document frequency
+      differs between the first epoch's and the first validation run's inputs far beyond sampling noise (validation
+      texts not normalised as the training texts were: the unknown token in most of them);
     - error (``sampler-reach``): the training loader's ``WeightedRandomSampler`` has fewer weights than the dataset
       has rows, so it only ever draws the first few rows (one weight per class given instead of one per sample).
 
@@ -122,6 +126,7 @@ class ValDivergence(SanityCallback):
         self._val_counted = False
         self._ended = False  # fit ended on its own: the whole planned run was validated
         self._train_rows = 0  # rows of the first training batch (the one batch a one-batch baseline comes from)
+        self._tokens = TokenCounts()  # token ids of the first epoch and the first validation run
 
     @override
     def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
@@ -150,6 +155,8 @@ class ValDivergence(SanityCallback):
         if not self._train_rows:  # once: -1 when the first batch's target cannot be read
             self._train_rows = _rows(batch) or -1
         self._take_targets("train", batch)
+        if "train" not in self._tokens.done:
+            self._take_tokens("train", batch)
 
     @override
     def on_fit_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
@@ -158,17 +165,27 @@ class ValDivergence(SanityCallback):
     @override
     def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._targets_done["train"] = True  # the first epoch's targets describe the training split
+        self._tokens.done.add("train")
 
     @override
     def on_validation_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any,
                                   batch_idx: int, dataloader_idx: int = 0) -> None:
         self._take_targets("val", batch, counted=not trainer.sanity_checking)
         if not trainer.sanity_checking and not self._val_counted:
+            self._take_tokens("val", batch)
+        if not trainer.sanity_checking and not self._val_counted:
             try:
                 y = split_batch(batch)[1]
                 self._val_rows += int(y.shape[0]) if isinstance(y, torch.Tensor) and y.dim() else 0
             except Exception:  # an unreadable batch: the count stays unknown
                 self._val_counted, self._val_rows = True, 0
+
+    def _take_tokens(self, split: str, batch: Any) -> None:
+        try:
+            self._tokens.add(batch, split)
+        except Exception:  # never lose the run over a diagnostic
+            log.debug("val-divergence token counts failed", exc_info=True)
+            self._tokens.off = True
 
     def _take_targets(self, split: str, batch: Any, counted: bool = True) -> None:
         if self._targets_done[split]:
@@ -236,6 +253,7 @@ class ValDivergence(SanityCallback):
         if self._reason:
             self.skip(trainer, check, self._reason)
             return
+        report_token_shift(self, trainer)
         shift = (TS.judge_target_shift(self._targets["train"], self._targets["val"])
                  or RL.judge_relabelled(self._columns["train"], self._columns["val"]))
         if shift is not None:  # judged from the targets alone: no logged validation loss needed

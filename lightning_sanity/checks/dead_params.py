@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from lightning_sanity.checks.naming import short_list
@@ -27,6 +28,25 @@ from lightning_sanity.checks.norms import MIN_STEPS
 def dead_parameters(present_steps: Sequence[int], alive: Sequence[bool], min_steps: int = MIN_STEPS) -> list[int]:
     """Positions of the parameters with a gradient on at least ``min_steps`` measured steps, exactly zero on all."""
     return [i for i, (steps, live) in enumerate(zip(present_steps, alive)) if steps >= min_steps and not live]
+
+
+def repeated_elsewhere(dead: Sequence[str], alive: Sequence[str]) -> bool:
+    """Whether every one of the ``dead`` parameters has a namesake in another block of a stack (the same name with
+    other layer numbers) among the ``alive`` ones: the last block of HuggingFace's Funnel, whose relative-position
+    terms act on the positions a sequence classifier never reads. An input zeroed by a bug zeroes them in every block.
+
+    >>> repeated_elsewhere(["enc.blocks.1.0.r_kernel"], ["enc.blocks.0.0.r_kernel", "enc.blocks.1.0.q.weight"])
+    True
+    >>> repeated_elsewhere(["tokenizer.weight"], ["tokenizer.bias"])
+    False
+    """
+    stacks = {_stacked(n) for n in alive if _stacked(n) != n}
+    return bool(dead) and all(_stacked(n) != n and _stacked(n) in stacks for n in dead)
+
+
+def _stacked(name: str) -> str:
+    """``name`` with its layer numbers replaced (``blocks.1.0.attn.w`` -> ``blocks.#.#.attn.w``)."""
+    return re.sub(r"(?<=\.)\d+(?=\.)", "#", name)
 
 
 def dead_parameter_message(names: Sequence[str], steps: Sequence[int], layer_live: Sequence[str]) -> str:

@@ -137,6 +137,9 @@ def scheduler_facts(configs: list, optimizers: list, batches_per_epoch: Optional
         entry: dict[str, Any] = {"optimizer": index, "name": type(scheduler).__name__,
                                  "interval": getattr(config, "interval", "epoch"),
                                  "frequency": getattr(config, "frequency", 1), "unit": unit}
+        base = getattr(scheduler, "base_lrs", None)
+        if isinstance(base, (list, tuple)) and all(isinstance(b, (int, float)) for b in base):
+            entry["base_lrs"] = [float(b) for b in base]
         warm = _warmup_units(scheduler)
         if warm is not None and unit is not None:
             entry["warmup_batches"], entry["warmup_words"] = warm[0] * unit, warm[1]
@@ -191,8 +194,12 @@ def judge_repeated(t: LrTrajectory, *, facts: list[dict[str, Any]], planned: int
 
 
 def judge_warmup(t: LrTrajectory, *, facts: list[dict[str, Any]], planned: int, seen: int,
-                 complete: bool, seen_words: str = "") -> Optional[Verdict]:
-    """A warm-up that never finishes within the planned run; None when it does (or cannot be told)."""
+                 complete: bool, seen_words: str = "", base_lr: Optional[float] = None) -> Optional[Verdict]:
+    """A warm-up that never finishes within the planned run; None when it does (or cannot be told).
+
+    ``base_lr``: the rate the scheduler scales (its ``base_lrs`` entry for this group), which a finished warm-up
+    reaches: a rate that rose all run and ends below half of it never got there, however late it last rose (a
+    warm-up sized in steps but stepped once an epoch rises at the epochs' starts only)."""
     for fact in facts:
         length = fact.get("warmup_batches")
         if length is not None and length > planned:
@@ -210,13 +217,15 @@ def judge_warmup(t: LrTrajectory, *, facts: list[dict[str, Any]], planned: int, 
         return None
     start = t.first_batch or 0
     span = max(seen - start, 1)
-    if (t.last >= t.max_lr * (1 - 1e-9) and t.last_rise_batch - start >= 0.9 * span
+    short = base_lr is not None and base_lr > 0 and t.last < 0.5 * base_lr
+    if (t.last >= t.max_lr * (1 - 1e-9) and (t.last_rise_batch - start >= 0.9 * span or short)
             and t.initial < 0.5 * t.last):
         return Verdict(
             "warmup",
             f"The learning rate of {t.where} was still rising at the end of the planned run ({t.initial:.3g} -> "
-            f"{t.last:.3g}, its peak, last raised at batch {t.last_rise_batch} of {planned}): the warm-up never "
-            f"finished; {seen_words}.",
+            f"{t.last:.3g}, its peak, last raised at batch {t.last_rise_batch} of {planned}"
+            f"{f'; {t.last / base_lr:.0%} of the scheduler base rate {base_lr:.3g}' if short else ''}): the warm-up "
+            f"never finished; {seen_words}.",
             "Check the warm-up's length against the run (a warm-up given in epochs but stepped every batch, or in "
             "steps for a much longer run); size it with `trainer.estimated_stepping_batches`.",
             {"initial_lr": t.initial, "last_lr": t.last, "last_rise_batch": t.last_rise_batch,

@@ -1,0 +1,112 @@
+"""split-overlap on windowed recordings: overlapping windows cut first and split at random fire (raw windows and
+windows standardised one by one); windows of recordings split first, and a forecaster validated on the last part of
+each series (its windows reach back into training at the boundary, on one side), stay silent."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+from helpers import read_report, serious, trainer
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from lightning_sanity.callbacks.split_overlap import SplitOverlap
+from lightning_sanity.callbacks.summary import SanitySummary
+from lightning_sanity.checks import window_overlap as W
+
+WINDOW, STRIDE = 48, 24
+
+
+class WindowNet(L.LightningModule):
+    def __init__(self, channels: int, outputs: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv1d(channels, 8, 5, padding=2), nn.ReLU(), nn.AdaptiveAvgPool1d(1),
+                                 nn.Flatten(), nn.Linear(8, outputs))
+        self.outputs = outputs
+
+    def forward(self, x):  # (batch, time, channels)
+        return self.net(x.transpose(1, 2))
+
+    def _loss(self, batch):
+        x, y = batch
+        out = self(x)
+        return nn.functional.cross_entropy(out, y) if self.outputs > 1 else nn.functional.mse_loss(out[:, 0], y)
+
+    def training_step(self, batch, batch_idx):
+        return self._loss(batch)
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val_loss", self._loss(batch))
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-2)
+
+
+def _recordings(n: int, length: int = 240):
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(3, (n,), generator=g)
+    t = torch.arange(length).float()
+    waves = torch.sin(t[None, :, None] * (0.1 + 0.05 * labels[:, None, None]))
+    return waves + 0.3 * torch.randn(n, length, 3, generator=g), labels
+
+
+def _cut(signals, labels):
+    w = signals.unfold(1, WINDOW, STRIDE).permute(0, 1, 3, 2)  # (recordings, windows, time, channels)
+    return w.reshape(-1, WINDOW, signals.shape[2]), labels.repeat_interleave(w.shape[1])
+
+
+def _fit(tmp_path, train, val, channels=3, outputs=3):
+    L.seed_everything(0)
+    t = trainer(tmp_path, [SplitOverlap(), SanitySummary(print_summary=False)], logger=None, max_epochs=1,
+                num_sanity_val_steps=1)
+    t.fit(WindowNet(channels, outputs), DataLoader(TensorDataset(*train), batch_size=32, shuffle=True),
+          DataLoader(TensorDataset(*val), batch_size=64))
+    return read_report(t.log_dir)
+
+
+@pytest.mark.parametrize("standardised", [False, True])
+def test_overlapping_windows_split_at_random_fire(tmp_path, standardised):
+    x, y = _cut(*_recordings(40))
+    if standardised:  # each window normalised on its own: the shared stretches differ by a scale and an offset
+        x = (x - x.mean(1, keepdim=True)) / x.std(1, keepdim=True)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(1))
+    cut = int(0.8 * len(x))
+    report = _fit(tmp_path, (x[order[:cut]], y[order[:cut]]), (x[order[cut:]], y[order[cut:]]))
+    found = serious(report, "split-overlap")
+    assert found and "time_axis" in found[0]["data"]
+    data = found[0]["data"]
+    assert data["earlier_share"] > 0.5 and data["later_share"] > 0.5 and found[0]["severity"] == "error"
+
+
+def test_windows_of_recordings_split_first_stay_silent(tmp_path):
+    signals, labels = _recordings(40)
+    train, val = _cut(signals[:32], labels[:32]), _cut(signals[32:], labels[32:])
+    report = _fit(tmp_path, train, val)
+    assert not serious(report, "split-overlap")
+    detail = {c["name"]: c for c in report["checks"]}["split-overlap"]["detail"]
+    assert "0% of" in detail and "validation windows" in detail
+
+
+def test_forecaster_validated_on_the_last_part_of_each_series_stays_silent(tmp_path):
+    signals, _ = _recordings(24, length=300)
+    series = signals[..., :1]
+
+    def windows(part):
+        w = part.unfold(1, WINDOW + 1, 4).permute(0, 1, 3, 2).reshape(-1, WINDOW + 1, 1)
+        return w[:, :-1], w[:, -1, 0]
+
+    train = windows(series[:, :220])
+    val = windows(series[:, 220 - WINDOW:])  # the first validation windows' context reaches back into training
+    report = _fit(tmp_path, train, val, channels=1, outputs=1)
+    assert not serious(report, "split-overlap")
+    one_sided = W.judge(W.window_runs(train[0], 1), W.window_runs(val[0], 1))
+    assert one_sided["before"] > 0.2 and one_sided["after"] == 0.0  # overlap at the boundary, on one side
+
+
+def test_runs_ignore_affine_changes_and_straight_lines():
+    x = torch.randn(2, 64, 2)
+    a, b = W.window_runs(x, 1), W.window_runs(3 * x + 1, 1)
+    assert torch.equal(a, b)
+    ramp = torch.arange(64.0)[None, :, None].expand(1, 64, 2)
+    assert not W.window_runs(ramp, 1).any()  # one signature throughout: nothing to match on
