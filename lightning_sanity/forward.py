@@ -22,6 +22,10 @@ accepts, in this order, the first that runs being used:
    holds a single sample of two or more axes: a ``DataLoader(batch_size=1)`` over a dataset whose items are whole
    batches (pre-batched streams, truncated BPTT) adds that axis, and ``training_step`` removes it.
 
+A LightningModule without ``forward`` whose training step calls one wrapped model with a dict batch
+(``self.model(**batch)``, the HuggingFace way) is called through that model, by the same rules with its keys first,
+when the model holds every trainable parameter and has no time-first layers (``pl_module.model(**inputs)``).
+
 Where none binds, the check is skipped with a reason that names the signature and ``forward_fn=``. The leakage
 checks, which look after the first training step, need no rule: they replay the very call ``training_step`` made
 (observed on that step), or ``forward_fn`` when given.
