@@ -71,6 +71,22 @@ def digits_loaders(batch_size: int = 64, n: Optional[int] = None) -> tuple[DataL
 # --------------------------------------------------------------------------- models
 
 
+class LossSteps(L.LightningModule):
+    """Training and validation steps (``val_loss`` logged) and Adam at 1e-2 around the subclass's ``_loss(batch)``."""
+
+    def _loss(self, batch: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._loss(batch)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self.log("val_loss", self._loss(batch))
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-2)
+
+
 class Classifier(L.LightningModule):
     """A small classifier whose network, loss, optimizer and learning rate tests can swap."""
 

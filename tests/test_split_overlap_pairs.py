@@ -6,7 +6,7 @@ import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import read_report, serious, trainer
+from helpers import LossSteps, read_report, serious, trainer
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -16,7 +16,7 @@ from lightning_sanity.callbacks.summary import SanitySummary
 USERS, ITEMS, CLICKS = 100, 80, 8
 
 
-class BPR(L.LightningModule):
+class BPR(LossSteps):
     def __init__(self):
         super().__init__()
         self.users, self.items = nn.Embedding(USERS, 16), nn.Embedding(ITEMS, 16)
@@ -25,15 +25,6 @@ class BPR(L.LightningModule):
         u, pos, neg = batch
         score = lambda i: (self.users(u) * self.items(i)).sum(-1)
         return -F.logsigmoid(score(pos) - score(neg)).mean()
-
-    def training_step(self, batch, batch_idx):
-        return self._loss(batch)
-
-    def validation_step(self, batch, batch_idx):
-        self.log("val_loss", self._loss(batch))
-
-    def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=1e-2)
 
 
 def _loaders(leak):

@@ -6,7 +6,7 @@ tests/test_split_overlap.py."""
 import lightning as L
 import torch
 import torch.nn.functional as F
-from helpers import digits, read_report, serious, trainer
+from helpers import LossSteps, digits, read_report, serious, trainer
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -14,7 +14,7 @@ from lightning_sanity.callbacks.split_overlap import SplitOverlap
 from lightning_sanity.callbacks.summary import SanitySummary
 
 
-class MaskedNodes(L.LightningModule):
+class MaskedNodes(LossSteps):
     """Node classification as a GCN trains it: the whole graph in every batch, the loss over the split's mask."""
 
     def __init__(self):
@@ -24,15 +24,6 @@ class MaskedNodes(L.LightningModule):
     def _loss(self, batch):
         logits = self.net(batch["x"])
         return F.cross_entropy(logits[batch["mask"]], batch["y"][batch["mask"]])
-
-    def training_step(self, batch, batch_idx):
-        return self._loss(batch)
-
-    def validation_step(self, batch, batch_idx):
-        self.log("val_loss", self._loss(batch))
-
-    def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=1e-2)
 
 
 def _graph_loader(x, y, mask):

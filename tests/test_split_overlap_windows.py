@@ -7,7 +7,7 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
-from helpers import read_report, serious, trainer
+from helpers import LossSteps, read_report, serious, trainer
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -18,7 +18,7 @@ from lightning_sanity.checks import window_overlap as W
 WINDOW, STRIDE = 48, 24
 
 
-class WindowNet(L.LightningModule):
+class WindowNet(LossSteps):
     def __init__(self, channels: int, outputs: int) -> None:
         super().__init__()
         self.net = nn.Sequential(nn.Conv1d(channels, 8, 5, padding=2), nn.ReLU(), nn.AdaptiveAvgPool1d(1),
@@ -32,15 +32,6 @@ class WindowNet(L.LightningModule):
         x, y = batch
         out = self(x)
         return nn.functional.cross_entropy(out, y) if self.outputs > 1 else nn.functional.mse_loss(out[:, 0], y)
-
-    def training_step(self, batch, batch_idx):
-        return self._loss(batch)
-
-    def validation_step(self, batch, batch_idx):
-        self.log("val_loss", self._loss(batch))
-
-    def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=1e-2)
 
 
 def _recordings(n: int, length: int = 240):

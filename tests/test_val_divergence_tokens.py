@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-from helpers import read_report, serious, trainer
+from helpers import LossSteps, read_report, serious, trainer
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -17,7 +17,7 @@ from lightning_sanity.checks import token_shift as T
 VOCAB, UNK = 60, 1
 
 
-class BagClassifier(L.LightningModule):
+class BagClassifier(LossSteps):
     def __init__(self) -> None:
         super().__init__()
         self.embed = nn.Embedding(VOCAB, 16, padding_idx=0)
@@ -29,15 +29,6 @@ class BagClassifier(L.LightningModule):
 
     def _loss(self, batch):
         return nn.functional.cross_entropy(self(batch["input_ids"], batch["attention_mask"]), batch["labels"])
-
-    def training_step(self, batch, batch_idx):
-        return self._loss(batch)
-
-    def validation_step(self, batch, batch_idx):
-        self.log("val_loss", self._loss(batch))
-
-    def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=1e-2)
 
 
 def _texts(n: int, seed: int, unknown: float = 0.0):
