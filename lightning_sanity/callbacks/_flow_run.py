@@ -72,6 +72,7 @@ class _FlowRun:
         self.output: Optional[torch.Tensor] = None
         self.views: list[tuple[str, torch.Tensor]] = []
         self.pairwise = False
+        self.seeded_output: Optional[torch.Tensor] = None  # the forward-value probe's unmoved output, reused
 
     # -------------------------------------------------------------- forward with leaves
 
