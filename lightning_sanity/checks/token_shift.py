@@ -80,27 +80,27 @@ def judge(train_docs: torch.Tensor, train_samples: int, val_docs: torch.Tensor, 
     frequencies as shares of samples, position shares of real positions)."""
     if train_samples < MIN_SAMPLES or val_samples < MIN_SAMPLES:
         return None
-    td, vd = train_docs.double().cpu(), val_docs.double().cpu()
-    tp, vp = train_places.double().cpu(), val_places.double().cpu()
-    seen = (td + vd) > 0
+    seen = ((train_docs + val_docs) > 0).cpu()
     for token in ignore:
         seen[token % BUCKETS] = False
-    tested = int(seen.sum())
+    ids = seen.nonzero().flatten()  # the ids seen: a few thousand of the table's buckets at most, as a rule
+    tested = int(ids.numel())
     if tested == 0:
         return None
+    td, vd = train_docs.cpu()[ids].double(), val_docs.cpu()[ids].double()
+    tp, vp = train_places.cpu()[ids].double(), val_places.cpu()[ids].double()
     pt, pv = td / train_samples, vd / val_samples
     pooled = (td + vd) / (train_samples + val_samples)
     se = (pooled * (1 - pooled) * (1 / train_samples + 1 / val_samples)).clamp_min(1e-300).sqrt()
-    z = ((pv - pt).abs() / se).masked_fill(~seen, 0.0)
+    z = (pv - pt).abs() / se
     bound = math.sqrt(2 * math.log(max(tested, 2) / ALPHA))
-    place_share = torch.maximum(tp / max(float(tp.sum()), 1.0), vp / max(float(vp.sum()), 1.0))
-    t_share, v_share = tp / max(float(tp.sum()), 1.0), vp / max(float(vp.sum()), 1.0)
+    t_share = tp / max(float(train_places.sum()), 1.0)
+    v_share = vp / max(float(val_places.sum()), 1.0)
     factor = torch.maximum(t_share, v_share) >= POSITION_FACTOR * torch.minimum(t_share, v_share)
-    candidates = (z > bound) & (place_share >= MIN_POSITION_SHARE) & factor
+    candidates = (z > bound) & (torch.maximum(t_share, v_share) >= MIN_POSITION_SHARE) & factor
     if not bool(candidates.any()):
         return None
-    token = int(torch.where(candidates, z, torch.zeros_like(z)).argmax())
-    return {"token": token, "z": float(z[token]), "bound": bound, "tested": tested,
-            "train_share": float(pt[token]), "val_share": float(pv[token]),
-            "train_positions": float(tp[token] / max(float(tp.sum()), 1.0)),
-            "val_positions": float(vp[token] / max(float(vp.sum()), 1.0))}
+    best = int(torch.where(candidates, z, torch.zeros_like(z)).argmax())
+    return {"token": int(ids[best]), "z": float(z[best]), "bound": bound, "tested": tested,
+            "train_share": float(pt[best]), "val_share": float(pv[best]),
+            "train_positions": float(t_share[best]), "val_positions": float(v_share[best])}
