@@ -49,7 +49,7 @@ class SplitOverlap(SanityCallback):
     its validation samples with training). Training inputs changed by random augmentation never match: the check
     then stays silent.
 
-    Windowed measurements (``(B, T)``, ``(B, T, C)``) are also read as runs of time steps
+    Windowed measurements (``(B, T, C)`` or ``(B, C, T)``) are also read as runs of time steps
     (:mod:`lightning_sanity.checks.window_overlap`): validation windows that share stretches with training windows
     starting both earlier and later (overlapping windows cut first, then split at random) are reported when whole
     samples showed no overlap (key ``windows``).
@@ -192,9 +192,9 @@ class SplitOverlap(SanityCallback):
                 self._train_count += int(x.shape[0])
             else:
                 self._val.append(S.fingerprints(x))
+                self._val_count += int(x.shape[0])
             if windows and self._measurements:
                 self._windows.add(x, split)
-                self._val_count += int(x.shape[0])
         except Exception as err:  # a check must never lose the user's run
             log.debug("split-overlap fingerprint failed", exc_info=True)
             self._stop(f"could not fingerprint a {split} batch: {err!r}")
