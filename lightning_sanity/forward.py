@@ -92,13 +92,12 @@ def model_calls(module: nn.Module, x: Any, batch: Any, forward_fn: Optional[Call
             raise CannotCall(f"{type(module).__name__} defines no `forward`; {FORWARD_FN_HINT}")
         name, module = found
         prefix = f"pl_module.{name}"
-    candidates = [(how.replace("pl_module", prefix, 1), args, kwargs) for how, args, kwargs in _candidates(x, batch, "")]
+    candidates = _candidates(x, batch, "", prefix)
     if prefix != "pl_module":  # the wrapped model is called with the batch's keys first, as `self.model(**batch)`
         candidates.sort(key=lambda c: not c[0].startswith(f"{prefix}(**"))
     if _one_stacked_sample(x):
         squeezed_x, squeezed = map_tensors((x, batch), _squeeze_leading)
-        candidates += [(how.replace("pl_module", prefix, 1), args, kwargs)
-                       for how, args, kwargs in _candidates(squeezed_x, squeezed, ".squeeze(0)")]
+        candidates += _candidates(squeezed_x, squeezed, ".squeeze(0)", prefix)
     try:
         signature: Optional[inspect.Signature] = inspect.signature(module.forward)
     except (TypeError, ValueError):
@@ -150,19 +149,20 @@ def _sole_model(module: nn.Module, batch: Any) -> Optional[tuple[str, nn.Module]
     return name, child
 
 
-def _candidates(x: Any, batch: Any, suffix: str) -> list[tuple[str, tuple, dict]]:
-    """The ways to call the model in the order they are tried (``suffix`` names a transform of the tensors)."""
-    candidates: list[tuple[str, tuple, dict]] = [(f"pl_module(x{suffix})", (x,), {})]
+def _candidates(x: Any, batch: Any, suffix: str, callee: str = "pl_module") -> list[tuple[str, tuple, dict]]:
+    """The ways to call the model in the order they are tried (``suffix`` names a transform of the tensors,
+    ``callee`` the module called, for the reasons and findings)."""
+    candidates: list[tuple[str, tuple, dict]] = [(f"{callee}(x{suffix})", (x,), {})]
     if isinstance(x, Mapping):
-        candidates.append((f"pl_module(**x{suffix})", (), dict(x)))
+        candidates.append((f"{callee}(**x{suffix})", (), dict(x)))
     elif isinstance(batch, Mapping):
-        candidates.append((f"pl_module(**inputs{suffix})", (), non_target_keys(batch)))
+        candidates.append((f"{callee}(**inputs{suffix})", (), non_target_keys(batch)))
     if isinstance(batch, (list, tuple)) and not (len(batch) == 1 and batch[0] is x):
-        candidates.append((f"pl_module(*batch{suffix})", tuple(batch), {}))
+        candidates.append((f"{callee}(*batch{suffix})", tuple(batch), {}))
     if isinstance(batch, (list, tuple)) and len(batch) >= 3 and batch[0] is x:
-        candidates.append((f"pl_module(*batch[:-1]{suffix})", tuple(batch[:-1]), {}))
+        candidates.append((f"{callee}(*batch[:-1]{suffix})", tuple(batch[:-1]), {}))
     if batch is not x and batch is not None:
-        candidates.append((f"pl_module(batch{suffix})", (batch,), {}))
+        candidates.append((f"{callee}(batch{suffix})", (batch,), {}))
     return candidates
 
 

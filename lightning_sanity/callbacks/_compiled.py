@@ -32,22 +32,21 @@ def _optimized_module() -> type:
         return type("NeverCompiled", (), {})
 
 
-def compiled_children(model: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
-    """``(parent, name, child)`` for each compiled submodule of ``model`` that wraps an original module."""
-    compiled = _optimized_module()
-    return [(parent, name, child) for parent in model.modules() for name, child in parent._modules.items()
-            if isinstance(child, compiled) and isinstance(getattr(child, "_orig_mod", None), nn.Module)]
-
-
 def eager(module: nn.Module) -> nn.Module:
     """The original module of a compiled one (what a probe calls), else ``module`` itself."""
     original = getattr(module, "_orig_mod", None)
     return original if isinstance(module, _optimized_module()) and isinstance(original, nn.Module) else module
 
 
+def compiled_children(model: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
+    """``(parent, name, child)`` for each compiled submodule of ``model`` that wraps an original module."""
+    return [(parent, name, child) for parent in model.modules() for name, child in parent._modules.items()
+            if child is not None and eager(child) is not child]
+
+
 def hookable_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
     """``model.named_modules()`` without the modules inside a compiled module (its wrapper is kept)."""
-    inside = {id(m) for _, _, child in compiled_children(model) for m in child._orig_mod.modules()}
+    inside = {id(m) for _, _, child in compiled_children(model) for m in eager(child).modules()}
     for name, module in model.named_modules():
         if id(module) not in inside:
             yield name, module

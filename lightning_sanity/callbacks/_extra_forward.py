@@ -16,7 +16,7 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
-from lightning_sanity.callbacks._compiled import compiled_children
+from lightning_sanity.callbacks._compiled import compiled_children, eager
 
 
 @contextlib.contextmanager
@@ -32,7 +32,7 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
     try:
         model.eval()
         for parent, name, child in compiled:
-            parent._modules[name] = child._orig_mod
+            parent._modules[name] = eager(child)
         yield
     finally:
         for parent, name, child in compiled:

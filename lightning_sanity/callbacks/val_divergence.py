@@ -173,7 +173,6 @@ class ValDivergence(SanityCallback):
         self._take_targets("val", batch, counted=not trainer.sanity_checking)
         if not trainer.sanity_checking and not self._val_counted:
             self._take_tokens("val", batch)
-        if not trainer.sanity_checking and not self._val_counted:
             try:
                 y = split_batch(batch)[1]
                 self._val_rows += int(y.shape[0]) if isinstance(y, torch.Tensor) and y.dim() else 0
