@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 import lightning.pytorch as pl
 import torch
-from lightning_sanity._rng import isolate_rng
+from lightning_sanity.replays.rng import isolate_rng
 
 from lightning_sanity._compat import current_batch_idx
 from lightning_sanity.batch import batch_size, first_tensor, slice_batch, split_batch

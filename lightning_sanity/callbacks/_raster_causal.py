@@ -14,7 +14,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning_sanity._rng import isolate_rng
+from lightning_sanity.replays.rng import isolate_rng
 
 from lightning_sanity.batch import map_tensors
 from lightning_sanity.callbacks._extra_forward import eval_mode, precision_context

@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 
 import lightning.pytorch as pl
 import torch
-from lightning_sanity._rng import isolate_rng
+from lightning_sanity.replays.rng import isolate_rng
 from typing_extensions import override
 
 from lightning_sanity.batch import BatchFn, batch_size, map_tensors, split_batch

@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional
 
 import lightning.pytorch as pl
 import torch
-from lightning_sanity._rng import isolate_rng
+from lightning_sanity.replays.rng import isolate_rng
 from torch import nn
 from typing_extensions import override
 

@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 import lightning.pytorch as pl
 import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
-from lightning_sanity._rng import isolate_rng
+from lightning_sanity.replays.rng import isolate_rng
 from typing_extensions import override
 
 from lightning_sanity import cost

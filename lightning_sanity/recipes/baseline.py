@@ -8,7 +8,7 @@ from typing import Any, Optional, Union
 
 import lightning.pytorch as pl
 import torch
-from lightning_sanity._rng import isolate_rng
+from lightning_sanity.replays.rng import isolate_rng
 
 from lightning_sanity.batch import BatchFn, split_batch
 from lightning_sanity.checks.curves import clearly_better, varies_across_batch

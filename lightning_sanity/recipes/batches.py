@@ -12,7 +12,7 @@ from typing import Any, Callable
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities import CombinedLoader, move_data_to_device
-from lightning_sanity._rng import isolate_rng
+from lightning_sanity.replays.rng import isolate_rng
 
 from lightning_sanity.batch import BatchFn, split_batch
 from lightning_sanity.checks.numerics import tensors_in

@@ -7,10 +7,11 @@ has not moved.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import platform
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Optional
 
 import numpy as np
@@ -141,6 +142,43 @@ def capture_rng_states() -> dict[str, Any]:
     if torch.cuda.is_initialized():  # only once CUDA is in use (which implies it is available)
         cuda = torch.cuda.get_rng_state_all()
     return {"torch": torch.get_rng_state(), "cuda": cuda, "numpy": _NUMPY_STATE.get(), "python": _PYTHON_STATE.get()}
+
+
+def set_rng_states(states: Mapping[str, Any]) -> None:
+    """Set the global RNGs from :func:`capture_rng_states`' raw states."""
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] is not None:
+        torch.cuda.set_rng_state_all(states["cuda"])
+    np.random.set_state(states["numpy"])
+    random.setstate(states["python"])
+
+
+@contextlib.contextmanager
+def isolate_rng(include_cuda: bool = False) -> Iterator[None]:
+    """Run a block without a trace on the global RNGs (torch, CUDA once in use, numpy, Python), however it ends.
+    ``include_cuda``: the CUDA states too when CUDA is not in use yet (a block that may start using it).
+
+    Lightning's ``isolate_rng`` (2.6) puts the states back only when its block ends normally: a probe that raised
+    half-way through a forward (a model the probe cannot call as it guessed) left its draws consumed, and the
+    user's next dropout mask changed.
+
+    >>> before = torch.get_rng_state()
+    >>> try:
+    ...     with isolate_rng():
+    ...         _ = torch.rand(3)
+    ...         raise RuntimeError("a probe failed")
+    ... except RuntimeError:
+    ...     pass
+    >>> torch.equal(before, torch.get_rng_state())
+    True
+    """
+    states = capture_rng_states()
+    if include_cuda and states["cuda"] is None and torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    try:
+        yield
+    finally:
+        set_rng_states(states)
 
 
 def _portable_rng(states: Mapping[str, Any]) -> dict[str, Any]:

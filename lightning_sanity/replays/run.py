@@ -14,7 +14,7 @@ from typing import Any, Optional, Union
 import numpy as np
 import torch
 from lightning.pytorch import LightningModule
-from lightning_sanity._rng import isolate_rng
+from lightning_sanity.replays.rng import isolate_rng
 from lightning_utilities.core.apply_func import apply_to_collection
 from torch import Tensor, nn
 
