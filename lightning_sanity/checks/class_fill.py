@@ -46,8 +46,10 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-#: The level of the permutation test (the label-column scan's, :data:`lightning_sanity.checks.leakage.CHANCE_COLUMN`).
-CHANCE = 1e-3
+from lightning_sanity.checks.leakage import CHANCE_COLUMN
+
+#: The level of the permutation test: the label-column scan's.
+CHANCE = CHANCE_COLUMN
 #: A mass point: one value held by at least this many rows of a column (two rows tie by measurement precision).
 MASS = 3
 #: Outside its mass points, a measured column holds at least this share of distinct values among its rows.

@@ -34,8 +34,10 @@ from typing import Any, Optional
 
 import torch
 
-#: The level of the one-sided Fisher test (the label-column scan's level).
-CHANCE = 1e-3
+from lightning_sanity.checks.leakage import CHANCE_COLUMN, log_binom
+
+#: The level of the one-sided Fisher test: the label-column scan's.
+CHANCE = CHANCE_COLUMN
 #: Pairs needed before a test means anything.
 MIN_PAIRS = 8
 
@@ -82,15 +84,11 @@ def fisher_one_sided(a: int, b: int, c: int, d: int) -> float:
     0.05
     """
     pos, edges, n = a + b, a + c, a + b + c + d
-
-    def log_comb(m: int, k: int) -> float:
-        return math.lgamma(m + 1) - math.lgamma(k + 1) - math.lgamma(m - k + 1)
-
-    total = log_comb(n, pos)
+    total = log_binom(n, pos)
     tail = 0.0
     for k in range(a, min(pos, edges) + 1):
         if pos - k <= n - edges:
-            tail += math.exp(log_comb(edges, k) + log_comb(n - edges, pos - k) - total)
+            tail += math.exp(log_binom(edges, k) + log_binom(n - edges, pos - k) - total)
     return min(1.0, tail)
 
 
