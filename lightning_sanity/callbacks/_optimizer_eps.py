@@ -19,6 +19,7 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any, Optional
 
+from lightning_sanity import cost
 from lightning_sanity.checks import optimizer_eps as OE
 from lightning_sanity.checks.naming import short_list
 from lightning_sanity.findings import Severity
@@ -51,11 +52,11 @@ def eps_rows(optimizer: Any, names: dict[int, str]) -> list[tuple[str, int, floa
             if not v.numel():
                 continue
             medians.append(torch.stack([OE.damping(v, float(eps), correction).median(),
-                                        (v.median() / correction).sqrt()]).cpu())
+                                        (v.median() / correction).sqrt()]))
             meta.append((names.get(id(p), "?"), int(v.numel()), float(eps)))
     if not medians:
         return []
-    values = torch.stack(medians).tolist()
+    values = torch.stack([m.to(medians[0].device) for m in medians]).tolist()  # the one host read
     return [(name, n, d, eps, rms) for (name, n, eps), (d, rms) in zip(meta, values)]
 
 
@@ -89,7 +90,7 @@ class EpsWatch:
     def start(self, trainer: "pl.Trainer") -> None:
         self.early, self.looked = None, False
         try:  # the property raises on some setups (an iterable of unknown length with max_steps=-1)
-            planned = trainer.estimated_stepping_batches
+            planned = cost.planned_steps(trainer)
             planned = int(planned) if planned is not None and math.isfinite(planned) else 1000
         except Exception:
             planned = 1000

@@ -44,11 +44,12 @@ class WindowRuns:
         shape = tuple(x.shape[1:])
         if self._shape is None:
             self._shape = shape
-        if shape != self._shape or not W.readings(x):
+        axes = W.readings(x)
+        if shape != self._shape or not axes:
             self.off = True
             self._store.clear()
             return
-        for axis in W.readings(x):
+        for axis in axes:
             key = (split, axis)
             if self._count.get(key, 0) >= MAX_RUNS:
                 continue
