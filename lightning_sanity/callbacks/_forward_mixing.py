@@ -23,7 +23,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from lightning_sanity.batch import map_tensors
+from lightning_sanity.batch import map_tensors, tensors_of
 from lightning_sanity.checks import batch_permutation as P
 from lightning_sanity.checks import flow
 from lightning_sanity.checks.forward_mixing import RELATIVE, judge
@@ -155,8 +155,7 @@ def permutation_probe(run: Any) -> Optional[dict[str, Any]]:
     if P.routed(run.model) is not None:
         return None
     size = run.size
-    tensors: list[torch.Tensor] = []
-    map_tensors((run.args, run.kwargs), lambda t: tensors.append(t) or t)
+    tensors = tensors_of((run.args, run.kwargs))
     if any(t.dim() >= 2 and t.shape[0] != size and t.shape[1] == size for t in tensors):
         return None  # sequence-first inputs: the first axis is time, not the samples
 
