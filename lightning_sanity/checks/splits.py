@@ -25,7 +25,7 @@ import torch
 FINGERPRINT_VALUES = 1024
 _BITS = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16,
          torch.bfloat16: torch.int16}
-_WEIGHTS: dict[tuple[int, str], torch.Tensor] = {}
+_WEIGHTS: dict[tuple[int, int, str], torch.Tensor] = {}
 _COLUMNS: dict[tuple[int, str], torch.Tensor] = {}
 
 
@@ -93,12 +93,7 @@ def hash_rows(rows: torch.Tensor, halves: bool = True, scratch: bool = False) ->
     else:
         products = rows.long()
         products = products ^ (products >> 13)
-    key = (products.shape[1], str(products.device))
-    weights = _WEIGHTS.get(key)
-    if weights is None:
-        g = torch.Generator().manual_seed(0x5EED)
-        weights = torch.randint(-(2 ** 62), 2 ** 62, (key[0],), generator=g) * 2 + 1  # odd: invertible
-        weights = _WEIGHTS[key] = weights.to(products.device)
+    weights = hash_weights(products.shape[1], products.device)
     # Elementwise, not an integer matrix product: integer matmul is unvectorised on the CPU (twice slower).
     # int64 arithmetic wraps around: a hash modulo 2^64, the same in any order of summation.
     products *= weights
@@ -107,6 +102,17 @@ def hash_rows(rows: torch.Tensor, halves: bool = True, scratch: bool = False) ->
     half = products.shape[1] // 2
     one, other = products[:, :half].sum(dim=1), products[:, half:].sum(dim=1)
     return torch.stack([one + other, one, other], 1)
+
+
+def hash_weights(n: int, device: torch.device, seed: int = 0x5EED) -> torch.Tensor:
+    """``n`` odd int64 multipliers (invertible modulo 2^64) drawn from ``seed``, made once per device: the weights
+    of the suite's hashes (rows here, runs of time steps in :mod:`.window_overlap`)."""
+    key = (n, seed, str(device))
+    weights = _WEIGHTS.get(key)
+    if weights is None:
+        g = torch.Generator().manual_seed(seed)
+        weights = _WEIGHTS[key] = (torch.randint(-(2 ** 62), 2 ** 62, (n,), generator=g) * 2 + 1).to(device)
+    return weights
 
 
 def overlap(val: torch.Tensor, train: torch.Tensor) -> tuple[int, int, float]:

@@ -39,6 +39,8 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from lightning_sanity.checks.splits import hash_weights
+
 #: angle bins of the shape signature.
 BINS = 32
 #: measured values a run holds at least (runs of 3-channel data are 8 steps, of one channel 24).
@@ -47,17 +49,8 @@ RUN_VALUES = 24
 MAX_SAMPLE_VALUES = 16384
 #: val-train run pairs joined at most (host memory at the end of the first epoch).
 MAX_PAIRS = 1 << 24
-
-_WEIGHTS: dict[tuple[int, str], torch.Tensor] = {}
-
-
-def _weights(n: int, device: torch.device, salt: int) -> torch.Tensor:
-    key = (n * 1000 + salt, str(device))
-    w = _WEIGHTS.get(key)
-    if w is None:
-        g = torch.Generator().manual_seed(0x51DE + salt)
-        w = _WEIGHTS[key] = (torch.randint(-(2 ** 62), 2 ** 62, (n,), generator=g) * 2 + 1).to(device)
-    return w
+#: seeds of the hash weights of one step's channels and of one run's steps
+_STEP_SEED, _RUN_SEED = 0x51DE + 1, 0x51DE + 2
 
 
 def run_length(channels: int) -> int:
@@ -84,7 +77,7 @@ def step_signatures(x: torch.Tensor, axis: int) -> torch.Tensor:
     d = z.diff(dim=1)
     angle = torch.atan2(d[:, 1:], d[:, :-1])  # in (-pi, pi]; atan2(0, 0) = 0
     bins = ((angle + math.pi) * (BINS / (2 * math.pi))).long().clamp_(0, BINS - 1)
-    return (bins * _weights(bins.shape[-1], bins.device, 1)).sum(-1)
+    return (bins * hash_weights(bins.shape[-1], bins.device, _STEP_SEED)).sum(-1)
 
 
 def run_hashes(steps: torch.Tensor, k: int) -> torch.Tensor:
@@ -93,7 +86,7 @@ def run_hashes(steps: torch.Tensor, k: int) -> torch.Tensor:
     n = steps.shape[1] - k + 1
     if n <= 0:
         return steps.new_zeros(steps.shape[0], 0)
-    w = _weights(k, steps.device, 2)
+    w = hash_weights(k, steps.device, _RUN_SEED)
     out = steps[:, :n] * w[0]
     flat = torch.ones_like(out, dtype=torch.bool)
     for j in range(1, k):
