@@ -25,8 +25,8 @@ def test_hashes_are_the_weighted_sums_modulo_2_64_in_any_block() -> None:
             bits = (raw ^ (raw >> 13)).long()
         else:
             bits = bits ^ (bits >> 13)
-        fp = S.split_fingerprints(x)  # makes the cached weights of this width
-        weights = S._WEIGHTS[(bits.shape[1], "cpu")]
+        fp = S.split_fingerprints(x)
+        weights = S.hash_weights(bits.shape[1], torch.device("cpu"))
         mask = torch.zeros(bits.shape[1], dtype=torch.long)
         mask[: bits.shape[1] // 2] = 1  # sample_rows puts the fixed random half first
         expected = bits @ torch.stack([weights, weights * mask, weights * (1 - mask)], 1)
