@@ -36,7 +36,7 @@ from typing import Optional
 
 import torch
 
-from lightning_sanity.checks.leakage import log_binom
+from lightning_sanity.checks.leakage import log_partition_chance
 from lightning_sanity.checks.target_inputs import CHANCE, TAIL, distinct_token_rows
 
 
@@ -57,7 +57,7 @@ def class_marker(ids: torch.Tensor, y: torch.Tensor, mask: Optional[torch.Tensor
     found: dict[int, int] = {}
     for c, n in zip(labels.tolist(), per_class.tolist()):
         members = classes == c
-        log_chance = math.log(labels.numel()) + math.log(vocab) - log_binom(d, n)
+        log_chance = math.log(labels.numel()) + math.log(vocab) + log_partition_chance([n, d - n])
         if log_chance >= math.log(CHANCE) or int(torch.unique(length[members]).numel()) < 2:
             continue
         exact = (present[members].all(0) & ~present[~members].any(0)).nonzero()[:, 0]

@@ -34,7 +34,7 @@ from typing import Any, Optional
 
 import torch
 
-from lightning_sanity.checks.leakage import CHANCE_COLUMN, log_binom
+from lightning_sanity.checks.leakage import CHANCE_COLUMN, log_partition_chance
 
 #: The level of the one-sided Fisher test: the label-column scan's.
 CHANCE = CHANCE_COLUMN
@@ -84,11 +84,13 @@ def fisher_one_sided(a: int, b: int, c: int, d: int) -> float:
     0.05
     """
     pos, edges, n = a + b, a + c, a + b + c + d
-    total = log_binom(n, pos)
+    # log C(m, k) = -log_partition_chance([k, m - k]), the counting behind the label-column scan's bound
+    total = -log_partition_chance([pos, n - pos])
     tail = 0.0
     for k in range(a, min(pos, edges) + 1):
         if pos - k <= n - edges:
-            tail += math.exp(log_binom(edges, k) + log_binom(n - edges, pos - k) - total)
+            tail += math.exp(-log_partition_chance([k, edges - k]) - log_partition_chance([pos - k, n - edges - pos + k])
+                             - total)
     return min(1.0, tail)
 
 

@@ -338,11 +338,6 @@ CHANCE_COLUMN = 1e-3
 AFFINE_ROWS = 8
 
 
-def log_binom(n: int, k: int) -> float:
-    """``log C(n, k)``, the number of ways to choose ``k`` of ``n`` (the counting behind the chance bounds)."""
-    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
-
-
 def log_partition_chance(per_class: list[int]) -> float:
     """``log(prod(d_c!) / d!)``: the log-chance that shuffled labels of ``d`` distinct rows fall into one given
     split into groups of these class sizes (the permutation bound behind :func:`chance_column` and the label
