@@ -89,8 +89,8 @@ def fisher_one_sided(a: int, b: int, c: int, d: int) -> float:
     tail = 0.0
     for k in range(a, min(pos, edges) + 1):
         if pos - k <= n - edges:
-            tail += math.exp(-log_partition_chance([k, edges - k]) - log_partition_chance([pos - k, n - edges - pos + k])
-                             - total)
+            chosen = log_partition_chance([k, edges - k]) + log_partition_chance([pos - k, n - edges - pos + k])
+            tail += math.exp(-chosen - total)
     return min(1.0, tail)
 
 
