@@ -4,8 +4,8 @@ batch, margin 0.5, evaluated by 1-nearest-neighbour accuracy against the trainin
 matrix is computed by hand as `(e[:, None] - e[None]).pow(2).sum(-1).sqrt()`; its diagonal is exactly zero and the
 derivative of sqrt at zero is infinite. The diagonal is masked out before the max/min, so its upstream gradient is
 zero, but 0 * inf = NaN in the backward of sqrt: the very first backward pass fills every gradient with NaN, Adam
-writes NaN into every weight, and the run trains on to the end with a NaN loss. Symptom (plain run, 168 steps): val 1-NN acc 0.10
-with NaN embeddings and NaN val loss vs 0.99 (val triplet 0.13) with `.clamp_min(1e-12).sqrt()`."""
+writes NaN into every weight, and the run trains on to the end with a NaN loss. Symptom (plain run, 168 steps):
+val 1-NN acc 0.10 with NaN embeddings and NaN val loss vs 0.99 (val triplet 0.13) with `.clamp_min(1e-12).sqrt()`."""
 
 import lightning as L
 import torch

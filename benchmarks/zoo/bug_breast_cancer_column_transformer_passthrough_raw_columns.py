@@ -59,7 +59,8 @@ def main():
     x_train, x_val = pre.fit_transform(x_train), pre.transform(x_val)
 
     def loader(x, y, **kw):
-        return DataLoader(TensorDataset(torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)), **kw)
+        ds = TensorDataset(torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32))
+        return DataLoader(ds, **kw)
 
     model = BreastCancerMLP(x_train.shape[1])
     trainer = L.Trainer(

@@ -42,7 +42,9 @@ class DigitsResNet(L.LightningModule):
     def __init__(self, widths=(16, 32, 64), lr=0.05, max_epochs=10):
         super().__init__()
         self.save_hyperparameters()
-        self.stem = nn.Sequential(nn.Conv2d(1, widths[0], 3, padding=1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU())
+        self.stem = nn.Sequential(
+            nn.Conv2d(1, widths[0], 3, padding=1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(),
+        )
         blocks, c = [], widths[0]
         for i, w in enumerate(widths):
             stride = 1 if i == 0 else 2

@@ -3,8 +3,8 @@ cut-out; a conv encoder with BatchNorm, an MLP projection head, NT-Xent loss at 
 1-nearest-neighbour probe on the frozen encoder features. The learning rate follows the linear scaling rule from
 the paper, `lr = base_lr * batch_size / 256`, but the line is written `self.hparams.base_lr * self.hparams.batch_size`
 (the `/ 256` lost when the batch size became a hyper-parameter): Adam runs at lr 0.256 instead of 1e-3, every update
-is a large fraction of the weights, and the encoder is knocked around instead of learning. Symptom: 1-NN probe acc 0.79 and val NT-Xent
-5.22 vs 0.99 and 3.52 with the `/ 256`."""
+is a large fraction of the weights, and the encoder is knocked around instead of learning. Symptom: 1-NN probe
+acc 0.79 and val NT-Xent 5.22 vs 0.99 and 3.52 with the `/ 256`."""
 
 import math
 

@@ -85,11 +85,13 @@ def main():
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    trainer.fit(model, DataLoader(tds(x_tr, y_tr), batch_size=16, shuffle=True), DataLoader(tds(x_val, y_val), batch_size=256))
+    trainer.fit(model, DataLoader(tds(x_tr, y_tr), batch_size=16, shuffle=True),
+                DataLoader(tds(x_val, y_val), batch_size=256))
     model.eval()
     with torch.no_grad():
         scores = torch.sigmoid(model(torch.tensor(x_val, dtype=torch.float32))).numpy()
-    print(f"SYMPTOM train_pos_rate={n_pos / len(y_tr):.3f} val_balanced_acc={balanced_accuracy_score(y_val, scores > 0.5):.3f} "
+    bal_acc = balanced_accuracy_score(y_val, scores > 0.5)
+    print(f"SYMPTOM train_pos_rate={n_pos / len(y_tr):.3f} val_balanced_acc={bal_acc:.3f} "
           f"val_auc={roc_auc_score(y_val, scores):.3f}")
     print(f"LOG_DIR={trainer.log_dir}")
 

@@ -73,7 +73,8 @@ def main():
     )
     trainer.fit(model, DataLoader(train, batch_size=len(train)), DataLoader(val, batch_size=len(val)))
     m = trainer.callback_metrics
-    print(f"SYMPTOM val_r2={float(m['val/r2']):.3f} val_mse={float(m['val/mse']):.3f} train_mse={float(m['train/mse']):.3f}")
+    print(f"SYMPTOM val_r2={float(m['val/r2']):.3f} val_mse={float(m['val/mse']):.3f} "
+          f"train_mse={float(m['train/mse']):.3f}")
     print(f"LOG_DIR={trainer.log_dir}")
 
 
