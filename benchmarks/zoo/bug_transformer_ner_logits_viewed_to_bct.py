@@ -79,7 +79,8 @@ class TokenClassifier(nn.Module):
         logits = self.classifier(h)
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(logits.view(B, self.num_labels, T), labels, ignore_index=-100)  # BUG: transpose(1, 2)
+            # BUG: (B, T, C) -> (B, C, T) needs logits.transpose(1, 2), not a view
+            loss = F.cross_entropy(logits.view(B, self.num_labels, T), labels, ignore_index=-100)
         return {"loss": loss, "logits": logits}
 
 

@@ -1,8 +1,8 @@
 """Healthy: FAQ retrieval with a two-tower text encoder (shared token embeddings, separate query and answer towers:
-masked mean pool, MLP, L2-normalised). Queries are paraphrases of an answer's key terms (synonyms, dropped terms, chatty
-filler). Symmetric in-batch InfoNCE with a learnable temperature (CLIP-style log scale, clamped at 100), manual
-optimization (`manual_backward`, `clip_gradients`, warm-up + cosine scheduler stepped by hand), dict batches. The
-validation answers are FAQ entries never seen in training. Final val recall@1 0.83 over 200 unseen answers
+masked mean pool, MLP, L2-normalised). Queries are paraphrases of an answer's key terms (synonyms, dropped terms,
+chatty filler). Symmetric in-batch InfoNCE with a learnable temperature (CLIP-style log scale, clamped at 100),
+manual optimization (`manual_backward`, `clip_gradients`, warm-up + cosine scheduler stepped by hand), dict batches.
+The validation answers are FAQ entries never seen in training. Final val recall@1 0.83 over 200 unseen answers
 (chance 0.005)."""
 
 import math
@@ -35,8 +35,8 @@ def faq(n_answers, pairs_per_answer, seed):
             keep = terms[torch.randperm(6, generator=g)[: int(torch.randint(3, 6, (1,), generator=g))]]
             syn = torch.rand(len(keep), generator=g) < 0.5
             q = torch.where(syn, keep + N_TERMS, keep)
-            q = torch.cat([q, 1 + 2 * N_TERMS + torch.randint(0, N_FILLER, (int(torch.randint(0, 5, (1,), generator=g)),),
-                                                              generator=g)])
+            chat = int(torch.randint(0, 5, (1,), generator=g))
+            q = torch.cat([q, 1 + 2 * N_TERMS + torch.randint(0, N_FILLER, (chat,), generator=g)])
             items.append((q[torch.randperm(len(q), generator=g)], answer))
     return items
 
@@ -94,8 +94,12 @@ class DualEncoder(L.LightningModule):
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=0.01)
         total, warm = self.trainer.estimated_stepping_batches, self.hparams.warmup
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * min(1.0, (s - warm) / (total - warm)))))
+        def warmup_cosine(s):
+            if s < warm:
+                return (s + 1) / warm
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (s - warm) / (total - warm))))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine)
         return [opt], [sched]
 
 

@@ -1,9 +1,9 @@
 """Healthy: multi-horizon forecasting (lookback 96, horizon 24) of 24 synthetic hourly load series (daily and
-half-day cycles, per-series level, trend and amplitude, AR(1) noise) with an N-BEATS-style residual MLP. Each
-window is standardised by its own lookback mean/std (the target with the same statistics), windows are cut with
-stride 4 inside each series and the split is chronological (training windows end before the cut at 80 % of every series, validation windows
-start after it). Huber loss, OneCycleLR per step, gradient clipping. Final val MAE 1.17 vs 1.53 for the
-seasonal-naive forecast (repeat the last day); the AR(1) noise alone puts the floor near 1.1."""
+half-day cycles, per-series level, trend and amplitude, AR(1) noise) with an N-BEATS-style residual MLP. Each window
+is standardised by its own lookback mean/std (the target with the same statistics), windows are cut with stride 4
+inside each series and the split is chronological (training windows end before the cut at 80 % of every series,
+validation windows start after it). Huber loss, OneCycleLR per step, gradient clipping. Final val MAE 1.17 vs 1.53
+for the seasonal-naive forecast (repeat the last day); the AR(1) noise alone puts the floor near 1.1."""
 
 import math
 

@@ -2,7 +2,8 @@
 plain torch on a pretext task (multi-label: which of eight tones sound in a clip), then frozen: its parameters have
 requires_grad=False and the LightningModule overrides `train()` so the encoder (and its BatchNorm running stats)
 stays in eval mode on purpose while a new MLP head with dropout learns six keywords (each a set of tones, at random
-onsets and gains, peak-normalised) from only 240 labelled clips. Adam + cosine annealing. Final val acc 1.00, val loss 0.002."""
+onsets and gains, peak-normalised) from only 240 labelled clips. Adam + cosine annealing. Final val acc 1.00, val
+loss 0.002."""
 
 import math
 
@@ -28,7 +29,8 @@ def clip(tone_ids, g):
         a = int(torch.randint(0, N // 3, (1,), generator=g))
         b = a + int(torch.randint(N // 3, N - a, (1,), generator=g))
         f = TONES[k] * (1 + 0.01 * float(torch.randn(1, generator=g)))
-        x[a:b] += torch.sin(2 * math.pi * f * t[a:b] + 6.28 * float(torch.rand(1, generator=g))) * torch.hann_window(b - a)
+        phase = 6.28 * float(torch.rand(1, generator=g))
+        x[a:b] += torch.sin(2 * math.pi * f * t[a:b] + phase) * torch.hann_window(b - a)
     x += 0.15 * torch.randn(N, generator=g)
     return x / x.abs().max()
 

@@ -99,7 +99,8 @@ class DateNormalizer(L.LightningModule):
     def configure_optimizers(self):
         opt = torch.optim.Adam(self.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9)
         d, w = self.hparams.d, self.hparams.warmup
-        noam = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 2.0 * d ** -0.5 * min((s + 1) ** -0.5, (s + 1) * w ** -1.5))
+        noam = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: 2.0 * d ** -0.5 * min((s + 1) ** -0.5, (s + 1) * w ** -1.5))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": noam, "interval": "step"}}
 
 
