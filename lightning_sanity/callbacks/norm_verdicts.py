@@ -17,6 +17,7 @@ from lightning_sanity.callbacks._param_zero import report_dead_parameters
 from lightning_sanity.callbacks.norm_meter import StepRow
 from lightning_sanity.checks import norms as N
 from lightning_sanity.checks.accumulation import accumulating_message, find_accumulating
+from lightning_sanity.checks.dead_params import member_signatures, unrouted_members
 from lightning_sanity.checks.first_step import first_step_spike
 from lightning_sanity.checks.init_scale import beyond_init_scale, default_init_norms
 from lightning_sanity.checks.naming import common_module, short_list
@@ -158,15 +159,24 @@ class NormVerdicts:
                 "clamp that is always active), a loss term multiplied by 0, an all-zero initialisation, or "
                 "ReLUs after them that are always off (see dead-activations).",
                 steps, kind="zero")
-        if dead["died"]:
-            # Located where the gradients died (the earliest of the layers), not at the first step of the run.
-            since = counts.dead_since[dead["died"]] if counts.dead_since is not None else None
-            died_meta = meta
-            if since is not None and bool((since[:, 0] >= 0).all()):
-                step, epoch, batch_idx = since[int(since[:, 0].argmin())].tolist()
-                died_meta = (step, epoch, batch_idx if batch_idx >= 0 else None)
+        unrouted = unrouted_members(dead["died"], {i for v in dead.values() for i in v},
+                                    [n if i in observed else "" for i, n in enumerate(names)],
+                                    member_signatures(trainer.lightning_module)) if dead["died"] else []
+        died = [i for i in dead["died"] if i not in unrouted]
+        if unrouted:  # checks/dead_params.py: data-dependent routing, not a broken gradient path
+            since = self._died_meta(unrouted, meta)
             self._report_layers(
-                trainer, dead["died"], Severity.WARNING, died_meta,
+                trainer, unrouted, Severity.INFO, since,
+                f"learned at first, then got no gradient from step {since[0]} to the end of the run, while identical "
+                "sibling modules of the same container kept learning: the data no longer reach {them} (a "
+                "mixture-of-experts router that stopped choosing some experts)",
+                "If these are experts, raise the load-balancing loss weight, add router noise or a capacity limit, "
+                "or re-initialise unused experts; if every sample should reach them, look for the mask or index "
+                "that leaves them out.", steps, kind="unrouted")
+        if died:
+            died_meta = self._died_meta(died, meta)
+            self._report_layers(
+                trainer, died, Severity.WARNING, died_meta,
                 "learned at first, then got zero or missing gradients on every step from step "
                 f"{died_meta[0]} to the end of the run",
                 "Units may have died after a large update: lower the learning rate, use LeakyReLU/GELU, and "
@@ -184,6 +194,15 @@ class NormVerdicts:
                 "If it is used only in validation or not at all, freeze it or leave it out of the optimizer.",
                 steps, kind="unused")
         report_dead_parameters(self, trainer, dead, meta, bool(broken))  # a tensor dead inside a live layer
+
+    def _died_meta(self, layers: list[int], meta):
+        """Where the gradients of ``layers`` died (the earliest of them), not the first step of the run."""
+        since = self._history.counts.dead_since
+        since = since[layers] if since is not None else None
+        if since is None or not bool((since[:, 0] >= 0).all()):
+            return meta
+        step, epoch, batch_idx = since[int(since[:, 0].argmin())].tolist()
+        return (step, epoch, batch_idx if batch_idx >= 0 else None)
 
     def _report_layers(self, trainer, layers: list[int], severity, meta, what: str, advice: str, steps: int, kind: str) -> None:
         names = [self.layers.names[i] for i in layers]
