@@ -21,6 +21,7 @@ from lightning_sanity.checks.dead_params import member_signatures, unrouted_memb
 from lightning_sanity.checks.first_step import first_step_spike
 from lightning_sanity.checks.init_scale import beyond_init_scale, default_init_norms
 from lightning_sanity.checks.naming import common_module, short_list
+from lightning_sanity.checks.update_blowup import blown_up_layers
 from lightning_sanity.checks.weight_drift import steady_growth
 from lightning_sanity.findings import Severity
 
@@ -318,6 +319,11 @@ class NormVerdicts:
         verdicts = N.update_ratio_verdicts(upd, weight, valid, too_large=self.threshold("update-ratio", "too_large"),
                                            too_small=self.threshold("update-ratio", "too_small"),
                                            zero_start=None if first is None else first == 0)
+        blown = not verdicts["too_large"] and blown_up_layers(  # checks/update_blowup.py: one step, weights blown up
+            upd, weight, valid, default_init_norms(trainer.lightning_module, self.layers.names, self.layers.numels),
+            too_large=self.threshold("update-ratio", "too_large"), zero_start=None if first is None else first == 0)
+        if blown:
+            verdicts["too_large"] = blown
         ratios = (upd.sqrt() / weight.sqrt())[valid]
         if ratios.numel():
             self.detail(trainer, "update-ratio",
@@ -334,6 +340,11 @@ class NormVerdicts:
                 message = (f"Updates as large as the weights themselves in {len(names)} layer(s) "
                            f"({short_list(names)}): ||dw||/||w|| reached {ratio:.3g} on several steps "
                            "(healthy: about 1e-3).")
+                if blown:
+                    message = (f"Updates larger than the weights themselves in {len(names)} layer(s) "
+                               f"({short_list(names)}): ||dw||/||w|| reached {ratio:.3g}, and the weights blew up to "
+                               f"more than {N.WEIGHT_GROWTH_FACTOR:g}x their initial scale, after which the ratio "
+                               "looks ordinary only because the weights are huge (healthy: about 1e-3).")
                 advice = ("Lower the learning rate by 10-100x (try a learning-rate finder), add warm-up, and clip "
                           "gradients; check that the loss is averaged, not summed, over a large batch.")
             else:
