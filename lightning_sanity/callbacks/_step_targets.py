@@ -4,7 +4,7 @@ The batch alone does not always say what the model must predict: a batch of one 
 into ``x[:, :-1]`` for the model and ``x[:, 1:]`` for the loss (a next-element task made in the step), or a batch
 ``(x_cat, x_num, y)`` whose second part is an input, not the target. A :class:`LossTargets` watch (a
 :class:`~lightning_sanity.callbacks._step_watch.StepWatch`, first step only) records the targets of the recognised
-loss calls (:func:`lightning_sanity.checks.losses.loss_kind`); :func:`step_axis` and :func:`batch_label` read them.
+loss calls (:func:`lightning_sanity.checks.losses.loss_kind`); :func:`step_axis` and :func:`batch_labels` read them.
 
 Example::
 
@@ -79,15 +79,19 @@ def _parts(batch: Any) -> list[torch.Tensor]:
     return [batch] if isinstance(batch, torch.Tensor) else []
 
 
-def batch_label(batch: Any, targets: list[torch.Tensor], fallback: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
-    """The batch part of one value per sample (``(N,)`` or ``(N, 1)``) a loss compares with (itself, or a view of
-    it), else ``fallback``."""
+def batch_labels(batch: Any, targets: list[torch.Tensor], fallback: Optional[torch.Tensor]) -> list[Any]:
+    """The batch parts of one value per sample (``(N,)`` or ``(N, 1)``) the step's losses compare with (each itself,
+    or a view of it), in the order of the loss calls: every head of a multi-task model has its own label, and a
+    feature column may give any of them away. ``[fallback]`` when none is."""
     parts = [p for p in _parts(batch) if p.dim() == 1 or (p.dim() == 2 and p.shape[1] == 1)]
+    found: list[torch.Tensor] = []
     for target in targets:
         for part in parts:
-            if target is part or (target.numel() == part.numel() and _same_storage(target, part)):
-                return part
-    return fallback
+            if (target is part or (target.numel() == part.numel() and _same_storage(target, part))) and not any(
+                    part is f for f in found):
+                found.append(part)
+                break
+    return found or [fallback]
 
 
 def feature_parts(batch: Any, x: Any, label: torch.Tensor, call: Optional[dict[str, Any]]) -> list[torch.Tensor]:

@@ -26,7 +26,7 @@ from lightning_sanity.callbacks._future_features import check_future_features
 from lightning_sanity.callbacks._label_copies import finish_label_copies, start_label_copies
 from lightning_sanity.callbacks._label_columns import check_label_columns
 from lightning_sanity.callbacks._graph_links import GraphLinkHooks
-from lightning_sanity.callbacks._step_targets import LossTargets, batch_label, feature_parts, step_axis
+from lightning_sanity.callbacks._step_targets import LossTargets, batch_labels, feature_parts, step_axis
 from lightning_sanity.callbacks._target_inputs import check_step_label_tokens, check_target_inputs
 from lightning_sanity.callbacks._model_call import call_output, keep_call, move_call, watch_calls
 from lightning_sanity.callbacks._raster_causal import check_raster_self_read
@@ -258,11 +258,14 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
         and a next-element task the step made (a loss target that is the model input shifted by one)."""
         x, y = self._xy
         if self.is_enabled("target-leakage"):
-            label = batch_label(batch, self._targets, y)
-            if isinstance(label, torch.Tensor) and (label.dim() == 1 or (label.dim() == 2 and label.shape[1] == 1)):
+            labels = [t for t in batch_labels(batch, self._targets, y) if isinstance(t, torch.Tensor)
+                      and (t.dim() == 1 or (t.dim() == 2 and t.shape[1] == 1))]
+            for label in labels:  # each head's label of a multi-task step
                 check_label_columns(self, trainer, feature_parts(batch, x, label, self._call), label, batch)
-                if "target-leakage" not in self._found:
-                    check_step_label_tokens(self, trainer, batch, x, label, y)
+                if "target-leakage" in self._found:
+                    break
+            if labels and "target-leakage" not in self._found:
+                check_step_label_tokens(self, trainer, batch, x, labels[0], y)
         if self._task in (None, "sequence", "copied"):
             axis = step_axis(self._call, self._targets)
             if axis is not None:

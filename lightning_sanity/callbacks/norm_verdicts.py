@@ -17,9 +17,11 @@ from lightning_sanity.callbacks._param_zero import report_dead_parameters
 from lightning_sanity.callbacks.norm_meter import StepRow
 from lightning_sanity.checks import norms as N
 from lightning_sanity.checks.accumulation import accumulating_message, find_accumulating
+from lightning_sanity.checks.dead_params import member_signatures, unrouted_members
 from lightning_sanity.checks.first_step import first_step_spike
 from lightning_sanity.checks.init_scale import beyond_init_scale, default_init_norms
 from lightning_sanity.checks.naming import common_module, short_list
+from lightning_sanity.checks.update_blowup import blown_up_layers
 from lightning_sanity.checks.weight_drift import steady_growth
 from lightning_sanity.findings import Severity
 
@@ -158,15 +160,24 @@ class NormVerdicts:
                 "clamp that is always active), a loss term multiplied by 0, an all-zero initialisation, or "
                 "ReLUs after them that are always off (see dead-activations).",
                 steps, kind="zero")
-        if dead["died"]:
-            # Located where the gradients died (the earliest of the layers), not at the first step of the run.
-            since = counts.dead_since[dead["died"]] if counts.dead_since is not None else None
-            died_meta = meta
-            if since is not None and bool((since[:, 0] >= 0).all()):
-                step, epoch, batch_idx = since[int(since[:, 0].argmin())].tolist()
-                died_meta = (step, epoch, batch_idx if batch_idx >= 0 else None)
+        unrouted = unrouted_members(dead["died"], {i for v in dead.values() for i in v},
+                                    [n if i in observed else "" for i, n in enumerate(names)],
+                                    member_signatures(trainer.lightning_module)) if dead["died"] else []
+        died = [i for i in dead["died"] if i not in unrouted]
+        if unrouted:  # checks/dead_params.py: data-dependent routing, not a broken gradient path
+            since = self._died_meta(unrouted, meta)
             self._report_layers(
-                trainer, dead["died"], Severity.WARNING, died_meta,
+                trainer, unrouted, Severity.INFO, since,
+                f"learned at first, then got no gradient from step {since[0]} to the end of the run, while identical "
+                "sibling modules of the same container kept learning: the data no longer reach {them} (a "
+                "mixture-of-experts router that stopped choosing some experts)",
+                "If these are experts, raise the load-balancing loss weight, add router noise or a capacity limit, "
+                "or re-initialise unused experts; if every sample should reach them, look for the mask or index "
+                "that leaves them out.", steps, kind="unrouted")
+        if died:
+            died_meta = self._died_meta(died, meta)
+            self._report_layers(
+                trainer, died, Severity.WARNING, died_meta,
                 "learned at first, then got zero or missing gradients on every step from step "
                 f"{died_meta[0]} to the end of the run",
                 "Units may have died after a large update: lower the learning rate, use LeakyReLU/GELU, and "
@@ -184,6 +195,15 @@ class NormVerdicts:
                 "If it is used only in validation or not at all, freeze it or leave it out of the optimizer.",
                 steps, kind="unused")
         report_dead_parameters(self, trainer, dead, meta, bool(broken))  # a tensor dead inside a live layer
+
+    def _died_meta(self, layers: list[int], meta):
+        """Where the gradients of ``layers`` died (the earliest of them), not the first step of the run."""
+        since = self._history.counts.dead_since
+        since = since[layers] if since is not None else None
+        if since is None or not bool((since[:, 0] >= 0).all()):
+            return meta
+        step, epoch, batch_idx = since[int(since[:, 0].argmin())].tolist()
+        return (step, epoch, batch_idx if batch_idx >= 0 else None)
 
     def _report_layers(self, trainer, layers: list[int], severity, meta, what: str, advice: str, steps: int, kind: str) -> None:
         names = [self.layers.names[i] for i in layers]
@@ -299,6 +319,11 @@ class NormVerdicts:
         verdicts = N.update_ratio_verdicts(upd, weight, valid, too_large=self.threshold("update-ratio", "too_large"),
                                            too_small=self.threshold("update-ratio", "too_small"),
                                            zero_start=None if first is None else first == 0)
+        blown = not verdicts["too_large"] and blown_up_layers(  # checks/update_blowup.py: one step, weights blown up
+            upd, weight, valid, default_init_norms(trainer.lightning_module, self.layers.names, self.layers.numels),
+            too_large=self.threshold("update-ratio", "too_large"), zero_start=None if first is None else first == 0)
+        if blown:
+            verdicts["too_large"] = blown
         ratios = (upd.sqrt() / weight.sqrt())[valid]
         if ratios.numel():
             self.detail(trainer, "update-ratio",
@@ -315,6 +340,11 @@ class NormVerdicts:
                 message = (f"Updates as large as the weights themselves in {len(names)} layer(s) "
                            f"({short_list(names)}): ||dw||/||w|| reached {ratio:.3g} on several steps "
                            "(healthy: about 1e-3).")
+                if blown:
+                    message = (f"Updates larger than the weights themselves in {len(names)} layer(s) "
+                               f"({short_list(names)}): ||dw||/||w|| reached {ratio:.3g}, and the weights blew up to "
+                               f"more than {N.WEIGHT_GROWTH_FACTOR:g}x their initial scale, after which the ratio "
+                               "looks ordinary only because the weights are huge (healthy: about 1e-3).")
                 advice = ("Lower the learning rate by 10-100x (try a learning-rate finder), add warm-up, and clip "
                           "gradients; check that the loss is averaged, not summed, over a large batch.")
             else:

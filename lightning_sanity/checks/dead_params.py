@@ -19,7 +19,10 @@ Example::
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
+from typing import Optional
+
+from torch import nn
 
 from lightning_sanity.checks.naming import short_list
 from lightning_sanity.checks.norms import MIN_STEPS
@@ -42,6 +45,54 @@ def repeated_elsewhere(dead: Sequence[str], alive: Sequence[str]) -> bool:
     """
     stacks = {_stacked(n) for n in alive if _stacked(n) != n}
     return bool(dead) and all(_stacked(n) != n and _stacked(n) in stacks for n in dead)
+
+
+def member_signatures(model: nn.Module) -> dict[str, tuple[str, object]]:
+    """Each member of a ``ModuleList`` or ``ModuleDict`` in ``model`` (by qualified name): its container's name and
+    its structure (type, parameter names and shapes), for :func:`unrouted_members`. Reads shapes only.
+
+    >>> sorted(member_signatures(nn.Sequential(nn.ModuleList([nn.Linear(2, 2), nn.Linear(2, 2)]))))
+    ['0.0', '0.1']
+    """
+    found: dict[str, tuple[str, object]] = {}
+    for name, module in model.named_modules():
+        if not isinstance(module, (nn.ModuleList, nn.ModuleDict)):
+            continue
+        for key, child in module.named_children():
+            shapes = tuple((n, tuple(p.shape)) for n, p in child.named_parameters())
+            if shapes:
+                found[f"{name}.{key}" if name else key] = (name, (type(child).__name__, shapes))
+    return found
+
+
+def unrouted_members(died: Sequence[int], dead: Collection[int], names: Sequence[str],
+                     members: Mapping[str, tuple[str, object]]) -> list[int]:
+    """Of the layers ``died`` (indices into ``names``: they learned, then stopped), those whose whole member of a
+    ``ModuleList``/``ModuleDict`` stopped (every layer in ``dead``) while a structurally identical sibling keeps
+    every layer learning: data-dependent routing stopped choosing that member (a mixture-of-experts router that
+    collapsed onto some experts). ``members``: member name -> (container name, structural signature).
+
+    A cut or dying path does not look like this: a ``.detach()`` or a zero-weighted loss cuts every sibling, a
+    dead ReLU inside a member leaves its output layer's bias learning, and ``nn.Sequential`` (which chains its
+    members, so a dead member kills those before it) is not a member container here.
+
+    >>> names = ["experts.0.0", "experts.0.2", "experts.1.0", "experts.1.2", "router"]
+    >>> m = {"experts.0": ("experts", "E"), "experts.1": ("experts", "E")}
+    >>> unrouted_members([2, 3], {2, 3}, names, m), unrouted_members([1], {1}, names, m)
+    ([2, 3], [])
+    """
+    def member_of(name: str) -> Optional[str]:
+        owners = [m for m in members if name == m or name.startswith(m + ".")]
+        return max(owners, key=len) if owners else None
+
+    layers_of: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        member = member_of(name)
+        if member is not None:
+            layers_of.setdefault(member, []).append(i)
+    whole = {m for m, idx in layers_of.items() if all(i in dead for i in idx)}
+    learning = {members[m] for m, idx in layers_of.items() if not any(i in dead for i in idx)}
+    return [i for i in died if (m := member_of(names[i])) in whole and members[m] in learning]
 
 
 def _stacked(name: str) -> str:

@@ -7,7 +7,10 @@ default for ``Linear`` and ``Conv`` layers (Kaiming-uniform with ``a = sqrt(5)``
 from ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``: an RMS of ``1/sqrt(3 fan_in)``. A layer of ``n`` elements then has
 a norm about ``sqrt(n / (3 fan_in))``; growth is measured from the larger of that and the layer's first norm, so
 a 1-element bias of a ``Linear(64, 1)`` going from 0.003 to 0.066 (22x its start, but under its default scale 0.072)
-is not growth, while weights blowing up tenfold past any ordinary scale still are.
+is not growth, while weights blowing up tenfold past any ordinary scale still are. ``nn.Embedding``'s default
+draws from ``N(0, 1)``: a norm of ``sqrt(n)``. Embedding tables, VQ-VAE codebooks and prototypes are often
+initialised far below that (``std=0.02``, ``U(-1/K, 1/K)``) and pulled toward the scale of the vectors they are
+compared with; growing toward unit-scale rows is learning, not divergence.
 
 Example::
 
@@ -39,13 +42,16 @@ def _fan_in(module: nn.Module) -> int:
 
 def default_init_norms(model: nn.Module, names: Sequence[str], numels: Sequence[int]) -> torch.Tensor:
     """Per layer (``names`` as in :class:`~lightning_sanity.checks.layers.LayerMap`), the norm a default
-    initialisation of its shape has: ``sqrt(numel / (3 fan_in))``; 0 for a layer without a weight matrix (norm
+    initialisation of its shape has: ``sqrt(numel / (3 fan_in))``, ``sqrt(numel)`` for an embedding; 0 for a layer without a weight matrix (norm
     layers, scalars: judged from their start alone). Reads shapes only."""
     modules = dict(model.named_modules())
     norms = []
     for name, numel in zip(names, numels):
         module = modules.get("" if name == ROOT else name)
-        fan_in = _fan_in(module) if isinstance(module, nn.Module) and not isinstance(module, nn.Embedding) else 0
+        if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+            norms.append(math.sqrt(numel))  # N(0, 1) per element
+            continue
+        fan_in = _fan_in(module) if isinstance(module, nn.Module) else 0
         norms.append(math.sqrt(numel / (3 * fan_in)) if fan_in > 0 else 0.0)
     return torch.tensor(norms, dtype=torch.float64)
 
