@@ -16,6 +16,8 @@ import lightning.pytorch as pl
 import torch
 from typing_extensions import override
 
+from lightning_sanity.callbacks._refit_inputs import (InputMoments, report_refit, train_pass_complete,
+                                                      val_pass_complete)
 from lightning_sanity.callbacks._sampler_reach import report_sampler_reach
 from lightning_sanity.callbacks._token_shift import TokenCounts, report_token_shift
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
@@ -65,6 +67,8 @@ class ValDivergence(SanityCallback):
     - warning (``token-shift``, :mod:`lightning_sanity.checks.token_shift`): one token id's document frequency
       differs between the first epoch's and the first validation run's inputs far beyond sampling noise (validation
       texts not normalised as the training texts were: the unknown token in most of them);
+    - warning (``refit-transform``, :mod:`lightning_sanity.checks.refit_transform`): both splits' 2-D float inputs
+      carry the exact fingerprint of a scaler (or whitened PCA) fitted on their own rows (``fit_transform(x_val)``);
     - error (``sampler-reach``): the training loader's ``WeightedRandomSampler`` has fewer weights than the dataset
       has rows, so it only ever draws the first few rows (one weight per class given instead of one per sample).
 
@@ -127,15 +131,19 @@ class ValDivergence(SanityCallback):
         self._ended = False  # fit ended on its own: the whole planned run was validated
         self._train_rows = 0  # rows of the first training batch (the one batch a one-batch baseline comes from)
         self._tokens = TokenCounts()  # token ids of the first epoch and the first validation run
+        self._inputs = InputMoments()  # column moments of 2-D float inputs, same passes (a preprocessing refit)
 
     @override
     def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
         if stage == "fit":
             self._reset()
+            if trainer.world_size > 1:  # each rank sees one shard: no split's moments are whole
+                self._inputs.stop()
 
     @override
     def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any,
                            batch_idx: int) -> None:
+        self._take_inputs("train", batch)
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             return
@@ -166,11 +174,14 @@ class ValDivergence(SanityCallback):
     def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._targets_done["train"] = True  # the first epoch's targets describe the training split
         self._tokens.done.add("train")
+        self._inputs.end("train", train_pass_complete(trainer, self._inputs.batches["train"]))
 
     @override
     def on_validation_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any,
                                   batch_idx: int, dataloader_idx: int = 0) -> None:
         self._take_targets("val", batch, counted=not trainer.sanity_checking)
+        if not trainer.sanity_checking and dataloader_idx == 0:
+            self._take_inputs("val", batch)
         if not trainer.sanity_checking and not self._val_counted:
             self._take_tokens("val", batch)
             try:
@@ -178,6 +189,13 @@ class ValDivergence(SanityCallback):
                 self._val_rows += int(y.shape[0]) if isinstance(y, torch.Tensor) and y.dim() else 0
             except Exception:  # an unreadable batch: the count stays unknown
                 self._val_counted, self._val_rows = True, 0
+
+    def _take_inputs(self, split: str, batch: Any) -> None:
+        try:
+            self._inputs.add(batch, split)
+        except Exception:  # never lose the run over a diagnostic
+            log.debug("val-divergence input moments failed", exc_info=True)
+            self._inputs.stop()
 
     def _take_tokens(self, split: str, batch: Any) -> None:
         try:
@@ -207,6 +225,7 @@ class ValDivergence(SanityCallback):
     @override
     def on_validation_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         if not trainer.sanity_checking:
+            self._inputs.end("val", val_pass_complete(trainer, self._inputs.batches["val"]))
             self._val_counted = True
             self._targets_done["val"] = True  # the first full validation run's targets describe the split
         try:
@@ -253,6 +272,7 @@ class ValDivergence(SanityCallback):
             self.skip(trainer, check, self._reason)
             return
         report_token_shift(self, trainer)
+        report_refit(self, trainer)
         shift = (TS.judge_target_shift(self._targets["train"], self._targets["val"])
                  or RL.judge_relabelled(self._columns["train"], self._columns["val"]))
         if shift is not None:  # judged from the targets alone: no logged validation loss needed
