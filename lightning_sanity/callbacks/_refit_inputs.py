@@ -118,7 +118,8 @@ def report_refit(callback: Any, trainer: Any) -> None:
         name = "a StandardScaler (or a whitened PCA)"
         figures = (f"mean within {max(result['train_largest_abs_mean'], result['val_largest_abs_mean']):.1g} of 0 "
                    f"and variance in [{result['val_variance_range'][0]:.6g}, {result['val_variance_range'][1]:.6g}] "
-                   "over the validation rows, as over the training rows")
+                   f"(1, or (n-1)/n = {(n_val - 1) / n_val:.6g} for a ddof-1 fit such as PCA's whitening) over the "
+                   "validation rows, as over the training rows")
         noise = f"about 1/sqrt(n) = {result['sampling_noise']:.2g}"
     else:
         name = f"a MinMaxScaler to {kind[8:]}"
