@@ -155,3 +155,18 @@ def test_binary_and_pixel_columns_are_not_min_max_fingerprints():
     assert judge_refit(column_moments(binary(500)), 500, column_moments(binary(100)), 100) is None
     pixels = lambda n: torch.randint(0, 17, (n, 64), generator=g).float() / 16  # noqa: E731
     assert judge_refit(column_moments(pixels(500)), 500, column_moments(pixels(100)), 100) is None
+
+
+def test_the_documented_tolerances_are_the_module_constants():
+    from pathlib import Path
+
+    from lightning_sanity.callbacks import _refit_inputs as RI
+    from lightning_sanity.checks import refit_transform as R
+
+    page = (Path(__file__).parents[1] / "docs" / "checks" / "val-divergence.md").read_text()
+    assert R.ROUNDOFF == 2.0 ** -13 and "2^-13 of a column's sd" in page
+    assert R.EXTREME_ROUNDOFF == 2.0 ** -20 and "2^-20\n  of the range" in page
+    assert R.MISS_SHARE == 0.05 and "(5 % may miss" in page
+    assert R.MIN_COLUMNS == 2 and R.MIN_VAL_ROWS == 20 and "at least 2 columns, 20 validation rows" in page
+    assert R.NOISE_UNITS == 10 and "within 10 times that band" in page
+    assert RI.MAX_COLUMNS == 4096 and "to 4096 columns" in page
