@@ -114,7 +114,7 @@ def find_log_dir(stdout: str, workdir: Path) -> Optional[Path]:
 
 #: runs a scenario with every ``seed_everything(seed)`` shifted by argv[1] (argv[2] is the script).
 _SHIFTED = """
-import runpy, sys
+import os, runpy, sys
 import lightning.fabric.utilities.seed as seed
 offset, script = int(sys.argv[1]), sys.argv[2]
 original = seed.seed_everything
@@ -124,6 +124,7 @@ import lightning, lightning.pytorch, lightning.fabric
 for module in (seed, lightning, lightning.pytorch, lightning.fabric):
     module.seed_everything = shifted
 sys.argv = [script]
+sys.path[0] = os.path.dirname(os.path.abspath(script))  # as `python script.py` has it: helpers beside the script
 runpy.run_path(script, run_name="__main__")
 """
 
