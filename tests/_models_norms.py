@@ -65,6 +65,40 @@ class Encoded(Classifier):
         return self.head(h)
 
 
+class _Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.backcast, self.head = nn.Linear(64, 32), nn.Linear(32, 64), nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = torch.relu(self.fc(x))
+        return x - self.backcast(h), self.head(h)
+
+
+class ResidualStack(Classifier):
+    """N-BEATS-like blocks: each returns ``x - backcast(h)`` for the next block and a head output; the last block's
+    residual is computed and dropped (dead code, healthy). Bugs: ``mode="detach"`` feeds that residual to the output
+    through ``.detach()`` (``"item"``: through ``.item()``); ``"dropped"`` hands every block the input, not the
+    residual (each block's backcast is dropped)."""
+
+    def __init__(self, mode: Optional[str] = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.net = None
+        self.blocks = nn.ModuleList([_Block() for _ in range(3)])
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, inputs = 0.0, x
+        for block in self.blocks:
+            resid, y = block(inputs if self.mode == "dropped" else x)
+            x, out = resid, out + y
+        if self.mode == "detach":
+            out = out + 0.1 * x.detach()[:, :10]
+        elif self.mode == "item":
+            out = out + 0.0 * x.abs().mean().item()
+        return out
+
+
 class ZeroLoss(Classifier):
     """The loss is multiplied by 0 (a weight left at 0)."""
 

@@ -13,6 +13,7 @@ from _models_norms import (
     FrozenBackbone,
     GrowingWeights,
     ManualTwoOptimizers,
+    ResidualStack,
     RowLSTM,
     Tokens,
     WithUnusedHead,
@@ -57,6 +58,20 @@ def test_dead_gradient_names_encoder_cut_off_from_the_loss(tmp_path, mode):
     assert finding["data"]["layers"] == ["encoder.0", "encoder.2"] and finding["data"]["kind"] == "missing"
     assert finding["global_step"] == 0 and finding["epoch"] == 0 and finding["batch_idx"] == 0
     assert "detach" in finding["advice"]
+
+
+@pytest.mark.parametrize("mode", ["detach", "item", "dropped"])
+def test_dead_gradient_output_cut_or_dropped_in_every_block_is_a_warning(tmp_path, mode):
+    finding = _only(_run(ResidualStack(mode=mode), tmp_path)[0], "dead-gradient")
+    layers = ["blocks.0.backcast", "blocks.1.backcast", "blocks.2.backcast"] if mode == "dropped" else ["blocks.2.backcast"]
+    assert finding["data"]["layers"] == layers and finding["data"]["kind"] == "missing"
+
+
+def test_dead_gradient_output_nothing_uses_is_info(tmp_path):
+    report, _, _ = _run(ResidualStack(), tmp_path)
+    assert not serious(report)
+    (info,) = [f for f in report["findings"] if f["check"] == "dead-gradient"]
+    assert info["severity"] == "info" and info["where"] == "blocks.2.backcast" and info["data"]["kind"] == "unconsumed"
 
 
 def test_dead_gradient_zero_gradient_through_round(tmp_path):

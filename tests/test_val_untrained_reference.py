@@ -56,8 +56,9 @@ def test_validation_columns_in_another_order_fire(tmp_path, reordered):
     if reordered:
         assert found and found[0]["severity"] == "warning", report["checks"]
         # Here validation never improves on its first look (never-improves); the zoo's run dipped below it first
-        # and then rose 22x, the untrained-reference rule below.
-        assert found[0]["data"]["pattern"] in ("never-improves", "overfitting")
+        # and then rose 22x, the untrained-reference rule below. Standardised with the wrong columns' statistics, most
+        # validation rows are on another scale than any training row: input-shift names that cause first.
+        assert found[0]["data"]["pattern"] in ("input-shift", "never-improves", "overfitting")
     else:
         assert not found, found
 

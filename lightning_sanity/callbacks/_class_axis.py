@@ -84,3 +84,23 @@ def check(cb: Any, trainer: Any, call: Any, origins: ReshapeOrigins, name: str, 
         where=where, key="class-axis-interleaved",
         data={"loss": name, "source_shape": list(source), "prediction_shape": list(call.input.shape),
               "class_axis": axis, "classes": classes})
+
+
+def check_permuted(cb: Any, trainer: Any, call: Any, origins: ReshapeOrigins, name: str, where: Optional[str]) -> None:
+    """Report a loss input reshaped into its own sizes in another order (``view`` where ``transpose`` was meant)."""
+    source, shape = origins.origin(call.input), tuple(call.input.shape)
+    if not class_axis.permuted_by_reshape(source, shape):
+        return
+    target = call.target if isinstance(call.target, torch.Tensor) else None
+    if target is not None and tuple(target.shape) == shape and origins.origin(target) == source:
+        return  # an elementwise loss on a target reshaped the same way: the pairs still match
+    order = [source.index(s) for s in shape] if len(set(source)) == len(source) and len(source) == len(shape) else None
+    fix = f"`.permute({', '.join(map(str, order))})`" if order else "`.permute(...)` / `.transpose(...)`"
+    cb.report(
+        trainer, "loss-input", Severity.ERROR,
+        f"{name} got a prediction {shape} made by a view/reshape of a {source} tensor: the same sizes in another "
+        "order. A reshape keeps the elements' flat order, so each position of the result holds values of other "
+        "positions and classes: the loss trains on scrambled pairs.",
+        f"Reorder axes with {fix} (e.g. `logits.transpose(1, 2)` for (B, T, C) -> (B, C, T)), not with view/reshape.",
+        where=where, key="permuted-by-reshape",
+        data={"loss": name, "source_shape": list(source), "prediction_shape": list(shape)})

@@ -179,6 +179,44 @@ def permutation_probe(run: Any) -> Optional[dict[str, Any]]:
     return result
 
 
+def subbatch_probe(run: Any) -> Optional[dict[str, Any]]:
+    """Outputs of the first half of the samples run alone against the same samples' outputs within the batch
+    (:func:`lightning_sanity.checks.batch_permutation.judge`): one more seeded forward on half the samples, and one
+    with another seed only when most samples changed (noise drawn in ``forward``). Sees a statistic over the whole
+    batch that neither a gradient, a small move of one sample nor a reordering changes: a masked mean divided by
+    the batch's token count (``mask.sum()`` where ``mask.sum(1)`` was meant). None when not judged."""
+    size, half = run.size, run.size // 2
+    if size < 4 or P.routed(run.model) is not None or run.tolerance > flow.LEAK_TOLERANCE:
+        # Capacity-limited routing depends on which samples share the batch, by design; a raised leak_fraction
+        # accepts some dependence on the batch's statistics, which is all this probe measures.
+        return None
+    tensors = tensors_of((run.args, run.kwargs))
+    if any(t.dim() >= 2 and t.shape[0] != size and t.shape[1] == size for t in tensors):
+        return None  # sequence-first inputs: the first axis is time, not the samples
+
+    def call(seed: int) -> Optional[torch.Tensor]:
+        cut = (lambda t: t[:half] if t.dim() > 0 and t.shape[0] == size else t)
+        args, kwargs = map_tensors(run.args, cut), map_tensors(run.kwargs, cut)
+        torch.manual_seed(seed)  # the caller's isolate_rng() puts the global RNG back
+        with torch.no_grad():
+            return flow.first_output_tensor(run.fn(args, kwargs), half)
+
+    with _buffers_kept(run.model):
+        base = getattr(run, "seeded_output", None)
+        alone = call(_SEED)
+        if base is None or alone is None or base.shape[0] != size or alone.shape[0] != half:
+            return None
+        within = base[:half]
+        if base.dim() >= 2 and base.shape[1] == size and alone.shape[1] == half:
+            within = within[:, :half]  # (B, B) similarities: the sub-batch's own block
+        result = P.judge(within, alone)
+        if result["mixing"]:
+            other = call(_SEED + 1)
+            if other is None or other.shape != alone.shape or not torch.equal(other, alone):
+                return None  # forward draws noise: a smaller batch draws other values
+    return result
+
+
 def judge_forward(callback: Any, trainer: Any, run: Any, gradient_detail: str) -> None:
     """The forward-value half of ``batch-mixing``, for a model whose gradients showed no mixing: detail, and a
     warning when moving sample 0 moves every other sample's output in proportion."""
@@ -236,10 +274,11 @@ def report_permutation(callback: Any, trainer: Any, run: Any, detail: str) -> No
     if result is None:
         callback.detail(trainer, check, detail)
         return
-    callback.detail(trainer, check, f"{detail}; reordering the batch changes {result['changed']} of "
-                                    f"{result['samples']} output(s)")
+    detail = f"{detail}; reordering the batch changes {result['changed']} of {result['samples']} output(s)"
     if not result["mixing"]:
+        report_subbatch(callback, trainer, run, detail)
         return
+    callback.detail(trainer, check, detail)
     callback.report(
         trainer, check, Severity.WARNING,
         f"Reordering the samples of the batch changes {result['changed']} of {result['samples']} samples' outputs "
@@ -251,4 +290,37 @@ def report_permutation(callback: Any, trainer: Any, run: Any, detail: str) -> No
         key="permutation",
         data={"changed_samples": result["changed"], "samples": result["samples"], "largest_change": result["largest"],
               "called_as": run.how, "permutation": True},
+    )
+
+
+def report_subbatch(callback: Any, trainer: Any, run: Any, detail: str) -> None:
+    """The sub-batch half of the forward-value probe: detail, and a warning when the first half of the samples run
+    alone get other outputs than within the whole batch."""
+    from lightning_sanity.findings import Severity
+
+    check = "batch-mixing"
+    try:
+        result = subbatch_probe(run)
+    except Exception as err:  # the other verdicts stand
+        callback.detail(trainer, check, f"{detail}; half batch not compared ({err!r})")
+        return
+    if result is None:
+        callback.detail(trainer, check, detail)
+        return
+    callback.detail(trainer, check, f"{detail}; running half the batch alone changes {result['changed']} of "
+                                    f"{result['samples']} output(s)")
+    if not result["mixing"]:
+        return
+    callback.report(
+        trainer, check, Severity.WARNING,
+        f"The first {result['samples']} samples run alone get other outputs than within the whole batch "
+        f"({result['changed']} of {result['samples']} changed, by up to {result['largest']:.2g} of their size, in "
+        "eval mode, the same seed): each sample's output depends on which samples share its batch, through a "
+        "statistic over the whole batch that neither gradients nor moving or reordering samples show.",
+        "Look for a sum, count or mean over the whole batch where a per-sample one was meant (e.g. masked mean "
+        "pooling divided by `mask.sum()` instead of `mask.sum(1, keepdim=True)`), or `x.shape[0]`/`len(batch)` "
+        "used as a per-sample size.",
+        key="subbatch",
+        data={"changed_samples": result["changed"], "samples": result["samples"], "largest_change": result["largest"],
+              "called_as": run.how, "subbatch": True},
     )

@@ -1,30 +1,60 @@
-"""Which layers without a gradient ran in the forward pass, and whether autograd was recording there.
+"""Which layers without a gradient ran in the forward pass, with autograd recording, and whether their output was used.
 
 The norm monitor's ``dead-gradient`` tells "never called in training_step" from "cut off from the loss" from
 "runs under torch.no_grad()" with one forward hook per such layer, armed for one batch after the first step.
+
+For a layer that ran with autograd recording, the same batch tells a cut from dead code: a
+:class:`~lightning_sanity.callbacks._step_watch.StepWatch` follows the layer's outputs (by identity) through the
+differentiable calls made from them. An output, or a tensor computed from it, that reaches a call whose result no
+longer carries autograd history (``.detach()``, ``.data``, ``.item()``, ``.tolist()``, ``argmax``, a comparison, any
+call under ``torch.no_grad()``) was *consumed through a cut*: the bug the check exists for. Outputs that nothing
+ever reads (N-BEATS's last backcast, computed and dropped) are dead code: wasted compute, not a lost gradient.
 """
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import torch
+from torch.utils._pytree import tree_leaves
 
 from lightning_sanity.callbacks._compiled import hookable_modules
+from lightning_sanity.callbacks._step_watch import StepWatch, function_name
 from lightning_sanity.callbacks.norm_meter import StepRow, any_layers
 from lightning_sanity.checks import layers as LM
 from lightning_sanity.cost import timed
 
+#: Calls that hand a tensor's values to Python: a cut whatever they return.
+VALUE_READS = frozenset({"item", "tolist", "numpy", "__float__", "__int__", "__bool__", "__index__", "__array__",
+                         "__complex__"})
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    """The tensors of a call's argument or result, one container level deep (``torch.cat([a, b])``)."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [v for v in value if isinstance(v, torch.Tensor)]
+    if isinstance(value, dict):
+        return [v for v in value.values() if isinstance(v, torch.Tensor)]
+    return []
+
 
 class GradientProbe:
     """Layers that are trainable but got no gradient in the first step, watched for one batch: did they run,
-    and with autograd recording? (Tells "never called" from "cut off from the loss" from "under no_grad".)"""
+    and with autograd recording? (Tells "never called" from "cut off from the loss" from "under no_grad".)
+    Of those that ran with autograd recording, :attr:`cut` names those whose output was consumed through a cut."""
 
     def __init__(self) -> None:
         self.targets: list[str] = []
         self.handles: list[Any] = []
         self.ran: dict[str, bool] = {}
+        self.cut: set[str] = set()
         self.armed_once = False
+        self._watch: StepWatch | None = None
+        self._followed: dict[int, tuple[weakref.ref, frozenset[str]]] = {}
+        self.followed_all = False  # the watch saw the whole probed batch without an error
 
     def plan(self, layers: LM.LayerMap, row: StepRow) -> None:
         """After the first step: layers that are trainable but got no gradient are watched for one batch."""
@@ -39,14 +69,67 @@ class GradientProbe:
             if module is None:
                 continue
 
-            def hook(_module, _args, _output, name=name) -> None:
-                # Only notes that the module ran, and whether autograd was recording: no observer effect.
-                self.ran[name] = self.ran.get(name, False) or torch.is_grad_enabled()
+            def hook(_module, _args, output, name=name) -> None:
+                # Notes that the module ran, whether autograd was recording, and follows its outputs: no observer
+                # effect (identities and flags only).
+                recording = torch.is_grad_enabled()
+                self.ran[name] = self.ran.get(name, False) or recording
+                if recording:
+                    leaves = [t for t in tree_leaves(output) if isinstance(t, torch.Tensor)]
+                    self._follow(leaves, frozenset((name,)))
 
             self.handles.append(module.register_forward_hook(timed(hook)))
         self.armed_once = True
+        if self.handles:
+            try:
+                self._watch = StepWatch(after=self._after_call).start()
+            except Exception:  # without the watch every layer that ran stays "cut off" (the old verdict)
+                self._watch = None
+
+    def unconsumed(self, name: str) -> bool:
+        """True when ``name`` ran with autograd recording and nothing read its output through a cut."""
+        return self.followed_all and bool(self.ran.get(name)) and name not in self.cut
+
+    def _follow(self, tensors: list[torch.Tensor], names: frozenset[str]) -> None:
+        if not tensors:
+            self.cut |= names  # an output without tensors: nothing to follow, keep the warning
+        for tensor in tensors:
+            if not tensor.requires_grad:
+                self.cut |= names  # cut inside the layer itself (an integer output, a detach in its forward)
+                continue
+            entry = self._followed.get(id(tensor))
+            if entry is not None and entry[0]() is tensor:
+                names = names | entry[1]
+            self._followed[id(tensor)] = (weakref.ref(tensor), names)
+
+    def _names(self, tensor: torch.Tensor) -> frozenset[str]:
+        entry = self._followed.get(id(tensor))
+        return entry[1] if entry is not None and entry[0]() is tensor else frozenset()
+
+    def _after_call(self, func: Any, args: tuple, kwargs: dict, result: Any) -> None:
+        if not self._followed:
+            return
+        names: frozenset[str] = frozenset()
+        for value in (*args, *kwargs.values()):
+            for tensor in _tensors(value):
+                names = names | self._names(tensor)
+        if not names:
+            return
+        out = _tensors(result)
+        if result is None and function_name(func) == "__setitem__" and args:
+            out = _tensors(args[0])  # `buffer[i] = output`: the buffer now holds the output's values
+        carried = [t for t in out if t.requires_grad]
+        if carried and torch.is_grad_enabled():
+            self._follow(carried, names)
+        elif out or function_name(func) in VALUE_READS:
+            self.cut |= names  # values read without autograd history; metadata reads (size, shape) return no tensor
 
     def disarm(self) -> None:
         for handle in self.handles:
             handle.remove()
         self.handles = []
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            self.followed_all = watch.failed is None
+            watch.stop()
+        self._followed = {}

@@ -308,8 +308,10 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
             if constant is not None:
                 facts["in_batch_constant_target"] = {**constant, "module": obs.module}
         self._check_input(obs, tag or {})
-        if call.kind in L.CLASSIFICATION and self._origins is not None:
-            CA.check(self, self._step.trainer, call, self._origins, _NAMES[call.kind], obs.module)
+        if self._origins is not None:
+            if call.kind in L.CLASSIFICATION:
+                CA.check(self, self._step.trainer, call, self._origins, _NAMES[call.kind], obs.module)
+            CA.check_permuted(self, self._step.trainer, call, self._origins, _NAMES[call.kind], obs.module)
 
     def _first_ctc(self, args: tuple, kwargs: dict) -> None:
         if self._ctc_seen or self._watch is None:

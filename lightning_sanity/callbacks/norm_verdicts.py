@@ -16,6 +16,7 @@ import torch
 from lightning_sanity.callbacks._param_zero import report_dead_parameters
 from lightning_sanity.callbacks.norm_meter import StepRow
 from lightning_sanity.checks import norms as N
+from lightning_sanity.checks.dead_params import last_block_side_output
 from lightning_sanity.checks.accumulation import accumulating_message, find_accumulating
 from lightning_sanity.checks.dead_params import member_signatures, unrouted_members
 from lightning_sanity.checks.first_step import first_step_spike
@@ -128,6 +129,10 @@ class NormVerdicts:
             dead["missing"] = []
         observed = [i for i in range(len(names)) if counts.observed[i] >= N.MIN_STEPS]
         cut_off = [i for i in dead["missing"] if self._probe.ran.get(names[i])]
+        # Ran, nothing read its output, and it is the last block's hand-over to a next block that does not exist
+        # (N-BEATS's last backcast): dead code by design, info. Outputs dropped in every block stay a warning.
+        alive = [names[i] for i in observed if i not in set(dead["missing"]) | set(dead["zero"]) | set(dead["died"])]
+        unconsumed = [i for i in cut_off if self._probe.unconsumed(names[i]) and last_block_side_output(names[i], alive)]
         no_grad_mode = [i for i in dead["missing"] if names[i] in self._probe.ran and not self._probe.ran[names[i]]]
         unused = [i for i in dead["missing"] if names[i] not in self._probe.ran]
         broken = set(cut_off) | set(dead["zero"]) | set(dead["died"])
@@ -144,9 +149,9 @@ class NormVerdicts:
                 where=None, meta=meta, data={"layers": [names[i] for i in observed], "kinds": kinds, "steps": steps},
             )
             return
-        if cut_off:
+        if set(cut_off) - set(unconsumed):
             self._report_layers(
-                trainer, cut_off, Severity.WARNING, meta,
+                trainer, [i for i in cut_off if i not in unconsumed], Severity.WARNING, meta,
                 "ran in the forward pass but never received a gradient (grad is None) over {steps} steps: "
                 "{its} output does not reach the loss through differentiable ops",
                 "Look for .detach(), .item(), .numpy(), torch.no_grad() or integer ops such as argmax between "
@@ -188,6 +193,13 @@ class NormVerdicts:
                 "{are} trainable and in the optimizer but runs only under torch.no_grad() in training",
                 "If it is meant to stay fixed, set requires_grad_(False) and leave it out of the optimizer "
                 "(weight decay still changes it otherwise).", steps, kind="no_grad")
+        if unconsumed:
+            self._report_layers(
+                trainer, unconsumed, Severity.INFO, meta,
+                "ran in training_step but nothing used {its} output, so no gradient ever reaches {them} over "
+                "{steps} steps (wasted compute; DDP needs find_unused_parameters=True)",
+                "If the output is not needed (e.g. the last block's backcast in N-BEATS), skip computing it or "
+                "freeze the layer; if it was meant to feed the loss, add it there.", steps, kind="unconsumed")
         if unused:
             self._report_layers(
                 trainer, unused, Severity.INFO, meta,

@@ -25,6 +25,7 @@ from lightning_sanity.batch import split_batch
 from lightning_sanity.checks.loss_baseline import trend_baseline
 from lightning_sanity.checks import relabelled as RL
 from lightning_sanity.checks import target_shift as TS
+from lightning_sanity.checks import input_shift as IS
 from lightning_sanity.callbacks._val_noise_facts import rows as _rows, signed_loss, val_noise_model
 from lightning_sanity.checks.val_baseline_end import judge_ends_above_baseline
 from lightning_sanity.checks.val_first_look import judge_never_improves
@@ -132,6 +133,8 @@ class ValDivergence(SanityCallback):
         self._train_rows = 0  # rows of the first training batch (the one batch a one-batch baseline comes from)
         self._tokens = TokenCounts()  # token ids of the first epoch and the first validation run
         self._inputs = InputMoments()  # column moments of 2-D float inputs, same passes (a preprocessing refit)
+        self._scales: dict[str, Optional[torch.Tensor]] = {"train": None, "val": None}  # per-sample input scales
+        self._scales_done = {"train": False, "val": False}
 
     @override
     def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
@@ -163,6 +166,7 @@ class ValDivergence(SanityCallback):
         if not self._train_rows:  # once: -1 when the first batch's target cannot be read
             self._train_rows = _rows(batch) or -1
         self._take_targets("train", batch)
+        self._take_scales("train", batch)
         if "train" not in self._tokens.done:
             self._take_tokens("train", batch)
 
@@ -173,6 +177,7 @@ class ValDivergence(SanityCallback):
     @override
     def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._targets_done["train"] = True  # the first epoch's targets describe the training split
+        self._scales_done["train"] = True
         self._tokens.done.add("train")
         self._inputs.end("train", train_pass_complete(trainer, self._inputs.batches["train"]))
 
@@ -183,6 +188,7 @@ class ValDivergence(SanityCallback):
         if not trainer.sanity_checking and dataloader_idx == 0:
             self._take_inputs("val", batch)
         if not trainer.sanity_checking and not self._val_counted:
+            self._take_scales("val", batch)
             self._take_tokens("val", batch)
             try:
                 y = split_batch(batch)[1]
@@ -203,6 +209,19 @@ class ValDivergence(SanityCallback):
         except Exception:  # never lose the run over a diagnostic
             log.debug("val-divergence token counts failed", exc_info=True)
             self._tokens.off = True
+
+    def _take_scales(self, split: str, batch: Any) -> None:
+        if self._scales_done[split]:
+            return
+        try:
+            hist = IS.scale_histogram(split_batch(batch)[0])
+            if hist is None:
+                self._scales_done[split] = True
+            else:  # on the device, read once at the end of fit
+                self._scales[split] = hist if self._scales[split] is None else self._scales[split] + hist
+        except Exception:  # never lose the run over a diagnostic
+            log.debug("val-divergence input scales failed", exc_info=True)
+            self._scales_done[split] = True
 
     def _take_targets(self, split: str, batch: Any, counted: bool = True) -> None:
         if self._targets_done[split]:
@@ -228,6 +247,7 @@ class ValDivergence(SanityCallback):
             self._inputs.end("val", val_pass_complete(trainer, self._inputs.batches["val"]))
             self._val_counted = True
             self._targets_done["val"] = True  # the first full validation run's targets describe the split
+            self._scales_done["val"] = True
         try:
             value = self._read_val(trainer)
             if value is None:
@@ -285,6 +305,11 @@ class ValDivergence(SanityCallback):
                    "no validation loss was logged (log one named like `val_loss`, or pass `val_loss_key=`)")
             self.skip(trainer, check, why if self._key is None else "no validation run after training started")
             return
+        if shift is None:  # validation inputs on another scale, and a validation loss that shows it
+            shift = IS.judge_input_shift(self._scales["train"], self._scales["val"], self._train[-1], self._val[-1])
+            if shift is not None:
+                self.report(trainer, check, shift.severity, shift.message, shift.advice, where="validation inputs",
+                            at_step=False, key=shift.kind, data={"pattern": shift.kind, **shift.data})
         facts = self.collector(trainer).facts
         baseline, _ = trend_baseline(facts)
         initial = facts.get("initial_loss")

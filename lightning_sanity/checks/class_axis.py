@@ -11,6 +11,12 @@ Which axis of the source is the class axis is read from the target, not guessed:
 with (``masks.reshape(-1)``) was flattened from a tensor whose shape is the source's without exactly one axis of
 size ``C``. The rule fires when that axis is unique and is not the last axis of the source. Only shapes are read.
 
+A second rule, :func:`permuted_by_reshape`: a loss input made by ``view``/``reshape`` whose sizes are those of its
+source in another order (``logits.view(B, C, T)`` of ``(B, T, C)`` logits, where ``transpose(1, 2)`` was meant).
+A reshape keeps the flat order of the elements, so the new axes cut it at other places: every position gets
+values of other positions and classes. No legitimate reshape reorders a tensor's sizes (sizes of 1 aside), since
+the result's axes would mean what the source's did only if the source's were mislabelled.
+
 Example::
 
     >>> interleaved_class_axis((8, 3, 16, 16), (2048, 3), (8, 16, 16))
@@ -47,3 +53,21 @@ def interleaved_class_axis(source: Sequence[int], prediction: Sequence[int],
     if len(axes) != 1 or axes[0] == len(source) - 1:
         return None  # the class axis is last (a correct flatten) or cannot be told apart from another axis
     return axes[0]
+
+
+def permuted_by_reshape(source: Optional[Sequence[int]], shape: Sequence[int]) -> bool:
+    """Whether ``shape``, made from ``source`` by reshapes only, holds the same sizes in another order (sizes of 1
+    ignored: moving them does not move any element).
+
+    >>> permuted_by_reshape((16, 12, 9), (16, 9, 12))
+    True
+    >>> permuted_by_reshape((16, 1, 9), (16, 9, 1)), permuted_by_reshape((16, 12, 9), (192, 9))
+    (False, False)
+    >>> permuted_by_reshape((4, 4, 3), (4, 4, 3)), permuted_by_reshape(None, (2, 3))
+    (False, False)
+    """
+    if source is None:
+        return False
+    a = [int(s) for s in source if int(s) != 1]
+    b = [int(s) for s in shape if int(s) != 1]
+    return len(a) >= 2 and sorted(a) == sorted(b) and a != b

@@ -95,6 +95,32 @@ def unrouted_members(died: Sequence[int], dead: Collection[int], names: Sequence
     return [i for i in died if (m := member_of(names[i])) in whole and members[m] in learning]
 
 
+def last_block_side_output(dead: str, alive: Sequence[str]) -> bool:
+    """Whether the layer ``dead`` sits in the last block of a stack whose every other block's namesake learns, and
+    another layer of its own block learns too: the output a block hands to the next one, dropped after the last
+    block (N-BEATS's last backcast). A bug that drops the output drops it in every block, or the whole block.
+
+    >>> alive = ["blocks.0.fc", "blocks.0.backcast", "blocks.1.fc", "blocks.1.backcast", "blocks.2.fc"]
+    >>> last_block_side_output("blocks.2.backcast", alive)
+    True
+    >>> last_block_side_output("blocks.1.conv", ["blocks.0.conv", "blocks.1.shortcut"])
+    True
+    >>> last_block_side_output("blocks.0.backcast", alive[2:])
+    False
+    >>> last_block_side_output("encoder", ["decoder", "out"])
+    False
+    """
+    found = list(re.finditer(r"(?<=\.)\d+(?=\.)|^\d+(?=\.)", dead))
+    if not found:
+        return False
+    at = found[-1]  # the innermost block number
+    prefix, index, suffix = dead[:at.start()], int(at.group()), dead[at.end():]
+    pattern = re.compile(re.escape(prefix) + r"(\d+)" + re.escape(suffix) + "$")
+    others = [int(m.group(1)) for m in map(pattern.match, alive) if m is not None]
+    own_block = f"{prefix}{index}."
+    return index > 0 and sorted(others) == list(range(index)) and any(n.startswith(own_block) for n in alive)
+
+
 def _stacked(name: str) -> str:
     """``name`` with its layer numbers replaced (``blocks.1.0.attn.w`` -> ``blocks.#.#.attn.w``)."""
     return re.sub(r"(?<=\.)\d+(?=\.)", "#", name)
