@@ -271,7 +271,8 @@ def test_output_that_ignores_the_input_is_an_error(tmp_path, how):
     report = _run(Blind(), tmp_path)
     (finding,) = serious(report, "constant-output")
     assert finding["severity"] == "error" and finding["where"] == "net"
-    assert finding["data"]["output_spread"] == 0.0 and finding["batch_idx"] == 0 and finding["global_step"] == 0
+    # identical rows may still differ by round-off when intra-op threads split the batch (6e-8 on two threads)
+    assert finding["data"]["output_spread"] <= 1e-6 and finding["batch_idx"] == 0 and finding["global_step"] == 0
     assert _statuses(report)["batch-mixing"] == "pass"
 
 
