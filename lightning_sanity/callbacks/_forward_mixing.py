@@ -148,6 +148,20 @@ def locate(run: Any) -> Optional[dict[str, Any]]:
     return moved.transition(flags)
 
 
+def _sequence_first(run: Any, size: int) -> bool:
+    """Whether an input is sequence-first: its first axis is time, not the samples."""
+    return any(t.dim() >= 2 and t.shape[0] != size and t.shape[1] == size for t in tensors_of((run.args, run.kwargs)))
+
+
+def _seeded(run: Any, change: Any, seed: int, size: int) -> Optional[torch.Tensor]:
+    """The first output tensor of ``size`` samples of a no-grad forward on the probe's inputs with every tensor
+    passed through ``change``, at ``seed``."""
+    args, kwargs = map_tensors(run.args, change), map_tensors(run.kwargs, change)
+    torch.manual_seed(seed)  # the caller's isolate_rng() puts the global RNG back
+    with torch.no_grad():
+        return flow.first_output_tensor(run.fn(args, kwargs), size)
+
+
 def permutation_probe(run: Any) -> Optional[dict[str, Any]]:
     """Outputs of the batch with its samples rolled one place, put back in order, against the outputs as given
     (:mod:`lightning_sanity.checks.batch_permutation`): one more seeded forward, and one with another seed only
@@ -155,16 +169,11 @@ def permutation_probe(run: Any) -> Optional[dict[str, Any]]:
     if P.routed(run.model) is not None:
         return None
     size = run.size
-    tensors = tensors_of((run.args, run.kwargs))
-    if any(t.dim() >= 2 and t.shape[0] != size and t.shape[1] == size for t in tensors):
-        return None  # sequence-first inputs: the first axis is time, not the samples
+    if _sequence_first(run, size):
+        return None
 
     def call(seed: int, rolled: bool) -> Optional[torch.Tensor]:
-        move = (lambda t: P.roll(t, size)) if rolled else (lambda t: t)
-        args, kwargs = map_tensors(run.args, move), map_tensors(run.kwargs, move)
-        torch.manual_seed(seed)  # the caller's isolate_rng() puts the global RNG back
-        with torch.no_grad():
-            return flow.first_output_tensor(run.fn(args, kwargs), size)
+        return _seeded(run, (lambda t: P.roll(t, size)) if rolled else (lambda t: t), seed, size)
 
     with _buffers_kept(run.model):
         base = getattr(run, "seeded_output", None)
@@ -190,16 +199,11 @@ def subbatch_probe(run: Any) -> Optional[dict[str, Any]]:
         # Capacity-limited routing depends on which samples share the batch, by design; a raised leak_fraction
         # accepts some dependence on the batch's statistics, which is all this probe measures.
         return None
-    tensors = tensors_of((run.args, run.kwargs))
-    if any(t.dim() >= 2 and t.shape[0] != size and t.shape[1] == size for t in tensors):
-        return None  # sequence-first inputs: the first axis is time, not the samples
+    if _sequence_first(run, size):
+        return None
 
     def call(seed: int) -> Optional[torch.Tensor]:
-        cut = (lambda t: t[:half] if t.dim() > 0 and t.shape[0] == size else t)
-        args, kwargs = map_tensors(run.args, cut), map_tensors(run.kwargs, cut)
-        torch.manual_seed(seed)  # the caller's isolate_rng() puts the global RNG back
-        with torch.no_grad():
-            return flow.first_output_tensor(run.fn(args, kwargs), half)
+        return _seeded(run, lambda t: t[:half] if t.dim() > 0 and t.shape[0] == size else t, seed, half)
 
     with _buffers_kept(run.model):
         base = getattr(run, "seeded_output", None)
@@ -260,19 +264,26 @@ def judge_forward(callback: Any, trainer: Any, run: Any, gradient_detail: str) -
     )
 
 
+def _probe(callback: Any, trainer: Any, detail: str, probe: Any, run: Any, failed: str) -> Optional[dict[str, Any]]:
+    """``probe(run)``'s result; None (with ``detail`` shown, and why when it failed) when it has no verdict."""
+    try:
+        result = probe(run)
+    except Exception as err:  # the other verdicts stand
+        callback.detail(trainer, "batch-mixing", f"{detail}; {failed} ({err!r})")
+        return None
+    if result is None:
+        callback.detail(trainer, "batch-mixing", detail)
+    return result
+
+
 def report_permutation(callback: Any, trainer: Any, run: Any, detail: str) -> None:
     """The permutation half of the forward-value probe: detail, and a warning when reordering the batch changes
     most samples' outputs."""
     from lightning_sanity.findings import Severity
 
     check = "batch-mixing"
-    try:
-        result = permutation_probe(run)
-    except Exception as err:  # the other verdicts stand
-        callback.detail(trainer, check, f"{detail}; reordered batch not compared ({err!r})")
-        return
+    result = _probe(callback, trainer, detail, permutation_probe, run, "reordered batch not compared")
     if result is None:
-        callback.detail(trainer, check, detail)
         return
     detail = f"{detail}; reordering the batch changes {result['changed']} of {result['samples']} output(s)"
     if not result["mixing"]:
@@ -299,13 +310,8 @@ def report_subbatch(callback: Any, trainer: Any, run: Any, detail: str) -> None:
     from lightning_sanity.findings import Severity
 
     check = "batch-mixing"
-    try:
-        result = subbatch_probe(run)
-    except Exception as err:  # the other verdicts stand
-        callback.detail(trainer, check, f"{detail}; half batch not compared ({err!r})")
-        return
+    result = _probe(callback, trainer, detail, subbatch_probe, run, "half batch not compared")
     if result is None:
-        callback.detail(trainer, check, detail)
         return
     callback.detail(trainer, check, f"{detail}; running half the batch alone changes {result['changed']} of "
                                     f"{result['samples']} output(s)")
