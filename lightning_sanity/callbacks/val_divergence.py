@@ -133,7 +133,7 @@ class ValDivergence(SanityCallback):
         self._train_rows = 0  # rows of the first training batch (the one batch a one-batch baseline comes from)
         self._tokens = TokenCounts()  # token ids of the first epoch and the first validation run
         self._inputs = InputMoments()  # column moments of 2-D float inputs, same passes (a preprocessing refit)
-        self._scales: dict[str, Optional[torch.Tensor]] = {"train": None, "val": None}  # per-sample input scales
+        self._scales: dict[str, list[torch.Tensor]] = {"train": [], "val": []}  # per-sample input scales
         self._scales_done = {"train": False, "val": False}
 
     @override
@@ -214,11 +214,12 @@ class ValDivergence(SanityCallback):
         if self._scales_done[split]:
             return
         try:
-            hist = IS.scale_histogram(split_batch(batch)[0])
-            if hist is None:
+            scales = IS.sample_scales(split_batch(batch)[0])
+            if scales is None:
                 self._scales_done[split] = True
-            else:  # on the device, read once at the end of fit
-                self._scales[split] = hist if self._scales[split] is None else self._scales[split] + hist
+            else:  # on the device, binned and read once at the end of fit
+                self._scales[split].append(scales)
+                self._scales_done[split] = len(self._scales[split]) >= IS.MAX_BATCHES
         except Exception:  # never lose the run over a diagnostic
             log.debug("val-divergence input scales failed", exc_info=True)
             self._scales_done[split] = True
@@ -306,7 +307,8 @@ class ValDivergence(SanityCallback):
             self.skip(trainer, check, why if self._key is None else "no validation run after training started")
             return
         if shift is None:  # validation inputs on another scale, and a validation loss that shows it
-            shift = IS.judge_input_shift(self._scales["train"], self._scales["val"], self._train[-1], self._val[-1])
+            shift = IS.judge_input_shift(IS.histogram(self._scales["train"]), IS.histogram(self._scales["val"]),
+                                           self._train[-1], self._val[-1])
             if shift is not None:
                 self.report(trainer, check, shift.severity, shift.message, shift.advice, where="validation inputs",
                             at_step=False, key=shift.kind, data={"pattern": shift.kind, **shift.data})

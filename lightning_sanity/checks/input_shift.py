@@ -23,7 +23,7 @@ Example::
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 
@@ -39,19 +39,39 @@ SHARE = 0.5
 LOSS_RATIO = 2.0
 #: samples needed in each split.
 MIN_SAMPLES = 20
+#: batches whose scales a split keeps at most (a float a sample: a first epoch of 4,096 batches of 256, 4 MB).
+MAX_BATCHES = 4096
+
+
+def sample_scales(x: object) -> Optional[torch.Tensor]:
+    """Each sample's root-mean-square over its features, for a float ``(N, ...)`` input with at least one feature,
+    on its device (no host sync; two kernels, what a training step pays); None otherwise.
+
+    >>> sample_scales(torch.full((2, 4), 3.0)).tolist(), sample_scales(torch.ones(3, dtype=torch.long))
+    ([3.0, 3.0], None)
+    """
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2 or x.numel() == 0:
+        return None
+    flat = x.detach().reshape(x.shape[0], -1)
+    return torch.linalg.vector_norm(flat, dim=1, dtype=torch.float32).div_(math.sqrt(flat.shape[1]))
+
+
+def histogram(scales: Sequence[torch.Tensor]) -> Optional[torch.Tensor]:
+    """Histogram of log10 of the samples' scales (:func:`sample_scales` of each batch); None when there are none."""
+    if not scales:
+        return None
+    rms = torch.cat([s.to(scales[0].device) for s in scales])
+    return torch.histc(rms.clamp_min(1e-30).log10(), bins=BINS, min=LOW, max=HIGH)
 
 
 def scale_histogram(x: object) -> Optional[torch.Tensor]:
-    """Histogram of log10 of each sample's root-mean-square over its features, for a float ``(N, ...)`` input with
-    at least one feature, on its device (no host sync); None otherwise.
+    """:func:`histogram` of one input's :func:`sample_scales`.
 
     >>> scale_histogram(torch.ones(3, 4)).sum().item(), scale_histogram(torch.ones(3, dtype=torch.long))
     (3.0, None)
     """
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2 or x.numel() == 0:
-        return None
-    rms = x.detach().float().reshape(x.shape[0], -1).pow(2).mean(1).sqrt()
-    return torch.histc(rms.clamp_min(1e-30).log10(), bins=BINS, min=LOW, max=HIGH)
+    scales = sample_scales(x)
+    return None if scales is None else histogram([scales])
 
 
 def judge_input_shift(train: Optional[torch.Tensor], val: Optional[torch.Tensor], train_loss: float,
