@@ -39,3 +39,10 @@ def test_dropout_noise_needs_a_cost_beyond_the_baseline_margin():
     assert judge_dropout_noise(tail=2.25, baseline=2.3, start_train=2.35, start_eval=2.30, dropout_p=0.5) is None
     assert judge_dropout_noise(tail=2.25, baseline=2.3, start_train=2.6, start_eval=2.30, dropout_p=0.8) is not None
     assert judge_dropout_noise(tail=2.25, baseline=None, start_train=2.6, start_eval=2.30, dropout_p=0.8) is None
+
+
+def test_dropout_noise_blames_only_a_drop_probability_above_one_half():
+    # healthy_diabetes_categorical_embeddings_datamodule_plateau at seed + 13: p = 0.1, an MSE head whose untrained
+    # output dropout moved by 0.92 while training gained 0.71 below the constant, and the model trained fine
+    assert judge_dropout_noise(tail=0.348, baseline=1.061, start_train=1.902, start_eval=0.985, dropout_p=0.1) is None
+    assert judge_dropout_noise(tail=0.348, baseline=1.061, start_train=1.902, start_eval=0.985, dropout_p=0.9)
