@@ -86,6 +86,8 @@ JITTER_FLIP_THRESHOLD = 0.3
 # Regression: mean absolute change between snapshots, in units of the targets' standard deviation.
 JITTER_CHANGE_THRESHOLD = 0.5
 JITTER_MIN_LATE_SNAPSHOTS = 4
+#: the last transitions whose median must still be above the threshold: jitter lasts to the end.
+JITTER_END_TRANSITIONS = 3
 
 
 def judge_jitter(
@@ -126,7 +128,10 @@ def judge_jitter(
     late_median, early_median = _median(late), _median(early)
     # Settling means the late changes are well below the early ones; jitter stays high to the end.
     settling = late_median < 0.5 * early_median
-    if late_median < threshold + _sampling_margin(measure, threshold, predictions, len(late)) or settling:
+    # ... to the very end: a model still learning at its peak learning rate churns its predictions, then settles
+    # in the last transitions as the rate anneals (a OneCycle run at another seed: 0.47, 0.23, 0.14).
+    settled = _median(values[-JITTER_END_TRANSITIONS:]) < threshold
+    if late_median < threshold + _sampling_margin(measure, threshold, predictions, len(late)) or settling or settled:
         return None
     data = {"late_median": round(late_median, 4), "early_median": round(early_median, 4),
             "snapshots": len(values) + 1, "late_snapshots": len(late), "measure": measure,
