@@ -22,31 +22,43 @@ from typing import Any, Optional
 import torch
 
 from lightning_sanity.batch import input_of
+from lightning_sanity.callbacks._row_blocks import BlockedRows
 from lightning_sanity.checks import refit_transform as R
 
 #: most columns followed: tabular rows; wider inputs are flattened images or embeddings, not a fitted table.
 MAX_COLUMNS = 4096
-#: rows gathered before their moments are taken together.
-BLOCK_ROWS = 2048
+
+
+class _SplitMoments(BlockedRows):
+    """One split's column moments, taken a block of rows at a time: the fifteen or so small kernels of
+    :func:`~lightning_sanity.checks.refit_transform.column_moments` cost a millisecond-step model about 0.1 ms a
+    step when taken per batch; a step now copies its rows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.moments: Optional[torch.Tensor] = None
+
+    def width(self, x: torch.Tensor) -> int:
+        return int(x.shape[1])
+
+    def fill(self, x: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return x.detach() if out is None else out.copy_(x.detach())
+
+    def take(self, rows: torch.Tensor) -> None:
+        self.moments = R.merge(self.moments, R.column_moments(rows))
 
 
 class InputMoments:
-    """Moments per split of the first pass; ``off`` once an input is not a 2-D float table.
-
-    A step copies its rows into a block (one kernel); the moments are taken a block of :data:`BLOCK_ROWS` rows at a
-    time: the fifteen or so small kernels of :func:`~lightning_sanity.checks.refit_transform.column_moments` cost a
-    millisecond-step model about 0.1 ms a step.
-    """
+    """Moments per split of the first pass; ``off`` once an input is not a 2-D float table."""
 
     def __init__(self) -> None:
-        self.moments: dict[str, Optional[torch.Tensor]] = {"train": None, "val": None}
+        self._splits = {"train": _SplitMoments(), "val": _SplitMoments()}
         self.first: dict[str, Optional[torch.Tensor]] = {"train": None, "val": None}
         self.rows = {"train": 0, "val": 0}
         self.first_rows = {"train": 0, "val": 0}
         self.batches = {"train": 0, "val": 0}
         self.complete: dict[str, bool] = {}  # split -> its first pass ended, seen whole or not
         self.off = False
-        self._blocks: dict[str, tuple[torch.Tensor, int]] = {}  # split -> (block, rows filled)
 
     def add(self, batch: Any, split: str) -> None:
         if self.off or split in self.complete:
@@ -57,49 +69,30 @@ class InputMoments:
             self.stop()
             return
         n = int(x.shape[0])
-        if self.moments[split] is None and split not in self._blocks:
+        if not self.batches[split]:
             self.first[split], self.first_rows[split] = R.column_moments(x), n
-        block, filled = self._blocks.get(split, (None, 0))
-        if block is not None and (block.shape[1] != x.shape[1] or block.dtype != x.dtype or block.device != x.device
-                                  or filled + n > block.shape[0]):
-            self._flush(split)
-            block, filled = self._blocks.get(split, (None, 0))
-        if n > BLOCK_ROWS:
-            self.moments[split] = R.merge(self.moments[split], R.column_moments(x))
-        else:
-            if block is None or block.shape[1] != x.shape[1] or block.dtype != x.dtype or block.device != x.device:
-                block, filled = torch.empty(BLOCK_ROWS, x.shape[1], dtype=x.dtype, device=x.device), 0
-            block[filled:filled + n].copy_(x.detach())
-            self._blocks[split] = (block, filled + n)
+        self._splits[split].add(x)
         self.rows[split] += n
         self.batches[split] += 1
-
-    def _flush(self, split: str) -> None:
-        block, filled = self._blocks.get(split, (None, 0))
-        if block is not None and filled:
-            self.moments[split] = R.merge(self.moments[split], R.column_moments(block[:filled]))
-        if block is not None:
-            self._blocks[split] = (block, 0)
 
     def end(self, split: str, complete: bool) -> None:
         """The split's first pass ended; ``complete``: every batch of its loader was seen."""
         if split not in self.complete:
-            self._flush(split)
-            self._blocks.pop(split, None)
+            self._splits[split].close()
             self.complete[split] = complete
 
     def stop(self) -> None:
         self.off = True
-        self.moments = {"train": None, "val": None}
+        self._splits = {"train": _SplitMoments(), "val": _SplitMoments()}
         self.first = {"train": None, "val": None}
-        self._blocks = {}
 
     def judge(self) -> Optional[dict[str, Any]]:
         if self.off or not (self.complete.get("train") and self.complete.get("val")):
             return None
         splits = ("train", "val")
         firsts = tuple(self.first[s] if self.batches[s] > 1 else None for s in splits)
-        return R.judge_refit(self.moments["train"], self.rows["train"], self.moments["val"], self.rows["val"],
+        return R.judge_refit(self._splits["train"].moments, self.rows["train"], self._splits["val"].moments,
+                             self.rows["val"],
                              firsts, tuple(self.first_rows[s] for s in splits))
 
 

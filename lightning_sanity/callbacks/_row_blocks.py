@@ -1,9 +1,10 @@
-"""Fingerprints of many batches, gathered in blocks: a step copies its sampled rows, a block is hashed at once.
+"""Rows of many batches gathered in blocks: a step copies its rows, the work runs on a whole block at once.
 
-A training step then costs one copy (a single kernel) instead of the eight or so of a hash; every
-:data:`PENDING_ROWS` samples (or when the width, dtype or device changes, or when the hashes are read) the block is
-hashed in one go. The hashes equal those of :func:`~lightning_sanity.checks.splits.hash_rows` batch by batch: a hash
-is a sum modulo 2^64, the same in any grouping of rows.
+A training step then costs one copy (a single kernel) instead of the several of the work itself; every
+:data:`PENDING_ROWS` samples (or when the width, dtype or device changes, or when the result is read) the block is
+handed on in one go. :class:`BlockedRows` is the mechanism; :class:`RowBlocks` hashes the blocks (split-overlap's
+fingerprints, the same hashes as :func:`~lightning_sanity.checks.splits.hash_rows` batch by batch: a hash is a sum
+modulo 2^64, the same in any grouping of rows), and ``val-divergence``'s column moments sum them.
 
 Example::
 
@@ -24,50 +25,85 @@ import torch
 
 from lightning_sanity.checks import splits as S
 
-#: rows gathered before they are hashed together.
+#: rows gathered before they are handed on together.
 PENDING_ROWS = 2048
 
 
-class RowBlocks:
-    """Sampled rows of batches, hashed a block at a time; ``halves`` as in :func:`~lightning_sanity.checks.splits.
-    hash_rows` (``(N, 3)`` hashes, or ``(N,)``)."""
+class BlockedRows:
+    """Rows of batches gathered into a block and handed to :meth:`take` a block at a time (in order).
 
-    def __init__(self, halves: bool = True) -> None:
-        self.halves = halves
-        self._hashed: list[torch.Tensor] = []
+    Subclasses say how wide a batch's rows are (:meth:`width`), how they are copied (:meth:`fill`) and what is done
+    with a block (:meth:`take`).
+    """
+
+    def __init__(self) -> None:
         self._block: Optional[torch.Tensor] = None
         self._filled = 0
 
+    def width(self, x: torch.Tensor) -> int:
+        """Values a row of batch ``x`` holds in the block."""
+        raise NotImplementedError
+
+    def fill(self, x: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The rows of ``x`` as the block holds them, into ``out`` when given."""
+        raise NotImplementedError
+
+    def take(self, rows: torch.Tensor) -> None:
+        """The work on a block of rows."""
+        raise NotImplementedError
+
     def add(self, x: torch.Tensor) -> None:
-        """Copy the sampled rows of batch ``x`` (``(B, ...)``) into the block (no allocation per step)."""
-        n, values = int(x.shape[0]), x[0].numel() if x.shape[0] else 0
-        width = min(values, S.FINGERPRINT_VALUES)
+        """Copy the rows of batch ``x`` (``(B, ...)``) into the block (no allocation per step)."""
+        n, width = int(x.shape[0]), self.width(x)
         block = self._block
         if block is not None and (block.shape[1] != width or block.dtype != x.dtype or block.device != x.device
                                   or self._filled + n > block.shape[0]):
             self.flush()
             if block.shape[1] != width or block.dtype != x.dtype or block.device != x.device:
                 block = self._block = None
-        if n > PENDING_ROWS:  # a batch larger than a block: hashed on its own
-            self._hashed.append(S.hash_rows(S.sample_rows(x), halves=self.halves, scratch=True))
+        if n > PENDING_ROWS:  # a batch larger than a block: handed on alone
+            self.take(self.fill(x))
             return
         if block is None:
             block = self._block = torch.empty(PENDING_ROWS, width, dtype=x.dtype, device=x.device)
-        S.sample_rows(x, out=block[self._filled : self._filled + n])
+        self.fill(x, out=block[self._filled : self._filled + n])
         self._filled += n
         if self._filled == block.shape[0]:
             self.flush()
 
     def flush(self) -> None:
-        """Hash the rows gathered so far."""
+        """Hand on the rows gathered so far."""
         if self._block is not None and self._filled:
-            self._hashed.append(S.hash_rows(self._block[: self._filled], halves=self.halves, scratch=True))
+            self.take(self._block[: self._filled])
         self._filled = 0
+
+    def close(self) -> None:
+        """Hand on the rows gathered so far and free the block."""
+        self.flush()
+        self._block = None
+
+
+class RowBlocks(BlockedRows):
+    """Sampled rows of batches, hashed a block at a time; ``halves`` as in :func:`~lightning_sanity.checks.splits.
+    hash_rows` (``(N, 3)`` hashes, or ``(N,)``)."""
+
+    def __init__(self, halves: bool = True) -> None:
+        super().__init__()
+        self.halves = halves
+        self._hashed: list[torch.Tensor] = []
+
+    def width(self, x: torch.Tensor) -> int:
+        return min(x[0].numel() if x.shape[0] else 0, S.FINGERPRINT_VALUES)
+
+    def fill(self, x: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return S.sample_rows(x, out=out)
+
+    def take(self, rows: torch.Tensor) -> None:
+        self._hashed.append(S.hash_rows(rows, halves=self.halves, scratch=True))
 
     def hashes(self) -> Optional[torch.Tensor]:
         """Every hash so far, in order, on the host (the one transfer); None when nothing was added."""
-        self.flush()
-        self._block = None
+        self.close()
         return torch.cat(self._hashed).cpu() if self._hashed else None
 
     def clear(self) -> None:

@@ -16,9 +16,8 @@ import torch
 from lightning_sanity.callbacks._param_zero import report_dead_parameters
 from lightning_sanity.callbacks.norm_meter import StepRow
 from lightning_sanity.checks import norms as N
-from lightning_sanity.checks.dead_params import last_block_side_output
 from lightning_sanity.checks.accumulation import accumulating_message, find_accumulating
-from lightning_sanity.checks.dead_params import member_signatures, unrouted_members
+from lightning_sanity.checks.dead_params import last_block_side_output, member_signatures, unrouted_members
 from lightning_sanity.checks.first_step import first_step_spike
 from lightning_sanity.checks.init_scale import beyond_init_scale, default_init_norms
 from lightning_sanity.checks.naming import common_module, short_list
@@ -131,8 +130,10 @@ class NormVerdicts:
         cut_off = [i for i in dead["missing"] if self._probe.ran.get(names[i])]
         # Ran, nothing read its output, and it is the last block's hand-over to a next block that does not exist
         # (N-BEATS's last backcast): dead code by design, info. Outputs dropped in every block stay a warning.
-        alive = [names[i] for i in observed if i not in set(dead["missing"]) | set(dead["zero"]) | set(dead["died"])]
+        any_dead = {i for kind in dead.values() for i in kind}
+        alive = [names[i] for i in observed if i not in any_dead]
         unconsumed = [i for i in cut_off if self._probe.unconsumed(names[i]) and last_block_side_output(names[i], alive)]
+        cut = [i for i in cut_off if i not in unconsumed]
         no_grad_mode = [i for i in dead["missing"] if names[i] in self._probe.ran and not self._probe.ran[names[i]]]
         unused = [i for i in dead["missing"] if names[i] not in self._probe.ran]
         broken = set(cut_off) | set(dead["zero"]) | set(dead["died"])
@@ -149,9 +150,9 @@ class NormVerdicts:
                 where=None, meta=meta, data={"layers": [names[i] for i in observed], "kinds": kinds, "steps": steps},
             )
             return
-        if set(cut_off) - set(unconsumed):
+        if cut:
             self._report_layers(
-                trainer, [i for i in cut_off if i not in unconsumed], Severity.WARNING, meta,
+                trainer, cut, Severity.WARNING, meta,
                 "ran in the forward pass but never received a gradient (grad is None) over {steps} steps: "
                 "{its} output does not reach the loss through differentiable ops",
                 "Look for .detach(), .item(), .numpy(), torch.no_grad() or integer ops such as argmax between "
@@ -165,7 +166,7 @@ class NormVerdicts:
                 "clamp that is always active), a loss term multiplied by 0, an all-zero initialisation, or "
                 "ReLUs after them that are always off (see dead-activations).",
                 steps, kind="zero")
-        unrouted = unrouted_members(dead["died"], {i for v in dead.values() for i in v},
+        unrouted = unrouted_members(dead["died"], any_dead,
                                     [n if i in observed else "" for i, n in enumerate(names)],
                                     member_signatures(trainer.lightning_module)) if dead["died"] else []
         died = [i for i in dead["died"] if i not in unrouted]
@@ -207,6 +208,10 @@ class NormVerdicts:
                 "If it is used only in validation or not at all, freeze it or leave it out of the optimizer.",
                 steps, kind="unused")
         report_dead_parameters(self, trainer, dead, meta, bool(broken))  # a tensor dead inside a live layer
+
+    def _default_norms(self, trainer: "pl.Trainer") -> torch.Tensor:
+        """Each layer's norm under its default initialisation (checks/init_scale.py)."""
+        return default_init_norms(trainer.lightning_module, self.layers.names, self.layers.numels)
 
     def _died_meta(self, layers: list[int], meta):
         """Where the gradients of ``layers`` died (the earliest of them), not the first step of the run."""
@@ -291,8 +296,8 @@ class NormVerdicts:
         found = N.growing_layers(weight_sq, self.layers.numels, factor=self.threshold("weight-growth", "factor"),
                                  steps=steps)
         if found:  # grown from near zero to an ordinary scale for the layer's shape is learning, not divergence
-            reference = default_init_norms(trainer.lightning_module, self.layers.names, self.layers.numels)
-            found = beyond_init_scale(found, weight_sq, reference, self.threshold("weight-growth", "factor"))
+            found = beyond_init_scale(found, weight_sq, self._default_norms(trainer),
+                                      self.threshold("weight-growth", "factor"))
         steady = not found and steady_growth(weight_sq, self.layers.numels, steps=steps)  # checks/weight_drift.py
         found = found or steady
         if not found:
@@ -328,12 +333,12 @@ class NormVerdicts:
         upd, weight, valid = torch.stack(self._history.upd_sq), torch.stack(self._history.upd_weight), torch.stack(self._history.upd_valid)
         valid &= torch.tensor([k == "matrix" for k in self.layers.kinds]).unsqueeze(0)
         first = self._history.weight[0][0] if self._history.weight else None  # before the first update
-        verdicts = N.update_ratio_verdicts(upd, weight, valid, too_large=self.threshold("update-ratio", "too_large"),
-                                           too_small=self.threshold("update-ratio", "too_small"),
-                                           zero_start=None if first is None else first == 0)
+        zero_start = None if first is None else first == 0
+        too_large = self.threshold("update-ratio", "too_large")
+        verdicts = N.update_ratio_verdicts(upd, weight, valid, too_large=too_large,
+                                           too_small=self.threshold("update-ratio", "too_small"), zero_start=zero_start)
         blown = not verdicts["too_large"] and blown_up_layers(  # checks/update_blowup.py: one step, weights blown up
-            upd, weight, valid, default_init_norms(trainer.lightning_module, self.layers.names, self.layers.numels),
-            too_large=self.threshold("update-ratio", "too_large"), zero_start=None if first is None else first == 0)
+            upd, weight, valid, self._default_norms(trainer), too_large=too_large, zero_start=zero_start)
         if blown:
             verdicts["too_large"] = blown
         ratios = (upd.sqrt() / weight.sqrt())[valid]

@@ -21,7 +21,7 @@ from lightning_sanity.callbacks._refit_inputs import (InputMoments, report_refit
 from lightning_sanity.callbacks._sampler_reach import report_sampler_reach
 from lightning_sanity.callbacks._token_shift import TokenCounts, report_token_shift
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
-from lightning_sanity.batch import split_batch
+from lightning_sanity.batch import input_of, split_batch
 from lightning_sanity.checks.loss_baseline import trend_baseline
 from lightning_sanity.checks import relabelled as RL
 from lightning_sanity.checks import target_shift as TS
@@ -214,7 +214,7 @@ class ValDivergence(SanityCallback):
         if self._scales_done[split]:
             return
         try:
-            scales = IS.sample_scales(split_batch(batch)[0])
+            scales = IS.sample_scales(input_of(batch))
             if scales is None:
                 self._scales_done[split] = True
             else:  # on the device, binned and read once at the end of fit
