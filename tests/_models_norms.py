@@ -31,6 +31,27 @@ def cnn() -> nn.Sequential:
     )
 
 
+class _LayerScaleBlock(nn.Module):
+    """ConvNeXt's block as torchvision writes it: depthwise conv, LayerNorm, MLP, and a per-channel layer scale
+    shaped ``(C, 1, 1)`` that starts at 1e-6, a direct parameter of the block."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.dw = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
+        self.norm = nn.GroupNorm(1, channels)
+        self.mlp = nn.Sequential(nn.Conv2d(channels, 4 * channels, 1), nn.GELU(), nn.Conv2d(4 * channels, channels, 1))
+        self.layer_scale = nn.Parameter(torch.full((channels, 1, 1), 1e-6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.layer_scale * self.mlp(self.norm(self.dw(x)))
+
+
+def layer_scale_cnn() -> nn.Sequential:
+    """A ConvNeXt-like CNN on digits seen as 1x8x8 images (healthy: the layer scales grow from 1e-6)."""
+    return nn.Sequential(nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, 16, 3, padding=1), _LayerScaleBlock(16),
+                         _LayerScaleBlock(16), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+
+
 class RowLSTM(nn.Module):
     """Reads a digit's 8 rows as a sequence of 8 features."""
 

@@ -80,3 +80,35 @@ def test_a_noisy_loss_crossing_three_times_a_low_first_batch_is_no_explosion():
     exploded = noisy[:3] + [40.0, 90.0, 60.0, 30.0, 9.0] + noisy[3:]
     found = B.early_explosion(exploded, start=0.555, baseline=None)
     assert found is not None and found["peak"] == 90.0
+
+
+def test_an_explosion_recovered_within_the_first_fifth_of_a_run_that_ends_far_below_is_information():
+    # torchvision ResNet-18, SGD lr 0.05 with Nesterov and no warm-up, label smoothing 0.1 (val acc 0.99): 21 at
+    # batch 5, back below 3 x its start at batch 17 of 128, ends near the smoothing's floor.
+    rng = random.Random(3)
+    curve = ([1.41, 1.9, 4.5, 12.0, 21.1, 18.0, 15.2, 12.5, 10.1, 9.3, 8.0, 7.1, 6.0, 5.2, 4.6, 4.5, 4.0]
+             + [max(0.3, 0.44 + 1.2 * math.exp(-i / 15) + rng.gauss(0, 0.08)) for i in range(111)])
+    verdict, _ = loss_trend.judge_loss_trend(curve, start=1.41, progress=1.0, seen="all", baseline=math.log(4))
+    assert verdict.kind == "exploded" and verdict.severity == "info" and verdict.data["recovered_batch"] < 128 // 5
+    # The quickstart's lr 1.0 spends 16 of its 69 batches (23 %) above the threshold: still a warning (above).
+    assert B.early_explosion(TOO_HIGH, 2.487, LN10)["recovered_index"] > len(TOO_HIGH) // 5
+
+
+def test_jumps_above_the_baseline_that_die_out_are_not_oscillation():
+    # torchvision EfficientNet-B0 from scratch, RMSprop (val acc 0.98): its head starts overconfident (7.7 against
+    # ln 4) and the jumps above ln 4 fade as the run goes on: 14 in the first half of the last 64 values, 2 after.
+    effnet = [7.69, 7.09, 5.57, 4.7, 4.57, 6.97, 3.84, 4.93, 4.6, 3.0, 5.22, 3.33, 5.27, 4.73, 4.64, 4.71, 4.18, 4.36,
+              4.76, 4.77, 3.37, 4.97, 5.05, 3.54, 3.87, 2.77, 1.94, 4.8, 5.21, 2.24, 3.85, 3.43, 1.69, 2.88, 5.41,
+              1.71, 3.21, 3.62, 6.05, 1.37, 0.95, 1.5, 4.19, 3.06, 1.48, 0.76, 7.16, 4.83, 1.52, 1.07, 2.81, 4.61,
+              1.76, 1.04, 1.23, 0.71, 1.15, 1.54, 2.05, 1.19, 1.74, 1.31, 0.76, 0.87, 1.97, 1.78, 0.61, 1.42, 1.91,
+              1.42, 0.97, 2.79, 4.94, 1.93, 2.64, 2.54, 2.45, 0.97, 0.73, 0.38, 0.65, 0.87, 0.81, 0.42, 1.1, 2.44,
+              0.78, 0.61, 0.38, 0.62, 7.8, 1.12, 0.51, 1.2, 0.77, 2.39, 0.86, 0.28, 0.74, 0.19, 0.16, 0.8, 0.53,
+              0.14, 0.44, 0.14, 0.12, 0.8, 0.12, 0.5, 0.06, 0.02, 0.18, 0.39, 0.13, 0.78, 0.45, 0.19, 0.12, 0.98,
+              1.63, 0.9, 1.54, 0.67, 0.11, 0.17, 0.14, 0.4]
+    verdict, _ = loss_trend.judge_loss_trend(effnet, start=7.69, progress=1.0, seen="all", baseline=math.log(4))
+    assert verdict is None or verdict.kind != "oscillating"
+    # The same late window with its halves swapped: jumps that go on to the end are still named.
+    late = effnet[-64:]
+    swapped = effnet[:-64] + late[32:] + late[:32]
+    verdict, _ = loss_trend.judge_loss_trend(swapped, start=7.69, progress=1.0, seen="all", baseline=math.log(4))
+    assert verdict.kind == "oscillating"

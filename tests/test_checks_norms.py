@@ -35,6 +35,23 @@ def test_layer_map_root_parameters_and_tied_weights():
     assert layers.kinds == ("vector", "embedding")
 
 
+def test_broadcast_shaped_parameters_are_vectors_and_standard_weights_matrices():
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gamma = nn.Parameter(torch.full((8, 1, 1), 1e-6))  # ConvNeXt's layer scale
+            self.cls = nn.Parameter(torch.zeros(1, 1, 8))  # a ViT's class token
+            self.conv = nn.Conv2d(8, 8, 1)
+
+    class Pos(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pos = nn.Parameter(torch.zeros(1, 16, 8))  # a position table: a real matrix
+
+    layers = LM.layer_map(nn.Sequential(Scaled(), nn.Linear(8, 1), Pos()))
+    assert dict(zip(layers.names, layers.kinds)) == {"0": "vector", "0.conv": "matrix", "1": "matrix", "2": "matrix"}
+
+
 def test_grouping_by_depth_regex_and_automatically():
     net = nn.Sequential(*[nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2)) for _ in range(4)])
     assert LM.layer_map(net).groups == tuple(f"{i}.{j}" for i in range(4) for j in range(2))

@@ -20,6 +20,7 @@ from _models_norms import (
     ZeroLoss,
     cnn,
     deep_linear,
+    layer_scale_cnn,
     mlp,
 )
 from helpers import Classifier, events, fit, read_report, serious
@@ -155,6 +156,8 @@ def _silent(report):
         ("cosine-to-zero", lambda: Cosine(steps=23, lr=1e-2), {}),
         ("bf16-mixed", lambda: Classifier(net=mlp(2)), {"precision": "bf16-mixed"}),
         ("tanh", lambda: Classifier(net=mlp(3, act=nn.Tanh)), {}),
+        # A layer scale starting at 1e-6 moves by many times itself on every step: a vector's update, not a matrix's.
+        ("layer-scale", lambda: Classifier(net=layer_scale_cnn(), lr=4e-3), {"max_epochs": 2}),
     ],
 )
 def test_healthy_runs_are_silent(tmp_path, name, build, kwargs):

@@ -39,6 +39,8 @@ _NORM_TYPES: tuple[type, ...] = (nn.modules.batchnorm._NormBase, nn.LayerNorm, n
 if hasattr(nn, "RMSNorm"):
     _NORM_TYPES = (*_NORM_TYPES, nn.RMSNorm)
 _EMBEDDING_TYPES = (nn.Embedding, nn.EmbeddingBag)
+#: Layers whose weight is a matrix or kernel whatever its shape (a ``Linear(64, 1)`` head's weight is ``(1, 64)``).
+_WEIGHT_TYPES = (nn.Linear, nn.Bilinear, nn.modules.conv._ConvNd, nn.RNNBase, nn.MultiheadAttention)
 
 
 # --------------------------------------------------------------------------- layers and groups
@@ -71,7 +73,12 @@ def layer_kind(module: nn.Module) -> str:
         return "norm"
     if isinstance(module, _EMBEDDING_TYPES):
         return "embedding"
-    if any(p.dim() >= 2 for p in module.parameters(recurse=False)):
+    params = list(module.parameters(recurse=False))
+    if isinstance(module, _WEIGHT_TYPES) and any(p.dim() >= 2 for p in params):
+        return "matrix"
+    # A custom module's ``(C, 1, 1)`` layer scale or ``(1, 1, D)`` class token is a vector shaped to broadcast: its
+    # update ratio and gradient scale are a vector's (ConvNeXt's layer scale starts at 1e-6), not a weight matrix's.
+    if any(sum(size > 1 for size in p.shape) >= 2 for p in params):
         return "matrix"
     return "vector"
 

@@ -160,7 +160,7 @@ def label_prior_entropy(counts: Sequence[float], classes: Optional[int] = None) 
 def brief_explosion(explosion: dict[str, Any], values: Sequence[float], start: float, tail: float,
                     baseline: Optional[float]) -> bool:
     """Whether an early ``explosion`` cost the run nothing it can show: it was back below its reference within the
-    head of the run (the first tenth, the window ``head_median`` reads) and the run ends at least
+    first fifth of the run (at most a fifth of its budget spent recovering) and the run ends at least
     ``EXPLOSION_FACTOR`` times below that reference, as far below it as the explosion's threshold was above.
 
     A run that "spent its budget recovering" ends near where it started (an lr 100x too high: 2.30 -> 178 and back
@@ -176,7 +176,7 @@ def brief_explosion(explosion: dict[str, Any], values: Sequence[float], start: f
     recovered = explosion.get("recovered_index")
     if recovered is None or not explosion.get("early") or not math.isfinite(tail):
         return False
-    return recovered < max(5, len(values) // 10) and tail * EXPLOSION_FACTOR < reference
+    return recovered < max(5, len(values) // 5) and tail * EXPLOSION_FACTOR < reference
 
 
 def explosion_words(explosion: dict[str, Any], start: float, tail: float, baseline: Optional[float], seen: str,
@@ -198,7 +198,7 @@ def explosion_words(explosion: dict[str, Any], start: float, tail: float, baseli
     back = (f"was back below that level at batch {data['recovered_batch']}" if recovered is not None
             else "never came back below that level")
     if brief:
-        why = ("a brief spike of the first updates, recovered from within the first tenth of the run; a warm-up "
+        why = ("a brief spike of the first updates, recovered from within the first fifth of the run; a warm-up "
                "would avoid it")
     elif explosion["early"]:
         why = "the first updates were far too large and the run spent its budget recovering"

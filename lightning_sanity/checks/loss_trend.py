@@ -57,8 +57,8 @@ def _block_trend(values: Sequence[float], blocks: int) -> float:
 
 
 #: "Bouncing above the baseline": late median below this fraction of the baseline, and at least this share of the
-#: late values above the baseline itself.
-BOUNCE_MEDIAN_BELOW, BOUNCE_SHARE = 0.65, 0.1
+#: late values above the baseline itself, with at least this share of those in the late window's second half.
+BOUNCE_MEDIAN_BELOW, BOUNCE_SHARE, BOUNCE_PERSIST = 0.65, 0.1, 0.2
 
 
 def judge_loss_trend(
@@ -218,7 +218,7 @@ def _judge_loss_pattern(values: list[float], *, start: Optional[float], batches_
         words = explosion_words(explosion, start, tail, baseline, seen, data, batches_per_value, brief=brief)
         if not brief:
             return Verdict("exploded", *words, data), None
-        # Back within the head of the run and ending far below its start: a note, and the other patterns still judged.
+        # Back within the first fifth of the run and ending far below its start: a note, and the other patterns still judged.
         spike = Verdict("exploded", *words, data, severity="info")
     near_baseline = (baseline is not None and baseline > 0 and tail > (1 - baseline_margin) * baseline
                      and not learning)
@@ -263,7 +263,11 @@ def _judge_loss_pattern(values: list[float], *, start: Optional[float], batches_
     if baseline is not None and baseline > 0 and len(late) >= 10:
         late_median = _median(late)
         above = sum(v > baseline for v in late)
-        if late_median < BOUNCE_MEDIAN_BELOW * baseline and above >= max(4, BOUNCE_SHARE * len(late)):
+        # "Keeps": the jumps go on to the end. Jumps that die out within the window (a start too confident or too
+        # fast, settling as the run goes on) put most of them in its first half; at a constant rate the second
+        # half holds fewer than a fifth of them by chance well under 1 % of the time.
+        persists = sum(v > baseline for v in late[len(late) // 2:]) >= BOUNCE_PERSIST * above
+        if late_median < BOUNCE_MEDIAN_BELOW * baseline and above >= max(4, BOUNCE_SHARE * len(late)) and persists:
             data.update({"late_above_baseline": above, "late_values": len(late), "late_median": round(late_median, 6),
                          "late_max": round(max(late), 6)})
             return Verdict(
