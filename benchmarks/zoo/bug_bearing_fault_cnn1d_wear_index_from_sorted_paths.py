@@ -1,7 +1,7 @@
 """Bearing fault classifier: a 1-D CNN on vibration snippets (4 classes: healthy, inner-race, outer-race and ball
 fault, each a train of impacts at its own characteristic defect frequency under shaft hum and heavy noise), plus
-a standardised scalar "wear" covariate fed to the head: bearings degrade over the test campaign, so the user gives the model how
-far into the campaign each recording was made.
+a standardised scalar "wear" covariate fed to the head: bearings degrade over the test campaign, so the user
+gives the model how far into the campaign each recording was made.
 
 Bug: the recordings come as paths `"<fault>/<yyyymmdd>_<run>.npy"`, and the wear covariate is computed as
 `rank / n` after `paths = sorted(paths)`, meant to put the recordings in date order. Sorting the full path sorts by

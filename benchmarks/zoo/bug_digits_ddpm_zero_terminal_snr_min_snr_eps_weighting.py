@@ -111,7 +111,9 @@ def main():
     with torch.no_grad():
         xt, t, eps = model.noised(va)
         mse = F.mse_loss(model.net(xt, t), eps).item()
-    print(f"SYMPTOM val_eps_mse={mse:.4f} epochs={trainer.current_epoch} steps={trainer.global_step} nan_params={sum(p.isnan().any().item() for p in model.parameters())}")
+    nan_params = sum(p.isnan().any().item() for p in model.parameters())
+    print(f"SYMPTOM val_eps_mse={mse:.4f} epochs={trainer.current_epoch} steps={trainer.global_step} "
+          f"nan_params={nan_params}")
     print(f"LOG_DIR={trainer.log_dir}")
 
 

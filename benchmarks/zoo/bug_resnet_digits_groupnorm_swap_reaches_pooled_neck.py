@@ -9,8 +9,8 @@ spatial map: GroupNorm(32, 32) normalises each channel of each sample over a sin
 exactly its bias for every input. The head sees the same vector for every image; the loss settles at the label
 prior's entropy and the network predicts one class. Nothing errors (GroupNorm, unlike InstanceNorm, does not
 check the group size).
-Measured symptom: val acc 0.10 (val loss 2.30, one class predicted) vs 0.98 with the fix (the neck keeps a norm that does not reduce
-over a single element, or none; measured with none).
+Measured symptom: val acc 0.10 (val loss 2.30, one class predicted) vs 0.98 with the fix (the neck keeps a norm
+that does not reduce over a single element, or none; measured with none).
 """
 
 import lightning as L

@@ -120,7 +120,8 @@ def main():
     near = torch.cdist(samples, tr).amin(1).mean().item()
     near_noise = torch.cdist(noise, tr).amin(1).mean().item()
     near_real = torch.cdist(va[:500], tr).amin(1).mean().item()
-    print(f"SYMPTOM val_eps_mse={val:.3f} sample_nn_dist={near:.3f} noise_nn_dist={near_noise:.3f} heldout_real_nn_dist={near_real:.3f}")
+    print(f"SYMPTOM val_eps_mse={val:.3f} sample_nn_dist={near:.3f} noise_nn_dist={near_noise:.3f} "
+          f"heldout_real_nn_dist={near_real:.3f}")
     print(f"LOG_DIR={trainer.log_dir}")
 
 
