@@ -8,7 +8,6 @@ generated and held-out real bursts, 1.05 for the initial generator and about 0.4
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
