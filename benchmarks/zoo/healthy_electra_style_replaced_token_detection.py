@@ -3,7 +3,7 @@ fills 15 % masked positions with tokens sampled from its own softmax (sampling i
 discriminator loss does not reach the generator - by design), and a discriminator (2-layer Transformer) labels every
 token as original or replaced. The two share the token embedding table; loss = MLM loss + 50 * per-token BCE (the
 paper's weighting), the BCE masked on padding. A sampled token that equals the original counts as original, so
-"replaced" is a minority label (~8 %). HuggingFace-style dict batches, AdamW + linear warm-up/decay per step.
+"replaced" is a minority label (~11 %). HuggingFace-style dict batches, AdamW + linear warm-up/decay per step.
 Final: generator masked accuracy 0.42; discriminator val ROC-AUC 0.60 (chance 0.5: the generator samples from a good
 model of the chain, so most replacements are plausible - detection is meant to be hard)."""
 
