@@ -1,7 +1,6 @@
 """Bug: a hand-written graph convolutional network (symmetric-normalised adjacency, full-batch node classification
 on a stochastic-block-model graph whose node features are weakly informative (8 useful columns among 64 noisy
-ones), so neighbourhood aggregation
-carries the signal). The message-passing layers are built in a list comprehension and stored as a plain Python
+ones), so neighbourhood aggregation carries the signal). The message-passing layers are built in a list comprehension and stored as a plain Python
 list (`self.convs = [GraphConv(...) for ...]`) instead of an `nn.ModuleList`; only the `nn.Linear` classifier head
 is registered. `self.parameters()` - and so Adam - never sees the convolution weights: they stay at their random
 initialisation while the head learns on random projections. Nothing errors (the list layers even receive
