@@ -112,3 +112,13 @@ def test_jumps_above_the_baseline_that_die_out_are_not_oscillation():
     swapped = effnet[:-64] + late[32:] + late[:32]
     verdict, _ = loss_trend.judge_loss_trend(swapped, start=7.69, progress=1.0, seen="all", baseline=math.log(4))
     assert verdict.kind == "oscillating"
+
+
+def test_ln_c_stands_for_a_training_loss_only_when_the_cross_entropy_is_nearly_all_of_it():
+    facts = {"loss_kind": "cross_entropy", "num_classes": 62}
+    assert B.trend_baseline(facts)[0] == pytest.approx(math.log(62))
+    # Cross-entropy plus a small weight penalty: ln C still describes the sum.
+    assert B.trend_baseline({**facts, "main_loss_share": 0.93})[0] == pytest.approx(math.log(62))
+    # ELECTRA: the generator's cross-entropy (4.5) is an eighth of the loss, 50 x the discriminator's BCE the rest.
+    assert B.trend_baseline({**facts, "main_loss_share": 4.46 / 37.9}) == (None, "")
+    assert B.trend_baseline({**facts, "main_loss_share": 0.12, "labels_sorted": True}) == (None, "")

@@ -58,3 +58,55 @@ def test_masking_watch_consumes_no_rng(tmp_path):
     net = nn.Sequential(MaskedInput("band", False), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
     fit(Classifier(net=net), tmp_path / "bare", callbacks=[], max_epochs=1, logger=None)
     assert torch.equal(with_suite, torch.rand(3))
+
+
+class TokenModel(L.LightningModule):
+    """Tokens from a learnable rule (each next token is the previous + 1). ``objective=True``: a masked LM whose
+    forward hides 15 % of the tokens and predicts them (its loss inside, HuggingFace style); ``False``: a sequence
+    classifier (the first token's parity) that hides 15 % of its input ids in forward as an augmentation."""
+
+    def __init__(self, objective: bool) -> None:
+        super().__init__()
+        self.objective = objective
+        self.emb, self.mix = nn.Embedding(21, 32), nn.Linear(32, 32)
+        self.head = nn.Linear(32, 21 if objective else 2)
+
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor = None) -> dict:
+        hide = torch.rand(input_ids.shape, device=input_ids.device) < 0.15
+        h = torch.relu(self.mix(self.emb(input_ids.masked_fill(hide, 20))))
+        h = h + h.mean(1, keepdim=True)
+        if self.objective:
+            logits = self.head(h)
+            targets = input_ids.masked_fill(~hide, -100)
+            return {"loss": nn.functional.cross_entropy(logits.transpose(1, 2), targets), "logits": logits}
+        logits = self.head(h.mean(1))
+        return {"loss": None if labels is None else nn.functional.cross_entropy(logits, labels), "logits": logits}
+
+    def training_step(self, batch, batch_idx):
+        return self(**batch)["loss"]
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val_loss", self(**batch)["loss"])
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-2)
+
+
+def _tokens(n: int, seed: int) -> list[dict]:
+    g = torch.Generator().manual_seed(seed)
+    ids = (torch.randint(0, 10, (n, 1), generator=g) + torch.arange(10)) % 20
+    return [{"input_ids": ids[i], "labels": ids[i, 0] % 2} for i in range(n)]
+
+
+@pytest.mark.parametrize("objective", [True, False])
+def test_a_mask_that_picks_the_forwards_own_loss_targets_is_the_objective(tmp_path, objective):
+    L.seed_everything(0)
+    loaders = [torch.utils.data.DataLoader(_tokens(n, s), batch_size=32, shuffle=s == 0) for n, s in ((512, 0), (64, 1))]
+    callbacks = [PredictionDynamics(), SanitySummary(print_summary=False)]
+    t = fit(TokenModel(objective), tmp_path, callbacks=callbacks, max_epochs=1, train=loaders[0], val=loaders[1])
+    (finding,) = [f for f in read_report(t.log_dir)["findings"] if f["check"] == "train-mode"]
+    assert finding["data"]["draws"] == ["rand thresholded"]
+    if objective:  # masked-LM pre-training: a random mask in eval is its loss, only information
+        assert finding["severity"] == "info" and finding["data"]["source"] == "objective-masking"
+    else:  # token masking left on in eval for a classifier: the labels never depend on it
+        assert finding["severity"] == "warning" and finding["data"]["source"] == "masking"

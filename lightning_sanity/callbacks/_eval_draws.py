@@ -50,20 +50,63 @@ _COMPARISONS = frozenset({"lt", "le", "gt", "ge", "__lt__", "__le__", "__gt__", 
                           "less_equal", "greater_equal"})
 
 
+#: Loss functions whose ``target`` (second argument) tells a masking objective from a masking augmentation.
+_LOSSES = frozenset({"cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+                     "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div"})
+#: At most this many tensors are followed from a mask draw (masks, masked ids and labels: a handful per forward).
+_FOLLOWED = 256
+
+
+def _discrete(t: Any) -> bool:
+    return isinstance(t, torch.Tensor) and not (t.is_floating_point() or t.is_complex())
+
+
 class MaskDrawWatch(DropoutWatch):
-    """A :class:`DropoutWatch` that also notes random mask draws (``mask_draws``: names of the draws seen)."""
+    """A :class:`DropoutWatch` that also notes random mask draws (``mask_draws``: names of the draws seen), and
+    whether a mask chose the targets of a loss computed in the forward (``objective``).
+
+    A masked-language-model or ELECTRA forward draws which tokens to hide and predicts those very tokens: the mask
+    is the objective, and a validation loss over random masks is a sample of it by design. SpecAugment or cutout
+    left on in eval hides inputs of a prediction whose targets the draw never touches. Masks are followed through
+    discrete tensors only (masks, masked ids, labels built with them, and what is made from those in one op), so
+    the watch never follows the activations of a whole network.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.mask_draws: set[str] = set()
+        self.objective = False
         self._uniform: list[torch.Tensor] = []  # held, so that their ids stay unique during the forward
+        self._masked: dict[int, torch.Tensor] = {}  # tensors made from a mask draw, held for the same reason
+
+    def _follow(self, result: Any) -> None:
+        for t in result if isinstance(result, (tuple, list)) else (result,):
+            if isinstance(t, torch.Tensor) and len(self._masked) < _FOLLOWED:
+                self._masked[id(t)] = t
+
+    def _from_mask(self, args: Any, kwargs: dict) -> bool:
+        for a in (*args, *kwargs.values()):
+            for t in a if isinstance(a, (tuple, list)) else (a,):
+                if _discrete(t) and id(t) in self._masked:
+                    return True
+        return False
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
         result = super().__torch_function__(func, types, args, kwargs)
-        name = getattr(func, "__name__", "").rstrip("_") if getattr(func, "__name__", "") not in _COMPARISONS \
-            else func.__name__
+        raw = getattr(func, "__name__", "")
+        name = raw.rstrip("_") if raw not in _COMPARISONS else raw
+        if self._masked:
+            if name in _LOSSES:
+                target = kwargs.get("target", args[1] if len(args) > 1 else None)
+                self.objective = self.objective or (isinstance(target, torch.Tensor) and id(target) in self._masked)
+            elif self._from_mask(args, kwargs):
+                self._follow(result)
+                if (raw.endswith("_") or raw == "__setitem__") and args and isinstance(args[0], torch.Tensor):
+                    self._follow(args[0])  # written in place with the mask: ``labels[~mask] = -100``
         if name in DISCRETE_DRAWS:
             self.mask_draws.add(name)
+            self._follow(result)
         elif name in UNIFORM_DRAWS:
             target = result if isinstance(result, torch.Tensor) else None
             if name == "uniform" and args and isinstance(args[0], torch.Tensor):
@@ -75,8 +118,10 @@ class MaskDrawWatch(DropoutWatch):
             if any(id(a) in drawn for a in args if isinstance(a, torch.Tensor)):
                 if name in _COMPARISONS:
                     self.mask_draws.add("rand thresholded")
+                    self._follow(result)
                 elif name in _ROUNDINGS:
                     self.mask_draws.add("rand rounded")
+                    self._follow(result)
                 elif isinstance(result, torch.Tensor) and len(self._uniform) < 64:
                     self._uniform.append(result)  # still a uniform draw, shifted or scaled
         return result

@@ -121,6 +121,21 @@ class FixedBatchFindings:
         place = f"first in `{culprit}`" if culprit else f"in {type(pl_module).__name__}.forward itself"
         dropout = self._dropout_in_eval(trainer, pl_module, batch, x)
         masks = sorted(getattr(self, "_mask_draws", ()) or ())
+        if dropout is not None and not dropout and masks and getattr(self, "_mask_objective", False):
+            # The mask picks the targets of the forward's own loss (masked-LM, ELECTRA): the objective itself.
+            self.report(
+                trainer, "train-mode", "info",
+                f"Two evaluations of the same batch in eval mode with the same weights disagree (largest difference "
+                f"{diff:.3g}), {place}: the forward draws a random mask in eval ({', '.join(masks)}) and picks the "
+                "targets of its own loss with it (masked-language-model or ELECTRA-style pre-training), so each "
+                "validation loss is over a new random mask.",
+                "Nothing to do if that is the objective; for validation figures that compare between epochs, draw "
+                "the validation masks once (a seeded generator) in the validation data.",
+                where=culprit, data={"max_abs_difference": diff, "module": culprit, "source": "objective-masking",
+                                     "draws": masks},
+                key="eval-masking",
+            )
+            return
         if dropout is not None and not dropout and masks:
             # Random masking (SpecAugment, cutout, token masking): a training-time augmentation running in eval.
             self.report(
@@ -170,7 +185,7 @@ class FixedBatchFindings:
             watch = MaskDrawWatch()
             with isolate_rng(), torch.no_grad(), eval_mode(pl_module), watch:
                 call_model(pl_module, batch, x, self.forward_fn)
-            self._mask_draws = watch.mask_draws
+            self._mask_draws, self._mask_objective = watch.mask_draws, watch.objective
             return watch.seen
         except Exception as err:  # telling the source apart is a bonus: keep the warning
             log.debug("lightning_sanity: could not watch for dropout: %r", err)

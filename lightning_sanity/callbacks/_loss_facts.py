@@ -26,6 +26,10 @@ class _LossFacts:
             if labels.mean_prediction is not None:
                 facts["init_matches_prior"] = LE.init_matches_prior(labels.expectation.prior, labels.mean_prediction,
                                                                     binary=labels.call.kind in L.BINARY)
+        if total and main.reduced is not None and math.isfinite(total) and math.isfinite(main.reduced):
+            facts["main_loss_share"] = main.reduced / total
+        else:
+            facts.pop("main_loss_share", None)
         if e is None:
             return
         scale = self._loss_scale(main, grad_obs, total)

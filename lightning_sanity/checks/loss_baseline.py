@@ -236,6 +236,12 @@ def finite_or_none(value: Any) -> Optional[float]:
     return float(value)
 
 
+#: The ``ln C`` fallback stands for a training loss that is the cross-entropy plus small extra terms (a weight
+#: penalty, an auxiliary loss): within this fraction of the whole loss at the first step. ELECTRA's loss is the
+#: generator's cross-entropy (4.5 at init) plus 50 x the discriminator's BCE (33): no baseline of the sum is known.
+OTHER_TERMS = 0.25
+
+
 def trend_baseline(facts: dict[str, Any]) -> tuple[Optional[float], str]:
     """The input-independent baseline loss-trend judges against, and how it was obtained (for the detail).
 
@@ -243,7 +249,8 @@ def trend_baseline(facts: dict[str, Any]) -> tuple[Optional[float], str]:
     set's); the label prior's entropy over every label the data checks counted, when the training loss is a
     plain cross-entropy (or binary cross-entropy) on the batch's hard labels (``facts["label_counts"]`` and
     ``facts["baseline_from_label_prior"]``); else the best constant of the ``initial-loss`` check
-    (``facts["baseline_loss"]``, one batch); else ``ln C`` for a cross-entropy over C classes. A cross-entropy
+    (``facts["baseline_loss"]``, one batch); else ``ln C`` for a cross-entropy over C classes that makes nearly all
+    of the training loss (``facts["main_loss_share"]``, :data:`OTHER_TERMS`). A cross-entropy
     baseline is never above ``ln C``: the uniform prediction costs that whatever the labels.
 
     >>> trend_baseline({"baseline_loss": 2.35, "loss_kind": "cross_entropy", "num_classes": 10})[0] == math.log(10)
@@ -255,7 +262,9 @@ def trend_baseline(facts: dict[str, Any]) -> tuple[Optional[float], str]:
     classes = facts.get("num_classes") if kind == "cross_entropy" else 2 if kind == "binary_cross_entropy" else None
     classes = classes if isinstance(classes, int) and classes > 1 else None
     counts = facts.get("label_counts")
-    if facts.get("labels_sorted") and kind == "cross_entropy" and classes is not None:
+    share = facts.get("main_loss_share")
+    whole = share is None or abs(share - 1) <= OTHER_TERMS  # the cross-entropy is (nearly) the whole training loss
+    if facts.get("labels_sorted") and kind == "cross_entropy" and classes is not None and whole:
         # The first batches of data in label order hold a few classes: their prior is not the data set's.
         return math.log(classes), f"ln {classes} (uniform prediction; the first batches are sorted by label)"
     weight, smoothing = facts.get("class_weight"), facts.get("label_smoothing") or 0.0
@@ -288,7 +297,7 @@ def trend_baseline(facts: dict[str, Any]) -> tuple[Optional[float], str]:
         if classes is not None and value > math.log(classes) and not (weight and smoothing):
             return math.log(classes), f"ln {classes} (uniform prediction)"
         return value, "best constant prediction (initial-loss)" + (f": {formula}" if formula else "")
-    if kind == "cross_entropy" and classes is not None:
+    if kind == "cross_entropy" and classes is not None and whole:
         return math.log(classes), f"ln {classes} (uniform prediction)"
     return None, ""
 
