@@ -72,21 +72,22 @@ def stripes(n: int, seed: int, size: int = 32, noise: float = 0.3) -> TensorData
     return TensorDataset(x.clamp(0, 1), y)
 
 
-def shapes(n: int, seed: int, size: int = 48, noise: float = 0.15) -> TensorDataset:
-    """Segmentation: squares (class 1) and disks (class 2) of random colour on a noisy background (class 0)."""
+def shapes(n: int, seed: int, size: int = 32, noise: float = 0.15) -> TensorDataset:
+    """Segmentation: reddish objects (class 1) and bluish objects (class 2), each a square or a disk of random size
+    and place, on a noisy background of random grey level (class 0)."""
     g = torch.Generator().manual_seed(seed)
     x = _noise(g, n, size, noise)
     mask = torch.zeros(n, size, size, dtype=torch.long)
     ii, jj = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
     for i in range(n):
         for cls in torch.randperm(2, generator=g).tolist():
-            r = int(torch.randint(size // 10, size // 4, (1,), generator=g))
+            r = int(torch.randint(size // 8, size // 4 + 1, (1,), generator=g))
             ci, cj = torch.randint(r, size - r, (2,), generator=g).tolist()
-            if cls == 0:
+            if torch.rand((), generator=g) < 0.5:
                 m = ((ii - ci).abs() <= r) & ((jj - cj).abs() <= r)
             else:
                 m = (ii - ci) ** 2 + (jj - cj) ** 2 <= r * r
-            colour = torch.rand(3, 1, generator=g)
+            colour = COLOURS[2 * cls][:, None] + 0.15 * torch.randn(3, 1, generator=g)
             x[i][:, m] = colour + noise * torch.randn(3, int(m.sum()), generator=g)
             mask[i][m] = cls + 1
     return TensorDataset(x.clamp(0, 1), mask)
