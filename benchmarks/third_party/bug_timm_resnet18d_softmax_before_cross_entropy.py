@@ -1,8 +1,9 @@
 """Bug: timm ResNet-18-D (``resnet18d``: deep stem, avg-pool downsampling; pretrained=False) wrapped as ``nn.Sequential(model, nn.Softmax(dim=1))`` so that
 the exported model returns probabilities, and trained with ``nn.CrossEntropyLoss`` on that output, which applies
 log-softmax again: the loss sees probabilities in [0, 1] as logits, its values are squeezed between ~0.74 and
-ln 4, and its gradients are tiny. Nothing fails; it learns slowly. Adam lr 1e-3, patch colour task. Measured:
-val acc 0.45 with the bug vs 0.95 without the extra softmax."""
+ln 4, and its gradients shrink as the model gets it right. Nothing fails. Adam lr 1e-3, patch colour task.
+Measured: final train loss 0.77 (its floor is ln(1 + 3/e) = 0.74) vs 0.02 without the extra softmax, val loss
+0.77 vs 0.04; val acc does not show it on this easy task (0.98 vs 0.98)."""
 import lightning as L
 import timm
 import torch
@@ -22,6 +23,6 @@ if __name__ == "__main__":
     L.seed_everything(103)
     backbone = timm.create_model("resnet18d", pretrained=False, num_classes=4)
     model = nn.Sequential(backbone, nn.Softmax(dim=1))  # BUG: probabilities into CrossEntropyLoss
-    train, val = loaders(Normalized(colours(768, seed=52), augment=hflip), Normalized(colours(256, seed=53)),
+    train, val = loaders(Normalized(colours(512, seed=52), augment=hflip), Normalized(colours(256, seed=53)),
                          batch_size=32)
     fit(Classifier(model, adam), train, val, epochs=3)
