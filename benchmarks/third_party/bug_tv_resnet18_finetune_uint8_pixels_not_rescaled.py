@@ -5,8 +5,8 @@ fine-tuning data set keeps its images as decoded uint8 HxWxC arrays and converts
 ``torch.from_numpy(a).permute(2, 0, 1).float()`` before ``Normalize``: the ``/ 255`` that ``ToTensor`` did is
 missing, so the frozen backbone sees inputs ~255x larger than in pretraining, and its frozen BatchNorm layers
 cannot absorb the scale. Nothing fails; the head just learns from distorted features. A user writes it when
-replacing ``ToTensor`` (PIL only) with a from-numpy conversion for speed. Measured: val acc 0.25 (val loss 99) with the bug vs
-1.00 (val loss 0.11) with ``/ 255``."""
+replacing ``ToTensor`` (PIL only) with a from-numpy conversion for speed. Measured: val acc 0.25 (val loss 99)
+with the bug vs 1.00 (val loss 0.11) with ``/ 255``."""
 import os
 import tempfile
 

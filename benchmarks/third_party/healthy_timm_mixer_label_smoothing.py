@@ -1,6 +1,7 @@
 """Healthy: timm MLP-Mixer (``timm.models.MlpMixer``, the class behind ``mixer_s16_224``, built for 32x32 images:
-patch 4, 4 blocks, embed 128, random init; token- and channel-mixing MLPs with GELU and LayerNorm) trained with AdamW (lr 1e-3, weight
-decay 0.05), label smoothing 0.1, linear warm-up for 20 steps then cosine. Task: which quadrant is brighter."""
+patch 4, 4 blocks, embed 128, random init; token- and channel-mixing MLPs with GELU and LayerNorm) trained with
+AdamW (lr 1e-3, weight decay 0.05), label smoothing 0.1, linear warm-up for 20 steps then cosine. Task: which
+quadrant of the image is brighter (position matters, so no flips)."""
 import math
 
 import lightning as L

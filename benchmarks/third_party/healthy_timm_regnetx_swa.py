@@ -1,7 +1,7 @@
 """Healthy: timm RegNetX-200MF (``regnetx_002``, pretrained=False) trained with SGD momentum 0.9 (lr 0.02,
-weight decay 5e-5) and Lightning's ``StochasticWeightAveraging`` callback: from 70% of the 10 epochs on the rate is
-annealed to a constant SWA rate and the weights are averaged each epoch; BatchNorm statistics are recomputed for
-the averaged weights at the end. Task: patch colour on 32x32 images."""
+weight decay 5e-5) and Lightning's ``StochasticWeightAveraging`` callback: from 70% of the 10 epochs on the
+rate is annealed to a constant SWA rate and the weights are averaged each epoch; BatchNorm statistics are
+recomputed for the averaged weights at the end. Task: patch colour on 32x32 images."""
 import lightning as L
 import timm
 import torch

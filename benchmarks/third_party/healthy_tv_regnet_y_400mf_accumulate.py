@@ -23,6 +23,6 @@ def sgd_warmup_cosine(module):
 if __name__ == "__main__":
     L.seed_everything(17)
     model = torchvision.models.regnet_y_400mf(weights=None, num_classes=4)
-    train, val = loaders(Normalized(colours(1024, seed=11, size=48), augment=shift), Normalized(colours(256, seed=12, size=48)),
-                         batch_size=16)
+    train, val = loaders(Normalized(colours(1024, seed=11, size=48), augment=shift),
+                         Normalized(colours(256, seed=12, size=48)), batch_size=16)
     fit(Classifier(model, sgd_warmup_cosine), train, val, epochs=4, accumulate_grad_batches=2)
