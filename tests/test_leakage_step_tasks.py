@@ -80,6 +80,46 @@ def test_next_step_cut_in_training_step(tmp_path, causal):
         assert found and found[0]["severity"] == "error" and found[0]["data"]["length"] == 20
 
 
+class PooledUNetForecaster(L.LightningModule):
+    """1-D U-Net on ``(series,)`` batches; the step feeds ``x[:, None, :-1]`` (a channel axis added) and scores
+    ``x[:, None, 1:]``. Its convolutions are left-padded, but an ``avg_pool1d`` by 2 then nearest upsampling hands
+    position 2j the mean of 2j and 2j + 1: the next element. ``shift`` moves the coarse path one block right first
+    (position 2j then sees blocks up to j - 1 only): causal."""
+
+    def __init__(self, shift: bool) -> None:
+        super().__init__()
+        self.shift = shift
+        self.enc = nn.Conv1d(1, 8, 3)
+        self.mid = nn.Conv1d(8, 8, 3)
+        self.dec = nn.Conv1d(16, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = torch.tanh(self.enc(F.pad(x, (2, 0))))
+        coarse = torch.tanh(self.mid(F.pad(F.avg_pool1d(skip, 2), (2, 0))))
+        if self.shift:
+            coarse = F.pad(coarse, (1, 0))[..., :-1]
+        up = F.interpolate(coarse, scale_factor=2, mode="nearest")
+        return self.dec(torch.cat([skip, up], 1))
+
+    def training_step(self, batch, batch_idx):
+        (x,) = batch
+        return F.mse_loss(self(x[:, None, :-1]), x[:, None, 1:])
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+
+@pytest.mark.parametrize("shift", [False, True])
+def test_pooled_path_of_a_forecaster_fed_a_view_with_a_channel_axis(tmp_path, shift):
+    report = _fit(tmp_path, PooledUNetForecaster(shift), _series(length=33))
+    if shift:
+        assert _status(report) == {"causal-leakage": "pass", "target-leakage": "pass"}
+    else:
+        found = serious(report, "causal-leakage")
+        # The boundary sits after an odd number of elements: inside a pooled block, where the leak shows.
+        assert found and found[0]["data"]["length"] == 32 and found[0]["data"]["perturbed_after"] % 2 == 0
+
+
 class MaskedBatchLM(L.LightningModule):
     """Character LM on ``(x, noise_mask)`` batches (minGPT style): the second part is a mask, not the target; the
     step scores ``self(x[:, :-1])`` against ``x[:, 1:].reshape(-1)``. A bidirectional GRU reads the next token."""

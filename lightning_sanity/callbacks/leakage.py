@@ -336,7 +336,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
         size, length = int(x.shape[0]), int(x.shape[axis])
         if length < 2:
             raise _Skip(f"sequences of length {length} have no positions to perturb")
-        t = (length - 1) // 2
+        t = L.split_position(length)
         base, _, half = self._output(call, call["args"], call["kwargs"], size, length)
         if base is None:
             raise _Skip(f"the output of `{call['how']}` has no dimension of {length} positions to compare")

@@ -175,6 +175,19 @@ def _agree(a: torch.Tensor, b: torch.Tensor) -> bool:
     return bool(((a == b) | ~used).all()) and int(torch.unique(a[used]).numel()) > 1
 
 
+def split_position(length: int) -> int:
+    """The last position ``t`` whose outputs must not move when the inputs after it change: the middle of the
+    sequence, made even so that ``t + 1`` is odd. A causal model keeps every position; a pooled path (``avg_pool1d``
+    by 2, 4, ... then upsampling) mixes the elements of each aligned block, so it leaks only inside a block, and a
+    boundary after an odd number of elements (``t + 1`` odd) cuts through a block of every power-of-two size.
+
+    >>> split_position(64), split_position(65), split_position(2)
+    (30, 32, 0)
+    """
+    t = (length - 1) // 2
+    return t - t % 2
+
+
 def perturb_after(x: torch.Tensor, t: int, axis: int, generator: torch.Generator, start_offset: int = 1) -> torch.Tensor:
     """A copy of ``x`` whose positions ``> t`` (``>= t`` with ``start_offset=0``) along ``axis`` all differ.
 
