@@ -176,16 +176,9 @@ def _agree(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 def split_position(length: int) -> int:
-    """The last position ``t`` whose outputs must not move when the inputs after it change: the middle of the
-    sequence, made even so that ``t + 1`` is odd. A causal model keeps every position; a pooled path (``avg_pool1d``
-    by 2, 4, ... then upsampling) mixes the elements of each aligned block, so it leaks only inside a block, and a
-    boundary after an odd number of elements (``t + 1`` odd) cuts through a block of every power-of-two size.
-
-    >>> split_position(64), split_position(65), split_position(2)
-    (30, 32, 0)
-    """
-    t = (length - 1) // 2
-    return t - t % 2
+    """The middle position ``t`` made even (30 of 64): ``t + 1`` kept elements, an odd number, cut a block of every
+    power-of-two pool (``avg_pool1d`` then upsampling mixes within blocks only); causal models pass at any ``t``."""
+    return (length - 1) // 2 - (length - 1) // 2 % 2
 
 
 def perturb_after(x: torch.Tensor, t: int, axis: int, generator: torch.Generator, start_offset: int = 1) -> torch.Tensor:
@@ -215,13 +208,6 @@ def perturb_after(x: torch.Tensor, t: int, axis: int, generator: torch.Generator
         new = torch.where(part >= 0, (part + step) % vocab, part)  # negative ids (padding, ignored) stay
     out.narrow(axis, start, n).copy_(new)
     return out
-
-
-def random_like_tokens(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random token ids in ``[0, max + 1)`` of ``x``'s shape; negative (ignored) positions stay."""
-    vocab = max(int(x.max()) + 1, 2)
-    fresh = torch.randint(0, vocab, x.shape, generator=generator).to(x.device, x.dtype)
-    return torch.where(x >= 0, fresh, x)
 
 
 def positions_view(out: torch.Tensor, batch: int, length: int, axis: Optional[int] = None) -> Optional[torch.Tensor]:
