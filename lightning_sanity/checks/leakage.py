@@ -175,10 +175,11 @@ def _agree(a: torch.Tensor, b: torch.Tensor) -> bool:
     return bool(((a == b) | ~used).all()) and int(torch.unique(a[used]).numel()) > 1
 
 
-def split_position(length: int) -> int:
-    """The middle position ``t`` made even (30 of 64): ``t + 1`` kept elements, an odd number, cut a block of every
-    power-of-two pool (``avg_pool1d`` then upsampling mixes within blocks only); causal models pass at any ``t``."""
-    return (length - 1) // 2 - (length - 1) // 2 % 2
+def split_positions(length: int) -> tuple[int, ...]:
+    """The middle position ``t``, then ``t - 1``: of two boundaries one apart, one cuts a block of any pool at any
+    offset (``avg_pool1d`` then upsampling mixes within blocks only); a causal model passes at both."""
+    t = (length - 1) // 2
+    return (t, t - 1) if t >= 1 else (t,)
 
 
 def perturb_after(x: torch.Tensor, t: int, axis: int, generator: torch.Generator, start_offset: int = 1) -> torch.Tensor:
