@@ -48,6 +48,27 @@ def non_target_keys(batch: Mapping) -> dict:
     return {k: v for k, v in batch.items() if k not in TARGET_KEYS}
 
 
+def joined_inputs(batch: Any) -> Optional[torch.Tensor]:
+    """A dict batch's non-target tensors with one row per sample, joined per sample as ``(B, F)`` (int64, or float64
+    when any is floating point: the values exactly): the input of a batch whose keys name none, such as a
+    recommender's ``{"user": u, "track": t, "target": y}``, where the sample is all the ids together. None for other
+    batches, or when the tensors disagree on the batch size.
+
+    >>> joined_inputs({"user": torch.tensor([3, 4]), "track": torch.tensor([7, 7]), "target": torch.zeros(2)})
+    tensor([[3, 7],
+            [4, 7]])
+    """
+    if not isinstance(batch, Mapping):
+        return None
+    parts = [v for k, v in batch.items() if k not in TARGET_KEYS and isinstance(v, torch.Tensor) and v.dim() >= 1
+             and not v.is_complex()]
+    if not parts or any(p.shape[0] != parts[0].shape[0] for p in parts):
+        return None
+    rows = int(parts[0].shape[0])
+    dtype = torch.float64 if any(p.is_floating_point() for p in parts) else torch.int64
+    return torch.cat([p.detach().reshape(rows, -1).to(dtype) for p in parts], 1)
+
+
 def _default_input(batch: Any) -> Any:
     if type(batch) in (tuple, list):  # the common case, before the slower abstract-class checks
         return batch[0] if batch else None

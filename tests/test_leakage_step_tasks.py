@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_sanity.callbacks.leakage import LeakageChecks
 from lightning_sanity.callbacks.summary import SanitySummary
+from lightning_sanity.checks.leakage import split_positions
 from lightning_sanity.checks.label_order import chance_monotone, monotone_columns
 from lightning_sanity.forward import model_calls
 
@@ -78,6 +79,47 @@ def test_next_step_cut_in_training_step(tmp_path, causal):
         assert _status(report) == {"causal-leakage": "pass", "target-leakage": "pass"}
     else:
         assert found and found[0]["severity"] == "error" and found[0]["data"]["length"] == 20
+
+
+class PooledUNetForecaster(L.LightningModule):
+    """1-D U-Net on ``(series,)`` batches; the step feeds ``x[:, None, :-1]`` (a channel axis added) and scores
+    ``x[:, None, 1:]``. Its convolutions are left-padded, but an ``avg_pool1d`` by 2 then nearest upsampling hands
+    position 2j the mean of 2j and 2j + 1: the next element. ``shift`` moves the coarse path one block right first
+    (position 2j then sees blocks up to j - 1 only): causal."""
+
+    def __init__(self, shift: bool) -> None:
+        super().__init__()
+        self.shift = shift
+        self.enc = nn.Conv1d(1, 8, 3)
+        self.mid = nn.Conv1d(8, 8, 3)
+        self.dec = nn.Conv1d(16, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = torch.tanh(self.enc(F.pad(x, (2, 0))))
+        coarse = torch.tanh(self.mid(F.pad(F.avg_pool1d(skip, 2), (2, 0))))
+        if self.shift:
+            coarse = F.pad(coarse, (1, 0))[..., :-1]
+        up = F.interpolate(coarse, scale_factor=2, mode="nearest")
+        return self.dec(torch.cat([skip, up], 1))
+
+    def training_step(self, batch, batch_idx):
+        (x,) = batch
+        return F.mse_loss(self(x[:, None, :-1]), x[:, None, 1:])
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+
+@pytest.mark.parametrize("shift", [False, True])
+def test_pooled_path_of_a_forecaster_fed_a_view_with_a_channel_axis(tmp_path, shift):
+    report = _fit(tmp_path, PooledUNetForecaster(shift), _series(length=33))
+    if shift:
+        assert _status(report) == {"causal-leakage": "pass", "target-leakage": "pass"}
+    else:
+        found = serious(report, "causal-leakage")
+        # Found at the second boundary, after an odd number of elements: inside a pooled block, where the leak shows.
+        assert found and found[0]["data"]["length"] == 32 and found[0]["data"]["perturbed_after"] == 14
+    assert [split_positions(n) for n in (64, 65, 2, 1)] == [(31, 30), (32, 31), (0,), (0,)]
 
 
 class MaskedBatchLM(L.LightningModule):

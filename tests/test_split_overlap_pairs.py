@@ -51,3 +51,47 @@ def test_pairs_judge_when_the_inputs_are_ids(tmp_path, leak):
         assert found[0]["data"]["share"] == 1.0 and "held-out" in found[0]["advice"]
     else:
         assert found == []
+
+
+class Ratings(torch.utils.data.Dataset):
+    """Dict samples whose keys name no input: ``{"user", "item", "target"}`` (a rating per distinct pair)."""
+
+    def __init__(self, users, items, ratings):
+        self.users, self.items, self.ratings = users, items, ratings
+
+    def __len__(self):
+        return len(self.ratings)
+
+    def __getitem__(self, i):
+        return {"user": self.users[i], "item": self.items[i], "target": self.ratings[i]}
+
+
+class MF(LossSteps):
+    def __init__(self):
+        super().__init__()
+        self.users, self.items = nn.Embedding(USERS, 8), nn.Embedding(ITEMS, 8)
+
+    def _loss(self, batch):
+        pred = (self.users(batch["user"]) * self.items(batch["item"])).sum(-1)
+        return F.mse_loss(pred, batch["target"])
+
+
+@pytest.mark.parametrize("twice", [True, False], ids=["split-twice", "split-once"])
+def test_dict_batches_of_ids_are_judged_as_all_ids_together(tmp_path, twice):
+    g = torch.Generator().manual_seed(0)
+    pairs = torch.randperm(USERS * ITEMS, generator=g)[:2000]
+    data = Ratings(pairs // ITEMS, pairs % ITEMS, torch.randn(2000, generator=g))
+    split = lambda seed: torch.utils.data.random_split(data, [1600, 400], torch.Generator().manual_seed(seed))
+    train, val = split(0)
+    if twice:  # validation drawn from a second split: about 80 % of its rows are training rows
+        val = split(1)[1]
+    L.seed_everything(0)
+    t = trainer(tmp_path, [SplitOverlap(), SanitySummary(print_summary=False)], logger=None, max_epochs=1)
+    t.fit(MF(), DataLoader(train, batch_size=64, shuffle=True), DataLoader(val, batch_size=100))
+    report = read_report(t.log_dir)
+    status = {c["name"]: c["status"] for c in report["checks"]}["split-overlap"]
+    found = serious(report, "split-overlap")
+    if twice:
+        assert len(found) == 1 and found[0]["data"]["unit"] == "samples" and found[0]["data"]["share"] > 0.6
+    else:
+        assert status == "pass" and found == []

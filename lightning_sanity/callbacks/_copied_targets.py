@@ -23,6 +23,13 @@ ADVICE = ("Keep a label only where the model must predict a token it cannot see:
           "loss scores the masked positions only.")
 
 
+def random_like_tokens(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random token ids in ``[0, max + 1)`` of ``x``'s shape; negative (ignored) positions stay."""
+    vocab = max(int(x.max()) + 1, 2)
+    fresh = torch.randint(0, vocab, x.shape, generator=generator).to(x.device, x.dtype)
+    return torch.where(x >= 0, fresh, x)
+
+
 def copied_random_targets(callback: Any, trainer: Any, call: dict[str, Any], size: int, length: int,
                           when: str) -> None:
     """Random tokens at the copied positions, in the input and the target alike: can the model predict them?"""
@@ -30,7 +37,7 @@ def copied_random_targets(callback: Any, trainer: Any, call: dict[str, Any], siz
     copied = L.copied_positions(x, y) if isinstance(y, torch.Tensor) else None
     if copied is None:
         return
-    fresh = L.random_like_tokens(x, callback._generator)
+    fresh = random_like_tokens(x, callback._generator)
     new_x, new_y = torch.where(copied, fresh, x), torch.where(copied, fresh.to(y.dtype), y)
     a, k = map_tensors((call["args"], call["kwargs"]), lambda v: new_x if v is x else new_y if v is y else v)
     out, _, _ = callback._output(call, a, k, size, length)
@@ -62,7 +69,7 @@ def copied_random_targets(callback: Any, trainer: Any, call: dict[str, Any], siz
 def same_random_targets(callback: Any, trainer: Any, call: dict[str, Any], size: int, length: int, when: str) -> None:
     """Random tokens written to the inputs and the targets alike: can the model predict them?"""
     x, y = call["x"], call["y"]
-    fresh = L.random_like_tokens(x, callback._generator)
+    fresh = random_like_tokens(x, callback._generator)
     a, k = map_tensors((call["args"], call["kwargs"]), lambda v: fresh if (v is x or v is y) else v)
     out, loss, _ = callback._output(call, a, k, size, length)
     vocab = max(int(x.max()) + 1, 2)

@@ -27,7 +27,8 @@ def watch_calls(model: nn.Module, x: torch.Tensor, y: Optional[torch.Tensor],
     handles to remove. Outer modules are called (and reported) first.
 
     With ``views``, a call that takes a view of ``x`` (``x[:, :-1]``: the step cuts the model's input from the
-    batch) counts too, and its ``"x"`` is that view."""
+    batch) counts too, and its ``"x"`` is that view: one that keeps the batch axis and may add axes (``x[:, None,
+    :-1]``: a channel axis for a convolution)."""
     names = {id(m): n for n, m in model.named_modules()}
     storage = _storage(x) if views else None
 
@@ -37,7 +38,8 @@ def watch_calls(model: nn.Module, x: torch.Tensor, y: Optional[torch.Tensor],
         passed = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
         given = x if any(t is x for t in passed) else None
         if given is None and storage is not None:
-            given = next((t for t in passed if t.dim() == x.dim() and _storage(t) == storage), None)
+            given = next((t for t in passed if t.dim() >= x.dim() and t.shape[0] == x.shape[0]
+                          and _storage(t) == storage), None)
         if given is not None:
             name = names.get(id(module)) or None
             found({"where": name, "how": f"{name or type(module).__name__}(...)",

@@ -342,7 +342,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
             raise _Skip(f"the output of `{call['how']}` has no dimension of {length} positions to compare")
         base = flow.strided_units(base, L.COMPARED_UNITS).contiguous()  # the copy frees the full output
 
-        def perturbed(old: torch.Tensor, **offset: int) -> tuple[float, float, int, bool]:
+        def perturbed(old: torch.Tensor, t: int = t, **offset: int) -> tuple[float, float, int, bool]:
             """Re-run the call with ``old`` changed after position ``t``: the change of the outputs up to ``t``,
             its scale, the first position that moved, and whether that is more than round-off."""
             new = L.perturb_after(old, t, axis, self._generator, **offset)
@@ -354,18 +354,21 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
 
         causal_ok = self._task == "shifted" or (self._task == "same" and "causal-leakage" not in self._skips)
         if causal_ok and self.is_enabled("causal-leakage") and "causal-leakage" not in self._found:
-            change, scale, first_pos, moved = perturbed(x)
+            for at in L.split_positions(length):  # two boundaries: one cuts every pooled block
+                change, scale, first_pos, moved = perturbed(x, at)
+                if moved:
+                    break
             self._ran["causal-leakage"].append(f"outputs at positions <= {t} of {length} independent of later inputs")
             if moved:
                 self._found.add("causal-leakage")
                 self.report(
                     trainer, "causal-leakage", "error",
                     f"The output at position {first_pos} changes (by up to {change:.3g} at output scale {scale:.3g}) "
-                    f"when only the inputs after position {t} of {length} change ({when}, `{call['how']}`): the "
+                    f"when only the inputs after position {at} of {length} change ({when}, `{call['how']}`): the "
                     "model sees the future elements it is trained to predict, so its training loss means nothing "
                     "and it fails when generating.",
                     L.CAUSAL_ADVICE, where=call["where"], key="causal",
-                    data={"position": first_pos, "perturbed_after": t, "length": length, "change": change,
+                    data={"position": first_pos, "perturbed_after": at, "length": length, "change": change,
                           "scale": scale, "when": when, "called_as": call["how"]},
                 )
         if not self.is_enabled("target-leakage") or "target-leakage" in self._found:

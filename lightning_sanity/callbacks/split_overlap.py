@@ -15,7 +15,7 @@ import lightning.pytorch as pl
 import torch
 from typing_extensions import override
 
-from lightning_sanity.batch import BatchFn, split_batch
+from lightning_sanity.batch import BatchFn, joined_inputs, split_batch
 from lightning_sanity.callbacks._row_blocks import RowBlocks
 from lightning_sanity.callbacks._split_pairs import PairPrints, judge_pairs
 from lightning_sanity.callbacks._window_runs import WindowRuns, report_windows
@@ -177,6 +177,8 @@ class SplitOverlap(SanityCallback):
     def _take(self, batch: Any, split: str, windows: bool = True) -> None:
         try:
             x, y = split_batch(batch, self.get_input)
+            if x is None and self.get_input is None:  # a dict whose keys name no input: all its ids together
+                x = joined_inputs(batch)
             if not isinstance(x, torch.Tensor) or x.dim() == 0:
                 self._stop(f"could not find the input tensor of a {split} batch; pass `get_input=`")
                 return

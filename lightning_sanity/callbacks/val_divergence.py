@@ -26,6 +26,7 @@ from lightning_sanity.checks.loss_baseline import trend_baseline
 from lightning_sanity.checks import relabelled as RL
 from lightning_sanity.checks import target_shift as TS
 from lightning_sanity.checks import input_shift as IS
+from lightning_sanity.checks import dense_alignment as DA
 from lightning_sanity.callbacks._val_noise_facts import rows as _rows, signed_loss, val_noise_model
 from lightning_sanity.checks.val_baseline_end import judge_ends_above_baseline
 from lightning_sanity.checks.val_first_look import judge_never_improves
@@ -135,6 +136,8 @@ class ValDivergence(SanityCallback):
         self._inputs = InputMoments()  # column moments of 2-D float inputs, same passes (a preprocessing refit)
         self._scales: dict[str, list[torch.Tensor]] = {"train": [], "val": []}  # per-sample input scales
         self._scales_done = {"train": False, "val": False}
+        self._aligned: dict[str, Any] = {"train": [], "val": []}  # per-sample input-target correlations
+        self._aligned_done = False  # the first training epoch was read
 
     @override
     def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
@@ -167,6 +170,7 @@ class ValDivergence(SanityCallback):
             self._train_rows = _rows(batch) or -1
         self._take_targets("train", batch)
         self._take_scales("train", batch)
+        self._take_alignment("train", batch)
         if "train" not in self._tokens.done:
             self._take_tokens("train", batch)
 
@@ -177,7 +181,7 @@ class ValDivergence(SanityCallback):
     @override
     def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._targets_done["train"] = True  # the first epoch's targets describe the training split
-        self._scales_done["train"] = True
+        self._scales_done["train"] = self._aligned_done = True
         self._tokens.done.add("train")
         self._inputs.end("train", train_pass_complete(trainer, self._inputs.batches["train"]))
 
@@ -189,6 +193,7 @@ class ValDivergence(SanityCallback):
             self._take_inputs("val", batch)
         if not trainer.sanity_checking and not self._val_counted:
             self._take_scales("val", batch)
+            self._take_alignment("val", batch)
             self._take_tokens("val", batch)
             try:
                 y = split_batch(batch)[1]
@@ -223,6 +228,21 @@ class ValDivergence(SanityCallback):
         except Exception:  # never lose the run over a diagnostic
             log.debug("val-divergence input scales failed", exc_info=True)
             self._scales_done[split] = True
+
+    def _take_alignment(self, split: str, batch: Any) -> None:
+        kept = self._aligned[split]
+        if kept is None or (split == "train" and self._aligned_done):
+            return
+        try:
+            x, y = split_batch(batch)
+            found = DA.sample_correlations(x, y)  # on the device, read once at the end of fit
+            if found is None or sum(int(c.shape[0]) for c in kept) >= DA.MAX_SAMPLES:
+                self._aligned[split] = kept if found is not None else None
+            else:
+                kept.append(found)
+        except Exception:  # never lose the run over a diagnostic
+            log.debug("val-divergence alignment failed", exc_info=True)
+            self._aligned[split] = None
 
     def _take_targets(self, split: str, batch: Any, counted: bool = True) -> None:
         if self._targets_done[split]:
@@ -311,6 +331,11 @@ class ValDivergence(SanityCallback):
                                            self._train[-1], self._val[-1])
             if shift is not None:
                 self.report(trainer, check, shift.severity, shift.message, shift.advice, where="validation inputs",
+                            at_step=False, key=shift.kind, data={"pattern": shift.kind, **shift.data})
+        if shift is None and self._aligned["train"] and self._aligned["val"]:  # masks not registered with images
+            shift = DA.judge_misaligned(self._aligned["train"], self._aligned["val"], self._train[-1], self._val[-1])
+            if shift is not None:
+                self.report(trainer, check, shift.severity, shift.message, shift.advice, where="validation targets",
                             at_step=False, key=shift.kind, data={"pattern": shift.kind, **shift.data})
         facts = self.collector(trainer).facts
         baseline, _ = trend_baseline(facts)

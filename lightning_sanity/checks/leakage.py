@@ -175,6 +175,13 @@ def _agree(a: torch.Tensor, b: torch.Tensor) -> bool:
     return bool(((a == b) | ~used).all()) and int(torch.unique(a[used]).numel()) > 1
 
 
+def split_positions(length: int) -> tuple[int, ...]:
+    """The middle position ``t``, then ``t - 1``: of two boundaries one apart, one cuts a block of any pool at any
+    offset (``avg_pool1d`` then upsampling mixes within blocks only); a causal model passes at both."""
+    t = (length - 1) // 2
+    return (t, t - 1) if t >= 1 else (t,)
+
+
 def perturb_after(x: torch.Tensor, t: int, axis: int, generator: torch.Generator, start_offset: int = 1) -> torch.Tensor:
     """A copy of ``x`` whose positions ``> t`` (``>= t`` with ``start_offset=0``) along ``axis`` all differ.
 
@@ -202,13 +209,6 @@ def perturb_after(x: torch.Tensor, t: int, axis: int, generator: torch.Generator
         new = torch.where(part >= 0, (part + step) % vocab, part)  # negative ids (padding, ignored) stay
     out.narrow(axis, start, n).copy_(new)
     return out
-
-
-def random_like_tokens(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random token ids in ``[0, max + 1)`` of ``x``'s shape; negative (ignored) positions stay."""
-    vocab = max(int(x.max()) + 1, 2)
-    fresh = torch.randint(0, vocab, x.shape, generator=generator).to(x.device, x.dtype)
-    return torch.where(x >= 0, fresh, x)
 
 
 def positions_view(out: torch.Tensor, batch: int, length: int, axis: Optional[int] = None) -> Optional[torch.Tensor]:
