@@ -10,7 +10,9 @@ a 1-element bias of a ``Linear(64, 1)`` going from 0.003 to 0.066 (22x its start
 is not growth, while weights blowing up tenfold past any ordinary scale still are. ``nn.Embedding``'s default
 draws from ``N(0, 1)``: a norm of ``sqrt(n)``. Embedding tables, VQ-VAE codebooks and prototypes are often
 initialised far below that (``std=0.02``, ``U(-1/K, 1/K)``) and pulled toward the scale of the vectors they are
-compared with; growing toward unit-scale rows is learning, not divergence.
+compared with; growing toward unit-scale rows is learning, not divergence. A layer of gains and biases only (a
+norm's affine, a layer scale starting at 1e-5 or 1e-6, a ReZero gate starting at 0) has unit scale per element
+as its default (ones and zeros): growing toward it is learning too.
 
 Example::
 
@@ -42,8 +44,8 @@ def _fan_in(module: nn.Module) -> int:
 
 def default_init_norms(model: nn.Module, names: Sequence[str], numels: Sequence[int]) -> torch.Tensor:
     """Per layer (``names`` as in :class:`~lightning_sanity.checks.layers.LayerMap`), the norm a default
-    initialisation of its shape has: ``sqrt(numel / (3 fan_in))``, ``sqrt(numel)`` for an embedding; 0 for a layer without a weight matrix (norm
-    layers, scalars: judged from their start alone). Reads shapes only."""
+    initialisation of its shape has: ``sqrt(numel / (3 fan_in))``, ``sqrt(numel)`` for an embedding and for a layer without a weight matrix (gains,
+    biases, layer scales: unit scale per element). Reads shapes only."""
     modules = dict(model.named_modules())
     norms = []
     for name, numel in zip(names, numels):
@@ -52,7 +54,9 @@ def default_init_norms(model: nn.Module, names: Sequence[str], numels: Sequence[
             norms.append(math.sqrt(numel))  # N(0, 1) per element
             continue
         fan_in = _fan_in(module) if isinstance(module, nn.Module) else 0
-        norms.append(math.sqrt(numel / (3 * fan_in)) if fan_in > 0 else 0.0)
+        # Without a weight matrix the layer's parameters are gains and biases, whose defaults are ones and zeros:
+        # unit scale per element (a layer scale grown from 1e-5 toward it, a ReZero gate from 0, has learned).
+        norms.append(math.sqrt(numel / (3 * fan_in)) if fan_in > 0 else math.sqrt(numel))
     return torch.tensor(norms, dtype=torch.float64)
 
 
