@@ -24,6 +24,11 @@ from lightning_sanity.batch import map_tensors
 from lightning_sanity.checks import flow
 
 
+#: Largest model (parameters and buffers, in values) given a float64 copy: 400 MB in float64. A bigger one keeps the
+#: float32 verdict rather than risk the memory of the user's device.
+MAX_VALUES = 50_000_000
+
+
 class _Call(nn.Module):
     """Wraps one way of calling the model so that ``functional_call`` can swap the model's tensors around it."""
 
@@ -47,6 +52,8 @@ def float64_rerun(run: Any, differing: list[int]) -> Optional[dict[str, Any]]:
     model, size, picked = run.model, run.size, differing[: max(run.samples, 1)]
     device = next(itertools.chain(model.parameters(), model.buffers()), torch.zeros(())).device
     if device.type == "mps":  # no float64 there
+        return None
+    if sum(t.numel() for t in itertools.chain(model.parameters(), model.buffers())) > MAX_VALUES:
         return None
     idx = torch.tensor(picked)
 
