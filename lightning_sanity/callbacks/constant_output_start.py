@@ -10,6 +10,7 @@ from __future__ import annotations
 import lightning.pytorch as pl
 import torch
 
+from lightning_sanity.callbacks._float64_rerun import float64_rerun
 from lightning_sanity.callbacks._flow_run import _FlowRun, _place, _SkipOne
 from lightning_sanity.checks import flow
 from lightning_sanity.checks.episodes import batchnorm_advice, unconverged_batchnorm
@@ -34,15 +35,28 @@ class _ConstantOutputGlue:
             perturbed = True
         compared = len(differing) + (1 if perturbed else 0)
         self.detail(trainer, check, f"output spread {spread:.3g} (scale {scale:.3g}) over {compared} other input(s)")
+        precise = None
         if not flow.is_constant(spread, scale):
-            return
-        spot = run.locate_constant(perturbed)
+            if perturbed or not flow.is_suspect(spread, scale):
+                return
+            try:  # round-off amplified inside the network (a norm over one element) hides a constant output
+                precise = float64_rerun(run, differing)
+            except Exception:  # a model that cannot run in float64 keeps the float32 verdict
+                precise = None
+            if precise is None or not flow.is_constant(precise["spread"], precise["scale"]):
+                return
+        spot = precise["spot"] if precise else run.locate_constant(perturbed)
         where = spot["where"] if spot else None
         zero_init = spot is not None and spot.get("zero_weights", False)
         data = {"output_spread": spread, "output_scale": scale, "samples_compared": compared,
                 "perturbed_copy": perturbed, "called_as": how}
         if spot:
             data.update({k: v for k, v in spot.items() if k != "where"})
+        rounding = ""
+        if precise:
+            data["float64_spread"] = precise["spread"]
+            rounding = (f"; that difference is round-off: run in float64 the outputs differ by "
+                        f"{precise['spread']:.3g}")
         if zero_init:
             self.report(
                 trainer, check, Severity.INFO,
@@ -61,15 +75,17 @@ class _ConstantOutputGlue:
             self.report(
                 trainer, check, Severity.INFO,
                 f"In eval mode the model gives the same output (largest difference {spread:.3g} at output scale "
-                f"{scale:.3g}) for {compared} input(s) that differ, while its BatchNorm running statistics are "
+                f"{scale:.3g}{rounding}) for {compared} input(s) that differ, while its BatchNorm running statistics are "
                 f"still near their initial 0/1; judged again during training as they converge.{located}",
                 batchnorm_advice(unconverged), where=where, data=data, key="constant-unconverged-batchnorm")
             return
         self.report(
             trainer, check, Severity.ERROR,
-            f"The model gives the same output (largest difference {spread:.3g} at output scale {scale:.3g}) for "
-            f"{compared} input(s) that differ, so it cannot learn anything from its input.{located}",
+            f"The model gives the same output (largest difference {spread:.3g} at output scale {scale:.3g}{rounding}) "
+            f"for {compared} input(s) that differ, so it cannot learn anything from its input.{located}",
             "Check the forward for an input multiplied by zero, overwritten, detached into a constant or not used "
-            "at all; print each layer's output for two different samples to see where they stop differing.",
+            "at all, or a normalisation over a single value (GroupNorm with one channel per group, InstanceNorm or "
+            "LayerNorm on a 1x1 or size-1 axis, which outputs only its bias); print each layer's output for two "
+            "different samples to see where they stop differing.",
             where=where, data=data, key="constant",
         )

@@ -27,6 +27,7 @@ from lightning_sanity.callbacks._loss_facts import _LossFacts
 from lightning_sanity.callbacks import _class_axis as CA
 from lightning_sanity.callbacks import _ctc_input as CTC
 from lightning_sanity.callbacks import _poisson_input as PI
+from lightning_sanity.callbacks import _sign_targets as ST
 from lightning_sanity.callbacks._lineage import Lineage
 from lightning_sanity.callbacks._loss_observation import _NAMES, _FirstStep, _Observation
 from lightning_sanity.callbacks._step_watch import StepWatch, weight_owners
@@ -151,6 +152,7 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
         self._poisson: Optional[PI.PoissonWatch] = None  # a Poisson log-rate followed over the first epoch
         self._poisson_seen = False
         self._ctc_seen = False  # a ctc_loss call in the first step: loss-input judged it, no baseline is known
+        self._sign_seen = False  # a sign-target loss (cosine_embedding_loss, ...) in the first step: loss-input judged it
 
     # ------------------------------------------------------------------ hooks
 
@@ -265,7 +267,7 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
         if self._step.skip_reason:
             self.skip(trainer, "initial-loss", self._step.skip_reason)
             if (not self._step.observations and not self._step.pending and not self._poisson_seen and not self._ctc_seen
-                    and not self._step.pairwise):
+                    and not self._sign_seen and not self._step.pairwise):
                 self.skip(trainer, "loss-input", self._step.skip_reason)
 
     def _stop(self) -> None:
@@ -284,6 +286,8 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
                                               self._is_batch_target)
         if func is F.ctc_loss:
             self._first_ctc(args, kwargs)
+        if ST.sign_target_loss(func) is not None:
+            self._first_sign_target(func, args, kwargs)
         if L.loss_kind(func) is None:
             return
         call = L.bind_loss_call(func, args, kwargs)
@@ -322,6 +326,19 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
             text = CTC.first_call(self, self._step.trainer, args, kwargs, where)
         except Exception as err:  # a bonus: never switch the loss watch off over it
             log.debug("lightning_sanity: ctc_loss input check failed: %r", err)
+            return
+        if text:
+            self.detail(self._step.trainer, "loss-input", text)
+
+    def _first_sign_target(self, func: Any, args: tuple, kwargs: dict) -> None:
+        if self._watch is None:
+            return
+        self._sign_seen = True
+        try:
+            where = ((self._watch.tags.get(args[0]) if args else None) or {}).get("module")
+            text = ST.first_call(self, self._step.trainer, func, args, kwargs, where)
+        except Exception as err:  # a bonus: never switch the loss watch off over it
+            log.debug("lightning_sanity: sign-target loss check failed: %r", err)
             return
         if text:
             self.detail(self._step.trainer, "loss-input", text)

@@ -180,6 +180,16 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
                 log.debug("optimizer-coverage gradient read failed", exc_info=True)
 
     @override
+    def on_before_backward(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", loss: Any) -> None:
+        # The first backward's loss graph, before it is freed: parameters it reaches that the module does not own.
+        self.retire("on_before_backward")
+        if self.is_enabled("optimizer-coverage"):
+            try:
+                self._check_unregistered(trainer, pl_module, loss)
+            except Exception:  # a check must never lose the user's run
+                log.debug("optimizer-coverage graph walk failed", exc_info=True)
+
+    @override
     def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int) -> None:
         if self._graph is None:
             self._graph = self.is_enabled("batch-mixing") and graph_batch_parts(batch) is not None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import lightning.pytorch as pl
 
 from lightning_sanity.checks import flow
+from lightning_sanity.checks.unregistered import unregistered_in_graph
 from lightning_sanity.checks.modes import summarize_names
 from lightning_sanity.findings import Severity
 
@@ -55,6 +56,38 @@ class _OptimizerCoverageGlue:
             # gets one.
             self._coverage_pending = list(cov.uncovered)
         self._coverage_steps_seen = False
+
+    def _check_unregistered(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", loss) -> None:
+        """Parameters the first backward's loss reaches that the module does not own and no optimizer holds (layers
+        kept in a plain Python list): one walk of the graph, once (:mod:`lightning_sanity.checks.unregistered`)."""
+        if getattr(self, "_coverage_reported", None) is None:
+            return  # the fit-start check was skipped (no optimizer) or did not run
+        held = [p for opt in trainer.optimizers for group in opt.param_groups for p in group["params"]]
+        found = unregistered_in_graph(loss, pl_module, held)
+        if found is None:
+            return
+        self.detail(trainer, "optimizer-coverage", f"{self._coverage_detail}; {found['tensors']} unregistered "
+                                                   "parameter tensor(s) reach the loss")
+        where = ", ".join(f"`{c}`" for c in found["containers"][:4])
+        held_in = (f"held in {where}" + (f" and {found['elsewhere']} elsewhere" if found["elsewhere"] else "")
+                   if found["containers"] else f"shapes {found['shapes']}")
+        cls = type(pl_module).__name__
+        if found["all_eval"]:  # a reference model put in eval mode by hand, outside the module on purpose
+            self.report(
+                trainer, "optimizer-coverage", Severity.INFO,
+                f"{found['tensors']} parameter tensor(s) of modules in eval mode kept outside {cls} ({held_in}) "
+                "receive gradients that no optimizer applies: a fixed reference model, presumably.",
+                "Set `requires_grad_(False)` on it or run it under `torch.no_grad()` to save its backward pass.",
+                where=found["containers"][0], key="unregistered-eval", data=found)
+            return
+        self.report(
+            trainer, "optimizer-coverage", Severity.WARNING,
+            f"{found['tensors']} parameter tensor(s) ({found['values']:,} values, {held_in}) reach the training loss "
+            f"but are not registered in {cls}, so `self.parameters()` and every optimizer miss them: they receive "
+            "gradients and are never updated, staying at their initial values while the rest of the model learns around them.",
+            "Keep layers in `nn.ModuleList` / `nn.ModuleDict` (or `nn.ParameterList`), not in a plain list, dict or "
+            "an object outside the module; a reference model meant to stay fixed takes `requires_grad_(False)`.",
+            where=(found["containers"] or [None])[0], key="unregistered", data=found)
 
     def _judge_pending_coverage(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", *,
                                 final: bool = False) -> None:

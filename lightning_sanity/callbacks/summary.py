@@ -22,7 +22,7 @@ from lightning_sanity import cost, tensorboard
 from lightning_sanity._compat import gather_objects
 from lightning_sanity.callbacks._hub import Hub
 from lightning_sanity.callbacks.base import SanityCallback, skip_unused_batch_hooks
-from lightning_sanity.checks.causes import link_consequences
+from lightning_sanity.checks.causes import link_consequences, link_to_constant_output
 from lightning_sanity.findings import collector_for, release_collector, validate_check_names
 from lightning_sanity.report import build_report, print_report, remember_report, render_markdown, write_report
 
@@ -136,6 +136,7 @@ class SanitySummary(Callback):
                     collector.merge(other)
             if not trainer.is_global_zero:
                 return
+            link_to_constant_output(collector.findings)
             link_consequences(collector.findings)
             self.last_report = report = build_report(collector, cost=_cost(trainer, started))
             self._publish(trainer, report, ended)

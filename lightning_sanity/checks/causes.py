@@ -49,6 +49,36 @@ def link_consequences(findings: Iterable[Finding]) -> None:
                               'data["advice_alone"].')
 
 
+#: Findings that follow from a model whose output does not depend on its input (``constant-output`` at fit start):
+#: every layer before the collapse gets a gradient of zero (or of round-off), and the loss can only reach the
+#: input-independent baseline.
+COLLAPSE_CONSEQUENCES = ("vanishing-gradient", "dead-gradient")
+
+
+def link_to_constant_output(findings: Iterable[Finding]) -> None:
+    """Point vanishing / dead gradients and a loss flat at the baseline at a fit-start constant-output error (in
+    place): one cause, the output that ignores the input, and one piece of advice."""
+    findings = list(findings)
+    primary = next((f for f in findings if f.check == "constant-output" and f.key == "constant"
+                    and f.severity == Severity.ERROR), None)
+    if primary is None:
+        return
+    at = f" inside `{primary.where}`" if primary.where else ""
+    for finding in findings:
+        if finding.severity not in (Severity.WARNING, Severity.ERROR) or "advice_alone" in finding.data:
+            continue
+        flat = finding.check == "loss-trend" and (finding.data.get("pattern") == "flat"
+                                                   or finding.data.get("ends_at_baseline"))
+        if finding.check not in COLLAPSE_CONSEQUENCES and not flat:
+            continue
+        finding.data["advice_alone"] = finding.advice
+        finding.data["likely_cause"] = {"check": primary.check, "global_step": primary.global_step}
+        finding.advice = (f"Likely a consequence of the constant-output finding (the model's output does not depend "
+                          f"on its input{at}, so the layers before it get no gradient and the loss cannot beat the "
+                          "input-independent baseline): act on that one first, then re-run; this finding's own advice "
+                          'is in data["advice_alone"].')
+
+
 def _located_order(finding: Finding) -> tuple[Any, ...]:
     # Located findings first, earliest step first; then the contract's order of checks.
     step = finding.global_step

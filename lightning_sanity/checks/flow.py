@@ -252,6 +252,31 @@ def is_constant(spread: float, scale: float, rtol: float = CONSTANT_RTOL) -> boo
     return spread <= rtol * scale
 
 
+#: Outputs closer than this, relative to their magnitude, are run again in float64 to tell a collapse hidden under
+#: amplified round-off from a real dependence (``callbacks/_float64_rerun.py``). An untrained model's inputs move its
+#: output by a good share of its magnitude; a real dependence this small survives the rerun and stays silent.
+SUSPECT_RTOL = 1e-3
+#: A difference between samples that float64 keeps at least this share of is real; round-off shrinks by about
+#: 2**-53 / 2**-24 (2e-9) from float32 to float64, a real difference not at all.
+PRECISION_SHRINK = 1e-3
+
+
+def is_suspect(spread: float, scale: float) -> bool:
+    """True when outputs that should differ differ by so little that only a float64 rerun can say whether it is
+    round-off."""
+    return spread == spread and scale == scale and spread <= SUSPECT_RTOL * scale
+
+
+def survives_precision(single: float, double: float) -> bool:
+    """Whether a difference between samples measured in float32 (``single``) and in float64 (``double``) is made by
+    the input rather than by round-off.
+
+    >>> survives_precision(0.25, 0.25), survives_precision(1e-5, 3e-14), survives_precision(0.0, 0.0)
+    (True, False, False)
+    """
+    return double > 0 and double >= PRECISION_SHRINK * single
+
+
 def perturb(x: torch.Tensor, index: int, generator: torch.Generator, relative: float = 0.1) -> torch.Tensor:
     """A copy of float input ``x`` with sample ``index`` moved by noise of ``relative`` times the input's spread.
 
