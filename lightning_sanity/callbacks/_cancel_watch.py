@@ -60,9 +60,6 @@ class _ById:
         except TypeError:
             pass
 
-    def __bool__(self) -> bool:
-        return bool(self._map)
-
 
 class CancelWatch:
     """Follows the zero-gradient ``targets`` for one batch (see the module docstring)."""
@@ -75,9 +72,25 @@ class CancelWatch:
         self._owner = _ById()  # a view of a target's parameter -> its layer
         self.facts: list[tuple[frozenset[str], torch.Tensor]] = []
         self._cancelled: Optional[set[str]] = None
+        self.broken = False  # an internal error: no verdict (the warnings stand), the gradient probe unharmed
 
     def layer_ran(self, name: str, args: tuple, output: Any) -> None:
         """A target's forward hook: its input may be a cancelled zero; its outputs are followed."""
+        self._guarded(self._layer_ran, name, args, output)
+
+    def after_call(self, func: Any, args: tuple, kwargs: dict, result: Any) -> None:
+        self._guarded(self._after_call, func, args, kwargs, result)
+
+    def _guarded(self, method: Any, *args: Any) -> None:
+        if self.broken:
+            return
+        try:
+            method(*args)
+        except Exception:  # an unusual tensor (sparse, nested, fake): no verdict, never into the user's step
+            self.broken = True
+            self.facts = []
+
+    def _layer_ran(self, name: str, args: tuple, output: Any) -> None:
         if name not in self.targets or not torch.is_grad_enabled():
             return
         for tensor in _tensors(args):
@@ -88,7 +101,7 @@ class CancelWatch:
             if tensor.requires_grad:
                 self._names.set(tensor, (self._names.get(tensor) or frozenset()) | {name})
 
-    def after_call(self, func: Any, args: tuple, kwargs: dict, result: Any) -> None:
+    def _after_call(self, func: Any, args: tuple, kwargs: dict, result: Any) -> None:
         if not torch.is_grad_enabled():
             return
         operands = [t for value in (*args, *kwargs.values()) for t in _tensors(value)]
@@ -125,12 +138,13 @@ class CancelWatch:
         """The target layers on a branch that cancels to zero: the kept facts, read in one transfer (once)."""
         if self._cancelled is None:
             found: set[str] = set()
-            if self.facts:
-                device = self.facts[0][1].device
-                values = torch.stack([f.to(device) for _, f in self.facts]).tolist()
-                for (names, _), value in zip(self.facts, values):
-                    if value:
-                        found |= names
+            try:
+                if self.facts and not self.broken:
+                    device = self.facts[0][1].device
+                    values = torch.stack([f.to(device) for _, f in self.facts]).tolist()
+                    found = set().union(*(names for (names, _), value in zip(self.facts, values) if value))
+            except Exception:  # no verdict: the warnings stand
+                found = set()
             self._cancelled, self.facts = found, []
         return self._cancelled
 
