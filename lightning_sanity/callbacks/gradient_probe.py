@@ -9,6 +9,10 @@ differentiable calls made from them. An output, or a tensor computed from it, th
 longer carries autograd history (``.detach()``, ``.data``, ``.item()``, ``.tolist()``, ``argmax``, a comparison, any
 call under ``torch.no_grad()``) was *consumed through a cut*: the bug the check exists for. Outputs that nothing
 ever reads (N-BEATS's last backcast, computed and dropped) are dead code: wasted compute, not a lost gradient.
+
+Layers whose first-step gradient was present but exactly zero are watched on the same batch by a
+:class:`~lightning_sanity.callbacks._cancel_watch.CancelWatch`: is their branch's value exactly zero for every
+sample (``pool(x) - x`` on a 1x1 map), rather than cut?
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 import torch
 from torch.utils._pytree import tree_leaves
 
+from lightning_sanity.callbacks._cancel_watch import CancelWatch
 from lightning_sanity.callbacks._compiled import hookable_modules
 from lightning_sanity.callbacks._step_watch import StepWatch, function_name
 from lightning_sanity.callbacks.norm_meter import StepRow, any_layers
@@ -44,7 +49,8 @@ def _tensors(value: Any) -> list[torch.Tensor]:
 class GradientProbe:
     """Layers that are trainable but got no gradient in the first step, watched for one batch: did they run,
     and with autograd recording? (Tells "never called" from "cut off from the loss" from "under no_grad".)
-    Of those that ran with autograd recording, :attr:`cut` names those whose output was consumed through a cut."""
+    Of those that ran with autograd recording, :attr:`cut` names those whose output was consumed through a cut.
+    Layers whose first-step gradient was exactly zero are followed by :attr:`cancel` on the same batch."""
 
     def __init__(self) -> None:
         self.targets: list[str] = []
@@ -55,12 +61,23 @@ class GradientProbe:
         self._watch: StepWatch | None = None
         self._followed: dict[int, tuple[weakref.ref, frozenset[str]]] = {}
         self.followed_all = False  # the watch saw the whole probed batch without an error
+        self.cancel: CancelWatch | None = None
 
-    def plan(self, layers: LM.LayerMap, row: StepRow) -> None:
-        """After the first step: layers that are trainable but got no gradient are watched for one batch."""
+    def plan(self, layers: LM.LayerMap, row: StepRow, zero: torch.Tensor | None = None) -> None:
+        """After the first step: layers that are trainable but got no gradient are watched for one batch, and so
+        are those whose gradient was exactly zero (``zero``: bool per layer, on the host)."""
         L = len(layers)
         missing = any_layers(row.patterns, "trainable", L) & ~any_layers(row.patterns, "has_grad", L)
         self.targets = [layers.names[i] for i in missing.nonzero().flatten().tolist()]
+        if zero is not None and bool(zero.any()):
+            chosen = set(zero.nonzero().flatten().tolist())
+            names = {layers.names[i] for i in chosen}
+            self.cancel = CancelWatch(names, {p: layers.names[i] for p, i in layers.param_layer.items() if i in chosen})
+            self.targets += sorted(names)
+
+    def cancelled(self, name: str) -> bool:
+        """True when ``name`` (exactly zero gradient) computes on a branch that cancels to zero for every sample."""
+        return self.followed_all and self.cancel is not None and name in self.cancel.cancelled()
 
     def arm(self, pl_module: torch.nn.Module) -> None:
         modules = dict(hookable_modules(pl_module))
@@ -69,9 +86,12 @@ class GradientProbe:
             if module is None:
                 continue
 
-            def hook(_module, _args, output, name=name) -> None:
+            def hook(_module, args, output, name=name) -> None:
                 # Notes that the module ran, whether autograd was recording, and follows its outputs: no observer
                 # effect (identities and flags only).
+                if self.cancel is not None and name in self.cancel.targets:
+                    self.cancel.layer_ran(name, args, output)
+                    return
                 recording = torch.is_grad_enabled()
                 self.ran[name] = self.ran.get(name, False) or recording
                 if recording:
@@ -107,6 +127,8 @@ class GradientProbe:
         return entry[1] if entry is not None and entry[0]() is tensor else frozenset()
 
     def _after_call(self, func: Any, args: tuple, kwargs: dict, result: Any) -> None:
+        if self.cancel is not None:
+            self.cancel.after_call(func, args, kwargs, result)
         if not self._followed:
             return
         names: frozenset[str] = frozenset()
@@ -133,3 +155,5 @@ class GradientProbe:
             self.followed_all = watch.failed is None
             watch.stop()
         self._followed = {}
+        if self.cancel is not None:
+            self.cancel.forget()

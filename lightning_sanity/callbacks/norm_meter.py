@@ -337,6 +337,17 @@ class NormMeter:
             stride.charge(time.thread_time() - start)
         return row
 
+    def zero_layers(self) -> Optional[torch.Tensor]:
+        """Layers whose gradient in the last closed row was present and exactly zero: bool per layer, on the host
+        (one read, made once after the first step to plan the gradient probe)."""
+        if self.buf is None or self.row == 0 or not self.rows:
+            return None
+        sums = torch.zeros(len(self.layers), dtype=torch.float32, device=self.buf.device)
+        for view in self.views.values():
+            if view.grad_norms is not None and view.params:
+                sums.index_add_(0, view.layer_index, view.grad_norms[self.row - 1])
+        return (sums == 0).cpu() & any_layers(self.rows[-1].patterns, "has_grad", len(self.layers))
+
     def read(self, sharded: bool) -> Optional[tuple[torch.Tensor, list[StepRow]]]:
         """The buffered rows on the host (float64) with their facts, and an empty buffer; None when empty."""
         rows = self.row

@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING, Optional
 
 import torch
 
-from lightning_sanity.callbacks._param_zero import report_dead_parameters
+from lightning_sanity.callbacks._dead_verdicts import DeadVerdicts
 from lightning_sanity.callbacks.norm_meter import StepRow
 from lightning_sanity.checks import norms as N
 from lightning_sanity.checks.accumulation import accumulating_message, find_accumulating
-from lightning_sanity.checks.dead_params import last_block_side_output, member_signatures, unrouted_members
 from lightning_sanity.checks.first_step import first_step_spike
 from lightning_sanity.checks.init_scale import beyond_init_scale, default_init_norms
 from lightning_sanity.checks.naming import common_module, short_list
@@ -29,8 +28,8 @@ if TYPE_CHECKING:
     import lightning.pytorch as pl
 
 
-class NormVerdicts:
-    """The judging half of the norm monitor (see the module docstring)."""
+class NormVerdicts(DeadVerdicts):
+    """The judging half of the norm monitor (see the module docstring); dead-gradient's in :mod:`._dead_verdicts`."""
 
     def _judge_spikes(self, trainer: "pl.Trainer", grad_sq: torch.Tensor, meta: list[StepRow]) -> None:
         """The global gradient norm of each buffered step against the running history before it.
@@ -119,121 +118,9 @@ class NormVerdicts:
         layer = int(norms.argmax())
         return self.layers.names[layer], norms[layer].item()
 
-    def _conclude_dead(self, trainer: "pl.Trainer", steps: int) -> None:
-        if "dead-gradient" not in self.active_checks:
-            return
-        names, counts = self.layers.names, self._history.counts
-        dead = N.dead_layers(counts)
-        if self._flags.sharded:
-            dead["missing"] = []
-        observed = [i for i in range(len(names)) if counts.observed[i] >= N.MIN_STEPS]
-        cut_off = [i for i in dead["missing"] if self._probe.ran.get(names[i])]
-        # Ran, nothing read its output, and it is the last block's hand-over to a next block that does not exist
-        # (N-BEATS's last backcast): dead code by design, info. Outputs dropped in every block stay a warning.
-        any_dead = {i for kind in dead.values() for i in kind}
-        alive = [names[i] for i in observed if i not in any_dead]
-        unconsumed = [i for i in cut_off if self._probe.unconsumed(names[i]) and last_block_side_output(names[i], alive)]
-        cut = [i for i in cut_off if i not in unconsumed]
-        no_grad_mode = [i for i in dead["missing"] if names[i] in self._probe.ran and not self._probe.ran[names[i]]]
-        unused = [i for i in dead["missing"] if names[i] not in self._probe.ran]
-        broken = set(cut_off) | set(dead["zero"]) | set(dead["died"])
-        everything = bool(observed) and broken >= set(observed)
-        meta = self._history.first_meta
-        if everything:
-            kinds = sorted({k for k, v in dead.items() if v and k != "missing"} | ({"missing"} if cut_off else set()))
-            self._report(
-                trainer, "dead-gradient", Severity.ERROR,
-                f"Every trainable layer ({len(observed)}) got a zero or missing gradient on every step over "
-                f"{steps} steps: nothing in the model is learning.",
-                "Check the loss: a weight of 0 on the loss, a loss computed from detached tensors or from "
-                "non-differentiable ops (round, argmax, comparisons, .item()), or an all-zero initialisation.",
-                where=None, meta=meta, data={"layers": [names[i] for i in observed], "kinds": kinds, "steps": steps},
-            )
-            return
-        if cut:
-            self._report_layers(
-                trainer, cut, Severity.WARNING, meta,
-                "ran in the forward pass but never received a gradient (grad is None) over {steps} steps: "
-                "{its} output does not reach the loss through differentiable ops",
-                "Look for .detach(), .item(), .numpy(), torch.no_grad() or integer ops such as argmax between "
-                "these layers and the loss; if they are meant to stay fixed, set requires_grad_(False).",
-                steps, kind="missing")
-        if dead["zero"]:
-            self._report_layers(
-                trainer, dead["zero"], Severity.WARNING, meta,
-                "got an exactly zero gradient on every step over {steps} steps",
-                "Look for ops with zero derivative between these layers and the loss (torch.round, floor, sign, "
-                "clamp that is always active), a loss term multiplied by 0, an all-zero initialisation, or "
-                "ReLUs after them that are always off (see dead-activations).",
-                steps, kind="zero")
-        unrouted = unrouted_members(dead["died"], any_dead,
-                                    [n if i in observed else "" for i, n in enumerate(names)],
-                                    member_signatures(trainer.lightning_module)) if dead["died"] else []
-        died = [i for i in dead["died"] if i not in unrouted]
-        if unrouted:  # checks/dead_params.py: data-dependent routing, not a broken gradient path
-            since = self._died_meta(unrouted, meta)
-            self._report_layers(
-                trainer, unrouted, Severity.INFO, since,
-                f"learned at first, then got no gradient from step {since[0]} to the end of the run, while identical "
-                "sibling modules of the same container kept learning: the data no longer reach {them} (a "
-                "mixture-of-experts router that stopped choosing some experts)",
-                "If these are experts, raise the load-balancing loss weight, add router noise or a capacity limit, "
-                "or re-initialise unused experts; if every sample should reach them, look for the mask or index "
-                "that leaves them out.", steps, kind="unrouted")
-        if died:
-            died_meta = self._died_meta(died, meta)
-            self._report_layers(
-                trainer, died, Severity.WARNING, died_meta,
-                "learned at first, then got zero or missing gradients on every step from step "
-                f"{died_meta[0]} to the end of the run",
-                "Units may have died after a large update: lower the learning rate, use LeakyReLU/GELU, and "
-                "check dead-activations.", steps, kind="died")
-        if no_grad_mode:
-            self._report_layers(
-                trainer, no_grad_mode, Severity.INFO, meta,
-                "{are} trainable and in the optimizer but runs only under torch.no_grad() in training",
-                "If it is meant to stay fixed, set requires_grad_(False) and leave it out of the optimizer "
-                "(weight decay still changes it otherwise).", steps, kind="no_grad")
-        if unconsumed:
-            self._report_layers(
-                trainer, unconsumed, Severity.INFO, meta,
-                "ran in training_step but nothing used {its} output, so no gradient ever reaches {them} over "
-                "{steps} steps (wasted compute; DDP needs find_unused_parameters=True)",
-                "If the output is not needed (e.g. the last block's backcast in N-BEATS), skip computing it or "
-                "freeze the layer; if it was meant to feed the loss, add it there.", steps, kind="unconsumed")
-        if unused:
-            self._report_layers(
-                trainer, unused, Severity.INFO, meta,
-                "{are} trainable and in the optimizer but {were} never called in training_step, so no gradient ever reaches {them}",
-                "If it is used only in validation or not at all, freeze it or leave it out of the optimizer.",
-                steps, kind="unused")
-        report_dead_parameters(self, trainer, dead, meta, bool(broken))  # a tensor dead inside a live layer
-
     def _default_norms(self, trainer: "pl.Trainer") -> torch.Tensor:
         """Each layer's norm under its default initialisation (checks/init_scale.py)."""
         return default_init_norms(trainer.lightning_module, self.layers.names, self.layers.numels)
-
-    def _died_meta(self, layers: list[int], meta):
-        """Where the gradients of ``layers`` died (the earliest of them), not the first step of the run."""
-        since = self._history.counts.dead_since
-        since = since[layers] if since is not None else None
-        if since is None or not bool((since[:, 0] >= 0).all()):
-            return meta
-        step, epoch, batch_idx = since[int(since[:, 0].argmin())].tolist()
-        return (step, epoch, batch_idx if batch_idx >= 0 else None)
-
-    def _report_layers(self, trainer, layers: list[int], severity, meta, what: str, advice: str, steps: int, kind: str) -> None:
-        names = [self.layers.names[i] for i in layers]
-        if len(names) == 1:
-            subject, what = f"Layer `{names[0]}`", what.replace("{are}", "is").replace("{were}", "was").replace("{them}", "it").replace("{its}", "its")
-        else:
-            subject = f"{len(names)} layers ({short_list(names)})"
-            what = what.replace("{are}", "are").replace("{were}", "were").replace("{them}", "them").replace("{its}", "their").replace("runs", "run")
-        self._report(
-            trainer, "dead-gradient", severity, f"{subject} {what.format(steps=steps)}.", advice,
-            where=common_module(names) if len(names) > 1 else names[0], meta=meta,
-            data={"layers": names, "kind": kind, "steps": steps},
-        )
 
     def _conclude_vanishing(self, trainer, grad_sq, weight_sq, present) -> set[int]:
         if "vanishing-gradient" not in self.active_checks:

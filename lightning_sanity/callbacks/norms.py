@@ -280,8 +280,8 @@ class NormMonitor(IdleOptimizerHooks, NormVerdicts, SanityCallback):
             return  # an accumulation micro-batch, or no optimizer stepped
         try:
             row = meter.end_batch(trainer.current_epoch, batch_idx)
-            if meter.stepped == 1:
-                self._probe.plan(self.layers, row)
+            if meter.stepped == 1:  # the layers whose gradient was missing or exactly zero: watched on the next batch
+                self._probe.plan(self.layers, row, meter.zero_layers() if "dead-gradient" in self.active_checks else None)
             chart = meter.stepped % meter.every == 0
             if meter.row >= meter.buf.shape[0] or (chart and self._flags.sharded):  # sharded: all ranks reduce
                 self._flush(trainer, log=self._flags.log and chart)

@@ -150,3 +150,9 @@ ADVICE = ("A tensor whose gradient is zero everywhere is multiplied by zero on i
           "'observed', so every present value is masked out; features zero-filled or zeroed by a mask), every unit "
           "before it dead (see dead-activations), or a gate or mask that is always shut. If it is meant to stay "
           "fixed, set requires_grad_(False).")
+
+CANCELLED_ADVICE = ("Nothing to fix in the gradient path: the branch's value is exactly zero whatever the weights, e.g. a "
+                    "PoolFormer token mixer `pool(x) - x` on a 1x1 map, which happens when the inputs are smaller than "
+                    "the model was designed for (32x32 images through a 224x224 backbone with 32x downsampling). Use "
+                    "larger inputs or fewer downsampling stages if the branch should contribute; otherwise its layers "
+                    "are wasted parameters.")
