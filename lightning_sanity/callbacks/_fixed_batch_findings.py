@@ -121,37 +121,28 @@ class FixedBatchFindings:
         place = f"first in `{culprit}`" if culprit else f"in {type(pl_module).__name__}.forward itself"
         dropout = self._dropout_in_eval(trainer, pl_module, batch, x)
         masks = sorted(getattr(self, "_mask_draws", ()) or ())
-        if dropout is not None and not dropout and masks and getattr(self, "_mask_objective", False):
-            # The mask picks the targets of the forward's own loss (masked-LM, ELECTRA): the objective itself.
-            self.report(
-                trainer, "train-mode", "info",
-                f"Two evaluations of the same batch in eval mode with the same weights disagree (largest difference "
-                f"{diff:.3g}), {place}: the forward draws a random mask in eval ({', '.join(masks)}) and picks the "
-                "targets of its own loss with it (masked-language-model or ELECTRA-style pre-training), so each "
-                "validation loss is over a new random mask.",
-                "Nothing to do if that is the objective; for validation figures that compare between epochs, draw "
-                "the validation masks once (a seeded generator) in the validation data.",
-                where=culprit, data={"max_abs_difference": diff, "module": culprit, "source": "objective-masking",
-                                     "draws": masks},
-                key="eval-masking",
-            )
-            return
         if dropout is not None and not dropout and masks:
-            # Random masking (SpecAugment, cutout, token masking): a training-time augmentation running in eval.
-            self.report(
-                trainer, "train-mode", "warning",
-                f"Two evaluations of the same batch in eval mode with the same weights disagree (largest difference "
-                f"{diff:.3g}), {place}: the model is not deterministic in eval mode. A random mask is drawn in eval "
-                f"({', '.join(masks)}): an augmentation such as SpecAugment, cutout or token masking, or stochastic "
-                "depth (drop-path), runs without `if self.training:`, so validation and inference see damaged inputs or "
-                "features and change from call to call.",
-                "Put the augmentation behind `if self.training:` (or move it to the training transforms), and pass "
-                "`self.training` to a `drop_path(x, p, training)` function (a default of True keeps it on in eval); "
-                "eval and inference should see the inputs and every branch whole.",
-                where=culprit, data={"max_abs_difference": diff, "module": culprit, "source": "masking",
-                                     "draws": masks},
-                key="eval-masking",
-            )
+            disagree = (f"Two evaluations of the same batch in eval mode with the same weights disagree (largest "
+                        f"difference {diff:.3g}), {place}")
+            if getattr(self, "_mask_objective", False):
+                # The mask picks the targets of the forward's own loss (masked LM, ELECTRA): the objective itself.
+                severity, source = "info", "objective-masking"
+                message = (f"{disagree}: the forward draws a random mask in eval ({', '.join(masks)}) and picks the "
+                           "targets of its own loss with it (masked-language-model or ELECTRA-style pre-training), "
+                           "so each validation loss is over a new random mask.")
+                advice = ("Nothing to do if that is the objective; for validation figures that compare between "
+                          "epochs, draw the validation masks once (a seeded generator) in the validation data.")
+            else:  # SpecAugment, cutout, token masking: a training-time augmentation running in eval
+                severity, source = "warning", "masking"
+                message = (f"{disagree}: the model is not deterministic in eval mode. A random mask is drawn in eval "
+                           f"({', '.join(masks)}): an augmentation such as SpecAugment, cutout or token masking, or "
+                           "stochastic depth (drop-path), runs without `if self.training:`, so validation and "
+                           "inference see damaged inputs or features and change from call to call.")
+                advice = ("Put the augmentation behind `if self.training:` (or move it to the training transforms), "
+                          "and pass `self.training` to a `drop_path(x, p, training)` function (a default of True "
+                          "keeps it on in eval); eval and inference should see the inputs and every branch whole.")
+            self.report(trainer, "train-mode", severity, message, advice, where=culprit, key="eval-masking",
+                        data={"max_abs_difference": diff, "module": culprit, "source": source, "draws": masks})
             return
         if dropout is not None and not dropout:
             # Randomness other than dropout (randn, rand, bernoulli, ...): a VAE's reparameterisation or a
