@@ -40,13 +40,17 @@ def link_consequences(findings: Iterable[Finding]) -> None:
         primary = min(sharing, key=_located_order)
         at = f" at step {primary.global_step}" if primary.global_step is not None else ""
         for finding in sharing:
-            if finding is primary:
-                continue
-            finding.data["advice_alone"] = finding.advice
-            finding.data["likely_cause"] = {"check": primary.check, "global_step": primary.global_step}
-            finding.advice = (f"Likely a consequence of the {primary.check} finding{at} (the same cause: {cause}): "
-                              "act on that one first, then re-run; this finding's own advice is in "
-                              'data["advice_alone"].')
+            if finding is not primary:
+                _point_at(finding, primary, f"{at} (the same cause: {cause})")
+
+
+def _point_at(finding: Finding, primary: Finding, why: str) -> None:
+    """Make ``finding`` a likely consequence of ``primary`` (``why`` follows "the <check> finding"), keeping its own
+    advice in ``data["advice_alone"]``."""
+    finding.data["advice_alone"] = finding.advice
+    finding.data["likely_cause"] = {"check": primary.check, "global_step": primary.global_step}
+    finding.advice = (f"Likely a consequence of the {primary.check} finding{why}: act on that one first, then re-run; "
+                      'this finding\'s own advice is in data["advice_alone"].')
 
 
 #: Findings that follow from a model whose output does not depend on its input (``constant-output`` at fit start):
@@ -71,12 +75,8 @@ def link_to_constant_output(findings: Iterable[Finding]) -> None:
                                                    or finding.data.get("ends_at_baseline"))
         if finding.check not in COLLAPSE_CONSEQUENCES and not flat:
             continue
-        finding.data["advice_alone"] = finding.advice
-        finding.data["likely_cause"] = {"check": primary.check, "global_step": primary.global_step}
-        finding.advice = (f"Likely a consequence of the constant-output finding (the model's output does not depend "
-                          f"on its input{at}, so the layers before it get no gradient and the loss cannot beat the "
-                          "input-independent baseline): act on that one first, then re-run; this finding's own advice "
-                          'is in data["advice_alone"].')
+        _point_at(finding, primary, f" (the model's output does not depend on its input{at}, so the layers before "
+                                    "it get no gradient and the loss cannot beat the input-independent baseline)")
 
 
 def _located_order(finding: Finding) -> tuple[Any, ...]:
