@@ -31,7 +31,7 @@ log-likelihood with its minus sign forgotten.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Optional
 
 import torch
@@ -39,6 +39,27 @@ import torch
 #: Nodes visited before giving up (None: unknown). A model's first-step graph is a few nodes per layer; this
 #: bounds the one-off walk to well under a second on a graph far larger than any model's.
 MAX_NODES = 200_000
+
+
+class GraphTooLarge(Exception):
+    """The walk passed :data:`MAX_NODES` nodes."""
+
+
+def graph_nodes(loss: torch.Tensor, stops: Iterable[Any] = ()) -> Iterator[Any]:
+    """Each node of ``loss``'s autograd graph once, depth first, not past the nodes in ``stops``; raises
+    :class:`GraphTooLarge` past :data:`MAX_NODES`. Read-only: the nodes are only visited."""
+    stop_ids = {id(node) for node in stops if node is not None}
+    seen: set[int] = set()
+    todo = [loss.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is None or id(node) in seen or id(node) in stop_ids:
+            continue
+        seen.add(id(node))
+        if len(seen) > MAX_NODES:
+            raise GraphTooLarge
+        yield node
+        todo.extend(fn for fn, _ in getattr(node, "next_functions", ()))
 
 
 def loss_has_own_terms(loss: Any, stops: Iterable[Any]) -> Optional[bool]:
@@ -55,20 +76,10 @@ def loss_has_own_terms(loss: Any, stops: Iterable[Any]) -> Optional[bool]:
     """
     if not isinstance(loss, torch.Tensor) or loss.grad_fn is None:
         return None
-    stop_ids = {id(node) for node in stops if node is not None}
-    seen: set[int] = set()
-    todo = [loss.grad_fn]
-    while todo:
-        node = todo.pop()
-        if node is None or id(node) in seen or id(node) in stop_ids:
-            continue
-        seen.add(id(node))
-        if len(seen) > MAX_NODES:
-            return None
-        if type(node).__name__ == "AccumulateGrad":
-            return True
-        todo.extend(fn for fn, _ in getattr(node, "next_functions", ()))
-    return False
+    try:
+        return any(type(node).__name__ == "AccumulateGrad" for node in graph_nodes(loss, stops))
+    except GraphTooLarge:
+        return None
 
 
 #: Nodes that keep a log-probability's sign: selections, reshapes, sums and means of it.

@@ -35,7 +35,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from lightning_sanity.checks.loss_graph import MAX_NODES
+from lightning_sanity.checks.loss_graph import GraphTooLarge, graph_nodes
 
 #: ``nn.Module``'s own attributes (hooks, registries): never user state that could hide a layer.
 _MODULE_INTERNALS = frozenset(vars(nn.Module()))
@@ -46,20 +46,14 @@ def graph_parameters(loss: Any) -> Optional[list[torch.Tensor]]:
     when the loss has no graph or the graph is too large to walk. Read-only: the nodes are only visited."""
     if not isinstance(loss, torch.Tensor) or loss.grad_fn is None:
         return None
-    seen: set[int] = set()
     found: dict[int, torch.Tensor] = {}
-    todo = [loss.grad_fn]
-    while todo:
-        node = todo.pop()
-        if node is None or id(node) in seen:
-            continue
-        seen.add(id(node))
-        if len(seen) > MAX_NODES:
-            return None
-        leaf = getattr(node, "variable", None) if type(node).__name__ == "AccumulateGrad" else None
-        if isinstance(leaf, nn.Parameter) and leaf.requires_grad:
-            found.setdefault(id(leaf), leaf)
-        todo.extend(fn for fn, _ in getattr(node, "next_functions", ()))
+    try:
+        for node in graph_nodes(loss):
+            leaf = getattr(node, "variable", None) if type(node).__name__ == "AccumulateGrad" else None
+            if isinstance(leaf, nn.Parameter) and leaf.requires_grad:
+                found.setdefault(id(leaf), leaf)
+    except GraphTooLarge:
+        return None
     return list(found.values())
 
 
