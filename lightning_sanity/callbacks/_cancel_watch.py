@@ -20,13 +20,12 @@ verdict asks for them at the end of fit.
 
 from __future__ import annotations
 
-import weakref
 from typing import Any, Optional
 
 import torch
 from torch.utils._pytree import tree_leaves
 
-from lightning_sanity.callbacks._step_watch import SHAPE_OPS, function_name
+from lightning_sanity.callbacks._step_watch import SHAPE_OPS, Tags, function_name
 
 #: Sums and differences: a result of exactly zero from non-zero terms is a cancellation.
 CANCELLING = frozenset({"sub", "__sub__", "__rsub__", "rsub", "sub_", "__isub__", "subtract",
@@ -44,32 +43,15 @@ def _tensors(value: Any) -> list[torch.Tensor]:
     return [t for t in tree_leaves(value) if isinstance(t, torch.Tensor)]
 
 
-class _ById:
-    """Facts about live tensors, by identity, forgotten with the tensor."""
-
-    def __init__(self) -> None:
-        self._map: dict[int, tuple[weakref.ref, Any]] = {}
-
-    def get(self, tensor: torch.Tensor) -> Any:
-        entry = self._map.get(id(tensor))
-        return entry[1] if entry is not None and entry[0]() is tensor else None
-
-    def set(self, tensor: torch.Tensor, value: Any) -> None:
-        try:
-            self._map[id(tensor)] = (weakref.ref(tensor), value)
-        except TypeError:
-            pass
-
-
 class CancelWatch:
     """Follows the zero-gradient ``targets`` for one batch (see the module docstring)."""
 
     def __init__(self, targets: set[str], params: dict[int, str]) -> None:
         self.targets = frozenset(targets)
         self.params = params  # id(parameter) -> its layer, for the targets' parameters
-        self._names = _ById()  # tensor -> the target layers it was computed from
-        self._zero = _ById()  # tensor -> device bool: "this tensor is a cancelled zero"
-        self._owner = _ById()  # a view of a target's parameter -> its layer
+        self._names = Tags()  # tensor -> the target layers it was computed from
+        self._zero = Tags()  # tensor -> device bool: "this tensor is a cancelled zero"
+        self._owner = Tags()  # a view of a target's parameter -> its layer
         self.facts: list[tuple[frozenset[str], torch.Tensor]] = []
         self._cancelled: Optional[set[str]] = None
         self.broken = False  # an internal error: no verdict (the warnings stand), the gradient probe unharmed
@@ -150,4 +132,4 @@ class CancelWatch:
 
     def forget(self) -> None:
         """The batch is over: drop the references to its tensors (the facts stay)."""
-        self._names, self._zero, self._owner = _ById(), _ById(), _ById()
+        self._names, self._zero, self._owner = Tags(), Tags(), Tags()

@@ -51,12 +51,15 @@ def function_name(func: Any) -> str:
 
 
 class Tags:
-    """Tags of live tensors, by identity, forgotten with the tensor (never compared by value)."""
+    """Tags (or any facts) of live tensors, by identity, forgotten with the tensor (never compared by value)."""
 
     def __init__(self) -> None:
-        self._tags: dict[int, tuple[weakref.ref, dict[str, Any]]] = {}
+        self._tags: dict[int, tuple[weakref.ref, Any]] = {}
 
-    def get(self, tensor: Any) -> Optional[dict[str, Any]]:
+    def __len__(self) -> int:
+        return len(self._tags)
+
+    def get(self, tensor: Any) -> Any:
         if not isinstance(tensor, torch.Tensor):
             return None
         entry = self._tags.get(id(tensor))
@@ -64,7 +67,7 @@ class Tags:
             return None
         return entry[1]
 
-    def set(self, tensor: Any, tag: dict[str, Any]) -> None:
+    def set(self, tensor: Any, tag: Any) -> None:
         if isinstance(tensor, torch.Tensor):
             try:
                 self._tags[id(tensor)] = (weakref.ref(tensor), tag)

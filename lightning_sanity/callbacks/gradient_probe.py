@@ -17,7 +17,6 @@ sample (``pool(x) - x`` on a 1x1 map), rather than cut?
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 import torch
@@ -25,7 +24,7 @@ from torch.utils._pytree import tree_leaves
 
 from lightning_sanity.callbacks._cancel_watch import CancelWatch
 from lightning_sanity.callbacks._compiled import hookable_modules
-from lightning_sanity.callbacks._step_watch import StepWatch, function_name
+from lightning_sanity.callbacks._step_watch import StepWatch, Tags, function_name
 from lightning_sanity.callbacks.norm_meter import StepRow, any_layers
 from lightning_sanity.checks import layers as LM
 from lightning_sanity.cost import timed
@@ -59,7 +58,7 @@ class GradientProbe:
         self.cut: set[str] = set()
         self.armed_once = False
         self._watch: StepWatch | None = None
-        self._followed: dict[int, tuple[weakref.ref, frozenset[str]]] = {}
+        self._followed = Tags()  # tensor -> the layers it was computed from
         self.followed_all = False  # the watch saw the whole probed batch without an error
         self.cancel: CancelWatch | None = None
 
@@ -117,14 +116,11 @@ class GradientProbe:
             if not tensor.requires_grad:
                 self.cut |= names  # cut inside the layer itself (an integer output, a detach in its forward)
                 continue
-            entry = self._followed.get(id(tensor))
-            if entry is not None and entry[0]() is tensor:
-                names = names | entry[1]
-            self._followed[id(tensor)] = (weakref.ref(tensor), names)
+            names = names | (self._followed.get(tensor) or frozenset())
+            self._followed.set(tensor, names)
 
     def _names(self, tensor: torch.Tensor) -> frozenset[str]:
-        entry = self._followed.get(id(tensor))
-        return entry[1] if entry is not None and entry[0]() is tensor else frozenset()
+        return self._followed.get(tensor) or frozenset()
 
     def _after_call(self, func: Any, args: tuple, kwargs: dict, result: Any) -> None:
         if self.cancel is not None:
@@ -154,6 +150,6 @@ class GradientProbe:
         if watch is not None:
             self.followed_all = watch.failed is None
             watch.stop()
-        self._followed = {}
+        self._followed = Tags()
         if self.cancel is not None:
             self.cancel.forget()
