@@ -59,3 +59,41 @@ def test_a_ramp_is_judged_against_the_first_steps():
     # 3400 is 7.5x its own previous step, but 2800x the running median and far above the first steps
     assert N.gradient_spike(ramp, 3400.0) is None
     assert N.gradient_spike(ramp, 3400.0, reference=float(early.max())) > 1e3
+
+
+class LBFGSRegressor(L.LightningModule):
+    """Full-batch L-BFGS on the standardised diabetes set: the first step converges, later gradients are tiny."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(10, 8), nn.Tanh(), nn.Linear(8, 1))
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        penalty = sum((p ** 2).sum() for name, p in self.named_parameters() if name.endswith("weight"))
+        return F.mse_loss(self.net(x).squeeze(-1), y) + 3e-2 * penalty
+
+    def configure_optimizers(self):
+        return torch.optim.LBFGS(self.parameters(), lr=1.0, max_iter=10, history_size=20, line_search_fn="strong_wolfe")
+
+
+def test_lbfgs_first_step_above_its_converged_median_is_info(tmp_path):
+    from sklearn.datasets import load_diabetes
+    from sklearn.model_selection import train_test_split
+
+    x, _, y, _ = train_test_split(*load_diabetes(return_X_y=True), test_size=0.25, random_state=21)
+    x = torch.tensor((x - x.mean(0)) / x.std(0), dtype=torch.float32)
+    y = torch.tensor((y - y.mean()) / y.std(), dtype=torch.float32)
+    L.seed_everything(275)
+    trainer = fit(LBFGSRegressor(), tmp_path, loader(x, y, batch_size=len(x)), None, max_epochs=15,
+                  callbacks=[NormMonitor(), SanitySummary(print_summary=False)], limit_val_batches=0,
+                  log_every_n_steps=1)
+    spikes = [f for f in read_report(trainer.log_dir)["findings"] if f["check"] == "exploding-gradient"]
+    assert spikes and all(f["severity"] == "info" and f["data"]["iterating_optimizer"] == "LBFGS" for f in spikes)
+
+
+def test_iterating_optimizers_are_told_apart():
+    w = [torch.zeros(2, requires_grad=True)]
+    assert N.iterates_within_step(torch.optim.LBFGS(w))
+    assert not N.iterates_within_step(torch.optim.LBFGS(w, max_iter=1))
+    assert not N.iterates_within_step(torch.optim.Adam(w))

@@ -101,14 +101,18 @@ class NormVerdicts(DeadVerdicts):
             # Norms are read before clipping: the step itself was bounded, which is what clipping is for.
             message += (f" Gradient clipping (gradient_clip_val={clip}) bounded the update: norms are read before "
                         "clipping.")
+        iterating = next((type(o).__name__ for o in trainer.optimizers if N.iterates_within_step(o)), None)
+        if iterating:
+            message += (f" {iterating} runs several iterations in each step (`max_iter`): the other steps' "
+                        "gradients are read where it converged, so a jump above their median is its method.")
         self._report(
-            trainer, "exploding-gradient", Severity.INFO if clip else Severity.WARNING, message,
+            trainer, "exploding-gradient", Severity.INFO if clip or iterating else Severity.WARNING, message,
             "Lower the learning rate or add warm-up, clip gradients (Trainer(gradient_clip_val=1.0)), check "
             "the initialisation scale and the loss for divisions by small numbers, and add normalisation "
             "layers or weight decay.",
             where=layer, meta=(row.step, row.epoch, row.batch_idx),
             data={"kind": "spike", "grad_norm": value, "running_median": median, "factor": factor,
-                  "layer_grad_norm": layer_value, "clipped": bool(clip),
+                  "layer_grad_norm": layer_value, "clipped": bool(clip), "iterating_optimizer": iterating,
                   **({"first_step_update_ratio": first_update} if first_update is not None else {})},
         )
 

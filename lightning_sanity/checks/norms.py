@@ -18,7 +18,7 @@ import bisect
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 
@@ -221,6 +221,21 @@ def vanishing_layers(
 
 
 # --------------------------------------------------------------------------- exploding-gradient
+
+
+def iterates_within_step(optimizer: Any) -> bool:
+    """Whether one ``optimizer.step()`` runs several iterations of its own (L-BFGS: ``max_iter`` closure calls and a
+    line search): its gradients are read at points it converged to, so a step's gradient far above their median and
+    an update as large as the weights are its method, not an explosion.
+
+    >>> iterates_within_step(torch.optim.LBFGS([torch.zeros(1, requires_grad=True)]))
+    True
+    >>> iterates_within_step(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1))
+    False
+    """
+    defaults = getattr(optimizer, "defaults", None)
+    steps = defaults.get("max_iter", 1) if isinstance(defaults, dict) else 1
+    return isinstance(steps, int) and steps > 1
 
 
 def gradient_spike(history: torch.Tensor, value: float, window: int = 200, *,
