@@ -6,7 +6,7 @@ The canonical lines are `dec_in = tgt[:, :-1]` and `labels = tgt[:, 1:]`; here t
 gets at position t the token it has to predict at position t + 1, so with the causal mask every label is the decoder
 input one step back: teacher-forced accuracy is perfect and the model never learns the cipher.
 Symptom: teacher-forced val token accuracy 1.00 but greedy-decoding exact match 0.00; with the slices the right
-way round token accuracy 0.997 and greedy exact match 0.98."""
+way round token accuracy 0.99 and greedy exact match 0.92."""
 
 import lightning as L
 import torch
@@ -115,7 +115,7 @@ def main():
     val_dl = DataLoader(TensorDataset(src_va, tgt_va), batch_size=250)
 
     model = CipherTransformer()
-    trainer = L.Trainer(max_epochs=8, accelerator="cpu", devices=1, enable_progress_bar=False,
+    trainer = L.Trainer(max_epochs=7, accelerator="cpu", devices=1, enable_progress_bar=False,
                         enable_model_summary=False, logger=TensorBoardLogger("lightning_logs", name="cipher"),
                         callbacks=lightning_sanity.default_callbacks())
     trainer.fit(model, train_dl, val_dl)
