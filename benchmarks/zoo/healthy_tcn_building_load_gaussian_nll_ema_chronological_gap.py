@@ -1,8 +1,8 @@
 """Healthy: day-ahead probabilistic forecaster for the electricity load of several buildings (synthetic hourly
 load: occupancy-driven daily and weekly profile, heating/cooling response to an outdoor temperature that is known
 in advance from the weather forecast, noise). A causal dilated 1-D CNN (TCN) reads the last 72 hours of load and
-temperature plus the known next 24 hours (forecast temperature, working-day calendar) and outputs a mean and a softplus variance for each of
-the next 24 hours, trained with `F.gaussian_nll_loss` on (B, 24) tensors. Series are standardised with training
+temperature plus the known next 24 hours (forecast temperature, working-day calendar) and outputs a mean and a
+softplus variance for each of the next 24 hours, trained with `F.gaussian_nll_loss` on (B, 24) tensors. Series are standardised with training
 statistics; the split is chronological with a gap of one input window between training and validation windows.
 An exponential moving average of the weights (`AveragedModel` with `get_ema_multi_avg_fn(0.995)`, its copy frozen)
 is updated after every step and used for validation. Adam + StepLR, gradient clipping. Final val RMSE 0.14
