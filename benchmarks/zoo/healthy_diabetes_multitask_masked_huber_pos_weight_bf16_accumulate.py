@@ -1,12 +1,12 @@
 """Healthy: two-task MLP on sklearn diabetes (features StandardScaler'd on the training rows). Task 1 regresses the
 one-year progression score (standardised with training statistics, Huber loss), but the exact score is recorded
 for only ~70 % of patients: missing scores are NaN and masked out of the loss (a batch without any labelled
-score contributes zero). Task 2 predicts the registry's binary
-"marked progression" flag (score above 200, recorded for everyone; ~25 % positive) with BCE-with-logits and
-`pos_weight` = negatives / positives of the training rows. Shared trunk with LayerNorm and dropout, two heads, loss
-= Huber on labelled rows + 0.5 * BCE. AdamW with linear warm-up then cosine decay per optimizer step (LambdaLR),
-bf16-mixed autocast on CPU, batches of 16 accumulated over 2 steps, gradient clipping. Final val R^2 0.47 on
-the labelled scores, flag AUROC 0.86 (balanced accuracy 0.81)."""
+score contributes zero). Task 2 predicts the registry's binary "marked progression" flag (score above 200,
+recorded for everyone; ~25 % positive) with BCE-with-logits and `pos_weight` = negatives / positives of the
+training rows. Shared trunk with LayerNorm and dropout, two heads, loss = Huber on labelled rows + 0.5 * BCE.
+AdamW with linear warm-up then cosine decay per optimizer step (LambdaLR), bf16-mixed autocast on CPU, batches of
+16 accumulated over 2 steps, gradient clipping. Final val R^2 0.47 on the labelled scores, flag AUROC 0.86
+(balanced accuracy 0.81)."""
 
 import math
 
@@ -122,7 +122,8 @@ def main():
         pred = (flag_logit > 0).float()
         bal_acc = 0.5 * ((pred[f == 1] == 1).float().mean() + (pred[f == 0] == 0).float().mean())
     auc = roc_auc_score(f.numpy(), flag_logit.float().numpy())
-    print(f"SYMPTOM epochs_run={trainer.current_epoch} val_r2={float(r2):.3f} val_flag_auroc={auc:.3f} val_flag_balanced_acc={float(bal_acc):.3f} "
+    print(f"SYMPTOM epochs_run={trainer.current_epoch} val_r2={float(r2):.3f} val_flag_auroc={auc:.3f} "
+          f"val_flag_balanced_acc={float(bal_acc):.3f} "
           f"predicted_pos={float(pred.mean()):.2f} true_pos={float(f.mean()):.2f}")
     print(f"LOG_DIR={trainer.log_dir}")
 
