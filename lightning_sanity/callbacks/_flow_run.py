@@ -204,6 +204,29 @@ class _FlowRun:
             spot["zero_weights"] = bool(isinstance(weight, torch.Tensor) and weight.numel() and not weight.detach().any())
         return spot
 
+    def gradient_change(self, rows: torch.Tensor, differing: Sequence[int]) -> Optional[float]:
+        """The largest change of sample 0's output (a random projection of it) that its gradient predicts for the
+        inputs of ``differing`` samples, to first order; None when no input leaf reaches it.
+
+        A straight-through estimator (``z + (q - z).detach()``) gives an output whose value ignores the input while
+        its gradient carries it: the model still learns from its input.
+        """
+        leaves = [t for t, _ in self.leaves]
+        if not leaves or not rows.requires_grad or not differing:
+            return None
+        row = flow.strided_units(rows[:1], flow.SPREAD_UNITS)[0]
+        w = torch.randn(row.shape[0], generator=torch.Generator().manual_seed(1)).to(row.device, torch.float32)
+        grads = torch.autograd.grad((row.float() * w).sum(), leaves, retain_graph=True, allow_unused=True)
+        change: Optional[float] = None
+        for g, (t, dim) in zip(grads, self.leaves):
+            if g is None:
+                continue
+            g0, x = g.movedim(dim, 0)[0].float(), t.detach().movedim(dim, 0).float()
+            steps = (x[list(differing[:8])] - x[0]).reshape(min(len(differing), 8), -1)
+            found = float((steps @ g0.reshape(-1)).abs().max())
+            change = found if change is None else max(change, found)
+        return change
+
     # -------------------------------------------------------------- batch-mixing
 
     def _weighted_sum(self, rows: torch.Tensor, index: int) -> torch.Tensor:

@@ -79,6 +79,20 @@ class _ConstantOutputGlue:
                 f"still near their initial 0/1; judged again during training as they converge.{located}",
                 batchnorm_advice(unconverged), where=where, data=data, key="constant-unconverged-batchnorm")
             return
+        units = min(int(rows.shape[1]), flow.SPREAD_UNITS)
+        change = run.gradient_change(run.views[0][1], differing) if differing else None
+        if flow.gradient_carries_input(change, scale, units):
+            data["gradient_change"] = change
+            self.report(
+                trainer, check, Severity.INFO,
+                f"In eval mode the model gives the same output (largest difference {spread:.3g} at output scale "
+                f"{scale:.3g}) for {compared} input(s) that differ, but its gradient still depends on the input (a "
+                f"straight-through estimator or another surrogate gradient around a discrete step, such as vector "
+                f"quantisation that snaps every sample to the same code at init): it can learn.{located}",
+                "Nothing to do if training spreads the codes; if the output stays constant, initialise the codebook "
+                "from encoder outputs or lower the commitment weight.",
+                where=where, data=data, key="constant-surrogate-gradient")
+            return
         self.report(
             trainer, check, Severity.ERROR,
             f"The model gives the same output (largest difference {spread:.3g} at output scale {scale:.3g}{rounding}) "
