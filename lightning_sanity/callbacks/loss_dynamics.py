@@ -251,6 +251,8 @@ class LossDynamics(SanityCallback):
                          and facts.get("loss_can_go_negative") is not True),
             log_probability=facts.get("loss_is_log_probability") is True,
             min_progress=self.loss_trend_min_progress,
+            val_losses=[v for v in (facts.get("val_loss_before_training"),) if v is not None] + list(
+                facts.get("val_losses") or ()),
             **{name: self.threshold("loss-trend", name) for name in ("rise_factor", "flat_margin", "baseline_margin")},
         )
         if reason is not None:

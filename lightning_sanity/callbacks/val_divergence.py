@@ -286,6 +286,7 @@ class ValDivergence(SanityCallback):
             self._sum, self._sq, self._count = None, None, 0
             self._train.append(train)
             self._val.append(value)
+            self.collector(trainer).facts["val_losses"] = list(self._val)  # for loss-trend: learning shown on val
         except Exception as err:  # never lose the run over a diagnostic
             log.debug("val-divergence read failed", exc_info=True)
             self._reason = self._reason or f"could not read the losses: {err!r}"
