@@ -147,6 +147,7 @@ def test_manual_decay_never_stepped_is_an_info(tmp_path):
     (lambda opt: S.StepLR(opt, 1, 0.5), "epoch"),
     (lambda opt: S.ConstantLR(opt, factor=1.0), None),
     (lambda opt: S.LambdaLR(opt, lambda s: 1.0), None),
+    (lambda opt: S.LambdaLR(opt, lambda s: 0.05), None),  # a constant scale by design, below the base rate
 ])
 def test_manual_schedulers_stepped_or_constant_are_silent(tmp_path, make, stepped):
     report = _run(ManualWithScheduler(make, stepped), tmp_path, max_epochs=3)

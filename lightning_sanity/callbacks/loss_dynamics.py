@@ -50,7 +50,9 @@ class LossDynamics(SanityCallback):
     with the schedulers' configuration (``trainer.lr_scheduler_configs``), warns when a group's rate falls below
     ``collapse_ratio`` x the largest rate it had before ``collapse_before`` of the planned training and stays
     there; falls and restarts with a period far shorter than the run; warms up for longer than the planned run;
-    or is 0 all run while the group's parameters are trainable (see :mod:`lightning_sanity.checks.schedule`).
+    or is 0 all run while the group's parameters are trainable (see :mod:`lightning_sanity.checks.schedule`); and
+    when a ReduceLROnPlateau's mode contradicts its metric's name, or a scheduler is never stepped under manual
+    optimization (:mod:`lightning_sanity.checks.scheduler_use`).
     Warmup from 0, cosine and linear decay to the end, one-cycle, warm restarts and SWA stay silent.
 
     Only global rank 0 judges; this callback writes no TensorBoard charts.

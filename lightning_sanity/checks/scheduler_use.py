@@ -140,9 +140,12 @@ def judge_never_stepped(scheduler: Any, where: str, *, lr: float, base_lr: float
     """A scheduler never stepped under manual optimization over ``epochs`` epochs, its group's rate ``lr`` all run.
 
     ``base_lr``: the rate the schedule was to reach (its ``base_lrs`` entry, or a cyclic schedule's peak). None
-    for a short run, a scheduler constant by design, or a rate of 0."""
+    for a short run, a scheduler constant by design (even at a fraction of the base rate: what it sets is meant),
+    or a rate of 0."""
     if epochs < MIN_EPOCHS or not (base_lr > 0) or not (lr > 0) or not math.isfinite(lr):
         return None
+    if _constant_by_design(scheduler):
+        return None  # stepping it would not change the rate
     ratio = lr / base_lr
     name = type(scheduler).__name__
     data = {"scheduler": name, "last_epoch": getattr(scheduler, "last_epoch", None), "lr": lr, "base_lr": base_lr,
@@ -158,8 +161,6 @@ def judge_never_stepped(scheduler: Any, where: str, *, lr: float, base_lr: float
             f"{head}: the rate stayed at {lr:.3g} all run, {ratio:.2%} of the rate the schedule was to reach ({base_lr:.3g}): "
             "the warm-up never started and the model trained at a fraction of its learning rate.",
             advice, data)
-    if _constant_by_design(scheduler):
-        return None
     return Verdict(
         "never-stepped",
         f"{head}: the rate stayed at {lr:.3g} ({ratio:.0%} of the rate the schedule was to reach, {base_lr:.3g}) "
