@@ -21,6 +21,7 @@ from typing_extensions import override
 from lightning_sanity.callbacks._loss_history import LossHistory
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.callbacks._run_length import RunProgress, batches_before_fit, planned_batches
+from lightning_sanity.callbacks._scheduler_watch import SchedulerWatch
 from lightning_sanity.checks import loss_trend, lr_history, schedule
 from lightning_sanity.checks.loss_trend import judge_loss_trend
 from lightning_sanity.callbacks._dropout_noise import dropout_noise_verdict
@@ -49,7 +50,9 @@ class LossDynamics(SanityCallback):
     with the schedulers' configuration (``trainer.lr_scheduler_configs``), warns when a group's rate falls below
     ``collapse_ratio`` x the largest rate it had before ``collapse_before`` of the planned training and stays
     there; falls and restarts with a period far shorter than the run; warms up for longer than the planned run;
-    or is 0 all run while the group's parameters are trainable (see :mod:`lightning_sanity.checks.schedule`).
+    or is 0 all run while the group's parameters are trainable (see :mod:`lightning_sanity.checks.schedule`); and
+    when a ReduceLROnPlateau's mode contradicts its metric's name, or a scheduler is never stepped under manual
+    optimization (:mod:`lightning_sanity.checks.scheduler_use`).
     Warmup from 0, cosine and linear decay to the end, one-cycle, warm restarts and SWA stay silent.
 
     Only global rank 0 judges; this callback writes no TensorBoard charts.
@@ -116,6 +119,7 @@ class LossDynamics(SanityCallback):
         self._lr_groups: Optional[tuple] = None
         self._lr_last: dict[tuple[int, int], Any] = {}  # the last rate of each group in its history
         self._broken: dict[str, str] = {}
+        self._schedulers = SchedulerWatch()
 
     # ------------------------------------------------------------------------------------------------ hooks
 
@@ -132,6 +136,21 @@ class LossDynamics(SanityCallback):
         except Exception as err:  # never lose the run over a counter
             self._run.planned, self._run.before = None, 0
             self._broken.setdefault("loss-trend", f"could not read the planned length: {err!r}")
+        if self.is_enabled("lr-schedule"):
+            try:
+                self._schedulers.start(trainer)
+            except Exception:  # an unusual scheduler: judge from the rates alone
+                self._schedulers = SchedulerWatch()
+
+    @override
+    def on_train_epoch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self._sample_schedulers(trainer)
+
+    def _sample_schedulers(self, trainer: "pl.Trainer") -> None:
+        try:
+            self._schedulers.sample(trainer)
+        except Exception:  # never lose the run over a diagnostic
+            self._schedulers.plateaus = []
 
     @override
     def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any,
@@ -188,6 +207,7 @@ class LossDynamics(SanityCallback):
 
     @override
     def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self._schedulers.epochs += 1
         self._loss.flush()
 
     @override
@@ -277,6 +297,15 @@ class LossDynamics(SanityCallback):
             return
         lowest = min(self._lr.values(), key=lambda h: (h.last or 0.0) / h.max_lr if h.max_lr > 0 else 1.0)
         facts = self._scheduler_facts(trainer)
+        self._sample_schedulers(trainer)
+        try:
+            misused = self._schedulers.verdicts(trainer, self._lr, self._run.seen)
+        except Exception:  # an unusual scheduler: judge from the rates alone
+            misused = []
+        for i, verdict in misused:
+            self._report(trainer, "lr-schedule", verdict, where=f"optimizers[{i}]")
+        # A plateau scheduler in the wrong mode is the cause of its rate's collapse: one finding, not two.
+        inverted = {i for i, v in misused if v.kind == "plateau-mode" and v.severity == "warning"}
         # StochasticWeightAveraging anneals the rate to its own swa_lrs, up or down, by design.
         swa = any(f["name"] in schedule.SWA_NAMES for f in facts) or any(
             type(c).__name__ == "StochasticWeightAveraging" for c in trainer.callbacks)
@@ -297,7 +326,7 @@ class LossDynamics(SanityCallback):
                 base = next((f["base_lrs"][j] for f in mine if len(f.get("base_lrs", ())) > j), None)
                 verdicts.append(schedule.judge_warmup(history, facts=mine, planned=self._run.planned, seen=seen,
                                                       complete=complete, seen_words=self._run.words(), base_lr=base))
-            if not history.restarts:
+            if not history.restarts and i not in inverted:
                 verdicts.append(history.judge(seen=self._run.words(),
                                               before=self.threshold("lr-schedule", "collapse_before")))
             for verdict in filter(None, verdicts):
