@@ -58,15 +58,25 @@ def run_length(channels: int) -> int:
     return max(4, math.ceil(RUN_VALUES / max(channels, 1)))
 
 
+def min_steps(channels: int) -> int:
+    """Steps a window needs to be read: three runs (``run_length + 2`` steps, the signatures' two, and two more), so
+    that a shift of one step still leaves two runs in common, the fewest :func:`judge` accepts as an overlap. What a
+    window shares with its neighbours grows as the hop shrinks: a 48-hour window cut every hour shares 47 hours, and
+    needs no room for a second run of its own (a 50 % overlap needs one run in the shared half, from about twice
+    this length)."""
+    return run_length(channels) + 4
+
+
 def readings(x: torch.Tensor) -> list[int]:
-    """The axes of batch ``x`` that may be time: ``(B, A, C)`` -> the axes long enough for two runs, of ``[1, 2]``;
-    anything else -> ``[]``: images, sets of sequences, and ``(B, T)``, which a table of features shares (a tabular
-    MLP's first epoch paid about 0.9 ms a batch for it, and its columns are no time axis)."""
+    """The axes of batch ``x`` that may be time: ``(B, A, C)`` -> the axes of ``[1, 2]`` at least
+    :func:`min_steps` long; anything else -> ``[]``: images, sets of sequences, and ``(B, T)``, which a table of
+    features shares (a tabular MLP's first epoch paid about 0.9 ms a batch for it, and its columns are no time
+    axis)."""
     if not x.is_floating_point() or x.dim() != 3 or x.shape[0] == 0:
         return []
     if x[0].numel() > MAX_SAMPLE_VALUES:
         return []
-    return [axis for axis in (1, 2) if x.shape[axis] >= 2 * run_length(x.shape[3 - axis]) + 2]
+    return [axis for axis in (1, 2) if x.shape[axis] >= min_steps(x.shape[3 - axis])]
 
 
 def step_signatures(x: torch.Tensor, axis: int) -> torch.Tensor:
