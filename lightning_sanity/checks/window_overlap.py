@@ -59,11 +59,14 @@ def run_length(channels: int) -> int:
 
 
 def min_steps(channels: int) -> int:
-    """Steps a window needs to be read: three runs (``run_length + 2`` steps, the signatures' two, and two more), so
-    that a shift of one step still leaves two runs in common, the fewest :func:`judge` accepts as an overlap. What a
-    window shares with its neighbours grows as the hop shrinks: a 48-hour window cut every hour shares 47 hours, and
-    needs no room for a second run of its own (a 50 % overlap needs one run in the shared half, from about twice
-    this length)."""
+    """Steps a window needs to be read: enough for three runs (``T - 2`` step signatures, ``T - 1 - run_length``
+    runs), so that a neighbour shifted by one step still shares two, the fewest :func:`judge` accepts as an overlap.
+    What neighbours share is set by the hop, not by the window: 48 hourly values cut every hour share 47, however
+    short the window is next to a run (a 50 % overlap needs two runs in the shared half, about twice this length).
+
+    >>> min_steps(1), min_steps(3), min_steps(8)
+    (28, 12, 8)
+    """
     return run_length(channels) + 4
 
 
