@@ -1,6 +1,8 @@
 """split-overlap on windowed recordings: overlapping windows cut first and split at random fire (raw windows and
 windows standardised one by one); windows of recordings split first, and a forecaster validated on the last part of
-each series (its windows reach back into training at the boundary, on one side), stay silent."""
+each series (its windows reach back into training at the boundary, on one side), stay silent. Short windows of one
+hourly series cut every hour and shuffled by `train_test_split` fire; the same split in time, or windows that do not
+overlap, stay silent."""
 
 from __future__ import annotations
 
@@ -101,3 +103,68 @@ def test_runs_ignore_affine_changes_and_straight_lines():
     assert torch.equal(a, b)
     ramp = torch.arange(64.0)[None, :, None].expand(1, 64, 2)
     assert not W.window_runs(ramp, 1).any()  # one signature throughout: nothing to match on
+
+
+class Forecaster(LossSteps):
+    """A small causal-conv forecaster on ``(B, 1, T)`` windows of one series, predicting the next 6 steps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv1d(1, 8, 5), nn.GELU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(8, 6))
+
+    def _loss(self, batch):
+        x, y = batch
+        return nn.functional.mse_loss(self.net(x), y)
+
+
+def _hourly_windows(lookback: int = 48, stride: int = 1, days: int = 40):
+    """Windows of one hourly series (daily profile, trend, noise), standardised, cut every ``stride`` hours."""
+    g = torch.Generator().manual_seed(3)
+    hours = torch.arange(days * 24).float()
+    profile = torch.exp(-((hours % 24 - 8) ** 2) / 3) + 1.2 * torch.exp(-((hours % 24 - 17.5) ** 2) / 4)
+    series = profile * (1 + hours / hours[-1]) + 0.1 * torch.randn(len(hours), generator=g)
+    z = (series - series.mean()) / series.std()
+    w = z.unfold(0, lookback + 6, stride)
+    return w[:, None, :lookback], w[:, lookback:]
+
+
+def _fit_forecaster(tmp_path, train, val):
+    L.seed_everything(0)
+    t = trainer(tmp_path, [SplitOverlap(), SanitySummary(print_summary=False)], logger=None, max_epochs=1,
+                num_sanity_val_steps=0)
+    t.fit(Forecaster(), DataLoader(TensorDataset(*train), batch_size=64, shuffle=True),
+          DataLoader(TensorDataset(*val), batch_size=256))
+    return read_report(t.log_dir)
+
+
+def test_hourly_windows_cut_every_hour_and_shuffled_fire(tmp_path):
+    """`train_test_split(X, Y, test_size=0.2)` meant as "the last 20 %" shuffles: 48-step windows of one series,
+    shorter than two runs, still share 47 steps with their neighbours."""
+    x, y = _hourly_windows()
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    cut = int(0.8 * len(x))
+    found = serious(_fit_forecaster(tmp_path, (x[order[:cut]], y[order[:cut]]), (x[order[cut:]], y[order[cut:]])),
+                    "split-overlap")
+    assert found and found[0]["data"]["time_axis"] == 2 and found[0]["data"]["both_sides_share"] > 0.9
+
+
+@pytest.mark.parametrize("split", ["chronological", "chronological_gap", "non_overlapping_shuffled"])
+def test_hourly_windows_split_in_time_or_not_overlapping_stay_silent(tmp_path, split):
+    x, y = _hourly_windows(stride=54, days=200) if split == "non_overlapping_shuffled" else _hourly_windows()
+    cut = int(0.8 * len(x))
+    if split == "non_overlapping_shuffled":
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+        train, val = (x[order[:cut]], y[order[:cut]]), (x[order[cut:]], y[order[cut:]])
+    else:
+        gap = 54 if split == "chronological_gap" else 0
+        train, val = (x[:cut - gap], y[:cut - gap]), (x[cut:], y[cut:])
+    report = _fit_forecaster(tmp_path, train, val)
+    assert not serious(report, "split-overlap")
+    detail = {c["name"]: c for c in report["checks"]}["split-overlap"]["detail"]
+    assert "validation windows" in detail  # the windows were read, and judged one-sided or apart
+
+
+def test_windows_are_read_from_three_runs():
+    assert W.min_steps(1) == 28 and W.min_steps(3) == 12
+    assert W.readings(torch.randn(2, 1, 28)) == [2] and W.readings(torch.randn(2, 1, 27)) == []
+    assert W.readings(torch.randn(2, 12, 3)) == [1]

@@ -10,9 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from lightning_sanity.callbacks._param_zero import report_dead_parameters
+from lightning_sanity.checks import layers as LM
 from lightning_sanity.checks import norms as N
 from lightning_sanity.checks.dead_params import (
     CANCELLED_ADVICE,
+    NO_GRAD_ADVICE,
+    constant_tensors,
     last_block_side_output,
     member_signatures,
     unrouted_members,
@@ -107,6 +110,21 @@ class DeadVerdicts:
                 f"{died_meta[0]} to the end of the run",
                 "Units may have died after a large update: lower the learning rate, use LeakyReLU/GELU, and "
                 "check dead-activations.", steps, kind="died")
+        # Under no_grad, feeding layers that learn, and never trained: an encoder cut from the loss by a no_grad
+        # meant for inference. A frozen pretrained extractor holds no constructor fill; a teacher feeds no parameter.
+        feeding, untrained = self._untrained_features(trainer, no_grad_mode, alive)
+        if untrained:
+            consumers = sorted({c for i in feeding for c in self._probe.fed[names[i]] if c in alive})
+            self._report_layers(
+                trainer, feeding, Severity.WARNING, meta,
+                "{are} trainable and in the optimizer but runs only under torch.no_grad() in training, so no gradient "
+                "reaches {them} over {steps} steps, while {its} output feeds layers that learn ("
+                + short_list([f"`{c}`" for c in consumers], limit=3) + ") and {its} weights are still at their "
+                "initialisation (" + short_list([f"`{n}`" for n in untrained], limit=3)
+                + (" holds" if len(untrained) == 1 else " hold") + " one value throughout, as constructed): the model "
+                "learns on top of random features",
+                NO_GRAD_ADVICE, steps, kind="no_grad", extra={"feeds": consumers, "untrained": untrained})
+            no_grad_mode = [i for i in no_grad_mode if i not in feeding]
         if no_grad_mode:
             self._report_layers(
                 trainer, no_grad_mode, Severity.INFO, meta,
@@ -126,7 +144,23 @@ class DeadVerdicts:
                 "{are} trainable and in the optimizer but {were} never called in training_step, so no gradient ever reaches {them}",
                 "If it is used only in validation or not at all, freeze it or leave it out of the optimizer.",
                 steps, kind="unused")
-        report_dead_parameters(self, trainer, dead, meta, bool(broken))  # a tensor dead inside a live layer
+        report_dead_parameters(self, trainer, dead, meta, bool(broken) or bool(untrained))  # a tensor dead inside a live layer
+
+    def _untrained_features(self, trainer, no_grad_mode: list[int], alive: list[str]) -> tuple[list[int], list[str]]:
+        """Of the layers that ran only under no_grad, those whose output fed a layer that learns, and their
+        tensors still at a constructor's constant fill (none: the layers may be a trained, frozen extractor)."""
+        names = self.layers.names
+        feeding = [i for i in no_grad_mode if self._probe.fed.get(names[i], set()) & set(alive)]
+        if not feeding:
+            return [], []
+        modules = dict(trainer.lightning_module.named_modules())
+        named = []
+        for i in feeding:
+            module = modules.get("" if names[i] == LM.ROOT else names[i])
+            if module is not None:
+                prefix = "" if names[i] == LM.ROOT else names[i] + "."
+                named += [(prefix + n, p) for n, p in module.named_parameters(recurse=False) if p.requires_grad]
+        return feeding, constant_tensors(named)
 
     def _died_meta(self, layers: list[int], meta):
         """Where the gradients of ``layers`` died (the earliest of them), not the first step of the run."""
@@ -137,7 +171,8 @@ class DeadVerdicts:
         step, epoch, batch_idx = since[int(since[:, 0].argmin())].tolist()
         return (step, epoch, batch_idx if batch_idx >= 0 else None)
 
-    def _report_layers(self, trainer, layers: list[int], severity, meta, what: str, advice: str, steps: int, kind: str) -> None:
+    def _report_layers(self, trainer, layers: list[int], severity, meta, what: str, advice: str, steps: int, kind: str,
+                       extra: dict | None = None) -> None:
         names = [self.layers.names[i] for i in layers]
         if len(names) == 1:
             subject, what = f"Layer `{names[0]}`", what.replace("{are}", "is").replace("{were}", "was").replace("{them}", "it").replace("{its}", "its")
@@ -147,5 +182,5 @@ class DeadVerdicts:
         self._report(
             trainer, "dead-gradient", severity, f"{subject} {what.format(steps=steps)}.", advice,
             where=common_module(names) if len(names) > 1 else names[0], meta=meta,
-            data={"layers": names, "kind": kind, "steps": steps},
+            data={"layers": names, "kind": kind, "steps": steps, **(extra or {})},
         )

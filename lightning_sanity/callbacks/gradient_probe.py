@@ -10,6 +10,11 @@ longer carries autograd history (``.detach()``, ``.data``, ``.item()``, ``.tolis
 call under ``torch.no_grad()``) was *consumed through a cut*: the bug the check exists for. Outputs that nothing
 ever reads (N-BEATS's last backcast, computed and dropped) are dead code: wasted compute, not a lost gradient.
 
+For a layer that ran only under ``torch.no_grad()``, the same batch follows its outputs through every call, with or
+without autograd: reaching a call made with autograd recording that also takes a trainable parameter of the model
+(the head's ``linear``) means the layer *feeds* layers that learn, as a feature extractor does (:attr:`fed`);
+a teacher's or an EMA copy's outputs reach the loss as targets and feed no parameter.
+
 Layers whose first-step gradient was present but exactly zero are watched on the same batch by a
 :class:`~lightning_sanity.callbacks._cancel_watch.CancelWatch`: is their branch's value exactly zero for every
 sample (``pool(x) - x`` on a 1x1 map), rather than cut?
@@ -48,7 +53,9 @@ def _tensors(value: Any) -> list[torch.Tensor]:
 class GradientProbe:
     """Layers that are trainable but got no gradient in the first step, watched for one batch: did they run,
     and with autograd recording? (Tells "never called" from "cut off from the loss" from "under no_grad".)
-    Of those that ran with autograd recording, :attr:`cut` names those whose output was consumed through a cut.
+    Of those that ran with autograd recording, :attr:`cut` names those whose output was consumed through a cut;
+    of those that ran only under no_grad, :attr:`fed` maps those whose output reached a trainable parameter's call
+    made with autograd recording to the layers of those parameters.
     Layers whose first-step gradient was exactly zero are followed by :attr:`cancel` on the same batch."""
 
     def __init__(self) -> None:
@@ -56,6 +63,9 @@ class GradientProbe:
         self.handles: list[Any] = []
         self.ran: dict[str, bool] = {}
         self.cut: set[str] = set()
+        self.fed: dict[str, set[str]] = {}
+        self._frozen = Tags()  # tensor -> the no_grad layers it was computed from
+        self._param_layer: dict[int, str] = {}  # id(parameter) -> its layer
         self.armed_once = False
         self._watch: StepWatch | None = None
         self._followed = Tags()  # tensor -> the layers it was computed from
@@ -68,6 +78,7 @@ class GradientProbe:
         L = len(layers)
         missing = any_layers(row.patterns, "trainable", L) & ~any_layers(row.patterns, "has_grad", L)
         self.targets = [layers.names[i] for i in missing.nonzero().flatten().tolist()]
+        self._param_layer = {p: layers.names[i] for p, i in layers.param_layer.items()} if self.targets else {}
         if zero is not None and bool(zero.any()):
             chosen = set(zero.nonzero().flatten().tolist())
             names = {layers.names[i] for i in chosen}
@@ -93,9 +104,12 @@ class GradientProbe:
                     return
                 recording = torch.is_grad_enabled()
                 self.ran[name] = self.ran.get(name, False) or recording
+                leaves = [t for t in tree_leaves(output) if isinstance(t, torch.Tensor)]
                 if recording:
-                    leaves = [t for t in tree_leaves(output) if isinstance(t, torch.Tensor)]
                     self._follow(leaves, frozenset((name,)))
+                else:  # the output's upstream no_grad layers came with the calls inside the layer
+                    for tensor in leaves:
+                        self._frozen.set(tensor, (self._frozen.get(tensor) or frozenset()) | {name})
 
             self.handles.append(module.register_forward_hook(timed(hook)))
         self.armed_once = True
@@ -125,6 +139,8 @@ class GradientProbe:
     def _after_call(self, func: Any, args: tuple, kwargs: dict, result: Any) -> None:
         if self.cancel is not None:
             self.cancel.after_call(func, args, kwargs, result)
+        if self._frozen:
+            self._after_frozen(args, kwargs, result)
         if not self._followed:
             return
         names: frozenset[str] = frozenset()
@@ -142,6 +158,25 @@ class GradientProbe:
         elif out or function_name(func) in VALUE_READS:
             self.cut |= names  # values read without autograd history; metadata reads (size, shape) return no tensor
 
+    def _after_frozen(self, args: tuple, kwargs: dict, result: Any) -> None:
+        """Carries the no_grad layers' names to the call's results; a call with autograd recording that also takes
+        a trainable parameter of the model (more than one value: a learned temperature scales targets too) makes
+        them feed that parameter's layer."""
+        values = [t for value in (*args, *kwargs.values()) for t in _tensors(value)]
+        names: frozenset[str] = frozenset()
+        for tensor in values:
+            names = names | (self._frozen.get(tensor) or frozenset())
+        if not names:
+            return
+        if torch.is_grad_enabled():
+            for tensor in values:
+                layer = self._param_layer.get(id(tensor))
+                if layer is not None and tensor.requires_grad and tensor.numel() > 1:
+                    for name in names:
+                        self.fed.setdefault(name, set()).add(layer)
+        for tensor in _tensors(result):
+            self._frozen.set(tensor, names | (self._frozen.get(tensor) or frozenset()))
+
     def disarm(self) -> None:
         for handle in self.handles:
             handle.remove()
@@ -151,5 +186,6 @@ class GradientProbe:
             self.followed_all = watch.failed is None
             watch.stop()
         self._followed = Tags()
+        self._frozen = Tags()
         if self.cancel is not None:
             self.cancel.forget()

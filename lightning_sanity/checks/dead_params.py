@@ -22,6 +22,7 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from typing import Optional
 
+import torch
 from torch import nn
 
 from lightning_sanity.checks.naming import short_list
@@ -121,6 +122,23 @@ def last_block_side_output(dead: str, alive: Sequence[str]) -> bool:
     return index > 0 and sorted(others) == list(range(index)) and any(n.startswith(own_block) for n in alive)
 
 
+def constant_tensors(named: Sequence[tuple[str, "torch.Tensor"]]) -> list[str]:
+    """The names of the tensors of ``named`` (two values or more) whose values are all equal: a constructor's fill
+    (a norm's ones and zeros, an attention's zero biases, a layer scale), which training never leaves in place. A
+    layer that still holds one was never trained. One host read.
+
+    >>> constant_tensors([("norm.weight", torch.ones(4)), ("fc.weight", torch.randn(4, 4)), ("s", torch.ones(1))])
+    ['norm.weight']
+    """
+    named = [(n, p) for n, p in named if p.numel() >= 2]
+    if not named:
+        return []
+    with torch.no_grad():
+        device = named[0][1].device
+        flags = torch.stack([(p.amax() == p.amin()).to(device) for _, p in named]).tolist()
+    return [n for (n, _), flag in zip(named, flags) if flag]
+
+
 def _stacked(name: str) -> str:
     """``name`` with its layer numbers replaced (``blocks.1.0.attn.w`` -> ``blocks.#.#.attn.w``)."""
     return re.sub(r"(?<=\.)\d+(?=\.)", "#", name)
@@ -150,6 +168,12 @@ ADVICE = ("A tensor whose gradient is zero everywhere is multiplied by zero on i
           "'observed', so every present value is masked out; features zero-filled or zeroed by a mask), every unit "
           "before it dead (see dead-activations), or a gate or mask that is always shut. If it is meant to stay "
           "fixed, set requires_grad_(False).")
+
+NO_GRAD_ADVICE = ("Take torch.no_grad() off the training path: a `@torch.no_grad()` decorator on a method that forward "
+                  "calls (an `encode()` or `embed()` kept for exporting or inference) or a `with torch.no_grad():` "
+                  "block around these layers; wrap the export or inference call instead. If these layers are meant "
+                  "to stay fixed, load their trained weights, set requires_grad_(False) and leave them out of the "
+                  "optimizer.")
 
 CANCELLED_ADVICE = ("Nothing to fix in the gradient path: the branch's value is exactly zero whatever the weights, e.g. a "
                     "PoolFormer token mixer `pool(x) - x` on a 1x1 map, which happens when the inputs are smaller than "

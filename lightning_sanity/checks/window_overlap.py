@@ -58,15 +58,28 @@ def run_length(channels: int) -> int:
     return max(4, math.ceil(RUN_VALUES / max(channels, 1)))
 
 
+def min_steps(channels: int) -> int:
+    """Steps a window needs to be read: enough for three runs (``T - 2`` step signatures, ``T - 1 - run_length``
+    runs), so that a neighbour shifted by one step still shares two, the fewest :func:`judge` accepts as an overlap.
+    What neighbours share is set by the hop, not by the window: 48 hourly values cut every hour share 47, however
+    short the window is next to a run (a 50 % overlap needs two runs in the shared half, about twice this length).
+
+    >>> min_steps(1), min_steps(3), min_steps(8)
+    (28, 12, 8)
+    """
+    return run_length(channels) + 4
+
+
 def readings(x: torch.Tensor) -> list[int]:
-    """The axes of batch ``x`` that may be time: ``(B, A, C)`` -> the axes long enough for two runs, of ``[1, 2]``;
-    anything else -> ``[]``: images, sets of sequences, and ``(B, T)``, which a table of features shares (a tabular
-    MLP's first epoch paid about 0.9 ms a batch for it, and its columns are no time axis)."""
+    """The axes of batch ``x`` that may be time: ``(B, A, C)`` -> the axes of ``[1, 2]`` at least
+    :func:`min_steps` long; anything else -> ``[]``: images, sets of sequences, and ``(B, T)``, which a table of
+    features shares (a tabular MLP's first epoch paid about 0.9 ms a batch for it, and its columns are no time
+    axis)."""
     if not x.is_floating_point() or x.dim() != 3 or x.shape[0] == 0:
         return []
     if x[0].numel() > MAX_SAMPLE_VALUES:
         return []
-    return [axis for axis in (1, 2) if x.shape[axis] >= 2 * run_length(x.shape[3 - axis]) + 2]
+    return [axis for axis in (1, 2) if x.shape[axis] >= min_steps(x.shape[3 - axis])]
 
 
 def step_signatures(x: torch.Tensor, axis: int) -> torch.Tensor:
