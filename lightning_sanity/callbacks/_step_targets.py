@@ -71,20 +71,22 @@ def step_axis(call: Optional[dict[str, Any]], targets: list[torch.Tensor]) -> Op
     return None
 
 
-def call_target(call: dict[str, Any], batch: Any, targets: list[torch.Tensor]) -> Optional[torch.Tensor]:
-    """The batch's sequence target as the observed model ``call`` receives it, corrected by the first step's loss:
-    when every recorded loss target is (a view of) one batch part other than the call's ``"y"`` (a tagger's
-    ``(ids, features, tags)``: the second part is an input), that part if the call receives it, else None. The call's
-    ``"y"`` unchanged when a loss target is it, was made from it by a copy, or no loss call was recognised."""
-    y = call.get("y")
-    if not isinstance(y, torch.Tensor) or not targets:
-        return y
+def retarget_call(call: dict[str, Any], batch: Any, targets: list[torch.Tensor]) -> None:
+    """Correct the observed model ``call``'s batch target by the first step's loss: when every recorded loss target
+    is (a view of) one batch part other than the target taken at the start (a tuple batch's second part: an input
+    in a tagger's ``(ids, features, tags)`` or a seq2seq ``(src, dec_in, tgt)``), that part becomes ``"target"``, and
+    ``"y"`` (the target as the call receives it) that part if the call receives it, else None. Unchanged when a
+    loss target is the first target, was made from it by a copy, or no loss call was recognised."""
+    first = call.get("target")
+    if not isinstance(first, torch.Tensor) or not targets:
+        return
     parts = _parts(batch)
     compared = [next((p for p in parts if p is t or _same_storage(p, t)), None) for t in targets]
-    if any(p is None or p is y for p in compared):
-        return y
+    if any(p is None or p is first for p in compared):
+        return
     given = [v for v in (*call["args"], *call["kwargs"].values()) if v is not call.get("x")]
-    return next((p for p in compared if any(p is v for v in given)), None)
+    call["target"] = compared[0]
+    call["y"] = next((p for p in compared if any(p is v for v in given)), None)
 
 
 def _parts(batch: Any) -> list[torch.Tensor]:

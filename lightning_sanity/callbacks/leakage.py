@@ -27,7 +27,7 @@ from lightning_sanity.callbacks._future_features import check_future_features
 from lightning_sanity.callbacks._label_copies import finish_label_copies, start_label_copies
 from lightning_sanity.callbacks._label_columns import check_label_columns
 from lightning_sanity.callbacks._graph_links import GraphLinkHooks
-from lightning_sanity.callbacks._step_targets import LossTargets, batch_labels, call_target, feature_parts, step_axis
+from lightning_sanity.callbacks._step_targets import LossTargets, batch_labels, feature_parts, retarget_call, step_axis
 from lightning_sanity.callbacks._target_inputs import check_step_label_tokens, check_target_inputs
 from lightning_sanity.callbacks._model_call import call_output, keep_call, move_call, watch_calls
 from lightning_sanity.callbacks._raster_causal import check_raster_self_read
@@ -255,7 +255,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
         """What the first step showed: the label its loss compares with, and a next-element task it made."""
         x, y = self._xy
         if self._call is not None:  # the target is what the loss compares with, not always the second part
-            self._call["y"] = call_target(self._call, batch, self._targets)
+            retarget_call(self._call, batch, self._targets)
         if self.is_enabled("target-leakage"):
             labels = [t for t in batch_labels(batch, self._targets, y) if isinstance(t, torch.Tensor)
                       and (t.dim() == 1 or (t.dim() == 2 and t.shape[1] == 1))]
