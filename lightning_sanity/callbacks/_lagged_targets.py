@@ -71,10 +71,10 @@ def find_lagged_inputs(callback: Any, batch: Any, call: Optional[dict[str, Any]]
                     or value.shape[0] != x.shape[0] or value.numel() != target.numel() or _storage(value) != ptr):
                 continue
             found = LT.earlier_copy(target.detach().reshape(value.shape), value.detach())
-            callback._ran[CHECK].append("no decoder input cut from the target holds the labels at earlier positions")
             if found is not None:
                 setattr(callback, _STATE, dict(found, name=name, input=value))
                 return
+            callback._ran[CHECK].append("no decoder input cut from the target holds the labels at earlier positions")
 
 
 def check_lagged_inputs(callback: Any, trainer: Any, call: dict[str, Any], when: str) -> None:
