@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from _models_leakage import SEQ, VOCAB, reverse_loader
 from helpers import fit_report, serious
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_sanity.callbacks.leakage import LeakageChecks
 from lightning_sanity.callbacks.summary import SanitySummary
@@ -63,3 +64,26 @@ def test_decoder_without_tgt_mask_fires(tmp_path, decoder):
     else:
         assert not serious(report)
         assert checks["causal-leakage"]["status"] == "pass" and "decoder" in checks["causal-leakage"]["detail"]
+
+
+class CollatedTranslator(Translator):
+    """The same decoders, fed a ``(src, decoder_input, tgt)`` batch: the shifted decoder input is made with the data,
+    and the second part of the batch is an input, not the target."""
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        src, decoder_input, tgt = batch
+        return F.cross_entropy(self(src, decoder_input).flatten(0, 1), tgt.flatten())
+
+
+@pytest.mark.parametrize("decoder", ["unmasked", "masked"])
+def test_decoder_input_made_with_the_data_is_found_by_the_loss_target(tmp_path, decoder):
+    src, tgt = (torch.cat(part) for part in zip(*reverse_loader(64)))
+    decoder_input = torch.cat([torch.full_like(tgt[:, :1], VOCAB), tgt[:, :-1]], dim=1)
+    data = DataLoader(TensorDataset(src, decoder_input, tgt), batch_size=16)
+    L.seed_everything(0)
+    report = fit_report(tmp_path, CollatedTranslator(decoder), data, [LeakageChecks(),
+                        SanitySummary(print_summary=False)], logger=None, max_steps=3)
+    # The decoder input is the loss target shifted right: causal-leakage's decoder test runs on it (it used to take
+    # the second part for the target, and report a correctly masked decoder as fed its target unshifted).
+    assert not serious(report, "target-leakage")
+    assert bool(serious(report, "causal-leakage")) is (decoder == "unmasked")

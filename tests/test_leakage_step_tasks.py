@@ -256,3 +256,41 @@ def test_class_token_of_a_synthetic_sequence_task_is_not_a_label_column(tmp_path
     tokens[:, 0] = y
     train = DataLoader(TensorDataset(tokens, y), batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0))
     assert not serious(_fit(tmp_path, FirstTokenClassifier(), train), "target-leakage")
+
+
+# --------------------------------------------------------------------------- the target is what the loss compares with
+
+
+class FeatureTagger(L.LightningModule):
+    """Tags each token of an ``(ids, features, tags)`` batch; with ``read_tags`` the tags are fed to the model too,
+    unshifted (the answer at every position)."""
+
+    def __init__(self, read_tags: bool = False) -> None:
+        super().__init__()
+        self.read_tags = read_tags
+        self.embed, self.tag_embed, self.feat = nn.Embedding(30, 32), nn.Embedding(5, 32), nn.Linear(3, 32)
+        self.gru, self.out = nn.GRU(32, 32, batch_first=True), nn.Linear(32, 5)
+
+    def forward(self, ids: torch.Tensor, feats: torch.Tensor, tags: torch.Tensor = None) -> torch.Tensor:
+        h = self.embed(ids) + self.feat(feats) + (self.tag_embed(tags) if tags is not None else 0)
+        return self.out(self.gru(h)[0])
+
+    def training_step(self, batch, batch_idx):
+        ids, feats, tags = batch
+        out = self(ids, feats, tags) if self.read_tags else self(ids, feats)
+        return F.cross_entropy(out.flatten(0, 1), tags.flatten())
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+
+@pytest.mark.parametrize("read_tags", [False, True])
+def test_second_part_of_a_tagger_batch_is_an_input_when_the_loss_compares_with_the_third(tmp_path, read_tags):
+    g = torch.Generator().manual_seed(0)
+    ids, feats = torch.randint(0, 30, (64, 20), generator=g), torch.randn(64, 20, 3, generator=g)
+    train = DataLoader(TensorDataset(ids, feats, ids % 5), batch_size=16)
+    report = _fit(tmp_path, FeatureTagger(read_tags), train)
+    # The per-position features (the second part) are an input a causal tagger reads at each position: no leak.
+    # The tags themselves fed to it are.
+    assert bool(serious(report, "target-leakage")) is read_tags
+    assert not serious(report, "causal-leakage")

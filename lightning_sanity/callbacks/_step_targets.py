@@ -71,6 +71,24 @@ def step_axis(call: Optional[dict[str, Any]], targets: list[torch.Tensor]) -> Op
     return None
 
 
+def retarget_call(call: dict[str, Any], batch: Any, targets: list[torch.Tensor]) -> None:
+    """Correct the observed model ``call``'s batch target by the first step's loss: when every recorded loss target
+    is (a view of) one batch part other than the target taken at the start (a tuple batch's second part: an input
+    in a tagger's ``(ids, features, tags)`` or a seq2seq ``(src, dec_in, tgt)``), that part becomes ``"target"``, and
+    ``"y"`` (the target as the call receives it) that part if the call receives it, else None. Unchanged when a
+    loss target is the first target, was made from it by a copy, or no loss call was recognised."""
+    first = call.get("target")
+    if not isinstance(first, torch.Tensor) or not targets:
+        return
+    parts = _parts(batch)
+    compared = [next((p for p in parts if p is t or _same_storage(p, t)), None) for t in targets]
+    if any(p is None or p is first for p in compared):
+        return
+    given = [v for v in (*call["args"], *call["kwargs"].values()) if v is not call.get("x")]
+    call["target"] = compared[0]
+    call["y"] = next((p for p in compared if any(p is v for v in given)), None)
+
+
 def _parts(batch: Any) -> list[torch.Tensor]:
     if isinstance(batch, Mapping):
         batch = list(batch.values())

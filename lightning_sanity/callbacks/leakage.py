@@ -22,11 +22,12 @@ from lightning_sanity.callbacks.base import SanityCallback
 from lightning_sanity.callbacks._run_length import planned_batches
 from lightning_sanity.callbacks._copied_targets import copied_random_targets, same_random_targets
 from lightning_sanity.callbacks._decoder_input import decoder_future
+from lightning_sanity.callbacks._lagged_targets import check_lagged_inputs, find_lagged_inputs
 from lightning_sanity.callbacks._future_features import check_future_features
 from lightning_sanity.callbacks._label_copies import finish_label_copies, start_label_copies
 from lightning_sanity.callbacks._label_columns import check_label_columns
 from lightning_sanity.callbacks._graph_links import GraphLinkHooks
-from lightning_sanity.callbacks._step_targets import LossTargets, batch_labels, feature_parts, step_axis
+from lightning_sanity.callbacks._step_targets import LossTargets, batch_labels, feature_parts, retarget_call, step_axis
 from lightning_sanity.callbacks._target_inputs import check_step_label_tokens, check_target_inputs
 from lightning_sanity.callbacks._model_call import call_output, keep_call, move_call, watch_calls
 from lightning_sanity.callbacks._raster_causal import check_raster_self_read
@@ -49,36 +50,33 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
 
     On the first training batch:
 
-    - the task is recognised from the data: targets that are the inputs shifted by one along a time axis (a
-      next-element task: language models, forecasters), a dict batch with ``input_ids`` and ``labels`` equal to
-      them (HuggingFace-style causal LM that shifts inside the model), or token targets equal to the inputs at
-      the same positions; or, from the first step's loss, a target the step cut from a batch without one
+    - the task is recognised from the data: targets that are the inputs shifted by one along a time axis (language
+      models, forecasters), ``labels == input_ids`` in a dict batch (a causal LM that shifts inside), token targets
+      equal to the inputs at the same positions; or, from the first step's loss, a target cut in the step
       (``self(x[:, :-1])`` against ``x[:, 1:]``: :mod:`~lightning_sanity.callbacks._step_targets`);
-    - the model call is observed (forward pre-hooks during that one training step): the first module called with
-      the batch's input tensor itself, with its arguments as the user's ``training_step`` passed them. With
-      ``forward_fn`` the model is run as ``forward_fn(pl_module, x)`` instead;
+    - the model call is observed (forward pre-hooks during that one step): the first module called with the batch's
+      input itself, with its arguments as ``training_step`` passed them (or ``forward_fn(pl_module, x)``);
     - ``causal-leakage`` (error): in a next-element task, outputs at positions ``<= t`` (``t`` the middle of the
       sequence) move when only the inputs after ``t`` change;
     - ``target-leakage`` (error): outputs at positions ``<= t`` move when only the target at positions ``>= t``
       changes, in a call that receives the batch's target (a decoder fed the unshifted target: Lightning's demo
       ``Transformer``); or a column of the ``(N, F)`` inputs equals the label (one value per class), is a
       one-hot of it, or an affine or monotone function of a regression target (on distinct rows, beyond chance:
-      :mod:`~lightning_sanity.callbacks._label_columns`); a forecaster
-      feature computed from the series' future (:mod:`~lightning_sanity.callbacks._future_features`); an input
-      computed from the target (:mod:`~lightning_sanity.callbacks._target_inputs`);
+      :mod:`~lightning_sanity.callbacks._label_columns`); a forecaster feature computed from the series' future
+      (:mod:`~lightning_sanity.callbacks._future_features`); an input computed from the target (``_target_inputs``);
+      a decoder input cut from the target holding each label earlier (``_lagged_targets``: slices swapped);
     - ``causal-leakage`` too for a teacher-forced decoder input built in ``training_step`` (the target shifted
       right among the call's tensors: :mod:`~lightning_sanity.callbacks._decoder_input`).
 
-    Once more after a quarter of the planned training (the first epoch end when the length is unknown, or the end
-    of fit), on the same kept samples: the same perturbations, and for token targets equal to the inputs (or
-    ``labels == input_ids``) random tokens written to inputs and targets alike: predicting random tokens better
-    than chance (or with a loss below half of ``ln V``) means the model reads its targets.
+    Once more after a quarter of the planned training (else at the first epoch end, or the end of fit), on the kept
+    samples: the same perturbations, and for targets equal to the input tokens, random tokens written to both:
+    predicting them above chance (or with a loss below 0.75 ``ln V``) means the model reads its targets.
 
-    Zero observer effect: the extra forwards run under ``no_grad`` in eval mode (each module's ``training`` flag
-    restored), inside ``isolate_rng()``, with perturbations drawn from a private ``torch.Generator``. Cost: two to
-    four forwards of the first batch, the same later on at most 16 samples, compared on at most 1024 units per
-    position; no per-step work after the first batch. No TensorBoard tags, no thresholds: a causal model gives
-    exactly identical outputs, so the only margin is float round-off (:mod:`lightning_sanity.checks.leakage`).
+    Zero observer effect: the extra forwards run under ``no_grad`` in eval mode (``training`` flags restored), inside
+    ``isolate_rng()``, perturbations drawn from a private ``torch.Generator``. Cost: two to six forwards of the
+    first batch, later two to four of at most 16 samples, compared on at most 1024 units per position; nothing per
+    step after that. No TensorBoard tags, no thresholds: a causal model gives exactly identical outputs, so the
+    only margin is float round-off (:mod:`lightning_sanity.checks.leakage`).
 
     Args:
         get_input: ``batch -> input`` when the batch is not a tensor, an ``(x, y, ...)`` tuple or a dict with a
@@ -254,9 +252,10 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
         self._handles += watch_calls(pl_module, x, y, self._found_call, views=self._task in ("sequence", "copied"))
 
     def _after_step(self, trainer: "pl.Trainer", batch: Any) -> None:
-        """What the first step showed: the label the loss compares with (scan the batch's feature columns for it),
-        and a next-element task the step made (a loss target that is the model input shifted by one)."""
+        """What the first step showed: the label its loss compares with, and a next-element task it made."""
         x, y = self._xy
+        if self._call is not None:  # the target is what the loss compares with, not always the second part
+            retarget_call(self._call, batch, self._targets)
         if self.is_enabled("target-leakage"):
             labels = [t for t in batch_labels(batch, self._targets, y) if isinstance(t, torch.Tensor)
                       and (t.dim() == 1 or (t.dim() == 2 and t.shape[1] == 1))]
@@ -266,12 +265,12 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
                     break
             if labels and "target-leakage" not in self._found:
                 check_step_label_tokens(self, trainer, batch, x, labels[0], y)
+            find_lagged_inputs(self, batch, self._call, self._targets, self._task)  # teacher forcing swapped
         if self._task in (None, "sequence", "copied"):
             axis = step_axis(self._call, self._targets)
             if axis is not None:
                 self._task, self._axis = "shifted", axis
-                for check in self.checks:
-                    self._skips.pop(check, None)
+                self._skips.clear()
             elif self._task is None:
                 check_raster_self_read(self, trainer, self._call, self._targets)  # a PixelCNN reading its pixel
                 self._call = None
@@ -330,8 +329,10 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
     def _run_tests(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", call: dict[str, Any], when: str,
                    first: bool) -> None:
         x, y = call["x"], call["y"]
-        if first and self._task == "sequence":  # teacher forcing: a decoder input that is the target shifted right
-            decoder_future(self, trainer, call, when)
+        if first:  # teacher forcing: a decoder input that is the target shifted right, or the wrong way
+            check_lagged_inputs(self, trainer, call, when)
+            if self._task == "sequence":
+                decoder_future(self, trainer, call, when)
         axis = self._axis if self._task == "shifted" else 1
         size, length = int(x.shape[0]), int(x.shape[axis])
         if length < 2:
