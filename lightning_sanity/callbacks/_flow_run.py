@@ -9,6 +9,7 @@ report. ``_Skip``, ``_SkipOne`` and ``_Defer`` carry why a check cannot run on t
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any, Callable, Optional
 
@@ -205,8 +206,9 @@ class _FlowRun:
         return spot
 
     def gradient_change(self, rows: torch.Tensor, differing: Sequence[int]) -> Optional[float]:
-        """The largest change of sample 0's output (a random projection of it) that its gradient predicts for the
-        inputs of ``differing`` samples, to first order; None when no input leaf reaches it.
+        """The largest change of sample 0's output (a random projection of it, per square root of the units
+        projected) that its gradient predicts for the inputs of ``differing`` samples, to first order; None when no
+        input leaf reaches it.
 
         A straight-through estimator (``z + (q - z).detach()``) gives an output whose value ignores the input while
         its gradient carries it: the model still learns from its input.
@@ -225,7 +227,7 @@ class _FlowRun:
             steps = (x[list(differing[:8])] - x[0]).reshape(min(len(differing), 8), -1)
             found = float((steps @ g0.reshape(-1)).abs().max())
             change = found if change is None else max(change, found)
-        return change
+        return None if change is None else change / math.sqrt(row.shape[0])
 
     # -------------------------------------------------------------- batch-mixing
 

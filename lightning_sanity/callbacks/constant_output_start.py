@@ -79,9 +79,8 @@ class _ConstantOutputGlue:
                 f"still near their initial 0/1; judged again during training as they converge.{located}",
                 batchnorm_advice(unconverged), where=where, data=data, key="constant-unconverged-batchnorm")
             return
-        units = min(int(rows.shape[1]), flow.SPREAD_UNITS)
-        change = run.gradient_change(run.views[0][1], differing) if differing else None
-        if flow.gradient_carries_input(change, scale, units):
+        change = run.gradient_change(run.views[0][1], differing)
+        if flow.gradient_carries_input(change, scale):
             data["gradient_change"] = change
             self.report(
                 trainer, check, Severity.INFO,

@@ -28,7 +28,6 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Optional
 
@@ -278,20 +277,20 @@ def survives_precision(single: float, double: float) -> bool:
     return double > 0 and double >= PRECISION_SHRINK * single
 
 
-#: constant-output: a gradient that predicts changes of the output's random projection at least this share of the
-#: output scale (times the square root of the units projected) carries the input though the value does not: a
-#: surrogate gradient (straight-through), far above the round-off of a truly constant network's gradient.
+#: constant-output: a gradient that predicts changes of the output's random projection of at least this share of the
+#: output scale per square root of the units projected carries the input though the value does not: a surrogate
+#: gradient (straight-through), far above the round-off of a truly constant network's gradient.
 SURROGATE_RTOL = 1e-3
 
 
-def gradient_carries_input(change: Optional[float], scale: float, units: int) -> bool:
-    """Whether the first-order change a constant output's gradient predicts (:meth:`_FlowRun.gradient_change`) is
-    a real dependence on the input.
+def gradient_carries_input(change: Optional[float], scale: float) -> bool:
+    """Whether the first-order change a constant output's gradient predicts (:meth:`_FlowRun.gradient_change`, per
+    square root of the units projected) is a real dependence on the input.
 
-    >>> gradient_carries_input(0.5, 1.0, 16), gradient_carries_input(1e-9, 1.0, 16), gradient_carries_input(None, 1.0, 4)
+    >>> gradient_carries_input(0.5, 1.0), gradient_carries_input(1e-9, 1.0), gradient_carries_input(None, 1.0)
     (True, False, False)
     """
-    return change is not None and scale > 0 and change >= SURROGATE_RTOL * scale * math.sqrt(max(units, 1))
+    return change is not None and scale > 0 and change >= SURROGATE_RTOL * scale
 
 
 def perturb(x: torch.Tensor, index: int, generator: torch.Generator, relative: float = 0.1) -> torch.Tensor:
