@@ -11,23 +11,13 @@ import math
 from typing import Any, Optional
 
 import lightning.pytorch as pl
-import torch
 
 from lightning_sanity.checks import scheduler_use
-from lightning_sanity.checks.schedule import LrTrajectory
+from lightning_sanity.checks.loss_baseline import finite_or_none
+from lightning_sanity.checks.schedule import LrTrajectory, optimizer_index
 from lightning_sanity.checks.verdict import Verdict
 
 _MAX_SAMPLES = 4096
-
-
-def _number(value: Any) -> Optional[float]:
-    if isinstance(value, torch.Tensor):
-        value = value.detach().float().cpu() if value.numel() == 1 else None
-    try:
-        number = float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-    return number if number is not None and math.isfinite(number) else None
 
 
 def _peak(scheduler: Any, group: dict, j: int, base_lr: float) -> float:
@@ -35,7 +25,7 @@ def _peak(scheduler: Any, group: dict, j: int, base_lr: float) -> float:
     starts at its low rate."""
     peaks = getattr(scheduler, "max_lrs", None)
     peak = peaks[j] if isinstance(peaks, (list, tuple)) and j < len(peaks) else None
-    return max(base_lr, _number(group.get("max_lr")) or 0.0, _number(peak) or 0.0)
+    return max(base_lr, finite_or_none(group.get("max_lr")) or 0.0, finite_or_none(peak) or 0.0)
 
 
 @dataclasses.dataclass
@@ -63,8 +53,7 @@ class SchedulerWatch:
             if scheduler is None:
                 continue
             self.started[id(scheduler)] = getattr(scheduler, "last_epoch", None)
-            opt = getattr(scheduler, "optimizer", None)
-            index = next((i for i, o in enumerate(optimizers) if o is opt), None)
+            index = optimizer_index(optimizers, scheduler)
             # Only Lightning's own stepping is known to use `monitor`; under manual optimization the user passes
             # whatever value they like.
             if getattr(config, "reduce_on_plateau", False) and config.monitor and automatic and index is not None:
@@ -74,7 +63,7 @@ class SchedulerWatch:
 
     @staticmethod
     def _rate(plateau: _Plateau) -> Optional[float]:
-        return _number(plateau.scheduler.optimizer.param_groups[0].get("lr"))
+        return finite_or_none(plateau.scheduler.optimizer.param_groups[0].get("lr"))
 
     def sample(self, trainer: "pl.Trainer") -> None:
         """Read each plateau scheduler's metric and rate if it stepped since the last look."""
@@ -83,7 +72,7 @@ class SchedulerWatch:
             if now == plateau.seen or len(plateau.samples) >= _MAX_SAMPLES:
                 continue
             plateau.seen = now
-            plateau.samples.append((_number(trainer.callback_metrics.get(plateau.monitor)), self._rate(plateau)))
+            plateau.samples.append((finite_or_none(trainer.callback_metrics.get(plateau.monitor)), self._rate(plateau)))
 
     def verdicts(self, trainer: "pl.Trainer", rates: dict[tuple[int, int], LrTrajectory],
                  batches: int) -> list[tuple[int, Verdict]]:
@@ -110,7 +99,7 @@ class SchedulerWatch:
                 continue
             if getattr(scheduler, "last_epoch", None) != self.started[id(scheduler)]:
                 continue  # stepped
-            index = next((i for i, o in enumerate(optimizers) if o is getattr(scheduler, "optimizer", None)), None)
+            index = optimizer_index(optimizers, scheduler)
             if index is None:
                 continue
             # SequentialLR and ChainedScheduler keep no base_lrs: the rate their parts scale is each group's

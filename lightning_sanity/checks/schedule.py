@@ -117,6 +117,12 @@ def _warmup_units(scheduler: Any) -> Optional[tuple[float, str]]:
     return None
 
 
+def optimizer_index(optimizers: list, scheduler: Any) -> Optional[int]:
+    """The position in ``optimizers`` of the optimizer ``scheduler`` drives, or None."""
+    opt = getattr(scheduler, "optimizer", None)
+    return next((i for i, o in enumerate(optimizers) if o is opt), None)
+
+
 def scheduler_facts(configs: list, optimizers: list, batches_per_epoch: Optional[float],
                     accumulate: int, manual: bool = False) -> list[dict[str, Any]]:
     """What the run knows about each scheduler: its optimizer index, type, and lengths in training batches.
@@ -131,8 +137,7 @@ def scheduler_facts(configs: list, optimizers: list, batches_per_epoch: Optional
         scheduler = getattr(config, "scheduler", None)
         if scheduler is None:
             continue
-        opt = getattr(scheduler, "optimizer", None)
-        index = next((i for i, o in enumerate(optimizers) if o is opt), None)
+        index = optimizer_index(optimizers, scheduler)
         unit = None if manual else _unit_batches(config, batches_per_epoch, accumulate)
         entry: dict[str, Any] = {"optimizer": index, "name": type(scheduler).__name__,
                                  "interval": getattr(config, "interval", "epoch"),
