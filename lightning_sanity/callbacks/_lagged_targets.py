@@ -21,6 +21,7 @@ from typing import Any, Optional
 import torch
 
 from lightning_sanity.batch import map_tensors, tensors_of
+from lightning_sanity.callbacks._model_call import storage_of
 from lightning_sanity.checks import flow
 from lightning_sanity.checks import lagged_targets as LT
 from lightning_sanity.checks import leakage as L
@@ -33,19 +34,12 @@ ADVICE = ("Cut the decoder input and the labels from the target the right way ro
           "position is the next token, which the causal decoder has not read.")
 
 
-def _storage(t: torch.Tensor) -> Optional[int]:
-    try:
-        return int(t.untyped_storage().data_ptr()) or None
-    except Exception:  # tensors without storage
-        return None
-
-
 def _label_source(batch: Any, target: torch.Tensor, y: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
     """The batch tensor the loss target was cut from: the part it is a view of, else the batch's target (the step
     made the labels from it with a copy, `masked_fill` or `reshape`)."""
-    ptr = _storage(target)
+    ptr = storage_of(target)
     for part in tensors_of(batch):
-        if ptr is not None and _storage(part) == ptr:
+        if ptr is not None and storage_of(part) == ptr:
             return part
     return y
 
@@ -63,12 +57,12 @@ def find_lagged_inputs(callback: Any, batch: Any, call: Optional[dict[str, Any]]
         if not isinstance(target, torch.Tensor) or target.is_floating_point() or target.dtype == torch.bool:
             continue
         source = _label_source(batch, target, call.get("target"))
-        ptr = _storage(source) if isinstance(source, torch.Tensor) else None
-        if ptr is None or _storage(x) == ptr:  # the input beside it is another tensor (the encoder input)
+        ptr = storage_of(source) if isinstance(source, torch.Tensor) else None
+        if ptr is None or storage_of(x) == ptr:  # the input beside it is another tensor (the encoder input)
             continue
         for name, value in named:
             if (not isinstance(value, torch.Tensor) or value is x or value.dim() != 2
-                    or value.shape[0] != x.shape[0] or value.numel() != target.numel() or _storage(value) != ptr):
+                    or value.shape[0] != x.shape[0] or value.numel() != target.numel() or storage_of(value) != ptr):
                 continue
             found = LT.earlier_copy(target.detach().reshape(value.shape), value.detach())
             if found is not None:

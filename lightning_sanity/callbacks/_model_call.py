@@ -30,7 +30,7 @@ def watch_calls(model: nn.Module, x: torch.Tensor, y: Optional[torch.Tensor],
     batch) counts too, and its ``"x"`` is that view: one that keeps the batch axis and may add axes (``x[:, None,
     :-1]``: a channel axis for a convolution)."""
     names = {id(m): n for n, m in model.named_modules()}
-    storage = _storage(x) if views else None
+    storage = storage_of(x) if views else None
 
     def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
         # Only a call that takes the input tensor itself as an argument: under DDP, Lightning calls the module with
@@ -39,7 +39,7 @@ def watch_calls(model: nn.Module, x: torch.Tensor, y: Optional[torch.Tensor],
         given = x if any(t is x for t in passed) else None
         if given is None and storage is not None:
             given = next((t for t in passed if t.dim() >= x.dim() and t.shape[0] == x.shape[0]
-                          and _storage(t) == storage), None)
+                          and storage_of(t) == storage), None)
         if given is not None:
             name = names.get(id(module)) or None
             found({"where": name, "how": f"{name or type(module).__name__}(...)",
@@ -49,7 +49,8 @@ def watch_calls(model: nn.Module, x: torch.Tensor, y: Optional[torch.Tensor],
     return [m.register_forward_pre_hook(hook, with_kwargs=True) for _, m in hookable_modules(model)]
 
 
-def _storage(t: torch.Tensor) -> Optional[int]:
+def storage_of(t: torch.Tensor) -> Optional[int]:
+    """The address of ``t``'s storage (views of one tensor share it), or None for a tensor without one."""
     try:
         return int(t.untyped_storage().data_ptr()) or None
     except Exception:  # tensors without storage (meta, some subclasses)

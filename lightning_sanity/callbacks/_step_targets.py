@@ -24,6 +24,7 @@ from typing import Any, Optional
 
 import torch
 
+from lightning_sanity.callbacks._model_call import storage_of
 from lightning_sanity.callbacks._step_watch import StepWatch
 from lightning_sanity.checks import leakage as L
 from lightning_sanity.checks import losses as LS
@@ -131,7 +132,5 @@ def feature_parts(batch: Any, x: Any, label: torch.Tensor, call: Optional[dict[s
 
 
 def _same_storage(a: torch.Tensor, b: torch.Tensor) -> bool:
-    try:
-        return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr() != 0
-    except Exception:
-        return False
+    storage = storage_of(a)
+    return storage is not None and storage == storage_of(b)
