@@ -16,8 +16,7 @@ from typing import Any, Optional
 
 import torch
 
-from lightning_sanity.batch import map_tensors
-from lightning_sanity.checks import flow
+from lightning_sanity.callbacks._perturbed_call import PerturbedCall
 from lightning_sanity.checks import leakage as L
 
 ADVICE = ("Give the decoder's self-attention a causal mask: `tgt_mask=nn.Transformer.generate_square_subsequent_mask"
@@ -38,35 +37,30 @@ def decoder_input_of(call: dict[str, Any], target: Optional[torch.Tensor]) -> Op
     return None
 
 
-def decoder_future(callback: Any, trainer: Any, call: dict[str, Any], when: str) -> None:
+def decoder_future(callback: Any, trainer: Any, call: dict[str, Any], when: str, probe: PerturbedCall) -> None:
     """Does the output at position ``t`` move when only the decoder input after ``t`` changes?"""
     check = "causal-leakage"
     decoder = decoder_input_of(call, call.get("target"))
     if decoder is None or not callback.is_enabled(check) or check in callback._found:
         return
-    size, length = int(decoder.shape[0]), int(decoder.shape[1])
+    length = int(decoder.shape[1])
     t = (length - 1) // 2
-    base, _, half = callback._output(call, call["args"], call["kwargs"], size, length)
-    if base is None:
+    found = probe.change(decoder, t)
+    if found is None:
         return
-    new = L.perturb_after(decoder, t, 1, callback._generator)
-    args, kwargs = map_tensors((call["args"], call["kwargs"]), lambda v: new if v is decoder else v)
-    out, _, _ = callback._output(call, args, kwargs, size, length)
-    base = flow.strided_units(base, L.COMPARED_UNITS)
-    out = flow.strided_units(out, L.COMPARED_UNITS) if out is not None else out
-    change, scale, first_pos = L.change_up_to(base, out, t)
     callback._ran[check].append(f"decoder outputs at positions <= {t} of {length} independent of later decoder "
                                 "inputs (the target shifted right)")
-    if not L.depends(change, scale, half):
+    if not found.moved:
         return
     callback._found.add(check)
     callback.report(
         trainer, check, "error",
-        f"The output at position {first_pos} changes (by up to {change:.3g} at output scale {scale:.3g}) when only "
-        f"the decoder input after position {t} of {length} changes ({when}, `{call['how']}`). That decoder input is "
-        "the target shifted right by one, so position t + 1 holds target t: the decoder reads the very tokens it "
-        "must predict, its teacher-forced loss means nothing, and it fails when generating one token at a time.",
+        f"The output at position {found.position} changes (by up to {found.change:.3g} at output scale "
+        f"{found.scale:.3g}) when only the decoder input after position {t} of {length} changes ({when}, "
+        f"`{call['how']}`). That decoder input is the target shifted right by one, so position t + 1 holds target t: "
+        "the decoder reads the very tokens it must predict, its teacher-forced loss means nothing, and it fails when "
+        "generating one token at a time.",
         ADVICE, where=call["where"], key="decoder-future",
-        data={"position": first_pos, "perturbed_after": t, "length": length, "change": change, "scale": scale,
-              "when": when, "called_as": call["how"]},
+        data={"position": found.position, "perturbed_after": t, "length": length, "change": found.change,
+              "scale": found.scale, "when": when, "called_as": call["how"]},
     )

@@ -20,11 +20,10 @@ from typing import Any, Optional
 
 import torch
 
-from lightning_sanity.batch import map_tensors, tensors_of
+from lightning_sanity.batch import tensors_of
 from lightning_sanity.callbacks._model_call import storage_of
-from lightning_sanity.checks import flow
+from lightning_sanity.callbacks._perturbed_call import PerturbedCall
 from lightning_sanity.checks import lagged_targets as LT
-from lightning_sanity.checks import leakage as L
 
 CHECK = "target-leakage"
 #: attribute of the callback holding a match from the first step's end until the first look.
@@ -71,7 +70,7 @@ def find_lagged_inputs(callback: Any, batch: Any, call: Optional[dict[str, Any]]
             callback._ran[CHECK].append("no decoder input cut from the target holds the labels at earlier positions")
 
 
-def check_lagged_inputs(callback: Any, trainer: Any, call: dict[str, Any], when: str) -> None:
+def check_lagged_inputs(callback: Any, trainer: Any, call: dict[str, Any], when: str, probe: PerturbedCall) -> None:
     """At the first look: do the outputs after ``j`` read the matched input up to ``j``? Report if so."""
     found = getattr(callback, _STATE, None)
     setattr(callback, _STATE, None)
@@ -80,20 +79,11 @@ def check_lagged_inputs(callback: Any, trainer: Any, call: dict[str, Any], when:
     value = found["input"]
     if not any(v is value for v in (*call["args"], *call["kwargs"].values())):
         return
-    size, length = int(value.shape[0]), int(value.shape[1])
-    j = (length - 1) // 2
-    base, _, half = callback._output(call, call["args"], call["kwargs"], size, length)
-    if base is None:
+    j = (int(value.shape[1]) - 1) // 2
+    moved = probe.change(value, j, before=True)
+    if moved is None:
         return
-    # Positions <= j changed: perturb the time-reversed tensor after its position length - 2 - j.
-    new = L.perturb_after(value.flip(1), length - 2 - j, 1, callback._generator).flip(1)
-    args, kwargs = map_tensors((call["args"], call["kwargs"]), lambda v: new if v is value else v)
-    out, _, _ = callback._output(call, args, kwargs, size, length)
-    if out is None:
-        return
-    base, out = flow.strided_units(base, L.COMPARED_UNITS), flow.strided_units(out, L.COMPARED_UNITS)
-    change, scale, first = L.change_up_to(base.flip(1), out.flip(1), length - 2 - j)
-    if not L.depends(change, scale, half):
+    if not moved.moved:
         callback._ran[CHECK].append(f"{found['name']} of `{call['how']}` holds the labels {found['shift']} "
                                     "position(s) earlier, but the outputs never read it there")
         return
@@ -110,5 +100,5 @@ def check_lagged_inputs(callback: Any, trainer: Any, call: dict[str, Any], when:
         ADVICE, where=call["where"], key="lagged-labels",
         data={"input": found["name"], "shift": shift, "share": found["share"], "chance": found["chance"],
               "positions": found["positions"], "log10_chance": found["log10_chance"], "perturbed_up_to": j,
-              "position": length - 1 - first if first >= 0 else None, "when": when, "called_as": call["how"]},
+              "position": moved.position if moved.position >= 0 else None, "when": when, "called_as": call["how"]},
     )

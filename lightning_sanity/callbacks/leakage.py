@@ -17,7 +17,7 @@ import torch
 from lightning_sanity.replays.rng import isolate_rng
 from typing_extensions import override
 
-from lightning_sanity.batch import BatchFn, batch_size, map_tensors, split_batch
+from lightning_sanity.batch import BatchFn, batch_size, split_batch
 from lightning_sanity.callbacks.base import SanityCallback
 from lightning_sanity.callbacks._run_length import planned_batches
 from lightning_sanity.callbacks._copied_targets import copied_random_targets, same_random_targets
@@ -30,9 +30,9 @@ from lightning_sanity.callbacks._graph_links import GraphLinkHooks
 from lightning_sanity.callbacks._step_targets import LossTargets, batch_labels, feature_parts, retarget_call, step_axis
 from lightning_sanity.callbacks._target_inputs import check_step_label_tokens, check_target_inputs
 from lightning_sanity.callbacks._model_call import call_output, keep_call, move_call, watch_calls
+from lightning_sanity.callbacks._perturbed_call import PerturbedCall
 from lightning_sanity.callbacks._raster_causal import check_raster_self_read
 from lightning_sanity.callbacks._extra_forward import eval_mode, precision_context
-from lightning_sanity.checks import flow
 from lightning_sanity.checks import future_features as FF
 from lightning_sanity.checks import leakage as L
 
@@ -329,29 +329,24 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
     def _run_tests(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", call: dict[str, Any], when: str,
                    first: bool) -> None:
         x, y = call["x"], call["y"]
+        probe = PerturbedCall(self, call)
         if first:  # teacher forcing: a decoder input that is the target shifted right, or the wrong way
-            check_lagged_inputs(self, trainer, call, when)
+            check_lagged_inputs(self, trainer, call, when, probe)
             if self._task == "sequence":
-                decoder_future(self, trainer, call, when)
+                decoder_future(self, trainer, call, when, probe)
         axis = self._axis if self._task == "shifted" else 1
         size, length = int(x.shape[0]), int(x.shape[axis])
         if length < 2:
             raise _Skip(f"sequences of length {length} have no positions to perturb")
         t = (length - 1) // 2
-        base, _, half = self._output(call, call["args"], call["kwargs"], size, length)
-        if base is None:
+        if probe.base(size, length) is None:
             raise _Skip(f"the output of `{call['how']}` has no dimension of {length} positions to compare")
-        base = flow.strided_units(base, L.COMPARED_UNITS).contiguous()  # the copy frees the full output
 
         def perturbed(old: torch.Tensor, t: int = t, **offset: int) -> tuple[float, float, int, bool]:
-            """Re-run the call with ``old`` changed after position ``t``: the change of the outputs up to ``t``,
-            its scale, the first position that moved, and whether that is more than round-off."""
-            new = L.perturb_after(old, t, axis, self._generator, **offset)
-            a, k = map_tensors((call["args"], call["kwargs"]), lambda v: new if v is old else v)
-            out, _, _ = self._output(call, a, k, size, length)
-            out = flow.strided_units(out[:, : t + 1], L.COMPARED_UNITS).contiguous() if out is not None else out
-            change, scale, first_pos = L.change_up_to(base, out, t)
-            return change, scale, first_pos, L.depends(change, scale, half)
+            """The change of the outputs up to ``t`` when ``old`` changes after ``t``: its size, its scale, the
+            first position that moved, and whether that is more than round-off."""
+            found = probe.change(old, t, axis, **offset)
+            return tuple(found) if found is not None else (0.0, 0.0, -1, False)
 
         causal_ok = self._task == "shifted" or (self._task == "same" and "causal-leakage" not in self._skips)
         if causal_ok and self.is_enabled("causal-leakage") and "causal-leakage" not in self._found:
