@@ -8,7 +8,7 @@ back over the hand-set value. The backbone trains with lr 0 for the whole run (i
 thrown away) and only the head adapts to the five digit classes the backbone never saw.
 
 Symptom (measured): val acc 0.769 (val loss 0.84) vs 0.976 (val loss 0.32) when the backbone group is built with
-its real lr and held at zero through the lambda (`lambda s: 0.0 if s < unfreeze_step else ...`)."""
+its real lr and held at zero through the lambda (`lambda s: 0.0 if s < unfreeze_step else ...`). Runtime ~7 s."""
 
 import os
 import tempfile
