@@ -2,7 +2,8 @@
 per-sample training augmentation in the Dataset (random translation by up to one pixel with zero fill, a small
 random rotation via `affine_grid`, random erasing of a 2x2 to 3x3 patch) and no augmentation at validation time,
 cross-entropy with label smoothing 0.1, SGD with Nesterov momentum and OneCycleLR stepped per batch, batches of 32.
-Final val acc 0.989, val loss 0.631 (the label-smoothed cross-entropy cannot go below 0.50 here)."""
+Final val acc 0.989-0.992, val loss 0.62-0.63 over two runs (the label-smoothed cross-entropy cannot go below
+0.50 here)."""
 
 import math
 
