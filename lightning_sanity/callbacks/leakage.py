@@ -20,6 +20,7 @@ from typing_extensions import override
 from lightning_sanity.batch import BatchFn, batch_size, split_batch
 from lightning_sanity.callbacks.base import SanityCallback
 from lightning_sanity.callbacks._run_length import planned_batches
+from lightning_sanity.callbacks._answer_causal import check_answer_causal
 from lightning_sanity.callbacks._copied_targets import copied_random_targets, same_random_targets
 from lightning_sanity.callbacks._decoder_input import decoder_future
 from lightning_sanity.callbacks._lagged_targets import check_lagged_inputs, find_lagged_inputs
@@ -367,6 +368,8 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
                     data={"position": first_pos, "perturbed_after": at, "length": length, "change": change,
                           "scale": scale, "when": when, "called_as": call["how"]},
                 )
+        elif first and self._task == "copied" and self.is_enabled("causal-leakage"):
+            check_answer_causal(self, trainer, call, when)  # labels == input_ids on the answer only: SFT, prefix LM
         if not self.is_enabled("target-leakage") or "target-leakage" in self._found:
             return
         if y is not None and y is not x and y.dim() >= 2 and int(y.shape[axis]) == length:
