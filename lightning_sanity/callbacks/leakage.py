@@ -27,6 +27,7 @@ from lightning_sanity.callbacks._lagged_targets import check_lagged_inputs, find
 from lightning_sanity.callbacks._future_features import check_future_features
 from lightning_sanity.callbacks._label_copies import finish_label_copies, start_label_copies
 from lightning_sanity.callbacks._label_columns import check_label_columns
+from lightning_sanity.callbacks._label_argument import check_label_argument, keep_label_argument
 from lightning_sanity.callbacks._graph_links import GraphLinkHooks
 from lightning_sanity.callbacks._step_targets import LossTargets, batch_labels, feature_parts, retarget_call, step_axis
 from lightning_sanity.callbacks._target_inputs import check_step_label_tokens, check_target_inputs
@@ -274,7 +275,8 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
                 self._skips.clear()
             elif self._task is None:
                 check_raster_self_read(self, trainer, self._call, self._targets)  # a PixelCNN reading its pixel
-                self._call = None
+                self._kept = keep_label_argument(self._call, self._losses.classes)  # `self(x, one_hot(y))`
+                self._task, self._call = ("label" if self._kept is not None else None), None
 
     def _found_call(self, call: dict[str, Any]) -> None:
         self._call = self._call or call
@@ -287,7 +289,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
     # ------------------------------------------------------------------------------------------------ looks
 
     def _look(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", when: str, first: bool) -> None:
-        if self._task is None:
+        if self._task is None or (first and self._task == "label"):  # a label argument: tested once trained
             return
         call = self._call if first else self._kept
         if call is None:
@@ -329,6 +331,8 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
 
     def _run_tests(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", call: dict[str, Any], when: str,
                    first: bool) -> None:
+        if self._task == "label":
+            return check_label_argument(self, trainer, call, when)
         x, y = call["x"], call["y"]
         probe = PerturbedCall(self, call)
         if first:  # teacher forcing: a decoder input that is the target shifted right, or the wrong way
