@@ -70,7 +70,8 @@ def check_label_argument(callback: Any, trainer: Any, call: dict[str, Any], when
     label, classes = call["label"].to(old.device), call["classes"]
     shift = torch.randint(1, classes, label.shape, generator=callback._generator).to(label.device)
     new = (label + shift) % classes  # every sample gets a label other than its own
-    value = new.to(old.dtype) if call["label_form"] == "index" else torch.nn.functional.one_hot(new, classes).to(old.dtype)
+    value = new if call["label_form"] == "index" else torch.nn.functional.one_hot(new, classes)
+    value = value.to(old.dtype)
     torch.manual_seed(0)
     base = call["fn"](args, kwargs)
     torch.manual_seed(0)

@@ -67,8 +67,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
       :mod:`~lightning_sanity.callbacks._label_columns`); a forecaster feature computed from the series' future
       (:mod:`~lightning_sanity.callbacks._future_features`); an input computed from the target (``_target_inputs``);
       a decoder input cut from the target holding each label earlier (``_lagged_targets``: slices swapped);
-    - ``causal-leakage`` too for a teacher-forced decoder input built in ``training_step`` (the target shifted
-      right among the call's tensors: :mod:`~lightning_sanity.callbacks._decoder_input`).
+    - ``causal-leakage`` too for a teacher-forced decoder input built in ``training_step`` (:mod:`._decoder_input`).
 
     Once more after a quarter of the planned training (else at the first epoch end, or the end of fit), on the kept
     samples: the same perturbations, and for targets equal to the input tokens, random tokens written to both:
@@ -275,7 +274,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
                 self._skips.clear()
             elif self._task is None:
                 check_raster_self_read(self, trainer, self._call, self._targets)  # a PixelCNN reading its pixel
-                self._kept = keep_label_argument(self._call, self._losses.classes)  # `self(x, one_hot(y))`
+                self._kept = keep_label_argument(self._call, self._losses.classes)
                 self._task, self._call = ("label" if self._kept is not None else None), None
 
     def _found_call(self, call: dict[str, Any]) -> None:
@@ -331,7 +330,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
 
     def _run_tests(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", call: dict[str, Any], when: str,
                    first: bool) -> None:
-        if self._task == "label":
+        if self._task == "label":  # a call given the head's label (`self(x, one_hot(y))`)
             return check_label_argument(self, trainer, call, when)
         x, y = call["x"], call["y"]
         probe = PerturbedCall(self, call)
