@@ -38,9 +38,11 @@ class LossTargets:
 
     def __init__(self) -> None:
         self.targets: list[torch.Tensor] = []
+        self.classes: list[tuple[torch.Tensor, int]] = []  # (class target, the scores' width) of each loss call
         self._watch: Optional[StepWatch] = None
 
     def start(self) -> "LossTargets":
+        self.classes = []
         self._watch = StepWatch(before=self._before).start()
         return self
 
@@ -50,6 +52,8 @@ class LossTargets:
         call = LS.bind_loss_call(func, args, kwargs)
         if call is not None:
             self.targets.append(call.target)
+            if call.input.dim() == 2 and call.target.dim() == 1 and not call.target.is_floating_point():
+                self.classes.append((call.target, int(call.input.shape[1])))
 
     def stop(self) -> list[torch.Tensor]:
         """Remove the watch (idempotent) and hand over the targets seen."""

@@ -20,12 +20,14 @@ from typing_extensions import override
 from lightning_sanity.batch import BatchFn, batch_size, split_batch
 from lightning_sanity.callbacks.base import SanityCallback
 from lightning_sanity.callbacks._run_length import planned_batches
+from lightning_sanity.callbacks._answer_causal import check_answer_causal
 from lightning_sanity.callbacks._copied_targets import copied_random_targets, same_random_targets
 from lightning_sanity.callbacks._decoder_input import decoder_future
 from lightning_sanity.callbacks._lagged_targets import check_lagged_inputs, find_lagged_inputs
 from lightning_sanity.callbacks._future_features import check_future_features
 from lightning_sanity.callbacks._label_copies import finish_label_copies, start_label_copies
 from lightning_sanity.callbacks._label_columns import check_label_columns
+from lightning_sanity.callbacks._label_argument import check_label_argument, keep_label_argument
 from lightning_sanity.callbacks._graph_links import GraphLinkHooks
 from lightning_sanity.callbacks._step_targets import LossTargets, batch_labels, feature_parts, retarget_call, step_axis
 from lightning_sanity.callbacks._target_inputs import check_step_label_tokens, check_target_inputs
@@ -65,8 +67,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
       :mod:`~lightning_sanity.callbacks._label_columns`); a forecaster feature computed from the series' future
       (:mod:`~lightning_sanity.callbacks._future_features`); an input computed from the target (``_target_inputs``);
       a decoder input cut from the target holding each label earlier (``_lagged_targets``: slices swapped);
-    - ``causal-leakage`` too for a teacher-forced decoder input built in ``training_step`` (the target shifted
-      right among the call's tensors: :mod:`~lightning_sanity.callbacks._decoder_input`).
+    - ``causal-leakage`` too for a teacher-forced decoder input built in ``training_step`` (:mod:`._decoder_input`).
 
     Once more after a quarter of the planned training (else at the first epoch end, or the end of fit), on the kept
     samples: the same perturbations, and for targets equal to the input tokens, random tokens written to both:
@@ -273,7 +274,8 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
                 self._skips.clear()
             elif self._task is None:
                 check_raster_self_read(self, trainer, self._call, self._targets)  # a PixelCNN reading its pixel
-                self._call = None
+                self._kept = keep_label_argument(self._call, self._losses.classes)
+                self._task, self._call = ("label" if self._kept is not None else None), None
 
     def _found_call(self, call: dict[str, Any]) -> None:
         self._call = self._call or call
@@ -286,7 +288,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
     # ------------------------------------------------------------------------------------------------ looks
 
     def _look(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", when: str, first: bool) -> None:
-        if self._task is None:
+        if self._task is None or (first and self._task == "label"):  # a label argument: tested once trained
             return
         call = self._call if first else self._kept
         if call is None:
@@ -328,6 +330,8 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
 
     def _run_tests(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", call: dict[str, Any], when: str,
                    first: bool) -> None:
+        if self._task == "label":  # a call given the head's label (`self(x, one_hot(y))`)
+            return check_label_argument(self, trainer, call, when)
         x, y = call["x"], call["y"]
         probe = PerturbedCall(self, call)
         if first:  # teacher forcing: a decoder input that is the target shifted right, or the wrong way
@@ -367,6 +371,8 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
                     data={"position": first_pos, "perturbed_after": at, "length": length, "change": change,
                           "scale": scale, "when": when, "called_as": call["how"]},
                 )
+        elif first and self._task == "copied" and self.is_enabled("causal-leakage"):
+            check_answer_causal(self, trainer, call, when)  # labels == input_ids on the answer only: SFT, prefix LM
         if not self.is_enabled("target-leakage") or "target-leakage" in self._found:
             return
         if y is not None and y is not x and y.dim() >= 2 and int(y.shape[axis]) == length:
