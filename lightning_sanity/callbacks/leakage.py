@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 #: samples of the first batch kept (on the CPU) for the second look later in the run.
 _KEEP = 16
 
+
 class _Skip(Exception):
     """A leakage test cannot run; the message is the reason shown in the summary."""
 
@@ -62,11 +63,8 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
       sequence) move when only the inputs after ``t`` change;
     - ``target-leakage`` (error): outputs at positions ``<= t`` move when only the target at positions ``>= t``
       changes, in a call that receives the batch's target (a decoder fed the unshifted target: Lightning's demo
-      ``Transformer``); or a column of the ``(N, F)`` inputs equals the label (one value per class), is a
-      one-hot of it, or an affine or monotone function of a regression target (on distinct rows, beyond chance:
-      :mod:`~lightning_sanity.callbacks._label_columns`); a forecaster feature computed from the series' future
-      (:mod:`~lightning_sanity.callbacks._future_features`); an input computed from the target (``_target_inputs``);
-      a decoder input cut from the target holding each label earlier (``_lagged_targets``: slices swapped);
+      ``Transformer``); or one of the forms of the ``_label_columns``, ``_future_features``, ``_target_inputs``,
+      ``_lagged_targets`` and ``_label_argument`` modules (listed in ``docs/checks/target-leakage.md``);
     - ``causal-leakage`` too for a teacher-forced decoder input built in ``training_step`` (:mod:`._decoder_input`).
 
     Once more after a quarter of the planned training (else at the first epoch end, or the end of fit), on the kept
