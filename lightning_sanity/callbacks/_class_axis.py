@@ -104,3 +104,35 @@ def check_permuted(cb: Any, trainer: Any, call: Any, origins: ReshapeOrigins, na
         f"Reorder axes with {fix} (e.g. `logits.transpose(1, 2)` for (B, T, C) -> (B, C, T)), not with view/reshape.",
         where=where, key="permuted-by-reshape",
         data={"loss": name, "source_shape": list(source), "prediction_shape": list(shape)})
+
+
+def check_flatten_order(cb: Any, trainer: Any, call: Any, origins: ReshapeOrigins, name: str,
+                        where: Optional[str], classification: bool) -> None:
+    """Report a prediction and a target flattened from the same positions in two orders (time- vs batch-major)."""
+    target = call.target if isinstance(call.target, torch.Tensor) else None
+    if target is None:
+        return
+    shape = tuple(call.input.shape)
+    if classification:
+        if call.input.dim() != 2 or target.dim() != 1 or target.is_floating_point():
+            return
+        classes: Optional[int] = shape[1]
+    elif tuple(target.shape) == shape:
+        classes = None
+    else:
+        return
+    source, target_source = origins.origin(call.input), origins.origin(target)
+    if not class_axis.flatten_orders_disagree(source, shape, target_source, classes):
+        return
+    positions = source[:-1] if classes is not None else source
+    cb.report(
+        trainer, "loss-input", Severity.ERROR,
+        f"{name} got a prediction {shape} flattened from {source} and a target {tuple(target.shape)} flattened "
+        f"from {target_source}: the same positions in two different orders ({positions} against {target_source}, "
+        "e.g. a time-major (T, B) RNN output against batch-major (B, T) labels). Row r of one is not row r of the "
+        "other, so nearly every prediction is scored against another sample's or position's target.",
+        f"Bring the prediction to the target's layout before flattening (e.g. `logits.transpose(0, 1)` for a "
+        "time-major (T, B, C) output, or `batch_first=True` on the RNN), or flatten both from the same layout.",
+        where=where, key="flatten-order-mismatch",
+        data={"loss": name, "source_shape": list(source), "prediction_shape": list(shape),
+              "target_source_shape": list(target_source), "target_shape": list(target.shape)})

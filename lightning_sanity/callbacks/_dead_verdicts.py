@@ -14,8 +14,10 @@ from lightning_sanity.checks import layers as LM
 from lightning_sanity.checks import norms as N
 from lightning_sanity.checks.dead_params import (
     CANCELLED_ADVICE,
+    IDLE_GROUP_ADVICE,
     NO_GRAD_ADVICE,
     constant_tensors,
+    idle_groups,
     last_block_side_output,
     member_signatures,
     unrouted_members,
@@ -125,6 +127,20 @@ class DeadVerdicts:
                 "learns on top of random features",
                 NO_GRAD_ADVICE, steps, kind="no_grad", extra={"feeds": consumers, "untrained": untrained})
             no_grad_mode = [i for i in no_grad_mode if i not in feeding]
+        # A parameter group of their own with an lr above 0: the user meant exactly these layers to learn (an
+        # "unfrozen" top block whose output training_step reads from a cache built before training).
+        idle, groups = self._idle_group_layers(trainer, unused + no_grad_mode)
+        if idle:
+            where = ", ".join(f"optimizers[{o}].param_groups[{g}] at lr {lr:.3g}" for o, g, lr in groups)
+            self._report_layers(
+                trainer, idle, Severity.WARNING, meta,
+                "{are} trainable and make up a parameter group of {its} own with a learning rate above 0 (" + where
+                + "), but never ran with autograd in training_step (never called there, or only under "
+                "torch.no_grad()), so no gradient ever reaches {them} over {steps} steps: the layers set up to "
+                "learn never change", IDLE_GROUP_ADVICE, steps, kind="idle_group",
+                extra={"groups": [{"optimizer": o, "group": g, "lr": lr} for o, g, lr in groups]})
+            unused = [i for i in unused if i not in idle]
+            no_grad_mode = [i for i in no_grad_mode if i not in idle]
         if no_grad_mode:
             self._report_layers(
                 trainer, no_grad_mode, Severity.INFO, meta,
@@ -144,7 +160,7 @@ class DeadVerdicts:
                 "{are} trainable and in the optimizer but {were} never called in training_step, so no gradient ever reaches {them}",
                 "If it is used only in validation or not at all, freeze it or leave it out of the optimizer.",
                 steps, kind="unused")
-        report_dead_parameters(self, trainer, dead, meta, bool(broken) or bool(untrained))  # a tensor dead inside a live layer
+        report_dead_parameters(self, trainer, dead, meta, bool(broken) or bool(untrained) or bool(idle))  # a tensor dead inside a live layer
 
     def _untrained_features(self, trainer, no_grad_mode: list[int], alive: list[str]) -> tuple[list[int], list[str]]:
         """Of the layers that ran only under no_grad, those whose output fed a layer that learns, and their
@@ -161,6 +177,20 @@ class DeadVerdicts:
                 prefix = "" if names[i] == LM.ROOT else names[i] + "."
                 named += [(prefix + n, p) for n, p in module.named_parameters(recurse=False) if p.requires_grad]
         return feeding, constant_tensors(named)
+
+    def _idle_group_layers(self, trainer, candidates: list[int]) -> tuple[list[int], list[tuple[int, int, float]]]:
+        """The candidate layers that alone make up an optimizer group with an lr above 0, and those groups."""
+        if not candidates:
+            return [], []
+        param_layer, table, where = self.layers.param_layer, [], []
+        for o, optimizer in enumerate(trainer.optimizers):
+            for g, group in enumerate(optimizer.param_groups):
+                # The larger of the base and the current lr: a schedule that ends at 0 was still meant to train.
+                lr = max(float(group.get("lr") or 0.0), float(group.get("initial_lr") or 0.0))
+                table.append((lr, [param_layer.get(id(p)) for p in group["params"] if p.requires_grad]))
+                where.append((o, g, lr))
+        hits = idle_groups(table, candidates)
+        return sorted({i for h in hits for i in table[h][1]}), [where[h] for h in hits]
 
     def _died_meta(self, layers: list[int], meta):
         """Where the gradients of ``layers`` died (the earliest of them), not the first step of the run."""

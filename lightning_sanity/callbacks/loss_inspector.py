@@ -316,6 +316,9 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
             if call.kind in L.CLASSIFICATION:
                 CA.check(self, self._step.trainer, call, self._origins, _NAMES[call.kind], obs.module)
             CA.check_permuted(self, self._step.trainer, call, self._origins, _NAMES[call.kind], obs.module)
+            if call.kind in L.CLASSIFICATION + L.REGRESSION + L.BINARY:
+                CA.check_flatten_order(self, self._step.trainer, call, self._origins, _NAMES[call.kind], obs.module,
+                                       call.kind in L.CLASSIFICATION)
 
     def _first_ctc(self, args: tuple, kwargs: dict) -> None:
         if self._ctc_seen or self._watch is None:

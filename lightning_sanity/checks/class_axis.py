@@ -17,6 +17,12 @@ A reshape keeps the flat order of the elements, so the new axes cut it at other 
 values of other positions and classes. No legitimate reshape reorders a tensor's sizes (sizes of 1 aside), since
 the result's axes would mean what the source's did only if the source's were mislabelled.
 
+A third rule, :func:`flatten_orders_disagree`: prediction and target are both flattened, but from sources whose
+position axes hold the same sizes in another order (``(T, B, C)`` logits of a time-major RNN against ``(B, T)``
+labels). Each flattens to ``T * B`` rows, one time-major and one batch-major, so row ``r`` pairs token
+``(r // B, r % B)`` with the label of token ``(r // T, r % T)``: nearly every prediction meets another sample's
+label at another position. No healthy flatten pairs two different orders of the same positions.
+
 Example::
 
     >>> interleaved_class_axis((8, 3, 16, 16), (2048, 3), (8, 16, 16))
@@ -71,3 +77,31 @@ def permuted_by_reshape(source: Optional[Sequence[int]], shape: Sequence[int]) -
     a = [int(s) for s in source if int(s) != 1]
     b = [int(s) for s in shape if int(s) != 1]
     return len(a) >= 2 and sorted(a) == sorted(b) and a != b
+
+
+def flatten_orders_disagree(source: Optional[Sequence[int]], prediction: Sequence[int],
+                            target_source: Optional[Sequence[int]], classes: Optional[int]) -> bool:
+    """Whether a prediction and a target, each reshaped from its own source, flatten the same positions in two
+    different orders (sizes of 1 ignored).
+
+    ``classes`` is the class count of a ``(N, C)`` classification input (its source's last axis must be the class
+    axis, which is then not a position), None for an elementwise loss (prediction and target of one shape).
+
+    >>> flatten_orders_disagree((20, 32, 6), (640, 6), (32, 20), 6)  # time-major logits, batch-major labels
+    True
+    >>> flatten_orders_disagree((32, 20, 6), (640, 6), (32, 20), 6), flatten_orders_disagree((20, 32, 1), (640,), (32, 20), None)
+    (False, True)
+    >>> flatten_orders_disagree((16, 16, 6), (256, 6), (16, 16), 6), flatten_orders_disagree(None, (640, 6), (32, 20), 6)
+    (False, False)
+    """
+    if source is None or target_source is None:
+        return False
+    source = tuple(int(s) for s in source)
+    if classes is not None:
+        if len(prediction) != 2 or not source or source[-1] != classes:
+            return False
+        source = source[:-1]
+    rows = prediction[:1] if classes is not None else prediction  # the positions the loss pairs
+    a = [s for s in source if s != 1]
+    b = [int(s) for s in target_source if int(s) != 1]
+    return len(a) >= 2 and math.prod(a) == math.prod(int(s) for s in rows) and sorted(a) == sorted(b) and a != b

@@ -163,6 +163,32 @@ def dead_parameter_message(names: Sequence[str], steps: Sequence[int], layer_liv
     return text + "."
 
 
+#: A group of a single tensor says nothing about what the user meant: layer-wise lr recipes that build one group
+#: per tensor give an unused pooler's weight a group of its own without anyone choosing it.
+MIN_GROUP_TENSORS = 2
+
+
+def idle_groups(groups: Sequence[tuple[float, Sequence[Optional[int]]]], idle: Collection[int]) -> list[int]:
+    """The optimizer parameter groups (indices into ``groups``) that the user set up to train and that never train.
+
+    ``groups`` holds, per group, its largest learning rate and the layer of each of its trainable tensors (None when
+    the tensor belongs to no tracked layer); ``idle`` the layers that never got a gradient because they never ran
+    with autograd in training_step. A group fires when its lr is above 0, it holds at least
+    :data:`MIN_GROUP_TENSORS` trainable tensors and every one of them sits in an idle layer: the user named exactly
+    these parameters and gave them a step size, so they were meant to learn. An idle layer that shares its group with
+    layers that learn (an unused pooler inside ``model.parameters()``, a teacher or EMA copy left in the module) says
+    nothing about intent; a frozen group has no trainable tensor; a group with lr 0 is meant to stay still.
+
+    >>> idle_groups([(1e-3, [4, 4, 5, 5]), (3e-3, [6, 6])], idle={4, 5})
+    [0]
+    >>> idle_groups([(1e-3, [1, 1, 4, 4]), (0.0, [4, 4]), (1e-3, [5])], idle={4, 5})  # shared, lr 0, one tensor
+    []
+    """
+    idle = set(idle)
+    return [g for g, (lr, layers) in enumerate(groups)
+            if lr > 0 and len(layers) >= MIN_GROUP_TENSORS and all(i is not None and i in idle for i in layers)]
+
+
 ADVICE = ("A tensor whose gradient is zero everywhere is multiplied by zero on its way to the loss: look for an input "
           "that is always zero where it is used (a missing-value mask the wrong way round, e.g. `isna()` passed as "
           "'observed', so every present value is masked out; features zero-filled or zeroed by a mask), every unit "
@@ -174,6 +200,12 @@ NO_GRAD_ADVICE = ("Take torch.no_grad() off the training path: a `@torch.no_grad
                   "block around these layers; wrap the export or inference call instead. If these layers are meant "
                   "to stay fixed, load their trained weights, set requires_grad_(False) and leave them out of the "
                   "optimizer.")
+
+IDLE_GROUP_ADVICE = ("Run these layers inside training_step's graph: features cached through them before training (in "
+                     "`on_fit_start` or `setup`, under no_grad) or a `torch.no_grad()` around them freeze them whatever "
+                     "the optimizer says; cache the output of the layers below instead and apply these in "
+                     "training_step. If they are meant to stay fixed, drop their group from the optimizer and set "
+                     "requires_grad_(False).")
 
 CANCELLED_ADVICE = ("Nothing to fix in the gradient path: the branch's value is exactly zero whatever the weights, e.g. a "
                     "PoolFormer token mixer `pool(x) - x` on a 1x1 map, which happens when the inputs are smaller than "
