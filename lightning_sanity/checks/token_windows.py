@@ -44,26 +44,26 @@ MAX_LENGTH = 128
 MIN_WINDOWS = 10
 _MOD = 1 << 64
 _BASE = 0x9E3779B97F4A7C15  # odd: invertible modulo 2^64
-_MIX = 0xBF58476D1CE4E5B9
+_MIX = 0xBF58476D1CE4E5B9 - _MOD  # as a signed int64
 
 
 def _signed(values: list[int]) -> torch.Tensor:
     return torch.tensor([v - _MOD if v >= 1 << 63 else v for v in values], dtype=torch.int64)
 
 
-_POWERS: dict[tuple[int, bool], torch.Tensor] = {}
+_POWERS: dict[tuple[int, bool, str], torch.Tensor] = {}
 
 
-def _powers(n: int, inverse: bool) -> torch.Tensor:
-    """``BASE**i`` (or its inverse's) modulo 2^64 for ``i < n``, as wrapped int64."""
-    key = (n, inverse)
+def _powers(n: int, inverse: bool, device: torch.device) -> torch.Tensor:
+    """``BASE**i`` (or its inverse's) modulo 2^64 for ``i < n``, as wrapped int64, made once per device."""
+    key = (n, inverse, str(device))
     if key not in _POWERS:
         base = pow(_BASE, -1, _MOD) if inverse else _BASE
         out, value = [], 1
         for _ in range(n):
             out.append(value)
             value = value * base % _MOD
-        _POWERS[key] = _signed(out)
+        _POWERS[key] = _signed(out).to(device)
     return _POWERS[key]
 
 
@@ -80,10 +80,10 @@ def edge_hashes(ids: torch.Tensor, longest: int) -> tuple[torch.Tensor, torch.Te
     width = x.shape[1]
     lengths = torch.arange(MIN_LENGTH, longest + 1, device=x.device)
     mixed = x * _MIX + 1  # wraps modulo 2^64: token 0 contributes too
-    prefix_sums = (mixed * _powers(width, False).to(x.device)).cumsum(1)
+    prefix_sums = (mixed * _powers(width, False, x.device)).cumsum(1)
     prefix = prefix_sums[:, lengths - 1]
     total = prefix_sums[:, -1:]
-    suffix = (total - prefix_sums[:, width - lengths - 1]) * _powers(width, True).to(x.device)[width - lengths]
+    suffix = (total - prefix_sums[:, width - lengths - 1]) * _powers(width, True, x.device)[width - lengths]
     flat_prefix = (x != x[:, :1]).long().cumsum(1)[:, lengths - 1] == 0
     flat_suffix = (x.flip(1) != x[:, -1:]).long().cumsum(1)[:, lengths - 1] == 0
     return prefix.masked_fill(flat_prefix, 0), suffix.masked_fill(flat_suffix, 0)
