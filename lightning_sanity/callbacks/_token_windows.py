@@ -50,7 +50,12 @@ class TokenWindows:
             return
         if x.shape[1] < 2 * self._longest or self._count.get(split, 0) >= MAX_WINDOWS:
             return
-        self._store.setdefault(split, []).append(TW.edge_hashes(x, self._longest))
+        try:
+            hashes = TW.edge_hashes(x, self._longest)
+        except Exception:  # noqa: BLE001 - this reading only: the whole-sample fingerprints go on
+            self.clear()
+            return
+        self._store.setdefault(split, []).append(hashes)
         self._count[split] = self._count.get(split, 0) + int(x.shape[0])
 
     def judge(self) -> Optional[dict[str, Any]]:
