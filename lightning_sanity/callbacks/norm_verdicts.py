@@ -21,7 +21,7 @@ from lightning_sanity.checks.first_step import first_step_spike
 from lightning_sanity.checks.init_scale import beyond_init_scale, default_init_norms
 from lightning_sanity.checks.naming import common_module, short_list
 from lightning_sanity.checks.update_blowup import blown_up_layers
-from lightning_sanity.checks.weight_drift import steady_growth
+from lightning_sanity.checks.weight_drift import settling_layers, steady_growth
 from lightning_sanity.findings import Severity
 
 if TYPE_CHECKING:
@@ -189,6 +189,9 @@ class NormVerdicts(DeadVerdicts):
         if found:  # grown from near zero to an ordinary scale for the layer's shape is learning, not divergence
             found = beyond_init_scale(found, weight_sq, self._default_norms(trainer),
                                       self.threshold("weight-growth", "factor"))
+        if found:  # grown gradually and slowing down: settling, not diverging (checks/weight_drift.py)
+            settled = settling_layers(weight_sq, [i for i, _ in found], steps)
+            found = [(i, f) for i, f in found if i not in settled]
         steady = not found and steady_growth(weight_sq, self.layers.numels, steps=steps)  # checks/weight_drift.py
         found = found or steady
         if not found:

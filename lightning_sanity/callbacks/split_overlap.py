@@ -18,6 +18,7 @@ from typing_extensions import override
 from lightning_sanity.batch import BatchFn, joined_inputs, split_batch
 from lightning_sanity.callbacks._row_blocks import RowBlocks
 from lightning_sanity.callbacks._split_pairs import PairPrints, judge_pairs
+from lightning_sanity.callbacks._token_windows import TokenWindows, report_tokens
 from lightning_sanity.callbacks._window_runs import WindowRuns, report_windows
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks import splits as S
@@ -106,6 +107,7 @@ class SplitOverlap(SanityCallback):
         self._measurements = False  # the first training batch holds measured (non-integer float) values
         self._val_last: Optional[torch.Tensor] = None  # that run's last batch's fingerprints
         self._windows = WindowRuns()  # runs of time steps of windowed measurements (overlapping windows)
+        self._tokens = TokenWindows()  # first and last tokens of token-id windows (overflowing tokens)
 
     # ------------------------------------------------------------------------------------------------ hooks
 
@@ -172,6 +174,7 @@ class SplitOverlap(SanityCallback):
         self._train.clear()
         self._val = []
         self._windows.clear()
+        self._tokens.clear()
         self.retire("on_train_batch_end", "on_validation_batch_start")
 
     def _take(self, batch: Any, split: str, windows: bool = True) -> None:
@@ -197,6 +200,8 @@ class SplitOverlap(SanityCallback):
                 self._val_count += int(x.shape[0])
             if windows and self._measurements:
                 self._windows.add(x, split)
+            if windows and not self._tokens.off:
+                self._tokens.add(x, split)
         except Exception as err:  # a check must never lose the user's run
             log.debug("split-overlap fingerprint failed", exc_info=True)
             self._stop(f"could not fingerprint a {split} batch: {err!r}")
@@ -245,7 +250,9 @@ class SplitOverlap(SanityCallback):
                          f"repeats {repeated:.0%} of its pairs")
         if excess < threshold or found < 2:
             report_windows(self, trainer, text, threshold)
+            report_tokens(self, trainer, threshold)
             return
+        self._tokens.clear()
         self.detail(trainer, "split-overlap", text)
         severity = "error" if excess >= max(ERROR_SHARE, threshold) else "warning"
         self.report(

@@ -23,6 +23,7 @@ from lightning_sanity.checks.losses import BINARY, CLASSIFICATION, LossCall
 #: nats above it: an overconfident head (logits with a std of several units) sits there, a healthy init never does.
 CLASSIFICATION_FACTOR = 2.0
 CLASSIFICATION_MARGIN = 2.0
+#: (For a weighted BCE, whose mean is over elements, the margin is 2 nats per unit of the batch's mean weight.)
 #: MSE at init against the best constant: with targets of mean m and spread s and an output near 0, MSE starts at
 #: about s^2 + m^2. A factor 3 fires when |m| > 1.4 s, i.e. when the output bias has further to travel than the
 #: whole spread of the targets ("init well": set the final bias to the mean).
@@ -67,6 +68,9 @@ def initial_loss_verdict(
     True
     >>> initial_loss_verdict("cross_entropy", 4.5, e, classification_factor=1.5)
     'overconfident'
+    >>> w = LossExpectation(uniform=2.61 * math.log(2), baseline=1.5, best_bias=[])  # mean weight 2.61 (pos_weight)
+    >>> initial_loss_verdict("binary_cross_entropy_with_logits", 5.24, w) is None
+    True
     """
     if not math.isfinite(observed):
         return None  # the non-finite check owns NaN / Inf losses
@@ -80,7 +84,16 @@ def initial_loss_verdict(
         return "offset" if observed > expectation.baseline + classification_margin else None
     if kind in CLASSIFICATION or kind in BINARY or kind == "kl_div":
         uniform = expectation.uniform
-        if observed > max(classification_factor * uniform, uniform + classification_margin):
+        margin = classification_margin
+        if kind in BINARY and uniform > 0:
+            # BCE's `weight` / `pos_weight` scale each element's loss and its mean is over elements, not weights:
+            # the loss is in units of the batch's mean weight (uniform / ln 2). The margin is 2 nats per unit of
+            # weight, so the verdict does not change when every weight is scaled, nor hang on how many upweighted
+            # rare positives the first batch happened to draw (pos_weight 14, prior-odds bias: one positive more in a
+            # batch of 16 adds about 2.3 to its loss). A mean weight under 1 (a mask of zeros) keeps the plain margin:
+            # never stricter than for the unweighted loss.
+            margin *= max(1.0, uniform / math.log(2))
+        if observed > max(classification_factor * uniform, uniform + margin):
             return "overconfident"
         return None
     factor = mse_factor if kind == "mse" else linear_factor

@@ -18,6 +18,15 @@ large weights reaches every layer it penalises, so the judgement is on the whole
 
 The layers named are those that grew steadily themselves (or the one that grew most).
 
+The 10x rule of :func:`~lightning_sanity.checks.norms.growing_layers` asks only that a layer be still rising at the
+end. A layer that grew 10x gradually and is slowing down is settling, not diverging (:func:`settling_layers`): the
+factors of a product (a GMF tower's two small embeddings and the output weights over their product) grow together
+at Adam's ``lr`` per step until the product reaches the scale of the logits, then slow, and a logistic loss on data
+it separates sharpens its output layer at a log rate. It settles when it grew in the second half of the run less
+than :data:`SECOND_HALF_SHARE` times as much as in the first half, and less than :data:`EARLY_SHARE` of its growth
+came in the first tenth of the run: a learning rate far too high blows a layer up in its first steps, and a creep
+after that is no sign of settling.
+
 Example::
 
     >>> import torch
@@ -43,6 +52,9 @@ STEADY_FACTOR = 3.0
 #: Growth in the second half at least this share of the first half's: midway between a sqrt(t) growth (0.41)
 #: and a constant rate (1.0).
 SECOND_HALF_SHARE = 0.7
+#: Share of a layer's growth in the first tenth of the run above which the growth is a blow-up, not a settling curve:
+#: a ``sqrt(t)`` growth makes 32% of its growth there, a linear one 10%.
+EARLY_SHARE = 0.5
 
 
 def steady_growth(weight_sq: torch.Tensor, numels: Sequence[int], min_steps: int = MIN_STEPS * 2,
@@ -74,3 +86,21 @@ def steady_growth(weight_sq: torch.Tensor, numels: Sequence[int], min_steps: int
 
 def _steady(first: torch.Tensor, middle: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
     return (last >= STEADY_FACTOR * first) & (last - middle >= SECOND_HALF_SHARE * (middle - first))
+
+
+def settling_layers(weight_sq: torch.Tensor, layers: Sequence[int], steps: Optional[Sequence[int]] = None) -> set[int]:
+    """The ``layers`` whose weight norm grew gradually and is slowing down (see the module docstring).
+
+    >>> t = torch.arange(1, 201, dtype=torch.float64).unsqueeze(1)
+    >>> w = torch.cat([1 + t.sqrt(), 1 + 0.1 * t, 1 + 100 * (t > 2) + 0.1 * t], 1) ** 2
+    >>> sorted(settling_layers(w, [0, 1, 2]))
+    [0]
+    """
+    rows = weight_sq.shape[0]
+    norms = weight_sq.double().sqrt()
+    first, early = norms[0], norms[row_at(rows // 10, steps)]
+    middle, last = norms[row_at(rows // 2, steps)], norms[-1]
+    grew = last - first
+    slowing = (middle > first) & (last - middle < SECOND_HALF_SHARE * (middle - first))
+    gradual = early - first < EARLY_SHARE * grew
+    return {layer for layer in layers if bool(slowing[layer] & gradual[layer] & (grew[layer] > 0))}
