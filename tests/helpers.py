@@ -57,6 +57,14 @@ def breast_cancer() -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.tensor(d.target, dtype=torch.float32)
 
 
+def tagged_tokens(n: int = 128, length: int = 12, vocab: int = 20, tags: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ids, tags)`` of shape ``(n, length)``: random token ids whose tag is the id modulo ``tags``, a learnable
+    per-token rule for sequence taggers."""
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, vocab, (n, length), generator=gen)
+    return ids, ids % tags
+
+
 def loader(x: torch.Tensor, y: torch.Tensor, batch_size: int = 64, shuffle: bool = True, seed: int = 0) -> DataLoader:
     gen = torch.Generator().manual_seed(seed) if shuffle else None
     return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=shuffle, generator=gen)

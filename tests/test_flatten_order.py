@@ -7,17 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from _models_fitstart import my_callbacks
-from helpers import fit_report, loader, serious
+from helpers import fit_report, loader, serious, tagged_tokens
 from torch import nn
 
 C, T, V = 5, 12, 20
-
-
-def _tokens():
-    """Token ids whose tag is the id modulo C: a learnable per-token rule."""
-    gen = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, V, (128, T), generator=gen)
-    return ids, ids % C
 
 
 class Tagger(L.LightningModule):
@@ -45,7 +38,8 @@ class Tagger(L.LightningModule):
 
 def _run(tmp_path, layout):
     L.seed_everything(0)
-    return fit_report(tmp_path, Tagger(layout), loader(*_tokens(), batch_size=16), my_callbacks(), max_epochs=1,
+    return fit_report(tmp_path, Tagger(layout), loader(*tagged_tokens(length=T, vocab=V, tags=C), batch_size=16),
+                      my_callbacks(), max_epochs=1,
                       limit_train_batches=2, num_sanity_val_steps=0)
 
 
