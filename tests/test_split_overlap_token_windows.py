@@ -85,3 +85,15 @@ def test_periodic_text_matches_at_many_lengths():
     t, v = TW.edge_hashes(windows[:20], 32), TW.edge_hashes(windows[20:], 32)
     found = TW.judge(*t, *v)
     assert found["chance"] >= found["both"]
+
+
+def test_text_of_fixed_blocks_matches_on_the_same_side_too():
+    # Windows built of 8-token motifs: a validation window's first 8 tokens end many training windows (a whole
+    # motif) at exactly one length, as a stride-8 overlap would, but they also begin many: chance, not siblings.
+    g = torch.Generator().manual_seed(13)
+    motifs = torch.randint(1, 1000, (40, 8), generator=g)
+    windows = motifs[torch.randint(0, 40, (260, WIDTH // 8), generator=g)].flatten(1)
+    t, v = TW.edge_hashes(windows[:200], 32), TW.edge_hashes(windows[200:], 32)
+    found = TW.judge(*t, *v)
+    assert found["length"] == 8 and found["both"] > 0.9  # every other length matches far less often
+    assert found["chance"] >= found["both"]

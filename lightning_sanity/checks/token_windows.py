@@ -110,6 +110,9 @@ def judge(train_prefix: torch.Tensor, train_suffix: torch.Tensor, val_prefix: to
     # the chance level for the others (a real overlap of s tokens is not found at s - 1).
     peak = int(both[1:].argmax()) + 1
     others = np.delete(np.maximum(before, after), peak)
+    # Text built of fixed blocks (motifs, templates of n tokens) matches at n on the same side too: windows begin
+    # with the blocks other windows begin with. A sibling's overlap joins one window's end to another's start only.
+    same = min(_share(vp[:, peak], tp[:, peak]), _share(vs[:, peak], ts[:, peak]))
+    chance = max(float(others.max()) if others.size else 0.0, same)
     return {"length": peak + MIN_LENGTH, "before": float(before[peak]), "after": float(after[peak]),
-            "both": float(both[peak]), "chance": float(others.max()) if others.size else 0.0,
-            "windows": int(vp.shape[0])}
+            "both": float(both[peak]), "chance": chance, "windows": int(vp.shape[0])}
