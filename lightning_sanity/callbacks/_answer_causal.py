@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from lightning_sanity.batch import map_tensors
+from lightning_sanity.callbacks._model_call import map_call
 from lightning_sanity.callbacks._perturbed_call import PerturbedCall
 from lightning_sanity.checks import leakage as L
 from lightning_sanity.checks.answer_span import answer_cut
@@ -21,16 +21,10 @@ CHECK = "causal-leakage"
 
 def _rows_call(call: dict[str, Any], rows: torch.Tensor) -> dict[str, Any]:
     """The call cut to the samples in ``rows`` (every argument with the batch's size), identities preserved."""
-    size, memo = int(call["x"].shape[0]), {}
-    index = rows.nonzero()[:, 0].to(call["x"].device)
-
-    def cut(t: torch.Tensor) -> torch.Tensor:
-        if id(t) not in memo:
-            memo[id(t)] = t.index_select(0, index.to(t.device)) if t.dim() > 0 and t.shape[0] == size else t
-        return memo[id(t)]
-
-    args, kwargs = map_tensors((call["args"], call["kwargs"]), cut)
-    return dict(call, args=args, kwargs=kwargs, x=cut(call["x"]), y=cut(call["y"]) if call["y"] is not None else None)
+    size = int(call["x"].shape[0])
+    index = rows.nonzero()[:, 0]
+    return map_call(call, lambda t: t.index_select(0, index.to(t.device)) if t.dim() > 0 and t.shape[0] == size
+                    else t)
 
 
 def check_answer_causal(callback: Any, trainer: Any, call: dict[str, Any], when: str) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Optional
 import torch
 
 from lightning_sanity.batch import map_tensors, tensors_of
-from lightning_sanity.callbacks._model_call import keep_call
+from lightning_sanity.callbacks._model_call import keep_call, run_call
 from lightning_sanity.checks import leakage as L
 
 CHECK = "target-leakage"
@@ -72,10 +72,8 @@ def check_label_argument(callback: Any, trainer: Any, call: dict[str, Any], when
     new = (label + shift) % classes  # every sample gets a label other than its own
     value = new if call["label_form"] == "index" else torch.nn.functional.one_hot(new, classes)
     value = value.to(old.dtype)
-    torch.manual_seed(0)
-    base = call["fn"](args, kwargs)
-    torch.manual_seed(0)
-    moved = call["fn"](*map_tensors((args, kwargs), lambda v: value if v is old else v))
+    base = run_call(call, args, kwargs)
+    moved = run_call(call, *map_tensors((args, kwargs), lambda v: value if v is old else v))
     n = int(label.shape[0])
     pairs = [(a, b) for a, b in zip(tensors_of(base), tensors_of(moved))
              if a.is_floating_point() and a.shape == (n, classes) and b.shape == a.shape]

@@ -57,50 +57,56 @@ def storage_of(t: torch.Tensor) -> Optional[int]:
         return None
 
 
+def map_call(call: dict[str, Any], fn: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, Any]:
+    """The call with ``fn`` applied once to each of its tensors: a tensor passed twice maps to one result, so the
+    input and target stay marked by identity."""
+    memo: dict[int, torch.Tensor] = {}
+
+    def once(t: torch.Tensor) -> torch.Tensor:
+        if id(t) not in memo:
+            memo[id(t)] = fn(t)
+        return memo[id(t)]
+
+    args, kwargs = map_tensors((call["args"], call["kwargs"]), once)
+    return dict(call, args=args, kwargs=kwargs, x=once(call["x"]),
+                y=once(call["y"]) if call["y"] is not None else None)
+
+
 def keep_call(call: dict[str, Any], keep: int) -> dict[str, Any]:
     """A CPU copy of a call cut to its first ``keep`` samples, the input and target still marked by identity."""
     size = int(call["x"].shape[0])
-    memo: dict[int, torch.Tensor] = {}
 
     def copy(t: torch.Tensor) -> torch.Tensor:
-        if id(t) not in memo:
-            cut = t[:keep] if size > keep and t.dim() > 0 and t.shape[0] == size else t
-            memo[id(t)] = cut.detach().to("cpu", copy=True)
-        return memo[id(t)]
+        cut = t[:keep] if size > keep and t.dim() > 0 and t.shape[0] == size else t
+        return cut.detach().to("cpu", copy=True)
 
-    args, kwargs = map_tensors((call["args"], call["kwargs"]), copy)
-    kept = dict(call, args=args, kwargs=kwargs, x=copy(call["x"]))
-    kept["y"] = copy(call["y"]) if call["y"] is not None else None
+    kept = map_call(call, copy)
     kept["target"] = None  # the batch's target, for the first look only
     return kept
 
 
 def move_call(call: dict[str, Any], device: torch.device) -> dict[str, Any]:
     """The kept call with its tensors on ``device``, identities preserved."""
-    memo: dict[int, torch.Tensor] = {}
-
-    def move(t: torch.Tensor) -> torch.Tensor:
-        return memo.setdefault(id(t), t.to(device))
-
-    args, kwargs = map_tensors((call["args"], call["kwargs"]), move)
-    moved = dict(call, args=args, kwargs=kwargs, x=move(call["x"]))
-    moved["y"] = move(call["y"]) if call["y"] is not None else None
-    return moved
+    return map_call(call, lambda t: t.to(device))
 
 
 _HALF = (torch.float16, torch.bfloat16)
 
 
+def run_call(call: dict[str, Any], args: tuple, kwargs: dict) -> Any:
+    """Re-run a kept call with ``args``/``kwargs``, drawing the same random numbers every time (the caller runs it
+    inside ``isolate_rng``): masks that a module draws even in eval mode (a ``self.train`` guard forgotten) are not
+    leakage."""
+    torch.manual_seed(0)
+    return call["fn"](args, kwargs)
+
+
 def call_output(call: dict[str, Any], args: tuple, kwargs: dict, size: int, length: int,
                 axis: int) -> Optional[tuple[Optional[torch.Tensor], Optional[torch.Tensor], bool]]:
-    """Re-run a kept call with ``args``/``kwargs``: ``(the output as (batch, positions, units) or None, the loss the
-    model computed or None, whether the output is half precision)``; None when no output tensor has the batch size.
-
-    Every run draws the same random numbers (the caller runs it inside ``isolate_rng``): masks that a module draws
-    even in eval mode (a ``self.train`` guard forgotten) are not leakage.
-    """
-    torch.manual_seed(0)
-    result = call["fn"](args, kwargs)
+    """Re-run a kept call with ``args``/``kwargs`` (:func:`run_call`): ``(the output as (batch, positions, units) or
+    None, the loss the model computed or None, whether the output is half precision)``; None when no output tensor
+    has the batch size."""
+    result = run_call(call, args, kwargs)
     logits = getattr(result, "logits", None)
     if not isinstance(logits, torch.Tensor) and isinstance(result, Mapping):
         logits = result.get("logits")

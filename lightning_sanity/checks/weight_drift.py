@@ -85,7 +85,12 @@ def steady_growth(weight_sq: torch.Tensor, numels: Sequence[int], min_steps: int
 
 
 def _steady(first: torch.Tensor, middle: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
-    return (last >= STEADY_FACTOR * first) & (last - middle >= SECOND_HALF_SHARE * (middle - first))
+    return (last >= STEADY_FACTOR * first) & _keeps_pace(first, middle, last)
+
+
+def _keeps_pace(first: torch.Tensor, middle: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    """Grew in the second half at least :data:`SECOND_HALF_SHARE` times as much as in the first."""
+    return last - middle >= SECOND_HALF_SHARE * (middle - first)
 
 
 def settling_layers(weight_sq: torch.Tensor, layers: Sequence[int], steps: Optional[Sequence[int]] = None) -> set[int]:
@@ -101,6 +106,6 @@ def settling_layers(weight_sq: torch.Tensor, layers: Sequence[int], steps: Optio
     first, early = norms[0], norms[row_at(rows // 10, steps)]
     middle, last = norms[row_at(rows // 2, steps)], norms[-1]
     grew = last - first
-    slowing = (middle > first) & (last - middle < SECOND_HALF_SHARE * (middle - first))
+    slowing = (middle > first) & ~_keeps_pace(first, middle, last)
     gradual = early - first < EARLY_SHARE * grew
     return {layer for layer in layers if bool(slowing[layer] & gradual[layer] & (grew[layer] > 0))}
