@@ -2,8 +2,8 @@
 The backbone was pre-trained on a colour-sorting task (which paint colour is the blob?) and is fine-tuned, with a
 fresh `fc`, to tell the *shape* (disc, square, triangle, cross) of grey blobs. The optimizer is built with the
 popular Kaggle snippet that walks `reversed(list(model.named_parameters()))` and multiplies the lr by 0.9 after
-every step - i.e. per parameter *tensor*, not per layer. This ResNet has 48 parameter tensors, so `layer1`, `bn1`
-and `conv1` get 0.8-2 % of the head's lr (1.6e-5 to 4e-5 with AdamW): the colour-tuned early layers are as
+every step - i.e. per parameter *tensor*, not per layer. This ResNet has 47 parameter tensors, so `conv1`, `bn1`
+and `layer1` get 0.8-3.4 % of the head's lr (1.6e-5 to 7e-5 with AdamW): the colour-tuned early layers are as
 good as frozen, while the shape task needs new low-level features.
 Symptom: val acc 0.79 vs 0.92 with one decay step per stage (conv1/bn1 -> 0.7**4, layer1 -> 0.7**3, ..., fc -> 1);
 with seed 5: 0.71 vs 0.93."""
