@@ -3,7 +3,7 @@ checkpoint"), then a thin student CNN learns from the labels, from the teacher's
 (KL with `log_target=False`, scaled by T^2, T=4) and from a FitNets hint: a 1x1-conv connector maps the student's
 middle feature map onto the teacher's and an MSE pulls them together. The teacher is frozen (`requires_grad_(False)`,
 outside the optimizer) and pinned to eval mode by overriding `train()`, so its BatchNorm/Dropout stay deterministic.
-The connector is trained with the student and dropped at inference. Student val acc 0.99 (teacher 0.99).
+The connector is trained with the student and dropped at inference. Student val acc 0.99 (teacher 0.99)."""
 
 import lightning as L
 import torch
