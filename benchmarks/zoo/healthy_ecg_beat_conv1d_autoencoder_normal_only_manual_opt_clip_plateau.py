@@ -1,6 +1,6 @@
 """Healthy: anomaly detection on single ECG beats (128 samples: P wave, QRS complex, T wave; random rate,
-amplitude, baseline wander and noise) with a 1-D convolutional autoencoder (12-d dense bottleneck) trained on normal beats only.
-Validation monitors the reconstruction MSE of held-out *normal* beats; after training, the reconstruction error
+amplitude, baseline wander and noise) with a 1-D convolutional autoencoder (12-d dense bottleneck) trained on
+normal beats only. Validation monitors the reconstruction MSE of held-out *normal* beats; after training, the reconstruction error
 ranks a mixed test set (normal beats vs. inverted-T, missing-P and wide-QRS beats). Manual optimization:
 `zero_grad` / `manual_backward` / `clip_gradients` (norm 1.0) / `step`, and a ReduceLROnPlateau that the module
 steps itself on the val loss. Final val MSE 0.0006 (noise floor 0.0004), test AUROC 0.99 (missing P 0.97)."""
