@@ -51,14 +51,14 @@ def make_examples(n, seed):
     return out
 
 
-def collate(forms):
-    rows = [[CLS] + q + [SEP] + c + [SEP] for q, c, _ in forms]
+def collate(examples):
+    rows = [[CLS] + q + [SEP] + c + [SEP] for q, c, _ in examples]
     T = max(len(r) for r in rows)
     ids = torch.full((len(rows), T), PAD, dtype=torch.long)
     types = torch.zeros(len(rows), T, dtype=torch.long)
     context_mask = torch.zeros(len(rows), T, dtype=torch.bool)
     starts, ends = [], []
-    for i, ((q, c, (s, e)), r) in enumerate(zip(forms, rows)):
+    for i, ((q, c, (s, e)), r) in enumerate(zip(examples, rows)):
         offset = len(q) + 2
         ids[i, :len(r)] = torch.tensor(r)
         types[i, offset:len(r)] = 1
