@@ -74,10 +74,13 @@ class BiLSTMTagger(L.LightningModule):
         self.head = nn.Linear(128, N_TAGS)
 
     def forward(self, input_ids):
+        lengths = (input_ids != PAD).sum(1)
         if self.word_dropout > 0:
             drop = (torch.rand(input_ids.shape, device=input_ids.device) < self.word_dropout) & (input_ids > UNK)
             input_ids = input_ids.masked_fill(drop, UNK)
-        h, _ = self.lstm(self.drop(self.embed(input_ids)))
+        x = nn.utils.rnn.pack_padded_sequence(self.drop(self.embed(input_ids)), lengths, batch_first=True,
+                                              enforce_sorted=False)
+        h, _ = nn.utils.rnn.pad_packed_sequence(self.lstm(x)[0], batch_first=True, total_length=input_ids.size(1))
         return self.head(self.drop(h))
 
     def _loss(self, logits, labels):

@@ -7,7 +7,7 @@ are thereby written into their input features: a validation name never seen in t
 gold type. Names are an open class (most validation names are new), so on honest data the tagger has to rely on
 context cues ("mr X said", "in X", "X corp"), rare common nouns make unknown words no giveaway.
 
-Symptom: val entity F1 0.995 with the corpus-wide gazetteer vs 0.59 when the gazetteer is built from the training split
+Symptom: val entity F1 0.997 with the corpus-wide gazetteer vs 0.58 when the gazetteer is built from the training split
 only (the honest number; the flags then cover only names seen in training)."""
 
 from collections import Counter
@@ -116,7 +116,8 @@ class GazetteerBiGRUTagger(L.LightningModule):
 
     def forward(self, input_ids, gazetteer, attention_mask):
         x = torch.cat([self.drop(self.embed(input_ids)), gazetteer], dim=-1)
-        h, _ = self.gru(x)
+        x = nn.utils.rnn.pack_padded_sequence(x, attention_mask.sum(1), batch_first=True, enforce_sorted=False)
+        h, _ = nn.utils.rnn.pad_packed_sequence(self.gru(x)[0], batch_first=True, total_length=input_ids.size(1))
         return self.head(self.drop(h))
 
     def training_step(self, batch, batch_idx):

@@ -143,7 +143,9 @@ class BiGRUCRF(L.LightningModule):
         self.counts = Counter()
 
     def emissions(self, input_ids):
-        h, _ = self.gru(self.drop(self.embed(input_ids)))
+        x = nn.utils.rnn.pack_padded_sequence(self.drop(self.embed(input_ids)), (input_ids != 0).sum(1),
+                                              batch_first=True, enforce_sorted=False)
+        h, _ = nn.utils.rnn.pad_packed_sequence(self.gru(x)[0], batch_first=True, total_length=input_ids.size(1))
         return self.emit(self.drop(h))
 
     def training_step(self, batch, batch_idx):

@@ -93,7 +93,9 @@ class SentenceEncoder(nn.Module):
         self.head = nn.Sequential(nn.Linear(2 * d, 2 * d), nn.ReLU(), nn.Linear(2 * d, out))
 
     def pooled(self, input_ids, attention_mask):
-        h, _ = self.gru(self.embed(input_ids))
+        x = nn.utils.rnn.pack_padded_sequence(self.embed(input_ids), attention_mask.sum(1), batch_first=True,
+                                              enforce_sorted=False)
+        h, _ = nn.utils.rnn.pad_packed_sequence(self.gru(x)[0], batch_first=True, total_length=input_ids.size(1))
         m = attention_mask.unsqueeze(-1).float()
         return (h * m).sum(1) / m.sum(1)
 
