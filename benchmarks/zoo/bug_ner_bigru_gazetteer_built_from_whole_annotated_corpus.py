@@ -52,7 +52,12 @@ def make_corpus(n, seed):
         for _ in range(int(torch.randint(1, 4, (1,), generator=g))):
             for _ in range(int(torch.randint(1, 5, (1,), generator=g))):
                 r = rand()
-                w = pick(FILLER) if r < 0.65 else pick(nouns) if r < 0.9 else pick(cues[pick(list(cues))][int(r < 0.95)])
+                if r < 0.65:
+                    w = pick(FILLER)
+                elif r < 0.9:
+                    w = pick(nouns)
+                else:  # a cue word out of place: cues are only a hint
+                    w = pick(cues[pick(list(cues))][int(r < 0.95)])
                 words.append(w), tags.append("O")
             etype = pick(list(cues))
             before, after = cues[etype]
