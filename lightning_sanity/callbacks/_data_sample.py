@@ -53,6 +53,11 @@ class _LabelSample:
     print_features: int = 0
     field: Optional[str] = None
     pad_id: Optional[int] = None
+    #: whether every batch's labels had the shape of an integer input of 2+ dimensions (token labels, one per
+    #: position), the only layout in which a label can be compared with the padding token
+    token_layout: bool = True
+    #: sizes of axis 1 of the integer inputs shaped (batch, group, length): one sequence per candidate
+    groups: set[int] = dataclasses.field(default_factory=set)
     #: the labels found at padded positions (checks/padding_labels.py), set at fit start
     padding: Optional[PaddingLabels] = None
     #: why ``label-distribution`` cannot run, if it cannot
@@ -108,6 +113,12 @@ class _BatchReader:
     def _collect_labels(self, y: torch.Tensor, fields: list[tuple[str, torch.Tensor]]) -> None:
         y = y.detach()
         self._labels.floating = self._labels.floating or y.is_floating_point()
+        # The layout of the labels against the integer inputs (token ids): one label per position, or one per
+        # sample of a (batch, group, length) input that holds a group of candidate sequences.
+        ids = [t for _, t in fields if not (t.is_floating_point() or t.is_complex() or D.integer_signal(t))]
+        self._labels.token_layout = self._labels.token_layout and any(
+            t.dim() >= 2 and t.shape == y.shape for t in ids)
+        self._labels.groups.update(int(t.shape[1]) for t in ids if t.dim() >= 3 and t.shape[0] == y.shape[0])
         if y.numel() > _MAX_LABELS:
             self._labels.dense = True
             packed = torch.stack([y.min().double(), y.max().double()]).cpu()

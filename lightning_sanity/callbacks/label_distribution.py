@@ -75,7 +75,10 @@ class _LabelDistributionGlue:
         summary = {"batches": batches, "label_min": lo, "label_max": hi, "kind": kind}
 
         if batches >= 2 and lo == hi and (samples >= 16 or self._labels.ranges):
-            padding = self._labels.pad_id is not None and lo == self._labels.pad_id
+            if self._judge_constant_slot(trainer, facts, kind, lo, batches, where):
+                return
+            # Only labels laid out like the tokens (one per position) can be the padding token.
+            padding = self._labels.token_layout and self._labels.pad_id is not None and lo == self._labels.pad_id
             self.report(
                 trainer, "label-distribution", Severity.INFO if unused else Severity.ERROR,
                 f"Every target in the first {batches} batches equals {lo:.6g}"
@@ -147,6 +150,26 @@ class _LabelDistributionGlue:
         if (D.heavy_imbalance(counts, self.threshold("label-distribution", "imbalance_ratio"))
                 and (kind == "binary" or width <= 100)):
             self._report_imbalance(trainer, facts, kind, counts, where, summary)
+
+    def _judge_constant_slot(self, trainer: "pl.Trainer", facts: dict[str, Any], kind: str, label: float,
+                             batches: int, where: Optional[str]) -> bool:
+        """A constant class index into a group of candidates the input holds: ``input_ids`` of shape ``(B, G, T)``
+        scored as ``G`` classes (a listwise reranker, multiple choice) with the positive always put first. The label
+        names a slot of the input, not a class the head could learn as a bias: a model that scores every candidate
+        with the same function cannot tell the slots apart, so there is something to learn. True when reported."""
+        classes = facts.get("num_classes")
+        if kind != "class" or not isinstance(classes, int) or classes < 2 or classes not in self._labels.groups:
+            return False
+        self.report(
+            trainer, "label-distribution", Severity.INFO,
+            f"Every target in the first {batches} batches equals {label:.6g}, and the input holds one sequence per "
+            f"class ({classes} candidates per sample): the positive sits in slot {label:.6g} of each group (a "
+            "grouped softmax, as in listwise reranking or multiple choice).",
+            "Nothing to do when every candidate is scored by the same function (the model cannot see the slot); "
+            "shuffle the candidates if the model sees their order.",
+            where=where, at_step=False, data={"batches": batches, "label": label, "candidates": classes})
+        self.detail(trainer, "label-distribution", f"the positive in slot {label:.6g} of {classes} candidates")
+        return True
 
     def _judge_in_batch_target(self, trainer: "pl.Trainer") -> bool:
         """A constant target made by the step for in-batch (square) logits: every row trained towards the same
