@@ -99,6 +99,8 @@ class _InitialLossGlue:
             text, start = initial_detail(_NAMES[main.call.kind], main.observed, e, main.call.kind,
                                          facts.get("init_matches_prior"))
             facts["initial_loss_start"] = start
+            if main.mask_share is not None:
+                text += f"; counted where its 0/1 mask is 1 ({main.mask_share:.2%} of the elements)"
             if main.margin_logits:
                 text += ("; the logits are edited with the target (a margin head such as ArcFace or CosFace lowers the "
                          "true class's logit by design), so a start above ln C is not judged")
@@ -175,6 +177,8 @@ class _InitialLossGlue:
         cause = IL.regression_cause(call)
         if IL.offset_within_reach(cause):
             return  # an untrained output near 0, targets within unit-scale reach of it: ordinary bias learning
+        if IL.spread_from_default_init(cause):
+            return  # outputs spread as a default init spreads them: the targets' small scale, not the init
         data.update(cause)
         first = IL.format_values(e.best_bias)
         if cause["offset"] >= cause["spread"]:

@@ -26,6 +26,7 @@ from lightning_sanity.batch import split_batch
 from lightning_sanity.callbacks._loss_facts import _LossFacts
 from lightning_sanity.callbacks import _class_axis as CA
 from lightning_sanity.callbacks import _ctc_input as CTC
+from lightning_sanity.callbacks import _masked_loss as ML
 from lightning_sanity.callbacks import _poisson_input as PI
 from lightning_sanity.callbacks import _sign_targets as ST
 from lightning_sanity.callbacks._lineage import Lineage
@@ -360,6 +361,8 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
             except Exception as err:  # a bonus: never switch the loss watch off over it
                 log.debug("lightning_sanity: lineage watch failed: %r", err)
                 self._lineage = None
+        if self._watch is not None and self._step.observations:
+            ML.after(self._watch.tags, func, args)  # a 0/1 mask applied to a per-element loss
         if not self._step.pending or L.loss_kind(func) is None or not isinstance(result, torch.Tensor):
             return
         obs = self._step.pending.pop()
@@ -373,3 +376,5 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
         if call.kind in L.CLASSIFICATION or call.kind in L.BINARY:
             obs.mean_prediction = LE.mean_prediction(call)
         self._step.observations.append(obs)
+        if self._watch is not None:
+            ML.watch(self._watch.tags, obs, result)

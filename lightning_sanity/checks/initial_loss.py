@@ -45,6 +45,13 @@ PER_OUTPUT_REFERENCE_MAX = 16
 #: bias, done in the first steps; one beyond it (raw diabetes targets centred on 152) is an offset that no
 #: unit-scale network closes quickly, and "standardise the targets or set the bias" applies.
 OFFSET_REACH = 3.0
+#: The spread of an untrained regression output that PyTorch's default initialisation gives: ``nn.Linear`` and the
+#: convolutions draw weights of variance 1 / (3 fan_in) (kaiming_uniform with a = sqrt(5)), so on inputs of unit
+#: second moment the output's std is 1/sqrt(3) = 0.58, and 0.41 after a ReLU (second moment 1/2). Outputs spread
+#: within unit scale are what every default init gives: a loss far above the best constant then comes from targets
+#: of a small spread (their scale, not the init), and "shrink the initial weights" would not apply. Weights scaled
+#: up (x10, a custom init of std 1 on a wide layer) spread the outputs well beyond it.
+DEFAULT_INIT_SPREAD = 1.0
 
 
 def initial_loss_verdict(
@@ -148,6 +155,18 @@ def offset_within_reach(cause: dict[str, float], reach: float = OFFSET_REACH) ->
     False
     """
     return cause["offset"] >= cause["spread"] and cause["centre_gap"] <= reach
+
+
+def spread_from_default_init(cause: dict[str, float], reach: float = DEFAULT_INIT_SPREAD) -> bool:
+    """Whether a regression loss at init is high because of the spread of the initial outputs, a spread no wider
+    than a default initialisation gives (see :data:`DEFAULT_INIT_SPREAD`): no finding.
+
+    >>> spread_from_default_init({"offset": 0.02, "spread": 0.27, "output_std": 0.34})
+    True
+    >>> spread_from_default_init({"offset": 0.1, "spread": 9.0, "output_std": 11.0})
+    False
+    """
+    return cause["spread"] > cause["offset"] and cause["output_std"] <= reach
 
 
 def format_values(values: list[float], limit: int = 10) -> str:
