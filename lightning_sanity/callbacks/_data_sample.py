@@ -17,12 +17,16 @@ from lightning_sanity.batch import INPUT_KEYS, TARGET_KEYS, split_batch
 from lightning_sanity.callbacks._extra_forward import hidden_step_watches
 from lightning_sanity.callbacks._step_watch import META_OPS, SHAPE_OPS, StepWatch, function_name
 from lightning_sanity.checks import data as D
+from lightning_sanity.checks import duplicate_labels as DL
 from lightning_sanity.checks.input_use import next_first_use
 from lightning_sanity.checks.padding_labels import PaddingLabels
 
 _MAX_FIELDS = 8
 #: Dense targets (segmentation masks, token sequences) beyond this many elements are summarised by min and max only.
 _MAX_LABELS = 1 << 18
+#: Integer types of the same width as each float type: a float label's bits travel in the fingerprints' int64 copy.
+_FLOAT_BITS = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16,
+               torch.bfloat16: torch.int16}
 
 
 @dataclasses.dataclass
@@ -49,8 +53,10 @@ class _LabelSample:
     ranges: list[tuple[float, float]] = dataclasses.field(default_factory=list)
     dense: bool = False
     floating: bool = False
-    prints: list[torch.Tensor] = dataclasses.field(default_factory=list)
+    prints: list[torch.Tensor] = dataclasses.field(default_factory=list)  # int64 hashes of the inputs
     print_features: int = 0
+    #: the prints are of a dict batch's effective tokens (``input_ids`` where ``attention_mask`` is set)
+    print_tokens: bool = False
     field: Optional[str] = None
     pad_id: Optional[int] = None
     #: the labels found at padded positions (checks/padding_labels.py), set at fit start
@@ -100,12 +106,12 @@ class _BatchReader:
                                if y is None else f"the target is a {type(y).__name__}, not a tensor")
         else:
             self._labels.field = self._target_name(batch)
-            self._collect_labels(y, fields)
+            self._collect_labels(y, fields, batch)
             if self._labels.padding is not None:
                 self._labels.padding.add_batch(batch, x, y)
         return fields
 
-    def _collect_labels(self, y: torch.Tensor, fields: list[tuple[str, torch.Tensor]]) -> None:
+    def _collect_labels(self, y: torch.Tensor, fields: list[tuple[str, torch.Tensor]], batch: Any) -> None:
         y = y.detach()
         self._labels.floating = self._labels.floating or y.is_floating_point()
         if y.numel() > _MAX_LABELS:
@@ -118,13 +124,19 @@ class _BatchReader:
         # Fingerprints of the inputs travel with the labels, in one copy to the host.
         main = next((t for _, t in fields if t.dim() > 0 and t.shape[0] == y.shape[0]), None)
         self._labels.shapes.append(tuple(y.shape))
-        if per_sample and main is not None and main.dim() >= 1:
-            prints = D.fingerprints(main)
+        if per_sample and main is not None and main.dim() >= 1 and not y.is_complex():
+            mask = DL.token_mask(batch, main)
+            prints = DL.input_fingerprints(main) if mask is None else DL.token_fingerprints(main, mask)
+            self._labels.print_tokens = mask is not None
             self._labels.print_features = int(main[0].numel()) if main.dim() > 1 else 1
-            packed = torch.cat([y.reshape(-1).to(prints.dtype), prints.reshape(-1)]).cpu()
+            flat = y.reshape(-1)
+            bits = _FLOAT_BITS.get(flat.dtype)
+            # The labels' exact bits ride along as int64 (a float label's bit pattern, restored on the host).
+            packed = torch.cat([flat.contiguous().view(bits).long() if bits is not None else flat.long(), prints]).cpu()
             n = y.shape[0]
-            self._labels.values.append(packed[:n].to(torch.float64))
-            self._labels.prints.append(packed[n:].reshape(n, 2))
+            labels = packed[:n].to(bits).view(flat.dtype) if bits is not None else packed[:n]
+            self._labels.values.append(labels.to(torch.float64))
+            self._labels.prints.append(packed[n:])
         else:
             self._labels.values.append(y.reshape(-1).to(torch.float64).cpu())
 

@@ -284,42 +284,6 @@ def looks_sorted(per_batch: torch.Tensor) -> bool:
     return df > 0 and v >= 0.6 and chi2 > max(3 * df, df + 6 * math.sqrt(2 * df))
 
 
-#: Inputs with at least this many values per sample (images, sequences, embeddings) almost never repeat exactly by
-#: nature, so identical ones with different labels point at mis-paired data rather than ambiguous features.
-RICH_INPUT_FEATURES = 32
-
-
-def fingerprints(x: torch.Tensor) -> torch.Tensor:
-    """Two fixed projections of each flattened sample: equal inputs give equal fingerprints (no RNG used)."""
-    flat = x.detach().reshape(x.shape[0], -1)
-    dtype = torch.float32 if flat.device.type == "mps" else torch.float64
-    flat = torch.nan_to_num(flat.to(dtype), nan=0.0, posinf=0.0, neginf=0.0)
-    key = (int(flat.shape[1]), str(flat.device), dtype)
-    basis = _BASES.get(key)
-    if basis is None:
-        i = torch.arange(flat.shape[1], device=flat.device, dtype=dtype)
-        basis = _BASES[key] = torch.stack([torch.cos(0.7071 * i + 0.3), torch.sin(1.6180 * i + 0.1)], 1)
-    return flat @ basis
-
-
-_BASES: dict[tuple[int, str, torch.dtype], torch.Tensor] = {}
-
-
-def conflicting_duplicates(prints: torch.Tensor, labels: torch.Tensor) -> tuple[int, int]:
-    """Groups of identical inputs (equal fingerprints) that carry more than one label, and the samples in them."""
-    if prints.shape[0] < 2:
-        return 0, 0
-    scale = float(prints.abs().max()) or 1.0
-    keys = torch.round(prints.double() / (scale * 1e-7)).long()
-    groups: dict[tuple[int, int], set] = {}
-    members: dict[tuple[int, int], int] = {}
-    for key, label in zip(map(tuple, keys.tolist()), labels.reshape(-1).tolist()):
-        groups.setdefault(key, set()).add(label)
-        members[key] = members.get(key, 0) + 1
-    bad = [k for k, labels_of in groups.items() if len(labels_of) > 1]
-    return len(bad), sum(members[k] for k in bad)
-
-
 def log_prior_bias(counts: torch.Tensor) -> list[float]:
     """The softmax output bias that predicts the class frequencies (classes never seen get half a count)."""
     p = (counts.double() + (counts == 0).double() * 0.5)
