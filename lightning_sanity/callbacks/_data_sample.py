@@ -24,6 +24,9 @@ from lightning_sanity.checks.padding_labels import PaddingLabels
 _MAX_FIELDS = 8
 #: Dense targets (segmentation masks, token sequences) beyond this many elements are summarised by min and max only.
 _MAX_LABELS = 1 << 18
+#: Log transforms, and the shifts and clamps that may come first (`log(x + eps)`, `log10(clamp(x, min=amin))`).
+_LOG_OPS = frozenset({"log", "log1p", "log2", "log10", "log_", "log1p_", "log2_", "log10_"})
+_SHIFT_OPS = frozenset({"add", "__add__", "__radd__", "clamp", "clamp_min", "clip", "maximum", "abs"})
 #: Integer types of the same width as each float type: a float label's bits travel in the fingerprints' int64 copy.
 _FLOAT_BITS = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16,
                torch.bfloat16: torch.int16}
@@ -39,6 +42,8 @@ class _InputSample:
     signal_fields: set[str] = dataclasses.field(default_factory=set)  # integer samples judged as values
     #: per field, the first operation the model applies to it in the first step
     first_use: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: fields the model takes the log of in the first step (directly, or after a shift or clamp: ``log(x + eps)``)
+    logged: set[str] = dataclasses.field(default_factory=set)
     #: why ``input-scale`` cannot run, if it cannot
     missing: Optional[str] = None
 
@@ -141,21 +146,35 @@ class _BatchReader:
             self._labels.values.append(y.reshape(-1).to(torch.float64).cpu())
 
     def _watch_first_use(self, fields: list[tuple[str, torch.Tensor]]) -> None:
-        """Watch the first training step for what the model does first with each float input."""
+        """Watch the first training step for what the model does first with each float input, and whether it takes
+        the input's log (after a shift or a clamp, as `AmplitudeToDB` does)."""
         tensors = {name: t for name, t in fields if name in self._inputs.stats}
+
+        def tagged(args: tuple) -> Any:
+            for arg in (a for v in args for a in (v if isinstance(v, (list, tuple)) else (v,))):
+                tag = watch.tags.get(arg)
+                if tag and ("input" in tag or "via" in tag):
+                    yield arg, tag
 
         def before(func: Any, args: tuple, kwargs: dict) -> None:
             name = function_name(func)
             if name in SHAPE_OPS or name in META_OPS:
                 return
-            for arg in (a for v in args for a in (v if isinstance(v, (list, tuple)) else (v,))):
-                tag = watch.tags.get(arg)
-                if not tag or "input" not in tag:
-                    continue
-                # A statistic of the input (RevIN's `x.mean(1)`) is read, not fed on (see checks/input_use.py).
-                self._inputs.first_use[tag["input"]] = next_first_use(self._inputs.first_use.get(tag["input"]), name)
+            for _, tag in tagged(args):
+                if name in _LOG_OPS:
+                    self._inputs.logged.add(tag.get("input") or tag["via"])
+                if "input" in tag:
+                    # A statistic of the input (RevIN's `x.mean(1)`) is read, not fed on (see checks/input_use.py).
+                    self._inputs.first_use[tag["input"]] = next_first_use(self._inputs.first_use.get(tag["input"]),
+                                                                         name)
 
-        watch = StepWatch(before=before)
+        def after(func: Any, args: tuple, kwargs: dict, result: Any) -> None:
+            if function_name(func) in _SHIFT_OPS:
+                for _, tag in tagged(args):
+                    watch.tags.set(result, {**(watch.tags.get(result) or {}), "via": tag.get("input") or tag["via"]})
+                    return
+
+        watch = StepWatch(before=before, after=after)
         for name, tensor in tensors.items():
             watch.tags.set(tensor, {"input": name})
         self._watch = watch.start()
