@@ -97,3 +97,34 @@ def test_whole_tickets_and_short_texts_that_repeat_stay_silent(tmp_path):
     (finding,) = _duplicates(report)
     assert finding["severity"] == "info" and finding["data"]["share"] >= 0.05
     assert finding["data"]["labels_at_chance"] is False
+
+
+class TextAndFeatures(BagClassifier):
+    """Reads the tokens and a feature vector beside them (``features``): the text is not the whole input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Linear(4, 32)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        pooled = (self.embed(batch["input_ids"]) * mask).sum(1) / mask.sum(1)
+        return F.cross_entropy(self.head(pooled + self.features(batch["features"])), batch["labels"])
+
+
+def test_a_shared_text_beside_features_that_carry_the_label_stays_silent(tmp_path):
+    rows = _tickets(512, max_length=19)
+    for row in rows:
+        row["features"] = F.one_hot(row["labels"], 4).float()
+
+    def collate(items):
+        out = _collate(items)
+        out["features"] = torch.stack([i["features"] for i in items])
+        return out
+
+    L.seed_everything(0)
+    data = DataLoader(rows, batch_size=32, shuffle=True, collate_fn=collate)
+    report = fit_report(tmp_path, TextAndFeatures(), data, my_callbacks(), max_epochs=1, limit_train_batches=4,
+                        num_sanity_val_steps=0)
+    assert serious(report, "label-distribution") == []
+    assert [f["data"]["tokens"] for f in _duplicates(report)] == [False]

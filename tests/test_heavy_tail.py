@@ -87,3 +87,9 @@ def test_heavy_tail_counts(name, values, heavy):
     flat = values(torch.Generator().manual_seed(0)).double()
     positives, squashed = HT.squashed_counts(flat, flat.sum(0), (flat * flat).sum(0))
     assert (HT.heavy_tail(flat.amin(0), positives, squashed) is not None) is heavy, name
+
+
+def test_the_squash_bar_is_the_tiny_input_bar():
+    from lightning_sanity.checks import data as D
+
+    assert HT.SQUASHED == D.SMALL_MAX

@@ -183,7 +183,7 @@ class _LabelDistributionGlue:
         # kept tokens say nothing about the label (truncation that keeps a shared header, a placeholder text).
         tokens = self._labels.print_tokens
         rich = not tokens and self._labels.print_features >= DL.RICH_INPUT_FEATURES
-        at_chance = found.at_chance and (rich or tokens)
+        at_chance = tokens and found.at_chance
         severity = (Severity.ERROR if share >= 0.5 and (rich or at_chance)
                     else Severity.WARNING if share >= 0.05 and ((rich and found.groups >= 2) or at_chance)
                     else Severity.INFO)

@@ -30,6 +30,7 @@ from typing import Any, Optional
 
 import torch
 
+from lightning_sanity.batch import TARGET_KEYS
 from lightning_sanity.checks import splits as S
 
 #: Inputs with at least this many values per sample (images, sequences, embeddings) almost never repeat exactly by
@@ -45,18 +46,27 @@ _TOKEN_RANKS = 4096
 
 def input_fingerprints(x: torch.Tensor) -> torch.Tensor:
     """One int64 hash per sample of ``x`` from the exact bits of its values (equal samples, equal hashes)."""
+    x = torch.view_as_real(x) if x.is_complex() else x
     return S.fingerprints(x if x.dim() > 1 else x.reshape(-1, 1))
 
 
 def token_mask(batch: Any, ids: torch.Tensor) -> Optional[torch.Tensor]:
-    """The ``attention_mask`` of a dict batch whose ``input_ids`` is ``ids`` (integer, same shape), else None."""
+    """The ``attention_mask`` of a dict batch whose ``input_ids`` is ``ids`` (2-D integer ids) and whose other input
+    tensors are all per token (``token_type_ids``, ``position_ids``), else None: with an image or other features
+    beside them, the tokens are not the whole input.
+
+    >>> ids = torch.tensor([[2, 5, 0]])
+    >>> token_mask({"input_ids": ids, "attention_mask": ids != 0, "labels": torch.tensor([1])}, ids)
+    tensor([[ True,  True, False]])
+    """
     if not isinstance(batch, Mapping) or batch.get("input_ids") is not ids:
         return None
     mask = batch.get("attention_mask")
     if (not isinstance(mask, torch.Tensor) or mask.shape != ids.shape or ids.dim() != 2
             or ids.is_floating_point() or ids.is_complex()):
         return None
-    return mask
+    others = (v for k, v in batch.items() if k not in TARGET_KEYS and isinstance(v, torch.Tensor))
+    return mask if all(v.shape == ids.shape for v in others) else None
 
 
 def token_fingerprints(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
