@@ -207,14 +207,14 @@ class _InputScaleGlue:
                            figures: dict) -> None:
         """Far from unit scale and heavy-tailed (:mod:`lightning_sanity.checks.heavy_tail`): a linear rescaling, even
         the model's own, leaves most values squashed near zero."""
-        rescaled = f" The model's own `{first}` rescales linearly and cannot fix it." if first in _NORMALISING_OPS else ""
+        rescaled = f" The model's own `{first}` does not change that." if first in _NORMALISING_OPS else ""
         self.report(
             trainer, "input-scale", Severity.WARNING,
             f"The input `{name}` is far from unit scale (RMS {s.rms:.3g}, max |x| {s.abs_max:.3g}) and heavy-tailed: "
             f"in {heavy['heavy_features']} of its {heavy['judged_features']} non-negative features most positive "
-            "values lie below 1/100 of the feature's standard deviation, two or more orders of magnitude under the largest "
-            f"({heavy['squashed_share']:.0%} of their positive values), so after any division by the spread they "
-            f"are all but zero to the first layer.{rescaled}",
+            "values lie below 1/100 of the feature's standard deviation, two or more orders of magnitude under the "
+            f"largest ({heavy['squashed_share']:.0%} of their positive values), so after any division by the spread "
+            f"they are all but zero to the first layer.{rescaled}",
             "Take the log of such features (`torch.log(x + eps)`, `log1p` for counts, dB for power spectrograms: "
             "`AmplitudeToDB`), then standardise.",
             where=name, at_step=False, data={**figures, **heavy, **({"first_op": first} if first else {})},
