@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from lightning_sanity.callbacks._step_watch import StepWatch
 from lightning_sanity.checks import data as D
+from lightning_sanity.checks import duplicate_labels as DL
 from lightning_sanity.checks import initial_loss as IL
 from lightning_sanity.checks import loss_expectations as LE
 from lightning_sanity.checks import losses as L
@@ -189,9 +190,42 @@ def test_conflicting_duplicates():
     x = torch.rand(6, 5)
     x[3] = x[0]
     x[4] = x[1]
-    prints = D.fingerprints(x)
-    assert D.conflicting_duplicates(prints, torch.tensor([0, 1, 2, 1, 1, 2])) == (1, 2)
-    assert D.conflicting_duplicates(prints, torch.tensor([0, 1, 2, 0, 1, 2])) == (0, 0)
+    prints = DL.input_fingerprints(x)
+    found = DL.duplicate_labels(prints, torch.tensor([0, 1, 2, 1, 1, 2]))
+    assert (found.groups, found.involved, found.pairs, found.agreeing) == (1, 2, 2, 1)
+    assert DL.duplicate_labels(prints, torch.tensor([0, 1, 2, 0, 1, 2])).groups == 0
+
+
+def test_duplicate_fingerprints_are_exact_across_orders_of_magnitude():
+    # Quiet power-spectrogram-like samples (1e-14..1e-6) next to loud ones (1e7): all distinct, none merged.
+    g = torch.Generator().manual_seed(0)
+    gain = 10 ** (8 * torch.rand(64, 1, generator=g) - 12)
+    x = gain * torch.rand(64, 200, generator=g) ** 4
+    x[0] *= 1e13
+    assert DL.duplicate_labels(DL.input_fingerprints(x), torch.arange(64) % 4).groups == 0
+
+
+def test_token_fingerprints_see_only_the_kept_tokens():
+    ids = torch.tensor([[2, 7, 8, 0, 0], [2, 7, 8, 9, 0], [1, 1, 2, 7, 8], [2, 7, 8, 5, 5]])
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 0], [0, 0, 1, 1, 1], [1, 1, 1, 0, 0]])
+    f = DL.token_fingerprints(ids, mask)
+    assert f[0] == f[2] == f[3] and f[0] != f[1]
+    wider = DL.token_fingerprints(torch.cat([ids, torch.zeros(4, 3, dtype=torch.long)], 1),
+                                  torch.cat([mask, torch.zeros(4, 3, dtype=torch.long)], 1))
+    assert torch.equal(wider, f)  # the same texts padded to another batch length
+
+
+def test_labels_of_identical_inputs_at_chance_or_informative():
+    g = torch.Generator().manual_seed(0)
+    prints = torch.cat([torch.zeros(40, dtype=torch.long), torch.arange(1, 89)])
+    labels = torch.randint(0, 4, (128,), generator=g)
+    assert DL.duplicate_labels(prints, labels).at_chance  # one shared input carrying labels at random
+    mostly = labels.clone()
+    mostly[:40] = torch.where(torch.rand(40, generator=g) < 0.85, 2, mostly[:40])
+    found = DL.duplicate_labels(prints, mostly)
+    assert found.groups == 1 and not found.at_chance  # an ambiguous but informative input
+    pair = DL.duplicate_labels(torch.tensor([5, 5, 1, 2]), torch.tensor([0, 1, 0, 1]))
+    assert pair.groups == 1 and not pair.at_chance  # one pair cannot tell chance from agreement
 
 
 def test_bias_advice():

@@ -17,12 +17,19 @@ from lightning_sanity.batch import INPUT_KEYS, TARGET_KEYS, split_batch
 from lightning_sanity.callbacks._extra_forward import hidden_step_watches
 from lightning_sanity.callbacks._step_watch import META_OPS, SHAPE_OPS, StepWatch, function_name
 from lightning_sanity.checks import data as D
+from lightning_sanity.checks import duplicate_labels as DL
 from lightning_sanity.checks.input_use import next_first_use
 from lightning_sanity.checks.padding_labels import PaddingLabels
 
 _MAX_FIELDS = 8
 #: Dense targets (segmentation masks, token sequences) beyond this many elements are summarised by min and max only.
 _MAX_LABELS = 1 << 18
+#: Log transforms, and the shifts and clamps that may come first (`log(x + eps)`, `log10(clamp(x, min=amin))`).
+_LOG_OPS = frozenset({"log", "log1p", "log2", "log10", "log_", "log1p_", "log2_", "log10_"})
+_SHIFT_OPS = frozenset({"add", "__add__", "__radd__", "clamp", "clamp_min", "clip", "maximum", "abs"})
+#: Integer types of the same width as each float type: a float label's bits travel in the fingerprints' int64 copy.
+_FLOAT_BITS = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16,
+               torch.bfloat16: torch.int16}
 
 
 @dataclasses.dataclass
@@ -35,6 +42,8 @@ class _InputSample:
     signal_fields: set[str] = dataclasses.field(default_factory=set)  # integer samples judged as values
     #: per field, the first operation the model applies to it in the first step
     first_use: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: fields the model takes the log of in the first step (directly, or after a shift or clamp: ``log(x + eps)``)
+    logged: set[str] = dataclasses.field(default_factory=set)
     #: why ``input-scale`` cannot run, if it cannot
     missing: Optional[str] = None
 
@@ -49,8 +58,10 @@ class _LabelSample:
     ranges: list[tuple[float, float]] = dataclasses.field(default_factory=list)
     dense: bool = False
     floating: bool = False
-    prints: list[torch.Tensor] = dataclasses.field(default_factory=list)
+    prints: list[torch.Tensor] = dataclasses.field(default_factory=list)  # int64 hashes of the inputs
     print_features: int = 0
+    #: the prints are of a dict batch's effective tokens (``input_ids`` where ``attention_mask`` is set)
+    print_tokens: bool = False
     field: Optional[str] = None
     pad_id: Optional[int] = None
     #: whether every batch's labels had the shape of an integer input of 2+ dimensions (token labels, one per
@@ -105,12 +116,12 @@ class _BatchReader:
                                if y is None else f"the target is a {type(y).__name__}, not a tensor")
         else:
             self._labels.field = self._target_name(batch)
-            self._collect_labels(y, fields)
+            self._collect_labels(y, fields, batch)
             if self._labels.padding is not None:
                 self._labels.padding.add_batch(batch, x, y)
         return fields
 
-    def _collect_labels(self, y: torch.Tensor, fields: list[tuple[str, torch.Tensor]]) -> None:
+    def _collect_labels(self, y: torch.Tensor, fields: list[tuple[str, torch.Tensor]], batch: Any) -> None:
         y = y.detach()
         self._labels.floating = self._labels.floating or y.is_floating_point()
         # The layout of the labels against the integer inputs (token ids): one label per position, or one per
@@ -129,32 +140,52 @@ class _BatchReader:
         # Fingerprints of the inputs travel with the labels, in one copy to the host.
         main = next((t for _, t in fields if t.dim() > 0 and t.shape[0] == y.shape[0]), None)
         self._labels.shapes.append(tuple(y.shape))
-        if per_sample and main is not None and main.dim() >= 1:
-            prints = D.fingerprints(main)
+        if per_sample and main is not None and main.dim() >= 1 and not y.is_complex():
+            mask = DL.token_mask(batch, main)
+            prints = DL.input_fingerprints(main) if mask is None else DL.token_fingerprints(main, mask)
+            self._labels.print_tokens = mask is not None
             self._labels.print_features = int(main[0].numel()) if main.dim() > 1 else 1
-            packed = torch.cat([y.reshape(-1).to(prints.dtype), prints.reshape(-1)]).cpu()
+            flat = y.reshape(-1)
+            bits = _FLOAT_BITS.get(flat.dtype)
+            # The labels' exact bits ride along as int64 (a float label's bit pattern, restored on the host).
+            packed = torch.cat([flat.contiguous().view(bits).long() if bits is not None else flat.long(), prints]).cpu()
             n = y.shape[0]
-            self._labels.values.append(packed[:n].to(torch.float64))
-            self._labels.prints.append(packed[n:].reshape(n, 2))
+            labels = packed[:n].to(bits).view(flat.dtype) if bits is not None else packed[:n]
+            self._labels.values.append(labels.to(torch.float64))
+            self._labels.prints.append(packed[n:])
         else:
             self._labels.values.append(y.reshape(-1).to(torch.float64).cpu())
 
     def _watch_first_use(self, fields: list[tuple[str, torch.Tensor]]) -> None:
-        """Watch the first training step for what the model does first with each float input."""
+        """Watch the first training step for what the model does first with each float input, and whether it takes
+        the input's log (after a shift or a clamp, as `AmplitudeToDB` does)."""
         tensors = {name: t for name, t in fields if name in self._inputs.stats}
+
+        def tagged(args: tuple) -> Any:
+            for arg in (a for v in args for a in (v if isinstance(v, (list, tuple)) else (v,))):
+                tag = watch.tags.get(arg)
+                if tag and ("input" in tag or "via" in tag):
+                    yield arg, tag
 
         def before(func: Any, args: tuple, kwargs: dict) -> None:
             name = function_name(func)
             if name in SHAPE_OPS or name in META_OPS:
                 return
-            for arg in (a for v in args for a in (v if isinstance(v, (list, tuple)) else (v,))):
-                tag = watch.tags.get(arg)
-                if not tag or "input" not in tag:
-                    continue
-                # A statistic of the input (RevIN's `x.mean(1)`) is read, not fed on (see checks/input_use.py).
-                self._inputs.first_use[tag["input"]] = next_first_use(self._inputs.first_use.get(tag["input"]), name)
+            for _, tag in tagged(args):
+                if name in _LOG_OPS:
+                    self._inputs.logged.add(tag.get("input") or tag["via"])
+                if "input" in tag:
+                    # A statistic of the input (RevIN's `x.mean(1)`) is read, not fed on (see checks/input_use.py).
+                    self._inputs.first_use[tag["input"]] = next_first_use(self._inputs.first_use.get(tag["input"]),
+                                                                         name)
 
-        watch = StepWatch(before=before)
+        def after(func: Any, args: tuple, kwargs: dict, result: Any) -> None:
+            if function_name(func) in _SHIFT_OPS:
+                for _, tag in tagged(args):
+                    watch.tags.set(result, {**(watch.tags.get(result) or {}), "via": tag.get("input") or tag["via"]})
+                    return
+
+        watch = StepWatch(before=before, after=after)
         for name, tensor in tensors.items():
             watch.tags.set(tensor, {"input": name})
         self._watch = watch.start()

@@ -200,7 +200,7 @@ class DataChecks(_BatchReader, _InputScaleGlue, _LabelDistributionGlue, SanityCa
             self._labels = _LabelSample(pad_id=old.pad_id, padding=old.padding)
             x = batch[0]
             self._labels.field = f"batch[{index}]"
-            self._collect_labels(batch[index], self._input_fields(x, self._input_name(batch)))
+            self._collect_labels(batch[index], self._input_fields(x, self._input_name(batch)), batch)
         except Exception as err:  # nothing may lose the user's run
             log.debug("lightning_sanity: reading the loss's label part failed: %r", err)
 

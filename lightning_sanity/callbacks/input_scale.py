@@ -28,6 +28,7 @@ from torch import nn
 
 from lightning_sanity.callbacks._compiled import hookable_modules
 from lightning_sanity.checks import data as D
+from lightning_sanity.checks import heavy_tail as HT
 from lightning_sanity.checks import pretrained_input as PI
 from lightning_sanity.checks.modes import has_initial_statistics, is_batchnorm
 from lightning_sanity.findings import Severity
@@ -167,8 +168,13 @@ class _InputScaleGlue:
             if name in self._inputs.signal_fields and first in _INDEXING_OPS:
                 details[-1] = f"{name}: integer ids (first used by `{first}`): scale not judged"
                 continue  # 8/16-bit ids after all: looked up, not computed with
-            if verdict == "large":
-                rescaled = first in _NORMALISING_OPS
+            # A heavy tail is judged where the raw scale is large and the model takes no log of it (`logged`).
+            heavy = (HT.heavy_tail(s.min, s.positives, s.squashed)
+                     if verdict == "large" and name not in self._inputs.logged else None)
+            if heavy is not None:
+                self._report_heavy_tail(trainer, name, s, heavy, first, figures)
+            elif verdict == "large":
+                rescaled = first in _NORMALISING_OPS or name in self._inputs.logged
                 feature_text = (f", one feature reaching an RMS of {s.max_feature_rms:.3g}"
                                 if s.max_feature_rms is not None and s.max_feature_rms > limits["feature_rms_large"]
                                 else "")
@@ -196,3 +202,20 @@ class _InputScaleGlue:
                     "If these features should vary, check the preprocessing; otherwise nothing to do.",
                     where=name, at_step=False, data=figures, key="constant-features")
         self.detail(trainer, "input-scale", "; ".join(details))
+
+    def _report_heavy_tail(self, trainer: "pl.Trainer", name: str, s: D.InputStats, heavy: dict, first: Any,
+                           figures: dict) -> None:
+        """Far from unit scale and heavy-tailed (:mod:`lightning_sanity.checks.heavy_tail`): a linear rescaling, even
+        the model's own, leaves most values squashed near zero."""
+        rescaled = f" The model's own `{first}` does not change that." if first in _NORMALISING_OPS else ""
+        self.report(
+            trainer, "input-scale", Severity.WARNING,
+            f"The input `{name}` is far from unit scale (RMS {s.rms:.3g}, max |x| {s.abs_max:.3g}) and heavy-tailed: "
+            f"in {heavy['heavy_features']} of its {heavy['judged_features']} non-negative features most positive "
+            "values lie below 1/100 of the feature's standard deviation, two or more orders of magnitude under the "
+            f"largest ({heavy['squashed_share']:.0%} of their positive values), so after any division by the spread "
+            f"they are all but zero to the first layer.{rescaled}",
+            "Take the log of such features (`torch.log(x + eps)`, `log1p` for counts, dB for power spectrograms: "
+            "`AmplitudeToDB`), then standardise.",
+            where=name, at_step=False, data={**figures, **heavy, **({"first_op": first} if first else {})},
+            key="heavy-tail")

@@ -15,6 +15,7 @@ import torch
 
 from lightning_sanity.callbacks import _multi_hot_padding as MP
 from lightning_sanity.checks import data as D
+from lightning_sanity.checks import duplicate_labels as DL
 from lightning_sanity.checks.label_use import unused_head_classes
 from lightning_sanity.checks.padding_labels import report_padding_labels
 from lightning_sanity.findings import Severity
@@ -194,23 +195,35 @@ class _LabelDistributionGlue:
     def _judge_duplicates(self, trainer: "pl.Trainer", where: Optional[str], samples: int) -> None:
         if not self._labels.prints or len(self._labels.prints) != len(self._labels.values):
             return
-        groups, involved = D.conflicting_duplicates(torch.cat(self._labels.prints), torch.cat(self._labels.values))
-        if not groups:
+        found = DL.duplicate_labels(torch.cat(self._labels.prints), torch.cat(self._labels.values))
+        if not found.groups:
             return
-        share = involved / max(samples, 1)
+        share = found.involved / max(samples, 1)
         # A handful of conflicting duplicates is label noise, worth knowing; a sizeable share means the inputs and
         # labels are not paired correctly, and half or more leaves nothing consistent to learn. Inputs of a few
-        # discrete features (tabular data) repeat with different outcomes by nature: only info there.
-        rich = self._labels.print_features >= D.RICH_INPUT_FEATURES
-        severity = (Severity.INFO if not rich else Severity.ERROR if share >= 0.5
-                    else Severity.WARNING if share >= 0.05 and groups >= 2 else Severity.INFO)
+        # discrete features (tabular data) repeat with different outcomes by nature: only info there. So do short
+        # texts (effective tokens): they count only when their labels agree no more often than chance, i.e. the
+        # kept tokens say nothing about the label (truncation that keeps a shared header, a placeholder text).
+        tokens = self._labels.print_tokens
+        rich = not tokens and self._labels.print_features >= DL.RICH_INPUT_FEATURES
+        at_chance = tokens and found.at_chance
+        severity = (Severity.ERROR if share >= 0.5 and (rich or at_chance)
+                    else Severity.WARNING if share >= 0.05 and ((rich and found.groups >= 2) or at_chance)
+                    else Severity.INFO)
+        what = "identical token inputs (the `input_ids` where `attention_mask` is 1)" if tokens else "identical inputs"
+        chance = (f"; their labels agree no more often than labels drawn from the label prior ({found.agreeing} of "
+                  f"{found.pairs} pairs agree, {found.chance:.0f} expected by chance), so these inputs do not hold "
+                  "what decides the label" if at_chance else "")
         self.report(
             trainer, "label-distribution", severity,
-            f"{groups} groups of identical inputs carry different labels ({involved} of {samples} samples, "
-            f"{share:.0%}) in the first batches.",
-            "Check that inputs and labels are paired correctly (same index, same order after any shuffle or "
-            "filter), and deduplicate or relabel the conflicting samples.",
-            where=where, at_step=False, data={"groups": groups, "samples": involved, "share": round(share, 4)})
+            f"{found.groups} group{'s' if found.groups > 1 else ''} of {what} "
+            f"{'carry' if found.groups > 1 else 'carries'} different labels ({found.involved} of {samples} samples, "
+            f"{share:.0%}, the largest {found.largest}) in the first batches{chance}.",
+            ("Check that the input keeps what decides the label (truncation `max_length` and side: a shared "
+             "header or prompt may fill the kept tokens), and " if tokens else "Check ")
+            + "that inputs and labels are paired correctly (same index, same order after any shuffle or filter); "
+            "deduplicate or relabel the conflicting samples.",
+            where=where, at_step=False, data={**found.as_dict(), "share": round(share, 4), "tokens": tokens})
 
     def _judge_head_width(self, trainer: "pl.Trainer", facts: dict[str, Any], counts: torch.Tensor,
                           where: Optional[str], summary: dict[str, Any]) -> None:

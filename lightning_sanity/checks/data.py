@@ -22,6 +22,8 @@ from typing import Any, Optional
 
 import torch
 
+from lightning_sanity.checks.heavy_tail import squashed_counts
+
 #: Per-sample features beyond this many are not summarised one by one (only the global figures are kept).
 MAX_FEATURES = 1 << 20
 
@@ -50,6 +52,9 @@ class InputStats:
         self.sumsq: Optional[torch.Tensor] = None
         self.min: Optional[torch.Tensor] = None
         self.max: Optional[torch.Tensor] = None
+        #: per feature, positive values and those squashed below 1/100 of the batch's std (checks/heavy_tail.py)
+        self.positives: Optional[torch.Tensor] = None
+        self.squashed: Optional[torch.Tensor] = None
         #: batches of two or more samples whose samples were all identical
         self.identical_batches = 0
         self.multi_sample_batches = 0
@@ -75,13 +80,15 @@ class InputStats:
             return
         if self.sum is None or self.sum.shape != summary["sum"].shape:
             if self.sum is not None:  # features change shape between batches (variable length): stop per feature
-                self.sum = self.sumsq = self.min = self.max = None
+                self.sum = self.sumsq = self.min = self.max = self.positives = self.squashed = None
                 return
-            self.sum, self.sumsq = summary["sum"].clone(), summary["sumsq"].clone()
-            self.min, self.max = summary["min"].clone(), summary["max"].clone()
+            for key in _FEATURE_KEYS:
+                setattr(self, key, summary[key].clone())
             return
         self.sum += summary["sum"]
         self.sumsq += summary["sumsq"]
+        self.positives += summary["positives"]
+        self.squashed += summary["squashed"]
         self.min = torch.minimum(self.min, summary["min"])
         self.max = torch.maximum(self.max, summary["max"])
 
@@ -129,7 +136,8 @@ class InputStats:
 
 
 def summarise_batch(x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-feature sums, squares, minima and maxima of one batch, plus global figures, as float64 CPU tensors.
+    """Per-feature sums, squares, minima, maxima, positive and squashed counts (:mod:`.heavy_tail`) of one batch,
+    plus global figures, as float64 CPU tensors.
 
     All results are packed into one tensor before leaving the device, so one batch costs one device-to-host copy.
     """
@@ -157,13 +165,19 @@ def summarise_batch(x: torch.Tensor) -> dict[str, torch.Tensor]:
     ])
     parts = [head]
     if per_feature:
-        parts += [clean64.sum(0), (clean64 * clean64).sum(0), lo.double(), hi.double()]
-    packed = torch.cat(parts).cpu()
+        sums, sumsq = clean64.sum(0), (clean64 * clean64).sum(0)
+        parts += [sums, sumsq, lo.double(), hi.double(), *squashed_counts(clean, sums, sumsq)]
+    return _unpack(torch.cat(parts).cpu(), flat.shape[1] if per_feature else 0)
+
+
+#: The per-feature figures of :func:`summarise_batch`, in their packed order.
+_FEATURE_KEYS = ("sum", "sumsq", "min", "max", "positives", "squashed")
+
+
+def _unpack(packed: torch.Tensor, features: int) -> dict[str, torch.Tensor]:
     out = dict(zip(("nonfinite", "values", "total", "total_sq", "abs_max", "identical"), packed[:6]))
-    if per_feature:
-        d = flat.shape[1]
-        out.update(sum=packed[6:6 + d], sumsq=packed[6 + d:6 + 2 * d], min=packed[6 + 2 * d:6 + 3 * d],
-                   max=packed[6 + 3 * d:6 + 4 * d])
+    if features:
+        out.update({key: packed[6 + i * features:6 + (i + 1) * features] for i, key in enumerate(_FEATURE_KEYS)})
     return out
 
 
@@ -179,12 +193,8 @@ def _summarise_finite(flat: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) ->
         sums.sum(), sumsq.sum(), torch.maximum(lo64.abs().amax(), hi64.abs().amax()),
         ((hi64 - lo64).abs().amax() == 0).double() if flat.shape[0] > 1 else torch.zeros_like(sums[0]),
     ])
-    packed = torch.cat([head, sums, sumsq, lo64, hi64]).cpu()
-    d = flat.shape[1]
-    out = dict(zip(("nonfinite", "values", "total", "total_sq", "abs_max", "identical"), packed[:6]))
-    out.update(sum=packed[6:6 + d], sumsq=packed[6 + d:6 + 2 * d], min=packed[6 + 2 * d:6 + 3 * d],
-               max=packed[6 + 3 * d:6 + 4 * d])
-    return out
+    packed = torch.cat([head, sums, sumsq, lo64, hi64, *squashed_counts(flat, sums, sumsq)]).cpu()
+    return _unpack(packed, flat.shape[1])
 
 
 def scale_verdict(
@@ -282,42 +292,6 @@ def looks_sorted(per_batch: torch.Tensor) -> bool:
         return True
     v, chi2, df = batch_label_association(table)
     return df > 0 and v >= 0.6 and chi2 > max(3 * df, df + 6 * math.sqrt(2 * df))
-
-
-#: Inputs with at least this many values per sample (images, sequences, embeddings) almost never repeat exactly by
-#: nature, so identical ones with different labels point at mis-paired data rather than ambiguous features.
-RICH_INPUT_FEATURES = 32
-
-
-def fingerprints(x: torch.Tensor) -> torch.Tensor:
-    """Two fixed projections of each flattened sample: equal inputs give equal fingerprints (no RNG used)."""
-    flat = x.detach().reshape(x.shape[0], -1)
-    dtype = torch.float32 if flat.device.type == "mps" else torch.float64
-    flat = torch.nan_to_num(flat.to(dtype), nan=0.0, posinf=0.0, neginf=0.0)
-    key = (int(flat.shape[1]), str(flat.device), dtype)
-    basis = _BASES.get(key)
-    if basis is None:
-        i = torch.arange(flat.shape[1], device=flat.device, dtype=dtype)
-        basis = _BASES[key] = torch.stack([torch.cos(0.7071 * i + 0.3), torch.sin(1.6180 * i + 0.1)], 1)
-    return flat @ basis
-
-
-_BASES: dict[tuple[int, str, torch.dtype], torch.Tensor] = {}
-
-
-def conflicting_duplicates(prints: torch.Tensor, labels: torch.Tensor) -> tuple[int, int]:
-    """Groups of identical inputs (equal fingerprints) that carry more than one label, and the samples in them."""
-    if prints.shape[0] < 2:
-        return 0, 0
-    scale = float(prints.abs().max()) or 1.0
-    keys = torch.round(prints.double() / (scale * 1e-7)).long()
-    groups: dict[tuple[int, int], set] = {}
-    members: dict[tuple[int, int], int] = {}
-    for key, label in zip(map(tuple, keys.tolist()), labels.reshape(-1).tolist()):
-        groups.setdefault(key, set()).add(label)
-        members[key] = members.get(key, 0) + 1
-    bad = [k for k, labels_of in groups.items() if len(labels_of) > 1]
-    return len(bad), sum(members[k] for k in bad)
 
 
 def log_prior_bias(counts: torch.Tensor) -> list[float]:
