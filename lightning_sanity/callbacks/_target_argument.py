@@ -66,33 +66,40 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a is b or (a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a, b)))
 
 
-def _derived_heads(call: dict[str, Any], heads: list[tuple[str, tuple, torch.Tensor]]
-                   ) -> Optional[tuple[int, int, tuple, float]]:
-    """``(argument index, head index, head input shape, log10 chance)`` of the first argument of ``call`` that is a
-    loss target from which another head's per-sample label is derived, else None."""
+def _pairs(call: dict[str, Any], heads: list[tuple[str, tuple, torch.Tensor]]) -> list[tuple[int, int]]:
+    """``(argument index, head index)``: an argument of ``call`` (not the input) that is a loss target, and another
+    head that scores a per-sample output against a per-sample label."""
     x = call["x"]
     n = int(x.shape[0])
-    passed = tensors_of((call["args"], call["kwargs"]))
-    for i, arg in enumerate(passed):
+    pairs = []
+    for i, arg in enumerate(tensors_of((call["args"], call["kwargs"]))):
         if arg.dim() == 0 or arg.shape[0] != n or arg.is_complex() or _same(arg, x):
             continue
         own = [k for k, (_, _, t) in enumerate(heads) if _same(t, arg)]
-        if not own:
-            continue
         for k, (kind, shape, label) in enumerate(heads):
-            if k in own or kind not in HEAD_KINDS or label.numel() != n or label.shape[0] != n or label.is_complex():
+            if not own or k in own or kind not in HEAD_KINDS or label.numel() != n or label.is_complex():
                 continue
-            if kind in LS.CLASSIFICATION and (len(shape) != 2 or label.is_floating_point()):
+            if label.shape[0] != n or kind in LS.CLASSIFICATION and (len(shape) != 2 or label.is_floating_point()):
                 continue
-            if kind not in LS.CLASSIFICATION and math.prod(shape) != n:
-                continue
-            keys, values = _rows(arg, n), label.detach().reshape(n).double().cpu()
-            distinct = torch.unique(torch.cat([_rows(x, n), keys, values[:, None]], 1), dim=0,
-                                    return_inverse=True)[1]  # repeated samples prove nothing
-            first = torch.full((int(distinct.max()) + 1,), n).scatter_reduce(0, distinct, torch.arange(n), "amin")
-            found, log10 = determined(keys[first], values[first], tests=len(passed) * len(heads))
-            if found:
-                return i, k, shape, log10
+            if kind in LS.CLASSIFICATION or math.prod(shape) == n:
+                pairs.append((i, k))
+    return pairs
+
+
+def _derived_heads(call: dict[str, Any], heads: list[tuple[str, tuple, torch.Tensor]]
+                   ) -> Optional[tuple[int, int, tuple, float]]:
+    """``(argument index, head index, head input shape, log10 chance)`` of the first pair of :func:`_pairs` whose
+    head's label is one function of the argument's rows beyond chance (over all the pairs tried), else None."""
+    x, pairs = call["x"], _pairs(call, heads)
+    n, passed = int(call["x"].shape[0]), tensors_of((call["args"], call["kwargs"]))
+    for i, k in pairs:
+        keys, values = _rows(passed[i], n), heads[k][2].detach().reshape(n).double().cpu()
+        distinct = torch.unique(torch.cat([_rows(x, n), keys, values[:, None]], 1), dim=0,
+                                return_inverse=True)[1]  # repeated samples prove nothing
+        first = torch.full((int(distinct.max()) + 1,), n).scatter_reduce(0, distinct, torch.arange(n), "amin")
+        found, log10 = determined(keys[first], values[first], tests=len(pairs))
+        if found:
+            return i, k, heads[k][1], log10
     return None
 
 
