@@ -32,6 +32,9 @@ ADVICE = ("Build every input field of the batch from the input alone: a collate 
           "field (`pos_ids` from `ex[\"ner_tags\"]` instead of `ex[\"pos_tags\"]`) hands the model the answer, in "
           "training and validation alike, and the model fails where the field is computed honestly. In a forecaster, "
           "the known-future covariates must not include the target series itself.")
+UNEXPLAINED_ADVICE = (" A lexicon feature (a gazetteer, a tag dictionary) must come from an external list or "
+                      "from the training split's tags only, built after the split: one collected from every tagged "
+                      "word of the corpus flags each word with its own gold type.")
 #: attribute of the callback holding the matches waiting for the end of the first step.
 _STATE = "_label_copy_state"
 
@@ -102,13 +105,17 @@ def finish_label_copies(callback: Any, trainer: Any) -> None:
     words = ("equals the target" if first.how in ("equal", "equal values")
              else "takes one distinct value per class of the target (the labels relabelled)")
     counted = f"{first.classes} distinct values" if first.how == "equal values" else f"{first.classes} classes"
+    where = f"all {first.rows} supervised positions of distinct samples"
+    if first.how == "unexplained":  # the whole per-token vector, where the input token does not fix it
+        words = "takes one distinct value per class of the target"
+        where = f"every one of the {first.rows} supervised positions whose input token does not fix its value"
     callback.report(
         trainer, CHECK, "error",
-        f"The batch's `{first.name}`{column} {words} at all {first.rows} supervised positions of distinct samples of "
+        f"The batch's `{first.name}`{column} {words} at {where} in "
         f"the first training batch ({counted}; chance below 1e{first.log10_chance:.0f}), and the model "
         "is given it: an input field was filled from the label, so the model reads the answer and validation on "
         "data built the same way says nothing about it.",
-        ADVICE, where=first.name, key="label-copy",
+        ADVICE + (UNEXPLAINED_ADVICE if first.how == "unexplained" else ""), where=first.name, key="label-copy",
         data={"tensors": list(dict.fromkeys(c.name for c in read)), "how": first.how, "column": first.column,
               "rows": first.rows, "classes": first.classes, "log10_chance": first.log10_chance},
     )

@@ -39,10 +39,11 @@ class LossTargets:
     def __init__(self) -> None:
         self.targets: list[torch.Tensor] = []
         self.classes: list[tuple[torch.Tensor, int]] = []  # (class target, the scores' width) of each loss call
+        self.heads: list[tuple[str, tuple[int, ...], torch.Tensor]] = []  # (kind, input shape, target) of each call
         self._watch: Optional[StepWatch] = None
 
     def start(self) -> "LossTargets":
-        self.classes = []
+        self.classes, self.heads = [], []
         self._watch = StepWatch(before=self._before).start()
         return self
 
@@ -52,6 +53,7 @@ class LossTargets:
         call = LS.bind_loss_call(func, args, kwargs)
         if call is not None:
             self.targets.append(call.target)
+            self.heads.append((call.kind, tuple(call.input.shape), call.target))
             if call.input.dim() == 2 and call.target.dim() == 1 and not call.target.is_floating_point():
                 self.classes.append((call.target, int(call.input.shape[1])))
 

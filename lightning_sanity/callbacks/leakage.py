@@ -28,6 +28,7 @@ from lightning_sanity.callbacks._future_features import check_future_features
 from lightning_sanity.callbacks._label_copies import finish_label_copies, start_label_copies
 from lightning_sanity.callbacks._label_columns import check_label_columns
 from lightning_sanity.callbacks._label_argument import check_label_argument, keep_label_argument
+from lightning_sanity.callbacks._target_argument import keep_target_argument, look_target_argument
 from lightning_sanity.callbacks._graph_links import GraphLinkHooks
 from lightning_sanity.callbacks._step_targets import LossTargets, batch_labels, feature_parts, retarget_call, step_axis
 from lightning_sanity.callbacks._target_inputs import check_step_label_tokens, check_target_inputs
@@ -64,7 +65,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
     - ``target-leakage`` (error): outputs at positions ``<= t`` move when only the target at positions ``>= t``
       changes, in a call that receives the batch's target (a decoder fed the unshifted target: Lightning's demo
       ``Transformer``); or one of the forms of the ``_label_columns``, ``_future_features``, ``_target_inputs``,
-      ``_lagged_targets`` and ``_label_argument`` modules (listed in ``docs/checks/target-leakage.md``);
+      ``_lagged_targets``, ``_label_argument`` and ``_target_argument`` modules (``docs/checks/target-leakage.md``);
     - ``causal-leakage`` too for a teacher-forced decoder input built in ``training_step`` (:mod:`._decoder_input`).
 
     Once more after a quarter of the planned training (else at the first epoch end, or the end of fit), on the kept
@@ -110,11 +111,10 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
         self._handles: list[Any] = []
         self._call: Optional[dict[str, Any]] = None
         self._kept: Optional[dict[str, Any]] = None
+        self._derived: Optional[dict[str, Any]] = None  # a call given a loss target another head's label derives from
         self._task: Optional[str] = None
-        self._dict_batch = False
-        self._axis = 1
+        self._dict_batch, self._axis, self._seen = False, 1, 0
         self._second_at: Optional[int] = None
-        self._seen = 0
         self._found: set[str] = set()
         self._ran: dict[str, list[str]] = {c: [] for c in self.checks}
         self._skips: dict[str, str] = {}
@@ -173,7 +173,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
             self._look(trainer, pl_module, "fit start", first=True)
         elif self._second_at is not None and self._seen >= self._second_at:
             self._second_look(trainer, pl_module)
-        if self._kept is None:
+        if self._kept is None and self._derived is None:
             self.retire("on_train_batch_end")
 
     @override
@@ -189,7 +189,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
     @override
     def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._remove_hooks()
-        if self._kept is not None and trainer.global_step > 0:
+        if (self._kept is not None or self._derived is not None) and trainer.global_step > 0:
             self._second_look(trainer, pl_module)
         for check in self.active_checks:
             if check in self._found:
@@ -265,6 +265,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
             if labels and "target-leakage" not in self._found:
                 check_step_label_tokens(self, trainer, batch, x, labels[0], y)
             find_lagged_inputs(self, batch, self._call, self._targets, self._task)  # teacher forcing swapped
+            self._derived = keep_target_argument(self._call, self._losses.heads)
         if self._task in (None, "sequence", "copied"):
             axis = step_axis(self._call, self._targets)
             if axis is not None:
@@ -310,12 +311,12 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
             self._call = None
 
     def _second_look(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        progress = f"after {trainer.global_step} optimizer steps"
+        self._derived = look_target_argument(self, trainer, pl_module, self._derived, progress)
         if self._kept is None:
             return
-        progress = f"after {trainer.global_step} optimizer steps"
         try:
-            device = pl_module.device
-            self._kept = move_call(self._kept, device)
+            self._kept = move_call(self._kept, pl_module.device)
             self._look(trainer, pl_module, progress, first=False)
         finally:
             self._kept = None

@@ -13,6 +13,15 @@ columns scanned; that must stay below :data:`CHANCE`. A value that is one functi
 (a part-of-speech tag from a deterministic tagger, a word-shape feature) tells the model nothing its input token does
 not, and is not reported, even when it happens to determine the label.
 
+A per-token feature vector (``(B, T, F)``) is also tested whole, on the positions its input token does not explain
+(``how="unexplained"``): a gazetteer built from every tagged word of the annotated corpus flags each word with the
+types it was tagged with, so a known ambiguous word (a name that is also a common word) carries the same flags
+wherever it stands, while at the out-of-vocabulary tokens (one input id, many words) the flags spell out each token's
+own label. Where one input token of the batch carries two feature values or more, the vector must take one value per
+class and a different value for each class, beyond the same chance bound (:func:`unexplained_copy`). An honest
+feature does not: an external gazetteer misses some names (partial coverage), capitalisation and word shape are the
+same for all entity types, part-of-speech tags too, character ids differ from word to word.
+
 Example::
 
     >>> import torch
@@ -34,7 +43,7 @@ from typing import Optional
 import torch
 
 from lightning_sanity.checks.leakage import IGNORED, chance_column
-from lightning_sanity.checks.target_inputs import MAX_ROWS, determined
+from lightning_sanity.checks.target_inputs import MAX_ROWS, determined, groups
 
 #: A tensor is reported when some column among all scanned would match the shuffled labels this well by chance with
 #: probability below this (a permutation test's level, as for the label column of :mod:`.leakage`).
@@ -50,7 +59,8 @@ class LabelCopy:
 
     name: str
     column: Optional[int]
-    #: ``"equal"`` (the labels themselves) or ``"relabelled"`` (one distinct value per class).
+    #: ``"equal"`` (the labels themselves), ``"relabelled"`` (one distinct value per class), or ``"unexplained"``
+    #: (the whole feature vector, one distinct value per class where the input token does not fix it).
     how: str
     #: supervised positions of distinct samples compared, and the classes among them.
     rows: int
@@ -122,7 +132,48 @@ def label_copies(y: torch.Tensor, candidates: dict[str, torch.Tensor], x: Option
             how = "equal" if bool((v == target.double()).all()) else "relabelled"
             found.append(LabelCopy(name, j if c.shape[-1] > 1 else None, how, int(target.numel()),
                                    int(classes.numel()), log10))
+    if inputs is None or y.dim() < 2:
+        return found
+    for name, c in columns.items():  # each per-token vector whole, where its token does not fix it
+        if not any(f.name == name for f in found):
+            copy = unexplained_copy(c[keep][used][:MAX_ROWS].double(), target, inputs, len(columns) + tests)
+            found += [dataclasses.replace(copy, name=name)] if copy is not None else []
     return found
+
+
+def unexplained_copy(values: torch.Tensor, target: torch.Tensor, inputs: torch.Tensor, tests: int = 1
+                     ) -> Optional[LabelCopy]:
+    """A :class:`LabelCopy` (``how="unexplained"``, no name) when ``values`` (``(n, F)``, one vector per supervised
+    position) take one value per class of ``target`` (``(n,)``) and a different value for each class on the
+    positions whose input token (``inputs``, ``(n, k)``) carries two values or more in the batch, beyond chance over
+    ``tests`` scans; else None. A token whose every occurrence carries one value may be its function: left out.
+
+    >>> import torch
+    >>> ids = torch.tensor([1, 1, 1, 1, 1, 1, 1, 1, 1, 7, 7, 7])[:, None].repeat(4, 1)
+    >>> tags = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, 0, 0, 0]).repeat(4)
+    >>> flags = torch.nn.functional.one_hot(tags, 3)[:, 1:].double()
+    >>> flags[ids[:, 0] == 7] = 1.0          # a known word, flagged wherever it stands: its token explains it
+    >>> copy = unexplained_copy(flags, tags, ids)
+    >>> copy.how, copy.rows, copy.classes, copy.log10_chance < -10
+    ('unexplained', 36, 3, True)
+    >>> unexplained_copy(torch.ones(48, 1).double(), tags, ids) is None    # a constant: no class told apart
+    True
+    """
+    if values.numel() == 0 or not bool(torch.isfinite(values).all()):
+        return None
+    value, token = groups(values), groups(inputs)
+    width = int(token.max()) + 1
+    low = torch.full((width,), value.numel(), dtype=torch.long).scatter_reduce(0, token, value, "amin")
+    high = torch.full((width,), -1, dtype=torch.long).scatter_reduce(0, token, value, "amax")
+    free = (high != low)[token]
+    if int(free.sum()) < 2:
+        return None
+    classes, index, per_class = torch.unique(target[free], return_inverse=True, return_counts=True)
+    bound = chance_column(per_class.tolist(), tests)
+    if classes.numel() < 2 or bound >= CHANCE or not _bijective(value[free].double()[:, None], index, classes.numel()):
+        return None
+    log10 = math.log10(bound) if bound > 0 else -300.0
+    return LabelCopy("", None, "unexplained", int(free.sum()), int(classes.numel()), log10)
 
 
 def _bijective(values: torch.Tensor, index: torch.Tensor, classes: int) -> list[int]:
