@@ -98,6 +98,16 @@ def check_label_argument(callback: Any, trainer: Any, call: dict[str, Any], when
         return
 
 
+def sign_tail(up: int, down: int) -> float:
+    """One-sided binomial tail ``P(X >= up)``, ``X ~ Bin(up + down, 1/2)``: moves that favour no side.
+
+    >>> sign_tail(12, 0) < 1e-3, sign_tail(6, 6) > 0.5
+    (True, True)
+    """
+    moved = up + down
+    return sum(math.comb(moved, k) for k in range(up, moved + 1)) / 2.0 ** moved if moved else 1.0
+
+
 def toward_new_labels(before: torch.Tensor, after: torch.Tensor, new: torch.Tensor) -> tuple[int, int]:
     """``(samples whose log-probability of ``new`` rose, samples where it fell)`` beyond round-off, when the rises
     win a sign test at :data:`CHANCE` (each direction equally likely under a dependency without direction, as in an
@@ -118,6 +128,4 @@ def toward_new_labels(before: torch.Tensor, after: torch.Tensor, new: torch.Tens
     moved = up + down
     if moved == 0 or up <= down:
         return 0, down
-    # one-sided binomial tail P(X >= up), X ~ Bin(moved, 1/2)
-    tail = sum(math.comb(moved, k) for k in range(up, moved + 1)) / 2.0 ** moved
-    return (up, down) if tail < CHANCE else (0, down)
+    return (up, down) if sign_tail(up, down) < CHANCE else (0, down)

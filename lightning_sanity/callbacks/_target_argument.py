@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from lightning_sanity.batch import map_tensors, tensors_of
 from lightning_sanity.callbacks._extra_forward import eval_mode, precision_context
+from lightning_sanity.callbacks._label_argument import sign_tail
 from lightning_sanity.callbacks._model_call import keep_call, move_call, run_call
 from lightning_sanity.checks import losses as LS
 from lightning_sanity.checks.target_inputs import determined
@@ -142,16 +143,6 @@ def _partners(label: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     other = label[None, :] != label[:, None]
     draw = torch.rand(n, n, generator=generator) * other  # zero where the label is the same
     return torch.where(other.any(1), draw.argmax(1), torch.arange(n))
-
-
-def sign_tail(up: int, down: int) -> float:
-    """One-sided binomial tail ``P(X >= up)``, ``X ~ Bin(up + down, 1/2)``: moves that favour no side.
-
-    >>> sign_tail(12, 0) < 1e-3, sign_tail(6, 6) > 0.5
-    (True, True)
-    """
-    moved = up + down
-    return sum(math.comb(moved, k) for k in range(up, moved + 1)) / 2.0 ** moved if moved else 1.0
 
 
 def look_target_argument(callback: Any, trainer: Any, pl_module: Any, kept: Optional[dict[str, Any]], when: str
