@@ -32,7 +32,8 @@ import torch.nn.functional as F
 
 from lightning_sanity.batch import map_tensors, tensors_of
 from lightning_sanity.callbacks._extra_forward import eval_mode, precision_context
-from lightning_sanity.callbacks._label_argument import sign_tail
+# The same sample count and sign-test level as the label-argument test: one notion of "beyond chance".
+from lightning_sanity.callbacks._label_argument import CHANCE, KEEP, sign_tail
 from lightning_sanity.callbacks._model_call import keep_call, move_call, run_call
 from lightning_sanity.checks import losses as LS
 from lightning_sanity.checks.target_inputs import determined
@@ -40,10 +41,6 @@ from lightning_sanity.replays.rng import isolate_rng
 
 log = logging.getLogger(__name__)
 CHECK = "target-leakage"
-#: samples kept for the test: the sign test needs a few dozen that move.
-KEEP = 64
-#: A sign test's level for "the head moves towards the other sample's label" (a permutation test's, as elsewhere).
-CHANCE = 1e-3
 #: Changes of a per-sample loss below this share of its scale are float round-off (float32; half precision: the
 #: second), as in :mod:`._label_argument`.
 ROUND_OFF, ROUND_OFF_HALF = 1e-4, 2e-2
