@@ -7,7 +7,7 @@ probabilities are read as logits and softmaxed a second time: every mixture weig
 and the network cannot switch a branch off where it does not exist (it can only partly make up for it by stacking
 several components on one branch).
 Symptom: val NLL -0.98 vs -1.11 with `Categorical(probs=pi)` (or `logits=self.pi(h)`); largest branch weight at a
-single-branch x (x = 0.05): 0.41 vs 1.00.
+single-branch x (x = 0.05): 0.41 vs 1.00."""
 
 import math
 
