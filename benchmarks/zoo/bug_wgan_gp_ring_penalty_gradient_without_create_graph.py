@@ -3,7 +3,7 @@ updates per generator update, Adam(1e-3, betas=(0.5, 0.9)), batches of 256). The
 `torch.autograd.grad(critic(x_hat).sum(), x_hat)` and added as `10 * gp`, but without `create_graph=True`: the
 gradient it returns is a plain tensor, `gp` has no graph, and the penalty is a constant that contributes nothing to
 the critic's gradient. The critic is an unconstrained WGAN critic: its weights keep growing, the Wasserstein
-"distance" estimate balloons, and the generator chases an ever-steeper critic. The logged `gp` looks reasonable
+"distance" estimate swings far from 0, and the generator chases an ever-steeper critic. The logged `gp` looks reasonable
 the whole time (it is just never minimised).
 Symptom: critic weight norm 10.4 -> 38.1 (vs 10.4 -> 14.0 with `create_graph=True`); generated samples' mean
 distance to the nearest mode 2.08 vs 1.00, mean |radius - 2| 1.98 vs 0.84."""
