@@ -2,8 +2,9 @@
 Adam with weight decay) on a ratings log whose users and items carry raw catalogue ids (6-digit numbers). The
 ratings are split at random, then each split is turned into model indices by its own
 `np.unique(raw_ids, return_inverse=True)` call inside the Dataset ("compact ids"). The validation split has a
-slightly different set of users (a few have no held-out rating), so its compact index k names a different person than the training index k:
-validation predictions are made with other users' and items' factors. Training RMSE falls normally; validation
+slightly different set of users (a few have no held-out rating), so from the first missing user on its compact
+index k names a different person than the training index k: validation predictions are made with other users'
+factors. Training RMSE falls normally; validation
 RMSE ends worse than predicting the global mean for every rating.
 Symptom: val RMSE 1.30 (global-mean baseline 1.19) vs 0.76 when validation ids go through the training id map."""
 
