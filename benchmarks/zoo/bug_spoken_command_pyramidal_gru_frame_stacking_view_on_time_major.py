@@ -4,7 +4,7 @@ came from), and between the two layers adjacent frames are stacked to halve the 
 copied from a batch-first implementation: `h.reshape(T // 2, B, 2 * H)` on a (T, B, H) tensor does not pair frames
 2t and 2t+1 of one utterance; it concatenates frame t of utterance 2b with frame t of utterance 2b+1 (and
 second-half rows come from the next time step). Each clip's prediction depends on which clips share its batch.
-Symptom: val acc 0.07 (chance 0.08; train loss still falls) vs 1.00 with `h.transpose(0, 1).reshape(B, T // 2, 2 * H).transpose(0, 1)`."""
+Symptom: val acc 0.07 (chance 0.08) vs 1.00 with `h.transpose(0, 1).reshape(B, T // 2, 2 * H).transpose(0, 1)`."""
 
 import lightning as L
 import torch
