@@ -1,9 +1,9 @@
-"""Bug: a CLIP-style image-text contrastive model on sklearn digits paired with synthetic captions ("a scan of the
-number seven", "handwritten 7", ...), symmetric InfoNCE over in-batch negatives. The user makes the temperature
-learnable the direct way, `self.temperature = nn.Parameter(torch.tensor(0.07))` and `logits = sim / temperature`,
-instead of CLIP's log-parametrised scale clamped at 100. On this easy pairing the loss keeps asking for a sharper
-softmax, Adam walks the temperature down by ~lr per step, through zero and to negative values: the logits flip sign,
-the loss jumps and the contrastive objective now rewards pushing matching pairs apart. SYMPTOM_PLACEHOLDER"""
+"""Healthy: a CLIP-style image-text model on sklearn digits paired with templated captions ("a scan of the number
+seven", "handwritten 7", "number 7 ( seven )", ...): an MLP image tower, a masked-mean text tower (dict batches with
+`input_ids`/`attention_mask`), symmetric InfoNCE over in-batch negatives (same-digit captions in the batch are
+false negatives, so the loss stays well above zero), and CLIP's learnable log logit scale initialised at 1/0.07 and
+clamped at 100. Evaluated by zero-shot classification with the prompt "the digit <name>". Final: val zero-shot
+acc ~0.95."""
 
 import lightning as L
 import torch
@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 import lightning_sanity
 
-EXPECT = {"non-finite"}
+EXPECT = None
 SPLIT = "heldout15"
 NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 TEMPLATES = [["a", "scan", "of", "the", "number", "{w}"], ["handwritten", "{d}"], ["the", "digit", "{w}"],
@@ -57,7 +57,7 @@ class DigitCLIP(L.LightningModule):
         self.image_tower = nn.Sequential(nn.Linear(64, 256), nn.GELU(), nn.Linear(256, dim))
         self.tok = nn.Embedding(len(VOCAB), 64, padding_idx=0)
         self.text_tower = nn.Sequential(nn.Linear(64, 256), nn.GELU(), nn.Linear(256, dim))
-        self.temperature = nn.Parameter(torch.tensor(0.07))
+        self.logit_scale = nn.Parameter(torch.tensor(1 / 0.07).log())
 
     def encode_image(self, pixel_values):
         return F.normalize(self.image_tower(pixel_values), dim=-1)
@@ -70,14 +70,14 @@ class DigitCLIP(L.LightningModule):
     def forward(self, batch):
         img = self.encode_image(batch["pixel_values"])
         txt = self.encode_text(batch["input_ids"], batch["attention_mask"])
-        logits = img @ txt.T / self.temperature
+        logits = self.logit_scale.exp().clamp(max=100) * img @ txt.T
         target = torch.arange(len(img), device=img.device)
         return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
     def training_step(self, batch, batch_idx):
         loss = self(batch)
         self.log("train_loss", loss)
-        self.log("temperature", self.temperature)
+        self.log("logit_scale", self.logit_scale.exp())
         return loss
 
     def validation_step(self, batch, batch_idx):
@@ -85,7 +85,10 @@ class DigitCLIP(L.LightningModule):
         self.log("val_zero_shot_acc", zero_shot_acc(self, batch), prog_bar=True)
 
     def configure_optimizers(self):
-        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=0.1)
+        decay = [p for n, p in self.named_parameters() if p.ndim >= 2 and not n.startswith("tok")]
+        no_decay = [p for n, p in self.named_parameters() if p.ndim < 2 or n.startswith("tok")]
+        return torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+                                 lr=self.hparams.lr)
 
 
 def zero_shot_acc(model, batch):
@@ -112,7 +115,7 @@ if __name__ == "__main__":
                         logger=TensorBoardLogger("lightning_logs", name="digit_clip"),
                         callbacks=lightning_sanity.default_callbacks())
     trainer.fit(model, train, val)
-    print(f"SYMPTOM final_temperature={model.temperature.item():.4f}")
+    print(f"SYMPTOM final_logit_scale={model.logit_scale.exp().item():.2f}")
     print(f"SYMPTOM val_loss={trainer.callback_metrics['val_loss'].item():.3f}")
     print(f"SYMPTOM val_zero_shot_acc={trainer.callback_metrics['val_zero_shot_acc'].item():.3f}")
     print(f"LOG_DIR={trainer.log_dir}")
