@@ -1,11 +1,12 @@
 """Bug: adapter tuning (Houlsby-style bottleneck adapters after attention and after the feed-forward, up-projection
-zero-initialised) of a small transformer encoder pretrained on topic classification, for a new review-sentiment
-task whose [CLS] features were never asked to carry sentiment. The encoder weights are frozen with `requires_grad_(False)` and only the adapters inserted into every
-layer plus a new classification head are meant to train. Because "the backbone is frozen, no need to track it",
-the user wraps the encoder call in `with torch.no_grad():`: the adapters live inside that call, so they never get a
-gradient and stay the identity; only the head trains, on the topic-pretrained [CLS] features. Nothing errors (the
-head's loss still backpropagates). Symptom: val acc 0.47 (chance) with the adapters' up-projections still all zero,
-vs 0.72 when the encoder runs with autograd on (its frozen weights still get no update)."""
+zero-initialised) of a small transformer encoder pretrained on topic classification, for a new review-sentiment task
+whose [CLS] features were never asked to carry sentiment. The encoder weights are frozen with
+`requires_grad_(False)` and only the adapters inserted into every layer plus a new classification head are meant to
+train. Because "the backbone is frozen, no need to track it", the user wraps the encoder call in `with
+torch.no_grad():`: the adapters live inside that call, so they never get a gradient and stay the identity; only the
+head trains, on the topic-pretrained [CLS] features. Nothing errors (the head's loss still backpropagates). Symptom:
+val acc 0.47 (chance) with the adapters' up-projections still all zero, vs 0.72 when the encoder runs with autograd
+on (its frozen weights still get no update)."""
 
 import lightning as L
 import torch

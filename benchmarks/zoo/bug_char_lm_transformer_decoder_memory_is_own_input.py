@@ -1,12 +1,12 @@
 """Bug: a small decoder-only character LM built from `nn.TransformerDecoder` (because "GPT is a decoder"). The
 decoder layer insists on a `memory` argument, and with no encoder the user passes the embedded input itself:
-`self.decoder(tgt=h, memory=h, tgt_mask=causal)`. The self-attention is causally masked, but the cross-attention
-to `memory` has no `memory_mask`, so every position attends to the whole sequence, the token it must predict
-included. HF-style dict batches (`input_ids`/`attention_mask`/`labels`, labels shifted inside the model, padding
-ignored with -100). The training and teacher-forced validation losses drop far below the entropy rate of the
-source (an order-2 Markov chain, 1.15 nats/char), while predictions from the prefix alone (the only thing a
-generator has) are worse than uniform. Symptom: val loss 0.002 (below the 1.15 floor) and prefix-only next-char
-loss 6.56, vs 1.70 and 1.65 with `memory_mask=causal`."""
+`self.decoder(tgt=h, memory=h, tgt_mask=causal)`. The self-attention is causally masked, but the cross-attention to
+`memory` has no `memory_mask`, so every position attends to the whole sequence, the token it must predict included.
+HF-style dict batches (`input_ids`/`attention_mask`/`labels`, labels shifted inside the model, padding ignored with
+-100). The training and teacher-forced validation losses drop far below the entropy rate of the source (an order-2
+Markov chain, 1.15 nats/char), while predictions from the prefix alone (the only thing a generator has) are worse
+than uniform. Symptom: val loss 0.002 (below the 1.15 floor) and prefix-only next-char loss 6.56, vs 1.70 and 1.65
+with `memory_mask=causal`."""
 
 import math
 

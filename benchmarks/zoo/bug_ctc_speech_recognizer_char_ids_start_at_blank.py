@@ -3,8 +3,8 @@ sequences, `nn.CTCLoss()` with its default `blank=0` and an output layer of `len
 blank". The character map is built as `{c: i for i, c in enumerate(sorted(set(text)))}`, without the +1 offset, so
 the first character, the space, gets id 0: it is the blank. CTC treats every word boundary in the targets as "emit
 nothing here", the model never learns to emit a space (greedy decoding deletes blanks) and the words run together;
-the top class is never used. Nothing crashes and the loss falls. Symptom: val CER 0.24 (spaces lost, letters
-around them merged) vs 0.06 when the map starts at 1."""
+the top class is never used. Nothing crashes and the loss falls. Symptom: val CER 0.24 (spaces lost, letters around
+them merged) vs 0.06 when the map starts at 1."""
 
 import lightning as L
 import torch

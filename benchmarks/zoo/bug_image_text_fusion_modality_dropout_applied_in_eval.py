@@ -1,11 +1,12 @@
 """Bug: a multimodal classifier for scanned form fields: an 8x8 digit scan (sklearn digits) plus the short text note
 typed next to it (token ids with attention mask), fused by concatenating the image and text embeddings. The label
-needs both: whether the digit is >= 5 (image) and whether the note flags the entry as a correction (text), 4 classes.
-To make the model robust to a missing scan or note, the user adds modality dropout: each modality's embedding is
-zeroed with probability 0.25 per sample. It is written with `torch.rand(B) < p` inside `forward` and never checks
-`self.training`, so validation and inference drop modalities too: predictions are random draws and a quarter of the
-inputs are thrown away at evaluation time. Symptom: val acc 0.74, and two eval passes over the same val set agree on
-only 63 % of predictions, vs 0.97 and 100 % agreement with `if self.training:` around the dropout."""
+needs both: whether the digit is >= 5 (image) and whether the note flags the entry as a correction (text), 4
+classes. To make the model robust to a missing scan or note, the user adds modality dropout: each modality's
+embedding is zeroed with probability 0.25 per sample. It is written with `torch.rand(B) < p` inside `forward` and
+never checks `self.training`, so validation and inference drop modalities too: predictions are random draws and a
+quarter of the inputs are thrown away at evaluation time. Symptom: val acc 0.74, and two eval passes over the same
+val set agree on only 63 % of predictions, vs 0.97 and 100 % agreement with `if self.training:` around the
+dropout."""
 
 import lightning as L
 import torch

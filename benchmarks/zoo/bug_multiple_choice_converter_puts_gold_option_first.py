@@ -4,9 +4,9 @@ state at each option and training a 4-way cross-entropy over the scores (HF-styl
 `input_ids`/`attention_mask`/`option_positions`/`labels`). The user's converter from the raw annotation format
 (`{"question", "answer", "distractors"}`) builds `options = [answer] + distractors` and `label = 0` for the training
 and the validation files alike. Every label is 0: the model learns "the answer is A" from the option position and
-validation, built the same way, confirms it. The benchmark's official test file has its options shuffled.
-Symptom: val acc 1.00 but 0.24 (chance) on the shuffled test file, vs 1.00 on val and 1.00 on the shuffled test
-with `rng.shuffle(options)` in the converter."""
+validation, built the same way, confirms it. The benchmark's official test file has its options shuffled. Symptom:
+val acc 1.00 but 0.24 (chance) on the shuffled test file, vs 1.00 on val and 1.00 on the shuffled test with
+`rng.shuffle(options)` in the converter."""
 
 import random
 

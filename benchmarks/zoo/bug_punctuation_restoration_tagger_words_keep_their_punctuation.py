@@ -1,11 +1,11 @@
 """Bug: punctuation restoration for ASR transcripts, framed as token classification (for each word: the mark that
 follows it, O / COMMA / PERIOD / QUESTION) with a BiGRU tagger on HF-style dict batches. The training and validation
-examples are made from punctuated text: the labels are read off each word's last character, but the words
-themselves are only lower-cased (`text.lower().split()`), not stripped of the punctuation. So "home." and "home"
-are different vocabulary entries and the input token carries its own label. Validation looks perfect; on real,
-unpunctuated transcripts the plain word forms were only ever seen with label O and the tagger restores almost
-nothing. Symptom: val macro-F1 1.00 but 0.11 on unpunctuated transcripts, vs 1.00 on val and 1.00 on transcripts
-when the words are stripped with `w.rstrip(",.?")`."""
+examples are made from punctuated text: the labels are read off each word's last character, but the words themselves
+are only lower-cased (`text.lower().split()`), not stripped of the punctuation. So "home." and "home" are different
+vocabulary entries and the input token carries its own label. Validation looks perfect; on real, unpunctuated
+transcripts the plain word forms were only ever seen with label O and the tagger restores almost nothing. Symptom:
+val macro-F1 1.00 but 0.11 on unpunctuated transcripts, vs 1.00 on val and 1.00 on transcripts when the words are
+stripped with `w.rstrip(",.?")`."""
 
 import lightning as L
 import torch

@@ -1,9 +1,9 @@
 """Healthy: a CLIP-style image-text model on sklearn digits paired with templated captions ("a scan of the number
 seven", "handwritten 7", "number 7 ( seven )", ...): an MLP image tower, a masked-mean text tower (dict batches with
-`input_ids`/`attention_mask`), symmetric InfoNCE over in-batch negatives (same-digit captions in the batch are
-false negatives, so the loss stays well above zero), and CLIP's learnable log logit scale initialised at 1/0.07 and
-clamped at 100. Evaluated by zero-shot classification with the prompt "the digit <name>". Final: val zero-shot
-acc ~0.95."""
+`input_ids`/`attention_mask`), symmetric InfoNCE over in-batch negatives (same-digit captions in the batch are false
+negatives, so the loss stays well above zero), and CLIP's learnable log logit scale initialised at 1/0.07 and
+clamped at 100. Evaluated by zero-shot classification with the prompt "the digit <name>". Final: val zero-shot acc
+0.95, learned logit scale 14."""
 
 import lightning as L
 import torch

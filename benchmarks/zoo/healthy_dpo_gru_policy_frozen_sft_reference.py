@@ -1,9 +1,10 @@
 """Healthy: Direct Preference Optimisation of a small GRU language-model policy on synthetic preference pairs. The
-policy and the reference start from the same supervised (SFT) checkpoint, trained here in a short plain-PyTorch loop;
-the reference is a frozen deep copy kept in eval mode, its log-probs computed under `torch.no_grad()`. Sequence
-log-probs are summed over response tokens only (prompt positions are masked out), beta = 0.1, so the loss starts at
-exactly ln 2. Annotators preferred responses with more "helpful" tokens (noisy). Final: val preference accuracy of
-the implicit reward 0.85; the share of helpful tokens in greedy responses goes from 0.26 (SFT) to 1.00."""
+policy and the reference start from the same supervised (SFT) checkpoint, trained here in a short plain-PyTorch
+loop; the reference is a frozen deep copy kept in eval mode, its log-probs computed under `torch.no_grad()`.
+Sequence log-probs are summed over response tokens only (prompt positions are masked out), beta = 0.1, so the loss
+starts at exactly ln 2. Annotators preferred responses with more "helpful" tokens (noisy). Final: val preference
+accuracy of the implicit reward 0.85; the share of helpful tokens in greedy responses goes from 0.26 (SFT) to
+1.00."""
 
 import copy
 
@@ -127,5 +128,6 @@ if __name__ == "__main__":
                         callbacks=lightning_sanity.default_callbacks())
     trainer.fit(model, DataLoader(train, batch_size=32, shuffle=True), DataLoader(val, batch_size=250))
     print(f"SYMPTOM val_reward_acc={trainer.callback_metrics['val_reward_acc'].item():.3f}")
-    print(f"SYMPTOM helpful_share sft={before:.3f} dpo={helpful_share(model.policy, torch.Generator().manual_seed(9)):.3f}")
+    after = helpful_share(model.policy, torch.Generator().manual_seed(9))
+    print(f"SYMPTOM helpful_share sft={before:.3f} dpo={after:.3f}")
     print(f"LOG_DIR={trainer.log_dir}")

@@ -1,10 +1,11 @@
 """Healthy: a Flamingo-style captioner for sklearn digits. A small causal transformer LM is first trained on caption
 text alone (short plain-PyTorch loop standing in for the pretrained LM) and then frozen; new tanh-gated
-cross-attention layers, inserted before each LM block, attend to eight visual tokens, one per row of the 8x8 image. Every gate starts at 0 (tanh(0) = 0), so at the first step the frozen LM is exactly the text-only model and
-the cross-attention weights get no gradient until the gates open; only the visual projection and the gated layers
-train (AdamW, warm-up + cosine). HF-style dict batches with `input_ids`/`attention_mask`/`labels`, labels shifted in
-the model, padding ignored. Final: the digit name in val captions is predicted correctly 0.93 of the time (0.11
-for the text-only LM)."""
+cross-attention layers, inserted before each LM block, attend to eight visual tokens, one per row of the 8x8 image.
+Every gate starts at 0 (tanh(0) = 0), so at the first step the frozen LM is exactly the text-only model and the
+cross-attention weights get no gradient until the gates open; only the visual projection and the gated layers train
+(AdamW, warm-up + cosine). HF-style dict batches with `input_ids`/`attention_mask`/`labels`, labels shifted in the
+model, padding ignored. Final: the digit name in val captions is predicted correctly 0.93 of the time (0.11 for the
+text-only LM)."""
 
 import math
 

@@ -2,9 +2,9 @@
 sentences ("on tuesday , NAME met NAME in CITY to discuss TOPIC ..." -> "NAME meets NAME in CITY"). A BiGRU encoder,
 a GRU decoder with additive attention (source padding masked), a generation probability p_gen mixing the vocabulary
 softmax with the attention distribution scattered onto the source ids, so rare names seen a handful of times in
-training are copied. The loss is the NLL of log(final distribution) over non-padding target tokens (teacher
-forcing, targets shifted by one). Adam, gradient clipping. Final: val greedy headline exact match 1.00, and the
-copy probability 1 - p_gen on name slots is 1.00 (the generator gate saturates there, as it should)."""
+training are copied. The loss is the NLL of log(final distribution) over non-padding target tokens (teacher forcing,
+targets shifted by one). Adam, gradient clipping. Final: val greedy headline exact match 1.00, and the copy
+probability 1 - p_gen on name slots is 1.00 (the generator gate saturates there, as it should)."""
 
 import lightning as L
 import torch

@@ -1,7 +1,7 @@
 """Healthy: a GPT-style reward model (causal transformer, scalar value head read at the last non-padding token of
 each right-padded "prompt [SEP] response" sequence, as HF's sequence-classification heads do) trained with the
-pairwise Bradley-Terry loss -logsigmoid(r_chosen - r_rejected) on synthetic comparisons. A good response stays on the
-prompt's topic and is not cut off; chosen and rejected are scored in one concatenated batch. AdamW with linear
+pairwise Bradley-Terry loss -logsigmoid(r_chosen - r_rejected) on synthetic comparisons. A good response stays on
+the prompt's topic and is not cut off; chosen and rejected are scored in one concatenated batch. AdamW with linear
 warm-up then linear decay, gradient clipping. Final: val pairwise accuracy 0.82 (5 % of labels flipped)."""
 
 import lightning as L

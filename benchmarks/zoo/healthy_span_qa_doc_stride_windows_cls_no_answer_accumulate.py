@@ -1,11 +1,10 @@
 """Healthy: extractive question answering (SQuAD-style start/end heads on a small QANet-like conv + transformer
-encoder) over synthetic
-news-like passages (one person, date, place and thing mentioned among filler words; the question is a wh-word
-asking for one of them). Contexts are longer than the 40-token window, so each example is split into
-overlapping windows (doc stride 12) as HF's `return_overflowing_tokens` does, and windows that do not contain the
-whole answer are labelled with start = end = 0 ([CLS], "no answer in this window"). Question and padding positions
-are masked out of the span logits. Evaluation picks, per question, the best-scoring valid span over its windows.
-Dict batches, AdamW with linear warm-up/decay, `accumulate_grad_batches=2`. Final: val exact match 0.97."""
+encoder) over synthetic news-like passages (one person, date, place and thing mentioned among filler words; the
+question is a wh-word asking for one of them). Contexts are longer than the 40-token window, so each example is
+split into overlapping windows (doc stride 12) as HF's `return_overflowing_tokens` does, and windows that do not
+contain the whole answer are labelled with start = end = 0 ([CLS], "no answer in this window"). Question and padding
+positions are masked out of the span logits. Evaluation picks, per question, the best-scoring valid span over its
+windows. Dict batches, AdamW with linear warm-up/decay, `accumulate_grad_batches=2`. Final: val exact match 0.97."""
 
 import lightning as L
 import torch

@@ -1,10 +1,10 @@
 """Healthy: T5-style span-corruption pretraining of a small encoder-decoder (`nn.Transformer`) on a synthetic corpus
 (sentences from a sparse first-order Markov chain). About 15 % of each sentence's tokens, in spans of mean length 3,
-are replaced in the encoder input by sentinel tokens <X0>, <X1>, ...; the target is "<X0> span0 <X1> span1 ... </s>".
-The model shifts the labels right itself (decoder start = pad, -100 turned into pad), uses a causal target mask and
-padding masks on both sides, and ignores -100 in the loss. HF-style dict batches, AdamW, warm-up + inverse square
-root, label smoothing 0.1; sentinel positions are re-drawn every epoch. Final: val accuracy 0.53 on all target
-tokens and 0.32 on the masked words themselves (40-word vocabulary, stochastic chain)."""
+are replaced in the encoder input by sentinel tokens <X0>, <X1>, ...; the target is "<X0> span0 <X1> span1 ...
+</s>". The model shifts the labels right itself (decoder start = pad, -100 turned into pad), uses a causal target
+mask and padding masks on both sides, and ignores -100 in the loss. HF-style dict batches, AdamW, warm-up + inverse
+square root, label smoothing 0.1; sentinel positions are re-drawn every epoch. Final: val accuracy 0.53 on all
+target tokens and 0.32 on the masked words themselves (40-word vocabulary, stochastic chain)."""
 
 import math
 
