@@ -17,11 +17,12 @@ from typing_extensions import override
 
 from lightning_sanity.batch import BatchFn, joined_inputs, split_batch
 from lightning_sanity.callbacks._row_blocks import RowBlocks
-from lightning_sanity.callbacks._split_pairs import PairPrints, judge_pairs
+from lightning_sanity.callbacks._split_pairs import PairPrints, judge_pairs, pair_chance
 from lightning_sanity.callbacks._token_windows import TokenWindows, report_tokens
 from lightning_sanity.callbacks._window_runs import WindowRuns, report_windows
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks import splits as S
+from lightning_sanity.checks.duplicate_labels import CHANCE_SIGMAS
 
 log = logging.getLogger(__name__)
 
@@ -240,14 +241,21 @@ class SplitOverlap(SanityCallback):
         unit = "samples"
         if (excess < threshold or found < 2) and repeated >= threshold:
             # The inputs repeat (an id many samples share): the (input, target) pair is the sample's identity.
-            pairs = judge_pairs(train_fp, self._val_fp, self._pairs.read("train"), self._pairs.read("val"))
+            train_y, val_y = self._pairs.read("train"), self._pairs.read("val")
+            pairs = judge_pairs(train_fp, self._val_fp, train_y, val_y)
             if pairs is not None:
                 found, distinct, repeated = pairs
                 share = found / max(distinct, 1)
-                chance, excess, unit = repeated, share - repeated, "(input, target) pairs"
+                # Pairs met by chance: validation targets drawn from the prior, whatever training holds (ids that
+                # name other users in validation agree at that rate; copies agree every time).
+                expected, sd = pair_chance(train_fp, train_y, self._val_fp, val_y)
+                by_chance = min(1.0, (expected + CHANCE_SIGMAS * sd) / max(distinct, 1))
+                chance, unit = max(repeated, by_chance), "(input, target) pairs"
+                excess = share - chance
                 seen = f"{distinct} distinct validation pairs, {samples} training pairs; the inputs alone repeat"
                 text += (f"; as (input, target) pairs: {found} of {distinct} in training ({share:.0%}), training "
-                         f"repeats {repeated:.0%} of its pairs")
+                         f"repeats {repeated:.0%} of its pairs, targets drawn from their prior would meet a training "
+                         f"pair {expected / max(distinct, 1):.0%} of the time (at most {by_chance:.0%})")
         if excess < threshold or found < 2:
             report_windows(self, trainer, text, threshold)
             report_tokens(self, trainer, threshold)
