@@ -16,6 +16,7 @@ import torch
 from typing_extensions import override
 
 from lightning_sanity.batch import BatchFn, joined_inputs, split_batch
+from lightning_sanity.callbacks._reversed_pairs import ReversedPairs, report_reversed
 from lightning_sanity.callbacks._row_blocks import RowBlocks
 from lightning_sanity.callbacks._split_pairs import PairPrints, judge_pairs, pair_chance
 from lightning_sanity.callbacks._token_windows import TokenWindows, report_tokens
@@ -109,6 +110,7 @@ class SplitOverlap(SanityCallback):
         self._val_last: Optional[torch.Tensor] = None  # that run's last batch's fingerprints
         self._windows = WindowRuns()  # runs of time steps of windowed measurements (overlapping windows)
         self._tokens = TokenWindows()  # first and last tokens of token-id windows (overflowing tokens)
+        self._reversed = ReversedPairs()  # (B, 2) id pairs: undirected edges split as directed rows
 
     # ------------------------------------------------------------------------------------------------ hooks
 
@@ -176,6 +178,7 @@ class SplitOverlap(SanityCallback):
         self._val = []
         self._windows.clear()
         self._tokens.clear()
+        self._reversed.clear()
         self.retire("on_train_batch_end", "on_validation_batch_start")
 
     def _take(self, batch: Any, split: str, windows: bool = True) -> None:
@@ -203,6 +206,8 @@ class SplitOverlap(SanityCallback):
                 self._windows.add(x, split)
             if windows and not self._tokens.off:
                 self._tokens.add(x, split)
+            if windows and not self._reversed.off:
+                self._reversed.add(x, split)
         except Exception as err:  # a check must never lose the user's run
             log.debug("split-overlap fingerprint failed", exc_info=True)
             self._stop(f"could not fingerprint a {split} batch: {err!r}")
@@ -259,8 +264,10 @@ class SplitOverlap(SanityCallback):
         if excess < threshold or found < 2:
             report_windows(self, trainer, text, threshold)
             report_tokens(self, trainer, threshold)
+            report_reversed(self, trainer, text, threshold)
             return
         self._tokens.clear()
+        self._reversed.clear()
         self.detail(trainer, "split-overlap", text)
         severity = "error" if excess >= max(ERROR_SHARE, threshold) else "warning"
         self.report(
