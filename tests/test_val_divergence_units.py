@@ -76,6 +76,7 @@ def test_val_rmse_is_judged_in_the_mse_units(tmp_path, remapped):
         found = serious(report, "val-divergence")
         assert found and found[0]["data"]["pattern"] in ("never-beats-baseline", "worse-than-baseline",
                                                          "ends-above-baseline")
+        assert "`val_rmse` squared" in found[0]["message"]
     else:
         assert not serious(report)
 

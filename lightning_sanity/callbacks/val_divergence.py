@@ -388,6 +388,7 @@ class ValDivergence(SanityCallback):
                                     f"{min(val):.3g}) over {len(val)} validation(s), train "
                                     f"{self._train[0]:.3g} -> {self._train[-1]:.3g}; {scale_note}")
         if verdict is not None:
-            self.report(trainer, check, verdict.severity, verdict.message, verdict.advice, where=self._key,
+            said = f" (The figures are {unit_note}.)" if unit is not None and unit_note else ""
+            self.report(trainer, check, verdict.severity, verdict.message + said, verdict.advice, where=self._key,
                         at_step=False, key=verdict.kind, data={"pattern": verdict.kind, **verdict.data})
         report_sampler_reach(self, trainer, self._key, self._val)

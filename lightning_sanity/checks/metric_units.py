@@ -57,7 +57,7 @@ def loss_units(key: str, loss_kind: Optional[str]) -> tuple[Optional[Transform],
     if measure is None or not isinstance(loss_kind, str):
         return (lambda v: v), None
     if measure == "rmse" and loss_kind == "mse":
-        return _square, f"`{key}` squared (the root of the training loss's mean squared error)"
+        return _square, f"`{key}` squared, the root of the training loss's mean squared error"
     if _SAME_KIND.get(measure) == loss_kind:
         return (lambda v: v), None
     words = {"rmse": "a root mean squared error", "mse": "a mean squared error", "mae": "a mean absolute error"}
