@@ -16,12 +16,14 @@ import torch
 from typing_extensions import override
 
 from lightning_sanity.batch import BatchFn, joined_inputs, split_batch
+from lightning_sanity.callbacks._reversed_pairs import ReversedPairs, report_reversed
 from lightning_sanity.callbacks._row_blocks import RowBlocks
-from lightning_sanity.callbacks._split_pairs import PairPrints, judge_pairs
+from lightning_sanity.callbacks._split_pairs import PairPrints, judge_pairs, pair_chance
 from lightning_sanity.callbacks._token_windows import TokenWindows, report_tokens
 from lightning_sanity.callbacks._window_runs import WindowRuns, report_windows
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks import splits as S
+from lightning_sanity.checks.duplicate_labels import CHANCE_SIGMAS
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +110,7 @@ class SplitOverlap(SanityCallback):
         self._val_last: Optional[torch.Tensor] = None  # that run's last batch's fingerprints
         self._windows = WindowRuns()  # runs of time steps of windowed measurements (overlapping windows)
         self._tokens = TokenWindows()  # first and last tokens of token-id windows (overflowing tokens)
+        self._reversed = ReversedPairs()  # (B, 2) id pairs: undirected edges split as directed rows
 
     # ------------------------------------------------------------------------------------------------ hooks
 
@@ -175,6 +178,7 @@ class SplitOverlap(SanityCallback):
         self._val = []
         self._windows.clear()
         self._tokens.clear()
+        self._reversed.clear()
         self.retire("on_train_batch_end", "on_validation_batch_start")
 
     def _take(self, batch: Any, split: str, windows: bool = True) -> None:
@@ -202,6 +206,8 @@ class SplitOverlap(SanityCallback):
                 self._windows.add(x, split)
             if windows and not self._tokens.off:
                 self._tokens.add(x, split)
+            if windows and not self._reversed.off:
+                self._reversed.add(x, split)
         except Exception as err:  # a check must never lose the user's run
             log.debug("split-overlap fingerprint failed", exc_info=True)
             self._stop(f"could not fingerprint a {split} batch: {err!r}")
@@ -240,19 +246,28 @@ class SplitOverlap(SanityCallback):
         unit = "samples"
         if (excess < threshold or found < 2) and repeated >= threshold:
             # The inputs repeat (an id many samples share): the (input, target) pair is the sample's identity.
-            pairs = judge_pairs(train_fp, self._val_fp, self._pairs.read("train"), self._pairs.read("val"))
+            train_y, val_y = self._pairs.read("train"), self._pairs.read("val")
+            pairs = judge_pairs(train_fp, self._val_fp, train_y, val_y)
             if pairs is not None:
                 found, distinct, repeated = pairs
                 share = found / max(distinct, 1)
-                chance, excess, unit = repeated, share - repeated, "(input, target) pairs"
+                # Pairs met by chance: validation targets drawn from the prior, whatever training holds (ids that
+                # name other users in validation agree at that rate; copies agree every time).
+                expected, sd = pair_chance(train_fp, train_y, self._val_fp, val_y)
+                by_chance = min(1.0, (expected + CHANCE_SIGMAS * sd) / max(distinct, 1))
+                chance, unit = max(repeated, by_chance), "(input, target) pairs"
+                excess = share - chance
                 seen = f"{distinct} distinct validation pairs, {samples} training pairs; the inputs alone repeat"
                 text += (f"; as (input, target) pairs: {found} of {distinct} in training ({share:.0%}), training "
-                         f"repeats {repeated:.0%} of its pairs")
+                         f"repeats {repeated:.0%} of its pairs, targets drawn from their prior would meet a training "
+                         f"pair {expected / max(distinct, 1):.0%} of the time (at most {by_chance:.0%})")
         if excess < threshold or found < 2:
             report_windows(self, trainer, text, threshold)
             report_tokens(self, trainer, threshold)
+            report_reversed(self, trainer, text, threshold)
             return
         self._tokens.clear()
+        self._reversed.clear()
         self.detail(trainer, "split-overlap", text)
         severity = "error" if excess >= max(ERROR_SHARE, threshold) else "warning"
         self.report(

@@ -23,6 +23,7 @@ from lightning_sanity.callbacks._token_shift import TokenCounts, report_token_sh
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.batch import input_of, split_batch
 from lightning_sanity.checks.loss_baseline import trend_baseline
+from lightning_sanity.checks.metric_units import loss_units
 from lightning_sanity.checks import relabelled as RL
 from lightning_sanity.checks import target_shift as TS
 from lightning_sanity.checks import input_shift as IS
@@ -286,7 +287,11 @@ class ValDivergence(SanityCallback):
             self._sum, self._sq, self._count = None, None, 0
             self._train.append(train)
             self._val.append(value)
-            self.collector(trainer).facts["val_losses"] = list(self._val)  # for loss-trend: learning shown on val
+            facts = self.collector(trainer).facts
+            unit = loss_units(self._key or "", facts.get("loss_kind"))[0] or (lambda v: v)
+            facts["val_losses"] = [unit(v) for v in self._val]  # for loss-trend: learning shown on val
+            if self._before is not None:  # in the loss's units, now that the loss is known
+                facts["val_loss_before_training"] = unit(self._before)
         except Exception as err:  # never lose the run over a diagnostic
             log.debug("val-divergence read failed", exc_info=True)
             self._reason = self._reason or f"could not read the losses: {err!r}"
@@ -327,53 +332,63 @@ class ValDivergence(SanityCallback):
                    "no validation loss was logged (log one named like `val_loss`, or pass `val_loss_key=`)")
             self.skip(trainer, check, why if self._key is None else "no validation run after training started")
             return
+        facts = self.collector(trainer).facts
+        # A metric named as the root of the training loss (`val_rmse` beside an MSE) is judged squared; one named
+        # as another error measure is compared with itself only.
+        unit, unit_note = loss_units(self._key or "", facts.get("loss_kind"))
+        val = [unit(v) for v in self._val] if unit is not None else list(self._val)
+        before = unit(self._before) if unit is not None and self._before is not None else self._before
         if shift is None:  # validation inputs on another scale, and a validation loss that shows it
             shift = IS.judge_input_shift(IS.histogram(self._scales["train"]), IS.histogram(self._scales["val"]),
-                                           self._train[-1], self._val[-1])
+                                           self._train[-1], val[-1])
             if shift is not None:
                 self.report(trainer, check, shift.severity, shift.message, shift.advice, where="validation inputs",
                             at_step=False, key=shift.kind, data={"pattern": shift.kind, **shift.data})
         if shift is None and self._aligned["train"] and self._aligned["val"]:  # masks not registered with images
-            shift = DA.judge_misaligned(self._aligned["train"], self._aligned["val"], self._train[-1], self._val[-1])
+            shift = DA.judge_misaligned(self._aligned["train"], self._aligned["val"], self._train[-1], val[-1])
             if shift is not None:
                 self.report(trainer, check, shift.severity, shift.message, shift.advice, where="validation targets",
                             at_step=False, key=shift.kind, data={"pattern": shift.kind, **shift.data})
-        facts = self.collector(trainer).facts
         baseline, _ = trend_baseline(facts)
         initial = facts.get("initial_loss")
         if baseline is not None:
-            if signed_loss(facts, self._train, self._val, self._before):
+            if unit is None:
+                baseline, scale_note = None, str(unit_note)
+            elif signed_loss(facts, self._train, val, before):
                 baseline = None
                 scale_note = ("the loss can be negative (no natural zero): a ratio cannot tell that the validation "
                               "loss is the training loss and not shifted by a constant; compared with itself only")
-            elif self._before is None or not isinstance(initial, (int, float)):
+            elif before is None or not isinstance(initial, (int, float)):
                 baseline = None
                 scale_note = "no validation loss before training to tell it is on the training loss's scale"
-            elif not V.comparable(self._before, float(initial)):
+            elif not V.comparable(before, float(initial)):
                 baseline = None
-                scale_note = (f"`{self._key}` before training ({self._before:.3g}) is not on the scale of the first "
+                scale_note = (f"`{self._key}` before training ({before:.3g}) is not on the scale of the first "
                               f"training loss ({float(initial):.3g}): compared with itself only")
             else:
                 scale_note = f"baseline {baseline:.3g}"
+            if unit_note and unit is not None:
+                scale_note = f"{unit_note}; {scale_note}"
         else:
             scale_note = "no input-independent baseline"
         noise = val_noise_model(facts, baseline, self._val_rows, self._train_rows)
         verdict = None if shift is not None else V.judge_val_divergence(
-            self._train, self._val, baseline, margin=self.threshold(check, "baseline_margin"),
-            rise=self.threshold(check, "rise"), before=self._before, noise=noise, complete=self._ended)
+            self._train, val, baseline, margin=self.threshold(check, "baseline_margin"),
+            rise=self.threshold(check, "rise"), before=before, noise=noise, complete=self._ended)
         # Validation that beat the baseline beyond its noise learned something that transfers: its untrained look
         # (the sanity check's few batches) does not overrule that.
-        beat = noise is not None and V.beat_baseline(self._val, baseline, noise)
+        beat = noise is not None and V.beat_baseline(val, baseline, noise)
         if shift is None and not beat and (verdict is None or verdict.kind == "overfitting"):  # any loss
-            verdict = judge_never_improves(self._before, self._val, self._train, self._noise) or verdict
+            verdict = judge_never_improves(before, val, self._train, self._noise) or verdict
         if shift is None and (verdict is None or verdict.severity == "info"):
-            verdict = judge_ends_above_baseline(self._train, self._val, baseline, self._val_rows,
+            verdict = judge_ends_above_baseline(self._train, val, baseline, self._val_rows,
                                                 margin=self.threshold(check, "baseline_margin"),
                                                 noise=noise) or verdict
-        self.detail(trainer, check, f"`{self._key}` {self._val[0]:.3g} -> {self._val[-1]:.3g} (best "
-                                    f"{min(self._val):.3g}) over {len(self._val)} validation(s), train "
+        self.detail(trainer, check, f"`{self._key}` {val[0]:.3g} -> {val[-1]:.3g} (best "
+                                    f"{min(val):.3g}) over {len(val)} validation(s), train "
                                     f"{self._train[0]:.3g} -> {self._train[-1]:.3g}; {scale_note}")
         if verdict is not None:
-            self.report(trainer, check, verdict.severity, verdict.message, verdict.advice, where=self._key,
+            said = f" (The figures are {unit_note}.)" if unit is not None and unit_note else ""
+            self.report(trainer, check, verdict.severity, verdict.message + said, verdict.advice, where=self._key,
                         at_step=False, key=verdict.kind, data={"pattern": verdict.kind, **verdict.data})
         report_sampler_reach(self, trainer, self._key, self._val)
