@@ -144,6 +144,9 @@ def _judge_mixing(cb: Any, trainer: Any, run: SegmentRun) -> None:
     if not run.output.requires_grad:
         cb.skip(trainer, check, "the graph output does not depend differentiably on the nodes")
         return
+    if flow.is_pairwise_output(run.output, run.graphs):
+        cb.skip(trainer, check, "the graph output is a (graphs, graphs) comparison of graphs, which mixes them by design")
+        return
     result = run.mixing()
     cb.detail(trainer, check, f"graph batch ({run.graphs} graphs, {run.nodes} nodes): largest cross-graph gradient "
                               f"share {result['leak']:.2g} over {len(result['graphs_tested'])} graph(s)")
