@@ -106,9 +106,10 @@ def first_graphs(batch: Any, segments: Segments, count: int) -> Any:
 def graph_leak(node_grad: torch.Tensor, vector: torch.Tensor, index: int) -> float:
     """Share of ``|node_grad|`` (rows: nodes) on the nodes of graphs other than ``index`` (0 when all is zero)."""
     g = node_grad.detach().abs().float().reshape(node_grad.shape[0], -1).sum(1)
-    own = g[vector.to(g.device) == index].sum()
-    total, own = torch.stack([g.sum(), own]).tolist()
-    return (total - own) / total if total > 0 else 0.0
+    # The other graphs' share summed on its own: total minus own would leave the round-off of two summation orders.
+    others = g[vector.to(g.device) != index].sum()
+    total, others = torch.stack([g.sum(), others]).tolist()
+    return others / total if total > 0 else 0.0
 
 
 def leaking_graphs(node_grad: torch.Tensor, vector: torch.Tensor, index: int, graphs: int, limit: int = 5) -> list[int]:
