@@ -129,3 +129,48 @@ def test_a_tensor_only_the_last_block_of_a_stack_cannot_use_is_info(tmp_path):
     (finding,) = [f for f in report["findings"] if f["check"] == "dead-gradient"]
     assert finding["severity"] == "info" and finding["data"]["parameters"] == ["blocks.2.offset"]
     assert "other blocks" in finding["message"]
+
+
+class PairwiseReward(L.LightningModule):
+    """A Bradley-Terry reward model: one value head scores both sides of a pair, the loss sees only the difference,
+    so the head's bias gets an exactly zero gradient by design (its weight learns)."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(30, 16), nn.ReLU())
+        self.value_head = nn.Linear(16, 1)
+
+    def reward(self, x):
+        return self.value_head(self.body(x)).squeeze(-1)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        chosen, rejected = x, x.flip(0)  # pairs of rows; the label says which side should score higher
+        sign = (y.float() - y.flip(0).float()).sign() + (y == y.flip(0)).float()
+        return -nn.functional.logsigmoid(sign * (self.reward(chosen) - self.reward(rejected))).mean()
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-2)
+
+
+def test_a_bias_the_pairwise_loss_cannot_see_is_info(tmp_path):
+    report = _run(PairwiseReward(), tmp_path)
+    assert not serious(report, "dead-gradient"), [f["message"] for f in serious(report, "dead-gradient")]
+    (finding,) = [f for f in report["findings"] if f["check"] == "dead-gradient"]
+    assert finding["severity"] == "info" and finding["data"]["kind"] == "shift_invariant"
+    assert finding["data"]["parameters"] == ["value_head.bias"]
+
+
+class ShiftedTokenizer(Tokenizer):
+    """A custom layer named like a Linear whose `bias` is cut off by a bug: not a Linear/Conv bias, still a warning."""
+
+    def forward(self, x, observed):
+        return self.weight * x[..., None] + self.bias * 0.0 + self.missing * 0.0
+
+
+def test_a_dead_bias_outside_a_linear_layer_still_warns(tmp_path):
+    model = Tabular(inverted=False)
+    model.tokenizer = ShiftedTokenizer(30, 8)
+    found = serious(_run(model, tmp_path), "dead-gradient")
+    assert len(found) == 1 and found[0]["data"]["kind"] == "zero_parameter"
+    assert "tokenizer.bias" in found[0]["data"]["parameters"]

@@ -64,9 +64,32 @@ def test_cosface_head_through_scatter_is_recognised(tmp_path):
     assert "margin head" in _detail(report)
 
 
-def test_scaled_logits_without_a_margin_still_warn(tmp_path):
-    """The same cosine head scaled by 64 and no target edit: overconfident at init, as before."""
+def test_scaled_cosine_logits_without_a_margin_are_info(tmp_path):
+    """The same cosine head scaled by 64 and no target edit (a NormFace-style cosine classifier): the logits' range
+    is set by the scale, not by the weights, so the high start is info, not an overconfident init."""
     report = _report(tmp_path, MarginClassifier("none", scale=64.0))
+    assert not serious(report, "initial-loss")
+    (finding,) = [f for f in report["findings"] if f["check"] == "initial-loss"]
+    assert finding["severity"] == "info" and finding["data"]["cosine_logits"]
+    assert finding["data"]["initial_loss"] > 2 * math.log(10) + 2
+    assert "scaled cosine" in _detail(report)
+
+
+class LinearHead(MarginClassifier):
+    """The twin: a plain linear head (no normalisation) whose weights start 300 times too large."""
+
+    def __init__(self) -> None:
+        super().__init__("none")
+        self.head = nn.Linear(32, 10)
+        with torch.no_grad():
+            self.head.weight.mul_(300.0)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return F.cross_entropy(self.head(self.embed(x)), y)
+
+
+def test_a_linear_head_with_a_bad_init_still_warns(tmp_path):
+    report = _report(tmp_path, LinearHead())
     (finding,) = serious(report, "initial-loss")
-    assert "overconfident" in finding["message"]
-    assert "margin head" not in _detail(report)
+    assert "overconfident" in finding["message"] and "scaled cosine" not in _detail(report)

@@ -39,6 +39,7 @@ class _Observation:
     expectation: Optional[LossExpectation] = None
     mean_prediction: Optional[torch.Tensor] = None
     margin_logits: bool = False  # the prediction holds logits the target edited (ArcFace / CosFace margin heads)
+    cosine_logits: bool = False  # the prediction is a scaled cosine similarity (checks/loss_graph.is_scaled_cosine)
     #: the share of the elements a 0/1 mask keeps, when the per-element loss was masked (checks/masked_loss.py)
     mask_share: Optional[float] = None
 

@@ -85,7 +85,8 @@ def report_dead_parameters(monitor: Any, trainer: Any, dead: dict[str, list[int]
     in layers the layer rule did not name already (``dead``: its result). Info only when the layer rule found a
     layer dead (``layer_found``): a layer cut off or rounded to zero upstream zeroes the input of the next weight,
     the same cause. Not under sharded strategies (a shard of a tensor may be all zero where the whole is not)."""
-    from lightning_sanity.checks.dead_params import ADVICE, dead_parameter_message, dead_parameters, repeated_elsewhere
+    from lightning_sanity.checks.dead_params import (ADVICE, SHIFT_ADVICE, dead_parameter_message, dead_parameters,
+                                                     repeated_elsewhere, shift_redundant_biases)
     from lightning_sanity.checks.naming import common_module
     from lightning_sanity.findings import Severity
 
@@ -104,6 +105,13 @@ def report_dead_parameters(monitor: Any, trainer: Any, dead: dict[str, list[int]
             elif alive[i] and id(p) in named:
                 live.setdefault(view.layer[i], []).append(named[id(p)])
     found = {k: v for k, v in found.items() if not any(v[0] in names for names in live.values())}
+    # A Linear/Conv bias dead while its weight learns: the loss ignores a shift of the layer's output, by design.
+    alive_names = {n for names in live.values() for n in names}
+    shifted = set(shift_redundant_biases([v[0] for v in found.values()], alive_names, trainer.lightning_module))
+    redundant = {k: v for k, v in found.items() if v[0] in shifted}
+    found = {k: v for k, v in found.items() if v[0] not in shifted}
+    if redundant:
+        _report_redundant(monitor, trainer, redundant, meta)
     if not found:
         return
     names = [v[0] for v in found.values()]
@@ -123,3 +131,23 @@ def report_dead_parameters(monitor: Any, trainer: Any, dead: dict[str, list[int]
                     where=names[0] if len(names) == 1 else common_module(layer_names), meta=meta,
                     data={"parameters": names, "layers": layer_names, "kind": "zero_parameter",
                           "steps": max(v[1] for v in found.values())})
+
+
+def _report_redundant(monitor: Any, trainer: Any, found: dict[int, tuple[str, int, int]], meta: Any) -> None:
+    """dead-gradient info, kind ``shift_invariant``: Linear/Conv biases whose weights learn while they never do."""
+    from lightning_sanity.checks.dead_params import SHIFT_ADVICE
+    from lightning_sanity.checks.naming import common_module, short_list
+    from lightning_sanity.findings import Severity
+
+    names = [v[0] for v in found.values()]
+    one = len(names) == 1
+    subject = f"Parameter `{names[0]}` got" if one else f"{len(names)} biases ({short_list([f'`{n}`' for n in names], limit=4)}) got"
+    steps = max(v[1] for v in found.values())
+    message = (f"{subject} an exactly zero gradient on every one of up to {steps} measured steps while "
+               f"{'its layer' if one else 'their layers'}' weight learned: the loss does not change when the layer's "
+               "output is shifted by a constant per channel (outputs compared with each other, or normalised right "
+               f"after), so {'the bias is' if one else 'the biases are'} redundant by design.")
+    layer_names = [monitor.layers.names[v[2]] for v in found.values()]
+    monitor._report(trainer, "dead-gradient", Severity.INFO, message, SHIFT_ADVICE,
+                    where=names[0] if one else common_module(layer_names), meta=meta,
+                    data={"parameters": names, "layers": layer_names, "kind": "shift_invariant", "steps": steps})

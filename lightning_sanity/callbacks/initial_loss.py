@@ -104,6 +104,8 @@ class _InitialLossGlue:
             if main.margin_logits:
                 text += ("; the logits are edited with the target (a margin head such as ArcFace or CosFace lowers the "
                          "true class's logit by design), so a start above ln C is not judged")
+            elif main.cosine_logits:
+                text += "; the logits are a scaled cosine similarity (their range is set by the scale, not the init)"
             self.detail(trainer, "initial-loss", text)
         else:
             why = ("negative targets: no Poisson rate fits them" if main.call.kind == "poisson_nll"
@@ -142,6 +144,19 @@ class _InitialLossGlue:
             return
         if verdict == "overconfident" and obs.margin_logits:
             return  # a margin head lowers the true class's logit on purpose (s * cos(theta + m)): above ln C by design
+        if verdict == "overconfident" and obs.cosine_logits:
+            # s * cos(x, W) with both sides L2-normalised: the logits' range is set by the scale s, not by the weights,
+            # so "shrink the initial weights" cannot apply (checks/loss_graph.is_scaled_cosine).
+            self.report(
+                trainer, "initial-loss", Severity.INFO,
+                f"{_NAMES[call.kind]} is {obs.observed:.4g} before any update, above the {e.uniform:.4g} of a uniform "
+                "prediction, but the logits are a scaled cosine similarity (L2-normalised features times L2-normalised "
+                "class weights, as in ArcFace, CosFace or a cosine classifier): their range is set by the scale (and "
+                "margin), not by the initialisation, so a start above the uniform loss is by design.",
+                "Nothing to fix at init; if the loss stays high, lower the scale or the margin.",
+                where=obs.module, data={"loss": _NAMES[call.kind], "initial_loss": obs.observed,
+                                        "uniform_loss": e.uniform, "cosine_logits": True})
+            return
         if verdict is None:
             return
         name = _NAMES[call.kind]

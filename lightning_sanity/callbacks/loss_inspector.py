@@ -39,7 +39,7 @@ from lightning_sanity.checks import initial_loss as IL
 from lightning_sanity.checks import loss_expectations as LE
 from lightning_sanity.checks import losses as L
 from lightning_sanity.checks.in_batch_targets import constant_in_batch_target
-from lightning_sanity.checks.loss_graph import is_log_probability, loss_has_own_terms
+from lightning_sanity.checks.loss_graph import is_log_probability, is_scaled_cosine, loss_has_own_terms
 from lightning_sanity.checks.outputs import loss_kind_is
 from lightning_sanity.checks.targets import shifted_batch_target
 
@@ -368,6 +368,7 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
         obs = self._step.pending.pop()
         call = obs.call
         obs.margin_logits = self._lineage is not None and self._lineage.margin_logits(call.input)
+        obs.cosine_logits = (call.kind in L.CLASSIFICATION or call.kind in L.BINARY) and is_scaled_cosine(call.input)
         if result.grad_fn is not None:
             self._step.loss_nodes.append(result.grad_fn)
         obs.reduced = float(result.detach().reshape(-1)[0]) if call.reduction != "none" and result.numel() else None

@@ -29,6 +29,8 @@ from lightning_sanity.callbacks._extra_forward import eval_mode, hidden_step_wat
 from lightning_sanity.callbacks._graph_batches import GraphEdgeTally
 from lightning_sanity.checks.graph_batches import graph_batch_parts
 from lightning_sanity.callbacks._flow_run import _Defer, _FlowRun, _Skip, _SkipOne
+from lightning_sanity.callbacks._segment_flow import judge_segments
+from lightning_sanity.checks.graph_segments import find_segments
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.callbacks.batch_mixing import _BatchMixingGlue
 from lightning_sanity.callbacks.constant_output_start import _ConstantOutputGlue
@@ -273,7 +275,16 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
         # cuDNN's RNN kernels refuse a backward pass in eval mode; the native ones give the same gradients.
         with isolate_rng(), eval_mode(pl_module), precision_context(trainer), torch.enable_grad(), \
                 torch.backends.cudnn.flags(enabled=False), hidden_step_watches():
-            run = self._first_run(pl_module, x, batch, size, sizes)
+            try:
+                run = self._first_run(pl_module, x, batch, size, sizes)
+            except _Skip:
+                # No output row per input row: a segment-batched graph batch (nodes with a `batch` vector, one output
+                # row per graph) is probed per graph instead; a batch judged by its edge_index keeps that verdict.
+                segments = None if self._graph else find_segments(batch)
+                if segments is None:
+                    raise
+                judge_segments(self, trainer, pl_module, batch, segments)
+                return
             if run.pairwise and run.size < size:
                 # An output exactly as wide as the sub-batch (9 classes) reads as a (B, B) comparison of samples:
                 # one sample more tells the two apart.

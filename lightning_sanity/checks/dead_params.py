@@ -212,3 +212,41 @@ CANCELLED_ADVICE = ("Nothing to fix in the gradient path: the branch's value is 
                     "the model was designed for (32x32 images through a 224x224 backbone with 32x downsampling). Use "
                     "larger inputs or fewer downsampling stages if the branch should contribute; otherwise its layers "
                     "are wasted parameters.")
+
+
+#: Layers whose ``bias`` is a constant added to each output channel: its gradient is the sum of the output's gradient
+#: over every sample and position, whatever the weights.
+_SHIFT_BIAS_LAYERS = (nn.Linear, nn.Bilinear, nn.modules.conv._ConvNd)
+
+
+def shift_redundant_biases(dead: Sequence[str], alive: Collection[str], model: nn.Module) -> list[str]:
+    """The ``dead`` parameters that are the output-shifting bias of a Linear / Conv layer whose ``weight`` is ``alive``.
+
+    A bias's gradient is the output gradient summed over samples and positions; the weight's gradient is that same
+    output gradient weighted by the inputs. With the weight learning, the output gradient is not zero, so a bias
+    whose gradient is exactly zero on every step means the summed gradient cancels: the loss does not change when
+    every output of a channel is shifted by one constant (a pairwise ``r_chosen - r_rejected`` of one value head, a
+    BatchNorm right after the layer, a mean subtracted). The bias is redundant by design; the layer learns.
+
+    >>> head = nn.Sequential(nn.Linear(4, 1))
+    >>> shift_redundant_biases(["0.bias"], {"0.weight"}, head), shift_redundant_biases(["0.weight"], {"0.bias"}, head)
+    (['0.bias'], [])
+    """
+    found = []
+    for name in dead:
+        owner, _, leaf = name.rpartition(".")
+        if leaf != "bias" or f"{owner}.weight" not in alive:
+            continue
+        try:
+            module = model.get_submodule(owner)
+        except AttributeError:
+            continue
+        if isinstance(module, _SHIFT_BIAS_LAYERS) and module.bias is not None and module.bias.dim() == 1:
+            found.append(name)
+    return found
+
+
+SHIFT_ADVICE = ("Nothing to fix if the loss compares outputs of this layer with each other (a pairwise ranking or "
+                "Bradley-Terry loss on one value head) or a normalisation follows it (BatchNorm after a Linear/Conv): "
+                "drop the bias (`bias=False`) to save the parameter. If each output is meant to be scored on its own, "
+                "look for a softmax or normalisation over the wrong dimension.")

@@ -135,3 +135,79 @@ def is_log_probability(loss: Any) -> bool:
             return False
         node = inputs[0]
     return False
+
+
+#: Nodes a cosine head's logits pass between the similarity and the loss: scales, margins, clamps, selections.
+_COSINE_PASS = ("MulBackward", "DivBackward", "AddBackward", "SubBackward", "WhereBackward", "ClampBackward",
+                "ClampMinBackward", "ClampMaxBackward", "AcosBackward", "CosBackward", "NegBackward", "IndexPutBackward",
+                "ScatterBackward", "CatBackward", "StackBackward", "ExpBackward") + _SIGN_KEEPING
+#: Matrix products: the similarity itself.
+_PRODUCTS = ("MmBackward", "BmmBackward", "AddmmBackward", "LinearBackward", "MvBackward", "DotBackward")
+#: Nodes between a tensor and its L2 normalisation (``x / x.norm(dim).clamp_min(eps)``, ``F.normalize``).
+_NORM_PATH = ("ExpandBackward", "ClampMinBackward", "ClampBackward", "CloneBackward", "UnsqueezeBackward",
+              "AddBackward", "MaximumBackward")
+_NORMS = ("LinalgVectorNormBackward", "NormBackward")
+
+
+def _inputs(node: Any) -> list[Any]:
+    return [fn for fn, _ in getattr(node, "next_functions", ()) if fn is not None]
+
+
+def _is_normalised(node: Any) -> bool:
+    """Whether ``node`` yields a tensor divided by its own vector norm (through views, transposes, copies)."""
+    for _ in range(8):
+        kind = _kind(node)
+        if kind == "DivBackward":
+            todo = _inputs(node)[1:2]
+            for _ in range(6):
+                if not todo:
+                    return False
+                if _kind(todo[0]) in _NORMS:
+                    return True
+                if _kind(todo[0]) not in _NORM_PATH:
+                    return False
+                todo = _inputs(todo[0])[:1]
+            return False
+        inputs = _inputs(node)
+        if kind not in _SIGN_KEEPING or len(inputs) != 1:
+            return False
+        node = inputs[0]
+    return False
+
+
+def is_scaled_cosine(logits: Any, limit: int = 64) -> bool:
+    """Whether ``logits`` are, by their autograd graph, a scaled cosine similarity: every matrix product the graph
+    reaches before any other layer multiplies two L2-normalised tensors (``s * F.linear(F.normalize(x),
+    F.normalize(W))``, plus a margin on the target class for ArcFace / CosFace). Such logits lie in ``[-s, s]``
+    whatever the initialisation, so the first loss is set by the scale ``s``, not by the weights.
+
+    >>> import torch.nn.functional as F
+    >>> w, x = torch.nn.Parameter(torch.randn(5, 4)), torch.randn(3, 4, requires_grad=True)
+    >>> is_scaled_cosine(30 * F.linear(F.normalize(x), F.normalize(w))), is_scaled_cosine(F.linear(x, w))
+    (True, False)
+    """
+    if not isinstance(logits, torch.Tensor) or logits.grad_fn is None:
+        return False
+    todo, seen, products = [logits.grad_fn], set(), 0
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if len(seen) > limit:
+            return False
+        kind = _kind(node)
+        if kind in _PRODUCTS:
+            operands = _inputs(node)
+            if kind == "AddmmBackward" or len(operands) != 2 or not all(_is_normalised(n) for n in operands):
+                return False  # a bias, or an operand that is not normalised: an ordinary linear head
+            products += 1
+        elif kind == "MulBackward" and len(_inputs(node)) == 2 and all(_is_normalised(n) for n in _inputs(node)):
+            products += 1  # F.cosine_similarity: an element-wise product of normalised tensors, then a sum
+        elif kind in ("AccumulateGrad",):
+            continue  # a learned scale or margin
+        elif kind in _COSINE_PASS or kind.startswith("SumBackward"):
+            todo.extend(_inputs(node))
+        else:
+            return False
+    return products > 0
