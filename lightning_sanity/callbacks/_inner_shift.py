@@ -4,12 +4,13 @@ A GPT-style model may take the token sequence itself and prepend BOS (dropping t
 so the step's loss compares the output at ``t`` with the very input token at ``t``:
 ``F.cross_entropy(model(tokens).flatten(0, 1), tokens.flatten())``. An autoencoder or a denoiser has the same loss.
 What tells them apart, with the model as it is, on the first batch: a model that shifts its input right by one
-never reads the input's last token (it is only ever a target), while a reconstruction model must read it to
-rebuild it. So when the loss's target is the model's token input and no output moves when only the last input
-token changes, the task is next-token prediction and ``causal-leakage``'s perturbation test applies: a healthy
-model's outputs up to ``t`` are exactly independent of the inputs after ``t``.
+hands one of its modules the tokens moved one place right (``[BOS, x_0, ..., x_{T-2}]``) and never reads the
+input's last token (it is only ever a target), while a reconstruction model must read it to rebuild it. When both
+hold, the task is next-token prediction and ``causal-leakage``'s perturbation test applies: a healthy model's
+outputs up to ``t`` are exactly independent of the inputs after ``t``. (A denoiser that hides the last token in
+``forward`` reads no shifted copy and is left alone.)
 
-Cost: two eval-mode forward passes of the first batch (the unperturbed one is shared with the causal test), once.
+Cost: two eval-mode forward passes of the first batch, once, the first with a pre-hook on each module.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from lightning_sanity.replays.rng import isolate_rng
 
 from lightning_sanity.batch import map_tensors
+from lightning_sanity.callbacks._compiled import hookable_modules
 from lightning_sanity.callbacks._extra_forward import eval_mode, precision_context
 from lightning_sanity.callbacks._perturbed_call import PerturbedCall
 from lightning_sanity.checks import flow
@@ -56,20 +58,26 @@ def shifted_inside(callback: Any, trainer: "pl.Trainer", call: Optional[dict[str
     pl_module = trainer.lightning_module
     try:
         with isolate_rng(), torch.no_grad(), eval_mode(pl_module), precision_context(trainer):
-            return _never_reads_last(callback, call)
+            return _never_reads_last(callback, call, pl_module)
     except Exception:  # a check must never lose the user's run; the skip reason already set stays
         log.debug("inner-shift test failed", exc_info=True)
         return False
 
 
-def _never_reads_last(callback: Any, call: dict[str, Any]) -> bool:
+def _never_reads_last(callback: Any, call: dict[str, Any], pl_module: torch.nn.Module) -> bool:
     x = call["x"]
     size, length = int(x.shape[0]), int(x.shape[1])
     if length < 4:  # a causal test needs positions on both sides of the middle
         return False
-    probe = PerturbedCall(callback, call)
-    found = probe.base(size, length)
-    if found is None:
+    shifted: list[bool] = []
+    handles = [m.register_forward_pre_hook(lambda _, args, kw: shifted.append(_holds_shift(x, (*args, *kw.values()))),
+                                           with_kwargs=True) for _, m in hookable_modules(pl_module)]
+    try:
+        found = PerturbedCall(callback, call).base(size, length)
+    finally:
+        for handle in handles:
+            handle.remove()
+    if found is None or not any(shifted):
         return False
     base, half = found
     new = L.perturb_after(x, length - 2, 1, callback._generator)  # the last position only
@@ -79,3 +87,12 @@ def _never_reads_last(callback: Any, call: dict[str, Any]) -> bool:
         return False
     change, scale, _ = L.change_up_to(base, flow.strided_units(out, L.COMPARED_UNITS), length - 1)
     return scale > 0 and not L.depends(change, scale, half)
+
+
+def _holds_shift(x: torch.Tensor, args: tuple) -> bool:
+    """Whether a module argument is ``x`` moved one place right along its time axis (a token put in front)."""
+    for a in args:
+        if (isinstance(a, torch.Tensor) and a is not x and a.shape == x.shape and a.dtype == x.dtype
+                and torch.equal(a[:, 1:], x[:, :-1]) and not torch.equal(a, x)):
+            return True
+    return False
