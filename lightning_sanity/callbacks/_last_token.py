@@ -36,6 +36,14 @@ def check_last_token_label(callback: Any, trainer: "pl.Trainer", batch: Any, cal
     """Report a model that reads the label sitting at its input's last real token; silent otherwise."""
     if call is None or not callback.is_enabled(CHECK) or CHECK in callback._found:
         return
+    try:
+        _check(callback, trainer, batch, call, classes)
+    except Exception:  # a check must never lose the user's run, nor the other leakage tests
+        log.debug("last-token label test failed", exc_info=True)
+
+
+def _check(callback: Any, trainer: "pl.Trainer", batch: Any, call: dict[str, Any],
+           classes: list[tuple[torch.Tensor, int]]) -> None:
     x = call.get("x")
     mask = batch.get("attention_mask") if isinstance(batch, Mapping) else None
     for label, width in classes:
@@ -44,12 +52,8 @@ def check_last_token_label(callback: Any, trainer: "pl.Trainer", batch: Any, cal
         last = LT.last_token_positions(x, label, mask)
         if last is None:
             continue
-        try:
-            with isolate_rng(), torch.no_grad(), eval_mode(trainer.lightning_module), precision_context(trainer):
-                found = _moved(callback, call, x, last, width, mask)
-        except Exception:  # a check must never lose the user's run
-            log.debug("last-token label test failed", exc_info=True)
-            return
+        with isolate_rng(), torch.no_grad(), eval_mode(trainer.lightning_module), precision_context(trainer):
+            found = _moved(callback, call, x, last, width, mask)
         if found is None:
             return
         callback._ran[CHECK].append(f"`{call['how']}` does not read the label at its input's last real token")
