@@ -59,8 +59,8 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
     - the task is recognised from the data: targets that are the inputs shifted by one along a time axis (language
       models, forecasters), ``labels == input_ids`` in a dict batch (a causal LM that shifts inside), token targets
       equal to the inputs at the same positions; or from the first step's loss: a target cut in the step
-      (``self(x[:, :-1])`` against ``x[:, 1:]``: :mod:`._step_targets`), the token input itself, its last token
-      never read (BOS prepended in ``forward``: :mod:`._inner_shift`);
+      (``self(x[:, :-1])`` against ``x[:, 1:]``: :mod:`._step_targets`), the token input itself when a module gets
+      it moved right by one and its last token is never read (BOS prepended in ``forward``: :mod:`._inner_shift`);
     - the model call is observed (forward pre-hooks during that one step): the first module called with the batch's
       input itself, with its arguments as ``training_step`` passed them (or ``forward_fn(pl_module, x)``);
     - ``causal-leakage`` (error): in a next-element task, outputs at positions ``<= t`` (``t`` the middle of the
