@@ -25,6 +25,8 @@ from lightning_sanity.callbacks._copied_targets import copied_random_targets, sa
 from lightning_sanity.callbacks._decoder_input import decoder_future
 from lightning_sanity.callbacks._lagged_targets import check_lagged_inputs, find_lagged_inputs
 from lightning_sanity.callbacks._future_features import check_future_features
+from lightning_sanity.callbacks._inner_shift import shifted_inside
+from lightning_sanity.callbacks._last_token import check_last_token_label
 from lightning_sanity.callbacks._label_copies import finish_label_copies, start_label_copies
 from lightning_sanity.callbacks._label_columns import check_label_columns
 from lightning_sanity.callbacks._label_argument import check_label_argument, keep_label_argument
@@ -56,27 +58,26 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
 
     - the task is recognised from the data: targets that are the inputs shifted by one along a time axis (language
       models, forecasters), ``labels == input_ids`` in a dict batch (a causal LM that shifts inside), token targets
-      equal to the inputs at the same positions; or, from the first step's loss, a target cut in the step
-      (``self(x[:, :-1])`` against ``x[:, 1:]``: :mod:`~lightning_sanity.callbacks._step_targets`);
+      equal to the inputs at the same positions; or from the first step's loss: a target cut in the step
+      (``self(x[:, :-1])`` against ``x[:, 1:]``: :mod:`._step_targets`), the token input itself when a module gets
+      it moved right by one and its last token is never read (BOS prepended in ``forward``: :mod:`._inner_shift`);
     - the model call is observed (forward pre-hooks during that one step): the first module called with the batch's
       input itself, with its arguments as ``training_step`` passed them (or ``forward_fn(pl_module, x)``);
     - ``causal-leakage`` (error): in a next-element task, outputs at positions ``<= t`` (``t`` the middle of the
       sequence) move when only the inputs after ``t`` change;
     - ``target-leakage`` (error): outputs at positions ``<= t`` move when only the target at positions ``>= t``
       changes, in a call that receives the batch's target (a decoder fed the unshifted target: Lightning's demo
-      ``Transformer``); or one of the forms of the ``_label_columns``, ``_future_features``, ``_target_inputs``,
-      ``_lagged_targets``, ``_label_argument`` and ``_target_argument`` modules (``docs/checks/target-leakage.md``);
+      ``Transformer``); or one of the forms in ``docs/checks/target-leakage.md`` (one ``_*`` module each);
     - ``causal-leakage`` too for a teacher-forced decoder input built in ``training_step`` (:mod:`._decoder_input`).
 
     Once more after a quarter of the planned training (else at the first epoch end, or the end of fit), on the kept
     samples: the same perturbations, and for targets equal to the input tokens, random tokens written to both:
     predicting them above chance (or with a loss below 0.75 ``ln V``) means the model reads its targets.
 
-    Zero observer effect: the extra forwards run under ``no_grad`` in eval mode (``training`` flags restored), inside
-    ``isolate_rng()``, perturbations drawn from a private ``torch.Generator``. Cost: two to six forwards of the
-    first batch, later two to four of at most 16 samples, compared on at most 1024 units per position; nothing per
-    step after that. No TensorBoard tags, no thresholds: a causal model gives exactly identical outputs, so the
-    only margin is float round-off (:mod:`lightning_sanity.checks.leakage`).
+    Zero observer effect: extra forwards under ``no_grad`` in eval mode (``training`` flags restored), inside
+    ``isolate_rng()``, perturbations from a private ``torch.Generator``. Cost: two to six forwards of the first
+    batch, later two to four of at most 16 samples, on at most 1024 units per position; nothing per step after that.
+    No TensorBoard tags, no thresholds: a causal model gives exactly identical outputs (float round-off the margin).
 
     Args:
         get_input: ``batch -> input`` when the batch is not a tensor, an ``(x, y, ...)`` tuple or a dict with a
@@ -264,10 +265,12 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
                     break
             if labels and "target-leakage" not in self._found:
                 check_step_label_tokens(self, trainer, batch, x, labels[0], y)
+            check_last_token_label(self, trainer, batch, self._call, self._losses.classes)  # a next item left in
             find_lagged_inputs(self, batch, self._call, self._targets, self._task)  # teacher forcing swapped
             self._derived = keep_target_argument(self._call, self._losses.heads)
         if self._task in (None, "sequence", "copied"):
-            axis = step_axis(self._call, self._targets)
+            axis = step_axis(self._call, self._targets) or (  # or a GPT that prepends BOS in `forward`
+                1 if self._task is None and shifted_inside(self, trainer, self._call, self._targets) else None)
             if axis is not None:
                 self._task, self._axis = "shifted", axis
                 self._skips.clear()
@@ -389,11 +392,9 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
                           "when": when, "called_as": call["how"]},
                 )
                 return
-        elif self._task == "shifted":
-            self._ran["target-leakage"].append(f"`{call['how']}` is not given the target (the inputs after each "
-                                               "position are causal-leakage's)")
-        elif self._task == "sequence":
-            self._ran["target-leakage"].append(f"`{call['how']}` is not given the target")
+        elif self._task in ("shifted", "sequence"):
+            self._ran["target-leakage"].append(f"`{call['how']}` is not given the target" + (
+                " (the inputs after each position are causal-leakage's)" if self._task == "shifted" else ""))
         if self._task in ("same", "copied") and not first:
             (same_random_targets if self._task == "same" else copied_random_targets)(self, trainer, call, size,
                                                                                       length, when)
