@@ -39,7 +39,9 @@ class DataChecks(_BatchReader, _InputScaleGlue, _LabelDistributionGlue, SanityCa
       features with a spread in the hundreds (warning; only ``info`` when the model rescales its input first, e.g.
       ``x / 255`` or an input BatchNorm); every sample of a batch identical (error); features that never change
       (``info`` only: constant border pixels and unused one-hot columns are normal). Integer inputs (token ids) are
-      not judged on scale. Kind ``frozen-statistics`` (warning): on the first batch, the first eval-mode BatchNorm
+      not judged on scale. Kind ``heavy-tail`` (warning): far from unit scale with non-negative features spread over
+      orders of magnitude (a raw power spectrogram) and no log taken, even behind an input BatchNorm. Kind
+      ``frozen-statistics`` (warning): on the first batch, the first eval-mode BatchNorm
       with learned running statistics sees pre-activations more than 4x wider or narrower than those statistics
       (inputs not normalised as in pretraining).
     - ``label-distribution``: all labels equal (error); labels out of range for the model's output width (error);
