@@ -20,7 +20,6 @@ from typing import Any, Optional
 
 import lightning.pytorch as pl
 import torch
-from lightning_sanity.replays.rng import isolate_rng
 
 from lightning_sanity.batch import map_tensors
 from lightning_sanity.callbacks._compiled import hookable_modules
@@ -28,6 +27,7 @@ from lightning_sanity.callbacks._extra_forward import eval_mode, precision_conte
 from lightning_sanity.callbacks._perturbed_call import PerturbedCall
 from lightning_sanity.checks import flow
 from lightning_sanity.checks import leakage as L
+from lightning_sanity.replays.rng import isolate_rng
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,13 @@ from typing import Any, Optional
 
 import lightning.pytorch as pl
 import torch
-from lightning_sanity.replays.rng import isolate_rng
 
 from lightning_sanity.batch import map_tensors, tensors_of
 from lightning_sanity.callbacks._extra_forward import eval_mode, precision_context
 from lightning_sanity.callbacks._model_call import run_call
 from lightning_sanity.checks import last_token as LT
 from lightning_sanity.checks import leakage as L
+from lightning_sanity.replays.rng import isolate_rng
 
 log = logging.getLogger(__name__)
 CHECK = "target-leakage"

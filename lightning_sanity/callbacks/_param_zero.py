@@ -85,7 +85,7 @@ def report_dead_parameters(monitor: Any, trainer: Any, dead: dict[str, list[int]
     in layers the layer rule did not name already (``dead``: its result). Info only when the layer rule found a
     layer dead (``layer_found``): a layer cut off or rounded to zero upstream zeroes the input of the next weight,
     the same cause. Not under sharded strategies (a shard of a tensor may be all zero where the whole is not)."""
-    from lightning_sanity.checks.dead_params import (ADVICE, SHIFT_ADVICE, dead_parameter_message, dead_parameters,
+    from lightning_sanity.checks.dead_params import (ADVICE, dead_parameter_message, dead_parameters,
                                                      repeated_elsewhere, shift_redundant_biases)
     from lightning_sanity.checks.naming import common_module
     from lightning_sanity.findings import Severity
@@ -106,7 +106,7 @@ def report_dead_parameters(monitor: Any, trainer: Any, dead: dict[str, list[int]
                 live.setdefault(view.layer[i], []).append(named[id(p)])
     found = {k: v for k, v in found.items() if not any(v[0] in names for names in live.values())}
     # A Linear/Conv bias dead while its weight learns: the loss ignores a shift of the layer's output, by design.
-    alive_names = {n for names in live.values() for n in names}
+    alive_names = [n for names in live.values() for n in names]
     shifted = set(shift_redundant_biases([v[0] for v in found.values()], alive_names, trainer.lightning_module))
     redundant = {k: v for k, v in found.items() if v[0] in shifted}
     found = {k: v for k, v in found.items() if v[0] not in shifted}
@@ -122,7 +122,7 @@ def report_dead_parameters(monitor: Any, trainer: Any, dead: dict[str, list[int]
     if layer_found:
         message += (" A layer named in another dead-gradient finding may be the cause (its output is this tensor's "
                     "input).")
-    stacked = repeated_elsewhere(names, [n for ns in live.values() for n in ns])
+    stacked = repeated_elsewhere(names, alive_names)
     if stacked:
         message += (" The same tensors of the other blocks of its stack learn: the model reads this block's output "
                     "only where these tensors play no part (a classifier reading one token), by design.")
@@ -141,7 +141,8 @@ def _report_redundant(monitor: Any, trainer: Any, found: dict[int, tuple[str, in
 
     names = [v[0] for v in found.values()]
     one = len(names) == 1
-    subject = f"Parameter `{names[0]}` got" if one else f"{len(names)} biases ({short_list([f'`{n}`' for n in names], limit=4)}) got"
+    listed = short_list([f"`{n}`" for n in names], limit=4)
+    subject = f"Parameter `{names[0]}` got" if one else f"{len(names)} biases ({listed}) got"
     steps = max(v[1] for v in found.values())
     message = (f"{subject} an exactly zero gradient on every one of up to {steps} measured steps while "
                f"{'its layer' if one else 'their layers'}' weight learned: the loss does not change when the layer's "

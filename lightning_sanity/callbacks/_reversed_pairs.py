@@ -48,8 +48,9 @@ class ReversedPairs:
 
 
 def report_reversed(callback: Any, trainer: Any, text: str, threshold: float) -> None:
-    """After the detail ``text`` of whole samples, a finding when validation pairs' reverses are training pairs ``threshold`` or more beyond chance (an error
-    from one half), on pairs stored in both directions; judged when whole samples showed no overlap."""
+    """After the detail ``text`` of whole samples, a finding when validation pairs' reverses are training pairs
+    ``threshold`` or more beyond chance (an error from one half), on pairs stored in both directions; judged when
+    whole samples showed no overlap."""
     from lightning_sanity.callbacks.split_overlap import ERROR_SHARE
 
     pairs = callback._reversed

@@ -288,13 +288,19 @@ class ValDivergence(SanityCallback):
             self._train.append(train)
             self._val.append(value)
             facts = self.collector(trainer).facts
-            unit = loss_units(self._key or "", facts.get("loss_kind"))[0] or (lambda v: v)
-            facts["val_losses"] = [unit(v) for v in self._val]  # for loss-trend: learning shown on val
-            if self._before is not None:  # in the loss's units, now that the loss is known
-                facts["val_loss_before_training"] = unit(self._before)
+            _, _, facts["val_losses"], before = self._in_loss_units(facts)  # for loss-trend: learning shown on val
+            if before is not None:  # in the loss's units, now that the loss is known
+                facts["val_loss_before_training"] = before
         except Exception as err:  # never lose the run over a diagnostic
             log.debug("val-divergence read failed", exc_info=True)
             self._reason = self._reason or f"could not read the losses: {err!r}"
+
+    def _in_loss_units(self, facts: dict) -> tuple[Any, Optional[str], list[float], Optional[float]]:
+        """``(unit, note, val, before)`` of :func:`~lightning_sanity.checks.metric_units.loss_units`: the validation
+        figures in the training loss's units (as logged when ``unit`` is None: another error measure)."""
+        unit, note = loss_units(self._key or "", facts.get("loss_kind"))
+        same = unit or (lambda v: v)
+        return unit, note, [same(v) for v in self._val], None if self._before is None else same(self._before)
 
     def _val_samples(self) -> Optional[float]:
         """Regression targets in one validation run (None for class labels or when not counted)."""
@@ -335,9 +341,7 @@ class ValDivergence(SanityCallback):
         facts = self.collector(trainer).facts
         # A metric named as the root of the training loss (`val_rmse` beside an MSE) is judged squared; one named
         # as another error measure is compared with itself only.
-        unit, unit_note = loss_units(self._key or "", facts.get("loss_kind"))
-        val = [unit(v) for v in self._val] if unit is not None else list(self._val)
-        before = unit(self._before) if unit is not None and self._before is not None else self._before
+        unit, unit_note, val, before = self._in_loss_units(facts)
         if shift is None:  # validation inputs on another scale, and a validation loss that shows it
             shift = IS.judge_input_shift(IS.histogram(self._scales["train"]), IS.histogram(self._scales["val"]),
                                            self._train[-1], val[-1])

@@ -103,9 +103,14 @@ def first_graphs(batch: Any, segments: Segments, count: int) -> Any:
     return type(batch)(cut(v) for v in batch)
 
 
+def _node_mass(node_grad: torch.Tensor) -> torch.Tensor:
+    """``|node_grad|`` summed per node (row)."""
+    return node_grad.detach().abs().float().reshape(node_grad.shape[0], -1).sum(1)
+
+
 def graph_leak(node_grad: torch.Tensor, vector: torch.Tensor, index: int) -> float:
     """Share of ``|node_grad|`` (rows: nodes) on the nodes of graphs other than ``index`` (0 when all is zero)."""
-    g = node_grad.detach().abs().float().reshape(node_grad.shape[0], -1).sum(1)
+    g = _node_mass(node_grad)
     # The other graphs' share summed on its own: total minus own would leave the round-off of two summation orders.
     others = g[vector.to(g.device) != index].sum()
     total, others = torch.stack([g.sum(), others]).tolist()
@@ -114,7 +119,7 @@ def graph_leak(node_grad: torch.Tensor, vector: torch.Tensor, index: int) -> flo
 
 def leaking_graphs(node_grad: torch.Tensor, vector: torch.Tensor, index: int, graphs: int, limit: int = 5) -> list[int]:
     """The other graphs whose nodes ``node_grad`` reaches most, strongest first."""
-    g = node_grad.detach().abs().float().reshape(node_grad.shape[0], -1).sum(1)
+    g = _node_mass(node_grad)
     per_graph = torch.zeros(graphs, dtype=g.dtype, device=g.device).index_add_(0, vector.to(g.device).long(), g)
     per_graph[index] = 0
     order = torch.argsort(per_graph, descending=True)[:limit]

@@ -115,6 +115,11 @@ def _selects_or_scales(node: Any) -> bool:
     return False
 
 
+def _inputs(node: Any) -> list[Any]:
+    """The autograd nodes ``node`` takes its inputs from."""
+    return [fn for fn, _ in getattr(node, "next_functions", ()) if fn is not None]
+
+
 def is_log_probability(loss: Any) -> bool:
     """Whether ``loss`` is, by its autograd graph, a log-probability kept as it is: a ``log_softmax`` /
     ``logsigmoid`` (or ``torch.log`` of a softmax or sigmoid) followed only by selections, reshapes, sums, means and
@@ -126,7 +131,7 @@ def is_log_probability(loss: Any) -> bool:
         kind = _kind(node)
         if kind in _LOG_PROBABILITY:
             return True
-        inputs = [fn for fn, _ in getattr(node, "next_functions", ()) if fn is not None]
+        inputs = _inputs(node)
         if len(inputs) != 1:
             return False
         if kind == "LogBackward":
@@ -147,10 +152,6 @@ _PRODUCTS = ("MmBackward", "BmmBackward", "AddmmBackward", "LinearBackward", "Mv
 _NORM_PATH = ("ExpandBackward", "ClampMinBackward", "ClampBackward", "CloneBackward", "UnsqueezeBackward",
               "AddBackward", "MaximumBackward")
 _NORMS = ("LinalgVectorNormBackward", "NormBackward")
-
-
-def _inputs(node: Any) -> list[Any]:
-    return [fn for fn, _ in getattr(node, "next_functions", ()) if fn is not None]
 
 
 def _is_normalised(node: Any) -> bool:

@@ -36,13 +36,15 @@ from typing import Any, Optional
 
 import torch
 
+# The chance rate's sampling noise is added at the duplicate-labels test's 3 sigma: one "beyond chance" for the data
+# checks.
+from lightning_sanity.checks.duplicate_labels import CHANCE_SIGMAS
+
 #: Share of the distinct pairs (both splits) whose reverse is also a pair, for "stored in both directions": an
 #: undirected list stored twice has every reverse; directed graphs' reciprocity stays well below.
 SYMMETRIC = 0.99
 #: Distinct validation pairs needed: fewer cannot show a share.
 MIN_PAIRS = 20
-#: Standard deviations of the chance rate's sampling noise added to it (the duplicate-labels test's 3 sigma).
-CHANCE_SIGMAS = 3.0
 
 
 def pair_ids(x: Any) -> bool:
