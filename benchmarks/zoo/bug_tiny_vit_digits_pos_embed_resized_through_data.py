@@ -1,8 +1,9 @@
 """Bug: a tiny Vision Transformer (2x2 patches of the 8x8 sklearn digits -> 16 tokens, 3 pre-norm encoder layers,
 mean-pooled tokens, AdamW + warm-up/cosine). The positional embedding is a zero-initialised `nn.Parameter` of the
-grid size used in pre-training; the user copied a helper that resizes it to the current token grid, and that helper
-works on `self.pos_embed.data` (as checkpoint-surgery code does). The resized tensor carries no autograd history,
-so `pos_embed` never gets a gradient, stays all zeros, and the transformer sees an unordered bag of patches.
+grid size used in pre-training; the user copied a helper that resizes it to the current token grid, together with
+its call `resize_pos_embed(self.pos_embed.data, grid)` from checkpoint-surgery code. The tensor passed in carries
+no autograd history, so `pos_embed` never gets a gradient, stays all zeros, and the transformer sees an unordered
+bag of patches.
 Symptom: val acc 0.78 vs 0.97 when the helper interpolates `self.pos_embed` itself."""
 
 import math
