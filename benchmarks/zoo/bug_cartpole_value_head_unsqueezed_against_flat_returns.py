@@ -6,8 +6,8 @@ pole falls or the cart leaves the track; each visited state is labelled with its
 The value network ends in `nn.Linear(128, 1)`, so it returns (B, 1), while the returns are stored flat, (B,).
 `nn.MSELoss()(v, returns)` broadcasts to a (B, B) matrix and compares every prediction with every return of the batch
 (PyTorch only emits a UserWarning), so the optimum is the batch-mean return for every state.
-Symptom: val R^2 -0.09 / val MSE 1.00 (standardized returns) vs val R^2 0.40 / MSE 0.57 with `v.squeeze(-1)` (the
-controller gain of each episode is hidden, so 0.4 is about what states alone allow)."""
+Symptom: val R^2 -0.09 / val MSE 1.00 (standardized returns) vs val R^2 0.40 / MSE 0.57 with `v.squeeze(-1)` (each
+episode's controller gain is hidden from V, which caps R^2)."""
 
 import lightning as L
 import torch
