@@ -69,7 +69,8 @@ def main():
                         callbacks=lightning_sanity.default_callbacks())
     trainer.fit(ProgressionMLP(), DataLoader(tr, batch_size=32, shuffle=True), DataLoader(va, batch_size=512))
     m = trainer.callback_metrics
-    print(f"SYMPTOM val_r2={float(m['val_r2']):.3f} val_mse={float(m['val_mse']):.3f} n_train={len(tr)} n_val={len(va)}")
+    print(f"SYMPTOM val_r2={float(m['val_r2']):.3f} val_mse={float(m['val_mse']):.3f}"
+          f" n_train={len(tr)} n_val={len(va)}")
     print(f"LOG_DIR={trainer.log_dir}")
 
 

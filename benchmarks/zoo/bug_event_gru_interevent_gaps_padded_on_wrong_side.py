@@ -97,7 +97,8 @@ def main():
                         callbacks=lightning_sanity.default_callbacks())
     trainer.fit(model, DataLoader(tr, batch_size=64, shuffle=True), DataLoader(va, batch_size=200))
     m = trainer.callback_metrics
-    print(f"SYMPTOM val_acc={float(m['val_acc']):.3f} val_mse={float(m['val_mse']):.3f} val_ce={float(m['val_ce']):.3f}")
+    print(f"SYMPTOM val_acc={float(m['val_acc']):.3f} val_mse={float(m['val_mse']):.3f}"
+          f" val_ce={float(m['val_ce']):.3f}")
     print(f"LOG_DIR={trainer.log_dir}")
 
 

@@ -8,8 +8,8 @@ The features go into the network exactly as exported: click counts up to ~1e5, l
 around 1e-4, cosine in [0, 1]. The columns that matter most are tiny or heavy-tailed next to the raw-count columns,
 so the first layer is dominated by clicks and length and the model ranks far worse. Nothing fails; NDCG is just
 mediocre and users blame the model.
-Symptom: val NDCG@10 0.67 vs 0.94 with log on the count/length/PageRank columns and standardization fitted on the training
-queries."""
+Symptom: val NDCG@10 0.67 vs 0.94 with log on the count/length/PageRank columns and standardization fitted on the
+training queries."""
 
 import lightning as L
 import torch

@@ -88,7 +88,8 @@ def main():
                         callbacks=lightning_sanity.default_callbacks())
     trainer.fit(ToneCNN(), DataLoader(tr, batch_size=32, shuffle=True), DataLoader(va, batch_size=100))
     m = trainer.callback_metrics
-    print(f"SYMPTOM val_acc={float(m['val_acc']):.3f} val_loss={float(m['val_loss']):.3f} train_loss={float(m['train_loss']):.3f}")
+    print(f"SYMPTOM val_acc={float(m['val_acc']):.3f} val_loss={float(m['val_loss']):.3f}"
+          f" train_loss={float(m['train_loss']):.3f}")
     print(f"LOG_DIR={trainer.log_dir}")
 
 

@@ -52,7 +52,8 @@ class GridDemos(Dataset):
                     action = 4
                 else:
                     action = next(i for i, (dr, dc) in enumerate(MOVES[:4])
-                                  if 0 <= r + dr < SIZE and 0 <= c + dc < SIZE and dist[r + dr][c + dc] == dist[r][c] - 1)
+                                  if 0 <= r + dr < SIZE and 0 <= c + dc < SIZE
+                                  and dist[r + dr][c + dc] == dist[r][c] - 1)
                 planes = torch.zeros(3, SIZE, SIZE)
                 planes[0] = walls.float()
                 planes[1, r, c] = 1.0
@@ -105,7 +106,8 @@ def main():
                         callbacks=lightning_sanity.default_callbacks())
     trainer.fit(BCPolicy(weights), DataLoader(tr, batch_size=64, shuffle=True), DataLoader(va, batch_size=256))
     m = trainer.callback_metrics
-    print(f"SYMPTOM val_acc={float(m['val_acc']):.3f} val_loss={float(m['val_loss']):.3f} action_counts={counts.tolist()}")
+    print(f"SYMPTOM val_acc={float(m['val_acc']):.3f} val_loss={float(m['val_loss']):.3f}"
+          f" action_counts={counts.tolist()}")
     print(f"LOG_DIR={trainer.log_dir}")
 
 
