@@ -78,8 +78,9 @@ class NormVerdicts(DeadVerdicts):
         if history.first_meta is not None and row.step == history.first_meta[0]:
             # No step before the first: judged by what its update did to the weights (checks/first_step.py).
             i = next((k for k, m in enumerate(history.upd_meta) if m[0] == row.step), None)
+            valid = history.upd_valid[i] if i is not None else None
             found = i is not None and first_step_spike(
-                value, median, history.upd_sq[i][history.upd_valid[i]], history.upd_weight[i][history.upd_valid[i]],
+                value, median, history.upd_sq[i][valid], history.filled(history.upd_weight[i])[valid],
                 factor, self.threshold("update-ratio", "too_large"))
             if found:
                 self._report_spike(trainer, layer_sq, row, value, found["factor"], found["update_ratio"])
@@ -224,10 +225,12 @@ class NormVerdicts(DeadVerdicts):
             else:
                 self.skip(trainer, "update-ratio", "switched off (norms_update_ratio=False)")
             return
-        upd, weight, valid = torch.stack(self._history.upd_sq), torch.stack(self._history.upd_weight), torch.stack(self._history.upd_valid)
+        history = self._history
+        upd, valid = torch.stack(history.upd_sq), torch.stack(history.upd_valid)
+        weight = history.filled(torch.stack(history.upd_weight))  # from each layer's first reading, not zero
         valid &= torch.tensor([k == "matrix" for k in self.layers.kinds]).unsqueeze(0)
-        first = self._history.weight[0][0] if self._history.weight else None  # before the first update
-        zero_start = None if first is None else first == 0
+        # each layer's weights before its first update: its first reading (a layer stepped late is not zero-started)
+        zero_start = history.filled(history.weight[0][0]) == 0 if history.weight else None
         too_large = self.threshold("update-ratio", "too_large")
         verdicts = N.update_ratio_verdicts(upd, weight, valid, too_large=too_large,
                                            too_small=self.threshold("update-ratio", "too_small"), zero_start=zero_start)
