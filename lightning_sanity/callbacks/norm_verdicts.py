@@ -181,18 +181,27 @@ class NormVerdicts(DeadVerdicts):
             data={"kind": "growth", "factor": factor, "grad_norm": last},
         )
 
-    def _conclude_weights(self, trainer, weight_sq) -> None:
+    def _conclude_weights(self, trainer, weight_sq, present) -> None:
         if "weight-growth" not in self.active_checks:
             return
         steps = [m[0] for m in self._history.meta] if len(self._history.meta) == weight_sq.shape[0] else None
-        found = N.growing_layers(weight_sq, self.layers.numels, factor=self.threshold("weight-growth", "factor"),
-                                 steps=steps)
-        if found:  # grown from near zero to an ordinary scale for the layer's shape is learning, not divergence
-            found = beyond_init_scale(found, weight_sq, self._default_norms(trainer),
-                                      self.threshold("weight-growth", "factor"))
-        if found:  # grown gradually and slowing down: settling, not diverging (checks/weight_drift.py)
-            settled = settling_layers(weight_sq, [i for i, _ in found], steps)
-            found = [(i, f) for i, f in found if i not in settled]
+        # Each layer judged over its own run, from its first gradient: an optimizer moves no weights before it (a
+        # generator stepped every few batches, a backbone unfrozen late), and that flat stretch is no growth pace.
+        starts = torch.where(present.any(0), present.int().argmax(0), 0).tolist()
+        found, settled = [], set()
+        for s in sorted(set(starts)):
+            own = [i for i, start in enumerate(starts) if start == s]
+            since = steps[s:] if steps else None
+            grown = N.growing_layers(weight_sq[s:], self.layers.numels, steps=since,
+                                     factor=self.threshold("weight-growth", "factor"))
+            grown = [(i, f) for i, f in grown if i in own]
+            if grown:  # grown from near zero to an ordinary scale for the layer's shape is learning, not divergence
+                grown = beyond_init_scale(grown, weight_sq[s:], self._default_norms(trainer),
+                                          self.threshold("weight-growth", "factor"))
+            if grown:  # grown gradually and slowing down: settling, not diverging (checks/weight_drift.py)
+                settled |= settling_layers(weight_sq[s:], [i for i, _ in grown], since)
+            found += grown
+        found = [(i, f) for i, f in found if i not in settled]
         steady = not found and steady_growth(weight_sq, self.layers.numels, steps=steps)  # checks/weight_drift.py
         found = found or steady
         if not found:

@@ -370,7 +370,7 @@ class NormMonitor(IdleOptimizerHooks, NormVerdicts, SanityCallback):
         vanishing = self._conclude_vanishing(trainer, grad_sq, weight_sq, present)
         self._judge_early_spike(trainer, grad_sq.sum(1).sqrt())
         self._conclude_growth(trainer, grad_sq)
-        self._conclude_weights(trainer, weight_sq)
+        self._conclude_weights(trainer, weight_sq, present)
         self._conclude_updates(trainer, exclude=vanishing)
         global_norms = grad_sq.sum(1).sqrt()
         self.detail(trainer, "exploding-gradient",
