@@ -64,12 +64,12 @@ def log_norms(trainer: Any, layers: LM.LayerMap, grad_sq: torch.Tensor, weight_s
         group_grad[g] += gs
         group_weight[g] += ws
         group_present[g] += has
-    metrics: dict[str, float] = {
-        tensorboard.tag("grad_norm", "global"): math.sqrt(sum(grad)),
-        tensorboard.tag("weight_norm", "global"): math.sqrt(sum(weight)),
-    }
+    metrics: dict[str, float] = {tensorboard.tag("grad_norm", "global"): math.sqrt(sum(grad))}
+    if not math.isnan(sum(weight)):  # NaN: a layer not read yet (callbacks/norm_history.py), not charted as zero
+        metrics[tensorboard.tag("weight_norm", "global")] = math.sqrt(sum(weight))
     for g, name in enumerate(layers.groups):
-        metrics[tensorboard.tag("weight_norm", name)] = math.sqrt(group_weight[g])
+        if not math.isnan(group_weight[g]):
+            metrics[tensorboard.tag("weight_norm", name)] = math.sqrt(group_weight[g])
         if group_present[g] > 0:
             metrics[tensorboard.tag("grad_norm", name)] = math.sqrt(group_grad[g])
     if row.update_valid is not None:
@@ -84,12 +84,14 @@ def log_norms(trainer: Any, layers: LM.LayerMap, grad_sq: torch.Tensor, weight_s
     tensorboard.log_scalars(trainer, metrics, step=row.step)
 
 
-def log_last(trainer: Any, layers: LM.LayerMap, meter: Any) -> None:
+def log_last(trainer: Any, layers: LM.LayerMap, meter: Any, history: Any) -> None:
     """A chart point between two reads of ``meter`` (a :class:`~lightning_sanity.callbacks.norm_meter.NormMeter`):
-    the scalars of its last buffered row, read alone."""
+    the scalars of its last buffered row, read alone; the weights it did not read are carried from ``history``'s
+    latest reading (a :class:`~lightning_sanity.callbacks.norm_history.NormHistory`), not charted as zero."""
     last = meter.read_last()
     if last is None or not trainer.is_global_zero:
         return
     data, row = last
     L = len(layers)
-    log_norms(trainer, layers, data[:L], data[L:2 * L], data[2 * L:], any_layers(row.patterns, "has_grad", L), row)
+    weight_sq = history.chart_row(data[L:2 * L], row.weighed)
+    log_norms(trainer, layers, data[:L], weight_sq, data[2 * L:], any_layers(row.patterns, "has_grad", L), row)

@@ -15,6 +15,8 @@ from lightning_sanity.checks import norms as N
 HISTORY_STEPS = 2048
 
 _Where = tuple[int, int, int]  # (global step, epoch, batch index)
+#: A layer's weight sum of squares before its first reading (a real one is never negative).
+UNREAD = -1.0
 
 
 @dataclasses.dataclass
@@ -31,19 +33,47 @@ class NormHistory:
     upd_weight: list[torch.Tensor] = dataclasses.field(default_factory=list)
     upd_valid: list[torch.Tensor] = dataclasses.field(default_factory=list)
     upd_meta: list[_Where] = dataclasses.field(default_factory=list)
-    #: the latest weight reading per layer, carried over the steps that did not read the weights
+    #: the latest weight reading per layer, carried over the steps that did not read the weights (``UNREAD`` before
+    #: the layer's first reading), and the first reading per layer
     last_weight_sq: Optional[torch.Tensor] = None
+    first_weight_sq: Optional[torch.Tensor] = None
     counts: Optional[N.GradientCounts] = None
     first_meta: Optional[_Where] = None
 
     def carry_weights(self, weight_sq: torch.Tensor, meta: list) -> None:
-        """Fill the rows (and layers) whose weights were not read with the latest reading, in place."""
-        last = self.last_weight_sq if self.last_weight_sq is not None else torch.zeros(weight_sq.shape[1], dtype=weight_sq.dtype)
+        """Fill the rows (and layers) whose weights were not read with the latest reading, in place; rows before a
+        layer's first reading hold ``UNREAD`` until :meth:`filled` replaces it."""
+        if self.last_weight_sq is None:
+            self.last_weight_sq = torch.full((weight_sq.shape[1],), UNREAD, dtype=weight_sq.dtype)
+            self.first_weight_sq = self.last_weight_sq.clone()
+        last, first = self.last_weight_sq, self.first_weight_sq
         for i, r in enumerate(meta):
             if r.weighed is not None:
                 last = torch.where(r.weighed, weight_sq[i], last)
+                first = torch.where(r.weighed & (first == UNREAD), weight_sq[i], first)
             weight_sq[i] = last
-        self.last_weight_sq = last
+        self.last_weight_sq, self.first_weight_sq = last, first
+
+    def filled(self, rows: torch.Tensor) -> torch.Tensor:
+        """``rows`` of weight sums of squares with each layer's rows before its first reading set to that reading.
+
+        The weights are read before an optimizer's step: a layer's first reading is its weights as they were before
+        any optimizer stepped them, that is since the fit started (a generator stepped once every few batches, a
+        backbone unfrozen late, a head whose optimizer starts after a warm-up). A layer never read is NaN (unknown),
+        never zero: zero would read as a zero-initialised layer, which the growth and update judgements set apart.
+        """
+        if self.first_weight_sq is None:
+            return rows
+        first = torch.where(self.first_weight_sq == UNREAD, math.nan, self.first_weight_sq)
+        return torch.where(rows == UNREAD, first, rows)
+
+    def chart_row(self, weight_sq: torch.Tensor, weighed: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """A chart point's weight sums of squares: with ``weighed``, the layers it did not read carried from the
+        latest reading; NaN (not charted) before a layer's first reading."""
+        if weighed is not None:
+            carried = self.last_weight_sq if self.last_weight_sq is not None else torch.full_like(weight_sq, UNREAD)
+            weight_sq = torch.where(weighed, weight_sq, carried)
+        return torch.where(weight_sq == UNREAD, math.nan, weight_sq)
 
     def thin(self) -> None:
         if sum(t.shape[0] for t in self.grad) <= HISTORY_STEPS:

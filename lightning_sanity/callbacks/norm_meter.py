@@ -327,7 +327,7 @@ class NormMeter:
             bins = self.bins
             bins.current = (bins.current + 1) % len(bins.masks)  # the next measuring step: next bin
             bins.visits += bins.current == 0  # a whole rotation: large parameters move on to their next slice
-        weighed = any_layers(batch.patterns, "owned", len(self.layers)) if batch.measure_weights else None
+        weighed = self._weigh_idle(batch) if batch.measure_weights else None
         row = StepRow(batch.step, epoch, batch_idx, batch.patterns, batch.update_valid, weighed)
         self.batch = None
         self.rows.append(row)
@@ -336,6 +336,15 @@ class NormMeter:
         if timing:
             stride.charge(time.thread_time() - start)
         return row
+
+    def _weigh_idle(self, batch: BatchState) -> torch.Tensor:
+        """Layers weighed in the row: the stepped optimizers', and (read here) those of optimizers that stepped before."""
+        weighed = any_layers(batch.patterns, "owned", len(self.layers))
+        with torch.no_grad():  # a generator stepped every few batches is read at each logging step, not only on its own
+            for view in [v for key, v in self.views.items() if key not in batch.seen and v.params]:
+                view.add_weight_norms(self.buf[self.row])
+                weighed = weighed | view.owned
+        return weighed
 
     def zero_layers(self) -> Optional[torch.Tensor]:
         """Layers whose gradient in the last closed row was present and exactly zero: bool per layer, on the host

@@ -78,8 +78,9 @@ class NormVerdicts(DeadVerdicts):
         if history.first_meta is not None and row.step == history.first_meta[0]:
             # No step before the first: judged by what its update did to the weights (checks/first_step.py).
             i = next((k for k, m in enumerate(history.upd_meta) if m[0] == row.step), None)
+            valid = history.upd_valid[i] if i is not None else None
             found = i is not None and first_step_spike(
-                value, median, history.upd_sq[i][history.upd_valid[i]], history.upd_weight[i][history.upd_valid[i]],
+                value, median, history.upd_sq[i][valid], history.filled(history.upd_weight[i])[valid],
                 factor, self.threshold("update-ratio", "too_large"))
             if found:
                 self._report_spike(trainer, layer_sq, row, value, found["factor"], found["update_ratio"])
@@ -180,18 +181,27 @@ class NormVerdicts(DeadVerdicts):
             data={"kind": "growth", "factor": factor, "grad_norm": last},
         )
 
-    def _conclude_weights(self, trainer, weight_sq) -> None:
+    def _conclude_weights(self, trainer, weight_sq, present) -> None:
         if "weight-growth" not in self.active_checks:
             return
         steps = [m[0] for m in self._history.meta] if len(self._history.meta) == weight_sq.shape[0] else None
-        found = N.growing_layers(weight_sq, self.layers.numels, factor=self.threshold("weight-growth", "factor"),
-                                 steps=steps)
-        if found:  # grown from near zero to an ordinary scale for the layer's shape is learning, not divergence
-            found = beyond_init_scale(found, weight_sq, self._default_norms(trainer),
-                                      self.threshold("weight-growth", "factor"))
-        if found:  # grown gradually and slowing down: settling, not diverging (checks/weight_drift.py)
-            settled = settling_layers(weight_sq, [i for i, _ in found], steps)
-            found = [(i, f) for i, f in found if i not in settled]
+        # Each layer judged over its own run, from its first gradient: an optimizer moves no weights before it (a
+        # generator stepped every few batches, a backbone unfrozen late), and that flat stretch is no growth pace.
+        starts = torch.where(present.any(0), present.int().argmax(0), 0).tolist()
+        found, settled = [], set()
+        for s in sorted(set(starts)):
+            own = [i for i, start in enumerate(starts) if start == s]
+            since = steps[s:] if steps else None
+            grown = N.growing_layers(weight_sq[s:], self.layers.numels, steps=since,
+                                     factor=self.threshold("weight-growth", "factor"))
+            grown = [(i, f) for i, f in grown if i in own]
+            if grown:  # grown from near zero to an ordinary scale for the layer's shape is learning, not divergence
+                grown = beyond_init_scale(grown, weight_sq[s:], self._default_norms(trainer),
+                                          self.threshold("weight-growth", "factor"))
+            if grown:  # grown gradually and slowing down: settling, not diverging (checks/weight_drift.py)
+                settled |= settling_layers(weight_sq[s:], [i for i, _ in grown], since)
+            found += grown
+        found = [(i, f) for i, f in found if i not in settled]
         steady = not found and steady_growth(weight_sq, self.layers.numels, steps=steps)  # checks/weight_drift.py
         found = found or steady
         if not found:
@@ -224,10 +234,12 @@ class NormVerdicts(DeadVerdicts):
             else:
                 self.skip(trainer, "update-ratio", "switched off (norms_update_ratio=False)")
             return
-        upd, weight, valid = torch.stack(self._history.upd_sq), torch.stack(self._history.upd_weight), torch.stack(self._history.upd_valid)
+        history = self._history
+        upd, valid = torch.stack(history.upd_sq), torch.stack(history.upd_valid)
+        weight = history.filled(torch.stack(history.upd_weight))  # from each layer's first reading, not zero
         valid &= torch.tensor([k == "matrix" for k in self.layers.kinds]).unsqueeze(0)
-        first = self._history.weight[0][0] if self._history.weight else None  # before the first update
-        zero_start = None if first is None else first == 0
+        # each layer's weights before its first update: its first reading (a layer stepped late is not zero-started)
+        zero_start = history.filled(history.weight[0][0]) == 0 if history.weight else None
         too_large = self.threshold("update-ratio", "too_large")
         verdicts = N.update_ratio_verdicts(upd, weight, valid, too_large=too_large,
                                            too_small=self.threshold("update-ratio", "too_small"), zero_start=zero_start)

@@ -286,7 +286,7 @@ class NormMonitor(IdleOptimizerHooks, NormVerdicts, SanityCallback):
             if meter.row >= meter.buf.shape[0] or (chart and self._flags.sharded):  # sharded: all ranks reduce
                 self._flush(trainer, log=self._flags.log and chart)
             elif chart and self._flags.log:  # a chart point: its row only; the history takes the rows when full
-                norm_charts.log_last(trainer, self.layers, meter)
+                norm_charts.log_last(trainer, self.layers, meter, self._history)
         except Exception as err:
             self._fail(trainer, err)
 
@@ -335,7 +335,8 @@ class NormMonitor(IdleOptimizerHooks, NormVerdicts, SanityCallback):
         history.meta.extend((r.step, r.epoch, r.batch_idx) for r in meta)
         history.thin()
         if log:
-            norm_charts.log_norms(trainer, self.layers, grad_sq[-1], weight_sq[-1], update_sq[-1], present[-1], meta[-1])
+            norm_charts.log_norms(trainer, self.layers, grad_sq[-1], history.chart_row(weight_sq[-1]), update_sq[-1],
+                                  present[-1], meta[-1])
 
     # ------------------------------------------------------------------ judgements (see NormVerdicts)
 
@@ -362,14 +363,14 @@ class NormMonitor(IdleOptimizerHooks, NormVerdicts, SanityCallback):
                     self.skip(trainer, check, "no optimizer step was taken")
             return
         grad_sq = torch.cat(self._history.grad)
-        weight_sq = torch.cat(self._history.weight)
+        weight_sq = self._history.filled(torch.cat(self._history.weight))  # from each layer's first reading
         present = torch.cat(self._history.present)
         steps = int(self._history.counts.observed.max())
         self._conclude_dead(trainer, steps)
         vanishing = self._conclude_vanishing(trainer, grad_sq, weight_sq, present)
         self._judge_early_spike(trainer, grad_sq.sum(1).sqrt())
         self._conclude_growth(trainer, grad_sq)
-        self._conclude_weights(trainer, weight_sq)
+        self._conclude_weights(trainer, weight_sq, present)
         self._conclude_updates(trainer, exclude=vanishing)
         global_norms = grad_sq.sum(1).sqrt()
         self.detail(trainer, "exploding-gradient",
