@@ -2,7 +2,9 @@
 an affine or monotone function of a regression target: :func:`lightning_sanity.checks.leakage.label_columns`).
 Every ``(N, F)`` part of the batch but the label is scanned, integer-coded categories included (``(x_cat, x_num,
 y)`` batches); the label is what the first step's loss compares with
-(:mod:`~lightning_sanity.callbacks._step_targets`). Called by :class:`~lightning_sanity.callbacks.leakage.LeakageChecks`.
+(:mod:`~lightning_sanity.callbacks._step_targets`). Without such parts, the positions of a float input of more
+dimensions (image pixels, a window's time steps) are scanned the same way for a class label: a legend swatch burned
+into the corner of every image. Called by :class:`~lightning_sanity.callbacks.leakage.LeakageChecks`.
 """
 
 from __future__ import annotations
@@ -38,9 +40,16 @@ def column_names(batch: Any, parts: list[torch.Tensor]) -> list[str]:
     return names
 
 
-def check_label_columns(callback: Any, trainer: Any, parts: list[torch.Tensor], y: torch.Tensor, batch: Any) -> None:
-    """Report the columns of ``parts`` (the batch's ``(N, F)`` inputs) that give the label ``y`` away."""
+#: Values scanned at most in the first batch's positions (samples x positions): one sort of the distinct rows.
+POSITION_VALUES = 1 << 22
+
+
+def check_label_columns(callback: Any, trainer: Any, parts: list[torch.Tensor], y: torch.Tensor, batch: Any,
+                        x: Any = None) -> None:
+    """Report the columns of ``parts`` (the batch's ``(N, F)`` inputs) that give the label ``y`` away; without
+    parts, the positions of ``x`` (a float input of 3 or more dimensions) that give a class label away."""
     if not parts:
+        check_label_positions(callback, trainer, x, y)
         return
     x = torch.cat([p.detach().float().cpu() for p in parts], 1) if len(parts) > 1 else parts[0]
     columns, how = L.label_columns(x, y)
@@ -62,4 +71,44 @@ def check_label_columns(callback: Any, trainer: Any, parts: list[torch.Tensor], 
         ADVICE, where=names[columns[0]], key="columns",
         data={"columns": columns[:50], "names": [names[c] for c in columns[:50]], "how": how,
               "samples": int(x.shape[0])},
+    )
+
+
+def check_label_positions(callback: Any, trainer: Any, x: Any, y: torch.Tensor) -> None:
+    """Report the positions of ``x`` (``(N, C, H, W)`` pixels, ``(N, T, C)`` steps) holding one value per class.
+
+    Only class labels, and only the "one value per class" pattern: a pixel that is an affine function of a
+    regression target is what a synthetic brightness regression is. Chance is bounded as for columns
+    (:func:`~lightning_sanity.checks.leakage.chance_column`), over every position scanned.
+    """
+    if (not isinstance(x, torch.Tensor) or x.dim() < 3 or not x.is_floating_point() or y.is_floating_point()
+            or y.dim() != 1 or x.shape[0] != y.shape[0]):
+        return
+    positions = x[0].numel()
+    rows = min(int(x.shape[0]), POSITION_VALUES // max(positions, 1))
+    if rows < 16:
+        return
+    flat = x[:rows].detach().flatten(1)
+    # Binary inputs are left out: a one-hot sequence whose class is its token at one place is a synthetic task, as
+    # for integer tokens (callbacks/_step_targets.py).
+    if bool(((flat == 0) | (flat == 1)).all()):
+        return
+    columns, how = L.label_columns(flat, y[:rows])
+    callback._ran["target-leakage"].append(f"no input position holds one value per class ({positions} positions)")
+    if how != "equal":
+        return
+    callback._found.add("target-leakage")
+    shape = tuple(x.shape[1:])
+    where = [tuple(int(i) for i in torch.unravel_index(torch.tensor(c), shape)) for c in columns[:50]]
+    shown = ", ".join(str(w) for w in where[:5]) + (f" and {len(columns) - 5} more" if len(columns) > 5 else "")
+    callback.report(
+        trainer, "target-leakage", "error",
+        f"{len(columns)} input position(s) of the first training batch ({shown}, indexing each sample's "
+        f"{'x'.join(map(str, shape))} input) {_WORDS[how]} on all {rows} samples: a mark that encodes the label is "
+        "in the inputs (a legend swatch or class-coloured border burned in by an export tool, a marker channel), "
+        "so the model learns to read it and fails on inputs without it.",
+        "Remove the mark from the inputs (export the images without annotations, crop or mask the region) and "
+        "check that no preprocessing step writes the label, or anything computed from it, into the input.",
+        where=f"input position {where[0]}", key="positions",
+        data={"positions": [list(w) for w in where], "how": how, "samples": rows},
     )

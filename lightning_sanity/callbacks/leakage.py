@@ -260,7 +260,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
             labels = [t for t in batch_labels(batch, self._targets, y) if isinstance(t, torch.Tensor)
                       and (t.dim() == 1 or (t.dim() == 2 and t.shape[1] == 1))]
             for label in labels:  # each head's label of a multi-task step
-                check_label_columns(self, trainer, feature_parts(batch, x, label, self._call), label, batch)
+                check_label_columns(self, trainer, feature_parts(batch, x, label, self._call), label, batch, x)
                 if "target-leakage" in self._found:
                     break
             if labels and "target-leakage" not in self._found:
