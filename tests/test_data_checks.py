@@ -179,6 +179,29 @@ def test_heavy_imbalance_with_a_default_init_fires_with_the_bias(tmp_path):
     assert "net.2.bias" in finding["advice"]
 
 
+def _digits_with_counts(counts):
+    """Digits subsampled to ``counts[k]`` images of class k."""
+    x, y = digits()
+    idx = torch.cat([torch.where(y == k)[0][:c] for k, c in enumerate(counts)])
+    return x[idx], y[idx]
+
+
+def test_rare_tail_classes_among_even_ones_are_only_info(tmp_path):
+    # An ordinal target's tails (a count of distinct items, an age bin): most/least frequent far above 10, but no
+    # class holds most labels and the prior's entropy is near an even split's.
+    report = _run(tmp_path, Classifier(), loader(*_digits_with_counts([40, 70, 110, 130, 70, 60, 25, 10, 4])))
+    assert _mine(report) == [], _mine(report)
+    (finding,) = [f for f in _infos(report, "label-distribution") if "imbalanced" in f["message"]]
+    assert finding["data"]["imbalance_ratio"] >= 10 and finding["data"]["shannon_balance"] > 0.44, finding["data"]
+
+
+def test_a_dominant_class_among_many_still_warns(tmp_path):
+    report = _run(tmp_path, Classifier(), loader(*_digits_with_counts([170] + [12] * 9)))
+    (finding,) = _mine(report)
+    assert (finding["check"], finding["severity"]) == ("label-distribution", "warning"), finding
+    assert "uniform prediction" in finding["message"]
+
+
 class DigitsGAN(L.LightningModule):
     """A small GAN with manual optimization: the batch holds (images, digit labels), the losses compare the
     discriminator's logits with ones and zeros made in the step, never with the labels."""

@@ -66,3 +66,65 @@ def test_padding_trained_as_a_tag(tmp_path, label_pad, as_dict):
     (finding,) = found
     assert finding["data"]["label"] == 0 and finding["data"]["padding_share"] > 0.2, finding["data"]
     assert "padding_value=-100" in finding["advice"]
+
+
+def _collate_with_mask(label_pad):
+    """`(tokens, key_padding_mask, tags)`: the bool mask, the same shape as the tokens, comes before the labels."""
+    def collate(batch):
+        tokens, labels = _collate(label_pad, False)(batch)
+        return tokens, tokens == _PAD, labels
+    return collate
+
+
+class _MaskedTagger(_Tagger):
+    def training_step(self, batch, batch_idx):
+        tokens, pad, tags = batch
+        logits = self.out(self.rnn(self.embed(tokens))[0]).masked_fill(pad.unsqueeze(-1), 0.0)
+        return F.cross_entropy(logits.reshape(-1, 3), tags.reshape(-1), ignore_index=-100)
+
+
+@pytest.mark.parametrize("label_pad", [0, -100], ids=["padded-with-tag-0", "ignore-index"])
+def test_a_padding_mask_before_the_labels_is_not_taken_as_labels(tmp_path, label_pad):
+    L.seed_everything(0)
+    train = DataLoader(_tagging(256, 0), batch_size=32, shuffle=True, collate_fn=_collate_with_mask(label_pad))
+    report = read_report(fit(_MaskedTagger(padding_idx=_PAD), tmp_path, train, max_epochs=1).log_dir)
+    if label_pad == -100:
+        assert not serious(report, "label-distribution"), serious(report)  # was: "trained as label True"
+        return
+    (finding,) = [f for f in serious(report, "label-distribution") if f["data"].get("padded_positions")]
+    assert finding["data"]["label"] == 0 and finding["where"] == "batch[2]", finding
+
+
+class _SetCounter(L.LightningModule):
+    """One label per padded set of tokens: `(tokens, key_padding_mask, y)`, labels of shape (batch,)."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(_VOCAB, 16, padding_idx=_PAD)
+        self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True), 1,
+                                             enable_nested_tensor=False)
+        self.out = nn.Linear(16, 3)
+
+    def training_step(self, batch, batch_idx):
+        tokens, pad, y = batch
+        h = self.encoder(self.embed(tokens), src_key_padding_mask=pad)
+        keep = (~pad).unsqueeze(-1).float()
+        return F.cross_entropy(self.out((h * keep).sum(1) / keep.sum(1)), y)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+
+def test_a_set_model_with_a_key_padding_mask_is_silent(tmp_path):
+    L.seed_everything(0)
+
+    def collate(batch):
+        tokens, _ = _collate(0, False)(batch)
+        lengths = (tokens != _PAD).sum(1)
+        return tokens, tokens == _PAD, (lengths >= 10).long() + (lengths >= 15).long()
+
+    train = DataLoader(_tagging(256, 0), batch_size=32, shuffle=True, collate_fn=collate)
+    report = read_report(fit(_SetCounter(), tmp_path, train, max_epochs=1).log_dir)
+    assert not serious(report, "label-distribution"), serious(report)
+    check = next(c for c in report["checks"] if c["name"] == "label-distribution")
+    assert check["status"] != "skipped", check

@@ -3,7 +3,8 @@
 A batch ``(x, y)`` has its labels second; a batch of three or more parts need not: an EmbeddingBag's
 ``(tokens, offsets, y)``, a tabular ``(x_cat, x_num, y)``, a ``(x, lengths, y)`` of packed sequences. Which part is
 the label is not a convention the batch says, but the loss does: the part the first step's recognised loss call
-(:func:`lightning_sanity.checks.losses.loss_kind`) takes as its target, the very tensor or an equal one. Used by
+(:func:`lightning_sanity.checks.losses.loss_kind`) takes as its target, the very tensor, an equal one, or its values
+reshaped or cast (a token tagger's ``tags.reshape(-1)``). Used by
 :class:`~lightning_sanity.callbacks.data_checks.DataChecks` for ``label-distribution``.
 
 Example::
@@ -55,4 +56,16 @@ class LabelSource:
                 if (isinstance(part, torch.Tensor) and part.shape == target.shape and part.dtype == target.dtype
                         and part.device == target.device and torch.equal(part, target.detach())):
                     return i
+            for i, part in enumerate(batch[1:], 1):
+                if _flattened(part, target):
+                    return i
         return None
+
+
+def _flattened(part: Any, target: torch.Tensor) -> bool:
+    """Whether ``target`` holds ``part``'s values reshaped or cast (a tagger's ``tags.reshape(-1)``, ``y.long()``).
+    Never from float to integer: truncated floats equal to the target would be a coincidence."""
+    if (not isinstance(part, torch.Tensor) or part.numel() != target.numel() or part.device != target.device
+            or (part.is_floating_point() and not target.is_floating_point()) or part.is_complex()):
+        return False
+    return torch.equal(part.reshape(-1).to(target.dtype), target.detach().reshape(-1))

@@ -199,10 +199,14 @@ class DataChecks(_BatchReader, _InputScaleGlue, _LabelDistributionGlue, SanityCa
             if index is None or index == 1 or self._labels.missing:
                 return
             old, self._label_index = self._labels, index
-            self._labels = _LabelSample(pad_id=old.pad_id, padding=old.padding)
+            # Nothing read from the wrong part may stay: the padding counts too start again from this batch.
+            padding = PaddingLabels(old.padding.pad_id) if old.padding is not None else None
+            self._labels = _LabelSample(pad_id=old.pad_id, padding=padding)
             x = batch[0]
             self._labels.field = f"batch[{index}]"
             self._collect_labels(batch[index], self._input_fields(x, self._input_name(batch)), batch)
+            if padding is not None:
+                padding.add_batch(batch, x, batch[index])
         except Exception as err:  # nothing may lose the user's run
             log.debug("lightning_sanity: reading the loss's label part failed: %r", err)
 

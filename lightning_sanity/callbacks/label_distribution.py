@@ -276,6 +276,22 @@ class _LabelDistributionGlue:
                 "Nothing to do; watch per-class metrics, not only accuracy.", where=where, at_step=False, data=data)
             return
         known = matches is not None
+        # Most/least frequent is set by the rarest class alone. The uniform start is far from the prior when one
+        # class holds most labels, or the prior as a whole is as uneven as a 1:ratio two-class split; a few rare
+        # classes among many even ones (an ordinal target's tails) leave it close, and the bias is learnt at once.
+        balance = D.shannon_balance(counts)
+        even = D.binary_balance(self.threshold("label-distribution", "imbalance_ratio"))
+        skewed = share >= 0.5 or balance <= even
+        data = {**data, "shannon_balance": round(balance, 4)}
+        if known and not skewed:
+            self.report(
+                trainer, "label-distribution", Severity.INFO,
+                f"The labels are imbalanced in their rarest classes (most/least frequent "
+                f"{summary['imbalance_ratio']:.3g}), but no class holds most of them (majority share {share:.0%}) and "
+                f"their entropy is {balance:.0%} of an even split's ({even:.0%} for a two-class split at the "
+                "imbalance ratio): the model's uniform start is close to the prior.",
+                "Nothing to do; watch the rare classes' metrics.", where=where, at_step=False, data=data)
+            return
         self.report(
             trainer, "label-distribution", Severity.WARNING if known else Severity.INFO,
             f"The labels are heavily imbalanced (most/least frequent {summary['imbalance_ratio']:.3g}, majority share "

@@ -259,6 +259,26 @@ def heavy_imbalance(counts: torch.Tensor, ratio: float = IMBALANCE_RATIO) -> boo
     return imbalance_ratio(counts) >= ratio and int(counts.max()) >= IMBALANCE_MIN_MAJORITY
 
 
+def shannon_balance(counts: torch.Tensor) -> float:
+    """The labels' entropy over that of an even split of the classes present (Shannon equitability): 1 for even
+    classes, towards 0 as one class takes them all. Most/least frequent alone is set by the rarest class; this is
+    the whole prior's distance from the uniform start.
+
+    >>> round(shannon_balance(torch.tensor([10, 1])), 3), shannon_balance(torch.tensor([5, 5, 0]))
+    (0.439, 1.0)
+    """
+    present = counts[counts > 0].double()
+    if present.numel() < 2:
+        return 1.0
+    p = present / present.sum()
+    return float(-(p * p.log()).sum() / math.log(present.numel()))
+
+
+def binary_balance(ratio: float) -> float:
+    """:func:`shannon_balance` of a two-class split ``ratio`` to 1: the skew that :data:`IMBALANCE_RATIO` means."""
+    return shannon_balance(torch.tensor([float(ratio), 1.0]))
+
+
 def batch_label_association(per_batch: torch.Tensor) -> tuple[float, float, int]:
     """Cramér's V, the chi-square statistic and its degrees of freedom for a ``batches x classes`` count table.
 

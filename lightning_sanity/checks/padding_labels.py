@@ -13,7 +13,8 @@ Padded positions are read from the batch, never guessed from the labels:
   in rows of different lengths: a real token also occurs mid-sequence.
 
 The bug: at least :data:`MIN_PADDED` padded positions whose labels have the input's shape, at least half of them
-counted by the loss (not ``ignore_index``), all with one value.
+counted by the loss (not ``ignore_index``), all with one value. A bool "label" equal to the padded positions
+(or their complement) is the padding mask itself, never a class label: not counted.
 
 Example::
 
@@ -87,6 +88,8 @@ class PaddingLabels:
             mask = attention_mask == 0
         else:
             mask = padded_positions(tokens, self.pad_id)
+        if mask is not None and labels.dtype == torch.bool and (torch.equal(labels, mask) or torch.equal(labels, ~mask)):
+            return  # the padding mask itself (a `src_key_padding_mask` beside the tokens), never a class label
         self.labels += labels.numel()
         if mask is None or not bool(mask.any()):
             return
