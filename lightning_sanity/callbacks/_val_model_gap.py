@@ -1,8 +1,8 @@
 """Glue for ``val-divergence``'s model gap (:mod:`lightning_sanity.checks.val_model_gap`): pairs the last logged
-validation loss with prediction dynamics' fixed-batch evaluation at the same step (``facts["fixed_batch_eval"]``,
-validation samples only), and leaves out the runs where the two need not be the same model: several validation
-loaders, a callback that swaps averaged weights in for validation, a copy of a trained module kept outside the
-optimizer (an EMA or SWA model ``validation_step`` may call instead)."""
+validation loss that has one with prediction dynamics' fixed-batch evaluation at the same step (same weights;
+``facts["fixed_batch_evals"]``: validation samples, the last few snapshots), and leaves out the runs where the two
+need not be the same model: several validation loaders, a callback that swaps averaged weights in for validation,
+a copy of a trained module kept outside the optimizer (an EMA or SWA model ``validation_step`` may call instead)."""
 
 from __future__ import annotations
 
@@ -52,9 +52,13 @@ def model_gap(trainer: Any, pl_module: torch.nn.Module, facts: dict, val: Sequen
               val_steps: Sequence[int], train: Sequence[float], baseline: Optional[float],
               val_rows: int) -> Optional[Divergence]:
     """The model-gap finding, or None (nothing found, or the run is one where it is not judged)."""
-    found = facts.get("fixed_batch_eval")
-    if not found or baseline is None or not val or len(val_steps) != len(val) or val_steps[-1] != found["step"]:
+    if baseline is None or not val or len(val_steps) != len(val) or len(train) != len(val):
         return None
+    steps = {int(e["step"]): e for e in facts.get("fixed_batch_evals") or () if e.get("targets") is not None}
+    last = next((i for i in reversed(range(len(val))) if val_steps[i] in steps), None)
+    if last is None:
+        return None
+    found = steps[val_steps[last]]
     try:
         if len(trainer.num_val_batches) != 1:
             return None
@@ -62,7 +66,7 @@ def model_gap(trainer: Any, pl_module: torch.nn.Module, facts: dict, val: Sequen
             return None
         if shadow_copy(pl_module, trainer.optimizers):
             return None
-        return judge_model_gap(val[-1], found["probs"], found["targets"], baseline, train[-1], val_rows,
+        return judge_model_gap(val[last], found["probs"], found["targets"], baseline, train[last], val_rows,
                                smoothing=float(facts.get("label_smoothing") or 0.0),
                                weight=facts.get("class_weight"), prior=facts.get("label_prior"))
     except Exception:  # never lose the run over a diagnostic

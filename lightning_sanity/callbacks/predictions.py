@@ -331,11 +331,12 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
         targets = history.targets.to(probs.device) if history.targets is not None else None
         scalars, p_true, chart = history.record(kind, probs, targets, step, trainer.current_epoch,
                                                     facts.get("ignore_index", -100))
-        if kind == "classification" and self._fixed.source == "validation" and history.last_probs is not None:
-            # Validation samples evaluated the training way (val-divergence's model gap): hard labels only.
-            hard = y is not None and not y.is_floating_point() and history.targets is not None
-            facts["fixed_batch_eval"] = {"step": step, "probs": history.last_probs, "targets": history.targets} \
-                if hard else None
+        if (kind == "classification" and self._fixed.source == "validation" and history.last_probs is not None
+                and history.last_probs.numel() <= 1 << 16 and y is not None and not y.is_floating_point()):
+            # Validation samples evaluated the training way, with hard labels: val-divergence pairs the last few
+            # with the validation runs at the same steps (its model gap).
+            kept = facts.setdefault("fixed_batch_evals", [])
+            kept[:] = kept[-7:] + [{"step": step, "probs": history.last_probs, "targets": history.targets}]
         self._charts.write(trainer, kind, out, chart, targets, p_true, scalars, step, epoch_end,
                            history.columns)
 
