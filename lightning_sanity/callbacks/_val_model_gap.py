@@ -1,8 +1,10 @@
-"""Glue for ``val-divergence``'s model gap (:mod:`lightning_sanity.checks.val_model_gap`): pairs the last logged
-validation loss that has one with prediction dynamics' fixed-batch evaluation at the same step (same weights;
-``facts["fixed_batch_evals"]``: validation samples, the last few snapshots), and leaves out the runs where the two
-need not be the same model: several validation loaders, a callback that swaps averaged weights in for validation,
-a copy of a trained module kept outside the optimizer (an EMA or SWA model ``validation_step`` may call instead)."""
+"""Glue for ``val-divergence``'s model gap (:mod:`lightning_sanity.checks.val_model_gap`). Prediction dynamics
+evaluates its fixed batch of validation samples the way every fixed-batch check calls the model, right after each
+validation run (same weights; one forward of at most 64 samples per validation run, under ``no_grad``, eval mode
+and ``isolate_rng``): ``facts["fixed_batch_evals"]``. ``val-divergence`` pairs the last validation loss with the
+evaluation at its step, and leaves out the runs where the two need not be the same model: several validation
+loaders, a callback that swaps averaged weights in for validation, a copy of a trained module kept outside the
+optimizer (an EMA or SWA model ``validation_step`` may call instead)."""
 
 from __future__ import annotations
 
@@ -11,8 +13,14 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 import torch
+from lightning.fabric.utilities.apply_func import move_data_to_device
 
+from lightning_sanity.batch import split_batch
+from lightning_sanity.callbacks._extra_forward import eval_mode
+from lightning_sanity.callbacks._fixed_batch import Unusable, call_model
+from lightning_sanity.checks.outputs import output_kind, probabilities
 from lightning_sanity.checks.val_model_gap import judge_model_gap
+from lightning_sanity.replays.rng import isolate_rng
 from lightning_sanity.checks.validation import Divergence
 
 log = logging.getLogger(__name__)
@@ -20,6 +28,33 @@ log = logging.getLogger(__name__)
 #: Callback class names that swap averaged weights into the module for validation (Lightning's
 #: ``StochasticWeightAveraging`` and ``WeightAveraging``/``EMAWeightAveraging``, EMA callbacks of other libraries).
 _AVERAGING_WORDS = ("averag", "ema", "swa")
+
+
+#: Largest output (samples x classes) kept per evaluation, on the CPU.
+_MAX_VALUES = 1 << 16
+
+
+def evaluate_after_validation(cb: Any, trainer: Any, pl_module: torch.nn.Module, batch: Any) -> None:
+    """Evaluate ``cb``'s (prediction dynamics') fixed batch of validation samples and keep the class probabilities
+    and hard labels in ``facts["fixed_batch_evals"]`` (the last one); only for a classifier whose output is small."""
+    if batch is None or not trainer.is_global_zero or not cb.is_enabled("prediction-jitter"):
+        return
+    facts = cb.collector(trainer).facts
+    try:
+        batch = move_data_to_device(batch, pl_module.device)
+        x, y = split_batch(batch, cb.get_input, cb.get_target)
+        if x is None or not isinstance(y, torch.Tensor) or y.is_floating_point() or y.dim() != 1:
+            return
+        with isolate_rng(), torch.no_grad(), eval_mode(pl_module):
+            out = call_model(pl_module, batch, x, cb.forward_fn)
+        if out.dim() != 2 or out.numel() > _MAX_VALUES or output_kind(out, y, facts.get("loss_kind")) != "classification":
+            return
+        probs = probabilities(out, "classification", facts.get("loss_kind")).float().cpu()
+        facts["fixed_batch_evals"] = [{"step": trainer.global_step, "probs": probs, "targets": y.cpu()}]
+    except Unusable:
+        return
+    except Exception:  # never lose the run over a diagnostic
+        log.debug("val-divergence fixed-batch evaluation failed", exc_info=True)
 
 
 def _signature(module: torch.nn.Module) -> tuple:

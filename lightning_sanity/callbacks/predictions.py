@@ -31,6 +31,7 @@ from lightning_sanity.callbacks._fixed_batch_findings import FixedBatchFindings,
 from lightning_sanity.callbacks._prediction_charts import PredictionCharts, add_prediction_layout
 from lightning_sanity.callbacks._snapshot_history import HISTORY_FILE, SnapshotClock, SnapshotHistory
 from lightning_sanity.callbacks._snapshot_plan import DEFAULT_SAMPLES, plan_snapshots
+from lightning_sanity.callbacks._val_model_gap import evaluate_after_validation
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks.jitter import (
     JITTER_CHANGE_THRESHOLD,
@@ -221,6 +222,11 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
             self._capture(batch, "validation")
 
     @override
+    def on_validation_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if not trainer.sanity_checking and self._fixed.source == "validation" and self._fixed.stopped is None:
+            evaluate_after_validation(self, trainer, pl_module, self._fixed.batch)  # val-divergence's model gap
+
+    @override
     def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._most = plan_snapshots(trainer, self._clock, self.predictions_every_n_steps,
                                     self.predictions_batch_size, self._fixed)
@@ -331,12 +337,6 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
         targets = history.targets.to(probs.device) if history.targets is not None else None
         scalars, p_true, chart = history.record(kind, probs, targets, step, trainer.current_epoch,
                                                     facts.get("ignore_index", -100))
-        if (kind == "classification" and self._fixed.source == "validation" and history.last_probs is not None
-                and history.last_probs.numel() <= 1 << 16 and y is not None and not y.is_floating_point()):
-            # Validation samples evaluated the training way, with hard labels: val-divergence pairs the last few
-            # with the validation runs at the same steps (its model gap).
-            kept = facts.setdefault("fixed_batch_evals", [])
-            kept[:] = kept[-7:] + [{"step": step, "probs": history.last_probs, "targets": history.targets}]
         self._charts.write(trainer, kind, out, chart, targets, p_true, scalars, step, epoch_end,
                            history.columns)
 
