@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 _AVERAGING_WORDS = ("averag", "ema", "swa")
 
 
+#: The recognised loss call's share of the training loss that counts as the whole of it.
+MAIN_SHARE_TOLERANCE = 0.02
 #: Largest output (samples x classes) kept per evaluation, on the CPU.
 _MAX_VALUES = 1 << 16
 
@@ -37,7 +39,7 @@ _MAX_VALUES = 1 << 16
 def evaluate_after_validation(cb: Any, trainer: Any, pl_module: torch.nn.Module, batch: Any) -> None:
     """Evaluate ``cb``'s (prediction dynamics') fixed batch of validation samples and keep the class probabilities
     and hard labels in ``facts["fixed_batch_evals"]`` (the last one); only for a classifier whose output is small."""
-    if batch is None or not trainer.is_global_zero or not cb.is_enabled("prediction-jitter"):
+    if batch is None or not trainer.is_global_zero:
         return
     facts = cb.collector(trainer).facts
     try:
@@ -88,6 +90,11 @@ def model_gap(trainer: Any, pl_module: torch.nn.Module, facts: dict, val: Sequen
               val_rows: int) -> Optional[Divergence]:
     """The model-gap finding, or None (nothing found, or the run is one where it is not judged)."""
     if baseline is None or not val or len(val_steps) != len(val) or len(train) != len(val):
+        return None
+    # The recognised cross-entropy must be the whole training loss: a validation loss that adds auxiliary heads or
+    # regularisers to it is not the figure recomputed here.
+    share = facts.get("main_loss_share")
+    if not isinstance(share, (int, float)) or abs(share - 1) > MAIN_SHARE_TOLERANCE:
         return None
     steps = {int(e["step"]): e for e in facts.get("fixed_batch_evals") or () if e.get("targets") is not None}
     last = next((i for i in reversed(range(len(val))) if val_steps[i] in steps), None)

@@ -70,6 +70,8 @@ class ValDivergence(SanityCallback):
       texts not normalised as the training texts were: the unknown token in most of them);
     - warning (``refit-transform``, :mod:`lightning_sanity.checks.refit_transform`): both splits' 2-D float inputs
       carry the exact fingerprint of a scaler (or whitened PCA) fitted on their own rows (``fit_transform(x_val)``);
+    - warning (``model-gap``, :mod:`lightning_sanity.checks.val_model_gap`): validation far worse than the same
+      model's loss on prediction dynamics' fixed validation batch computed the training way (a TTA it never saw);
     - error (``sampler-reach``): the training loader's ``WeightedRandomSampler`` has fewer weights than the dataset
       has rows, so it only ever draws the first few rows (one weight per class given instead of one per sample).
 
