@@ -30,6 +30,13 @@ from lightning_sanity.callbacks._step_watch import META_OPS, function_name
 from lightning_sanity.checks.pair_broadcast import ELEMENTWISE_OPS, pairwise_broadcast
 
 _OUTPUT, _TARGET, _MARKED = 1, 2, 4
+#: Made (also) by a parameter that trains (``requires_grad``): a target carrying it moves with the model itself.
+_TRAINED = 8
+_KINDS = _OUTPUT | _TARGET | _MARKED
+#: Ops whose values do not depend on their tensor argument's values (only its shape): a GAN's
+#: ``torch.ones_like(d_fake)`` is not made by the model.
+SHAPE_ONLY_OPS = frozenset({"ones_like", "zeros_like", "full_like", "empty_like", "new_ones", "new_zeros", "new_full",
+                            "new_empty"})
 #: Ops that write the target into a class axis (``one_hot(y)``, ``scatter(1, y, ...)``): a result made from the model's
 #: output and one of them holds logits the target has edited, as a margin head (ArcFace, CosFace) makes them.
 MARKING_OPS = frozenset({"one_hot", "scatter", "scatter_", "scatter_add", "scatter_add_", "index_put", "index_put_",
@@ -49,11 +56,13 @@ class Lineage:
 
     Args:
         parameters: ``id`` of every model parameter.
-        target: the batch's target tensor, or None (then nothing is ever found).
+        target: the batch's target tensor, or None (then no pairwise broadcast is ever found).
+        trainable: ``id`` of the parameters that train (``requires_grad``), a subset of ``parameters``.
     """
 
-    def __init__(self, parameters: set[int], target: Any) -> None:
+    def __init__(self, parameters: set[int], target: Any, trainable: Optional[set[int]] = None) -> None:
         self.parameters = parameters
+        self.trainable = trainable or set()
         self.batch = int(target.shape[0]) if isinstance(target, torch.Tensor) and target.dim() > 0 else 0
         self._flags: dict[int, tuple[weakref.ref, int]] = {}
         self.found: Optional[dict[str, Any]] = None
@@ -75,27 +84,49 @@ class Lineage:
         logits: the loss at init then sits above ln C by design)."""
         return isinstance(t, torch.Tensor) and self._get(t) & (_OUTPUT | _MARKED) == _OUTPUT | _MARKED
 
+    def made_by_model(self, t: Any) -> Optional[str]:
+        """Whether ``t`` was computed from the model's parameters: ``"trained"`` (some of them train), ``"frozen"``
+        (only parameters that do not: a teacher, a target network), or None (not from the model, or unknown).
+
+        >>> w, frozen = torch.nn.Parameter(torch.ones(1, 2)), torch.nn.Parameter(torch.ones(1, 2), requires_grad=False)
+        >>> lineage = Lineage({id(w), id(frozen)}, None, {id(w)})
+        >>> with torch.no_grad():
+        ...     out = torch.nn.functional.linear(torch.ones(4, 2), frozen)
+        >>> _ = lineage.after(torch.nn.functional.linear, (torch.ones(4, 2), frozen), {}, out)
+        >>> scaled = 0.9 * out; _ = lineage.after(torch.Tensor.__mul__, (out, 0.9), {}, scaled)
+        >>> lineage.made_by_model(scaled), lineage.made_by_model(torch.ones(4, 1))
+        ('frozen', None)
+        """
+        flags = self._get(t) if isinstance(t, torch.Tensor) else 0
+        if not flags & _OUTPUT:
+            return None
+        return "trained" if flags & _TRAINED else "frozen"
+
     def after(self, func: Any, args: tuple, kwargs: dict, result: Any) -> bool:
         """Record the lineage of ``result``; returns True when this call is a pairwise broadcast (found first)."""
-        if not self.batch:
-            return False
         name = function_name(func)
         if name in META_OPS:
             return False
         inputs = _tensors(args) + _tensors(list(kwargs.values()))
         flags = 0
         for t in inputs:
-            flags |= _OUTPUT if id(t) in self.parameters else self._get(t)
+            if id(t) in self.parameters:
+                flags |= _OUTPUT | (_TRAINED if id(t) in self.trainable else 0)
+            else:
+                flags |= self._get(t)
+        if name in SHAPE_ONLY_OPS:
+            flags &= ~(_OUTPUT | _TRAINED)
         outputs = _tensors(result)
         if flags & _TARGET and name in MARKING_OPS:
             flags |= _MARKED
         if flags:
             for t in outputs:
                 self._set(t, flags | self._get(t))
-        if self.found is not None or name not in ELEMENTWISE_OPS or len(outputs) != 1:
+        # Without a batch target only the model's lineage is followed (a target the step computes from a module).
+        if not self.batch or self.found is not None or name not in ELEMENTWISE_OPS or len(outputs) != 1:
             return False
-        pred = next((t for t in inputs if self._get(t) == _OUTPUT), None)
-        target = next((t for t in inputs if self._get(t) == _TARGET), None)
+        pred = next((t for t in inputs if self._get(t) & _KINDS == _OUTPUT), None)
+        target = next((t for t in inputs if self._get(t) & _KINDS == _TARGET), None)
         out = outputs[0]
         if pred is None or target is None or not pairwise_broadcast(pred.shape, target.shape, out.shape, self.batch):
             return False

@@ -63,6 +63,7 @@ class _LossFacts:
     def _hand_over_kind(facts: dict, obs: _Observation) -> None:
         facts["loss_kind"] = L.KIND_FAMILY[obs.call.kind]
         facts["loss_target_is_batch_target"] = bool(obs.target_is_batch)
+        facts["loss_target_from_model"] = obs.target_from_model
         facts["output_module"] = obs.module
         weighted = (L.has_class_weights(obs.call) if obs.call.kind in L.CLASSIFICATION else
                     obs.call.kind in L.BINARY and (obs.call.pos_weight is not None or obs.call.weight is not None))

@@ -42,6 +42,9 @@ class _Observation:
     cosine_logits: bool = False  # the prediction is a scaled cosine similarity (checks/loss_graph.is_scaled_cosine)
     #: the share of the elements a 0/1 mask keeps, when the per-element loss was masked (checks/masked_loss.py)
     mask_share: Optional[float] = None
+    #: the target was computed from the model's parameters (``Lineage.made_by_model``: "trained" / "frozen"): a
+    #: bootstrapped (TD) or distillation target, not a fixed function of the batch
+    target_from_model: Optional[str] = None
 
 
 @dataclasses.dataclass

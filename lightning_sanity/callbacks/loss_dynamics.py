@@ -25,6 +25,7 @@ from lightning_sanity.callbacks._scheduler_watch import SchedulerWatch
 from lightning_sanity.checks import loss_trend, lr_history, schedule
 from lightning_sanity.checks.loss_trend import judge_loss_trend
 from lightning_sanity.callbacks._dropout_noise import dropout_noise_verdict
+from lightning_sanity.callbacks._moving_targets import frozen_fingerprint, moving_target
 from lightning_sanity.checks.outputs import loss_kind_is
 from lightning_sanity.checks.verdict import Verdict
 from lightning_sanity.checks.schedule import LrTrajectory
@@ -120,6 +121,7 @@ class LossDynamics(SanityCallback):
         self._lr_last: dict[tuple[int, int], Any] = {}  # the last rate of each group in its history
         self._broken: dict[str, str] = {}
         self._schedulers = SchedulerWatch()
+        self._frozen_start: Optional[torch.Tensor] = None  # frozen parameters at train start (a moving target)
 
     # ------------------------------------------------------------------------------------------------ hooks
 
@@ -136,6 +138,10 @@ class LossDynamics(SanityCallback):
         except Exception as err:  # never lose the run over a counter
             self._run.planned, self._run.before = None, 0
             self._broken.setdefault("loss-trend", f"could not read the planned length: {err!r}")
+        try:
+            self._frozen_start = frozen_fingerprint(pl_module) if self.is_enabled("loss-trend") else None
+        except Exception:  # an unusual parameter: the target is then taken as fixed
+            self._frozen_start = None
         if self.is_enabled("lr-schedule"):
             try:
                 self._schedulers.start(trainer)
@@ -280,10 +286,28 @@ class LossDynamics(SanityCallback):
             return
         if verdict is None and judged_progress is not None and judged_progress >= 1.0:
             verdict = dropout_noise_verdict(pl_module, values, facts, baseline)
+        # A sign flip or an exactly constant loss is a fault whatever the target.
+        if verdict is not None and verdict.kind != "negative" and not verdict.data.get("constant"):
+            self._defer_moving_target(verdict, facts, pl_module)
         if verdict is not None:
             self._report(trainer, "loss-trend", verdict)
         words = trend_words(values, start, baseline, baseline_how)
         self.detail(trainer, "loss-trend", f"{words}; {self._run.words()}")
+
+    def _defer_moving_target(self, verdict: Verdict, facts: dict, pl_module: "pl.LightningModule") -> None:
+        """A target that moves with training (bootstrapped, an EMA teacher): the starting level and the first
+        batch's baseline do not describe later steps, so a verdict judged against them is only information."""
+        try:
+            why = moving_target(facts, self._frozen_start, pl_module)
+        except Exception:  # an unusual parameter: the verdict stands
+            why = None
+        if why is None:
+            return
+        verdict.severity = "info"
+        verdict.data["moving_target"] = True
+        verdict.message += (f" Not judged as a fault: {why}, so the target is not a fixed function of the batch and "
+                            "its scale moves as the model learns; the first losses and the first batch's "
+                            "constant-prediction baseline do not describe later steps.")
 
     def _conclude_lr(self, trainer: "pl.Trainer") -> None:
         if self._lr_unreadable:

@@ -69,6 +69,8 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
     training loss's scale, when the training loss is the recognised call), ``uniform_loss``, ``loss_kind``,
     ``loss_target_is_batch_target`` (whether that call's target is the batch's target, or something the step made,
     such as a GAN's ``torch.ones_like(...)``: the label checks trust the loss kind only when it is),
+    ``loss_target_from_model`` (``"trained"`` / ``"frozen"`` when that target was computed from the model's
+    parameters, trained ones or only frozen ones: a TD target from a target network, a teacher's output; else None),
     ``num_classes``, ``ignore_index``, ``label_prior``, ``init_matches_prior``, ``output_module``,
     ``in_batch_constant_target`` (a constant target the step made for square, in-batch logits; see
     :mod:`lightning_sanity.checks.in_batch_targets`).
@@ -185,7 +187,8 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
             self._step.batch_input = self._step.batch_target = None
         try:
             self._watch = StepWatch(before=self._before_call, after=self._after_call, weights=weight_owners(pl_module))
-            self._lineage = Lineage({id(p) for p in pl_module.parameters()}, self._step.batch_target)
+            self._lineage = Lineage({id(p) for p in pl_module.parameters()}, self._step.batch_target,
+                                    {id(p) for p in pl_module.parameters() if p.requires_grad})
             self._origins = CA.ReshapeOrigins()
             # Views and casts of the batch's target carry this tag to the loss call (`y.float().unsqueeze(1)`).
             self._watch.tags.set(self._step.batch_target, {"batch_target": True})
@@ -300,6 +303,8 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
                                                   or {}).get("batch_target"))
                            or L.same_target(call.target, self._step.batch_target)
                            or shifted_batch_target(call.target, self._step.batch_target, call.ignore_index))
+        if not obs.target_is_batch and self._lineage is not None:
+            obs.target_from_model = self._lineage.made_by_model(call.target)
         self._step.pending.append(obs)
         facts = self.collector(self._step.trainer).facts
         if obs.depends_on_model and ("loss_kind" not in facts

@@ -31,6 +31,7 @@ from lightning_sanity.callbacks._fixed_batch_findings import FixedBatchFindings,
 from lightning_sanity.callbacks._prediction_charts import PredictionCharts, add_prediction_layout
 from lightning_sanity.callbacks._snapshot_history import HISTORY_FILE, SnapshotClock, SnapshotHistory
 from lightning_sanity.callbacks._snapshot_plan import DEFAULT_SAMPLES, plan_snapshots
+from lightning_sanity.callbacks._val_model_gap import evaluate_after_validation
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks.jitter import (
     JITTER_CHANGE_THRESHOLD,
@@ -219,6 +220,11 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
         if (trainer.sanity_checking and self._fixed.batch is None and self.predictions_batch is None
                 and dataloader_idx == 0):
             self._capture(batch, "validation")
+
+    @override
+    def on_validation_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if not trainer.sanity_checking and self._fixed.source == "validation" and self._fixed.stopped is None:
+            evaluate_after_validation(self, trainer, pl_module, self._fixed.batch)  # val-divergence's model gap
 
     @override
     def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:

@@ -24,10 +24,8 @@ from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.batch import input_of, split_batch
 from lightning_sanity.checks.loss_baseline import trend_baseline
 from lightning_sanity.checks.metric_units import loss_units
-from lightning_sanity.checks import relabelled as RL
-from lightning_sanity.checks import target_shift as TS
-from lightning_sanity.checks import input_shift as IS
-from lightning_sanity.checks import dense_alignment as DA
+from lightning_sanity.checks import dense_alignment as DA, input_shift as IS, relabelled as RL, target_shift as TS
+from lightning_sanity.callbacks._val_model_gap import model_gap
 from lightning_sanity.callbacks._val_noise_facts import rows as _rows, signed_loss, val_noise_model
 from lightning_sanity.checks.val_baseline_end import judge_ends_above_baseline
 from lightning_sanity.checks.val_first_look import judge_never_improves
@@ -72,6 +70,8 @@ class ValDivergence(SanityCallback):
       texts not normalised as the training texts were: the unknown token in most of them);
     - warning (``refit-transform``, :mod:`lightning_sanity.checks.refit_transform`): both splits' 2-D float inputs
       carry the exact fingerprint of a scaler (or whitened PCA) fitted on their own rows (``fit_transform(x_val)``);
+    - warning (``model-gap``, :mod:`lightning_sanity.checks.val_model_gap`): validation far worse than the same
+      model's loss on prediction dynamics' fixed validation batch computed the training way (a TTA it never saw);
     - error (``sampler-reach``): the training loader's ``WeightedRandomSampler`` has fewer weights than the dataset
       has rows, so it only ever draws the first few rows (one weight per class given instead of one per sample).
 
@@ -122,6 +122,7 @@ class ValDivergence(SanityCallback):
         self._count = 0
         self._train: list[float] = []
         self._val: list[float] = []
+        self._val_steps: list[int] = []  # the global step of each, to pair with a fixed-batch evaluation
         self._before: Optional[float] = None
         self._key: Optional[str] = None
         self._reason: Optional[str] = None
@@ -158,14 +159,11 @@ class ValDivergence(SanityCallback):
         scale = trainer.accumulate_grad_batches if pl_module.automatic_optimization else 1
         if scale != 1:  # Lightning divided the loss by the accumulation factor
             loss = loss * scale
-        if loss.device.type == "cpu":  # nothing to transfer: a Python float costs less than a tensor add
-            value = float(loss)
-            self._sum = value if self._sum is None else self._sum + value
-            self._sq = value * value if self._sq is None else self._sq + value * value
-        else:  # summed on the device (two small ops, no host sync); read once per validation run
-            value = loss.float()
-            self._sum = value if self._sum is None else self._sum + value
-            self._sq = value * value if self._sq is None else self._sq + value * value
+        # On the CPU a Python float costs less than a tensor add; elsewhere summed on the device (two small ops, no
+        # host sync), read once per validation run.
+        value = float(loss) if loss.device.type == "cpu" else loss.float()
+        self._sum = value if self._sum is None else self._sum + value
+        self._sq = value * value if self._sq is None else self._sq + value * value
         self._count += 1
         if not self._train_rows:  # once: -1 when the first batch's target cannot be read
             self._train_rows = _rows(batch) or -1
@@ -287,6 +285,7 @@ class ValDivergence(SanityCallback):
             self._sum, self._sq, self._count = None, None, 0
             self._train.append(train)
             self._val.append(value)
+            self._val_steps.append(trainer.global_step)
             facts = self.collector(trainer).facts
             _, _, facts["val_losses"], before = self._in_loss_units(facts)  # for loss-trend: learning shown on val
             if before is not None:  # in the loss's units, now that the loss is known
@@ -384,6 +383,9 @@ class ValDivergence(SanityCallback):
         beat = noise is not None and V.beat_baseline(val, baseline, noise)
         if shift is None and not beat and (verdict is None or verdict.kind == "overfitting"):  # any loss
             verdict = judge_never_improves(before, val, self._train, self._noise) or verdict
+        if shift is None and (verdict is None or verdict.severity == "info"):  # validation is not the model
+            verdict = model_gap(trainer, pl_module, facts, val, self._val_steps, self._train, baseline,
+                                self._val_rows) or verdict
         if shift is None and (verdict is None or verdict.severity == "info"):
             verdict = judge_ends_above_baseline(self._train, val, baseline, self._val_rows,
                                                 margin=self.threshold(check, "baseline_margin"),

@@ -243,6 +243,7 @@ def _judge_loss_pattern(values: list[float], *, start: Optional[float], batches_
     near_baseline = (baseline is not None and baseline > 0 and tail > (1 - baseline_margin) * baseline
                      and not learning)
     if constant or (flat and near_baseline):
+        data["constant"] = constant
         if constant:
             message = (f"The training loss stayed exactly constant at {head:.4g} from the start: nothing the model "
                        f"does changes it; {seen}.")
