@@ -112,9 +112,12 @@ def _source_part(target: torch.Tensor, parts: list[torch.Tensor], first: torch.T
 
 
 def _copies(target: torch.Tensor, part: torch.Tensor, masks: list[torch.Tensor]) -> bool:
-    """Whether ``target`` holds exactly ``part``'s values, in order, all of them or those at one of ``masks``."""
+    """Whether ``target`` holds exactly ``part``'s values, in order, all of them or those at one of ``masks``. A
+    constant target (the real labels of a GAN, zeros) tells nothing about where it came from."""
     try:
         flat = target.detach().reshape(-1).double()
+        if flat.numel() < 2 or not bool((flat != flat[0]).any()):
+            return False
         if part.numel() == flat.numel():
             return torch.equal(part.detach().reshape(-1).double(), flat)
         return any(m.shape == part.shape and int(m.sum()) == flat.numel()
