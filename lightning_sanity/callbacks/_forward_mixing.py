@@ -297,7 +297,9 @@ def report_permutation(callback: Any, trainer: Any, run: Any, detail: str) -> No
         "depends on its place in the batch or on the samples around it. Neither gradients nor a small move of "
         "one sample show it: the mixing goes through integers (ids, counts, positions).",
         "Look for a cumulative sum, count or index taken over dimension 0 (e.g. position ids from "
-        "`attention_mask.cumsum(0)` where `cumsum(-1)` was meant), or ids built from the row index.",
+        "`attention_mask.cumsum(0)` where `cumsum(-1)` was meant), ids built from the row index, or a `view` that "
+        "interleaves the samples with another axis (`torch.stack(chunks).view(B, C, -1)` where "
+        "`torch.stack(chunks, dim=1)` was meant).",
         key="permutation",
         data={"changed_samples": result["changed"], "samples": result["samples"], "largest_change": result["largest"],
               "called_as": run.how, "permutation": True},

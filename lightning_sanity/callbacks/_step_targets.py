@@ -82,18 +82,48 @@ def retarget_call(call: dict[str, Any], batch: Any, targets: list[torch.Tensor])
     """Correct the observed model ``call``'s batch target by the first step's loss: when every recorded loss target
     is (a view of) one batch part other than the target taken at the start (a tuple batch's second part: an input
     in a tagger's ``(ids, features, tags)`` or a seq2seq ``(src, dec_in, tgt)``), that part becomes ``"target"``, and
-    ``"y"`` (the target as the call receives it) that part if the call receives it, else None. Unchanged when a
-    loss target is the first target, was made from it by a copy, or no loss call was recognised."""
+    ``"y"`` (the target as the call receives it) that part if the call receives it, else None. A loss target copied
+    from a part (``tgt[valid]``) counts as that part (:func:`_source_part`). Unchanged when a loss target is the
+    first target or made from it, comes from no part it can name, or no loss call was recognised."""
     first = call.get("target")
     if not isinstance(first, torch.Tensor) or not targets:
         return
     parts = _parts(batch)
-    compared = [next((p for p in parts if p is t or _same_storage(p, t)), None) for t in targets]
+    compared = [_source_part(t, parts, first) for t in targets]
     if any(p is None or p is first for p in compared):
         return
     given = [v for v in (*call["args"], *call["kwargs"].values()) if v is not call.get("x")]
     call["target"] = compared[0]
     call["y"] = next((p for p in compared if any(p is v for v in given)), None)
+
+
+def _source_part(target: torch.Tensor, parts: list[torch.Tensor], first: torch.Tensor) -> Optional[torch.Tensor]:
+    """The batch part a loss target was made from: the part or a view of it; else the part whose values it copies,
+    whole (a cast, a clone) or at a mask the batch carries (``y[valid]``: a masked Gaussian NLL). ``first`` when it
+    is among several such parts, None when none or several others are (unknown: the caller keeps ``first``)."""
+    view = next((p for p in parts if p is target or _same_storage(p, target)), None)
+    if view is not None:
+        return view
+    masks = [m for p in parts if p.dtype == torch.bool for m in (p, ~p)]
+    found = [p for p in parts if p.dtype != torch.bool and _copies(target, p, masks)]
+    if any(p is first for p in found):
+        return first
+    return found[0] if len(found) == 1 else None
+
+
+def _copies(target: torch.Tensor, part: torch.Tensor, masks: list[torch.Tensor]) -> bool:
+    """Whether ``target`` holds exactly ``part``'s values, in order, all of them or those at one of ``masks``. A
+    constant target (the real labels of a GAN, zeros) tells nothing about where it came from."""
+    try:
+        flat = target.detach().reshape(-1).double()
+        if flat.numel() < 2 or not bool((flat != flat[0]).any()):
+            return False
+        if part.numel() == flat.numel():
+            return torch.equal(part.detach().reshape(-1).double(), flat)
+        return any(m.shape == part.shape and int(m.sum()) == flat.numel()
+                   and torch.equal(part.detach()[m].double(), flat) for m in masks)
+    except (RuntimeError, TypeError):  # another device, a dtype without a double view
+        return False
 
 
 def _parts(batch: Any) -> list[torch.Tensor]:

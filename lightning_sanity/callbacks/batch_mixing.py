@@ -10,12 +10,18 @@ from __future__ import annotations
 import lightning.pytorch as pl
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from lightning_sanity.batch import tensors_of
 from lightning_sanity.callbacks._flow_run import _FlowRun, _place, _SkipOne
-from lightning_sanity.callbacks._forward_mixing import judge_forward
+from lightning_sanity.callbacks._forward_mixing import judge_forward, report_permutation
 from lightning_sanity.callbacks._submodule_mixing import judge_pairwise
 from lightning_sanity.checks import flow
 from lightning_sanity.checks.modes import summarize_names
 from lightning_sanity.findings import Severity
+
+
+def _all_per_sample(run: "_FlowRun") -> bool:
+    """Whether every tensor the model call gets (lists and dicts of them included) has the samples first."""
+    return all(t.dim() > 0 and t.shape[0] == run.size for t in tensors_of((run.args, run.kwargs)))
 
 
 class _BatchMixingGlue:
@@ -28,6 +34,14 @@ class _BatchMixingGlue:
             raise _SkipOne(check, f"BatchNorm without running statistics ({summarize_names(stats_free, 3)}) uses "
                                   "batch statistics even in eval mode, which mixes samples by design")
         if not run.leaves:
+            if run.int_inputs and not run.pairwise and _all_per_sample(run):
+                # Ids with a batch dimension whose embeddings see another layout (multiple choice flattens
+                # `(B, C, S)` to `(B * C, S)` first): no gradient to take per sample, but whole samples can still
+                # be reordered and halved, which needs no float input. Only when every input has the sample axis
+                # first: a flat token stream with `(B,)` offsets (EmbeddingBag) breaks when the offsets move alone.
+                report_permutation(self, trainer, run, "no float input or per-sample embedding output to take the "
+                                                       "gradient at: whole samples compared")
+                return
             raise _SkipOne(check, "no float input tensor or embedding output with a batch dimension to take the gradient at")
         if not run.output.requires_grad:
             raise _SkipOne(check, "the output does not depend differentiably on the input (no gradient to follow)")
