@@ -51,11 +51,12 @@ def loss_kind_is(loss_kind: Any, family: str) -> bool:
 def output_kind(output: torch.Tensor, target: Optional[torch.Tensor], loss_kind: Any = None) -> Optional[str]:
     """How to read a model output of this shape: one of :data:`KINDS`, or None when it cannot be interpreted.
 
-    (B, C) logits are classification only with evidence: (B,) integer targets in ``[0, C)``, or a cross-entropy
-    loss kind; without a target or a classification loss, a (B, K) or larger output (an autoencoder's
-    reconstruction) is regression-like. (B,) or (B, 1) are regression, or binary when the targets are 0/1 and the
-    loss kind says binary; (B, T, C) with (B, T) integer targets (or no target and a cross-entropy loss) is a
-    sequence; an output with the target's own floating shape is regression.
+    (B, C) logits are classification only with evidence: (B,) integer targets in ``[0, C)`` (unless every row has
+    unit norm: a normalised embedding for a metric loss), or a cross-entropy loss kind; without a target or a
+    classification loss, a (B, K) or larger output (an autoencoder's reconstruction) is regression-like. (B,) or
+    (B, 1) are regression, or binary when the targets are 0/1 and the loss kind says binary; (B, T, C) with (B, T)
+    integer targets (or no target and a cross-entropy loss) is a sequence; an output with the target's own floating
+    shape is regression.
 
     >>> output_kind(torch.zeros(4, 10), torch.tensor([1, 2, 3, 4]))
     'classification'
@@ -65,6 +66,8 @@ def output_kind(output: torch.Tensor, target: Optional[torch.Tensor], loss_kind:
     'regression'
     >>> output_kind(torch.zeros(4, 64), None), output_kind(torch.zeros(4, 10), None, "cross_entropy")
     ('regression', 'classification')
+    >>> output_kind(torch.nn.functional.normalize(torch.ones(4, 10), dim=1), torch.tensor([1, 2, 3, 4]))
+    'regression'
     """
     if not isinstance(output, torch.Tensor) or not output.is_floating_point() or output.dim() == 0:
         return None
@@ -88,7 +91,8 @@ def output_kind(output: torch.Tensor, target: Optional[torch.Tensor], loss_kind:
     ce_loss = loss_kind_is(loss_kind, "cross_entropy")
     int_target = isinstance(target, torch.Tensor) and not float_target and not target.dtype == torch.bool
     if output.dim() == 2:
-        if ce_loss or (int_target and _indexes_classes(target, output.shape[0], output.shape[1])):
+        if ce_loss or (int_target and _indexes_classes(target, output.shape[0], output.shape[1])
+                       and not _unit_rows(output)):
             return "classification"
         return "regression"
     if output.dim() == 3 and output.shape[-1] == 1:
@@ -105,6 +109,15 @@ def _indexes_classes(target: torch.Tensor, samples: int, classes: int) -> bool:
     if target.dim() != 1 or target.shape[0] != samples or target.numel() == 0:
         return False
     return bool(((target >= 0) & (target < classes)).all())
+
+
+def _unit_rows(output: torch.Tensor) -> bool:
+    """Whether every row of a (B, K) output has unit L2 norm: an embedding normalised for a metric loss (triplet,
+    contrastive), whose integer labels name identities, not its K coordinates. Logits are never held to a norm of
+    one (a cosine classifier scales its cosines), so without a classification loss such an output is no class
+    scores, and argmax flips of its coordinates would be noise."""
+    norms = output.detach().float().norm(dim=1)
+    return bool(((norms - 1).abs() < 1e-3).all())
 
 
 def _is_binary_target(target: Optional[torch.Tensor]) -> bool:
