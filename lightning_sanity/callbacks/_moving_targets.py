@@ -38,8 +38,9 @@ def frozen_fingerprint(module: torch.nn.Module) -> Optional[torch.Tensor]:
     frozen = _frozen(module)
     if not frozen:
         return None
-    with torch.no_grad():
-        return torch.stack([torch.stack([p.double().sum(), p.double().norm()]).cpu() for p in frozen])
+    with torch.no_grad():  # reduced in float64 without a float64 copy of a large embedding; one host read
+        return torch.stack([torch.stack([p.sum(dtype=torch.float64), torch.linalg.vector_norm(p, dtype=torch.float64)])
+                            for p in frozen]).cpu()
 
 
 def moving_target(facts: dict, start: Optional[torch.Tensor], module: torch.nn.Module) -> Optional[str]:
