@@ -222,6 +222,35 @@ def test_gaussian_nll_regression_is_silent_with_its_baseline(tmp_path):
     assert "0.5 (ln var(y) + 1)" in _check(report, "initial-loss")["detail"]
 
 
+class _LogGapRegressor(L.LightningModule):
+    """A log-normal time head: the mean and a softplus scale, as an event model predicts its next gap."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 2))
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        mean, raw = self.net(x).unbind(-1)
+        return F.gaussian_nll_loss(mean, y, (F.softplus(raw) + 1e-3) ** 2, full=True)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-2)
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_gaussian_nll_start_is_judged_against_what_an_untrained_head_gives(tmp_path, raw):
+    x, y = diabetes()
+    x = (x - x.mean(0)) / x.std(0)
+    # Log gaps centred on -2 (3 nats above the best constant at init, within reach), or raw targets centred on 152.
+    y = y if raw else (y - y.mean()) / y.std() * 0.5 - 2.0
+    report = _run(tmp_path, _LogGapRegressor(), loader(x, y))
+    found = _mine(report, "initial-loss")
+    assert bool(found) is raw
+    if raw:
+        assert "nats above" in found[0]["message"]
+
+
 def test_class_weighted_loss_on_imbalanced_labels_is_only_info(tmp_path):
     x, y = digits()
     keep = torch.cat([torch.where(y == 0)[0][:30], torch.where(y != 0)[0][:600]])

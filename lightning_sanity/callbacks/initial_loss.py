@@ -180,6 +180,8 @@ class _InitialLossGlue:
                 where=obs.module, data=data)
             return
         if call.kind == "gaussian_nll":
+            if IL.gaussian_start_within_reach(call):
+                return  # mean and variance where any untrained head starts them, targets within reach: learned early
             self.report(
                 trainer, "initial-loss", Severity.WARNING,
                 f"{name} is {obs.observed:.4g} before any update, {obs.observed - e.baseline:.3g} nats above the "

@@ -169,6 +169,34 @@ def spread_from_default_init(cause: dict[str, float], reach: float = DEFAULT_INI
     return cause["spread"] > cause["offset"] and cause["output_std"] <= reach
 
 
+#: The variances an untrained head predicts: a raw output near 0 through the usual positive maps gives exp(0) = 1,
+#: softplus(0) = 0.69 or softplus(0)^2 = 0.48; a decade either side covers raw outputs at unit scale.
+DEFAULT_INIT_VARIANCE = (0.1, 10.0)
+
+
+def gaussian_start_within_reach(call: LossCall, reach: float = OFFSET_REACH) -> bool:
+    """Whether a Gaussian NLL at init is high only as any untrained head's is: the mean predictions' centre within
+    ``reach`` of the targets' (:data:`OFFSET_REACH`, as for MSE) and a median predicted variance within
+    :data:`DEFAULT_INIT_VARIANCE`. A log inter-event time centred on -2 under a softplus scale costs about 3 nats at
+    init and is learned in the first steps; raw targets centred on 152, or a variance from an exploded head, are not.
+
+    >>> import torch
+    >>> y = torch.randn(64, 1) * 0.5 - 2.0
+    >>> call = LossCall("gaussian_nll", torch.zeros(64, 1), y, var=torch.full((64, 1), 0.48))
+    >>> far = LossCall("gaussian_nll", call.input, y + 154, var=call.var)
+    >>> gaussian_start_within_reach(call), gaussian_start_within_reach(far)
+    (True, False)
+    """
+    if call.var is None:
+        return False
+    x, y = _columns(call.input.detach().float()), _columns(call.target.detach().float())
+    if x.shape != y.shape:
+        return False
+    gap = float((x.mean(0) - y.mean(0)).abs().mean())
+    var = float(call.var.detach().float().median())
+    return gap <= reach and DEFAULT_INIT_VARIANCE[0] <= var <= DEFAULT_INIT_VARIANCE[1]
+
+
 def format_values(values: list[float], limit: int = 10) -> str:
     """``[0.1, 0.2]``, shortened with an ellipsis past ``limit`` values."""
     shown = ", ".join(f"{v:.3g}" for v in values[:limit])
