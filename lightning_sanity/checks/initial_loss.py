@@ -129,13 +129,13 @@ def regression_cause(call: LossCall) -> dict[str, float]:
     """Splits a regression loss at init into the part a bias fixes (offset of the mean prediction from the best
     constant) and the part that comes from the spread of the predictions."""
     y, x = _columns(call.target), _columns(call.input)
-    if call.kind == "mse":
+    if call.kind in ("mse", "gaussian_nll"):  # both best fitted by the targets' mean
         offset = float(((x.mean(0) - y.mean(0)) ** 2).mean())
         spread = float(x.var(0, unbiased=False).mean())
     else:
         offset = float((x.mean(0) - y.median(0).values).abs().mean())
         spread = float((x - x.mean(0)).abs().mean())
-    centre = y.mean(0) if call.kind == "mse" else y.median(0).values
+    centre = y.mean(0) if call.kind in ("mse", "gaussian_nll") else y.median(0).values
     return {"offset": offset, "spread": spread, "output_mean": float(x.mean()), "output_std": float(x.std())
             if x.numel() > 1 else 0.0, "centre_gap": float((x.mean(0) - centre).abs().mean())}
 
@@ -187,14 +187,10 @@ def gaussian_start_within_reach(call: LossCall, reach: float = OFFSET_REACH) -> 
     >>> gaussian_start_within_reach(call), gaussian_start_within_reach(far)
     (True, False)
     """
-    if call.var is None:
+    if call.var is None or _columns(call.input).shape != _columns(call.target).shape:
         return False
-    x, y = _columns(call.input.detach().float()), _columns(call.target.detach().float())
-    if x.shape != y.shape:
-        return False
-    gap = float((x.mean(0) - y.mean(0)).abs().mean())
     var = float(call.var.detach().float().median())
-    return gap <= reach and DEFAULT_INIT_VARIANCE[0] <= var <= DEFAULT_INIT_VARIANCE[1]
+    return regression_cause(call)["centre_gap"] <= reach and DEFAULT_INIT_VARIANCE[0] <= var <= DEFAULT_INIT_VARIANCE[1]
 
 
 def format_values(values: list[float], limit: int = 10) -> str:
