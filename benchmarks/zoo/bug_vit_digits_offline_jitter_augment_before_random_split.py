@@ -1,8 +1,8 @@
 """Bug: a small Vision Transformer on the scikit-learn 8x8 digits (2x2 patches -> 16 tokens + a [CLS] token,
 learned position embeddings, 2 pre-norm encoder layers, AdamW). To get more data, the user augments offline: every
 image is written out with two photometrically jittered copies (contrast 0.85-1.15, pixel noise), and the enlarged tensor is then cut
-with `random_split` into train and validation. Almost every validation image has its un-shifted original or a
-sibling shift in the training set, so validation measures memorisation of near-duplicates. Symptom: val acc 0.999 on the
+with `random_split` into train and validation. Almost every validation image has its original or a
+sibling copy in the training set, so validation measures memorisation of near-duplicates. Symptom: val acc 0.999 on the
 leaky split vs 0.971 on jittered copies of held-out images when the split is made per original image before
 augmenting."""
 
