@@ -16,6 +16,7 @@ import torch
 
 from lightning_sanity.callbacks._class_fill import check_class_fill
 from lightning_sanity.checks import leakage as L
+from lightning_sanity.checks.label_pairs import pair_columns
 
 _WORDS = {"equal": "take one value per class (the label itself, up to a relabelling)",
           "one-hot": "are a one-hot encoding of the label",
@@ -56,6 +57,7 @@ def check_label_columns(callback: Any, trainer: Any, parts: list[torch.Tensor], 
     callback._ran["target-leakage"].append(f"no feature column gives the label away ({x.shape[1]} columns)")
     if not columns:
         check_class_fill(callback, trainer, x, y, column_names(batch, parts))
+        check_label_pairs(callback, trainer, x, y, column_names(batch, parts))
         return
     callback._found.add("target-leakage")
     names = column_names(batch, parts)
@@ -111,4 +113,29 @@ def check_label_positions(callback: Any, trainer: Any, x: Any, y: torch.Tensor) 
         "check that no preprocessing step writes the label, or anything computed from it, into the input.",
         where=f"input position {where[0]}", key="positions",
         data={"positions": [list(w) for w in where], "how": how, "samples": rows},
+    )
+
+
+def check_label_pairs(callback: Any, trainer: Any, x: torch.Tensor, y: torch.Tensor, names: list[str]) -> None:
+    """Report two columns that give a regression target exactly together (:mod:`lightning_sanity.checks.label_pairs`)."""
+    y = y.detach().flatten() if y.dim() == 2 and y.shape[1] == 1 else y.detach()
+    if not y.is_floating_point() or bool((y == y.round()).all()):
+        return  # class labels and counts: their columns are judged one at a time
+    found = pair_columns(x, y)
+    if found is None:
+        return
+    i, j, rest = found
+    callback._found.add("target-leakage")
+    callback.report(
+        trainer, "target-leakage", "warning",
+        f"{names[i]} and {names[j]} of the first training batch give the regression target exactly: it is "
+        f"a * ({names[i]}) + b * ({names[j]}) + c on all {int(x.shape[0])} samples (1 - R^2 = {rest:.1e}), while "
+        "neither column follows from the other inputs that way. One of them is computed from the target: a change "
+        "taken towards the next value (np.diff(y, append=...) gives y[t + 1] - y[t] at t), a total beside one of "
+        "its parts, a residual of the label.",
+        "Recompute the derived feature from values known before the target (a change as y[t] - y[t - 1], "
+        "np.diff(y, prepend=y[0])), and check every engineered column for a reference to the label.",
+        where=names[i], key="columns",
+        data={"columns": [i, j], "names": [names[i], names[j]], "how": "pair", "unexplained": rest,
+              "samples": int(x.shape[0])},
     )
