@@ -204,3 +204,6 @@ class SanityCallback(Callback):
 
     def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         """Judge whatever needs the whole run; called once before the summary is written."""
+
+    def conclude_after(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        """Judge what needs facts other checks leave when they conclude; called once every :meth:`conclude` ran."""

@@ -20,6 +20,7 @@ from lightning_sanity.checks.accumulation import accumulating_message, find_accu
 from lightning_sanity.checks.first_step import first_step_spike
 from lightning_sanity.checks.init_scale import beyond_init_scale, default_init_norms
 from lightning_sanity.checks.naming import common_module, short_list
+from lightning_sanity.checks.slow_updates import slow_updates, slow_words
 from lightning_sanity.checks.update_blowup import blown_up_layers
 from lightning_sanity.checks.weight_drift import settling_layers, steady_growth
 from lightning_sanity.findings import Severity
@@ -249,8 +250,9 @@ class NormVerdicts(DeadVerdicts):
             verdicts["too_large"] = blown
         ratios = (upd.sqrt() / weight.sqrt())[valid]
         if ratios.numel():
-            self.detail(trainer, "update-ratio",
-                        f"median ||dw||/||w|| {N.median_finite(ratios):.2g} over {upd.shape[0]} measurements")
+            median = N.median_finite(ratios)
+            self.detail(trainer, "update-ratio", f"median ||dw||/||w|| {median:.2g} over {upd.shape[0]} measurements")
+            self.collector(trainer).facts["update_ratio_median"] = {"median": median, "measurements": upd.shape[0]}
         for kind, found in verdicts.items():
             groups: list = []
             # Layers whose gradients vanish do not move either; vanishing-gradient names the cause.
@@ -294,3 +296,14 @@ class NormVerdicts(DeadVerdicts):
                 data={"kind": kind, "layers": names, "ratio": ratio, "measurements": upd.shape[0],
                       **({"zero_lr_groups": [name for name, _ in groups]} if kind == "too_small" else {})},
             )
+
+    def conclude_after(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        # After loss-trend concluded: weights that barely move and a loss that ended the planned run at the baseline.
+        if not trainer.is_global_zero or "update-ratio" not in self.active_checks:
+            return
+        facts = self.collector(trainer).facts
+        data = slow_updates(facts)
+        if data is None or any(f.check == "update-ratio" for f in self.collector(trainer).findings):
+            return
+        self._report(trainer, "update-ratio", Severity.WARNING, *slow_words(data), where=None,
+                     meta=self._history.first_meta, data=data)

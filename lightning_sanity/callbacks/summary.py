@@ -131,6 +131,12 @@ class SanitySummary(Callback):
                         callback.conclude(trainer, pl_module)
                     except Exception as err:  # a check must never lose the user's run
                         log.warning("lightning_sanity: %s could not conclude: %r", type(callback).__name__, err)
+            for callback in trainer.callbacks:  # judgements that read other checks' conclusions
+                if isinstance(callback, SanityCallback):
+                    try:
+                        callback.conclude_after(trainer, pl_module)
+                    except Exception as err:
+                        log.warning("lightning_sanity: %s could not conclude: %r", type(callback).__name__, err)
             if gather:
                 for other in gather_objects(collector)[1:]:
                     collector.merge(other)
