@@ -25,8 +25,8 @@ import torch
 EXACT = 2e-6
 #: Distinct rows needed: a three-parameter fit is exact on three rows, and on sixteen noisy ones never by chance.
 MIN_ROWS = 16
-#: Columns scanned at most: the guard below fits every column on every pair of the others (columns ** 3 figures).
-MAX_COLUMNS = 128
+#: Columns scanned at most: the guard fits every column on every pair of the others (columns ** 3 figures, 2 MB).
+MAX_COLUMNS = 64
 
 
 def pair_columns(x: torch.Tensor, y: torch.Tensor) -> Optional[tuple[int, int, float]]:
@@ -49,31 +49,30 @@ def pair_columns(x: torch.Tensor, y: torch.Tensor) -> Optional[tuple[int, int, f
     keep = torch.cat([(norms[:-1] > 0).nonzero().flatten(), torch.tensor([rows.shape[1] - 1])])
     unit = rows[:, keep] / norms[keep]
     corr = (unit.T @ unit).clamp(-1, 1)  # (C + 1, C + 1), the target last
-    unexplained = 1 - _pair_fits(corr)  # (C + 1, C + 1, C + 1): 1 - R^2 of column k on the pair (i, j)
-    target = unexplained[-1, :-1, :-1]
+    target = 1 - _pair_fits(corr, corr[-1:])[0, :-1, :-1]  # 1 - R^2 of the target on each pair (i, j)
     if not bool((target < EXACT).any()):
         return None
     i, j = divmod(int(target.argmin()), target.shape[1])
     # Inputs deterministic among themselves (a noiseless sine's lags follow a two-term recurrence): a target that
     # follows the same law through those columns proves nothing. Exact relations elsewhere (a one-hot's levels sum
-    # to one) do not matter.
-    exact = unexplained[:-1, :-1, :-1] < EXACT
+    # to one) do not matter. Every column on every pair: built only now, when the target already fits one.
+    inputs = corr[:-1, :-1]
+    exact = (1 - _pair_fits(inputs, inputs)) < EXACT  # (k, i, j)
     involved = exact.any(2).any(1) | exact.any(2).any(0) | exact.any(1).any(0)
     if bool(involved[i]) or bool(involved[j]):
         return None
     return int(keep[min(i, j)]), int(keep[max(i, j)]), round(float(target[i, j].clamp(min=0)), 15)
 
 
-def _pair_fits(corr: torch.Tensor) -> torch.Tensor:
-    """``R^2`` of every column ``k`` regressed on every pair ``(i, j)`` of the others, from their correlations;
-    0 where ``k`` is in the pair, ``i == j``, the pair is collinear or one column of it fits ``k`` alone (a
-    one-column relation is judged elsewhere)."""
-    n = corr.shape[0]
-    ki, kj, ij = corr[:, :, None], corr[:, None, :], corr[None, :, :]
+def _pair_fits(corr: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``R^2`` of each column ``k`` whose correlations with every column are the rows ``rows`` (``(K, C)``),
+    regressed on every pair ``(i, j)`` of the columns of ``corr`` (``(C, C)``): ``(K, C, C)``. 0 where ``i == j``,
+    the pair is collinear or one column of it fits ``k`` alone (``k`` itself included: a one-column relation is
+    judged elsewhere)."""
+    ki, kj, ij = rows[:, :, None], rows[:, None, :], corr[None, :, :]
     denom = 1 - ij * ij
     collinear = denom < 1e-9
     r2 = (ki * ki + kj * kj - 2 * ki * kj * ij) / torch.where(collinear, torch.ones_like(denom), denom)
-    eye = torch.eye(n, dtype=torch.bool)
-    alone = corr.abs() > 1 - EXACT
-    skip = collinear | alone[:, :, None] | alone[:, None, :] | eye[None, :, :]
+    alone = rows.abs() > 1 - EXACT
+    skip = collinear | alone[:, :, None] | alone[:, None, :] | torch.eye(corr.shape[0], dtype=torch.bool)[None]
     return torch.where(skip, torch.zeros_like(r2), r2)
