@@ -29,7 +29,7 @@ from lightning_sanity.callbacks._moving_targets import frozen_fingerprint, movin
 from lightning_sanity.checks.outputs import loss_kind_is
 from lightning_sanity.checks.verdict import Verdict
 from lightning_sanity.checks.schedule import LrTrajectory
-from lightning_sanity.checks.slow_updates import end_near_baseline
+from lightning_sanity.checks.slow_updates import loss_end
 from lightning_sanity.checks.loss_baseline import finite_or_none, trend_baseline, trend_words
 
 #: with no planned length (infinite or iterable data), judge only after this many batches.
@@ -287,9 +287,8 @@ class LossDynamics(SanityCallback):
             return
         if verdict is None and judged_progress is not None and judged_progress >= 1.0:
             verdict = dropout_noise_verdict(pl_module, values, facts, baseline)
-            if verdict is None:  # still falling at the end, close to the baseline: update-ratio asks why (slow_updates)
-                facts["loss_end_near_baseline"] = end_near_baseline(
-                    values, baseline, self.threshold("loss-trend", "baseline_margin"))
+            if verdict is None:  # no fault in the curve: update-ratio asks whether it got anywhere (slow_updates)
+                facts["loss_end_unjudged"] = loss_end(values, baseline)
         # A sign flip or an exactly constant loss is a fault whatever the target.
         if verdict is not None and verdict.kind != "negative" and not verdict.data.get("constant"):
             self._defer_moving_target(verdict, facts, pl_module)
