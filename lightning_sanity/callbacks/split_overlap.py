@@ -17,6 +17,7 @@ from typing_extensions import override
 
 from lightning_sanity.batch import BatchFn, joined_inputs, split_batch
 from lightning_sanity.callbacks._reversed_pairs import ReversedPairs, report_reversed
+from lightning_sanity.callbacks._near_copies import NearCopies, report_near_copies
 from lightning_sanity.callbacks._row_blocks import RowBlocks
 from lightning_sanity.callbacks._split_pairs import PairPrints, judge_pairs, pair_chance
 from lightning_sanity.callbacks._token_windows import TokenWindows, report_tokens
@@ -111,6 +112,7 @@ class SplitOverlap(SanityCallback):
         self._windows = WindowRuns()  # runs of time steps of windowed measurements (overlapping windows)
         self._tokens = TokenWindows()  # first and last tokens of token-id windows (overflowing tokens)
         self._reversed = ReversedPairs()  # (B, 2) id pairs: undirected edges split as directed rows
+        self._near = NearCopies()  # sketches of float samples: jittered copies made before the split
 
     # ------------------------------------------------------------------------------------------------ hooks
 
@@ -179,6 +181,7 @@ class SplitOverlap(SanityCallback):
         self._windows.clear()
         self._tokens.clear()
         self._reversed.clear()
+        self._near.clear()
         self.retire("on_train_batch_end", "on_validation_batch_start")
 
     def _take(self, batch: Any, split: str, windows: bool = True) -> None:
@@ -208,6 +211,8 @@ class SplitOverlap(SanityCallback):
                 self._tokens.add(x, split)
             if windows and not self._reversed.off:
                 self._reversed.add(x, split)
+            if windows and not self._near.off:
+                self._near.add(x, split)
         except Exception as err:  # a check must never lose the user's run
             log.debug("split-overlap fingerprint failed", exc_info=True)
             self._stop(f"could not fingerprint a {split} batch: {err!r}")
@@ -262,12 +267,19 @@ class SplitOverlap(SanityCallback):
                          f"repeats {repeated:.0%} of its pairs, targets drawn from their prior would meet a training "
                          f"pair {expected / max(distinct, 1):.0%} of the time (at most {by_chance:.0%})")
         if excess < threshold or found < 2:
+            reported, text = report_near_copies(self, trainer, text, threshold)
+            if reported:
+                self._windows.clear()
+                self._tokens.clear()
+                self._reversed.clear()
+                return
             report_windows(self, trainer, text, threshold)
             report_tokens(self, trainer, threshold)
             report_reversed(self, trainer, text, threshold)
             return
         self._tokens.clear()
         self._reversed.clear()
+        self._near.clear()
         self.detail(trainer, "split-overlap", text)
         severity = "error" if excess >= max(ERROR_SHARE, threshold) else "warning"
         self.report(

@@ -1,0 +1,104 @@
+"""Sketches of float samples for ``split-overlap``'s near copies, gathered as the batches pass (no sync, no second
+pass): one small projection per batch on the device, kept there (bounded) until judged. The judgement is
+:func:`lightning_sanity.checks.near_copies.judge`.
+
+Example::
+
+    >>> import torch
+    >>> copies = NearCopies()
+    >>> copies.add(torch.randn(4, 8, 8), "train")
+    >>> copies.judge() is None  # far too few samples to read natural spacing
+    True
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+
+from lightning_sanity.checks import near_copies as N
+
+#: sketches kept per split (256 bytes each): beyond, later batches are not added.
+MAX_TRAIN, MAX_VAL = 1 << 14, 512
+
+
+class NearCopies:
+    """Sketches per split (``"train"``, ``"val"``) of float inputs of one sample shape."""
+
+    def __init__(self) -> None:
+        self._store: dict[str, list[torch.Tensor]] = {"train": [], "val": []}
+        self._count = {"train": 0, "val": 0}
+        self._shape: Optional[tuple[int, ...]] = None
+        self.off = False
+
+    def add(self, x: torch.Tensor, split: str) -> None:
+        """Sketch batch ``x``; inputs that are not real-valued (token ids), or a sample shape that changes between
+        batches, turn the reading off."""
+        if self.off:
+            return
+        shape = tuple(x.shape[1:])
+        if self._shape is None:
+            if not N.float_values(x):
+                self.clear()
+                return
+            self._shape = shape
+        if shape != self._shape:
+            self.clear()
+            return
+        room = (MAX_TRAIN if split == "train" else MAX_VAL) - self._count[split]
+        if room <= 0:
+            return
+        self._store[split].append(N.sketch(x[:room]))
+        self._count[split] += min(room, int(x.shape[0]))
+
+    def judge(self) -> Optional[dict[str, Any]]:
+        """The verdict of :func:`~lightning_sanity.checks.near_copies.judge`, or ``None``."""
+        if self.off or not self._store["train"] or not self._store["val"]:
+            return None
+        train, val = torch.cat(self._store["train"]), torch.cat(self._store["val"])
+        return N.judge(train, val.to(train.device))
+
+    def clear(self) -> None:
+        self._store = {"train": [], "val": []}
+        self.off = True
+
+
+def report_near_copies(callback: Any, trainer: Any, text: str, threshold: float) -> tuple[bool, str]:
+    """The near-copies half of ``split-overlap``, judged when whole samples showed no exact overlap: a finding when
+    at least ``threshold`` of the validation samples have a near copy in training. Whether it reported, and the
+    detail ``text`` with its figures appended."""
+    from lightning_sanity.callbacks.split_overlap import ERROR_SHARE
+
+    copies = callback._near
+    try:
+        result = copies.judge()
+    except Exception as err:  # the exact verdict stands
+        return False, f"{text}; near copies not compared ({err!r})"
+    finally:
+        copies.clear()
+    if result is None:
+        return False, text
+    figures = (f"{result['found']} of {result['samples']} validation samples ({result['share']:.0%}) have a training "
+               f"sample far closer than their natural neighbours (within training, {result['train_share']:.0%} of "
+               f"the samples have such a copy; intrinsic dimension {result['dims']:.1f}, median nearest / 8th "
+               f"nearest distance {result['ratio']:.2f})")
+    text = f"{text}; {figures}"
+    if result["share"] < threshold or result["found"] < 10:
+        return False, text
+    callback.detail(trainer, "split-overlap", text)
+    severity = "error" if result["share"] >= max(ERROR_SHARE, threshold) else "warning"
+    callback.report(
+        trainer, "split-overlap", severity,
+        f"Validation samples have near copies in the training data: {figures}. Natural data spaces its neighbours "
+        "smoothly; a copy with a little noise or jitter sits far inside that spacing. Copies of each record were "
+        "made (offline augmentation, oversampling with noise, repeated measurements) before the split, so "
+        "validation measures memory of the records, not generalisation.",
+        "Split the original records first (one split per source image, patient or recording), then augment or "
+        "oversample the training split only.",
+        where="validation data", at_step=False, key="near_copies",
+        data={"near_copy_share": result["share"], "validation_samples": result["samples"],
+              "near_copies": result["found"], "training_near_copy_share": result["train_share"],
+              "intrinsic_dims": result["dims"], "median_ratio": result["ratio"]},
+    )
+    return True, text

@@ -1,0 +1,134 @@
+"""Near copies across a split: validation samples whose nearest training neighbour is far closer than their natural
+neighbours (jittered or noisy copies of one record, made before the split).
+
+Pure functions on tensors. Each float sample is reduced to a small sketch (centred, unit-normed, projected on
+:data:`SKETCH_DIMS` fixed random directions), then each validation sketch's ``K`` nearest training sketches are
+found. Natural data, of any intrinsic dimension ``m``, spreads its neighbours smoothly: ``(d_1 / d_k0)^m`` follows
+Beta(1, k0 - 1) (the nearest of ``k0 - 1`` points uniform in an ``m``-ball). A copy sits far below: ``d_1`` is the
+copy's noise, ``d_k0`` a natural distance. ``m`` is the Levina-Bickel estimate from neighbours ``k0..K`` (beyond
+any plausible count of copies), the smaller of the sample's own and the training data's median (a smaller ``m``
+flags less).
+
+Example::
+
+    >>> import torch
+    >>> g = torch.Generator().manual_seed(0)
+    >>> base = torch.randn(600, 32, generator=g)
+    >>> copies = torch.cat([base, base + 0.01 * torch.randn(600, 32, generator=g)])
+    >>> order = torch.randperm(1200, generator=g)
+    >>> train, val = copies[order[:1000]], copies[order[1000:]]
+    >>> judge(sketch(train), sketch(val))["share"] > 0.5
+    True
+    >>> judge(sketch(base[:500]), sketch(base[500:]))["share"]
+    0.0
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import torch
+
+#: dimensions of a sketch; values of a sample read at most (evenly spaced) before projecting.
+SKETCH_DIMS = 64
+SKETCH_VALUES = 4096
+#: neighbours read: the ``K`` nearest, the local scale at the ``K0``-th (more than the copies a record plausibly has).
+K, K0 = 16, 8
+#: a validation sample is a near copy when natural spacing gives its ``d_1 / d_k0`` with probability below this ...
+P_COPY = 1e-3
+#: ... and its nearest training neighbour is at most this share of the ``k0``-th one.
+MAX_RATIO = 0.5
+#: sketch distances below this are exact copies (float error of the distance), left to the exact fingerprints.
+EXACT = 2e-3
+#: intrinsic dimension read at most (ties at the local scale would make it infinite).
+MAX_DIMS = 20.0
+#: training sketches used as queries to estimate the training data's intrinsic dimension.
+DIM_QUERIES = 1024
+_PROJECTIONS: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def sketch(x: torch.Tensor) -> torch.Tensor:
+    """``(B, SKETCH_DIMS)`` float32 sketches of the samples of ``x``, on its device: at most :data:`SKETCH_VALUES`
+    evenly spaced values, centred and unit-normed (contrast and brightness do not count), then projected on fixed
+    random directions (a private generator: the global RNG is not consumed)."""
+    rows = x.detach().reshape(x.shape[0], -1)
+    key = (int(rows.shape[1]), str(rows.device))
+    made = _PROJECTIONS.get(key)
+    if made is None:
+        width = key[0]
+        index = (torch.linspace(0, width - 1, SKETCH_VALUES).long() if width > SKETCH_VALUES
+                 else torch.arange(width))
+        g = torch.Generator().manual_seed(0x5C7)
+        projection = torch.randn(index.numel(), SKETCH_DIMS, generator=g) / math.sqrt(SKETCH_DIMS)
+        made = _PROJECTIONS[key] = (index.to(rows.device), projection.to(rows.device))
+    index, projection = made
+    rows = rows.index_select(1, index).float() if index.numel() != rows.shape[1] else rows.float()
+    rows = rows - rows.mean(dim=1, keepdim=True)
+    rows = rows / rows.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return rows @ projection
+
+
+def float_values(x: torch.Tensor) -> bool:
+    """Whether ``x`` holds real-valued samples worth sketching: floating point with some values off the integer grid
+    (token ids or one-hot codes cast to float sit on it), at least two values per sample."""
+    if not x.is_floating_point() or x.dim() < 2 or x.shape[0] == 0 or x[0].numel() < 2:
+        return False
+    values = x[:64].detach().reshape(-1)[:65536].float()
+    values = values[torch.isfinite(values)]
+    return bool(values.numel()) and float((values != values.round()).float().mean()) > 0.05
+
+
+def nearest(queries: torch.Tensor, refs: torch.Tensor, k: int = K, skip_self: bool = False,
+            block: int = 256) -> torch.Tensor:
+    """``(Q, k)`` ascending distances from each query to its ``k`` nearest references, exact copies (below
+    :data:`EXACT`) left out; ``skip_self``: the queries are the first rows of ``refs`` (leave the sample out)."""
+    out = []
+    for start in range(0, queries.shape[0], block):
+        d = torch.cdist(queries[start:start + block], refs)
+        d = d.masked_fill(d < EXACT, float("inf"))  # the query itself, when skip_self, falls here too
+        out.append(d.topk(min(k, d.shape[1]), dim=1, largest=False).values)
+    return torch.cat(out) if out else queries.new_zeros(0, k)
+
+
+def dims(near: torch.Tensor, k0: int = K0) -> torch.Tensor:
+    """Per row of :func:`nearest`, the Levina-Bickel intrinsic dimension from its neighbours ``k0..K``: natural
+    spacing gives ``E log(d_K / d_j) = H_j / m`` with ``H_j = sum_{i=j}^{K-1} 1/i``."""
+    k = near.shape[1]
+    harmonic = sum(sum(1.0 / i for i in range(j, k)) for j in range(k0, k))
+    logs = torch.log(near[:, k - 1:k] / near[:, k0 - 1:k - 1]).clamp_min(0).sum(dim=1)
+    return (harmonic / logs.clamp_min(1e-9)).clamp(1.0, MAX_DIMS)
+
+
+def copy_flags(near: torch.Tensor, m: torch.Tensor, k0: int = K0) -> torch.Tensor:
+    """Rows of :func:`nearest` whose nearest neighbour is a copy: ``P(Beta(1, k0 - 1) < (d_1 / d_k0)^m)`` below
+    :data:`P_COPY`, and ``d_1 / d_k0`` below :data:`MAX_RATIO`."""
+    finite = torch.isfinite(near[:, k0 - 1])
+    ratio = (near[:, 0] / near[:, k0 - 1].clamp_min(1e-12)).where(finite, torch.ones_like(near[:, 0]))
+    chance = 1 - (1 - ratio.double() ** m.double()) ** (k0 - 1)
+    return (chance < P_COPY) & (ratio < MAX_RATIO) & finite
+
+
+def judge(train: torch.Tensor, val: torch.Tensor, min_train: int = 200,
+          min_val: int = 50) -> Optional[dict[str, Any]]:
+    """Share of validation sketches with a near copy in training, and the same share within training (each
+    training sample against the others): ``None`` when a split is too small to read natural spacing."""
+    train, val = train.float(), val.float()
+    if train.shape[0] < max(min_train, 4 * K) or val.shape[0] < min_val:
+        return None
+    inner = nearest(train[:DIM_QUERIES], train, skip_self=True)
+    usable = torch.isfinite(inner[:, -1])
+    if int(usable.sum()) < min_val:
+        return None
+    m_train = float(dims(inner[usable]).median())
+    outer = nearest(val, train)
+    kept = torch.isfinite(outer[:, -1])  # exact copies only (or too few distinct neighbours): the exact path's
+    outer = outer[kept]
+    if outer.shape[0] < min_val:
+        return None
+    m = dims(outer).clamp(max=m_train)
+    flags = copy_flags(outer, m)
+    inner_flags = copy_flags(inner[usable], dims(inner[usable]).clamp(max=m_train))
+    return {"share": float(flags.float().mean()), "found": int(flags.sum()), "samples": int(outer.shape[0]),
+            "train_share": float(inner_flags.float().mean()), "dims": m_train,
+            "ratio": float((outer[:, 0] / outer[:, K0 - 1]).median())}

@@ -1,0 +1,98 @@
+"""split-overlap on near copies: digits written out with jittered copies (contrast, pixel noise) before a random split
+fire; the same copies made after the split (each split's copies stay in it), plain digits, and smooth low-dimensional
+signals (sine waves of random phase, whose neighbours are naturally close) stay silent."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from helpers import LossSteps, read_report, serious, trainer
+from sklearn.datasets import load_digits
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from lightning_sanity.callbacks.split_overlap import SplitOverlap
+from lightning_sanity.callbacks.summary import SanitySummary
+from lightning_sanity.checks import near_copies as N
+
+
+class Mlp(LossSteps):
+    def __init__(self, width: int, outputs: int = 10) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(width, 32), nn.ReLU(), nn.Linear(32, outputs))
+
+    def forward(self, x):
+        return self.net(x)
+
+    def _loss(self, batch):
+        x, y = batch
+        return nn.functional.cross_entropy(self(x), y)
+
+
+def _digits():
+    d = load_digits()
+    return torch.tensor(d.images, dtype=torch.float32) / 16.0, torch.tensor(d.target)
+
+
+def _jitter(images, labels, copies=2):
+    g = torch.Generator().manual_seed(5)
+    out = [images]
+    for _ in range(copies):
+        contrast = 0.85 + 0.3 * torch.rand(len(images), 1, 1, generator=g)
+        out.append((images * contrast + 0.05 * torch.randn(images.shape, generator=g)).clamp(0, 1))
+    return torch.cat(out), labels.repeat(copies + 1)
+
+
+def _split(x, y, share=0.2):
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    cut = int(share * len(x))
+    return (x[order[cut:]], y[order[cut:]]), (x[order[:cut]], y[order[:cut]])
+
+
+def _fit(tmp_path, train, val):
+    L.seed_everything(0)
+    t = trainer(tmp_path, [SplitOverlap(), SanitySummary(print_summary=False)], logger=None, max_epochs=1,
+                num_sanity_val_steps=1)
+    t.fit(Mlp(train[0][0].numel()), DataLoader(TensorDataset(*train), batch_size=64, shuffle=True),
+          DataLoader(TensorDataset(*val), batch_size=256))
+    return read_report(t.log_dir)
+
+
+def test_jittered_copies_before_split_fire(tmp_path):
+    train, val = _split(*_jitter(*_digits()))
+    found = serious(_fit(tmp_path, train, val), "split-overlap")
+    assert found and "near_copy_share" in found[0]["data"]
+    assert found[0]["data"]["near_copy_share"] > 0.2
+
+
+def test_jittered_copies_after_split_stay_silent(tmp_path):
+    train, val = _split(*_digits())
+    report = _fit(tmp_path, _jitter(*train), _jitter(*val))
+    assert not serious(report, "split-overlap")
+    detail = {c["name"]: c for c in report["checks"]}["split-overlap"]["detail"]
+    assert "far closer than their natural neighbours" in detail
+
+
+def test_plain_digits_stay_silent(tmp_path):
+    assert not serious(_fit(tmp_path, *_split(*_digits())), "split-overlap")
+
+
+def test_smooth_low_dimensional_signals_stay_silent():
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(64).float()
+    waves = torch.sin(0.2 * t + 6.28 * torch.rand(2000, 1, generator=g))  # a 1-d family: close neighbours
+    result = N.judge(N.sketch(waves[:1600]), N.sketch(waves[1600:]))
+    assert result is not None and result["share"] < 0.01 and result["dims"] < 2
+
+
+def test_token_ids_are_not_sketched():
+    assert not N.float_values(torch.randint(0, 100, (8, 16)).float())
+    assert N.float_values(torch.rand(8, 16))
+
+
+def test_sketch_leaves_global_rng_alone():
+    N._PROJECTIONS.clear()
+    x = torch.rand(4, 33)
+    state = torch.get_rng_state()
+    N.sketch(x)
+    assert torch.equal(state, torch.get_rng_state())
