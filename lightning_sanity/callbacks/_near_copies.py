@@ -64,35 +64,40 @@ class NearCopies:
         self.off = True
 
 
-def report_near_copies(callback: Any, trainer: Any, text: str, threshold: float) -> tuple[bool, str]:
-    """The near-copies half of ``split-overlap``, judged when whole samples showed no exact overlap: a finding when
-    at least ``threshold`` of the validation samples have a near copy in training. Whether it reported, and the
-    detail ``text`` with its figures appended."""
-    from lightning_sanity.callbacks.split_overlap import ERROR_SHARE
-
+def judge_near_copies(callback: Any, text: str) -> tuple[Optional[dict[str, Any]], str]:
+    """The near-copies half of ``split-overlap``, judged when whole samples showed no exact overlap: the verdict of
+    :func:`~lightning_sanity.checks.near_copies.judge` (or None) and the detail ``text`` with its figures appended."""
     copies = callback._near
     try:
         result = copies.judge()
     except Exception as err:  # the exact verdict stands
-        return False, f"{text}; near copies not compared ({err!r})"
+        return None, f"{text}; near copies not compared ({err!r})"
     finally:
         copies.clear()
     if result is None:
-        return False, text
-    figures = (f"{result['found']} of {result['samples']} validation samples ({result['share']:.0%}) have a training "
-               f"sample far closer than their natural neighbours (within training, {result['train_share']:.0%} of "
-               f"the samples have such a copy; intrinsic dimension {result['dims']:.1f}, median nearest / 8th "
-               f"nearest distance {result['ratio']:.2f})")
-    text = f"{text}; {figures}"
-    if result["share"] < threshold or result["found"] < 10:
-        return False, text
+        return None, text
+    result["figures"] = (
+        f"{result['found']} of {result['samples']} validation samples ({result['share']:.0%}) have a training sample "
+        f"far closer than their natural neighbours (within training, {result['train_share']:.0%} of the samples have "
+        f"such a copy; intrinsic dimension {result['dims']:.1f}, median nearest / 8th nearest distance "
+        f"{result['ratio']:.2f})")
+    return result, f"{text}; {result['figures']}"
+
+
+def report_near_copies(callback: Any, trainer: Any, text: str, result: Optional[dict[str, Any]],
+                       threshold: float) -> None:
+    """A finding when at least ``threshold`` of the validation samples (and 10) have a near copy in training."""
+    from lightning_sanity.callbacks.split_overlap import ERROR_SHARE
+
+    if result is None or result["share"] < threshold or result["found"] < 10:
+        return
     callback.detail(trainer, "split-overlap", text)
     severity = "error" if result["share"] >= max(ERROR_SHARE, threshold) else "warning"
     callback.report(
         trainer, "split-overlap", severity,
-        f"Validation samples have near copies in the training data: {figures}. Natural data spaces its neighbours "
-        "smoothly; a copy with a little noise or jitter sits far inside that spacing. Copies of each record were "
-        "made (offline augmentation, oversampling with noise, repeated measurements) before the split, so "
+        f"Validation samples have near copies in the training data: {result['figures']}. Natural data spaces its "
+        "neighbours smoothly; a copy with a little noise or jitter sits far inside that spacing. Copies of each record "
+        "were made (offline augmentation, oversampling with noise, repeated measurements) before the split, so "
         "validation measures memory of the records, not generalisation.",
         "Split the original records first (one split per source image, patient or recording), then augment or "
         "oversample the training split only.",
@@ -101,4 +106,3 @@ def report_near_copies(callback: Any, trainer: Any, text: str, threshold: float)
               "near_copies": result["found"], "training_near_copy_share": result["train_share"],
               "intrinsic_dims": result["dims"], "median_ratio": result["ratio"]},
     )
-    return True, text

@@ -17,7 +17,7 @@ from typing_extensions import override
 
 from lightning_sanity.batch import BatchFn, joined_inputs, split_batch
 from lightning_sanity.callbacks._reversed_pairs import ReversedPairs, report_reversed
-from lightning_sanity.callbacks._near_copies import NearCopies, report_near_copies
+from lightning_sanity.callbacks._near_copies import NearCopies, judge_near_copies, report_near_copies
 from lightning_sanity.callbacks._row_blocks import RowBlocks
 from lightning_sanity.callbacks._split_pairs import PairPrints, judge_pairs, pair_chance
 from lightning_sanity.callbacks._token_windows import TokenWindows, report_tokens
@@ -267,15 +267,13 @@ class SplitOverlap(SanityCallback):
                          f"repeats {repeated:.0%} of its pairs, targets drawn from their prior would meet a training "
                          f"pair {expected / max(distinct, 1):.0%} of the time (at most {by_chance:.0%})")
         if excess < threshold or found < 2:
-            reported, text = report_near_copies(self, trainer, text, threshold)
-            if reported:
-                self._windows.clear()
-                self._tokens.clear()
-                self._reversed.clear()
-                return
+            near, text = judge_near_copies(self, text)
             report_windows(self, trainer, text, threshold)
             report_tokens(self, trainer, threshold)
             report_reversed(self, trainer, text, threshold)
+            # The finer patterns name the cause (overlapping windows, reversed pairs); near copies are the rest.
+            if not any(f.check == "split-overlap" for f in self.collector(trainer).findings):
+                report_near_copies(self, trainer, text, near, threshold)
             return
         self._tokens.clear()
         self._reversed.clear()
