@@ -3,8 +3,8 @@ hour-of-day / weekend features and a linear head emits the next 24 hours at once
 wanted Monte-Carlo-dropout uncertainty bands later on, so the dropout before the head is written as
 `F.dropout(h, p=0.3, training=True)` - copied from an MC-dropout snippet. It stays active in validation and in
 every production forecast: the model is stochastic in eval mode, the same window gives a different forecast on
-each call, and the point forecast is noisier than it has to be. Symptom: val MSE 0.137 with forecasts that differ
-by 0.20 (RMS) between two calls on the same window, vs val MSE 0.104 and identical calls with
+each call, and the point forecast is noisier than it has to be. Symptom: val MSE 0.182 with forecasts that differ
+by 0.22 (RMS) between two calls on the same window, vs val MSE 0.148 and identical calls with
 `training=self.training`."""
 
 import lightning as L
@@ -35,7 +35,7 @@ def make_buildings(n_buildings, hours, g):
     return load, calendar
 
 
-def make_windows(load, calendar, start, stop, stride=6):
+def make_windows(load, calendar, start, stop, stride=8):
     xs, ys = [], []
     for t in range(start + LOOKBACK, stop - HORIZON, stride):
         past = load[:, t - LOOKBACK:t]
@@ -76,7 +76,7 @@ class LoadForecaster(L.LightningModule):
 if __name__ == "__main__":
     L.seed_everything(72)
     g = torch.Generator().manual_seed(72)
-    load, calendar = make_buildings(30, 24 * 70, g)
+    load, calendar = make_buildings(20, 24 * 70, g)
     x_tr, y_tr = make_windows(load, calendar, 0, 24 * 56)
     x_va, y_va = make_windows(load, calendar, 24 * 56, 24 * 70)
     model = LoadForecaster()
