@@ -20,6 +20,7 @@ from lightning_sanity.checks.label_pairs import pair_columns
 
 _WORDS = {"equal": "take one value per class (the label itself, up to a relabelling)",
           "one-hot": "are a one-hot encoding of the label",
+          "marker": "hold one value on every sample of one class and on no other sample",
           "affine": "are the regression target up to scale and offset",
           "monotone": "rise (or fall) with the regression target on every pair of distinct rows"}
 ADVICE = ("Drop the label and every column computed from it (its encoding, its bins or quantile, a per-class "
@@ -65,15 +66,30 @@ def check_label_columns(callback: Any, trainer: Any, parts: list[torch.Tensor], 
     # a warning. A step function of the target (fewer levels than distinct targets: its bins) is an error.
     step = how == "monotone" and int(torch.unique(x[:, columns[0]]).numel()) < int(torch.unique(y).numel())
     shown = columns[:10] if len(parts) == 1 else ", ".join(names[c] for c in columns[:10])
+    marked = _marked(x[:, columns[0]], y) if how == "marker" else None
     callback.report(
         trainer, "target-leakage", "error" if how in ("equal", "one-hot") or step else "warning",
         f"Input column(s) {shown} of the first training batch {_WORDS[how]} on all {x.shape[0]} samples"
         + (" (a step function of it: its bins, as kept for a stratified split)" if step else "")
+        + (f" ({names[columns[0]]} is {marked[1]:g} exactly on the samples of class {marked[0]}: a field filled in "
+           "only after the outcome, such as a downtime or a cancellation date left at 0 otherwise)" if marked else "")
         + ": the label is among the model's features, so it learns to copy it and fails on data without it.",
         ADVICE, where=names[columns[0]], key="columns",
         data={"columns": columns[:50], "names": [names[c] for c in columns[:50]], "how": how,
-              "samples": int(x.shape[0])},
+              "samples": int(x.shape[0]), **({"marker": {"class": marked[0], "value": marked[1]}} if marked else {})},
     )
+
+
+def _marked(col: torch.Tensor, y: torch.Tensor) -> Any:
+    """``(class, value)`` of a marker column: the class whose samples all hold the value, held by no other."""
+    labels = y.detach().reshape(-1).cpu()
+    col = col.detach().float().cpu()
+    for c in torch.unique(labels).tolist():
+        rows = labels == c
+        v = col[rows][0]
+        if bool((col[rows] == v).all()) and bool((rows == (col == v)).all()):
+            return int(c), float(v)
+    return None
 
 
 def check_label_positions(callback: Any, trainer: Any, x: Any, y: torch.Tensor) -> None:
