@@ -29,11 +29,12 @@ ADVICE = ("Drop the label and every column computed from it (its encoding, its b
 
 
 def column_names(batch: Any, parts: list[torch.Tensor]) -> list[str]:
-    """A name per column of ``parts`` concatenated: ``input column j`` for one part, else ``batch[i] column j``
-    (``batch['key'] column j`` for a dict batch)."""
-    if len(parts) == 1:
+    """A name per column of ``parts`` concatenated: ``input column j`` for one part that is the batch's input,
+    else ``batch[i] column j`` (``batch['key'] column j`` for a dict batch; a metadata part beside a signal)."""
+    items = list(batch.items()) if isinstance(batch, Mapping) else list(enumerate(batch)) if isinstance(
+        batch, (list, tuple)) else []
+    if len(parts) == 1 and (not items or items[0][1] is parts[0] or batch is parts[0]):
         return [f"input column {j}" for j in range(parts[0].shape[1])]
-    items = list(batch.items()) if isinstance(batch, Mapping) else list(enumerate(batch))
     names = []
     for p in parts:
         key = next((k for k, v in items if v is p), None)
@@ -65,7 +66,7 @@ def check_label_columns(callback: Any, trainer: Any, parts: list[torch.Tensor], 
     # An exact linear target (or a strictly monotone one) is also what a noiseless synthetic regression looks like:
     # a warning. A step function of the target (fewer levels than distinct targets: its bins) is an error.
     step = how == "monotone" and int(torch.unique(x[:, columns[0]]).numel()) < int(torch.unique(y).numel())
-    shown = columns[:10] if len(parts) == 1 else ", ".join(names[c] for c in columns[:10])
+    shown = columns[:10] if names[0] == "input column 0" else ", ".join(names[c] for c in columns[:10])
     marked = _marked(x[:, columns[0]], y) if how == "marker" else None
     callback.report(
         trainer, "target-leakage", "error" if how in ("equal", "one-hot") or step else "warning",
