@@ -20,6 +20,7 @@ from lightning_sanity.checks.label_pairs import pair_columns
 
 _WORDS = {"equal": "take one value per class (the label itself, up to a relabelling)",
           "one-hot": "are a one-hot encoding of the label",
+          "marker": "hold one value on every sample of one class and on no other sample",
           "affine": "are the regression target up to scale and offset",
           "monotone": "rise (or fall) with the regression target on every pair of distinct rows"}
 ADVICE = ("Drop the label and every column computed from it (its encoding, its bins or quantile, a per-class "
@@ -28,11 +29,12 @@ ADVICE = ("Drop the label and every column computed from it (its encoding, its b
 
 
 def column_names(batch: Any, parts: list[torch.Tensor]) -> list[str]:
-    """A name per column of ``parts`` concatenated: ``input column j`` for one part, else ``batch[i] column j``
-    (``batch['key'] column j`` for a dict batch)."""
-    if len(parts) == 1:
+    """A name per column of ``parts`` concatenated: ``input column j`` for one part that is the batch's input,
+    else ``batch[i] column j`` (``batch['key'] column j`` for a dict batch; a metadata part beside a signal)."""
+    items = list(batch.items()) if isinstance(batch, Mapping) else list(enumerate(batch)) if isinstance(
+        batch, (list, tuple)) else []
+    if len(parts) == 1 and (not items or items[0][1] is parts[0] or batch is parts[0]):
         return [f"input column {j}" for j in range(parts[0].shape[1])]
-    items = list(batch.items()) if isinstance(batch, Mapping) else list(enumerate(batch))
     names = []
     for p in parts:
         key = next((k for k, v in items if v is p), None)
@@ -64,16 +66,31 @@ def check_label_columns(callback: Any, trainer: Any, parts: list[torch.Tensor], 
     # An exact linear target (or a strictly monotone one) is also what a noiseless synthetic regression looks like:
     # a warning. A step function of the target (fewer levels than distinct targets: its bins) is an error.
     step = how == "monotone" and int(torch.unique(x[:, columns[0]]).numel()) < int(torch.unique(y).numel())
-    shown = columns[:10] if len(parts) == 1 else ", ".join(names[c] for c in columns[:10])
+    shown = columns[:10] if names[0] == "input column 0" else ", ".join(names[c] for c in columns[:10])
+    marked = _marked(x[:, columns[0]], y) if how == "marker" else None
     callback.report(
         trainer, "target-leakage", "error" if how in ("equal", "one-hot") or step else "warning",
         f"Input column(s) {shown} of the first training batch {_WORDS[how]} on all {x.shape[0]} samples"
         + (" (a step function of it: its bins, as kept for a stratified split)" if step else "")
+        + (f" ({names[columns[0]]} is {marked[1]:g} exactly on the samples of class {marked[0]}: a field filled in "
+           "only after the outcome, such as a downtime or a cancellation date left at 0 otherwise)" if marked else "")
         + ": the label is among the model's features, so it learns to copy it and fails on data without it.",
         ADVICE, where=names[columns[0]], key="columns",
         data={"columns": columns[:50], "names": [names[c] for c in columns[:50]], "how": how,
-              "samples": int(x.shape[0])},
+              "samples": int(x.shape[0]), **({"marker": {"class": marked[0], "value": marked[1]}} if marked else {})},
     )
+
+
+def _marked(col: torch.Tensor, y: torch.Tensor) -> Any:
+    """``(class, value)`` of a marker column: the class whose samples all hold the value, held by no other."""
+    labels = y.detach().reshape(-1).cpu()
+    col = col.detach().float().cpu()
+    for c in torch.unique(labels).tolist():
+        rows = labels == c
+        v = col[rows][0]
+        if bool((col[rows] == v).all()) and bool((rows == (col == v)).all()):
+            return int(c), float(v)
+    return None
 
 
 def check_label_positions(callback: Any, trainer: Any, x: Any, y: torch.Tensor) -> None:

@@ -136,16 +136,18 @@ def _parts(batch: Any) -> list[torch.Tensor]:
 
 def batch_labels(batch: Any, targets: list[torch.Tensor], fallback: Optional[torch.Tensor]) -> list[Any]:
     """The batch parts of one value per sample (``(N,)`` or ``(N, 1)``) the step's losses compare with (each itself,
-    or a view of it), in the order of the loss calls: every head of a multi-task model has its own label, and a
-    feature column may give any of them away. ``[fallback]`` when none is."""
+    a view of it, or else its values cast: ``y.float()`` for a BCE on integer labels), in the order of the loss
+    calls: every head of a multi-task model has its own label, and a feature column may give any of them away.
+    ``[fallback]`` when none is."""
     parts = [p for p in _parts(batch) if p.dim() == 1 or (p.dim() == 2 and p.shape[1] == 1)]
     found: list[torch.Tensor] = []
     for target in targets:
-        for part in parts:
-            if (target is part or (target.numel() == part.numel() and _same_storage(target, part))) and not any(
-                    part is f for f in found):
-                found.append(part)
-                break
+        views = [p for p in parts if target is p or (target.numel() == p.numel() and _same_storage(target, p))]
+        # A copy names its part only when exactly one part holds its values (two equal labels: unknown).
+        copies = [p for p in parts if _copies(target, p, [])] if not views else []
+        part = views[0] if views else copies[0] if len(copies) == 1 else None
+        if part is not None and not any(part is f for f in found):
+            found.append(part)
     return found or [fallback]
 
 

@@ -32,6 +32,7 @@ from typing import Optional
 
 import torch
 
+from lightning_sanity.checks.label_markers import marker_columns
 from lightning_sanity.checks.label_order import monotone_columns
 from lightning_sanity.checks.numerics import is_finite
 
@@ -267,9 +268,9 @@ def depends(change: float, scale: float, half: bool = False) -> bool:
 def label_columns(x: torch.Tensor, y: torch.Tensor, min_samples: int = 16) -> tuple[list[int], str]:
     """Columns of a tabular input ``(N, F)`` (float, or integer-coded categories) that give the label away, and
     how: ``"equal"`` (one value per class and one class per value), ``"one-hot"`` (an indicator column for every
-    class seen), ``"affine"`` (a regression target up to scale and offset) or ``"monotone"`` (ordered exactly as a
-    regression target on every pair of rows: its bins, beyond chance; :mod:`.label_order`). ``([], "")`` when none
-    does or the batch is too small to say.
+    class seen), ``"marker"`` (one value on exactly one class's rows), ``"affine"`` (a regression target up to
+    scale and offset) or ``"monotone"`` (ordered exactly as a regression target on every pair of rows: its bins,
+    beyond chance). ``([], "")`` when none does or the batch is too small to say.
 
     >>> import torch
     >>> y = torch.arange(32) % 3
@@ -303,17 +304,16 @@ def label_columns(x: torch.Tensor, y: torch.Tensor, min_samples: int = 16) -> tu
         # column of distinct values would "equal" the label.
         if not 2 <= classes.numel() <= n // 2 or chance_column(per_class.tolist(), x.shape[1]) > CHANCE_COLUMN:
             return [], ""
-        # Every column at once (a per-column loop of torch.unique calls cost ~15 ms on 64 columns).
         _, index = torch.unique(labels, return_inverse=True)
-        equal = _bijective_columns(x, index, classes.numel())
+        equal = _bijective_columns(x, index, classes.numel())  # all columns at once: ~15 ms less than a loop on 64
         if equal:
             return equal, "equal"
         if classes.numel() >= 3:
             indicator = _indicator_columns(x, index, classes.numel())  # (columns, classes)
-            if not bool(indicator.any(0).all()):
-                return [], ""
-            return sorted(set(indicator.to(torch.uint8).argmax(0).tolist())), "one-hot"
-        return [], ""
+            if bool(indicator.any(0).all()):
+                return sorted(set(indicator.to(torch.uint8).argmax(0).tolist())), "one-hot"
+        marked = marker_columns(x, labels)  # one value on exactly the rows of one class (checks/label_markers.py)
+        return (marked, "marker") if marked else ([], "")
     # Any column is exactly affine in the target on two distinct rows, and nearly always on three.
     if x.shape[1] < 2 or n < AFFINE_ROWS:  # the only feature cannot leak: it is the task
         return [], ""
