@@ -56,13 +56,12 @@ def pair_hashes(inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 class PairPrints:
     """The targets' fingerprints per split, aligned with the inputs' (stopped for good when a target is missing).
     Training's carry the hashes of the two halves too (``(N, 3)``), for the coincidence bound of dense targets
-    (:mod:`._target_copies`); ``dense`` and ``measured`` are read on the first training target."""
+    (:mod:`._target_copies`); ``dense`` is read on the first training target."""
 
     def __init__(self) -> None:
         self.targets: dict[str, RowBlocks] = {"train": RowBlocks(halves=True), "val": RowBlocks(halves=False)}
         self.usable = True
         self.dense: Optional[bool] = None
-        self.measured = False
 
     def add(self, split: str, target: Any, samples: Optional[int] = None) -> None:
         if not self.usable:
@@ -74,7 +73,7 @@ class PairPrints:
                 blocks.clear()
             return
         if split == "train" and self.dense is None:
-            self.dense, self.measured = dense_target(target)
+            self.dense = dense_target(target)
         self.targets[split].add(target)
 
     def read(self, split: str) -> Optional[torch.Tensor]:

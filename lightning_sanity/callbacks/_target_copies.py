@@ -8,7 +8,7 @@ training learns to output. When the loss target is a dense float signal (at leas
 sample, some of them off the integer grid: not class labels, token ids or masks), its fingerprints (already taken,
 aligned with the inputs', by :class:`~lightning_sanity.callbacks._split_pairs.PairPrints`) are judged like the
 inputs': the share of distinct validation targets found in training beyond the training targets' own repetition,
-with copied multiplicities and the coincidence bound of :mod:`lightning_sanity.checks.splits`. A target space of a
+with copied multiplicities (the only sign of copies here) and the coincidence bound of :mod:`lightning_sanity.checks.splits`. A target space of a
 few templates (a model that outputs one of 10 class prototypes) repeats by design: the coincidence bound of a few
 distinct targets excuses everything, and fewer than :data:`MIN_DISTINCT` distinct validation targets are not judged.
 
@@ -16,7 +16,7 @@ Example::
 
     >>> import torch
     >>> dense_target(torch.rand(4, 1, 8, 8)), dense_target(torch.randint(0, 2, (4, 1, 8, 8)).float())
-    ((True, True), (False, False))
+    (True, False)
 """
 
 from __future__ import annotations
@@ -35,26 +35,24 @@ MIN_OFF_GRID = 0.1
 MIN_DISTINCT, MIN_FOUND = 50, 10
 
 
-def dense_target(y: Any) -> tuple[bool, bool]:
-    """``(dense, measured)`` for target batch ``y``: a dense float signal (floating point, at least
-    :data:`MIN_VALUES` values per sample, at least :data:`MIN_OFF_GRID` of its sampled values off the integer grid),
-    and measured values (most of them off the grid, as :func:`~lightning_sanity.checks.splits.measured_values`
-    reads inputs). One host read."""
+def dense_target(y: Any) -> bool:
+    """Whether target batch ``y`` is a dense float signal: floating point, at least :data:`MIN_VALUES` values per
+    sample, at least :data:`MIN_OFF_GRID` of its sampled values off the integer grid (one host read)."""
     if not isinstance(y, torch.Tensor) or not y.is_floating_point() or y.dim() < 2 or not y.shape[0]:
-        return False, False
+        return False
     if y[0].numel() < MIN_VALUES:
-        return False, False
+        return False
     values = S.sample_rows(y[:64]).float()
     values = values[torch.isfinite(values)]
-    off = float((values != values.round()).float().mean()) if values.numel() else 0.0
-    return off >= MIN_OFF_GRID, off > 0.5
+    return bool(values.numel()) and float((values != values.round()).float().mean()) >= MIN_OFF_GRID
 
 
-def judge_targets(train: Optional[torch.Tensor], val: Optional[torch.Tensor],
-                  measured: bool) -> Optional[dict[str, Any]]:
+def judge_targets(train: Optional[torch.Tensor], val: Optional[torch.Tensor]) -> Optional[dict[str, Any]]:
     """The targets' overlap: ``train`` ``(N, 3)`` split fingerprints of the training targets, ``val`` ``(M,)``
-    fingerprints of the validation ones; ``measured`` when the targets are measured values (most off the grid).
-    None when there is too little to judge."""
+    fingerprints of the validation ones. None when there is too little to judge.
+
+    Unlike inputs, measured target values do not make repeats copies: a target may be a template that i.i.d.
+    samples share (a class's prototype, a simulation's setting); only multiplicities that stop dead do."""
     if train is None or val is None or train.dim() != 2 or not train.shape[0]:
         return None
     samples = int(train.shape[0])
@@ -62,7 +60,7 @@ def judge_targets(train: Optional[torch.Tensor], val: Optional[torch.Tensor],
     if distinct < MIN_DISTINCT:
         return None
     share = found / distinct
-    copies = repeated > 0 and (measured or S.copied_multiplicities(train[:, 0]))
+    copies = repeated > 0 and S.copied_multiplicities(train[:, 0])
     chance = min(repeated, S.coincidence_share(train, samples)) if copies else repeated
     distinct_train = int(torch.unique(train[:, 0]).numel())
     return {"found": found, "distinct": distinct, "share": share, "repeated": repeated, "chance": chance,

@@ -269,8 +269,7 @@ class SplitOverlap(SanityCallback):
                          f"pair {expected / max(distinct, 1):.0%} of the time (at most {by_chance:.0%})")
         if excess < threshold or found < 2:
             # Dense targets (clean images, windows): copies of a record with fresh input noise share their target.
-            targets = judge_targets(self._pairs.read_all("train"), self._pairs.read("val"),
-                                    self._pairs.measured) if self._pairs.dense else None
+            targets = judge_targets(self._pairs.read_all("train"), self._pairs.read("val")) if self._pairs.dense else None
             text += f"; {targets['figures']}" if targets is not None else ""
             near, text = judge_near_copies(self, text)
             report_windows(self, trainer, text, threshold)
