@@ -59,6 +59,10 @@ class SplitOverlap(SanityCallback):
     starting both earlier and later (overlapping windows cut first, then split at random) are reported when whole
     samples showed no overlap (key ``windows``).
 
+    Dense float targets (clean images, windows) are fingerprinted with the inputs and judged the same way when the
+    inputs showed no overlap (:mod:`lightning_sanity.callbacks._target_copies`, key ``targets``): noisy copies of
+    each record made before the split share their targets, not their inputs.
+
     Skipped under DDP (each rank sees one shard of each split), with no validation data, or when the input cannot
     be found in the batch. No TensorBoard tags.
 
