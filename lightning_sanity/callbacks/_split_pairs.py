@@ -35,6 +35,7 @@ from typing import Any, Optional
 import torch
 
 from lightning_sanity.callbacks._row_blocks import RowBlocks
+from lightning_sanity.callbacks._target_copies import dense_target
 from lightning_sanity.checks import splits as S
 
 #: An odd 64-bit multiplier (2^64 / golden ratio): the pair's hash ``input * K + target`` modulo 2^64.
@@ -53,11 +54,14 @@ def pair_hashes(inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 class PairPrints:
-    """The targets' fingerprints per split, aligned with the inputs' (stopped for good when a target is missing)."""
+    """The targets' fingerprints per split, aligned with the inputs' (stopped for good when a target is missing).
+    Training's carry the hashes of the two halves too (``(N, 3)``), for the coincidence bound of dense targets
+    (:mod:`._target_copies`); ``dense`` is read on the first training target."""
 
     def __init__(self) -> None:
-        self.targets: dict[str, RowBlocks] = {"train": RowBlocks(halves=False), "val": RowBlocks(halves=False)}
+        self.targets: dict[str, RowBlocks] = {"train": RowBlocks(halves=True), "val": RowBlocks(halves=False)}
         self.usable = True
+        self.dense: Optional[bool] = None
 
     def add(self, split: str, target: Any, samples: Optional[int] = None) -> None:
         if not self.usable:
@@ -68,9 +72,17 @@ class PairPrints:
             for blocks in self.targets.values():
                 blocks.clear()
             return
+        if split == "train" and self.dense is None:
+            self.dense = dense_target(target)
         self.targets[split].add(target)
 
     def read(self, split: str) -> Optional[torch.Tensor]:
+        """One hash per sample (``(N,)``), or None."""
+        hashes = self.read_all(split)
+        return hashes[:, 0] if hashes is not None and hashes.dim() == 2 else hashes
+
+    def read_all(self, split: str) -> Optional[torch.Tensor]:
+        """Training's ``(N, 3)`` hashes (all values, the two halves); validation's ``(M,)``."""
         return self.targets[split].hashes() if self.usable else None
 
 

@@ -20,6 +20,7 @@ from lightning_sanity.callbacks._reversed_pairs import ReversedPairs, report_rev
 from lightning_sanity.callbacks._near_copies import NearCopies, judge_near_copies, report_near_copies
 from lightning_sanity.callbacks._row_blocks import RowBlocks
 from lightning_sanity.callbacks._split_pairs import PairPrints, judge_pairs, pair_chance
+from lightning_sanity.callbacks._target_copies import judge_targets, report_targets
 from lightning_sanity.callbacks._token_windows import TokenWindows, report_tokens
 from lightning_sanity.callbacks._window_runs import WindowRuns, report_windows
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
@@ -57,6 +58,10 @@ class SplitOverlap(SanityCallback):
     (:mod:`lightning_sanity.checks.window_overlap`): validation windows that share stretches with training windows
     starting both earlier and later (overlapping windows cut first, then split at random) are reported when whole
     samples showed no overlap (key ``windows``).
+
+    Dense float targets (clean images, windows) are fingerprinted with the inputs and judged the same way when the
+    inputs showed no overlap (:mod:`lightning_sanity.callbacks._target_copies`, key ``targets``): noisy copies of
+    each record made before the split share their targets, not their inputs.
 
     Skipped under DDP (each rank sees one shard of each split), with no validation data, or when the input cannot
     be found in the batch. No TensorBoard tags.
@@ -105,7 +110,7 @@ class SplitOverlap(SanityCallback):
         self._train_fp: Optional[torch.Tensor] = None
         self._val_fp: Optional[torch.Tensor] = None
         self._reason: Optional[str] = None
-        self._pairs = PairPrints()  # the targets' fingerprints, for inputs that repeat (ids)
+        self._pairs = PairPrints()  # the targets' fingerprints: for inputs that repeat (ids), and dense targets
         self._train_batches = self._val_batches = 0  # first training epoch; first full validation run
         self._measurements = False  # the first training batch holds measured (non-integer float) values
         self._val_last: Optional[torch.Tensor] = None  # that run's last batch's fingerprints
@@ -267,13 +272,18 @@ class SplitOverlap(SanityCallback):
                          f"repeats {repeated:.0%} of its pairs, targets drawn from their prior would meet a training "
                          f"pair {expected / max(distinct, 1):.0%} of the time (at most {by_chance:.0%})")
         if excess < threshold or found < 2:
+            # Dense targets (clean images, windows): copies of a record with fresh input noise share their target.
+            targets = judge_targets(self._pairs.read_all("train"), self._pairs.read("val")) if self._pairs.dense else None
+            text += f"; {targets['figures']}" if targets is not None else ""
             near, text = judge_near_copies(self, text)
             report_windows(self, trainer, text, threshold)
             report_tokens(self, trainer, threshold)
             report_reversed(self, trainer, text, threshold)
-            # The finer patterns name the cause (overlapping windows, reversed pairs); near copies are the rest.
-            if not any(f.check == "split-overlap" for f in self.collector(trainer).findings):
-                report_near_copies(self, trainer, text, near, threshold)
+            # The finer patterns name the cause (overlapping windows, reversed pairs); exact copies of the targets
+            # come next, near copies of the inputs are the rest.
+            for report, result in ((report_targets, targets), (report_near_copies, near)):
+                if not any(f.check == "split-overlap" for f in self.collector(trainer).findings):
+                    report(self, trainer, text, result, threshold)
             return
         self._tokens.clear()
         self._reversed.clear()
