@@ -43,8 +43,10 @@ MAX_RATIO = 0.5
 EXACT = 2e-3
 #: intrinsic dimension read at most (ties at the local scale would make it infinite).
 MAX_DIMS = 20.0
-#: training sketches used as queries to estimate the training data's intrinsic dimension.
-DIM_QUERIES = 1024
+#: training sketches used as queries to estimate the training data's intrinsic dimension (a median: 256 suffice).
+DIM_QUERIES = 256
+#: exact copies of a query read past at most, beyond its ``k`` neighbours; a sample with more is the exact path's.
+EXACT_EXTRA = 4
 _PROJECTIONS: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
 
@@ -86,8 +88,11 @@ def nearest(queries: torch.Tensor, refs: torch.Tensor, k: int = K, skip_self: bo
     out = []
     for start in range(0, queries.shape[0], block):
         d = torch.cdist(queries[start:start + block], refs)
-        d = d.masked_fill(d < EXACT, float("inf"))  # the query itself, when skip_self, falls here too
-        out.append(d.topk(min(k, d.shape[1]), dim=1, largest=False).values)
+        # The few nearest, then exact copies (the query itself, when skip_self) dropped: masking the whole block
+        # first cost as much as the distances.
+        near = d.topk(min(k + EXACT_EXTRA, d.shape[1]), dim=1, largest=False).values
+        near = near.masked_fill(near < EXACT, float("inf")).sort(dim=1).values[:, :k]
+        out.append(near)
     return torch.cat(out) if out else queries.new_zeros(0, k)
 
 
