@@ -42,6 +42,36 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def training_attention() -> Iterator[None]:
+    """PyTorch's attention fast path switched off for the block, then put back as it was.
+
+    ``nn.MultiheadAttention`` and ``nn.TransformerEncoder(Layer)`` take a fused path in eval mode under ``no_grad``
+    that reads a float ``mask`` as a boolean one (non-zero = blocked), while the training step's path adds it to
+    the scores: ``torch.triu(torch.ones(T, T), 1)`` blocks the future in an extra forward and blocks nothing in
+    training. A probe asking what the training step reads must run the path the training step runs.
+    """
+    mha = getattr(torch.backends, "mha", None)  # torch >= 2.3
+    get, set_ = getattr(mha, "get_fastpath_enabled", None), getattr(mha, "set_fastpath_enabled", None)
+    if get is None or set_ is None:
+        yield
+        return
+    was = bool(get())
+    set_(False)
+    try:
+        yield
+    finally:
+        set_(was)
+
+
+@contextlib.contextmanager
+def reading_probe(model: nn.Module, trainer: "pl.Trainer") -> Iterator[None]:
+    """An extra forward that asks what the training step's computation reads: ``no_grad``, eval mode, the
+    training path of attention (:func:`training_attention`) and the step's precision context."""
+    with torch.no_grad(), eval_mode(model), training_attention(), precision_context(trainer):
+        yield
+
+
+@contextlib.contextmanager
 def hidden_step_watches() -> Iterator[None]:
     """The suite's first-step watchers (:class:`~lightning_sanity.callbacks._step_watch.StepWatch`) taken off the
     torch function mode stack, the user's own modes left in place and in order, then everything put back.

@@ -23,7 +23,7 @@ import torch
 
 from lightning_sanity.batch import map_tensors
 from lightning_sanity.callbacks._compiled import hookable_modules
-from lightning_sanity.callbacks._extra_forward import eval_mode, precision_context
+from lightning_sanity.callbacks._extra_forward import reading_probe
 from lightning_sanity.callbacks._perturbed_call import PerturbedCall
 from lightning_sanity.checks import flow
 from lightning_sanity.checks import leakage as L
@@ -57,7 +57,7 @@ def shifted_inside(callback: Any, trainer: "pl.Trainer", call: Optional[dict[str
         return False
     pl_module = trainer.lightning_module
     try:
-        with isolate_rng(), torch.no_grad(), eval_mode(pl_module), precision_context(trainer):
+        with isolate_rng(), reading_probe(pl_module, trainer):
             return _never_reads_last(callback, call, pl_module)
     except Exception:  # a check must never lose the user's run; the skip reason already set stays
         log.debug("inner-shift test failed", exc_info=True)

@@ -18,7 +18,7 @@ import lightning.pytorch as pl
 import torch
 
 from lightning_sanity.batch import map_tensors, tensors_of
-from lightning_sanity.callbacks._extra_forward import eval_mode, precision_context
+from lightning_sanity.callbacks._extra_forward import reading_probe
 from lightning_sanity.callbacks._model_call import run_call
 from lightning_sanity.checks import last_token as LT
 from lightning_sanity.checks import leakage as L
@@ -52,7 +52,7 @@ def _check(callback: Any, trainer: "pl.Trainer", batch: Any, call: dict[str, Any
         last = LT.last_token_positions(x, label, mask)
         if last is None:
             continue
-        with isolate_rng(), torch.no_grad(), eval_mode(trainer.lightning_module), precision_context(trainer):
+        with isolate_rng(), reading_probe(trainer.lightning_module, trainer):
             found = _moved(callback, call, x, last, width, mask)
         if found is None:
             return

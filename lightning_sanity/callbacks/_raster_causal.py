@@ -17,7 +17,7 @@ import torch
 from lightning_sanity.replays.rng import isolate_rng
 
 from lightning_sanity.batch import map_tensors
-from lightning_sanity.callbacks._extra_forward import eval_mode, precision_context
+from lightning_sanity.callbacks._extra_forward import reading_probe
 from lightning_sanity.callbacks._model_call import keep_call, move_call
 from lightning_sanity.checks import flow
 from lightning_sanity.checks.raster_causal import raster_self_read
@@ -62,7 +62,7 @@ def _check(callback: Any, trainer: "pl.Trainer", pl_module: "pl.LightningModule"
         args, kwargs = map_tensors((kept["args"], kept["kwargs"]), lambda v: new if v is kx else v)
         return flow.first_output_tensor(kept["fn"](args, kwargs), size)
 
-    with isolate_rng(), torch.no_grad(), eval_mode(pl_module), precision_context(trainer):
+    with isolate_rng(), reading_probe(pl_module, trainer):
         generator = torch.Generator().manual_seed(1234)
         result = raster_self_read(model, kx, generator, half=kx.dtype in _HALF)
     if result is None:

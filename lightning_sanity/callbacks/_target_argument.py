@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from lightning_sanity.batch import map_tensors, tensors_of
-from lightning_sanity.callbacks._extra_forward import eval_mode, precision_context
+from lightning_sanity.callbacks._extra_forward import reading_probe
 # The same sample count and sign-test level as the label-argument test: one notion of "beyond chance".
 from lightning_sanity.callbacks._label_argument import CHANCE, KEEP, sign_tail
 from lightning_sanity.callbacks._model_call import keep_call, move_call, run_call
@@ -150,7 +150,7 @@ def look_target_argument(callback: Any, trainer: Any, pl_module: Any, kept: Opti
         return
     try:
         call = move_call(kept, pl_module.device)
-        with isolate_rng(), torch.no_grad(), eval_mode(pl_module), precision_context(trainer):
+        with isolate_rng(), reading_probe(pl_module, trainer):
             _test(callback, trainer, call, kept, when)
     except Exception as err:  # a check must never lose the user's run
         log.debug("target-argument test failed", exc_info=True)

@@ -37,7 +37,7 @@ from lightning_sanity.callbacks._target_inputs import check_step_label_tokens, c
 from lightning_sanity.callbacks._model_call import call_output, keep_call, move_call, watch_calls
 from lightning_sanity.callbacks._perturbed_call import PerturbedCall
 from lightning_sanity.callbacks._raster_causal import check_raster_self_read
-from lightning_sanity.callbacks._extra_forward import eval_mode, precision_context
+from lightning_sanity.callbacks._extra_forward import reading_probe
 from lightning_sanity.checks import future_features as FF
 from lightning_sanity.checks import leakage as L
 
@@ -299,7 +299,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
                                "or indexed first); pass `forward_fn=` to say how to run the model")
             return
         try:
-            with isolate_rng(), torch.no_grad(), eval_mode(pl_module), precision_context(trainer):
+            with isolate_rng(), reading_probe(pl_module, trainer):
                 self._run_tests(trainer, pl_module, call, when, first)
             if first and (self._task in ("shifted", "same") or call["y"] is not None):
                 self._kept = keep_call(call, _KEEP)

@@ -49,7 +49,8 @@ RANDOM_LOSS_FRACTION = 0.75
 CAUSAL_ADVICE = (
     "Give every attention over the sequence a causal mask (`mask=nn.Transformer.generate_square_subsequent_mask(T)` "
     "with `is_causal=True` for `nn.TransformerEncoder`; `src_mask` and `memory_mask` too for an encoder-decoder "
-    "`nn.Transformer`), pad convolutions on the left only (`F.pad(x, (k - 1, 0))` instead of `padding=k // 2`), "
+    "`nn.Transformer`; a float mask is added to the scores, so it needs `-inf` where blocked: `triu(ones).bool()`, "
+    "not `triu(ones)`), pad convolutions on the left only (`F.pad(x, (k - 1, 0))` instead of `padding=k // 2`), "
     "use unidirectional RNNs, and never normalise or pool over the time axis.")
 DECODER_ADVICE = (
     "Feed the decoder the target shifted right by one (a start token followed by `target[:, :-1]`; for a "
