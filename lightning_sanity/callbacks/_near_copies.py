@@ -19,6 +19,7 @@ from typing import Any, Optional
 import torch
 
 from lightning_sanity.checks import near_copies as N
+from lightning_sanity.checks.splits import overlap_severity
 
 #: sketches kept per split (256 bytes each): beyond, later batches are not added. 256 validation samples give the
 #: share of near copies to about 3 points, and the search costs one 256-row block of distances.
@@ -95,12 +96,10 @@ def judge_near_copies(callback: Any, text: str) -> tuple[Optional[dict[str, Any]
 def report_near_copies(callback: Any, trainer: Any, text: str, result: Optional[dict[str, Any]],
                        threshold: float) -> None:
     """A finding when at least ``threshold`` of the validation samples (and 10) have a near copy in training."""
-    from lightning_sanity.callbacks.split_overlap import ERROR_SHARE
-
     if result is None or result["share"] < threshold or result["found"] < 10:
         return
     callback.detail(trainer, "split-overlap", text)
-    severity = "error" if result["share"] >= max(ERROR_SHARE, threshold) else "warning"
+    severity = overlap_severity(result["share"], threshold)
     callback.report(
         trainer, "split-overlap", severity,
         f"Validation samples have near copies in the training data: {result['figures']}. Natural data spaces its "

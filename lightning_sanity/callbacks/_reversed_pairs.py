@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from lightning_sanity.checks import reversed_pairs as RP
+from lightning_sanity.checks.splits import overlap_severity
 
 #: pairs kept per split (16 bytes each): beyond, later batches are not added.
 MAX_PAIRS = 1 << 20
@@ -51,8 +52,6 @@ def report_reversed(callback: Any, trainer: Any, text: str, threshold: float) ->
     """After the detail ``text`` of whole samples, a finding when validation pairs' reverses are training pairs
     ``threshold`` or more beyond chance (an error from one half), on pairs stored in both directions; judged when
     whole samples showed no overlap."""
-    from lightning_sanity.callbacks.split_overlap import ERROR_SHARE
-
     pairs = callback._reversed
     try:
         if pairs.off or not pairs.parts["train"] or not pairs.parts["val"]:
@@ -72,7 +71,7 @@ def report_reversed(callback: Any, trainer: Any, text: str, threshold: float) ->
     excess = found["share"] - found["chance"]
     if excess < threshold or found["reversed"] < 2:
         return
-    severity = "error" if excess >= max(ERROR_SHARE, threshold) else "warning"
+    severity = overlap_severity(excess, threshold)
     callback.report(
         trainer, "split-overlap", severity,
         f"Validation pairs are training pairs read backwards: {figures}. An undirected edge list stored in both "

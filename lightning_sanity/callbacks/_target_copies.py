@@ -42,9 +42,7 @@ def dense_target(y: Any) -> bool:
         return False
     if y[0].numel() < MIN_VALUES:
         return False
-    values = S.sample_rows(y[:64]).float()
-    values = values[torch.isfinite(values)]
-    return bool(values.numel()) and float((values != values.round()).float().mean()) >= MIN_OFF_GRID
+    return S.off_grid_share(S.sample_rows(y[:64])) >= MIN_OFF_GRID
 
 
 def judge_targets(train: Optional[torch.Tensor], val: Optional[torch.Tensor]) -> Optional[dict[str, Any]]:
@@ -74,12 +72,10 @@ def report_targets(callback: Any, trainer: Any, text: str, result: Optional[dict
                    threshold: float) -> None:
     """A finding when the validation targets found in training exceed chance by ``threshold`` (and number
     :data:`MIN_FOUND`)."""
-    from lightning_sanity.callbacks.split_overlap import ERROR_SHARE
-
     if result is None or result["excess"] < threshold or result["found"] < MIN_FOUND:
         return
     callback.detail(trainer, "split-overlap", text)
-    severity = "error" if result["excess"] >= max(ERROR_SHARE, threshold) else "warning"
+    severity = S.overlap_severity(result["excess"], threshold)
     callback.report(
         trainer, "split-overlap", severity,
         f"The targets of validation samples also appear in the training data, though their inputs differ: "

@@ -22,6 +22,7 @@ import torch
 
 from lightning_sanity.callbacks._row_blocks import BlockedRows
 from lightning_sanity.checks import token_windows as TW
+from lightning_sanity.checks.splits import overlap_severity
 
 #: windows kept per split: beyond, later batches are not added (2 * 125 hashes of 8 bytes each at most: 16 MiB).
 MAX_WINDOWS = 8192
@@ -104,8 +105,6 @@ def report_tokens(callback: Any, trainer: Any, threshold: float) -> None:
     """The token-windows half of ``split-overlap``, judged when whole samples showed no overlap: a finding when at
     least ``threshold`` more of the validation windows than chance share their first tokens with a training window's
     last ones and their last tokens with another's first ones, at one overlap length (an error from one half)."""
-    from lightning_sanity.callbacks.split_overlap import ERROR_SHARE
-
     tokens = callback._tokens
     try:
         best = tokens.judge()
@@ -123,7 +122,7 @@ def report_tokens(callback: Any, trainer: Any, threshold: float) -> None:
     callback.detail(trainer, "split-overlap", f"token windows: {figures}")
     if excess < threshold:
         return
-    severity = "error" if excess >= max(ERROR_SHARE, threshold) else "warning"
+    severity = overlap_severity(excess, threshold)
     callback.report(
         trainer, "split-overlap", severity,
         f"Validation windows overlap training windows of the same documents: {figures}. Long documents were cut "

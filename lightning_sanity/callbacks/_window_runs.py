@@ -22,6 +22,7 @@ from typing import Any, Optional
 import torch
 
 from lightning_sanity.checks import window_overlap as W
+from lightning_sanity.checks.splits import overlap_severity
 
 #: run hashes kept per split and reading (8 bytes each; 32 MiB): beyond, later batches are not added.
 MAX_RUNS = 1 << 22
@@ -81,8 +82,6 @@ def report_windows(callback: Any, trainer: Any, text: str, threshold: float) -> 
     """The windows half of ``split-overlap``, judged when whole samples showed no overlap: the detail ``text`` of
     the whole-sample judgement with the windows' figures appended, and a finding when at least ``threshold`` of
     the validation windows overlap training windows on *both* sides in time (an error from one half)."""
-    from lightning_sanity.callbacks.split_overlap import ERROR_SHARE
-
     windows = callback._windows
     try:
         results = windows.judge()
@@ -101,7 +100,7 @@ def report_windows(callback: Any, trainer: Any, text: str, threshold: float) -> 
     callback.detail(trainer, "split-overlap", f"{text}; {figures}")
     if best["both"] < threshold:
         return
-    severity = "error" if best["both"] >= max(ERROR_SHARE, threshold) else "warning"
+    severity = overlap_severity(best["both"], threshold)
     callback.report(
         trainer, "split-overlap", severity,
         f"Validation windows overlap training windows in time, on both sides: {figures} (the same measured values, "

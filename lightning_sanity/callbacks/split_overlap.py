@@ -31,8 +31,6 @@ log = logging.getLogger(__name__)
 
 #: most samples fingerprinted per split (8 bytes each, on the host once read).
 _MAX_SAMPLES = 1 << 20
-#: share of validation samples found in training, beyond the training data's own repetition rate, that is an error.
-ERROR_SHARE = 0.5
 
 
 class SplitOverlap(SanityCallback):
@@ -289,7 +287,7 @@ class SplitOverlap(SanityCallback):
         self._reversed.clear()
         self._near.clear()
         self.detail(trainer, "split-overlap", text)
-        severity = "error" if excess >= max(ERROR_SHARE, threshold) else "warning"
+        severity = S.overlap_severity(excess, threshold)
         self.report(
             trainer, "split-overlap", severity,
             f"{found} of {distinct} validation {unit} ({share:.0%}) also appear in the training data ({seen}; "

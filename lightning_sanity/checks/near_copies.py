@@ -30,6 +30,8 @@ from typing import Any, Optional
 
 import torch
 
+from lightning_sanity.checks.splits import off_grid_share
+
 #: dimensions of a sketch; values of a sample read at most (evenly spaced) before projecting.
 SKETCH_DIMS = 64
 SKETCH_VALUES = 4096
@@ -78,9 +80,7 @@ def float_values(x: torch.Tensor) -> bool:
     (token ids or one-hot codes cast to float sit on it), at least two values per sample."""
     if not x.is_floating_point() or x.dim() < 2 or x.shape[0] == 0 or x[0].numel() < 2:
         return False
-    values = x[:64].detach().reshape(-1)[:65536].float()
-    values = values[torch.isfinite(values)]
-    return bool(values.numel()) and float((values != values.round()).float().mean()) > 0.05
+    return off_grid_share(x[:64].detach().reshape(-1)[:65536]) > 0.05
 
 
 def nearest(queries: torch.Tensor, refs: torch.Tensor, k: int = K, skip_self: bool = False,

@@ -164,6 +164,21 @@ def coincidence_share(train: torch.Tensor, training_samples: int) -> float:
     return min(1.0, training_samples * rate)
 
 
+#: share of validation samples found in training, beyond what chance explains, that is an error (a warning from the
+#: check's ``share`` threshold up).
+ERROR_SHARE = 0.5
+
+
+def overlap_severity(excess: float, threshold: float) -> str:
+    """``"error"`` for an overlap of at least :data:`ERROR_SHARE` (and the ``threshold``), else ``"warning"``: the
+    one scale of every ``split-overlap`` pattern.
+
+    >>> overlap_severity(0.8, 0.1), overlap_severity(0.3, 0.1), overlap_severity(0.6, 0.7)
+    ('error', 'warning', 'warning')
+    """
+    return "error" if excess >= max(ERROR_SHARE, threshold) else "warning"
+
+
 def measured_values(x: torch.Tensor) -> bool:
     """Whether batch ``x`` holds measured values: floating point, with most of its (sampled) values off the integer
     grid. Two independent observations of measured values never agree exactly: a repeat is a copy of a record (a
@@ -176,9 +191,18 @@ def measured_values(x: torch.Tensor) -> bool:
     """
     if not x.is_floating_point() or x.dim() == 0 or x.numel() == 0:
         return False
-    values = sample_rows(x[:64]).float()
+    return off_grid_share(sample_rows(x[:64])) > 0.5
+
+
+def off_grid_share(values: torch.Tensor) -> float:
+    """The share of the finite ``values`` off the integer grid (0 when none is finite): one host read.
+
+    >>> off_grid_share(torch.tensor([0.5, 1.0, 2.0, float("nan")]))
+    0.3333333432674408
+    """
+    values = values.float()
     values = values[torch.isfinite(values)]
-    return bool(values.numel()) and float((values != values.round()).float().mean()) > 0.5
+    return float((values != values.round()).float().mean()) if values.numel() else 0.0
 
 
 #: Independent draws would show the multiplicity ceiling that :func:`copied_multiplicities` tests with probability
