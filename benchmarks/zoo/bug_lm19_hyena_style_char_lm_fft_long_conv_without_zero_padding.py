@@ -1,7 +1,7 @@
 """Bug: a Hyena/H3-style character language model (no attention: each block mixes tokens with a learnable
 per-channel long convolution computed by FFT, gated by a second projection), written HuggingFace style: dict
 batches `input_ids`/`attention_mask`/`labels`, the model shifts the labels and returns `.loss`/`.logits`. The
-corpus is hand-built "sentences" (name verb object number.) over a character tokenizer fitted on the training text.
+corpus is hand-built sentences ("anna buys 3 apples.") over a character tokenizer fitted on the training text.
 The long convolution is `irfft(rfft(u, n=T) * rfft(h, n=T), n=T)`: without zero-padding both signals to 2T the FFT
 product is a *circular* convolution, so filter tap k = T-1 carries u[t+1] into position t (the H3/Hyena code pads
 to 2T and crops; the user "simplified" it because the shapes worked out). The model learns to read the next
