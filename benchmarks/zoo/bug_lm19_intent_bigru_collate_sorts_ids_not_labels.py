@@ -4,8 +4,8 @@ the loss computed in the model. `pack_padded_sequence(enforce_sorted=True)` want
 collate function sorts the tokenized commands longest-first - and then builds `labels` from the batch in its
 original order. Every label lands on a different command of the batch; inside a shuffled batch that is a random
 pairing, so the model can only learn the label prior. Nothing crashes: the loss sits at ln(5) and val accuracy at
-chance. Symptom: train loss 1.610 at the end (ln 5 = 1.609), val acc 0.20 vs 1.00 (train loss 0.001) with `labels` in the sorted
-order."""
+chance. Symptom: train loss 1.610 at the end (ln 5 = 1.609), val acc 0.20 vs 1.00 (train loss 0.001) with
+`labels` taken in the sorted order."""
 
 import lightning as L
 import torch
