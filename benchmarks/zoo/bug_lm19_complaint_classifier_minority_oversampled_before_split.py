@@ -33,7 +33,8 @@ def make_messages(n, g):
         words = [filler[i] for i in torch.multinomial(weights, length, replacement=True, generator=g).tolist()]
         has_cue = torch.rand(1, generator=g) < (0.6 if label else 0.04)
         if has_cue:
-            words[int(torch.randint(length, (1,), generator=g))] = CUES[int(torch.randint(len(CUES), (1,), generator=g))]
+            cue = CUES[int(torch.randint(len(CUES), (1,), generator=g))]
+            words[int(torch.randint(length, (1,), generator=g))] = cue
         rows.append({"text": " ".join(words), "label": label})
     return rows
 
