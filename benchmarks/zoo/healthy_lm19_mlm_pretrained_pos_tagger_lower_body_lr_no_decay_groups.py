@@ -147,7 +147,8 @@ class LitTagger(L.LightningModule):
             named = list(module.named_parameters())
             skip = [p for n, p in named if p.ndim < 2 or "norm" in n or "embeddings" in n]
             rest = [p for n, p in named if not (p.ndim < 2 or "norm" in n or "embeddings" in n)]
-            groups += [{"params": rest, "lr": lr, "weight_decay": 0.01}, {"params": skip, "lr": lr, "weight_decay": 0.0}]
+            groups += [{"params": rest, "lr": lr, "weight_decay": 0.01},
+                       {"params": skip, "lr": lr, "weight_decay": 0.0}]
         opt = torch.optim.AdamW(groups)
         total = self.trainer.estimated_stepping_batches
         warmup = max(1, int(0.1 * total))
