@@ -1,6 +1,6 @@
 """Healthy: implicit-feedback matrix factorisation in the weighted-MF / iALS style, trained by gradient descent on
 whole user rows: a batch of users is scored against every item, the binary preference p_ui (1 if the user interacted)
-is fitted with a squared loss weighted by confidence c_ui = 1 + alpha * count_ui, so the ~95 % zeros of the matrix
+is fitted with a squared loss weighted by confidence c_ui = 1 + alpha * count_ui, so the ~96.5 % zeros of the matrix
 carry weight 1 and the observed interactions weight 1 + 5 * count. Two interactions per user are held out
 before the training matrix is built; validation ranks all items a user has not interacted with in training and
 reports recall@10 against a most-popular baseline. Adam with L2 on the factors, ReduceLROnPlateau on val recall (max
