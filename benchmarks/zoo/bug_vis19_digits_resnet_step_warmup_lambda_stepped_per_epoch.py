@@ -1,4 +1,4 @@
-"""Bug: small ResNet (two residual stages with BatchNorm) on sklearn digits upsampled to 16x16 with random-shift
+"""Bug: small ResNet (three residual blocks with BatchNorm) on sklearn digits upsampled to 16x16 with random-shift
 augmentation, SGD + Nesterov, accumulate_grad_batches=2. The user writes the usual linear warm-up + cosine decay as
 a `LambdaLR` whose lambda counts optimizer *steps* (warm-up 150 of the ~250 optimizer steps), but returns it from
 `configure_optimizers` as a bare scheduler, so Lightning steps it once per *epoch*: after 12 epochs the schedule is
