@@ -195,6 +195,9 @@ class SplitOverlap(SanityCallback):
             if not isinstance(x, torch.Tensor) or x.dim() == 0:
                 self._stop(f"could not find the input tensor of a {split} batch; pass `get_input=`")
                 return
+            if y is None and S.bare_keys(x):
+                self._stop(S.KEYS_ONLY)
+                return
             count = self._train_count if split == "train" else self._val_count
             if count >= _MAX_SAMPLES:
                 return

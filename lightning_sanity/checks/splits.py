@@ -260,3 +260,23 @@ def same_single_batch(train_batches: int, val_batches: int, train: torch.Tensor,
         return False
     val_last = val_last.to(train.device)
     return val_last.shape == train.shape and bool(torch.equal(val_last, train))
+
+
+#: Why batches of bare ids (one integer per sample, no target) are not judged.
+KEYS_ONLY = ("the batches hold one integer id per sample and no target (a user, node or row index into data the "
+             "model or dataset holds): the same id on both sides says nothing without what each split looks up for "
+             "it, as when validation scores held-out interactions of the training users")
+
+
+def bare_keys(x: torch.Tensor) -> bool:
+    """Whether input ``x`` is one integer per sample (``(B,)`` or ``(B, 1)``): keys into data held elsewhere, not
+    observations.
+
+    >>> import torch
+    >>> bare_keys(torch.arange(4)), bare_keys(torch.arange(4).view(4, 1)), bare_keys(torch.zeros(4, 3, dtype=torch.long))
+    (True, True, False)
+    >>> bare_keys(torch.rand(4))
+    False
+    """
+    return (not x.is_floating_point() and not x.is_complex() and x.dtype != torch.bool
+            and (x.dim() == 1 or (x.dim() == 2 and x.shape[1] == 1)))
