@@ -1,4 +1,4 @@
-"""Bug: self-supervised next-token pretraining of a tiny GPT-style model (token + position embeddings, a 2 pre-norm
+"""Bug: self-supervised next-token pretraining of a tiny GPT-style model (token + position embeddings, two pre-norm
 blocks whose attention calls F.scaled_dot_product_attention, tied output projection) on synthetic "event log"
 sequences drawn from a seeded Markov chain over 16 event types; AdamW with linear warm-up, validation on held-out sequences.
 
