@@ -150,3 +150,34 @@ def test_update_ratio_names_the_group_with_lr_zero(tmp_path):
     frozen = _run(WithSchedule(None, groups=_head_group(0.0, False)), tmp_path / "frozen", max_epochs=2,
                   callbacks=[NormMonitor()])
     assert not serious(frozen, "update-ratio"), frozen["findings"]
+
+
+class WithBackbone(Classifier):
+    """A backbone and a head, for Lightning's ``BackboneFinetuning``: the optimizer starts with the head only."""
+
+    def __init__(self):
+        super().__init__(lr=0.05)
+        self.backbone = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU())
+        self.net = torch.nn.Sequential(self.backbone, torch.nn.Linear(32, 10))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD([p for p in self.parameters() if p.requires_grad], lr=self.lr, momentum=0.9)
+
+
+def test_backbone_finetuning_ramp_that_meets_the_head_rate_late_is_silent(tmp_path):
+    from lightning.pytorch.callbacks import BackboneFinetuning
+
+    # The backbone's group is added at epoch 1 at a tenth of the head's rate and raised 1.2x an epoch until it meets
+    # it, in the run's last epoch: a finished ramp, not a warm-up that never ends.
+    unfreeze = BackboneFinetuning(unfreeze_backbone_at_epoch=1, lambda_func=lambda epoch: 1.2, verbose=False)
+    report = _run(WithBackbone(), tmp_path, max_epochs=15, callbacks=[unfreeze], limit_train_batches=4)
+    assert not serious(report, "lr-schedule"), report["findings"]
+
+
+def test_warmup_too_long_over_two_equal_groups_still_fires(tmp_path):
+    def groups(model):
+        return [{"params": model.net[0].parameters()}, {"params": model.net[2].parameters()}]
+
+    model = WithSchedule(lambda opt, total: S.LinearLR(opt, start_factor=0.01, total_iters=500), "step", groups=groups)
+    found = serious(_run(model, tmp_path), "lr-schedule")
+    assert {f["data"]["pattern"] for f in found} == {"warmup"} and len(found) == 2, found

@@ -351,8 +351,11 @@ class LossDynamics(SanityCallback):
                 verdicts.append(schedule.judge_repeated(history, facts=mine, planned=self._run.planned,
                                                         batches_per_epoch=epoch, seen=self._run.words()))
                 base = next((f["base_lrs"][j] for f in mine if len(f.get("base_lrs", ())) > j), None)
-                verdicts.append(schedule.judge_warmup(history, facts=mine, planned=self._run.planned, seen=seen,
-                                                      complete=complete, seen_words=self._run.words(), base_lr=base))
+                peers = [h for (k, _), h in self._lr.items() if k == i]
+                if not schedule.caught_up(history, peers, seen):
+                    verdicts.append(schedule.judge_warmup(history, facts=mine, planned=self._run.planned, seen=seen,
+                                                          complete=complete, seen_words=self._run.words(),
+                                                          base_lr=base))
             if not history.restarts and i not in inverted:
                 verdicts.append(history.judge(seen=self._run.words(),
                                               before=self.threshold("lr-schedule", "collapse_before")))

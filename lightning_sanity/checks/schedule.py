@@ -239,6 +239,30 @@ def judge_warmup(t: LrTrajectory, *, facts: list[dict[str, Any]], planned: int, 
     return None
 
 
+def caught_up(t: LrTrajectory, others: list[LrTrajectory], seen: int) -> bool:
+    """Whether ``t`` rose to meet the rate another group of its optimizer held still: a group added during the run
+    and ramped until it is aligned with the others (Lightning's ``BackboneFinetuning``) finished its ramp, however
+    late. A group still rising together with the others (one warm-up over all of them) is not caught up.
+
+    >>> main, added = LrTrajectory("group 0"), LrTrajectory("group 1")
+    >>> for b in range(10):
+    ...     main.update(1e-3, step=b, progress=None, batch=b)
+    >>> for b, lr in [(6, 1e-4), (7, 3e-4), (8, 9e-4), (9, 1e-3)]:
+    ...     added.update(lr, step=b, progress=None, batch=b)
+    >>> caught_up(added, [main], seen=10), caught_up(added, [added], seen=10)
+    (True, False)
+    """
+    if t.last is None or t.last <= 0:
+        return False
+    for other in others:
+        if other is t or other.last is None or abs(other.last - t.last) > 1e-6 * t.last:
+            continue
+        start = other.first_batch or 0
+        if other.last_rise_batch is None or other.last_rise_batch - start < 0.9 * max(seen - start, 1):
+            return True
+    return False
+
+
 def zero_group_verdict(where: str, names: list[str], count: int) -> Verdict:
     """A group whose rate was 0 all run while ``count`` of its parameters (``names``) are trainable."""
     shown = ", ".join(f"`{n}`" for n in names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
