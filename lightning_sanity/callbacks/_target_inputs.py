@@ -1,6 +1,7 @@
 """``target-leakage`` glue for inputs computed from the target, on the first training batch: an image channel that is
 a function of the class mask around each pixel, a label word among a classifier's tokens, a per-position feature of
-a next-token model read from the next token. The judgements are in
+a next-token model read from the next token, a placeholder token for every word of a tag class
+(:mod:`._tag_placeholders`). The judgements are in
 :mod:`lightning_sanity.checks.target_inputs`; called by :class:`~lightning_sanity.callbacks.leakage.LeakageChecks`.
 """
 
@@ -14,6 +15,7 @@ import torch
 
 from lightning_sanity.callbacks._class_marker import report_class_marker
 from lightning_sanity.callbacks._extra_forward import hidden_step_watches
+from lightning_sanity.callbacks._tag_placeholders import report_tag_placeholders
 from lightning_sanity.checks import leakage as L
 from lightning_sanity.checks import target_inputs as T
 from lightning_sanity.checks import window_scaling as W
@@ -63,8 +65,10 @@ def _scan(callback: Any, trainer: Any, batch: Any, x: torch.Tensor, y: torch.Ten
     elif x.dim() == 2 and not x.is_floating_point() and y.dim() == 1:
         mask = batch.get("attention_mask") if isinstance(batch, Mapping) else None
         _label_tokens(callback, trainer, x, y, mask)
-    elif isinstance(batch, Mapping) and x.dim() == 2 and not x.is_floating_point() and y.shape == x.shape:
-        _next_token_features(callback, trainer, batch, x, y)
+    elif x.dim() == 2 and not x.is_floating_point() and y.shape == x.shape:
+        mask = batch.get("attention_mask") if isinstance(batch, Mapping) else None
+        if not report_tag_placeholders(callback, trainer, x, y, mask) and isinstance(batch, Mapping):
+            _next_token_features(callback, trainer, batch, x, y)
 
 
 def _found(callback: Any) -> None:
