@@ -1,7 +1,7 @@
 """``target-leakage`` glue for inputs computed from the target, on the first training batch: an image channel that is
 a function of the class mask around each pixel, a label word among a classifier's tokens, a per-position feature of
 a next-token model read from the next token, a placeholder token for every word of a tag class
-(:mod:`._tag_placeholders`). The judgements are in
+(:mod:`._tag_placeholders`), node features holding each node's own label (:mod:`._neighbour_labels`). The judgements are in
 :mod:`lightning_sanity.checks.target_inputs`; called by :class:`~lightning_sanity.callbacks.leakage.LeakageChecks`.
 """
 
@@ -15,6 +15,7 @@ import torch
 
 from lightning_sanity.callbacks._class_marker import report_class_marker
 from lightning_sanity.callbacks._extra_forward import hidden_step_watches
+from lightning_sanity.callbacks._neighbour_labels import report_neighbour_labels
 from lightning_sanity.callbacks._tag_placeholders import report_tag_placeholders
 from lightning_sanity.checks import leakage as L
 from lightning_sanity.checks import target_inputs as T
@@ -58,6 +59,8 @@ def check_step_label_tokens(callback: Any, trainer: Any, batch: Any, x: Any, lab
 
 
 def _scan(callback: Any, trainer: Any, batch: Any, x: torch.Tensor, y: torch.Tensor) -> None:
+    if report_neighbour_labels(callback, trainer, batch):  # a full graph whose features hold the node labels
+        return
     if x.is_floating_point() and y.is_floating_point() and x.dim() in (2, 3) and y.dim() in (2, 3):
         _window_scaling(callback, trainer, x, y)
     if x.dim() == 4 and x.is_floating_point() and y.dim() in (3, 4):
