@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 
 from lightning_sanity.callbacks.leakage import LeakageChecks
 from lightning_sanity.callbacks.summary import SanitySummary
+from lightning_sanity.checks.neighbour_labels import own_label_columns
 
 N, C = 300, 3
 
@@ -74,3 +75,40 @@ def test_label_propagation_with_self_loops_fires(tmp_path, kind):
         assert not serious(report), report["findings"]
         target = next(c for c in report["checks"] if c["name"] == "target-leakage")
         assert target["status"] == "pass" and "own label" in target["detail"]
+
+
+class MoleculeRegressor(L.LightningModule):
+    """Sums node features per molecule; the target is one float per molecule."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(C, 1)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        nodes = self.lin(batch["x"]).squeeze(-1)
+        per_graph = torch.zeros(batch["y"].shape[0]).index_add(0, batch["graph_of"], nodes)
+        return F.mse_loss(per_graph, batch["y"])
+
+
+def test_neighbourhood_counts_of_an_atom_type_input_stay_silent(tmp_path):
+    """Counts of the atom types around each atom, itself included, beside the atom types: an input featurisation of a
+    molecule regressor (the loss scores one value per molecule), not a node label in the features."""
+    g = torch.Generator().manual_seed(0)
+    atoms, graph_of, edges, start = [], [], [], 0
+    for m in range(40):  # chains of 8 atoms of 3 types
+        atoms.append(torch.randint(0, C, (8,), generator=g)), graph_of.append(torch.full((8,), m))
+        edges += [(start + i, start + i + 1) for i in range(7)]
+        start += 8
+    atom, edge_index = torch.cat(atoms), torch.tensor(edges).T
+    a = torch.eye(start)
+    a[edge_index[0], edge_index[1]] = a[edge_index[1], edge_index[0]] = 1
+    counts = a @ F.one_hot(atom, C).float()
+    batch = {"x": counts, "atom": atom, "edge_index": edge_index, "graph_of": torch.cat(graph_of),
+             "y": torch.randn(40, generator=g)}
+    L.seed_everything(0)
+    model = MoleculeRegressor()
+    model.configure_optimizers = lambda: torch.optim.Adam(model.parameters(), lr=1e-2)
+    report = fit_report(tmp_path, model, DataLoader([batch], batch_size=None),
+                        [LeakageChecks(), SanitySummary(print_summary=False)], logger=None, max_steps=2)
+    assert not serious(report, "target-leakage"), report["findings"]
+    assert own_label_columns(counts, atom, edge_index) == {c: c for c in range(C)}  # the data pattern alone matches

@@ -6,9 +6,14 @@ The batch's tensors (dict values or tuple parts; a leading dimension of one, a `
 dropped) are sorted into node features (float ``(N, F)``), node labels (integer ``(N,)``) and graphs (``(N, N)``
 or a ``(2, E)`` edge list), and every combination over the same ``N`` is scanned.
 
+The labels must be what a loss of the first step compares with (all of them, or the nodes of a boolean mask of the
+batch: ``y[train_mask]``): an integer node attribute (an atom type beside a molecule's neighbourhood counts) is an
+input, not the label, and is not reported.
+
 Usage::
 
-    report_neighbour_labels(callback, trainer, batch)   # True when it reported
+    scan_neighbour_labels(callback, batch)            # before the first step
+    finish_neighbour_labels(callback, trainer)         # after it: True when it reported
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ CHECK = "target-leakage"
 ADVICE = ("Build label features from the training nodes' labels only (`one_hot(y) * train_mask[:, None]`), "
           "propagated over the adjacency without self-loops, and keep a training node's own label out of its features "
           "(the label trick: split the training labels into a feature half and a target half at each step).")
+#: attribute of the callback holding the matches until the first step's loss targets are known.
+_STATE = "_neighbour_label_state"
 
 
 def _parts(batch: Any) -> list[tuple[str, torch.Tensor]]:
@@ -37,27 +44,51 @@ def _parts(batch: Any) -> list[tuple[str, torch.Tensor]]:
             if isinstance(v, torch.Tensor) and v.dim() >= 1]
 
 
-def report_neighbour_labels(callback: Any, trainer: Any, batch: Any) -> bool:
+def scan_neighbour_labels(callback: Any, batch: Any) -> None:
+    """Before the first step: keep the matches, to report once the step shows its loss compares with the label."""
     parts = _parts(batch)
     labels = [(n, t) for n, t in parts if t.dim() == 1 and not t.is_floating_point() and t.dtype != torch.bool]
     features = [(n, t) for n, t in parts if t.dim() == 2 and t.is_floating_point() and t.shape[0] != t.shape[1]]
     graphs = [(n, t) for n, t in parts if t.dim() == 2 and (t.shape[0] == t.shape[1] or t.shape[0] == 2)]
-    scanned = False
+    masks = [t for _, t in parts if t.dim() == 1 and t.dtype == torch.bool]
+    matches, scanned = [], False
     for lname, y in labels:
         for fname, x in features:
-            if x.shape[0] != y.shape[0]:
-                continue
             for gname, a in graphs:
-                if a is x or not (a.shape[0] == y.shape[0] or (a.shape[0] == 2 and not a.is_floating_point())):
+                if x.shape[0] != y.shape[0] or not (a.shape[0] == y.shape[0] or (
+                        a.shape[0] == 2 and not a.is_floating_point())):
                     continue
                 scanned = True
                 found = own_label_columns(x, y, a)
                 if found:
-                    _report(callback, trainer, found, fname, gname, lname, int(y.shape[0]))
-                    return True
-    if scanned:
-        callback._ran[CHECK].append("no node feature holds each node's own label through its neighbourhood")
+                    matches.append((found, fname, gname, lname, y))
+    setattr(callback, _STATE, (matches, masks) if scanned else None)
+
+
+def finish_neighbour_labels(callback: Any, trainer: Any) -> bool:
+    """After the first step: report a match whose labels a loss of the step compared with (all of them, or those at
+    a boolean mask of the batch: ``y[train_mask]``); True when it reported."""
+    state = getattr(callback, _STATE, None)
+    setattr(callback, _STATE, None)
+    if state is None:
+        return False
+    matches, masks = state
+    targets = [t for t in getattr(callback, "_targets", []) if isinstance(t, torch.Tensor)]
+    for found, fname, gname, lname, y in matches:
+        if any(_scored(t, y, masks) for t in targets):
+            _report(callback, trainer, found, fname, gname, lname, int(y.shape[0]))
+            return True
+    callback._ran[CHECK].append("no node feature holds each node's own label through its neighbourhood")
     return False
+
+
+def _scored(target: torch.Tensor, y: torch.Tensor, masks: list[torch.Tensor]) -> bool:
+    """``target`` holds the labels ``y``: all of them, or those at one of the batch's boolean node masks."""
+    t = target.detach().reshape(-1)
+    if t.is_floating_point() or t.is_complex():
+        return False
+    kept = [y] + [y[m] for m in masks if m.shape == y.shape]
+    return any(t.numel() == k.numel() and t.device == k.device and bool(torch.equal(t.long(), k.long())) for k in kept)
 
 
 def _report(callback: Any, trainer: Any, found: dict, fname: str, gname: str, lname: str, nodes: int) -> None:

@@ -15,7 +15,7 @@ import torch
 
 from lightning_sanity.callbacks._class_marker import report_class_marker
 from lightning_sanity.callbacks._extra_forward import hidden_step_watches
-from lightning_sanity.callbacks._neighbour_labels import report_neighbour_labels
+from lightning_sanity.callbacks._neighbour_labels import finish_neighbour_labels, scan_neighbour_labels
 from lightning_sanity.callbacks._tag_placeholders import report_tag_placeholders
 from lightning_sanity.checks import leakage as L
 from lightning_sanity.checks import target_inputs as T
@@ -42,6 +42,13 @@ def check_target_inputs(callback: Any, trainer: Any, batch: Any, x: Any, y: Opti
         callback._ran[CHECK].append(f"could not scan the inputs for values computed from the target: {err!r}")
 
 
+def check_step_inputs(callback: Any, trainer: Any, batch: Any, x: Any, labels: list, first: Any) -> None:
+    """After the first step, what needs its loss targets: node features holding the labels the loss compares with,
+    and the token scans with the first of ``labels``."""
+    if not finish_neighbour_labels(callback, trainer) and labels:
+        check_step_label_tokens(callback, trainer, batch, x, labels[0], first)
+
+
 def check_step_label_tokens(callback: Any, trainer: Any, batch: Any, x: Any, label: Any, first: Any) -> None:
     """The token scans again with the label the first step's loss compared with, when that is not the batch part
     taken for the target at the start (``(seqs, lengths, y)``: the second part is the lengths)."""
@@ -59,8 +66,7 @@ def check_step_label_tokens(callback: Any, trainer: Any, batch: Any, x: Any, lab
 
 
 def _scan(callback: Any, trainer: Any, batch: Any, x: torch.Tensor, y: torch.Tensor) -> None:
-    if report_neighbour_labels(callback, trainer, batch):  # a full graph whose features hold the node labels
-        return
+    scan_neighbour_labels(callback, batch)  # a full graph whose features hold the node labels: judged after the step
     if x.is_floating_point() and y.is_floating_point() and x.dim() in (2, 3) and y.dim() in (2, 3):
         _window_scaling(callback, trainer, x, y)
     if x.dim() == 4 and x.is_floating_point() and y.dim() in (3, 4):
