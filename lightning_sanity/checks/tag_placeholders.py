@@ -17,6 +17,8 @@ padding left out, distinct samples only):
 - *one token for a foreground class*: the most frequent token ``v`` of a non-background class never carries the
   background tag nor a third class. With BIO tags the placeholder covers ``B-PER`` and ``I-PER`` both, and then the
   tag at ``v`` must be one function of whether ``v`` starts its run (B) or continues it (I);
+- *the whole span*: no other class continues the covered ones (follows only them or itself): ``#`` is the B- tag of
+  every invoice number in a field extractor, ``%`` the I- tag of every percentage, and the span's other words vary;
 - *not a slot of the sample's frame*: ``v`` is not at one fixed place from the start or from the end of every text
   holding it (a ``<s>`` tagged ``START``);
 - *beyond chance*: under the null, each sample's words of that class are drawn from an open class whose most frequent
@@ -106,13 +108,15 @@ def tag_placeholders(ids: torch.Tensor, labels: torch.Tensor, mask: Optional[tor
     if int(counts[background]) < BACKGROUND * kept.numel():
         return []
     foreground = [c for c in range(counts.numel()) if c != background and int(counts[c]) > 0]
+    before = _previous_tags(labels, sup)
     found: dict[int, Placeholder] = {}
     for c in foreground:
         v = int(torch.mode(ids[sup & (labels == c)]).values)
         if v in found:
             continue
         covers = _covered_classes(ids, labels, sup, v)
-        if covers is None or background in covers or _fixed_slot(ids, real, v):
+        if (covers is None or background in covers or _fixed_slot(ids, real, v)
+                or _continued(labels, sup, before, covers, foreground)):
             continue
         in_class = sup & torch.isin(labels, torch.tensor(covers))
         holding = in_class.any(1)
@@ -140,6 +144,25 @@ def _covered_classes(ids: torch.Tensor, labels: torch.Tensor, sup: torch.Tensor,
     if len(starts) != 1 or len(continues) != 1 or starts == continues:
         return None
     return starts + continues
+
+
+def _previous_tags(labels: torch.Tensor, sup: torch.Tensor) -> torch.Tensor:
+    """The tag of the previous supervised position of each position's row (-1 at the first): subword pieces left
+    out with ``ignore_index`` are skipped."""
+    place = torch.where(sup, torch.arange(labels.shape[1]).expand_as(labels), -1)
+    last = torch.cat([torch.full_like(place[:, :1], -1), place.cummax(1).values[:, :-1]], 1)
+    return torch.where(last >= 0, labels.gather(1, last.clamp(min=0)), -1)
+
+
+def _continued(labels: torch.Tensor, sup: torch.Tensor, before: torch.Tensor, covers: list[int],
+               foreground: list[int]) -> bool:
+    """Another class continues the covered ones: every one of its positions follows one of them or itself (the I-
+    tag of a span whose B- tag the token is, as ``#`` opens an invoice number whose digits vary)."""
+    for d in foreground:
+        at = sup & (labels == d)
+        if d not in covers and bool(torch.isin(before[at], torch.tensor(covers + [d])).all()):
+            return True
+    return False
 
 
 def _fixed_slot(ids: torch.Tensor, real: torch.Tensor, v: int) -> bool:
