@@ -93,6 +93,29 @@ def test_gold_span_placeholders_fire(tmp_path, kind):
         assert target["status"] == "pass" and "stands for every word of a tag class" in target["detail"]
 
 
+class TupleTagger(GruTagger):
+    """The same tagger on ``(ids, lengths, tags)`` batches: the second part is not the target."""
+
+    def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
+        ids, lengths, tags = batch
+        logits = self.head(self.gru(self.embed(ids))[0])
+        return F.cross_entropy(logits.reshape(-1, 6), tags.reshape(-1), ignore_index=-100)
+
+
+@pytest.mark.parametrize("kind", ["scrub", "raw"])
+def test_placeholders_found_through_the_loss_target(tmp_path, kind):
+    dicts = _data(kind)
+    batches = [(b["input_ids"], b["attention_mask"].sum(1), b["labels"]) for b in dicts]
+    L.seed_everything(0)
+    report = fit_report(tmp_path, TupleTagger(), DataLoader(batches, batch_size=None),
+                        [LeakageChecks(), SanitySummary(print_summary=False)], logger=None, max_steps=2)
+    found = serious(report, "target-leakage")
+    assert bool(found) == (kind == "scrub"), report["findings"]
+    assert not found or found[0]["data"]["tokens"] == {"3": [1], "4": [2]}
+    detail = next(c for c in report["checks"] if c["name"] == "target-leakage").get("detail", "")
+    assert found or "stands for every word of a tag class" in detail
+
+
 def _one_name_each(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     ids, tags = torch.randint(10, 900, (n, 8), generator=g), torch.zeros(n, 8, dtype=torch.long)

@@ -45,8 +45,29 @@ def check_target_inputs(callback: Any, trainer: Any, batch: Any, x: Any, y: Opti
 def check_step_inputs(callback: Any, trainer: Any, batch: Any, x: Any, labels: list, first: Any) -> None:
     """After the first step, what needs its loss targets: node features holding the labels the loss compares with,
     and the token scans with the first of ``labels``."""
-    if not finish_neighbour_labels(callback, trainer) and labels:
+    if finish_neighbour_labels(callback, trainer):
+        return
+    if labels:
         check_step_label_tokens(callback, trainer, batch, x, labels[0], first)
+    if CHECK not in callback._found:
+        _step_tag_placeholders(callback, trainer, batch, x, first)
+
+
+def _step_tag_placeholders(callback: Any, trainer: Any, batch: Any, x: Any, first: Any) -> None:
+    """The tag-placeholder scan with a loss target of one class per input token, when the batch part taken for the
+    target at the start was none (``(ids, lengths, tags)``, a ``slot_labels`` key beside an intent)."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.is_floating_point() or (
+            isinstance(first, torch.Tensor) and first.shape == x.shape):
+        return
+    mask = batch.get("attention_mask") if isinstance(batch, Mapping) else None
+    for t in getattr(callback, "_targets", []):
+        if isinstance(t, torch.Tensor) and t.numel() == x.numel() and not t.is_floating_point() and t.device == x.device:
+            try:
+                report_tag_placeholders(callback, trainer, x, t.reshape(x.shape), mask)
+            except Exception as err:  # a check must never lose the user's run, nor the other leakage tests
+                log.debug("tag-placeholder scan failed", exc_info=True)
+                callback._ran[CHECK].append(f"could not scan the tokens for tag placeholders: {err!r}")
+            return
 
 
 def check_step_label_tokens(callback: Any, trainer: Any, batch: Any, x: Any, label: Any, first: Any) -> None:
