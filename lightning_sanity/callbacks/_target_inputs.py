@@ -1,6 +1,7 @@
 """``target-leakage`` glue for inputs computed from the target, on the first training batch: an image channel that is
 a function of the class mask around each pixel, a label word among a classifier's tokens, a per-position feature of
-a next-token model read from the next token. The judgements are in
+a next-token model read from the next token, a placeholder token for every word of a tag class
+(:mod:`._tag_placeholders`), node features holding each node's own label (:mod:`._neighbour_labels`). The judgements are in
 :mod:`lightning_sanity.checks.target_inputs`; called by :class:`~lightning_sanity.callbacks.leakage.LeakageChecks`.
 """
 
@@ -14,6 +15,8 @@ import torch
 
 from lightning_sanity.callbacks._class_marker import report_class_marker
 from lightning_sanity.callbacks._extra_forward import hidden_step_watches
+from lightning_sanity.callbacks._neighbour_labels import finish_neighbour_labels, scan_neighbour_labels
+from lightning_sanity.callbacks._tag_placeholders import report_tag_placeholders
 from lightning_sanity.checks import leakage as L
 from lightning_sanity.checks import target_inputs as T
 from lightning_sanity.checks import window_scaling as W
@@ -39,6 +42,34 @@ def check_target_inputs(callback: Any, trainer: Any, batch: Any, x: Any, y: Opti
         callback._ran[CHECK].append(f"could not scan the inputs for values computed from the target: {err!r}")
 
 
+def check_step_inputs(callback: Any, trainer: Any, batch: Any, x: Any, labels: list, first: Any) -> None:
+    """After the first step, what needs its loss targets: node features holding the labels the loss compares with,
+    and the token scans with the first of ``labels``."""
+    if finish_neighbour_labels(callback, trainer):
+        return
+    if labels:
+        check_step_label_tokens(callback, trainer, batch, x, labels[0], first)
+    if CHECK not in callback._found:
+        _step_tag_placeholders(callback, trainer, batch, x, first)
+
+
+def _step_tag_placeholders(callback: Any, trainer: Any, batch: Any, x: Any, first: Any) -> None:
+    """The tag-placeholder scan with a loss target of one class per input token, when the batch part taken for the
+    target at the start was none (``(ids, lengths, tags)``, a ``slot_labels`` key beside an intent)."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.is_floating_point() or (
+            isinstance(first, torch.Tensor) and first.shape == x.shape):
+        return
+    mask = batch.get("attention_mask") if isinstance(batch, Mapping) else None
+    for t in getattr(callback, "_targets", []):
+        if isinstance(t, torch.Tensor) and t.numel() == x.numel() and not t.is_floating_point() and t.device == x.device:
+            try:
+                report_tag_placeholders(callback, trainer, x, t.reshape(x.shape), mask)
+            except Exception as err:  # a check must never lose the user's run, nor the other leakage tests
+                log.debug("tag-placeholder scan failed", exc_info=True)
+                callback._ran[CHECK].append(f"could not scan the tokens for tag placeholders: {err!r}")
+            return
+
+
 def check_step_label_tokens(callback: Any, trainer: Any, batch: Any, x: Any, label: Any, first: Any) -> None:
     """The token scans again with the label the first step's loss compared with, when that is not the batch part
     taken for the target at the start (``(seqs, lengths, y)``: the second part is the lengths)."""
@@ -56,6 +87,7 @@ def check_step_label_tokens(callback: Any, trainer: Any, batch: Any, x: Any, lab
 
 
 def _scan(callback: Any, trainer: Any, batch: Any, x: torch.Tensor, y: torch.Tensor) -> None:
+    scan_neighbour_labels(callback, batch)  # a full graph whose features hold the node labels: judged after the step
     if x.is_floating_point() and y.is_floating_point() and x.dim() in (2, 3) and y.dim() in (2, 3):
         _window_scaling(callback, trainer, x, y)
     if x.dim() == 4 and x.is_floating_point() and y.dim() in (3, 4):
@@ -63,8 +95,10 @@ def _scan(callback: Any, trainer: Any, batch: Any, x: torch.Tensor, y: torch.Ten
     elif x.dim() == 2 and not x.is_floating_point() and y.dim() == 1:
         mask = batch.get("attention_mask") if isinstance(batch, Mapping) else None
         _label_tokens(callback, trainer, x, y, mask)
-    elif isinstance(batch, Mapping) and x.dim() == 2 and not x.is_floating_point() and y.shape == x.shape:
-        _next_token_features(callback, trainer, batch, x, y)
+    elif x.dim() == 2 and not x.is_floating_point() and y.shape == x.shape:
+        mask = batch.get("attention_mask") if isinstance(batch, Mapping) else None
+        if not report_tag_placeholders(callback, trainer, x, y, mask) and isinstance(batch, Mapping):
+            _next_token_features(callback, trainer, batch, x, y)
 
 
 def _found(callback: Any) -> None:

@@ -33,7 +33,7 @@ from lightning_sanity.callbacks._label_argument import check_label_argument, kee
 from lightning_sanity.callbacks._target_argument import keep_target_argument, look_target_argument
 from lightning_sanity.callbacks._graph_links import GraphLinkHooks
 from lightning_sanity.callbacks._step_targets import LossTargets, batch_labels, feature_parts, retarget_call, step_axis
-from lightning_sanity.callbacks._target_inputs import check_step_label_tokens, check_target_inputs
+from lightning_sanity.callbacks._target_inputs import check_step_inputs, check_target_inputs
 from lightning_sanity.callbacks._model_call import call_output, keep_call, move_call, watch_calls
 from lightning_sanity.callbacks._perturbed_call import PerturbedCall
 from lightning_sanity.callbacks._raster_causal import check_raster_self_read
@@ -263,8 +263,8 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
                 check_label_columns(self, trainer, feature_parts(batch, x, label, self._call), label, batch, x)
                 if "target-leakage" in self._found:
                     break
-            if labels and "target-leakage" not in self._found:
-                check_step_label_tokens(self, trainer, batch, x, labels[0], y)
+            if "target-leakage" not in self._found:
+                check_step_inputs(self, trainer, batch, x, labels, y)
             check_last_token_label(self, trainer, batch, self._call, self._losses.classes)  # a next item left in
             find_lagged_inputs(self, batch, self._call, self._targets, self._task)  # teacher forcing swapped
             self._derived = keep_target_argument(self._call, self._losses.heads)
