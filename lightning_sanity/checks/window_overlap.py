@@ -59,7 +59,8 @@ MAX_SAMPLE_VALUES = 16384
 MAX_PAIRS = 1 << 24
 #: chance matches expected per validation window, at most, for a match to count (a share far below the finding's).
 ALPHA = 0.01
-#: run comparisons :func:`chance` makes at most (windows times runs squared; the first windows beyond are not read).
+#: run comparisons :func:`chance` makes at most (windows times runs times shifts; the first windows, the nearest
+#: shifts).
 MAX_SELF_PAIRS = 1 << 25
 #: seeds of the hash weights of one step's channels and of one run's steps
 _STEP_SEED, _RUN_SEED = 0x51DE + 1, 0x51DE + 2
@@ -146,8 +147,9 @@ def chance(train: np.ndarray) -> tuple[float, float]:
     """
     runs = train.shape[1]
     h = train[:max(1, MAX_SELF_PAIRS // max(runs * runs, 1))]
+    shifts = min(runs, max(2, MAX_SELF_PAIRS // max(len(h) * runs, 1)))  # the nearest, in very long windows
     pairs = total = going_on = followed = 0
-    for d in range(1, runs):
+    for d in range(1, shifts):
         a, b = h[:, d:], h[:, :-d]
         both = (a != 0) & (b != 0)
         same = (a == b) & both
