@@ -168,3 +168,44 @@ def test_windows_are_read_from_three_runs():
     assert W.min_steps(1) == 28 and W.min_steps(3) == 12
     assert W.readings(torch.randn(2, 1, 28)) == [2] and W.readings(torch.randn(2, 1, 27)) == []
     assert W.readings(torch.randn(2, 12, 3)) == [1]
+
+
+def _lab_stays(n: int, seed: int, hours: int = 40) -> torch.Tensor:
+    """GRU-D-style inputs of independent stays: three labs measured at random hours, carried forward between
+    readings, their 0/1 observed masks and log1p(hours since each was measured)."""
+    g = torch.Generator().manual_seed(seed)
+    values = torch.randn(n, 1, 3, generator=g) + 0.3 * torch.randn(n, hours, 3, generator=g)
+    observed = torch.rand(n, hours, 3, generator=g) < torch.tensor([0.3, 0.1, 0.2])
+    observed[:, 0] = True
+    carried, since = torch.zeros_like(values), torch.zeros_like(values)
+    last, gap = values[:, 0], torch.zeros_like(values[:, 0])
+    for t in range(hours):
+        gap = torch.where(observed[:, t], torch.zeros_like(gap), gap + 1)
+        last = torch.where(observed[:, t], values[:, t], last)
+        carried[:, t], since[:, t] = last, gap
+    return torch.cat([carried, observed.float(), torch.log1p(since)], 2)
+
+
+def test_carried_forward_lab_series_of_independent_stays_stay_silent(tmp_path):
+    """Carried-forward values, masks and gap counters encode little more than when each lab was measured: unrelated
+    stays coincide over a few steps, on both sides (without the chance bar 14 % of validation stays did)."""
+    train, val = _lab_stays(2000, 1), _lab_stays(500, 2)
+    labels = (train[:, -1, 0] > 0).long(), (val[:, -1, 0] > 0).long()
+    report = _fit(tmp_path, (train, labels[0]), (val, labels[1]), channels=9, outputs=2)
+    assert not serious(report, "split-overlap")
+    detail = {c["name"]: c for c in report["checks"]}["split-overlap"]["detail"]
+    assert "validation windows" in detail  # read as windows, and judged apart
+
+
+def test_measured_windows_of_the_same_shape_cut_with_a_hop_and_split_at_random_fire(tmp_path):
+    """The same shape (40 steps, 9 channels) cut from measured recordings with a hop of 10 steps and split at
+    random: measured values do not coincide by chance, and the overlaps are found."""
+    g = torch.Generator().manual_seed(3)
+    signals = torch.randn(60, 200, 9, generator=g).cumsum(1)
+    x = signals.unfold(1, 40, 10).permute(0, 1, 3, 2).reshape(-1, 40, 9)
+    y = (x[:, -1, 0] > x[:, 0, 0]).long()
+    order = torch.randperm(len(x), generator=g)
+    cut = int(0.8 * len(x))
+    found = serious(_fit(tmp_path, (x[order[:cut]], y[order[:cut]]), (x[order[cut:]], y[order[cut:]]),
+                         channels=9, outputs=2), "split-overlap")
+    assert found and found[0]["data"]["both_sides_share"] > 0.5

@@ -68,7 +68,8 @@ class WindowRuns:
                 continue
             train = torch.cat(parts).cpu()
             val = torch.cat(self._store[("val", axis)]).cpu()
-            result = W.judge(train, val)
+            channels = self._shape[2 - axis] if self._shape is not None else 1
+            result = W.judge(train, val, W.run_length(channels))
             if result is not None:
                 out[axis] = result
         return out

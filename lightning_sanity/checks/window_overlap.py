@@ -14,6 +14,14 @@ shifted in time. No whole sample repeats, so whole-sample fingerprints see nothi
   a stretch match on *every* run of that stretch at one shift ``d`` (the training window starts ``d`` steps
   earlier). Coincidences of measured values match isolated runs; at least half the runs the shift leaves in common
   (and at least two) must match;
+- **and chance must not explain it**: low-entropy inputs (values carried forward between sparse observations, 0/1
+  masks, counters) give steps whose signatures encode little more than a discrete pattern, and unrelated windows
+  then coincide over a few steps. :func:`chance` estimates from the training windows themselves how often two runs
+  at different positions of one window coincide (``q``; a window does not overlap itself, so genuine copies do not
+  inflate it) and how often such a coincidence goes on for one more step (``r``). A match of ``L`` steps in ``s``
+  separate stretches has chance ``q^s * r^(L - s * k)``; over the training windows and shifts compared with each
+  validation window, it must be expected by chance less than :data:`ALPHA` times. Measured values almost never
+  coincide within a window (``q = 0``): the bar then is the run count above;
 - **the sign of the shift**: a split in time (the last part of each series for validation) can overlap only at the
   boundary and on one side (training windows start earlier). Windows split at random overlap on both sides, for
   most validation windows. The verdict is the smaller of the two one-sided shares.
@@ -49,6 +57,11 @@ RUN_VALUES = 24
 MAX_SAMPLE_VALUES = 16384
 #: val-train run pairs joined at most (host memory at the end of the first epoch).
 MAX_PAIRS = 1 << 24
+#: chance matches expected per validation window, at most, for a match to count (a share far below the finding's).
+ALPHA = 0.01
+#: run comparisons :func:`chance` makes at most (windows times runs times shifts; the first windows, the nearest
+#: shifts).
+MAX_SELF_PAIRS = 1 << 25
 #: seeds of the hash weights of one step's channels and of one run's steps
 _STEP_SEED, _RUN_SEED = 0x51DE + 1, 0x51DE + 2
 
@@ -123,10 +136,56 @@ def _table(runs: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return values[order], window[order], position[order]
 
 
-def judge(train: torch.Tensor, val: torch.Tensor) -> Optional[dict[str, Any]]:
-    """Shares of validation windows (rows of ``val``, run hashes ``(Nv, T')``) that overlap some training window
-    (rows of ``train``) starting earlier (``before``), later (``after``), and ``both`` = the smaller of the two; None
-    when there are no runs to compare or the join would be too large."""
+def chance(train: np.ndarray) -> tuple[float, float]:
+    """``(log q, log r)`` of the training runs ``(Nt, T')``: ``q``, the share of pairs of non-zero runs at different
+    positions of one window with one hash; ``r``, the share of those that match at the next position too (one more
+    step). ``-inf`` where none was seen.
+
+    >>> h = np.array([[1, 2, 3, 1, 2, 4]])
+    >>> [round(math.exp(v), 3) for v in chance(h)]
+    [0.133, 0.5]
+    """
+    runs = train.shape[1]
+    h = train[:max(1, MAX_SELF_PAIRS // max(runs * runs, 1))]
+    shifts = min(runs, max(2, MAX_SELF_PAIRS // max(len(h) * runs, 1)))  # the nearest, in very long windows
+    pairs = total = going_on = followed = 0
+    for d in range(1, shifts):
+        a, b = h[:, d:], h[:, :-d]
+        both = (a != 0) & (b != 0)
+        same = (a == b) & both
+        pairs += int(same.sum())
+        total += int(both.sum())
+        followed += int(same[:, :-1].sum())
+        going_on += int((same[:, :-1] & same[:, 1:]).sum())
+    log = lambda n, m: math.log(n / m) if n else -math.inf  # noqa: E731
+    return log(pairs, max(total, 1)), log(going_on, max(followed, 1))
+
+
+def _by_chance(groups: np.ndarray, inverse: np.ndarray, position: np.ndarray, k: int, log_q: float,
+               log_r: float, comparisons: int) -> np.ndarray:
+    """Per group (one validation window, training window and shift), whether its matched runs (at validation
+    ``position``) would arise by chance at least :data:`ALPHA` times in ``comparisons``."""
+    if log_q == -math.inf:
+        return np.zeros(len(groups), bool)
+    order = np.lexsort((position, inverse))
+    g, p = inverse[order], position[order]
+    gap = np.diff(p, prepend=0)
+    first = np.ones(g.size, bool)
+    first[1:] = g[1:] != g[:-1]
+    new_stretch = first | (gap > k)
+    steps = np.where(new_stretch, k, np.minimum(gap, k))  # steps each run adds to its group's matched stretches
+    stretches = np.bincount(g, weights=new_stretch, minlength=len(groups))
+    length = np.bincount(g, weights=steps, minlength=len(groups))
+    extra = length - stretches * k
+    log_chance = stretches * log_q + np.where(extra > 0, extra * log_r, 0.0)
+    return log_chance + math.log(comparisons) > math.log(ALPHA)
+
+
+def judge(train: torch.Tensor, val: torch.Tensor, k: int = 4) -> Optional[dict[str, Any]]:
+    """Shares of validation windows (rows of ``val``, run hashes ``(Nv, T')`` of ``k`` steps each) that overlap some
+    training window (rows of ``train``) starting earlier (``before``), later (``after``), and ``both`` = the smaller
+    of the two; None when there are no runs to compare or the join would be too large. ``k`` defaults to the
+    shortest :func:`run_length` (the least strict chance bar)."""
     if train.dim() != 2 or val.dim() != 2 or train.shape[1] != val.shape[1] or not train.numel() or not val.numel():
         return None
     runs = train.shape[1]
@@ -147,13 +206,16 @@ def judge(train: torch.Tensor, val: torch.Tensor) -> Optional[dict[str, Any]]:
     vw, tw = v_win[which], t_win[index]
     shift = t_pos[index] - v_pos[which]  # > 0: the training window starts earlier
     keep = shift != 0  # the same position: a whole-sample copy, the other half of the check
-    vw, tw, shift = vw[keep], tw[keep], shift[keep]
+    vw, tw, shift, vp = vw[keep], tw[keep], shift[keep], v_pos[which][keep]
     if not vw.size:
         return {"before": 0.0, "after": 0.0, "both": 0.0, "any": 0.0, "windows": rows, "runs": runs}
     key = np.stack([vw, tw, shift + runs], 1)
-    groups, matched = np.unique(key, axis=0, return_counts=True)
+    groups, inverse, matched = np.unique(key, axis=0, return_inverse=True, return_counts=True)
     common = runs - np.abs(groups[:, 2] - runs)  # runs the shift leaves in common
     real = matched >= np.maximum(2, np.ceil(0.5 * common))
+    if real.any():
+        log_q, log_r = chance(train.cpu().numpy())
+        real &= ~_by_chance(groups, inverse.ravel(), vp, k, log_q, log_r, int(train.shape[0]) * 2 * (runs - 1))
     groups = groups[real]
     before = np.unique(groups[groups[:, 2] > runs, 0]).size / rows
     after = np.unique(groups[groups[:, 2] < runs, 0]).size / rows
