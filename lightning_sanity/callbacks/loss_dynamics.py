@@ -23,6 +23,7 @@ from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.callbacks._run_length import RunProgress, batches_before_fit, planned_batches
 from lightning_sanity.callbacks._scheduler_watch import SchedulerWatch
 from lightning_sanity.checks import loss_trend, lr_history, schedule
+from lightning_sanity.checks.loss_oscillation import samples_per_batch
 from lightning_sanity.checks.loss_trend import judge_loss_trend
 from lightning_sanity.callbacks._dropout_noise import dropout_noise_verdict
 from lightning_sanity.callbacks._moving_targets import frozen_fingerprint, moving_target
@@ -209,6 +210,8 @@ class LossDynamics(SanityCallback):
                 return
             scale = trainer.accumulate_grad_batches if pl_module.automatic_optimization else 1
             self._loss.add(loss, scale)
+            if self._loss.elements is None:
+                self._loss.describe(batch, scale)
         except Exception as err:  # never lose the run over a diagnostic
             self._broken.setdefault("loss-trend", f"could not read the loss: {err!r}")
 
@@ -269,6 +272,8 @@ class LossDynamics(SanityCallback):
             values,
             start=start,
             batches_per_value=self._loss.block,
+            batches_per_update=self._loss.per_update,
+            samples_per_batch=samples_per_batch(facts, facts.get("loss_elements") or self._loss.elements),
             progress=judged_progress,
             seen=self._run.words(),
             baseline=baseline,
