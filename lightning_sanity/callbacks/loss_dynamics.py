@@ -44,9 +44,10 @@ class LossDynamics(SanityCallback):
     ``accumulate_grad_batches``; with manual optimization whatever ``training_step`` returned, skipped if it
     returned nothing). Losses stay on the device and reach the host in chunks of 256 batches. At the end of fit
     (or the crash) the history is judged: rising steadily, negative for a loss that cannot be, exploded early,
-    flat from the start, oscillating strongly, or never clearly below the input-independent baseline (the label
-    prior's entropy over the labels the data checks counted, else the ``initial-loss`` figure, at most ln C); a
-    run seen whole that ends at that baseline is an error. Nothing is judged before
+    flat from the start, oscillating strongly (on means over whole optimizer updates holding enough effective
+    samples), or never clearly below the input-independent baseline (the label prior's entropy over the labels
+    the data checks counted, else the ``initial-loss`` figure, at most ln C); a run seen whole that ends at that
+    baseline is an error. Nothing is judged before
     ``loss_trend_min_progress`` of the planned training was seen (a run that ends normally counts as complete).
 
     **lr-schedule** reads ``trainer.optimizers[i].param_groups[j]["lr"]`` (host floats) at every batch start and,

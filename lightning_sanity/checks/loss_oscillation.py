@@ -98,6 +98,8 @@ def averaging_window(batches_per_value: int, batches_per_update: int, samples_pe
     >>> averaging_window(2, 4, 2.0)  # values of 2 batches, updates of 4 batches of 2 samples: 4 updates
     8
     """
+    # Chunks of the history from its start: where an epoch's batches are not a multiple of the accumulation, later
+    # chunks straddle two neighbouring updates, which averages noise just as well.
     per_value = max(1, batches_per_value)
     update = max(1, math.ceil(max(1, batches_per_update) / per_value))
     if samples_per_batch is None or not samples_per_batch > 0:
