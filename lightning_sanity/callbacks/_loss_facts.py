@@ -21,6 +21,10 @@ class _LossFacts:
         # The labels' figures come from the call that compares with the batch's target, when there is one.
         labels = next((o for o in grad_obs if o.target_is_batch), main)
         self._hand_over_kind(facts, labels)
+        if labels.expectation is not None and labels.expectation.count > 0:
+            facts["loss_elements"] = int(labels.expectation.count)  # the terms one batch's loss averages
+        else:
+            facts.pop("loss_elements", None)
         if labels.expectation is not None and labels.expectation.prior is not None:
             facts["label_prior"] = labels.expectation.prior
             if labels.mean_prediction is not None:
@@ -80,6 +84,11 @@ class _LossFacts:
         else:  # a class count handed over by an earlier call would not describe this one
             for key in ("num_classes", "ignore_index", "label_smoothing", "class_weight"):
                 facts.pop(key, None)
+        pos = obs.call.pos_weight if obs.call.kind in L.BINARY else None
+        if pos is not None and 0 < pos.numel() <= 4096:  # loss-trend's effective batch size (loss_oscillation)
+            facts["pos_weight"] = [float(v) for v in pos.detach().reshape(-1).tolist()]
+        else:
+            facts.pop("pos_weight", None)
 
     @staticmethod
     def _loss_scale(main: _Observation, grad_obs: list[_Observation], total: Optional[float]) -> Optional[float]:

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional
+from typing import Any, Optional
 
 import torch
+
+from lightning_sanity.batch import split_batch
 
 #: losses kept on the device between reads: one host transfer per this many batches (and at epoch ends).
 _DEVICE_CHUNK = 256
@@ -37,6 +39,19 @@ class LossHistory:
     partial: list[float] = dataclasses.field(default_factory=list)
     nonfinite: int = 0
     finite: int = 0
+    #: batches per optimizer update (gradient accumulation) and the first batch's target size, once described
+    per_update: int = 1
+    elements: Optional[int] = None
+
+    def describe(self, batch: Any, per_update: int) -> None:
+        """Note what one loss value averages: the batch target's elements (a shape, no device read) and the
+        batches of one optimizer update."""
+        self.per_update = max(1, int(per_update))
+        try:
+            y = split_batch(batch)[1]
+            self.elements = int(y.numel()) if isinstance(y, torch.Tensor) else 0
+        except Exception:  # an unusual batch: its size is unknown (0)
+            self.elements = 0
 
     def add(self, loss: torch.Tensor, scale: float) -> None:
         """Add one step's scalar loss, times ``scale`` (Lightning divided it by the accumulation factor)."""

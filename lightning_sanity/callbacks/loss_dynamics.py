@@ -23,6 +23,7 @@ from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.callbacks._run_length import RunProgress, batches_before_fit, planned_batches
 from lightning_sanity.callbacks._scheduler_watch import SchedulerWatch
 from lightning_sanity.checks import loss_trend, lr_history, schedule
+from lightning_sanity.checks.loss_oscillation import samples_per_batch
 from lightning_sanity.checks.loss_trend import judge_loss_trend
 from lightning_sanity.callbacks._dropout_noise import dropout_noise_verdict
 from lightning_sanity.callbacks._moving_targets import frozen_fingerprint, moving_target
@@ -43,9 +44,10 @@ class LossDynamics(SanityCallback):
     ``accumulate_grad_batches``; with manual optimization whatever ``training_step`` returned, skipped if it
     returned nothing). Losses stay on the device and reach the host in chunks of 256 batches. At the end of fit
     (or the crash) the history is judged: rising steadily, negative for a loss that cannot be, exploded early,
-    flat from the start, oscillating strongly, or never clearly below the input-independent baseline (the label
-    prior's entropy over the labels the data checks counted, else the ``initial-loss`` figure, at most ln C); a
-    run seen whole that ends at that baseline is an error. Nothing is judged before
+    flat from the start, oscillating strongly (on means over whole optimizer updates holding enough effective
+    samples), or never clearly below the input-independent baseline (the label prior's entropy over the labels
+    the data checks counted, else the ``initial-loss`` figure, at most ln C); a run seen whole that ends at that
+    baseline is an error. Nothing is judged before
     ``loss_trend_min_progress`` of the planned training was seen (a run that ends normally counts as complete).
 
     **lr-schedule** reads ``trainer.optimizers[i].param_groups[j]["lr"]`` (host floats) at every batch start and,
@@ -209,6 +211,8 @@ class LossDynamics(SanityCallback):
                 return
             scale = trainer.accumulate_grad_batches if pl_module.automatic_optimization else 1
             self._loss.add(loss, scale)
+            if self._loss.elements is None:
+                self._loss.describe(batch, scale)
         except Exception as err:  # never lose the run over a diagnostic
             self._broken.setdefault("loss-trend", f"could not read the loss: {err!r}")
 
@@ -269,6 +273,8 @@ class LossDynamics(SanityCallback):
             values,
             start=start,
             batches_per_value=self._loss.block,
+            batches_per_update=self._loss.per_update,
+            samples_per_batch=samples_per_batch(facts, facts.get("loss_elements") or self._loss.elements),
             progress=judged_progress,
             seen=self._run.words(),
             baseline=baseline,

@@ -72,6 +72,7 @@ class LossInspector(_InitialLossGlue, _LossInputGlue, _LossFacts, SanityCallback
     ``loss_target_from_model`` (``"trained"`` / ``"frozen"`` when that target was computed from the model's
     parameters, trained ones or only frozen ones: a TD target from a target network, a teacher's output; else None),
     ``num_classes``, ``ignore_index``, ``label_prior``, ``init_matches_prior``, ``output_module``,
+    ``loss_elements`` (the terms one batch's loss averages) and ``pos_weight`` (loss-trend's effective batch size),
     ``in_batch_constant_target`` (a constant target the step made for square, in-batch logits; see
     :mod:`lightning_sanity.checks.in_batch_targets`).
 

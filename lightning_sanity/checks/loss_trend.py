@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 from lightning_sanity.checks.loss_baseline import (brief_explosion, early_explosion, escalate_at_baseline,
                                                    explosion_words)
+from lightning_sanity.checks.loss_oscillation import averaging_window, judge_oscillation
 from lightning_sanity.checks.verdict import Verdict, _median, rank_correlation
 
 # Loss trend. Window sizes: the head is the first tenth of the losses seen, the tail the last fifth, both at
@@ -73,16 +74,13 @@ def _block_trend(values: Sequence[float], blocks: int) -> float:
     return rank_correlation(means)
 
 
-#: "Bouncing above the baseline": late median below this fraction of the baseline, and at least this share of the
-#: late values above the baseline itself, with at least this share of those in the late window's second half.
-BOUNCE_MEDIAN_BELOW, BOUNCE_SHARE, BOUNCE_PERSIST = 0.65, 0.1, 0.2
-
-
 def judge_loss_trend(
     losses: Sequence[float],
     *,
     start: Optional[float] = None,
     batches_per_value: int = 1,
+    batches_per_update: int = 1,
+    samples_per_batch: Optional[float] = None,
     progress: Optional[float],
     seen: str,
     baseline: Optional[float] = None,
@@ -102,6 +100,9 @@ def judge_loss_trend(
         losses: the finite training losses in order (one per batch, or averaged blocks of batches).
         start: the loss before the first update (``facts["initial_loss"]``); the first value when None.
         batches_per_value: training batches averaged into each of ``losses`` (long runs are thinned).
+        batches_per_update: training batches per optimizer update (``accumulate_grad_batches``).
+        samples_per_batch: effective samples one batch's loss averages (see
+            :func:`lightning_sanity.checks.loss_oscillation.samples_per_batch`), or None when unknown.
         progress: fraction of the planned training seen, or None when the plan is unknown.
         seen: words for how much of the planned training was seen, for the message.
         baseline: the best input-independent loss (``facts["baseline_loss"]``), or None.
@@ -133,7 +134,9 @@ def judge_loss_trend(
     """
     values = [float(v) for v in losses if v is not None and math.isfinite(v)]
     verdict, reason = _judge_loss_pattern(
-        values, start=start, batches_per_value=batches_per_value, progress=progress, seen=seen, baseline=baseline,
+        values, start=start, batches_per_value=batches_per_value,
+        oscillation_window=averaging_window(batches_per_value, batches_per_update, samples_per_batch),
+        progress=progress, seen=seen, baseline=baseline,
         nonnegative=nonnegative, log_probability=log_probability, min_progress=min_progress,
         baseline_min_progress=baseline_min_progress,
         rise_factor=rise_factor, flat_margin=flat_margin, baseline_margin=baseline_margin,
@@ -144,7 +147,7 @@ def judge_loss_trend(
     return verdict, reason
 
 
-def _judge_loss_pattern(values: list[float], *, start: Optional[float], batches_per_value: int,
+def _judge_loss_pattern(values: list[float], *, start: Optional[float], batches_per_value: int, oscillation_window: int,
                         progress: Optional[float], seen: str, baseline: Optional[float], nonnegative: bool,
                         log_probability: bool,
                         min_progress: float,
@@ -259,47 +262,11 @@ def _judge_loss_pattern(values: list[float], *, start: Optional[float], batches_
             data,
         ), None
 
-    # Strong oscillation: the loss keeps jumping far above where it started, late in the run, without having
-    # come down overall. Healthy per-batch noise (small batches, heavy dropout) stays below the starting level
-    # once the model learned anything, so 1.5x the start is a spike, not noise.
-    if head > 0 and len(late) >= 10:
-        spikes = sum(v > 1.5 * head for v in late)
-        late_median = _median(late)
-        if spikes >= max(3, 0.1 * len(late)) and late_median > 0.5 * head:
-            data.update({"late_spikes": spikes, "late_values": len(late), "late_median": round(late_median, 6),
-                         "late_max": round(max(late), 6)})
-            return Verdict(
-                "oscillating",
-                f"The training loss oscillates strongly: {spikes} of the last {len(late)} values jumped above 1.5x its "
-                f"starting level {head:.4g} (up to {max(late):.4g}) and its median {late_median:.4g} did not come "
-                f"down; {seen}.",
-                "Lower the learning rate by 3-10x; add gradient clipping or warmup if the spikes come with large "
-                "gradients.",
-                data,
-            ), None
-
-    # Oscillation around a level well below the baseline: once the model beats the best constant prediction by a
-    # wide margin, a healthy run's batches stay below that constant; repeated jumps back above it mean updates
-    # so large that each one undoes what was learned (a learning rate too high, short of diverging).
-    if baseline is not None and baseline > 0 and len(late) >= 10:
-        late_median = _median(late)
-        above = sum(v > baseline for v in late)
-        # "Keeps": the jumps go on to the end. Jumps that die out within the window (a start too confident or too
-        # fast, settling as the run goes on) put most of them in its first half; at a constant rate the second
-        # half holds fewer than a fifth of them by chance well under 1 % of the time.
-        persists = sum(v > baseline for v in late[len(late) // 2:]) >= BOUNCE_PERSIST * above
-        if late_median < BOUNCE_MEDIAN_BELOW * baseline and above >= max(4, BOUNCE_SHARE * len(late)) and persists:
-            data.update({"late_above_baseline": above, "late_values": len(late), "late_median": round(late_median, 6),
-                         "late_max": round(max(late), 6)})
-            return Verdict(
-                "oscillating",
-                f"The training loss keeps jumping back above the input-independent baseline {baseline:.4g}: {above} of "
-                f"the last {len(late)} values (up to {max(late):.4g}), although its median {late_median:.4g} is well "
-                f"below it, so the updates keep undoing what was learned; {seen}.",
-                "Lower the learning rate by 3-10x; add warmup or gradient clipping if the jumps come with large "
-                "gradients.",
-                data,
-            ), None
+    # Strong oscillation, on losses averaged over enough samples that sampling alone does not make the jumps.
+    oscillation = judge_oscillation(values, baseline, seen, data, window=oscillation_window,
+                                    batches_per_value=batches_per_value)
+    if oscillation is not None:
+        return oscillation, None
 
     if near_baseline and (progress is None or progress >= baseline_min_progress):
         stuck = abs(trend_late) < STUCK_CORRELATION and progress is not None and progress >= STUCK_MIN_PROGRESS
