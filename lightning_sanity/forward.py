@@ -11,9 +11,11 @@ accepts, in this order, the first that runs being used:
    HuggingFace model whose loss is computed when ``labels`` are passed);
 4. ``pl_module(*batch)`` when ``forward`` takes the batch's parts, the way a ``training_step`` calls
    ``self(inputs, target)`` (Lightning's demo Transformer);
-5. ``pl_module(*batch[:-1])`` when ``forward`` takes every part of a batch of three or more but the last, the
-   target: ``x_cat, x_num, y = batch`` then ``self(x_cat, x_num)`` (a tabular model with categorical and numeric
-   inputs);
+5. ``pl_module(*batch[:-k])`` when ``forward`` takes every part of a batch of three or more but the last ``k``,
+   the targets, the fewest dropped first: ``x_cat, x_num, y = batch`` then ``self(x_cat, x_num)`` (a tabular model
+   with categorical and numeric inputs), ``users, items, ctx, clicked, watch = batch`` then
+   ``self(users, items, ctx)`` (a multi-task model with one target per task). Only the signature decides ``k``, so
+   a ``forward`` with optional trailing arguments gets the longest prefix it binds;
 6. ``pl_module(batch)``, the whole batch, when ``forward`` takes the batch the way ``training_step`` gets it
    (``def forward(self, batch): return self.model(**batch)``, HuggingFace-style wrappers): its signature binds
    ``pl_module(x)`` as well, so this form is reached when calling with the input alone raised. A check that
@@ -112,7 +114,7 @@ def model_calls(module: nn.Module, x: Any, batch: Any, forward_fn: Optional[Call
         fitting.append(ModelCall((lambda a, k: module(*a, **k)), how, args, kwargs))
     if not fitting:
         raise CannotCall(f"`{type(module).__name__}.forward{signature}` accepts neither the batch's input alone, "
-                         f"nor its keys, nor the batch's parts (with or without the last); {FORWARD_FN_HINT}")
+                         f"nor its keys, nor the batch's parts (with or without trailing ones); {FORWARD_FN_HINT}")
     return fitting
 
 
@@ -160,7 +162,10 @@ def _candidates(x: Any, batch: Any, suffix: str, callee: str = "pl_module") -> l
     if isinstance(batch, (list, tuple)) and not (len(batch) == 1 and batch[0] is x):
         candidates.append((f"{callee}(*batch{suffix})", tuple(batch), {}))
     if isinstance(batch, (list, tuple)) and len(batch) >= 3 and batch[0] is x:
-        candidates.append((f"{callee}(*batch[:-1]{suffix})", tuple(batch[:-1]), {}))
+        # Targets come last (a multi-task batch ends with one per task): drop trailing parts, fewest first, so the
+        # signature's arity picks the longest prefix it takes. A prefix of one part is ``x`` alone, tried above.
+        for cut in range(1, len(batch) - 1):
+            candidates.append((f"{callee}(*batch[:-{cut}]{suffix})", tuple(batch[:-cut]), {}))
     if batch is not x and batch is not None:
         candidates.append((f"{callee}(batch{suffix})", (batch,), {}))
     return candidates

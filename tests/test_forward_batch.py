@@ -8,9 +8,10 @@ import torch
 import torch.nn.functional as F
 from helpers import read_report, serious, trainer
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 import lightning_sanity
+from lightning_sanity.forward import model_calls
 
 VOCAB = 12
 
@@ -158,3 +159,50 @@ def test_module_without_forward_around_a_time_first_model_is_not_guessed(tmp_pat
     checks = {c["name"]: c for c in report["checks"]}
     assert checks["batch-mixing"]["status"] == "skipped" and "defines no `forward`" in checks["batch-mixing"]["detail"]
     assert not serious(report, "batch-mixing")
+
+
+class TwoTaskGate(L.LightningModule):
+    """Two task heads over gated experts, ``forward(users, feats)`` on a batch ``(users, feats, clicked, rating)``:
+    one target per task at the end. ``dim=0`` normalises each gate over the batch (the bug)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+        self.user = nn.Embedding(30, 8)
+        self.experts = nn.ModuleList(nn.Sequential(nn.Linear(12, 16), nn.ReLU()) for _ in range(3))
+        self.gates = nn.ModuleList(nn.Linear(12, 3) for _ in range(2))
+        self.heads = nn.ModuleList(nn.Linear(16, 1) for _ in range(2))
+
+    def forward(self, users: torch.Tensor, feats: torch.Tensor) -> tuple:
+        h = torch.cat([self.user(users), feats], 1)
+        experts = torch.stack([e(h) for e in self.experts], 1)
+        outs = [head((torch.softmax(gate(h), dim=self.dim).unsqueeze(-1) * experts).sum(1)).squeeze(-1)
+                for gate, head in zip(self.gates, self.heads)]
+        return outs[0], outs[1]
+
+    def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
+        users, feats, clicked, rating = batch
+        click_logit, rating_pred = self(users, feats)
+        return F.binary_cross_entropy_with_logits(click_logit, clicked) + F.mse_loss(rating_pred, rating)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-2)
+
+
+def _two_task_loader() -> DataLoader:
+    g = torch.Generator().manual_seed(0)
+    users, feats = torch.randint(0, 30, (512,), generator=g), torch.randn(512, 4, generator=g)
+    score = feats[:, 0] + (users % 3).float() - 1
+    clicked = (torch.rand(512, generator=g) < torch.sigmoid(score)).float()
+    data = TensorDataset(users, feats, clicked, score + 0.3 * torch.randn(512, generator=g))
+    return DataLoader(data, batch_size=64, shuffle=True)
+
+
+@pytest.mark.parametrize("dim", [0, -1])
+def test_multi_task_batch_calls_forward_without_its_trailing_targets(tmp_path, dim):
+    batch = next(iter(_two_task_loader()))
+    assert [c.how for c in model_calls(TwoTaskGate(dim), batch[0], batch)] == ["pl_module(*batch[:-2])"]
+    report = _run(tmp_path, TwoTaskGate(dim), _two_task_loader())
+    assert all(_statuses(report)[c] != "skipped" for c in ("constant-output", "batch-mixing")), report["checks"]
+    found = {f["check"] for f in serious(report)}
+    assert found == ({"batch-mixing"} if dim == 0 else set()), serious(report)

@@ -90,3 +90,24 @@ def test_metric_names_state_their_units():
     assert loss_units("val_loss", "huber")[0](2.0) == 2.0 and loss_units("val_rmse", None)[1] is None
     assert [named_measure(k) for k in ("valid/rmse_epoch", "val_eps_mse", "val_mae", "val_loss", "val_msle")] == [
         "rmse", "mse", "mae", None, None]
+
+
+@pytest.mark.parametrize("centred", [False, True], ids=["val-ratings-raw", "val-ratings-centred"])
+def test_target_moments_read_the_part_the_loss_compares_with(tmp_path, centred):
+    # Ratings trained as residuals from the training mean: `(users, items, rating)` has its target third, and the
+    # items second are integer ids, which carry no target moments.
+    users, items, r = _ratings()
+    raw, n_val = (r + 3.6).round().clamp(1, 5), 1200
+    mean = float(raw[n_val:].mean())
+    train = DataLoader(TensorDataset(users[n_val:], items[n_val:], raw[n_val:] - mean), batch_size=512, shuffle=True)
+    val = DataLoader(TensorDataset(users[:n_val], items[:n_val], raw[:n_val] - (mean if centred else 0.0)),
+                     batch_size=600)
+    L.seed_everything(0)
+    t = trainer(tmp_path, lightning_sanity.default_callbacks(print_summary=False), logger=None, max_epochs=6)
+    t.fit(MF(), train, val)
+    report = read_report(t.log_dir)
+    found = serious(report, "val-divergence")
+    if centred:
+        assert not serious(report), serious(report)
+    else:
+        assert any(f["data"]["pattern"] == "target-shift" for f in found), found

@@ -24,7 +24,12 @@ from typing import Any, Optional
 
 import torch
 
+from lightning_sanity.batch import split_batch
 from lightning_sanity.callbacks._step_targets import LossTargets
+
+#: ``collector.facts`` key: ``(index, parts)``, the part of a tuple batch of ``parts`` parts that the first training
+#: step's loss took as its target (set by ``DataChecks`` at that step's end; absent when not found).
+LABEL_PART_FACT = "loss_label_part"
 
 
 class LabelSource:
@@ -69,3 +74,17 @@ def _flattened(part: Any, target: torch.Tensor) -> bool:
             or (part.is_floating_point() and not target.is_floating_point()) or part.is_complex()):
         return False
     return torch.equal(part.reshape(-1).to(target.dtype), target.detach().reshape(-1))
+
+
+def batch_target(batch: Any, facts: Any) -> Any:
+    """The target of ``batch`` for a check that compares the splits: the part the first training step's loss took as
+    its target (``facts[LABEL_PART_FACT]``) when the batch has as many parts, else :func:`split_batch`'s.
+
+    >>> batch = (torch.tensor([3, 4]), torch.tensor([7, 7]), torch.tensor([0.5, -1.0]))  # (users, items, rating)
+    >>> batch_target(batch, {LABEL_PART_FACT: (2, 3)}).tolist(), batch_target(batch, {}).tolist()
+    ([0.5, -1.0], [7, 7])
+    """
+    part = facts.get(LABEL_PART_FACT) if facts is not None else None
+    if part is not None and type(batch) in (tuple, list) and len(batch) == part[1]:
+        return batch[part[0]]
+    return split_batch(batch)[1]

@@ -21,7 +21,7 @@ from lightning.pytorch.utilities.types import STEP_OUTPUT
 from typing_extensions import override
 
 from lightning_sanity.callbacks._data_sample import _BatchReader, _InputSample, _LabelSample
-from lightning_sanity.callbacks._label_source import LabelSource
+from lightning_sanity.callbacks._label_source import LABEL_PART_FACT, LabelSource
 from lightning_sanity.callbacks._step_watch import StepWatch
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.callbacks.input_scale import FrozenStatistics, _InputScaleGlue
@@ -123,6 +123,7 @@ class DataChecks(_BatchReader, _InputScaleGlue, _LabelDistributionGlue, SanityCa
         self._frozen = FrozenStatistics()  # input-scale kind frozen-statistics, on the first batch
         self._label_source, self._label_index = LabelSource(), None  # the batch part the loss compares with
         self._first_targets: list[torch.Tensor] = []
+        self._label_part: Optional[tuple[int, int]] = None  # (index, parts) of the loss's target in a tuple batch
 
     # ------------------------------------------------------------------ hooks
 
@@ -160,6 +161,8 @@ class DataChecks(_BatchReader, _InputScaleGlue, _LabelDistributionGlue, SanityCa
         self._stop_watch()
         if self._seen == 1 and not self._done:
             self._relabel(batch)
+            if self._label_part is not None:  # for val-divergence's target moments: the same part in both splits
+                self.collector(trainer).facts[LABEL_PART_FACT] = self._label_part
         if not self._done and self._seen >= self.data_batches:
             self._judge(trainer)
         self._judge_frozen_statistics(trainer)
@@ -196,6 +199,7 @@ class DataChecks(_BatchReader, _InputScaleGlue, _LabelDistributionGlue, SanityCa
         try:
             index = self._label_source.find(batch, self._first_targets)
             self._first_targets = []
+            self._label_part = None if index is None else (index, len(batch))
             if index is None or index == 1 or self._labels.missing:
                 return
             old, self._label_index = self._labels, index

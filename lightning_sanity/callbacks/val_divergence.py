@@ -16,12 +16,14 @@ import lightning.pytorch as pl
 import torch
 from typing_extensions import override
 
+from lightning_sanity.callbacks._label_source import batch_target
+from lightning_sanity.callbacks._input_samples import InputSamples
 from lightning_sanity.callbacks._refit_inputs import (InputMoments, report_refit, train_pass_complete,
                                                       val_pass_complete)
 from lightning_sanity.callbacks._sampler_reach import report_sampler_reach
+from lightning_sanity.callbacks._untrained_gap import UntrainedLook
 from lightning_sanity.callbacks._token_shift import TokenCounts, report_token_shift
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
-from lightning_sanity.batch import input_of, split_batch
 from lightning_sanity.checks.loss_baseline import trend_baseline
 from lightning_sanity.checks.metric_units import loss_units
 from lightning_sanity.checks import dense_alignment as DA, input_shift as IS, relabelled as RL, target_shift as TS
@@ -62,6 +64,9 @@ class ValDivergence(SanityCallback):
       noise model (:mod:`lightning_sanity.checks.val_baseline_end`);
     - warning (``never-improves``, :mod:`lightning_sanity.checks.val_first_look`): no baseline needed; not judged
       when validation beat the baseline beyond its noise (it learned something that transfers);
+    - warning (``untrained-gap``, :mod:`lightning_sanity.checks.untrained_gap`): the validation loss before training
+      far above the first training loss, beyond the noise of both, and never coming within twice it while training
+      falls (targets or inputs prepared otherwise for validation); judged without a baseline;
     - info (``overfitting``): the validation loss ended ``rise`` or more above its best, with at least two
       validations after the best, while the training loss went on falling; a warning when it ends more than twice
       the baseline (without a baseline on its scale: twice the validation loss before training).
@@ -128,6 +133,7 @@ class ValDivergence(SanityCallback):
         self._reason: Optional[str] = None
         self._targets: dict[str, Optional[torch.Tensor]] = {"train": None, "val": None}
         self._targets_done = {"train": False, "val": False}
+        self._look = UntrainedLook()  # the sanity check's validation batches
         self._val_count = 0
         self._columns: dict[str, Optional[torch.Tensor]] = {"train": None, "val": None}
         self._val_rows = 0  # samples of the first full validation run (the noise of its mean loss)
@@ -136,10 +142,7 @@ class ValDivergence(SanityCallback):
         self._train_rows = 0  # rows of the first training batch (the one batch a one-batch baseline comes from)
         self._tokens = TokenCounts()  # token ids of the first epoch and the first validation run
         self._inputs = InputMoments()  # column moments of 2-D float inputs, same passes (a preprocessing refit)
-        self._scales: dict[str, list[torch.Tensor]] = {"train": [], "val": []}  # per-sample input scales
-        self._scales_done = {"train": False, "val": False}
-        self._aligned: dict[str, Any] = {"train": [], "val": []}  # per-sample input-target correlations
-        self._aligned_done = False  # the first training epoch was read
+        self._samples = InputSamples()  # per-sample input scales and input-target correlations, same passes
 
     @override
     def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
@@ -167,9 +170,8 @@ class ValDivergence(SanityCallback):
         self._count += 1
         if not self._train_rows:  # once: -1 when the first batch's target cannot be read
             self._train_rows = _rows(batch) or -1
-        self._take_targets("train", batch)
-        self._take_scales("train", batch)
-        self._take_alignment("train", batch)
+        self._take_targets(trainer, "train", batch)
+        self._samples.take("train", batch)
         if "train" not in self._tokens.done:
             self._take_tokens("train", batch)
 
@@ -180,25 +182,30 @@ class ValDivergence(SanityCallback):
     @override
     def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._targets_done["train"] = True  # the first epoch's targets describe the training split
-        self._scales_done["train"] = self._aligned_done = True
+        self._samples.end("train")
         self._tokens.done.add("train")
         self._inputs.end("train", train_pass_complete(trainer, self._inputs.batches["train"]))
 
     @override
     def on_validation_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any,
                                   batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._take_targets("val", batch, counted=not trainer.sanity_checking)
-        if not trainer.sanity_checking and dataloader_idx == 0:
+        if trainer.sanity_checking:
+            self._look.add(batch)  # the samples the validation loss before training averages
+            # A batch of three parts or more has its target where the first training step's loss shows it: it comes
+            # again in the first validation run.
+            if not (type(batch) in (tuple, list) and len(batch) >= 3):
+                self._take_targets(trainer, "val", batch, counted=False)
+            return
+        self._take_targets(trainer, "val", batch)
+        if not self._look.counts:
+            self._look.count(batch, self.collector(trainer).facts)
+        if dataloader_idx == 0:
             self._take_inputs("val", batch)
-        if not trainer.sanity_checking and not self._val_counted:
-            self._take_scales("val", batch)
-            self._take_alignment("val", batch)
+        if not self._val_counted:
+            self._samples.take("val", batch)
             self._take_tokens("val", batch)
-            try:
-                y = split_batch(batch)[1]
-                self._val_rows += int(y.shape[0]) if isinstance(y, torch.Tensor) and y.dim() else 0
-            except Exception:  # an unreadable batch: the count stays unknown
-                self._val_counted, self._val_rows = True, 0
+            n = _rows(batch)  # an unreadable batch leaves the count unknown
+            self._val_rows, self._val_counted = (self._val_rows + n, False) if n else (0, True)
 
     def _take_inputs(self, split: str, batch: Any) -> None:
         try:
@@ -214,40 +221,11 @@ class ValDivergence(SanityCallback):
             log.debug("val-divergence token counts failed", exc_info=True)
             self._tokens.off = True
 
-    def _take_scales(self, split: str, batch: Any) -> None:
-        if self._scales_done[split]:
-            return
-        try:
-            scales = IS.sample_scales(input_of(batch))
-            if scales is None:
-                self._scales_done[split] = True
-            else:  # on the device, binned and read once at the end of fit
-                self._scales[split].append(scales)
-                self._scales_done[split] = len(self._scales[split]) >= IS.MAX_BATCHES
-        except Exception:  # never lose the run over a diagnostic
-            log.debug("val-divergence input scales failed", exc_info=True)
-            self._scales_done[split] = True
-
-    def _take_alignment(self, split: str, batch: Any) -> None:
-        kept = self._aligned[split]
-        if kept is None or (split == "train" and self._aligned_done):
-            return
-        try:
-            x, y = split_batch(batch)
-            found = DA.sample_correlations(x, y)  # on the device, read once at the end of fit
-            if found is None or sum(int(c.shape[0]) for c in kept) >= DA.MAX_SAMPLES:
-                self._aligned[split] = kept if found is not None else None
-            else:
-                kept.append(found)
-        except Exception:  # never lose the run over a diagnostic
-            log.debug("val-divergence alignment failed", exc_info=True)
-            self._aligned[split] = None
-
-    def _take_targets(self, split: str, batch: Any, counted: bool = True) -> None:
+    def _take_targets(self, trainer: "pl.Trainer", split: str, batch: Any, counted: bool = True) -> None:
         if self._targets_done[split]:
             return
         try:
-            y = split_batch(batch)[1]
+            y = batch_target(batch, self.collector(trainer).facts)  # `(users, items, rating)`: the rating
             if counted:  # the sanity check's batches come again in the first validation run: counted once
                 self._columns[split] = RL.merge_counts(self._columns[split], RL.column_counts(y))
             moments = TS.target_moments(y)
@@ -267,7 +245,7 @@ class ValDivergence(SanityCallback):
             self._inputs.end("val", val_pass_complete(trainer, self._inputs.batches["val"]))
             self._val_counted = True
             self._targets_done["val"] = True  # the first full validation run's targets describe the split
-            self._scales_done["val"] = True
+            self._samples.end("val")
         try:
             value = self._read_val(trainer)
             if value is None:
@@ -342,13 +320,14 @@ class ValDivergence(SanityCallback):
         # as another error measure is compared with itself only.
         unit, unit_note, val, before = self._in_loss_units(facts)
         if shift is None:  # validation inputs on another scale, and a validation loss that shows it
-            shift = IS.judge_input_shift(IS.histogram(self._scales["train"]), IS.histogram(self._scales["val"]),
-                                           self._train[-1], val[-1])
+            shift = IS.judge_input_shift(IS.histogram(self._samples.scales["train"]),
+                                         IS.histogram(self._samples.scales["val"]), self._train[-1], val[-1])
             if shift is not None:
                 self.report(trainer, check, shift.severity, shift.message, shift.advice, where="validation inputs",
                             at_step=False, key=shift.kind, data={"pattern": shift.kind, **shift.data})
-        if shift is None and self._aligned["train"] and self._aligned["val"]:  # masks not registered with images
-            shift = DA.judge_misaligned(self._aligned["train"], self._aligned["val"], self._train[-1], val[-1])
+        aligned = self._samples.aligned
+        if shift is None and aligned["train"] and aligned["val"]:  # masks not registered with images
+            shift = DA.judge_misaligned(aligned["train"], aligned["val"], self._train[-1], val[-1])
             if shift is not None:
                 self.report(trainer, check, shift.severity, shift.message, shift.advice, where="validation targets",
                             at_step=False, key=shift.kind, data={"pattern": shift.kind, **shift.data})
@@ -378,6 +357,9 @@ class ValDivergence(SanityCallback):
         verdict = None if shift is not None else V.judge_val_divergence(
             self._train, val, baseline, margin=self.threshold(check, "baseline_margin"),
             rise=self.threshold(check, "rise"), before=before, noise=noise, complete=self._ended)
+        if shift is None and (verdict is None or verdict.severity == "info"):  # the splits apart before training
+            verdict = self._look.judge(facts, pl_module, unit is not None, before, val, self._train,
+                                       self._noise) or verdict
         # Validation that beat the baseline beyond its noise learned something that transfers: its untrained look
         # (the sanity check's few batches) does not overrule that.
         beat = noise is not None and V.beat_baseline(val, baseline, noise)

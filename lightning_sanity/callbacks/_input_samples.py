@@ -1,0 +1,65 @@
+"""Per-sample input measures of ``val-divergence``, for the first training epoch and the first validation run: each
+sample's input scale (:mod:`lightning_sanity.checks.input_shift`) and its input-target correlation
+(:mod:`lightning_sanity.checks.dense_alignment`), kept on the device and read once at the end of fit.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+
+from lightning_sanity.batch import input_of, split_batch
+from lightning_sanity.checks import dense_alignment as DA, input_shift as IS
+
+log = logging.getLogger(__name__)
+
+
+class InputSamples:
+    """Collects both measures per split (``"train"``, ``"val"``) until the split's pass ends or enough is kept."""
+
+    def __init__(self) -> None:
+        self.scales: dict[str, list[torch.Tensor]] = {"train": [], "val": []}  # per-sample input scales
+        self.scales_done = {"train": False, "val": False}
+        self.aligned: dict[str, Any] = {"train": [], "val": []}  # per-sample input-target correlations, or None
+        self.aligned_done = False  # the first training epoch was read
+
+    def take(self, split: str, batch: Any) -> None:
+        self._take_scales(split, batch)
+        self._take_alignment(split, batch)
+
+    def end(self, split: str) -> None:
+        """The split's first pass is over: what was kept describes it."""
+        self.scales_done[split] = True
+        if split == "train":
+            self.aligned_done = True
+
+    def _take_scales(self, split: str, batch: Any) -> None:
+        if self.scales_done[split]:
+            return
+        try:
+            scales = IS.sample_scales(input_of(batch))
+            if scales is None:
+                self.scales_done[split] = True
+            else:  # on the device, binned and read once at the end of fit
+                self.scales[split].append(scales)
+                self.scales_done[split] = len(self.scales[split]) >= IS.MAX_BATCHES
+        except Exception:  # never lose the run over a diagnostic
+            log.debug("val-divergence input scales failed", exc_info=True)
+            self.scales_done[split] = True
+
+    def _take_alignment(self, split: str, batch: Any) -> None:
+        kept = self.aligned[split]
+        if kept is None or (split == "train" and self.aligned_done):
+            return
+        try:
+            x, y = split_batch(batch)
+            found = DA.sample_correlations(x, y)  # on the device, read once at the end of fit
+            if found is None or sum(int(c.shape[0]) for c in kept) >= DA.MAX_SAMPLES:
+                self.aligned[split] = kept if found is not None else None
+            else:
+                kept.append(found)
+        except Exception:  # never lose the run over a diagnostic
+            log.debug("val-divergence alignment failed", exc_info=True)
+            self.aligned[split] = None
