@@ -24,7 +24,6 @@ from lightning_sanity.callbacks._run_length import RunProgress, batches_before_f
 from lightning_sanity.callbacks._scheduler_watch import SchedulerWatch
 from lightning_sanity.checks import loss_trend, lr_history, schedule
 from lightning_sanity.checks.loss_oscillation import samples_per_batch
-from lightning_sanity.checks.loss_trend import judge_loss_trend
 from lightning_sanity.callbacks._dropout_noise import dropout_noise_verdict
 from lightning_sanity.callbacks._moving_targets import frozen_fingerprint, moving_target
 from lightning_sanity.checks.outputs import loss_kind_is
@@ -269,7 +268,7 @@ class LossDynamics(SanityCallback):
             # A constant prediction is already perfect (constant targets, label-distribution's finding): no loss
             # can end below it, so it tells nothing about learning.
             baseline, baseline_how = None, ""
-        verdict, reason = judge_loss_trend(
+        verdict, reason = loss_trend.judge_loss_trend(
             values,
             start=start,
             batches_per_value=self._loss.block,
@@ -357,8 +356,7 @@ class LossDynamics(SanityCallback):
                 verdicts.append(schedule.judge_repeated(history, facts=mine, planned=self._run.planned,
                                                         batches_per_epoch=epoch, seen=self._run.words()))
                 base = next((f["base_lrs"][j] for f in mine if len(f.get("base_lrs", ())) > j), None)
-                peers = [h for (k, _), h in self._lr.items() if k == i]
-                if not schedule.caught_up(history, peers, seen):
+                if not schedule.caught_up(history, [h for (k, _), h in self._lr.items() if k == i], seen):
                     verdicts.append(schedule.judge_warmup(history, facts=mine, planned=self._run.planned, seen=seen,
                                                           complete=complete, seen_words=self._run.words(),
                                                           base_lr=base))
