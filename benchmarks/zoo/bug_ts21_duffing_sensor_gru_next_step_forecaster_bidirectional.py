@@ -1,9 +1,9 @@
 """Bug: a sequence-to-sequence next-step forecaster for a vibration sensor. The synthetic data are 300 trajectories of
 a forced, damped Duffing oscillator (x'' + d x' + a x + b x^3 = F cos(w t)) integrated with a semi-implicit Euler
-scheme from random initial states and forcing, observed with sensor noise (std 0.1). Each training window of 64 samples gives
-two input channels per step (the reading and a trailing 4-step rolling mean of it) and the target at every position
-t is the reading at t + 1. A GRU with a linear head, Adam, StepLR; trajectories 0..239 train, 240..299
-validate, so there is no window overlap between the splits.
+scheme from random initial states and forcing, observed with sensor noise (std 0.1). Each training window of 64
+samples gives two input channels per step (the reading and a trailing 4-step rolling mean of it) and the target at
+every position t is the reading at t + 1. A GRU with a linear head, Adam, StepLR; trajectories 0..239 train,
+240..299 validate, so there is no window overlap between the splits.
 
 The encoder was copied from the author's anomaly-detection model and kept `bidirectional=True`. The backward
 direction's state at position t has already read x[t+1], x[t+2], ..., so the head can read the next value straight

@@ -6,9 +6,9 @@ little Gaussian noise (0.05 std) to "regularise" the network.
 The augmentation is applied to the whole table and only then `train_test_split(..., stratify=y)` is called, so
 almost every validation row has seven near-identical jittered siblings in the training set. The network just
 memorises the neighbourhood of each wine and the validation accuracy measures recall of training rows, not
-generalisation. Training looks excellent. Symptom: val accuracy 0.982 (val loss 0.041) on the leaky split, while the same
-model trained with the split done first (augment only the training rows, validate on untouched wines) reaches 0.889
-(val loss 0.722)."""
+generalisation. Training looks excellent. Symptom: val accuracy 0.982 (val loss 0.041) on the leaky split, while
+the same model trained with the split done first (augment only the training rows, validate on untouched wines)
+reaches 0.889 (val loss 0.722)."""
 
 import lightning as L
 import torch
