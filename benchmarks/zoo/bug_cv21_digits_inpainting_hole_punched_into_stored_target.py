@@ -12,7 +12,6 @@ hole-MSE and the untouched-copy MSE are both 0.068."""
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
