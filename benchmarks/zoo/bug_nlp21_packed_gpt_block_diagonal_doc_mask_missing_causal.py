@@ -1,6 +1,6 @@
 """Bug: a tiny GPT pre-trained on packed documents. Each document is a "Fibonacci mod 8" token sequence (two random
 start tokens, then x_t = (x_{t-1} + x_{t-2}) % 8) of length 4..12, closed by an EOS token; documents are packed
-back to back into rows of 64 tokens, HF-style dict batches carry `input_ids`, `attention_mask` and `doc_ids`, the
+back to back into rows of 64 tokens, HF-style dict batches carry `input_ids`, `doc_ids` and `labels`, the
 model shifts the labels itself and returns an output object with `.loss` and `.logits`. AdamW with no decay on
 norms/biases/embeddings, linear warm-up then cosine.
 

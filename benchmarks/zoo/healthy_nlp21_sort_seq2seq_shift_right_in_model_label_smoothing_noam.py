@@ -39,6 +39,7 @@ def collate(batch):
         labels[i, :len(t) + 1] = torch.tensor(t + [EOS])
     return {"input_ids": input_ids, "attention_mask": (input_ids != PAD).long(), "labels": labels}
 
+
 @dataclass
 class Seq2SeqOutput:
     loss: torch.Tensor
