@@ -1,11 +1,12 @@
-"""Healthy: an asymmetric dual encoder (a shared token embedding, masked mean pooling, then separate residual
-query / passage projection heads with LayerNorm, L2-normalised) for passage retrieval on synthetic data: each passage is 12 random
-tokens out of 500, its query is 5 of those tokens in random order plus 1 random distractor token, padded with an
-`attention_mask`. CLIP-style training: a learned logit scale (initialised to 1/0.07, clamped at 100) multiplies the
-cosine similarities and the loss is the symmetric in-batch InfoNCE (query->passage and passage->query
+"""Healthy: an asymmetric dual encoder (a shared token embedding, masked mean pooling, then separate residual query
+/ passage projection heads with LayerNorm, L2-normalised) for passage retrieval on synthetic data: each passage is
+12 random tokens out of 500, its query is 5 of those tokens in random order plus 1 random distractor token, padded
+with an `attention_mask`. CLIP-style training: a learned logit scale (initialised to 1/0.07, clamped at 100)
+multiplies the cosine similarities and the loss is the symmetric in-batch InfoNCE (query->passage and passage->query
 cross-entropy on the scaled scores, which are logits). AdamW with two parameter groups - weight decay only on the
 matrices of the projections, none on embeddings, biases, LayerNorm and the logit scale - linear warm-up then cosine,
-stepped per batch. Validation: the same loss and recall@1 against all 500 validation passages (measured 0.92, val_loss 0.07)."""
+stepped per batch. Validation: the same loss and recall@1 against all 500 validation passages (measured 0.92,
+val_loss 0.07)."""
 
 import math
 

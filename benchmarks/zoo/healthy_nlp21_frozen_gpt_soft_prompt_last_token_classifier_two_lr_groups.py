@@ -1,13 +1,14 @@
-"""Healthy: soft-prompt tuning of a small frozen GPT for sequence classification. The base model (2 pre-LN blocks,
-d = 64) is first pre-trained in a plain PyTorch loop (standing in for loading a checkpoint) as a causal LM on
+"""Healthy: soft-prompt tuning of a small frozen GPT for sequence classification. The base model (2 pre-LN blocks, d
+= 64) is first pre-trained in a plain PyTorch loop (standing in for loading a checkpoint) as a causal LM on
 sequences x_t = (x_{t-1} + k) % 16 with a per-sequence step k in {1, 2, 3}. The downstream task: given a 12-token
-sequence in which one token (not among the last two) was corrupted, say whether it is a k = 1, 2 or 3 sequence or random noise (4 classes).
-All base weights are frozen (`requires_grad_(False)`; the base has no dropout, so Lightning's train()/eval() switch
-is harmless); 8 trainable prompt vectors are prepended to the token embeddings (positions shifted accordingly) and a
-small MLP head reads the final hidden state of the last real token (causal model, so the last token is the one that
-has seen everything). Dict batches `input_ids` / `labels`, output object with `.loss` / `.logits`. AdamW with two
-groups: the prompt at a higher lr without weight decay, the head with weight decay; linear warm-up over 10 % of
-`estimated_stepping_batches`, then linear decay, stepped per batch. Measured: val_loss 0.53, val accuracy 0.84 (chance 0.25)."""
+sequence in which one token (not among the last two) was corrupted, say whether it is a k = 1, 2 or 3 sequence or
+random noise (4 classes). All base weights are frozen (`requires_grad_(False)`; the base has no dropout, so
+Lightning's train()/eval() switch is harmless); 8 trainable prompt vectors are prepended to the token embeddings
+(positions shifted accordingly) and a small MLP head reads the final hidden state of the last real token (causal
+model, so the last token is the one that has seen everything). Dict batches `input_ids` / `labels`, output object
+with `.loss` / `.logits`. AdamW with two groups: the prompt at a higher lr without weight decay, the head with
+weight decay; linear warm-up over 10 % of `estimated_stepping_batches`, then linear decay, stepped per batch.
+Measured: val_loss 0.53, val accuracy 0.84 (chance 0.25)."""
 
 from dataclasses import dataclass
 
