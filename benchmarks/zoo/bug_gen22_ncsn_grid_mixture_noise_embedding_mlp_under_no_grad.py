@@ -1,7 +1,7 @@
 """Bug: a noise-conditional score network (NCSN-style denoising score matching) on a 2-D 3x3 grid of Gaussian
 blobs (spacing 1.5, std 0.15) from a seeded torch.Generator. Ten noise levels geometric from 0.02 to 2.0; the
-network takes x + sigma * eps and a noise-level embedding (random Fourier features of log sigma followed by a small MLP), adds the embedding to
-every hidden layer, and is trained with the sigma^2-weighted score-matching loss (target -eps / sigma). Validation
+network takes x + sigma * eps and a noise-level embedding (random Fourier features of log sigma followed by a
+small MLP), adds the embedding to every hidden layer, and is trained with the sigma^2-weighted score-matching loss (target -eps / sigma). Validation
 reports the same loss on held-out points.
 
 The Fourier features are fixed, so `embed_noise` is wrapped in `torch.no_grad()` "to save memory", but the
