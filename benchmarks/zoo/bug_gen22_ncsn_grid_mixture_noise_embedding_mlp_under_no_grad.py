@@ -1,15 +1,14 @@
-"""Bug: a noise-conditional score network (NCSN-style denoising score matching) on a 2-D 3x3 grid of Gaussian
-blobs (spacing 1.5, std 0.15) from a seeded torch.Generator. Ten noise levels geometric from 0.02 to 2.0; the
-network takes x + sigma * eps and a noise-level embedding (random Fourier features of log sigma followed by a
-small MLP), adds the embedding to every hidden layer, and is trained with the sigma^2-weighted score-matching loss (target -eps / sigma). Validation
-reports the same loss on held-out points.
+"""Bug: a noise-conditional score network (NCSN-style denoising score matching) on a 2-D 3x3 grid of Gaussian blobs
+(spacing 1.5, std 0.15) from a seeded torch.Generator. Ten noise levels geometric from 0.02 to 2.0; the network
+takes x + sigma * eps and a noise-level embedding (random Fourier features of log sigma followed by a small MLP),
+adds the embedding to every hidden layer, and is trained with the sigma^2-weighted score-matching loss (target -eps
+/ sigma). Validation reports the same loss on held-out points.
 
-The Fourier features are fixed, so `embed_noise` is wrapped in `torch.no_grad()` "to save memory", but the
-learnable projection MLP `noise_mlp` is called inside the same block. Its weights never receive a gradient (they
-stay at their random initialisation), so the network is conditioned on the noise level only through a frozen
-random projection. Training still converges and the loss looks normal. Symptom after 15 epochs: val loss 1.538
-vs 1.422 with the MLP called outside `no_grad`, and the fraction of annealed-Langevin samples within 0.45 of a
-blob centre 0.330 vs 0.551."""
+The Fourier features are fixed, so `embed_noise` is wrapped in `torch.no_grad()` "to save memory", but the learnable
+projection MLP `noise_mlp` is called inside the same block. Its weights never receive a gradient (they stay at their
+random initialisation), so the network is conditioned on the noise level only through a frozen random projection.
+Training still converges and the loss looks normal. Symptom after 15 epochs: val loss 1.538 vs 1.422 with the MLP
+called outside `no_grad`, and the fraction of annealed-Langevin samples within 0.45 of a blob centre 0.330 vs 0.551."""
 
 import math
 
