@@ -1,15 +1,15 @@
-"""Healthy: a RealNVP normalising flow fitted by maximum likelihood to a 2-D pinwheel (five curved arms, the
-classic density-estimation toy), drawn from a seeded torch.Generator and standardised with training statistics.
+"""Healthy: a RealNVP normalising flow fitted by maximum likelihood to a 2-D pinwheel (five curved arms, the classic
+density-estimation toy), drawn from a seeded torch.Generator and standardised with training statistics.
 
-Eight affine coupling layers alternate which coordinate is conditioned on and which is transformed (masks [1, 0]
-and [0, 1]); each predicts a shift and a log-scale from the untouched coordinate, the log-scale is bounded with
-`scale * tanh(.)` (a learned per-layer scale initialised at one; the last layer of each coupling net is zero-
-initialised, so the flow starts as the identity while every parameter still gets a gradient), and the
-log-determinant is the sum of the log-scales of the transformed coordinates only. The loss is the exact negative
-log-likelihood in nats per point under a standard-normal base, so at initialisation it equals the NLL of the
-standardised data under N(0, I), about 2.84 nats, as expected. AdamW with linear warm-up then cosine decay; grad
-clipping at 5. Validation reports the same NLL on held-out points; the flow is also sampled by inverting the
-couplings exactly. Measured: NLL 2.84 at init, val NLL 2.11 after 10 epochs, sample std 0.98 (data: 1)."""
+Eight affine coupling layers alternate which coordinate is conditioned on and which is transformed (masks [1, 0] and
+[0, 1]); each predicts a shift and a log-scale from the untouched coordinate, the log-scale is bounded with `scale *
+tanh(.)` (a learned per-layer scale initialised at one; the last layer of each coupling net is zero- initialised as
+in Glow, so the flow starts as the identity; because the scale is one, not zero, the log-scale head is not stuck at
+zero gradient), and the log-determinant is the sum of the log-scales of the transformed coordinates only. The loss
+is the exact negative log-likelihood in nats per point under a standard-normal base, so at initialisation it equals
+the NLL of the standardised data under N(0, I), about 2.84 nats, as expected. AdamW with linear warm-up then cosine
+decay; grad clipping at 5. Validation reports the same NLL on held-out points; the flow is also sampled by inverting
+the couplings exactly. Measured: NLL 2.84 at init, val NLL 2.11 after 10 epochs, sample std 0.98 (data: 1)."""
 
 import math
 
