@@ -3,7 +3,7 @@ density-estimation toy), drawn from a seeded torch.Generator and standardised wi
 
 Eight affine coupling layers alternate which coordinate is conditioned on and which is transformed (masks [1, 0] and
 [0, 1]); each predicts a shift and a log-scale from the untouched coordinate, the log-scale is bounded with `scale *
-tanh(.)` (a learned per-layer scale initialised at one; the last layer of each coupling net is zero- initialised as
+tanh(.)` (a learned per-layer scale initialised at one; the last layer of each coupling net is zero-initialised as
 in Glow, so the flow starts as the identity; because the scale is one, not zero, the log-scale head is not stuck at
 zero gradient), and the log-determinant is the sum of the log-scales of the transformed coordinates only. The loss
 is the exact negative log-likelihood in nats per point under a standard-normal base, so at initialisation it equals
