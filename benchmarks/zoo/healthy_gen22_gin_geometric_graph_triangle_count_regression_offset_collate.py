@@ -1,15 +1,15 @@
 """Healthy: graph-level regression with a hand-written GIN. Each graph is a random geometric graph (8 to 24 nodes
-uniform in the unit square, connected when closer than a per-graph radius 0.2-0.45), from a seeded
-torch.Generator; the target is log(1 + number of triangles), standardised with training-set mean and std. Node
-features are the centred coordinates and a constant channel.
+uniform in the unit square, connected when closer than a per-graph radius 0.2-0.45), from a seeded torch.Generator;
+the target is log(1 + number of triangles), standardised with training-set mean and std. Node features are the
+centred coordinates and a constant channel.
 
 A custom collate concatenates node features, offsets every graph's edge indices by the number of nodes that come
-before it in the batch, and builds the batch vector, so messages never cross graphs. Three GIN layers compute
-MLP((1 + eps) h_i + sum_j h_j) with `index_add_` over both edge directions (eps learned); the readout is the
-per-graph mean of node states (`index_add_` divided by node counts) concatenated with log(node count), followed by
-an MLP. MSE on the standardised target, so the initial loss is close to 1 (the target variance); AdamW with
-OneCycleLR stepped per batch. Validation reports MSE and R^2 on held-out graphs. Measured: initial MSE 1.05, val MSE 0.027
-(R^2 0.975) after 15 epochs."""
+before it in the batch, and builds the batch vector, so messages never cross graphs. Three GIN layers compute MLP((1
++ eps) h_i + sum_j h_j) with `index_add_` over both edge directions (eps learned); the readout is the per-graph mean
+of node states (`index_add_` divided by node counts) concatenated with log(node count), followed by an MLP. MSE on
+the standardised target, so the initial loss is close to 1 (the target variance); AdamW with OneCycleLR stepped per
+batch. Validation reports MSE and R^2 on held-out graphs. Measured: initial MSE 1.05, val MSE 0.027 (R^2 0.975)
+after 15 epochs."""
 
 import lightning as L
 import torch
