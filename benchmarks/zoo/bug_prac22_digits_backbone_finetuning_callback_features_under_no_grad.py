@@ -9,8 +9,7 @@ which was true for the first epochs. When the callback unfreezes the backbone at
 adds the backbone's parameter group to the optimizer, but the features are still computed without autograd, so the
 backbone never receives a gradient and the run is silently a linear-probe-plus-MLP-head run. The loss keeps
 falling and the optimizer shows the backbone group with a learning rate. Symptom: val accuracy 0.680 (val loss
-0.814) vs 0.973 (0.091) when the features
-are computed with autograd after the unfreeze."""
+0.814) vs 0.973 (0.091) when the features are computed with autograd after the unfreeze."""
 
 import lightning as L
 import torch
