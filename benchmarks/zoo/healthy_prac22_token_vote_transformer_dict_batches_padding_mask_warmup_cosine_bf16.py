@@ -6,7 +6,7 @@ with `.logits` and `.loss`. The encoder gets `src_key_padding_mask = ~attention_
 over real tokens only, so padding never changes a prediction. AdamW with decay only on matrices (biases, norms and
 embeddings excluded), linear warm-up then cosine decay stepped per optimizer step, label-smoothed cross-entropy,
 gradient clipping, `precision="bf16-mixed"`, torchmetrics macro-F1. Val accuracy 1.000, val loss 0.206 (the
-floor of the smoothed loss is ~0.15)."""
+floor of the smoothed loss is 0.17)."""
 
 import math
 from dataclasses import dataclass
