@@ -1,8 +1,8 @@
 """Bug: a breast-cancer classifier validated on two sites. The LightningDataModule splits the data into the home
 site (train and an internal validation set) and a partner site whose cases arrive as JSON records (one dict per
 case, feature name -> value), and serves two validation dataloaders (`val_loss/dataloader_idx_0` home,
-`.../dataloader_idx_1` partner). Features are standardised with the training statistics; an MLP with dropout is trained with cross-entropy, AdamW and a cosine
-schedule stepped per step, accuracy from torchmetrics.
+`.../dataloader_idx_1` partner). Features are standardised with the training statistics; an MLP with dropout is
+trained with cross-entropy, AdamW and a cosine schedule stepped per step, accuracy from torchmetrics.
 
 The partner records are turned into a matrix over `sorted(set().union(*records) - {"target"})` (the union of keys,
 because some exports drop empty fields), which orders the 30 features alphabetically ("area error", "compactness

@@ -1,14 +1,13 @@
 """Bug: a digits CNN (conv-BatchNorm-ReLU blocks) whose training recipe was ported from a high-resolution pipeline
 that could only fit one image per step: `batch_size=1` in the LightningDataModule and Lightning's
 GradientAccumulationScheduler growing the effective batch from 8 to 32 images (epoch 0: 8, epoch 2: 32). AdamW
-with a per-epoch cosine decay, accuracy from torchmetrics, validation on 300
-held-out digits in batches of 100.
+with a per-epoch cosine decay, accuracy from torchmetrics, validation on 300 held-out digits in batches of 100.
 
 Accumulation sums gradients but does not make BatchNorm see more than one image: every training forward pass
 normalises each channel over the 8x8 (later 4x4) positions of a single image, so in training the layers behave like
-instance normalisation, while the running statistics used in eval mode are averages of per-image statistics and
-do not match. Training loss falls to a low value; validation in eval mode is much worse than it should be. Symptom:
-val accuracy 0.513 (val loss 2.145) vs 0.963 (0.599) with `batch_size=32` and no accumulation."""
+instance normalisation, while the running statistics used in eval mode are averages of per-image statistics and do
+not match. Training loss falls to a low value; validation in eval mode is much worse than it should be. Symptom: val
+accuracy 0.513 (val loss 2.145) vs 0.963 (0.599) with `batch_size=32` and no accumulation."""
 
 import lightning as L
 import torch

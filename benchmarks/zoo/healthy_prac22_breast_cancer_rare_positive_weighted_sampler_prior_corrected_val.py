@@ -2,11 +2,11 @@
 positives). A LightningDataModule makes a stratified train/val split, standardises with training statistics and
 balances training with a WeightedRandomSampler built correctly: one weight per *sample*, 1 / (count of that
 sample's class), drawn with replacement, so training batches are about half positive. Because the network is
-trained under a balanced prior, its logits are shifted back to the deployment prior for evaluation
-(logit + log(pi / (1 - pi)), the standard prior-shift correction; the balanced prior adds log 1 = 0) before computing val BCE,
-AUROC and average precision (torchmetrics); the training loss stays the plain BCE on balanced batches, so its value
-at initialisation is ~ln 2 as it should be. Adam with ReduceLROnPlateau on the (prior-corrected) val loss,
-LearningRateMonitor, EarlyStopping. Val loss 0.100, AUROC 0.990, AP 0.930."""
+trained under a balanced prior, its logits are shifted back to the deployment prior for evaluation (logit +
+log(pi / (1 - pi)), the standard prior-shift correction; the balanced prior adds log 1 = 0) before computing val
+BCE, AUROC and average precision (torchmetrics); the training loss stays the plain BCE on balanced batches, so
+its value at initialisation is ~ln 2 as it should be. Adam with ReduceLROnPlateau on the (prior-corrected) val
+loss, LearningRateMonitor, EarlyStopping. Val loss 0.100, AUROC 0.990, AP 0.930."""
 
 import math
 
