@@ -1,8 +1,8 @@
 """dead-gradient, kind ``no_grad``: layers in the optimizer that run only under ``torch.no_grad()`` in training.
 
 An encoder whose ``encode()`` carries ``@torch.no_grad()`` (kept for an embedding export) and that ``forward`` calls
-is cut from the loss: it feeds the head that learns and stays at its initialisation (its LayerNorm still all ones),
-a warning. Healthy twins stay below warning: a trained encoder frozen the Lightning-docs way (eval mode, run under
+is cut from the loss: it feeds the head that learns and stays at its initialisation (its LayerNorm still all ones, its
+weights PyTorch's default draw), a warning. Healthy twins stay below warning: a trained encoder frozen the Lightning-docs way (eval mode, run under
 no_grad, left in the optimizer), a frozen one (``requires_grad_(False)``), one run under no_grad and left out of the
 optimizer, an EMA teacher whose outputs are targets, and a random target network (its outputs are targets too).
 """
@@ -135,8 +135,26 @@ def test_encoder_behind_a_decorated_encode_method_is_a_warning(tmp_path):
     assert finding["severity"] == "warning" and finding["where"] == "encoder"
     data = finding["data"]
     assert data["kind"] == "no_grad" and data["layers"] == ["encoder.fc1", "encoder.norm", "encoder.fc2"]
-    assert data["feeds"] == ["head"] and data["untrained"] == ["encoder.norm.weight", "encoder.norm.bias"]
+    assert data["feeds"] == ["head"]
+    assert data["untrained"] == ["encoder.norm.weight", "encoder.norm.bias", "encoder.fc1.weight", "encoder.fc2.weight"]
     assert "decorator" in finding["advice"]
+
+
+class NoGradEmbedding(ProbeBase):
+    """A plain MLP (no constant fill anywhere) run under no_grad "to save memory", feeding the head."""
+
+    def __init__(self) -> None:
+        super().__init__(nn.Sequential(nn.Linear(64, 48), nn.SiLU(), nn.Linear(48, 32)))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.encoder(x)
+
+
+def test_plain_mlp_under_no_grad_still_at_its_default_draw_is_a_warning(tmp_path):
+    (finding,) = [f for f in _dead(tmp_path, NoGradEmbedding()) if f["severity"] != "info"]
+    assert finding["data"]["kind"] == "no_grad" and finding["data"]["untrained"] == ["encoder.0.weight",
+                                                                                     "encoder.2.weight"]
 
 
 def test_trained_extractor_frozen_under_no_grad_in_the_optimizer_is_info(tmp_path):

@@ -294,3 +294,49 @@ def test_second_part_of_a_tagger_batch_is_an_input_when_the_loss_compares_with_t
     # The tags themselves fed to it are.
     assert bool(serious(report, "target-leakage")) is read_tags
     assert not serious(report, "causal-leakage")
+
+
+# --------------------------------------------------------------------------- packed rows with their document ids
+
+
+class PackedLM(L.LightningModule):
+    """One attention layer on packed ``(ids, doc_ids)`` rows: the mask keeps attention inside each document (and, when
+    ``causal``, to earlier positions); the step makes ``labels`` from ``ids`` and the model shifts them in its loss.
+    The document ids change the output wherever they change, but they are no target."""
+
+    def __init__(self, causal: bool) -> None:
+        super().__init__()
+        self.causal = causal
+        self.tok, self.pos = nn.Embedding(9, 16), nn.Embedding(32, 16)
+        self.qkv, self.head = nn.Linear(16, 48), nn.Linear(16, 9)
+
+    def forward(self, input_ids, doc_ids, labels):
+        t = input_ids.shape[1]
+        mask = doc_ids[:, :, None] == doc_ids[:, None, :]
+        if self.causal:
+            mask = mask & torch.ones(t, t, dtype=torch.bool).tril()
+        h = self.tok(input_ids) + self.pos.weight[:t]
+        q, k, v = self.qkv(h).chunk(3, -1)
+        logits = self.head(h + F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
+        loss = F.cross_entropy(logits[:, :-1].reshape(-1, 9), labels[:, 1:].reshape(-1), ignore_index=-100)
+        return {"loss": loss, "logits": logits}
+
+    def training_step(self, batch, batch_idx):
+        ids, docs = batch
+        labels = ids.masked_fill(docs != torch.roll(docs, 1, 1), -100)  # a document's first token: unpredictable
+        return self(input_ids=ids, doc_ids=docs, labels=labels)["loss"]
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_packed_rows_document_ids_are_not_a_target(tmp_path, causal):
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 9, (64, 32), generator=g)
+    docs = (torch.arange(32) // 8).expand(64, 32).clone()  # four documents of eight tokens per row
+    report = _fit(tmp_path, PackedLM(causal), DataLoader(TensorDataset(ids, docs), batch_size=16))
+    if causal:
+        assert _status(report) == {"causal-leakage": "pass", "target-leakage": "pass"}
+    else:
+        assert serious(report, "causal-leakage") and not serious(report, "target-leakage")

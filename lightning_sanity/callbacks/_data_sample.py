@@ -28,6 +28,9 @@ _MAX_LABELS = 1 << 18
 _LOG_OPS = frozenset({"log", "log1p", "log2", "log10", "log_", "log1p_", "log2_", "log10_"})
 _SHIFT_OPS = frozenset({"add", "__add__", "__radd__", "clamp", "clamp_min", "clip", "maximum", "abs"})
 #: Integer types of the same width as each float type: a float label's bits travel in the fingerprints' int64 copy.
+#: Weighted layers whose input is judged as the first layer's, and the normalisations that make it moot.
+_FIRST_LAYER_OPS = frozenset({"linear", "conv1d", "conv2d", "conv3d", "gru", "lstm", "rnn_tanh", "rnn_relu"})
+_NORM_OPS = frozenset({"batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm", "normalize"})
 _FLOAT_BITS = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16,
                torch.bfloat16: torch.int16}
 
@@ -44,6 +47,9 @@ class _InputSample:
     first_use: dict[str, str] = dataclasses.field(default_factory=dict)
     #: fields the model takes the log of in the first step (directly, or after a shift or clamp: ``log(x + eps)``)
     logged: set[str] = dataclasses.field(default_factory=set)
+    #: the first weighted layer's input in the first step: (op, its weight, per-feature RMS on the device)
+    first_layer: Optional[tuple[str, Any, torch.Tensor]] = None
+    first_layer_seen: bool = False  # that layer, or a normalisation layer before it, has run
     #: why ``input-scale`` cannot run, if it cannot
     missing: Optional[str] = None
 
@@ -85,7 +91,7 @@ class _BatchReader:
     def _observe(self, batch: Any) -> None:
         with hidden_step_watches():  # our reads of the batch are not the user's step (nor worth watching)
             fields = self._read(batch)
-        if self._seen == 1 and self._inputs.stats:
+        if self._seen == 1:
             self._watch_first_use(fields)  # last: nothing of ours may pass for the model's first use
 
     def _read(self, batch: Any) -> list[tuple[str, torch.Tensor]]:
@@ -171,6 +177,8 @@ class _BatchReader:
             name = function_name(func)
             if name in SHAPE_OPS or name in META_OPS:
                 return
+            if not self._inputs.first_layer_seen and (name in _FIRST_LAYER_OPS or name in _NORM_OPS):
+                self._see_first_layer(name, args)
             for _, tag in tagged(args):
                 if name in _LOG_OPS:
                     self._inputs.logged.add(tag.get("input") or tag["via"])
@@ -189,6 +197,23 @@ class _BatchReader:
         for name, tensor in tensors.items():
             watch.tags.set(tensor, {"input": name})
         self._watch = watch.start()
+
+    def _see_first_layer(self, name: str, args: tuple) -> None:
+        """The per-feature RMS of what the first weighted layer receives, unless a normalisation layer runs first
+        (``input-scale`` kind ``mixed-scale``, checks/mixed_scale.py)."""
+        x = args[0] if args else None
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point() or isinstance(x, torch.nn.Parameter):
+            return  # a lookup, a learned query: not the data
+        self._inputs.first_layer_seen = True
+        if name in _NORM_OPS or x.dim() < 2:
+            return
+        weight = next((a for v in args[1:] for a in (v if isinstance(v, (list, tuple)) else (v,))
+                       if isinstance(a, torch.nn.Parameter)), None)
+        with torch.no_grad():
+            x = x.detach().float()
+            # Features are channels (axis 1) for a convolution, the last axis for linear and recurrent layers.
+            x = x.transpose(0, 1).reshape(x.shape[1], -1) if name.startswith("conv") else x.reshape(-1, x.shape[-1]).T
+            self._inputs.first_layer = (name, weight, x.pow(2).mean(1).sqrt())
 
     # ------------------------------------------------------------------ naming the fields
 

@@ -17,6 +17,7 @@ from lightning_sanity.checks.dead_params import (
     IDLE_GROUP_ADVICE,
     NO_GRAD_ADVICE,
     constant_tensors,
+    default_init_tensors,
     idle_groups,
     last_block_side_output,
     member_signatures,
@@ -113,7 +114,8 @@ class DeadVerdicts:
                 "Units may have died after a large update: lower the learning rate, use LeakyReLU/GELU, and "
                 "check dead-activations.", steps, kind="died")
         # Under no_grad, feeding layers that learn, and never trained: an encoder cut from the loss by a no_grad
-        # meant for inference. A frozen pretrained extractor holds no constructor fill; a teacher feeds no parameter.
+        # meant for inference. A frozen pretrained extractor holds no constructor fill nor an untouched default
+        # draw; a teacher feeds no parameter.
         feeding, untrained = self._untrained_features(trainer, no_grad_mode, alive)
         if untrained:
             consumers = sorted({c for i in feeding for c in self._probe.fed[names[i]] if c in alive})
@@ -123,8 +125,8 @@ class DeadVerdicts:
                 "reaches {them} over {steps} steps, while {its} output feeds layers that learn ("
                 + short_list([f"`{c}`" for c in consumers], limit=3) + ") and {its} weights are still at their "
                 "initialisation (" + short_list([f"`{n}`" for n in untrained], limit=3)
-                + (" holds" if len(untrained) == 1 else " hold") + " one value throughout, as constructed): the model "
-                "learns on top of random features",
+                + (" is" if len(untrained) == 1 else " are") + " as constructed: one constant value, or PyTorch's default "
+                "uniform draw with every value inside its bound): the model learns on top of random features",
                 NO_GRAD_ADVICE, steps, kind="no_grad", extra={"feeds": consumers, "untrained": untrained})
             no_grad_mode = [i for i in no_grad_mode if i not in feeding]
         # A parameter group of their own with an lr above 0: the user meant exactly these layers to learn (an
@@ -164,7 +166,8 @@ class DeadVerdicts:
 
     def _untrained_features(self, trainer, no_grad_mode: list[int], alive: list[str]) -> tuple[list[int], list[str]]:
         """Of the layers that ran only under no_grad, those whose output fed a layer that learns, and their
-        tensors still at a constructor's constant fill (none: the layers may be a trained, frozen extractor)."""
+        tensors still as constructed: a constant fill, or PyTorch's default uniform init (none: the layers may be
+        a trained, frozen extractor)."""
         names = self.layers.names
         feeding = [i for i in no_grad_mode if self._probe.fed.get(names[i], set()) & set(alive)]
         if not feeding:
@@ -176,7 +179,7 @@ class DeadVerdicts:
             if module is not None:
                 prefix = "" if names[i] == LM.ROOT else names[i] + "."
                 named += [(prefix + n, p) for n, p in module.named_parameters(recurse=False) if p.requires_grad]
-        return feeding, constant_tensors(named)
+        return feeding, constant_tensors(named) + default_init_tensors(named)
 
     def _idle_group_layers(self, trainer, candidates: list[int]) -> tuple[list[int], list[tuple[int, int, float]]]:
         """The candidate layers that alone make up an optimizer group with an lr above 0, and those groups."""

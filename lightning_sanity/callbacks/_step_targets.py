@@ -68,12 +68,14 @@ class LossTargets:
 
 def step_axis(call: Optional[dict[str, Any]], targets: list[torch.Tensor]) -> Optional[int]:
     """The time axis when a loss target is the recorded model input shifted by one (a next-element task made in
-    ``training_step``), else None."""
+    ``training_step``), else None. When found, the call's ``"y"`` is forgotten: the target is the input shifted, so
+    another batch part the call gets (document ids of packed rows, a mask) is not the target."""
     if call is None or not isinstance(call.get("x"), torch.Tensor):
         return None
     for target in targets:
         axis = L.step_shift_axis(call["x"], target)
         if axis is not None:
+            call["y"] = None
             return axis
     return None
 

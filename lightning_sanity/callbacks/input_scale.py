@@ -27,8 +27,10 @@ import torch
 from torch import nn
 
 from lightning_sanity.callbacks._compiled import hookable_modules
+from lightning_sanity.callbacks._step_watch import weight_owners
 from lightning_sanity.checks import data as D
 from lightning_sanity.checks import heavy_tail as HT
+from lightning_sanity.checks import mixed_scale as MS
 from lightning_sanity.checks import pretrained_input as PI
 from lightning_sanity.checks.modes import has_initial_statistics, is_batchnorm
 from lightning_sanity.findings import Severity
@@ -129,10 +131,35 @@ class _InputScaleGlue:
         )
 
     def _judge_inputs(self, trainer: "pl.Trainer") -> None:
+        large = self._judge_fields(trainer)
+        first, self._inputs.first_layer = self._inputs.first_layer, None
+        if first is not None and not large:  # a batch field already far from unit scale explains the first layer
+            self._judge_first_layer(trainer, *first)
+
+    def _judge_first_layer(self, trainer: "pl.Trainer", op: str, weight: Any, rms: torch.Tensor) -> None:
+        """One feature of the first weighted layer's input far above the others (checks/mixed_scale.py)."""
+        verdict = MS.mixed_scale(rms.cpu())
+        if verdict is None:
+            return
+        layer = weight_owners(trainer.lightning_module).get(id(weight), op) if weight is not None else op
+        others = verdict["large_features"] - 1
+        self.report(
+            trainer, "input-scale", Severity.WARNING,
+            f"The first layer `{layer}` gets inputs on very different scales: feature {verdict['max_feature']} of its "
+            f"{verdict['width']} has an RMS of {verdict['max_rms']:.3g}, {verdict['ratio']:.0f}x the typical "
+            f"feature's {verdict['typical_rms']:.3g}" + (f" ({others} more features like it)" if others else "")
+            + ". It dominates every pre-activation and the other features barely count.",
+            "Scale that feature before it enters the layer: divide a timestep or position by its range, use time "
+            "gaps (or their log) instead of raw timestamps, standardise each column with training-set statistics.",
+            where=layer, at_step=False, data=verdict, key="mixed-scale")
+
+    def _judge_fields(self, trainer: "pl.Trainer") -> bool:
+        """The batch's own fields; True when one of them was found far from unit scale."""
+        large = False
         if not self._inputs.stats:
             if self._inputs.integer_fields:
                 self.detail(trainer, "input-scale", "integer inputs (token ids or indices): scale not judged")
-            return
+            return large
         details = []
         for name, s in self._inputs.stats.items():
             figures = {"rms": round(s.rms, 4), "mean": round(s.mean, 4), "std": round(s.std, 4),
@@ -171,6 +198,9 @@ class _InputScaleGlue:
             # A heavy tail is judged where the raw scale is large and the model takes no log of it (`logged`).
             heavy = (HT.heavy_tail(s.min, s.positives, s.squashed)
                      if verdict == "large" and name not in self._inputs.logged else None)
+            # A warned field explains the first layer's scale; one the model rescales first does not.
+            large = large or heavy is not None or (
+                verdict == "large" and first not in _NORMALISING_OPS and name not in self._inputs.logged)
             if heavy is not None:
                 self._report_heavy_tail(trainer, name, s, heavy, first, figures)
             elif verdict == "large":
@@ -202,6 +232,7 @@ class _InputScaleGlue:
                     "If these features should vary, check the preprocessing; otherwise nothing to do.",
                     where=name, at_step=False, data=figures, key="constant-features")
         self.detail(trainer, "input-scale", "; ".join(details))
+        return large
 
     def _report_heavy_tail(self, trainer: "pl.Trainer", name: str, s: D.InputStats, heavy: dict, first: Any,
                            figures: dict) -> None:
