@@ -20,10 +20,17 @@ class InputSamples:
     """Collects both measures per split (``"train"``, ``"val"``) until the split's pass ends or enough is kept."""
 
     def __init__(self) -> None:
-        self.scales: dict[str, list[torch.Tensor]] = {"train": [], "val": []}  # per-sample input scales
+        # per-sample input norms and their divisor (the scales, divided when read: one op less a step)
+        self._norms: dict[str, list[tuple[torch.Tensor, float]]] = {"train": [], "val": []}
         self.scales_done = {"train": False, "val": False}
         self.aligned: dict[str, Any] = {"train": [], "val": []}  # per-sample input-target correlations, or None
         self.aligned_done = False  # the first training epoch was read
+
+    @property
+    def scales(self) -> dict[str, list[torch.Tensor]]:
+        """Per split, the per-sample input scales of each batch kept (:func:`~lightning_sanity.checks.input_shift.
+        sample_scales`)."""
+        return {split: [norms / divisor for norms, divisor in kept] for split, kept in self._norms.items()}
 
     def take(self, split: str, batch: Any) -> None:
         self._take_scales(split, batch)
@@ -39,12 +46,12 @@ class InputSamples:
         if self.scales_done[split]:
             return
         try:
-            scales = IS.sample_scales(input_of(batch))
-            if scales is None:
+            found = IS.sample_norms(input_of(batch))
+            if found is None:
                 self.scales_done[split] = True
             else:  # on the device, binned and read once at the end of fit
-                self.scales[split].append(scales)
-                self.scales_done[split] = len(self.scales[split]) >= IS.MAX_BATCHES
+                self._norms[split].append(found)
+                self.scales_done[split] = len(self._norms[split]) >= IS.MAX_BATCHES
         except Exception:  # never lose the run over a diagnostic
             log.debug("val-divergence input scales failed", exc_info=True)
             self.scales_done[split] = True
