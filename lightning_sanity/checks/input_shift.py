@@ -64,7 +64,8 @@ def sample_norms(x: object) -> Optional[tuple[torch.Tensor, float]]:
     """
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2 or x.numel() == 0:
         return None
-    flat = x.detach().reshape(x.shape[0], -1)
+    flat = x.detach() if x.requires_grad else x  # detaching and reshaping are operator calls a step: where needed
+    flat = flat if flat.dim() == 2 else flat.reshape(flat.shape[0], -1)
     return torch.linalg.vector_norm(flat, dim=1, dtype=torch.float32), math.sqrt(flat.shape[1])
 
 

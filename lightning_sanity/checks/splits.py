@@ -64,7 +64,9 @@ def sample_rows(x: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Te
     (the same hashes as batch by batch, for fewer and larger kernels): ``out`` (contiguous, ``(B, F)``, the dtype of
     ``x``) receives the rows in place, a slice of a block being gathered.
     """
-    rows = x.detach() if x.dim() == 2 else x.detach().reshape(x.shape[0], -1)  # a table needs no view more
+    # Only an input that requires grad needs detaching, and a table no reshape: each is an operator call a step.
+    rows = x.detach() if x.requires_grad else x
+    rows = rows if rows.dim() == 2 else rows.reshape(rows.shape[0], -1)
     key = (int(rows.shape[1]), rows.device)
     index = _COLUMNS.get(key)
     if index is None:
