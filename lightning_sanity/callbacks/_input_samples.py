@@ -26,11 +26,17 @@ class InputSamples:
         self.aligned: dict[str, Any] = {"train": [], "val": []}  # per-sample input-target correlations, or None
         self.aligned_done = False  # the first training epoch was read
 
-    @property
-    def scales(self) -> dict[str, list[torch.Tensor]]:
-        """Per split, the per-sample input scales of each batch kept (:func:`~lightning_sanity.checks.input_shift.
-        sample_scales`)."""
-        return {split: [norms / divisor for norms, divisor in kept] for split, kept in self._norms.items()}
+    def scales(self, split: str) -> list[torch.Tensor]:
+        """The per-sample input scales of the batches kept of ``split`` (:func:`~lightning_sanity.checks.
+        input_shift.sample_scales`), in one tensor when every batch had one divisor (one division, not one a batch:
+        the same values, division being elementwise)."""
+        kept = self._norms[split]
+        if len({divisor for _, divisor in kept}) == 1:
+            try:
+                return [torch.cat([norms for norms, _ in kept]) / kept[0][1]]
+            except RuntimeError:  # batches on several devices: divided one by one
+                pass
+        return [norms / divisor for norms, divisor in kept]
 
     def take(self, split: str, batch: Any) -> None:
         self._take_scales(split, batch)

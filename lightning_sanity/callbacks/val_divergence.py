@@ -323,8 +323,8 @@ class ValDivergence(SanityCallback):
         # as another error measure is compared with itself only.
         unit, unit_note, val, before = self._in_loss_units(facts)
         if shift is None:  # validation inputs on another scale, and a validation loss that shows it
-            shift = IS.judge_input_shift(IS.histogram(self._samples.scales["train"]),
-                                         IS.histogram(self._samples.scales["val"]), self._train[-1], val[-1])
+            shift = IS.judge_input_shift(IS.histogram(self._samples.scales("train")),
+                                         IS.histogram(self._samples.scales("val")), self._train[-1], val[-1])
             if shift is not None:
                 self.report(trainer, check, shift.severity, shift.message, shift.advice, where="validation inputs",
                             at_step=False, key=shift.kind, data={"pattern": shift.kind, **shift.data})
