@@ -61,7 +61,11 @@ class _Fused:
         clock.depth = 1
         try:
             for fn in self.bare:  # a tuple: a hook that retires itself meanwhile leaves the next call's list
-                _call(fn, trainer, pl_module, args, kwargs)
+                if _function_modes():  # as in _call, inlined: a frame less per member on every step
+                    with hidden_step_watches():
+                        fn(trainer, pl_module, *args, **kwargs)
+                else:
+                    fn(trainer, pl_module, *args, **kwargs)
         finally:
             clock.depth = 0
             clock.seconds += perf_counter() - start

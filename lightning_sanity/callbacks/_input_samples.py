@@ -20,10 +20,23 @@ class InputSamples:
     """Collects both measures per split (``"train"``, ``"val"``) until the split's pass ends or enough is kept."""
 
     def __init__(self) -> None:
-        self.scales: dict[str, list[torch.Tensor]] = {"train": [], "val": []}  # per-sample input scales
+        # per-sample input norms and their divisor (the scales, divided when read: one op less a step)
+        self._norms: dict[str, list[tuple[torch.Tensor, float]]] = {"train": [], "val": []}
         self.scales_done = {"train": False, "val": False}
         self.aligned: dict[str, Any] = {"train": [], "val": []}  # per-sample input-target correlations, or None
         self.aligned_done = False  # the first training epoch was read
+
+    def scales(self, split: str) -> list[torch.Tensor]:
+        """The per-sample input scales of the batches kept of ``split`` (:func:`~lightning_sanity.checks.
+        input_shift.sample_scales`), in one tensor when every batch had one divisor (one division, not one a batch:
+        the same values, division being elementwise)."""
+        kept = self._norms[split]
+        if len({divisor for _, divisor in kept}) == 1:
+            try:
+                return [torch.cat([norms for norms, _ in kept]) / kept[0][1]]
+            except RuntimeError:  # batches on several devices: divided one by one
+                pass
+        return [norms / divisor for norms, divisor in kept]
 
     def take(self, split: str, batch: Any) -> None:
         self._take_scales(split, batch)
@@ -39,12 +52,12 @@ class InputSamples:
         if self.scales_done[split]:
             return
         try:
-            scales = IS.sample_scales(input_of(batch))
-            if scales is None:
+            found = IS.sample_norms(input_of(batch))
+            if found is None:
                 self.scales_done[split] = True
             else:  # on the device, binned and read once at the end of fit
-                self.scales[split].append(scales)
-                self.scales_done[split] = len(self.scales[split]) >= IS.MAX_BATCHES
+                self._norms[split].append(found)
+                self.scales_done[split] = len(self._norms[split]) >= IS.MAX_BATCHES
         except Exception:  # never lose the run over a diagnostic
             log.debug("val-divergence input scales failed", exc_info=True)
             self.scales_done[split] = True

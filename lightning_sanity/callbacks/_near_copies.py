@@ -55,7 +55,8 @@ class NearCopies:
         room = (MAX_TRAIN if split == "train" else MAX_VAL) - self._count[split]
         if room <= 0:
             return
-        rows = x[:room].detach()
+        rows = x if room >= x.shape[0] else x[:room]  # a slice of every row is an operator call a step for nothing
+        rows = rows.detach() if rows.requires_grad else rows
         self._store[split].append(rows if rows[0].numel() <= RAW_VALUES else N.sketch(rows))
         self._count[split] += min(room, int(x.shape[0]))
 

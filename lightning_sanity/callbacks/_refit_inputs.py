@@ -42,7 +42,8 @@ class _SplitMoments(BlockedRows):
         return int(x.shape[1])
 
     def fill(self, x: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
-        return x.detach() if out is None else out.copy_(x.detach())
+        x = x.detach() if x.requires_grad else x  # detaching is an operator call a step: only where it matters
+        return x if out is None else out.copy_(x)
 
     def take(self, rows: torch.Tensor) -> None:
         self.moments = R.merge(self.moments, R.column_moments(rows))

@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -27,6 +28,8 @@ from lightning_sanity.checks import splits as S
 
 #: rows gathered before they are handed on together.
 PENDING_ROWS = 2048
+#: block views kept at most: batches of one size need PENDING_ROWS / size of them; sizes that vary get no more.
+_MAX_SLICES = 256
 
 
 class BlockedRows:
@@ -39,6 +42,9 @@ class BlockedRows:
     def __init__(self) -> None:
         self._block: Optional[torch.Tensor] = None
         self._filled = 0
+        # Views of the block by (start, rows), made once: batches of one size fill the same slices block after block,
+        # and slicing a tensor is an operator call of its own on every step.
+        self._slices: dict[tuple[int, int], torch.Tensor] = {}
 
     def width(self, x: torch.Tensor) -> int:
         """Values a row of batch ``x`` holds in the block."""
@@ -61,12 +67,19 @@ class BlockedRows:
             self.flush()
             if block.shape[1] != width or block.dtype != x.dtype or block.device != x.device:
                 block = self._block = None
+                self._slices = {}
         if n > PENDING_ROWS:  # a batch larger than a block: handed on alone
             self.take(self.fill(x))
             return
         if block is None:
             block = self._block = torch.empty(PENDING_ROWS, width, dtype=x.dtype, device=x.device)
-        self.fill(x, out=block[self._filled : self._filled + n])
+            self._slices = {}
+        out = self._slices.get((self._filled, n))
+        if out is None:
+            out = block[self._filled : self._filled + n]
+            if len(self._slices) < _MAX_SLICES:
+                self._slices[(self._filled, n)] = out
+        self.fill(x, out=out)
         self._filled += n
         if self._filled == block.shape[0]:
             self.flush()
@@ -80,7 +93,7 @@ class BlockedRows:
     def close(self) -> None:
         """Hand on the rows gathered so far and free the block."""
         self.flush()
-        self._block = None
+        self._block, self._slices = None, {}
 
 
 class RowBlocks(BlockedRows):
@@ -93,7 +106,7 @@ class RowBlocks(BlockedRows):
         self._hashed: list[torch.Tensor] = []
 
     def width(self, x: torch.Tensor) -> int:
-        return min(x[0].numel() if x.shape[0] else 0, S.FINGERPRINT_VALUES)
+        return min(math.prod(x.shape[1:]) if x.shape[0] else 0, S.FINGERPRINT_VALUES)  # no view of x[0] a step
 
     def fill(self, x: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
         return S.sample_rows(x, out=out)
@@ -107,7 +120,7 @@ class RowBlocks(BlockedRows):
         return torch.cat(self._hashed).cpu() if self._hashed else None
 
     def clear(self) -> None:
-        self._hashed, self._block, self._filled = [], None, 0
+        self._hashed, self._block, self._filled, self._slices = [], None, 0, {}
 
     def __bool__(self) -> bool:
         return bool(self._hashed) or self._filled > 0

@@ -229,7 +229,8 @@ class NonFiniteSentinel(AmpOverflows, _ValNonFinite, SanityCallback):
         groups = getattr(optimizer, "param_groups", None)
         if not groups:
             return [p for p in pl_module.parameters() if p.requires_grad]
-        count = sum(len(g["params"]) for g in groups)
+        # One group (the common case) without a generator's frame: this runs on every step.
+        count = len(groups[0]["params"]) if len(groups) == 1 else sum(len(g["params"]) for g in groups)
         cached = self._optimizer_params.get(id(optimizer))
         if cached is None or cached[0] != count:
             params = [p for g in groups for p in g["params"]]

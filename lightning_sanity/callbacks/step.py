@@ -284,7 +284,9 @@ def _read(parts: list[Tensor]) -> list[list[float]]:
 
 
 def _read_each(parts: list[Tensor]) -> list[list[float]]:
-    return [list(map(float, (p if p.dim() == 1 else p.reshape(-1)).tolist())) for p in parts]
+    # A 0-dim part (a loss, a norm) is read without the view a reshape makes.
+    return [[float(p.item())] if p.dim() == 0 else list(map(float, (p if p.dim() == 1 else p.reshape(-1)).tolist()))
+            for p in parts]
 
 
 def _read_gathered(parts: list[Tensor]) -> list[list[float]]:

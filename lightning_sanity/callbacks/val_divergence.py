@@ -158,13 +158,16 @@ class ValDivergence(SanityCallback):
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             return
-        loss = loss.detach().reshape(())
         scale = trainer.accumulate_grad_batches if pl_module.automatic_optimization else 1
-        if scale != 1:  # Lightning divided the loss by the accumulation factor
-            loss = loss * scale
         # On the CPU a Python float costs less than a tensor add; elsewhere summed on the device (two small ops, no
         # host sync), read once per validation run.
-        value = float(loss) if loss.device.type == "cpu" else loss.float()
+        if scale == 1 and loss.is_cpu:
+            value = float(loss)  # the same float as after detach().reshape(()): two tensor ops a step spared
+        else:
+            loss = loss.detach().reshape(())
+            if scale != 1:  # Lightning divided the loss by the accumulation factor
+                loss = loss * scale
+            value = float(loss) if loss.device.type == "cpu" else loss.float()
         self._sum = value if self._sum is None else self._sum + value
         self._sq = value * value if self._sq is None else self._sq + value * value
         self._count += 1
@@ -320,8 +323,8 @@ class ValDivergence(SanityCallback):
         # as another error measure is compared with itself only.
         unit, unit_note, val, before = self._in_loss_units(facts)
         if shift is None:  # validation inputs on another scale, and a validation loss that shows it
-            shift = IS.judge_input_shift(IS.histogram(self._samples.scales["train"]),
-                                         IS.histogram(self._samples.scales["val"]), self._train[-1], val[-1])
+            shift = IS.judge_input_shift(IS.histogram(self._samples.scales("train")),
+                                         IS.histogram(self._samples.scales("val")), self._train[-1], val[-1])
             if shift is not None:
                 self.report(trainer, check, shift.severity, shift.message, shift.advice, where="validation inputs",
                             at_step=False, key=shift.kind, data={"pattern": shift.kind, **shift.data})

@@ -50,10 +50,23 @@ def sample_scales(x: object) -> Optional[torch.Tensor]:
     >>> sample_scales(torch.full((2, 4), 3.0)).tolist(), sample_scales(torch.ones(3, dtype=torch.long))
     ([3.0, 3.0], None)
     """
+    found = sample_norms(x)
+    return None if found is None else found[0].div_(found[1])
+
+
+def sample_norms(x: object) -> Optional[tuple[torch.Tensor, float]]:
+    """:func:`sample_scales` before its last step: each sample's L2 norm (float32, on the device) and the divisor,
+    sqrt(features), that makes it the root-mean-square; a caller that keeps many batches divides once at the end.
+
+    >>> norms, divisor = sample_norms(torch.full((2, 4), 3.0))
+    >>> norms.tolist(), divisor
+    ([6.0, 6.0], 2.0)
+    """
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2 or x.numel() == 0:
         return None
-    flat = x.detach().reshape(x.shape[0], -1)
-    return torch.linalg.vector_norm(flat, dim=1, dtype=torch.float32).div_(math.sqrt(flat.shape[1]))
+    flat = x.detach() if x.requires_grad else x  # detaching and reshaping are operator calls a step: where needed
+    flat = flat if flat.dim() == 2 else flat.reshape(flat.shape[0], -1)
+    return torch.linalg.vector_norm(flat, dim=1, dtype=torch.float32), math.sqrt(flat.shape[1])
 
 
 def histogram(scales: Sequence[torch.Tensor]) -> Optional[torch.Tensor]:

@@ -32,6 +32,10 @@ from torch import Tensor
 
 _ANOMALY_OP = re.compile(r"Function '([A-Za-z0-9_.]+)' returned nan")
 _grad_of = attrgetter("grad")
+_requires_grad = attrgetter("requires_grad")
+#: CPU gradients up to this many are handed over as separate 0-dim norms: reading each (about 0.4 us) costs less
+#: than stacking them first (about 3 us, plus 0.2 us a tensor; measured on one core, torch 2.x).
+_FEW = 16
 #: dtypes whose fused norm needs no widening (float16 norms overflow at 65504: :func:`norm_total` widens them)
 PLAIN_DTYPES = (torch.float32, torch.float64, torch.bfloat16)
 
@@ -68,7 +72,8 @@ def norm_total(tensors: Sequence[Optional[Tensor]]) -> Optional[Tensor]:
 
 
 def grad_norm_parts(params: Sequence[Tensor], plain: bool) -> list[Tensor]:
-    """The gradients of ``params`` as flag parts (see :func:`flag_parts`): the L2 norm of each, one vector.
+    """The gradients of ``params`` as flag parts (see :func:`flag_parts`): the L2 norm of each, one vector (a few
+    0-dim norms on the CPU, see :data:`_FEW`).
 
     ``plain``: every parameter is known to be of a :data:`PLAIN_DTYPES` dtype (the caller caches that with its
     parameter list); then, when every one has a gradient, it is one fused norm and one stack, with no Python
@@ -76,17 +81,22 @@ def grad_norm_parts(params: Sequence[Tensor], plain: bool) -> list[Tensor]:
 
     >>> w = torch.ones(2, requires_grad=True)
     >>> w.grad = torch.tensor([3.0, 4.0])
-    >>> [t.tolist() for t in grad_norm_parts([w], plain=True)]
+    >>> [t.reshape(-1).tolist() for t in grad_norm_parts([w], plain=True)]
     [[5.0]]
     """
     grads = list(map(_grad_of, params))
     if not plain or not all(map(is_not, grads, repeat(None))):
         return flag_parts(grads)
     try:
-        if torch.is_grad_enabled():  # create_graph=True leaves gradients with a graph of their own
+        # create_graph=True leaves gradients with a graph of their own; any other gradient builds none, and the
+        # context manager costs as much as the norms on a small model (the hook runs with grad mode on).
+        if torch.is_grad_enabled() and any(map(_requires_grad, grads)):
             with torch.no_grad():
                 return [torch.stack(torch._foreach_norm(grads, 2))]
-        return [torch.stack(torch._foreach_norm(grads, 2))]
+        norms = torch._foreach_norm(grads, 2)
+        if len(norms) <= _FEW and grads[0].is_cpu:
+            return list(norms)  # read one by one on the host: no stack to pay (see _FEW)
+        return [torch.stack(norms)]
     except (RuntimeError, NotImplementedError, TypeError):  # sparse gradients, several devices
         return flag_parts(grads)
 

@@ -26,7 +26,7 @@ FINGERPRINT_VALUES = 1024
 _BITS = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16,
          torch.bfloat16: torch.int16}
 _WEIGHTS: dict[tuple[int, int, str], torch.Tensor] = {}
-_COLUMNS: dict[tuple[int, str], torch.Tensor] = {}
+_COLUMNS: dict[tuple[int, torch.device], torch.Tensor] = {}
 
 
 def fingerprints(x: torch.Tensor) -> torch.Tensor:
@@ -64,8 +64,10 @@ def sample_rows(x: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Te
     (the same hashes as batch by batch, for fewer and larger kernels): ``out`` (contiguous, ``(B, F)``, the dtype of
     ``x``) receives the rows in place, a slice of a block being gathered.
     """
-    rows = x.detach().reshape(x.shape[0], -1)
-    key = (int(rows.shape[1]), str(rows.device))
+    # Only an input that requires grad needs detaching, and a table no reshape: each is an operator call a step.
+    rows = x.detach() if x.requires_grad else x
+    rows = rows if rows.dim() == 2 else rows.reshape(rows.shape[0], -1)
+    key = (int(rows.shape[1]), rows.device)
     index = _COLUMNS.get(key)
     if index is None:
         width = key[0]

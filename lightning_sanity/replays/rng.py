@@ -141,7 +141,7 @@ def capture_rng_states() -> dict[str, Any]:
     cuda = None
     if torch.cuda.is_initialized():  # only once CUDA is in use (which implies it is available)
         cuda = torch.cuda.get_rng_state_all()
-    return {"torch": torch.get_rng_state(), "cuda": cuda, "numpy": _NUMPY_STATE.get(), "python": _PYTHON_STATE.get()}
+    return {"torch": torch.default_generator.get_state(), "cuda": cuda, "numpy": _NUMPY_STATE.get(), "python": _PYTHON_STATE.get()}
 
 
 def set_rng_states(states: Mapping[str, Any]) -> None:
