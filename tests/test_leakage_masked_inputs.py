@@ -78,8 +78,26 @@ class MaskedTokens(L.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=1e-3)
 
 
-def _report(tmp_path, model, x):
-    t = fit(model, tmp_path, DataLoader(TensorDataset(x), batch_size=16), None,
+class Imputer(L.LightningModule):
+    """An imputing autoencoder scored on the observed values, the missing-value mask carried by the batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 8))
+
+    def forward(self, x, missing):
+        return self.net(torch.cat([x, missing.float()], 1))
+
+    def training_step(self, batch, batch_idx):
+        x, missing = batch
+        return F.mse_loss(self(x, missing)[~missing], x[~missing])
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+
+def _report(tmp_path, model, *x):
+    t = fit(model, tmp_path, DataLoader(TensorDataset(*x), batch_size=16), None,
             callbacks=[LeakageChecks(), SanitySummary(print_summary=False)], max_epochs=1, limit_train_batches=2)
     report = read_report(t.log_dir)
     return report, next(c for c in report["checks"] if c["name"] == "target-leakage")
@@ -120,3 +138,11 @@ def test_scored_selection_reads_the_polarity_and_leaves_padding_alone():
     pad[:, 3:] = True
     padded.transpose(1, 2)[pad] = 0.0
     assert scored_selection(padded, pad, [padded.transpose(1, 2)[~pad]]) is None  # loss on the real frames
+
+
+def test_a_mask_the_batch_carries_is_not_judged(tmp_path, one_thread):
+    g = torch.Generator().manual_seed(5)
+    x, missing = torch.randn(64, 8, generator=g), torch.rand(64, 8, generator=g) < 0.2
+    x = torch.where(missing, x.mean(0, keepdim=True), x)  # mean-filled: the model reads the observed values
+    report, status = _report(tmp_path, Imputer(), x, missing)
+    assert serious(report, "target-leakage") == [] and MASKED not in status.get("detail", "")

@@ -8,8 +8,8 @@ are the scored ones. The values of ``x`` at the hidden positions are then change
 generator) and the outputs there compared with the unchanged run: a correct masked model gives identical values
 (it never reads them), a residual from the unmasked input moves them one for one. The judgement is
 :mod:`lightning_sanity.checks.masked_reads`. A denoising autoencoder (no mask argument), a token model (integer
-input) and a padding mask (the unscored values one constant) are not judged. Cost: two eval-mode forward passes
-on the first 8 samples, once.
+input), a mask the batch carries and a padding mask (the unscored values one constant) are not judged. Cost: two
+eval-mode forward passes on the first 8 samples, once.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 
 from lightning_sanity.batch import map_tensors
 from lightning_sanity.callbacks._extra_forward import reading_probe
-from lightning_sanity.callbacks._model_call import run_call
+from lightning_sanity.callbacks._model_call import run_call, storage_of
 from lightning_sanity.checks import flow
 from lightning_sanity.checks import masked_reads as M
 from lightning_sanity.replays.rng import isolate_rng
@@ -35,26 +35,33 @@ _HALF = (torch.float16, torch.bfloat16)
 CHECK = "target-leakage"
 
 
-def check_masked_inputs(callback: Any, trainer: "pl.Trainer", call: Optional[dict[str, Any]], targets: list) -> None:
+def check_masked_inputs(callback: Any, trainer: "pl.Trainer", batch: Any, call: Optional[dict[str, Any]],
+                        targets: list) -> None:
     """Run the masked-input test on the first step's model ``call``; report outputs that read the hidden values."""
     try:
         if call is not None and callback.is_enabled(CHECK) and CHECK not in callback._found:
-            _check(callback, trainer, trainer.lightning_module, call, targets)
+            _check(callback, trainer, trainer.lightning_module, batch, call, targets)
     except Exception:  # a check must never lose the user's run; the skip reason already set stays
         log.debug("masked-input target-leakage test failed", exc_info=True)
 
 
-def _masks(call: dict[str, Any], x: torch.Tensor) -> list[torch.Tensor]:
+def _masks(call: dict[str, Any], x: torch.Tensor, batch: Any) -> list[torch.Tensor]:
+    """The boolean tensors of the call drawn in the step: a mask the batch carries (which values are missing, which
+    are padding) may mark the positions a model reads by design (an imputing autoencoder scored on the observed
+    values), while a masked-modelling mask is drawn at random for the step."""
+    carried: set[int] = set()
+    map_tensors(batch, lambda t: carried.add(storage_of(t) or 0) or t)
     passed = [v for v in (*call["args"], *call["kwargs"].values()) if isinstance(v, torch.Tensor)]
-    return [v for v in passed if v is not x and v.dtype == torch.bool and v.dim() >= 1 and v.shape[0] == x.shape[0]]
+    return [v for v in passed if v is not x and v.dtype == torch.bool and v.dim() >= 1 and v.shape[0] == x.shape[0]
+            and (storage_of(v) or -1) not in carried]
 
 
-def _check(callback: Any, trainer: "pl.Trainer", pl_module: "pl.LightningModule", call: dict[str, Any],
-           targets: list) -> None:
+def _check(callback: Any, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any,
+           call: dict[str, Any], targets: list) -> None:
     x = call.get("x")
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         return
-    for mask in _masks(call, x):
+    for mask in _masks(call, x, batch):
         found = M.scored_selection(x, mask, targets)
         if found is not None:
             return _judge(callback, trainer, pl_module, call, x, mask, *found)

@@ -266,7 +266,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
                 check_step_inputs(self, trainer, batch, x, labels, y)
             check_last_token_label(self, trainer, batch, self._call, self._losses.classes)  # a next item left in
             find_lagged_inputs(self, batch, self._call, self._targets, self._task)  # teacher forcing swapped
-            check_masked_inputs(self, trainer, self._call, self._targets)  # an MAE whose output reads hidden values
+            check_masked_inputs(self, trainer, batch, self._call, self._targets)  # an MAE reading hidden values
             self._derived = keep_target_argument(self._call, self._losses.heads)
         if self._task in (None, "sequence", "copied"):
             axis = step_axis(self._call, self._targets) or (  # or a GPT that prepends BOS in `forward`

@@ -59,8 +59,8 @@ def scored_selection(x: torch.Tensor, mask: torch.Tensor,
                      targets: list[torch.Tensor]) -> Optional[tuple[tuple[int, ...], torch.Tensor]]:
     """``(axes, scored)`` when a loss target is ``x``'s values at ``mask`` (or at ``~mask``: a mask of the visible
     positions) over some axes of ``x``; ``scored`` is that mask. None when no target is, when the mask hides all
-    or nothing, or when the unscored values are one constant: a padding mask (the loss is on the real positions,
-    which a padded autoencoder reads by design), not a masked-modelling one."""
+    or nothing, or when the unscored values are one constant (or all NaN): a padding mask (the loss is on the real
+    positions, which a padded autoencoder reads by design), not a masked-modelling one."""
     if mask.dtype != torch.bool or not x.is_floating_point() or x.dim() < 2:
         return None
     for axes in mask_axes(tuple(x.shape), tuple(mask.shape)):
@@ -73,7 +73,8 @@ def scored_selection(x: torch.Tensor, mask: torch.Tensor,
                        for t in targets):
                 continue
             unscored = at_mask(x, axes, ~scored).detach()
-            if unscored.numel() and bool((unscored == unscored.reshape(-1)[0]).all()):
+            if unscored.numel() and (bool((unscored == unscored.reshape(-1)[0]).all())
+                                     or not bool(torch.isfinite(unscored).any())):
                 return None
             return axes, scored
     return None
