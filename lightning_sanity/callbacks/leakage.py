@@ -27,6 +27,7 @@ from lightning_sanity.callbacks._lagged_targets import check_lagged_inputs, find
 from lightning_sanity.callbacks._future_features import check_future_features
 from lightning_sanity.callbacks._inner_shift import shifted_inside
 from lightning_sanity.callbacks._last_token import check_last_token_label
+from lightning_sanity.callbacks._masked_inputs import check_masked_inputs
 from lightning_sanity.callbacks._label_copies import finish_label_copies, start_label_copies
 from lightning_sanity.callbacks._label_columns import check_label_columns
 from lightning_sanity.callbacks._label_argument import check_label_argument, keep_label_argument
@@ -70,14 +71,12 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
       ``Transformer``); or one of the forms in ``docs/checks/target-leakage.md`` (one ``_*`` module each);
     - ``causal-leakage`` too for a teacher-forced decoder input built in ``training_step`` (:mod:`._decoder_input`).
 
-    Once more after a quarter of the planned training (else at the first epoch end, or the end of fit), on the kept
-    samples: the same perturbations, and for targets equal to the input tokens, random tokens written to both:
-    predicting them above chance (or with a loss below 0.75 ``ln V``) means the model reads its targets.
+    Once more after a quarter of the planned training (else the first epoch end, or fit's end), on the kept samples:
+    the same tests, and random tokens in targets equal to the input tokens: read above chance (or loss < 0.75 ln V).
 
-    Zero observer effect: extra forwards under ``no_grad`` in eval mode (``training`` flags restored), inside
-    ``isolate_rng()``, perturbations from a private ``torch.Generator``. Cost: two to six forwards of the first
-    batch, later two to four of at most 16 samples, on at most 1024 units per position; nothing per step after that.
-    No TensorBoard tags, no thresholds: a causal model gives exactly identical outputs (float round-off the margin).
+    Zero observer effect: extra forwards under ``no_grad`` in eval mode (flags restored), in ``isolate_rng()``, noise
+    from a private ``torch.Generator``. Cost: two to eight forwards of the first batch, later two to four of at most
+    16 samples; nothing per step after. No TensorBoard tags, no thresholds: round-off is the margin.
 
     Args:
         get_input: ``batch -> input`` when the batch is not a tensor, an ``(x, y, ...)`` tuple or a dict with a
@@ -267,6 +266,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
                 check_step_inputs(self, trainer, batch, x, labels, y)
             check_last_token_label(self, trainer, batch, self._call, self._losses.classes)  # a next item left in
             find_lagged_inputs(self, batch, self._call, self._targets, self._task)  # teacher forcing swapped
+            check_masked_inputs(self, trainer, batch, self._call, self._targets)  # an MAE reading hidden values
             self._derived = keep_target_argument(self._call, self._losses.heads)
         if self._task in (None, "sequence", "copied"):
             axis = step_axis(self._call, self._targets) or (  # or a GPT that prepends BOS in `forward`
