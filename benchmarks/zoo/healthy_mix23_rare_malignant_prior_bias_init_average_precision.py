@@ -3,7 +3,7 @@ mimic a screening population, the malignant class (here relabelled as the positi
 of its 212 rows, so positives are ~10 % of the 397 rows. Stratified 75/25 split; a StandardScaler fitted on the
 train rows only; a 2-layer MLP trained with plain `BCEWithLogitsLoss`; the output bias is initialised to
 log(p / (1 - p)) of the TRAIN prior p (the RetinaNet / "init well" recipe) so the first loss already equals the
-entropy of the label prior instead of ln 2; Adam with ReduceLROnPlateau on the validation loss; the decision
+entropy of the label prior instead of ln 2; Adam with ReduceLROnPlateau on the validation loss; the
 model is judged by average precision, which is threshold-free.
 
 Why it is correct: nothing is resampled across the split; scaling statistics and the prior come from the
