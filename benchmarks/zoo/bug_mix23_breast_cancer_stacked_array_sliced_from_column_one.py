@@ -6,9 +6,9 @@ rows, a 2-layer MLP with BCE-with-logits, AdamW and cosine decay.
 
 Every input row therefore contains its own diagnosis as a (scaled) feature. Training converges instantly and the
 validation split has the same column, so validation accuracy is perfect and nothing looks wrong. At deployment the
-column does not exist; feeding it at its train mean (what an imputer would do) gives the real accuracy.
-Symptom: val acc 1.000 with the leak (over-optimistic), 0.947 when the leaked column is imputed with its train
-mean, vs 0.974 for the fixed slice (which also keeps "mean radius")."""
+column does not exist; feeding it at its train mean (what an imputer would do) gives the real accuracy. Symptom: val
+acc 1.000 with the leak (over-optimistic), 0.947 when the leaked column is imputed with its train mean, vs 0.974 for
+the fixed slice (which also keeps "mean radius")."""
 
 import lightning as L
 import numpy as np

@@ -4,12 +4,12 @@ x[t+1] = (x[t] + x[t-1]) mod 17, from two random seed tokens, 16 tokens long; ba
 embedding + learned positions, a depthwise Conv1d "local token mixer" (as in Hyena/Mamba-style blocks), then a
 causally masked TransformerEncoder layer and an LM head; AdamW with linear warm-up.
 
-The conv mixer uses `padding=1` (i.e. "same") with kernel 3, so position t mixes in the embedding of token t+1.
-The attention mask is correctly causal, but the conv already leaks the next token, which is exactly the label.
-The intended layer is a causal conv (left-pad by kernel-1 and no right padding). Teacher-forced loss drops to zero
-and validation (also teacher-forced) is perfect, but the model has learned to copy from the future: greedy
-generation from the two seed tokens collapses. Symptom: teacher-forced val acc 1.000 but generation token accuracy
-0.074, vs 0.941 / 1.000 with a causal conv (0.941 because position 0 cannot be predicted from one token)."""
+The conv mixer uses `padding=1` (i.e. "same") with kernel 3, so position t mixes in the embedding of token t+1. The
+attention mask is correctly causal, but the conv already leaks the next token, which is exactly the label. The
+intended layer is a causal conv (left-pad by kernel-1 and no right padding). Teacher-forced loss drops to zero and
+validation (also teacher-forced) is perfect, but the model has learned to copy from the future: greedy generation
+from the two seed tokens collapses. Symptom: teacher-forced val acc 1.000 but generation token accuracy 0.074, vs
+0.941 / 1.000 with a causal conv (0.941 because position 0 cannot be predicted from one token)."""
 
 from types import SimpleNamespace
 

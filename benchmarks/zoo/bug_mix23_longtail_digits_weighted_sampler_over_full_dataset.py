@@ -1,14 +1,14 @@
-"""Bug: a long-tailed digits classifier. sklearn `load_digits` is subsampled to a long tail (class k keeps a
-fraction 0.6**k of its images, so digit 0 has ~180 images and digit 9 ~2), split 80/20 into train/val index
-sets, and fed to a small MLP through a class-balancing `WeightedRandomSampler` (weight 1 / class count).
+"""Bug: a long-tailed digits classifier. sklearn `load_digits` is subsampled to a long tail (class k keeps a fraction
+0.6**k of its images, so digit 0 has ~180 images and digit 9 ~2), split 80/20 into train/val index sets, and fed to
+a small MLP through a class-balancing `WeightedRandomSampler` (weight 1 / class count).
 
-The sampler's weights are computed for every row of the full dataset (`weights = 1 / counts[y_all]`) and the
-train DataLoader wraps the FULL dataset with that sampler, while validation uses `Subset(full, val_idx)`. A
+The sampler's weights are computed for every row of the full dataset (`weights = 1 / counts[y_all]`) and the train
+DataLoader wraps the FULL dataset with that sampler, while validation uses `Subset(full, val_idx)`. A
 WeightedRandomSampler draws dataset indices in proportion to its weights, so each epoch draws validation rows as
 training examples. The intent was `Subset(full, train_idx)` with `1 / counts[y_train]`. Loss falls, the class
 balance looks right, and validation is excellent because validation rows are trained on, including the rare-class
-rows that decide the balanced metric. Symptom: val balanced accuracy 1.000 (val loss 0.003) vs 0.788 (0.133) with the fixed sampler (the fixed
-run's 0.788 is what the model really achieves on unseen rare-class digits)."""
+rows that decide the balanced metric. Symptom: val balanced accuracy 1.000 (val loss 0.003) vs 0.788 (0.133) with
+the fixed sampler (the fixed run's 0.788 is what the model really achieves on unseen rare-class digits)."""
 
 import lightning as L
 import numpy as np

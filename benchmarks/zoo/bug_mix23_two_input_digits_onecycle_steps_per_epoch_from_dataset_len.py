@@ -1,15 +1,15 @@
-"""Bug: a multi-input digits classifier. Each sample is a dict with the 8x8 image (sklearn `load_digits`, scaled
-to [0, 1]) and a 16-d vector of stroke profiles (row and column ink sums, standardized with train statistics); a
-small CNN branch and an MLP branch are concatenated into a linear head. SGD with Nesterov momentum under
-OneCycleLR (max_lr 0.1, 30 % warm-up), stepped every batch.
+"""Bug: a multi-input digits classifier. Each sample is a dict with the 8x8 image (sklearn `load_digits`, scaled to [0,
+1]) and a 16-d vector of stroke profiles (row and column ink sums, standardized with train statistics); a small CNN
+branch and an MLP branch are concatenated into a linear head. SGD with Nesterov momentum under OneCycleLR (max_lr
+0.1, 30 % warm-up), stepped every batch.
 
 OneCycleLR is configured with `steps_per_epoch=len(self.trainer.datamodule.train_set)`, the number of SAMPLES
 (1437), not batches (23 per epoch at batch size 64). The schedule is therefore planned over 60x more steps than
 training runs: the warm-up, which should end after ~3 epochs, has only reached ~3 % of its length when training
 stops, so the learning rate stays near the initial max_lr / 25 = 0.004 throughout and never anneals. The network
 still learns (loss goes down, accuracy is decent), just slowly. The intended value is
-`self.trainer.estimated_stepping_batches`. Symptom: final lr 0.0047 and val acc 0.881 / val loss 0.399 vs lr ~0
-at the end and val acc 0.967 / val loss 0.102 with the correct total steps."""
+`self.trainer.estimated_stepping_batches`. Symptom: final lr 0.0047 and val acc 0.881 / val loss 0.399 vs lr ~0 at
+the end and val acc 0.967 / val loss 0.102 with the correct total steps."""
 
 import lightning as L
 import torch

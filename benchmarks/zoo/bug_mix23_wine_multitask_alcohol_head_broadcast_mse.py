@@ -1,12 +1,12 @@
 """Bug: a multi-task wine model (sklearn `load_wine`, 178 rows). Column 0 (alcohol) is held out as an auxiliary
-regression target, the other 12 standardized columns are inputs; a shared trunk feeds a cultivar head (3-way
-cross-entropy) and an alcohol head (MSE on the standardized alcohol), loss = CE + 0.5 * MSE, Adam, batch size 16.
+regression target, the other 12 standardized columns are inputs; a shared trunk feeds a cultivar head (3-way cross-
+entropy) and an alcohol head (MSE on the standardized alcohol), loss = CE + 0.5 * MSE, Adam, batch size 16.
 
-The alcohol head returns shape (B, 1) and the target is (B,), so `F.mse_loss(pred, target)` broadcasts to a
-(B, B) matrix and compares every prediction with every target in the batch (torch only prints a UserWarning). The
-gradient pushes each prediction towards the batch mean of the target, so the alcohol head learns roughly the
-constant mean while the cultivar head trains normally and the total loss still goes down. Fix: `pred.squeeze(-1)`.
-Symptom: val alcohol R^2 0.037 vs 0.524 with the squeezed prediction (cultivar accuracy 0.978 in both)."""
+The alcohol head returns shape (B, 1) and the target is (B,), so `F.mse_loss(pred, target)` broadcasts to a (B, B)
+matrix and compares every prediction with every target in the batch (torch only prints a UserWarning). The gradient
+pushes each prediction towards the batch mean of the target, so the alcohol head learns roughly the constant mean
+while the cultivar head trains normally and the total loss still goes down. Fix: `pred.squeeze(-1)`. Symptom: val
+alcohol R^2 0.037 vs 0.524 with the squeezed prediction (cultivar accuracy 0.978 in both)."""
 
 import lightning as L
 import torch

@@ -1,19 +1,19 @@
-"""Healthy: transfer learning on digits with layer-wise learning-rate decay. A 3-block MLP backbone
-(Linear-BatchNorm-ReLU x 3) is pretrained in a plain torch loop on digits 0-4 (all their images, 8 epochs). It is
-then fine-tuned in Lightning on digits 5-9 with only 30 labelled images per class (150 rows), a new 5-way head,
-batch size 16; validation on the remaining 5-9 images.
+"""Healthy: transfer learning on digits with layer-wise learning-rate decay. A 3-block MLP backbone (Linear-BatchNorm-
+ReLU x 3) is pretrained in a plain torch loop on digits 0-4 (all their images, 8 epochs). It is then fine-tuned in
+Lightning on digits 5-9 with only 30 labelled images per class (150 rows), a new 5-way head, batch size 16;
+validation on the remaining 5-9 images.
 
 Fine-tuning recipe: AdamW parameter groups with layer-wise decay (head lr 3e-3, then x0.5 per block going down:
 block3 1.5e-3, block2 7.5e-4, block1 3.75e-4), one shared warm-up + cosine LambdaLR that scales every group by the
 same factor (so the ratios survive), and the backbone's BatchNorm layers frozen: their affine parameters have
-requires_grad=False and the modules are put back in eval mode at the start of every training epoch, so they keep
-the running statistics estimated on ~900 pretraining images instead of re-estimating them from 16-image batches of
-a 150-image set.
+requires_grad=False and the modules are put back in eval mode at the start of every training epoch, so they keep the
+running statistics estimated on ~900 pretraining images instead of re-estimating them from 16-image batches of a
+150-image set.
 
-Why it is correct: every trainable parameter (all Linear weights/biases of the backbone and the head) is in
-exactly one group and every group has a non-zero lr after warm-up; the frozen BN parameters are deliberately
-outside the optimizer and get no updates; the BN statistics are meaningful (computed on the same pixel space by
-pretraining), and eval-mode BN makes each sample's output independent of its batch. Result: val acc 0.965 (val loss 0.133) on
+Why it is correct: every trainable parameter (all Linear weights/biases of the backbone and the head) is in exactly
+one group and every group has a non-zero lr after warm-up; the frozen BN parameters are deliberately outside the
+optimizer and get no updates; the BN statistics are meaningful (computed on the same pixel space by pretraining),
+and eval-mode BN makes each sample's output independent of its batch. Result: val acc 0.965 (val loss 0.133) on
 unseen 5-9 images from 150 labels."""
 
 import math

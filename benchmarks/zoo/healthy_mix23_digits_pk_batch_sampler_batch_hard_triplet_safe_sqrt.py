@@ -1,14 +1,14 @@
-"""Healthy: metric learning on digits (sklearn `load_digits`, pixels scaled to [0, 1] and centred with the train
-mean). An MLP embeds each image into 32-d, L2-normalized; training uses the batch-hard triplet loss (Hermans et al.)
-with margin 0.2 on batches from a custom P x K batch sampler (P = 8 classes, K = 8 images each, drawn without
-replacement inside a batch, reshuffled every epoch). Validation reports the same loss on P x K batches of the
-validation split and recall@1 of held-out images against the training gallery.
+"""Healthy: metric learning on digits (sklearn `load_digits`, pixels scaled to [0, 1] and centred with the train mean).
+An MLP embeds each image into 32-d, L2-normalized; training uses the batch-hard triplet loss (Hermans et al.) with
+margin 0.2 on batches from a custom P x K batch sampler (P = 8 classes, K = 8 images each, drawn without replacement
+inside a batch, reshuffled every epoch). Validation reports the same loss on P x K batches of the validation split
+and recall@1 of held-out images against the training gallery.
 
-Why it is correct: the sampler guarantees positives and negatives in every batch (8 classes per batch, not one);
-the pairwise distance is `sqrt(clamp(d2, min=1e-12))`, so the zero self-distance on the diagonal does not give a
-NaN/inf gradient; the diagonal is excluded from the hardest positive; the hinge `relu(d_ap - d_an + margin)` keeps
-the loss bounded below; each sample's embedding depends only on itself (the batch only enters the loss). Adam with
-cosine decay. Result: val recall@1 0.973, val triplet loss 0.081."""
+Why it is correct: the sampler guarantees positives and negatives in every batch (8 classes per batch, not one); the
+pairwise distance is `sqrt(clamp(d2, min=1e-12))`, so the zero self-distance on the diagonal does not give a NaN/inf
+gradient; the diagonal is excluded from the hardest positive; the hinge `relu(d_ap - d_an + margin)` keeps the loss
+bounded below; each sample's embedding depends only on itself (the batch only enters the loss). Adam with cosine
+decay. Result: val recall@1 0.973, val triplet loss 0.081."""
 
 import lightning as L
 import torch

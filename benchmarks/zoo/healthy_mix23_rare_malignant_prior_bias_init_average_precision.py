@@ -1,15 +1,15 @@
-"""Healthy: a rare-positive screening classifier on breast cancer (sklearn `load_breast_cancer`, 30 features). To
-mimic a screening population, the malignant class (here relabelled as the positive, y = 1) is subsampled to 40
-of its 212 rows, so positives are ~10 % of the 397 rows. Stratified 75/25 split; a StandardScaler fitted on the
-train rows only; a 2-layer MLP trained with plain `BCEWithLogitsLoss`; the output bias is initialised to
-log(p / (1 - p)) of the TRAIN prior p (the RetinaNet / "init well" recipe) so the first loss already equals the
-entropy of the label prior instead of ln 2; Adam with ReduceLROnPlateau on the validation loss; the
-model is judged by average precision, which is threshold-free.
+"""Healthy: a rare-positive screening classifier on breast cancer (sklearn `load_breast_cancer`, 30 features). To mimic
+a screening population, the malignant class (here relabelled as the positive, y = 1) is subsampled to 40 of its 212
+rows, so positives are ~10 % of the 397 rows. Stratified 75/25 split; a StandardScaler fitted on the train rows
+only; a 2-layer MLP trained with plain `BCEWithLogitsLoss`; the output bias is initialised to log(p / (1 - p)) of
+the TRAIN prior p (the RetinaNet / "init well" recipe) so the first loss already equals the entropy of the label
+prior instead of ln 2; Adam with ReduceLROnPlateau on the validation loss; the model is judged by average precision,
+which is threshold-free.
 
-Why it is correct: nothing is resampled across the split; scaling statistics and the prior come from the
-training split; every batch of 32 holds ~3 positives (shuffled, not sorted); validation
-reports the same loss and the average precision, the honest metric for a rare class.
-Result: val average precision 1.000 on the 10 held-out positives (recall 0.80 at the default 0.5 threshold)."""
+Why it is correct: nothing is resampled across the split; scaling statistics and the prior come from the training
+split; every batch of 32 holds ~3 positives (shuffled, not sorted); validation reports the same loss and the average
+precision, the honest metric for a rare class. Result: val average precision 1.000 on the 10 held-out positives
+(recall 0.80 at the default 0.5 threshold)."""
 
 import lightning as L
 import numpy as np

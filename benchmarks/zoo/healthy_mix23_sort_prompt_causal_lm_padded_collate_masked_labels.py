@@ -1,14 +1,14 @@
-"""Healthy: a tiny causal transformer LM on a synthetic "sort the prompt" task. Each example is a random prompt of
-3-8 tokens from a 12-token alphabet, a SEP token, then the prompt sorted ascending and EOS. Examples have different
+"""Healthy: a tiny causal transformer LM on a synthetic "sort the prompt" task. Each example is a random prompt of 3-8
+tokens from a 12-token alphabet, a SEP token, then the prompt sorted ascending and EOS. Examples have different
 lengths, so a custom collate function right-pads `input_ids` with PAD, builds `attention_mask`, and builds `labels`
 as the next token with -100 on every prompt position and on padding: the loss is only on the answer.
 
-Why it is correct: the labels are the inputs shifted left by one (position t predicts token t+1), and the
-self-attention gets both a strict upper-triangular causal mask and the key-padding mask, so position t sees only
-tokens <= t; right padding means every real position attends only to real tokens; the prompt tokens are not
-supervised (they are random and unpredictable), so the loss starts near ln(vocab) on the answer tokens only.
-Positions are learned embeddings; AdamW with warm-up + cosine per step and gradient clipping. Result: greedy
-generation from the prompt mostly reproduces the sorted answer (val loss 0.105, exact match 0.81 on held-out prompts)."""
+Why it is correct: the labels are the inputs shifted left by one (position t predicts token t+1), and the self-
+attention gets both a strict upper-triangular causal mask and the key-padding mask, so position t sees only tokens
+<= t; right padding means every real position attends only to real tokens; the prompt tokens are not supervised
+(they are random and unpredictable), so the loss starts near ln(vocab) on the answer tokens only. Positions are
+learned embeddings; AdamW with warm-up + cosine per step and gradient clipping. Result: greedy generation from the
+prompt mostly reproduces the sorted answer (val loss 0.105, exact match 0.81 on held-out prompts)."""
 
 import math
 from types import SimpleNamespace
