@@ -7,7 +7,7 @@ The learning-rate schedule is the "Noam" schedule copied from the Transformer pa
 `d_model**-0.5 * min(step**-0.5, step * warmup**-1.5)` with warmup = 4000, wrapped in LambdaLR on top of
 `Adam(lr=1e-3)`. In the paper that factor *is* the learning rate (base lr 1.0), and 4000 warm-up steps fit 100k
 steps; here it is multiplied onto 1e-3 and the run has 282 steps, so the learning rate climbs from 6e-10 to only
-1.6e-7 and the warm-up never ends. Nothing crashes and the loss creeps down a little, which looks like a slow
+1.6e-7 and the warm-up never ends. Nothing crashes and the loss just sits near ln 5, which looks like a slow
 start. Symptom: val accuracy 0.21 (chance 0.20), val loss 1.73; the fix (LambdaLR factor with base lr 1.0 and a
 warm-up of 10 % of the steps, peak lr ~2.7e-2) reaches val accuracy 1.00."""
 
