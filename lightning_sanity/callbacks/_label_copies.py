@@ -102,6 +102,9 @@ def finish_label_copies(callback: Any, trainer: Any) -> None:
     callback._found.add(CHECK)
     first = read[0]
     column = f" (feature {first.column})" if first.column is not None else ""
+    if first.span is not None:  # a window of a longer sequence: a decoder input's horizon placeholder
+        feature = f", feature {first.column}" if first.column is not None else ""
+        column = f" (positions {first.span[0]} to {first.span[1]} along its axis 1{feature})"
     words = ("equals the target" if first.how in ("equal", "equal values")
              else "takes one distinct value per class of the target (the labels relabelled)")
     counted = f"{first.classes} distinct values" if first.how == "equal values" else f"{first.classes} classes"
@@ -117,6 +120,7 @@ def finish_label_copies(callback: Any, trainer: Any) -> None:
         "data built the same way says nothing about it.",
         ADVICE + (UNEXPLAINED_ADVICE if first.how == "unexplained" else ""), where=first.name, key="label-copy",
         data={"tensors": list(dict.fromkeys(c.name for c in read)), "how": first.how, "column": first.column,
+              **({"positions": list(first.span)} if first.span is not None else {}),
               "rows": first.rows, "classes": first.classes, "log10_chance": first.log10_chance},
     )
 

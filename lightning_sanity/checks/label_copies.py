@@ -67,17 +67,27 @@ class LabelCopy:
     classes: int
     #: ``log10`` of the chance bound.
     log10_chance: float
+    #: for a window of a longer sequence (:func:`candidate_columns`): its first and last position along axis 1
+    span: Optional[tuple[int, int]] = None
+
+
+#: Offsets of a longer sequence tried as windows of the target's length (a decoder input of context + horizon).
+MAX_OFFSETS = 256
 
 
 def candidate_columns(y: torch.Tensor, value: torch.Tensor) -> Optional[torch.Tensor]:
     """``value`` as ``(*y.shape, F)`` columns when it has the target's shape (one column) or the target's shape plus a
-    trailing feature dimension, else None.
+    trailing feature dimension, else None. A sequence longer than the target along axis 1 gives a column for each
+    window of the target's length (each offset, each feature): a decoder input built as ``cat([context, y])``, whose
+    placeholder for the horizon holds the horizon itself.
 
     >>> import torch
     >>> y = torch.zeros(4, 6, dtype=torch.long)
     >>> candidate_columns(y, torch.zeros(4, 6)).shape, candidate_columns(y, torch.zeros(4, 6, 3)).shape
     (torch.Size([4, 6, 1]), torch.Size([4, 6, 3]))
-    >>> candidate_columns(y, torch.zeros(4, 7)) is None
+    >>> candidate_columns(y, torch.zeros(4, 9, 2)).shape   # 4 offsets x 2 features
+    torch.Size([4, 6, 8])
+    >>> candidate_columns(y, torch.zeros(5, 7)) is None
     True
     """
     if not isinstance(value, torch.Tensor) or value.is_complex() or value.dim() == 0:
@@ -86,7 +96,28 @@ def candidate_columns(y: torch.Tensor, value: torch.Tensor) -> Optional[torch.Te
         return value.unsqueeze(-1)
     if value.dim() == y.dim() + 1 and value.shape[:-1] == y.shape and value.shape[-1] >= 1:
         return value
+    if (y.dim() >= 2 and value.dim() in (y.dim(), y.dim() + 1) and value.shape[0] == y.shape[0]
+            and y.shape[1] < value.shape[1] <= y.shape[1] + MAX_OFFSETS - 1
+            and value.shape[2:y.dim()] == y.shape[2:]):
+        v = value if value.dim() == y.dim() + 1 else value.unsqueeze(-1)  # (B, L, *rest, F)
+        windows = v.unfold(1, y.shape[1], 1)  # (B, offsets, *rest, F, T)
+        return windows.movedim(-1, 1).movedim(2, -1).flatten(-2)  # (B, T, *rest, F * offsets)
     return None
+
+
+def window_span(y: torch.Tensor, value: torch.Tensor, column: int) -> tuple[Optional[int], Optional[tuple[int, int]]]:
+    """The feature (None when ``value`` has one) and, for a window of a longer sequence, the ``(first, last)``
+    positions along axis 1 behind ``column`` of :func:`candidate_columns`.
+
+    >>> window_span(torch.zeros(4, 6), torch.zeros(4, 9, 2), 5), window_span(torch.zeros(4, 6), torch.zeros(4, 9), 3)
+    ((1, (1, 6)), (None, (3, 8)))
+    """
+    several = value.dim() == y.dim() + 1 and value.shape[-1] > 1
+    if value.dim() < 2 or y.dim() < 2 or value.shape[1] <= y.shape[1]:
+        return (column if several else None), None
+    offsets = value.shape[1] - y.shape[1] + 1
+    start = column % offsets
+    return (column // offsets if several else None), (start, start + y.shape[1] - 1)
 
 
 def label_copies(y: torch.Tensor, candidates: dict[str, torch.Tensor], x: Optional[torch.Tensor] = None
@@ -130,8 +161,8 @@ def label_copies(y: torch.Tensor, candidates: dict[str, torch.Tensor], x: Option
             if inputs is not None and determined(inputs, v)[0]:
                 continue  # a function of the token at the same position: nothing the input does not say
             how = "equal" if bool((v == target.double()).all()) else "relabelled"
-            found.append(LabelCopy(name, j if c.shape[-1] > 1 else None, how, int(target.numel()),
-                                   int(classes.numel()), log10))
+            feature, span = window_span(y, candidates[name], j)
+            found.append(LabelCopy(name, feature, how, int(target.numel()), int(classes.numel()), log10, span))
     if inputs is None or y.dim() < 2:
         return found
     for name, c in columns.items():  # each per-token vector whole, where its token does not fix it

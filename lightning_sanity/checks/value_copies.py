@@ -29,7 +29,7 @@ from typing import Optional
 import torch
 
 from lightning_sanity.checks.label_copies import (CHANCE, LabelCopy, _distinct_samples, _same_position_inputs,
-                                                   candidate_columns)
+                                                   candidate_columns, window_span)
 from lightning_sanity.checks.leakage import log_partition_chance
 from lightning_sanity.checks.target_inputs import MAX_ROWS, determined
 
@@ -63,6 +63,7 @@ def value_copies(y: torch.Tensor, candidates: dict[str, torch.Tensor], x: Option
         for j in torch.nonzero((values == flat[:, None]).all(0)).flatten().tolist():
             if inputs is not None and determined(inputs, values[:, j])[0]:
                 continue  # a function of the input at the same position: nothing the input does not say
-            found.append(LabelCopy(name, j if c.shape[-1] > 1 else None, "equal values", int(flat.numel()),
-                                   int(per_value.numel()), max(log_p / math.log(10), -300.0)))
+            feature, span = window_span(y, candidates[name], j)
+            found.append(LabelCopy(name, feature, "equal values", int(flat.numel()), int(per_value.numel()),
+                                   max(log_p / math.log(10), -300.0), span))
     return found
