@@ -224,11 +224,12 @@ class ValDivergence(SanityCallback):
     def on_validation_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any,
                                 batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         # With several loaders Lightning never publishes the sanity check's figures: read them at each loader's last
-        # sanity batch (one read per loader, before training only).
-        planned = trainer.num_sanity_val_batches if trainer.sanity_checking else []
-        if len(planned) < 2 or dataloader_idx >= MAX_LOADERS or batch_idx + 1 != planned[dataloader_idx]:
-            return
+        # sanity batch (one read per loader, before training only; not under DDP, where a read computes collectives).
         try:
+            planned = trainer.num_sanity_val_batches if trainer.sanity_checking and trainer.world_size == 1 else []
+            if len(planned) < 2 or dataloader_idx >= min(MAX_LOADERS, len(planned)) or batch_idx + 1 != planned[
+                    dataloader_idx]:
+                return
             metrics = loader_epoch_metrics(trainer)
             value = self._read_val(trainer, metrics) if dataloader_idx == 0 else None
             if value is not None and self._before is None:
