@@ -87,6 +87,8 @@ class ValDivergence(SanityCallback):
     zero: a Gaussian or Poisson NLL (or any negative loss value seen) may be validated shifted by a constant
     (``full=True``), which no ratio can see. Otherwise, or without a
     logged validation loss, the check is skipped with the reason. Only global rank 0 judges. No TensorBoard tags.
+    Several validation dataloaders are judged each on its own, the first four
+    (:mod:`lightning_sanity.callbacks._val_loaders`); a finding names its loader ("validation dataloader 1").
 
     Thresholds (``thresholds={"val-divergence": {...}}`` or :meth:`set_thresholds`): ``baseline_margin`` (0.2)
     and ``rise`` (0.25).
@@ -227,8 +229,7 @@ class ValDivergence(SanityCallback):
         # sanity batch (one read per loader, before training only; not under DDP, where a read computes collectives).
         try:
             planned = trainer.num_sanity_val_batches if trainer.sanity_checking and trainer.world_size == 1 else []
-            if len(planned) < 2 or dataloader_idx >= min(MAX_LOADERS, len(planned)) or batch_idx + 1 != planned[
-                    dataloader_idx]:
+            if len(planned) < 2 or dataloader_idx >= MAX_LOADERS or batch_idx + 1 != planned[dataloader_idx]:
                 return
             metrics = loader_epoch_metrics(trainer)
             value = self._read_val(trainer, metrics) if dataloader_idx == 0 else None
