@@ -71,3 +71,31 @@ def test_each_validation_dataloader_is_judged_on_its_own(tmp_path, one_thread, p
         assert found[0]["message"].startswith("Validation dataloader 1 (`val_loss/dataloader_idx_1`): ")
     detail = next(c["detail"] for c in report["checks"] if c["name"] == "val-divergence")
     assert "`val_loss/dataloader_idx_0`" in detail and "`val_loss/dataloader_idx_1`" in detail, detail
+
+
+def test_loaders_past_the_cap_are_named_not_judged(tmp_path, one_thread):
+    L.seed_everything(0)
+    train, val = _sites("same")
+    t = trainer(tmp_path, [ValDivergence(), SanitySummary(print_summary=False)], logger=None, max_epochs=2)
+    t.fit(TumourMLP(), train, val + val[1:] * 4)  # six loaders
+    report = read_report(t.log_dir)
+    assert not serious(report, "val-divergence")
+    detail = next(c["detail"] for c in report["checks"] if c["name"] == "val-divergence")
+    assert "`val_loss/dataloader_idx_3`" in detail and "`val_loss/dataloader_idx_4`" not in detail, detail
+    assert "validation dataloaders 4 to 5 not judged (the first 4 are)" in detail, detail
+
+
+def test_every_loader_has_its_loss_before_training(tmp_path, one_thread):
+    """Lightning publishes no sanity-check figure with several loaders; each loader's is read at its last sanity
+    batch, so the input-independent baseline applies to each (the full suite computes the baseline)."""
+    import lightning_sanity
+
+    L.seed_everything(0)
+    train, val = _sites("same")
+    t = trainer(tmp_path, lightning_sanity.default_callbacks(print_summary=False), logger=None, max_epochs=3)
+    t.fit(TumourMLP(), train, val)
+    report = read_report(t.log_dir)
+    assert not serious(report, "val-divergence")
+    detail = next(c["detail"] for c in report["checks"] if c["name"] == "val-divergence")
+    assert detail.count("; baseline ") == 2, detail
+    assert {"val_loss/dataloader_idx_0", "val_loss/dataloader_idx_1"} <= set(t.callback_metrics)

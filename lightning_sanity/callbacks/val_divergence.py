@@ -327,8 +327,8 @@ class ValDivergence(SanityCallback):
             details.append(self._judge(trainer, pl_module, shifts.get(loader.index), loader.key, loader.val,
                                        loader.before, max(loader.rows, 0), loader.scales, loader.name))
         if self._loaders.dropped:
-            details.append(f"validation dataloaders {MAX_LOADERS}-{self._loaders.dropped} not judged (the first "
-                           f"{MAX_LOADERS} are)")
+            details.append(f"validation dataloaders {MAX_LOADERS} to {self._loaders.dropped} not judged (the "
+                           f"first {MAX_LOADERS} are)")
         self.detail(trainer, check, "; ".join(details))
         report_sampler_reach(self, trainer, self._key, self._val)
 
