@@ -51,3 +51,16 @@ def optimizers_of(configured: Any) -> list[torch.optim.Optimizer]:
             return optimizers_of(list(configured[0]))  # ([optimizers], [schedulers])
         return [opt for item in configured for opt in optimizers_of(item)]
     return []
+
+
+def loader_epoch_metrics(trainer: Any) -> dict[str, Any]:
+    """The epoch-level figures the running evaluation dataloader logged so far, named as ``callback_metrics`` names
+    them (``val_loss/dataloader_idx_1``); {} when unknown. With several validation dataloaders Lightning never
+    publishes the sanity check's figures (``callback_metrics`` stays empty there), so the validation loss before
+    training is read here, at each loader's last sanity batch: the mean the loop computes at that loader's end, once
+    and earlier (no batch of that loader follows). Public fallback: nothing read.
+    """
+    try:
+        return dict(trainer._results.metrics(False)["callback"])
+    except Exception:  # a Lightning release without this collection: the loss before training stays unknown
+        return {}

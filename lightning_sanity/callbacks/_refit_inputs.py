@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Optional
 
 import torch
@@ -24,6 +25,8 @@ import torch
 from lightning_sanity.batch import input_of
 from lightning_sanity.callbacks._row_blocks import BlockedRows
 from lightning_sanity.checks import refit_transform as R
+
+log = logging.getLogger(__name__)
 
 #: most columns followed: tabular rows; wider inputs are flattened images or embeddings, not a fitted table.
 MAX_COLUMNS = 4096
@@ -62,6 +65,13 @@ class InputMoments:
         self.off = False
 
     def add(self, batch: Any, split: str) -> None:
+        try:
+            self._add(batch, split)
+        except Exception:  # never lose the run over a diagnostic
+            log.debug("val-divergence input moments failed", exc_info=True)
+            self.stop()
+
+    def _add(self, batch: Any, split: str) -> None:
         if self.off or split in self.complete:
             return
         x = input_of(batch)

@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, Optional
 
@@ -22,6 +23,8 @@ import torch
 
 from lightning_sanity.batch import input_of
 from lightning_sanity.checks import token_shift as T
+
+log = logging.getLogger(__name__)
 
 #: columns a batch of token ids needs when no ``input_ids`` key names it (shorter integer rows are tabular codes).
 MIN_COLUMNS = 16
@@ -53,6 +56,13 @@ class TokenCounts:
         self.done: set[str] = set()  # splits whose first pass is complete
 
     def add(self, batch: Any, split: str) -> None:
+        try:
+            self._add(batch, split)
+        except Exception:  # never lose the run over a diagnostic
+            log.debug("val-divergence token counts failed", exc_info=True)
+            self.off = True
+
+    def _add(self, batch: Any, split: str) -> None:
         if self.off:
             return
         found = token_input(batch)

@@ -21,6 +21,8 @@ from typing import Any, Mapping, Optional
 import torch
 
 from lightning_sanity.batch import split_batch
+from lightning_sanity.checks.loss_baseline import trend_baseline
+from lightning_sanity.checks.validation import comparable
 from lightning_sanity.checks.val_noise import ValNoise, prior_spread
 
 _CLASS_KINDS = ("cross_entropy", "binary_cross_entropy")
@@ -67,3 +69,32 @@ def val_noise_model(facts: Mapping[str, Any], baseline: Optional[float], val_row
     else:
         base_rows = train_rows if train_rows >= 2 else None
     return ValNoise(int(val_rows), base_rows, spread)
+
+
+def baseline_on_val_scale(facts: Mapping[str, Any], unit: Any, unit_note: Optional[str], key: Optional[str],
+                          train: Sequence[float], val: Sequence[float],
+                          before: Optional[float]) -> tuple[Optional[float], str]:
+    """``(baseline, note)``: the input-independent baseline when it applies to one validation loss ``key`` (None
+    otherwise), and the summary's note saying which. It applies when ``unit`` (of
+    :func:`~lightning_sanity.checks.metric_units.loss_units`) is known, the loss has a natural zero and the loss
+    ``before`` training is within :func:`~lightning_sanity.checks.validation.comparable` of the first training loss.
+    """
+    baseline, _ = trend_baseline(facts)
+    initial = facts.get("initial_loss")
+    if baseline is None:
+        return None, "no input-independent baseline"
+    if unit is None:
+        return None, str(unit_note)
+    if signed_loss(facts, train, val, before):
+        baseline = None
+        note = ("the loss can be negative (no natural zero): a ratio cannot tell that the validation loss is the "
+                "training loss and not shifted by a constant; compared with itself only")
+    elif before is None or not isinstance(initial, (int, float)):
+        baseline, note = None, "no validation loss before training to tell it is on the training loss's scale"
+    elif not comparable(before, float(initial)):
+        baseline = None
+        note = (f"`{key}` before training ({before:.3g}) is not on the scale of the first training loss "
+                f"({float(initial):.3g}): compared with itself only")
+    else:
+        note = f"baseline {baseline:.3g}"
+    return baseline, f"{unit_note}; {note}" if unit_note else note
