@@ -15,7 +15,8 @@ from lightning_sanity import SanitySummary
 from lightning_sanity.callbacks import step as step_state
 from lightning_sanity.callbacks.batchnorm import BatchNormMonitor
 from lightning_sanity.callbacks.nonfinite import NonFiniteSentinel, NonFiniteStop
-from lightning_sanity.checks.numerics import anomaly_op, finite_flag, first_nonfinite, nonfinite_names, owner_module
+from lightning_sanity.checks.numerics import (anomaly_op, finite_flag, first_nonfinite, is_finite, nonfinite_names,
+                                              owner_module)
 
 NEVER = (99, 0)  # an injection point the run never reaches: the model stays healthy
 
@@ -60,6 +61,17 @@ def test_locating_helpers():
     assert owner_module("encoder.0.weight") == "encoder.0" and owner_module("scale") == ""
     assert anomaly_op("Function 'DivBackward0' returned nan values in its 1th output.") == "DivBackward0"
     assert anomaly_op("something else") is None
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+def test_is_finite_agrees_with_isfinite(dtype):
+    # Tested from the tensor's two extremes read on the host: NaN and both infinities anywhere, and the largest
+    # finite values of the dtype (which a sum would overflow), must read as torch.isfinite does.
+    big = torch.finfo(dtype).max
+    for values in ([1.0, -2.0], [big, big, -big], [1.0, math.nan], [math.inf, 0.0], [0.0, -math.inf], [math.nan] * 3):
+        t = torch.tensor(values, dtype=dtype).reshape(-1, 1)
+        assert is_finite(t) == bool(torch.isfinite(t).all()), values
+    assert is_finite(torch.zeros(0, dtype=dtype)) and is_finite(torch.arange(3))
 
 
 def test_arguments_are_validated():

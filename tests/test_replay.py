@@ -198,6 +198,24 @@ def test_rng_state_is_reused_only_while_the_generator_has_not_moved(case):
         random.setstate(saved_python)
 
 
+@pytest.mark.parametrize("case", [_numpy_case, _python_case], ids=["numpy", "python"])
+def test_isolate_rng_puts_back_every_state_it_skips_setting(case):
+    # isolate_rng leaves a generator alone when its reader finds it as captured: every kind of draw in the block,
+    # a reseed, a set_state and a cached Gaussian used up without moving the bytes must still be undone.
+    saved_numpy, saved_python = np.random.get_state(), random.getstate()
+    try:
+        _, full, _, actions, same = case()
+        for i, action in enumerate([*actions, *actions[::-1]]):
+            before = full()
+            with replay_rng.isolate_rng():
+                action()
+                action()
+            assert same(full(), before), i
+    finally:
+        np.random.set_state(saved_numpy)
+        random.setstate(saved_python)
+
+
 def test_what_the_checks_share_within_a_step_goes_with_its_trainer():
     # Found by weak reference, also on the fast path that remembers the last Trainer: nothing the suite shares
     # (the step capture with its batch and BatchNorm copies, the reads, the norms) outlives its Trainer, and a new

@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
@@ -150,8 +151,8 @@ def is_finite(tensor: Optional[Tensor]) -> bool:
     tensor = tensor.detach()
     if tensor.is_complex() or tensor.numel() == 0:
         return bool(torch.isfinite(tensor).all())
-    low, high = torch.aminmax(tensor)
-    return bool(torch.isfinite(torch.stack([low, high])).all())
+    low, high = torch.aminmax(tensor)  # tested on the host: two floats read at once cost less than three more ops
+    return all(map(math.isfinite, torch.stack([low, high]).tolist()))
 
 
 def first_nonfinite(named: Iterable[tuple[str, Optional[Tensor]]]) -> Optional[str]:

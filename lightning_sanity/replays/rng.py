@@ -178,7 +178,19 @@ def isolate_rng(include_cuda: bool = False) -> Iterator[None]:
     try:
         yield
     finally:
-        set_rng_states(states)
+        _put_back(states)
+
+
+def _put_back(states: Mapping[str, Any]) -> None:
+    """:func:`set_rng_states`, leaving numpy's and Python's generators alone where their reader hands back the very
+    state captured (its bytes have not moved): numpy's ``set_state`` rebuilds 624 words, about 65 us a block."""
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] is not None:
+        torch.cuda.set_rng_state_all(states["cuda"])
+    if _NUMPY_STATE.get() is not states["numpy"]:
+        np.random.set_state(states["numpy"])
+    if _PYTHON_STATE.get() is not states["python"]:
+        random.setstate(states["python"])
 
 
 def _portable_rng(states: Mapping[str, Any]) -> dict[str, Any]:
