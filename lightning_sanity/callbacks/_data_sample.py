@@ -27,10 +27,10 @@ _MAX_LABELS = 1 << 18
 #: Log transforms, and the shifts and clamps that may come first (`log(x + eps)`, `log10(clamp(x, min=amin))`).
 _LOG_OPS = frozenset({"log", "log1p", "log2", "log10", "log_", "log1p_", "log2_", "log10_"})
 _SHIFT_OPS = frozenset({"add", "__add__", "__radd__", "clamp", "clamp_min", "clip", "maximum", "abs"})
-#: Integer types of the same width as each float type: a float label's bits travel in the fingerprints' int64 copy.
 #: Weighted layers whose input is judged as the first layer's, and the normalisations that make it moot.
 _FIRST_LAYER_OPS = frozenset({"linear", "conv1d", "conv2d", "conv3d", "gru", "lstm", "rnn_tanh", "rnn_relu"})
 _NORM_OPS = frozenset({"batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm", "normalize"})
+#: Integer types of the same width as each float type: a float label's bits travel in the fingerprints' int64 copy.
 _FLOAT_BITS = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16,
                torch.bfloat16: torch.int16}
 

@@ -125,8 +125,8 @@ class DeadVerdicts:
                 "reaches {them} over {steps} steps, while {its} output feeds layers that learn ("
                 + short_list([f"`{c}`" for c in consumers], limit=3) + ") and {its} weights are still at their "
                 "initialisation (" + short_list([f"`{n}`" for n in untrained], limit=3)
-                + (" is" if len(untrained) == 1 else " are") + " as constructed: one constant value, or PyTorch's default "
-                "uniform draw with every value inside its bound): the model learns on top of random features",
+                + (" is" if len(untrained) == 1 else " are") + " as constructed: one constant value, or PyTorch's "
+                "default uniform draw with every value inside its bound): the model learns on top of random features",
                 NO_GRAD_ADVICE, steps, kind="no_grad", extra={"feeds": consumers, "untrained": untrained})
             no_grad_mode = [i for i in no_grad_mode if i not in feeding]
         # A parameter group of their own with an lr above 0: the user meant exactly these layers to learn (an

@@ -198,13 +198,12 @@ class _InputScaleGlue:
             # A heavy tail is judged where the raw scale is large and the model takes no log of it (`logged`).
             heavy = (HT.heavy_tail(s.min, s.positives, s.squashed)
                      if verdict == "large" and name not in self._inputs.logged else None)
+            rescaled = first in _NORMALISING_OPS or name in self._inputs.logged
             # A warned field explains the first layer's scale; one the model rescales first does not.
-            large = large or heavy is not None or (
-                verdict == "large" and first not in _NORMALISING_OPS and name not in self._inputs.logged)
+            large = large or heavy is not None or (verdict == "large" and not rescaled)
             if heavy is not None:
                 self._report_heavy_tail(trainer, name, s, heavy, first, figures)
             elif verdict == "large":
-                rescaled = first in _NORMALISING_OPS or name in self._inputs.logged
                 feature_text = (f", one feature reaching an RMS of {s.max_feature_rms:.3g}"
                                 if s.max_feature_rms is not None and s.max_feature_rms > limits["feature_rms_large"]
                                 else "")

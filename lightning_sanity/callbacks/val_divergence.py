@@ -161,15 +161,11 @@ class ValDivergence(SanityCallback):
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             return
         scale = trainer.accumulate_grad_batches if pl_module.automatic_optimization else 1
-        # On the CPU a Python float costs less than a tensor add; elsewhere summed on the device (two small ops, no
-        # host sync), read once per validation run.
-        if scale == 1 and loss.is_cpu:
-            value = float(loss)  # the same float as after detach().reshape(()): two tensor ops a step spared
-        else:
-            loss = loss.detach().reshape(())
-            if scale != 1:  # Lightning divided the loss by the accumulation factor
-                loss = loss * scale
-            value = float(loss) if loss.device.type == "cpu" else loss.float()
+        if scale != 1:  # Lightning divided the loss by the accumulation factor
+            loss = loss.detach() * scale
+        # On the CPU a Python float costs less than a tensor add (and needs no detach or reshape); elsewhere summed
+        # on the device (two small ops, no host sync), read once per validation run.
+        value = float(loss) if loss.is_cpu else loss.detach().reshape(()).float()
         self._sum = value if self._sum is None else self._sum + value
         self._sq = value * value if self._sq is None else self._sq + value * value
         self._count += 1

@@ -156,8 +156,8 @@ def default_init_tensors(named: Sequence[tuple[str, "torch.Tensor"]]) -> list[st
     with torch.no_grad():
         device = named[0][1].device
         bounds = [p[0].numel() ** -0.5 for _, p in named]
-        flags = torch.stack([(p.abs().amax() <= b * (1 + 1e-6)) & ((p.float().std() * 3 ** 0.5 / b - 1).abs() < 0.1)
-                             for (_, p), b in zip(named, bounds)]).to(device).tolist()
+        flags = torch.stack([((p.abs().amax() <= b * (1 + 1e-6)) & ((p.float().std() * 3 ** 0.5 / b - 1).abs() < 0.1))
+                             .to(device) for (_, p), b in zip(named, bounds)]).tolist()
     return [n for (n, _), flag in zip(named, flags) if flag]
 
 

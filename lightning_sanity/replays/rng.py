@@ -141,16 +141,21 @@ def capture_rng_states() -> dict[str, Any]:
     cuda = None
     if torch.cuda.is_initialized():  # only once CUDA is in use (which implies it is available)
         cuda = torch.cuda.get_rng_state_all()
-    return {"torch": torch.default_generator.get_state(), "cuda": cuda, "numpy": _NUMPY_STATE.get(), "python": _PYTHON_STATE.get()}
+    return {"torch": torch.default_generator.get_state(), "cuda": cuda, "numpy": _NUMPY_STATE.get(),
+            "python": _PYTHON_STATE.get()}
 
 
 def set_rng_states(states: Mapping[str, Any]) -> None:
-    """Set the global RNGs from :func:`capture_rng_states`' raw states."""
+    """Set the global RNGs from :func:`capture_rng_states`' raw states. numpy's and Python's generators are left
+    alone where their reader hands back the very state given (their bytes have not moved since it was captured):
+    numpy's ``set_state`` rebuilds 624 words, about 65 us, and :func:`isolate_rng` runs around every probe."""
     torch.set_rng_state(states["torch"])
     if states["cuda"] is not None:
         torch.cuda.set_rng_state_all(states["cuda"])
-    np.random.set_state(states["numpy"])
-    random.setstate(states["python"])
+    if _NUMPY_STATE.get() is not states["numpy"]:
+        np.random.set_state(states["numpy"])
+    if _PYTHON_STATE.get() is not states["python"]:
+        random.setstate(states["python"])
 
 
 @contextlib.contextmanager
@@ -178,19 +183,7 @@ def isolate_rng(include_cuda: bool = False) -> Iterator[None]:
     try:
         yield
     finally:
-        _put_back(states)
-
-
-def _put_back(states: Mapping[str, Any]) -> None:
-    """:func:`set_rng_states`, leaving numpy's and Python's generators alone where their reader hands back the very
-    state captured (its bytes have not moved): numpy's ``set_state`` rebuilds 624 words, about 65 us a block."""
-    torch.set_rng_state(states["torch"])
-    if states["cuda"] is not None:
-        torch.cuda.set_rng_state_all(states["cuda"])
-    if _NUMPY_STATE.get() is not states["numpy"]:
-        np.random.set_state(states["numpy"])
-    if _PYTHON_STATE.get() is not states["python"]:
-        random.setstate(states["python"])
+        set_rng_states(states)
 
 
 def _portable_rng(states: Mapping[str, Any]) -> dict[str, Any]:
