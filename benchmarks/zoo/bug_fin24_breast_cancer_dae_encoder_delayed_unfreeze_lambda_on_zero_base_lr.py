@@ -5,10 +5,11 @@ per-group LambdaLR stepped every batch: the head warms up and decays with a cosi
 for the first third of the steps (multiplier 0) and then warm up to its own rate and follow the same cosine.
 
 The encoder group was declared with `"lr": 0.0` ("it is frozen at the start, the lambda brings it in later"), but
-LambdaLR multiplies each group's *initial* learning rate by the lambda. 0 times anything is 0, so the encoder's
-learning rate is zero for the whole run even though its parameters require grad and receive gradients every step. The
-head alone still learns a decent probe on the pretrained features, so nothing looks wrong. Symptom: val BCE 0.147 (acc 0.951) and the encoder weights move by exactly 0; with the encoder group's base lr
-1e-3 the encoder moves (norm 0.79) and val BCE is 0.103 (acc 0.951)."""
+LambdaLR multiplies each group's *initial* learning rate by the lambda. 0 times anything is 0, so the encoder's learning
+rate is zero for the whole run even though its parameters require grad and receive gradients every step. The head alone
+still learns a decent probe on the pretrained features, so nothing looks wrong. Symptom: val BCE 0.147 (acc 0.951) and
+the encoder weights move by exactly 0; with the encoder group's base lr 1e-3 the encoder moves (norm 0.79) and val BCE
+is 0.103 (acc 0.951)."""
 
 import math
 

@@ -4,11 +4,11 @@ backbone trains with a 10x lower learning rate than the head (AdamW parameter gr
 a hand-written exponential moving average of the weights (decay 0.99, updated after every optimizer step) is what
 validation runs, as is common practice for fine-tuning.
 
-The EMA update is written `ema.mul_(decay).add_(p, alpha=decay)` instead of `alpha=1 - decay`. The averaged weights
-are no longer an average: they converge to decay / (1 - decay) = 99 times the live weights, so the EMA network's
-logits are scaled by orders of magnitude. Training (live weights) is perfectly normal and its loss falls; validation
-on the EMA copy reports enormous, growing cross-entropy from over-confident logits. Symptom: final val CE 2.1e4 (val acc 0.953, the argmax mostly survives the scaling) while train CE is 0.119; with
-`alpha=1 - decay` val CE 0.199, val acc 0.949."""
+The EMA update is written `ema.mul_(decay).add_(p, alpha=decay)` instead of `alpha=1 - decay`. The averaged weights are
+no longer an average: they converge to decay / (1 - decay) = 99 times the live weights, so the EMA network's logits are
+scaled by orders of magnitude. Training (live weights) is perfectly normal and its loss falls; validation on the EMA
+copy reports enormous, growing cross-entropy from over-confident logits. Symptom: final val CE 2.1e4 (val acc 0.953, the
+argmax mostly survives the scaling) while train CE is 0.119; with `alpha=1 - decay` val CE 0.199, val acc 0.949."""
 
 import copy
 

@@ -5,13 +5,13 @@ cases subsampled to about 10 % prevalence in both splits (a screening-like setti
 BatchNorm layers frozen at their pretraining statistics and affine parameters, trains the Linear layers of the
 backbone at 3e-4 and a new head at 3e-3 (AdamW groups, OneCycle per optimizer step, gradient accumulation of 2).
 
-Why it is correct: the BatchNorm statistics were estimated on the ~280 training rows during pretraining, so eval-mode BN is the
-right normalisation for small fine-tuning batches; `train()` is overridden so that Lightning's mode switches cannot
-put them back in training mode, and their parameters are frozen and left out of the optimizer, while every trainable
-parameter is in one group. The head's bias starts at the log-odds of the training prevalence, so the first loss equals
-the label prior's entropy instead of ln 2; OneCycle's total comes from `estimated_stepping_batches`, which already
-accounts for accumulation. The proxy target is a feature, not the label, and it is removed from the inputs. Measured:
-val BCE 0.201 (prior entropy 0.325), val average precision 0.917 at 10 % positives."""
+Why it is correct: the BatchNorm statistics were estimated on the ~280 training rows during pretraining, so eval-mode BN
+is the right normalisation for small fine-tuning batches; `train()` is overridden so that Lightning's mode switches
+cannot put them back in training mode, and their parameters are frozen and left out of the optimizer, while every
+trainable parameter is in one group. The head's bias starts at the log-odds of the training prevalence, so the first
+loss equals the label prior's entropy instead of ln 2; OneCycle's total comes from `estimated_stepping_batches`, which
+already accounts for accumulation. The proxy target is a feature, not the label, and it is removed from the inputs.
+Measured: val BCE 0.201 (prior entropy 0.325), val average precision 0.917 at 10 % positives."""
 
 import math
 
