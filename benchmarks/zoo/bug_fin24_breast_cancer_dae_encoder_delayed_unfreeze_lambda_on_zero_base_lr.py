@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import lightning_sanity
 
-EXPECT = {"lr-schedule"}
+EXPECT = {"lr-schedule", "update-ratio"}
 SPLIT = "heldout24"
 
 

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import lightning_sanity
 
-EXPECT = {"val-divergence"}
+EXPECT = {"val-divergence", "weight-growth"}
 SPLIT = "heldout24"
 
 
