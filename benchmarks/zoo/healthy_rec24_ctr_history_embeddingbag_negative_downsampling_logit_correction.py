@@ -7,8 +7,8 @@ concatenates candidate and device embeddings, and an MLP outputs the click logit
 Why it is correct (and tricky): as in production CTR pipelines, negatives in the training log are down-sampled
 (all clicks kept, 30 % of non-clicks), which shifts the predicted CTR up. The shift is undone exactly in logit
 space at evaluation, `logit + log(0.3)`, so validation (on the full, un-sampled distribution) is calibrated:
-mean predicted CTR / observed CTR ~1.1 (it would be ~2.4 without the correction). The output bias starts at the log-odds of the training click rate, so the
-first loss is the label entropy. The history bag only holds items viewed before the impression, the candidate
+mean predicted CTR / observed CTR ~1.1. The output bias starts at the log-odds of the training click rate, so
+the first loss is the label entropy. The history bag only holds items viewed before the impression, the candidate
 is never in its own history. Val logloss 0.434 vs 0.465 for the constant base rate, calibration ratio 1.09."""
 
 import math
