@@ -8,8 +8,9 @@ proxies sit in their own parameter group with a 100x larger learning rate and no
 follow the same warm-up + cosine LambdaLR stepped per optimizer step with the total taken from
 `trainer.estimated_stepping_batches`. The positive term sums only over proxies that have a positive in the
 batch (divided by their count), the negative term over all proxies, as in the paper; scale 32, margin 0.1. The
-unseen classes are disjoint from the training classes, so retrieval measures generalisation. Recall@1 on unseen
-classes reaches 0.972 vs 0.326 for random embeddings."""
+unseen classes are disjoint from the training classes, so retrieval measures generalisation. The seen-class
+validation loss falls from 12.1 to 4.5; Recall@1 on unseen classes is 0.972 (0.962 for the untrained network,
+digits are easy in pixel space; 0.326 for random embeddings)."""
 
 import math
 
