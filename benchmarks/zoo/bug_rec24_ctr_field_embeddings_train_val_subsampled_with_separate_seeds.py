@@ -27,7 +27,8 @@ CARDINALITIES = (600, 400, 30, 24)
 def click_log(n, g, hidden):
     user_vecs, item_vecs, pub_bias, hour_bias = hidden
     fields = torch.stack([torch.randint(0, c, (n,), generator=g) for c in CARDINALITIES], 1)
-    logit = (user_vecs[fields[:, 0]] * item_vecs[fields[:, 1]]).sum(1) + pub_bias[fields[:, 2]] + hour_bias[fields[:, 3]]
+    logit = (user_vecs[fields[:, 0]] * item_vecs[fields[:, 1]]).sum(1)
+    logit = logit + pub_bias[fields[:, 2]] + hour_bias[fields[:, 3]]
     clicks = torch.bernoulli(torch.sigmoid(logit - 0.5), generator=g)
     return fields, clicks
 

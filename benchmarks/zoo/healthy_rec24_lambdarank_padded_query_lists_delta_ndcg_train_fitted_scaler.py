@@ -110,7 +110,8 @@ def main():
                 DataLoader(val, batch_size=100, collate_fn=pad_collate))
     random_batch = pad_collate(val)
     random_ndcg = ndcg_at_k(torch.rand(len(val), MAX_DOCS), random_batch["grades"], random_batch["mask"])
-    print(f"SYMPTOM val_ndcg10={float(trainer.callback_metrics['val_ndcg10']):.3f} random_ndcg10={float(random_ndcg):.3f}")
+    print(f"SYMPTOM val_ndcg10={float(trainer.callback_metrics['val_ndcg10']):.3f} "
+          f"random_ndcg10={float(random_ndcg):.3f}")
     print(f"LOG_DIR={trainer.log_dir}")
 
 

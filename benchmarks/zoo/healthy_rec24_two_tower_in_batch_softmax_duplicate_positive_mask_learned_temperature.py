@@ -1,7 +1,8 @@
 """Healthy: two-tower retrieval on a synthetic interaction log (500 users, 400 items in 20 categories, users pick
 items from a hidden 6-d taste x item-profile affinity with a Zipf-like popularity boost, seeded torch.Generator).
 The user tower embeds the user id plus a noisy 6-feature taste profile; the item tower embeds item id plus
-category. Both towers end in L2-normalised 32-d vectors and the loss is an in-batch sampled softmax with a learned temperature.
+category. Both towers end in L2-normalised 32-d vectors and the loss is an in-batch sampled softmax with a
+learned temperature.
 
 Why it is correct (and tricky): popular items appear several times in one batch, so the naive in-batch softmax
 would treat a copy of the positive item as a negative. The logits of off-diagonal entries whose item equals the
