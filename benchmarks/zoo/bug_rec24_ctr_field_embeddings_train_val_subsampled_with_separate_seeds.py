@@ -1,14 +1,14 @@
 """Bug: click-through prediction with embeddings of categorical ids (user, item, publisher, hour-of-day) on a
-synthetic impression log of 12 000 rows with a hidden user x item affinity plus publisher and hour effects and
-heavy label noise (seeded torch.Generator). A LightningDataModule builds the splits and a field-embedding model
+synthetic impression log of 12 000 rows (600 users, 400 items, 30 publishers, 24 hours) with a hidden user x
+item affinity plus publisher and hour effects and heavy label noise (seeded torch.Generator). A LightningDataModule builds the splits and a field-embedding model
 with a pairwise-interaction (FM) term and a small MLP predicts the click, BCE-with-logits, AUROC on validation.
 
 `ClickLogDataModule._subsample(frac, seed)` draws a random subset of the log with its own generator, and setup()
 calls it twice: `_subsample(0.8, seed)` for train and `_subsample(0.2, seed + 1)` for validation. The two draws
 are independent, so about 80 % of the validation impressions are also training impressions. The id embeddings
-memorise them and validation AUROC looks far better than it is. Symptom: val AUROC 0.657 while a clean,
-disjoint test log gives 0.535; with the fix (one permutation, disjoint slices) val AUROC is 0.544 and test
-0.535, i.e. validation tells the truth, and model selection on val would stop rewarding memorisation."""
+memorise them and validation AUROC keeps climbing while the honest metric does not. Symptom: val AUROC 0.714
+while a clean, disjoint test log gives 0.577; with the fix (one permutation, disjoint slices) val AUROC is 0.610
+and test 0.577, i.e. validation tells the truth, and model selection on val stops rewarding memorisation."""
 
 import lightning as L
 import torch
@@ -59,6 +59,8 @@ class FieldFM(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.embeddings = nn.ModuleList(nn.Embedding(c, dim) for c in CARDINALITIES)
+        for emb in self.embeddings:
+            nn.init.normal_(emb.weight, std=0.05)
         self.mlp = nn.Sequential(nn.Linear(dim * len(CARDINALITIES), 64), nn.ReLU(), nn.Linear(64, 1))
 
     def forward(self, fields):
@@ -79,7 +81,7 @@ class FieldFM(L.LightningModule):
         self.log("val_auroc", binary_auroc(logits, clicks.long()))
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=1e-4)
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=1e-3)
 
 
 def main():
