@@ -1,7 +1,8 @@
 """Bug: click-through prediction with embeddings of categorical ids (user, item, publisher, hour-of-day) on a
 synthetic impression log of 12 000 rows (600 users, 400 items, 30 publishers, 24 hours) with a hidden user x
 item affinity plus publisher and hour effects and heavy label noise (seeded torch.Generator). A
-LightningDataModule builds the splits and a field-embedding model with a pairwise-interaction (FM) term and a small MLP predicts the click, BCE-with-logits, AUROC on validation.
+LightningDataModule builds the splits and a field-embedding model with a pairwise-interaction (FM) term and a
+small MLP predicts the click, BCE-with-logits, AUROC on validation.
 
 `ClickLogDataModule._subsample(frac, seed)` draws a random subset of the log with its own generator, and setup()
 calls it twice: `_subsample(0.8, seed)` for train and `_subsample(0.2, seed + 1)` for validation. The two draws
