@@ -5,6 +5,9 @@ is cut from the loss: it feeds the head that learns and stays at its initialisat
 weights PyTorch's default draw), a warning. Healthy twins stay below warning: a trained encoder frozen the Lightning-docs way (eval mode, run under
 no_grad, left in the optimizer), a frozen one (``requires_grad_(False)``), one run under no_grad and left out of the
 optimizer, an EMA teacher whose outputs are targets, and a random target network (its outputs are targets too).
+A class tower encoded under no_grad in ``on_train_epoch_start`` into prototypes that every step reads is a warning
+too (never called in training_step, never trained); the same tower run in the step, or a head run only in
+validation, is not.
 """
 
 from __future__ import annotations
@@ -176,3 +179,48 @@ def test_teacher_or_target_network_under_no_grad_is_not_a_warning(tmp_path, mode
     found = _dead(tmp_path, model())
     assert not serious({"findings": found}) and found  # the targets' network is named, as info
     assert {f["data"]["kind"] for f in found} == {"no_grad"}
+
+
+class CachedPrototypes(ProbeBase):
+    """A class tower encodes the ten classes into prototypes; the step scores features against them."""
+
+    def __init__(self, cached: bool = True) -> None:
+        super().__init__()
+        self.classes = nn.Sequential(nn.Linear(10, 48), nn.ReLU(), nn.Linear(48, 32))
+        self.cached, self.prototypes = cached, None
+
+    def class_vectors(self) -> torch.Tensor:
+        return self.classes(torch.eye(10, device=self.device))
+
+    def on_train_epoch_start(self) -> None:
+        if self.cached:  # the bug: "refreshed every epoch, like an index", so never trained
+            with torch.no_grad():
+                self.prototypes = self.class_vectors()
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        prototypes = self.prototypes if self.cached else self.class_vectors()
+        return F.cross_entropy(self.encoder(x) @ prototypes.T, y)
+
+
+class ValidationOnlyHead(ProbeBase):
+    """A second head trained elsewhere and only evaluated here: never called in training_step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.probe_head = nn.Linear(32, 10)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_loss", F.cross_entropy(self.probe_head(self.features(x)), y))
+
+
+def test_tower_cached_under_no_grad_between_steps_is_a_warning(tmp_path):
+    (finding,) = [f for f in _dead(tmp_path, CachedPrototypes()) if f["severity"] != "info"]
+    assert finding["severity"] == "warning" and finding["data"]["kind"] == "no_grad" and finding["data"]["cached"]
+    assert "on_train_epoch_start" in finding["message"]
+
+
+@pytest.mark.parametrize("model", [lambda: CachedPrototypes(cached=False), ValidationOnlyHead])
+def test_tower_run_in_the_step_or_only_in_validation_is_not_a_warning(tmp_path, model):
+    assert not serious({"findings": _dead(tmp_path, model())})

@@ -1,13 +1,14 @@
 """split-overlap on near copies: digits written out with jittered copies (contrast, pixel noise) before a random split
 fire; the same copies made after the split (each split's copies stay in it), plain digits, and smooth low-dimensional
-signals (sine waves of random phase, whose neighbours are naturally close) stay silent."""
+signals (sine waves of random phase, whose neighbours are naturally close) stay silent. Tabular rows (four diabetes
+measurements, standardised per feature) jittered six times before the split fire; jittered after it, silent."""
 
 from __future__ import annotations
 
 import lightning as L
 import torch
 from helpers import LossSteps, read_report, serious, trainer
-from sklearn.datasets import load_digits
+from sklearn.datasets import load_diabetes, load_digits
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -27,6 +28,19 @@ class Mlp(LossSteps):
     def _loss(self, batch):
         x, y = batch
         return nn.functional.cross_entropy(self(x), y)
+
+
+class Regressor(LossSteps):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(width, 32), nn.ReLU(), nn.Linear(32, 1))
+
+    def forward(self, x):
+        return self.net(x).squeeze(-1)
+
+    def _loss(self, batch):
+        x, y = batch
+        return nn.functional.mse_loss(self(x), y)
 
 
 def _digits():
@@ -49,11 +63,24 @@ def _split(x, y, share=0.2):
     return (x[order[cut:]], y[order[cut:]]), (x[order[:cut]], y[order[:cut]])
 
 
-def _fit(tmp_path, train, val):
+def _diabetes():
+    d = load_diabetes()  # four continuous measurements: per-sample centring would fold them onto a circle
+    x, y = torch.tensor(d.data[:, [0, 2, 3, 4]], dtype=torch.float32), torch.tensor(d.target, dtype=torch.float32)
+    return (x - x.mean(0)) / x.std(0), (y - y.mean()) / y.std()
+
+
+def _jitter_rows(x, y, copies=6):
+    g = torch.Generator().manual_seed(7)
+    rows = x.repeat(copies, 1)
+    return rows + 0.05 * torch.randn(rows.shape, generator=g), y.repeat(copies)
+
+
+def _fit(tmp_path, train, val, model=None):
     L.seed_everything(0)
     t = trainer(tmp_path, [SplitOverlap(), SanitySummary(print_summary=False)], logger=None, max_epochs=1,
                 num_sanity_val_steps=1)
-    t.fit(Mlp(train[0][0].numel()), DataLoader(TensorDataset(*train), batch_size=64, shuffle=True),
+    model = model or Mlp(train[0][0].numel())
+    t.fit(model, DataLoader(TensorDataset(*train), batch_size=64, shuffle=True),
           DataLoader(TensorDataset(*val), batch_size=256))
     return read_report(t.log_dir)
 
@@ -75,6 +102,29 @@ def test_jittered_copies_after_split_stay_silent(tmp_path):
 
 def test_plain_digits_stay_silent(tmp_path):
     assert not serious(_fit(tmp_path, *_split(*_digits())), "split-overlap")
+
+
+def test_tabular_rows_jittered_before_split_fire(tmp_path):
+    train, val = _split(*_jitter_rows(*_diabetes()))
+    found = serious(_fit(tmp_path, train, val, Regressor(4)), "split-overlap")
+    assert found and found[0]["data"]["near_copy_share"] > 0.3
+
+
+def test_tabular_rows_jittered_after_split_stay_silent(tmp_path):
+    train, val = _split(*_diabetes())
+    report = _fit(tmp_path, _jitter_rows(*train), val, Regressor(4))
+    assert not serious(report, "split-overlap")
+    detail = {c["name"]: c for c in report["checks"]}["split-overlap"]["detail"]
+    assert "far closer than their natural neighbours" in detail
+
+
+def test_copy_test_holds_its_false_alarm_rate_on_natural_spacing():
+    g = torch.Generator().manual_seed(0)
+    for m in (1.0, 4.0, 12.0):
+        near = torch.sort(torch.rand(20000, N.K, generator=g), dim=1).values ** (1 / m)
+        assert float(N.copy_flags(near, torch.full((20000,), m)).float().mean()) < 2 * N.P_COPY
+        near[:, :5] *= 0.3  # five copies of each record, then natural neighbours
+        assert float(N.copy_flags(near, torch.full((20000,), m)).float().mean()) > (0.01 if m == 1 else 0.99)
 
 
 def test_smooth_low_dimensional_signals_stay_silent():

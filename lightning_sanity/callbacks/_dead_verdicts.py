@@ -13,6 +13,7 @@ from lightning_sanity.callbacks._param_zero import report_dead_parameters
 from lightning_sanity.checks import layers as LM
 from lightning_sanity.checks import norms as N
 from lightning_sanity.checks.dead_params import (
+    CACHED_ADVICE,
     CANCELLED_ADVICE,
     IDLE_GROUP_ADVICE,
     NO_GRAD_ADVICE,
@@ -129,6 +130,20 @@ class DeadVerdicts:
                 "default uniform draw with every value inside its bound): the model learns on top of random features",
                 NO_GRAD_ADVICE, steps, kind="no_grad", extra={"feeds": consumers, "untrained": untrained})
             no_grad_mode = [i for i in no_grad_mode if i not in feeding]
+        # Never called in training_step, but run under no_grad in train mode between steps (a catalogue cached in
+        # on_train_epoch_start that every step scores against), and never trained: the cache holds random features.
+        cached = [i for i in unused if self._probe.late.get(names[i]) is False]
+        untrained = self._untrained(trainer, cached) if cached else []
+        if untrained:
+            self._report_layers(
+                trainer, cached, Severity.WARNING, meta,
+                "{are} trainable and in the optimizer but never called in training_step; {they_were} run only under "
+                "torch.no_grad() between steps (a cache built in a hook such as on_train_epoch_start, which "
+                "training_step then reads), so no gradient reaches {them} over {steps} steps and {its} weights are "
+                "still at their initialisation (" + short_list([f"`{n}`" for n in untrained], limit=3)
+                + (" is" if len(untrained) == 1 else " are") + " as constructed): the steps learn against random "
+                "features", CACHED_ADVICE, steps, kind="no_grad", extra={"cached": True, "untrained": untrained})
+            unused = [i for i in unused if i not in cached]
         # A parameter group of their own with an lr above 0: the user meant exactly these layers to learn (an
         # "unfrozen" top block whose output training_step reads from a cache built before training).
         idle, groups = self._idle_group_layers(trainer, unused + no_grad_mode)
@@ -172,14 +187,19 @@ class DeadVerdicts:
         feeding = [i for i in no_grad_mode if self._probe.fed.get(names[i], set()) & set(alive)]
         if not feeding:
             return [], []
+        return feeding, self._untrained(trainer, feeding)
+
+    def _untrained(self, trainer, layers: list[int]) -> list[str]:
+        """The trainable tensors of ``layers`` still as constructed: a constant fill or PyTorch's default draw."""
+        names = self.layers.names
         modules = dict(trainer.lightning_module.named_modules())
         named = []
-        for i in feeding:
+        for i in layers:
             module = modules.get("" if names[i] == LM.ROOT else names[i])
             if module is not None:
                 prefix = "" if names[i] == LM.ROOT else names[i] + "."
                 named += [(prefix + n, p) for n, p in module.named_parameters(recurse=False) if p.requires_grad]
-        return feeding, constant_tensors(named) + default_init_tensors(named)
+        return constant_tensors(named) + default_init_tensors(named)
 
     def _idle_group_layers(self, trainer, candidates: list[int]) -> tuple[list[int], list[tuple[int, int, float]]]:
         """The candidate layers that alone make up an optimizer group with an lr above 0, and those groups."""
@@ -208,10 +228,10 @@ class DeadVerdicts:
                        extra: dict | None = None) -> None:
         names = [self.layers.names[i] for i in layers]
         if len(names) == 1:
-            subject, what = f"Layer `{names[0]}`", what.replace("{are}", "is").replace("{were}", "was").replace("{them}", "it").replace("{its}", "its")
+            subject, what = f"Layer `{names[0]}`", what.replace("{are}", "is").replace("{were}", "was").replace("{they_were}", "it was").replace("{them}", "it").replace("{its}", "its")
         else:
             subject = f"{len(names)} layers ({short_list(names)})"
-            what = what.replace("{are}", "are").replace("{were}", "were").replace("{them}", "them").replace("{its}", "their").replace("runs", "run")
+            what = what.replace("{are}", "are").replace("{were}", "were").replace("{they_were}", "they were").replace("{them}", "them").replace("{its}", "their").replace("runs", "run")
         self._report(
             trainer, "dead-gradient", severity, f"{subject} {what.format(steps=steps)}.", advice,
             where=common_module(names) if len(names) > 1 else names[0], meta=meta,

@@ -65,7 +65,9 @@ class NearCopies:
         if self.off or not self._store["train"] or not self._store["val"]:
             return None
         train, val = torch.cat(self._store["train"]), torch.cat(self._store["val"])
-        if self._shape is not None and math.prod(self._shape) <= RAW_VALUES:
+        if self._shape is not None and len(self._shape) == 1 and self._shape[0] <= N.TABULAR_FEATURES:
+            train, val = N.standardise(train, val.to(train.device))
+        elif self._shape is not None and math.prod(self._shape) <= RAW_VALUES:
             train, val = N.sketch(train), N.sketch(val)
         return N.judge(train, val.to(train.device))
 
@@ -89,7 +91,7 @@ def judge_near_copies(callback: Any, text: str) -> tuple[Optional[dict[str, Any]
     result["figures"] = (
         f"{result['found']} of {result['samples']} validation samples ({result['share']:.0%}) have a training sample "
         f"far closer than their natural neighbours (within training, {result['train_share']:.0%} of the samples have "
-        f"such a copy; intrinsic dimension {result['dims']:.1f}, median nearest / 8th nearest distance "
+        f"such a copy; intrinsic dimension {result['dims']:.1f}, median nearest / 16th nearest distance "
         f"{result['ratio']:.2f})")
     return result, f"{text}; {result['figures']}"
 

@@ -18,11 +18,15 @@ a teacher's or an EMA copy's outputs reach the loss as targets and feed no param
 Layers whose first-step gradient was present but exactly zero are watched on the same batch by a
 :class:`~lightning_sanity.callbacks._cancel_watch.CancelWatch`: is their branch's value exactly zero for every
 sample (``pool(x) - x`` on a 1x1 map), rather than cut?
+
+Layers that did not run in the probed batch keep a forward hook to the end of training that notes whether they run
+later in train mode (:attr:`late`): an item tower that ``on_train_epoch_start`` encodes under ``torch.no_grad()``
+into a cache that every step reads is never called in training_step, and never learns either.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from torch.utils._pytree import tree_leaves
@@ -62,6 +66,11 @@ class GradientProbe:
         self.targets: list[str] = []
         self.handles: list[Any] = []
         self.ran: dict[str, bool] = {}
+        #: layers that did not run in the probed batch but ran later in train mode, outside training_step's
+        #: reach (an item tower cached in ``on_train_epoch_start``): name -> whether autograd was recording.
+        self.late: dict[str, bool] = {}
+        self._late_handles: list[Any] = []
+        self._modules: Optional[dict[str, torch.nn.Module]] = None
         self.cut: set[str] = set()
         self.fed: dict[str, set[str]] = {}
         self._frozen = Tags()  # tensor -> the no_grad layers it was computed from
@@ -90,7 +99,7 @@ class GradientProbe:
         return self.followed_all and self.cancel is not None and name in self.cancel.cancelled()
 
     def arm(self, pl_module: torch.nn.Module) -> None:
-        modules = dict(hookable_modules(pl_module))
+        self._modules = modules = dict(hookable_modules(pl_module))
         for name in self.targets:
             module = modules.get("" if name == LM.ROOT else name)
             if module is None:
@@ -118,6 +127,19 @@ class GradientProbe:
                 self._watch = StepWatch(after=self._after_call).start()
             except Exception:  # without the watch every layer that ran stays "cut off" (the old verdict)
                 self._watch = None
+
+    def _watch_late(self, modules: dict[str, torch.nn.Module]) -> None:
+        for name in self.targets:
+            module = modules.get("" if name == LM.ROOT else name)
+            if module is None or name in self.ran:
+                continue
+
+            def hook(module, args, output, name=name) -> None:
+                # Train mode only: validation runs every module under no_grad and in eval mode.
+                if module.training and not torch.is_inference_mode_enabled():
+                    self.late[name] = self.late.get(name, False) or torch.is_grad_enabled()
+
+            self._late_handles.append(module.register_forward_hook(hook))
 
     def unconsumed(self, name: str) -> bool:
         """True when ``name`` ran with autograd recording and nothing read its output through a cut."""
@@ -177,10 +199,19 @@ class GradientProbe:
         for tensor in _tensors(result):
             self._frozen.set(tensor, names | (self._frozen.get(tensor) or frozenset()))
 
-    def disarm(self) -> None:
+    def disarm(self, keep_late: bool = False) -> None:
+        """Removes the probe's hooks; ``keep_late``: layers that did not run in the probed batch keep a hook that
+        notes whether they run later in train mode (it costs nothing while they do not run)."""
         for handle in self.handles:
             handle.remove()
         self.handles = []
+        if keep_late and self._modules:
+            self._watch_late(self._modules)  # once: the modules are let go below
+        elif not keep_late:
+            for handle in self._late_handles:
+                handle.remove()
+            self._late_handles = []
+        self._modules = None
         watch, self._watch = self._watch, None
         if watch is not None:
             self.followed_all = watch.failed is None

@@ -270,7 +270,7 @@ class NormMonitor(IdleOptimizerHooks, NormVerdicts, SanityCallback):
     @override
     def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any, batch_idx: int) -> None:
         if self._probe.handles:
-            self._probe.disarm()
+            self._probe.disarm(keep_late=True)
         meter = self._meter
         if self._skip_batch:  # off the stride: counted as a step (the logging cadence counts steps), no row
             self._skip_batch, meter.stepped = False, meter.stepped + 1

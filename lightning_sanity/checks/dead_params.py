@@ -217,6 +217,9 @@ ADVICE = ("A tensor whose gradient is zero everywhere is multiplied by zero on i
           "before it dead (see dead-activations), or a gate or mask that is always shut. If it is meant to stay "
           "fixed, set requires_grad_(False).")
 
+CACHED_ADVICE = ("Compute these layers' outputs inside training_step with autograd on (encoding a small catalogue every "
+                 "step costs little), or score a cache against a fresh in-step encoding of the batch's own positives; if "
+                 "they are meant to stay fixed, set requires_grad_(False) and leave them out of the optimizer.")
 NO_GRAD_ADVICE = ("Take torch.no_grad() off the training path: a `@torch.no_grad()` decorator on a method that forward "
                   "calls (an `encode()` or `embed()` kept for exporting or inference) or a `with torch.no_grad():` "
                   "block around these layers; wrap the export or inference call instead. If these layers are meant "

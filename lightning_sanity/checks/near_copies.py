@@ -1,13 +1,13 @@
-"""Near copies across a split: validation samples whose nearest training neighbour is far closer than their natural
+"""Near copies across a split: validation samples whose nearest training neighbours are far closer than their natural
 neighbours (jittered or noisy copies of one record, made before the split).
 
 Pure functions on tensors. Each float sample is reduced to a small sketch (centred, unit-normed, projected on
-:data:`SKETCH_DIMS` fixed random directions), then each validation sketch's ``K`` nearest training sketches are
-found. Natural data, of any intrinsic dimension ``m``, spreads its neighbours smoothly: ``(d_1 / d_k0)^m`` follows
-Beta(1, k0 - 1) (the nearest of ``k0 - 1`` points uniform in an ``m``-ball). A copy sits far below: ``d_1`` is the
-copy's noise, ``d_k0`` a natural distance. ``m`` is the Levina-Bickel estimate from neighbours ``k0..K`` (beyond
-any plausible count of copies), the smaller of the sample's own and the training data's median (a smaller ``m``
-flags less).
+:data:`SKETCH_DIMS` fixed random directions; short tabular rows are standardised per feature instead), then each
+validation sketch's ``K`` nearest training sketches are found. Natural data, of any intrinsic dimension ``m``,
+spreads its neighbours smoothly: ``(d_j / d_k0)^m`` follows Beta(j, k0 - j) (the j-th nearest of ``k0 - 1`` points
+uniform in an ``m``-ball). A record's copies sit far below: ``d_1 .. d_c`` are the copies' noise, ``d_k0`` a natural
+distance. ``m`` is the Levina-Bickel estimate from neighbours ``k0..K`` (beyond any plausible count of copies), the
+smaller of the sample's own and the training data's median (a smaller ``m`` flags less).
 
 Example::
 
@@ -35,12 +35,16 @@ from lightning_sanity.checks.splits import off_grid_share
 #: dimensions of a sketch; values of a sample read at most (evenly spaced) before projecting.
 SKETCH_DIMS = 64
 SKETCH_VALUES = 4096
-#: neighbours read: the ``K`` nearest, the local scale at the ``K0``-th (more than the copies a record plausibly has).
-K, K0 = 16, 8
-#: a validation sample is a near copy when natural spacing gives its ``d_1 / d_k0`` with probability below this ...
+#: neighbours read: the ``K`` nearest, the local scale at the ``K0``-th (more than the copies a record plausibly has:
+#: eight jittered copies leave about six in training).
+K, K0 = 32, 16
+#: a validation sample is a near copy when natural spacing gives one of its ``d_j / d_k0`` with probability below
+#: this (over the ``k0 - 1`` values of ``j``: each is tried, so each is held to this share of it) ...
 P_COPY = 1e-3
-#: ... and its nearest training neighbour is at most this share of the ``k0``-th one.
+#: ... and that neighbour is at most this share of the ``k0``-th one.
 MAX_RATIO = 0.5
+#: flat rows of at most this many features are tabular: standardised per feature rather than per sample.
+TABULAR_FEATURES = 64
 #: sketch distances below this are exact copies (float error of the distance), left to the exact fingerprints.
 EXACT = 2e-3
 #: intrinsic dimension read at most (ties at the local scale would make it infinite).
@@ -108,12 +112,29 @@ def dims(near: torch.Tensor, k0: int = K0) -> torch.Tensor:
 
 
 def copy_flags(near: torch.Tensor, m: torch.Tensor, k0: int = K0) -> torch.Tensor:
-    """Rows of :func:`nearest` whose nearest neighbour is a copy: ``P(Beta(1, k0 - 1) < (d_1 / d_k0)^m)`` below
-    :data:`P_COPY`, and ``d_1 / d_k0`` below :data:`MAX_RATIO`."""
-    finite = torch.isfinite(near[:, k0 - 1])
-    ratio = (near[:, 0] / near[:, k0 - 1].clamp_min(1e-12)).where(finite, torch.ones_like(near[:, 0]))
-    chance = 1 - (1 - ratio.double() ** m.double()) ** (k0 - 1)
-    return (chance < P_COPY) & (ratio < MAX_RATIO) & finite
+    """Rows of :func:`nearest` whose nearest neighbours are copies: for some ``j < k0``, ``P(Beta(j, k0 - j) <
+    (d_j / d_k0)^m)`` below :data:`P_COPY` / ``(k0 - 1)`` with ``d_j / d_k0`` below :data:`MAX_RATIO`. ``j = 1`` is
+    one copy; a record copied ``c`` times shows at ``j = c``, where the copies end and natural spacing begins."""
+    n = k0 - 1
+    finite = torch.isfinite(near[:, n])
+    ratio = (near[:, :n] / near[:, n:k0].clamp_min(1e-12)).double()
+    ratio = ratio.where(finite[:, None], torch.ones_like(ratio))
+    x = (ratio ** m.double()[:, None]).clamp(1e-300, 1 - 1e-16)
+    # P(Beta(j, n + 1 - j) < x) = P(Binomial(n, x) >= j): the binomial terms i = 0..n, summed from j up.
+    i = torch.arange(n + 1, dtype=torch.float64, device=near.device)
+    log_choose = math.lgamma(n + 1) - torch.lgamma(i + 1) - torch.lgamma(n - i + 1)
+    terms = torch.exp(log_choose + i * x[..., None].log() + (n - i) * torch.log1p(-x[..., None]))
+    tails = terms.flip(-1).cumsum(-1).flip(-1)[..., 1:]  # [row, j, i] -> P(Binomial >= i); keep i = j
+    chance = tails.diagonal(dim1=1, dim2=2).where(ratio < MAX_RATIO, torch.ones_like(ratio))
+    return (chance.min(dim=1).values * n < P_COPY) & finite
+
+
+def standardise(train: torch.Tensor, val: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tabular rows on the training split's per-feature scale: per-sample centring would fold a few features onto
+    a circle, where a record's jittered copies lie among its natural neighbours."""
+    train, val = train.float(), val.float()
+    mean, std = train.mean(dim=0), train.std(dim=0).clamp_min(1e-6)
+    return (train - mean) / std, (val - mean) / std
 
 
 def judge(train: torch.Tensor, val: torch.Tensor, min_train: int = 200,
