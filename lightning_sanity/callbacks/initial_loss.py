@@ -167,6 +167,19 @@ class _InitialLossGlue:
         phrase, start = start_phrase(obs.observed, e, call.kind,
                                      self.collector(trainer).facts.get("init_matches_prior"))
         data["start"] = start
+        if verdict == "overconfident" and _fresh_head_on_frozen_features(trainer.lightning_module, obs.module):
+            # The bar assumes a default-initialised head reads features of unit scale. A pretrained part that is
+            # frozen sets its own scale, which the user neither chose nor should change; the head recovers in a
+            # few steps.
+            self.report(
+                trainer, "initial-loss", Severity.INFO,
+                f"{name} is {obs.observed:.4g} before any update, above the {e.uniform:.4g} of a uniform prediction: "
+                f"{phrase}. {layer} is a new head at PyTorch's default initialisation on features from frozen "
+                "(pretrained) layers; their scale, not the head's initialisation, spreads the first logits.",
+                f"Optional: zero-initialise {layer} (weights and bias) so that fine-tuning starts at the uniform "
+                "prediction, or set the bias to the log class frequencies.",
+                where=obs.module, data={**data, "fresh_head": True})
+            return
         if verdict == "overconfident":
             uniform_name = ("ln C" if call.kind in L.CLASSIFICATION else "ln 2" if call.kind in L.BINARY
                             else "the uniform distribution")
@@ -217,3 +230,21 @@ class _InitialLossGlue:
                 f"(std {cause['output_std']:.3g}).",
                 f"Shrink the initial weights of {layer} and set {bias_param} to {first} ({e.bias_meaning}).",
                 where=obs.module, data=data)
+
+
+def _fresh_head_on_frozen_features(model: torch.nn.Module, head: Optional[str]) -> bool:
+    """Whether ``head``'s weight lies within PyTorch's default bound (``1/sqrt(fan_in)``: the default draw or
+    anything smaller) while at least half of the model's parameters are frozen: a new head on a pretrained part
+    (fine-tuning), whose first logits spread with the features, not with an initialisation the user chose."""
+    if not head:
+        return False
+    try:
+        weight = model.get_submodule(head).weight
+    except AttributeError:
+        return False
+    if not isinstance(weight, torch.Tensor) or weight.dim() < 2 or weight[0].numel() < 1:
+        return False
+    params = list(model.parameters())
+    if 2 * sum(p.numel() for p in params if not p.requires_grad) < sum(p.numel() for p in params):
+        return False
+    return bool(weight.detach().abs().amax() <= weight[0].numel() ** -0.5 * (1 + 1e-6))
