@@ -88,11 +88,12 @@ def judge_near_copies(callback: Any, text: str) -> tuple[Optional[dict[str, Any]
         copies.clear()
     if result is None:
         return None, text
+    within = ("not searched, as no validation sample came near" if result["train_share"] is None
+              else f"{result['train_share']:.0%} of the samples have such a copy")
     result["figures"] = (
         f"{result['found']} of {result['samples']} validation samples ({result['share']:.0%}) have a training sample "
-        f"far closer than their natural neighbours (within training, {result['train_share']:.0%} of the samples have "
-        f"such a copy; intrinsic dimension {result['dims']:.1f}, median nearest / 16th nearest distance "
-        f"{result['ratio']:.2f})")
+        f"far closer than their natural neighbours (within training, {within}; intrinsic dimension "
+        f"{result['dims']:.1f}, median nearest / 16th nearest distance {result['ratio']:.2f})")
     return result, f"{text}; {result['figures']}"
 
 

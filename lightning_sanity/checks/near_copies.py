@@ -140,10 +140,19 @@ def standardise(train: torch.Tensor, val: torch.Tensor) -> tuple[torch.Tensor, t
 def judge(train: torch.Tensor, val: torch.Tensor, min_train: int = 200,
           min_val: int = 50) -> Optional[dict[str, Any]]:
     """Share of validation sketches with a near copy in training, and the same share within training (each
-    training sample against the others): ``None`` when a split is too small to read natural spacing."""
+    training sample against the others; ``None`` when no validation sample came near): ``None`` when a split is
+    too small to read natural spacing."""
     train, val = train.float(), val.float()
     if train.shape[0] < max(min_train, 4 * K) or val.shape[0] < min_val:
         return None
+    outer = nearest(val[:FIRST_LOOK], train)
+    outer = outer[torch.isfinite(outer[:, -1])]
+    own = dims(outer)
+    if outer.shape[0] >= min_val and not bool(copy_flags(outer, own).any()):
+        # The training data's dimension only lowers ``m``, which flags fewer: nothing flagged at the samples' own
+        # ``m`` is nothing at all, and a run without copies skips the search within training (two thirds of the cost).
+        return {"share": 0.0, "found": 0, "samples": int(outer.shape[0]), "train_share": None,
+                "dims": float(own.median()), "ratio": float((outer[:, 0] / outer[:, K0 - 1]).median())}
     inner = nearest(train[:DIM_QUERIES], train, skip_self=True)
     usable = torch.isfinite(inner[:, -1])
     if int(usable.sum()) < min_val:
