@@ -8,7 +8,7 @@ gradient clipping, dropout 0.1.
 Why it is correct: a tagger may look at the whole sentence, so bidirectional attention is the right choice here (the
 labels are not the inputs and nothing is generated left to right); padding is masked both from attention
 (`src_key_padding_mask`) and from the loss; the class imbalance (depth 0 and 1 are most frequent) is real and the
-initial loss matches the uniform prior over 5 tags. Measured: val loss ln 5 = 1.61 -> 0.74, token accuracy 0.66"""
+initial loss matches the uniform prior over 5 tags. Measured: val loss ln 5 = 1.61 -> 0.74, token accuracy 0.66 after this short run."""
 
 from dataclasses import dataclass
 
