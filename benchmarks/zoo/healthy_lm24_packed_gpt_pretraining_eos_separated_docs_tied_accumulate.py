@@ -107,7 +107,9 @@ class PackedGPT(L.LightningModule):
         total, warm = self.trainer.estimated_stepping_batches, 20
 
         def lr_lambda(s):
-            return (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * min(1.0, (s - warm) / (total - warm))))
+            if s < warm:
+                return (s + 1) / warm
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (s - warm) / (total - warm))))
 
         return {"optimizer": opt,
                 "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda), "interval": "step"}}
