@@ -120,11 +120,18 @@ def test_tabular_rows_jittered_after_split_stay_silent(tmp_path):
 
 def test_copy_test_holds_its_false_alarm_rate_on_natural_spacing():
     g = torch.Generator().manual_seed(0)
+    k, k0, copies = N.CLUSTERS
     for m in (1.0, 4.0, 12.0):
-        near = torch.sort(torch.rand(20000, N.K, generator=g), dim=1).values ** (1 / m)
-        assert float(N.copy_flags(near, torch.full((20000,), m)).float().mean()) < 2 * N.P_COPY
+        near = torch.sort(torch.rand(20000, k, generator=g), dim=1).values ** (1 / m)
+        assert float(N.copy_flags(near, torch.full((20000,), m), k0, copies).float().mean()) < 2 * N.P_COPY
         near[:, :5] *= 0.3  # five copies of each record, then natural neighbours
-        assert float(N.copy_flags(near, torch.full((20000,), m)).float().mean()) > (0.01 if m == 1 else 0.99)
+        flagged = float(N.copy_flags(near, torch.full((20000,), m), k0, copies).float().mean())
+        assert flagged > (0.01 if m == 1 else 0.99)
+        # ten copies of each record: the nearest against the 8th (itself a copy) sees nothing, the 10th against the 16th does
+        near = torch.sort(torch.rand(20000, k, generator=g), dim=1).values ** (1 / m)
+        near[:, :10] *= 0.3
+        single = float(N.copy_flags(near, torch.full((20000,), m), 8, 1).float().mean())
+        assert single < 2 * N.P_COPY < float(N.copy_flags(near, torch.full((20000,), m), k0, copies).float().mean())
 
 
 def test_smooth_low_dimensional_signals_stay_silent():

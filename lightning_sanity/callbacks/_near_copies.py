@@ -65,11 +65,12 @@ class NearCopies:
         if self.off or not self._store["train"] or not self._store["val"]:
             return None
         train, val = torch.cat(self._store["train"]), torch.cat(self._store["val"])
-        if self._shape is not None and len(self._shape) == 1 and self._shape[0] <= N.TABULAR_FEATURES:
+        tabular = self._shape is not None and len(self._shape) == 1 and self._shape[0] <= N.TABULAR_FEATURES
+        if tabular:
             train, val = N.standardise(train, val.to(train.device))
         elif self._shape is not None and math.prod(self._shape) <= RAW_VALUES:
             train, val = N.sketch(train), N.sketch(val)
-        return N.judge(train, val.to(train.device))
+        return N.judge(train, val.to(train.device), clusters=tabular)
 
     def clear(self) -> None:
         self._store = {"train": [], "val": []}
@@ -93,7 +94,7 @@ def judge_near_copies(callback: Any, text: str) -> tuple[Optional[dict[str, Any]
     result["figures"] = (
         f"{result['found']} of {result['samples']} validation samples ({result['share']:.0%}) have a training sample "
         f"far closer than their natural neighbours (within training, {within}; intrinsic dimension "
-        f"{result['dims']:.1f}, median nearest / 16th nearest distance {result['ratio']:.2f})")
+        f"{result['dims']:.1f}, median nearest / {result['k0']}th nearest distance {result['ratio']:.2f})")
     return result, f"{text}; {result['figures']}"
 
 

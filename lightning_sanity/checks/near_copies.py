@@ -35,11 +35,15 @@ from lightning_sanity.checks.splits import off_grid_share
 #: dimensions of a sketch; values of a sample read at most (evenly spaced) before projecting.
 SKETCH_DIMS = 64
 SKETCH_VALUES = 4096
-#: neighbours read: the ``K`` nearest, the local scale at the ``K0``-th (more than the copies a record plausibly has:
-#: eight jittered copies leave about six in training).
-K, K0 = 32, 16
+#: neighbours read (the ``K`` nearest), the local scale (the ``K0``-th) and how many of the nearest may be copies.
+#: Sketches (images, signals) test the nearest alone against the 8th: windows of a smooth or periodic series have
+#: neighbourhoods on two scales (the adjacent window, the same phase a period earlier) that a dimension read further
+#: out takes for copies. Tabular rows test each of the 15 nearest against the 16th: eight jittered copies of a record
+#: leave about six in training, and the nearest alone is then no closer than the natural spacing of six allows.
+SINGLE, CLUSTERS = (16, 8, 1), (32, 16, 15)
+K, K0 = SINGLE[:2]
 #: a validation sample is a near copy when natural spacing gives one of its ``d_j / d_k0`` with probability below
-#: this (over the ``k0 - 1`` values of ``j``: each is tried, so each is held to this share of it) ...
+#: this (over the values of ``j`` tried: each is held to its share of it) ...
 P_COPY = 1e-3
 #: ... and that neighbour is at most this share of the ``k0``-th one.
 MAX_RATIO = 0.5
@@ -111,22 +115,22 @@ def dims(near: torch.Tensor, k0: int = K0) -> torch.Tensor:
     return (harmonic / logs.clamp_min(1e-9)).clamp(1.0, MAX_DIMS)
 
 
-def copy_flags(near: torch.Tensor, m: torch.Tensor, k0: int = K0) -> torch.Tensor:
-    """Rows of :func:`nearest` whose nearest neighbours are copies: for some ``j < k0``, ``P(Beta(j, k0 - j) <
-    (d_j / d_k0)^m)`` below :data:`P_COPY` / ``(k0 - 1)`` with ``d_j / d_k0`` below :data:`MAX_RATIO`. ``j = 1`` is
+def copy_flags(near: torch.Tensor, m: torch.Tensor, k0: int = K0, copies: int = 1) -> torch.Tensor:
+    """Rows of :func:`nearest` whose nearest neighbours are copies: for some ``j <= copies``, ``P(Beta(j, k0 - j) <
+    (d_j / d_k0)^m)`` below :data:`P_COPY` / ``copies`` with ``d_j / d_k0`` below :data:`MAX_RATIO`. ``j = 1`` is
     one copy; a record copied ``c`` times shows at ``j = c``, where the copies end and natural spacing begins."""
     n = k0 - 1
     finite = torch.isfinite(near[:, n])
-    ratio = (near[:, :n] / near[:, n:k0].clamp_min(1e-12)).double()
+    ratio = (near[:, :copies] / near[:, n:k0].clamp_min(1e-12)).double()
     ratio = ratio.where(finite[:, None], torch.ones_like(ratio))
     x = (ratio ** m.double()[:, None]).clamp(1e-300, 1 - 1e-16)
     # P(Beta(j, n + 1 - j) < x) = P(Binomial(n, x) >= j): the binomial terms i = 0..n, summed from j up.
     i = torch.arange(n + 1, dtype=torch.float64, device=near.device)
     log_choose = math.lgamma(n + 1) - torch.lgamma(i + 1) - torch.lgamma(n - i + 1)
     terms = torch.exp(log_choose + i * x[..., None].log() + (n - i) * torch.log1p(-x[..., None]))
-    tails = terms.flip(-1).cumsum(-1).flip(-1)[..., 1:]  # [row, j, i] -> P(Binomial >= i); keep i = j
+    tails = terms.flip(-1).cumsum(-1).flip(-1)[..., 1:copies + 1]  # [row, j, i] -> P(Binomial >= i); keep i = j
     chance = tails.diagonal(dim1=1, dim2=2).where(ratio < MAX_RATIO, torch.ones_like(ratio))
-    return (chance.min(dim=1).values * n < P_COPY) & finite
+    return (chance.min(dim=1).values * copies < P_COPY) & finite
 
 
 def standardise(train: torch.Tensor, val: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,38 +141,43 @@ def standardise(train: torch.Tensor, val: torch.Tensor) -> tuple[torch.Tensor, t
     return (train - mean) / std, (val - mean) / std
 
 
-def judge(train: torch.Tensor, val: torch.Tensor, min_train: int = 200,
-          min_val: int = 50) -> Optional[dict[str, Any]]:
+def judge(train: torch.Tensor, val: torch.Tensor, min_train: int = 200, min_val: int = 50,
+          clusters: bool = False) -> Optional[dict[str, Any]]:
     """Share of validation sketches with a near copy in training, and the same share within training (each
     training sample against the others; ``None`` when no validation sample came near): ``None`` when a split is
-    too small to read natural spacing."""
+    too small to read natural spacing. ``clusters``: tabular rows (:data:`CLUSTERS`), else :data:`SINGLE`."""
+    k, k0, copies = CLUSTERS if clusters else SINGLE
     train, val = train.float(), val.float()
-    if train.shape[0] < max(min_train, 4 * K) or val.shape[0] < min_val:
+    if train.shape[0] < max(min_train, 4 * k) or val.shape[0] < min_val:
         return None
-    outer = nearest(val[:FIRST_LOOK], train)
+
+    def flags_at(near: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        return copy_flags(near, m, k0, copies)
+
+    outer = nearest(val[:FIRST_LOOK], train, k)
     outer = outer[torch.isfinite(outer[:, -1])]
-    own = dims(outer)
-    if outer.shape[0] >= min_val and not bool(copy_flags(outer, own).any()):
+    own = dims(outer, k0)
+    if outer.shape[0] >= min_val and not bool(flags_at(outer, own).any()):
         # The training data's dimension only lowers ``m``, which flags fewer: nothing flagged at the samples' own
         # ``m`` is nothing at all, and a run without copies skips the search within training (two thirds of the cost).
         return {"share": 0.0, "found": 0, "samples": int(outer.shape[0]), "train_share": None,
-                "dims": float(own.median()), "ratio": float((outer[:, 0] / outer[:, K0 - 1]).median())}
-    inner = nearest(train[:DIM_QUERIES], train, skip_self=True)
+                "dims": float(own.median()), "ratio": float((outer[:, 0] / outer[:, k0 - 1]).median()), "k0": k0}
+    inner = nearest(train[:DIM_QUERIES], train, k, skip_self=True)
     usable = torch.isfinite(inner[:, -1])
     if int(usable.sum()) < min_val:
         return None
-    m_train = float(dims(inner[usable]).median())
+    m_train = float(dims(inner[usable], k0).median())
     # A first look at FIRST_LOOK validation samples, then all of them only if it flags any: a share worth reporting
     # (0.1) leaves 64 samples unflagged 0.9 ** 64 (about 1e-3) of the time, and a run without copies pays a quarter.
     for queries in ((val[:FIRST_LOOK], val) if val.shape[0] > FIRST_LOOK else (val,)):
-        outer = nearest(queries, train)
+        outer = nearest(queries, train, k)
         outer = outer[torch.isfinite(outer[:, -1])]  # only exact copies left (or too few distinct): the exact path's
-        flags = copy_flags(outer, dims(outer).clamp(max=m_train))
+        flags = flags_at(outer, dims(outer, k0).clamp(max=m_train))
         if outer.shape[0] >= min_val and not bool(flags.any()):
             break
     if outer.shape[0] < min_val:
         return None
-    inner_flags = copy_flags(inner[usable], dims(inner[usable]).clamp(max=m_train))
+    inner_flags = flags_at(inner[usable], dims(inner[usable], k0).clamp(max=m_train))
     return {"share": float(flags.float().mean()), "found": int(flags.sum()), "samples": int(outer.shape[0]),
             "train_share": float(inner_flags.float().mean()), "dims": m_train,
-            "ratio": float((outer[:, 0] / outer[:, K0 - 1]).median())}
+            "ratio": float((outer[:, 0] / outer[:, k0 - 1]).median()), "k0": k0}
