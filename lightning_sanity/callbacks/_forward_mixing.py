@@ -27,6 +27,7 @@ from lightning_sanity.batch import map_tensors, tensors_of
 from lightning_sanity.checks import batch_permutation as P
 from lightning_sanity.checks import flow
 from lightning_sanity.checks.forward_mixing import RELATIVE, judge
+from lightning_sanity.replays.rng import seed_global
 
 _SEED = 0
 
@@ -75,7 +76,7 @@ class _Probe:
 
         handles = [m.register_forward_hook(hook) for m in run.model.modules()
                    if isinstance(m, (nn.Embedding, nn.EmbeddingBag))]
-        torch.manual_seed(_SEED)  # the caller's isolate_rng() puts the global RNG back
+        seed_global(_SEED)  # the caller's isolate_rng() puts the global RNG back
         try:
             with torch.no_grad(), (record if record is not None else contextlib.nullcontext()):
                 out = flow.first_output_tensor(run.fn(args, kwargs), self.size)
@@ -157,7 +158,7 @@ def _seeded(run: Any, change: Any, seed: int, size: int) -> Optional[torch.Tenso
     """The first output tensor of ``size`` samples of a no-grad forward on the probe's inputs with every tensor
     passed through ``change``, at ``seed``."""
     args, kwargs = map_tensors(run.args, change), map_tensors(run.kwargs, change)
-    torch.manual_seed(seed)  # the caller's isolate_rng() puts the global RNG back
+    seed_global(seed)  # the caller's isolate_rng() puts the global RNG back
     with torch.no_grad():
         return flow.first_output_tensor(run.fn(args, kwargs), size)
 

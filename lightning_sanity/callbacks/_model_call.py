@@ -17,6 +17,7 @@ from lightning_sanity.callbacks._compiled import eager, hookable_modules
 from lightning_sanity.batch import map_tensors
 from lightning_sanity.checks import flow
 from lightning_sanity.checks import leakage as L
+from lightning_sanity.replays.rng import seed_global
 
 
 def watch_calls(model: nn.Module, x: torch.Tensor, y: Optional[torch.Tensor],
@@ -97,7 +98,7 @@ def run_call(call: dict[str, Any], args: tuple, kwargs: dict) -> Any:
     """Re-run a kept call with ``args``/``kwargs``, drawing the same random numbers every time (the caller runs it
     inside ``isolate_rng``): masks that a module draws even in eval mode (a ``self.train`` guard forgotten) are not
     leakage."""
-    torch.manual_seed(0)
+    seed_global(0)
     return call["fn"](args, kwargs)
 
 
