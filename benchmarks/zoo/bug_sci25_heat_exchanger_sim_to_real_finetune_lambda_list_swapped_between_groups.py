@@ -83,7 +83,7 @@ def pretrain(enc, g):
     x = (x - 0.5) / 0.29
     sim_head = nn.Linear(64, 1)
     opt = torch.optim.Adam([*enc.parameters(), *sim_head.parameters()], lr=3e-3)
-    for step in range(300):
+    for _ in range(300):
         idx = torch.randint(0, len(x), (128,), generator=g)
         loss = F.mse_loss(sim_head(enc(x[idx])).squeeze(-1), y[idx])
         opt.zero_grad()
