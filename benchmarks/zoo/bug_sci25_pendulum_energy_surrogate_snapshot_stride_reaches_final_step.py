@@ -1,7 +1,8 @@
 """Bug: a surrogate for a damped pendulum. 4000 trajectories are simulated (RK4 plus a random torque, dt = 0.05,
 101 steps) from random initial angle, angular velocity, length and damping; the model sees coarse snapshots of
 the *observed* part of the trajectory (steps 0..40) plus the two physical parameters and must forecast the
-mechanical energy at the final step 100 (a quantity the lab only measures at the end of a run). MLP, MSE on the standardized target, AdamW with cosine.
+mechanical energy at the final step 100 (a quantity the lab only measures at the end of a run).
+MLP, MSE on the standardized target, AdamW with cosine.
 
 The trajectories are stochastic (an unmeasured random torque), so the final energy is only partly predictable.
 The snapshot features are built with `traj[:, ::STRIDE]` (the comment says "coarse snapshots of the observed
