@@ -11,7 +11,7 @@ and shuffled so risk sets are representative; censored units contribute to risk 
 continuous covariates are standardized with training statistics and the site one-hots are left as 0/1; there
 is no output bias (it cancels in the partial likelihood); the val metric is Harrell's concordance index on the
 held-out units, and validation uses batches of the same size as training so that the partial likelihoods are
-on the same scale. AdamW, step schedule. Measured: val C-index 0.736 (0.5 = random), val partial NLL 4.33.
+on the same scale. AdamW, step schedule. Measured: val C-index 0.741 (0.5 = random), val partial NLL 4.31 (4.46 after the first epoch).
 """
 
 import lightning as L
@@ -53,7 +53,7 @@ def concordance(score, time, event):
 
 
 class DeepSurv(L.LightningModule):
-    def __init__(self, n_in, lr=1e-3):
+    def __init__(self, n_in, lr=4e-3):
         super().__init__()
         self.save_hyperparameters()
         self.net = nn.Sequential(nn.Linear(n_in, 64), nn.ELU(), nn.Dropout(0.1), nn.Linear(64, 64), nn.ELU(),
@@ -76,7 +76,7 @@ class DeepSurv(L.LightningModule):
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=1e-3)
-        return [opt], [torch.optim.lr_scheduler.StepLR(opt, step_size=10, gamma=0.5)]
+        return [opt], [torch.optim.lr_scheduler.StepLR(opt, step_size=8, gamma=0.5)]
 
 
 def main():
@@ -88,7 +88,7 @@ def main():
     x_tr = torch.cat([(x_tr[:, :9] - mu) / sd, x_tr[:, 9:]], 1)
     x_va = torch.cat([(x_va[:, :9] - mu) / sd, x_va[:, 9:]], 1)
     model = DeepSurv(x.shape[1])
-    trainer = L.Trainer(max_epochs=25, accelerator="cpu", devices=1, enable_progress_bar=False,
+    trainer = L.Trainer(max_epochs=20, accelerator="cpu", devices=1, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=lightning_sanity.default_callbacks())
     trainer.fit(model, DataLoader(TensorDataset(x_tr, time[:4000], event[:4000]), batch_size=256, shuffle=True),
                 DataLoader(TensorDataset(x_va, time[4000:], event[4000:]), batch_size=250))
