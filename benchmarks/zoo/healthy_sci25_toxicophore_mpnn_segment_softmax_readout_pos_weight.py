@@ -114,7 +114,7 @@ def main():
     train, val = mols[:1200], mols[1200:]
     p = float(torch.stack([m["y"] for m in train]).mean())
     model = ToxMPNN(pos_weight=(1 - p) / p, prior_logit=float(torch.log(torch.tensor(p / (1 - p)))))
-    trainer = L.Trainer(max_epochs=12, accelerator="cpu", devices=1, enable_progress_bar=False,
+    trainer = L.Trainer(max_epochs=9, accelerator="cpu", devices=1, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=lightning_sanity.default_callbacks())
     trainer.fit(model, DataLoader(train, batch_size=32, shuffle=True, collate_fn=collate),
                 DataLoader(val, batch_size=300, collate_fn=collate))
