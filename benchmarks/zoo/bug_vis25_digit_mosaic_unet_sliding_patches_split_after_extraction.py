@@ -114,7 +114,8 @@ def main():
     model.eval()
     with torch.no_grad():
         fresh_dice = dice(model(to_patches(fresh_x)) * 50, to_patches(fresh_m))
-    print(f"SYMPTOM val_dice={float(trainer.callback_metrics['val_dice']):.3f} fresh_mosaic_dice={float(fresh_dice):.3f}")
+    val_dice = float(trainer.callback_metrics["val_dice"])
+    print(f"SYMPTOM val_dice={val_dice:.3f} fresh_mosaic_dice={float(fresh_dice):.3f}")
     print(f"LOG_DIR={trainer.log_dir}")
 
 

@@ -115,7 +115,8 @@ def main():
     model.eval()
     with torch.no_grad():
         clean_err = pixel_error(model(val.scenes), val.keypoints[:, 0] * SIDE + val.keypoints[:, 1])
-    print(f"SYMPTOM val_err={float(trainer.callback_metrics['val_err_px']):.2f}px clean_scene_err={float(clean_err):.2f}px")
+    val_err = float(trainer.callback_metrics["val_err_px"])
+    print(f"SYMPTOM val_err={val_err:.2f}px clean_scene_err={float(clean_err):.2f}px")
     print(f"LOG_DIR={trainer.log_dir}")
 
 

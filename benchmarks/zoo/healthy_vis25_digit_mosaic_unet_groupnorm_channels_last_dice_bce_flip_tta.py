@@ -70,7 +70,8 @@ class UNet(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         x, mask = batch
         logits = self(x)
-        self.log("val_loss", F.binary_cross_entropy_with_logits(logits, mask) + 1 - soft_dice(torch.sigmoid(logits), mask))
+        val_loss = F.binary_cross_entropy_with_logits(logits, mask) + 1 - soft_dice(torch.sigmoid(logits), mask)
+        self.log("val_loss", val_loss)
         probs = (torch.sigmoid(logits) + torch.sigmoid(self(x.flip(-1))).flip(-1)) / 2
         self.log("val_dice_tta", soft_dice((probs > 0.5).float(), mask))
 
