@@ -1,5 +1,7 @@
 """batch-mixing on PyG-style graph batches in real Trainer runs: a collate that does not shift each graph's
-`edge_index` by the nodes before it (edges join graphs) fires; the shifted collate stays silent."""
+`edge_index` by the nodes before it (edges join graphs) fires; the shifted collate stays silent. With clean edges,
+an attention readout whose softmax runs over every node of the batch (not per graph) fires too; the per-graph
+softmax stays silent."""
 
 import lightning as L
 import pytest
@@ -39,14 +41,24 @@ def _collate(shift):
 
 
 class SumGNN(L.LightningModule):
-    def __init__(self):
+    def __init__(self, readout: str = "sum"):
         super().__init__()
-        self.lin, self.head = nn.Linear(8, 16), nn.Linear(16, 1)
+        self.lin, self.head, self.gate = nn.Linear(8, 16), nn.Linear(16, 1), nn.Linear(16, 1)
+        self.readout = readout
 
     def forward(self, x, edge_index, batch):
         h = torch.relu(self.lin(x))
         h = h + torch.zeros_like(h).index_add_(0, edge_index[1], h[edge_index[0]])
-        pooled = torch.zeros(int(batch.max()) + 1, h.shape[1]).index_add_(0, batch, h)
+        graphs = int(batch.max()) + 1
+        if self.readout == "batch_softmax":  # the bug: one softmax over every node of the batch
+            h = torch.softmax(self.gate(h), dim=0) * h
+        elif self.readout == "graph_softmax":  # softmax within each graph
+            score = self.gate(h).squeeze(-1)
+            top = torch.full((graphs,), -torch.inf).scatter_reduce(0, batch, score, "amax")
+            weight = (score - top[batch]).exp()
+            weight = weight / torch.zeros(graphs).index_add_(0, batch, weight)[batch]
+            h = weight[:, None] * h
+        pooled = torch.zeros(graphs, h.shape[1]).index_add_(0, batch, h)
         return self.head(pooled).squeeze(-1)
 
     def training_step(self, b, i):
@@ -74,3 +86,19 @@ def test_graph_batches_are_judged_by_their_edges(tmp_path, shift):
 
 def test_edges_past_the_nodes_count():
     assert cross_graph_edges(torch.tensor([[0, 5], [1, 1]]), torch.tensor([0, 0, 1]))["outside"] == 1
+
+
+@pytest.mark.parametrize("readout", ["batch_softmax", "graph_softmax"])
+def test_clean_edges_but_a_readout_over_the_whole_batch_fires(tmp_path, readout):
+    L.seed_everything(0)
+    t = trainer(tmp_path, [ModelChecks(), SanitySummary(print_summary=False)], logger=None, max_epochs=1,
+                limit_train_batches=4)
+    t.fit(SumGNN(readout), DataLoader(_graphs(), batch_size=16, collate_fn=_collate(True)))
+    report = read_report(t.log_dir)
+    check = {c["name"]: c for c in report["checks"]}["batch-mixing"]
+    found = serious(report, "batch-mixing")
+    assert "none of" in check["detail"] and "cross-graph gradient share" in check["detail"]
+    if readout == "graph_softmax":
+        assert found == []
+    else:
+        assert len(found) == 1 and found[0]["data"]["leak_fraction"] > 0

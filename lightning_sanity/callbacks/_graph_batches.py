@@ -46,7 +46,9 @@ class GraphEdgeTally:
         cross, outside, edges = (int(v) for v in self.counts.cpu())
         span = f"{self.batches} training batch{'es' if self.batches > 1 else ''}"
         if cross == 0 and outside == 0:
-            cb.detail(trainer, "batch-mixing", f"graph batches: none of {edges} edges over {span} joins two graphs")
+            probed = cb.collector(trainer).details.get("batch-mixing")  # the model's own mixing, probed per graph
+            cb.detail(trainer, "batch-mixing", f"graph batches: none of {edges} edges over {span} joins two graphs"
+                      + (f"; {probed}" if probed else ""))
             return
         cb.detail(trainer, "batch-mixing", f"graph batches: {cross} of {edges} edges over {span} join two graphs")
         cb.report(

@@ -20,6 +20,7 @@ from torch import nn
 from lightning_sanity.batch import input_of, map_tensors
 from lightning_sanity.callbacks._flow_run import _Skip
 from lightning_sanity.checks import flow
+from lightning_sanity.checks import graph_batches as G
 from lightning_sanity.checks import graph_segments as GS
 from lightning_sanity.checks.episodes import batchnorm_advice, unconverged_batchnorm
 from lightning_sanity.findings import Severity
@@ -109,7 +110,10 @@ class SegmentRun:
 
 def _run(cb: Any, pl_module: nn.Module, batch: Any, segments: GS.Segments) -> SegmentRun:
     """The segment forward on the first :data:`GRAPHS` graphs, or on the whole batch when the model rejects that."""
-    counts = [GRAPHS, segments.graphs] if segments.graphs > GRAPHS else [segments.graphs]
+    # A batch with an edge_index runs whole: cutting it to its first graphs would have to cut the edges and their
+    # attributes too.
+    whole = segments.graphs <= GRAPHS or G.graph_batch_parts(batch) is not None
+    counts = [segments.graphs] if whole else [GRAPHS, segments.graphs]
     first_error: Optional[Exception] = None
     for count in counts:
         part = GS.first_graphs(batch, segments, count) if count < segments.graphs else batch

@@ -27,7 +27,7 @@ from typing_extensions import override
 from lightning_sanity.batch import BatchFn, batch_size, input_of, non_target_keys, slice_batch
 from lightning_sanity.callbacks._extra_forward import eval_mode, hidden_step_watches, precision_context
 from lightning_sanity.callbacks._graph_batches import GraphEdgeTally
-from lightning_sanity.checks.graph_batches import graph_batch_parts
+from lightning_sanity.checks.graph_batches import cross_graph_edges, graph_batch_parts
 from lightning_sanity.callbacks._flow_run import _Defer, _FlowRun, _Skip, _SkipOne
 from lightning_sanity.callbacks._segment_flow import judge_segments
 from lightning_sanity.checks.graph_segments import find_segments
@@ -279,8 +279,11 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
                 run = self._first_run(pl_module, x, batch, size, sizes)
             except _Skip:
                 # No output row per input row: a segment-batched graph batch (nodes with a `batch` vector, one output
-                # row per graph) is probed per graph instead; a batch judged by its edge_index keeps that verdict.
-                segments = None if self._graph else find_segments(batch)
+                # row per graph) is probed per graph instead. With an edge_index whose first batch already joins
+                # two graphs, the edges' verdict names the cause; with clean edges, the model itself may still mix
+                # graphs (a softmax or a norm over every node of the batch).
+                segments = None if self._graph and cross_graph_edges(*graph_batch_parts(batch)) else \
+                    find_segments(batch)
                 if segments is None:
                     raise
                 judge_segments(self, trainer, pl_module, batch, segments)
