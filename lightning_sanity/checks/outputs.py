@@ -28,13 +28,15 @@ KINDS = ("classification", "binary", "regression", "sequence")
 
 _CE_WORDS = ("cross_entropy", "cross-entropy", "crossentropy", "nll", "softmax", "multiclass", "categorical")
 _BINARY_WORDS = ("binary", "bce", "logistic", "sigmoid", "multilabel")
-_NONNEGATIVE_WORDS = (*_CE_WORDS, *_BINARY_WORDS, "mse", "mean_squared", "l1", "mae", "huber", "smooth_l1", "kl")
+_REGRESSION_WORDS = ("mse", "mean_squared", "l1", "mae", "huber", "smooth_l1")
+_NONNEGATIVE_WORDS = (*_CE_WORDS, *_BINARY_WORDS, *_REGRESSION_WORDS, "kl")
 
 
 def loss_kind_is(loss_kind: Any, family: str) -> bool:
     """Whether the free-form ``loss_kind`` fact (e.g. ``"cross_entropy"``, ``"bce_with_logits"``) names ``family``.
 
-    ``family`` is ``"cross_entropy"``, ``"binary"`` or ``"nonnegative"`` (a loss that can never go below zero).
+    ``family`` is ``"cross_entropy"``, ``"binary"``, ``"regression"`` or ``"nonnegative"`` (a loss that can never
+    go below zero).
 
     >>> loss_kind_is("bce_with_logits", "binary"), loss_kind_is("cross_entropy", "binary")
     (True, False)
@@ -42,7 +44,8 @@ def loss_kind_is(loss_kind: Any, family: str) -> bool:
     if not isinstance(loss_kind, str):
         return False
     text = loss_kind.lower()
-    words = {"cross_entropy": _CE_WORDS, "binary": _BINARY_WORDS, "nonnegative": _NONNEGATIVE_WORDS}[family]
+    words = {"cross_entropy": _CE_WORDS, "binary": _BINARY_WORDS, "regression": _REGRESSION_WORDS,
+             "nonnegative": _NONNEGATIVE_WORDS}[family]
     if family == "cross_entropy" and any(w in text for w in _BINARY_WORDS):
         return False
     return any(w in text for w in words)
@@ -64,6 +67,10 @@ def output_kind(output: torch.Tensor, target: Optional[torch.Tensor], loss_kind:
     'binary'
     >>> output_kind(torch.zeros(4), torch.tensor([0.3, 1.5, 2.0, 0.1]))
     'regression'
+    >>> tags = torch.tensor([[0.0, 1.0], [1.0, 0.0]])  # multi-hot, through a hand-written focal loss (kind unknown)
+    >>> logits = torch.tensor([[-2.0, 1.5], [0.7, -0.3]])
+    >>> output_kind(logits, tags), output_kind(logits, tags, "mse")
+    ('binary', 'regression')
     >>> output_kind(torch.zeros(4, 64), None), output_kind(torch.zeros(4, 10), None, "cross_entropy")
     ('regression', 'classification')
     >>> output_kind(torch.nn.functional.normalize(torch.ones(4, 10), dim=1), torch.tensor([1, 2, 3, 4]))
@@ -76,13 +83,15 @@ def output_kind(output: torch.Tensor, target: Optional[torch.Tensor], loss_kind:
         return None
     float_target = isinstance(target, torch.Tensor) and target.is_floating_point()
     if output.dim() == 1 or (output.dim() == 2 and output.shape[1] == 1):
-        if _is_binary_target(target) and loss_kind_is(loss_kind, "binary"):
+        binary = loss_kind_is(loss_kind, "binary") or _logits_of_unknown_loss(output, loss_kind)
+        if _is_binary_target(target) and binary:
             return "binary"
         return "regression"
     if float_target and tuple(target.shape) == tuple(output.shape):
         if loss_kind_is(loss_kind, "cross_entropy"):
             return "classification" if output.dim() == 2 else None  # soft labels
-        if loss_kind_is(loss_kind, "binary"):
+        if loss_kind_is(loss_kind, "binary") or (_is_binary_target(target)
+                                                 and _logits_of_unknown_loss(output, loss_kind)):
             return "binary"  # multi-label
         return "regression"
     # Class-wise readings (argmax, flips) need evidence: integer targets indexing the output's classes, or a
@@ -118,6 +127,16 @@ def _unit_rows(output: torch.Tensor) -> bool:
     scores, and argmax flips of its coordinates would be noise."""
     norms = output.detach().float().norm(dim=1)
     return bool(((norms - 1).abs() < 1e-3).all())
+
+
+def _logits_of_unknown_loss(output: torch.Tensor, loss_kind: Any) -> bool:
+    """0/1 targets against outputs outside [0, 1], through a loss that is no regression loss the suite knows (a
+    focal or asymmetric loss written by hand): logits, read through a sigmoid. Their magnitude keeps growing as the
+    model grows confident, so changes in target units would read settling predictions as jitter."""
+    if loss_kind_is(loss_kind, "regression"):
+        return False
+    out = output.detach()
+    return bool(((out < 0) | (out > 1)).any())
 
 
 def _is_binary_target(target: Optional[torch.Tensor]) -> bool:
