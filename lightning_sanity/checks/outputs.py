@@ -83,8 +83,8 @@ def output_kind(output: torch.Tensor, target: Optional[torch.Tensor], loss_kind:
         return None
     float_target = isinstance(target, torch.Tensor) and target.is_floating_point()
     if output.dim() == 1 or (output.dim() == 2 and output.shape[1] == 1):
-        binary = loss_kind_is(loss_kind, "binary") or _logits_of_unknown_loss(output, loss_kind)
-        if _is_binary_target(target) and binary:
+        if _is_binary_target(target) and (loss_kind_is(loss_kind, "binary")
+                                          or _logits_of_unknown_loss(output, loss_kind)):
             return "binary"
         return "regression"
     if float_target and tuple(target.shape) == tuple(output.shape):
