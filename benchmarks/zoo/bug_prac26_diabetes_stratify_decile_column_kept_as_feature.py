@@ -5,9 +5,9 @@ splits with `train_test_split(..., stratify=table[:, -1])`, and standardizes wit
 regresses the standardized target with MSE, Adam, gradient clipping at 1.0 and a per-step cosine schedule declared in
 `lr_scheduler_config` (interval "step", T_max = trainer.estimated_stepping_batches).
 
-The decile column is never dropped after the split, so the network gets 11 inputs and the eleventh is the binned
-label itself (computed from the full target for both splits). Training and validation both look excellent because
-validation carries the same leaked column. Symptom: val MSE (standardized target) 0.015 (train 0.014) vs 0.485 with the column
+The decile column is never dropped after the split, so the network gets 11 inputs and the eleventh is the binned label
+itself (computed from the full target for both splits). Training and validation both look excellent because validation
+carries the same leaked column. Symptom: val MSE (standardized target) 0.015 (train 0.014) vs 0.485 with the column
 dropped; the leaked model is not usable on new patients, whose decile is unknown."""
 
 import lightning as L

@@ -1,15 +1,15 @@
 """Bug: handwritten-digit classification (sklearn digits, 8x8) with a small CNN. To get more data, the
-LightningDataModule builds an "augmentation cache" in `setup`: every image plus two copies shifted by a random
-(-1, 0 or +1) pixel roll in each direction (so about one copy in nine is an exact duplicate of its original), pixels
-scaled to [0, 1]. The cache is then split 80/20 with `random_split` into train and val. AdamW, OneCycleLR stepped per
-step through `lr_scheduler_config`, torchmetrics accuracy on validation.
+LightningDataModule builds an "augmentation cache" in `setup`: every image plus two copies shifted by a random (-1, 0
+or +1) pixel roll in each direction (so about one copy in nine is an exact duplicate of its original), pixels scaled
+to [0, 1]. The cache is then split 80/20 with `random_split` into train and val. AdamW, OneCycleLR stepped per step
+through `lr_scheduler_config`, torchmetrics accuracy on validation.
 
-Because the split is drawn after augmenting, almost every validation image has its original or a one-pixel-shifted
-twin in the training set: measured, 17.4 % of the 1078 validation images are bit-identical to a training image.
-Validation therefore partly measures recall of seen images, not generalisation to new writers, and it also contains
-wrapped-around rolled copies that no real test image looks like. Symptom: reported val accuracy 0.872 (val loss
-0.44), a number not comparable with the 0.967 (val loss 0.17) measured on held-out originals when the split is drawn
-first and only the training part is augmented."""
+Because the split is drawn after augmenting, almost every validation image has its original or a one-pixel-shifted twin
+in the training set: measured, 17.4 % of the 1078 validation images are bit-identical to a training image. Validation
+therefore partly measures recall of seen images, not generalisation to new writers, and it also contains wrapped-around
+rolled copies that no real test image looks like. Symptom: reported val accuracy 0.872 (val loss 0.44), a number not
+comparable with the 0.967 (val loss 0.17) measured on held-out originals when the split is drawn first and only the
+training part is augmented."""
 
 import lightning as L
 import torch

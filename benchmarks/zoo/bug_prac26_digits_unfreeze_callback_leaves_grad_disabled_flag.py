@@ -1,13 +1,13 @@
 """Bug: sklearn digits with an MLP backbone (64-128-64) and a linear head, trained in two phases: for the first two
-epochs only the head trains, then a user-written `UnfreezeBackbone` callback makes the backbone trainable and adds
-it to the optimizer as a new parameter group at a lower learning rate. The module implements the frozen phase the
-way many fine-tuning snippets do: a `self.backbone_frozen` flag, and `forward` runs the backbone under
+epochs only the head trains, then a user-written `UnfreezeBackbone` callback makes the backbone trainable and adds it
+to the optimizer as a new parameter group at a lower learning rate. The module implements the frozen phase the way
+many fine-tuning snippets do: a `self.backbone_frozen` flag, and `forward` runs the backbone under
 `torch.set_grad_enabled(not self.backbone_frozen)` to save memory while it is frozen.
 
 The callback flips `requires_grad` back on and registers the parameter group, but never resets the module's
-`backbone_frozen` flag, so the backbone keeps running with gradients disabled. Its parameters are trainable and in
-the optimizer yet never receive a gradient; the head alone trains on top of random features and the loss still
-falls. Symptom after 8 epochs: val accuracy 0.782, val loss 1.88 vs 0.947, 0.20 when the callback also sets
+`backbone_frozen` flag, so the backbone keeps running with gradients disabled. Its parameters are trainable and in the
+optimizer yet never receive a gradient; the head alone trains on top of random features and the loss still falls.
+Symptom after 8 epochs: val accuracy 0.782, val loss 1.88 vs 0.947, 0.20 when the callback also sets
 `pl_module.backbone_frozen = False`."""
 
 import lightning as L

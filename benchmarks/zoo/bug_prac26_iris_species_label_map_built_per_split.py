@@ -3,12 +3,12 @@ shuffles the rows, cuts 105 train / 45 val in `setup("fit")`, standardizes with 
 species names to integers with a small helper. A 4-32-32-3 MLP is trained with cross-entropy, AdamW and a per-epoch
 StepLR; torchmetrics accuracy is logged on validation.
 
-The helper builds the label map from the order in which the species first appear in the rows it is given
-(like `pd.unique`, written with `np.unique(..., return_index=True)`), and the DataModule calls it separately on the
-train and the val rows. After the shuffle the two frames meet the species in a different order, so "versicolor" is class 1
-in training and class 0 in validation. Training is perfectly healthy (train loss falls to 0.027); the model is right,
-the validation labels are permuted. Symptom: val accuracy 0.333 and val loss 5.10 (above ln 3) vs 0.956 and 0.097 with
-one map fitted on the training frame and reused for validation."""
+The helper builds the label map from the order in which the species first appear in the rows it is given (like
+`pd.unique`, written with `np.unique(..., return_index=True)`), and the DataModule calls it separately on the train and
+the val rows. After the shuffle the two frames meet the species in a different order, so "versicolor" is class 1 in
+training and class 0 in validation. Training is perfectly healthy (train loss falls to 0.027); the model is right, the
+validation labels are permuted. Symptom: val accuracy 0.333 and val loss 5.10 (above ln 3) vs 0.956 and 0.097 with one
+map fitted on the training frame and reused for validation."""
 
 import lightning as L
 import numpy as np

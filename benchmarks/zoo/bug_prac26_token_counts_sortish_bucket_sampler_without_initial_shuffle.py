@@ -1,17 +1,16 @@
 """Bug: a bag-of-tokens sequence classifier on synthetic variable-length sequences (vocab 24, length 6-40, from a
 seeded torch.Generator): label 1 when token 3 occurs more often than token 7. To get balanced classes the data
-builder rejection-samples 1000 sequences of each class and concatenates them (all negatives first). Batches are
-HF-style dicts from a custom collate (`input_ids` right-padded with 0, `attention_mask`, `labels`); the model is an
+builder rejection-samples 1000 sequences of each class and concatenates them (all negatives first). Batches are HF-
+style dicts from a custom collate (`input_ids` right-padded with 0, `attention_mask`, `labels`); the model is an
 embedding, masked mean pooling and a 2-layer head with a `.logits` output. To limit padding the DataModule uses a
 fastai-style "sortish" bucket batch sampler: chunk the indices into buckets of 8 batches, sort each bucket by length,
 cut it into batches and shuffle the batch order.
 
 The sampler forgot the first step of the recipe, shuffling the indices before chunking, so each bucket is a run of
 consecutive indices of the class-sorted dataset; only the one bucket that straddles index 1000 mixes classes, so at
-least 55 of the 63 training batches contain a single class. Each step
-pushes the head towards one class; the average loss still falls and validation (a plain loader) looks reasonable.
-Symptom after 3 epochs of Adam (lr 1e-3): val accuracy 0.832, val loss 0.474 vs 0.924 and 0.267 with
-`torch.randperm` before chunking."""
+least 55 of the 63 training batches contain a single class. Each step pushes the head towards one class; the average
+loss still falls and validation (a plain loader) looks reasonable. Symptom after 3 epochs of Adam (lr 1e-3): val
+accuracy 0.832, val loss 0.474 vs 0.924 and 0.267 with `torch.randperm` before chunking."""
 
 from types import SimpleNamespace
 

@@ -1,15 +1,16 @@
 """Healthy: a breast-cancer classifier on a deliberately imbalanced version of the sklearn table (all 357 benign
 rows, only 60 malignant ones, so 14 % positives). A LightningDataModule draws a stratified train/val split in
-`setup("fit")`, fits the standardizer on the training rows only, and balances training with a
-`WeightedRandomSampler` whose per-sample weights are the inverse frequency of each row's own class (so the two
-classes are drawn equally often; the validation loader is untouched and keeps the real prior). A small MLP with
-BatchNorm and dropout is trained under `precision="bf16-mixed"` on CPU with BCE-with-logits on one logit per row,
-AdamW and a ReduceLROnPlateau on val_loss configured through `lr_scheduler_config`. torchmetrics AUROC and
-balanced accuracy (macro recall) are logged on validation.
+`setup("fit")`, fits the standardizer on the training rows only, and balances training with a `WeightedRandomSampler`
+whose per-sample weights are the inverse frequency of each row's own class (so the two classes are drawn equally
+often; the validation loader is untouched and keeps the real prior). A small MLP with BatchNorm and dropout is
+trained under `precision="bf16-mixed"` on CPU with BCE-with-logits on one logit per row, AdamW and a
+ReduceLROnPlateau on val_loss configured through `lr_scheduler_config`. torchmetrics AUROC and balanced accuracy
+(macro recall) are logged on validation.
 
-Why it is correct: the sampler weights are per sample (not per class), the split is stratified and disjoint,
-the standardizer sees only training rows, the loss gets logits and float targets of the same shape, and the
-plateau scheduler monitors a metric that exists in every epoch. Measured: val AUROC 0.990, balanced accuracy 0.889, val loss 0.097."""
+Why it is correct: the sampler weights are per sample (not per class), the split is stratified and disjoint, the
+standardizer sees only training rows, the loss gets logits and float targets of the same shape, and the plateau
+scheduler monitors a metric that exists in every epoch. Measured: val AUROC 0.990, balanced accuracy 0.889, val loss
+0.097."""
 
 import lightning as L
 import numpy as np

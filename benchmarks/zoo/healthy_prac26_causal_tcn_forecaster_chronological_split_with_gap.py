@@ -2,15 +2,14 @@
 torch.Generator: x_t = 1.2 x_{t-1} - 0.5 x_{t-2} + 0.4 sin(2 pi t / 25) + noise). A small temporal convolutional
 network (dilated Conv1d layers, each padded on the left only, so position t sees inputs <= t) predicts x_{t+1} at
 every position of a 48-step window; the loss is MSE over all positions between the output and the input shifted by
-one. The DataModule cuts windows chronologically: training windows come from the first 80 % of the series,
-validation windows from the rest, and the first validation window starts one full window (48 steps) after the end of
-the last training target, so no window straddles the boundary. The series is standardized with the training part's
-mean and std. Trained with AdamW, OneCycleLR per step (`lr_scheduler_config` interval "step") and
-`gradient_clip_val=0.5`.
+one. The DataModule cuts windows chronologically: training windows come from the first 80 % of the series, validation
+windows from the rest, and the first validation window starts one full window (48 steps) after the end of the last
+training target, so no window straddles the boundary. The series is standardized with the training part's mean and
+std. Trained with AdamW, OneCycleLR per step (`lr_scheduler_config` interval "step") and `gradient_clip_val=0.5`.
 
-Why it is correct: left-only padding keeps the network causal, targets are inputs shifted by exactly one step, the
-split is in time with a gap, and the normalization uses training statistics only. Measured: val MSE 0.078 on the
-standardized series, vs 0.143 for the persistence forecast x_{t+1} = x_t."""
+Why it is correct: left-only padding keeps the network causal, targets are inputs shifted by exactly one step, the split
+is in time with a gap, and the normalization uses training statistics only. Measured: val MSE 0.078 on the standardized
+series, vs 0.143 for the persistence forecast x_{t+1} = x_t."""
 
 import math
 

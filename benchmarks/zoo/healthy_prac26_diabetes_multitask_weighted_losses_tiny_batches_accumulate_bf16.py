@@ -1,14 +1,14 @@
 """Healthy: multi-task model on the sklearn diabetes table: a shared trunk with two heads, one regressing the
-standardized disease-progression score (MSE) and one classifying "high progression" (score above the training
-median, BCE-with-logits). The total loss is a fixed weighted sum, 1.0 * MSE + 0.5 * BCE, and both parts are logged.
-The data are fed in tiny batches of 8 with `accumulate_grad_batches=4` (an effective batch of 32; the trunk uses
-LayerNorm, not BatchNorm, so the small micro-batches do not matter), under `precision="bf16-mixed"` on CPU, with
+standardized disease-progression score (MSE) and one classifying "high progression" (score above the training median,
+BCE-with-logits). The total loss is a fixed weighted sum, 1.0 * MSE + 0.5 * BCE, and both parts are logged. The data
+are fed in tiny batches of 8 with `accumulate_grad_batches=4` (an effective batch of 32; the trunk uses LayerNorm,
+not BatchNorm, so the small micro-batches do not matter), under `precision="bf16-mixed"` on CPU, with
 `gradient_clip_val=1.0`. The scheduler is a per-epoch cosine with T_max = max_epochs in the `lr_scheduler_config`.
 
-Why it is correct: the binary label is computed from the target after the split, with the training median, and is
-never an input; both losses get float tensors of matching shapes; Lightning scales the loss by the accumulation
-factor and steps the scheduler per epoch as declared; the weights are constants and both heads receive gradient.
-Measured after 10 epochs: val MSE 0.584 (standardized), val accuracy of the high-progression head 0.708."""
+Why it is correct: the binary label is computed from the target after the split, with the training median, and is never
+an input; both losses get float tensors of matching shapes; Lightning scales the loss by the accumulation factor and
+steps the scheduler per epoch as declared; the weights are constants and both heads receive gradient. Measured after 10
+epochs: val MSE 0.584 (standardized), val accuracy of the high-progression head 0.708."""
 
 import lightning as L
 import numpy as np

@@ -1,15 +1,15 @@
 """Healthy: wine cultivar classification (13 features, 3 classes) with manual optimization and alternating updates,
-the way block-coordinate / "head first, then body" recipes are written. The encoder (13-64-32 MLP with LayerNorm)
-and the linear head have separate optimizers: SGD with momentum for the encoder, Adam for the head. Each optimizer
-step accumulates gradients over two micro-batches of 16 (loss divided by 2); even optimizer steps update the head,
-odd ones the encoder, and the other block's gradients are cleared with `toggle_optimizer`. Gradients are clipped
-with `self.clip_gradients(..., gradient_clip_val=1.0)` before each step, and both StepLR schedulers are stepped once
-per epoch in `on_train_epoch_end` (manual optimization does not step them for you).
+the way block-coordinate / "head first, then body" recipes are written. The encoder (13-64-32 MLP with LayerNorm) and
+the linear head have separate optimizers: SGD with momentum for the encoder, Adam for the head. Each optimizer step
+accumulates gradients over two micro-batches of 16 (loss divided by 2); even optimizer steps update the head, odd
+ones the encoder, and the other block's gradients are cleared with `toggle_optimizer`. Gradients are clipped with
+`self.clip_gradients(..., gradient_clip_val=1.0)` before each step, and both StepLR schedulers are stepped once per
+epoch in `on_train_epoch_end` (manual optimization does not step them for you).
 
-Why it is correct: `zero_grad` happens once per accumulated step, after `step()`; every parameter belongs to exactly
-one optimizer and each block is updated every other step; the loss is divided by the number of micro-batches; the
-standardizer is fitted on the training split only; schedulers are stepped in epochs as they were configured.
-Measured: val accuracy 1.000, val loss 0.022."""
+Why it is correct: `zero_grad` happens once per accumulated step, after `step()`; every parameter belongs to exactly one
+optimizer and each block is updated every other step; the loss is divided by the number of micro-batches; the
+standardizer is fitted on the training split only; schedulers are stepped in epochs as they were configured. Measured:
+val accuracy 1.000, val loss 0.022."""
 
 import lightning as L
 import torch
