@@ -4,7 +4,7 @@ padding, right-padded here), labels shifted inside the model, tied LM head, Adam
 warm-up + decay per step.
 
 The additive float attention mask is built as `torch.tril(torch.full((t, t), -inf), diagonal=-1)`: the author meant
-the usual `torch.triu(..., diagonal=-1)` (block the keys after the query) and swapped the function. The mask now blocks
+the usual `torch.triu(..., diagonal=1)` (block the keys after the query) and swapped the function. The mask now blocks
 the PAST and lets every position attend to all later tokens, so the logits at position t can read token t+1, which
 is exactly the shifted label. Nothing crashes (every query still sees itself) and the training loss drops beautifully,
 but the model learned to copy instead of to predict and is useless for generation. Symptom: val loss 0.008 nats/token
