@@ -8,7 +8,7 @@ the usual `torch.triu(..., diagonal=1)` (block the keys after the query) and swa
 the PAST and lets every position attend to all later tokens, so the logits at position t can read token t+1, which
 is exactly the shifted label. Nothing crashes (every query still sees itself) and the training loss drops beautifully,
 but the model learned to copy instead of to predict and is useless for generation. Symptom: val loss 0.008 nats/token
-vs 1.75 with `triu(..., diagonal=-1)` (the first two tokens of every sentence are random, so ~1.5 is the honest
+vs 1.75 with `triu(..., diagonal=1)` (the first two tokens of every sentence are random, so ~1.5 is the honest
 floor for this budget)."""
 
 from dataclasses import dataclass
