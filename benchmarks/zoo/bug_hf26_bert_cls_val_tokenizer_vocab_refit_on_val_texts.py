@@ -9,8 +9,8 @@ called on, so the validation texts are encoded with a vocabulary fitted on the v
 assigned by frequency, the two vocabularies agree on the specials but order the 40 words differently: in validation
 "bravo" may get the id that "murk" has in training. Nothing crashes (both vocabularies have the same size) and
 training converges perfectly; validation is scored on a scrambled language. Symptom: val accuracy 0.61, val loss
-2.83 (above ln 2 = 0.69) while train loss falls towards 0, vs val accuracy 1.00 / val loss 0.001 with one tokenizer fitted on the
-training texts."""
+2.83 (above ln 2 = 0.69) while train loss falls towards 0, vs val accuracy 1.00 / val loss 0.001 with one
+tokenizer fitted on the training texts."""
 
 from collections import Counter
 from dataclasses import dataclass

@@ -135,7 +135,8 @@ def main():
     trainer.fit(model, DataLoader(train, batch_size=32, shuffle=True, collate_fn=tok.collate),
                 DataLoader(val, batch_size=200, collate_fn=tok.collate))
     val_acc = float(trainer.callback_metrics["val_acc"])
-    test_acc = trainer.validate(model, DataLoader(test, batch_size=200, collate_fn=tok.collate), verbose=False)[0]["val_acc"]
+    test_loader = DataLoader(test, batch_size=200, collate_fn=tok.collate)
+    test_acc = trainer.validate(model, test_loader, verbose=False)[0]["val_acc"]
     print(f"SYMPTOM val_acc={val_acc:.3f} fresh_test_acc={test_acc:.3f}")
     print(f"LOG_DIR={trainer.log_dir}")
 

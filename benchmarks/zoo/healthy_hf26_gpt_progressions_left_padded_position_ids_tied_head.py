@@ -46,8 +46,9 @@ class ProgressionTokenizer:
 def make_corpus(n, g):
     out = []
     for _ in range(n):
-        s, d, length = (int(v) for v in (torch.randint(0, MOD, (1,), generator=g), torch.randint(1, MOD, (1,), generator=g),
-                                         torch.randint(5, 12, (1,), generator=g)))
+        s = int(torch.randint(0, MOD, (1,), generator=g))
+        d = int(torch.randint(1, MOD, (1,), generator=g))
+        length = int(torch.randint(5, 12, (1,), generator=g))
         out.append([(s + k * d) % MOD for k in range(length)])
     return out
 
