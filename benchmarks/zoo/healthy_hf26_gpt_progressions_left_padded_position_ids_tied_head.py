@@ -2,14 +2,14 @@
 sentence is BOS followed by an arithmetic progression s, s+d, s+2d, ... (mod 16) of 5-11 tokens, so every token
 after the second is determined by the two before it. The hand-written tokenizer maps digits to ids 3..18 and pads on
 the LEFT (generation-style), the collate returns dict batches with `input_ids`, `attention_mask` and `labels` (-100
-on padding), and the model returns an output object with `.loss` and `.logits`, shifting the labels inside the model
-like HF causal LMs.
+on padding and on BOS, which is never a prediction target), and the model returns an output object with `.loss` and
+`.logits`, shifting the labels inside the model like HF causal LMs.
 
 Why it is correct: position ids are computed per row as `attention_mask.cumsum(-1) - 1` (clamped at 0), so the first
 real token of a left-padded row gets position 0; the attention mask combines a strict causal mask with the key
 padding mask (padding keys masked, every query still sees at least itself); the LM head is tied to the token
 embedding; AdamW puts biases, LayerNorm weights and the (tied) embedding in a no-decay group; a linear warm-up then
-linear decay is stepped every optimizer step over the true number of steps. Measured: val loss 1.57 nats/token after
+linear decay is stepped every optimizer step over the true number of steps. Measured: val loss 1.75 nats/token after
 6 epochs (the first two numbers and the length are random), down from ln(19) = 2.94 at init."""
 
 from dataclasses import dataclass
@@ -39,7 +39,7 @@ class ProgressionTokenizer:
         for i, s in enumerate(seqs):
             ids[i, width - len(s):] = torch.tensor(s)
             mask[i, width - len(s):] = 1
-        labels = ids.masked_fill(mask == 0, -100)
+        labels = ids.masked_fill((mask == 0) | (ids == BOS), -100)
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
