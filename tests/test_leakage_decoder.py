@@ -1,7 +1,8 @@
 """causal-leakage on a real Trainer for an encoder-decoder `nn.Transformer` trained with teacher forcing, its
 decoder input (the target shifted right) built inside `training_step`: without `tgt_mask` the decoder reads later
 decoder inputs, which are the targets, and fires; with the causal `tgt_mask` it stays silent, as does a GRU
-decoder fed the same shifted input."""
+decoder fed the same shifted input. An HF-style model that builds `decoder_input_ids` from `labels` inside `forward`
+(targets shorter than sources) fires when it shifts them left, and stays silent shifting right."""
 
 from __future__ import annotations
 
@@ -87,3 +88,38 @@ def test_decoder_input_made_with_the_data_is_found_by_the_loss_target(tmp_path, 
     # the second part for the target, and report a correctly masked decoder as fed its target unshifted).
     assert not serious(report, "target-leakage")
     assert bool(serious(report, "causal-leakage")) is (decoder == "unmasked")
+
+
+class HFStyleSeq2Seq(Translator):
+    """Dict batches; ``decoder_input_ids`` built inside ``forward`` from ``labels`` (shorter than the source), shifted
+    right (healthy) or, with the concatenation on the wrong side, left: position t is then fed label t + 1."""
+
+    def __init__(self, shift: str) -> None:
+        super().__init__("masked")
+        self.shift = shift
+
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        start = torch.full_like(labels[:, :1], self.bos)
+        if self.shift == "right":
+            decoder_input_ids = torch.cat([start, labels[:, :-1]], dim=1)
+        else:
+            decoder_input_ids = torch.cat([labels[:, 1:], start], dim=1)
+        return super().forward(input_ids, decoder_input_ids)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        logits = self(**batch)
+        return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten())
+
+
+@pytest.mark.parametrize("shift", ["right", "left"])
+def test_labels_shifted_the_wrong_way_inside_forward_fire(tmp_path, shift):
+    src, tgt = (torch.cat(part) for part in zip(*reverse_loader(64)))
+    rows = [{"input_ids": s, "labels": t[: SEQ // 2]} for s, t in zip(src, tgt)]  # targets shorter than sources
+    data = DataLoader(rows, batch_size=16)
+    L.seed_everything(0)
+    report = fit_report(tmp_path, HFStyleSeq2Seq(shift), data, [LeakageChecks(), SanitySummary(print_summary=False)],
+                        logger=None, max_steps=3)
+    found = serious(report, "target-leakage")
+    assert bool(found) is (shift == "left")
+    if found:
+        assert found[0]["data"]["length"] == SEQ // 2 and "wrong way" in found[0]["message"]

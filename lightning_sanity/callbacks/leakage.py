@@ -38,6 +38,7 @@ from lightning_sanity.callbacks._target_inputs import check_step_inputs, check_t
 from lightning_sanity.callbacks._model_call import call_output, keep_call, move_call, watch_calls
 from lightning_sanity.callbacks._perturbed_call import PerturbedCall
 from lightning_sanity.callbacks._raster_causal import check_raster_self_read
+from lightning_sanity.callbacks._unshifted_target import check_unshifted_target
 from lightning_sanity.callbacks._extra_forward import reading_probe
 from lightning_sanity.checks import future_features as FF
 from lightning_sanity.checks import leakage as L
@@ -346,6 +347,10 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
             raise _Skip(f"sequences of length {length} have no positions to perturb")
         t = (length - 1) // 2
         if probe.base(size, length) is None:
+            # An encoder-decoder's outputs follow the target's length, not the input's: the target is still tried.
+            if isinstance(y, torch.Tensor) and y is not x and y.dim() >= 2 and int(y.shape[1]) >= 2 \
+                    and self.is_enabled("target-leakage") and "target-leakage" not in self._found:
+                check_unshifted_target(self, trainer, call, when, probe, y, 1)
             raise _Skip(f"the output of `{call['how']}` has no dimension of {length} positions to compare")
 
         def perturbed(old: torch.Tensor, t: int = t, **offset: int) -> tuple[float, float, int, bool]:
@@ -378,19 +383,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
         if not self.is_enabled("target-leakage") or "target-leakage" in self._found:
             return
         if y is not None and y is not x and y.dim() >= 2 and int(y.shape[axis]) == length:
-            change, scale, first_pos, moved = perturbed(y, start_offset=0)
-            self._ran["target-leakage"].append(f"outputs at positions <= {t} independent of the target from {t} on")
-            if moved:
-                self._found.add("target-leakage")
-                self.report(
-                    trainer, "target-leakage", "error",
-                    f"The output at position {first_pos} changes (by up to {change:.3g}) when only the target at "
-                    f"positions {t} and after changes ({when}): `{call['how']}` is fed the batch's target unshifted, "
-                    "so the output at each position can read the answer it must predict.",
-                    L.DECODER_ADVICE, where=call["where"], key="decoder",
-                    data={"position": first_pos, "perturbed_from": t, "length": length, "change": change,
-                          "when": when, "called_as": call["how"]},
-                )
+            if check_unshifted_target(self, trainer, call, when, probe, y, axis):
                 return
         elif self._task in ("shifted", "sequence"):
             self._ran["target-leakage"].append(f"`{call['how']}` is not given the target" + (
