@@ -26,6 +26,7 @@ into a cache that every step reads is never called in training_step, and never l
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Optional
 
 import torch
@@ -100,10 +101,7 @@ class GradientProbe:
 
     def arm(self, pl_module: torch.nn.Module) -> None:
         self._modules = modules = dict(hookable_modules(pl_module))
-        for name in self.targets:
-            module = modules.get("" if name == LM.ROOT else name)
-            if module is None:
-                continue
+        for name, module in self._target_modules(modules):
 
             def hook(_module, args, output, name=name) -> None:
                 # Notes that the module ran, whether autograd was recording, and follows its outputs: no observer
@@ -128,10 +126,15 @@ class GradientProbe:
             except Exception:  # without the watch every layer that ran stays "cut off" (the old verdict)
                 self._watch = None
 
-    def _watch_late(self, modules: dict[str, torch.nn.Module]) -> None:
+    def _target_modules(self, modules: dict[str, torch.nn.Module]) -> Iterator[tuple[str, torch.nn.Module]]:
         for name in self.targets:
             module = modules.get("" if name == LM.ROOT else name)
-            if module is None or name in self.ran:
+            if module is not None:
+                yield name, module
+
+    def _watch_late(self, modules: dict[str, torch.nn.Module]) -> None:
+        for name, module in self._target_modules(modules):
+            if name in self.ran:
                 continue
 
             def hook(module, args, output, name=name) -> None:

@@ -18,6 +18,7 @@ from lightning_sanity.callbacks._ctc_input import BASELINE_UNKNOWN as CTC_BASELI
 from lightning_sanity.callbacks._loss_targets import initial_detail, start_phrase
 from lightning_sanity.checks import initial_loss as IL
 from lightning_sanity.checks import losses as L
+from lightning_sanity.checks.dead_params import within_default_bound
 from lightning_sanity.findings import Severity
 
 
@@ -247,4 +248,4 @@ def _fresh_head_on_frozen_features(model: torch.nn.Module, head: Optional[str]) 
     params = list(model.parameters())
     if 2 * sum(p.numel() for p in params if not p.requires_grad) < sum(p.numel() for p in params):
         return False
-    return bool(weight.detach().abs().amax() <= weight[0].numel() ** -0.5 * (1 + 1e-6))
+    return bool(within_default_bound(weight))

@@ -346,11 +346,12 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
         if length < 2:
             raise _Skip(f"sequences of length {length} have no positions to perturb")
         t = (length - 1) // 2
+        target = y if isinstance(y, torch.Tensor) and y is not x and y.dim() >= 2 else None  # fed to the call
         if probe.base(size, length) is None:
             # An encoder-decoder's outputs follow the target's length, not the input's: the target is still tried.
-            if isinstance(y, torch.Tensor) and y is not x and y.dim() >= 2 and int(y.shape[1]) >= 2 \
-                    and self.is_enabled("target-leakage") and "target-leakage" not in self._found:
-                check_unshifted_target(self, trainer, call, when, probe, y, 1)
+            if target is not None and int(target.shape[1]) >= 2 and self.is_enabled("target-leakage") \
+                    and "target-leakage" not in self._found:
+                check_unshifted_target(self, trainer, call, when, probe, target, 1)
             raise _Skip(f"the output of `{call['how']}` has no dimension of {length} positions to compare")
 
         def perturbed(old: torch.Tensor, t: int = t, **offset: int) -> tuple[float, float, int, bool]:
@@ -382,8 +383,8 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
             check_answer_causal(self, trainer, call, when)  # labels == input_ids on the answer only: SFT, prefix LM
         if not self.is_enabled("target-leakage") or "target-leakage" in self._found:
             return
-        if y is not None and y is not x and y.dim() >= 2 and int(y.shape[axis]) == length:
-            if check_unshifted_target(self, trainer, call, when, probe, y, axis):
+        if target is not None and int(target.shape[axis]) == length:
+            if check_unshifted_target(self, trainer, call, when, probe, target, axis):
                 return
         elif self._task in ("shifted", "sequence"):
             self._ran["target-leakage"].append(f"`{call['how']}` is not given the target" + (

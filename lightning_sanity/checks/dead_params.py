@@ -155,10 +155,24 @@ def default_init_tensors(named: Sequence[tuple[str, "torch.Tensor"]]) -> list[st
         return []
     with torch.no_grad():
         device = named[0][1].device
-        bounds = [p[0].numel() ** -0.5 for _, p in named]
-        flags = torch.stack([((p.abs().amax() <= b * (1 + 1e-6)) & ((p.float().std() * 3 ** 0.5 / b - 1).abs() < 0.1))
-                             .to(device) for (_, p), b in zip(named, bounds)]).tolist()
+        flags = torch.stack([(within_default_bound(p) & ((p.float().std() * 3 ** 0.5 / _bound(p) - 1).abs() < 0.1))
+                             .to(device) for _, p in named]).tolist()
     return [n for (n, _), flag in zip(named, flags) if flag]
+
+
+def _bound(p: "torch.Tensor") -> float:
+    """PyTorch's default ``nn.Linear`` / ``nn.Conv*`` bound for weight ``p``: ``1 / sqrt(fan_in)``."""
+    return p[0].numel() ** -0.5
+
+
+def within_default_bound(p: "torch.Tensor") -> "torch.Tensor":
+    """Whether every value of weight ``p`` lies inside PyTorch's default bound ``1 / sqrt(fan_in)`` (the default draw,
+    or anything smaller), as a 0-d bool tensor on ``p``'s device (no host read).
+
+    >>> bool(within_default_bound(torch.nn.Linear(64, 32).weight)), bool(within_default_bound(torch.ones(4, 4)))
+    (True, False)
+    """
+    return p.detach().abs().amax() <= _bound(p) * (1 + 1e-6)
 
 
 def _stacked(name: str) -> str:

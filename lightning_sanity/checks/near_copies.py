@@ -154,8 +154,13 @@ def judge(train: torch.Tensor, val: torch.Tensor, min_train: int = 200, min_val:
     def flags_at(near: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         return copy_flags(near, m, k0, copies)
 
-    outer = nearest(val[:FIRST_LOOK], train, k)
-    outer = outer[torch.isfinite(outer[:, -1])]
+    def search(queries: torch.Tensor) -> torch.Tensor:
+        outer = nearest(queries, train, k)
+        return outer[torch.isfinite(outer[:, -1])]  # only exact copies left (or too few distinct): the exact path's
+
+    # A first look at FIRST_LOOK validation samples, then all of them only if it flags any: a share worth reporting
+    # (0.1) leaves 64 samples unflagged 0.9 ** 64 (about 1e-3) of the time, and a run without copies pays a quarter.
+    outer = search(val[:FIRST_LOOK])
     own = dims(outer, k0)
     if outer.shape[0] >= min_val and not bool(flags_at(outer, own).any()):
         # The training data's dimension only lowers ``m``, which flags fewer: nothing flagged at the samples' own
@@ -167,14 +172,10 @@ def judge(train: torch.Tensor, val: torch.Tensor, min_train: int = 200, min_val:
     if int(usable.sum()) < min_val:
         return None
     m_train = float(dims(inner[usable], k0).median())
-    # A first look at FIRST_LOOK validation samples, then all of them only if it flags any: a share worth reporting
-    # (0.1) leaves 64 samples unflagged 0.9 ** 64 (about 1e-3) of the time, and a run without copies pays a quarter.
-    for queries in ((val[:FIRST_LOOK], val) if val.shape[0] > FIRST_LOOK else (val,)):
-        outer = nearest(queries, train, k)
-        outer = outer[torch.isfinite(outer[:, -1])]  # only exact copies left (or too few distinct): the exact path's
+    flags = flags_at(outer, own.clamp(max=m_train))
+    if val.shape[0] > FIRST_LOOK and (outer.shape[0] < min_val or bool(flags.any())):
+        outer = search(val)
         flags = flags_at(outer, dims(outer, k0).clamp(max=m_train))
-        if outer.shape[0] >= min_val and not bool(flags.any()):
-            break
     if outer.shape[0] < min_val:
         return None
     inner_flags = flags_at(inner[usable], dims(inner[usable], k0).clamp(max=m_train))
