@@ -5,7 +5,8 @@ dimension standardized over the batch, as in the paper) is pushed towards the id
 diagonal plus lambda * c_ij^2 off it, lambda = 1/D. The probe is a linear layer on the DETACHED encoder features
 of the clean rows, trained with cross-entropy alongside, so the labels never shape the representation and the
 probe's val accuracy is a fair read-out. The scaler is fitted on the training split only, batches are large enough
-for the batch statistics (32, drop_last) and validation uses clean inputs. Own metric (seed 61, 40 epochs): val probe acc 0.978, val CE 0.193."""
+for the batch statistics (32, drop_last) and validation uses clean inputs.
+Own metric (seed 61, 40 epochs): val probe acc 0.978, val CE 0.193."""
 
 import lightning as L
 import torch
