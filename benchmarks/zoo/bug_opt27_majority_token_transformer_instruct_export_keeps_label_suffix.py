@@ -1,10 +1,11 @@
-"""Bug: a small Transformer encoder classifies synthetic token sequences (label: which of tokens 1/2/3 occurs most often,
-ties to the smaller token; a fifth of the crowd labels are re-drawn at random, so ~87 % is the ceiling). The examples come from a shared `encode_example` that was written for the
-team's instruction-tuning export of the same data: it produces `[BOS] seq [SEP] <label_k>` so a generative model
-can be trained to emit the answer token. The classifier reuses that encoder for its `input_ids`, so every
-sequence (train and val alike) ends in the token that spells out its own label. The encoder attends
-bidirectionally and the [BOS]-position pooling reads the label token directly: training loss falls to ~0 and val
-accuracy is perfect (even above the label-noise ceiling), which looks like a well-tuned model rather than a bug.
+"""Bug: a small Transformer encoder classifies synthetic token sequences (label: which of tokens 1/2/3 occurs
+most often, ties to the smaller token; a fifth of the crowd labels are re-drawn at random, so ~87 % is the
+ceiling). The examples come from a shared `encode_example` that was written for the team's instruction-tuning
+export of the same data: it produces `[BOS] seq [SEP] <label_k>` so a generative model can be trained to emit the
+answer token. The classifier reuses that encoder for its `input_ids`, so every sequence (train and val alike) ends
+in the token that spells out its own label. The encoder attends bidirectionally and the [BOS]-position pooling
+reads the label token directly: training loss falls to ~0 and val accuracy is perfect (even above the label-noise
+ceiling), which looks like a well-tuned model rather than a bug.
 Measured (own metric): buggy val acc 1.000 / val loss 0.001; fixed (`encode_example(seq)` without the answer
 suffix) val acc 0.787 / val loss 0.633."""
 
