@@ -1,12 +1,12 @@
-"""Bug: a wine MLP in a LightningDataModule that works from JSON-style records (one dict per sample, as exported
-by the lab's LIMS). The training features are selected with `features = sorted(set(record) - {"target",
-"batch_id"})` (a set, so it is sorted for determinism: alphabetical order), while the validation rows are built by
-a second helper written earlier that keeps every key except the dropped ones in the record's own order. Standardisation is done per key with
-training statistics, so both arrays are 13 well-scaled columns and nothing complains; but almost every validation
-column is fed to the weights of a different feature. Training converges normally while validation ends far worse than
-predicting the class prior, the more so the more confident the model grows.
-Measured (own metric): buggy val loss 3.10 / acc 0.30 (prior baseline 1.09); fixed (validation rows built
-with the same `features` list) val loss 0.10 / acc 0.94."""
+"""Bug: a wine MLP in a LightningDataModule that works from JSON-style records (one dict per sample, as exported by
+the lab's LIMS). The training features are selected with `features = sorted(set(record) - {"target", "batch_id"})`
+(a set, so it is sorted for determinism: alphabetical order), while the validation rows are built by a second helper
+written earlier that keeps every key except the dropped ones in the record's own order. Standardisation is done per
+key with training statistics, so both arrays are 13 well-scaled columns and nothing complains; but almost every
+validation column is fed to the weights of a different feature. Training converges normally while validation ends
+far worse than predicting the class prior, the more so the more confident the model grows.
+Measured (own metric): buggy val loss 3.10 / acc 0.30 (prior baseline 1.09); fixed (validation rows built with the
+same `features` list) val loss 0.10 / acc 0.94."""
 
 import lightning as L
 import numpy as np
