@@ -1,10 +1,11 @@
 """Healthy: fine-tuning a tiny Transformer encoder that reads an 8x8 digit as 8 row tokens. The encoder is first
 pretrained on digits 0-4 (plain loop, 3 epochs), then fine-tuned on all ten digits with a new head and layer-wise
 learning-rate decay: the head gets the base LR, each encoder layer below it 0.6x the one above, and the embeddings
-(row projection, CLS token, positional embedding) the lowest rate; every parameter is in exactly one group, with
-no weight decay on biases, LayerNorms and the CLS/positional embeddings. Linear warm-up then cosine, stepped per
-step. An EMA copy of the model (`torch.optim.swa_utils.AveragedModel` with `get_ema_multi_avg_fn(0.98)`, frozen,
-updated after each optimizer step) is what validation evaluates. Own metric: EMA val acc 0.894 / val loss 0.392 after 8 short epochs."""
+(row projection, CLS token, positional embedding) the lowest rate; every parameter is in exactly one group, with no
+weight decay on biases, LayerNorms and the CLS/positional embeddings. Linear warm-up then cosine, stepped per step.
+An EMA copy of the model (`torch.optim.swa_utils.AveragedModel` with `get_ema_multi_avg_fn(0.98)`, frozen, updated
+after each optimizer step) is what validation evaluates. Own metric: EMA val acc 0.894 / val loss 0.392 after 8
+short epochs."""
 
 import math
 
