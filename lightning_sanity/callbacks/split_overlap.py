@@ -21,6 +21,7 @@ from lightning_sanity.callbacks._near_copies import NearCopies, judge_near_copie
 from lightning_sanity.callbacks._row_blocks import RowBlocks
 from lightning_sanity.callbacks._split_pairs import PairPrints, judge_pairs, pair_chance
 from lightning_sanity.callbacks._target_copies import judge_targets, report_targets
+from lightning_sanity.callbacks._patch_tiles import PatchTiles, judge_patches, report_patches
 from lightning_sanity.callbacks._token_windows import TokenWindows, report_tokens
 from lightning_sanity.callbacks._window_runs import WindowRuns, report_windows
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
@@ -55,7 +56,10 @@ class SplitOverlap(SanityCallback):
     Windowed measurements (``(B, T, C)`` or ``(B, C, T)``) are also read as runs of time steps
     (:mod:`lightning_sanity.checks.window_overlap`): validation windows that share stretches with training windows
     starting both earlier and later (overlapping windows cut first, then split at random) are reported when whole
-    samples showed no overlap (key ``windows``).
+    samples showed no overlap (key ``windows``). Image patches (``(B, C, H, W)``) are read as tiles of exact pixel
+    values (:mod:`lightning_sanity.checks.patch_overlap`): validation patches that share a region with training
+    patches on both sides (a sliding window cut first, then split at random) are reported the same way (key
+    ``patches``).
 
     Dense float targets (clean images, windows) are fingerprinted with the inputs and judged the same way when the
     inputs showed no overlap (:mod:`lightning_sanity.callbacks._target_copies`, key ``targets``): noisy copies of
@@ -116,6 +120,7 @@ class SplitOverlap(SanityCallback):
         self._tokens = TokenWindows()  # first and last tokens of token-id windows (overflowing tokens)
         self._reversed = ReversedPairs()  # (B, 2) id pairs: undirected edges split as directed rows
         self._near = NearCopies()  # sketches of float samples: jittered copies made before the split
+        self._patches = PatchTiles()  # tiles of image patches: overlapping patches cut before the split
 
     # ------------------------------------------------------------------------------------------------ hooks
 
@@ -185,6 +190,7 @@ class SplitOverlap(SanityCallback):
         self._tokens.clear()
         self._reversed.clear()
         self._near.clear()
+        self._patches.clear()
         self.retire("on_train_batch_end", "on_validation_batch_start")
 
     def _take(self, batch: Any, split: str, windows: bool = True) -> None:
@@ -219,6 +225,8 @@ class SplitOverlap(SanityCallback):
                 self._reversed.add(x, split)
             if windows and not self._near.off:
                 self._near.add(x, split)
+            if windows and not self._patches.off:
+                self._patches.add(x, split)
         except Exception as err:  # a check must never lose the user's run
             log.debug("split-overlap fingerprint failed", exc_info=True)
             self._stop(f"could not fingerprint a {split} batch: {err!r}")
@@ -277,18 +285,20 @@ class SplitOverlap(SanityCallback):
             targets = judge_targets(self._pairs.read_all("train"), self._pairs.read("val")) if self._pairs.dense else None
             text += f"; {targets['figures']}" if targets is not None else ""
             near, text = judge_near_copies(self, text)
+            patches, text = judge_patches(self, text)
             report_windows(self, trainer, text, threshold)
             report_tokens(self, trainer, threshold)
             report_reversed(self, trainer, text, threshold)
-            # The finer patterns name the cause (overlapping windows, reversed pairs); exact copies of the targets
+            # The finer patterns name the cause (overlapping windows or patches, reversed pairs); exact copies of the targets
             # come next, near copies of the inputs are the rest.
-            for report, result in ((report_targets, targets), (report_near_copies, near)):
+            for report, result in ((report_patches, patches), (report_targets, targets), (report_near_copies, near)):
                 if not any(f.check == "split-overlap" for f in self.collector(trainer).findings):
                     report(self, trainer, text, result, threshold)
             return
         self._tokens.clear()
         self._reversed.clear()
         self._near.clear()
+        self._patches.clear()
         self.detail(trainer, "split-overlap", text)
         severity = S.overlap_severity(excess, threshold)
         self.report(
