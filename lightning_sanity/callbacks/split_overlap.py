@@ -16,12 +16,13 @@ import torch
 from typing_extensions import override
 
 from lightning_sanity.batch import BatchFn, joined_inputs, split_batch
-from lightning_sanity.callbacks._reversed_pairs import ReversedPairs, report_reversed
+from lightning_sanity.callbacks._late_training import LateTraining
 from lightning_sanity.callbacks._near_copies import NearCopies, judge_near_copies, report_near_copies
+from lightning_sanity.callbacks._patch_tiles import PatchTiles, judge_patches, report_patches
+from lightning_sanity.callbacks._reversed_pairs import ReversedPairs, report_reversed
 from lightning_sanity.callbacks._row_blocks import RowBlocks
 from lightning_sanity.callbacks._split_pairs import PairPrints, judge_pairs, pair_chance
 from lightning_sanity.callbacks._target_copies import judge_targets, report_targets
-from lightning_sanity.callbacks._patch_tiles import PatchTiles, judge_patches, report_patches
 from lightning_sanity.callbacks._token_windows import TokenWindows, report_tokens
 from lightning_sanity.callbacks._window_runs import WindowRuns, report_windows
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
@@ -121,6 +122,7 @@ class SplitOverlap(SanityCallback):
         self._reversed = ReversedPairs()  # (B, 2) id pairs: undirected edges split as directed rows
         self._near = NearCopies()  # sketches of float samples: jittered copies made before the split
         self._patches = PatchTiles()  # tiles of image patches: overlapping patches cut before the split
+        self._late = LateTraining()  # a training loader reloaded later with more samples
 
     # ------------------------------------------------------------------------------------------------ hooks
 
@@ -136,6 +138,15 @@ class SplitOverlap(SanityCallback):
                            batch_idx: int) -> None:
         if self._reason is None and not self._train_done:
             self._take(batch, "train")
+        elif self._late.active and trainer.current_epoch == self._late.epoch:
+            x, _ = split_batch(batch, self.get_input)
+            if isinstance(x, torch.Tensor) and x.dim() > 0:
+                self._late.add(x)
+
+    @override
+    def on_train_epoch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if self._judged and self._val_fp is not None and not self._has_finding(trainer):
+            self._late.start(trainer)
 
     @override
     def on_validation_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any,
@@ -157,12 +168,16 @@ class SplitOverlap(SanityCallback):
 
     @override
     def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if self._late.active and trainer.current_epoch == self._late.epoch:
+            self._judge_late(trainer)
         if self._reason is not None or self._train_done:
             return
         self._train_fp = self._train.hashes()
         self._train.clear()
         self._train_done = True
-        self.retire("on_train_batch_end")
+        self._late.batches = trainer.num_training_batches
+        if not self._late.watching(trainer):
+            self.retire("on_train_batch_end")
         self._judge(trainer)
 
     @override
@@ -251,7 +266,7 @@ class SplitOverlap(SanityCallback):
             self.skip(trainer, "split-overlap", S.TRANSDUCTIVE)
             return
         found, distinct, repeated = S.overlap(self._val_fp, train_fp)
-        share = found / max(distinct, 1)
+        share = self._late.baseline = found / max(distinct, 1)
         # Repeats within training excuse shared samples, unless they are copies (multiplicities of oversampling
         # before the split, or measured values, which independent draws never repeat) and distinct inputs are too
         # far apart to coincide by chance.
@@ -292,7 +307,7 @@ class SplitOverlap(SanityCallback):
             # The finer patterns name the cause (overlapping windows or patches, reversed pairs); exact copies of the targets
             # come next, near copies of the inputs are the rest.
             for report, result in ((report_patches, patches), (report_targets, targets), (report_near_copies, near)):
-                if not any(f.check == "split-overlap" for f in self.collector(trainer).findings):
+                if not self._has_finding(trainer):
                     report(self, trainer, text, result, threshold)
             return
         self._tokens.clear()
@@ -318,4 +333,30 @@ class SplitOverlap(SanityCallback):
                   "training_samples": samples, "training_repeat_share": repeated, "coincidence_share": chance,
                   "unit": unit,
                   "partial": partial},
+        )
+
+    def _has_finding(self, trainer: "pl.Trainer") -> bool:
+        return any(f.check == "split-overlap" for f in self.collector(trainer).findings)
+
+    def _judge_late(self, trainer: "pl.Trainer") -> None:
+        counts = self._late.judge(self._val_fp)
+        self.retire("on_train_batch_end")
+        if counts is None or not self.is_enabled("split-overlap"):
+            return
+        found, distinct = counts
+        share, threshold = found / max(distinct, 1), self.threshold("split-overlap", "share")
+        if share - self._late.baseline < threshold or found < 2:
+            return
+        self.report(
+            trainer, "split-overlap", S.overlap_severity(share - self._late.baseline, threshold),
+            f"From epoch {self._late.epoch} on, the reloaded training data holds {found} of {distinct} validation "
+            f"samples ({share:.0%}; {self._late.baseline:.0%} in the first epoch): validation samples joined the "
+            "training set, and the validation loss (and anything it drives: checkpoints, early stopping, a plateau "
+            "scheduler) measures memory from then on.",
+            "Keep the validation samples out of every training set the DataModule returns. To train on all labelled "
+            "data at the end, do it in a final run without validation (fixed epochs chosen on the split run), and "
+            "report a held-out test set instead.",
+            where="validation data", at_step=False, key="late_training",
+            data={"epoch": self._late.epoch, "validation_in_training": found, "validation_samples": distinct,
+                  "share": share, "first_epoch_share": self._late.baseline},
         )
