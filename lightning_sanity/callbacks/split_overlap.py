@@ -60,7 +60,9 @@ class SplitOverlap(SanityCallback):
     samples showed no overlap (key ``windows``). Image patches (``(B, C, H, W)``) are read as tiles of exact pixel
     values (:mod:`lightning_sanity.checks.patch_overlap`): validation patches that share a region with training
     patches on both sides (a sliding window cut first, then split at random) are reported the same way (key
-    ``patches``).
+    ``patches``). Under ``reload_dataloaders_every_n_epochs``, the first reloaded training loader that has grown is
+    fingerprinted for one epoch and compared with the validation run's fingerprints (key ``late_training``:
+    validation samples that joined training later).
 
     Dense float targets (clean images, windows) are fingerprinted with the inputs and judged the same way when the
     inputs showed no overlap (:mod:`lightning_sanity.callbacks._target_copies`, key ``targets``): noisy copies of
