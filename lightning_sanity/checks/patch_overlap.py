@@ -53,8 +53,8 @@ TILE_VALUES = 24
 MAX_CHANNELS = 4
 #: patches larger than this (values) are not read (the validation tiles at every position cost ``k^2`` values each).
 MAX_SAMPLE_VALUES = 16384
-#: val-train tile pairs joined at most (host memory at the end of the first epoch).
-MAX_PAIRS = 1 << 24
+#: val-train tile pairs joined at most (host memory and a sort of them at the end of the first epoch).
+MAX_PAIRS = 1 << 22
 #: chance matches expected per validation patch, at most, for a match to count.
 ALPHA = 0.01
 _SEED = 0x51DE + 3
@@ -129,7 +129,11 @@ def chance(train: np.ndarray) -> float:
         return -math.inf
     per_patch = np.bincount(patch)
     total = float((per_patch * (per_patch - 1) // 2).sum())
-    _, counts = np.unique(np.stack([patch, train[patch, y, x]], 1), axis=0, return_counts=True)
+    hashes = train[patch, y, x]
+    order = np.lexsort((hashes, patch))
+    patch, hashes = patch[order], hashes[order]
+    starts = np.flatnonzero(np.r_[True, (patch[1:] != patch[:-1]) | (hashes[1:] != hashes[:-1])])
+    counts = np.diff(np.r_[starts, patch.size])
     same = float((counts * (counts - 1) // 2).sum())
     return math.log(same / total) if same and total else -math.inf
 
@@ -176,8 +180,13 @@ def _shares(train: torch.Tensor, val: torch.Tensor, k: int) -> Optional[dict[str
     keep = (dy != 0) | (dx != 0)  # the same position: a whole-patch copy, the other half of the check
     if not keep.any():
         return empty
-    key = np.stack([v_patch[which][keep], t_patch[index][keep], dy[keep], dx[keep]], 1)
-    groups, matched = np.unique(key, axis=0, return_counts=True)
+    # one int64 per (val patch, training patch, shift): a sort of numbers, not of rows
+    # one int64 per (val patch, training patch, shift): a sort of numbers, not of rows (dy + vy_max in [1, sy))
+    sy, sx, nt = t.shape[1] * k + vy_max, t.shape[2] * k + vx_max, t.shape[0]
+    key = ((v_patch[which][keep] * nt + t_patch[index][keep]) * sy + dy[keep] + vy_max) * sx + dx[keep] + vx_max
+    packed, matched = np.unique(key, return_counts=True)
+    groups = np.stack([packed // (sx * sy * nt), packed // (sx * sy) % nt, packed // sx % sy - vy_max,
+                       packed % sx - vx_max], 1)
     # Training grid tiles that say something inside the shared region: a grid row a is shared when its twin row
     # a * k - dy is a validation tile row.
     said = np.zeros((t.shape[0], t.shape[1] + 1, t.shape[2] + 1))
