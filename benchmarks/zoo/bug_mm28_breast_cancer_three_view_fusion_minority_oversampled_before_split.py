@@ -1,12 +1,12 @@
-"""Bug: a three-view fusion classifier on the breast-cancer data. The 30 features are treated as three
-"modalities" of the same biopsy (the 10 nucleus means, their 10 standard errors, the 10 worst values), each with
-its own small encoder, fused by concatenation. To fix the class imbalance (212 malignant vs 357 benign) the
-malignant records are oversampled with replacement until the classes are balanced, and only then is the table
-split into train/val. Every duplicated malignant record can land on both sides of the split: 33% of the val
-rows (most of the malignant ones) have an exact copy in the training set, so the val metrics measure memorisation. Training is
-normal and the val numbers look better than they are. Measured (12 epochs): val loss 0.038, val acc 0.986
-(val set 143 rows, 47 with an exact copy in train) vs val loss 0.069, val acc 0.982 (114 honest rows) when the split is done first
-and only the training rows are oversampled."""
+"""Bug: a three-view fusion classifier on the breast-cancer data. The 30 features are treated as three "modalities"
+of the same biopsy (the 10 nucleus means, their 10 standard errors, the 10 worst values), each with its own small
+encoder, fused by concatenation. To fix the class imbalance (212 malignant vs 357 benign) the malignant records are
+oversampled with replacement until the classes are balanced, and only then is the table split into train/val. Every
+duplicated malignant record can land on both sides of the split: 33% of the val rows (most of the malignant ones)
+have an exact copy in the training set, so the val metrics measure memorisation. Training is normal and the val
+numbers look better than they are. Measured (12 epochs): val loss 0.038, val acc 0.986 (val set 143 rows, 47 with an
+exact copy in train) vs val loss 0.069, val acc 0.982 (114 honest rows) when the split is done first and only the
+training rows are oversampled."""
 
 import lightning as L
 import numpy as np

@@ -1,11 +1,11 @@
 """Bug: a two-input digits classifier (8x8 image through a small CNN + 16 standardised stroke-profile features
 through an MLP), intermediate fusion: both embeddings are concatenated and go through a fusion MLP before the
-classifier. `configure_optimizers` builds parameter groups by hand so the image encoder gets a smaller learning
-rate than the rest: image encoder, tabular encoder, classifier... and the fusion MLP (`self.fusion`, added in a
-later refactor) is in none of the groups. Its weights stay at their random initialisation for the whole run.
-Training still "works": the classifier and both encoders adapt around a fixed random projection, so the loss
-falls and the accuracy is decent. Measured (12 epochs): val acc 0.919 (val loss 0.310) with the bug vs 0.953 (0.134) with `self.fusion`
-added to the last group."""
+classifier. `configure_optimizers` builds parameter groups by hand so the image encoder gets a smaller learning rate
+than the rest: image encoder, tabular encoder, classifier... and the fusion MLP (`self.fusion`, added in a later
+refactor) is in none of the groups. Its weights stay at their random initialisation for the whole run. Training
+still "works": the classifier and both encoders adapt around a fixed random projection, so the loss falls and the
+accuracy is decent. Measured (12 epochs): val acc 0.919 (val loss 0.310) with the bug vs 0.953 (0.134) with
+`self.fusion` added to the last group."""
 
 import lightning as L
 import numpy as np

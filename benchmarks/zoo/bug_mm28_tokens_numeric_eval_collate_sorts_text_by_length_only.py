@@ -1,12 +1,12 @@
-"""Bug: a text + numeric two-input classifier on synthetic "support ticket" records (variable-length token
-sequence + 4 numeric features; the 3-way label is a tertile of 2 * (fraction of "urgent" tokens - fraction of
-"calm" tokens) + 0.5 * (x0 - x1)). Training uses a padding collate that returns an HF-style dict. For evaluation
-someone added a faster collate that sorts each batch by sequence length (longest first, "to trim padding work,
-order does not matter for metrics") and permutes `input_ids` and `attention_mask`, but not `numeric` and
-`labels`. In every val batch the text of one ticket is paired with the numbers and label of another. Training is
-untouched and the training loss falls normally; validation silently scores mismatched records and is worse than
-predicting the class prior. Measured (8 epochs): val loss 1.865 (uniform ln 3 = 1.099), val acc 0.560 with the bug vs val loss 0.189,
-val acc 0.930 with the training collate used for validation too."""
+"""Bug: a text + numeric two-input classifier on synthetic "support ticket" records (variable-length token sequence
++ 4 numeric features; the 3-way label is a tertile of 2 * (fraction of "urgent" tokens - fraction of "calm" tokens)
++ 0.5 * (x0 - x1)). Training uses a padding collate that returns an HF-style dict. For evaluation someone added a
+faster collate that sorts each batch by sequence length (longest first, "to trim padding work, order does not matter
+for metrics") and permutes `input_ids` and `attention_mask`, but not `numeric` and `labels`. In every val batch the
+text of one ticket is paired with the numbers and label of another. Training is untouched and the training loss
+falls normally; validation silently scores mismatched records and is worse than predicting the class prior. Measured
+(8 epochs): val loss 1.865 (uniform ln 3 = 1.099), val acc 0.560 with the bug vs val loss 0.189, val acc 0.930 with
+the training collate used for validation too."""
 
 import math
 from dataclasses import dataclass

@@ -1,12 +1,13 @@
 """Healthy: multi-task model on the diabetes data with one validation dataloader per patient subgroup. Task 1
 regresses the one-year disease progression (standardised with the training targets' mean/std, MSE); task 2
-classifies "high risk" = progression above the training set's 75th percentile (a label derived from the target,
-used only as a target), with BCE-with-logits and `pos_weight` = negatives/positives of the training labels to
-balance the 25% positive rate. Total loss = MSE + 0.5 * BCE. Features standardised with a scaler fitted on the
-training rows (the sklearn copy is centred with unit L2 norm per column, i.e. values ~0.05). Shared trunk with
-two heads. Validation has two dataloaders (the two values of the `sex` column) so that per-group RMSE and AUROC
-(torchmetrics, one metric object per dataloader) are logged separately; the monitor is the mean of the two.
-AdamW with weight decay, 20 epochs (the combined val loss has plateaued by then). Correct throughout. Own metric: standardised val RMSE 0.763 / 0.618, AUROC 0.862 / 0.812 (group a / b)."""
+classifies "high risk" = progression above the training set's 75th percentile (a label derived from the target, used
+only as a target), with BCE-with-logits and `pos_weight` = negatives/positives of the training labels to balance the
+25% positive rate. Total loss = MSE + 0.5 * BCE. Features standardised with a scaler fitted on the training rows
+(the sklearn copy is centred with unit L2 norm per column, i.e. values ~0.05). Shared trunk with two heads.
+Validation has two dataloaders (the two values of the `sex` column) so that per-group RMSE and AUROC (torchmetrics,
+one metric object per dataloader) are logged separately; the monitor is the mean of the two. AdamW with weight
+decay, 20 epochs (the combined val loss has plateaued by then). Correct throughout. Own metric: standardised val
+RMSE 0.763 / 0.618, AUROC 0.862 / 0.812 (group a / b)."""
 
 import lightning as L
 import numpy as np

@@ -1,14 +1,14 @@
 """Healthy: a text + numeric two-input classifier on synthetic "support ticket" records. Each record has a
-variable-length token sequence (4-16 tokens, vocab 24, id 0 reserved for padding) and 4 numeric features; the
-3-way label is a tertile of 2 * (fraction of "urgent" tokens - fraction of "calm" tokens) + 0.5 * (x0 - x1), so
-both modalities matter and the text matters most. A custom collate function pads each batch to its longest
-sequence and returns an HF-style dict (`input_ids`, `attention_mask`, `numeric`, `labels`); the model returns
-an output object with `.loss` and `.logits`. Text branch: embedding with `padding_idx=0` and a masked mean pool
-(sum over real tokens / clamped token count, so padding never dilutes the average); numeric branch: the raw
-features (means ~5, std up to 10, as they come out of the ticket system) are standardised inside the model with
-buffers holding the training records' mean/std, so the first layer sees unit-scale inputs. Gated multimodal fusion (a sigmoid gate mixes the
-two projected embeddings). AdamW with linear warm-up then cosine decay stepped per optimizer step. Correct
-throughout. Own metric: val loss 0.189, val acc 0.930."""
+variable-length token sequence (4-16 tokens, vocab 24, id 0 reserved for padding) and 4 numeric features; the 3-way
+label is a tertile of 2 * (fraction of "urgent" tokens - fraction of "calm" tokens) + 0.5 * (x0 - x1), so both
+modalities matter and the text matters most. A custom collate function pads each batch to its longest sequence and
+returns an HF-style dict (`input_ids`, `attention_mask`, `numeric`, `labels`); the model returns an output object
+with `.loss` and `.logits`. Text branch: embedding with `padding_idx=0` and a masked mean pool (sum over real tokens
+/ clamped token count, so padding never dilutes the average); numeric branch: the raw features (means ~5, std up to
+10, as they come out of the ticket system) are standardised inside the model with buffers holding the training
+records' mean/std, so the first layer sees unit-scale inputs. Gated multimodal fusion (a sigmoid gate mixes the two
+projected embeddings). AdamW with linear warm-up then cosine decay stepped per optimizer step. Correct throughout.
+Own metric: val loss 0.189, val acc 0.930."""
 
 import math
 from dataclasses import dataclass

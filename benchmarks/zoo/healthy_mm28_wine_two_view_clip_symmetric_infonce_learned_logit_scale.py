@@ -1,19 +1,19 @@
-"""Healthy: CLIP-style contrastive alignment of two encoders on two "modalities" of the same wine record: view A
-is the 7 chemistry columns (alcohol ... nonflavanoid phenols), view B the other 6 (proanthocyanins, colour,
-hue, OD280/OD315, proline). Each view gets its own StandardScaler fitted on the training rows only and its own MLP
+"""Healthy: CLIP-style contrastive alignment of two encoders on two "modalities" of the same wine record: view A is
+the 7 chemistry columns (alcohol ... nonflavanoid phenols), view B the other 6 (proanthocyanins, colour, hue,
+OD280/OD315, proline). Each view gets its own StandardScaler fitted on the training rows only and its own MLP
 encoder to a 32-d L2-normalised embedding. The loss is the symmetric InfoNCE of CLIP (cross-entropy over the
-similarity matrix, rows and columns, targets `arange(B)`) with a learnable log logit scale clamped at log(100) as in the paper, initialised at log(1/0.2) rather than
-CLIP's log(1/0.07) because the batches are 16 records and the two views are only loosely coupled (a 0.07 start
-makes the 132-record training set overfit within a few epochs); 12 epochs, where the val loss has plateaued. Contrastive batches must be full, so the training loader uses
-`drop_last=True`; validation scores the whole held-out set as one batch (loss + top-1 A->B retrieval accuracy)
-and also a zero-training-label linear-probe proxy: nearest class centroid of view-A embeddings. Correct
-throughout. Own metric: val loss 2.76 (uniform ln 45 = 3.81), val retrieval top-1 0.11 (chance 0.022; records of a cultivar
-are near-interchangeable), centroid acc 0.96."""
+similarity matrix, rows and columns, targets `arange(B)`) with a learnable log logit scale clamped at log(100) as in
+the paper, initialised at log(1/0.2) rather than CLIP's log(1/0.07) because the batches are 16 records and the two
+views are only loosely coupled (a 0.07 start makes the 132-record training set overfit within a few epochs); 12
+epochs, where the val loss has plateaued. Contrastive batches must be full, so the training loader uses
+`drop_last=True`; validation scores the whole held-out set as one batch (loss + top-1 A->B retrieval accuracy) and
+also probes the embedding with the nearest training-class centroid of view-A embeddings (the labels are used only
+for this probe, never in the loss). Correct throughout. Own metric: val loss 2.76 (uniform ln 45 = 3.81), val
+retrieval top-1 0.11 (chance 0.022; records of a cultivar are near-interchangeable), centroid acc 0.96."""
 
 import math
 
 import lightning as L
-import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_wine
