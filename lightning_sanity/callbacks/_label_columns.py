@@ -21,6 +21,9 @@ from lightning_sanity.checks.label_pairs import pair_columns
 _WORDS = {"equal": "take one value per class (the label itself, up to a relabelling)",
           "one-hot": "are a one-hot encoding of the label",
           "marker": "hold one value on every sample of one class and on no other sample",
+          "one-hot group": ("are the one-hot levels of a category that decides the label (each level is held by "
+                            "samples of one class only, and every sample holds one: a field written after the "
+                            "outcome, such as a discharge code or a closing status)"),
           "affine": "are the regression target up to scale and offset",
           "monotone": "rise (or fall) with the regression target on every pair of distinct rows"}
 ADVICE = ("Drop the label and every column computed from it (its encoding, its bins or quantile, a per-class "

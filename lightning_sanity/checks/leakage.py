@@ -32,6 +32,7 @@ from typing import Optional
 
 import torch
 
+from lightning_sanity.checks.label_groups import indicator_columns, indicator_group
 from lightning_sanity.checks.label_markers import marker_columns
 from lightning_sanity.checks.label_order import monotone_columns
 from lightning_sanity.checks.numerics import is_finite
@@ -269,7 +270,8 @@ def depends(change: float, scale: float, half: bool = False) -> bool:
 def label_columns(x: torch.Tensor, y: torch.Tensor, min_samples: int = 16) -> tuple[list[int], str]:
     """Columns of a tabular input ``(N, F)`` (float, or integer-coded categories) that give the label away, and
     how: ``"equal"`` (one value per class and one class per value), ``"one-hot"`` (an indicator column for every
-    class seen), ``"marker"`` (one value on exactly one class's rows), ``"affine"`` (a regression target up to
+    class seen), ``"marker"`` (one value on exactly one class's rows), ``"one-hot group"`` (the levels of a
+    category, each held by one class, together marking every row), ``"affine"`` (a regression target up to
     scale and offset) or ``"monotone"`` (ordered exactly as a regression target on every pair of rows: its bins,
     beyond chance). ``([], "")`` when none does or the batch is too small to say.
 
@@ -310,11 +312,14 @@ def label_columns(x: torch.Tensor, y: torch.Tensor, min_samples: int = 16) -> tu
         if equal:
             return equal, "equal"
         if classes.numel() >= 3:
-            indicator = _indicator_columns(x, index, classes.numel())  # (columns, classes)
+            indicator = indicator_columns(x, index, classes.numel())  # (columns, classes)
             if bool(indicator.any(0).all()):
                 return sorted(set(indicator.to(torch.uint8).argmax(0).tolist())), "one-hot"
         marked = marker_columns(x, labels)  # one value on exactly the rows of one class (checks/label_markers.py)
-        return (marked, "marker") if marked else ([], "")
+        if marked:
+            return marked, "marker"
+        grouped = indicator_group(x, labels)  # the levels of a category that decides the label (label_groups.py)
+        return (grouped, "one-hot group") if grouped else ([], "")
     # Any column is exactly affine in the target on two distinct rows, and nearly always on three.
     if x.shape[1] < 2 or n < AFFINE_ROWS:  # the only feature cannot leak: it is the task
         return [], ""
@@ -370,19 +375,6 @@ def _bijective_columns(x: torch.Tensor, index: torch.Tensor, classes: int) -> li
     ordered = low.sort(0).values
     ok = (low == high).all(0) & (ordered[1:] != ordered[:-1]).all(0)
     return torch.nonzero(ok).flatten().tolist()
-
-
-def _indicator_columns(x: torch.Tensor, index: torch.Tensor, classes: int) -> torch.Tensor:
-    """``(columns, classes)`` bool: column j takes two values, and which of them a sample holds says whether it is
-    of class c (either way round)."""
-    low, high = x.amin(0), x.amax(0)
-    two_values = ((x == low) | (x == high)).all(0) & (low != high)
-    on = (x == high).float()
-    members = torch.nn.functional.one_hot(index, classes).float()
-    # Rows where the column's "on" agrees with membership: n for an indicator, 0 for its negation (exact counts).
-    agree = on.T @ members + (1 - on).T @ (1 - members)
-    n = x.shape[0]
-    return two_values[:, None] & ((agree == n) | (agree == 0))
 
 
 def chance_margin(chance: float, count: int) -> float:
