@@ -133,10 +133,20 @@ def copy_flags(near: torch.Tensor, m: torch.Tensor, k0: int = K0, copies: int = 
     return (chance.min(dim=1).values * copies < P_COPY) & finite
 
 
+#: tabular columns with fewer distinct training values than this are categories or counts, not measurements.
+DISCRETE_LEVELS = 32
+
+
 def standardise(train: torch.Tensor, val: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Tabular rows on the training split's per-feature scale: per-sample centring would fold a few features onto
-    a circle, where a record's jittered copies lie among its natural neighbours."""
+    a circle, where a record's jittered copies lie among its natural neighbours. Columns of few levels (a count, a
+    category's code, a per-group statistic) are left out: they cut the rows into cells smaller than the neighbours
+    the test reads, and each cell's rows then sit far inside the spacing between cells, like copies."""
     train, val = train.float(), val.float()
+    levels = torch.tensor([int(torch.unique(column).numel()) for column in train.T])
+    kept = levels >= min(DISCRETE_LEVELS, max(2, train.shape[0] // 4))
+    if bool(kept.any()) and not bool(kept.all()):
+        train, val = train[:, kept], val[:, kept]
     mean, std = train.mean(dim=0), train.std(dim=0).clamp_min(1e-6)
     return (train - mean) / std, (val - mean) / std
 
