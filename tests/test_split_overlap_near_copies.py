@@ -153,3 +153,21 @@ def test_sketch_leaves_global_rng_alone():
     state = torch.get_rng_state()
     N.sketch(x)
     assert torch.equal(state, torch.get_rng_state())
+
+
+def test_tabular_rows_with_counts_and_category_statistics_stay_silent():
+    # Listings: two measurements, a bedroom count (6 levels) and the neighbourhood's median price (12 levels). The
+    # discrete columns cut the rows into 72 cells of about 20; read with them, each cell's rows sit far inside the
+    # spacing between cells, like copies. Left out, natural spacing in the two measurements remains.
+    g = torch.Generator().manual_seed(0)
+    n = 2000
+    hood, beds = torch.randint(0, 12, (n,), generator=g), torch.randint(1, 7, (n,), generator=g)
+    rows = torch.stack([torch.randn(n, generator=g), 60 * torch.rand(n, generator=g), beds.float(),
+                        torch.linspace(-0.6, 0.8, 12)[hood]], 1)
+    assert N.judge(*N.standardise(rows[:1600], rows[1600:]), clusters=True)["share"] < 0.05
+    # The same rows jittered in their measurements 8 times before the split: copies, whatever the discrete columns.
+    copies = rows[:250].repeat(8, 1)
+    copies[:, :2] += 0.01 * torch.randn(2000, 2, generator=g)
+    order = torch.randperm(2000, generator=g)
+    found = N.judge(*N.standardise(copies[order[:1600]], copies[order[1600:]]), clusters=True)
+    assert found["share"] > 0.5, found
