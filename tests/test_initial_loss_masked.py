@@ -41,9 +41,12 @@ class _OffsetHead(L.LightningModule):
         self.indexed = indexed
         self.net = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 3, 1))
 
+    def forward(self, x):
+        return self.net(x)
+
     def training_step(self, batch, batch_idx):
         x, reg, mask = batch
-        per_cell = F.l1_loss(self.net(x), reg, reduction="none")
+        per_cell = F.l1_loss(self(x), reg, reduction="none")
         if self.indexed:
             return per_cell[mask.expand_as(per_cell).bool()].mean()
         return (per_cell * mask).sum() / (3 * mask.sum()).clamp(min=1)
@@ -103,3 +106,15 @@ def test_outputs_spread_by_scaled_up_weights_fire(tmp_path):
     report = _run(tmp_path, _centred_regressor(scale=30.0), loader(*_small_targets()))
     (finding,) = serious(report, "initial-loss")
     assert "spread far too widely" in finding["message"] and finding["data"]["output_std"] > 1
+
+
+def test_prediction_jitter_skips_a_regression_counted_under_a_sparse_mask(tmp_path):
+    # The offsets away from the spots are never trained and drift freely: their changes say nothing about settling.
+    from lightning_sanity.callbacks.predictions import PredictionDynamics
+
+    spots = _spots()
+    L.seed_everything(0)
+    report = fit_report(tmp_path, _OffsetHead(), spots, [*my_callbacks(), PredictionDynamics()], max_epochs=1,
+                        limit_train_batches=3, num_sanity_val_steps=0)
+    jitter = next(c for c in report["checks"] if c["name"] == "prediction-jitter")
+    assert jitter["status"] == "skipped" and "0/1 mask" in jitter["detail"], jitter

@@ -101,6 +101,7 @@ class _InitialLossGlue:
                                          facts.get("init_matches_prior"))
             facts["initial_loss_start"] = start
             if main.mask_share is not None:
+                facts["loss_mask_share"] = main.mask_share  # prediction-jitter: the rest of the outputs is untrained
                 text += f"; counted where its 0/1 mask is 1 ({main.mask_share:.2%} of the elements)"
             if main.margin_logits:
                 text += ("; the logits are edited with the target (a margin head such as ArcFace or CosFace lowers the "

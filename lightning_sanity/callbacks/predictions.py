@@ -366,7 +366,7 @@ class PredictionDynamics(FixedBatchFindings, SanityCallback):
         shape = history.last_shape
         units = shape[0] * (shape[1] if history.kind == "sequence" else 1)
         reason = jitter_unjudgeable(history.kind, units, history.supervised, history.targets is not None,
-                                    history.target_scale)
+                                    history.target_scale, self.collector(trainer).facts.get("loss_mask_share"))
         if reason is not None:
             self.skip(trainer, "prediction-jitter", reason)
             return

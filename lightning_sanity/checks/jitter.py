@@ -171,14 +171,17 @@ _MIN_JITTER_PREDICTIONS = 16
 #: 0.3 threshold over n tokens has a standard error of sqrt(0.21 / n): 64 tokens keep it below a fifth of the
 #: threshold, so a few near-tied tokens of a masked LM (15 % of positions supervised) cannot decide the verdict.
 _MIN_JITTER_TOKENS = 64
+#: a masked regression loss counting fewer of the outputs than this share is not judged (see jitter_unjudgeable).
+MASKED_SHARE = 0.5
 
 
 def jitter_unjudgeable(kind: Optional[str], units: int, supervised: Optional[int], has_targets: bool,
-                       target_scale: Optional[float]) -> Optional[str]:
+                       target_scale: Optional[float], mask_share: Optional[float] = None) -> Optional[str]:
     """Why the fixed batch cannot be judged for jitter (the skip reason), or None when it can.
 
     ``units`` are its predictions (samples, or samples x tokens), ``supervised`` its tokens whose target is not
-    ignored (sequences), ``target_scale`` the regression targets' standard deviation.
+    ignored (sequences), ``target_scale`` the regression targets' standard deviation, ``mask_share`` the share of
+    the elements a regression loss counts when a 0/1 mask selects them.
 
     >>> jitter_unjudgeable("classification", 8, None, True, None)
     'the fixed batch holds 8 predictions, too few to judge jitter (needs 16); pass a larger `predictions_batch`'
@@ -198,4 +201,9 @@ def jitter_unjudgeable(kind: Optional[str], units: int, supervised: Optional[int
                 "not a classification loss: no class flips or target scale to judge changes by")
     if kind == "regression" and target_scale is None:
         return "regression targets without spread: no scale to judge changes"
+    if kind == "regression" and mask_share is not None and mask_share < MASKED_SHARE:
+        # The outputs the mask leaves out (a detector's offsets away from object centres) are never trained: they
+        # drift freely, as the ignored tokens of a masked LM do, and their changes say nothing about settling.
+        return (f"the regression loss counts {mask_share:.1%} of the outputs (a 0/1 mask); the others are not "
+                "trained and drift freely, so changes of the whole output say nothing about settling")
     return None
