@@ -125,6 +125,8 @@ class SplitOverlap(SanityCallback):
         self._near = NearCopies()  # sketches of float samples: jittered copies made before the split
         self._patches = PatchTiles()  # tiles of image patches: overlapping patches cut before the split
         self._late = LateTraining()  # a training loader reloaded later with more samples
+        self._pad: Optional[int] = None  # the padding of token rows padded to each batch's longest ...
+        self._pad_read = False  # ... read once, on the first batch of either split
 
     # ------------------------------------------------------------------------------------------------ hooks
 
@@ -143,7 +145,7 @@ class SplitOverlap(SanityCallback):
         elif self._late.active and trainer.current_epoch == self._late.epoch:
             x, _ = split_batch(batch, self.get_input)
             if isinstance(x, torch.Tensor) and x.dim() > 0:
-                self._late.add(x)
+                self._late.add(self._same_width(x))
 
     @override
     def on_train_epoch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
@@ -229,10 +231,10 @@ class SplitOverlap(SanityCallback):
                 if not self._train_batches:
                     self._measurements = S.measured_values(x)
                 self._train_batches += 1
-                self._train.add(x)
+                self._train.add(self._same_width(x))
                 self._train_count += int(x.shape[0])
             else:
-                self._val.append(S.fingerprints(x))
+                self._val.append(S.fingerprints(self._same_width(x)))
                 self._val_count += int(x.shape[0])
             if windows and self._measurements:
                 self._windows.add(x, split)
@@ -247,6 +249,13 @@ class SplitOverlap(SanityCallback):
         except Exception as err:  # a check must never lose the user's run
             log.debug("split-overlap fingerprint failed", exc_info=True)
             self._stop(f"could not fingerprint a {split} batch: {err!r}")
+
+    def _same_width(self, x: torch.Tensor) -> torch.Tensor:
+        # Token rows padded to each batch's longest: one width for all, or a sample's fingerprint would depend on
+        # the batch it came in (a collate's dynamic padding, a bucket sampler).
+        if not self._pad_read:
+            self._pad, self._pad_read = S.right_padding(x), True
+        return S.padded(x, self._pad) if self._pad is not None and x.dim() == 2 else x
 
     @staticmethod
     def _read(store: list[torch.Tensor]) -> Optional[torch.Tensor]:

@@ -29,6 +29,34 @@ _WEIGHTS: dict[tuple[int, int, str], torch.Tensor] = {}
 _COLUMNS: dict[tuple[int, torch.device], torch.Tensor] = {}
 
 
+def right_padding(x: torch.Tensor) -> Optional[int]:
+    """The padding value of integer ``(B, T)`` rows padded on the right to their batch's longest (a collate's dynamic
+    padding, ``pad_sequence``): a value that ends some row in a run of two or more while another row ends otherwise.
+    ``None`` for anything else (token rows of one fixed length need no care).
+
+    >>> import torch
+    >>> right_padding(torch.tensor([[5, 6, 7, 8], [5, 6, 0, 0], [9, 0, 0, 0]])), right_padding(torch.ones(3, 4))
+    (0, None)
+    """
+    if x.dim() != 2 or x.is_floating_point() or x.dtype == torch.bool or x.shape[1] < 3:
+        return None
+    last, before = x[:, -1], x[:, -2]
+    runs = last[last == before]
+    if runs.numel() == 0:
+        return None
+    pad = int(runs.mode().values)
+    return pad if bool((last != pad).any()) else None
+
+
+def padded(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """Rows of ``x`` (``(B, T)``) padded on the right with ``pad`` (or cut) to :data:`FINGERPRINT_VALUES` values: a
+    sample gets one fingerprint whatever the longest row of the batch it came in."""
+    width = x.shape[1]
+    if width >= FINGERPRINT_VALUES:
+        return x[:, :FINGERPRINT_VALUES]
+    return torch.nn.functional.pad(x, (0, FINGERPRINT_VALUES - width), value=pad)
+
+
 def fingerprints(x: torch.Tensor) -> torch.Tensor:
     """One int64 hash per sample of ``x`` (``(B, ...)``), computed on ``x``'s device from the exact bits of its
     values: equal samples get equal fingerprints, distinct ones collide with probability about 2^-60.
