@@ -36,8 +36,8 @@ class GrowingData(L.LightningDataModule):
         self.late = late
 
     def train_dataloader(self):
-        grown = self.trainer.current_epoch >= 2
-        data = ConcatDataset([self.train, self.val if self.late == "validation" else self.extra]) if grown else self.train
+        late = self.val if self.late == "validation" else self.extra
+        data = ConcatDataset([self.train, late]) if self.trainer.current_epoch >= 2 else self.train
         return DataLoader(data, batch_size=32, shuffle=True)
 
     def val_dataloader(self):

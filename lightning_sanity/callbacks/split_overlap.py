@@ -82,7 +82,8 @@ class SplitOverlap(SanityCallback):
 
     Cost: per training step of the first epoch, a copy of each sample's sampled values; every 2048 samples, one
     hash of them all (a multiply and a sum on the device, no sync); one hash per validation batch of the first
-    validation run; one host transfer per epoch.
+    validation run; one host transfer per epoch. Image patches add a tile hash of 16 samples a step; token rows
+    padded to each batch's longest are padded to 1,024 values first.
 
     Example::
 
@@ -315,8 +316,8 @@ class SplitOverlap(SanityCallback):
             report_windows(self, trainer, text, threshold)
             report_tokens(self, trainer, threshold)
             report_reversed(self, trainer, text, threshold)
-            # The finer patterns name the cause (overlapping windows or patches, reversed pairs); exact copies of the targets
-            # come next, near copies of the inputs are the rest.
+            # The finer patterns name the cause (overlapping windows or patches, reversed pairs); exact copies of the
+            # targets come next, near copies of the inputs are the rest.
             for report, result in ((report_patches, patches), (report_targets, targets), (report_near_copies, near)):
                 if not self._has_finding(trainer):
                     report(self, trainer, text, result, threshold)

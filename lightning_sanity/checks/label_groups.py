@@ -7,8 +7,8 @@ A field written after the outcome and one-hot encoded with the other categorical
 code: C50.x on every malignant case, N60.x or D24 on every benign one; a closing status, a cancellation reason) is no
 single column equal to the label: each level holds rows of one class only, and together the levels cover every row.
 Read on distinct rows, two-valued columns whose minority value marks rows of one class only (**pure** columns, each
-on at least :data:`MIN_ROWS` rows), which together mark every row (a level of fewer rows, of one class, may mark some) and span at least two
-classes.
+on at least :data:`MIN_ROWS` rows), which together mark every row (a level of fewer rows, of one class, may mark
+some) and span at least two classes.
 
 The chance bound is the label-column scan's permutation test: with the labels of the ``d`` distinct rows shuffled,
 a level held by ``k`` rows is pure with probability ``sum_c C(d_c, k) / C(d, k)``; the levels are disjoint, so the
