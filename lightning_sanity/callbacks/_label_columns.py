@@ -99,12 +99,17 @@ def _marked(col: torch.Tensor, y: torch.Tensor) -> Any:
 def check_label_positions(callback: Any, trainer: Any, x: Any, y: torch.Tensor) -> None:
     """Report the positions of ``x`` (``(N, C, H, W)`` pixels, ``(N, T, C)`` steps) holding one value per class.
 
-    Only class labels, and only the "one value per class" pattern: a pixel that is an affine function of a
-    regression target is what a synthetic brightness regression is. Chance is bounded as for columns
+    Class labels with the "one value per class" pattern; and one step of a window (``(N, T, C)``) that is exactly
+    affine in a regression target while no other is: the target's column kept in the record the sequence was built
+    from. A pixel affine in a regression target is what a synthetic brightness regression is, and every step of a
+    window scaled by its target (an amplitude) is affine in it. Chance is bounded as for columns
     (:func:`~lightning_sanity.checks.leakage.chance_column`), over every position scanned.
     """
-    if (not isinstance(x, torch.Tensor) or x.dim() < 3 or not x.is_floating_point() or y.is_floating_point()
-            or y.dim() != 1 or x.shape[0] != y.shape[0]):
+    y = y[:, 0] if isinstance(y, torch.Tensor) and y.dim() == 2 and y.shape[1] == 1 else y
+    regression = isinstance(y, torch.Tensor) and y.is_floating_point() and bool((y != y.round()).any())
+    if (not isinstance(x, torch.Tensor) or x.dim() < 3 or not x.is_floating_point() or y.dim() != 1
+            or x.shape[0] != y.shape[0] or (regression and x.dim() != 3)
+            or (y.is_floating_point() and not regression)):
         return
     positions = x[0].numel()
     rows = min(int(x.shape[0]), POSITION_VALUES // max(positions, 1))
@@ -117,6 +122,9 @@ def check_label_positions(callback: Any, trainer: Any, x: Any, y: torch.Tensor) 
         return
     columns, how = L.label_columns(flat, y[:rows])
     callback._ran["target-leakage"].append(f"no input position holds one value per class ({positions} positions)")
+    if regression and how == "affine" and len(columns) == 1:
+        report_target_step(callback, trainer, x, columns[0], rows)
+        return
     if how != "equal":
         return
     callback._found.add("target-leakage")
@@ -158,4 +166,21 @@ def check_label_pairs(callback: Any, trainer: Any, x: torch.Tensor, y: torch.Ten
         where=names[i], key="columns",
         data={"columns": [i, j], "names": [names[i], names[j]], "how": "pair", "unexplained": rest,
               "samples": int(x.shape[0])},
+    )
+
+
+def report_target_step(callback: Any, trainer: Any, x: torch.Tensor, column: int, rows: int) -> None:
+    """Report the one step of a window that is the regression target up to scale and offset."""
+    callback._found.add("target-leakage")
+    step, channel = divmod(column, int(x.shape[2]))
+    callback.report(
+        trainer, "target-leakage", "warning",
+        f"Step {step} (channel {channel}) of each {x.shape[1]}x{x.shape[2]} input sequence of the first training batch "
+        f"is the regression target up to scale and offset on all {rows} samples, and no other step is: the "
+        "target's own column was kept in the record the sequence was built from (features and target stacked "
+        "for scaling or splitting), so the model reads the answer.",
+        "Build the sequences from the feature columns only: drop the target's column before stacking or "
+        "scaling, and keep its scaler apart.",
+        where=f"input position ({step}, {channel})", key="positions",
+        data={"positions": [[step, channel]], "how": "affine", "samples": rows},
     )
