@@ -31,12 +31,14 @@ _COLUMNS: dict[tuple[int, torch.device], torch.Tensor] = {}
 
 def right_padding(x: torch.Tensor) -> Optional[int]:
     """The padding value of integer ``(B, T)`` rows padded on the right to their batch's longest (a collate's dynamic
-    padding, ``pad_sequence``): a value that ends some row in a run of two or more while another row ends otherwise.
-    ``None`` for anything else (token rows of one fixed length need no care).
+    padding, ``pad_sequence``): a value that ends some row in a run of two or more while another row ends otherwise,
+    and that no row holds anywhere but in such a final run. ``None`` for anything else (token rows of one fixed
+    length need no care, and a token that merely repeats at the end of a row is no padding).
 
     >>> import torch
     >>> right_padding(torch.tensor([[5, 6, 7, 8], [5, 6, 0, 0], [9, 0, 0, 0]])), right_padding(torch.ones(3, 4))
     (0, None)
+    >>> right_padding(torch.tensor([[5, 6, 7, 8], [5, 6, 0, 0], [0, 3, 1, 2]]))  # 0 is a token here
     """
     if x.dim() != 2 or x.is_floating_point() or x.dtype == torch.bool or x.shape[1] < 3:
         return None
@@ -45,7 +47,9 @@ def right_padding(x: torch.Tensor) -> Optional[int]:
     if runs.numel() == 0:
         return None
     pad = int(runs.mode().values)
-    return pad if bool((last != pad).any()) else None
+    held = x == pad
+    suffix = bool((held[:, 1:] >= held[:, :-1]).all())  # once padding, padding to the end of the row
+    return pad if suffix and bool((last != pad).any()) else None
 
 
 def padded(x: torch.Tensor, pad: int) -> torch.Tensor:
