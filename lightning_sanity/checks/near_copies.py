@@ -135,6 +135,8 @@ def copy_flags(near: torch.Tensor, m: torch.Tensor, k0: int = K0, copies: int = 
 
 #: tabular columns with fewer distinct training values than this are categories or counts, not measurements.
 DISCRETE_LEVELS = 32
+#: ... counted on this many rows of the training split.
+LEVEL_ROWS = 1024
 
 
 def standardise(train: torch.Tensor, val: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -143,8 +145,11 @@ def standardise(train: torch.Tensor, val: torch.Tensor) -> tuple[torch.Tensor, t
     category's code, a per-group statistic) are left out: they cut the rows into cells smaller than the neighbours
     the test reads, and each cell's rows then sit far inside the spacing between cells, like copies."""
     train, val = train.float(), val.float()
-    levels = torch.tensor([int(torch.unique(column).numel()) for column in train.T])
-    kept = levels >= min(DISCRETE_LEVELS, max(2, train.shape[0] // 4))
+    # Levels counted on the first rows: a column of fewer than 32 levels shows fewer there too, a measurement
+    # nearly as many as rows (a sort of 1,024 rows instead of one per column of all of them: 1 ms, not 30).
+    head = train[:LEVEL_ROWS].sort(dim=0).values
+    levels = 1 + (head[1:] != head[:-1]).sum(dim=0)
+    kept = levels >= min(DISCRETE_LEVELS, max(2, head.shape[0] // 4))
     if bool(kept.any()) and not bool(kept.all()):
         train, val = train[:, kept], val[:, kept]
     mean, std = train.mean(dim=0), train.std(dim=0).clamp_min(1e-6)
