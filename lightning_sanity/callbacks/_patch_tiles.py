@@ -26,8 +26,9 @@ from lightning_sanity.checks.splits import overlap_severity
 #: training patches read per batch: each validation patch of a sliding window has many training neighbours, a
 #: quarter of a 64-patch batch finds them, and the first epoch's per-step cost stays a few small kernels.
 TRAIN_PER_BATCH = 16
-#: patches kept per split: the validation patches cost ``k^2`` hashes per pixel, 256 give the share to 3 points.
-MAX_TRAIN, MAX_VAL = 1 << 13, 256
+#: patches kept per split: the validation patches cost ``k^2`` hashes per pixel (and their transposes as many); 64
+#: give the share to about 6 points, against a sliding window's 35 % or more.
+MAX_TRAIN, MAX_VAL = 1 << 13, 64
 
 
 class PatchTiles:
