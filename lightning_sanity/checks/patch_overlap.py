@@ -39,8 +39,9 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -149,22 +150,28 @@ def judge(train: torch.Tensor, val: torch.Tensor, k: int,
     (``train``: on the grid) at all (``any``) and from both sides along each axis they are shifted on (``both``),
     and the same share of the ``transposed`` validation patches (``chance``, when given); None when there is
     nothing to compare or a join would be too large."""
-    found = _shares(train, val, k)
+    if train.dim() != 3 or not train.numel():
+        return None
+    t = train.cpu().numpy()
+    # The training side is sorted once, and its coincidence rate read once if ever needed, for both comparisons.
+    table, log_q = _table(t), functools.cache(lambda: chance(t))
+    found = _shares(t, table, log_q, val, k)
     if found is not None and transposed is not None:
-        null = _shares(train, transposed, k)
+        null = _shares(t, table, log_q, transposed, k)
         if null is None:
             return None
         found["chance"] = null["both"]
     return found
 
 
-def _shares(train: torch.Tensor, val: torch.Tensor, k: int) -> Optional[dict[str, Any]]:
-    if train.dim() != 3 or val.dim() != 3 or not train.numel() or not val.numel():
+def _shares(t: np.ndarray, table: tuple[np.ndarray, ...], log_q: Callable[[], float], val: torch.Tensor,
+            k: int) -> Optional[dict[str, Any]]:
+    if val.dim() != 3 or not val.numel():
         return None
-    t, v = train.cpu().numpy(), val.cpu().numpy()
+    v = val.cpu().numpy()
     rows, (vy_max, vx_max) = v.shape[0], v.shape[1:]
     empty = {"any": 0.0, "both": 0.0, "patches": rows}
-    t_hash, t_patch, t_y, t_x = _table(t)
+    t_hash, t_patch, t_y, t_x = table
     v_hash, v_patch, v_y, v_x = _table(v)
     left = np.searchsorted(t_hash, v_hash, side="left")
     counts = np.searchsorted(t_hash, v_hash, side="right") - left
@@ -180,7 +187,6 @@ def _shares(train: torch.Tensor, val: torch.Tensor, k: int) -> Optional[dict[str
     keep = (dy != 0) | (dx != 0)  # the same position: a whole-patch copy, the other half of the check
     if not keep.any():
         return empty
-    # one int64 per (val patch, training patch, shift): a sort of numbers, not of rows
     # one int64 per (val patch, training patch, shift): a sort of numbers, not of rows (dy + vy_max in [1, sy))
     sy, sx, nt = t.shape[1] * k + vy_max, t.shape[2] * k + vx_max, t.shape[0]
     key = ((v_patch[which][keep] * nt + t_patch[index][keep]) * sy + dy[keep] + vy_max) * sx + dx[keep] + vx_max
@@ -199,13 +205,11 @@ def _shares(train: torch.Tensor, val: torch.Tensor, k: int) -> Optional[dict[str
     p = groups[:, 1]
     common = said[p, a1, b1] - said[p, a0, b1] - said[p, a1, b0] + said[p, a0, b0]
     real = (matched >= 2) & (matched >= np.ceil(0.5 * common))
-    if real.any():
-        log_q = chance(t)
-        if log_q > -math.inf:
-            shifts = (2 * vy_max) * (2 * vx_max)
-            log_chance = (_log_choose(np.maximum(common, matched), matched) + matched * log_q
-                          + math.log(t.shape[0] * shifts))
-            real &= log_chance < math.log(ALPHA)
+    if real.any() and log_q() > -math.inf:
+        shifts = (2 * vy_max) * (2 * vx_max)
+        log_chance = (_log_choose(np.maximum(common, matched), matched) + matched * log_q()
+                      + math.log(t.shape[0] * shifts))
+        real &= log_chance < math.log(ALPHA)
     groups = groups[real]
     if not groups.size:
         return empty
