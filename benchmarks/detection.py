@@ -77,7 +77,7 @@ def scenarios(zoo: Path = ZOO) -> dict[str, Path]:
 SPLITS = ("tune", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "heldout7", "heldout8",
           "heldout9", "heldout10", "heldout11", "heldout12", "heldout13", "heldout14", "heldout15", "heldout16",
           "heldout17", "heldout18", "heldout19", "heldout20", "heldout21", "heldout22", "heldout23", "heldout24",
-          "heldout25", "heldout26", "heldout27", "heldout28", "heldout29",
+          "heldout25", "heldout26", "heldout27", "heldout28", "heldout29", "heldout30",
           "third-party")
 _MISSING = object()
 
