@@ -1,8 +1,8 @@
 """Bug: graph classification of small molecule-like graphs from a noisy "assay". Each graph is a random tree of
 5-14 atoms (4 atom types) with an occasional ring closure; a molecule is active when it has a ring and at least
 two nitrogens, and the recorded assay result flips 12% of the time. Actives are the minority (~22%), so the
-author oversamples them. The model is a 3-layer GIN with sum readout; graphs are packed into one disjoint graph per batch
-by a custom collate that offsets `edge_index` correctly and builds the `batch` vector.
+author oversamples them. The model is a 3-layer GIN with sum readout; graphs are packed into one disjoint graph
+per batch by a custom collate that offsets `edge_index` correctly and builds the `batch` vector.
 
 What is wrong: the oversampling (each active molecule replicated 4x) is done on the whole dataset *before*
 `random_split`, so copies of the same active molecule land in both training and validation. The network

@@ -7,9 +7,9 @@ features with its neighbours' known labels. The message passing is written by ha
 What is wrong: the label input is built once in `setup()` as `one_hot(y)` with only the *test* nodes zeroed
 (the author thought "unknown = test"). The validation nodes keep their own label in the input, so at validation
 time every validation node reads its own target through its self-channel and through its neighbours' messages.
-Training still looks normal (the training targets are masked per step, loss falls), and validation accuracy
-looks excellent. Measured: val acc 0.758 (val loss 0.963) with the bug vs 0.708 (1.051) when the validation labels are zeroed too;
-the gain is pure leakage, and the validation nodes' label columns equal their targets exactly.
+Training still looks normal (the training targets are masked per step, loss falls), and validation simply
+looks a bit better than it should. Measured: val acc 0.758 (val loss 0.963) with the bug vs 0.708 (1.051)
+when the validation labels are zeroed too; the gain is pure leakage, and the validation nodes' label columns equal their targets exactly.
 """
 
 import lightning as L
