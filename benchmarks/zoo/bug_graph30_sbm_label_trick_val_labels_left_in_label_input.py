@@ -9,7 +9,8 @@ What is wrong: the label input is built once in `setup()` as `one_hot(y)` with o
 time every validation node reads its own target through its self-channel and through its neighbours' messages.
 Training still looks normal (the training targets are masked per step, loss falls), and validation simply
 looks a bit better than it should. Measured: val acc 0.758 (val loss 0.963) with the bug vs 0.708 (1.051)
-when the validation labels are zeroed too; the gain is pure leakage, and the validation nodes' label columns equal their targets exactly.
+when the validation labels are zeroed too; the gain is pure leakage, and the validation nodes' label columns
+equal their targets exactly.
 """
 
 import lightning as L
