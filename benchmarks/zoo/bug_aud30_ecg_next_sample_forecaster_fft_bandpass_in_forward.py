@@ -1,12 +1,12 @@
-"""Bug: next-sample forecaster for ECG-like sensor signals (quasi-periodic P/QRS/T bumps with heart-rate
-variability, baseline wander and mains hum, sampled at 250 Hz). The network itself is a proper causal model:
-dilated 1-D convolutions that are left-padded, predicting a correction to x[t] that gives x[t+1]. But `forward` first cleans the
+"""Bug: next-sample forecaster for ECG-like sensor signals (quasi-periodic P/QRS/T bumps with heart-rate variability,
+baseline wander and mains hum, sampled at 250 Hz). The network itself is a proper causal model: dilated 1-D
+convolutions that are left-padded, predicting a correction to x[t] that gives x[t+1]. But `forward` first cleans the
 input window with a zero-phase FFT band-pass (`rfft`, zero the bins outside 0.7-40 Hz, `irfft`), the textbook ECG
-pre-filter. A frequency-domain filter over the whole window is non-causal: the filtered value at t is a weighted
-sum of the entire window, including x[t+1] itself, so output t can read the sample it is asked to forecast.
-The loss drops fast and validation MSE looks excellent, but the model cannot be run in streaming mode, where the
-future does not exist yet. Measured: val MSE 0.0085 with the FFT filter vs 0.0106 when the band-pass is done causally
-(a one-pole high-pass and a trailing moving-average low-pass): the "better" number is the peek at the future."""
+pre-filter. A frequency-domain filter over the whole window is non-causal: the filtered value at t is a weighted sum
+of the entire window, including x[t+1] itself, so output t can read the sample it is asked to forecast. The loss
+drops fast and validation MSE looks excellent, but the model cannot be run in streaming mode, where the future does
+not exist yet. Measured: val MSE 0.0085 with the FFT filter vs 0.0106 when the band-pass is done causally (a
+one-pole high-pass and a trailing moving-average low-pass): the "better" number is the peek at the future."""
 
 import math
 

@@ -4,9 +4,9 @@ previous frame's label (teacher forcing in training, its own greedy prediction w
 sequence is built as `F.pad(labels, (1, 0), value=BOS)[:, 1:]`, but the slice should be `[:, :-1]`: padding on the
 left and then dropping the *first* element hands back `labels` itself, so at every frame the model is told the very
 label it has to predict. Training and teacher-forced validation losses go to ~0 and look superb, yet the model never
-learns to read the spectrogram. Measured: teacher-forced val accuracy 1.000 (val loss 0.005) with the bug, but free-running
-(greedy) decoding accuracy only 0.16; the fixed slice gives teacher-forced 0.92 (val loss 0.25) and free-running
-0.72."""
+learns to read the spectrogram. Measured: teacher-forced val accuracy 1.000 (val loss 0.005) with the bug, but
+free-running (greedy) decoding accuracy only 0.16; the fixed slice gives teacher-forced 0.92 (val loss 0.25) and
+free-running 0.72."""
 
 import math
 

@@ -1,12 +1,13 @@
 """Healthy: bearing-fault diagnosis from vibration. Each synthetic machine has its own shaft speed and structural
 resonance; a fault (inner race, outer race, rolling element) shows up as a train of impacts at a characteristic
 defect frequency (a fixed multiple of the shaft speed) that rings the resonance, buried in broadband noise; normal
-bearings have no impacts. The classic feature is the envelope spectrum: band-pass around the resonance region
-with an FFT mask, Hilbert envelope (analytic signal via the one-sided FFT), then the log-magnitude spectrum of the
+bearings have no impacts. The classic feature is the envelope spectrum: band-pass around the resonance region with
+an FFT mask, Hilbert envelope (analytic signal via the one-sided FFT), then the log-magnitude spectrum of the
 envelope up to 500 Hz, taken in *orders* (frequency divided by the machine's known shaft speed, as a tachometer
-would give) so the defect lines sit at the same positions for every machine. Machines, not clips, are split:
-val machines are never seen in training. The per-bin standardisation is fitted on the training machines only.
-A 1-D CNN with BatchNorm over orders; AdamW; ReduceLROnPlateau on val_loss. Own metric: val accuracy 0.80 on unseen machines (val loss 0.48)."""
+would give) so the defect lines sit at the same positions for every machine. Machines, not clips, are split: val
+machines are never seen in training. The per-bin standardisation is fitted on the training machines only. A 1-D CNN
+with BatchNorm over orders; AdamW; ReduceLROnPlateau on val_loss. Own metric: val accuracy 0.80 on unseen machines
+(val loss 0.48)."""
 
 import math
 

@@ -1,12 +1,12 @@
-"""Healthy: streaming-style CTC recogniser for synthetic tone sequences. Each utterance is 3-6 symbols from an
-alphabet of 6 pitches, each held 6-11 frames with short random gaps, in noise; utterances have different lengths.
-Log-mel features are standardised with per-band mean/std computed once over the *valid frames of the training
-utterances only* (global CMVN, as a streaming system must use: per-utterance statistics would need the future).
-The model is causal end to end: a left-padded stride-2 Conv1d for subsampling and a unidirectional GRU, so it could
-run frame by frame. CTC is fed `log_softmax` over the class axis in (T, B, C) layout, blank is index 0 and the
-symbols are 1..6, `input_lengths` are the subsampled lengths `(len + 1) // 2` and the targets are concatenated with
-their own lengths; `zero_infinity=True` guards the rare infeasible alignment. Validation reports greedy-decoding
-symbol error rate (edit distance / reference length). Own metric: val SER 0.031 (val CTC loss 0.10). OneCycle per step."""
+"""Healthy: streaming-style CTC recogniser for synthetic tone sequences. Each utterance is 3-6 symbols from an alphabet
+of 6 pitches, each held 6-11 frames with short random gaps, in noise; utterances have different lengths. Log-mel
+features are standardised with per-band mean/std computed once over the *valid frames of the training utterances
+only* (global CMVN, as a streaming system must use: per-utterance statistics would need the future). The model is
+causal end to end: a left-padded stride-2 Conv1d for subsampling and a unidirectional GRU, so it could run frame by
+frame. CTC is fed `log_softmax` over the class axis in (T, B, C) layout, blank is index 0 and the symbols are 1..6,
+`input_lengths` are the subsampled lengths `(len + 1) // 2` and the targets are concatenated with their own lengths;
+`zero_infinity=True` guards the rare infeasible alignment. Validation reports greedy-decoding symbol error rate
+(edit distance / reference length). Own metric: val SER 0.031 (val CTC loss 0.10). OneCycle per step."""
 
 import math
 

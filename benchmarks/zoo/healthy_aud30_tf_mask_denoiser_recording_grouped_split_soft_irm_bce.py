@@ -3,8 +3,9 @@ envelopes) are each mixed with 4 different noise draws (coloured noise plus clic
 grow a denoising corpus. The split is done over clean *recordings*, before mixing, so no clean source appears on
 both sides. Log-magnitude inputs are standardised with per-frequency mean/std fitted on the training mixtures only.
 A small dilated 2-D CNN predicts mask logits, trained by mask approximation: binary cross-entropy with logits
-against the soft ideal ratio mask clamp(|S|/|X|, max=1) (a valid soft target in [0, 1]). Validation reconstructs waveforms with the noisy
-phase (`torch.istft`) and reports SI-SDR improvement over the noisy input. Own metric: val SI-SDRi +11.3 dB (BCE 0.126)."""
+against the soft ideal ratio mask clamp(|S|/|X|, max=1) (a valid soft target in [0, 1]). Validation reconstructs
+waveforms with the noisy phase (`torch.istft`) and reports SI-SDR improvement over the noisy input. Own metric: val
+SI-SDRi +11.3 dB (BCE 0.126)."""
 
 import math
 
