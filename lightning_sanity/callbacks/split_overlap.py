@@ -27,6 +27,7 @@ from lightning_sanity.callbacks._token_windows import TokenWindows, report_token
 from lightning_sanity.callbacks._window_runs import WindowRuns, report_windows
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks import splits as S
+from lightning_sanity.checks.graph_batches import edge_index_of, graph_batch_parts, graph_rows
 from lightning_sanity.checks.duplicate_labels import CHANCE_SIGMAS
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,9 @@ class SplitOverlap(SanityCallback):
     patches on both sides (a sliding window cut first, then split at random) are reported the same way (key
     ``patches``). Under ``reload_dataloaders_every_n_epochs``, the first reloaded training loader that has grown is
     fingerprinted for one epoch and compared with the validation run's fingerprints (key ``late_training``:
-    validation samples that joined training later).
+    validation samples that joined training later). A batch of many small graphs (PyG layout: ``x``, ``edge_index``
+    and a ``batch`` vector) is fingerprinted one row per graph, its nodes and edges; one graph per split whose
+    validation graph holds every training node (inductive node classification) is not judged.
 
     Dense float targets (clean images, windows) are fingerprinted with the inputs and judged the same way when the
     inputs showed no overlap (:mod:`lightning_sanity.callbacks._target_copies`, key ``targets``): noisy copies of
@@ -128,6 +131,7 @@ class SplitOverlap(SanityCallback):
         self._late = LateTraining()  # a training loader reloaded later with more samples
         self._pad: Optional[int] = None  # the padding of token rows padded to each batch's longest ...
         self._pad_read = False  # ... read once, on the first batch of either split
+        self._node_rows = False  # the training batch is one graph's nodes (an edge_index, no graph per sample)
 
     # ------------------------------------------------------------------------------------------------ hooks
 
@@ -221,6 +225,12 @@ class SplitOverlap(SanityCallback):
             if not isinstance(x, torch.Tensor) or x.dim() == 0:
                 self._stop(f"could not find the input tensor of a {split} batch; pass `get_input=`")
                 return
+            graph = graph_batch_parts(batch)
+            if graph is not None and x.shape[0] == graph[1].shape[0]:
+                # Many small graphs: the sample is a graph, its nodes and edges, not a node row.
+                x, windows = graph_rows(S.fingerprints(x), *graph), False
+            elif split == "train" and not self._train_batches:
+                self._node_rows = edge_index_of(batch) is not None
             if y is None and S.bare_keys(x):
                 self._stop(S.KEYS_ONLY)
                 return
@@ -232,10 +242,10 @@ class SplitOverlap(SanityCallback):
                 if not self._train_batches:
                     self._measurements = S.measured_values(x)
                 self._train_batches += 1
-                self._train.add(self._same_width(x))
+                self._train.add(x if graph is not None else self._same_width(x))
                 self._train_count += int(x.shape[0])
             else:
-                self._val.append(S.fingerprints(self._same_width(x)))
+                self._val.append(S.fingerprints(x if graph is not None else self._same_width(x)))
                 self._val_count += int(x.shape[0])
             if windows and self._measurements:
                 self._windows.add(x, split)
@@ -276,6 +286,9 @@ class SplitOverlap(SanityCallback):
         train_fp, samples = self._train_fp[:, 0], int(self._train_fp.shape[0])
         if S.same_single_batch(self._train_batches, self._val_batches, train_fp, self._val_last):
             self.skip(trainer, "split-overlap", S.TRANSDUCTIVE)
+            return
+        if self._node_rows and S.holds_training_graph(self._train_batches, self._val_batches, train_fp, self._val_fp):
+            self.skip(trainer, "split-overlap", S.INDUCTIVE)
             return
         found, distinct, repeated = S.overlap(self._val_fp, train_fp)
         share = self._late.baseline = found / max(distinct, 1)

@@ -1,5 +1,6 @@
 """Graph batches (many small graphs collated into one): edges that join two graphs, the pure function behind
-``batch-mixing``'s ``cross-graph-edges`` pattern.
+``batch-mixing``'s ``cross-graph-edges`` pattern, and one row of hashes per graph, what ``split-overlap``
+fingerprints for such batches (:func:`graph_rows`).
 
 A graph batch in the PyG layout holds every graph's nodes concatenated, an ``edge_index`` ``(2, E)`` of node indices
 into that concatenation, and a ``batch`` vector ``(N,)`` giving each node's graph. Collating shifts each graph's
@@ -25,19 +26,68 @@ from typing import Any, Optional
 import torch
 
 
-def graph_batch_parts(batch: Any) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
-    """``(edge_index, node_graph)`` of a PyG-style graph batch (a dict, or an object with those attributes), or None."""
-    get = batch.get if isinstance(batch, Mapping) else (lambda k: getattr(batch, k, None))
+def _field(batch: Any, key: str) -> Any:
     try:
-        edge_index, node_graph = get("edge_index"), get("batch")
+        return batch.get(key) if isinstance(batch, Mapping) else getattr(batch, key, None)
     except Exception:  # objects whose attribute access raises
         return None
-    if not (isinstance(edge_index, torch.Tensor) and isinstance(node_graph, torch.Tensor)):
+
+
+def edge_index_of(batch: Any) -> Optional[torch.Tensor]:
+    """The ``(2, E)`` integer ``edge_index`` of a graph batch (a dict, or an object with that attribute), or None."""
+    edge_index = _field(batch, "edge_index")
+    if not isinstance(edge_index, torch.Tensor) or edge_index.is_floating_point() or edge_index.dim() != 2 \
+            or edge_index.shape[0] != 2:
         return None
-    if edge_index.is_floating_point() or node_graph.is_floating_point() or edge_index.dim() != 2 \
-            or edge_index.shape[0] != 2 or node_graph.dim() != 1 or node_graph.numel() == 0:
+    return edge_index
+
+
+def graph_batch_parts(batch: Any) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+    """``(edge_index, node_graph)`` of a PyG-style graph batch (a dict, or an object with those attributes), or None."""
+    edge_index, node_graph = edge_index_of(batch), _field(batch, "batch")
+    if edge_index is None or not isinstance(node_graph, torch.Tensor):
+        return None
+    if node_graph.is_floating_point() or node_graph.dim() != 1 or node_graph.numel() == 0:
         return None
     return edge_index, node_graph
+
+
+def _mix(v: torch.Tensor) -> torch.Tensor:
+    # int64 arithmetic wraps around: an avalanche of the bits modulo 2^64, as in the suite's row hashes.
+    v = v ^ (v >> 31)
+    return v * -7046029254386353131
+
+
+def graph_rows(node_prints: torch.Tensor, edge_index: torch.Tensor, node_graph: torch.Tensor) -> torch.Tensor:
+    """``(G, 2)`` int64 per graph of a batch: hashes of its nodes' fingerprints at their positions in the graph and
+    of its edges between those positions, one column for the even positions (and the edges leaving them), one for
+    the odd. A graph's copy, collated at another offset in another batch, gets the same row; the batch's node rows
+    alone would not do (atoms of a handful of kinds repeat in every molecule). Each column holds half of the graph,
+    so that two distinct graphs agreeing on one of them measures how often graphs coincide
+    (:func:`~lightning_sanity.checks.splits.coincidence_share`).
+
+    >>> import torch
+    >>> prints = torch.tensor([7, 8, 9, 7, 8, 9])  # two copies of a 3-node graph
+    >>> rows = graph_rows(prints, torch.tensor([[0, 1, 3, 4], [1, 2, 4, 5]]), torch.tensor([0, 0, 0, 1, 1, 1]))
+    >>> bool((rows[0] == rows[1]).all())
+    True
+    >>> bonds = graph_rows(prints, torch.tensor([[0, 1, 3, 3], [1, 2, 4, 5]]), torch.tensor([0, 0, 0, 1, 1, 1]))
+    >>> bool((bonds[0] == bonds[1]).all())  # the same atoms, other bonds
+    False
+    """
+    node_graph = node_graph.long()
+    n = int(node_graph.shape[0])
+    graphs = int(node_graph.max()) + 1
+    order = torch.arange(n, device=node_graph.device)
+    first = torch.full((graphs,), n, dtype=torch.long, device=node_graph.device)
+    first = first.scatter_reduce(0, node_graph, order, "amin")
+    local = order - first[node_graph]
+    slot = node_graph * 2 + local % 2  # (graph, parity of the position)
+    rows = torch.zeros(graphs * 2, dtype=torch.long, device=node_graph.device)
+    rows.index_add_(0, slot, _mix(node_prints.long() + _mix(local + 1)))
+    e = edge_index.long().clamp(0, n - 1)
+    rows.index_add_(0, slot[e[0]], _mix(local[e[0]] * 0x5851F42D4C957F2D + _mix(local[e[1]] + 7)))
+    return rows.view(graphs, 2)
 
 
 def edge_counts(edge_index: torch.Tensor, node_graph: torch.Tensor) -> torch.Tensor:

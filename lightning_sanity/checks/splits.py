@@ -296,6 +296,27 @@ def same_single_batch(train_batches: int, val_batches: int, train: torch.Tensor,
     return val_last.shape == train.shape and bool(torch.equal(val_last, train))
 
 
+#: Why one graph per split, the validation graph holding the training graph, is not judged.
+INDUCTIVE = ("training and validation each got one graph, and the validation graph holds every node of the training "
+             "graph: the training nodes are the context that message passing reads around the validation nodes "
+             "(inductive node classification), the split is in which nodes the loss counts, and fingerprints of the "
+             "inputs cannot judge it")
+
+
+def holds_training_graph(train_batches: int, val_batches: int, train: torch.Tensor, val: Optional[torch.Tensor]) -> bool:
+    """Whether the one validation batch holds every sample of the one training batch, and more: the validation graph
+    of inductive node classification, the training nodes with the new ones attached.
+
+    >>> import torch
+    >>> train = torch.tensor([5, 7, 9])
+    >>> holds_training_graph(1, 1, train, torch.tensor([5, 7, 9, 4])), holds_training_graph(1, 1, train, train)
+    (True, False)
+    """
+    if train_batches != 1 or val_batches != 1 or val is None or val.shape[0] <= train.shape[0]:
+        return False
+    return bool(torch.isin(train, val.to(train.device)).all())
+
+
 #: Why batches of bare ids (one integer per sample, no target) are not judged.
 KEYS_ONLY = ("the batches hold one integer id per sample and no target (a user, node or row index into data the "
              "model or dataset holds): the same id on both sides says nothing without what each split looks up for "
