@@ -30,7 +30,7 @@ from lightning_sanity.callbacks._last_token import check_last_token_label
 from lightning_sanity.callbacks._masked_inputs import check_masked_inputs
 from lightning_sanity.callbacks._label_copies import finish_label_copies, start_label_copies
 from lightning_sanity.callbacks._label_columns import check_label_columns
-from lightning_sanity.callbacks._label_argument import check_label_argument, keep_label_argument
+from lightning_sanity.callbacks._label_argument import check_label_argument, keep_label_argument, look_sequence_labels
 from lightning_sanity.callbacks._target_argument import keep_target_argument, look_target_argument
 from lightning_sanity.callbacks._graph_links import GraphLinkHooks
 from lightning_sanity.callbacks._step_targets import LossTargets, batch_labels, feature_parts, retarget_call, step_axis
@@ -113,6 +113,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
         self._call: Optional[dict[str, Any]] = None
         self._kept: Optional[dict[str, Any]] = None
         self._derived: Optional[dict[str, Any]] = None  # a call given a loss target another head's label derives from
+        self._labelled: Optional[dict[str, Any]] = None  # a tagger's call given its own labels (see _label_argument)
         self._task: Optional[str] = None
         self._dict_batch, self._axis, self._seen = False, 1, 0
         self._second_at: Optional[int] = None
@@ -174,7 +175,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
             self._look(trainer, pl_module, "fit start", first=True)
         elif self._second_at is not None and self._seen >= self._second_at:
             self._second_look(trainer, pl_module)
-        if self._kept is None and self._derived is None:
+        if self._kept is None and self._derived is None and self._labelled is None:
             self.retire("on_train_batch_end")
 
     @override
@@ -190,7 +191,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
     @override
     def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._remove_hooks()
-        if (self._kept is not None or self._derived is not None) and trainer.global_step > 0:
+        if (self._kept or self._derived or self._labelled) is not None and trainer.global_step > 0:
             self._second_look(trainer, pl_module)
         for check in self.active_checks:
             if check in self._found:
@@ -267,6 +268,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
                 check_step_inputs(self, trainer, batch, x, labels, y)
             check_last_token_label(self, trainer, batch, self._call, self._losses.classes)  # a next item left in
             find_lagged_inputs(self, batch, self._call, self._targets, self._task)  # teacher forcing swapped
+            self._labelled = keep_label_argument(self._call, self._losses.classes) if self._task == "sequence" else None
             check_masked_inputs(self, trainer, batch, self._call, self._targets)  # an MAE reading hidden values
             self._derived = keep_target_argument(self._call, self._losses.heads)
         if self._task in (None, "sequence", "copied"):
@@ -317,6 +319,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
     def _second_look(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         progress = f"after {trainer.global_step} optimizer steps"
         self._derived = look_target_argument(self, trainer, pl_module, self._derived, progress)
+        self._labelled = look_sequence_labels(self, trainer, pl_module, self._labelled, progress)
         if self._kept is None:
             return
         try:

@@ -303,7 +303,8 @@ INDUCTIVE = ("training and validation each got one graph, and the validation gra
              "inputs cannot judge it")
 
 
-def holds_training_graph(train_batches: int, val_batches: int, train: torch.Tensor, val: Optional[torch.Tensor]) -> bool:
+def holds_training_graph(train_batches: int, val_batches: int, train: torch.Tensor,
+                         val: Optional[torch.Tensor]) -> bool:
     """Whether the one validation batch holds every sample of the one training batch, and more: the validation graph
     of inductive node classification, the training nodes with the new ones attached.
 
