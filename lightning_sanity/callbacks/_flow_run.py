@@ -74,6 +74,7 @@ class _FlowRun:
         self.views: list[tuple[str, torch.Tensor]] = []
         self.pairwise = False
         self.seeded_output: Optional[torch.Tensor] = None  # the forward-value probe's unmoved output, reused
+        self.batch: Any = None  # the whole first batch (the call may hold its first samples only)
 
     # -------------------------------------------------------------- forward with leaves
 

@@ -13,6 +13,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from lightning_sanity.batch import tensors_of
 from lightning_sanity.callbacks._flow_run import _FlowRun, _place, _SkipOne
 from lightning_sanity.callbacks._forward_mixing import judge_forward, report_permutation
+from lightning_sanity.callbacks._padding_probe import judge_padding
 from lightning_sanity.callbacks._submodule_mixing import judge_pairwise
 from lightning_sanity.checks import flow
 from lightning_sanity.checks.modes import summarize_names
@@ -51,6 +52,7 @@ class _BatchMixingGlue:
         if not flow.is_mixing(result["leak"], run.tolerance):
             if not run.pairwise:  # detached batch statistics carry no gradient: compare forward values
                 judge_forward(self, trainer, run, detail)
+                judge_padding(self, trainer, run)  # nor do padding positions a model reads
             return
         if run.pairwise:  # compares samples by design: test the embeddings it compares instead
             judge_pairwise(self, trainer, run)

@@ -316,6 +316,7 @@ class ModelChecks(_OptimizerCoverageGlue, _ConstantOutputGlue, _BatchMixingGlue,
                 if batch_size(inputs) != min(n, size):
                     raise _Skip(f"could not cut the first batch to {n} samples")
                 run = self._forward(pl_module, inputs, whole, min(n, size))
+                run.batch = batch
                 # A cut of a padded batch can keep positions that are padding in every kept sample (a softmax over
                 # the batch of all -inf gives NaN): gradients through NaN show no flow at all. The whole batch,
                 # padded for its own longest sample, is what training sees.
