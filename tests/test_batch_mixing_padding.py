@@ -1,7 +1,9 @@
 """batch-mixing by padding, on real Trainers with HF-style dict batches padded to their longest sequence: a GRU
 classified from `out[:, -1]` of the padded batch fires (each prediction depends on its batchmates' lengths); the
 same GRU read at each sequence's last real step, and a Transformer encoder given the padding mask with masked mean
-pooling, stay silent, as does `out[:, -1]` of batches padded to one fixed length (the padding never changes)."""
+pooling, stay silent, as does `out[:, -1]` of batches padded to one fixed length (the padding never changes). An
+unpacked BiLSTM tagger, whose per-position outputs meet the padding through the backward direction, is noted in the
+detail only."""
 
 import lightning as L
 import pytest
@@ -85,6 +87,33 @@ def test_last_step_of_the_padded_batch_fires(tmp_path):
 def test_models_that_read_the_mask_stay_silent(tmp_path, read):
     report = _report(tmp_path, read)
     assert not serious(report, "batch-mixing"), serious(report)
+
+
+class Tagger(L.LightningModule):
+    """A BiLSTM tagger over the padded batch, unpacked: per-position outputs, noted, not reported."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb, self.lstm = nn.Embedding(VOCAB, 16), nn.LSTM(16, 16, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(32, 2)
+
+    def forward(self, input_ids, attention_mask):
+        return self.head(self.lstm(self.emb(input_ids))[0])
+
+    def training_step(self, batch, batch_idx):
+        labels = torch.where(batch["attention_mask"] == 1, batch["input_ids"] % 2, -100)
+        return F.cross_entropy(self(batch["input_ids"], batch["attention_mask"]).transpose(1, 2), labels)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+
+def test_unpacked_bilstm_tagger_is_noted_not_reported(tmp_path):
+    L.seed_everything(0)
+    loader = DataLoader(_events(), batch_size=32, shuffle=True, collate_fn=_collate())
+    report = fit_report(tmp_path, Tagger(), loader, [ModelChecks(), SanitySummary(print_summary=False)], max_steps=3)
+    assert not serious(report, "batch-mixing"), serious(report)
+    assert "per-position outputs" in {c["name"]: c for c in report["checks"]}["batch-mixing"]["detail"]
 
 
 def test_batches_padded_to_one_fixed_length_are_not_probed(tmp_path):
