@@ -2,8 +2,8 @@
 classified from `out[:, -1]` of the padded batch fires (each prediction depends on its batchmates' lengths); the
 same GRU read at each sequence's last real step, and a Transformer encoder given the padding mask with masked mean
 pooling, stay silent, as does `out[:, -1]` of batches padded to one fixed length (the padding never changes). An
-unpacked BiLSTM tagger, whose per-position outputs meet the padding through the backward direction, is noted in the
-detail only."""
+unpacked BiLSTM tagger, whose per-position outputs meet the padding through the backward direction, and an unpacked
+bidirectional GRU classified from its final states are noted in the detail only."""
 
 import lightning as L
 import pytest
@@ -114,6 +114,26 @@ def test_unpacked_bilstm_tagger_is_noted_not_reported(tmp_path):
     report = fit_report(tmp_path, Tagger(), loader, [ModelChecks(), SanitySummary(print_summary=False)], max_steps=3)
     assert not serious(report, "batch-mixing"), serious(report)
     assert "per-position outputs" in {c["name"]: c for c in report["checks"]}["batch-mixing"]["detail"]
+
+
+class BiEncoder(EventClassifier):
+    """A bidirectional GRU classified from its final states, run unpacked: noted, not reported."""
+
+    def __init__(self):
+        super().__init__("last_padded")
+        self.gru = nn.GRU(16, 16, batch_first=True, bidirectional=True)
+
+    def forward(self, input_ids, attention_mask):
+        _, h = self.gru(self.emb(input_ids))
+        return self.head(torch.cat([h[0], h[1]], -1))
+
+
+def test_unpacked_bidirectional_encoder_is_noted_not_reported(tmp_path):
+    L.seed_everything(0)
+    loader = DataLoader(_events(), batch_size=32, shuffle=True, collate_fn=_collate())
+    report = fit_report(tmp_path, BiEncoder(), loader, [ModelChecks(), SanitySummary(print_summary=False)], max_steps=3)
+    assert not serious(report, "batch-mixing"), serious(report)
+    assert "bidirectional RNN" in {c["name"]: c for c in report["checks"]}["batch-mixing"]["detail"]
 
 
 def test_batches_padded_to_one_fixed_length_are_not_probed(tmp_path):

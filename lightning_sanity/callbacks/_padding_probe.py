@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any, Optional
 
 import torch
+from torch import nn
 
 from lightning_sanity.batch import map_tensors
 from lightning_sanity.checks import flow
@@ -143,12 +144,16 @@ def judge_padding(callback: Any, trainer: Any, run: Any) -> None:
         return
     if found is None:
         return
-    # Per-position outputs (a tagger) meet the padding through their context only (a bidirectional RNN run back
-    # from the padded end, unpacked: a common design whose cost is a matter of degree). A note, not a warning.
-    if found["moved"] < max(2, found["samples"] / 4) or found["per_position"]:
+    # A bidirectional RNN run unpacked reads the padding backwards into every real position, and per-position
+    # outputs (a tagger) meet the padding through their context only: a common design whose cost is a matter of
+    # degree. A note, not a warning. A one-way RNN's real positions never see trailing padding: an output that moves
+    # read a padding position itself (`out[:, -1]`).
+    backwards = any(isinstance(m, nn.RNNBase) and m.bidirectional for m in run.model.modules())
+    if found["moved"] < max(2, found["samples"] / 4) or found["per_position"] or backwards:
         kind = " per-position" if found["per_position"] else ""
+        why = " (a bidirectional RNN reads the padding backwards)" if backwards else ""
         collector.detail(check, f"{collector.details.get(check, '')}; {found['extra']} more padding positions move "
-                                f"{found['moved']} of {found['samples']}{kind} outputs".lstrip("; "))
+                                f"{found['moved']} of {found['samples']}{kind} outputs{why}".lstrip("; "))
         return
     callback.report(
         trainer, check, Severity.WARNING,
