@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from lightning_sanity.batch import map_tensors
+from lightning_sanity.callbacks._forward_mixing import _buffers_kept
 from lightning_sanity.checks import flow
 from lightning_sanity.replays.rng import seed_global
 
@@ -99,10 +100,11 @@ def padding_probe(run: Any, batch: Any) -> Optional[dict[str, Any]]:
     if not extended:
         return None
     outs = []
-    for call_args, call_kwargs in ((run.args, run.kwargs), (run.args, run.kwargs), (args, kwargs)):
-        seed_global(0)  # the caller's isolate_rng() puts the global RNG back
-        with torch.no_grad():
-            outs.append(flow.first_output_tensor(run.fn(call_args, call_kwargs), run.size))
+    with _buffers_kept(run.model):  # buffers an eval forward updates (a cache, a counter) put back
+        for call_args, call_kwargs in ((run.args, run.kwargs), (run.args, run.kwargs), (args, kwargs)):
+            seed_global(0)  # the caller's isolate_rng() puts the global RNG back
+            with torch.no_grad():
+                outs.append(flow.first_output_tensor(run.fn(call_args, call_kwargs), run.size))
     base, again, padded = outs
     if base is None or again is None or padded is None or base.shape != again.shape or not torch.equal(base, again):
         return None

@@ -191,7 +191,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
     @override
     def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._remove_hooks()
-        if (self._kept or self._derived or self._labelled) is not None and trainer.global_step > 0:
+        if any(c is not None for c in (self._kept, self._derived, self._labelled)) and trainer.global_step > 0:
             self._second_look(trainer, pl_module)
         for check in self.active_checks:
             if check in self._found:
