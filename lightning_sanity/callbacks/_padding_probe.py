@@ -123,7 +123,7 @@ def padding_probe(run: Any, batch: Any) -> Optional[dict[str, Any]]:
     scale = max(spread, float(rows_base.float().abs().mean()), 1e-6)
     moved = change > TOLERANCE * scale
     return {"moved": int(moved.sum()), "samples": run.size, "change": float(change.max()) / scale,
-            "width": width, "extra": EXTRA, "per_position": keep is not None}
+            "width": width, "extra": EXTRA, "per_position": keep is not None or base.dim() >= 3}
 
 
 class _NoFill(Exception):
@@ -147,8 +147,8 @@ def judge_padding(callback: Any, trainer: Any, run: Any) -> None:
     if found is None:
         return
     # A bidirectional RNN run unpacked reads the padding backwards into every real position, and per-position
-    # outputs (a tagger) meet the padding through their context only: a common design whose cost is a matter of
-    # degree. A note, not a warning. A one-way RNN's real positions never see trailing padding: an output that moves
+    # outputs (a tagger, a decoder whose attention masks the padded memory) meet the padding through their context
+    # only: a common design whose cost is a matter of degree. A note, not a warning. A one-way RNN's real positions never see trailing padding: an output that moves
     # read a padding position itself (`out[:, -1]`).
     backwards = any(isinstance(m, nn.RNNBase) and m.bidirectional for m in run.model.modules())
     if found["moved"] < max(2, found["samples"] / 4) or found["per_position"] or backwards:
