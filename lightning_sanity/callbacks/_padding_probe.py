@@ -34,8 +34,9 @@ from lightning_sanity.replays.rng import seed_global
 MASK_KEYS = ("attention_mask", "padding_mask", "mask")
 #: padding positions appended.
 EXTRA = 4
-#: a change of an output beyond this share of the outputs' spread is a dependence, not float round-off.
-TOLERANCE = 1e-3
+#: a change of an output beyond this share of the outputs' spread is a dependence that matters: float round-off is
+#: about 1e-6 of it; a per-channel GroupNorm over the padded waveform (wav2vec2's first layer) moves outputs by 3e-3.
+TOLERANCE = 1e-2
 
 
 def right_padding_mask(batch: Any) -> Optional[torch.Tensor]:
@@ -132,7 +133,7 @@ class _NoFill(Exception):
 
 def judge_padding(callback: Any, trainer: Any, run: Any) -> None:
     """After the other ``batch-mixing`` probes found nothing: a warning when padding the batch further moves the
-    per-sample outputs of at least a quarter of the samples (two at least), else a note in the check's detail."""
+    per-sample outputs of two samples or more, else a note in the check's detail."""
     from lightning_sanity.findings import Severity
 
     check = "batch-mixing"
@@ -151,7 +152,7 @@ def judge_padding(callback: Any, trainer: Any, run: Any) -> None:
     # only: a common design whose cost is a matter of degree. A note, not a warning. A one-way RNN's real positions never see trailing padding: an output that moves
     # read a padding position itself (`out[:, -1]`).
     backwards = any(isinstance(m, nn.RNNBase) and m.bidirectional for m in run.model.modules())
-    if found["moved"] < max(2, found["samples"] / 4) or found["per_position"] or backwards:
+    if found["moved"] < 2 or found["per_position"] or backwards:
         kind = " per-position" if found["per_position"] else ""
         why = " (a bidirectional RNN reads the padding backwards)" if backwards else ""
         collector.detail(check, f"{collector.details.get(check, '')}; {found['extra']} more padding positions move "
