@@ -68,8 +68,9 @@ def _padded(t: torch.Tensor, real: torch.Tensor) -> Optional[torch.Tensor]:
     values = t[~real]
     if values.numel() == 0:
         return None
-    fill = values.reshape(values.shape[0], -1)[0]
-    if not bool((values.reshape(values.shape[0], -1) == fill).all()):
+    values = values.reshape(values.shape[0], -1)
+    fill = values[0]
+    if not bool((values == fill).all()):
         return None
     extra = fill.reshape(t.shape[2:]).expand(t.shape[0], EXTRA, *t.shape[2:])
     return torch.cat([t, extra.to(t.dtype)], 1)
@@ -117,9 +118,9 @@ def padding_probe(run: Any, batch: Any) -> Optional[dict[str, Any]]:
     else:
         return None
     change = (rows_padded.float() - rows_base.float()).abs()
-    change = change.reshape(run.size, width, -1).amax(-1) if keep is not None else change.reshape(run.size, -1).amax(-1)
-    if keep is not None:
-        change = torch.where(keep, change, torch.zeros_like(change)).amax(-1)
+    if keep is not None:  # per position: the real positions only
+        change = change.reshape(run.size, width, -1).amax(-1).masked_fill(~keep, 0.0)
+    change = change.reshape(run.size, -1).amax(-1)
     spread = float(rows_base.float().std()) if rows_base.numel() > 1 else 0.0
     scale = max(spread, float(rows_base.float().abs().mean()), 1e-6)
     moved = change > TOLERANCE * scale
@@ -140,23 +141,26 @@ def judge_padding(callback: Any, trainer: Any, run: Any) -> None:
     collector = callback.collector(trainer)
     if any(f.check == check for f in collector.findings):
         return
+
+    def note(text: str) -> None:  # after the other probes' figures
+        collector.detail(check, f"{collector.details.get(check, '')}; {text}".lstrip("; "))
+
     try:
         found = padding_probe(run, run.batch)
     except Exception as err:  # the other probes' verdict stands; this one only adds to it
-        collector.detail(check, f"{collector.details.get(check, '')}; padding not probed ({err!r})".lstrip("; "))
+        note(f"padding not probed ({err!r})")
         return
     if found is None:
         return
     # A bidirectional RNN run unpacked reads the padding backwards into every real position, and per-position
     # outputs (a tagger, a decoder whose attention masks the padded memory) meet the padding through their context
-    # only: a common design whose cost is a matter of degree. A note, not a warning. A one-way RNN's real positions never see trailing padding: an output that moves
-    # read a padding position itself (`out[:, -1]`).
+    # only: a common design whose cost is a matter of degree. A note, not a warning. A one-way RNN's real positions
+    # never see trailing padding: a per-sample output that moves read a padding position itself (`out[:, -1]`).
     backwards = any(isinstance(m, nn.RNNBase) and m.bidirectional for m in run.model.modules())
     if found["moved"] < 2 or found["per_position"] or backwards:
         kind = " per-position" if found["per_position"] else ""
         why = " (a bidirectional RNN reads the padding backwards)" if backwards else ""
-        collector.detail(check, f"{collector.details.get(check, '')}; {found['extra']} more padding positions move "
-                                f"{found['moved']} of {found['samples']}{kind} outputs{why}".lstrip("; "))
+        note(f"{found['extra']} more padding positions move {found['moved']} of {found['samples']}{kind} outputs{why}")
         return
     callback.report(
         trainer, check, Severity.WARNING,

@@ -238,14 +238,15 @@ class SplitOverlap(SanityCallback):
             if count >= _MAX_SAMPLES:
                 return
             self._pairs.add(split, y, int(x.shape[0]))
+            rows = x if graph is not None else self._same_width(x)  # what is fingerprinted as the samples
             if split == "train":
                 if not self._train_batches:
                     self._measurements = S.measured_values(x)
                 self._train_batches += 1
-                self._train.add(x if graph is not None else self._same_width(x))
+                self._train.add(rows)
                 self._train_count += int(x.shape[0])
             else:
-                self._val.append(S.fingerprints(x if graph is not None else self._same_width(x)))
+                self._val.append(S.fingerprints(rows))
                 self._val_count += int(x.shape[0])
             if windows and self._measurements:
                 self._windows.add(x, split)
