@@ -3,8 +3,8 @@
 `{"scheduler": ..., "interval": "step", "frequency": steps_per_epoch}`. The author read "frequency" as "how many
 steps make an epoch" (it is "call scheduler.step() every `frequency` intervals"), so the scheduler advances only once
 per ~29 optimizer steps: after 400 steps it has counted 13 and the learning rate is still at 14% of its peak, in the
-middle of the warm-up, when training ends. Training still converges, slowly: final val loss 0.099 (val acc 0.965, final lr 4.2e-4)
-against 0.030 (val acc 0.982) with "frequency": 1.
+middle of the warm-up, when training ends. Training still converges, slowly: final lr 4.2e-4,
+val loss 0.099 (val acc 0.965) against 0.030 (val acc 0.982) with "frequency": 1.
 """
 
 import math

@@ -1,10 +1,11 @@
 """Bug: a wine classifier trained with manual optimization and two optimizers in alternation. Step 1 (optimizer
 `opt_ae`, encoder + decoder, `toggle_optimizer`) minimises the reconstruction loss of a small autoencoder; step 2
-(optimizer `opt_cls`, classification head only) minimises cross-entropy on the detached-by-toggle code. A learnable
+(optimizer `opt_cls`, classification head only) minimises cross-entropy on the code of the toggled-off encoder. A learnable
 per-feature input gate (`self.feature_gate`, sigmoid-squashed, meant to learn to down-weight noisy chemistry
 measurements) was added to the model later, but `configure_optimizers` lists `self.encoder`, `self.decoder` and
 `self.head` explicitly, so the gate sits in neither optimizer: it receives gradients every step (toggling only
-touches parameters that some optimizer owns) and never moves. Nothing crashes and the classifier still works (wine is easy), with the gate stuck at sigmoid(0)=0.5 for every
+touches parameters that some optimizer owns) and never moves.
+Nothing crashes and the classifier still works (wine is easy), with the gate stuck at sigmoid(0)=0.5 for every
 feature: the weighting it was built to learn never exists. Measured: final gate spread (max-min) 0.000, val acc
 1.000 (val loss 0.048); with the gate added to `opt_ae` the gate moves (spread 0.076; val acc 1.000, val loss 0.047).
 """
