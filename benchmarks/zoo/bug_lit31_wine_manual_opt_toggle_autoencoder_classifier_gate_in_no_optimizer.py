@@ -1,7 +1,7 @@
 """Bug: a wine classifier trained with manual optimization and two optimizers in alternation. Step 1 (optimizer
 `opt_ae`, encoder + decoder, `toggle_optimizer`) minimises the reconstruction loss of a small autoencoder; step 2
-(optimizer `opt_cls`, classification head only) minimises cross-entropy on the code of the toggled-off encoder. A learnable
-per-feature input gate (`self.feature_gate`, sigmoid-squashed, meant to learn to down-weight noisy chemistry
+(optimizer `opt_cls`, classification head only) minimises cross-entropy on the code of the toggled-off encoder.
+A learnable per-feature input gate (`self.feature_gate`, sigmoid-squashed, meant to learn to down-weight noisy chemistry
 measurements) was added to the model later, but `configure_optimizers` lists `self.encoder`, `self.decoder` and
 `self.head` explicitly, so the gate sits in neither optimizer: it receives gradients every step (toggling only
 touches parameters that some optimizer owns) and never moves.
