@@ -4,8 +4,8 @@ is transformed with the same train-only scaler). Validation has two dataloaders:
 index 1 is the same held-out patients with simulated measurement noise (a robustness probe; no sample of it is in
 training). `validation_step(batch, batch_idx, dataloader_idx=0)` logs per loader; Lightning suffixes the keys with
 `/dataloader_idx_{i}`, and ReduceLROnPlateau, ModelCheckpoint and EarlyStopping all monitor the clean loader's
-`val_loss/dataloader_idx_0`. LearningRateMonitor records the plateau cuts. Own metric (early-stopped at epoch 26): clean val acc
-0.979 (val loss 0.039), noisy val acc 0.972.
+`val_loss/dataloader_idx_0`. LearningRateMonitor records the plateau cuts.
+Own metric (early-stopped at epoch 26): clean val acc 0.979 (val loss 0.039), noisy val acc 0.972.
 """
 
 import lightning as L
