@@ -4,9 +4,9 @@ rather than epochs, `accumulate_grad_batches=4` over micro-batches of 16 (effect
 Lightning's `max_steps` and `global_step` count optimizer steps, not micro-batches, and the scheduler is returned
 with `"interval": "step"`, so it is stepped once per optimizer step and the one-cycle ends exactly when training
 does. Lightning divides each micro-batch loss by the accumulation factor itself, and clips the accumulated gradient
-(once per optimizer step, before it; bf16 needs no loss scaler); `on_before_optimizer_step` logs the pre-clip total norm with
-`lightning.pytorch.utilities.grad_norm`. The weights stay fp32 (autocast only). Own metric: val accuracy 0.992
-(val loss 0.116) after 200 optimizer steps.
+(once per optimizer step, before it; bf16 needs no loss scaler); `on_before_optimizer_step` logs the pre-clip
+total norm with `lightning.pytorch.utilities.grad_norm`. The weights stay fp32 (autocast only). Own metric: val
+accuracy 0.992 (val loss 0.116) after 200 optimizer steps.
 """
 
 import lightning as L
