@@ -7,7 +7,8 @@ training-split statistics in every stage, and the prediction is mapped back to t
 weights in at the end of training and recomputes BatchNorm running statistics with one forward pass over the
 training data, so the averaged model's BN statistics match its weights.
 StepLR runs until the SWA phase, where the callback takes over the learning rate. Own metric: last val MSE 0.565
-(standardised), RMSE 58.0 in original units from `trainer.predict` with the averaged weights (predicting the train mean gives RMSE 76.7).
+(standardised), RMSE 58.0 in original units from `trainer.predict` with the averaged weights (the train mean
+gives RMSE 76.7).
 """
 
 import lightning as L
