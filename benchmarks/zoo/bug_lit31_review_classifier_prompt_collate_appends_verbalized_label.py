@@ -4,7 +4,7 @@ batches (`input_ids`, `attention_mask`, `labels`) and an output object with `.lo
 shared with the team's prompt-tuning LM, which formats each example as `[CLS] review [SEP] verbalizer` where the
 verbalizer token spells the answer ("great"/"awful"). For the classifier the verbalizer should have been dropped, but
 the collate still appends `VERBALIZER[label]` before padding, so the model can read the label from the last real
-token. The loss drops to almost zero within two epochs and nothing crashes; val looks perfect because val batches go
+token. The loss drops to almost zero and nothing crashes; val looks perfect because val batches go
 through the same collate. Measured: val accuracy 1.000 (val loss 0.000) with the leak; without the verbalizer
 the honest model reaches val accuracy 0.943 (val loss 0.131).
 """
