@@ -3,9 +3,9 @@ body, SGD with Nesterov momentum for the linear head, a common recipe when the h
 behaved step), manual gradient accumulation over 2 micro-batches, and per-optimizer clipping with
 `self.clip_gradients`. Every micro-batch loss is divided by the accumulation factor before `manual_backward`, both
 optimizers are zeroed right after they step (so gradients never leak into the next accumulation window), and the
-optimizer step also fires on `trainer.is_last_batch`. Both cosine schedulers come back from `self.lr_schedulers()` and are stepped once
-per optimizer step; their `T_max` is the number of optimizer steps (batches per epoch rounded up over the
-accumulation factor, times `max_epochs`) and they bottom out at 5% of the base rate. Own metric: val acc 1.000
+optimizer step also fires on `trainer.is_last_batch`. Both cosine schedulers come back from `self.lr_schedulers()`
+and are stepped once per optimizer step; their `T_max` is the number of optimizer steps (batches per epoch rounded
+up over the accumulation factor, times `max_epochs`) and they bottom out at 5% of the base rate. Own metric: val acc 1.000
 (val loss 0.013), and the body learning rate ends exactly at its floor, 1e-4.
 """
 
