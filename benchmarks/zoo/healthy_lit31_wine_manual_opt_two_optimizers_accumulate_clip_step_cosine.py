@@ -5,8 +5,8 @@ behaved step), manual gradient accumulation over 2 micro-batches, and per-optimi
 optimizers are zeroed right after they step (so gradients never leak into the next accumulation window), and the
 optimizer step also fires on `trainer.is_last_batch`. Both cosine schedulers come back from `self.lr_schedulers()`
 and are stepped once per optimizer step; their `T_max` is the number of optimizer steps (batches per epoch rounded
-up over the accumulation factor, times `max_epochs`) and they bottom out at 5% of the base rate. Own metric: val acc 1.000
-(val loss 0.013), and the body learning rate ends exactly at its floor, 1e-4.
+up over the accumulation factor, times `max_epochs`) and they bottom out at 5% of the base rate.
+Own metric: val acc 1.000 (val loss 0.013), and the body learning rate ends exactly at its floor, 1e-4.
 """
 
 import math
