@@ -1,12 +1,12 @@
-"""Bug: rare-positive screening on the breast-cancer data. To make the task look like a screening population the
-script keeps only 40 of the malignant cases (about 10% positives), then "handles" the imbalance by random
-oversampling: every malignant row is repeated 8 times. The mistake is the order: the oversampled table is shuffled
-and split 80/20 *afterwards*, so every malignant validation row has exact copies in the training set.
-The classifier (a small MLP with BCE-with-logits, features standardised on the training rows) trains normally, and
-validation looks excellent because the positives it is scored on were memorised.
-Measured: buggy val_loss 0.024 (val_pos_recall 1.00, all 64 malignant rows of the 136 val rows have copies in training);
-splitting first and oversampling only the training part gives val_loss 0.060 (val_pos_recall 1.00 on the ~8
-untouched malignant val rows): the buggy score is optimistic by more than 2x."""
+"""Bug: rare-positive screening on the breast-cancer data. To make the task look like a screening population the script
+keeps only 40 of the malignant cases (about 10% positives), then "handles" the imbalance by random oversampling:
+every malignant row is repeated 8 times. The mistake is the order: the oversampled table is shuffled and split 80/20
+*afterwards*, so every malignant validation row has exact copies in the training set. The classifier (a small MLP
+with BCE-with-logits, features standardised on the training rows) trains normally, and validation looks excellent
+because the positives it is scored on were memorised. Measured: buggy val_loss 0.024 (val_pos_recall 1.00, all 64
+malignant rows of the 136 val rows have copies in training); splitting first and oversampling only the training part
+gives val_loss 0.060 (val_pos_recall 1.00 on the ~8 untouched malignant val rows): the buggy score is optimistic by
+more than 2x."""
 
 import lightning as L
 import torch
