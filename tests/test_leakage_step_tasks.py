@@ -81,6 +81,40 @@ def test_next_step_cut_in_training_step(tmp_path, causal):
         assert found and found[0]["severity"] == "error" and found[0]["data"]["length"] == 20
 
 
+class QuantileConvForecaster(L.LightningModule):
+    """Conv1d forecaster of three quantiles trained with the pinball loss, a loss the suite does not recognise: the
+    step feeds ``x[:, :-1]`` and compares with ``x[:, 1:]``. ``same`` pads both sides (position t reads t + 1 and
+    t + 2); otherwise the padding is on the left only (causal)."""
+
+    def __init__(self, same: bool) -> None:
+        super().__init__()
+        self.pad = (1, 1) if same else (2, 0)
+        self.conv = nn.Conv1d(1, 8, 3)
+        self.head = nn.Conv1d(8, 3, 1)
+        self.register_buffer("q", torch.tensor([0.1, 0.5, 0.9]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.tanh(self.conv(F.pad(x[:, None], self.pad)))).transpose(1, 2)
+
+    def training_step(self, batch, batch_idx):
+        (x,) = batch
+        diff = x[:, 1:, None] - self(x[:, :-1])
+        return torch.maximum(self.q * diff, (self.q - 1) * diff).mean()
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+
+@pytest.mark.parametrize("same", [True, False])
+def test_next_step_cut_in_training_step_with_a_custom_loss(tmp_path, same):
+    report = _fit(tmp_path, QuantileConvForecaster(same), _series())
+    found = serious(report, "causal-leakage")
+    if same:
+        assert found and found[0]["data"]["length"] == 20
+    else:
+        assert _status(report)["causal-leakage"] == "pass" and not found
+
+
 class PooledUNetForecaster(L.LightningModule):
     """1-D U-Net on ``(series,)`` batches; the step feeds ``x[:, None, :-1]`` (a channel axis added) and scores
     ``x[:, None, 1:]``. Its convolutions are left-padded, but an ``avg_pool1d`` by 2 then nearest upsampling hands

@@ -25,7 +25,7 @@ from typing import Any, Optional
 import torch
 
 from lightning_sanity.callbacks._model_call import storage_of
-from lightning_sanity.callbacks._step_watch import StepWatch
+from lightning_sanity.callbacks._step_watch import StepWatch, function_name
 from lightning_sanity.checks import leakage as L
 from lightning_sanity.checks import losses as LS
 
@@ -40,14 +40,26 @@ class LossTargets:
         self.targets: list[torch.Tensor] = []
         self.classes: list[tuple[torch.Tensor, int]] = []  # (class target, the scores' width) of each loss call
         self.heads: list[tuple[str, tuple[int, ...], torch.Tensor]] = []  # (kind, input shape, target) of each call
+        self._sources: dict[int, torch.Tensor] = {}
+        self._slices: list[tuple[torch.Tensor, Any]] = []
         self._watch: Optional[StepWatch] = None
 
-    def start(self) -> "LossTargets":
-        self.classes, self.heads = [], []
+    def start(self, sources: tuple = ()) -> "LossTargets":
+        """Watch the step; ``sources`` are batch tensors whose slices (``seq[:, 1:]``) are recorded too."""
+        self.classes, self.heads, self._slices = [], [], []
+        self._sources = {id(s): s for s in sources if isinstance(s, torch.Tensor)}
         self._watch = StepWatch(before=self._before).start()
         return self
 
+    def sliced(self) -> list[torch.Tensor]:
+        """The slices the last watched step cut from ``sources``: what a loss the watch does not recognise (a
+        pinball loss on ``seq[:, 1:]``) may compare with."""
+        return [source[index] for source, index in self._slices]
+
     def _before(self, func: Any, args: tuple, kwargs: dict) -> None:
+        if (len(args) == 2 and id(args[0]) in self._sources and len(self._slices) < _MAX_CALLS
+                and function_name(func) == "__getitem__"):
+            self._slices.append((args[0], args[1]))
         if len(self.targets) >= _MAX_CALLS or LS.loss_kind(func) is None:
             return
         call = LS.bind_loss_call(func, args, kwargs)
@@ -62,6 +74,7 @@ class LossTargets:
         if self._watch is not None:
             self._watch.stop()
             self._watch = None
+        self._sources = {}
         targets, self.targets = self.targets, []
         return targets
 

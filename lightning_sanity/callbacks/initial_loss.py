@@ -185,14 +185,25 @@ class _InitialLossGlue:
         if verdict == "overconfident":
             uniform_name = ("ln C" if call.kind in L.CLASSIFICATION else "ln 2" if call.kind in L.BINARY
                             else "the uniform distribution")
+            advice = (f"Shrink the initial weights of {layer} (e.g. scale them by 0.01 or zero them) and set "
+                      f"{bias_param} to {e.bias_meaning} {IL.format_values(e.best_bias)}; if the inputs are not "
+                      "normalised, normalise them first (see input-scale).")
+            tied = _tied_embeddings(trainer.lightning_module, obs.module, len(e.best_bias))
+            if tied:
+                head, others = tied[0], tied[1:]
+                data["tied_embedding"] = head
+                advice = (f"`{head}` is both the input embedding and the output layer (tied weights) and still holds "
+                          "nn.Embedding's default N(0, 1) rows, so the first logits spread with the square root of "
+                          f"the width. Initialise it with a small std (e.g. `nn.init.normal_({head}.weight, "
+                          "std=0.02)`, as GPT-2 does)")
+                advice += (f" and give {', '.join(f'`{o}`' for o in others)} the same small std: shrinking the "
+                           "shared weight alone leaves the tokens drowned under N(0, 1) position embeddings."
+                           if others else ".")
             self.report(
                 trainer, "initial-loss", Severity.WARNING,
                 f"{name} is {obs.observed:.4g} before any update, far above the {e.uniform:.4g} ({uniform_name}) of a "
                 f"uniform prediction: {phrase}; the initial predictions are overconfident.",
-                f"Shrink the initial weights of {layer} (e.g. scale them by 0.01 or zero them) and set {bias_param} "
-                f"to {e.bias_meaning} {IL.format_values(e.best_bias)}; if the inputs are not normalised, normalise "
-                "them first (see input-scale).",
-                where=obs.module, data=data)
+                advice, where=obs.module, data=data)
             return
         if call.kind == "gaussian_nll":
             if IL.gaussian_start_within_reach(call):
@@ -250,3 +261,23 @@ def _fresh_head_on_frozen_features(model: torch.nn.Module, head: Optional[str]) 
     if 2 * sum(p.numel() for p in params if not p.requires_grad) < sum(p.numel() for p in params):
         return False
     return bool(within_default_bound(weight))
+
+
+def _tied_embeddings(model: torch.nn.Module, head: Optional[str], classes: int) -> list[str]:
+    """The ``nn.Embedding`` that serves as the output layer (tied weights, as in GPT-2 or T5) when it still holds
+    nn.Embedding's N(0, 1) default, followed by the model's other embeddings at that default (positions, segments):
+    ``[]`` when the head is no such embedding. ``head`` is the module the first logits were traced to, if any."""
+    defaults = [(name, m) for name, m in model.named_modules()
+                if isinstance(m, torch.nn.Embedding) and m.weight.numel() > 1 and float(m.weight.detach().std()) > 0.5]
+    if head:
+        try:
+            weight = model.get_submodule(head).weight
+        except AttributeError:
+            return []
+        tied = [name for name, m in defaults if m.weight is weight]
+    else:
+        # Logits from `h @ emb.weight.T` trace to no module: an embedding with one row per class is the head.
+        tied = [name for name, m in defaults if m.num_embeddings == classes]
+    if len(tied) != 1:
+        return []
+    return tied + [name for name, m in defaults if name != tied[0]]

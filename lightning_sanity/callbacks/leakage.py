@@ -216,7 +216,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
             raise _Skip("could not find the model input tensor in the batch; pass `get_input=`")
         y = y if isinstance(y, torch.Tensor) else None
         self._xy = (x, y)
-        self._losses.start()  # what the step's loss compares with: read after the step (`_after_step`)
+        self._losses.start(sources=(x,))  # what the step's loss compares with: read after the step (`_after_step`)
         if y is not None and self.is_enabled("target-leakage"):
             check_target_inputs(self, trainer, batch, x, y)  # an input computed from the target
             start_label_copies(self, trainer, pl_module, batch, x, y)  # another batch tensor holding the target
@@ -272,7 +272,8 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
             check_masked_inputs(self, trainer, batch, self._call, self._targets)  # an MAE reading hidden values
             self._derived = keep_target_argument(self._call, self._losses.heads)
         if self._task in (None, "sequence", "copied"):
-            axis = step_axis(self._call, self._targets) or (  # or a GPT that prepends BOS in `forward`
+            # A loss the watch does not recognise (pinball, custom NLL): the slices the step cut from the input.
+            axis = step_axis(self._call, self._targets or self._losses.sliced()) or (  # or a GPT prepending BOS
                 1 if self._task is None and shifted_inside(self, trainer, self._call, self._targets) else None)
             if axis is not None:
                 self._task, self._axis = "shifted", axis
