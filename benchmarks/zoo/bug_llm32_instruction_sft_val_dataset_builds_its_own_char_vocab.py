@@ -4,7 +4,7 @@ no eval problem is in training; the held-out eval set is the addition task only)
 character vocabulary from *its own* texts (`specials + sorted(set(chars))`) instead of receiving the tokenizer fitted
 on the training data. The eval texts never contain `-`, `S`, `u` or `b`, and `-` sorts just before the digits, so in
 the validation vocabulary every digit (and `:`, `=`) sits one id lower than in training: `17+30=` reaches the model as
-`06+2/` in training ids and the answer labels are shifted the same way, which is no longer a correct sum.
+`06+2-:` in training ids and the answer labels are shifted the same way, which is no longer a correct sum.
 
 Why training still "works": nothing crashes (all val ids are < the train vocab size), the training loss falls as in
 the fixed run, and validation is computed every epoch; it is simply answering a different question. Measured against
