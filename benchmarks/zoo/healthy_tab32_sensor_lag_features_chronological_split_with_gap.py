@@ -3,11 +3,11 @@ temperature, ambient temperature, load, fan duty, with a daily cycle in ambient 
 the present readings, temperature lags t-1 and t-2, a trailing 6-hour rolling mean of temperature and hour-of-day
 sin/cos; the target is the temperature at t+1, so a row only ever looks backwards.
 
-Why it is correct: the split is chronological (first 80 % of hours train, last 20 % validate) with a gap of WINDOW hours so
-no validation row's lag/rolling window or target overlaps a training row's; the StandardScaler for features and the
-target's mean/std are fitted on the training hours only; validation is not shuffled (training rows may be, each row
-is self-contained). An MLP trained with Huber loss and ReduceLROnPlateau on val loss. Reported: val RMSE 0.608 degC
-against 3.381 degC for the persistence forecast (temperature at t+1 = temperature at t)."""
+Why it is correct: the split is chronological (first 80 % of hours train, last 20 % validate) with a gap of WINDOW
+hours so no validation row's lag/rolling window or target overlaps a training row's; the StandardScaler for features
+and the target's mean/std are fitted on the training hours only; validation is not shuffled (training rows may be,
+each row is self-contained). An MLP trained with Huber loss and ReduceLROnPlateau on val loss. Reported: val RMSE
+0.608 degC against 3.381 degC for the persistence forecast (temperature at t+1 = temperature at t)."""
 
 import lightning as L
 import numpy as np
