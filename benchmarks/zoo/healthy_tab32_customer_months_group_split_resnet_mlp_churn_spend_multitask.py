@@ -11,7 +11,6 @@ both heads get gradients and are in the optimizer. Reported: val churn AUC 0.707
 a group split gives honestly."""
 
 import lightning as L
-import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import r2_score, roc_auc_score
