@@ -60,3 +60,27 @@ def test_default_head_on_frozen_pretrained_features_is_info(tmp_path):
                          ids=["head_std_1", "trunk_not_frozen"])
 def test_chosen_head_init_or_unfrozen_trunk_stays_a_warning(tmp_path, model):
     assert serious({"findings": _initial(tmp_path, model())}, "initial-loss")
+
+
+class AdapterOnFrozenHead(FineTune):
+    """A trainable adapter between a pretrained trunk and a frozen head whose confidence pretraining set (here a
+    head of std 1, as a trained head may be): LoRA on a pretrained language model, whose output layer stays frozen."""
+
+    def __init__(self, head_frozen: bool) -> None:
+        super().__init__(frozen=True, head_std=1.0)
+        self.adapter = nn.Linear(64, 64)
+        self.head.requires_grad_(not head_frozen)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return F.cross_entropy(self.head(self.adapter(self.trunk(x))), y)
+
+
+@pytest.mark.parametrize("head_frozen", [True, False])
+def test_frozen_head_starts_where_pretraining_left_it(tmp_path, head_frozen):
+    findings = _initial(tmp_path, AdapterOnFrozenHead(head_frozen))
+    if head_frozen:
+        (finding,) = findings
+        assert finding["severity"] == "info" and finding["data"]["frozen_head"]
+    else:
+        assert serious({"findings": findings}, "initial-loss")

@@ -169,6 +169,18 @@ class _InitialLossGlue:
         phrase, start = start_phrase(obs.observed, e, call.kind,
                                      self.collector(trainer).facts.get("init_matches_prior"))
         data["start"] = start
+        if verdict == "overconfident" and _frozen(trainer.lightning_module, obs.module):
+            # A frozen output layer was trained before (a LoRA or adapter fine-tune of a pretrained model): its
+            # confidence is what pretraining taught it, and no initialisation the user could change made it.
+            self.report(
+                trainer, "initial-loss", Severity.INFO,
+                f"{name} is {obs.observed:.4g} before any update, above the {e.uniform:.4g} of a uniform prediction: "
+                f"{phrase}. {layer} is frozen: its weights come from pretraining, not from an initialisation, and a "
+                "pretrained model starts a new task with the confidence of its old one.",
+                "Nothing to fix at init; if the loss stays high, check that the trainable parts (adapters, norms) "
+                "reach the output.",
+                where=obs.module, data={**data, "frozen_head": True})
+            return
         if verdict == "overconfident" and _fresh_head_on_frozen_features(trainer.lightning_module, obs.module):
             # The bar assumes a default-initialised head reads features of unit scale. A pretrained part that is
             # frozen sets its own scale, which the user neither chose nor should change; the head recovers in a
@@ -243,6 +255,15 @@ class _InitialLossGlue:
                 f"(std {cause['output_std']:.3g}).",
                 f"Shrink the initial weights of {layer} and set {bias_param} to {first} ({e.bias_meaning}).",
                 where=obs.module, data=data)
+
+
+def _frozen(model: torch.nn.Module, head: Optional[str]) -> bool:
+    """Whether the module ``head`` has parameters and none of them trains."""
+    try:
+        params = list(model.get_submodule(head).parameters()) if head else []
+    except AttributeError:
+        return False
+    return bool(params) and not any(p.requires_grad for p in params)
 
 
 def _fresh_head_on_frozen_features(model: torch.nn.Module, head: Optional[str]) -> bool:
