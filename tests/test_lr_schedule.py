@@ -181,3 +181,16 @@ def test_warmup_too_long_over_two_equal_groups_still_fires(tmp_path):
     model = WithSchedule(lambda opt, total: S.LinearLR(opt, start_factor=0.01, total_iters=500), "step", groups=groups)
     found = serious(_run(model, tmp_path), "lr-schedule")
     assert {f["data"]["pattern"] for f in found} == {"warmup"} and len(found) == 2, found
+
+
+def test_warmup_in_steps_stepped_per_epoch_over_two_groups_fires(tmp_path):
+    # A warm-up of a tenth of the run's batches (HF's get_linear_schedule_with_warmup), stepped once an epoch: the
+    # rate rises at the epochs' starts only, in both groups at once, and the run ends at 3/9 of its peak.
+    def groups(model):
+        return [{"params": model.net[0].parameters()}, {"params": model.net[2].parameters(), "weight_decay": 0.0}]
+
+    def warmup(opt, total):
+        return S.LambdaLR(opt, lambda s: min(1.0, s / max(1, total // 10)))
+
+    found = serious(_run(WithSchedule(warmup, "epoch", groups=groups), tmp_path), "lr-schedule")
+    assert {f["data"]["pattern"] for f in found} == {"warmup"} and len(found) == 2, found

@@ -251,12 +251,19 @@ def caught_up(t: LrTrajectory, others: list[LrTrajectory], seen: int) -> bool:
     ...     added.update(lr, step=b, progress=None, batch=b)
     >>> caught_up(added, [main], seen=10), caught_up(added, [added], seen=10)
     (True, False)
+    >>> twin = LrTrajectory("group 2")  # stepped once an epoch with `added`: the same warm-up, not a catch-up
+    >>> for b, lr in [(6, 1e-4), (7, 3e-4), (8, 9e-4), (9, 1e-3)]:
+    ...     twin.update(lr, step=b, progress=None, batch=b)
+    >>> caught_up(added, [twin], seen=20)
+    False
     """
     if t.last is None or t.last <= 0:
         return False
     for other in others:
         if other is t or other.last is None or abs(other.last - t.last) > 1e-6 * t.last:
             continue
+        if other.last_rise_batch is not None and other.last_rise_batch == t.last_rise_batch:
+            continue  # it rose at the same batch: one warm-up over both groups
         start = other.first_batch or 0
         if other.last_rise_batch is None or other.last_rise_batch - start < 0.9 * max(seen - start, 1):
             return True
