@@ -169,30 +169,13 @@ class _InitialLossGlue:
         phrase, start = start_phrase(obs.observed, e, call.kind,
                                      self.collector(trainer).facts.get("init_matches_prior"))
         data["start"] = start
-        if verdict == "overconfident" and _frozen(trainer.lightning_module, obs.module):
-            # A frozen output layer was trained before (a LoRA or adapter fine-tune of a pretrained model): its
-            # confidence is what pretraining taught it, and no initialisation the user could change made it.
+        excuse = _pretrained_start(trainer.lightning_module, obs.module, layer) if verdict == "overconfident" else None
+        if excuse is not None:
+            why, advice, key = excuse
             self.report(
                 trainer, "initial-loss", Severity.INFO,
                 f"{name} is {obs.observed:.4g} before any update, above the {e.uniform:.4g} of a uniform prediction: "
-                f"{phrase}. {layer} is frozen: its weights come from pretraining, not from an initialisation, and a "
-                "pretrained model starts a new task with the confidence of its old one.",
-                "Nothing to fix at init; if the loss stays high, check that the trainable parts (adapters, norms) "
-                "reach the output.",
-                where=obs.module, data={**data, "frozen_head": True})
-            return
-        if verdict == "overconfident" and _fresh_head_on_frozen_features(trainer.lightning_module, obs.module):
-            # The bar assumes a default-initialised head reads features of unit scale. A pretrained part that is
-            # frozen sets its own scale, which the user neither chose nor should change; the head recovers in a
-            # few steps.
-            self.report(
-                trainer, "initial-loss", Severity.INFO,
-                f"{name} is {obs.observed:.4g} before any update, above the {e.uniform:.4g} of a uniform prediction: "
-                f"{phrase}. {layer} is a new head at PyTorch's default initialisation on features from frozen "
-                "(pretrained) layers; their scale, not the head's initialisation, spreads the first logits.",
-                f"Optional: zero-initialise {layer} (weights and bias) so that fine-tuning starts at the uniform "
-                "prediction, or set the bias to the log class frequencies.",
-                where=obs.module, data={**data, "fresh_head": True})
+                f"{phrase}. {why}", advice, where=obs.module, data={**data, key: True})
             return
         if verdict == "overconfident":
             uniform_name = ("ln C" if call.kind in L.CLASSIFICATION else "ln 2" if call.kind in L.BINARY
@@ -255,6 +238,27 @@ class _InitialLossGlue:
                 f"(std {cause['output_std']:.3g}).",
                 f"Shrink the initial weights of {layer} and set {bias_param} to {first} ({e.bias_meaning}).",
                 where=obs.module, data=data)
+
+
+def _pretrained_start(model: torch.nn.Module, head: Optional[str], layer: str) -> Optional[tuple[str, str, str]]:
+    """Why an overconfident first loss comes from pretraining, not from an initialisation the user chose:
+    ``(why, advice, data key)``, or None."""
+    if _frozen(model, head):
+        # A frozen output layer was trained before (a LoRA or adapter fine-tune of a pretrained model): its
+        # confidence is what pretraining taught it.
+        return (f"{layer} is frozen: its weights come from pretraining, not from an initialisation, and a pretrained "
+                "model starts a new task with the confidence of its old one.",
+                "Nothing to fix at init; if the loss stays high, check that the trainable parts (adapters, norms) "
+                "reach the output.", "frozen_head")
+    if _fresh_head_on_frozen_features(model, head):
+        # The bar assumes a default-initialised head reads features of unit scale. A pretrained part that is
+        # frozen sets its own scale, which the user neither chose nor should change; the head recovers in a
+        # few steps.
+        return (f"{layer} is a new head at PyTorch's default initialisation on features from frozen (pretrained) "
+                "layers; their scale, not the head's initialisation, spreads the first logits.",
+                f"Optional: zero-initialise {layer} (weights and bias) so that fine-tuning starts at the uniform "
+                "prediction, or set the bias to the log class frequencies.", "fresh_head")
+    return None
 
 
 def _frozen(model: torch.nn.Module, head: Optional[str]) -> bool:
