@@ -52,9 +52,16 @@ class LossTargets:
         return self
 
     def sliced(self) -> list[torch.Tensor]:
-        """The slices the last watched step cut from ``sources``: what a loss the watch does not recognise (a
-        pinball loss on ``seq[:, 1:]``) may compare with."""
-        return [source[index] for source, index in self._slices]
+        """The slices the last watched step cut from ``sources`` (once: the batch is let go): what a loss the watch
+        does not recognise (a pinball loss on ``seq[:, 1:]``) may compare with."""
+        slices, self._slices = self._slices, []
+        out = []
+        for source, index in slices:
+            try:
+                out.append(source[index])
+            except Exception:  # an index that only made sense inside the step: not a target to compare with
+                continue
+        return out
 
     def _before(self, func: Any, args: tuple, kwargs: dict) -> None:
         if (len(args) == 2 and id(args[0]) in self._sources and len(self._slices) < _MAX_CALLS
