@@ -6,7 +6,8 @@ classified from ``out[:, -1]`` of a right-padded batch, pooling or attention tha
 predicts each sample from its batchmates' lengths: no gradient flows between samples, and moving another sample's
 values changes nothing, so the other ``batch-mixing`` probes cannot see it. This probe appends padding positions to
 every per-position tensor of the flow run's call (the padding value each one already holds where the mask is 0) and
-runs the model twice more under ``no_grad`` with a fixed seed: outputs at the samples' real positions must not move.
+runs the model once more under ``no_grad`` at the forward-value probe's seed: outputs at the samples' real
+positions must not move from that probe's unmoved output.
 
 Only where the batch says it is padded to its longest: a right-aligned 0/1 ``attention_mask`` (or
 ``padding_mask``) whose last position is real in some sample and padding in another. A fixed-length padding never
@@ -26,7 +27,7 @@ import torch
 from torch import nn
 
 from lightning_sanity.batch import map_tensors
-from lightning_sanity.callbacks._forward_mixing import _buffers_kept
+from lightning_sanity.callbacks._forward_mixing import _SEED, _buffers_kept
 from lightning_sanity.checks import flow
 from lightning_sanity.replays.rng import seed_global
 
@@ -77,10 +78,13 @@ def _padded(t: torch.Tensor, real: torch.Tensor) -> Optional[torch.Tensor]:
 
 
 def padding_probe(run: Any, batch: Any) -> Optional[dict[str, Any]]:
-    """Compare the flow run's output with the output of the same call padded by :data:`EXTRA` more positions;
-    ``batch`` is the whole first batch (the run may hold its first samples only)."""
+    """Compare the flow run's seeded output (``run.seeded_output``, from the forward-value probe) with the output
+    of the same call padded by :data:`EXTRA` more positions; ``batch`` is the whole first batch (the run may hold
+    its first samples only)."""
     real = right_padding_mask(batch)
-    if real is None or real.shape[0] < run.size:
+    # forward_probe's unmoved forward, kept only when two calls agreed: the same call at the same seed.
+    base = getattr(run, "seeded_output", None)
+    if real is None or real.shape[0] < run.size or base is None:
         return None
     real = real[: run.size]
     width = int(real.shape[1])
@@ -101,14 +105,10 @@ def padding_probe(run: Any, batch: Any) -> Optional[dict[str, Any]]:
         return None
     if not extended:
         return None
-    outs = []
-    with _buffers_kept(run.model):  # buffers an eval forward updates (a cache, a counter) put back
-        for call_args, call_kwargs in ((run.args, run.kwargs), (run.args, run.kwargs), (args, kwargs)):
-            seed_global(0)  # the caller's isolate_rng() puts the global RNG back
-            with torch.no_grad():
-                outs.append(flow.first_output_tensor(run.fn(call_args, call_kwargs), run.size))
-    base, again, padded = outs
-    if base is None or again is None or padded is None or base.shape != again.shape or not torch.equal(base, again):
+    with _buffers_kept(run.model), torch.no_grad():  # buffers an eval forward updates (a cache, a counter) put back
+        seed_global(_SEED)  # the caller's isolate_rng() puts the global RNG back
+        padded = flow.first_output_tensor(run.fn(args, kwargs), run.size)
+    if padded is None:
         return None
     if padded.shape == base.shape:
         rows_base, rows_padded, keep = base, padded, None
