@@ -1,5 +1,6 @@
-"""``target-leakage`` glue for forecasters whose input holds the series next to features derived from it: a
-feature computed from values after each step (a centred moving average) lets the model read its target. The
+"""``causal-leakage`` glue for next-step forecasters whose input holds the series next to features derived from it:
+a feature computed from values after each step (a centred moving average, a central difference) carries the series'
+future into position ``t``, so the output at ``t`` depends on the values after ``t`` however causal the model is. The
 first training batch is tested by :func:`lightning_sanity.checks.future_features.future_features`; called by
 :class:`~lightning_sanity.callbacks.leakage.LeakageChecks`.
 """
@@ -19,7 +20,7 @@ ADVICE = ("Compute every feature at step t from values up to t only: a trailing 
 
 def check_future_features(callback: Any, trainer: Any, x: torch.Tensor, found: tuple[int, int, int]) -> None:
     """Report the channels of ``x`` computed from the future of the series channel ``found`` describes."""
-    check = "target-leakage"
+    check = "causal-leakage"
     time_axis, channel_axis, series = found
     channels = FF.future_features(x, time_axis, channel_axis, series)
     callback._ran[check].append(f"no input channel computed from the series' values after each step (series in "

@@ -224,7 +224,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
         series = FF.shifted_channel(x, y) if axis is None and y is not None else None
         if series is not None:  # the series is one channel of the input, next to features derived from it
             axis = series[0]
-            if self.is_enabled("target-leakage"):
+            if self.is_enabled("causal-leakage"):
                 check_future_features(self, trainer, x, series)
         if axis is not None:
             self._task, self._axis = "shifted", axis
