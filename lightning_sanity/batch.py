@@ -69,6 +69,21 @@ def joined_inputs(batch: Any) -> Optional[torch.Tensor]:
     return torch.cat([p.detach().reshape(rows, -1).to(dtype) for p in parts], 1)
 
 
+def first_part(batch: Any) -> Optional[torch.Tensor]:
+    """The first non-target tensor with a batch axis of a dict batch whose keys name no input (a model called as
+    ``self.model(batch["num"], batch["hood"])``): where the model's input is looked for when nothing names it.
+
+    >>> first_part({"hood": torch.tensor([1, 2]), "num": torch.zeros(2, 3), "target": torch.zeros(2)})
+    tensor([1, 2])
+    >>> first_part((torch.zeros(2), torch.ones(2))) is None
+    True
+    """
+    if not isinstance(batch, Mapping):
+        return None
+    return next((v for k, v in batch.items() if k not in TARGET_KEYS and isinstance(v, torch.Tensor) and v.dim() >= 1),
+                None)
+
+
 def _default_input(batch: Any) -> Any:
     if type(batch) in (tuple, list):  # the common case, before the slower abstract-class checks
         return batch[0] if batch else None

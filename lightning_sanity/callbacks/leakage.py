@@ -17,7 +17,7 @@ import torch
 from lightning_sanity.replays.rng import isolate_rng
 from typing_extensions import override
 
-from lightning_sanity.batch import BatchFn, batch_size, split_batch
+from lightning_sanity.batch import BatchFn, batch_size, first_part, split_batch
 from lightning_sanity.callbacks.base import SanityCallback
 from lightning_sanity.callbacks._run_length import planned_batches
 from lightning_sanity.callbacks._answer_causal import check_answer_causal
@@ -209,6 +209,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
 
     def _prepare(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any) -> None:
         x, y = split_batch(batch, self.get_input, self.get_target)
+        x = x if x is not None or self.get_input is not None else first_part(batch)  # `{"num", "hood", "target"}`
         self._dict_batch = isinstance(batch, Mapping)
         if self._dict_batch and "input_ids" in batch and "labels" in batch:
             x, y = batch["input_ids"], batch["labels"]
