@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from lightning_sanity.callbacks._class_fill import check_class_fill
+from lightning_sanity.callbacks._label_blocks import LabelBlocks
 from lightning_sanity.checks import leakage as L
 from lightning_sanity.checks.label_pairs import pair_columns
 
@@ -64,8 +65,11 @@ def check_label_columns(callback: Any, trainer: Any, parts: list[torch.Tensor], 
         check_class_fill(callback, trainer, x, y, column_names(batch, parts))
         check_label_pairs(callback, trainer, x, y, column_names(batch, parts))
         return
-    callback._found.add("target-leakage")
     names = column_names(batch, parts)
+    if how == "blocks":  # a strong honest feature splits one batch too: followed over the first epoch
+        callback._blocks = LabelBlocks.start(batch, parts, columns, names, y)
+        return
+    callback._found.add("target-leakage")
     # An exact linear target (or a strictly monotone one) is also what a noiseless synthetic regression looks like:
     # a warning. A step function of the target (fewer levels than distinct targets: its bins) is an error.
     step = how == "monotone" and int(torch.unique(x[:, columns[0]]).numel()) < int(torch.unique(y).numel())

@@ -29,6 +29,7 @@ from lightning_sanity.callbacks._inner_shift import shifted_inside
 from lightning_sanity.callbacks._last_token import check_last_token_label
 from lightning_sanity.callbacks._masked_inputs import check_masked_inputs
 from lightning_sanity.callbacks._label_copies import finish_label_copies, start_label_copies
+from lightning_sanity.callbacks._label_blocks import LabelBlocks, finish_blocks, follow_blocks
 from lightning_sanity.callbacks._label_columns import check_label_columns
 from lightning_sanity.callbacks._label_argument import check_label_argument, keep_label_argument, look_sequence_labels
 from lightning_sanity.callbacks._target_argument import keep_target_argument, look_target_argument
@@ -66,22 +67,18 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
     - the model call is observed (forward pre-hooks during that one step): the first module called with the batch's
       input itself, with its arguments as ``training_step`` passed them (or ``forward_fn(pl_module, x)``);
     - ``causal-leakage`` (error): in a next-element task, outputs at positions ``<= t`` (``t`` the middle of the
-      sequence) move when only the inputs after ``t`` change;
+      sequence) move when only the inputs after ``t`` change (or a teacher-forced decoder input built in the step);
     - ``target-leakage`` (error): outputs at positions ``<= t`` move when only the target at positions ``>= t``
-      changes, in a call that receives the batch's target (a decoder fed the unshifted target: Lightning's demo
-      ``Transformer``); or one of the forms in ``docs/checks/target-leakage.md`` (one ``_*`` module each);
-    - ``causal-leakage`` too for a teacher-forced decoder input built in ``training_step`` (:mod:`._decoder_input`).
+      changes, in a call that receives the batch's target (Lightning's demo ``Transformer``); or one of the forms
+      in ``docs/checks/target-leakage.md`` (one ``_*`` module each), some followed over the first epoch.
 
     Once more after a quarter of the planned training (else the first epoch end, or fit's end), on the kept samples:
     the same tests, and random tokens in targets equal to the input tokens: read above chance (or loss < 0.75 ln V).
-
     Zero observer effect: extra forwards under ``no_grad`` in eval mode (flags restored), in ``isolate_rng()``, noise
-    from a private ``torch.Generator``. Cost: two to eight forwards of the first batch, later two to four of at most
-    16 samples; nothing per step after. No TensorBoard tags, no thresholds: round-off is the margin.
+    from a private ``torch.Generator``. Cost: two to eight forwards of the first batch, later two to four of 16.
 
     Args:
-        get_input: ``batch -> input`` when the batch is not a tensor, an ``(x, y, ...)`` tuple or a dict with a
-            common input key.
+        get_input: ``batch -> input`` when the batch is not a tensor, an ``(x, y, ...)`` tuple or a dict.
         get_target: ``batch -> target`` likewise.
         forward_fn: ``(pl_module, x) -> output``, how to run the model on input ``x``; the target is then never
             passed, so only the input is perturbed.
@@ -114,6 +111,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
         self._kept: Optional[dict[str, Any]] = None
         self._derived: Optional[dict[str, Any]] = None  # a call given a loss target another head's label derives from
         self._labelled: Optional[dict[str, Any]] = None  # a tagger's call given its own labels (see _label_argument)
+        self._blocks: Optional[LabelBlocks] = None  # columns that split the first batch's classes into intervals
         self._task: Optional[str] = None
         self._dict_batch, self._axis, self._seen = False, 1, 0
         self._second_at: Optional[int] = None
@@ -175,7 +173,9 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
             self._look(trainer, pl_module, "fit start", first=True)
         elif self._second_at is not None and self._seen >= self._second_at:
             self._second_look(trainer, pl_module)
-        if self._kept is None and self._derived is None and self._labelled is None:
+        if self._blocks is not None:
+            self._blocks = follow_blocks(self, trainer, batch, trainer.is_last_batch)
+        if all(c is None for c in (self._kept, self._derived, self._labelled, self._blocks)):
             self.retire("on_train_batch_end")
 
     @override
@@ -191,6 +191,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
     @override
     def conclude(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._remove_hooks()
+        finish_blocks(self, trainer)
         if any(c is not None for c in (self._kept, self._derived, self._labelled)) and trainer.global_step > 0:
             self._second_look(trainer, pl_module)
         for check in self.active_checks:

@@ -79,3 +79,27 @@ def monotone_columns(x: torch.Tensor, y: torch.Tensor, chance: float = CHANCE) -
         if counts.numel() >= MIN_LEVELS and chance_monotone(counts, ties, x.shape[1]) < chance:
             found.append(j)
     return found
+
+
+def block_columns(x: torch.Tensor, index: torch.Tensor, classes: int) -> list[int]:
+    """Columns of ``x`` (``(N, F)``, distinct rows) that split the class indices ``index`` (``0 .. classes - 1``)
+    into intervals, one per class: sorted by the column, the labels change exactly ``classes - 1`` times and never
+    between equal values. A recording index ranked over paths sorted by their class folder, a follow-up time whose
+    threshold defines the outcome. The chance of it is the label columns' (``chance_column``): the rows' labels,
+    shuffled, fall into the classes' blocks in one of ``classes!`` orders.
+
+    >>> import torch
+    >>> g = torch.Generator().manual_seed(0)
+    >>> label = torch.arange(40) % 4
+    >>> ranked = (label * 10 + torch.randperm(40, generator=g) % 10).float()   # blocks of the label
+    >>> block_columns(torch.stack([torch.randn(40, generator=g), ranked], 1), label, 4)
+    [1]
+    """
+    if classes < 2 or x.shape[0] <= classes:
+        return []
+    values, order = x.sort(dim=0)
+    labels = index[order]  # (N, F): the labels along each column's order
+    change = labels[1:] != labels[:-1]
+    tied = values[1:] == values[:-1]
+    ok = (change.sum(0) == classes - 1) & ~(change & tied).any(0)
+    return ok.nonzero().flatten().tolist()

@@ -34,7 +34,7 @@ import torch
 
 from lightning_sanity.checks.label_groups import indicator_columns, indicator_group
 from lightning_sanity.checks.label_markers import marker_columns
-from lightning_sanity.checks.label_order import monotone_columns
+from lightning_sanity.checks.label_order import block_columns, monotone_columns
 from lightning_sanity.checks.numerics import is_finite
 
 #: Outputs up to position t may move by this much, relative to the outputs' magnitude, when only later positions
@@ -271,7 +271,8 @@ def label_columns(x: torch.Tensor, y: torch.Tensor, min_samples: int = 16) -> tu
     """Columns of a tabular input ``(N, F)`` (float, or integer-coded categories) that give the label away, and
     how: ``"equal"`` (one value per class and one class per value), ``"one-hot"`` (an indicator column for every
     class seen), ``"marker"`` (one value on exactly one class's rows), ``"one-hot group"`` (the levels of a
-    category, each held by one class, together marking every row), ``"affine"`` (a regression target up to
+    category, each held by one class, together marking every row), ``"blocks"`` (sorted by it, the rows fall into
+    one interval per class), ``"affine"`` (a regression target up to
     scale and offset) or ``"monotone"`` (ordered exactly as a regression target on every pair of rows: its bins,
     beyond chance). ``([], "")`` when none does or the batch is too small to say.
 
@@ -319,7 +320,10 @@ def label_columns(x: torch.Tensor, y: torch.Tensor, min_samples: int = 16) -> tu
         if marked:
             return marked, "marker"
         grouped = indicator_group(x, labels)  # the levels of a category that decides the label (label_groups.py)
-        return (grouped, "one-hot group") if grouped else ([], "")
+        if grouped:
+            return grouped, "one-hot group"
+        blocks = block_columns(x, index, classes.numel())  # one interval of values per class (label_order.py)
+        return (blocks, "blocks") if blocks else ([], "")
     # Any column is exactly affine in the target on two distinct rows, and nearly always on three.
     if x.shape[1] < 2 or n < AFFINE_ROWS:  # the only feature cannot leak: it is the task
         return [], ""
