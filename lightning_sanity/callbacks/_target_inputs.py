@@ -19,6 +19,7 @@ from lightning_sanity.callbacks._neighbour_labels import finish_neighbour_labels
 from lightning_sanity.callbacks._tag_placeholders import report_tag_placeholders
 from lightning_sanity.checks import leakage as L
 from lightning_sanity.checks import target_inputs as T
+from lightning_sanity.checks import visible_holes as H
 from lightning_sanity.checks import window_scaling as W
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,9 @@ def _scan(callback: Any, trainer: Any, batch: Any, x: torch.Tensor, y: torch.Ten
     scan_neighbour_labels(callback, batch)  # a full graph whose features hold the node labels: judged after the step
     if x.is_floating_point() and y.is_floating_point() and x.dim() in (2, 3) and y.dim() in (2, 3):
         _window_scaling(callback, trainer, x, y)
-    if x.dim() == 4 and x.is_floating_point() and y.dim() in (3, 4):
+    if x.is_floating_point() and x.dim() in (3, 4) and x.shape[1] >= 2:
+        _visible_hole(callback, trainer, batch, x)
+    if x.dim() == 4 and x.is_floating_point() and y.dim() in (3, 4) and CHECK not in callback._found:
         _mask_channels(callback, trainer, x, y)
     elif x.dim() == 2 and not x.is_floating_point() and y.dim() == 1:
         mask = batch.get("attention_mask") if isinstance(batch, Mapping) else None
@@ -121,6 +124,28 @@ def _mask_channels(callback: Any, trainer: Any, x: torch.Tensor, y: torch.Tensor
         "fails where the channel comes from the image.",
         MASK_ADVICE, where=f"input channel {channel}", key="mask-channel",
         data={"channels": [c for c, _, _ in channels], "window": side, "log10_chance": chance},
+    )
+
+
+def _visible_hole(callback: Any, trainer: Any, batch: Any, x: torch.Tensor) -> None:
+    items = list(batch.items()) if isinstance(batch, Mapping) else list(enumerate(batch)) if isinstance(
+        batch, (list, tuple)) else []
+    found = H.visible_hole(x, [v for _, v in items])
+    if found is None:
+        return
+    channel, hole, index, target_channel = found
+    key = items[index][0]
+    _found(callback)
+    callback.report(
+        trainer, CHECK, "error",
+        f"Input channel {channel} of the first training batch equals batch[{key!r}] (channel {target_channel}) at "
+        f"every position of every sample, while input channel {hole} is a hole mask: the model is given the very "
+        "values it must fill in (the hole punched into a view of the stored image, so the target is holed too, or "
+        "the unmasked image passed instead of the masked one). The loss falls at once and the model cannot inpaint.",
+        "Punch the hole into a copy (`holed = image.clone()`) and pass the masked image (`x * (1 - mask)`) with the "
+        "mask; keep the untouched image as the target.",
+        where=f"input channel {channel}", key="visible-hole",
+        data={"channel": channel, "hole_channel": hole, "target": str(key), "target_channel": target_channel},
     )
 
 

@@ -1,0 +1,61 @@
+"""target-leakage on a real Trainer for an inpainting CNN on sklearn's digits, fed ``cat([holed, mask])`` and scored
+on the hole: a Dataset that punches the hole into a view of the stored image (so the target is holed too) fires, and
+so does one that passes the unmasked image; the hole punched into a copy stays silent."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+from helpers import digits, fit_report, serious
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from lightning_sanity.callbacks.leakage import LeakageChecks
+from lightning_sanity.callbacks.summary import SanitySummary
+
+
+class Holes(Dataset):
+    def __init__(self, kind: str) -> None:
+        self.kind, self.images = kind, digits(256)[0].reshape(-1, 1, 8, 8).clone()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        g = torch.Generator().manual_seed(i)
+        r, c = torch.randint(0, 6, (2,), generator=g).tolist()
+        mask = torch.zeros(1, 8, 8)
+        mask[:, r:r + 3, c:c + 3] = 1.0
+        holed = self.images[i] if self.kind == "view" else self.images[i].clone()
+        if self.kind != "unmasked":
+            holed[:, r:r + 3, c:c + 3] = 0.0  # in place: on a view, the stored image (and the target) loses it too
+        return torch.cat([holed, mask]), mask, self.images[i]
+
+
+class Inpainter(L.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(2, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 1, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        x, mask, target = batch
+        return ((self(x) - target) ** 2 * mask).sum() / mask.sum()
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["view", "unmasked", "copy"])
+def test_inpainter_given_the_hole_it_must_fill_fires(tmp_path, kind):
+    L.seed_everything(0)
+    data = DataLoader(Holes(kind), batch_size=32)
+    report = fit_report(tmp_path, Inpainter(), data, [LeakageChecks(), SanitySummary(print_summary=False)],
+                        logger=None, max_steps=2)
+    found = serious(report, "target-leakage")
+    assert bool(found) is (kind != "copy"), [f["message"] for f in found]
+    if found:
+        assert found[0]["data"] == {"channel": 0, "hole_channel": 1, "target": "2", "target_channel": 0}
