@@ -298,10 +298,6 @@ class SplitOverlap(SanityCallback):
         # far apart to coincide by chance.
         copies = repeated > 0 and (self._measurements or S.copied_multiplicities(train_fp))
         chance = min(repeated, S.coincidence_share(self._train_fp, samples)) if copies else repeated
-        import os, json as _j  # DEBUG
-        if os.environ.get("SO_DEBUG"):
-            with open(os.environ["SO_DEBUG"], "a") as _f:
-                _f.write(_j.dumps({"script": __import__("sys").argv[0], "share": share, "repeated": repeated, "copies": bool(copies), "coinc": S.coincidence_share(self._train_fp, samples), "found": found, "distinct": distinct}) + "\n")
         excess = share - chance
         seen = f"{distinct} distinct validation samples, {samples} training samples"
         text = (f"{found} of {distinct} validation samples in training ({share:.0%}); training repeats "
