@@ -1,6 +1,7 @@
 """target-leakage on a real Trainer for an inpainting CNN on sklearn's digits, fed ``cat([holed, mask])`` and scored
 on the hole: a Dataset that punches the hole into a view of the stored image (so the target is holed too) fires, and
-so does one that passes the unmasked image; the hole punched into a copy stays silent."""
+so does one that passes the unmasked image; the hole punched into a copy stays silent. The same when the input is
+joined in ``training_step`` from ``(image, mask)`` batches: the image itself fires, the masked image is silent."""
 
 from __future__ import annotations
 
@@ -59,3 +60,34 @@ def test_inpainter_given_the_hole_it_must_fill_fires(tmp_path, kind):
     assert bool(found) is (kind != "copy"), [f["message"] for f in found]
     if found:
         assert found[0]["data"] == {"channel": 0, "hole_channel": 1, "target": "2", "target_channel": 0}
+
+
+class StepBuiltInput(Inpainter):
+    """``(image, mask)`` batches; the two-channel input is joined in ``training_step``, with the masked image or
+    (the bug: two names one letter apart) the image itself."""
+
+    def __init__(self, masked: bool) -> None:
+        super().__init__()
+        self.masked = masked
+
+    def training_step(self, batch, batch_idx):
+        x, m = batch
+        shown = x * (1 - m) if self.masked else x
+        return ((self(torch.cat([shown, m], 1)) - x).abs() * m).sum() / m.sum()
+
+
+@pytest.mark.parametrize("masked", [True, False])
+def test_input_joined_in_the_step_with_the_unmasked_image_fires(tmp_path, masked):
+    images = digits(256)[0].reshape(-1, 1, 8, 8)
+    masks = torch.zeros_like(images)
+    for i in range(len(masks)):
+        r, c = torch.randint(0, 6, (2,), generator=torch.Generator().manual_seed(i)).tolist()
+        masks[i, :, r:r + 3, c:c + 3] = 1.0
+    data = DataLoader(list(zip(images, masks)), batch_size=32)
+    L.seed_everything(0)
+    report = fit_report(tmp_path, StepBuiltInput(masked), data, [LeakageChecks(), SanitySummary(print_summary=False)],
+                        logger=None, max_steps=2)
+    found = serious(report, "target-leakage")
+    assert bool(found) is not masked, [f["message"] for f in found]
+    if found:
+        assert found[0]["data"]["target"] == "0" and "model input" in found[0]["message"]

@@ -244,7 +244,7 @@ class LeakageChecks(GraphLinkHooks, SanityCallback):
             self._skips.setdefault("target-leakage", "neither `(N, F)` features with a label to scan nor a sequence "
                                                      "target to perturb")
             if self.forward_fn is None and x.dim() >= 2:  # the step may cut input and target from the batch
-                self._handles = watch_calls(pl_module, x, None, self._found_call, views=True)
+                self._handles += watch_calls(pl_module, x, None, self._found_call, views=True)
             return
         if self.forward_fn is not None:
             fn = self.forward_fn
