@@ -90,4 +90,37 @@ def test_input_joined_in_the_step_with_the_unmasked_image_fires(tmp_path, masked
     found = serious(report, "target-leakage")
     assert bool(found) is not masked, [f["message"] for f in found]
     if found:
-        assert found[0]["data"]["target"] == "0" and "model input" in found[0]["message"]
+        assert found[0]["data"]["target"] == "0" and "model's input" in found[0]["message"]
+
+
+class MissingIndicatorClassifier(L.LightningModule):
+    """A series classifier fed ``cat([filled, missing])``: the filled values equal the batch's, the indicator is a
+    minority 0/1 channel, but the output is one score per class, not the hidden values."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv1d(2, 8, 5, padding=2), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(),
+                                 nn.Linear(8, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        filled, missing, y = batch
+        return nn.functional.cross_entropy(self(torch.cat([filled, missing], 1)), y)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+
+def test_missing_value_indicator_beside_the_values_is_no_hole(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 3, (128,), generator=g)
+    series = torch.sin(torch.arange(48) / (2 + y[:, None])) + 0.3 * torch.randn(128, 48, generator=g)
+    missing = (torch.rand(128, 1, 48, generator=g) < 0.2).float()
+    filled = series[:, None] * (1 - missing)
+    data = DataLoader(list(zip(filled, missing, y)), batch_size=32)
+    L.seed_everything(0)
+    report = fit_report(tmp_path, MissingIndicatorClassifier(), data,
+                        [LeakageChecks(), SanitySummary(print_summary=False)], logger=None, max_steps=2)
+    assert not serious(report)

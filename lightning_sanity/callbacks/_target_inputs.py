@@ -91,10 +91,8 @@ def _scan(callback: Any, trainer: Any, batch: Any, x: torch.Tensor, y: torch.Ten
     scan_neighbour_labels(callback, batch)  # a full graph whose features hold the node labels: judged after the step
     if x.is_floating_point() and y.is_floating_point() and x.dim() in (2, 3) and y.dim() in (2, 3):
         _window_scaling(callback, trainer, x, y)
-    if x.is_floating_point() and x.dim() in (3, 4) and x.shape[1] >= 2:
-        _visible_hole(callback, trainer, batch, x)
-    if x.is_floating_point() and x.dim() in (3, 4) and CHECK not in callback._found:
-        _watch_model_input(callback, trainer, batch, x)  # an input with its hole mask joined in the step
+    if x.is_floating_point() and x.dim() in (3, 4):
+        _watch_model_input(callback, trainer, batch)  # an inpainting input that holds its target (_visible_hole)
     if x.dim() == 4 and x.is_floating_point() and y.dim() in (3, 4) and CHECK not in callback._found:
         _mask_channels(callback, trainer, x, y)
     elif x.dim() == 2 and not x.is_floating_point() and y.dim() == 1:
@@ -129,28 +127,26 @@ def _mask_channels(callback: Any, trainer: Any, x: torch.Tensor, y: torch.Tensor
     )
 
 
-def _watch_model_input(callback: Any, trainer: Any, batch: Any, x: torch.Tensor) -> None:
-    """Judge the LightningModule's first input in the first step when the step builds it (``self(torch.cat([x,
-    m], 1))``): a one-shot forward pre-hook, removed with the leakage checks' other watches."""
-    module = trainer.lightning_module
-
-    def first_call(mod: Any, args: tuple, kwargs: dict) -> None:
+def _watch_model_input(callback: Any, trainer: Any, batch: Any) -> None:
+    """Judge the LightningModule's first call of the first step, the batch's input or one ``training_step`` built
+    (``self(torch.cat([x, m], 1))``), when its output is dense (the input's positions): a one-shot forward hook,
+    removed with the leakage checks' other watches. A classifier fed a missing-value indicator is not judged."""
+    def first_call(mod: Any, args: tuple, kwargs: dict, output: Any) -> None:
         handle.remove()
         given = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
-        if given is None or given is x or CHECK in callback._found:
+        if not isinstance(given, torch.Tensor) or not isinstance(output, torch.Tensor) or CHECK in callback._found \
+                or given.dim() not in (3, 4) or output.shape[0] != given.shape[0] or output.shape[2:] != given.shape[2:]:
             return
         try:
-            with torch.no_grad():
-                _visible_hole(callback, trainer, batch, given, "`training_step`'s model input")
+            _visible_hole(callback, trainer, batch, given)
         except Exception:  # a check must never lose the user's run
             log.debug("visible-hole scan failed", exc_info=True)
 
-    handle = module.register_forward_pre_hook(first_call, with_kwargs=True)
+    handle = trainer.lightning_module.register_forward_hook(first_call, with_kwargs=True)
     callback._handles.append(handle)
 
 
-def _visible_hole(callback: Any, trainer: Any, batch: Any, x: torch.Tensor,
-                  what: str = "the first training batch's input") -> None:
+def _visible_hole(callback: Any, trainer: Any, batch: Any, x: torch.Tensor) -> None:
     items = list(batch.items()) if isinstance(batch, Mapping) else list(enumerate(batch)) if isinstance(
         batch, (list, tuple)) else []
     found = H.visible_hole(x, [v for _, v in items])
@@ -161,7 +157,8 @@ def _visible_hole(callback: Any, trainer: Any, batch: Any, x: torch.Tensor,
     _found(callback)
     callback.report(
         trainer, CHECK, "error",
-        f"Channel {channel} of {what} equals batch[{key!r}] (channel {target_channel}) at "
+        f"Channel {channel} of the model's input in the first training step equals batch[{key!r}] (channel "
+        f"{target_channel}) at "
         f"every position of every sample, while its channel {hole} is a hole mask: the model is given the very "
         "values it must fill in (the hole punched into a view of the stored image, so the target is holed too, or "
         "the unmasked image passed instead of the masked one). The loss falls at once and the model cannot inpaint.",
