@@ -124,3 +124,36 @@ def test_missing_value_indicator_beside_the_values_is_no_hole(tmp_path):
     report = fit_report(tmp_path, MissingIndicatorClassifier(), data,
                         [LeakageChecks(), SanitySummary(print_summary=False)], logger=None, max_steps=2)
     assert not serious(report)
+
+
+class EventForecaster(L.LightningModule):
+    """A Conv1d forecaster fed ``cat([series, events])`` (a 0/1 event flag, mostly 0), scored on the next values: the
+    series it is shown is an input, and the loss compares with the target."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Conv1d(2, 1, 5, padding=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        series, events, target = batch
+        return nn.functional.mse_loss(self(torch.cat([series, events], 1)), target)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+
+def test_event_flag_beside_the_series_of_a_forecaster_is_no_hole(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    events = (torch.rand(128, 1, 49, generator=g) < 0.1).float()
+    series = torch.sin(torch.arange(49) / 3) + events.cumsum(-1) * 0.1 + 0.1 * torch.randn(128, 1, 49, generator=g)
+    data = DataLoader(list(zip(series[..., :-1], events[..., :-1], series[..., 1:])), batch_size=32)
+    leakage = LeakageChecks()
+    L.seed_everything(0)
+    report = fit_report(tmp_path, EventForecaster(), data, [leakage, SanitySummary(print_summary=False)], logger=None,
+                        max_steps=2)
+    assert not serious(report)
+    assert any("beside a hole mask, but the loss compares with another tensor" in r
+               for r in leakage._ran["target-leakage"])

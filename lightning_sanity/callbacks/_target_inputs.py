@@ -15,6 +15,7 @@ import torch
 
 from lightning_sanity.callbacks._class_marker import report_class_marker
 from lightning_sanity.callbacks._extra_forward import hidden_step_watches
+from lightning_sanity.callbacks._model_call import storage_of
 from lightning_sanity.callbacks._neighbour_labels import finish_neighbour_labels, scan_neighbour_labels
 from lightning_sanity.callbacks._tag_placeholders import report_tag_placeholders
 from lightning_sanity.checks import leakage as L
@@ -48,6 +49,9 @@ def check_step_inputs(callback: Any, trainer: Any, batch: Any, x: Any, labels: l
     and the token scans with the first of ``labels``."""
     if finish_neighbour_labels(callback, trainer):
         return
+    hole, callback._hole = getattr(callback, "_hole", None), None
+    if hole is not None and CHECK not in callback._found:
+        _report_hole(callback, trainer, *hole)
     if labels:
         check_step_label_tokens(callback, trainer, batch, x, labels[0], first)
     if CHECK not in callback._found:
@@ -92,7 +96,7 @@ def _scan(callback: Any, trainer: Any, batch: Any, x: torch.Tensor, y: torch.Ten
     if x.is_floating_point() and y.is_floating_point() and x.dim() in (2, 3) and y.dim() in (2, 3):
         _window_scaling(callback, trainer, x, y)
     if x.is_floating_point() and x.dim() in (3, 4):
-        _watch_model_input(callback, trainer, batch)  # an inpainting input that holds its target (_visible_hole)
+        _watch_model_input(callback, trainer, batch)  # an inpainting input that holds its target
     if x.dim() == 4 and x.is_floating_point() and y.dim() in (3, 4) and CHECK not in callback._found:
         _mask_channels(callback, trainer, x, y)
     elif x.dim() == 2 and not x.is_floating_point() and y.dim() == 1:
@@ -128,40 +132,45 @@ def _mask_channels(callback: Any, trainer: Any, x: torch.Tensor, y: torch.Tensor
 
 
 def _watch_model_input(callback: Any, trainer: Any, batch: Any) -> None:
-    """Judge the LightningModule's first call of the first step, the batch's input or one ``training_step`` built
+    """Look at the LightningModule's first call of the first step, the batch's input or one ``training_step`` built
     (``self(torch.cat([x, m], 1))``), when its output is dense (the input's positions): a one-shot forward hook,
-    removed with the leakage checks' other watches. A classifier fed a missing-value indicator is not judged."""
+    removed with the leakage checks' other watches. A hole found is judged after the step, with its loss targets."""
     def first_call(mod: Any, args: tuple, kwargs: dict, output: Any) -> None:
         handle.remove()
         given = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
-        if not isinstance(given, torch.Tensor) or not isinstance(output, torch.Tensor) or CHECK in callback._found \
+        if not isinstance(given, torch.Tensor) or not isinstance(output, torch.Tensor) \
                 or given.dim() not in (3, 4) or output.shape[0] != given.shape[0] or output.shape[2:] != given.shape[2:]:
             return
         try:
-            _visible_hole(callback, trainer, batch, given)
+            items = list(batch.items()) if isinstance(batch, Mapping) else list(enumerate(batch)) if isinstance(
+                batch, (list, tuple)) else []
+            found = H.visible_hole(given, [v for _, v in items])
+            callback._hole = None if found is None else (items[found[2]], found)
         except Exception:  # a check must never lose the user's run
             log.debug("visible-hole scan failed", exc_info=True)
 
+    callback._hole = None
     handle = trainer.lightning_module.register_forward_hook(first_call, with_kwargs=True)
     callback._handles.append(handle)
 
 
-def _visible_hole(callback: Any, trainer: Any, batch: Any, x: torch.Tensor) -> None:
-    items = list(batch.items()) if isinstance(batch, Mapping) else list(enumerate(batch)) if isinstance(
-        batch, (list, tuple)) else []
-    found = H.visible_hole(x, [v for _, v in items])
-    if found is None:
+def _report_hole(callback: Any, trainer: Any, item: tuple, found: tuple) -> None:
+    """Report the hole unless the step's recognised losses all compare with other tensors (a forecaster fed a binary
+    event channel beside the series, scored on its next values)."""
+    (key, shown), (channel, hole, _, target_channel) = item, found
+    targets = [t for t in getattr(callback, "_targets", []) if isinstance(t, torch.Tensor)]
+    if targets and all(storage_of(t) != storage_of(shown) for t in targets):
+        callback._ran[CHECK].append(f"the model's input shows batch[{key!r}] beside a hole mask, but the loss compares "
+                                    "with another tensor")
         return
-    channel, hole, index, target_channel = found
-    key = items[index][0]
     _found(callback)
     callback.report(
         trainer, CHECK, "error",
         f"Channel {channel} of the model's input in the first training step equals batch[{key!r}] (channel "
-        f"{target_channel}) at "
-        f"every position of every sample, while its channel {hole} is a hole mask: the model is given the very "
-        "values it must fill in (the hole punched into a view of the stored image, so the target is holed too, or "
-        "the unmasked image passed instead of the masked one). The loss falls at once and the model cannot inpaint.",
+        f"{target_channel}) at every position of every sample, while its channel {hole} is a hole mask: the model is "
+        "given the very values it must fill in (the hole punched into a view of the stored image, so the target is "
+        "holed too, or the unmasked image passed instead of the masked one). The loss falls at once and the model "
+        "cannot inpaint.",
         "Punch the hole into a copy (`holed = image.clone()`) and pass the masked image (`x * (1 - mask)`) with the "
         "mask; keep the untouched image as the target.",
         where=f"input channel {channel}", key="visible-hole",
