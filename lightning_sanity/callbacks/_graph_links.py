@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from lightning_sanity.callbacks._val_label_input import watch_val_label_input
 from lightning_sanity.checks.graph_links import graph_leak, pairs_and_labels
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class GraphLinkHooks:
             return
         try:
             self._graph_look(trainer, pl_module, batch)
+            watch_val_label_input(self, trainer, pl_module, batch)  # a label trick that kept the validation labels
         except Exception:  # a check must never lose the user's run
             log.debug("graph-link scan failed", exc_info=True)
 
