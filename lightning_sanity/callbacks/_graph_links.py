@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from lightning_sanity.callbacks._val_label_argument import watch_val_label_argument
 from lightning_sanity.callbacks._val_label_input import watch_val_label_input
 from lightning_sanity.checks.graph_links import graph_leak, pairs_and_labels
 
@@ -48,21 +49,28 @@ def graphs(module: torch.nn.Module, nodes: int) -> list[tuple[str, torch.Tensor]
 
 
 class GraphLinkHooks:
-    """The first validation batch's node pairs against the graphs the module holds."""
+    """The first validation batch's node pairs against the graphs the module holds, its label input
+    (:mod:`._val_label_input`), and the first validation call after training began (:mod:`._val_label_argument`)."""
 
     _graph_for: Any = None
 
     def on_validation_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int,
                                   dataloader_idx: int = 0) -> None:
-        if self._graph_for is self._ran:  # type: ignore[attr-defined]  # looked in this fit (a fresh dict per fit)
-            self.retire("on_validation_batch_start")  # type: ignore[attr-defined]
+        fresh = self._graph_for is not self._ran  # type: ignore[attr-defined]  # a fresh dict per fit
+        labels = getattr(self, "_val_labels", None) if not trainer.sanity_checking else None
+        if not fresh and not labels:
+            if not trainer.sanity_checking:  # training's labels come with its first step: wait for them
+                self.retire("on_validation_batch_start")  # type: ignore[attr-defined]
             return
         self._graph_for = self._ran  # type: ignore[attr-defined]
         if not self.is_enabled("target-leakage") or not trainer.is_global_zero:  # type: ignore[attr-defined]
             return
         try:
-            self._graph_look(trainer, pl_module, batch)
-            watch_val_label_input(self, trainer, pl_module, batch)  # a label trick that kept the validation labels
+            if labels:  # the first validation after training began: teacher forcing kept in validation
+                watch_val_label_argument(self, trainer, pl_module, batch)
+            if fresh:
+                self._graph_look(trainer, pl_module, batch)
+                watch_val_label_input(self, trainer, pl_module, batch)  # a label trick that kept validation labels
         except Exception:  # a check must never lose the user's run
             log.debug("graph-link scan failed", exc_info=True)
 

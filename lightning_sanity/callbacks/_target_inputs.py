@@ -18,6 +18,7 @@ from lightning_sanity.callbacks._extra_forward import hidden_step_watches
 from lightning_sanity.callbacks._model_call import storage_of
 from lightning_sanity.callbacks._neighbour_labels import finish_neighbour_labels, scan_neighbour_labels
 from lightning_sanity.callbacks._tag_placeholders import report_tag_placeholders
+from lightning_sanity.callbacks._val_label_argument import record_label_heads
 from lightning_sanity.checks import leakage as L
 from lightning_sanity.checks import target_inputs as T
 from lightning_sanity.checks import visible_holes as H
@@ -35,6 +36,7 @@ FEATURE_ADVICE = ("Compute every per-position feature at t from the tokens up to
 
 def check_target_inputs(callback: Any, trainer: Any, batch: Any, x: Any, y: Optional[torch.Tensor]) -> None:
     """Run the scans that apply to this batch; a failure here leaves the other leakage tests running."""
+    callback._val_labels = None  # this fit's labels come with its first step (record_label_heads)
     if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
         return
     try:
@@ -49,6 +51,7 @@ def check_step_inputs(callback: Any, trainer: Any, batch: Any, x: Any, labels: l
     and the token scans with the first of ``labels``."""
     if finish_neighbour_labels(callback, trainer):
         return
+    record_label_heads(callback, batch)  # for a look at the first validation call (teacher forcing kept there)
     hole, callback._hole = getattr(callback, "_hole", None), None
     if hole is not None and CHECK not in callback._found:
         _report_hole(callback, trainer, *hole)

@@ -1,0 +1,102 @@
+"""``target-leakage`` for teacher forcing kept in validation: ``validation_step`` hands the model a label that
+training scored one of its heads against (a hierarchical classifier's fine head fed the gold group), so the
+validation scores are read with part of the answer given.
+
+After the first training step, :func:`record_label_heads` keeps the batch keys of the per-sample class labels the
+step's recognised losses compared with, and each head's width. At the first validation batch after that
+(:class:`~lightning_sanity.callbacks._graph_links.GraphLinkHooks`), a one-shot forward pre-hook on the
+LightningModule looks at its first call: when it is handed one of those labels (the batch's own tensor), the call is
+run twice more, under ``no_grad`` in an isolated RNG, with the label as given and with the labels moved one sample
+on; an output of a head's width (class scores) that changes reads the label. A model given labels only for a loss
+it computes inside (HF ``labels=``) keeps its scores and is silent. Cost: two forwards of one batch, once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from lightning_sanity.callbacks._model_call import storage_of
+from lightning_sanity.replays.rng import isolate_rng, seed_global
+
+log = logging.getLogger(__name__)
+
+ADVICE = ("Hand the model its own predictions in validation (`group=None`, the coarse head's argmax), as at "
+          "inference: teacher forcing with the gold label belongs to training only.")
+
+
+def _items(batch: Any) -> list[tuple[Any, Any]]:
+    return list(batch.items()) if isinstance(batch, Mapping) else list(enumerate(batch)) if isinstance(
+        batch, (list, tuple)) else []
+
+
+def record_label_heads(callback: Any, batch: Any) -> None:
+    """Keep ``(batch key, head width)`` of the class labels the first step's recognised losses scored against."""
+    heads = []
+    for target, width in getattr(callback._losses, "classes", []):
+        for key, part in _items(batch):
+            if isinstance(part, torch.Tensor) and part.dim() == 1 and not part.is_floating_point() \
+                    and part.numel() == target.numel() and storage_of(part) == storage_of(target):
+                heads.append((key, width))
+    callback._val_labels = heads or None
+
+
+def watch_val_label_argument(callback: Any, trainer: Any, pl_module: Any, batch: Any) -> None:
+    """Register the one-shot look at the module's first call in this validation batch."""
+    heads, callback._val_labels = callback._val_labels, None
+    labels = [(k, v, w) for k, w in heads for key, v in _items(batch) if key == k and isinstance(v, torch.Tensor)]
+    if not labels:
+        return
+
+    def first_call(module: Any, args: tuple, kwargs: dict) -> None:
+        handle.remove()
+        given = next(((k, v) for k, v, _ in labels if any(v is a for a in (*args, *kwargs.values()))), None)
+        if given is None or "target-leakage" in callback._found:
+            return
+        try:
+            _look(callback, trainer, module, args, kwargs, given, {w for _, _, w in labels})
+        except Exception:  # a check must never lose the user's run
+            log.debug("validation label-argument look failed", exc_info=True)
+
+    handle = pl_module.register_forward_pre_hook(first_call, with_kwargs=True)
+    callback._handles.append(handle)
+
+
+def _scores(output: Any, size: int, widths: set[int]) -> list[torch.Tensor]:
+    items = output.values() if isinstance(output, Mapping) else output if isinstance(output, (list, tuple)) \
+        else [output]
+    return [t for t in items if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dim() == 2
+            and t.shape[0] == size and int(t.shape[1]) in widths]
+
+
+def _look(callback: Any, trainer: Any, module: Any, args: tuple, kwargs: dict, given: tuple, widths: set) -> None:
+    key, label = given
+    size = int(label.shape[0])
+    if size < 2 or int(torch.unique(label).numel()) < 2:
+        return
+    moved = label.roll(1, 0)
+    swap = (lambda a: moved if a is label else a)
+    with torch.no_grad(), isolate_rng():
+        seed_global(0)
+        base = _scores(module(*args, **kwargs), size, widths)
+        seed_global(0)
+        other = _scores(module(*map(swap, args), **{k: swap(v) for k, v in kwargs.items()}), size, widths)
+    changed = [float((a - b).abs().max()) for a, b in zip(base, other) if a.shape == b.shape]
+    scale = max((float(a.abs().max()) for a in base), default=0.0)
+    callback._ran["target-leakage"].append(f"the validation call is handed batch[{key!r}], a training label, and "
+                                           "its class scores do not read it")
+    if not changed or max(changed) <= 1e-5 * max(scale, 1.0):
+        return
+    callback._found.add("target-leakage")
+    callback.report(
+        trainer, "target-leakage", "error",
+        f"In validation the model is handed batch[{key!r}], the label a head is scored against in training, and its "
+        f"class scores change (by up to {max(changed):.3g}) when those labels are moved to other samples: teacher "
+        "forcing is kept in validation, so the validation scores are read with part of the answer given, and the "
+        "deployed model, which has no gold label, does worse.",
+        ADVICE, where=f"batch[{key!r}]", key="val-label-argument", at_step=False,
+        data={"label": str(key), "change": max(changed), "samples": size},
+    )
