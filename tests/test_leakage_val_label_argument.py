@@ -1,6 +1,7 @@
 """target-leakage on a real Trainer for teacher forcing kept in validation: a hierarchical digits classifier whose
 fine head is fed the gold group in training (by design) and in validation (the bug) fires; fed its own coarse
-prediction in validation it stays silent, and so does a classifier handed its labels only for a loss computed inside."""
+prediction in validation it stays silent, and so do a classifier handed its labels only for a loss computed inside
+and a margin head handed them (its margin makes the gold labels fit worse)."""
 
 from __future__ import annotations
 
@@ -68,9 +69,20 @@ class InModelLoss(L.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=1e-3)
 
 
-@pytest.mark.parametrize("model", ["gold group in validation", "predicted group in validation", "in-model loss"])
+class MarginHead(InModelLoss):
+    """A CosFace-style head handed the labels (in validation too): the margin lowers each sample's own class score."""
+
+    def forward(self, pixels: torch.Tensor, labels: torch.Tensor):
+        cosine = F.normalize(self.net(pixels), dim=1)
+        logits = 16 * (cosine - 0.35 * F.one_hot(labels, 10))
+        return F.cross_entropy(logits, labels), logits
+
+
+@pytest.mark.parametrize("model", ["gold group in validation", "predicted group in validation", "in-model loss",
+                                   "margin head"])
 def test_teacher_forcing_kept_in_validation_fires(tmp_path, model):
-    module = InModelLoss() if model == "in-model loss" else Hierarchical(model.startswith("gold"))
+    module = {"in-model loss": InModelLoss, "margin head": MarginHead}.get(model, lambda: Hierarchical(
+        model.startswith("gold")))()
     leakage = LeakageChecks()
     L.seed_everything(0)
     t = trainer(tmp_path, [leakage, SanitySummary(print_summary=False)], logger=None, max_epochs=1)
@@ -78,6 +90,6 @@ def test_teacher_forcing_kept_in_validation_fires(tmp_path, model):
     found = serious(read_report(t.log_dir), "target-leakage")
     assert bool(found) is model.startswith("gold"), [f["message"] for f in found]
     if found:
-        assert found[0]["data"]["label"] == "group" and found[0]["data"]["samples"] == 64
-    elif model == "in-model loss":  # the look ran: handed the labels, the scores do not read them
+        assert found[0]["data"]["label"] == "group" and found[0]["data"]["samples"] == 64 and found[0]["data"]["gain"] > 0.01
+    elif model != "predicted group in validation":  # the look ran: handed the labels, the scores do not read them
         assert any("do not read it" in r for r in leakage._ran["target-leakage"])

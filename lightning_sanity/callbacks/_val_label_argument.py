@@ -7,8 +7,9 @@ step's recognised losses compared with, and each head's width. At the first vali
 (:class:`~lightning_sanity.callbacks._graph_links.GraphLinkHooks`), a one-shot forward pre-hook on the
 LightningModule looks at its first call: when it is handed one of those labels (the batch's own tensor), the call is
 run twice more, under ``no_grad`` in an isolated RNG, with the label as given and with the labels moved one sample
-on; an output of a head's width (class scores) that changes reads the label. A model given labels only for a loss
-it computes inside (HF ``labels=``) keeps its scores and is silent. Cost: two forwards of one batch, once.
+on. Class scores (an output of a head's width) that fit that head's labels better with the gold argument read the
+answer. A model given labels only for a loss it computes inside (HF ``labels=``) keeps its scores, and a margin head
+handed the label (ArcFace) fits worse with it: both are silent. Cost: two forwards of one batch, once.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from lightning_sanity.callbacks._model_call import storage_of
 from lightning_sanity.replays.rng import isolate_rng, seed_global
@@ -57,7 +59,7 @@ def watch_val_label_argument(callback: Any, trainer: Any, pl_module: Any, batch:
         if given is None or "target-leakage" in callback._found:
             return
         try:
-            _look(callback, trainer, module, args, kwargs, given, {w for _, _, w in labels})
+            _look(callback, trainer, module, args, kwargs, given, labels)
         except Exception:  # a check must never lose the user's run
             log.debug("validation label-argument look failed", exc_info=True)
 
@@ -65,14 +67,19 @@ def watch_val_label_argument(callback: Any, trainer: Any, pl_module: Any, batch:
     callback._handles.append(handle)
 
 
-def _scores(output: Any, size: int, widths: set[int]) -> list[torch.Tensor]:
+def _scores(output: Any, size: int) -> list[torch.Tensor]:
     items = output.values() if isinstance(output, Mapping) else output if isinstance(output, (list, tuple)) \
         else [output]
     return [t for t in items if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dim() == 2
-            and t.shape[0] == size and int(t.shape[1]) in widths]
+            and t.shape[0] == size]
 
 
-def _look(callback: Any, trainer: Any, module: Any, args: tuple, kwargs: dict, given: tuple, widths: set) -> None:
+#: Nats by which the gold labels must lower a head's cross-entropy against its own labels, beyond the moved ones.
+GAIN = 0.01
+
+
+def _look(callback: Any, trainer: Any, module: Any, args: tuple, kwargs: dict, given: tuple,
+          labels: list[tuple[Any, torch.Tensor, int]]) -> None:
     key, label = given
     size = int(label.shape[0])
     if size < 2 or int(torch.unique(label).numel()) < 2:
@@ -81,22 +88,25 @@ def _look(callback: Any, trainer: Any, module: Any, args: tuple, kwargs: dict, g
     swap = (lambda a: moved if a is label else a)
     with torch.no_grad(), isolate_rng():
         seed_global(0)
-        base = _scores(module(*args, **kwargs), size, widths)
+        base = _scores(module(*args, **kwargs), size)
         seed_global(0)
-        other = _scores(module(*map(swap, args), **{k: swap(v) for k, v in kwargs.items()}), size, widths)
-    changed = [float((a - b).abs().max()) for a, b in zip(base, other) if a.shape == b.shape]
-    scale = max((float(a.abs().max()) for a in base), default=0.0)
+        other = _scores(module(*map(swap, args), **{k: swap(v) for k, v in kwargs.items()}), size)
+    # A head reads its answer when the gold labels lower its loss against its own labels: a margin head handed the
+    # label (ArcFace) raises it instead, a loss computed inside leaves the scores alone.
+    gains = [float(F.cross_entropy(b, y.to(b.device)) - F.cross_entropy(a, y.to(a.device)))
+             for a, b in zip(base, other) if a.shape == b.shape
+             for _, y, width in labels if int(a.shape[1]) == width and y.shape[0] == size and int(y.max()) < width]
     callback._ran["target-leakage"].append(f"the validation call is handed batch[{key!r}], a training label, and "
                                            "its class scores do not read it")
-    if not changed or max(changed) <= 1e-5 * max(scale, 1.0):
+    if not gains or max(gains) <= GAIN:
         return
     callback._found.add("target-leakage")
     callback.report(
         trainer, "target-leakage", "error",
         f"In validation the model is handed batch[{key!r}], the label a head is scored against in training, and its "
-        f"class scores change (by up to {max(changed):.3g}) when those labels are moved to other samples: teacher "
-        "forcing is kept in validation, so the validation scores are read with part of the answer given, and the "
-        "deployed model, which has no gold label, does worse.",
+        f"class scores fit their labels better with it than with the labels of other samples (cross-entropy lower by "
+        f"{max(gains):.3g}): teacher forcing is kept in validation, so the validation scores are read with part of "
+        "the answer given, and the deployed model, which has no gold label, does worse.",
         ADVICE, where=f"batch[{key!r}]", key="val-label-argument", at_step=False,
-        data={"label": str(key), "change": max(changed), "samples": size},
+        data={"label": str(key), "gain": max(gains), "samples": size},
     )
