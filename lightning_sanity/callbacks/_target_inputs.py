@@ -1,8 +1,11 @@
 """``target-leakage`` glue for inputs computed from the target, on the first training batch: an image channel that is
 a function of the class mask around each pixel, a label word among a classifier's tokens, a per-position feature of
 a next-token model read from the next token, a placeholder token for every word of a tag class
-(:mod:`._tag_placeholders`), node features holding each node's own label (:mod:`._neighbour_labels`). The judgements are in
-:mod:`lightning_sanity.checks.target_inputs`; called by :class:`~lightning_sanity.callbacks.leakage.LeakageChecks`.
+(:mod:`._tag_placeholders`), node features holding each node's own label (:mod:`._neighbour_labels`), an inpainting
+input that shows its whole target beside a hole mask (:mod:`lightning_sanity.checks.visible_holes`, read from the
+module's first call and judged after the step). After the step it also keeps the labels the losses scored, for
+:mod:`._val_label_argument`. The judgements are in :mod:`lightning_sanity.checks.target_inputs`; called by
+:class:`~lightning_sanity.callbacks.leakage.LeakageChecks`.
 """
 
 from __future__ import annotations
