@@ -50,23 +50,25 @@ def graphs(module: torch.nn.Module, nodes: int) -> list[tuple[str, torch.Tensor]
 
 class GraphLinkHooks:
     """The first validation batch's node pairs against the graphs the module holds, its label input
-    (:mod:`._val_label_input`), and the first validation call after training began (:mod:`._val_label_argument`)."""
+    (:mod:`._val_label_input`), and the first call of each validation run after training began
+    (:mod:`._val_label_argument`)."""
 
     _graph_for: Any = None
 
     def on_validation_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int,
                                   dataloader_idx: int = 0) -> None:
         fresh = self._graph_for is not self._ran  # type: ignore[attr-defined]  # a fresh dict per fit
-        labels = getattr(self, "_val_labels", None) if not trainer.sanity_checking else None
+        pending = getattr(self, "_val_labels", None)
+        labels = pending if not trainer.sanity_checking and batch_idx == 0 and dataloader_idx == 0 else None
         if not fresh and not labels:
-            if not trainer.sanity_checking:  # training's labels come with its first step: wait for them
+            if not trainer.sanity_checking and not pending:  # training's labels come with its first step
                 self.retire("on_validation_batch_start")  # type: ignore[attr-defined]
             return
         self._graph_for = self._ran  # type: ignore[attr-defined]
         if not self.is_enabled("target-leakage") or not trainer.is_global_zero:  # type: ignore[attr-defined]
             return
         try:
-            if labels:  # the first validation after training began: teacher forcing kept in validation
+            if labels:  # each validation run after training began, until found: teacher forcing kept there
                 watch_val_label_argument(self, trainer, pl_module, batch)
             if fresh:
                 self._graph_look(trainer, pl_module, batch)

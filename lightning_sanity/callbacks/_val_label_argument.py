@@ -3,13 +3,14 @@ training scored one of its heads against (a hierarchical classifier's fine head 
 validation scores are read with part of the answer given.
 
 After the first training step, :func:`record_label_heads` keeps the batch keys of the per-sample class labels the
-step's recognised losses compared with, and each head's width. At the first validation batch after that
-(:class:`~lightning_sanity.callbacks._graph_links.GraphLinkHooks`), a one-shot forward pre-hook on the
-LightningModule looks at its first call: when it is handed one of those labels (the batch's own tensor), the call is
+step's recognised losses compared with, and each head's width. At the first batch of each validation run after
+that, until found (:class:`~lightning_sanity.callbacks._graph_links.GraphLinkHooks`: a model learns to read the
+label as it trains), a one-shot forward pre-hook on the LightningModule looks at its first call: when it is handed one of those labels (the batch's own tensor), the call is
 run twice more, under ``no_grad`` in an isolated RNG, with the label as given and with the labels moved one sample
 on. Class scores (an output of a head's width) that fit that head's labels better with the gold argument read the
 answer. A model given labels only for a loss it computes inside (HF ``labels=``) keeps its scores, and a margin head
-handed the label (ArcFace) fits worse with it: both are silent. Cost: two forwards of one batch, once.
+handed the label (ArcFace) fits worse with it: both are silent. Cost: two forwards of one batch per validation
+run, only while a label is handed to the model and not yet found.
 """
 
 from __future__ import annotations
@@ -48,12 +49,14 @@ def record_label_heads(callback: Any, batch: Any) -> None:
 
 def watch_val_label_argument(callback: Any, trainer: Any, pl_module: Any, batch: Any) -> None:
     """Register the one-shot look at the module's first call in this validation batch."""
-    heads, callback._val_labels = callback._val_labels, None
+    heads = callback._val_labels
     labels = [(k, v, w) for k, w in heads for key, v in _items(batch) if key == k and isinstance(v, torch.Tensor)]
     if not labels:
         return
 
     def first_call(module: Any, args: tuple, kwargs: dict) -> None:
+        if any(a is batch for a in args):  # DDP's redirection runs the step through the module's own call
+            return
         handle.remove()
         given = next(((k, v) for k, v, _ in labels if any(v is a for a in (*args, *kwargs.values()))), None)
         if given is None or "target-leakage" in callback._found:
@@ -101,6 +104,7 @@ def _look(callback: Any, trainer: Any, module: Any, args: tuple, kwargs: dict, g
     if not gains or max(gains) <= GAIN:
         return
     callback._found.add("target-leakage")
+    callback._val_labels = None
     callback.report(
         trainer, "target-leakage", "error",
         f"In validation the model is handed batch[{key!r}], the label a head is scored against in training, and its "

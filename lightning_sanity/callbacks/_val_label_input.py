@@ -63,6 +63,8 @@ def watch_val_label_input(callback: Any, trainer: Any, pl_module: Any, batch: An
         return
 
     def first_call(module: Any, args: tuple, kwargs: dict) -> None:
+        if any(a is batch for a in args):  # DDP's redirection runs the step through the module's own call
+            return
         handle.remove()
         if not (trainer.validating or trainer.sanity_checking) or "target-leakage" in callback._found:
             return
