@@ -90,6 +90,7 @@ def test_teacher_forcing_kept_in_validation_fires(tmp_path, model):
     found = serious(read_report(t.log_dir), "target-leakage")
     assert bool(found) is model.startswith("gold"), [f["message"] for f in found]
     if found:
-        assert found[0]["data"]["label"] == "group" and found[0]["data"]["samples"] == 64 and found[0]["data"]["gain"] > 0.01
+        data = found[0]["data"]
+        assert data["label"] == "group" and data["samples"] == 64 and data["gain"] > 0.01
     elif model != "predicted group in validation":  # the look ran: handed the labels, the scores do not read them
         assert any("do not read it" in r for r in leakage._ran["target-leakage"])

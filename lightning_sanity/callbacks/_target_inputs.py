@@ -144,8 +144,9 @@ def _watch_model_input(callback: Any, trainer: Any, batch: Any) -> None:
     def first_call(mod: Any, args: tuple, kwargs: dict, output: Any) -> None:
         handle.remove()
         given = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
-        if not isinstance(given, torch.Tensor) or not isinstance(output, torch.Tensor) \
-                or given.dim() not in (3, 4) or output.shape[0] != given.shape[0] or output.shape[2:] != given.shape[2:]:
+        if not isinstance(given, torch.Tensor) or not isinstance(output, torch.Tensor) or given.dim() not in (3, 4):
+            return
+        if output.shape[0] != given.shape[0] or output.shape[2:] != given.shape[2:]:  # no dense output
             return
         try:
             items = list(batch.items()) if isinstance(batch, Mapping) else list(enumerate(batch)) if isinstance(

@@ -5,12 +5,13 @@ validation scores are read with part of the answer given.
 After the first training step, :func:`record_label_heads` keeps the batch keys of the per-sample class labels the
 step's recognised losses compared with, and each head's width. At the first batch of each validation run after
 that, until found (:class:`~lightning_sanity.callbacks._graph_links.GraphLinkHooks`: a model learns to read the
-label as it trains), a one-shot forward pre-hook on the LightningModule looks at its first call: when it is handed one of those labels (the batch's own tensor), the call is
-run twice more, under ``no_grad`` in an isolated RNG, with the label as given and with the labels moved one sample
-on. Class scores (an output of a head's width) that fit that head's labels better with the gold argument read the
-answer. A model given labels only for a loss it computes inside (HF ``labels=``) keeps its scores, and a margin head
-handed the label (ArcFace) fits worse with it: both are silent. Cost: two forwards of one batch per validation
-run, only while a label is handed to the model and not yet found.
+label as it trains), a one-shot forward pre-hook on the LightningModule looks at its first call. When it is handed
+one of those labels (the batch's own tensor), the call is run twice more, under ``no_grad`` in an isolated RNG,
+with the label as given and with the labels moved one sample on. Class scores (an output of a head's width) that
+fit that head's labels better with the gold argument read the answer. A model given labels only for a loss it
+computes inside (HF ``labels=``) keeps its scores, and a margin head handed the label (ArcFace) fits worse with it:
+both are silent. Cost: two forwards of one batch per validation run, only while a label is handed to the model and
+not yet found.
 """
 
 from __future__ import annotations
