@@ -3,7 +3,8 @@ loudness and background noise) classifies log-power spectrogram frames (STFT, 32
 features are standardised per band with a global CMVN fitted on the training clips. The training clips are generated
 and kept as float waveforms in [-1, 1]; the validation clips come from the team's WAV export, which stores 16-bit PCM,
 and the loader turns them into float with `clip.float()` without dividing by 32768. Every validation log-power band is
-therefore shifted by ln(32768^2) = 20.8, several CMVN standard deviations, and the network sees inputs far off its training range.
+therefore shifted by ln(32768^2) = 20.8, several CMVN standard deviations, and the network sees inputs far off its
+training range.
 
 Why training still "works": nothing crashes, the training loss falls to near zero, and the validation clips are
 genuinely held-out and correctly labelled; they are just decoded differently from the training clips. Measured

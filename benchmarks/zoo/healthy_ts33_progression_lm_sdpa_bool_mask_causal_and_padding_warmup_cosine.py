@@ -4,8 +4,8 @@ right-padded. Attention goes through `F.scaled_dot_product_attention` with one b
 (True = may attend): the lower triangle AND the key-padding mask, so a real token never sees a later token or a pad,
 and every query row keeps at least the BOS key. The next-token shift is done once, inside the model, and pad labels
 are -100. Validation sequences are drawn from a different seed. Warm-up then cosine decay, stepped per batch, via
-LambdaLR over `estimated_stepping_batches`. Measured val loss 1.17 (train 1.16): the first two tokens of a sequence cannot be predicted
-(2 x ln 16 spread over ~11 targets), the rest are learned."""
+LambdaLR over `estimated_stepping_batches`. Measured val loss 1.17 (train 1.16): the first two tokens of a sequence
+cannot be predicted (2 x ln 16 spread over ~11 targets), the rest are learned."""
 
 import math
 
