@@ -1,4 +1,4 @@
-"""Bug: graph-level regression of an assay readout for small synthetic molecules (10 atoms, 4 atom types, ring
+"""Bug: graph-level regression of an assay readout for small synthetic molecules (400 compounds, 10 atoms, 4 atom types, ring
 backbone plus random cross-links) with a dense GIN (sum aggregation over A + I, sum readout). Every compound was
 assayed twice and the two replicate rows were exported by different tools, so their atoms come in different orders.
 The readout has a compound-specific part that the structure does not explain (batch/solubility effects), so a
@@ -11,7 +11,7 @@ permutation invariant, so the validation copy is literally a training sample. Tr
 healthy; validation is optimistic. The fix keys on a permutation-invariant hash (Weisfeiler-Lehman with atom
 types) and averages the replicates before splitting.
 
-Measured (same seed): val MSE 0.57 with the order-dependent key vs 0.87 after canonical de-duplication."""
+Measured (same seed): val MSE 0.76 with the order-dependent key vs 0.94 after canonical de-duplication."""
 
 import lightning as L
 import torch
@@ -42,7 +42,7 @@ def make_compound(g):
     return x, adj, readout
 
 
-def assay_export(g, n_compounds=700):
+def assay_export(g, n_compounds=400):
     rows = []
     for _ in range(n_compounds):
         x, adj, readout = make_compound(g)
@@ -89,7 +89,7 @@ class DenseGIN(L.LightningModule):
 
     def configure_optimizers(self):
         opt = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
-        return {"optimizer": opt, "lr_scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=80)}
+        return {"optimizer": opt, "lr_scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=60)}
 
 
 def main():
@@ -105,7 +105,7 @@ def main():
     train_ds, val_ds = random_split(ds, [len(ds) - n_val, n_val], generator=torch.Generator().manual_seed(0))
 
     model = DenseGIN()
-    trainer = L.Trainer(max_epochs=80, accelerator="cpu", devices=1, enable_progress_bar=False,
+    trainer = L.Trainer(max_epochs=60, accelerator="cpu", devices=1, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=lightning_sanity.default_callbacks())
     trainer.fit(model, DataLoader(train_ds, batch_size=64, shuffle=True), DataLoader(val_ds, batch_size=256))
     model.eval()
