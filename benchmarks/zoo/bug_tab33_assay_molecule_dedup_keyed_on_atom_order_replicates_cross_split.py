@@ -1,15 +1,15 @@
-"""Bug: graph-level regression of an assay readout for small synthetic molecules (400 compounds, 10 atoms, 4 atom types, ring
-backbone plus random cross-links) with a dense GIN (sum aggregation over A + I, sum readout). Every compound was
-assayed twice and the two replicate rows were exported by different tools, so their atoms come in different orders.
-The readout has a compound-specific part that the structure does not explain (batch/solubility effects), so a
-model can only score well on a compound it has already seen.
+"""Bug: graph-level regression of an assay readout for small synthetic molecules (400 compounds, 10 atoms, 4 atom
+types, ring backbone plus random cross-links) with a dense GIN (sum aggregation over A + I, sum readout). Every
+compound was assayed twice and the two replicate rows were exported by different tools, so their atoms come in
+different orders. The readout has a compound-specific part that the structure does not explain (batch/solubility
+effects), so a model can only score well on a compound it has already seen.
 
 What is wrong: replicates are removed with a dictionary keyed on the raw bytes of (atom features, adjacency). Those
-bytes depend on the atom order, so the permuted replicate gets a different key, nothing is removed, and the
-row-level random split then puts one replicate in training and the other in validation for most compounds. A GIN is
-permutation invariant, so the validation copy is literally a training sample. Training and validation both look
-healthy; validation is optimistic. The fix keys on a permutation-invariant hash (Weisfeiler-Lehman with atom
-types) and averages the replicates before splitting.
+bytes depend on the atom order, so the permuted replicate gets a different key, nothing is removed, and the row-
+level random split then puts one replicate in training and the other in validation for most compounds. A GIN is
+permutation invariant, so the validation copy is the same input as a training sample (only the replicate noise of
+its readout differs). Training and validation both look healthy; validation is optimistic. The fix keys on a
+permutation-invariant hash (Weisfeiler-Lehman with atom types) and averages the replicates before splitting.
 
 Measured (same seed): val MSE 0.76 with the order-dependent key vs 0.94 after canonical de-duplication."""
 

@@ -2,7 +2,8 @@
 at random). Missing labs are imputed with a KNNImputer that sees only the lab values (never the outcome), fitted on
 the training rows of a stratified split and applied unchanged to validation; add_indicator=True appends one
 missingness flag per lab, which is legitimate information available at prediction time. The scaler is likewise
-fitted on training rows only. Validation accuracy is honest (about 0.63 for this noisy rule with a third of the labs missing)."""
+fitted on training rows only. Validation accuracy is honest (about 0.63 for this noisy rule with a third of the labs
+missing)."""
 
 import lightning as L
 import numpy as np
