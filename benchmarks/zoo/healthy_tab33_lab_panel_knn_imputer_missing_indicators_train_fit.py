@@ -2,7 +2,8 @@
 at random). Missing labs are imputed with a KNNImputer that sees only the lab values (never the outcome), fitted on
 the training rows of a stratified split and applied unchanged to validation; add_indicator=True appends one
 missingness flag per lab, which is legitimate information available at prediction time. The scaler is likewise
-fitted on training rows only. Validation accuracy is honest (about 0.63 for this noisy rule with a third of the labs
+fitted on training rows only; a small MLP with weight decay trains for 10 epochs. Validation is honest and stable
+(accuracy about 0.68, BCE 0.575 against 0.675 for the label prior, with a third of the labs
 missing)."""
 
 import lightning as L
@@ -23,7 +24,7 @@ SPLIT = "heldout33"
 
 def make_panel(g, n=2000, d=10):
     labs = torch.randn(n, d, generator=g)
-    logit = 1.0 * labs[:, 0] - 0.8 * labs[:, 1] + 0.6 * labs[:, 2] * labs[:, 3] - 0.6
+    logit = 1.6 * labs[:, 0] - 1.2 * labs[:, 1] + 0.8 * labs[:, 2] * labs[:, 3] - 0.6
     y = torch.bernoulli(torch.sigmoid(logit), generator=g)
     labs[torch.rand(n, d, generator=g) < 0.35] = float("nan")
     return labs.numpy(), y.numpy()
@@ -49,7 +50,7 @@ class SepsisMLP(L.LightningModule):
         self.log("val_loss", F.binary_cross_entropy_with_logits(self(x), y))
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=1e-3)
 
 
 def main():
@@ -63,14 +64,16 @@ def main():
     y_tr, y_va = torch.tensor(y_tr), torch.tensor(y_va)
 
     model = SepsisMLP(x_tr.shape[1])
-    trainer = L.Trainer(max_epochs=25, accelerator="cpu", devices=1, enable_progress_bar=False,
+    trainer = L.Trainer(max_epochs=10, accelerator="cpu", devices=1, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=lightning_sanity.default_callbacks())
     trainer.fit(model, DataLoader(TensorDataset(x_tr, y_tr), batch_size=64, shuffle=True),
                 DataLoader(TensorDataset(x_va, y_va), batch_size=512))
     model.eval()
     with torch.no_grad():
-        acc = ((model(x_va) > 0).float() == y_va).float().mean().item()
-    print(f"SYMPTOM val_acc={acc:.3f} positive_rate={y.mean():.3f}")
+        logits = model(x_va)
+    acc = ((logits > 0).float() == y_va).float().mean().item()
+    bce = F.binary_cross_entropy_with_logits(logits, y_va).item()
+    print(f"SYMPTOM val_acc={acc:.3f} val_bce={bce:.3f} positive_rate={y.mean():.3f}")
     print(f"LOG_DIR={trainer.log_dir}")
 
 
