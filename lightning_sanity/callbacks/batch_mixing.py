@@ -46,6 +46,11 @@ class _BatchMixingGlue:
             raise _SkipOne(check, "no float input tensor or embedding output with a batch dimension to take the gradient at")
         if not run.output.requires_grad:
             raise _SkipOne(check, "the output does not depend differentiably on the input (no gradient to follow)")
+        if any(t.dim() == 2 and tuple(t.shape) == (run.size, run.size) for t in tensors_of((run.args, run.kwargs))):
+            # An (N, N) matrix over the samples, handed to the model: a graph's dense adjacency, through which its
+            # nodes mix by design (GraphSAGE, GCN on a whole graph), or a pairwise mask the model applies.
+            raise _SkipOne(check, f"`{how}` is given a {run.size} x {run.size} matrix over the batch's samples (a "
+                                  "graph's dense adjacency: its nodes mix through it by design)")
         result = run.mixing()
         detail = f"largest cross-sample gradient share {result['leak']:.2g} over {len(result['samples'])} sample(s)"
         self.detail(trainer, check, detail)
