@@ -69,6 +69,18 @@ def joined_inputs(batch: Any) -> Optional[torch.Tensor]:
     return torch.cat([p.detach().reshape(rows, -1).to(dtype) for p in parts], 1)
 
 
+def batch_items(batch: Any) -> list[tuple[Any, Any]]:
+    """``(key, part)`` of a dict batch, ``(index, part)`` of a tuple or list batch, else ``[]``: where a part the
+    suite found by identity is named (``batch['key']``, ``batch[2]``) and found again in later batches.
+
+    >>> batch_items({"x": 1, "y": 2}), batch_items((3, 4)), batch_items(5)
+    ([('x', 1), ('y', 2)], [(0, 3), (1, 4)], [])
+    """
+    if isinstance(batch, Mapping):
+        return list(batch.items())
+    return list(enumerate(batch)) if isinstance(batch, (list, tuple)) else []
+
+
 def first_part(batch: Any) -> Optional[torch.Tensor]:
     """The first non-target tensor with a batch axis of a dict batch whose keys name no input (a model called as
     ``self.model(batch["num"], batch["hood"])``): where the model's input is looked for when nothing names it.

@@ -13,11 +13,11 @@ Called by :class:`~lightning_sanity.callbacks.leakage.LeakageChecks`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import Any, Optional
 
 import torch
 
+from lightning_sanity.batch import batch_items
 from lightning_sanity.checks.label_order import block_columns
 
 log = logging.getLogger(__name__)
@@ -30,9 +30,7 @@ MAX_ROWS = 1 << 16
 
 
 def _key_of(batch: Any, part: torch.Tensor) -> Any:
-    items = batch.items() if isinstance(batch, Mapping) else enumerate(batch) if isinstance(batch, (list, tuple)) \
-        else ()
-    return next((k for k, v in items if v is part), None)
+    return next((k for k, v in batch_items(batch) if v is part), None)
 
 
 class LabelBlocks:

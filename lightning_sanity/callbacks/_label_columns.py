@@ -9,11 +9,11 @@ into the corner of every image. Called by :class:`~lightning_sanity.callbacks.le
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 
+from lightning_sanity.batch import batch_items
 from lightning_sanity.callbacks._class_fill import check_class_fill
 from lightning_sanity.callbacks._label_blocks import LabelBlocks
 from lightning_sanity.checks import leakage as L
@@ -35,8 +35,7 @@ ADVICE = ("Drop the label and every column computed from it (its encoding, its b
 def column_names(batch: Any, parts: list[torch.Tensor]) -> list[str]:
     """A name per column of ``parts`` concatenated: ``input column j`` for one part that is the batch's input,
     else ``batch[i] column j`` (``batch['key'] column j`` for a dict batch; a metadata part beside a signal)."""
-    items = list(batch.items()) if isinstance(batch, Mapping) else list(enumerate(batch)) if isinstance(
-        batch, (list, tuple)) else []
+    items = batch_items(batch)
     if len(parts) == 1 and (not items or items[0][1] is parts[0] or batch is parts[0]):
         return [f"input column {j}" for j in range(parts[0].shape[1])]
     names = []

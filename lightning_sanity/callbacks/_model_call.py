@@ -7,6 +7,7 @@ it, including a target argument (``self.model(inputs, target)``, ``self.model(**
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
@@ -18,6 +19,26 @@ from lightning_sanity.batch import map_tensors
 from lightning_sanity.checks import flow
 from lightning_sanity.checks import leakage as L
 from lightning_sanity.replays.rng import seed_global
+
+log = logging.getLogger(__name__)
+
+
+def on_first_call(module: nn.Module, batch: Any, look: Callable[[tuple, dict], None], handles: list) -> None:
+    """Run ``look(args, kwargs)`` once, at ``module``'s first call in the current batch that is not handed ``batch``
+    itself (DDP's redirection runs the step through the module's own call, ``module(batch, batch_idx)``): a one-shot
+    forward pre-hook, appended to ``handles`` so that the caller removes it if the call never comes. A failing
+    ``look`` is logged, never raised: a check must never lose the user's run."""
+    def first_call(mod: nn.Module, args: tuple, kwargs: dict) -> None:
+        if any(a is batch for a in args):
+            return
+        handle.remove()
+        try:
+            look(args, kwargs)
+        except Exception:
+            log.debug("a look at the model's first call failed", exc_info=True)
+
+    handle = module.register_forward_pre_hook(first_call, with_kwargs=True)
+    handles.append(handle)
 
 
 def watch_calls(model: nn.Module, x: torch.Tensor, y: Optional[torch.Tensor],

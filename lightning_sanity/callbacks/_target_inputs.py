@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 import torch
 
+from lightning_sanity.batch import batch_items
 from lightning_sanity.callbacks._class_marker import report_class_marker
 from lightning_sanity.callbacks._extra_forward import hidden_step_watches
 from lightning_sanity.callbacks._model_call import storage_of
@@ -149,8 +150,7 @@ def _watch_model_input(callback: Any, trainer: Any, batch: Any) -> None:
         if output.shape[0] != given.shape[0] or output.shape[2:] != given.shape[2:]:  # no dense output
             return
         try:
-            items = list(batch.items()) if isinstance(batch, Mapping) else list(enumerate(batch)) if isinstance(
-                batch, (list, tuple)) else []
+            items = batch_items(batch)
             found = H.visible_hole(given, [v for _, v in items])
             callback._hole = None if found is None else (items[found[2]], found)
         except Exception:  # a check must never lose the user's run

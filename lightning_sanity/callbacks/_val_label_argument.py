@@ -16,32 +16,25 @@ not yet found.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from lightning_sanity.callbacks._model_call import storage_of
+from lightning_sanity.batch import batch_items
+from lightning_sanity.callbacks._model_call import on_first_call, storage_of
 from lightning_sanity.replays.rng import isolate_rng, seed_global
-
-log = logging.getLogger(__name__)
 
 ADVICE = ("Hand the model its own predictions in validation (`group=None`, the coarse head's argmax), as at "
           "inference: teacher forcing with the gold label belongs to training only.")
-
-
-def _items(batch: Any) -> list[tuple[Any, Any]]:
-    return list(batch.items()) if isinstance(batch, Mapping) else list(enumerate(batch)) if isinstance(
-        batch, (list, tuple)) else []
 
 
 def record_label_heads(callback: Any, batch: Any) -> None:
     """Keep ``(batch key, head width)`` of the class labels the first step's recognised losses scored against."""
     heads = []
     for target, width in getattr(callback._losses, "classes", []):
-        for key, part in _items(batch):
+        for key, part in batch_items(batch):
             if isinstance(part, torch.Tensor) and part.dim() == 1 and not part.is_floating_point() \
                     and part.numel() == target.numel() and storage_of(part) == storage_of(target):
                 heads.append((key, width))
@@ -51,24 +44,16 @@ def record_label_heads(callback: Any, batch: Any) -> None:
 def watch_val_label_argument(callback: Any, trainer: Any, pl_module: Any, batch: Any) -> None:
     """Register the one-shot look at the module's first call in this validation batch."""
     heads = callback._val_labels
-    labels = [(k, v, w) for k, w in heads for key, v in _items(batch) if key == k and isinstance(v, torch.Tensor)]
+    labels = [(k, v, w) for k, w in heads for key, v in batch_items(batch) if key == k and isinstance(v, torch.Tensor)]
     if not labels:
         return
 
-    def first_call(module: Any, args: tuple, kwargs: dict) -> None:
-        if any(a is batch for a in args):  # DDP's redirection runs the step through the module's own call
-            return
-        handle.remove()
+    def look(args: tuple, kwargs: dict) -> None:
         given = next(((k, v) for k, v, _ in labels if any(v is a for a in (*args, *kwargs.values()))), None)
-        if given is None or "target-leakage" in callback._found:
-            return
-        try:
-            _look(callback, trainer, module, args, kwargs, given, labels)
-        except Exception:  # a check must never lose the user's run
-            log.debug("validation label-argument look failed", exc_info=True)
+        if given is not None and "target-leakage" not in callback._found:
+            _look(callback, trainer, pl_module, args, kwargs, given, labels)
 
-    handle = pl_module.register_forward_pre_hook(first_call, with_kwargs=True)
-    callback._handles.append(handle)
+    on_first_call(pl_module, batch, look, callback._handles)
 
 
 def _scores(output: Any, size: int) -> list[torch.Tensor]:

@@ -21,13 +21,12 @@ Example::
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any, Optional
 
 import torch
 
-log = logging.getLogger(__name__)
+from lightning_sanity.callbacks._model_call import on_first_call
 
 #: Validation nodes needed: a one-hot row equal to its node's label by chance is one class in C.
 MIN_NODES = 8
@@ -62,19 +61,11 @@ def watch_val_label_input(callback: Any, trainer: Any, pl_module: Any, batch: An
     if not isinstance(batch, Mapping) or not any("val" in str(k).lower() for k in batch):
         return
 
-    def first_call(module: Any, args: tuple, kwargs: dict) -> None:
-        if any(a is batch for a in args):  # DDP's redirection runs the step through the module's own call
-            return
-        handle.remove()
-        if not (trainer.validating or trainer.sanity_checking) or "target-leakage" in callback._found:
-            return
-        try:
+    def look(args: tuple, kwargs: dict) -> None:
+        if (trainer.validating or trainer.sanity_checking) and "target-leakage" not in callback._found:
             _look(callback, trainer, batch, [*args, *kwargs.values()])
-        except Exception:  # a check must never lose the user's run
-            log.debug("validation label-input scan failed", exc_info=True)
 
-    handle = pl_module.register_forward_pre_hook(first_call, with_kwargs=True)
-    callback._handles.append(handle)
+    on_first_call(pl_module, batch, look, callback._handles)
 
 
 def _look(callback: Any, trainer: Any, batch: Mapping, given: list) -> None:
