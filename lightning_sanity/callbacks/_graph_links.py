@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from lightning_sanity.callbacks._val_label_argument import watch_val_label_argument
-from lightning_sanity.callbacks._val_label_input import watch_val_label_input
+from lightning_sanity.callbacks._val_label_input import judge_val_columns, read_val_columns, watch_val_label_input
 from lightning_sanity.checks.graph_links import graph_leak, pairs_and_labels
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,8 @@ class GraphLinkHooks:
         fresh = self._graph_for is not self._ran  # type: ignore[attr-defined]  # a fresh dict per fit
         pending = getattr(self, "_val_labels", None)
         labels = pending if not trainer.sanity_checking and batch_idx == 0 and dataloader_idx == 0 else None
+        if getattr(self, "_val_columns", None) is not None and not trainer.sanity_checking:
+            judge_val_columns(self, trainer)  # read in the sanity check: training has run since
         if not fresh and not labels:
             if not trainer.sanity_checking and not pending:  # training's labels come with its first step
                 self.retire("on_validation_batch_start")  # type: ignore[attr-defined]
@@ -73,6 +75,7 @@ class GraphLinkHooks:
             if fresh:
                 self._graph_look(trainer, pl_module, batch)
                 watch_val_label_input(self, trainer, pl_module, batch)  # a label trick that kept validation labels
+                read_val_columns(self, trainer, batch)  # a sparse input holding its label's column
         except Exception:  # a check must never lose the user's run
             log.debug("graph-link scan failed", exc_info=True)
 

@@ -23,6 +23,7 @@ from lightning_sanity.callbacks._model_call import storage_of
 from lightning_sanity.callbacks._neighbour_labels import finish_neighbour_labels, scan_neighbour_labels
 from lightning_sanity.callbacks._tag_placeholders import report_tag_placeholders
 from lightning_sanity.callbacks._val_label_argument import record_label_heads
+from lightning_sanity.callbacks._val_label_input import note_training_columns
 from lightning_sanity.checks import leakage as L
 from lightning_sanity.checks import target_inputs as T
 from lightning_sanity.checks import visible_holes as H
@@ -43,6 +44,7 @@ def check_target_inputs(callback: Any, trainer: Any, batch: Any, x: Any, y: Opti
     callback._val_labels = None  # this fit's labels come with its first step (record_label_heads)
     if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
         return
+    note_training_columns(callback, x, y)  # for a validation input holding its label (_val_label_input)
     try:
         _scan(callback, trainer, batch, x, y)
     except Exception as err:  # a check must never lose the user's run, nor the other leakage tests

@@ -1,6 +1,10 @@
-"""``target-leakage`` glue for node classification with the label trick (UniMP-style label reuse) whose label input
-keeps the validation nodes' labels: in validation the model is given a one-hot of the labels of the very nodes it
-is scored on.
+"""``target-leakage`` glue for validation inputs that hold their own labels.
+
+Node classification with the label trick (UniMP-style label reuse) whose label input keeps the validation nodes'
+labels: in validation the model is given a one-hot of the labels of the very nodes it is scored on (key
+``val-label-input``). And a sparse validation input whose label's column is on in every row
+(:mod:`lightning_sanity.checks.label_in_input`: a leave-one-out recommender validated on the full history, the
+held-out item switched on; key ``label-in-input``), when training's batches carry no such label or rarely hold it.
 
 Set up by :class:`~lightning_sanity.callbacks._graph_links.GraphLinkHooks` on the first validation batch of a fit: a
 one-shot forward pre-hook on the LightningModule reads its first call's arguments. An argument that is a tensor of
@@ -26,7 +30,9 @@ from typing import Any, Optional
 
 import torch
 
+from lightning_sanity.batch import split_batch
 from lightning_sanity.callbacks._model_call import on_first_call
+from lightning_sanity.checks.label_in_input import label_columns, reads_label
 
 #: Validation nodes needed: a one-hot row equal to its node's label by chance is one class in C.
 MIN_NODES = 8
@@ -92,3 +98,46 @@ def _look(callback: Any, trainer: Any, batch: Mapping, given: list) -> None:
                       "nodes": int(nodes.numel())},
             )
             return
+
+
+def note_training_columns(callback: Any, x: Any, y: Any) -> None:
+    """The first training batch's :func:`label_columns`, for :func:`judge_val_columns` (kept with this fit's
+    ``_ran``: a fresh dict per fit)."""
+    callback._train_columns = (callback._ran, label_columns(x, y))
+
+
+def read_val_columns(callback: Any, trainer: Any, batch: Any) -> None:
+    """The first validation batch's :func:`label_columns`, judged at once when training has run, else at the first
+    validation batch after training began (the sanity check comes before any training batch)."""
+    x, y = split_batch(batch, callback.get_input, callback.get_target)
+    found = label_columns(x, y)
+    callback._val_columns = (callback._ran, found) if reads_label(found) else None
+    if callback._val_columns is not None and not trainer.sanity_checking:
+        judge_val_columns(callback, trainer)
+
+
+def judge_val_columns(callback: Any, trainer: Any) -> None:
+    ran, found = callback._val_columns or (None, None)
+    callback._val_columns = None
+    if ran is not callback._ran or found is None or "target-leakage" in callback._found or callback._first:
+        return
+    train_ran, train = getattr(callback, "_train_columns", (None, None))
+    train = train if train_ran is callback._ran else None
+    if train is not None and train[0] >= train[1] / 2:  # training's inputs hold their labels too: a candidate set
+        return
+    hits, rows, density = found
+    callback._found.add("target-leakage")
+    seen = ("training's batches carry no such label" if train is None
+            else f"in training {train[0]} of {train[1]} rows do")
+    callback.report(
+        trainer, "target-leakage", "error",
+        f"Every validation input holds its own answer: in all {rows} rows of the first validation batch the input's "
+        f"column at the label's index is non-zero, in an input where {density:.1%} of the entries are (chance would "
+        f"put the label there for about {density:.0%} of the rows; {seen}). A leave-one-out validation set built from "
+        "the full history switches the held-out item on in the very vector the model reads, so validation scores a "
+        "copy of the answer.",
+        "Build each validation input from what training saw (the history without the held-out item), exactly as the "
+        "training inputs are built, and keep the held-out item only as the target.",
+        where="validation inputs", key="label-in-input", at_step=False,
+        data={"rows": rows, "density": density, "training_hits": None if train is None else train[0]},
+    )

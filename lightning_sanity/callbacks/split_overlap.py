@@ -29,6 +29,7 @@ from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks import splits as S
 from lightning_sanity.checks.graph_batches import edge_index_of, graph_batch_parts, graph_rows
 from lightning_sanity.checks.duplicate_labels import CHANCE_SIGMAS
+from lightning_sanity.checks.label_in_input import held_out, label_columns
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,8 @@ class SplitOverlap(SanityCallback):
         self._pad: Optional[int] = None  # the padding of token rows padded to each batch's longest ...
         self._pad_read = False  # ... read once, on the first batch of either split
         self._node_rows = False  # the training batch is one graph's nodes (an edge_index, no graph per sample)
+        self._train_labelled = True  # the first training batch carries a target
+        self._val_columns: Any = None  # the first validation batch's label columns (leave-one-out inputs)
 
     # ------------------------------------------------------------------------------------------------ hooks
 
@@ -241,11 +244,13 @@ class SplitOverlap(SanityCallback):
             rows = x if graph is not None else self._same_width(x)  # what is fingerprinted as the samples
             if split == "train":
                 if not self._train_batches:
-                    self._measurements = S.measured_values(x)
+                    self._measurements, self._train_labelled = S.measured_values(x), y is not None
                 self._train_batches += 1
                 self._train.add(rows)
                 self._train_count += int(x.shape[0])
             else:
+                if not self._val_count:
+                    self._val_columns = label_columns(x, y)
                 self._val.append(S.fingerprints(rows))
                 self._val_count += int(x.shape[0])
             if windows and self._measurements:
@@ -299,6 +304,10 @@ class SplitOverlap(SanityCallback):
         copies = repeated > 0 and (self._measurements or S.copied_multiplicities(train_fp))
         chance = min(repeated, S.coincidence_share(self._train_fp, samples)) if copies else repeated
         excess = share - chance
+        if excess >= self.threshold("split-overlap", "share") and not self._train_labelled and held_out(
+                self._val_columns):
+            self.skip(trainer, "split-overlap", S.LEAVE_ONE_OUT)
+            return
         seen = f"{distinct} distinct validation samples, {samples} training samples"
         text = (f"{found} of {distinct} validation samples in training ({share:.0%}); training repeats "
                 f"{repeated:.0%} of its own samples, of which coincidences explain at most {chance:.0%}")

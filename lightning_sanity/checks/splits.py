@@ -296,6 +296,13 @@ def same_single_batch(train_batches: int, val_batches: int, train: torch.Tensor,
     return val_last.shape == train.shape and bool(torch.equal(val_last, train))
 
 
+#: Why a leave-one-out validation of unlabelled training rows is not judged.
+LEAVE_ONE_OUT = ("training's batches carry no target and every validation input lacks its own target's column (a "
+                 "leave-one-out evaluation: the user's history without the held-out item, asked for that item): "
+                 "validation asks a new question of the training rows by design, so shared inputs are the protocol "
+                 "and fingerprints of the inputs cannot judge the split")
+
+
 #: Why one graph per split, the validation graph holding the training graph, is not judged.
 INDUCTIVE = ("training and validation each got one graph, and the validation graph holds every node of the training "
              "graph: the training nodes are the context that message passing reads around the validation nodes "
