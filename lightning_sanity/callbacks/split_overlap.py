@@ -27,7 +27,8 @@ from lightning_sanity.callbacks._token_windows import TokenWindows, report_token
 from lightning_sanity.callbacks._window_runs import WindowRuns, report_windows
 from lightning_sanity.callbacks.base import SanityCallback, Threshold
 from lightning_sanity.checks import splits as S
-from lightning_sanity.checks.graph_batches import edge_index_of, graph_batch_parts, graph_rows
+from lightning_sanity.checks.graph_batches import dense_adjacency, dense_graph_rows, edge_index_of, graph_batch_parts
+from lightning_sanity.checks.graph_batches import graph_rows
 from lightning_sanity.checks.duplicate_labels import CHANCE_SIGMAS
 from lightning_sanity.checks.label_in_input import held_out, label_columns
 
@@ -50,11 +51,10 @@ class SplitOverlap(SanityCallback):
     samples found in training is compared with the share that coincidences can explain: the share of training
     samples that repeat within training (a data set with genuine duplicates shares some samples across any random
     split); when the multiplicities of those repeats stop dead as copies do
-    (:func:`~lightning_sanity.checks.splits.copied_multiplicities`), at most the chance that a fresh sample meets
-    a training one by coincidence (:func:`~lightning_sanity.checks.splits.coincidence_share`): an excess of ``share`` (default 0.1)
-    or more is a warning, of 0.5 or more an error (a split made twice with different seeds shares about 80 % of
-    its validation samples with training). Training inputs changed by random augmentation never match: the check
-    then stays silent.
+    (:func:`~lightning_sanity.checks.splits.copied_multiplicities`), at most the chance that a fresh sample meets a
+    training one by coincidence (:func:`~lightning_sanity.checks.splits.coincidence_share`): an excess of ``share``
+    (default 0.1) or more is a warning, of 0.5 or more an error (a split made twice with different seeds shares about
+    80 % of its validation samples with training). Augmented training inputs never match: the check stays silent.
 
     Windowed measurements (``(B, T, C)`` or ``(B, C, T)``) are also read as runs of time steps
     (:mod:`lightning_sanity.checks.window_overlap`): validation windows that share stretches with training windows
@@ -66,7 +66,8 @@ class SplitOverlap(SanityCallback):
     fingerprinted for one epoch and compared with the validation run's fingerprints (key ``late_training``:
     validation samples that joined training later). A batch of many small graphs (PyG layout: ``x``, ``edge_index``
     and a ``batch`` vector) is fingerprinted one row per graph, its nodes and edges; one graph per split whose
-    validation graph holds every training node (inductive node classification) is not judged.
+    validation graph holds every training node (inductive node classification) is not judged. Dense graphs (nodes
+    ``(B, n, F)``, a symmetric ``(B, n, n)`` adjacency) are fingerprinted whatever the order of their nodes.
 
     Dense float targets (clean images, windows) are fingerprinted with the inputs and judged the same way when the
     inputs showed no overlap (:mod:`lightning_sanity.callbacks._target_copies`, key ``targets``): noisy copies of
@@ -133,8 +134,7 @@ class SplitOverlap(SanityCallback):
         self._pad: Optional[int] = None  # the padding of token rows padded to each batch's longest ...
         self._pad_read = False  # ... read once, on the first batch of either split
         self._node_rows = False  # the training batch is one graph's nodes (an edge_index, no graph per sample)
-        self._train_labelled = True  # the first training batch carries a target
-        self._val_columns: Any = None  # the first validation batch's label columns (leave-one-out inputs)
+        self._train_labelled, self._val_columns = True, None  # a first training target; leave-one-out inputs
 
     # ------------------------------------------------------------------------------------------------ hooks
 
@@ -229,9 +229,12 @@ class SplitOverlap(SanityCallback):
                 self._stop(f"could not find the input tensor of a {split} batch; pass `get_input=`")
                 return
             graph = graph_batch_parts(batch)
+            adjacency = dense_adjacency(batch, x) if graph is None else None  # dense graphs: in any node order
             if graph is not None and x.shape[0] == graph[1].shape[0]:
                 # Many small graphs: the sample is a graph, its nodes and edges, not a node row.
                 x, windows = graph_rows(S.fingerprints(x), *graph), False
+            elif adjacency is not None:
+                x, windows, graph = dense_graph_rows(x, adjacency), False, adjacency
             elif split == "train" and not self._train_batches:
                 self._node_rows = edge_index_of(batch) is not None
             if y is None and S.bare_keys(x):

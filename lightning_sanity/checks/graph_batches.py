@@ -25,6 +25,8 @@ from typing import Any, Optional
 
 import torch
 
+from lightning_sanity.checks.splits import fingerprints
+
 
 def _field(batch: Any, key: str) -> Any:
     try:
@@ -109,3 +111,49 @@ def cross_graph_edges(edge_index: torch.Tensor, node_graph: torch.Tensor) -> Opt
     if cross == 0 and outside == 0:
         return None
     return {"cross": cross, "outside": outside, "edges": edges}
+
+
+def dense_adjacency(batch: Any, x: torch.Tensor) -> Optional[torch.Tensor]:
+    """The ``(B, n, n)`` adjacency of a batch of dense graphs beside node features ``x`` (``(B, n, F)``), or None.
+
+    A batch tensor of that shape, symmetric, whose node degrees differ within at least half of the samples: a
+    molecule's bonds, not a padding mask (every real token joined to every other) or a causal mask (not symmetric).
+    """
+    if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[1] < 3:
+        return None
+    items = batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, (list, tuple)) else ()
+    for a in items:
+        if not isinstance(a, torch.Tensor) or a is x or a.shape != (x.shape[0], x.shape[1], x.shape[1]):
+            continue
+        a = a.detach()
+        if a.is_complex() or not torch.equal(a, a.transpose(1, 2)):
+            continue
+        degrees = (a != 0).sum(2)
+        if (degrees.amax(1) > degrees.amin(1)).float().mean() >= 0.5:
+            return a
+    return None
+
+
+def dense_graph_rows(x: torch.Tensor, adjacency: torch.Tensor, rounds: int = 2) -> torch.Tensor:
+    """``(B, 2)`` int64 per graph of a dense batch, the same for every order of its nodes: ``rounds`` of
+    Weisfeiler-Lehman refinement (each node's hash mixed with the sum of its neighbours' and of the edge values),
+    then the nodes' hashes summed, one column for the nodes whose hash is even, one for the odd (halves for the
+    coincidence bound, as in :func:`graph_rows`). Molecules exported with their atoms in another order are the same
+    sample; isomers (the same atoms, bonded otherwise) are not.
+
+    >>> import torch
+    >>> x = torch.eye(3)[torch.tensor([[0, 1, 1, 2]])].float()
+    >>> a = torch.tensor([[[0., 1, 0, 0], [1, 0, 1, 0], [0, 1, 0, 1], [0, 0, 1, 0]]])
+    >>> p = torch.tensor([3, 1, 0, 2])
+    >>> bool((dense_graph_rows(x, a) == dense_graph_rows(x[:, p], a[:, p][:, :, p])).all())
+    True
+    """
+    b, n = int(x.shape[0]), int(x.shape[1])
+    h = fingerprints(x.detach().reshape(b * n, -1)).view(b, n)
+    edges = adjacency.to(torch.float64).view(torch.int64)  # the exact bits of each edge's value
+    on = (adjacency != 0).long()
+    for _ in range(rounds):
+        h = _mix(h * 0x5851F42D4C957F2D + (on * _mix(h[:, None, :] + edges)).sum(2))
+    h = _mix(h)
+    odd = (h & 1).bool()
+    return torch.stack([torch.where(odd, 0, h).sum(1), torch.where(odd, h, 0).sum(1)], 1)
