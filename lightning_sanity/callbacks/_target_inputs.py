@@ -25,6 +25,7 @@ from lightning_sanity.callbacks._tag_placeholders import report_tag_placeholders
 from lightning_sanity.callbacks._val_label_argument import record_label_heads
 from lightning_sanity.callbacks._val_label_input import note_training_columns
 from lightning_sanity.checks import leakage as L
+from lightning_sanity.checks.length_features import length_channels, shifted_with_end
 from lightning_sanity.checks import target_inputs as T
 from lightning_sanity.checks import visible_holes as H
 from lightning_sanity.checks import window_scaling as W
@@ -35,6 +36,9 @@ MASK_ADVICE = ("Compute every input channel from the input alone (`sobel(image)`
                "mask exists, so a channel drawn from it is not available, and the model trained on it fails.")
 TOKEN_ADVICE = ("Build the classifier's inputs without the label: a prompt template that appends the verbalised "
                 "label (for a language-model objective) must be called with `label=None` for classification.")
+LENGTH_ADVICE = ("Compute each per-position feature from what is known at that position: the position itself (`t`, "
+                 "`log1p(t)`), the time elapsed so far; never normalise by the sequence's final length or count the "
+                 "elements still to come.")
 FEATURE_ADVICE = ("Compute every per-position feature at t from the tokens up to t only (a word-start flag from the "
                   "previous token, never a word-end flag from the next one): the token after t is the target.")
 
@@ -210,11 +214,17 @@ def _next_token_features(callback: Any, trainer: Any, batch: Mapping, x: torch.T
         ids, target, cut = x[:, :-1], y[:, 1:], x.shape[1] - 1
     elif L.shift_axis(x, y) == 1:
         ids, target, cut = x, y, x.shape[1]
+    elif shifted_with_end(x, y):  # the last target an end marker the input never holds: features fixed by length only
+        _length_features(callback, trainer, {k: v for k, v in batch.items() if T.is_feature_key(k) and isinstance(
+            v, torch.Tensor) and v.dim() in (2, 3) and tuple(v.shape[:2]) == tuple(x.shape)}, y)
+        return
     else:
         return
-    features = {k: v[:, :cut] for k, v in batch.items()
-                if T.is_feature_key(k) and isinstance(v, torch.Tensor)
-                and v.dim() in (2, 3) and tuple(v.shape[:2]) == tuple(x.shape) and (v.dim() == 2 or v.shape[2] == 1)}
+    aligned = {k: v[:, :cut] for k, v in batch.items() if T.is_feature_key(k) and isinstance(v, torch.Tensor)
+               and v.dim() in (2, 3) and tuple(v.shape[:2]) == tuple(x.shape)}
+    if aligned and _length_features(callback, trainer, aligned, target):
+        return
+    features = {k: v for k, v in aligned.items() if v.dim() == 2 or v.shape[2] == 1}
     if not features:
         return
     found = T.next_token_features(ids, target, features)
@@ -231,6 +241,29 @@ def _next_token_features(callback: Any, trainer: Any, batch: Mapping, x: torch.T
         FEATURE_ADVICE, where=f"batch[{name!r}]", key="next-token-feature",
         data={"features": [n for n, _ in found], "log10_chance": chance},
     )
+
+
+def _length_features(callback: Any, trainer: Any, features: dict, target: torch.Tensor) -> bool:
+    """A per-position feature fixed by the sequence's length (:mod:`lightning_sanity.checks.length_features`)."""
+    if not features:
+        return False
+    found = length_channels(target >= 0, features)
+    callback._ran[CHECK].append(f"no per-position feature ({', '.join(features)}) fixed by the sequence's length")
+    if not found:
+        return False
+    _found(callback)
+    name, channel = found[0]
+    where = f"batch[{name!r}]" + (f"[..., {channel}]" if features[name].dim() == 3 else "")
+    callback.report(
+        trainer, CHECK, "error",
+        f"The per-position feature {where} is, over the real positions of the first training batch, the same in "
+        "every sequence of one length and different between lengths: it is computed from the sequence's length (a "
+        "progress `(t + 1) / len`, the elements still to come). In a next-element task the length is the future, so "
+        "the model reads how many elements remain and when the sequence ends, which nobody knows while it runs.",
+        LENGTH_ADVICE, where=where, key="length-feature",
+        data={"feature": name, "channel": channel, "features": [f"{n}[{c}]" for n, c in found]},
+    )
+    return True
 
 
 def _window_scaling(callback: Any, trainer: Any, x: torch.Tensor, y: torch.Tensor) -> None:
