@@ -5,8 +5,9 @@ questions would put siblings of every validation question in training. Here the 
 (80/20) before any pair is built: all four questions of a validation passage, and the passage itself, are unseen,
 and validation retrieves among the 100 held-out passages only. Training uses in-batch InfoNCE with a learned
 temperature (a sibling paraphrase's copy of the positive passage is masked out of the negatives) and a shared
-word embedding for both towers. Validation: recall@1 0.56 (loss 1.90, against ln 100 =
-4.61 for uniform scores) versus 0.01 for random retrieval; the model generalises because it learns the synonym map, not the passages."""
+word embedding for both towers. Validation: recall@1 0.56 (loss 1.90, against ln 100 = 4.61 for uniform
+scores) versus 0.01 for random retrieval; the model generalises because it learns the synonym map, not the
+passages."""
 
 import lightning as L
 import torch
