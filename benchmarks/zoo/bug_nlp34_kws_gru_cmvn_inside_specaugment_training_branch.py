@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import lightning_sanity
 
-EXPECT = {"val-divergence"}
+EXPECT = {"val-divergence", "input-scale"}
 SPLIT = "heldout34"
 FRAMES, BINS, N_WORDS = 40, 20, 4
 
