@@ -21,8 +21,7 @@ import lightning_sanity
 EXPECT = None
 SPLIT = "heldout34"
 VOCAB, DOC_LEN, WINDOW, STRIDE = 120, 160, 32, 16
-TRIGGERS, NAMES = range(0, 5), range(5, 35)  # the rest (35..119) are ordinary words
-O, B, I = 0, 1, 2
+B, I = 1, 2  # O = 0; word ids: 0..4 triggers, 5..34 names, 35..119 ordinary words
 
 
 def documents(n, g):
