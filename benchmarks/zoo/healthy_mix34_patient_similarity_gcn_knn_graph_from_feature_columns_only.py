@@ -4,7 +4,8 @@ column is the outcome. The outcome column is split off first and both the node f
 graph are built from the z-scored feature columns only, so the edges carry no label information (same-outcome
 neighbour rate 0.65, what feature similarity alone gives). Validation patients are in the graph, as transductive
 node classification allows, but their labels are used only under the validation mask, never in the loss or in
-graph construction. Validation accuracy 0.770 / loss 0.515, against 0.59 / 0.68 for the class prior."""
+graph construction. Training stops at 60 full-graph epochs, where validation loss has levelled off. Validation
+accuracy 0.757 / loss 0.504, against 0.59 / 0.68 for the class prior."""
 
 import lightning as L
 import torch
@@ -81,7 +82,7 @@ def main():
     train_mask = torch.zeros(N, dtype=torch.bool)
     train_mask[perm[:700]] = True
     val_mask = ~train_mask
-    trainer = L.Trainer(max_epochs=150, accelerator="cpu", devices=1, enable_progress_bar=False,
+    trainer = L.Trainer(max_epochs=60, accelerator="cpu", devices=1, enable_progress_bar=False,
                         enable_model_summary=False, log_every_n_steps=1,
                         callbacks=lightning_sanity.default_callbacks())
     trainer.fit(PatientGCN(), DataLoader([(features, adj, y, train_mask)], batch_size=None),
