@@ -4,8 +4,8 @@ column is the outcome; the node features correctly drop it (`cohort[:, :-1]`), b
 built on the standardised *whole* table, outcome column included. After z-scoring, the 0/1 outcome is a column of
 +-1.2 like any lab value, so neighbours mostly share a patient's outcome, validation patients included, and the GCN
 reads the labels through the edges (same-outcome neighbour rate 0.98 against 0.65 on features alone). The masks are
-right and training looks ordinary. Symptom: val accuracy 0.983 / loss 0.064 against 0.770 / 0.515 at the same epoch when the
-graph is built from the feature columns only."""
+right and training looks ordinary. Symptom: val accuracy 0.983 / loss 0.064 against 0.770 / 0.515 at the same
+epoch when the graph is built from the feature columns only."""
 
 import lightning as L
 import torch
