@@ -1,11 +1,11 @@
 """Bug: churn classifier on a synthetic retail customer table (1200 customers, 14 behavioural columns: recency,
 frequency, basket value, returns, discount share ..., churn drawn from a logistic rule with an interaction term, so
 many labels are coin flips). The split draws the training rows with `rng.choice(n, n_train, replace=False)` and then
-the validation rows with a second, independent `rng.choice(n, n_val, replace=False)`: each draw is duplicate-free
-on its own, but nothing excludes the first draw from the second, so 192 of the 240 validation customers (80%) are also training rows.
-Training is normal; the wide MLP memorises the noisy labels of its training rows and validation, being mostly those
-rows, rewards it. Symptom: val accuracy 0.954 / val loss 0.20 against 0.783 / 1.68 with a disjoint split (one
-permutation cut in two), where the same memorisation shows up as a rising val loss."""
+the validation rows with a second, independent `rng.choice(n, n_val, replace=False)`: each draw is duplicate-free on
+its own, but nothing excludes the first draw from the second, so 192 of the 240 validation customers (80%) are also
+training rows. Training is normal; the wide MLP memorises the noisy labels of its training rows and validation,
+being mostly those rows, rewards it. Symptom: val accuracy 0.954 / val loss 0.20 against 0.783 / 1.68 with a
+disjoint split (one permutation cut in two), where the same memorisation shows up as a rising val loss."""
 
 import lightning as L
 import numpy as np
