@@ -76,3 +76,39 @@ def test_a_per_pixel_model_without_context_is_not_autoregressive():
     x = (torch.rand(4, 1, 6, 6, generator=torch.Generator().manual_seed(0)) > 0.5).float()
     result = raster_self_read(lambda t: 2 * t, x, torch.Generator().manual_seed(1))
     assert result.kind == "no-context"
+
+
+class MaskedLinear(nn.Linear):
+    def __init__(self, mask):
+        super().__init__(mask.shape[1], mask.shape[0])
+        self.register_buffer("mask", mask.float())
+
+    def forward(self, x):
+        return F.linear(x, self.weight * self.mask, self.bias)
+
+
+def made(strict_output: bool, d: int = 64, hidden: int = 128):
+    """A MADE over the pixels in their order: hidden masks ``>=``, the output mask ``>`` (strict) or ``>=`` (the leak)."""
+    g = torch.Generator().manual_seed(0)
+    deg_in = torch.arange(1, d + 1)
+    deg_h = torch.randint(1, d, (hidden,), generator=g)
+    out_mask = deg_in[:, None] > deg_h[None] if strict_output else deg_in[:, None] >= deg_h[None]
+    return nn.Sequential(MaskedLinear(deg_h[:, None] >= deg_in[None]), nn.ReLU(), MaskedLinear(out_mask))
+
+
+def _flat_report(tmp_path, net):
+    x = (digits(128)[0] > 8).float()
+    t = fit(Binarized(net), tmp_path, DataLoader(TensorDataset(x), batch_size=32), None,
+            callbacks=[LeakageChecks(), SanitySummary(print_summary=False)], max_epochs=1, limit_train_batches=2)
+    report = read_report(t.log_dir)
+    return report, next(c for c in report["checks"] if c["name"] == "causal-leakage")
+
+
+def test_made_output_mask_with_the_non_strict_inequality_reads_its_own_pixel(tmp_path):
+    report, status = _flat_report(tmp_path / "leak", made(strict_output=False))
+    (finding,) = serious(report, "causal-leakage")
+    assert finding["data"]["position"] == [32] and "MADE" in finding["advice"]
+    report, status = _flat_report(tmp_path / "strict", made(strict_output=True))
+    assert serious(report) == [] and status["status"] == "pass"
+    report, status = _flat_report(tmp_path / "mlp", nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 64)))
+    assert serious(report) == [] and status["status"] == "skipped"  # a dense autoencoder reads every pixel

@@ -1,8 +1,9 @@
-"""``causal-leakage`` glue for autoregressive image models whose target is their own input (a PixelCNN).
+"""``causal-leakage`` glue for autoregressive models whose target is their own input (a PixelCNN, a MADE).
 
 Called by :class:`~lightning_sanity.callbacks.leakage.LeakageChecks` after the first training step, when the step
 made no next-element task (no target shifted by one) but a recognised loss call compared the model's output with
-the model's input itself, channels-first ``(B, C, H, W)`` or ``(B, C, L)``: the set-up of a PixelCNN (and of
+the model's input itself, channels-first ``(B, C, H, W)`` or ``(B, C, L)``, or flat ``(B, D)`` (a MADE, read as
+``(B, 1, D)``): the set-up of a PixelCNN (and of
 every autoencoder). The judgement is :func:`lightning_sanity.checks.raster_causal.raster_self_read`; an autoencoder
 reads later pixels and is left alone. Cost: up to 3 + 4 eval-mode forward passes on the first 8 samples, once.
 """
@@ -51,20 +52,23 @@ def _check(callback: Any, trainer: "pl.Trainer", pl_module: "pl.LightningModule"
     if call is None or not callback.is_enabled(CHECK) or CHECK in callback._found:
         return
     x = call.get("x")
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() not in (3, 4):
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() not in (2, 3, 4):
         return
     if not _is_own_input(x, targets):
         return
     kept = move_call(keep_call(call, _SAMPLES), pl_module.device)
     kx, size = kept["x"], int(kept["x"].shape[0])
+    flat = kx.dim() == 2  # a MADE: one row of values, each predicted from those before it
 
     def model(new: torch.Tensor) -> torch.Tensor:
+        new = new.reshape(kx.shape) if flat else new
         args, kwargs = map_tensors((kept["args"], kept["kwargs"]), lambda v: new if v is kx else v)
-        return flow.first_output_tensor(kept["fn"](args, kwargs), size)
+        out = flow.first_output_tensor(kept["fn"](args, kwargs), size)
+        return out[:, None] if flat and isinstance(out, torch.Tensor) and out.dim() == 2 else out
 
     with isolate_rng(), reading_probe(pl_module, trainer):
         generator = torch.Generator().manual_seed(1234)
-        result = raster_self_read(model, kx, generator, half=kx.dtype in _HALF)
+        result = raster_self_read(model, kx[:, None] if flat else kx, generator, half=kx.dtype in _HALF)
     if result is None:
         return
     pos = result.position
@@ -86,7 +90,8 @@ def _check(callback: Any, trainer: "pl.Trainer", pl_module: "pl.LightningModule"
         f"(`{call['how']}`), so its loss falls by copying and sampling from it fails.",
         "Hide the current position from the first layer: a PixelCNN's first masked convolution needs mask type "
         "'A' (excludes the centre pixel), only the later layers type 'B'; a causal 1-D convolution that predicts its "
-        "own input needs its output shifted by one (pad `k` on the left, not `k - 1`).",
+        "own input needs its output shifted by one (pad `k` on the left, not `k - 1`); a MADE's output mask needs "
+        "the strict inequality (output degree > hidden degree), its hidden masks the non-strict one.",
         where=call.get("where"), key="raster-self-read",
         data={"position": list(result.position), "channel": result.channel, "positions": result.positions,
               "change": result.change, "scale": result.scale, "called_as": call["how"]},
