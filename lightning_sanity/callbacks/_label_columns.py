@@ -123,7 +123,7 @@ def check_label_positions(callback: Any, trainer: Any, x: Any, y: torch.Tensor) 
     # for integer tokens (callbacks/_step_targets.py).
     if bool(((flat == 0) | (flat == 1)).all()):
         return
-    columns, how = L.label_columns(flat, y[:rows])
+    columns, how = L.label_columns(flat, y[:rows], equal_only=not regression)
     callback._ran["target-leakage"].append(f"no input position holds one value per class ({positions} positions)")
     if regression and how == "affine" and len(columns) == 1:
         report_target_step(callback, trainer, x, columns[0], rows)
