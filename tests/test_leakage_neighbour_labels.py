@@ -112,3 +112,31 @@ def test_neighbourhood_counts_of_an_atom_type_input_stay_silent(tmp_path):
                         [LeakageChecks(), SanitySummary(print_summary=False)], logger=None, max_steps=2)
     assert not serious(report, "target-leakage"), report["findings"]
     assert own_label_columns(counts, atom, edge_index) == {c: c for c in range(C)}  # the data pattern alone matches
+
+
+def _cohort(with_outcome: bool) -> dict:
+    """A patient-similarity graph: the 10-nearest-neighbour graph of the standardised cohort table, built with the
+    outcome column (the leak) or from the feature columns only."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 8, generator=g)
+    y = (torch.rand(400, generator=g) < torch.sigmoid(1.5 * (x[:, 0] - 0.5 * x[:, 1]))).long()
+    z = lambda t: (t - t.mean(0)) / t.std(0)  # noqa: E731
+    table = torch.cat([x, y[:, None].float()], 1) if with_outcome else x
+    dist = torch.cdist(z(table), z(table)).fill_diagonal_(float("inf"))
+    adj = torch.zeros(400, 400).scatter_(1, dist.topk(10, largest=False).indices, 1.0)
+    a = ((adj + adj.T) > 0).float() + torch.eye(400)
+    d = a.sum(1).rsqrt()
+    return {"x": torch.cat([z(x), torch.zeros(400, C)], 1), "a_hat": d[:, None] * a * d[None, :], "y": y,
+            "mask": torch.rand(400, generator=g) < 0.7}
+
+
+@pytest.mark.parametrize("with_outcome", [True, False])
+def test_similarity_graph_built_with_the_outcome_column_fires(tmp_path, with_outcome):
+    L.seed_everything(0)
+    report = fit_report(tmp_path, GCN(), DataLoader([_cohort(with_outcome)], batch_size=1),
+                        [LeakageChecks(), SanitySummary(print_summary=False)], logger=None, max_steps=2)
+    found = serious(report, "target-leakage")
+    assert bool(found) is with_outcome, [f["message"] for f in found]
+    if found:
+        assert found[0]["data"]["k"] == 10 and found[0]["data"]["rebuilt"] > 0.95
+        assert found[0]["data"]["features_only"] < 0.85 and found[0]["where"] == "batch['a_hat']"

@@ -1,6 +1,7 @@
 """``target-leakage`` glue for node features that hold each node's own label through a label-propagation feature
-built with self-loops (:func:`lightning_sanity.checks.neighbour_labels.own_label_columns`), on the first training
-batch of a full-batch graph model; called from :mod:`lightning_sanity.callbacks._target_inputs`.
+built with self-loops (:func:`lightning_sanity.checks.neighbour_labels.own_label_columns`), and for a similarity
+graph built on a table that still held the label (:func:`lightning_sanity.checks.label_graph.label_graph`), on the
+first training batch of a full-batch graph model; called from :mod:`lightning_sanity.callbacks._target_inputs`.
 
 The batch's tensors (dict values or tuple parts; a leading dimension of one, a ``DataLoader`` of one whole graph, is
 dropped) are sorted into node features (float ``(N, F)``), node labels (integer ``(N,)``) and graphs (``(N, N)``
@@ -23,12 +24,15 @@ from typing import Any
 
 import torch
 
+from lightning_sanity.checks.label_graph import label_graph
 from lightning_sanity.checks.neighbour_labels import DECISIVE, own_label_columns
 
 CHECK = "target-leakage"
 ADVICE = ("Build label features from the training nodes' labels only (`one_hot(y) * train_mask[:, None]`), "
           "propagated over the adjacency without self-loops, and keep a training node's own label out of its features "
           "(the label trick: split the training labels into a feature half and a target half at each step).")
+GRAPH_ADVICE = ("Build the similarity graph from the feature columns only (drop the outcome before computing "
+                "distances), with statistics fitted on the training nodes.")
 #: attribute of the callback holding the matches until the first step's loss targets are known.
 _STATE = "_neighbour_label_state"
 
@@ -62,6 +66,8 @@ def scan_neighbour_labels(callback: Any, batch: Any) -> None:
                 found = own_label_columns(x, y, a)
                 if found:
                     matches.append((found, fname, gname, lname, y))
+                elif a.shape[0] == y.shape[0] and (rebuilt := label_graph(x, y, a)) is not None:
+                    matches.append(({"graph": rebuilt}, fname, gname, lname, y))
     setattr(callback, _STATE, (matches, masks) if scanned else None)
 
 
@@ -93,6 +99,9 @@ def _scored(target: torch.Tensor, y: torch.Tensor, masks: list[torch.Tensor]) ->
 
 def _report(callback: Any, trainer: Any, found: dict, fname: str, gname: str, lname: str, nodes: int) -> None:
     callback._found.add(CHECK)
+    if "graph" in found:
+        _report_graph(callback, trainer, found["graph"], fname, gname, lname, nodes)
+        return
     columns = ", ".join(f"{c}: column {j}" for c, j in found.items())
     callback.report(
         trainer, CHECK, "error",
@@ -103,4 +112,18 @@ def _report(callback: Any, trainer: Any, found: dict, fname: str, gname: str, ln
         "included, reads its own label from its input.",
         ADVICE, where=fname, key="neighbour-labels",
         data={"columns": {str(c): j for c, j in found.items()}, "graph": gname, "labels": lname, "nodes": nodes},
+    )
+
+
+def _report_graph(callback: Any, trainer: Any, rebuilt: dict, fname: str, gname: str, lname: str, nodes: int) -> None:
+    callback.report(
+        trainer, CHECK, "error",
+        f"The graph `{gname}` of the first training batch is the {rebuilt['k']}-nearest-neighbour graph of the "
+        f"standardised `{fname}` with the label `{lname}` as one more column: that rebuild holds "
+        f"{rebuilt['rebuilt']:.0%} of its {rebuilt['edges']} edges, one from the features alone "
+        f"{rebuilt['features_only']:.0%} ({nodes} nodes). The similarity graph was computed on a table that still held "
+        "the outcome, so neighbours share their label far more often than the features allow and message passing "
+        "hands every node, validation nodes included, its answer.",
+        GRAPH_ADVICE, where=gname, key="label-graph",
+        data={"graph": gname, "features": fname, "labels": lname, "nodes": nodes, **rebuilt},
     )
