@@ -78,7 +78,7 @@ SPLITS = ("tune", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "he
           "heldout9", "heldout10", "heldout11", "heldout12", "heldout13", "heldout14", "heldout15", "heldout16",
           "heldout17", "heldout18", "heldout19", "heldout20", "heldout21", "heldout22", "heldout23", "heldout24",
           "heldout25", "heldout26", "heldout27", "heldout28", "heldout29", "heldout30",
-          "heldout31", "heldout32", "heldout33", "heldout34", "third-party")
+          "heldout31", "heldout32", "heldout33", "heldout34", "heldout35", "third-party")
 _MISSING = object()
 
 
