@@ -1,4 +1,4 @@
-"""Bug: lesion classifier on synthetic follow-up scans. 160 patients each have a personal anatomy (a strong smooth
+"""Bug: lesion classifier on synthetic follow-up scans. 200 patients each have a personal anatomy (a strong smooth
 16x16 texture) and a chronic label (40% are positive; 70% of those show a small bright lesion at a fixed,
 patient-specific spot, the rest are occult); each patient was
 scanned at 2-4 follow-up studies, and every study has two adjacent slices (small shifts and noise). The user knows
