@@ -5,7 +5,7 @@ pool returning an output object with `.logits`. The label is "this session ends 
 events after the purchase (the PURCHASE event itself and the `thank_you` confirmation page) that would give it
 away; every session is cut at the purchase (`s[:s.index(PURCHASE)]`), so the model sees only what happened before
 the decision, and a buyer's session ends with cart/checkout exactly like an abandoned one. Validation: accuracy
-0.75 (CE 0.54) against about 0.65 (CE 0.65) for always predicting the majority "no purchase"."""
+0.78 (CE 0.47) after 4 epochs against about 0.65 (CE 0.65) for always predicting the majority "no purchase"."""
 
 from dataclasses import dataclass
 
@@ -92,7 +92,7 @@ def main():
     L.seed_everything(3541)
     rows = prepare(*clickstream(torch.Generator().manual_seed(3541), 2000))
     model = SessionEncoder()
-    trainer = L.Trainer(max_epochs=8, accelerator="cpu", devices=1, enable_progress_bar=False,
+    trainer = L.Trainer(max_epochs=4, accelerator="cpu", devices=1, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=lightning_sanity.default_callbacks())
     trainer.fit(model, DataLoader(rows[:1600], batch_size=32, shuffle=True, collate_fn=collate),
                 DataLoader(rows[1600:], batch_size=200, collate_fn=collate))
