@@ -5,7 +5,8 @@ attention cheaper" the author switched from a full causal mask to a chunked one 
 position t attends to every later position of the block, including t+1, whose value is exactly its target.
 Training still looks great (the loss falls fast, val is "better"), because validation uses the same mask. Measured
 against the fixed causal mask (`(pos[:, None] >= pos[None, :])`): val MSE 0.105 with the chunked mask vs 0.162
-with the causal one (standardised units); within 8 epochs the model has learned to partly copy the next value instead of forecasting it."""
+with the causal one (standardised units); within 8 epochs the model has learned to partly copy the next value
+instead of forecasting it."""
 
 import lightning as L
 import torch
