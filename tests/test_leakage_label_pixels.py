@@ -51,3 +51,36 @@ def test_a_one_hot_sequence_classified_by_its_token_at_one_place_is_a_task(tmp_p
                         logger=None, max_steps=3)
     assert not serious(report, "target-leakage")
     assert label_columns(x[:64].flatten(1), y[:64]) == ([18], "equal")  # what the binary exclusion keeps silent
+
+
+@pytest.mark.parametrize("coords", ["before tiling", "per tile"])
+def test_jigsaw_tiles_carrying_their_original_place_spell_the_permutation(tmp_path, coords):
+    """A jigsaw pretext task on digits (4 tiles of 4x4, 24 permutations): coordinate channels added before the image
+    is cut give each tile its origin, so the tiles' coordinates spell the label; added per tile they are the same in
+    every slot and say nothing."""
+    from itertools import permutations
+
+    perms = torch.tensor(list(permutations(range(4))))
+    x, _ = digits(512)
+    images = x.view(-1, 1, 8, 8)
+    ramp = torch.linspace(-1, 1, 8 if coords == "before tiling" else 4)
+    grid = torch.stack([ramp[:, None].expand(len(ramp), len(ramp)), ramp[None, :].expand(len(ramp), len(ramp))])
+
+    def tiles(t: torch.Tensor) -> torch.Tensor:  # (N, C, 8, 8) -> (N, 4, C, 4, 4)
+        return t.reshape(len(t), t.shape[1], 2, 4, 2, 4).permute(0, 2, 4, 1, 3, 5).reshape(len(t), 4, -1, 4, 4)
+
+    if coords == "before tiling":
+        cut = tiles(torch.cat([images, grid.expand(len(images), -1, -1, -1)], 1))
+    else:
+        cut = tiles(images)
+        cut = torch.cat([cut, grid.expand(len(images), 4, -1, -1, -1)], 2)
+    y = torch.randint(0, 24, (len(x),), generator=torch.Generator().manual_seed(1))
+    shuffled = torch.stack([cut[i, perms[y[i]]] for i in range(len(x))])
+    net = nn.Sequential(nn.Flatten(), nn.Linear(4 * 3 * 16, 64), nn.ReLU(), nn.Linear(64, 24))
+    L.seed_everything(0)
+    report = fit_report(tmp_path, Classifier(net=net, classes=24), loader(shuffled, y),
+                        [LeakageChecks(), SanitySummary(print_summary=False)], logger=None, max_steps=3)
+    found = serious(report, "target-leakage")
+    assert bool(found) is (coords == "before tiling"), [f["message"] for f in found]
+    if found:
+        assert found[0]["data"]["how"] == "tuple" and "jigsaw" in found[0]["message"]

@@ -18,6 +18,7 @@ from lightning_sanity.callbacks._class_fill import check_class_fill
 from lightning_sanity.callbacks._label_blocks import LabelBlocks
 from lightning_sanity.checks import leakage as L
 from lightning_sanity.checks.label_pairs import pair_columns
+from lightning_sanity.checks.label_tuple import class_tuple
 
 _WORDS = {"equal": "take one value per class (the label itself, up to a relabelling)",
           "one-hot": "are a one-hot encoding of the label",
@@ -26,7 +27,9 @@ _WORDS = {"equal": "take one value per class (the label itself, up to a relabell
                             "samples of one class only, and every sample holds one: a field written after the "
                             "outcome, such as a discharge code or a closing status)"),
           "affine": "are the regression target up to scale and offset",
-          "monotone": "rise (or fall) with the regression target on every pair of distinct rows"}
+          "monotone": "rise (or fall) with the regression target on every pair of distinct rows",
+          "tuple": ("are each constant within every class and together different between every two classes, while "
+                    "the rest of the input varies within a class (a code of the label spread over positions)")}
 ADVICE = ("Drop the label and every column computed from it (its encoding, its bins or quantile, a per-class "
           "statistic) from the features before building the dataset; select feature columns by name, not by "
           "position or dtype.")
@@ -128,7 +131,9 @@ def check_label_positions(callback: Any, trainer: Any, x: Any, y: torch.Tensor) 
     if regression and how == "affine" and len(columns) == 1:
         report_target_step(callback, trainer, x, columns[0], rows)
         return
-    if how != "equal":
+    if not regression and how != "equal":  # no one position: several that spell the class together
+        columns, how = class_tuple(flat, y[:rows]) or [], "tuple"
+    if how not in ("equal", "tuple") or not columns:
         return
     callback._found.add("target-leakage")
     shape = tuple(x.shape[1:])
@@ -138,8 +143,9 @@ def check_label_positions(callback: Any, trainer: Any, x: Any, y: torch.Tensor) 
         trainer, "target-leakage", "error",
         f"{len(columns)} input position(s) of the first training batch ({shown}, indexing each sample's "
         f"{'x'.join(map(str, shape))} input) {_WORDS[how]} on all {rows} samples: a mark that encodes the label is "
-        "in the inputs (a legend swatch or class-coloured border burned in by an export tool, a marker channel), "
-        "so the model learns to read it and fails on inputs without it.",
+        "in the inputs (a legend swatch or class-coloured border burned in by an export tool, a marker channel, "
+        "coordinate channels added before a jigsaw's tiles were shuffled), so the model learns to read it and fails "
+        "on inputs without it.",
         "Remove the mark from the inputs (export the images without annotations, crop or mask the region) and "
         "check that no preprocessing step writes the label, or anything computed from it, into the input.",
         where=f"input position {where[0]}", key="positions",
