@@ -33,12 +33,12 @@ CHANCE = 1e-6
 
 def label_columns(x: torch.Tensor, y: torch.Tensor) -> Optional[tuple[int, int, float]]:
     """``(hits, rows, density)``: the rows whose input is non-zero at the label's column, the rows, and the share of
-    non-zero entries of the input. None when the layout does not apply (``x`` not ``(N, C)``, ``y`` not an integer
-    ``(N,)`` in ``[0, C)``, fewer than :data:`MIN_ROWS` rows)."""
+    non-zero entries of the input. None when the layout does not apply (``x`` not a float ``(N, C)``, ``y`` not an
+    integer ``(N,)`` in ``[0, C)``, fewer than :data:`MIN_ROWS` rows)."""
     if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor) or x.dim() != 2 or y.dim() != 1:
         return None
-    if y.is_floating_point() or y.dtype == torch.bool or x.dtype == torch.bool or y.shape[0] != x.shape[0]:
-        return None
+    if y.is_floating_point() or y.dtype == torch.bool or not x.is_floating_point() or y.shape[0] != x.shape[0]:
+        return None  # an integer input is token ids, whose non-padding positions a small label always indexes
     rows, width = int(x.shape[0]), int(x.shape[1])
     if rows < MIN_ROWS or width < 3 or x.is_complex():
         return None
