@@ -210,19 +210,19 @@ def _label_tokens(callback: Any, trainer: Any, x: torch.Tensor, y: torch.Tensor,
 
 
 def _next_token_features(callback: Any, trainer: Any, batch: Mapping, x: torch.Tensor, y: torch.Tensor) -> None:
+    aligned = {k: v for k, v in batch.items() if T.is_feature_key(k) and isinstance(v, torch.Tensor)
+               and v.dim() in (2, 3) and tuple(v.shape[:2]) == tuple(x.shape)}
     if L.same_positions(x, y):  # the model shifts inside: the target at t is the label at t + 1
         ids, target, cut = x[:, :-1], y[:, 1:], x.shape[1] - 1
     elif L.shift_axis(x, y) == 1:
         ids, target, cut = x, y, x.shape[1]
-    elif shifted_with_end(x, y):  # the last target an end marker the input never holds: features fixed by length only
-        _length_features(callback, trainer, {k: v for k, v in batch.items() if T.is_feature_key(k) and isinstance(
-            v, torch.Tensor) and v.dim() in (2, 3) and tuple(v.shape[:2]) == tuple(x.shape)}, y)
+    elif shifted_with_end(x, y):  # the last target an end marker no input holds: features fixed by length only
+        _length_features(callback, trainer, aligned, y)
         return
     else:
         return
-    aligned = {k: v[:, :cut] for k, v in batch.items() if T.is_feature_key(k) and isinstance(v, torch.Tensor)
-               and v.dim() in (2, 3) and tuple(v.shape[:2]) == tuple(x.shape)}
-    if aligned and _length_features(callback, trainer, aligned, target):
+    aligned = {k: v[:, :cut] for k, v in aligned.items()}
+    if _length_features(callback, trainer, aligned, target):
         return
     features = {k: v for k, v in aligned.items() if v.dim() == 2 or v.shape[2] == 1}
     if not features:
