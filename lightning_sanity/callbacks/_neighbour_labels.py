@@ -65,9 +65,9 @@ def scan_neighbour_labels(callback: Any, batch: Any) -> None:
                 scanned = True
                 found = own_label_columns(x, y, a)
                 if found:
-                    matches.append((found, fname, gname, lname, y))
+                    matches.append((_report, found, fname, gname, lname, y))
                 elif a.shape[0] == y.shape[0] and (rebuilt := label_graph(x, y, a)) is not None:
-                    matches.append(({"graph": rebuilt}, fname, gname, lname, y))
+                    matches.append((_report_graph, rebuilt, fname, gname, lname, y))
     setattr(callback, _STATE, (matches, masks) if scanned else None)
 
 
@@ -80,9 +80,10 @@ def finish_neighbour_labels(callback: Any, trainer: Any) -> bool:
         return False
     matches, masks = state
     targets = [t for t in getattr(callback, "_targets", []) if isinstance(t, torch.Tensor)]
-    for found, fname, gname, lname, y in matches:
+    for report, found, fname, gname, lname, y in matches:
         if any(_scored(t, y, masks) for t in targets):
-            _report(callback, trainer, found, fname, gname, lname, int(y.shape[0]))
+            callback._found.add(CHECK)
+            report(callback, trainer, found, fname, gname, lname, int(y.shape[0]))
             return True
     callback._ran[CHECK].append("no node feature holds each node's own label through its neighbourhood")
     return False
@@ -98,10 +99,6 @@ def _scored(target: torch.Tensor, y: torch.Tensor, masks: list[torch.Tensor]) ->
 
 
 def _report(callback: Any, trainer: Any, found: dict, fname: str, gname: str, lname: str, nodes: int) -> None:
-    callback._found.add(CHECK)
-    if "graph" in found:
-        _report_graph(callback, trainer, found["graph"], fname, gname, lname, nodes)
-        return
     columns = ", ".join(f"{c}: column {j}" for c, j in found.items())
     callback.report(
         trainer, CHECK, "error",

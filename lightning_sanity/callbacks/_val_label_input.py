@@ -32,7 +32,7 @@ import torch
 
 from lightning_sanity.batch import split_batch
 from lightning_sanity.callbacks._model_call import on_first_call
-from lightning_sanity.checks.label_in_input import label_columns, reads_label
+from lightning_sanity.checks.label_in_input import label_hits, reads_label
 
 #: Validation nodes needed: a one-hot row equal to its node's label by chance is one class in C.
 MIN_NODES = 8
@@ -101,16 +101,16 @@ def _look(callback: Any, trainer: Any, batch: Mapping, given: list) -> None:
 
 
 def note_training_columns(callback: Any, x: Any, y: Any) -> None:
-    """The first training batch's :func:`label_columns`, for :func:`judge_val_columns` (kept with this fit's
+    """The first training batch's :func:`label_hits`, for :func:`judge_val_columns` (kept with this fit's
     ``_ran``: a fresh dict per fit)."""
-    callback._train_columns = (callback._ran, label_columns(x, y))
+    callback._train_columns = (callback._ran, label_hits(x, y))
 
 
 def read_val_columns(callback: Any, trainer: Any, batch: Any) -> None:
-    """The first validation batch's :func:`label_columns`, judged at once when training has run, else at the first
+    """The first validation batch's :func:`label_hits`, judged at once when training has run, else at the first
     validation batch after training began (the sanity check comes before any training batch)."""
     x, y = split_batch(batch, callback.get_input, callback.get_target)
-    found = label_columns(x, y)
+    found = label_hits(x, y)
     callback._val_columns = (callback._ran, found) if reads_label(found) else None
     if callback._val_columns is not None and not trainer.sanity_checking:
         judge_val_columns(callback, trainer)
@@ -119,7 +119,7 @@ def read_val_columns(callback: Any, trainer: Any, batch: Any) -> None:
 def judge_val_columns(callback: Any, trainer: Any) -> None:
     ran, found = callback._val_columns or (None, None)
     callback._val_columns = None
-    if ran is not callback._ran or found is None or "target-leakage" in callback._found or callback._first:
+    if ran is not callback._ran or "target-leakage" in callback._found or callback._first:
         return
     train_ran, train = getattr(callback, "_train_columns", (None, None))
     train = train if train_ran is callback._ran else None

@@ -30,7 +30,7 @@ from lightning_sanity.checks import splits as S
 from lightning_sanity.checks.graph_batches import dense_adjacency, dense_graph_rows, edge_index_of, graph_batch_parts
 from lightning_sanity.checks.graph_batches import graph_rows
 from lightning_sanity.checks.duplicate_labels import CHANCE_SIGMAS
-from lightning_sanity.checks.label_in_input import held_out, label_columns
+from lightning_sanity.checks.label_in_input import held_out, label_hits
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +253,7 @@ class SplitOverlap(SanityCallback):
                 self._train_count += int(x.shape[0])
             else:
                 if not self._val_count:
-                    self._val_columns = label_columns(x, y)
+                    self._val_columns = label_hits(x, y)
                 self._val.append(S.fingerprints(rows))
                 self._val_count += int(x.shape[0])
             if windows and self._measurements:

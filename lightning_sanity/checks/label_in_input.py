@@ -10,10 +10,10 @@ Example::
 
     >>> import torch
     >>> x, y = torch.zeros(32, 10), torch.arange(32) % 10
-    >>> label_columns(x, y)
+    >>> label_hits(x, y)
     (0, 32, 0.0)
     >>> x[torch.arange(32), y] = 1.0
-    >>> reads_label(label_columns(x, y))
+    >>> reads_label(label_hits(x, y))
     True
 """
 
@@ -31,7 +31,7 @@ MAX_DENSITY = 0.5
 CHANCE = 1e-6
 
 
-def label_columns(x: torch.Tensor, y: torch.Tensor) -> Optional[tuple[int, int, float]]:
+def label_hits(x: torch.Tensor, y: torch.Tensor) -> Optional[tuple[int, int, float]]:
     """``(hits, rows, density)``: the rows whose input is non-zero at the label's column, the rows, and the share of
     non-zero entries of the input. None when the layout does not apply (``x`` not a float ``(N, C)``, ``y`` not an
     integer ``(N,)`` in ``[0, C)``, fewer than :data:`MIN_ROWS` rows)."""
